@@ -1,0 +1,489 @@
+//! The directory service: registering facilities and accounts, signing in and out,
+//! password changes. Pages, the JSON API and the CLI all go through it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+
+use crate::account::{Account, AccountId, Role};
+use crate::error::{Error, Result};
+use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode};
+use crate::password::{self, Password};
+use crate::store::{SessionRecord, Store, StoreError};
+
+/// Sign-in rules. Defaults follow ASVS L2 and the MHLW guideline.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Failed attempts in a row that lock an account until an operator unlocks it.
+    pub lock_after: u32,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            lock_after: 5,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 60 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkPolicy {
+    /// Facilities elsewhere need the steering committee's approval reference.
+    pub home_prefecture: u8,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        Self {
+            home_prefecture: DEFAULT_HOME_PREFECTURE,
+        }
+    }
+}
+
+/// The secret a session cookie carries; only its SHA-256 is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self(hex::encode(bytes))
+    }
+    pub fn from_cookie(value: &str) -> Self {
+        Self(value.to_string())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    fn digest(&self) -> Vec<u8> {
+        Sha256::digest(self.0.as_bytes()).to_vec()
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([REDACTED])")
+    }
+}
+
+/// A live, authenticated session.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub account: Account,
+    pub record: SessionRecord,
+    /// When the idle timeout will end the session unless the person acts (Unix seconds).
+    pub idle_deadline: i64,
+}
+
+impl CurrentSession {
+    /// Everything except changing the password and signing out waits for the
+    /// issued password to be replaced.
+    pub fn require_ready(&self) -> Result<&Account> {
+        if self.account.must_change_password {
+            Err(Error::PasswordChangeRequired)
+        } else {
+            Ok(&self.account)
+        }
+    }
+}
+
+/// What the operator enters to create an account; the ID is always assigned.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub role: Role,
+    pub facility: Option<FacilityCode>,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+pub struct Directory {
+    store: Arc<dyn Store>,
+    auth: AuthPolicy,
+    network: NetworkPolicy,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Session times are kept in milliseconds: a seconds clock would end a session up
+/// to a second early.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Directory {
+    pub fn new(store: Arc<dyn Store>, auth: AuthPolicy, network: NetworkPolicy) -> Self {
+        Self {
+            store,
+            auth,
+            network,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn auth_policy(&self) -> &AuthPolicy {
+        &self.auth
+    }
+
+    // --- facilities -------------------------------------------------------------
+
+    fn validate_facility(&self, f: &Facility) -> Result<()> {
+        if f.name.trim().is_empty() {
+            return Err(Error::invalid(
+                "name",
+                "the facility name is empty",
+                "施設名を入力してください。",
+            ));
+        }
+        if f.code.prefecture() != self.network.home_prefecture
+            && f.approval_ref.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                "approval_ref",
+                format!(
+                    "a facility outside prefecture {:02} needs the steering committee's approval reference",
+                    self.network.home_prefecture
+                ),
+                "県外の医療施設の登録には運営委員会の承認番号が必要です。",
+            ));
+        }
+        if let Some(until) = f.active_until
+            && until < f.active_from
+        {
+            return Err(Error::invalid(
+                "active_until",
+                "active-until is before active-from",
+                "利用終了日が利用開始日より前です。",
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn add_facility(&self, facility: Facility) -> Result<Facility> {
+        self.validate_facility(&facility)?;
+        match self.store.insert_facility(&facility).await {
+            Err(StoreError::Conflict(_)) => Err(Error::Conflict(format!(
+                "facility {} is already registered",
+                facility.code
+            ))),
+            other => other.map(|()| facility).map_err(Error::from),
+        }
+    }
+
+    pub async fn update_facility(&self, facility: Facility) -> Result<Facility> {
+        self.validate_facility(&facility)?;
+        match self.store.update_facility(&facility).await {
+            Err(StoreError::NotFound) => Err(Error::NotFound("facility")),
+            other => other.map(|()| facility).map_err(Error::from),
+        }
+    }
+
+    /// Ends participation on `last_day`; the facility is billed through that month.
+    pub async fn deactivate_facility(&self, code: &FacilityCode, last_day: NaiveDate) -> Result<Facility> {
+        let mut facility = self.facility(code).await?;
+        facility.active_until = Some(last_day.max(facility.active_from));
+        self.update_facility(facility).await
+    }
+
+    pub async fn facility(&self, code: &FacilityCode) -> Result<Facility> {
+        self.store
+            .facility(code)
+            .await?
+            .ok_or(Error::NotFound("facility"))
+    }
+
+    pub async fn facilities(&self) -> Result<Vec<Facility>> {
+        Ok(self.store.facilities().await?)
+    }
+
+    // --- accounts ---------------------------------------------------------------
+
+    /// Creates an account with an issued password that must be changed at first sign-in.
+    pub async fn add_account(&self, new: NewAccount) -> Result<(Account, Password)> {
+        let issued = password::issue();
+        let account = self.add_account_with_password(new, &issued, true).await?;
+        Ok((account, issued))
+    }
+
+    /// Creates an account with a given password (the demo network uses this).
+    pub async fn add_account_with_password(
+        &self,
+        new: NewAccount,
+        password: &Password,
+        must_change: bool,
+    ) -> Result<Account> {
+        if new.name.trim().is_empty() {
+            return Err(Error::invalid("name", "the name is empty", "氏名を入力してください。"));
+        }
+        match (new.role.needs_facility(), &new.facility) {
+            (true, None) => {
+                return Err(Error::invalid(
+                    "facility",
+                    "doctors, clerks and liaison accounts belong to one facility",
+                    "医師・事務員・地域連携室のIDには所属施設が必要です。",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "facility",
+                    "an operator account belongs to no facility",
+                    "運営者IDは施設に所属しません。",
+                ));
+            }
+            (true, Some(code)) => {
+                let facility = self.facility(code).await?;
+                if !facility.is_active_on(chrono::Utc::now().date_naive()) {
+                    return Err(Error::invalid(
+                        "facility",
+                        "the facility is not active",
+                        "この施設は利用期間外です。",
+                    ));
+                }
+            }
+            (false, None) => {}
+        }
+        if let Some(email) = &new.email {
+            validate_email(email)?;
+        }
+        let digest = hash_blocking(password.clone()).await?;
+        // IDs are random; retry on the (unlikely) collision instead of failing.
+        for _ in 0..8 {
+            let account = Account {
+                id: AccountId::generate(),
+                role: new.role,
+                facility: new.facility.clone(),
+                name: new.name.trim().to_string(),
+                email: new.email.clone(),
+                email_verified: false,
+                password: digest.clone(),
+                must_change_password: must_change,
+                locked: false,
+                failed_attempts: 0,
+                has_second_factor: false,
+                created_at: now(),
+            };
+            match self.store.insert_account(&account).await {
+                Ok(()) => return Ok(account),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Internal("could not assign a unique account ID".into()))
+    }
+
+    pub async fn account(&self, id: &AccountId) -> Result<Account> {
+        self.store.account(id).await?.ok_or(Error::NotFound("account"))
+    }
+
+    pub async fn accounts(&self, facility: Option<&FacilityCode>) -> Result<Vec<Account>> {
+        Ok(self.store.accounts(facility).await?)
+    }
+
+    /// Issues a new password (credential letter); the person must change it, and
+    /// every open session of the account ends.
+    pub async fn reset_password(&self, id: &AccountId) -> Result<Password> {
+        self.account(id).await?;
+        let issued = password::issue();
+        let digest = hash_blocking(issued.clone()).await?;
+        self.store.set_password(id, &digest, true).await?;
+        self.store.delete_sessions_of(id).await?;
+        Ok(issued)
+    }
+
+    pub async fn set_locked(&self, id: &AccountId, locked: bool) -> Result<Account> {
+        match self.store.set_locked(id, locked).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("account")),
+            other => other?,
+        }
+        if locked {
+            self.store.delete_sessions_of(id).await?;
+        }
+        self.account(id).await
+    }
+
+    // --- sign-in ----------------------------------------------------------------
+
+    /// Checks the password and opens a session. A wrong ID and a wrong password look
+    /// the same from outside and take the same time.
+    pub async fn sign_in(
+        &self,
+        id_input: &str,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
+        let account = match AccountId::parse(id_input) {
+            Ok(id) => self.store.account(&id).await?,
+            Err(_) => None,
+        };
+        let Some(account) = account else {
+            verify_blocking(password.clone(), password::dummy_digest()).await;
+            return Err(Error::BadCredentials);
+        };
+        if account.locked {
+            return Err(Error::AccountLocked);
+        }
+        if !verify_blocking(password.clone(), account.password.clone()).await {
+            let outcome = self
+                .store
+                .record_failed_login(&account.id, self.auth.lock_after)
+                .await?;
+            tracing::warn!(
+                account = account.id.as_str(),
+                attempts = outcome.failed_attempts,
+                locked = outcome.locked,
+                "sign-in failed: wrong password"
+            );
+            return Err(if outcome.locked {
+                Error::AccountLocked
+            } else {
+                Error::BadCredentials
+            });
+        }
+        if account.failed_attempts > 0 {
+            self.store.reset_failed_logins(&account.id).await?;
+        }
+        let token = SessionToken::generate();
+        let t = now_ms();
+        let record = SessionRecord {
+            token_hash: token.digest(),
+            account_id: account.id.clone(),
+            created_at: t,
+            last_seen: t,
+            remote_addr,
+        };
+        self.store.insert_session(&record).await?;
+        tracing::info!(account = account.id.as_str(), role = account.role.as_str(), "signed in");
+        let idle_deadline = (t + millis(self.auth.idle_timeout)) / 1000;
+        Ok((
+            token,
+            CurrentSession {
+                account,
+                record,
+                idle_deadline,
+            },
+        ))
+    }
+
+    /// Resolves a cookie to its session, ending it if it has been idle or open too long.
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<CurrentSession> {
+        let digest = token.digest();
+        let Some(record) = self.store.session(&digest).await? else {
+            return Err(Error::NotSignedIn);
+        };
+        let t = now_ms();
+        if t - record.last_seen >= millis(self.auth.idle_timeout)
+            || t - record.created_at >= millis(self.auth.absolute_timeout)
+        {
+            self.store.delete_session(&digest).await?;
+            return Err(Error::SessionExpired);
+        }
+        let account = self.account(&record.account_id).await?;
+        if account.locked {
+            self.store.delete_session(&digest).await?;
+            return Err(Error::AccountLocked);
+        }
+        if t > record.last_seen {
+            self.store.touch_session(&digest, t).await?;
+        }
+        Ok(CurrentSession {
+            account,
+            record: SessionRecord {
+                last_seen: t,
+                ..record
+            },
+            idle_deadline: (t + millis(self.auth.idle_timeout)) / 1000,
+        })
+    }
+
+    pub async fn sign_out(&self, token: &SessionToken) -> Result<()> {
+        self.store.delete_session(&token.digest()).await?;
+        Ok(())
+    }
+
+    /// The person's own change: the current password is always required. Other
+    /// sessions of the account end; this one stays.
+    pub async fn change_password(
+        &self,
+        session: &CurrentSession,
+        current: &Password,
+        new: &Password,
+    ) -> Result<()> {
+        let account = self.account(&session.account.id).await?;
+        if !verify_blocking(current.clone(), account.password.clone()).await {
+            return Err(Error::WrongCurrentPassword);
+        }
+        password::check_policy(
+            new,
+            Some(current),
+            account.id.as_str(),
+            account.has_second_factor,
+        )
+        .map_err(Error::WeakPassword)?;
+        let digest = hash_blocking(new.clone()).await?;
+        self.store.set_password(&account.id, &digest, false).await?;
+        self.store.delete_sessions_of(&account.id).await?;
+        self.store.insert_session(&session.record).await?;
+        tracing::info!(account = account.id.as_str(), "password changed");
+        Ok(())
+    }
+
+    /// Drops sessions past either timeout; run periodically by `serve`.
+    pub async fn purge_expired_sessions(&self) -> Result<u64> {
+        let t = now_ms();
+        Ok(self
+            .store
+            .purge_sessions(
+                t - millis(self.auth.idle_timeout),
+                t - millis(self.auth.absolute_timeout),
+            )
+            .await?)
+    }
+}
+
+pub fn validate_email(email: &str) -> Result<()> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "email",
+            "the e-mail address is not valid",
+            "メールアドレスの形式が正しくありません。",
+        ))
+    }
+}
+
+/// Argon2 takes tens of milliseconds of CPU; keep it off the async workers.
+async fn hash_blocking(password: Password) -> Result<password::PasswordDigest> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| Error::Internal(format!("hash task: {e}")))?
+}
+
+async fn verify_blocking(password: Password, digest: password::PasswordDigest) -> bool {
+    tokio::task::spawn_blocking(move || password::verify(&password, &digest))
+        .await
+        .unwrap_or(false)
+}

@@ -1,0 +1,143 @@
+//! The domain's errors, classified once so every edge (HTTP, CLI, later IMAP) maps
+//! them the same way.
+
+use crate::facility::FacilityCodeError;
+use crate::password::PolicyViolations;
+use crate::store::StoreError;
+
+/// An error a person may see: a stable machine code, Japanese text for pages,
+/// English (the `Display` impl) for logs and the API.
+pub trait Localized: std::fmt::Display {
+    fn code(&self) -> &'static str;
+    fn message_ja(&self) -> String;
+    fn message_en(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Protocol-neutral class of an error; edges map it to a status or exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Invalid,
+    Unauthenticated,
+    PasswordChangeRequired,
+    Locked,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    FacilityCode(#[from] FacilityCodeError),
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: String,
+        reason_ja: String,
+    },
+    #[error("the ID or password is wrong")]
+    BadCredentials,
+    #[error("the account is locked; the help desk must unlock it")]
+    AccountLocked,
+    #[error("not signed in")]
+    NotSignedIn,
+    #[error("the session has expired; sign in again")]
+    SessionExpired,
+    #[error("the issued password must be changed before anything else")]
+    PasswordChangeRequired,
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("the new password does not meet the policy: {0}")]
+    WeakPassword(PolicyViolations),
+    #[error("not allowed for this account")]
+    Forbidden,
+    /// Also used for things the actor may not see, so IDs do not leak existence.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage failure")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>, reason_ja: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+            reason_ja: reason_ja.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::FacilityCode(_) | Self::Invalid { .. } | Self::WeakPassword(_) => ErrorKind::Invalid,
+            Self::WrongCurrentPassword => ErrorKind::Invalid,
+            Self::BadCredentials | Self::NotSignedIn | Self::SessionExpired => {
+                ErrorKind::Unauthenticated
+            }
+            Self::AccountLocked => ErrorKind::Locked,
+            Self::PasswordChangeRequired => ErrorKind::PasswordChangeRequired,
+            Self::Forbidden => ErrorKind::Forbidden,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
+            Self::Store(_) | Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Localized for Error {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::FacilityCode(e) => e.code(),
+            Self::Invalid { .. } => "invalid",
+            Self::BadCredentials => "bad_credentials",
+            Self::AccountLocked => "account_locked",
+            Self::NotSignedIn => "not_signed_in",
+            Self::SessionExpired => "session_expired",
+            Self::PasswordChangeRequired => "password_change_required",
+            Self::WrongCurrentPassword => "wrong_current_password",
+            Self::WeakPassword(_) => "weak_password",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
+            Self::Store(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    fn message_ja(&self) -> String {
+        match self {
+            Self::FacilityCode(e) => e.message_ja(),
+            Self::Invalid { reason_ja, .. } => reason_ja.clone(),
+            Self::BadCredentials => "IDまたはパスワードが違います。".into(),
+            Self::AccountLocked => {
+                "このアカウントはロックされています。ヘルプデスクに解除を依頼してください。".into()
+            }
+            Self::NotSignedIn => "ログインしてください。".into(),
+            Self::SessionExpired => {
+                "一定時間操作がなかったため、セッションの有効期限が切れました。もう一度ログインしてください。"
+                    .into()
+            }
+            Self::PasswordChangeRequired => {
+                "発行されたパスワードのままです。先にパスワードを変更してください。".into()
+            }
+            Self::WrongCurrentPassword => "現在のパスワードが違います。".into(),
+            Self::WeakPassword(v) => v.message_ja(),
+            Self::Forbidden => "この操作は許可されていません。".into(),
+            Self::NotFound(_) => "見つかりません。".into(),
+            Self::Conflict(msg) => format!("競合が発生しました: {msg}"),
+            Self::Store(StoreError::Conflict(msg)) => format!("既に登録されています: {msg}"),
+            Self::Store(_) | Self::Internal(_) => {
+                "内部エラーが発生しました。時間をおいて再度お試しください。".into()
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Renkei's domain: facilities, accounts, roles, sign-in and storage.
+//!
+//! Invariant: this crate knows nothing about HTTP, IMAP or SMTP; only [`store`]
+//! imports sqlx.
+
+pub mod account;
+pub mod directory;
+pub mod error;
+pub mod facility;
+pub mod password;
+pub mod store;
+
+pub use account::{Account, AccountId, Role};
+pub use directory::{AuthPolicy, CurrentSession, Directory, NetworkPolicy, NewAccount, SessionToken};
+pub use error::{Error, ErrorKind, Localized, Result};
+pub use facility::{Facility, FacilityCode, FacilityCodeError};
+pub use password::Password;

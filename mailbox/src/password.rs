@@ -1,0 +1,236 @@
+//! Passwords: Argon2id hashes, the guideline's strength policy, issued passwords.
+
+use std::fmt;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::Rng;
+use rand::rngs::OsRng;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::{Error, Localized, Result};
+
+/// A password as typed; wiped from memory when dropped and never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+/// A PHC-format Argon2id hash, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordDigest(pub String);
+
+impl fmt::Debug for PasswordDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordDigest([REDACTED])")
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash(password: &Password) -> Result<PasswordDigest> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| PasswordDigest(h.to_string()))
+        .map_err(|e| Error::Internal(format!("argon2 hash: {e}")))
+}
+
+/// Constant-time verification; a malformed stored hash counts as a mismatch.
+pub fn verify(password: &Password, digest: &PasswordDigest) -> bool {
+    match PasswordHash::new(&digest.0) {
+        Ok(parsed) => argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A digest to verify against when the account does not exist, so that a wrong ID
+/// takes as long as a wrong password.
+pub fn dummy_digest() -> PasswordDigest {
+    PasswordDigest(
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1ZfV0Sh+8R4Vw8Q5O6cZ0nK9eZL1r4u7j7PpG0k7Qh8"
+            .to_string(),
+    )
+}
+
+/// What a refused password lacks, per MHLW guideline 6.0 (Q&A シQ-54): at least 13
+/// characters mixing letters, digits and symbols, or at least 8 with a second factor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyViolations {
+    pub too_short: Option<usize>,
+    pub no_letter: bool,
+    pub no_digit: bool,
+    pub no_symbol: bool,
+    pub same_as_current: bool,
+    pub contains_id: bool,
+}
+
+impl PolicyViolations {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn parts_en(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(min) = self.too_short {
+            parts.push(format!("at least {min} characters"));
+        }
+        if self.no_letter {
+            parts.push("a letter".into());
+        }
+        if self.no_digit {
+            parts.push("a digit".into());
+        }
+        if self.no_symbol {
+            parts.push("a symbol".into());
+        }
+        if self.same_as_current {
+            parts.push("a value different from the current password".into());
+        }
+        if self.contains_id {
+            parts.push("no copy of the account ID".into());
+        }
+        parts
+    }
+}
+
+impl fmt::Display for PolicyViolations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "needs {}", self.parts_en().join(", "))
+    }
+}
+
+impl Localized for PolicyViolations {
+    fn code(&self) -> &'static str {
+        "weak_password"
+    }
+
+    fn message_ja(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(min) = self.too_short {
+            parts.push(format!("{min}文字以上にしてください"));
+        }
+        if self.no_letter {
+            parts.push("英字を含めてください".to_string());
+        }
+        if self.no_digit {
+            parts.push("数字を含めてください".to_string());
+        }
+        if self.no_symbol {
+            parts.push("記号を含めてください".to_string());
+        }
+        if self.same_as_current {
+            parts.push("現在のパスワードと異なるものにしてください".to_string());
+        }
+        if self.contains_id {
+            parts.push("ユーザーIDを含めないでください".to_string());
+        }
+        format!("パスワードの条件を満たしていません：{}。", parts.join("、"))
+    }
+}
+
+/// Minimum length without and with a second factor.
+pub const MIN_LEN: usize = 13;
+pub const MIN_LEN_WITH_SECOND_FACTOR: usize = 8;
+
+pub fn check_policy(
+    new: &Password,
+    current: Option<&Password>,
+    account_id: &str,
+    has_second_factor: bool,
+) -> std::result::Result<(), PolicyViolations> {
+    let s = new.expose();
+    let min = if has_second_factor {
+        MIN_LEN_WITH_SECOND_FACTOR
+    } else {
+        MIN_LEN
+    };
+    let v = PolicyViolations {
+        too_short: (s.chars().count() < min).then_some(min),
+        no_letter: !s.chars().any(|c| c.is_alphabetic()),
+        no_digit: !s.chars().any(|c| c.is_numeric()),
+        no_symbol: !s
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace()),
+        same_as_current: current.is_some_and(|c| c.expose() == s),
+        contains_id: !account_id.is_empty() && s.to_uppercase().contains(account_id),
+    };
+    if v.is_empty() { Ok(()) } else { Err(v) }
+}
+
+/// A random initial password for a credential letter: 16 characters from an alphabet
+/// without look-alikes, always with letters, digits and a symbol.
+pub fn issue() -> Password {
+    const LETTERS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"#%+=@!?";
+    let mut rng = OsRng;
+    let mut pick = |set: &[u8]| char::from(set[rng.gen_range(0..set.len())]);
+    let mut out = String::with_capacity(19);
+    for group in 0..4 {
+        if group > 0 {
+            out.push('-');
+        }
+        for i in 0..4 {
+            let set = match (group, i) {
+                (1, 2) => DIGITS,
+                (2, 1) => SYMBOLS,
+                (3, 3) => DIGITS,
+                _ => LETTERS,
+            };
+            out.push(pick(set));
+        }
+    }
+    Password(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_names_every_missing_part() {
+        let v = check_policy(&Password::new("abc"), None, "", false).unwrap_err();
+        assert_eq!(v.too_short, Some(13));
+        assert!(v.no_digit && v.no_symbol && !v.no_letter);
+        assert!(v.message_ja().contains("13文字以上"));
+        assert!(v.to_string().contains("a digit"));
+        assert!(check_policy(&Password::new("Kagawa-Renkei-2026"), None, "", false).is_ok());
+        // With a second factor, eight mixed characters suffice.
+        assert!(check_policy(&Password::new("Kaga-2026"), None, "", true).is_ok());
+        assert!(check_policy(&Password::new("Kaga-2026"), None, "", false).is_err());
+    }
+
+    #[test]
+    fn issued_passwords_pass_the_policy_and_verify() {
+        for _ in 0..20 {
+            let p = issue();
+            assert_eq!(check_policy(&p, None, "", false), Ok(()));
+        }
+        let p = issue();
+        let d = hash(&p).unwrap();
+        assert!(d.0.starts_with("$argon2id$"));
+        assert!(verify(&p, &d));
+        assert!(!verify(&Password::new("nope"), &d));
+        assert!(!verify(&p, &dummy_digest()));
+    }
+}

@@ -1,0 +1,139 @@
+//! Storage behind one small trait, with a SQLite and a PostgreSQL implementation.
+//!
+//! Only this module imports sqlx. Each backend has its own migrations; portable
+//! statements live once in [`sql`], dialect-specific ones in the backend's file.
+
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::account::{Account, AccountId};
+use crate::facility::{Facility, FacilityCode};
+use crate::password::PasswordDigest;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key already exists.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    /// A stored row no longer satisfies the domain's rules.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Backend(#[source] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict(db.message().to_string())
+            }
+            _ => Self::Backend(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A server-side sign-in session; the cookie holds the token, the store its hash.
+/// Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: Vec<u8>,
+    pub account_id: AccountId,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub remote_addr: Option<String>,
+}
+
+/// Outcome of counting a failed sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedLogin {
+    pub failed_attempts: u32,
+    pub locked: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and diagnostics.
+    fn backend(&self) -> &'static str;
+
+    async fn insert_facility(&self, facility: &Facility) -> StoreResult<()>;
+    async fn update_facility(&self, facility: &Facility) -> StoreResult<()>;
+    async fn facility(&self, code: &FacilityCode) -> StoreResult<Option<Facility>>;
+    async fn facilities(&self) -> StoreResult<Vec<Facility>>;
+
+    async fn insert_account(&self, account: &Account) -> StoreResult<()>;
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+    /// All accounts, or those of one facility.
+    async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>>;
+    async fn set_password(
+        &self,
+        id: &AccountId,
+        digest: &PasswordDigest,
+        must_change: bool,
+    ) -> StoreResult<()>;
+    async fn set_email(&self, id: &AccountId, email: Option<&str>, verified: bool)
+    -> StoreResult<()>;
+    /// Counts one failed sign-in atomically and locks at `lock_after` in a row.
+    async fn record_failed_login(&self, id: &AccountId, lock_after: u32)
+    -> StoreResult<FailedLogin>;
+    /// A successful sign-in resets the counter.
+    async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()>;
+    /// Locking keeps the counter; unlocking resets it.
+    async fn set_locked(&self, id: &AccountId, locked: bool) -> StoreResult<()>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>>;
+    async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()>;
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
+    /// Signs the account out everywhere (password change, lock, reset).
+    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64>;
+    /// Removes sessions idle since `idle_before` or created before `created_before`.
+    async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    /// The embedded default: one SQLite file (WAL mode) in the data folder.
+    Sqlite(PathBuf),
+    /// `postgres://…`; the URL's password never appears in logs.
+    Postgres(String),
+}
+
+impl StoreTarget {
+    /// A redacted description for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite:{}", path.display()),
+            Self::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => format!("postgres://****@{host}"),
+                None => url.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the store and brings its schema up to date.
+pub async fn open(target: &StoreTarget) -> StoreResult<Arc<dyn Store>> {
+    Ok(match target {
+        StoreTarget::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
+        StoreTarget::Postgres(url) => Arc::new(PgStore::open(url).await?),
+    })
+}

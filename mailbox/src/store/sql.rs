@@ -1,0 +1,294 @@
+//! Statements that mean the same in SQLite and PostgreSQL (`$N` placeholders work in
+//! both), and a macro that implements [`super::Store`] for a pool-holding backend
+//! from them. Anything dialect-specific belongs in the backend's own file instead.
+
+pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
+    (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(super) const UPDATE_FACILITY: &str = "UPDATE facilities SET name = $2, address = $3, phone = $4, \
+    departments = $5, publish_details = $6, active_from = $7, active_until = $8, approval_ref = $9 \
+    WHERE code = $1";
+const FACILITY_COLUMNS: &str =
+    "code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref";
+pub(super) fn select_facility() -> String {
+    format!("SELECT {FACILITY_COLUMNS} FROM facilities WHERE code = $1")
+}
+pub(super) fn select_facilities() -> String {
+    format!("SELECT {FACILITY_COLUMNS} FROM facilities ORDER BY code")
+}
+
+pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
+    (id, role, facility_code, name, email, email_verified, password_hash, must_change_password, \
+     locked, failed_attempts, has_second_factor, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const ACCOUNT_COLUMNS: &str = "id, role, facility_code, name, email, email_verified, password_hash, \
+    must_change_password, locked, failed_attempts, has_second_factor, created_at";
+pub(super) fn select_account() -> String {
+    format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")
+}
+pub(super) fn select_accounts() -> String {
+    format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY facility_code, role, id")
+}
+pub(super) fn select_accounts_of() -> String {
+    format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE facility_code = $1 ORDER BY role, id")
+}
+pub(super) const SET_PASSWORD: &str =
+    "UPDATE accounts SET password_hash = $2, must_change_password = $3 WHERE id = $1";
+pub(super) const SET_EMAIL: &str =
+    "UPDATE accounts SET email = $2, email_verified = $3 WHERE id = $1";
+/// One statement, so two concurrent wrong passwords cannot both read the old count.
+pub(super) const RECORD_FAILED_LOGIN: &str = "UPDATE accounts \
+    SET failed_attempts = failed_attempts + 1, locked = (locked OR failed_attempts + 1 >= $2) \
+    WHERE id = $1 RETURNING failed_attempts, locked";
+pub(super) const RESET_FAILED_LOGINS: &str =
+    "UPDATE accounts SET failed_attempts = 0 WHERE id = $1";
+pub(super) const LOCK: &str = "UPDATE accounts SET locked = TRUE WHERE id = $1";
+pub(super) const UNLOCK: &str =
+    "UPDATE accounts SET locked = FALSE, failed_attempts = 0 WHERE id = $1";
+
+pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
+    (token_hash, account_id, created_at, last_seen, remote_addr) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const SELECT_SESSION: &str = "SELECT token_hash, account_id, created_at, last_seen, \
+    remote_addr FROM sessions WHERE token_hash = $1";
+pub(super) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen = $2 WHERE token_hash = $1";
+pub(super) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
+pub(super) const DELETE_SESSIONS_OF: &str = "DELETE FROM sessions WHERE account_id = $1";
+pub(super) const PURGE_SESSIONS: &str =
+    "DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2";
+
+/// Implements `Store` for a backend struct with a `pool` field.
+macro_rules! impl_portable_store {
+    ($backend:ty, $name:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $backend {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+
+            async fn insert_facility(&self, f: &Facility) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_FACILITY)
+                    .bind(f.code.as_str())
+                    .bind(&f.name)
+                    .bind(&f.address)
+                    .bind(&f.phone)
+                    .bind(rows::departments_json(f))
+                    .bind(f.publish_details)
+                    .bind(rows::date_text(f.active_from))
+                    .bind(f.active_until.map(rows::date_text))
+                    .bind(&f.approval_ref)
+                    .bind(chrono::Utc::now().timestamp())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn update_facility(&self, f: &Facility) -> StoreResult<()> {
+                let done = sqlx::query(sql::UPDATE_FACILITY)
+                    .bind(f.code.as_str())
+                    .bind(&f.name)
+                    .bind(&f.address)
+                    .bind(&f.phone)
+                    .bind(rows::departments_json(f))
+                    .bind(f.publish_details)
+                    .bind(rows::date_text(f.active_from))
+                    .bind(f.active_until.map(rows::date_text))
+                    .bind(&f.approval_ref)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn facility(&self, code: &FacilityCode) -> StoreResult<Option<Facility>> {
+                sqlx::query_as::<_, rows::FacilityRow>(&sql::select_facility())
+                    .bind(code.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Facility::try_from)
+                    .transpose()
+            }
+
+            async fn facilities(&self) -> StoreResult<Vec<Facility>> {
+                sqlx::query_as::<_, rows::FacilityRow>(&sql::select_facilities())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Facility::try_from)
+                    .collect()
+            }
+
+            async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_ACCOUNT)
+                    .bind(a.id.as_str())
+                    .bind(a.role.as_str())
+                    .bind(a.facility.as_ref().map(|c| c.as_str()))
+                    .bind(&a.name)
+                    .bind(&a.email)
+                    .bind(a.email_verified)
+                    .bind(&a.password.0)
+                    .bind(a.must_change_password)
+                    .bind(a.locked)
+                    .bind(i64::from(a.failed_attempts))
+                    .bind(a.has_second_factor)
+                    .bind(a.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+                sqlx::query_as::<_, rows::AccountRow>(&sql::select_account())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Account::try_from)
+                    .transpose()
+            }
+
+            async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>> {
+                let rows = match facility {
+                    Some(code) => {
+                        sqlx::query_as::<_, rows::AccountRow>(&sql::select_accounts_of())
+                            .bind(code.as_str())
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query_as::<_, rows::AccountRow>(&sql::select_accounts())
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                rows.into_iter().map(Account::try_from).collect()
+            }
+
+            async fn set_password(
+                &self,
+                id: &AccountId,
+                digest: &PasswordDigest,
+                must_change: bool,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(sql::SET_PASSWORD)
+                    .bind(id.as_str())
+                    .bind(&digest.0)
+                    .bind(must_change)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn set_email(
+                &self,
+                id: &AccountId,
+                email: Option<&str>,
+                verified: bool,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(sql::SET_EMAIL)
+                    .bind(id.as_str())
+                    .bind(email)
+                    .bind(verified)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn record_failed_login(
+                &self,
+                id: &AccountId,
+                lock_after: u32,
+            ) -> StoreResult<FailedLogin> {
+                let row = sqlx::query_as::<_, rows::FailedLoginRow>(sql::RECORD_FAILED_LOGIN)
+                    .bind(id.as_str())
+                    .bind(i64::from(lock_after))
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(FailedLogin {
+                    failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
+                    locked: row.locked,
+                })
+            }
+
+            async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {
+                sqlx::query(sql::RESET_FAILED_LOGINS)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_locked(&self, id: &AccountId, locked: bool) -> StoreResult<()> {
+                let done = sqlx::query(if locked { sql::LOCK } else { sql::UNLOCK })
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(&s.token_hash)
+                    .bind(s.account_id.as_str())
+                    .bind(s.created_at)
+                    .bind(s.last_seen)
+                    .bind(&s.remote_addr)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>> {
+                sqlx::query_as::<_, rows::SessionRow>(sql::SELECT_SESSION)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(SessionRecord::try_from)
+                    .transpose()
+            }
+
+            async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {
+                sqlx::query(sql::TOUCH_SESSION)
+                    .bind(token_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+                sqlx::query(sql::DELETE_SESSION)
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64> {
+                Ok(sqlx::query(sql::DELETE_SESSIONS_OF)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64> {
+                Ok(sqlx::query(sql::PURGE_SESSIONS)
+                    .bind(idle_before)
+                    .bind(created_before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+        }
+    };
+}
+pub(super) use impl_portable_store;
+
+pub(super) fn expect_one(rows: u64) -> super::StoreResult<()> {
+    if rows == 0 {
+        Err(super::StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

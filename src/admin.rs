@@ -1,0 +1,226 @@
+//! `renkei admin …`: the operator's commands, on the same data as `serve`.
+
+use chrono::NaiveDate;
+use mailbox::{Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result};
+
+use crate::cli::{AdminCommand, FacilityCommand, FacilityFields, UserCommand};
+
+pub async fn run(directory: &Directory, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Facility { command } => facility(directory, command).await,
+        AdminCommand::User { command } => user(directory, command).await,
+    }
+}
+
+fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{field} must be a date like 2026-04-01, got {s:?}"),
+            "日付は 2026-04-01 の形式で入力してください。",
+        )
+    })
+}
+
+fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+fn departments(s: &str) -> Vec<String> {
+    s.split([',', '、'])
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn apply(f: &mut Facility, fields: FacilityFields) -> Result<()> {
+    if let Some(v) = fields.name {
+        f.name = v;
+    }
+    if let Some(v) = fields.address {
+        f.address = v;
+    }
+    if let Some(v) = fields.phone {
+        f.phone = v;
+    }
+    if let Some(v) = fields.departments {
+        f.departments = departments(&v);
+    }
+    if let Some(v) = fields.publish {
+        f.publish_details = v;
+    }
+    if let Some(v) = fields.active_from {
+        f.active_from = parse_date("active_from", &v)?;
+    }
+    if let Some(v) = fields.approval_ref {
+        f.approval_ref = Some(v).filter(|r| !r.trim().is_empty());
+    }
+    Ok(())
+}
+
+fn print_facility(f: &Facility) {
+    println!("code:          {}", f.code);
+    println!("name:          {}", f.name);
+    println!("address:       {}", f.address);
+    println!("phone:         {}", f.phone);
+    println!("departments:   {}", f.departments.join(", "));
+    println!("published:     {}", f.publish_details);
+    println!("active from:   {}", f.active_from);
+    println!(
+        "active until:  {}",
+        f.active_until.map(|d| d.to_string()).unwrap_or_else(|| "-".into())
+    );
+    println!("approval ref:  {}", f.approval_ref.as_deref().unwrap_or("-"));
+}
+
+async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
+    match command {
+        FacilityCommand::Add { code, fields } => {
+            let mut f = Facility {
+                code: FacilityCode::parse(&code)?,
+                name: String::new(),
+                address: String::new(),
+                phone: String::new(),
+                departments: Vec::new(),
+                publish_details: false,
+                active_from: today(),
+                active_until: None,
+                approval_ref: None,
+            };
+            apply(&mut f, fields)?;
+            let f = directory.add_facility(f).await?;
+            println!("registered facility {} {}", f.code, f.name);
+        }
+        FacilityCommand::List => {
+            println!("code\tname\tactive_from\tactive_until\tpublished");
+            for f in directory.facilities().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    f.code,
+                    f.name,
+                    f.active_from,
+                    f.active_until.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                    f.publish_details
+                );
+            }
+        }
+        FacilityCommand::Show { code } => {
+            print_facility(&directory.facility(&FacilityCode::parse(&code)?).await?);
+        }
+        FacilityCommand::Update { code, fields } => {
+            let mut f = directory.facility(&FacilityCode::parse(&code)?).await?;
+            apply(&mut f, fields)?;
+            print_facility(&directory.update_facility(f).await?);
+        }
+        FacilityCommand::Deactivate { code, last_day } => {
+            let last = match last_day {
+                Some(d) => parse_date("last_day", &d)?,
+                None => today(),
+            };
+            let f = directory
+                .deactivate_facility(&FacilityCode::parse(&code)?, last)
+                .await?;
+            println!(
+                "facility {} active until {}",
+                f.code,
+                f.active_until.map(|d| d.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_account(a: &Account) {
+    println!("id:               {}", a.id);
+    println!("name:             {}", a.name);
+    println!("role:             {}", a.role);
+    println!(
+        "facility:         {}",
+        a.facility.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "e-mail:           {} ({})",
+        a.email.as_deref().unwrap_or("-"),
+        if a.email_verified { "verified" } else { "not verified" }
+    );
+    println!("must change pw:   {}", a.must_change_password);
+    println!("locked:           {}", a.locked);
+    println!("failed attempts:  {}", a.failed_attempts);
+}
+
+/// The text of a credential letter, to print and send by post.
+fn credential_letter(a: &Account, facility_name: Option<&str>, password: &Password) {
+    println!("==================== Renkei 利用者ID通知書 ====================");
+    if let Some(name) = facility_name {
+        println!("施設 / Facility:      {name}");
+    }
+    println!("氏名 / Name:          {}", a.name);
+    println!("役割 / Role:          {} ({})", a.role.label_ja(), a.role);
+    println!("ユーザーID / ID:      {}", a.id);
+    println!("初期パスワード / Initial password: {}", password.expose());
+    println!("初回ログイン時にパスワードの変更が必要です。");
+    println!("You must change this password when you first sign in.");
+    println!("===============================================================");
+}
+
+async fn facility_name(directory: &Directory, a: &Account) -> Option<String> {
+    match &a.facility {
+        Some(code) => directory.facility(code).await.ok().map(|f| f.name),
+        None => None,
+    }
+}
+
+async fn user(directory: &Directory, command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Add {
+            role,
+            facility,
+            name,
+            email,
+        } => {
+            let new = NewAccount {
+                role: role.parse()?,
+                facility: facility.as_deref().map(FacilityCode::parse).transpose()?,
+                name,
+                email: email.filter(|e| !e.trim().is_empty()),
+            };
+            let (account, password) = directory.add_account(new).await?;
+            let fname = facility_name(directory, &account).await;
+            credential_letter(&account, fname.as_deref(), &password);
+        }
+        UserCommand::List { facility } => {
+            let code = facility.as_deref().map(FacilityCode::parse).transpose()?;
+            println!("id\trole\tfacility\tname\tlocked");
+            for a in directory.accounts(code.as_ref()).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.role,
+                    a.facility.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    a.name,
+                    a.locked
+                );
+            }
+        }
+        UserCommand::Show { id } => {
+            print_account(&directory.account(&AccountId::parse(&id)?).await?);
+        }
+        UserCommand::Lock { id } => {
+            let a = directory.set_locked(&AccountId::parse(&id)?, true).await?;
+            println!("account {} locked", a.id);
+        }
+        UserCommand::Unlock { id } => {
+            let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
+            println!("account {} unlocked", a.id);
+        }
+        UserCommand::ResetPassword { id } => {
+            let id = AccountId::parse(&id)?;
+            let password = directory.reset_password(&id).await?;
+            let account = directory.account(&id).await?;
+            let fname = facility_name(directory, &account).await;
+            credential_letter(&account, fname.as_deref(), &password);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Wiring: open the store, load TLS, bind, serve until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mailbox::Directory;
+use tokio::net::TcpListener;
+use transport::tls;
+
+use crate::config::Settings;
+
+pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory>> {
+    if let mailbox::store::StoreTarget::Sqlite(_) = settings.store {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+    }
+    let store = mailbox::store::open(&settings.store)
+        .await
+        .with_context(|| format!("opening {}", settings.store.describe()))?;
+    Ok(Arc::new(Directory::new(
+        store,
+        settings.auth.clone(),
+        settings.network.clone(),
+    )))
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    directory: Arc<Directory>,
+    pub fingerprint: String,
+}
+
+impl Server {
+    pub async fn bind(settings: &Settings, directory: Arc<Directory>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+        let material = tls::load_or_generate(&settings.tls, &settings.data_dir, &settings.public_names)?;
+        if material.generated {
+            tracing::info!(path = %material.cert_path.display(), "generated a self-signed certificate");
+        }
+        let tls = tls::server_config(&material, &settings.tls, &[b"h2", b"http/1.1"])?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            tls,
+            directory,
+            fingerprint: material.fingerprint(),
+        })
+    }
+
+    pub fn url(&self) -> anyhow::Result<String> {
+        let addr = self.listener.local_addr()?;
+        let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        Ok(format!("https://{host}:{}/", addr.port()))
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        // Tests and scripts wait for this exact line.
+        println!("renkei listening on https://{addr}");
+        let directory = self.directory.clone();
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = directory.purge_expired_sessions().await {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            }
+        });
+        let app = webmail::router(webmail::AppState {
+            directory: self.directory,
+        });
+        webmail::serve_https(self.listener, self.tls, app, shutdown).await;
+        purge.abort();
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,165 @@
+//! The command line: `serve`, `demo` and `admin …`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "renkei", version, about = "Secure store-and-forward messaging for a regional medical network")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands; each can also come from the environment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "RENKEI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (SQLite database, certificate, demo account list).
+    #[arg(long, global = true, env = "RENKEI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… to use PostgreSQL instead of the embedded SQLite.
+    #[arg(long, global = true, env = "RENKEI_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Prefecture number of the network's home (default 37, Kagawa).
+    #[arg(long, global = true, env = "RENKEI_HOME_PREFECTURE")]
+    pub home_prefecture: Option<u8>,
+    /// HTTPS listen address (default 127.0.0.1:8443; port 0 picks a free port).
+    #[arg(long, global = true, env = "RENKEI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[arg(long, global = true, env = "RENKEI_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, global = true, env = "RENKEI_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Also accept TLS 1.2 (AEAD/ECDHE suites only) for old clients.
+    #[arg(long, global = true, env = "RENKEI_ALLOW_TLS12")]
+    pub allow_tls12: bool,
+    /// Failed sign-ins in a row that lock an account (default 5).
+    #[arg(long, global = true, env = "RENKEI_LOCK_AFTER")]
+    pub lock_after: Option<u32>,
+    /// Idle timeout of a session in seconds (default 1800).
+    #[arg(long, global = true, env = "RENKEI_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Absolute lifetime of a session in seconds (default 43200).
+    #[arg(long, global = true, env = "RENKEI_ABSOLUTE_TIMEOUT_SECS")]
+    pub absolute_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Create a demo network in the data folder (first run), list its accounts, and serve.
+    Demo {
+        /// Create the demo network and list the accounts, but do not serve.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Operator commands; they work on the same data while the server runs.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Participating facilities.
+    Facility {
+        #[command(subcommand)]
+        command: FacilityCommand,
+    },
+    /// Accounts of people.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FacilityFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub address: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Comma-separated, e.g. "放射線科,内科".
+    #[arg(long)]
+    pub departments: Option<String>,
+    /// Publish address, phone and departments on the public list (true/false).
+    #[arg(long)]
+    pub publish: Option<bool>,
+    /// First day of participation, YYYY-MM-DD (default today).
+    #[arg(long)]
+    pub active_from: Option<String>,
+    /// Steering committee approval reference (required outside the home prefecture).
+    #[arg(long)]
+    pub approval_ref: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FacilityCommand {
+    /// Register a facility.
+    Add {
+        #[arg(long)]
+        code: String,
+        #[command(flatten)]
+        fields: FacilityFields,
+    },
+    List,
+    Show {
+        code: String,
+    },
+    Update {
+        code: String,
+        #[command(flatten)]
+        fields: FacilityFields,
+    },
+    /// End participation (the facility is billed through the month of the last day).
+    Deactivate {
+        code: String,
+        /// Last active day, YYYY-MM-DD (default today).
+        #[arg(long)]
+        last_day: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints its ID and an issued password as a credential letter.
+    Add {
+        /// doctor, clerk, liaison or operator.
+        #[arg(long)]
+        role: String,
+        /// Facility code (not for operators).
+        #[arg(long)]
+        facility: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        facility: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    Lock {
+        id: String,
+    },
+    Unlock {
+        id: String,
+    },
+    /// Issue a new password (the person must change it at the next sign-in).
+    ResetPassword {
+        id: String,
+    },
+}

@@ -1,0 +1,140 @@
+//! Settings: built-in defaults, then a TOML file, then environment variables and
+//! flags (clap reads both). Nothing is required; `renkei serve` runs with none.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mailbox::store::StoreTarget;
+use mailbox::{AuthPolicy, NetworkPolicy};
+use serde::Deserialize;
+use transport::tls::TlsSettings;
+
+use crate::cli::GlobalArgs;
+
+/// The file format; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub home_prefecture: Option<u8>,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub listen: Option<SocketAddr>,
+    /// Host names the self-signed certificate should also cover.
+    #[serde(default)]
+    pub public_names: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub allow_tls12: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub lock_after: Option<u32>,
+    pub idle_timeout_secs: Option<u64>,
+    pub absolute_timeout_secs: Option<u64>,
+}
+
+/// The resolved settings every command works from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub store: StoreTarget,
+    pub network: NetworkPolicy,
+    pub auth: AuthPolicy,
+    pub listen: SocketAddr,
+    pub public_names: Vec<String>,
+    pub tls: TlsSettings,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("renkei-data"));
+        let store = match args.database_url.clone().or(file.database_url) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreTarget::Postgres(url)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                StoreTarget::Sqlite(PathBuf::from(url.trim_start_matches("sqlite:")))
+            }
+            Some(_) => bail!("database URL must start with postgres:// or sqlite:"),
+            None => StoreTarget::Sqlite(data_dir.join("renkei.db")),
+        };
+        let home_prefecture = args
+            .home_prefecture
+            .or(file.home_prefecture)
+            .unwrap_or(mailbox::facility::DEFAULT_HOME_PREFECTURE);
+        if !(1..=47).contains(&home_prefecture) {
+            bail!("home_prefecture must be 01-47, got {home_prefecture}");
+        }
+        let defaults = AuthPolicy::default();
+        let auth = AuthPolicy {
+            lock_after: args
+                .lock_after
+                .or(file.auth.lock_after)
+                .unwrap_or(defaults.lock_after)
+                .max(1),
+            idle_timeout: args
+                .idle_timeout_secs
+                .or(file.auth.idle_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.idle_timeout),
+            absolute_timeout: args
+                .absolute_timeout_secs
+                .or(file.auth.absolute_timeout_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.absolute_timeout),
+        };
+        let listen = match args.listen.or(file.http.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        Ok(Self {
+            data_dir,
+            store,
+            network: NetworkPolicy { home_prefecture },
+            auth,
+            listen,
+            public_names: file.http.public_names,
+            tls: TlsSettings {
+                cert_path: args.tls_cert.clone().or(file.tls.cert),
+                key_path: args.tls_key.clone().or(file.tls.key),
+                allow_tls12: args.allow_tls12 || file.tls.allow_tls12.unwrap_or(false),
+            },
+        })
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}

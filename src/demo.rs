@@ -1,0 +1,163 @@
+//! `renkei demo`: a small demo network in a fresh data folder.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use mailbox::{Directory, Facility, FacilityCode, NewAccount, Role, password};
+
+pub const ACCOUNTS_FILE: &str = "demo-accounts.tsv";
+const HEADER: &str = "id\tpassword\trole\tfacility_code\tfacility_name";
+
+struct DemoFacility {
+    first_nine: &'static str,
+    name: &'static str,
+    address: &'static str,
+    phone: &'static str,
+    departments: &'static [&'static str],
+    people: &'static [(Role, &'static str)],
+}
+
+const FACILITIES: &[DemoFacility] = &[
+    DemoFacility {
+        first_nine: "371020001",
+        name: "さぬき中央病院",
+        address: "香川県高松市番町1-1-1",
+        phone: "087-000-0001",
+        departments: &["放射線科", "内科", "外科", "整形外科"],
+        people: &[
+            (Role::Doctor, "讃岐 一郎（放射線科）"),
+            (Role::Doctor, "高松 花子（内科）"),
+            (Role::Clerk, "坂出 明美"),
+            (Role::Liaison, "地域連携室 丸亀"),
+        ],
+    },
+    DemoFacility {
+        first_nine: "371030001",
+        name: "ことひら内科クリニック",
+        address: "香川県仲多度郡琴平町1-2",
+        phone: "0877-00-0002",
+        departments: &["内科"],
+        people: &[
+            (Role::Doctor, "琴平 健"),
+            (Role::Clerk, "善通寺 由美"),
+            (Role::Liaison, "連携窓口 多度津"),
+        ],
+    },
+    DemoFacility {
+        first_nine: "373010001",
+        name: "せとうち歯科医院",
+        address: "香川県観音寺市坂本町3-4",
+        phone: "0875-00-0003",
+        departments: &["歯科", "口腔外科"],
+        people: &[
+            (Role::Doctor, "観音寺 歯子"),
+            (Role::Clerk, "三豊 直子"),
+            (Role::Liaison, "連携窓口 詫間"),
+        ],
+    },
+];
+
+/// Creates the demo network unless the folder already has one; returns the
+/// account list (the same text as `demo-accounts.tsv`).
+pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join(ACCOUNTS_FILE);
+    if !directory.facilities().await?.is_empty() {
+        if file.exists() {
+            return std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()));
+        }
+        bail!(
+            "the data folder {} already holds a network that is not a demo; use an empty folder for the demo",
+            data_dir.display()
+        );
+    }
+    let mut tsv = String::from(HEADER);
+    tsv.push('\n');
+    let start = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
+    for spec in FACILITIES {
+        let code = FacilityCode::with_check_digit(spec.first_nine)?;
+        let facility = directory
+            .add_facility(Facility {
+                code: code.clone(),
+                name: spec.name.into(),
+                address: spec.address.into(),
+                phone: spec.phone.into(),
+                departments: spec.departments.iter().map(|d| d.to_string()).collect(),
+                publish_details: true,
+                active_from: start,
+                active_until: None,
+                approval_ref: None,
+            })
+            .await?;
+        for (role, name) in spec.people {
+            let pw = password::issue();
+            let account = directory
+                .add_account_with_password(
+                    NewAccount {
+                        role: *role,
+                        facility: Some(code.clone()),
+                        name: (*name).into(),
+                        email: None,
+                    },
+                    &pw,
+                    false,
+                )
+                .await?;
+            writeln!(
+                tsv,
+                "{}\t{}\t{}\t{}\t{}",
+                account.id,
+                pw.expose(),
+                role,
+                code,
+                facility.name
+            )?;
+        }
+    }
+    let pw = password::issue();
+    let operator = directory
+        .add_account_with_password(
+            NewAccount {
+                role: Role::Operator,
+                facility: None,
+                name: "香川県医師会 ヘルプデスク".into(),
+                email: None,
+            },
+            &pw,
+            false,
+        )
+        .await?;
+    writeln!(tsv, "{}\t{}\toperator\t-\t-", operator.id, pw.expose())?;
+    write_private(&file, &tsv)?;
+    Ok(tsv)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The account list as an aligned table for the terminal.
+pub fn print_accounts(tsv: &str) {
+    println!("Demo accounts (also in {ACCOUNTS_FILE} in the data folder):");
+    for line in tsv.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() == 5 {
+            println!("  {:<10} {:<20} {:<9} {:<11} {}", cols[0], cols[1], cols[2], cols[3], cols[4]);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The `renkei` binary: configuration, CLI and wiring.
+
+mod admin;
+mod app;
+mod cli;
+mod config;
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailbox::{ErrorKind, Localized};
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+
+/// sysexits-style codes, so scripts can tell a typo from an outage.
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Invalid => 65,
+        ErrorKind::NotFound => 66,
+        ErrorKind::Conflict => 73,
+        ErrorKind::Unauthenticated
+        | ErrorKind::Locked
+        | ErrorKind::Forbidden
+        | ErrorKind::PasswordChangeRequired => 77,
+        ErrorKind::Internal => 70,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(71);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(domain) = e.downcast_ref::<mailbox::Error>() {
+                eprintln!("error: {} / {}", domain.message_en(), domain.message_ja());
+                ExitCode::from(exit_code(domain.kind()))
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        Command::Serve => {
+            let directory = app::open_directory(&settings).await?;
+            let server = app::Server::bind(&settings, directory).await?;
+            println!("Renkei at {} (store: {})", server.url()?, settings.store.describe());
+            println!("TLS certificate SHA-256 fingerprint: {}", server.fingerprint);
+            server.run(app::shutdown_signal()).await
+        }
+        Command::Demo { no_serve } => {
+            let directory = app::open_directory(&settings).await?;
+            let tsv = demo::ensure(&directory, &settings.data_dir).await?;
+            if no_serve {
+                demo::print_accounts(&tsv);
+                return Ok(());
+            }
+            let server = app::Server::bind(&settings, directory).await?;
+            println!("Renkei demo network at {}", server.url()?);
+            println!("TLS certificate SHA-256 fingerprint: {}", server.fingerprint);
+            demo::print_accounts(&tsv);
+            server.run(app::shutdown_signal()).await
+        }
+        Command::Admin { command } => {
+            let directory = app::open_directory(&settings).await?;
+            admin::run(&directory, command).await.map_err(anyhow::Error::from)
+        }
+    }
+}

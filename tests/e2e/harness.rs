@@ -1,0 +1,186 @@
+//! Starts the real `renkei` binary on a free port with a fresh data folder (and a
+//! fresh PostgreSQL database when `RENKEI_TEST_BACKEND=postgres`), and runs its CLI.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_renkei");
+
+/// Where a test's data lives: a temp folder, plus a database URL on PostgreSQL runs.
+pub struct Network {
+    pub dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+}
+
+impl Network {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match std::env::var("RENKEI_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Some(create_pg_database().await),
+            _ => None,
+        };
+        Self { dir, database_url }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The global options every command of this network gets.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_string(), self.data_dir().display().to_string()];
+        if let Some(url) = &self.database_url {
+            args.push("--database-url".into());
+            args.push(url.clone());
+        }
+        args
+    }
+
+    /// Runs `renkei <args…>` to completion.
+    pub fn run(&self, args: &[&str]) -> CommandOutput {
+        let output = Command::new(BIN)
+            .args(self.args())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run renkei");
+        CommandOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs an admin command that must succeed.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let mut full = vec!["admin"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        assert_eq!(out.code, Some(0), "renkei {full:?} failed: {}", out.stderr);
+        out.stdout
+    }
+
+    /// Registers a facility and an account; returns (id, issued password).
+    pub fn add_user(&self, role: &str, facility: &str, name: &str) -> (String, String) {
+        let letter = self.admin(&["user", "add", "--role", role, "--facility", facility, "--name", name]);
+        parse_letter(&letter)
+    }
+
+    pub fn serve(&self, extra: &[&str]) -> Server {
+        Server::start(self, "serve", extra)
+    }
+}
+
+pub struct CommandOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Reads the ID and password off a credential letter.
+pub fn parse_letter(letter: &str) -> (String, String) {
+    let field = |label: &str| {
+        letter
+            .lines()
+            .find(|l| l.contains(label))
+            .and_then(|l| l.rsplit(": ").next())
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label} in letter:\n{letter}"))
+    };
+    (field("ユーザーID / ID"), field("Initial password"))
+}
+
+async fn create_pg_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("RENKEI_TEST_PG_URL").expect("RENKEI_TEST_PG_URL for the postgres backend");
+    let name = format!("renkei_e2e_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("URL with a path");
+    format!("{base}/{name}")
+}
+
+/// A running `renkei serve` or `renkei demo`, stopped on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub stdout_head: String,
+    cert_pem: Vec<u8>,
+}
+
+impl Server {
+    pub fn start(network: &Network, command: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(network.args())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg(command)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start renkei");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut head = String::new();
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent {
+                    head.push_str(&line);
+                    head.push('\n');
+                    if let Some(addr) = line.strip_prefix("renkei listening on https://") {
+                        let _ = tx.send((addr.trim().to_string(), head.clone()));
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let (addr, stdout_head) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("renkei did not report its listening address");
+            }
+        };
+        let cert_pem = std::fs::read(network.data_dir().join("tls-cert.pem")).expect("certificate");
+        Self {
+            child,
+            addr: addr.parse().expect("address"),
+            stdout_head,
+            cert_pem,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A client that trusts exactly this server's certificate and keeps cookies.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().expect("client")
+    }
+
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.cert_pem).expect("pem"))
+            .tls_built_in_root_certs(false)
+            .resolve("localhost", self.addr)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real binary, real HTTPS, real clients. One test binary so
+//! the suite links once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod demo;
+mod harness;
+mod signin;

@@ -1,0 +1,294 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::Network;
+
+const HOSPITAL: &str = "3710123450";
+
+async fn post_session(client: &reqwest::Client, url: &str, id: &str, pw: &str) -> (StatusCode, Value) {
+    let r = client
+        .post(url)
+        .json(&json!({ "id": id, "password": pw }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
+    let net = Network::new().await;
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let server = net.serve(&[]);
+    let client = server.client();
+    let session_url = server.url("/api/v1/session");
+
+    assert_eq!(
+        client.get(server.url("/healthz")).send().await.unwrap().text().await.unwrap(),
+        "ok"
+    );
+
+    // Sign in with the issued password: the cookie is locked down, and nothing but a
+    // password change is allowed.
+    let r = client
+        .post(&session_url)
+        .json(&json!({ "id": id, "password": issued }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["__Host-renkei-session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["must_change_password"], true);
+    let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "password_change_required");
+
+    // A weak password is refused with what it lacks; the wrong current one too.
+    let r = client
+        .post(server.url("/api/v1/password"))
+        .json(&json!({ "current_password": issued, "new_password": "kagawa2026" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"], "weak_password");
+    let ja = err["message_ja"].as_str().unwrap();
+    assert!(ja.contains("13文字以上") && ja.contains("記号"), "{ja}");
+    assert!(!ja.contains("英字"), "letters are present: {ja}");
+    let r = client
+        .post(server.url("/api/v1/password"))
+        .json(&json!({ "current_password": "guess", "new_password": "Sanuki-Udon-2026!" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "wrong_current_password");
+
+    let new_pw = "Sanuki-Udon-2026!";
+    let r = client
+        .post(server.url("/api/v1/password"))
+        .json(&json!({ "current_password": issued, "new_password": new_pw }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let me: Value = client.get(server.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["name"], "讃岐 一郎");
+    assert_eq!(me["role"], "doctor");
+    assert_eq!(me["facility"], HOSPITAL);
+    assert_eq!(me["must_change_password"], false);
+
+    // Sign out, then the old password no longer works and the new one does.
+    let r = client.delete(&session_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let fresh = server.client();
+    let (status, body) = post_session(&fresh, &session_url, &id, &issued).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "bad_credentials");
+    let (status, body) = post_session(&fresh, &session_url, &id, new_pw).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["must_change_password"], false);
+    let token = body["token"].as_str().unwrap().to_string();
+
+    // After sign-out the old session token is refused.
+    let r = fresh.delete(&session_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let bare = server.client();
+    let r = bare
+        .get(server.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "not_signed_in");
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
+    let net = Network::new().await;
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    let (id, issued) = net.add_user("clerk", HOSPITAL, "坂出 明美");
+    let server = net.serve(&[]);
+    let client = server.client();
+    let url = server.url("/api/v1/session");
+    for attempt in 1..=4 {
+        let (status, body) = post_session(&client, &url, &id, "Wrong-Password-99!").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+        assert_eq!(body["error"], "bad_credentials");
+    }
+    let (status, body) = post_session(&client, &url, &id, "Wrong-Password-99!").await;
+    assert_eq!(status, StatusCode::LOCKED);
+    assert_eq!(body["error"], "account_locked");
+    assert!(body["message_ja"].as_str().unwrap().contains("ロック"));
+    let (status, _) = post_session(&client, &url, &id, &issued).await;
+    assert_eq!(status, StatusCode::LOCKED, "the right password does not open a locked account");
+    assert!(net.admin(&["user", "show", &id]).contains("locked:           true"));
+
+    // The operator unlocks from the CLI while the server runs.
+    let out = net.admin(&["user", "unlock", &id]);
+    assert!(out.contains("unlocked"), "{out}");
+    let (status, body) = post_session(&client, &url, &id, &issued).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let net = Network::new().await;
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    let (id, issued) = net.add_user("liaison", HOSPITAL, "地域連携室");
+    let server = net.serve(&["--idle-timeout-secs", "2"]);
+    let client = server.client();
+    let (status, _) = post_session(&client, &server.url("/api/v1/session"), &id, &issued).await;
+    assert_eq!(status, StatusCode::OK);
+    // Still there right away (the password change is pending, so 403, not 401).
+    let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "session_expired");
+
+    // The page sends the browser to a sign-in page that says why.
+    let (status, _) = post_session(&client, &server.url("/api/v1/session"), &id, &issued).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let r = client.get(server.url("/password")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?expired=1");
+    let page = client.get(server.url("/login?expired=1")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("セッションの有効期限が切れました"), "{page}");
+}
+
+#[tokio::test]
+async fn the_pages_sign_in_force_the_change_and_sign_out() {
+    let net = Network::new().await;
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    let (id, issued) = net.add_user("doctor", HOSPITAL, "高松 花子");
+    let server = net.serve(&[]);
+    let client = server.client();
+
+    let page = client.get(server.url("/login")).send().await.unwrap();
+    assert_eq!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"), true);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("ユーザーID") && page.contains("パスワード"), "{page}");
+    let english = client.get(server.url("/login?lang=en")).send().await.unwrap().text().await.unwrap();
+    assert!(english.contains("Account ID"), "{english}");
+    // The choice sticks until switched back.
+    let r = client.post(server.url("/login")).form(&[("id", "K7M4-QX9R"), ("password", "x")]).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("the ID or password is wrong"));
+    let japanese = client.get(server.url("/login?lang=ja")).send().await.unwrap().text().await.unwrap();
+    assert!(japanese.contains("ユーザーID"));
+
+    let r = client
+        .post(server.url("/login"))
+        .form(&[("id", id.as_str()), ("password", "Wrong-Password-99!")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("IDまたはパスワードが違います"));
+
+    let r = client
+        .post(server.url("/login"))
+        .form(&[("id", id.as_str()), ("password", issued.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/password");
+    let r = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/password", "home waits for the change");
+
+    let r = client
+        .post(server.url("/password"))
+        .form(&[
+            ("current_password", issued.as_str()),
+            ("new_password", "short"),
+            ("confirm_password", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("13文字以上にしてください"));
+
+    let new_pw = "Takamatsu-Port-2026#";
+    let r = client
+        .post(server.url("/password"))
+        .form(&[
+            ("current_password", issued.as_str()),
+            ("new_password", new_pw),
+            ("confirm_password", new_pw),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("パスワードを変更しました"));
+    let home = client.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("高松 花子") && home.contains("さぬき中央病院"), "{home}");
+
+    // A cross-site form post is refused even with the cookie.
+    let r = client
+        .post(server.url("/logout"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = client.post(server.url("/logout")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/login?signed_out=1");
+    let r = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/login");
+}
+
+#[tokio::test]
+async fn tls_1_2_is_refused_unless_configured() {
+    let net = Network::new().await;
+    let server = net.serve(&[]);
+    let old = server
+        .client_builder()
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap();
+    assert!(old.get(server.url("/healthz")).send().await.is_err());
+    assert!(server.client().get(server.url("/healthz")).send().await.is_ok());
+    drop(server);
+    let server = net.serve(&["--allow-tls12"]);
+    let old = server
+        .client_builder()
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap();
+    assert_eq!(old.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cli_refuses_bad_facility_codes_with_the_rule() {
+    let net = Network::new().await;
+    let out = net.run(&["admin", "facility", "add", "--code", "3710123459", "--name", "誤記病院"]);
+    assert_eq!(out.code, Some(65));
+    assert!(out.stderr.contains("check digit") && out.stderr.contains("検証番号"), "{}", out.stderr);
+    let out = net.run(&["admin", "facility", "add", "--code", "0110113719", "--name", "北海道の病院"]);
+    assert_eq!(out.code, Some(65));
+    assert!(out.stderr.contains("approval reference"), "{}", out.stderr);
+    net.admin(&[
+        "facility", "add", "--code", "0110113719", "--name", "北海道の病院", "--approval-ref", "承認2026-07",
+    ]);
+    let list = net.admin(&["facility", "list"]);
+    assert!(list.contains("0110113719\t北海道の病院"), "{list}");
+    let out = net.run(&["admin", "user", "add", "--role", "doctor", "--facility", "0110113719", "--name", "a", "--email", "bad"]);
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    let out = net.run(&["admin", "user", "show", "K7M4-QX9R"]);
+    assert_eq!(out.code, Some(66), "{}", out.stderr);
+}

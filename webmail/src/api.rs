@@ -1,0 +1,125 @@
+//! The JSON API under `/api/v1`, over the same directory service as the pages.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mailbox::{Account, CurrentSession, Error, Password};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::{AppState, RemoteAddr, session};
+
+async fn api_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, ApiError> {
+    let token = session::token(headers).ok_or(Error::NotSignedIn)?;
+    Ok(state.directory.authenticate(&token).await?)
+}
+
+#[derive(Serialize)]
+pub struct AccountView {
+    id: String,
+    name: String,
+    role: &'static str,
+    facility: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+    must_change_password: bool,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.display_grouped(),
+            name: a.name.clone(),
+            role: a.role.as_str(),
+            facility: a.facility.as_ref().map(|c| c.to_string()),
+            email: a.email.clone(),
+            email_verified: a.email_verified,
+            must_change_password: a.must_change_password,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    id: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct SignedIn {
+    account: AccountView,
+    must_change_password: bool,
+    /// For clients that cannot keep cookies: send as `Authorization: Bearer …`.
+    token: String,
+    idle_timeout_secs: u64,
+}
+
+/// `POST /api/v1/session`
+pub async fn sign_in(
+    State(state): State<AppState>,
+    remote: Option<axum::Extension<RemoteAddr>>,
+    Json(body): Json<SignIn>,
+) -> Result<Response, ApiError> {
+    let password = Password::new(body.password);
+    let remote = remote.map(|r| r.0.0.ip().to_string());
+    let (token, s) = state.directory.sign_in(&body.id, &password, remote).await?;
+    let out = SignedIn {
+        account: AccountView::from(&s.account),
+        must_change_password: s.account.must_change_password,
+        token: token.expose().to_string(),
+        idle_timeout_secs: state.directory.auth_policy().idle_timeout.as_secs(),
+    };
+    Ok(([(SET_COOKIE, session::set_cookie(&token))], Json(out)).into_response())
+}
+
+/// `DELETE /api/v1/session`
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = session::token(&headers).ok_or(Error::NotSignedIn)?;
+    state.directory.sign_out(&token).await?;
+    Ok(([(SET_COOKIE, session::clear_cookie())], StatusCode::NO_CONTENT).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/password`
+pub async fn change_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state
+        .directory
+        .change_password(
+            &s,
+            &Password::new(body.current_password),
+            &Password::new(body.new_password),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct Me {
+    #[serde(flatten)]
+    account: AccountView,
+    /// When the session ends unless used again (Unix seconds).
+    idle_deadline: i64,
+}
+
+/// `GET /api/v1/me` — refused with `password_change_required` until the issued
+/// password is changed, like everything else but the password and sign-out.
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let account = s.require_ready()?;
+    Ok(Json(Me {
+        account: AccountView::from(account),
+        idle_deadline: s.idle_deadline,
+    }))
+}

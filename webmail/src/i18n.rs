@@ -1,0 +1,132 @@
+//! Japanese first, English on request (`?lang=en`, remembered in a cookie).
+
+use axum::http::HeaderMap;
+
+use crate::session::cookie;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Self {
+        let from_query = query.and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "lang")
+                .map(|(_, v)| v.to_string())
+        });
+        match from_query
+            .as_deref()
+            .or_else(|| cookie(headers, crate::session::LANG_COOKIE))
+        {
+            Some("en") => Self::En,
+            _ => Self::Ja,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ja => "ja",
+            Self::En => "en",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::Ja => Self::En,
+            Self::En => Self::Ja,
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Self::Ja => &JA,
+            Self::En => &EN,
+        }
+    }
+}
+
+/// Every fixed string on the pages, per language.
+pub struct Texts {
+    pub app_name: &'static str,
+    pub switch_label: &'static str,
+    pub login_title: &'static str,
+    pub account_id: &'static str,
+    pub password: &'static str,
+    pub login_button: &'static str,
+    pub logout_button: &'static str,
+    pub expired_notice: &'static str,
+    pub signed_out_notice: &'static str,
+    pub password_title: &'static str,
+    pub password_forced: &'static str,
+    pub current_password: &'static str,
+    pub new_password: &'static str,
+    pub confirm_password: &'static str,
+    pub password_rules: &'static str,
+    pub change_button: &'static str,
+    pub mismatch: &'static str,
+    pub password_changed: &'static str,
+    pub welcome: &'static str,
+    pub role: &'static str,
+    pub facility: &'static str,
+    pub settings_password: &'static str,
+    pub idle_notice: &'static str,
+    pub shared_pc_notice: &'static str,
+}
+
+pub static JA: Texts = Texts {
+    app_name: "Renkei 地域医療連携",
+    switch_label: "English",
+    login_title: "ログイン",
+    account_id: "ユーザーID",
+    password: "パスワード",
+    login_button: "ログイン",
+    logout_button: "ログアウト",
+    expired_notice: "一定時間操作がなかったため、セッションの有効期限が切れました。もう一度ログインしてください。",
+    signed_out_notice: "ログアウトしました。",
+    password_title: "パスワードの変更",
+    password_forced: "発行されたパスワードでログインしました。ご利用の前に、ご自身でパスワードを決めて変更してください。",
+    current_password: "現在のパスワード",
+    new_password: "新しいパスワード",
+    confirm_password: "新しいパスワード（確認）",
+    password_rules: "13文字以上で、英字・数字・記号をすべて含めてください。",
+    change_button: "変更の実行",
+    mismatch: "新しいパスワードと確認用の入力が一致しません。",
+    password_changed: "パスワードを変更しました。",
+    welcome: "ようこそ",
+    role: "役割",
+    facility: "所属施設",
+    settings_password: "個人設定：パスワードの変更",
+    idle_notice: "操作がないまま時間が経つと自動的にログアウトします。",
+    shared_pc_notice: "共用のパソコンでは、ご利用後に必ずログアウトしてください。",
+};
+
+pub static EN: Texts = Texts {
+    app_name: "Renkei regional medical network",
+    switch_label: "日本語",
+    login_title: "Sign in",
+    account_id: "Account ID",
+    password: "Password",
+    login_button: "Sign in",
+    logout_button: "Sign out",
+    expired_notice: "Your session expired after a period of inactivity. Please sign in again.",
+    signed_out_notice: "You have signed out.",
+    password_title: "Change password",
+    password_forced: "You signed in with an issued password. Choose your own password before going on.",
+    current_password: "Current password",
+    new_password: "New password",
+    confirm_password: "New password (again)",
+    password_rules: "At least 13 characters, with letters, digits and symbols.",
+    change_button: "Change",
+    mismatch: "The two new passwords differ.",
+    password_changed: "Your password has been changed.",
+    welcome: "Welcome",
+    role: "Role",
+    facility: "Facility",
+    settings_password: "Settings: change password",
+    idle_notice: "You are signed out automatically after a period of inactivity.",
+    shared_pc_notice: "On a shared computer, always sign out when you are done.",
+};

@@ -1,0 +1,264 @@
+//! Server-rendered pages; plain forms that work without JavaScript.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{RawQuery, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use mailbox::{CurrentSession, Error, Localized, Password};
+use serde::Deserialize;
+
+use crate::error::status_of;
+use crate::i18n::{Lang, Texts};
+use crate::session::{self, LANG_COOKIE};
+use crate::{AppState, RemoteAddr};
+
+fn render(status: StatusCode, lang: Lang, query: Option<&str>, tpl: &impl Template) -> Response {
+    match tpl.render() {
+        Ok(body) => {
+            let mut response = (status, Html(body)).into_response();
+            // Remember an explicit language choice.
+            if query.is_some_and(|q| q.contains("lang=")) {
+                if let Ok(v) = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code()).parse() {
+                    response.headers_mut().append(SET_COOKIE, v);
+                }
+            }
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn message(lang: Lang, e: &Error) -> String {
+    match lang {
+        Lang::Ja => e.message_ja(),
+        Lang::En => e.message_en(),
+    }
+}
+
+/// The session behind a page request, or where to send the browser instead.
+async fn page_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, Response> {
+    let Some(token) = session::token(headers) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    match state.directory.authenticate(&token).await {
+        Ok(s) => Ok(s),
+        Err(Error::SessionExpired | Error::NotSignedIn | Error::AccountLocked) => Err((
+            [(SET_COOKIE, session::clear_cookie())],
+            Redirect::to("/login?expired=1"),
+        )
+            .into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    id: String,
+}
+
+pub async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let lang = Lang::from_request(&headers, query.as_deref());
+    let t = lang.texts();
+    let q = query.as_deref().unwrap_or("");
+    let notice = if q.contains("expired=1") {
+        Some(t.expired_notice)
+    } else if q.contains("signed_out=1") {
+        Some(t.signed_out_notice)
+    } else {
+        None
+    };
+    let page = LoginPage {
+        lang,
+        t,
+        signed_in: false,
+        notice,
+        error: None,
+        id: String::new(),
+    };
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    id: String,
+    password: String,
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    remote: Option<axum::Extension<RemoteAddr>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = Lang::from_request(&headers, None);
+    let password = Password::new(form.password);
+    let remote = remote.map(|r| r.0.0.ip().to_string());
+    match state.directory.sign_in(&form.id, &password, remote).await {
+        Ok((token, s)) => {
+            let next = if s.account.must_change_password {
+                "/password"
+            } else {
+                "/"
+            };
+            ([(SET_COOKIE, session::set_cookie(&token))], Redirect::to(next)).into_response()
+        }
+        Err(e) => {
+            let page = LoginPage {
+                lang,
+                t: lang.texts(),
+                signed_in: false,
+                notice: None,
+                error: Some(message(lang, &e)),
+                id: form.id,
+            };
+            render(status_of(e.kind()), lang, None, &page)
+        }
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session::token(&headers) {
+        if let Err(e) = state.directory.sign_out(&token).await {
+            tracing::error!(error = %e, "sign-out failed");
+        }
+    }
+    (
+        [(SET_COOKIE, session::clear_cookie())],
+        Redirect::to("/login?signed_out=1"),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    name: String,
+    account_id: String,
+    role: &'static str,
+    facility: Option<String>,
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let s = match page_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.account.must_change_password {
+        return Redirect::to("/password").into_response();
+    }
+    let lang = Lang::from_request(&headers, query.as_deref());
+    let facility = match &s.account.facility {
+        Some(code) => match state.directory.facility(code).await {
+            Ok(f) => Some(format!("{} ({})", f.name, f.code)),
+            Err(_) => Some(code.to_string()),
+        },
+        None => None,
+    };
+    let page = HomePage {
+        lang,
+        t: lang.texts(),
+        signed_in: true,
+        name: s.account.name.clone(),
+        account_id: s.account.id.display_grouped(),
+        role: match lang {
+            Lang::Ja => s.account.role.label_ja(),
+            Lang::En => s.account.role.as_str(),
+        },
+        facility,
+    };
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    forced: bool,
+    error: Option<String>,
+    done: Option<&'static str>,
+}
+
+pub async fn password_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = match page_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang = Lang::from_request(&headers, query.as_deref());
+    let page = PasswordPage {
+        lang,
+        t: lang.texts(),
+        signed_in: true,
+        forced: s.account.must_change_password,
+        error: None,
+        done: None,
+    };
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+pub async fn password_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let s = match page_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang = Lang::from_request(&headers, None);
+    let t = lang.texts();
+    let mut page = PasswordPage {
+        lang,
+        t,
+        signed_in: true,
+        forced: s.account.must_change_password,
+        error: None,
+        done: None,
+    };
+    if form.new_password != form.confirm_password {
+        page.error = Some(t.mismatch.to_string());
+        return render(StatusCode::BAD_REQUEST, lang, None, &page);
+    }
+    let current = Password::new(form.current_password);
+    let new = Password::new(form.new_password);
+    match state.directory.change_password(&s, &current, &new).await {
+        Ok(()) => {
+            page.forced = false;
+            page.done = Some(t.password_changed);
+            render(StatusCode::OK, lang, None, &page)
+        }
+        Err(e) => {
+            page.error = Some(message(lang, &e));
+            render(status_of(e.kind()), lang, None, &page)
+        }
+    }
+}
