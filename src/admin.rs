@@ -1,7 +1,9 @@
 //! `renkei admin …`: the operator's commands, on the same data as `serve`.
 
 use chrono::NaiveDate;
-use mailbox::{Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result};
+use mailbox::{
+    Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result,
+};
 
 use crate::cli::{AdminCommand, FacilityCommand, FacilityFields, UserCommand};
 
@@ -69,9 +71,14 @@ fn print_facility(f: &Facility) {
     println!("active from:   {}", f.active_from);
     println!(
         "active until:  {}",
-        f.active_until.map(|d| d.to_string()).unwrap_or_else(|| "-".into())
+        f.active_until
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into())
     );
-    println!("approval ref:  {}", f.approval_ref.as_deref().unwrap_or("-"));
+    println!(
+        "approval ref:  {}",
+        f.approval_ref.as_deref().unwrap_or("-")
+    );
 }
 
 async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
@@ -100,7 +107,9 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                     f.code,
                     f.name,
                     f.active_from,
-                    f.active_until.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                    f.active_until
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     f.publish_details
                 );
             }
@@ -137,12 +146,19 @@ fn print_account(a: &Account) {
     println!("role:             {}", a.role);
     println!(
         "facility:         {}",
-        a.facility.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+        a.facility
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into())
     );
     println!(
         "e-mail:           {} ({})",
         a.email.as_deref().unwrap_or("-"),
-        if a.email_verified { "verified" } else { "not verified" }
+        if a.email_verified {
+            "verified"
+        } else {
+            "not verified"
+        }
     );
     println!("must change pw:   {}", a.must_change_password);
     println!("locked:           {}", a.locked);
@@ -197,7 +213,10 @@ async fn user(directory: &Directory, command: UserCommand) -> Result<()> {
                     "{}\t{}\t{}\t{}\t{}",
                     a.id,
                     a.role,
-                    a.facility.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    a.facility
+                        .as_ref()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     a.name,
                     a.locked
                 );

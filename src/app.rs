@@ -38,7 +38,8 @@ impl Server {
     pub async fn bind(settings: &Settings, directory: Arc<Directory>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
-        let material = tls::load_or_generate(&settings.tls, &settings.data_dir, &settings.public_names)?;
+        let material =
+            tls::load_or_generate(&settings.tls, &settings.data_dir, &settings.public_names)?;
         if material.generated {
             tracing::info!(path = %material.cert_path.display(), "generated a self-signed certificate");
         }
@@ -64,7 +65,10 @@ impl Server {
         Ok(format!("https://{host}:{}/", addr.port()))
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         // Tests and scripts wait for this exact line.
         println!("renkei listening on https://{addr}");

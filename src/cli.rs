@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "renkei", version, about = "Secure store-and-forward messaging for a regional medical network")]
+#[command(
+    name = "renkei",
+    version,
+    about = "Secure store-and-forward messaging for a regional medical network"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -24,7 +28,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RENKEI_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// postgres://… to use PostgreSQL instead of the embedded SQLite.
-    #[arg(long, global = true, env = "RENKEI_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "RENKEI_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Prefecture number of the network's home (default 37, Kagawa).
     #[arg(long, global = true, env = "RENKEI_HOME_PREFECTURE")]

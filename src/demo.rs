@@ -157,7 +157,10 @@ pub fn print_accounts(tsv: &str) {
     for line in tsv.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() == 5 {
-            println!("  {:<10} {:<20} {:<9} {:<11} {}", cols[0], cols[1], cols[2], cols[3], cols[4]);
+            println!(
+                "  {:<10} {:<20} {:<9} {:<11} {}",
+                cols[0], cols[1], cols[2], cols[3], cols[4]
+            );
         }
     }
 }

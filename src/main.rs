@@ -37,7 +37,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -64,8 +67,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let directory = app::open_directory(&settings).await?;
             let server = app::Server::bind(&settings, directory).await?;
-            println!("Renkei at {} (store: {})", server.url()?, settings.store.describe());
-            println!("TLS certificate SHA-256 fingerprint: {}", server.fingerprint);
+            println!(
+                "Renkei at {} (store: {})",
+                server.url()?,
+                settings.store.describe()
+            );
+            println!(
+                "TLS certificate SHA-256 fingerprint: {}",
+                server.fingerprint
+            );
             server.run(app::shutdown_signal()).await
         }
         Command::Demo { no_serve } => {
@@ -77,13 +87,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let server = app::Server::bind(&settings, directory).await?;
             println!("Renkei demo network at {}", server.url()?);
-            println!("TLS certificate SHA-256 fingerprint: {}", server.fingerprint);
+            println!(
+                "TLS certificate SHA-256 fingerprint: {}",
+                server.fingerprint
+            );
             demo::print_accounts(&tsv);
             server.run(app::shutdown_signal()).await
         }
         Command::Admin { command } => {
             let directory = app::open_directory(&settings).await?;
-            admin::run(&directory, command).await.map_err(anyhow::Error::from)
+            admin::run(&directory, command)
+                .await
+                .map_err(anyhow::Error::from)
         }
     }
 }

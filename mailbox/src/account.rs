@@ -176,13 +176,16 @@ mod tests {
         for _ in 0..100 {
             let id = AccountId::generate();
             assert_eq!(AccountId::parse(&id.display_grouped()).unwrap(), id);
-            assert_eq!(
-                AccountId::parse(&id.as_str().to_lowercase()).unwrap(),
-                id
-            );
+            assert_eq!(AccountId::parse(&id.as_str().to_lowercase()).unwrap(), id);
         }
-        assert!(AccountId::parse("K7M4-QX9O").is_err(), "O is not in the alphabet");
+        assert!(
+            AccountId::parse("K7M4-QX9O").is_err(),
+            "O is not in the alphabet"
+        );
         assert!(AccountId::parse("K7M4").is_err());
-        assert_eq!(AccountId::parse("ｋ７ｍ４－ｑｘ９ｒ").unwrap().as_str(), "K7M4QX9R");
+        assert_eq!(
+            AccountId::parse("ｋ７ｍ４－ｑｘ９ｒ").unwrap().as_str(),
+            "K7M4QX9R"
+        );
     }
 }

@@ -154,7 +154,9 @@ impl Directory {
             ));
         }
         if f.code.prefecture() != self.network.home_prefecture
-            && f.approval_ref.as_deref().is_none_or(|r| r.trim().is_empty())
+            && f.approval_ref
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
         {
             return Err(Error::invalid(
                 "approval_ref",
@@ -197,7 +199,11 @@ impl Directory {
     }
 
     /// Ends participation on `last_day`; the facility is billed through that month.
-    pub async fn deactivate_facility(&self, code: &FacilityCode, last_day: NaiveDate) -> Result<Facility> {
+    pub async fn deactivate_facility(
+        &self,
+        code: &FacilityCode,
+        last_day: NaiveDate,
+    ) -> Result<Facility> {
         let mut facility = self.facility(code).await?;
         facility.active_until = Some(last_day.max(facility.active_from));
         self.update_facility(facility).await
@@ -231,7 +237,11 @@ impl Directory {
         must_change: bool,
     ) -> Result<Account> {
         if new.name.trim().is_empty() {
-            return Err(Error::invalid("name", "the name is empty", "氏名を入力してください。"));
+            return Err(Error::invalid(
+                "name",
+                "the name is empty",
+                "氏名を入力してください。",
+            ));
         }
         match (new.role.needs_facility(), &new.facility) {
             (true, None) => {
@@ -286,11 +296,16 @@ impl Directory {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Internal("could not assign a unique account ID".into()))
+        Err(Error::Internal(
+            "could not assign a unique account ID".into(),
+        ))
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<Account> {
-        self.store.account(id).await?.ok_or(Error::NotFound("account"))
+        self.store
+            .account(id)
+            .await?
+            .ok_or(Error::NotFound("account"))
     }
 
     pub async fn accounts(&self, facility: Option<&FacilityCode>) -> Result<Vec<Account>> {
@@ -370,7 +385,11 @@ impl Directory {
             remote_addr,
         };
         self.store.insert_session(&record).await?;
-        tracing::info!(account = account.id.as_str(), role = account.role.as_str(), "signed in");
+        tracing::info!(
+            account = account.id.as_str(),
+            role = account.role.as_str(),
+            "signed in"
+        );
         let idle_deadline = (t + millis(self.auth.idle_timeout)) / 1000;
         Ok((
             token,
@@ -461,9 +480,9 @@ impl Directory {
 pub fn validate_email(email: &str) -> Result<()> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if ok {
         Ok(())
     } else {

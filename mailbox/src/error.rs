@@ -68,7 +68,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn invalid(field: &'static str, reason: impl Into<String>, reason_ja: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: &'static str,
+        reason: impl Into<String>,
+        reason_ja: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
             field,
             reason: reason.into(),
@@ -78,7 +82,9 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::FacilityCode(_) | Self::Invalid { .. } | Self::WeakPassword(_) => ErrorKind::Invalid,
+            Self::FacilityCode(_) | Self::Invalid { .. } | Self::WeakPassword(_) => {
+                ErrorKind::Invalid
+            }
             Self::WrongCurrentPassword => ErrorKind::Invalid,
             Self::BadCredentials | Self::NotSignedIn | Self::SessionExpired => {
                 ErrorKind::Unauthenticated

@@ -27,7 +27,9 @@ pub enum FacilityCodeError {
     Prefecture(u8),
     #[error("score table (digit 3) must be 1 (medical), 3 (dental) or 4 (pharmacy), got {0}")]
     ScoreTable(u8),
-    #[error("check digit (digit 10) does not match the Luhn check over all ten digits; the code probably has a typo")]
+    #[error(
+        "check digit (digit 10) does not match the Luhn check over all ten digits; the code probably has a typo"
+    )]
     CheckDigit,
 }
 
@@ -105,7 +107,7 @@ impl FacilityCode {
         if !matches!(digits[2], 1 | 3 | 4) {
             return Err(FacilityCodeError::ScoreTable(digits[2]));
         }
-        if luhn_sum(&digits) % 10 != 0 {
+        if !luhn_sum(&digits).is_multiple_of(10) {
             return Err(FacilityCodeError::CheckDigit);
         }
         Ok(Self(cleaned.into_iter().collect()))
@@ -232,29 +234,81 @@ mod tests {
     #[test]
     fn each_rule_has_its_own_message() {
         let table: &[(&str, FacilityCodeError, &str, &str)] = &[
-            ("011011371", FacilityCodeError::Length(9), "exactly 10 digits", "10桁"),
-            ("01101137190", FacilityCodeError::Length(11), "got 11", "11文字"),
+            (
+                "011011371",
+                FacilityCodeError::Length(9),
+                "exactly 10 digits",
+                "10桁",
+            ),
+            (
+                "01101137190",
+                FacilityCodeError::Length(11),
+                "got 11",
+                "11文字",
+            ),
             ("", FacilityCodeError::Length(0), "got 0", "0文字"),
             (
                 "01101A3719",
-                FacilityCodeError::NotDigit { position: 6, found: 'A' },
+                FacilityCodeError::NotDigit {
+                    position: 6,
+                    found: 'A',
+                },
                 "character 6 is 'A'",
                 "6文字目",
             ),
-            ("0010113719", FacilityCodeError::Prefecture(0), "01-47, got 00", "01〜47"),
-            ("4810113712", FacilityCodeError::Prefecture(48), "got 48", "48"),
-            ("3720123450", FacilityCodeError::ScoreTable(2), "got 2", "点数表番号"),
-            ("3750123450", FacilityCodeError::ScoreTable(5), "got 5", "（入力は5）"),
-            ("0110113718", FacilityCodeError::CheckDigit, "Luhn", "検証番号"),
-            ("3710123459", FacilityCodeError::CheckDigit, "typo", "入力誤り"),
+            (
+                "0010113719",
+                FacilityCodeError::Prefecture(0),
+                "01-47, got 00",
+                "01〜47",
+            ),
+            (
+                "4810113712",
+                FacilityCodeError::Prefecture(48),
+                "got 48",
+                "48",
+            ),
+            (
+                "3720123450",
+                FacilityCodeError::ScoreTable(2),
+                "got 2",
+                "点数表番号",
+            ),
+            (
+                "3750123450",
+                FacilityCodeError::ScoreTable(5),
+                "got 5",
+                "（入力は5）",
+            ),
+            (
+                "0110113718",
+                FacilityCodeError::CheckDigit,
+                "Luhn",
+                "検証番号",
+            ),
+            (
+                "3710123459",
+                FacilityCodeError::CheckDigit,
+                "typo",
+                "入力誤り",
+            ),
             // A transposition of two neighbouring digits is caught by the check digit.
-            ("1010113719", FacilityCodeError::CheckDigit, "check digit", "検証番号"),
+            (
+                "1010113719",
+                FacilityCodeError::CheckDigit,
+                "check digit",
+                "検証番号",
+            ),
         ];
         for (input, expected, en, ja) in table {
             let err = FacilityCode::parse(input).expect_err(input);
             assert_eq!(&err, expected, "{input}");
             assert!(err.to_string().contains(en), "{input}: {err}");
-            assert!(err.message_ja().contains(ja), "{input}: {}", err.message_ja());
+            assert!(
+                err.message_ja().contains(ja),
+                "{input}: {}",
+                err.message_ja()
+            );
         }
     }
 }

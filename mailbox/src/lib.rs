@@ -11,7 +11,9 @@ pub mod password;
 pub mod store;
 
 pub use account::{Account, AccountId, Role};
-pub use directory::{AuthPolicy, CurrentSession, Directory, NetworkPolicy, NewAccount, SessionToken};
+pub use directory::{
+    AuthPolicy, CurrentSession, Directory, NetworkPolicy, NewAccount, SessionToken,
+};
 pub use error::{Error, ErrorKind, Localized, Result};
 pub use facility::{Facility, FacilityCode, FacilityCodeError};
 pub use password::Password;

@@ -71,9 +71,15 @@ fn directory(store: Arc<dyn Store>, policy: AuthPolicy) -> Directory {
 async fn facilities_round_trip_and_refuse_duplicates() {
     let t = fresh_store().await;
     let dir = directory(t.store.clone(), AuthPolicy::default());
-    let f = dir.add_facility(facility("3710123450", "さぬき病院")).await.unwrap();
+    let f = dir
+        .add_facility(facility("3710123450", "さぬき病院"))
+        .await
+        .unwrap();
     assert_eq!(dir.facility(&f.code).await.unwrap(), f);
-    let dup = dir.add_facility(facility("3710123450", "別名")).await.unwrap_err();
+    let dup = dir
+        .add_facility(facility("3710123450", "別名"))
+        .await
+        .unwrap_err();
     assert!(matches!(dup, Error::Conflict(_)), "{dup:?}");
     // The first registration is untouched by the refused one.
     assert_eq!(dir.facility(&f.code).await.unwrap().name, "さぬき病院");
@@ -91,7 +97,10 @@ async fn facilities_round_trip_and_refuse_duplicates() {
     assert!(!ended.is_active_on(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()));
 
     let missing = FacilityCode::parse("3740012343").unwrap();
-    assert!(matches!(dir.facility(&missing).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        dir.facility(&missing).await,
+        Err(Error::NotFound(_))
+    ));
     assert_eq!(dir.facilities().await.unwrap().len(), 1);
 }
 
@@ -99,12 +108,18 @@ async fn facilities_round_trip_and_refuse_duplicates() {
 async fn out_of_prefecture_needs_approval_reference() {
     let t = fresh_store().await;
     let dir = directory(t.store.clone(), AuthPolicy::default());
-    let err = dir.add_facility(facility("0110113719", "札幌の病院")).await.unwrap_err();
+    let err = dir
+        .add_facility(facility("0110113719", "札幌の病院"))
+        .await
+        .unwrap_err();
     match &err {
         Error::Invalid { field, .. } => assert_eq!(*field, "approval_ref"),
         other => panic!("{other:?}"),
     }
-    assert!(dir.facilities().await.unwrap().is_empty(), "nothing half-written");
+    assert!(
+        dir.facilities().await.unwrap().is_empty(),
+        "nothing half-written"
+    );
     let mut ok = facility("0110113719", "札幌の病院");
     ok.approval_ref = Some("運営委員会 2026-07 承認第3号".into());
     dir.add_facility(ok).await.unwrap();
@@ -114,7 +129,10 @@ async fn out_of_prefecture_needs_approval_reference() {
 async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
     let t = fresh_store().await;
     let dir = directory(t.store.clone(), AuthPolicy::default());
-    let f = dir.add_facility(facility("3710123450", "さぬき病院")).await.unwrap();
+    let f = dir
+        .add_facility(facility("3710123450", "さぬき病院"))
+        .await
+        .unwrap();
     let (doctor, issued) = dir
         .add_account(NewAccount {
             role: Role::Doctor,
@@ -139,7 +157,13 @@ async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(no_facility, Error::Invalid { field: "facility", .. }));
+    assert!(matches!(
+        no_facility,
+        Error::Invalid {
+            field: "facility",
+            ..
+        }
+    ));
     let operator_with_facility = dir
         .add_account(NewAccount {
             role: Role::Operator,
@@ -149,7 +173,13 @@ async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(operator_with_facility, Error::Invalid { field: "facility", .. }));
+    assert!(matches!(
+        operator_with_facility,
+        Error::Invalid {
+            field: "facility",
+            ..
+        }
+    ));
     let unknown = dir
         .add_account(NewAccount {
             role: Role::Doctor,
@@ -184,7 +214,10 @@ async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
     assert_eq!(dir.accounts(None).await.unwrap().len(), 2);
     assert_ne!(op.id, doctor.id);
 
-    t.store.set_email(&doctor.id, Some("new@example.jp"), true).await.unwrap();
+    t.store
+        .set_email(&doctor.id, Some("new@example.jp"), true)
+        .await
+        .unwrap();
     let a = dir.account(&doctor.id).await.unwrap();
     assert_eq!(a.email.as_deref(), Some("new@example.jp"));
     assert!(a.email_verified);
@@ -193,7 +226,9 @@ async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
 async fn doctor_with_password(dir: &Directory, pw: &Password) -> AccountId {
     let code = FacilityCode::parse("3710123450").unwrap();
     if dir.facility(&code).await.is_err() {
-        dir.add_facility(facility("3710123450", "さぬき病院")).await.unwrap();
+        dir.add_facility(facility("3710123450", "さぬき病院"))
+            .await
+            .unwrap();
     }
     dir.add_account_with_password(
         NewAccount {
@@ -219,7 +254,10 @@ async fn five_wrong_passwords_lock_until_unlocked() {
     let wrong = Password::new("wrong-password-1!");
     for attempt in 1..=4 {
         let e = dir.sign_in(id.as_str(), &wrong, None).await.unwrap_err();
-        assert!(matches!(e, Error::BadCredentials), "attempt {attempt}: {e:?}");
+        assert!(
+            matches!(e, Error::BadCredentials),
+            "attempt {attempt}: {e:?}"
+        );
     }
     // A success in between resets the run.
     dir.sign_in(id.as_str(), &pw, None).await.unwrap();
@@ -236,7 +274,9 @@ async fn five_wrong_passwords_lock_until_unlocked() {
     let a = dir.account(&id).await.unwrap();
     assert!(!a.locked);
     assert_eq!(a.failed_attempts, 0);
-    dir.sign_in(&id.display_grouped().to_lowercase(), &pw, None).await.unwrap();
+    dir.sign_in(&id.display_grouped().to_lowercase(), &pw, None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -248,7 +288,9 @@ async fn failed_attempts_are_counted_atomically() {
     for _ in 0..12 {
         let store = t.store.clone();
         let id = id.clone();
-        tasks.push(tokio::spawn(async move { store.record_failed_login(&id, 100).await }));
+        tasks.push(tokio::spawn(async move {
+            store.record_failed_login(&id, 100).await
+        }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();
@@ -271,11 +313,17 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
     let pw = Password::new("Issued-Pass-2026!");
     let id = doctor_with_password(&dir, &pw).await;
 
-    let (token, s) = dir.sign_in(id.as_str(), &pw, Some("192.0.2.7".into())).await.unwrap();
+    let (token, s) = dir
+        .sign_in(id.as_str(), &pw, Some("192.0.2.7".into()))
+        .await
+        .unwrap();
     assert_eq!(s.record.remote_addr.as_deref(), Some("192.0.2.7"));
     let again = dir.authenticate(&token).await.unwrap();
     assert_eq!(again.account.id, id);
-    assert!(matches!(again.require_ready(), Err(Error::PasswordChangeRequired)));
+    assert!(matches!(
+        again.require_ready(),
+        Err(Error::PasswordChangeRequired)
+    ));
 
     // Activity keeps it alive past the idle timeout in total.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -284,12 +332,21 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
     dir.authenticate(&token).await.unwrap();
     // Idleness ends it, and it stays ended.
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert!(matches!(dir.authenticate(&token).await, Err(Error::SessionExpired)));
-    assert!(matches!(dir.authenticate(&token).await, Err(Error::NotSignedIn)));
+    assert!(matches!(
+        dir.authenticate(&token).await,
+        Err(Error::SessionExpired)
+    ));
+    assert!(matches!(
+        dir.authenticate(&token).await,
+        Err(Error::NotSignedIn)
+    ));
 
     let (token, _) = dir.sign_in(id.as_str(), &pw, None).await.unwrap();
     dir.sign_out(&token).await.unwrap();
-    assert!(matches!(dir.authenticate(&token).await, Err(Error::NotSignedIn)));
+    assert!(matches!(
+        dir.authenticate(&token).await,
+        Err(Error::NotSignedIn)
+    ));
 }
 
 #[tokio::test]
@@ -302,7 +359,11 @@ async fn password_change_needs_the_current_one_and_the_policy() {
     let (other_token, _) = dir.sign_in(id.as_str(), &issued, None).await.unwrap();
 
     let wrong = dir
-        .change_password(&s, &Password::new("not-it"), &Password::new("Brand-New-Pass-42!"))
+        .change_password(
+            &s,
+            &Password::new("not-it"),
+            &Password::new("Brand-New-Pass-42!"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(wrong, Error::WrongCurrentPassword));
@@ -318,15 +379,26 @@ async fn password_change_needs_the_current_one_and_the_policy() {
         .change_password(&s, &issued, &Password::new("LongEnoughButPlain2026"))
         .await
         .unwrap_err();
-    assert!(matches!(no_symbol, Error::WeakPassword(ref v) if v.no_symbol && v.too_short.is_none()));
+    assert!(
+        matches!(no_symbol, Error::WeakPassword(ref v) if v.no_symbol && v.too_short.is_none())
+    );
 
     let new = Password::new("Brand-New-Pass-42!");
     dir.change_password(&s, &issued, &new).await.unwrap();
     let a = dir.account(&id).await.unwrap();
     assert!(!a.must_change_password);
     // This session lives on; the other one was ended.
-    assert!(dir.authenticate(&token).await.unwrap().require_ready().is_ok());
-    assert!(matches!(dir.authenticate(&other_token).await, Err(Error::NotSignedIn)));
+    assert!(
+        dir.authenticate(&token)
+            .await
+            .unwrap()
+            .require_ready()
+            .is_ok()
+    );
+    assert!(matches!(
+        dir.authenticate(&other_token).await,
+        Err(Error::NotSignedIn)
+    ));
     assert!(matches!(
         dir.sign_in(id.as_str(), &issued, None).await,
         Err(Error::BadCredentials)
@@ -335,7 +407,10 @@ async fn password_change_needs_the_current_one_and_the_policy() {
 
     // An operator reset issues a fresh password that must be changed again.
     let reissued = dir.reset_password(&id).await.unwrap();
-    assert!(matches!(dir.authenticate(&token).await, Err(Error::NotSignedIn)));
+    assert!(matches!(
+        dir.authenticate(&token).await,
+        Err(Error::NotSignedIn)
+    ));
     let (_, s) = dir.sign_in(id.as_str(), &reissued, None).await.unwrap();
     assert!(s.account.must_change_password);
 }
@@ -353,11 +428,17 @@ async fn raw_session_rows_round_trip_and_purge() {
         remote_addr: None,
     };
     t.store.insert_session(&record).await.unwrap();
-    assert_eq!(t.store.session(&[7; 32]).await.unwrap(), Some(record.clone()));
+    assert_eq!(
+        t.store.session(&[7; 32]).await.unwrap(),
+        Some(record.clone())
+    );
     let dup = t.store.insert_session(&record).await.unwrap_err();
     assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
     t.store.touch_session(&[7; 32], 3_000).await.unwrap();
-    assert_eq!(t.store.session(&[7; 32]).await.unwrap().unwrap().last_seen, 3_000);
+    assert_eq!(
+        t.store.session(&[7; 32]).await.unwrap().unwrap().last_seen,
+        3_000
+    );
     let fresh = SessionRecord {
         token_hash: vec![8; 32],
         created_at: 10_000,

@@ -7,21 +7,39 @@ use crate::harness::{Network, Server};
 async fn demo_writes_its_accounts_and_every_one_signs_in() {
     let net = Network::new().await;
     let server = Server::start(&net, "demo", &[]);
-    assert!(server.stdout_head.contains("TLS certificate SHA-256 fingerprint"), "{}", server.stdout_head);
+    assert!(
+        server
+            .stdout_head
+            .contains("TLS certificate SHA-256 fingerprint"),
+        "{}",
+        server.stdout_head
+    );
     let tsv = std::fs::read_to_string(net.data_dir().join("demo-accounts.tsv")).unwrap();
     let mut lines = tsv.lines();
-    assert_eq!(lines.next(), Some("id\tpassword\trole\tfacility_code\tfacility_name"));
+    assert_eq!(
+        lines.next(),
+        Some("id\tpassword\trole\tfacility_code\tfacility_name")
+    );
     let accounts: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
     assert!(accounts.iter().all(|a| a.len() == 5));
     // A hospital, a clinic and a dental clinic, each with a doctor, a clerk and a
     // liaison account, plus an operator.
-    let facilities: std::collections::BTreeSet<&str> =
-        accounts.iter().filter(|a| a[2] != "operator").map(|a| a[3]).collect();
+    let facilities: std::collections::BTreeSet<&str> = accounts
+        .iter()
+        .filter(|a| a[2] != "operator")
+        .map(|a| a[3])
+        .collect();
     assert_eq!(facilities.len(), 3);
-    assert!(facilities.iter().any(|c| c.as_bytes()[2] == b'3'), "a dental clinic");
+    assert!(
+        facilities.iter().any(|c| c.as_bytes()[2] == b'3'),
+        "a dental clinic"
+    );
     for code in &facilities {
         for role in ["doctor", "clerk", "liaison"] {
-            assert!(accounts.iter().any(|a| a[3] == *code && a[2] == role), "{code} {role}");
+            assert!(
+                accounts.iter().any(|a| a[3] == *code && a[2] == role),
+                "{code} {role}"
+            );
         }
     }
     assert_eq!(accounts.iter().filter(|a| a[2] == "operator").count(), 1);
@@ -40,14 +58,27 @@ async fn demo_writes_its_accounts_and_every_one_signs_in() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{} cannot sign in", a[0]);
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["must_change_password"], false, "demo accounts are ready to use");
-        let me: Value = client.get(server.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(
+            body["must_change_password"], false,
+            "demo accounts are ready to use"
+        );
+        let me: Value = client
+            .get(server.url("/api/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(me["role"], a[2]);
     }
 
     // A second start on the same folder reuses the network and its list.
     drop(server);
     let again = Server::start(&net, "demo", &[]);
-    assert_eq!(std::fs::read_to_string(net.data_dir().join("demo-accounts.tsv")).unwrap(), tsv);
+    assert_eq!(
+        std::fs::read_to_string(net.data_dir().join("demo-accounts.tsv")).unwrap(),
+        tsv
+    );
     assert!(again.stdout_head.contains(accounts[0][0]));
 }

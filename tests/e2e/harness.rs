@@ -32,7 +32,10 @@ impl Network {
 
     /// The global options every command of this network gets.
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec!["--data-dir".to_string(), self.data_dir().display().to_string()];
+        let mut args = vec![
+            "--data-dir".to_string(),
+            self.data_dir().display().to_string(),
+        ];
         if let Some(url) = &self.database_url {
             args.push("--database-url".into());
             args.push(url.clone());
@@ -66,7 +69,16 @@ impl Network {
 
     /// Registers a facility and an account; returns (id, issued password).
     pub fn add_user(&self, role: &str, facility: &str, name: &str) -> (String, String) {
-        let letter = self.admin(&["user", "add", "--role", role, "--facility", facility, "--name", name]);
+        let letter = self.admin(&[
+            "user",
+            "add",
+            "--role",
+            role,
+            "--facility",
+            facility,
+            "--name",
+            name,
+        ]);
         parse_letter(&letter)
     }
 
@@ -96,14 +108,20 @@ pub fn parse_letter(letter: &str) -> (String, String) {
 
 async fn create_pg_database() -> String {
     use sqlx::Connection;
-    let admin = std::env::var("RENKEI_TEST_PG_URL").expect("RENKEI_TEST_PG_URL for the postgres backend");
+    let admin =
+        std::env::var("RENKEI_TEST_PG_URL").expect("RENKEI_TEST_PG_URL for the postgres backend");
     let name = format!("renkei_e2e_{:016x}", rand::random::<u64>());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("URL with a path");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("URL with a path");
     format!("{base}/{name}")
 }
 

@@ -7,7 +7,12 @@ use crate::harness::Network;
 
 const HOSPITAL: &str = "3710123450";
 
-async fn post_session(client: &reqwest::Client, url: &str, id: &str, pw: &str) -> (StatusCode, Value) {
+async fn post_session(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    pw: &str,
+) -> (StatusCode, Value) {
     let r = client
         .post(url)
         .json(&json!({ "id": id, "password": pw }))
@@ -21,14 +26,28 @@ async fn post_session(client: &reqwest::Client, url: &str, id: &str, pw: &str) -
 #[tokio::test]
 async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
     let net = Network::new().await;
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&[]);
     let client = server.client();
     let session_url = server.url("/api/v1/session");
 
     assert_eq!(
-        client.get(server.url("/healthz")).send().await.unwrap().text().await.unwrap(),
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
         "ok"
     );
 
@@ -42,14 +61,23 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    for attr in ["__Host-renkei-session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    for attr in [
+        "__Host-renkei-session=",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
         assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
     }
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["must_change_password"], true);
     let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "password_change_required");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "password_change_required"
+    );
 
     // A weak password is refused with what it lacks; the wrong current one too.
     let r = client
@@ -70,7 +98,10 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "wrong_current_password");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "wrong_current_password"
+    );
 
     let new_pw = "Sanuki-Udon-2026!";
     let r = client
@@ -80,7 +111,14 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let me: Value = client.get(server.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    let me: Value = client
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["name"], "讃岐 一郎");
     assert_eq!(me["role"], "doctor");
     assert_eq!(me["facility"], HOSPITAL);
@@ -115,7 +153,14 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
 #[tokio::test]
 async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
     let net = Network::new().await;
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
     let (id, issued) = net.add_user("clerk", HOSPITAL, "坂出 明美");
     let server = net.serve(&[]);
     let client = server.client();
@@ -130,8 +175,15 @@ async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
     assert_eq!(body["error"], "account_locked");
     assert!(body["message_ja"].as_str().unwrap().contains("ロック"));
     let (status, _) = post_session(&client, &url, &id, &issued).await;
-    assert_eq!(status, StatusCode::LOCKED, "the right password does not open a locked account");
-    assert!(net.admin(&["user", "show", &id]).contains("locked:           true"));
+    assert_eq!(
+        status,
+        StatusCode::LOCKED,
+        "the right password does not open a locked account"
+    );
+    assert!(
+        net.admin(&["user", "show", &id])
+            .contains("locked:           true")
+    );
 
     // The operator unlocks from the CLI while the server runs.
     let out = net.admin(&["user", "unlock", &id]);
@@ -143,7 +195,14 @@ async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
 #[tokio::test]
 async fn idle_sessions_expire() {
     let net = Network::new().await;
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
     let (id, issued) = net.add_user("liaison", HOSPITAL, "地域連携室");
     let server = net.serve(&["--idle-timeout-secs", "2"]);
     let client = server.client();
@@ -164,28 +223,74 @@ async fn idle_sessions_expire() {
     let r = client.get(server.url("/password")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login?expired=1");
-    let page = client.get(server.url("/login?expired=1")).send().await.unwrap().text().await.unwrap();
+    let page = client
+        .get(server.url("/login?expired=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("セッションの有効期限が切れました"), "{page}");
 }
 
 #[tokio::test]
 async fn the_pages_sign_in_force_the_change_and_sign_out() {
     let net = Network::new().await;
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
     let (id, issued) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let server = net.serve(&[]);
     let client = server.client();
 
     let page = client.get(server.url("/login")).send().await.unwrap();
-    assert_eq!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"), true);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
     let page = page.text().await.unwrap();
-    assert!(page.contains("ユーザーID") && page.contains("パスワード"), "{page}");
-    let english = client.get(server.url("/login?lang=en")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("ユーザーID") && page.contains("パスワード"),
+        "{page}"
+    );
+    let english = client
+        .get(server.url("/login?lang=en"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(english.contains("Account ID"), "{english}");
     // The choice sticks until switched back.
-    let r = client.post(server.url("/login")).form(&[("id", "K7M4-QX9R"), ("password", "x")]).send().await.unwrap();
-    assert!(r.text().await.unwrap().contains("the ID or password is wrong"));
-    let japanese = client.get(server.url("/login?lang=ja")).send().await.unwrap().text().await.unwrap();
+    let r = client
+        .post(server.url("/login"))
+        .form(&[("id", "K7M4-QX9R"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("the ID or password is wrong")
+    );
+    let japanese = client
+        .get(server.url("/login?lang=ja"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(japanese.contains("ユーザーID"));
 
     let r = client
@@ -195,7 +300,12 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.text().await.unwrap().contains("IDまたはパスワードが違います"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("IDまたはパスワードが違います")
+    );
 
     let r = client
         .post(server.url("/login"))
@@ -206,7 +316,11 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/password");
     let r = client.get(server.url("/")).send().await.unwrap();
-    assert_eq!(r.headers()["location"], "/password", "home waits for the change");
+    assert_eq!(
+        r.headers()["location"],
+        "/password",
+        "home waits for the change"
+    );
 
     let r = client
         .post(server.url("/password"))
@@ -234,8 +348,18 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("パスワードを変更しました"));
-    let home = client.get(server.url("/")).send().await.unwrap().text().await.unwrap();
-    assert!(home.contains("高松 花子") && home.contains("さぬき中央病院"), "{home}");
+    let home = client
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("高松 花子") && home.contains("さぬき中央病院"),
+        "{home}"
+    );
 
     // A cross-site form post is refused even with the cookie.
     let r = client
@@ -262,7 +386,14 @@ async fn tls_1_2_is_refused_unless_configured() {
         .build()
         .unwrap();
     assert!(old.get(server.url("/healthz")).send().await.is_err());
-    assert!(server.client().get(server.url("/healthz")).send().await.is_ok());
+    assert!(
+        server
+            .client()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_ok()
+    );
     drop(server);
     let server = net.serve(&["--allow-tls12"]);
     let old = server
@@ -270,24 +401,70 @@ async fn tls_1_2_is_refused_unless_configured() {
         .max_tls_version(reqwest::tls::Version::TLS_1_2)
         .build()
         .unwrap();
-    assert_eq!(old.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        old.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn cli_refuses_bad_facility_codes_with_the_rule() {
     let net = Network::new().await;
-    let out = net.run(&["admin", "facility", "add", "--code", "3710123459", "--name", "誤記病院"]);
+    let out = net.run(&[
+        "admin",
+        "facility",
+        "add",
+        "--code",
+        "3710123459",
+        "--name",
+        "誤記病院",
+    ]);
     assert_eq!(out.code, Some(65));
-    assert!(out.stderr.contains("check digit") && out.stderr.contains("検証番号"), "{}", out.stderr);
-    let out = net.run(&["admin", "facility", "add", "--code", "0110113719", "--name", "北海道の病院"]);
+    assert!(
+        out.stderr.contains("check digit") && out.stderr.contains("検証番号"),
+        "{}",
+        out.stderr
+    );
+    let out = net.run(&[
+        "admin",
+        "facility",
+        "add",
+        "--code",
+        "0110113719",
+        "--name",
+        "北海道の病院",
+    ]);
     assert_eq!(out.code, Some(65));
     assert!(out.stderr.contains("approval reference"), "{}", out.stderr);
     net.admin(&[
-        "facility", "add", "--code", "0110113719", "--name", "北海道の病院", "--approval-ref", "承認2026-07",
+        "facility",
+        "add",
+        "--code",
+        "0110113719",
+        "--name",
+        "北海道の病院",
+        "--approval-ref",
+        "承認2026-07",
     ]);
     let list = net.admin(&["facility", "list"]);
     assert!(list.contains("0110113719\t北海道の病院"), "{list}");
-    let out = net.run(&["admin", "user", "add", "--role", "doctor", "--facility", "0110113719", "--name", "a", "--email", "bad"]);
+    let out = net.run(&[
+        "admin",
+        "user",
+        "add",
+        "--role",
+        "doctor",
+        "--facility",
+        "0110113719",
+        "--name",
+        "a",
+        "--email",
+        "bad",
+    ]);
     assert_eq!(out.code, Some(65), "{}", out.stderr);
     let out = net.run(&["admin", "user", "show", "K7M4-QX9R"]);
     assert_eq!(out.code, Some(66), "{}", out.stderr);

@@ -107,7 +107,11 @@ pub fn load_or_generate(
             let key = data_dir.join("tls-key.pem");
             let generated = !(cert.exists() && key.exists());
             if generated {
-                let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+                let mut names = vec![
+                    "localhost".to_string(),
+                    "127.0.0.1".to_string(),
+                    "::1".to_string(),
+                ];
                 names.extend(extra_names.iter().cloned());
                 let pair = rcgen::generate_simple_self_signed(names)?;
                 write_private(&key, pair.key_pair.serialize_pem().as_bytes())?;

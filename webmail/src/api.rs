@@ -75,10 +75,17 @@ pub async fn sign_in(
 }
 
 /// `DELETE /api/v1/session`
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let token = session::token(&headers).ok_or(Error::NotSignedIn)?;
     state.directory.sign_out(&token).await?;
-    Ok(([(SET_COOKIE, session::clear_cookie())], StatusCode::NO_CONTENT).into_response())
+    Ok((
+        [(SET_COOKIE, session::clear_cookie())],
+        StatusCode::NO_CONTENT,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

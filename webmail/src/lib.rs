@@ -86,7 +86,10 @@ async fn healthz() -> &'static str {
 /// CSRF defence in depth beside SameSite=Strict: a state-changing request that a
 /// browser marks as coming from another origin is refused.
 async fn same_origin_writes(request: Request, next: Next) -> Response {
-    let writes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let writes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if writes {
         let headers = request.headers();
         let cross_site = headers
@@ -147,10 +150,11 @@ pub async fn serve_https(
                 }
                 Err(_) => return,
             };
-            let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(RemoteAddr(peer));
-                app.clone().oneshot(request.map(Body::new))
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(RemoteAddr(peer));
+                    app.clone().oneshot(request.map(Body::new))
+                });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), service)
                 .await

@@ -19,10 +19,14 @@ fn render(status: StatusCode, lang: Lang, query: Option<&str>, tpl: &impl Templa
         Ok(body) => {
             let mut response = (status, Html(body)).into_response();
             // Remember an explicit language choice.
-            if query.is_some_and(|q| q.contains("lang=")) {
-                if let Ok(v) = format!("{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000", lang.code()).parse() {
-                    response.headers_mut().append(SET_COOKIE, v);
-                }
+            if query.is_some_and(|q| q.contains("lang="))
+                && let Ok(v) = format!(
+                    "{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000",
+                    lang.code()
+                )
+                .parse()
+            {
+                response.headers_mut().append(SET_COOKIE, v);
             }
             response
         }
@@ -114,7 +118,11 @@ pub async fn login_submit(
             } else {
                 "/"
             };
-            ([(SET_COOKIE, session::set_cookie(&token))], Redirect::to(next)).into_response()
+            (
+                [(SET_COOKIE, session::set_cookie(&token))],
+                Redirect::to(next),
+            )
+                .into_response()
         }
         Err(e) => {
             let page = LoginPage {
@@ -131,10 +139,10 @@ pub async fn login_submit(
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = session::token(&headers) {
-        if let Err(e) = state.directory.sign_out(&token).await {
-            tracing::error!(error = %e, "sign-out failed");
-        }
+    if let Some(token) = session::token(&headers)
+        && let Err(e) = state.directory.sign_out(&token).await
+    {
+        tracing::error!(error = %e, "sign-out failed");
     }
     (
         [(SET_COOKIE, session::clear_cookie())],
@@ -155,7 +163,11 @@ struct HomePage {
     facility: Option<String>,
 }
 
-pub async fn home(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let s = match page_session(&state, &headers).await {
         Ok(s) => s,
         Err(r) => return r,

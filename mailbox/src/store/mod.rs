@@ -88,11 +88,18 @@ pub trait Store: Send + Sync + 'static {
         digest: &PasswordDigest,
         must_change: bool,
     ) -> StoreResult<()>;
-    async fn set_email(&self, id: &AccountId, email: Option<&str>, verified: bool)
-    -> StoreResult<()>;
+    async fn set_email(
+        &self,
+        id: &AccountId,
+        email: Option<&str>,
+        verified: bool,
+    ) -> StoreResult<()>;
     /// Counts one failed sign-in atomically and locks at `lock_after` in a row.
-    async fn record_failed_login(&self, id: &AccountId, lock_after: u32)
-    -> StoreResult<FailedLogin>;
+    async fn record_failed_login(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+    ) -> StoreResult<FailedLogin>;
     /// A successful sign-in resets the counter.
     async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()>;
     /// Locking keeps the counter; unlocking resets it.

@@ -8,8 +8,7 @@ pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
 pub(super) const UPDATE_FACILITY: &str = "UPDATE facilities SET name = $2, address = $3, phone = $4, \
     departments = $5, publish_details = $6, active_from = $7, active_until = $8, approval_ref = $9 \
     WHERE code = $1";
-const FACILITY_COLUMNS: &str =
-    "code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref";
+const FACILITY_COLUMNS: &str = "code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref";
 pub(super) fn select_facility() -> String {
     format!("SELECT {FACILITY_COLUMNS} FROM facilities WHERE code = $1")
 }
@@ -272,7 +271,11 @@ macro_rules! impl_portable_store {
                     .rows_affected())
             }
 
-            async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64> {
+            async fn purge_sessions(
+                &self,
+                idle_before: i64,
+                created_before: i64,
+            ) -> StoreResult<u64> {
                 Ok(sqlx::query(sql::PURGE_SESSIONS)
                     .bind(idle_before)
                     .bind(created_before)
