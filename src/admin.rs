@@ -5,13 +5,85 @@ use mailbox::{
     Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result,
 };
 
-use crate::cli::{AdminCommand, FacilityCommand, FacilityFields, UserCommand};
+use crate::cli::{
+    AdminCommand, FacilityCommand, FacilityFields, GrantsCommand, RecoveryCommand, UserCommand,
+};
 
 pub async fn run(directory: &Directory, command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Facility { command } => facility(directory, command).await,
         AdminCommand::User { command } => user(directory, command).await,
+        AdminCommand::Recovery { command } => recovery(directory, command).await,
+        AdminCommand::Grants { command } => grants(directory, command).await,
     }
+}
+
+fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(
+            "recovery_key",
+            format!("cannot read {}: {e}", path.display()),
+            "復旧鍵ファイルを読めません。",
+        )
+    })?;
+    renkei_crypto::SecretKey::from_armored_secret(&text).map_err(|_| {
+        Error::invalid(
+            "recovery_key",
+            format!("{} is not a recovery key file", path.display()),
+            "復旧鍵ファイルの形式が正しくありません。",
+        )
+    })
+}
+
+async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()> {
+    match command {
+        RecoveryCommand::Init { out } => {
+            if out.exists() {
+                return Err(Error::Conflict(format!(
+                    "{} already exists; not overwriting it",
+                    out.display()
+                )));
+            }
+            let key = directory.init_recovery().await?;
+            let armored = key
+                .to_armored_secret()
+                .map_err(|e| Error::Internal(format!("exporting the recovery key: {e}")))?;
+            crate::demo::write_private(&out, armored.as_str())
+                .map_err(|e| Error::Internal(format!("{e:#}")))?;
+            println!(
+                "recovery certificate stored; fingerprint {}",
+                key.fingerprint()
+            );
+            println!(
+                "the secret half is in {} — move it offline and delete it from this server",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
+    match command {
+        GrantsCommand::List => {
+            println!("facility_code\tkey\taccount\twaiting_since");
+            for g in directory.pending_grants().await? {
+                let since = chrono::DateTime::from_timestamp(g.created_at, 0)
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    g.facility_code, g.role, g.account_id, since
+                );
+            }
+        }
+        GrantsCommand::Complete { recovery_key } => {
+            let key = read_recovery_key(&recovery_key)?;
+            let n = directory.complete_grants_with_recovery(&key).await?;
+            println!("{n} pending grant(s) completed");
+        }
+    }
+    Ok(())
 }
 
 fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate> {
@@ -233,12 +305,32 @@ async fn user(directory: &Directory, command: UserCommand) -> Result<()> {
             let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
             println!("account {} unlocked", a.id);
         }
-        UserCommand::ResetPassword { id } => {
+        UserCommand::ResetPassword { id, recovery_key } => {
             let id = AccountId::parse(&id)?;
-            let password = directory.reset_password(&id).await?;
+            let key = recovery_key.as_deref().map(read_recovery_key).transpose()?;
+            let outcome = directory.reset_password_with(&id, key.as_ref()).await?;
             let account = directory.account(&id).await?;
             let fname = facility_name(directory, &account).await;
-            credential_letter(&account, fname.as_deref(), &password);
+            credential_letter(&account, fname.as_deref(), &outcome.password);
+            if outcome.key_replaced {
+                println!(
+                    "WARNING: reset without the recovery key: {} has a NEW key and can no longer open {} earlier item(s) addressed to them personally:",
+                    account.id,
+                    outcome.unreadable_items.len()
+                );
+                for item in &outcome.unreadable_items {
+                    println!("  {item}");
+                }
+                println!(
+                    "Facility grants are pending again until another member signs in or `admin grants complete` runs."
+                );
+            } else if key.is_some() {
+                println!("The person keeps their key: every earlier item stays readable.");
+            }
+        }
+        UserCommand::Remove { id } => {
+            let a = directory.remove_account(&AccountId::parse(&id)?).await?;
+            println!("account {} removed: grants deleted, account locked", a.id);
         }
     }
     Ok(())

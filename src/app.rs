@@ -6,10 +6,40 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mailbox::Directory;
+use mailbox::postroom::{BlobStore, Postroom};
 use tokio::net::TcpListener;
 use transport::tls;
 
 use crate::config::Settings;
+
+/// The blind-index key lives outside the database: `RENKEI_BLIND_INDEX_KEY` (hex),
+/// or a key file (made on first start, mode 0600).
+fn blind_index_key(settings: &Settings) -> anyhow::Result<renkei_crypto::BlindIndexKey> {
+    if std::env::var_os("RENKEI_BLIND_INDEX_KEY").is_some() {
+        return renkei_crypto::BlindIndexKey::from_env("RENKEI_BLIND_INDEX_KEY")
+            .context("RENKEI_BLIND_INDEX_KEY");
+    }
+    let path = &settings.blind_index_key_file;
+    if !path.exists() {
+        let key =
+            renkei_crypto::BlindIndexKey::generate().context("generating the blind-index key")?;
+        crate::demo::write_private(path, key.to_hex().as_str())?;
+        tracing::info!(path = %path.display(), "generated the blind-index key");
+    }
+    renkei_crypto::BlindIndexKey::from_file(path)
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// The directory and the postroom over one store.
+pub async fn open_services(settings: &Settings) -> anyhow::Result<(Arc<Directory>, Arc<Postroom>)> {
+    let directory = open_directory(settings).await?;
+    let postroom = Arc::new(Postroom::new(
+        directory.clone(),
+        BlobStore::new(settings.data_dir.join("blobs")),
+        Arc::new(blind_index_key(settings)?),
+    ));
+    Ok((directory, postroom))
+}
 
 pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory>> {
     if let mailbox::store::StoreTarget::Sqlite(_) = settings.store {
@@ -31,11 +61,16 @@ pub struct Server {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     directory: Arc<Directory>,
+    postroom: Arc<Postroom>,
     pub fingerprint: String,
 }
 
 impl Server {
-    pub async fn bind(settings: &Settings, directory: Arc<Directory>) -> anyhow::Result<Self> {
+    pub async fn bind(
+        settings: &Settings,
+        directory: Arc<Directory>,
+        postroom: Arc<Postroom>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
         let material =
@@ -51,6 +86,7 @@ impl Server {
             listener,
             tls,
             directory,
+            postroom,
             fingerprint: material.fingerprint(),
         })
     }
@@ -84,6 +120,7 @@ impl Server {
         });
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
+            postroom: self.postroom,
         });
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
         purge.abort();

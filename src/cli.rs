@@ -88,6 +88,37 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The network's offline recovery key.
+    Recovery {
+        #[command(subcommand)]
+        command: RecoveryCommand,
+    },
+    /// Facility-key grants of members.
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCommand {
+    /// Make the recovery key: its certificate stays on the server, the secret half
+    /// goes to FILE, to be kept offline (never on this server).
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// Members still waiting for a facility key.
+    List,
+    /// Complete every pending grant with the offline recovery key.
+    Complete {
+        #[arg(long)]
+        recovery_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -167,8 +198,15 @@ pub enum UserCommand {
     Unlock {
         id: String,
     },
-    /// Issue a new password (the person must change it at the next sign-in).
+    /// Issue a new password (the person must change it at the next sign-in). With
+    /// the recovery key file the person keeps their key and every old item.
     ResetPassword {
+        id: String,
+        #[arg(long)]
+        recovery_key: Option<PathBuf>,
+    },
+    /// Remove a member: every facility-key grant goes and the account stays locked.
+    Remove {
         id: String,
     },
 }

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub home_prefecture: Option<u8>,
+    pub blind_index_key_file: Option<PathBuf>,
     #[serde(default)]
     pub http: HttpSection,
     #[serde(default)]
@@ -63,6 +64,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_names: Vec<String>,
     pub tls: TlsSettings,
+    /// HMAC key of the patient blind index; kept outside the database.
+    pub blind_index_key_file: PathBuf,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -112,12 +115,17 @@ impl Settings {
                 .or(file.auth.absolute_timeout_secs)
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.absolute_timeout),
+            key_lock: defaults.key_lock,
         };
         let listen = match args.listen.or(file.http.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
         };
+        let blind_index_key_file = file
+            .blind_index_key_file
+            .unwrap_or_else(|| data_dir.join("blind-index.key"));
         Ok(Self {
+            blind_index_key_file,
             data_dir,
             store,
             network: NetworkPolicy { home_prefecture },

@@ -24,6 +24,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         | ErrorKind::Locked
         | ErrorKind::Forbidden
         | ErrorKind::PasswordChangeRequired => 77,
+        ErrorKind::Tampered => 65,
         ErrorKind::Internal => 70,
     }
 }
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,8 +67,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Serve => {
-            let directory = app::open_directory(&settings).await?;
-            let server = app::Server::bind(&settings, directory).await?;
+            let (directory, postroom) = app::open_services(&settings).await?;
+            let server = app::Server::bind(&settings, directory, postroom).await?;
             println!(
                 "Renkei at {} (store: {})",
                 server.url()?,
@@ -79,13 +81,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server.run(app::shutdown_signal()).await
         }
         Command::Demo { no_serve } => {
-            let directory = app::open_directory(&settings).await?;
+            let (directory, postroom) = app::open_services(&settings).await?;
             let tsv = demo::ensure(&directory, &settings.data_dir).await?;
             if no_serve {
                 demo::print_accounts(&tsv);
                 return Ok(());
             }
-            let server = app::Server::bind(&settings, directory).await?;
+            let server = app::Server::bind(&settings, directory, postroom).await?;
             println!("Renkei demo network at {}", server.url()?);
             println!(
                 "TLS certificate SHA-256 fingerprint: {}",

@@ -164,6 +164,8 @@ pub struct Account {
     pub locked: bool,
     pub failed_attempts: u32,
     pub has_second_factor: bool,
+    /// A removed member keeps the row (items refer to it) but no grants, and stays locked.
+    pub removed: bool,
     pub created_at: i64,
 }
 

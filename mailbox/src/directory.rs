@@ -10,9 +10,12 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
+use renkei_crypto::LockParams;
+
 use crate::account::{Account, AccountId, Role};
 use crate::error::{Error, Result};
 use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode};
+use crate::keyring::{Keyring, Keyrings};
 use crate::password::{self, Password};
 use crate::store::{SessionRecord, Store, StoreError};
 
@@ -23,6 +26,8 @@ pub struct AuthPolicy {
     pub lock_after: u32,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// Argon2id cost of the password lock on each person's secret key.
+    pub key_lock: LockParams,
 }
 
 impl Default for AuthPolicy {
@@ -31,6 +36,7 @@ impl Default for AuthPolicy {
             lock_after: 5,
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            key_lock: LockParams::default(),
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Directory {
     store: Arc<dyn Store>,
     auth: AuthPolicy,
     network: NetworkPolicy,
+    /// Unlocked keys of live sessions; memory only, never stored.
+    keyrings: Keyrings,
 }
 
 fn now() -> i64 {
@@ -132,6 +140,7 @@ impl Directory {
             store,
             auth,
             network,
+            keyrings: Keyrings::default(),
         }
     }
 
@@ -288,10 +297,14 @@ impl Directory {
                 locked: false,
                 failed_attempts: 0,
                 has_second_factor: false,
+                removed: false,
                 created_at: now(),
             };
             match self.store.insert_account(&account).await {
-                Ok(()) => return Ok(account),
+                Ok(()) => {
+                    self.create_account_key(&account, password).await?;
+                    return Ok(account);
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -312,24 +325,36 @@ impl Directory {
         Ok(self.store.accounts(facility).await?)
     }
 
-    /// Issues a new password (credential letter); the person must change it, and
-    /// every open session of the account ends.
+    /// Issues a new password (credential letter) without the recovery key; see
+    /// [`Directory::reset_password_with`].
     pub async fn reset_password(&self, id: &AccountId) -> Result<Password> {
-        self.account(id).await?;
-        let issued = password::issue();
-        let digest = hash_blocking(issued.clone()).await?;
-        self.store.set_password(id, &digest, true).await?;
+        Ok(self.reset_password_with(id, None).await?.password)
+    }
+
+    /// Ends every session of the account and wipes their keys.
+    pub(crate) async fn end_sessions_of(&self, id: &AccountId) -> Result<()> {
         self.store.delete_sessions_of(id).await?;
-        Ok(issued)
+        self.keyrings.remove_account(id);
+        Ok(())
+    }
+
+    /// The unlocked keys of a live session; `None` for the operator, who has none.
+    pub fn keyring(&self, session: &CurrentSession) -> Option<Arc<Keyring>> {
+        self.keyrings.get(&session.record.token_hash)
     }
 
     pub async fn set_locked(&self, id: &AccountId, locked: bool) -> Result<Account> {
+        if !locked && self.account(id).await?.removed {
+            return Err(Error::Conflict(format!(
+                "account {id} was removed and cannot be unlocked"
+            )));
+        }
         match self.store.set_locked(id, locked).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("account")),
             other => other?,
         }
         if locked {
-            self.store.delete_sessions_of(id).await?;
+            self.end_sessions_of(id).await?;
         }
         self.account(id).await
     }
@@ -352,7 +377,7 @@ impl Directory {
             verify_blocking(password.clone(), password::dummy_digest()).await;
             return Err(Error::BadCredentials);
         };
-        if account.locked {
+        if account.locked || account.removed {
             return Err(Error::AccountLocked);
         }
         if !verify_blocking(password.clone(), account.password.clone()).await {
@@ -375,6 +400,7 @@ impl Directory {
         if account.failed_attempts > 0 {
             self.store.reset_failed_logins(&account.id).await?;
         }
+        let keyring = self.unlock_keyring(&account, password).await?;
         let token = SessionToken::generate();
         let t = now_ms();
         let record = SessionRecord {
@@ -385,6 +411,9 @@ impl Directory {
             remote_addr,
         };
         self.store.insert_session(&record).await?;
+        if let Some(keyring) = keyring {
+            self.keyrings.insert(record.token_hash.clone(), keyring);
+        }
         tracing::info!(
             account = account.id.as_str(),
             role = account.role.as_str(),
@@ -412,12 +441,20 @@ impl Directory {
             || t - record.created_at >= millis(self.auth.absolute_timeout)
         {
             self.store.delete_session(&digest).await?;
+            self.keyrings.remove(&digest);
             return Err(Error::SessionExpired);
         }
         let account = self.account(&record.account_id).await?;
         if account.locked {
             self.store.delete_session(&digest).await?;
+            self.keyrings.remove(&digest);
             return Err(Error::AccountLocked);
+        }
+        // Keys live only in this process: after a restart the session cannot read
+        // anything, so it ends like an expired one.
+        if account.role != Role::Operator && self.keyrings.get(&digest).is_none() {
+            self.store.delete_session(&digest).await?;
+            return Err(Error::SessionExpired);
         }
         if t > record.last_seen {
             self.store.touch_session(&digest, t).await?;
@@ -433,7 +470,9 @@ impl Directory {
     }
 
     pub async fn sign_out(&self, token: &SessionToken) -> Result<()> {
-        self.store.delete_session(&token.digest()).await?;
+        let digest = token.digest();
+        self.keyrings.remove(&digest);
+        self.store.delete_session(&digest).await?;
         Ok(())
     }
 
@@ -457,9 +496,23 @@ impl Directory {
         )
         .map_err(Error::WeakPassword)?;
         let digest = hash_blocking(new.clone()).await?;
-        self.store.set_password(&account.id, &digest, false).await?;
-        self.store.delete_sessions_of(&account.id).await?;
-        self.store.insert_session(&session.record).await?;
+        match self.keyring(session) {
+            Some(keyring) => {
+                let locked = self.relock(&keyring, new).await?;
+                self.store
+                    .set_password_and_key(&account.id, &digest, false, &locked)
+                    .await?;
+                self.end_sessions_of(&account.id).await?;
+                self.store.insert_session(&session.record).await?;
+                self.keyrings
+                    .insert_shared(session.record.token_hash.clone(), keyring);
+            }
+            None => {
+                self.store.set_password(&account.id, &digest, false).await?;
+                self.end_sessions_of(&account.id).await?;
+                self.store.insert_session(&session.record).await?;
+            }
+        }
         tracing::info!(account = account.id.as_str(), "password changed");
         Ok(())
     }
@@ -467,13 +520,24 @@ impl Directory {
     /// Drops sessions past either timeout; run periodically by `serve`.
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         let t = now_ms();
-        Ok(self
+        let purged = self
             .store
             .purge_sessions(
                 t - millis(self.auth.idle_timeout),
                 t - millis(self.auth.absolute_timeout),
             )
-            .await?)
+            .await?;
+        // Wipe the keys of every session that no longer exists.
+        let mut gone = Vec::new();
+        for digest in self.keyrings.sessions() {
+            if self.store.session(&digest).await?.is_none() {
+                gone.push(digest);
+            }
+        }
+        for digest in gone {
+            self.keyrings.remove(&digest);
+        }
+        Ok(purged)
     }
 }
 
@@ -495,7 +559,7 @@ pub fn validate_email(email: &str) -> Result<()> {
 }
 
 /// Argon2 takes tens of milliseconds of CPU; keep it off the async workers.
-async fn hash_blocking(password: Password) -> Result<password::PasswordDigest> {
+pub(crate) async fn hash_blocking(password: Password) -> Result<password::PasswordDigest> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| Error::Internal(format!("hash task: {e}")))?

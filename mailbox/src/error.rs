@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Forbidden,
     NotFound,
     Conflict,
+    /// Stored content failed its integrity check.
+    Tampered,
     Internal,
 }
 
@@ -59,6 +61,9 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// What failed: `key_slot`, `body` or `attachment`.
+    #[error("the stored {0} failed its integrity check; it was damaged or altered")]
+    Tampered(&'static str),
     #[error("storage failure")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -94,6 +99,7 @@ impl Error {
             Self::Forbidden => ErrorKind::Forbidden,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Tampered(_) => ErrorKind::Tampered,
             Self::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
             Self::Store(_) | Self::Internal(_) => ErrorKind::Internal,
         }
@@ -115,6 +121,9 @@ impl Localized for Error {
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
+            Self::Tampered("key_slot") => "tampered_key_slot",
+            Self::Tampered("attachment") => "tampered_attachment",
+            Self::Tampered(_) => "tampered_body",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }
@@ -140,6 +149,12 @@ impl Localized for Error {
             Self::Forbidden => "この操作は許可されていません。".into(),
             Self::NotFound(_) => "見つかりません。".into(),
             Self::Conflict(msg) => format!("競合が発生しました: {msg}"),
+            Self::Tampered("attachment") => {
+                "添付ファイルが署名された内容と一致しません。改ざんまたは破損の可能性があります。".into()
+            }
+            Self::Tampered(_) => {
+                "この項目は改ざんまたは破損しているため表示できません。".into()
+            }
             Self::Store(StoreError::Conflict(msg)) => format!("既に登録されています: {msg}"),
             Self::Store(_) | Self::Internal(_) => {
                 "内部エラーが発生しました。時間をおいて再度お試しください。".into()

@@ -4,10 +4,14 @@
 //! imports sqlx.
 
 pub mod account;
+pub mod blob;
 pub mod directory;
 pub mod error;
 pub mod facility;
+pub mod keyring;
+pub mod keys;
 pub mod password;
+pub mod postroom;
 pub mod store;
 
 pub use account::{Account, AccountId, Role};

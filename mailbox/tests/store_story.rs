@@ -7,47 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use mailbox::store::{self, SessionRecord, Store, StoreError, StoreTarget};
+mod common;
+
+use common::fresh_store;
+use mailbox::store::{SessionRecord, Store, StoreError};
 use mailbox::{
     AccountId, AuthPolicy, Directory, Error, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role, password,
 };
-
-struct TestStore {
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
-
-async fn fresh_store() -> TestStore {
-    let dir = tempfile::tempdir().unwrap();
-    let target = match std::env::var("RENKEI_TEST_BACKEND").as_deref() {
-        Ok("postgres") => {
-            let admin = std::env::var("RENKEI_TEST_PG_URL")
-                .expect("RENKEI_TEST_PG_URL must be set for the postgres backend");
-            StoreTarget::Postgres(create_pg_database(&admin).await)
-        }
-        _ => StoreTarget::Sqlite(dir.path().join("renkei.db")),
-    };
-    let store = store::open(&target).await.unwrap();
-    TestStore { store, _dir: dir }
-}
-
-async fn create_pg_database(admin_url: &str) -> String {
-    use sqlx::Connection;
-    let name = format!("renkei_store_{}", hex_random());
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    format!("{base}/{name}")
-}
-
-fn hex_random() -> String {
-    use rand::Rng;
-    format!("{:016x}", rand::thread_rng().r#gen::<u64>())
-}
 
 fn facility(code: &str, name: &str) -> Facility {
     Facility {
@@ -64,6 +31,11 @@ fn facility(code: &str, name: &str) -> Facility {
 }
 
 fn directory(store: Arc<dyn Store>, policy: AuthPolicy) -> Directory {
+    // Cheap Argon2 for the key lock keeps the suite fast; the cost is a parameter.
+    let policy = AuthPolicy {
+        key_lock: renkei_crypto::LockParams::insecure_for_tests(),
+        ..policy
+    };
     Directory::new(store, policy, NetworkPolicy::default())
 }
 
@@ -308,6 +280,7 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
         lock_after: 5,
         idle_timeout: Duration::from_secs(2),
         absolute_timeout: Duration::from_secs(3600),
+        ..AuthPolicy::default()
     };
     let dir = directory(t.store.clone(), policy);
     let pw = Password::new("Issued-Pass-2026!");

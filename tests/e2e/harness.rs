@@ -82,6 +82,26 @@ impl Network {
         parse_letter(&letter)
     }
 
+    /// Signs in with an issued password, changes it, and returns a ready client.
+    pub async fn ready_client(&self, server: &Server, id: &str, issued: &str) -> reqwest::Client {
+        let client = server.client();
+        let r = client
+            .post(server.url("/api/v1/session"))
+            .json(&serde_json::json!({ "id": id, "password": issued }))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "sign-in of {id}");
+        let r = client
+            .post(server.url("/api/v1/password"))
+            .json(&serde_json::json!({ "current_password": issued, "new_password": format!("{issued}-Mine-2026") }))
+            .send()
+            .await
+            .expect("change password");
+        assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+        client
+    }
+
     pub fn serve(&self, extra: &[&str]) -> Server {
         Server::start(self, "serve", extra)
     }
@@ -131,6 +151,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub stdout_head: String,
     cert_pem: Vec<u8>,
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -140,9 +161,17 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .arg(command)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // The server's log goes into the data folder, where the stolen-store test
+            // searches it too; a failing test prints it.
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(network.data_dir().join("server.log"))
+                    .expect("server log"),
+            ))
             .spawn()
             .expect("start renkei");
         let stdout = child.stdout.take().expect("stdout");
@@ -170,6 +199,7 @@ impl Server {
         };
         let cert_pem = std::fs::read(network.data_dir().join("tls-cert.pem")).expect("certificate");
         Self {
+            log: network.data_dir().join("server.log"),
             child,
             addr: addr.parse().expect("address"),
             stdout_head,
@@ -200,5 +230,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(&self.log)
+        {
+            eprintln!("--- server log ---\n{log}");
+        }
     }
 }

@@ -4,4 +4,5 @@
 
 mod demo;
 mod harness;
+mod sealed;
 mod signin;

@@ -15,6 +15,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Locked => StatusCode::LOCKED,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Tampered => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -1,6 +1,7 @@
 //! Renkei's web face: server-rendered pages and the JSON API, served over HTTPS.
 
 mod api;
+mod envelopes;
 pub mod error;
 mod i18n;
 mod pages;
@@ -29,6 +30,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub directory: Arc<Directory>,
+    pub postroom: Arc<mailbox::postroom::Postroom>,
 }
 
 /// The peer address of the connection a request came on.
@@ -41,7 +43,20 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(api::sign_in).delete(api::sign_out))
         .route("/password", post(api::change_password))
-        .route("/me", get(api::me));
+        .route("/me", get(api::me))
+        .route(
+            "/envelopes",
+            post(envelopes::send)
+                .get(envelopes::list)
+                // Attachments stream into sealed blobs; no whole-body limit applies.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/envelopes/{id}", get(envelopes::open))
+        .route(
+            "/envelopes/{id}/attachments/{index}",
+            get(envelopes::attachment),
+        )
+        .route("/envelopes/{id}/forward", post(envelopes::forward));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))

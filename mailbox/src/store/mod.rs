@@ -7,6 +7,8 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+pub mod vault;
+mod vault_sql;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -69,7 +71,7 @@ pub struct FailedLogin {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: vault::VaultStore + Send + Sync + 'static {
     /// Which backend this is, for logs and diagnostics.
     fn backend(&self) -> &'static str;
 

@@ -6,6 +6,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
+use super::vault::{
+    AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
+};
+use super::vault_sql::{self, impl_vault_store};
 use super::{FailedLogin, SessionRecord, StoreError, StoreResult};
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
@@ -31,4 +35,5 @@ impl PgStore {
     }
 }
 
+impl_vault_store!(PgStore);
 impl_portable_store!(PgStore, "postgres");

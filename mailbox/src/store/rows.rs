@@ -68,6 +68,7 @@ pub(super) struct AccountRow {
     pub locked: bool,
     pub failed_attempts: i64,
     pub has_second_factor: bool,
+    pub removed: bool,
     pub created_at: i64,
 }
 
@@ -91,6 +92,7 @@ impl TryFrom<AccountRow> for Account {
             locked: r.locked,
             failed_attempts: u32::try_from(r.failed_attempts).unwrap_or(u32::MAX),
             has_second_factor: r.has_second_factor,
+            removed: r.removed,
             created_at: r.created_at,
         })
     }

@@ -21,7 +21,7 @@ pub(super) const INSERT_ACCOUNT: &str = "INSERT INTO accounts \
      locked, failed_attempts, has_second_factor, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 const ACCOUNT_COLUMNS: &str = "id, role, facility_code, name, email, email_verified, password_hash, \
-    must_change_password, locked, failed_attempts, has_second_factor, created_at";
+    must_change_password, locked, failed_attempts, has_second_factor, removed, created_at";
 pub(super) fn select_account() -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")
 }

@@ -9,6 +9,10 @@ use sqlx::sqlite::{
 
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
+use super::vault::{
+    AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
+};
+use super::vault_sql::{self, impl_vault_store};
 use super::{FailedLogin, SessionRecord, StoreError, StoreResult};
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
@@ -42,4 +46,5 @@ impl SqliteStore {
     }
 }
 
+impl_vault_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

@@ -1,0 +1,748 @@
+//! Sealed envelopes: sign-then-encrypt of an inner MIME message, one key slot per
+//! principal, and attachments as separate streamed OpenPGP messages whose session
+//! keys and SHA-256 sit in the signed manifest.
+
+use std::fmt;
+use std::io::{self, BufWriter, Read, Write};
+use std::sync::mpsc::sync_channel;
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Fingerprint;
+use openpgp::crypto::SessionKey;
+use openpgp::packet::Packet;
+use openpgp::packet::pkesk::PKESK6;
+use openpgp::serialize::Marshal;
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
+use openpgp::types::HashAlgorithm;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::error::{CryptoError, Result};
+use crate::keys::{AEAD, Certificate, KeySlotId, SYM, SecretKey};
+use crate::pgp::{self, KeySource};
+
+/// Streaming unit for attachments: big enough to amortise per-call overhead,
+/// small enough that a handful in flight stay far below the memory target.
+const CHUNK: usize = 1 << 20;
+/// Buffers queued between the reading/hashing thread and the encrypting thread.
+const QUEUE: usize = 4;
+
+const MANIFEST_TYPE: &str = "application/vnd.renkei.manifest+json";
+const H_KIND: &str = "X-Renkei-Kind";
+const H_PATIENT_ID: &str = "X-Renkei-Patient-Id";
+const H_PATIENT_NAME: &str = "X-Renkei-Patient-Name";
+const H_SENDER_ACCOUNT: &str = "X-Renkei-Sender-Account";
+const H_SENDER_NAME: &str = "X-Renkei-Sender-Name";
+const H_SENDER_FACILITY: &str = "X-Renkei-Sender-Facility";
+
+/// How far a reader may trust what they opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Signed by the key the look-up returned, and the signature checks.
+    Valid,
+    /// Signed, but the look-up knows no certificate for the signer's fingerprint.
+    UnknownSigner,
+    /// The signature does not verify (or is missing): content must not be shown as genuine.
+    BadSignature,
+    /// An attachment blob does not match its signed manifest entry.
+    /// ([`open_attachment`] reports this as [`CryptoError::AttachmentChanged`];
+    /// the variant lets callers fold it into one status.)
+    AttachmentChanged,
+}
+
+/// Headers that are part of the signed, encrypted content (never in clear metadata).
+#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct ProtectedHeaders {
+    /// Message kind (request, report, letter, …).
+    pub kind: String,
+    /// Subject line.
+    pub subject: String,
+    /// Patient ID as entered.
+    pub patient_id: String,
+    /// Patient name as entered.
+    pub patient_name: String,
+}
+
+/// Who the sender says they are; authenticated only together with a `Valid`
+/// verification whose signer fingerprint the caller maps to this account.
+#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct SenderInfo {
+    /// Account ID.
+    pub account_id: String,
+    /// Display name.
+    pub name: String,
+    /// Facility code.
+    pub facility: String,
+}
+
+/// What a sender writes: input to [`seal`]. The manifest is added by `seal`.
+#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Draft {
+    /// Protected headers.
+    pub headers: ProtectedHeaders,
+    /// Claimed sender.
+    pub sender: SenderInfo,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// The opened, plaintext inner message. Distinct from [`SealedEnvelope`] so the
+/// two cannot be confused; wiped on drop; `Debug` shows no content.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct InnerMessage {
+    /// Protected headers.
+    pub headers: ProtectedHeaders,
+    /// Claimed sender (see [`SenderInfo`]).
+    pub sender: SenderInfo,
+    /// Plain-text body.
+    pub body: String,
+    /// One entry per attachment, in the order given to [`seal`].
+    pub manifest: Vec<ManifestEntry>,
+}
+
+/// One attachment as recorded in the signed inner message. Holds the attachment's
+/// session key, so it is secret: no `Serialize`, redacted `Debug`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct ManifestEntry {
+    /// File name as given by the sender.
+    pub name: String,
+    /// Media type as given by the sender.
+    pub media_type: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    #[zeroize(skip)] // Sequoia's SessionKey wipes itself on drop.
+    session_key: SessionKey,
+}
+
+impl PartialEq for ManifestEntry {
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name
+            && self.media_type == o.media_type
+            && self.size == o.size
+            && self.sha256 == o.sha256
+            && self.session_key == o.session_key
+    }
+}
+impl Eq for ManifestEntry {}
+
+impl fmt::Debug for ManifestEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestEntry")
+            .field("size", &self.size)
+            .field("sha256", &hex::encode(self.sha256))
+            .field("name", &"<redacted>")
+            .field("session_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl fmt::Debug for InnerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InnerMessage")
+            .field("content", &"<redacted>")
+            .field("attachments", &self.manifest.len())
+            .finish()
+    }
+}
+impl fmt::Debug for Draft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Draft { <redacted> }")
+    }
+}
+impl fmt::Debug for ProtectedHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProtectedHeaders { <redacted> }")
+    }
+}
+impl fmt::Debug for SenderInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderInfo")
+            .field("account_id", &self.account_id)
+            .finish()
+    }
+}
+
+/// An attachment to seal: metadata, a plaintext source and a sink for the sealed blob.
+/// The source is read on a helper thread (hence `Send`); nothing is held whole in memory.
+pub struct AttachmentInput<'a> {
+    /// File name (goes into the signed manifest only).
+    pub name: String,
+    /// Media type (signed manifest only).
+    pub media_type: String,
+    /// Plaintext.
+    pub source: Box<dyn Read + Send + 'a>,
+    /// Where the sealed OpenPGP message is written (the caller stores it as a blob).
+    pub sink: Box<dyn Write + Send + Sync + 'a>,
+}
+
+/// Clear facts about one sealed attachment, for storage and billing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedAttachment {
+    /// Plaintext size.
+    pub plain_size: u64,
+    /// Size of the sealed blob written to the sink.
+    pub sealed_size: u64,
+}
+
+/// An encrypted, signed envelope: key slots (PKESK v6) followed by one SEIPDv2 body.
+/// Opaque bytes for storage.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedEnvelope(Vec<u8>);
+
+impl fmt::Debug for SealedEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedEnvelope({} bytes)", self.0.len())
+    }
+}
+
+impl SealedEnvelope {
+    /// Wraps stored bytes; checked when opened.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        SealedEnvelope(bytes)
+    }
+    /// The bytes to store.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+    /// Borrowing form.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// Whether `cert` holds a key slot (by recipient id; does not decrypt anything).
+    pub fn is_addressed_to(&self, cert: &Certificate) -> Result<bool> {
+        Ok(key_slots(self)?.contains(&cert.key_slot_id()))
+    }
+}
+
+/// Result of [`seal`].
+#[derive(Debug)]
+pub struct Sealed {
+    /// The envelope.
+    pub envelope: SealedEnvelope,
+    /// One per attachment, same order as the input.
+    pub attachments: Vec<SealedAttachment>,
+}
+
+/// Result of [`open`].
+#[derive(Debug)]
+pub struct OpenedEnvelope {
+    /// The plaintext.
+    pub inner: InnerMessage,
+    /// Fingerprint (hex) of the signing key's certificate, when the signature names one.
+    pub signer: Option<String>,
+    /// Signature status; anything but `Valid` must be shown as such.
+    pub verification: Verification,
+    /// Signature creation time.
+    pub signed_at: Option<SystemTime>,
+}
+
+fn check_header(what: &str, v: &str) -> Result<()> {
+    if v.chars().any(char::is_control) {
+        return Err(CryptoError::InvalidInput(format!(
+            "{what} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Seals a message: attachments first (each streamed to its sink under a fresh
+/// session key), then the inner MIME message with their manifest, signed by
+/// `sender` (SHA-256) and encrypted once with one key slot per recipient.
+pub fn seal(
+    sender: &SecretKey,
+    recipients: &[&Certificate],
+    draft: &Draft,
+    attachments: Vec<AttachmentInput<'_>>,
+) -> Result<Sealed> {
+    if recipients.is_empty() {
+        return Err(CryptoError::InvalidInput("no recipient".into()));
+    }
+    let h = &draft.headers;
+    for (what, v) in [
+        ("kind", &h.kind),
+        ("subject", &h.subject),
+        ("patient id", &h.patient_id),
+        ("patient name", &h.patient_name),
+        ("sender account", &draft.sender.account_id),
+        ("sender name", &draft.sender.name),
+        ("sender facility", &draft.sender.facility),
+    ] {
+        check_header(what, v)?;
+    }
+    let mut manifest = Vec::with_capacity(attachments.len());
+    let mut sealed_atts = Vec::with_capacity(attachments.len());
+    for a in attachments {
+        check_header("attachment name", &a.name)?;
+        check_header("attachment media type", &a.media_type)?;
+        let (entry, info) = seal_attachment(a)?;
+        manifest.push(entry);
+        sealed_atts.push(info);
+    }
+    let mime = build_mime(draft, &manifest)?;
+    let envelope = seal_body(sender, recipients, &mime)?;
+    Ok(Sealed {
+        envelope,
+        attachments: sealed_atts,
+    })
+}
+
+fn seal_body(
+    sender: &SecretKey,
+    recipients: &[&Certificate],
+    plain: &[u8],
+) -> Result<SealedEnvelope> {
+    let mut out = Vec::with_capacity(plain.len() + 200 * recipients.len() + 512);
+    {
+        let msg = Message::new(&mut out);
+        let msg = Encryptor::for_recipients(msg, pgp::recipients(recipients))
+            .symmetric_algo(SYM)
+            .aead_algo(AEAD)
+            .build()
+            .map_err(CryptoError::pgp)?;
+        let msg = Signer::new(msg, sender.signer())
+            .map_err(CryptoError::pgp)?
+            .hash_algo(HashAlgorithm::SHA256)
+            .map_err(CryptoError::pgp)?
+            .build()
+            .map_err(CryptoError::pgp)?;
+        let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
+        lw.write_all(plain)?;
+        lw.finalize().map_err(CryptoError::pgp)?;
+    }
+    Ok(SealedEnvelope(out))
+}
+
+/// Counts bytes on their way to the sink.
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads until `buf` is full or the source ends.
+fn read_full(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn thread_died() -> CryptoError {
+    CryptoError::Io(io::Error::other("worker thread panicked"))
+}
+
+/// Streams one attachment: a helper thread reads and hashes while this thread
+/// encrypts (SEIPDv2, AES-256-OCB, no key slot) and writes. Two cores, two stages.
+fn seal_attachment(a: AttachmentInput<'_>) -> Result<(ManifestEntry, SealedAttachment)> {
+    let AttachmentInput {
+        name,
+        media_type,
+        mut source,
+        sink,
+    } = a;
+    let sk =
+        SessionKey::new(SYM.key_size().map_err(CryptoError::pgp)?).map_err(CryptoError::pgp)?;
+    let mut out = Counting {
+        inner: BufWriter::with_capacity(CHUNK, sink),
+        n: 0,
+    };
+
+    let (size, sha256) = std::thread::scope(|s| -> Result<(u64, [u8; 32])> {
+        let (full_tx, full_rx) = sync_channel::<Zeroizing<Vec<u8>>>(QUEUE);
+        let (empty_tx, empty_rx) = sync_channel::<Zeroizing<Vec<u8>>>(QUEUE + 2);
+        let reader = s.spawn(move || -> io::Result<(u64, [u8; 32])> {
+            let mut hasher = Sha256::new();
+            let mut total = 0u64;
+            loop {
+                let mut buf = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Zeroizing::new(Vec::with_capacity(CHUNK)));
+                buf.resize(CHUNK, 0);
+                let n = read_full(&mut source, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                hasher.update(&buf[..]);
+                total += n as u64;
+                if full_tx.send(buf).is_err() {
+                    break; // encrypting side gave up; its error is reported
+                }
+            }
+            Ok((total, hasher.finalize().into()))
+        });
+
+        let written = (|| -> Result<()> {
+            let msg = Message::new(&mut out);
+            let msg = Encryptor::with_session_key(msg, SYM, sk.clone())
+                .map_err(CryptoError::pgp)?
+                .aead_algo(AEAD)
+                .build()
+                .map_err(CryptoError::pgp)?;
+            let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
+            for buf in full_rx.iter() {
+                lw.write_all(&buf)?;
+                let _ = empty_tx.try_send(buf);
+            }
+            lw.finalize().map_err(CryptoError::pgp)?;
+            Ok(())
+        })();
+        drop(full_rx); // unblocks the reader if we stopped early
+        let read = reader.join().map_err(|_| thread_died())?;
+        let read = read?; // a source error explains a short stream best
+        written?;
+        Ok(read)
+    })?;
+    out.flush()?;
+    let sealed_size = out.n;
+    Ok((
+        ManifestEntry {
+            name,
+            media_type,
+            size,
+            sha256,
+            session_key: sk,
+        },
+        SealedAttachment {
+            plain_size: size,
+            sealed_size,
+        },
+    ))
+}
+
+/// What an [`open_attachment`] call checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachmentOpened {
+    /// Bytes written to the sink (equals the manifest size).
+    pub size: u64,
+}
+
+/// Streams an attachment's plaintext into `out`, checking it against its signed
+/// manifest entry. Any mismatch — altered or truncated blob, a blob swapped with
+/// another attachment's, wrong size or SHA-256 — is [`CryptoError::AttachmentChanged`].
+/// Data reaches `out` before the final check, so on any error discard what was written.
+pub fn open_attachment(
+    sealed: impl Read + Send + Sync,
+    entry: &ManifestEntry,
+    out: impl Write + Send,
+) -> Result<AttachmentOpened> {
+    let mut out = out;
+    std::thread::scope(|s| -> Result<AttachmentOpened> {
+        let (full_tx, full_rx) = sync_channel::<Zeroizing<Vec<u8>>>(QUEUE);
+        let (empty_tx, empty_rx) = sync_channel::<Zeroizing<Vec<u8>>>(QUEUE + 2);
+        let out = &mut out;
+        let consumer = s.spawn(move || -> io::Result<[u8; 32]> {
+            let mut hasher = Sha256::new();
+            for buf in full_rx.iter() {
+                hasher.update(&buf[..]);
+                out.write_all(&buf)?;
+                let _ = empty_tx.try_send(buf);
+            }
+            out.flush()?;
+            Ok(hasher.finalize().into())
+        });
+        let mut total = 0u64;
+        let decrypted = pgp::decrypt_stream(sealed, &entry.session_key, CHUNK, |buf| {
+            total += buf.len() as u64;
+            if total > entry.size {
+                return Err(CryptoError::AttachmentChanged);
+            }
+            full_tx
+                .send(buf)
+                .map_err(|_| CryptoError::Io(io::Error::other("attachment sink stopped")))?;
+            Ok(empty_rx
+                .try_recv()
+                .unwrap_or_else(|_| Zeroizing::new(Vec::with_capacity(CHUNK))))
+        });
+        drop(full_tx);
+        let digest = consumer.join().map_err(|_| thread_died())?;
+        let size = match decrypted {
+            Ok(n) => n,
+            Err(CryptoError::Io(_)) => {
+                return Err(digest
+                    .err()
+                    .map(CryptoError::Io)
+                    .unwrap_or(CryptoError::AttachmentChanged));
+            }
+            Err(e) => return Err(e),
+        };
+        let digest = digest?;
+        if size != entry.size || digest != entry.sha256 {
+            return Err(CryptoError::AttachmentChanged);
+        }
+        Ok(AttachmentOpened { size })
+    })
+}
+
+/// Opens an envelope with one principal's key. `signer_lookup` maps the signer's
+/// primary fingerprint to their certificate (typically from the account table).
+///
+/// Errors: [`CryptoError::NotAddressedToYou`] (no key slot for `key`),
+/// [`CryptoError::KeySlotDamaged`], [`CryptoError::BodyDamaged`]. A body that
+/// decrypts but whose signature fails is *not* an error: it is returned with
+/// `Verification::BadSignature` so the UI can say so.
+pub fn open(
+    envelope: &SealedEnvelope,
+    key: &SecretKey,
+    signer_lookup: impl Fn(&Fingerprint) -> Option<Certificate>,
+) -> Result<OpenedEnvelope> {
+    let plain = pgp::decrypt_small(&envelope.0, KeySource::Secret(key), Some(&signer_lookup))?;
+    let verified = plain.verified.ok_or(CryptoError::BodyDamaged)?;
+    let inner = parse_mime(&plain.data)?;
+    Ok(OpenedEnvelope {
+        inner,
+        signer: verified.signer.map(|f| f.to_hex()),
+        verification: verified.status,
+        signed_at: verified.signed_at,
+    })
+}
+
+/// Adds a key slot for `new_recipient` (forwarding within a facility) using any key
+/// that can already open the envelope. Only the session key is recovered; the
+/// encrypted body and the existing slots are kept byte for byte, and the new PKESK
+/// is prepended. Adding an already present recipient returns the envelope unchanged.
+pub fn add_key_slot(
+    envelope: &SealedEnvelope,
+    opener: &SecretKey,
+    new_recipient: &Certificate,
+) -> Result<SealedEnvelope> {
+    if envelope.is_addressed_to(new_recipient)? {
+        return Ok(envelope.clone());
+    }
+    // Decrypting the body as well proves the session key is right and the body
+    // intact, so we never hand out a slot to a damaged envelope.
+    let plain = pgp::decrypt_small(&envelope.0, KeySource::Secret(opener), None)?;
+    let sk = plain.session_key.ok_or(CryptoError::KeySlotDamaged)?;
+    let mut pkesk =
+        PKESK6::for_recipient(&sk, new_recipient.enc_key()).map_err(CryptoError::pgp)?;
+    pkesk.set_recipient(Some(new_recipient.enc_key().fingerprint()));
+    let mut out = Vec::with_capacity(envelope.0.len() + 160);
+    Packet::PKESK(pkesk.into())
+        .serialize(&mut out)
+        .map_err(CryptoError::pgp)?;
+    out.extend_from_slice(&envelope.0);
+    Ok(SealedEnvelope(out))
+}
+
+/// Lists the recipients of an envelope's key slots (encryption-subkey
+/// fingerprints; see [`Certificate::key_slot_id`]). Reads only clear packet headers.
+pub fn key_slots(envelope: &SealedEnvelope) -> Result<Vec<KeySlotId>> {
+    Ok(pgp::top_level_pkesks(&envelope.0)?
+        .iter()
+        .filter_map(|p| p.recipient())
+        .map(|h| KeySlotId(h.to_hex()))
+        .collect())
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct ManifestJson {
+    v: u32,
+    attachments: Vec<EntryJson>,
+}
+
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct EntryJson {
+    name: String,
+    media_type: String,
+    size: u64,
+    sha256: String,
+    cipher: String,
+    session_key: String,
+}
+
+const CIPHER: &str = "AES256-OCB";
+
+fn build_mime(draft: &Draft, manifest: &[ManifestEntry]) -> Result<Zeroizing<Vec<u8>>> {
+    use mail_builder::MessageBuilder;
+    use mail_builder::headers::text::Text;
+
+    let m = ManifestJson {
+        v: 1,
+        attachments: manifest
+            .iter()
+            .map(|e| EntryJson {
+                name: e.name.clone(),
+                media_type: e.media_type.clone(),
+                size: e.size,
+                sha256: hex::encode(e.sha256),
+                cipher: CIPHER.into(),
+                session_key: hex::encode(&e.session_key[..]),
+            })
+            .collect(),
+    };
+    let json = Zeroizing::new(
+        serde_json::to_vec(&m).map_err(|e| CryptoError::InvalidInput(e.to_string()))?,
+    );
+    let h = &draft.headers;
+    let s = &draft.sender;
+    let builder = MessageBuilder::new()
+        .message_id("sealed@renkei.invalid")
+        .subject(h.subject.as_str())
+        .header(H_KIND, Text::new(h.kind.as_str()))
+        .header(H_PATIENT_ID, Text::new(h.patient_id.as_str()))
+        .header(H_PATIENT_NAME, Text::new(h.patient_name.as_str()))
+        .header(H_SENDER_ACCOUNT, Text::new(s.account_id.as_str()))
+        .header(H_SENDER_NAME, Text::new(s.name.as_str()))
+        .header(H_SENDER_FACILITY, Text::new(s.facility.as_str()))
+        .text_body(draft.body.as_str())
+        .attachment(MANIFEST_TYPE, "manifest.json", json.as_slice());
+    // Reserve generously (encodings expand text up to ~3x) so the buffer holding
+    // plaintext is not reallocated, which would leave unwiped copies behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(
+        draft.body.len() * 3 + json.len() * 2 + 8192,
+    ));
+    builder.write_to(&mut *out)?;
+    Ok(out)
+}
+
+fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    let bad = |what: &str| CryptoError::Malformed(format!("inner message: {what}"));
+    let msg = MessageParser::new()
+        .default_header_text()
+        .parse(bytes)
+        .ok_or_else(|| bad("not MIME"))?;
+    // Our own headers may carry RFC 2047 encoded words (Japanese names), which the
+    // parser leaves encoded for unknown headers: decode them as a Subject would be.
+    let text = |name: &str| -> String {
+        let raw = msg
+            .header(name)
+            .and_then(|v| v.as_text())
+            .unwrap_or_default();
+        if !raw.contains("=?") {
+            return raw.to_owned();
+        }
+        let probe = format!("Subject: {raw}\r\n\r\n");
+        MessageParser::new()
+            .parse(probe.as_bytes())
+            .and_then(|m| m.subject().map(str::to_owned))
+            .unwrap_or_else(|| raw.to_owned())
+    };
+    let headers = ProtectedHeaders {
+        kind: text(H_KIND),
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        patient_id: text(H_PATIENT_ID),
+        patient_name: text(H_PATIENT_NAME),
+    };
+    let sender = SenderInfo {
+        account_id: text(H_SENDER_ACCOUNT),
+        name: text(H_SENDER_NAME),
+        facility: text(H_SENDER_FACILITY),
+    };
+    let body = msg.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
+    let part = msg
+        .attachments()
+        .find(|p| {
+            p.content_type()
+                .map(|ct| {
+                    format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default())
+                        .eq_ignore_ascii_case(MANIFEST_TYPE)
+                })
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| bad("no manifest"))?;
+    let m: ManifestJson =
+        serde_json::from_slice(part.contents()).map_err(|_| bad("manifest unreadable"))?;
+    if m.v != 1 {
+        return Err(bad("unknown manifest version"));
+    }
+    let mut manifest = Vec::with_capacity(m.attachments.len());
+    for e in &m.attachments {
+        if e.cipher != CIPHER {
+            return Err(bad("unknown attachment cipher"));
+        }
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&e.sha256, &mut sha256).map_err(|_| bad("bad attachment digest"))?;
+        let key =
+            Zeroizing::new(hex::decode(&e.session_key).map_err(|_| bad("bad attachment key"))?);
+        if key.len() != 32 {
+            return Err(bad("bad attachment key length"));
+        }
+        manifest.push(ManifestEntry {
+            name: e.name.clone(),
+            media_type: e.media_type.clone(),
+            size: e.size,
+            sha256,
+            session_key: SessionKey::from(&key[..]),
+        });
+    }
+    Ok(InnerMessage {
+        headers,
+        sender,
+        body,
+        manifest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An insider who knows the session key re-encrypts a signed message whose
+    /// literal data was altered after signing: the body decrypts, the signature fails.
+    #[test]
+    fn altered_signed_content_is_bad_signature() -> Result<()> {
+        let a = SecretKey::generate("a")?;
+        let b = SecretKey::generate("b")?;
+        let draft = Draft {
+            body: "findings: benign".into(),
+            ..Default::default()
+        };
+        let mime = build_mime(&draft, &[])?;
+        let mut signed = Vec::new();
+        {
+            let msg = Message::new(&mut signed);
+            let msg = Signer::new(msg, a.signer())
+                .map_err(CryptoError::pgp)?
+                .hash_algo(HashAlgorithm::SHA256)
+                .map_err(CryptoError::pgp)?
+                .build()
+                .map_err(CryptoError::pgp)?;
+            let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
+            lw.write_all(&mime)?;
+            lw.finalize().map_err(CryptoError::pgp)?;
+        }
+        let at = signed
+            .windows(6)
+            .position(|w| w == b"benign")
+            .ok_or(CryptoError::BodyDamaged)?;
+        signed[at..at + 6].copy_from_slice(b"MALIGN");
+        let mut out = Vec::new();
+        {
+            let b_cert = b.cert();
+            let msg = Message::new(&mut out);
+            let mut msg = Encryptor::for_recipients(msg, pgp::recipients(&[&b_cert]))
+                .aead_algo(AEAD)
+                .build()
+                .map_err(CryptoError::pgp)?;
+            msg.write_all(&signed)?;
+            msg.finalize().map_err(CryptoError::pgp)?;
+        }
+        let a_cert = a.cert();
+        let o = open(&SealedEnvelope(out), &b, |_| Some(a_cert.clone()))?;
+        assert_eq!(o.verification, Verification::BadSignature);
+        assert_eq!(o.inner.body, "findings: MALIGN");
+        Ok(())
+    }
+}

@@ -1,0 +1,444 @@
+//! Sequoia plumbing shared by keys, grants, envelopes and attachments: one
+//! decryption helper that records *why* opening failed, so each failure maps to
+//! its own [`CryptoError`] instead of a generic "could not decrypt".
+
+use std::io::{Read, Write};
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::crypto::{Password, S2K, SessionKey};
+use openpgp::packet::{PKESK, SKESK};
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, GoodChecksum, MessageLayer, MessageStructure,
+    VerificationError, VerificationHelper,
+};
+use openpgp::parse::{PacketParser, PacketParserResult, Parse};
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Recipient};
+use openpgp::types::SymmetricAlgorithm;
+use openpgp::{Cert, Fingerprint, KeyHandle, Packet};
+use zeroize::Zeroizing;
+
+use crate::envelope::Verification;
+use crate::error::{CryptoError, Result};
+use crate::keys::{AEAD, Certificate, LockParams, SYM, SecretKey};
+
+/// Sequoia's standard policy (rejects SHA-1 signatures, weak ciphers, …).
+pub(crate) static POLICY: StandardPolicy<'static> = StandardPolicy::new();
+
+/// Look-up from a signer's primary-key fingerprint to their certificate.
+pub(crate) type Lookup<'a> = &'a dyn Fn(&Fingerprint) -> Option<Certificate>;
+
+/// Key slots for `to`, addressed by encryption-subkey fingerprint.
+pub(crate) fn recipients<'a>(to: &[&'a Certificate]) -> Vec<Recipient<'a>> {
+    to.iter()
+        .map(|c| {
+            Recipient::new(
+                c.features().clone(),
+                KeyHandle::from(c.enc_key().fingerprint()),
+                c.enc_key(),
+            )
+        })
+        .collect()
+}
+
+/// Writes a SEIPDv2 (AES-256-OCB) message with no key slot: whoever knows `sk` reads it.
+pub(crate) fn encrypt_with_session_key<W: Write + Send + Sync>(
+    out: W,
+    sk: SessionKey,
+    data: &[u8],
+) -> Result<()> {
+    let msg = Message::new(out);
+    let msg = Encryptor::with_session_key(msg, SYM, sk)
+        .map_err(CryptoError::pgp)?
+        .aead_algo(AEAD)
+        .build()
+        .map_err(CryptoError::pgp)?;
+    let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
+    lw.write_all(data)?;
+    lw.finalize().map_err(CryptoError::pgp)?;
+    Ok(())
+}
+
+/// What unlocks a message.
+pub(crate) enum KeySource<'a> {
+    Password(&'a Password),
+    Secret(&'a SecretKey),
+    Session(&'a SessionKey),
+}
+
+/// What happened while opening; read after a failure to name it precisely.
+#[derive(Default)]
+pub(crate) struct State {
+    decrypt_called: bool,
+    /// A slot addressed to our key (or a password slot) was present.
+    slot_found: bool,
+    /// A slot not addressed to our key nevertheless decrypted with it (its recipient id was altered).
+    slot_misaddressed: bool,
+    /// A slot yielded a session key.
+    slot_decrypted: bool,
+    /// The body accepted that session key.
+    accepted: bool,
+    /// Argon2 parameters were out of bounds.
+    bad_params: bool,
+    pub(crate) session_key: Option<SessionKey>,
+    pub(crate) verification: Option<Verified>,
+}
+
+/// Outcome of signature checking.
+#[derive(Clone, Debug)]
+pub(crate) struct Verified {
+    pub(crate) status: Verification,
+    pub(crate) signer: Option<Fingerprint>,
+    pub(crate) signed_at: Option<SystemTime>,
+}
+
+pub(crate) struct Helper<'a, 's> {
+    source: KeySource<'a>,
+    lookup: Option<Lookup<'a>>,
+    state: &'s mut State,
+}
+
+impl VerificationHelper for Helper<'_, '_> {
+    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        let Some(lookup) = self.lookup else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| match id {
+                KeyHandle::Fingerprint(fp) => lookup(fp).map(|c| c.cert().clone()),
+                KeyHandle::KeyID(_) => None,
+            })
+            .collect())
+    }
+
+    fn check(&mut self, structure: MessageStructure<'_>) -> openpgp::Result<()> {
+        // Always Ok: we record the status instead of refusing, so the reader can be
+        // told "bad signature" and the caller decides what to show.
+        let mut best: Option<Verified> = None;
+        let rank = |s: &Verification| match s {
+            Verification::Valid => 0,
+            Verification::UnknownSigner => 1,
+            _ => 2,
+        };
+        for layer in structure.into_iter() {
+            if let MessageLayer::SignatureGroup { results } = layer {
+                for r in results {
+                    let v = match r {
+                        Ok(GoodChecksum { sig, ka }) => Verified {
+                            status: Verification::Valid,
+                            signer: Some(ka.cert().fingerprint()),
+                            signed_at: sig.signature_creation_time(),
+                        },
+                        Err(VerificationError::MissingKey { sig }) => Verified {
+                            status: Verification::UnknownSigner,
+                            signer: sig.issuer_fingerprints().next().cloned(),
+                            signed_at: sig.signature_creation_time(),
+                        },
+                        Err(VerificationError::BadSignature { sig, ka, .. })
+                        | Err(VerificationError::BadKey { sig, ka, .. }) => Verified {
+                            status: Verification::BadSignature,
+                            signer: Some(ka.cert().fingerprint()),
+                            signed_at: sig.signature_creation_time(),
+                        },
+                        Err(VerificationError::UnboundKey { sig, .. })
+                        | Err(VerificationError::MalformedSignature { sig, .. }) => Verified {
+                            status: Verification::BadSignature,
+                            signer: sig.issuer_fingerprints().next().cloned(),
+                            signed_at: sig.signature_creation_time(),
+                        },
+                        Err(_) => Verified {
+                            status: Verification::BadSignature,
+                            signer: None,
+                            signed_at: None,
+                        },
+                    };
+                    // Keep the worst result: one bad signature taints the message.
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| rank(&v.status) > rank(&b.status))
+                    {
+                        best = Some(v);
+                    }
+                }
+            }
+        }
+        self.state.verification = Some(best.unwrap_or(Verified {
+            status: Verification::BadSignature, // unsigned: we never produce these
+            signer: None,
+            signed_at: None,
+        }));
+        Ok(())
+    }
+}
+
+impl DecryptionHelper for Helper<'_, '_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        let st = &mut *self.state;
+        st.decrypt_called = true;
+        match self.source {
+            KeySource::Password(pw) => {
+                for skesk in skesks {
+                    st.slot_found = true;
+                    let ok_params = match skesk {
+                        SKESK::V6(s) => match s.s2k() {
+                            S2K::Argon2 { t, p, m, .. } => LockParams {
+                                t: *t,
+                                p: *p,
+                                m_exp: *m,
+                            }
+                            .check_pub()
+                            .is_ok(),
+                            _ => false,
+                        },
+                        _ => false,
+                    };
+                    if !ok_params {
+                        st.bad_params = true;
+                        continue;
+                    }
+                    if let Ok((algo, sk)) = skesk.decrypt(pw) {
+                        st.slot_decrypted = true;
+                        if decrypt(algo.or(sym_algo), &sk) {
+                            st.accepted = true;
+                            st.session_key = Some(sk);
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            KeySource::Secret(key) => {
+                let mine = KeyHandle::from(key.certificate().enc_key().fingerprint());
+                let mut kp = key.decryptor();
+                let (ours, others): (Vec<&PKESK>, Vec<&PKESK>) = pkesks
+                    .iter()
+                    .partition(|p| p.recipient().is_none_or(|r| r.aliases(&mine)));
+                for pkesk in ours {
+                    st.slot_found = true;
+                    if let Some((algo, sk)) = pkesk.decrypt(&mut kp, sym_algo) {
+                        st.slot_decrypted = true;
+                        if decrypt(algo.or(sym_algo), &sk) {
+                            st.accepted = true;
+                            st.session_key = Some(sk);
+                            return Ok(None);
+                        }
+                    }
+                }
+                if !st.slot_found {
+                    // A slot whose recipient id was altered still decrypts with our key:
+                    // report it as a damaged slot, not as "not addressed to you".
+                    for pkesk in others {
+                        if pkesk.decrypt(&mut kp, sym_algo).is_some() {
+                            st.slot_misaddressed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            KeySource::Session(sk) => {
+                st.slot_found = true;
+                st.slot_decrypted = true;
+                if decrypt(sym_algo, sk) {
+                    st.accepted = true;
+                    return Ok(None);
+                }
+            }
+        }
+        Err(openpgp::Error::MissingSessionKey("no usable key slot".into()).into())
+    }
+}
+
+impl State {
+    /// Names a failure from what was observed.
+    pub(crate) fn classify(
+        &self,
+        source_kind: SourceKind,
+        err: impl std::fmt::Display,
+    ) -> CryptoError {
+        match source_kind {
+            SourceKind::Password => {
+                if self.bad_params {
+                    CryptoError::Malformed(
+                        "locked key uses unsupported key-derivation parameters".into(),
+                    )
+                } else if !self.decrypt_called || !self.slot_found {
+                    CryptoError::Malformed(format!("not a locked key: {err}"))
+                } else if !self.slot_decrypted {
+                    CryptoError::WrongPassword
+                } else {
+                    CryptoError::Malformed(format!("locked key damaged: {err}"))
+                }
+            }
+            SourceKind::Secret => {
+                if !self.decrypt_called {
+                    CryptoError::Malformed(err.to_string())
+                } else if self.slot_misaddressed {
+                    CryptoError::KeySlotDamaged
+                } else if !self.slot_found {
+                    CryptoError::NotAddressedToYou
+                } else if !self.slot_decrypted {
+                    CryptoError::KeySlotDamaged
+                } else {
+                    CryptoError::BodyDamaged
+                }
+            }
+            SourceKind::Session => CryptoError::AttachmentChanged,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum SourceKind {
+    Password,
+    Secret,
+    Session,
+}
+
+impl KeySource<'_> {
+    fn kind(&self) -> SourceKind {
+        match self {
+            KeySource::Password(_) => SourceKind::Password,
+            KeySource::Secret(_) => SourceKind::Secret,
+            KeySource::Session(_) => SourceKind::Session,
+        }
+    }
+}
+
+/// A small decrypted message.
+pub(crate) struct Plain {
+    pub(crate) data: Zeroizing<Vec<u8>>,
+    pub(crate) session_key: Option<SessionKey>,
+    pub(crate) verified: Option<Verified>,
+}
+
+/// Decrypts (and verifies, if `lookup` is given) a message small enough to hold in memory.
+pub(crate) fn decrypt_small(
+    bytes: &[u8],
+    source: KeySource<'_>,
+    lookup: Option<Lookup<'_>>,
+) -> Result<Plain> {
+    let kind = source.kind();
+    let mut state = State::default();
+    // Plaintext is never longer than the ciphertext: reserve once so no
+    // reallocation leaves an unzeroized copy behind.
+    let mut data = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let res: openpgp::Result<()> = (|| {
+        let helper = Helper {
+            source,
+            lookup,
+            state: &mut state,
+        };
+        let mut d = DecryptorBuilder::from_bytes(bytes)?.with_policy(&POLICY, None, helper)?;
+        d.read_to_end(&mut data)?;
+        if !d.message_processed() {
+            return Err(
+                openpgp::Error::InvalidOperation("message not fully processed".into()).into(),
+            );
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        return Err(state.classify(kind, e));
+    }
+    Ok(Plain {
+        data,
+        session_key: state.session_key.take(),
+        verified: state.verification.take(),
+    })
+}
+
+/// Streams the plaintext of a key-slot-less message (an attachment) in buffers of
+/// `chunk` bytes: `on_chunk` takes a filled buffer and hands back an empty one (so
+/// buffers can be recycled through a pipeline). Returns the plaintext length.
+/// Decryption failures are [`CryptoError::AttachmentChanged`]; `on_chunk`'s errors pass through.
+pub(crate) fn decrypt_stream<R: Read + Send + Sync>(
+    sealed: R,
+    sk: &SessionKey,
+    chunk: usize,
+    mut on_chunk: impl FnMut(Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<u64> {
+    let mut state = State::default();
+    let helper = Helper {
+        source: KeySource::Session(sk),
+        lookup: None,
+        state: &mut state,
+    };
+    let mut d = match DecryptorBuilder::from_reader(sealed)
+        .and_then(|b| b.buffer_size(64 * 1024).with_policy(&POLICY, None, helper))
+    {
+        Ok(d) => d,
+        Err(_) => return Err(CryptoError::AttachmentChanged),
+    };
+    let mut buf = Zeroizing::new(Vec::with_capacity(chunk));
+    let mut total = 0u64;
+    loop {
+        buf.resize(chunk, 0);
+        let mut n = 0;
+        while n < chunk {
+            match d.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(CryptoError::AttachmentChanged),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        total += n as u64;
+        buf = on_chunk(buf)?;
+    }
+    if !d.message_processed() {
+        return Err(CryptoError::AttachmentChanged);
+    }
+    Ok(total)
+}
+
+/// The top-level packets before the encrypted body: the key slots.
+pub(crate) fn top_level_pkesks(bytes: &[u8]) -> Result<Vec<PKESK>> {
+    let mut out = Vec::new();
+    let mut ppr =
+        PacketParser::from_bytes(bytes).map_err(|e| CryptoError::Malformed(e.to_string()))?;
+    while let PacketParserResult::Some(pp) = ppr {
+        let (packet, next) = pp
+            .next()
+            .map_err(|e| CryptoError::Malformed(e.to_string()))?;
+        match packet {
+            Packet::PKESK(p) => out.push(p),
+            Packet::SEIP(_) => break,
+            _ => {
+                return Err(CryptoError::Malformed(
+                    "unexpected packet in envelope".into(),
+                ));
+            }
+        }
+        ppr = next;
+    }
+    Ok(out)
+}
+
+/// Reads the Argon2 parameters of a locked key without deriving anything.
+pub(crate) fn locked_key_params(bytes: &[u8]) -> Result<LockParams> {
+    let ppr = PacketParser::from_bytes(bytes).map_err(|e| CryptoError::Malformed(e.to_string()))?;
+    if let PacketParserResult::Some(pp) = ppr {
+        if let Packet::SKESK(SKESK::V6(s)) = &pp.packet {
+            if let S2K::Argon2 { t, p, m, .. } = s.s2k() {
+                return Ok(LockParams {
+                    t: *t,
+                    p: *p,
+                    m_exp: *m,
+                });
+            }
+        }
+    }
+    Err(CryptoError::Malformed("not a locked key".into()))
+}

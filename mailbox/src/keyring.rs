@@ -1,0 +1,165 @@
+//! Keys unlocked for a signed-in session. They live only in this process's memory,
+//! keyed by the session, and are wiped (Sequoia's `Protected` memory zeroizes) when
+//! the session ends by sign-out, idle or absolute timeout.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use renkei_crypto::{FacilityRole, SecretKey};
+
+use crate::account::AccountId;
+use crate::facility::FacilityCode;
+
+/// One of the principals that can hold a key slot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    Account(AccountId),
+    LiaisonInbox(FacilityCode),
+    Oversight(FacilityCode),
+}
+
+impl Principal {
+    /// The form stored in `envelope_slots.principal`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Account(id) => format!("account:{}", id.as_str()),
+            Self::LiaisonInbox(code) => format!("liaison:{code}"),
+            Self::Oversight(code) => format!("oversight:{code}"),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, rest) = s.split_once(':')?;
+        match kind {
+            "account" => AccountId::parse(rest).ok().map(Self::Account),
+            "liaison" => FacilityCode::parse(rest).ok().map(Self::LiaisonInbox),
+            "oversight" => FacilityCode::parse(rest).ok().map(Self::Oversight),
+            _ => None,
+        }
+    }
+}
+
+/// The facility-key role as stored in `facility_keys.role`.
+pub fn role_key(role: FacilityRole) -> &'static str {
+    match role {
+        FacilityRole::LiaisonInbox => "liaison",
+        FacilityRole::Oversight => "oversight",
+    }
+}
+
+pub fn parse_role(s: &str) -> Option<FacilityRole> {
+    match s {
+        "liaison" => Some(FacilityRole::LiaisonInbox),
+        "oversight" => Some(FacilityRole::Oversight),
+        _ => None,
+    }
+}
+
+/// The keys one session holds.
+pub struct Keyring {
+    pub account: AccountId,
+    pub facility: Option<FacilityCode>,
+    pub user: SecretKey,
+    pub liaison_inbox: Option<SecretKey>,
+    pub oversight: Option<SecretKey>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("account", &self.account)
+            .field("liaison_inbox", &self.liaison_inbox.is_some())
+            .field("oversight", &self.oversight.is_some())
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// The key this session uses for a principal, if it holds one.
+    pub fn key_for(&self, principal: &Principal) -> Option<&SecretKey> {
+        match principal {
+            Principal::Account(id) if *id == self.account => Some(&self.user),
+            Principal::LiaisonInbox(code) if Some(code) == self.facility.as_ref() => {
+                self.liaison_inbox.as_ref()
+            }
+            Principal::Oversight(code) if Some(code) == self.facility.as_ref() => {
+                self.oversight.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Every principal this session can read as, most specific first.
+    pub fn principals(&self) -> Vec<Principal> {
+        let mut out = vec![Principal::Account(self.account.clone())];
+        if let Some(code) = &self.facility {
+            if self.liaison_inbox.is_some() {
+                out.push(Principal::LiaisonInbox(code.clone()));
+            }
+            if self.oversight.is_some() {
+                out.push(Principal::Oversight(code.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Session token hash → unlocked keys.
+#[derive(Default)]
+pub struct Keyrings {
+    inner: Mutex<HashMap<Vec<u8>, Arc<Keyring>>>,
+}
+
+impl Keyrings {
+    pub fn insert(&self, session: Vec<u8>, keyring: Keyring) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.insert(session, Arc::new(keyring));
+        }
+    }
+
+    pub fn insert_shared(&self, session: Vec<u8>, keyring: Arc<Keyring>) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.insert(session, keyring);
+        }
+    }
+
+    /// The sessions that hold keys.
+    pub fn sessions(&self) -> Vec<Vec<u8>> {
+        self.inner
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, session: &[u8]) -> Option<Arc<Keyring>> {
+        self.inner.lock().ok().and_then(|m| m.get(session).cloned())
+    }
+
+    pub fn remove(&self, session: &[u8]) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.remove(session);
+        }
+    }
+
+    pub fn remove_account(&self, account: &AccountId) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.retain(|_, k| k.account != *account);
+        }
+    }
+
+    /// Keeps only the sessions `keep` approves (used after purging expired ones).
+    pub fn retain(&self, keep: impl Fn(&[u8]) -> bool) {
+        if let Ok(mut map) = self.inner.lock() {
+            map.retain(|k, _| keep(k));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,593 @@
+//! The postroom: sealing what a person sends, opening what a person may read,
+//! and adding key slots when a liaison office forwards inside its facility.
+//! Access is enforced twice: by the slot table here, and by the crypto (no key
+//! slot, no session key).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use renkei_crypto::{
+    AttachmentInput, BlindIndexKey, Certificate, CryptoError, Draft, Fingerprint, ProtectedHeaders,
+    SealedEnvelope, SenderInfo, Verification,
+};
+
+use crate::account::{AccountId, Role};
+use crate::directory::{CurrentSession, Directory};
+use crate::error::{Error, Result};
+use crate::facility::FacilityCode;
+use crate::keyring::{Keyring, Principal};
+use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
+
+pub use crate::blob::BlobStore;
+
+/// Whom a sender addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Person(AccountId),
+    /// The regional-liaison office of a facility (for when the reading doctor is unknown).
+    LiaisonInbox(FacilityCode),
+}
+
+/// What a person writes. Plaintext: never stored, never logged.
+pub struct Outgoing {
+    pub kind: String,
+    pub to: Vec<Recipient>,
+    pub subject: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub body: String,
+    /// The patient's consent is on record (required whenever patient data is sent).
+    pub consent: bool,
+}
+
+pub struct OutgoingAttachment {
+    pub name: String,
+    pub media_type: String,
+    pub source: Box<dyn Read + Send>,
+}
+
+/// How far a reader may trust an opened item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureStatus {
+    Valid,
+    UnknownSigner,
+    BadSignature,
+    /// A good signature, but not by the account the envelope says sent it.
+    SignerMismatch,
+}
+
+impl SignatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::UnknownSigner => "unknown_signer",
+            Self::BadSignature => "bad_signature",
+            Self::SignerMismatch => "signer_mismatch",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AttachmentInfo {
+    pub index: usize,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// An item opened for one reader.
+pub struct OpenedItem {
+    pub id: String,
+    pub kind: String,
+    pub sender_id: String,
+    pub created_at: i64,
+    pub subject: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub body: String,
+    pub signature: SignatureStatus,
+    pub signer_fingerprint: Option<String>,
+    pub attachments: Vec<AttachmentInfo>,
+    /// The principal whose key slot opened it.
+    pub opened_as: Principal,
+}
+
+impl std::fmt::Debug for OpenedItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedItem")
+            .field("id", &self.id)
+            .field("signature", &self.signature)
+            .field("content", &"<redacted>")
+            .finish()
+    }
+}
+
+pub struct Postroom {
+    directory: Arc<Directory>,
+    blobs: BlobStore,
+    blind_key: Arc<BlindIndexKey>,
+}
+
+fn crypto(e: CryptoError) -> Error {
+    match e {
+        CryptoError::NotAddressedToYou => Error::NotFound("item"),
+        CryptoError::KeySlotDamaged => Error::Tampered("key_slot"),
+        CryptoError::BodyDamaged | CryptoError::Malformed(_) => Error::Tampered("body"),
+        CryptoError::AttachmentChanged => Error::Tampered("attachment"),
+        other => Error::Internal(format!("crypto: {other}")),
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn new_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+impl Postroom {
+    pub fn new(directory: Arc<Directory>, blobs: BlobStore, blind_key: Arc<BlindIndexKey>) -> Self {
+        Self {
+            directory,
+            blobs,
+            blind_key,
+        }
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    fn keyring(&self, session: &CurrentSession) -> Result<Arc<Keyring>> {
+        session.require_ready()?;
+        // The operator holds no key and so can read or send nothing.
+        self.directory.keyring(session).ok_or(Error::Forbidden)
+    }
+
+    async fn account_cert(&self, id: &AccountId) -> Result<Certificate> {
+        let row = self
+            .directory
+            .store()
+            .account_key(id)
+            .await?
+            .ok_or(Error::NotFound("recipient"))?;
+        Certificate::from_bytes(&row.cert).map_err(crypto)
+    }
+
+    async fn facility_cert(&self, code: &FacilityCode, role: &str) -> Result<Option<Certificate>> {
+        match self.directory.store().facility_key(code, role).await? {
+            Some(row) => Ok(Some(Certificate::from_bytes(&row.cert).map_err(crypto)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Seals and stores an item; returns its ID once everything is committed.
+    pub async fn send(
+        &self,
+        session: &CurrentSession,
+        outgoing: Outgoing,
+        attachments: Vec<OutgoingAttachment>,
+    ) -> Result<String> {
+        let keyring = self.keyring(session)?;
+        let sender = session.require_ready()?.clone();
+        if outgoing.to.is_empty() {
+            return Err(Error::invalid(
+                "to",
+                "no recipient",
+                "宛先を指定してください。",
+            ));
+        }
+        if outgoing.kind.trim().is_empty() {
+            return Err(Error::invalid(
+                "kind",
+                "the kind is empty",
+                "種別を指定してください。",
+            ));
+        }
+        let carries_patient =
+            !outgoing.patient_id.trim().is_empty() || !outgoing.patient_name.trim().is_empty();
+        if carries_patient && !outgoing.consent {
+            return Err(Error::invalid(
+                "consent",
+                "patient data can only be sent with the patient's consent on record",
+                "患者さんの同意が記録されていないため送信できません。",
+            ));
+        }
+
+        // Key slots: the recipients, the sender, and the oversight key of every
+        // facility involved (clerks follow their facility's items).
+        let mut slots: Vec<(Principal, Certificate)> = Vec::new();
+        let push = |p: Principal, c: Certificate, slots: &mut Vec<(Principal, Certificate)>| {
+            if !slots.iter().any(|(q, _)| *q == p) {
+                slots.push((p, c));
+            }
+        };
+        let mut facilities: Vec<FacilityCode> = sender.facility.iter().cloned().collect();
+        for r in &outgoing.to {
+            match r {
+                Recipient::Person(id) => {
+                    let account = self
+                        .directory
+                        .account(id)
+                        .await
+                        .map_err(|_| Error::NotFound("recipient"))?;
+                    if account.removed || account.role == Role::Operator {
+                        return Err(Error::NotFound("recipient"));
+                    }
+                    let cert = self.account_cert(id).await?;
+                    push(Principal::Account(id.clone()), cert, &mut slots);
+                    facilities.extend(account.facility.clone());
+                }
+                Recipient::LiaisonInbox(code) => {
+                    let cert = self.facility_cert(code, "liaison").await?.ok_or_else(|| {
+                        Error::invalid(
+                            "to",
+                            format!("facility {code} has no liaison office account yet"),
+                            "宛先の施設には地域連携室IDがまだありません。",
+                        )
+                    })?;
+                    push(Principal::LiaisonInbox(code.clone()), cert, &mut slots);
+                    facilities.push(code.clone());
+                }
+            }
+        }
+        push(
+            Principal::Account(sender.id.clone()),
+            keyring.user.cert(),
+            &mut slots,
+        );
+        for code in facilities {
+            if let Some(cert) = self.facility_cert(&code, "oversight").await? {
+                push(Principal::Oversight(code), cert, &mut slots);
+            }
+        }
+
+        let id = new_id();
+        let blind_index = if outgoing.patient_id.trim().is_empty() {
+            None
+        } else {
+            let code = sender
+                .facility
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            Some(renkei_crypto::blind_index(&self.blind_key, &code, &outgoing.patient_id).to_vec())
+        };
+        let draft = Draft {
+            headers: ProtectedHeaders {
+                kind: outgoing.kind.clone(),
+                subject: outgoing.subject,
+                patient_id: outgoing.patient_id,
+                patient_name: outgoing.patient_name,
+            },
+            sender: SenderInfo {
+                account_id: sender.id.as_str().to_string(),
+                name: sender.name.clone(),
+                facility: sender
+                    .facility
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            },
+            body: outgoing.body,
+        };
+
+        // Seal on a blocking thread: attachments stream from their sources to blobs.
+        let blobs = self.blobs.clone();
+        let env_id = id.clone();
+        let certs: Vec<Certificate> = slots.iter().map(|(_, c)| c.clone()).collect();
+        let kr = keyring.clone();
+        let (sealed, pending, keys) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut inputs = Vec::new();
+            let mut pending = Vec::new();
+            let mut keys = Vec::new();
+            for (i, a) in attachments.into_iter().enumerate() {
+                let key = format!("{env_id}/{i}");
+                let (file, p) = blobs
+                    .create(&key)
+                    .map_err(|e| Error::Internal(format!("blob: {e}")))?;
+                inputs.push(AttachmentInput {
+                    name: a.name,
+                    media_type: a.media_type,
+                    source: a.source,
+                    sink: Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+                });
+                pending.push(p);
+                keys.push(key);
+            }
+            let refs: Vec<&Certificate> = certs.iter().collect();
+            let sealed =
+                renkei_crypto::seal(&kr.user, &refs, &draft, inputs).map_err(|e| match e {
+                    CryptoError::InvalidInput(m) => {
+                        Error::invalid("message", m, "入力内容に使用できない文字が含まれています。")
+                    }
+                    CryptoError::Io(io) => Error::invalid(
+                        "attachment",
+                        format!("an attachment could not be read: {io}"),
+                        "添付ファイルを最後まで受け取れませんでした。",
+                    ),
+                    other => crypto(other),
+                })?;
+            Ok((sealed, pending, keys))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("seal task: {e}")))??;
+
+        for p in pending {
+            p.commit()
+                .map_err(|e| Error::Internal(format!("blob commit: {e}")))?;
+        }
+        let t = now();
+        let body = sealed.envelope.to_bytes();
+        let row = EnvelopeRow {
+            id: id.clone(),
+            kind: outgoing.kind,
+            sender_id: sender.id.as_str().into(),
+            sender_facility: sender.facility.as_ref().map(|c| c.to_string()),
+            created_at: t,
+            body_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+            body,
+            blind_index,
+        };
+        let slot_rows: Vec<SlotRow> = slots
+            .iter()
+            .map(|(p, _)| SlotRow {
+                envelope_id: id.clone(),
+                principal: p.key(),
+                added_by: None,
+                added_at: t,
+            })
+            .collect();
+        let attachment_rows: Vec<AttachmentRow> = keys
+            .iter()
+            .zip(&sealed.attachments)
+            .enumerate()
+            .map(|(i, (key, a))| AttachmentRow {
+                envelope_id: id.clone(),
+                idx: i as i64,
+                blob_key: key.clone(),
+                sealed_size: i64::try_from(a.sealed_size).unwrap_or(i64::MAX),
+            })
+            .collect();
+        if let Err(e) = self
+            .directory
+            .store()
+            .insert_envelope(&row, &slot_rows, &attachment_rows)
+            .await
+        {
+            for key in &keys {
+                let _ = self.blobs.delete(key);
+            }
+            return Err(e.into());
+        }
+        tracing::info!(
+            envelope = id,
+            sender = sender.id.as_str(),
+            slots = slot_rows.len(),
+            attachments = attachment_rows.len(),
+            "item sealed and stored"
+        );
+        Ok(id)
+    }
+
+    /// Which of this reader's principals holds a slot on the item; `NotFound` when
+    /// none does, so an outsider cannot tell whether the item exists.
+    async fn reader_principal(&self, keyring: &Keyring, id: &str) -> Result<Principal> {
+        let slots = self.directory.store().envelope_slots(id).await?;
+        keyring
+            .principals()
+            .into_iter()
+            .find(|p| slots.iter().any(|s| s.principal == p.key()))
+            .ok_or(Error::NotFound("item"))
+    }
+
+    async fn open_raw(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<(
+        Arc<Keyring>,
+        Principal,
+        EnvelopeRow,
+        renkei_crypto::OpenedEnvelope,
+    )> {
+        let keyring = self.keyring(session)?;
+        let principal = self.reader_principal(&keyring, id).await?;
+        let row = self
+            .directory
+            .store()
+            .envelope(id)
+            .await?
+            .ok_or(Error::NotFound("item"))?;
+        let envelope = SealedEnvelope::from_bytes(row.body.clone());
+        let store = self.directory.store().clone();
+        let kr = keyring.clone();
+        let p = principal.clone();
+        let handle = tokio::runtime::Handle::current();
+        let opened = tokio::task::spawn_blocking(move || {
+            let key = kr.key_for(&p).ok_or(Error::NotFound("item"))?;
+            let lookup = |fp: &Fingerprint| {
+                handle
+                    .block_on(store.cert_by_fingerprint(&fp.to_hex()))
+                    .ok()
+                    .flatten()
+                    .and_then(|(_, cert)| Certificate::from_bytes(&cert).ok())
+            };
+            renkei_crypto::open(&envelope, key, lookup).map_err(crypto)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("open task: {e}")))??;
+        Ok((keyring, principal, row, opened))
+    }
+
+    /// Opens an item for the reader, with its signature status.
+    pub async fn open(&self, session: &CurrentSession, id: &str) -> Result<OpenedItem> {
+        let (_, principal, row, opened) = self.open_raw(session, id).await?;
+        let mut signature = match opened.verification {
+            Verification::Valid => SignatureStatus::Valid,
+            Verification::UnknownSigner => SignatureStatus::UnknownSigner,
+            Verification::BadSignature | Verification::AttachmentChanged => {
+                SignatureStatus::BadSignature
+            }
+        };
+        if signature == SignatureStatus::Valid {
+            // The key that signed must be the sender's, as recorded and as claimed inside.
+            let signer_account = match &opened.signer {
+                Some(fp) => self
+                    .directory
+                    .store()
+                    .cert_by_fingerprint(fp)
+                    .await?
+                    .map(|(account, _)| account),
+                None => None,
+            };
+            if signer_account.as_deref() != Some(row.sender_id.as_str())
+                || opened.inner.sender.account_id != row.sender_id
+            {
+                signature = SignatureStatus::SignerMismatch;
+            }
+        }
+        let inner = &opened.inner;
+        Ok(OpenedItem {
+            id: row.id.clone(),
+            kind: row.kind.clone(),
+            sender_id: row.sender_id.clone(),
+            created_at: row.created_at,
+            subject: inner.headers.subject.clone(),
+            patient_id: inner.headers.patient_id.clone(),
+            patient_name: inner.headers.patient_name.clone(),
+            body: inner.body.clone(),
+            signature,
+            signer_fingerprint: opened.signer.clone(),
+            attachments: inner
+                .manifest
+                .iter()
+                .enumerate()
+                .map(|(index, m)| AttachmentInfo {
+                    index,
+                    name: m.name.clone(),
+                    media_type: m.media_type.clone(),
+                    size: m.size,
+                    sha256: hex::encode(m.sha256),
+                })
+                .collect(),
+            opened_as: principal,
+        })
+    }
+
+    /// Streams one attachment's plaintext to `out`, checked against the signed
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    pub async fn open_attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+        out: impl Write + Send + 'static,
+    ) -> Result<u64> {
+        let (_, _, _, opened) = self.open_raw(session, id).await?;
+        let Some(entry) = opened.inner.manifest.get(index).cloned() else {
+            return Err(Error::NotFound("attachment"));
+        };
+        let rows = self.directory.store().attachments(id).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.idx == index as i64)
+            .ok_or(Error::NotFound("attachment"))?;
+        let file = self
+            .blobs
+            .open(&row.blob_key)
+            .map_err(|_| Error::Tampered("attachment"))?;
+        tokio::task::spawn_blocking(move || {
+            renkei_crypto::open_attachment(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &entry,
+                out,
+            )
+            .map(|o| o.size)
+            .map_err(crypto)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
+    }
+
+    /// A liaison office hands an item addressed to its facility to one of the
+    /// facility's doctors: the doctor gets a key slot; nothing is re-encrypted.
+    pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+        let keyring = self.keyring(session)?;
+        let account = session.require_ready()?;
+        let (Role::Liaison, Some(code), Some(liaison_key)) = (
+            account.role,
+            account.facility.clone(),
+            keyring.liaison_inbox.as_ref(),
+        ) else {
+            return Err(Error::Forbidden);
+        };
+        let inbox = Principal::LiaisonInbox(code.clone());
+        let slots = self.directory.store().envelope_slots(id).await?;
+        if !slots.iter().any(|s| s.principal == inbox.key()) {
+            return Err(Error::NotFound("item"));
+        }
+        let target = self
+            .directory
+            .account(to)
+            .await
+            .map_err(|_| Error::NotFound("recipient"))?;
+        if target.facility.as_ref() != Some(&code) || target.removed || target.role != Role::Doctor
+        {
+            return Err(Error::invalid(
+                "to",
+                "items can be handed only to a doctor of the same facility",
+                "転送先は自施設の医師のみです。",
+            ));
+        }
+        let cert = self.account_cert(to).await?;
+        let row = self
+            .directory
+            .store()
+            .envelope(id)
+            .await?
+            .ok_or(Error::NotFound("item"))?;
+        let envelope = SealedEnvelope::from_bytes(row.body);
+        let new = renkei_crypto::add_key_slot(&envelope, liaison_key, &cert).map_err(crypto)?;
+        self.directory
+            .store()
+            .add_slot(
+                id,
+                new.as_bytes(),
+                &SlotRow {
+                    envelope_id: id.into(),
+                    principal: Principal::Account(to.clone()).key(),
+                    added_by: Some(account.id.as_str().into()),
+                    added_at: now(),
+                },
+            )
+            .await?;
+        tracing::info!(
+            envelope = id,
+            by = account.id.as_str(),
+            to = to.as_str(),
+            "key slot added"
+        );
+        Ok(())
+    }
+
+    /// Items this reader holds a slot for (clear metadata only).
+    pub async fn list(&self, session: &CurrentSession) -> Result<Vec<EnvelopeMeta>> {
+        let keyring = self.keyring(session)?;
+        let mut out: Vec<EnvelopeMeta> = Vec::new();
+        for p in keyring.principals() {
+            for e in self.directory.store().envelopes_for(&p.key()).await? {
+                if !out.iter().any(|o| o.id == e.id) {
+                    out.push(e);
+                }
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}

@@ -1,0 +1,152 @@
+//! Storage of keys, grants and sealed envelopes: everything here is opaque bytes
+//! (certificates are public; secret keys are locked or sealed; bodies are OpenPGP).
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::account::AccountId;
+use crate::facility::FacilityCode;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountKeyRow {
+    pub account_id: String,
+    pub fingerprint: String,
+    pub cert: Vec<u8>,
+    pub locked_key: Vec<u8>,
+    pub recovery_sealed: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FacilityKeyRow {
+    pub facility_code: String,
+    /// `liaison` or `oversight`.
+    pub role: String,
+    pub fingerprint: String,
+    pub cert: Vec<u8>,
+    pub recovery_sealed: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GrantRow {
+    pub facility_code: String,
+    pub role: String,
+    pub account_id: String,
+    /// `None` while pending.
+    pub sealed_key: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub granted_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnvelopeRow {
+    pub id: String,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub created_at: i64,
+    pub body: Vec<u8>,
+    pub body_size: i64,
+    pub blind_index: Option<Vec<u8>>,
+}
+
+/// Clear metadata of an envelope, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EnvelopeMeta {
+    pub id: String,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub created_at: i64,
+    pub body_size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub envelope_id: String,
+    pub idx: i64,
+    pub blob_key: String,
+    pub sealed_size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SlotRow {
+    pub envelope_id: String,
+    pub principal: String,
+    pub added_by: Option<String>,
+    pub added_at: i64,
+}
+
+#[async_trait]
+pub trait VaultStore: Send + Sync {
+    async fn recovery_cert(&self) -> StoreResult<Option<Vec<u8>>>;
+    /// Conflict if one exists: the recovery key is made once per network.
+    async fn insert_recovery_cert(&self, cert: &[u8]) -> StoreResult<()>;
+
+    async fn insert_account_key(&self, row: &AccountKeyRow) -> StoreResult<()>;
+    async fn account_key(&self, id: &AccountId) -> StoreResult<Option<AccountKeyRow>>;
+    /// Current or retired certificate with this fingerprint, and whose it is.
+    async fn cert_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<(String, Vec<u8>)>>;
+    /// Replaces a person's key (reset without recovery); the old certificate is retired.
+    async fn replace_account_key(&self, row: &AccountKeyRow) -> StoreResult<()>;
+    async fn set_locked_key(&self, id: &AccountId, locked_key: &[u8]) -> StoreResult<()>;
+    /// Password hash and re-locked key change together or not at all.
+    async fn set_password_and_key(
+        &self,
+        id: &AccountId,
+        digest: &crate::password::PasswordDigest,
+        must_change: bool,
+        locked_key: &[u8],
+    ) -> StoreResult<()>;
+    async fn set_account_recovery_sealed(&self, id: &AccountId, sealed: &[u8]) -> StoreResult<()>;
+
+    async fn insert_facility_key(&self, row: &FacilityKeyRow) -> StoreResult<()>;
+    async fn facility_key(
+        &self,
+        code: &FacilityCode,
+        role: &str,
+    ) -> StoreResult<Option<FacilityKeyRow>>;
+    async fn set_facility_recovery_sealed(
+        &self,
+        code: &FacilityCode,
+        role: &str,
+        sealed: &[u8],
+    ) -> StoreResult<()>;
+
+    /// Inserts a grant unless one exists for the same key and member.
+    async fn insert_grant(&self, row: &GrantRow) -> StoreResult<()>;
+    async fn grants_of(&self, id: &AccountId) -> StoreResult<Vec<GrantRow>>;
+    /// Pending grants, all or of one facility.
+    async fn pending_grants(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<GrantRow>>;
+    async fn complete_grant(
+        &self,
+        code: &str,
+        role: &str,
+        account: &str,
+        sealed: &[u8],
+        at: i64,
+    ) -> StoreResult<()>;
+    async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64>;
+    async fn set_removed(&self, id: &AccountId) -> StoreResult<()>;
+
+    /// Envelope, key-slot holders and attachment rows in one transaction.
+    async fn insert_envelope(
+        &self,
+        envelope: &EnvelopeRow,
+        slots: &[SlotRow],
+        attachments: &[AttachmentRow],
+    ) -> StoreResult<()>;
+    async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
+    async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>>;
+    async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
+    /// Replaces the body with one that has an extra key slot, and records its holder.
+    async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;
+    /// Envelopes any of these principals holds a slot for, newest first.
+    async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>>;
+    /// Test and maintenance hook: overwrite a stored body as-is.
+    async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()>;
+}

@@ -1,0 +1,407 @@
+//! Portable statements for [`super::vault::VaultStore`] and the macro that
+//! implements it for a pool-holding backend (see `sql.rs` for the pattern).
+
+pub(super) const RECOVERY_CERT: &str = "SELECT cert FROM recovery_certificate WHERE id = 1";
+pub(super) const INSERT_RECOVERY_CERT: &str =
+    "INSERT INTO recovery_certificate (id, cert, created_at) VALUES (1, $1, $2)";
+
+pub(super) const INSERT_ACCOUNT_KEY: &str = "INSERT INTO account_keys \
+    (account_id, fingerprint, cert, locked_key, recovery_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const ACCOUNT_KEY: &str = "SELECT account_id, fingerprint, cert, locked_key, recovery_sealed, \
+    created_at FROM account_keys WHERE account_id = $1";
+pub(super) const CERT_BY_FINGERPRINT: &str = "SELECT account_id, cert FROM account_keys WHERE fingerprint = $1 \
+    UNION ALL SELECT account_id, cert FROM retired_account_keys WHERE fingerprint = $1";
+pub(super) const RETIRE_ACCOUNT_KEY: &str = "INSERT INTO retired_account_keys (fingerprint, account_id, cert, retired_at) \
+    SELECT fingerprint, account_id, cert, $2 FROM account_keys WHERE account_id = $1";
+pub(super) const REPLACE_ACCOUNT_KEY: &str = "UPDATE account_keys SET fingerprint = $2, cert = $3, locked_key = $4, \
+    recovery_sealed = $5, created_at = $6 WHERE account_id = $1";
+pub(super) const SET_LOCKED_KEY: &str =
+    "UPDATE account_keys SET locked_key = $2 WHERE account_id = $1";
+pub(super) const SET_ACCOUNT_RECOVERY: &str =
+    "UPDATE account_keys SET recovery_sealed = $2 WHERE account_id = $1";
+
+pub(super) const INSERT_FACILITY_KEY: &str = "INSERT INTO facility_keys \
+    (facility_code, role, fingerprint, cert, recovery_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const FACILITY_KEY: &str = "SELECT facility_code, role, fingerprint, cert, recovery_sealed, created_at \
+    FROM facility_keys WHERE facility_code = $1 AND role = $2";
+pub(super) const SET_FACILITY_RECOVERY: &str =
+    "UPDATE facility_keys SET recovery_sealed = $3 WHERE facility_code = $1 AND role = $2";
+
+pub(super) const INSERT_GRANT: &str = "INSERT INTO key_grants \
+    (facility_code, role, account_id, sealed_key, created_at, granted_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    ON CONFLICT (facility_code, role, account_id) DO NOTHING";
+const GRANT_COLUMNS: &str = "facility_code, role, account_id, sealed_key, created_at, granted_at";
+pub(super) fn grants_of() -> String {
+    format!(
+        "SELECT {GRANT_COLUMNS} FROM key_grants WHERE account_id = $1 ORDER BY facility_code, role"
+    )
+}
+pub(super) fn pending_grants() -> String {
+    format!(
+        "SELECT {GRANT_COLUMNS} FROM key_grants WHERE sealed_key IS NULL ORDER BY facility_code, role, account_id"
+    )
+}
+pub(super) fn pending_grants_of() -> String {
+    format!(
+        "SELECT {GRANT_COLUMNS} FROM key_grants WHERE sealed_key IS NULL AND facility_code = $1 \
+         ORDER BY role, account_id"
+    )
+}
+pub(super) const COMPLETE_GRANT: &str = "UPDATE key_grants SET sealed_key = $4, granted_at = $5 \
+    WHERE facility_code = $1 AND role = $2 AND account_id = $3";
+pub(super) const DELETE_GRANTS_OF: &str = "DELETE FROM key_grants WHERE account_id = $1";
+pub(super) const SET_REMOVED: &str =
+    "UPDATE accounts SET removed = TRUE, locked = TRUE WHERE id = $1";
+
+pub(super) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
+    (id, kind, sender_id, sender_facility, created_at, body, body_size, blind_index) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(super) const INSERT_SLOT: &str = "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (envelope_id, principal) DO NOTHING";
+pub(super) const INSERT_ATTACHMENT: &str =
+    "INSERT INTO attachments (envelope_id, idx, blob_key, sealed_size) VALUES ($1, $2, $3, $4)";
+pub(super) const ENVELOPE: &str = "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
+    blind_index FROM envelopes WHERE id = $1";
+pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
+    WHERE envelope_id = $1 ORDER BY added_at, principal";
+pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
+    WHERE envelope_id = $1 ORDER BY idx";
+pub(super) const SET_BODY: &str = "UPDATE envelopes SET body = $2, body_size = $3 WHERE id = $1";
+pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, e.created_at, \
+    e.body_size FROM envelopes e JOIN envelope_slots s ON s.envelope_id = e.id WHERE s.principal = $1 \
+    ORDER BY e.created_at DESC, e.id";
+
+macro_rules! impl_vault_store {
+    ($backend:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::vault::VaultStore for $backend {
+            async fn recovery_cert(&self) -> StoreResult<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar::<_, Vec<u8>>(vault_sql::RECOVERY_CERT)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_recovery_cert(&self, cert: &[u8]) -> StoreResult<()> {
+                sqlx::query(vault_sql::INSERT_RECOVERY_CERT)
+                    .bind(cert)
+                    .bind(chrono::Utc::now().timestamp())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
+                sqlx::query(vault_sql::INSERT_ACCOUNT_KEY)
+                    .bind(&r.account_id)
+                    .bind(&r.fingerprint)
+                    .bind(&r.cert)
+                    .bind(&r.locked_key)
+                    .bind(&r.recovery_sealed)
+                    .bind(r.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn account_key(&self, id: &AccountId) -> StoreResult<Option<AccountKeyRow>> {
+                Ok(sqlx::query_as::<_, AccountKeyRow>(vault_sql::ACCOUNT_KEY)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn cert_by_fingerprint(
+                &self,
+                fingerprint: &str,
+            ) -> StoreResult<Option<(String, Vec<u8>)>> {
+                Ok(
+                    sqlx::query_as::<_, (String, Vec<u8>)>(vault_sql::CERT_BY_FINGERPRINT)
+                        .bind(fingerprint)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn replace_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(vault_sql::RETIRE_ACCOUNT_KEY)
+                    .bind(&r.account_id)
+                    .bind(chrono::Utc::now().timestamp())
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query(vault_sql::REPLACE_ACCOUNT_KEY)
+                    .bind(&r.account_id)
+                    .bind(&r.fingerprint)
+                    .bind(&r.cert)
+                    .bind(&r.locked_key)
+                    .bind(&r.recovery_sealed)
+                    .bind(r.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                expect_one(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_locked_key(&self, id: &AccountId, locked_key: &[u8]) -> StoreResult<()> {
+                let done = sqlx::query(vault_sql::SET_LOCKED_KEY)
+                    .bind(id.as_str())
+                    .bind(locked_key)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn set_password_and_key(
+                &self,
+                id: &AccountId,
+                digest: &crate::password::PasswordDigest,
+                must_change: bool,
+                locked_key: &[u8],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(super::sql::SET_PASSWORD)
+                    .bind(id.as_str())
+                    .bind(&digest.0)
+                    .bind(must_change)
+                    .execute(&mut *tx)
+                    .await?;
+                expect_one(done.rows_affected())?;
+                let done = sqlx::query(vault_sql::SET_LOCKED_KEY)
+                    .bind(id.as_str())
+                    .bind(locked_key)
+                    .execute(&mut *tx)
+                    .await?;
+                expect_one(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_account_recovery_sealed(
+                &self,
+                id: &AccountId,
+                sealed: &[u8],
+            ) -> StoreResult<()> {
+                let done = sqlx::query(vault_sql::SET_ACCOUNT_RECOVERY)
+                    .bind(id.as_str())
+                    .bind(sealed)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn insert_facility_key(&self, r: &FacilityKeyRow) -> StoreResult<()> {
+                sqlx::query(vault_sql::INSERT_FACILITY_KEY)
+                    .bind(&r.facility_code)
+                    .bind(&r.role)
+                    .bind(&r.fingerprint)
+                    .bind(&r.cert)
+                    .bind(&r.recovery_sealed)
+                    .bind(r.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn facility_key(
+                &self,
+                code: &FacilityCode,
+                role: &str,
+            ) -> StoreResult<Option<FacilityKeyRow>> {
+                Ok(sqlx::query_as::<_, FacilityKeyRow>(vault_sql::FACILITY_KEY)
+                    .bind(code.as_str())
+                    .bind(role)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_facility_recovery_sealed(
+                &self,
+                code: &FacilityCode,
+                role: &str,
+                sealed: &[u8],
+            ) -> StoreResult<()> {
+                let done = sqlx::query(vault_sql::SET_FACILITY_RECOVERY)
+                    .bind(code.as_str())
+                    .bind(role)
+                    .bind(sealed)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn insert_grant(&self, r: &GrantRow) -> StoreResult<()> {
+                sqlx::query(vault_sql::INSERT_GRANT)
+                    .bind(&r.facility_code)
+                    .bind(&r.role)
+                    .bind(&r.account_id)
+                    .bind(&r.sealed_key)
+                    .bind(r.created_at)
+                    .bind(r.granted_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn grants_of(&self, id: &AccountId) -> StoreResult<Vec<GrantRow>> {
+                Ok(sqlx::query_as::<_, GrantRow>(&vault_sql::grants_of())
+                    .bind(id.as_str())
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn pending_grants(
+                &self,
+                facility: Option<&FacilityCode>,
+            ) -> StoreResult<Vec<GrantRow>> {
+                Ok(match facility {
+                    Some(code) => {
+                        sqlx::query_as::<_, GrantRow>(&vault_sql::pending_grants_of())
+                            .bind(code.as_str())
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query_as::<_, GrantRow>(&vault_sql::pending_grants())
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                })
+            }
+
+            async fn complete_grant(
+                &self,
+                code: &str,
+                role: &str,
+                account: &str,
+                sealed: &[u8],
+                at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(vault_sql::COMPLETE_GRANT)
+                    .bind(code)
+                    .bind(role)
+                    .bind(account)
+                    .bind(sealed)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64> {
+                Ok(sqlx::query(vault_sql::DELETE_GRANTS_OF)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn set_removed(&self, id: &AccountId) -> StoreResult<()> {
+                let done = sqlx::query(vault_sql::SET_REMOVED)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn insert_envelope(
+                &self,
+                e: &EnvelopeRow,
+                slots: &[SlotRow],
+                attachments: &[AttachmentRow],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(vault_sql::INSERT_ENVELOPE)
+                    .bind(&e.id)
+                    .bind(&e.kind)
+                    .bind(&e.sender_id)
+                    .bind(&e.sender_facility)
+                    .bind(e.created_at)
+                    .bind(&e.body)
+                    .bind(e.body_size)
+                    .bind(&e.blind_index)
+                    .execute(&mut *tx)
+                    .await?;
+                for s in slots {
+                    sqlx::query(vault_sql::INSERT_SLOT)
+                        .bind(&s.envelope_id)
+                        .bind(&s.principal)
+                        .bind(&s.added_by)
+                        .bind(s.added_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for a in attachments {
+                    sqlx::query(vault_sql::INSERT_ATTACHMENT)
+                        .bind(&a.envelope_id)
+                        .bind(a.idx)
+                        .bind(&a.blob_key)
+                        .bind(a.sealed_size)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+                Ok(sqlx::query_as::<_, EnvelopeRow>(vault_sql::ENVELOPE)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>> {
+                Ok(sqlx::query_as::<_, SlotRow>(vault_sql::SLOTS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>> {
+                Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENTS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(vault_sql::SET_BODY)
+                    .bind(id)
+                    .bind(body)
+                    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                expect_one(done.rows_affected())?;
+                sqlx::query(vault_sql::INSERT_SLOT)
+                    .bind(&slot.envelope_id)
+                    .bind(&slot.principal)
+                    .bind(&slot.added_by)
+                    .bind(slot.added_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>> {
+                Ok(sqlx::query_as::<_, EnvelopeMeta>(vault_sql::ENVELOPES_FOR)
+                    .bind(principal)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()> {
+                let done = sqlx::query(vault_sql::SET_BODY)
+                    .bind(id)
+                    .bind(body)
+                    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+        }
+    };
+}
+pub(super) use impl_vault_store;

@@ -1,0 +1,564 @@
+//! Sealed envelopes through the domain services, on both storage backends: who can
+//! open what (in the slot table and in the crypto), tampering, password changes
+//! and resets, grants.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use common::fresh_store;
+use mailbox::postroom::{
+    BlobStore, Outgoing, OutgoingAttachment, Postroom, Recipient, SignatureStatus,
+};
+use mailbox::{
+    AccountId, AuthPolicy, CurrentSession, Directory, Error, Facility, FacilityCode, NetworkPolicy,
+    NewAccount, Password, Role,
+};
+use renkei_crypto::{BlindIndexKey, CryptoError, LockParams, SealedEnvelope};
+
+const HOSPITAL: &str = "3710123450";
+const CLINIC: &str = "3710300017";
+
+struct Net {
+    t: common::TestStore,
+    dir: Arc<Directory>,
+    post: Postroom,
+}
+
+struct Person {
+    id: AccountId,
+    pw: Password,
+}
+
+async fn net() -> Net {
+    let t = fresh_store().await;
+    let policy = AuthPolicy {
+        key_lock: LockParams::insecure_for_tests(),
+        ..AuthPolicy::default()
+    };
+    let dir = Arc::new(Directory::new(
+        t.store.clone(),
+        policy,
+        NetworkPolicy::default(),
+    ));
+    for (code, name) in [(HOSPITAL, "さぬき中央病院"), (CLINIC, "ことひら内科")] {
+        dir.add_facility(Facility {
+            code: FacilityCode::parse(code).unwrap(),
+            name: name.into(),
+            address: String::new(),
+            phone: String::new(),
+            departments: vec![],
+            publish_details: true,
+            active_from: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+            active_until: None,
+            approval_ref: None,
+        })
+        .await
+        .unwrap();
+    }
+    let post = Postroom::new(
+        dir.clone(),
+        BlobStore::new(t.dir.path().join("blobs")),
+        Arc::new(BlindIndexKey::generate().unwrap()),
+    );
+    Net { t, dir, post }
+}
+
+impl Net {
+    async fn person(&self, role: Role, facility: Option<&str>, name: &str) -> Person {
+        let pw = Password::new(format!("Pass-{name}-2026!"));
+        let a = self
+            .dir
+            .add_account_with_password(
+                NewAccount {
+                    role,
+                    facility: facility.map(|f| FacilityCode::parse(f).unwrap()),
+                    name: name.into(),
+                    email: None,
+                },
+                &pw,
+                false,
+            )
+            .await
+            .unwrap();
+        Person { id: a.id, pw }
+    }
+
+    async fn sign_in(&self, p: &Person) -> CurrentSession {
+        self.dir
+            .sign_in(p.id.as_str(), &p.pw, None)
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn send(
+        &self,
+        from: &CurrentSession,
+        to: Vec<Recipient>,
+        body: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> String {
+        let attachments = files
+            .iter()
+            .map(|(name, bytes)| OutgoingAttachment {
+                name: (*name).into(),
+                media_type: "application/dicom".into(),
+                source: Box::new(Cursor::new(bytes.clone())),
+            })
+            .collect();
+        self.post
+            .send(
+                from,
+                Outgoing {
+                    kind: "reading_request".into(),
+                    to,
+                    subject: "胸部CT 読影依頼".into(),
+                    patient_id: "P-0001".into(),
+                    patient_name: "香川 太郎".into(),
+                    body: body.into(),
+                    consent: true,
+                },
+                attachments,
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn attachment(
+        &self,
+        s: &CurrentSession,
+        id: &str,
+        index: usize,
+    ) -> Result<Vec<u8>, Error> {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        self.post
+            .open_attachment(s, id, index, sink.clone())
+            .await?;
+        Ok(sink.0.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn who_can_open_what() {
+    let n = net().await;
+    let radiologist = n.person(Role::Doctor, Some(HOSPITAL), "radiologist").await;
+    let colleague = n.person(Role::Doctor, Some(HOSPITAL), "colleague").await;
+    let clerk = n.person(Role::Clerk, Some(HOSPITAL), "clerk").await;
+    let liaison = n.person(Role::Liaison, Some(HOSPITAL), "liaison").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_clerk = n.person(Role::Clerk, Some(CLINIC), "gpclerk").await;
+    let operator = n.person(Role::Operator, None, "operator").await;
+    // The clerk made the oversight key; the liaison waits for it until the clerk signs in.
+    let pending = n.dir.pending_grants().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].role.as_str(), pending[0].account_id.as_str()),
+        ("oversight", liaison.id.as_str())
+    );
+    let clerk_s = n.sign_in(&clerk).await;
+    assert!(n.dir.pending_grants().await.unwrap().is_empty());
+
+    let gp_s = n.sign_in(&gp).await;
+    let dicom = b"DICM fake slice with a marker".repeat(1000);
+    let id = n
+        .send(
+            &gp_s,
+            vec![Recipient::Person(radiologist.id.clone())],
+            "所見をお願いします",
+            &[("ct-001.dcm", dicom.clone())],
+        )
+        .await;
+
+    // The addressed doctor reads it, signed and intact.
+    let rad_s = n.sign_in(&radiologist).await;
+    let item = n.post.open(&rad_s, &id).await.unwrap();
+    assert_eq!(item.body, "所見をお願いします");
+    assert_eq!(item.patient_name, "香川 太郎");
+    assert_eq!(item.signature, SignatureStatus::Valid);
+    assert_eq!(item.sender_id, gp.id.as_str());
+    assert_eq!(item.attachments[0].size, dicom.len() as u64);
+    assert_eq!(n.attachment(&rad_s, &id, 0).await.unwrap(), dicom);
+
+    // The receiving facility's clerk reads through the oversight key; so does the sender's.
+    let as_clerk = n.post.open(&clerk_s, &id).await.unwrap();
+    assert_eq!(as_clerk.opened_as.key(), format!("oversight:{HOSPITAL}"));
+    let gp_clerk_s = n.sign_in(&gp_clerk).await;
+    assert_eq!(
+        n.post.open(&gp_clerk_s, &id).await.unwrap().signature,
+        SignatureStatus::Valid
+    );
+    // The sender keeps a slot for the Sent folder.
+    n.post.open(&gp_s, &id).await.unwrap();
+
+    // A colleague in the same facility who was not addressed: refused by the service…
+    let col_s = n.sign_in(&colleague).await;
+    assert!(matches!(
+        n.post.open(&col_s, &id).await,
+        Err(Error::NotFound("item"))
+    ));
+    assert!(matches!(
+        n.attachment(&col_s, &id, 0).await,
+        Err(Error::NotFound("item"))
+    ));
+    // …and by the crypto: the colleague's key has no slot.
+    let body = n.t.store.envelope(&id).await.unwrap().unwrap().body;
+    let kr = n.dir.keyring(&col_s).unwrap();
+    let err =
+        renkei_crypto::open(&SealedEnvelope::from_bytes(body), &kr.user, |_| None).unwrap_err();
+    assert!(matches!(err, CryptoError::NotAddressedToYou), "{err:?}");
+
+    // The operator has no key and reads nothing.
+    let op_s = n.sign_in(&operator).await;
+    assert!(n.dir.keyring(&op_s).is_none());
+    assert!(matches!(
+        n.post.open(&op_s, &id).await,
+        Err(Error::Forbidden)
+    ));
+
+    // To the liaison inbox, then handed to the radiologist by adding a key slot.
+    let to_inbox = n
+        .send(
+            &gp_s,
+            vec![Recipient::LiaisonInbox(
+                FacilityCode::parse(HOSPITAL).unwrap(),
+            )],
+            "どなたか読影を",
+            &[],
+        )
+        .await;
+    let liaison_s = n.sign_in(&liaison).await;
+    let via_inbox = n.post.open(&liaison_s, &to_inbox).await.unwrap();
+    assert_eq!(via_inbox.opened_as.key(), format!("liaison:{HOSPITAL}"));
+    assert!(matches!(
+        n.post.open(&rad_s, &to_inbox).await,
+        Err(Error::NotFound(_))
+    ));
+    let before = n.t.store.envelope(&to_inbox).await.unwrap().unwrap().body;
+    n.post
+        .forward(&liaison_s, &to_inbox, &radiologist.id)
+        .await
+        .unwrap();
+    let after = n.t.store.envelope(&to_inbox).await.unwrap().unwrap().body;
+    assert!(
+        after.ends_with(&before),
+        "forwarding only prepends a key slot"
+    );
+    let forwarded = n.post.open(&rad_s, &to_inbox).await.unwrap();
+    assert_eq!(forwarded.body, "どなたか読影を");
+    assert_eq!(forwarded.signature, SignatureStatus::Valid);
+    assert!(matches!(
+        n.post.open(&col_s, &to_inbox).await,
+        Err(Error::NotFound(_))
+    ));
+    // Only to a doctor of the same facility, and only by the liaison office.
+    assert!(matches!(
+        n.post.forward(&liaison_s, &to_inbox, &gp.id).await,
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        n.post.forward(&rad_s, &to_inbox, &colleague.id).await,
+        Err(Error::Forbidden)
+    ));
+
+    // No consent, no send.
+    let refused = n
+        .post
+        .send(
+            &gp_s,
+            Outgoing {
+                kind: "referral".into(),
+                to: vec![Recipient::Person(radiologist.id.clone())],
+                subject: "紹介".into(),
+                patient_id: "P-2".into(),
+                patient_name: "讃岐 花子".into(),
+                body: "…".into(),
+                consent: false,
+            },
+            vec![],
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(Error::Invalid {
+            field: "consent",
+            ..
+        })
+    ));
+    assert_eq!(n.post.list(&rad_s).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn tampering_gives_distinct_statuses() {
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let rad_s = n.sign_in(&rad).await;
+    let files = [("a.dcm", vec![1u8; 70_000]), ("b.dcm", vec![2u8; 50_000])];
+    let id = n
+        .send(
+            &gp_s,
+            vec![Recipient::Person(rad.id.clone())],
+            "original",
+            &files,
+        )
+        .await;
+    let good = n.t.store.envelope(&id).await.unwrap().unwrap().body;
+
+    // A flipped byte in the encrypted body.
+    let mut body = good.clone();
+    let last = body.len() - 20;
+    body[last] ^= 0x01;
+    n.t.store.overwrite_body(&id, &body).await.unwrap();
+    assert!(matches!(
+        n.post.open(&rad_s, &id).await,
+        Err(Error::Tampered("body"))
+    ));
+
+    // A flipped byte inside the reader's key slot (the first packet: a PKESK whose
+    // new-format header gives its length in the second byte).
+    let mut body = good.clone();
+    assert_eq!(body[0], 0xC1, "starts with a new-format PKESK packet");
+    let first_len = 2 + body[1] as usize;
+    body[first_len - 3] ^= 0x01;
+    n.t.store.overwrite_body(&id, &body).await.unwrap();
+    assert!(
+        matches!(
+            n.post.open(&rad_s, &id).await,
+            Err(Error::Tampered("key_slot"))
+        ),
+        "{:?}",
+        n.post.open(&rad_s, &id).await.err()
+    );
+    n.t.store.overwrite_body(&id, &good).await.unwrap();
+    assert_eq!(
+        n.post.open(&rad_s, &id).await.unwrap().signature,
+        SignatureStatus::Valid
+    );
+
+    // A flipped byte in an attachment blob.
+    let path0 = n.post.blobs().file_path(&format!("{id}/0")).unwrap();
+    let path1 = n.post.blobs().file_path(&format!("{id}/1")).unwrap();
+    let blob0 = std::fs::read(&path0).unwrap();
+    let mut bad = blob0.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x80;
+    std::fs::write(&path0, &bad).unwrap();
+    assert!(matches!(
+        n.attachment(&rad_s, &id, 0).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    // Swapped blobs: each is a fine OpenPGP message, but not the one the manifest signed.
+    let blob1 = std::fs::read(&path1).unwrap();
+    std::fs::write(&path0, &blob1).unwrap();
+    std::fs::write(&path1, &blob0).unwrap();
+    assert!(matches!(
+        n.attachment(&rad_s, &id, 0).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert!(matches!(
+        n.attachment(&rad_s, &id, 1).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    std::fs::write(&path0, &blob0).unwrap();
+    std::fs::write(&path1, &blob1).unwrap();
+    assert_eq!(
+        n.attachment(&rad_s, &id, 1).await.unwrap(),
+        vec![2u8; 50_000]
+    );
+}
+
+#[tokio::test]
+async fn password_change_and_resets_keep_or_lose_old_items_as_stated() {
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let id = n
+        .send(
+            &gp_s,
+            vec![Recipient::Person(rad.id.clone())],
+            "before",
+            &[],
+        )
+        .await;
+
+    // A password change re-locks the same key; the old item still opens.
+    let rad_s = n.sign_in(&rad).await;
+    let fp_before =
+        n.t.store
+            .account_key(&rad.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint;
+    let new_pw = Password::new("Changed-Pass-2026!");
+    n.dir
+        .change_password(&rad_s, &rad.pw, &new_pw)
+        .await
+        .unwrap();
+    assert_eq!(n.post.open(&rad_s, &id).await.unwrap().body, "before");
+    let rad = Person {
+        id: rad.id.clone(),
+        pw: new_pw,
+    };
+    let rad_s = n.sign_in(&rad).await;
+    assert_eq!(n.post.open(&rad_s, &id).await.unwrap().body, "before");
+    assert_eq!(
+        n.t.store
+            .account_key(&rad.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint,
+        fp_before
+    );
+
+    // The recovery key: made after the account, so the key is sealed to it at the
+    // next sign-in; a reset with it keeps the key.
+    let recovery = n.dir.init_recovery().await.unwrap();
+    assert!(matches!(
+        n.dir.init_recovery().await,
+        Err(Error::Conflict(_))
+    ));
+    n.sign_in(&rad).await;
+    let outcome = n
+        .dir
+        .reset_password_with(&rad.id, Some(&recovery))
+        .await
+        .unwrap();
+    assert!(!outcome.key_replaced);
+    assert!(
+        n.dir.keyring(&rad_s).is_none(),
+        "a reset ends the person's sessions and wipes their keys"
+    );
+    let rad = Person {
+        id: rad.id.clone(),
+        pw: outcome.password,
+    };
+    let rad_s = n.sign_in(&rad).await;
+    assert!(rad_s.account.must_change_password);
+    assert_eq!(
+        n.t.store
+            .account_key(&rad.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint,
+        fp_before
+    );
+    // A wrong recovery file is refused and changes nothing.
+    let stranger = renkei_crypto::SecretKey::generate_recovery().unwrap();
+    assert!(matches!(
+        n.dir.reset_password_with(&rad.id, Some(&stranger)).await,
+        Err(Error::Invalid { .. })
+    ));
+
+    // Without the recovery key: a new key, and the outcome names what is lost.
+    let outcome = n.dir.reset_password_with(&rad.id, None).await.unwrap();
+    assert!(outcome.key_replaced);
+    assert_eq!(outcome.unreadable_items, vec![id.clone()]);
+    let rad = Person {
+        id: rad.id.clone(),
+        pw: outcome.password,
+    };
+    let rad_s = n.sign_in(&rad).await;
+    assert_ne!(
+        n.t.store
+            .account_key(&rad.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .fingerprint,
+        fp_before
+    );
+    let change = Password::new("Another-Pass-2026!");
+    n.dir
+        .change_password(&rad_s, &rad.pw, &change)
+        .await
+        .unwrap();
+    let rad_s = n
+        .sign_in(&Person {
+            id: rad.id.clone(),
+            pw: change,
+        })
+        .await;
+    let lost = n.post.open(&rad_s, &id).await;
+    assert!(matches!(lost, Err(Error::NotFound(_))), "{lost:?}");
+    // New items reach the new key; the sender's old signature still verifies for others.
+    let fresh = n
+        .send(&gp_s, vec![Recipient::Person(rad.id.clone())], "after", &[])
+        .await;
+    assert_eq!(n.post.open(&rad_s, &fresh).await.unwrap().body, "after");
+}
+
+#[tokio::test]
+async fn later_members_get_grants_and_removal_takes_them() {
+    let n = net().await;
+    let recovery = n.dir.init_recovery().await.unwrap();
+    let liaison = n.person(Role::Liaison, Some(HOSPITAL), "liaison").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let id = n
+        .send(
+            &gp_s,
+            vec![Recipient::LiaisonInbox(
+                FacilityCode::parse(HOSPITAL).unwrap(),
+            )],
+            "inbox item",
+            &[],
+        )
+        .await;
+
+    // A second liaison joins: pending until the operator completes it with the recovery key.
+    let second = n.person(Role::Liaison, Some(HOSPITAL), "second").await;
+    assert_eq!(n.dir.pending_grants().await.unwrap().len(), 2);
+    let s = n.sign_in(&second).await;
+    assert!(matches!(
+        n.post.open(&s, &id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        n.dir
+            .complete_grants_with_recovery(&recovery)
+            .await
+            .unwrap(),
+        2
+    );
+    let s = n.sign_in(&second).await;
+    assert_eq!(n.post.open(&s, &id).await.unwrap().body, "inbox item");
+
+    // A third is completed automatically when the first signs in.
+    let third = n.person(Role::Liaison, Some(HOSPITAL), "third").await;
+    n.sign_in(&liaison).await;
+    assert!(n.dir.pending_grants().await.unwrap().is_empty());
+    let s3 = n.sign_in(&third).await;
+    assert_eq!(n.post.open(&s3, &id).await.unwrap().body, "inbox item");
+
+    // Removing a member removes the grants and ends the session.
+    n.dir.remove_account(&third.id).await.unwrap();
+    assert!(n.t.store.grants_of(&third.id).await.unwrap().is_empty());
+    assert!(matches!(
+        n.dir.sign_in(third.id.as_str(), &third.pw, None).await,
+        Err(Error::AccountLocked)
+    ));
+    assert!(matches!(
+        n.dir.set_locked(&third.id, false).await,
+        Err(Error::Conflict(_))
+    ));
+}

@@ -1,0 +1,193 @@
+//! Sealed items over the real HTTPS API, and the stolen-store check: after a
+//! realistic flow, no file of the data folder (database, WAL, blobs, logs) and no
+//! `pg_dump` holds any patient marker in UTF-8, UTF-16 or Shift_JIS.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::harness::{Network, Server};
+
+const HOSPITAL: &str = "3710123450";
+const CLINIC: &str = "3710300017";
+
+const PATIENT_KANJI: &str = "香川 太郎";
+const PATIENT_KANA: &str = "カガワ タロウ";
+const PATIENT_ID: &str = "KGW-4471-2026";
+const FINDINGS: &str = "右上葉に結節影を認めます";
+const PIXEL_MARKER: &[u8] = b"\x7fRENKEI-PIXEL-MARKER\x13\x37\xc0\xde";
+
+/// A DICOM-shaped file: preamble, `DICM`, and pixel bytes carrying a marker.
+fn dicom_bytes() -> Vec<u8> {
+    let mut v = vec![0u8; 128];
+    v.extend_from_slice(b"DICM");
+    for i in 0..4000u32 {
+        v.extend_from_slice(&i.to_le_bytes());
+        v.extend_from_slice(PIXEL_MARKER);
+    }
+    v
+}
+
+async fn send(
+    server: &Server,
+    client: &reqwest::Client,
+    to: Value,
+    files: Vec<(&str, Vec<u8>)>,
+) -> (StatusCode, Value) {
+    let envelope = json!({
+        "kind": "reading_request",
+        "to": to,
+        "subject": format!("胸部CT 読影依頼（{PATIENT_KANA}様）"),
+        "patient_id": PATIENT_ID,
+        "patient_name": PATIENT_KANJI,
+        "body": format!("臨床所見：{FINDINGS}。ご高診をお願いします。"),
+        "consent": true,
+        "attachments": files.iter().map(|(n, _)| json!({"name": n, "media_type": "application/dicom"})).collect::<Vec<_>>(),
+    });
+    let mut form = Form::new().part("envelope", Part::text(envelope.to_string()).mime_str("application/json").unwrap());
+    for (name, bytes) in files {
+        form = form.part("file", Part::bytes(bytes).file_name(name.to_string()));
+    }
+    let r = client.post(server.url("/api/v1/envelopes")).multipart(form).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn encodings(marker: &str) -> Vec<(String, Vec<u8>)> {
+    let utf16le: Vec<u8> = marker.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let utf16be: Vec<u8> = marker.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(marker);
+    vec![
+        (format!("{marker} UTF-8"), marker.as_bytes().to_vec()),
+        (format!("{marker} UTF-16LE"), utf16le),
+        (format!("{marker} UTF-16BE"), utf16be),
+        (format!("{marker} Shift_JIS"), sjis.into_owned()),
+    ]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
+    let net = Network::new().await;
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&["facility", "add", "--code", CLINIC, "--name", "ことひら内科クリニック"]);
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let (col, col_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
+    let (clerk, clerk_pw) = net.add_user("clerk", HOSPITAL, "坂出 明美");
+    let (liaison, liaison_pw) = net.add_user("liaison", HOSPITAL, "地域連携室");
+    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
+    let server = net.serve(&[]);
+    // The clerk signs in first: that completes the liaison's pending oversight grant.
+    let clerk_c = net.ready_client(&server, &clerk, &clerk_pw).await;
+    let liaison_c = net.ready_client(&server, &liaison, &liaison_pw).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let col_c = net.ready_client(&server, &col, &col_pw).await;
+    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
+
+    let dicom = dicom_bytes();
+    let (status, body) = send(&server, &gp_c, json!([{ "account": rad }]), vec![("CT0001.dcm", dicom.clone())]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+
+    let item: Value = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(item["patient_name"], PATIENT_KANJI);
+    assert_eq!(item["patient_id"], PATIENT_ID);
+    assert!(item["body"].as_str().unwrap().contains(FINDINGS));
+    assert_eq!(item["signature"]["status"], "valid");
+    assert_eq!(item["sender"], gp.replace('-', ""));
+    assert_eq!(item["attachments"][0]["name"], "CT0001.dcm");
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), dicom);
+
+    // The clerk of the receiving facility reads through the oversight key; the
+    // colleague who was not addressed gets the same answer as for a missing item.
+    let r = clerk_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["opened_as"], format!("oversight:{HOSPITAL}"));
+    let r = col_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let missing = col_c.get(server.url("/api/v1/envelopes/00000000000000000000000000000000")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap(), missing.json::<Value>().await.unwrap());
+
+    // To the liaison inbox, then handed to the radiologist.
+    let (status, body) = send(&server, &gp_c, json!([{ "liaison": HOSPITAL }]), vec![]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let inbox_id = body["id"].as_str().unwrap().to_string();
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{inbox_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = liaison_c
+        .post(server.url(&format!("/api/v1/envelopes/{inbox_id}/forward")))
+        .json(&json!({ "to": rad }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{inbox_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed: Value = rad_c.get(server.url("/api/v1/envelopes")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // Refusals say what was wrong.
+    let (status, body) = send(&server, &gp_c, json!([{ "account": "K7M4-QX9R" }]), vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let r = gp_c
+        .post(server.url("/api/v1/envelopes"))
+        .multipart(Form::new().part("envelope", Part::text("{not json")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("not valid JSON"));
+
+    // Stop the server, then search everything it left behind.
+    drop(server);
+    let mut files = Vec::new();
+    files_under(net.data_dir(), &mut files);
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("blobs")), "blobs were written");
+    assert!(files.iter().any(|f| f.ends_with("server.log")));
+    let mut dumps: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    if let Some(url) = &net.database_url {
+        let out = std::process::Command::new("pg_dump").arg("--dbname").arg(url).output().expect("pg_dump");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(contains(&out.stdout, b"envelopes"), "the dump holds the tables");
+        dumps.push(("pg_dump".into(), out.stdout));
+    } else {
+        assert!(files.iter().any(|f| f.ends_with("renkei.db")));
+    }
+    let mut markers: Vec<(String, Vec<u8>)> = Vec::new();
+    for m in [PATIENT_KANJI, PATIENT_KANA, PATIENT_ID, FINDINGS] {
+        markers.extend(encodings(m));
+    }
+    markers.push(("DICOM pixel pattern".into(), PIXEL_MARKER.to_vec()));
+    let mut hits = Vec::new();
+    for (file, bytes) in &dumps {
+        for (what, needle) in &markers {
+            if contains(bytes, needle) {
+                hits.push(format!("{what} in {file}"));
+            }
+        }
+    }
+    assert!(hits.is_empty(), "patient data readable at rest:\n{}", hits.join("\n"));
+}

@@ -1,0 +1,383 @@
+//! `/api/v1/envelopes`: send sealed items with streamed attachments, open them,
+//! download attachments, and hand liaison-inbox items to a doctor.
+
+use std::io::{self, Read, Write};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use mailbox::postroom::{OpenedItem, Outgoing, OutgoingAttachment, Recipient};
+use mailbox::{AccountId, CurrentSession, Error, FacilityCode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::session;
+
+async fn api_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, ApiError> {
+    let token = session::token(headers).ok_or(Error::NotSignedIn)?;
+    Ok(state.directory.authenticate(&token).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum To {
+    Account(String),
+    Liaison(String),
+}
+
+#[derive(Deserialize)]
+pub struct AttachmentSpec {
+    name: String,
+    #[serde(default = "octet_stream")]
+    media_type: String,
+}
+
+fn octet_stream() -> String {
+    "application/octet-stream".into()
+}
+
+/// The first multipart part, `envelope`; the files follow in the declared order.
+#[derive(Deserialize)]
+pub struct EnvelopeSpec {
+    kind: String,
+    to: Vec<To>,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    patient_id: String,
+    #[serde(default)]
+    patient_name: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    consent: bool,
+    #[serde(default)]
+    attachments: Vec<AttachmentSpec>,
+}
+
+/// A blocking reader fed chunk by chunk from the upload, so a file streams into
+/// its sealed blob without being held whole in memory.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+fn bad_upload(reason: impl Into<String>) -> ApiError {
+    ApiError(Error::invalid(
+        "upload",
+        reason,
+        "送信内容の形式が正しくありません。",
+    ))
+}
+
+#[derive(Serialize)]
+pub struct Created {
+    id: String,
+}
+
+/// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
+pub async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let session = api_session(&state, &headers).await?;
+    session.require_ready()?;
+    let first = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad_upload(format!("multipart: {e}")))?
+        .ok_or_else(|| bad_upload("the first part must be 'envelope'"))?;
+    if first.name() != Some("envelope") {
+        return Err(bad_upload("the first part must be 'envelope'"));
+    }
+    let spec_bytes = first
+        .bytes()
+        .await
+        .map_err(|e| bad_upload(format!("multipart: {e}")))?;
+    let spec: EnvelopeSpec = serde_json::from_slice(&spec_bytes)
+        .map_err(|e| bad_upload(format!("the envelope part is not valid JSON: {e}")))?;
+    let mut to = Vec::new();
+    for t in spec.to {
+        to.push(match t {
+            To::Account(id) => Recipient::Person(AccountId::parse(&id)?),
+            To::Liaison(code) => Recipient::LiaisonInbox(FacilityCode::parse(&code)?),
+        });
+    }
+    let mut senders = Vec::new();
+    let mut attachments = Vec::new();
+    for a in spec.attachments {
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+        senders.push(tx);
+        attachments.push(OutgoingAttachment {
+            name: a.name,
+            media_type: a.media_type,
+            source: Box::new(ChannelReader {
+                rx,
+                current: Bytes::new(),
+            }),
+        });
+    }
+    let outgoing = Outgoing {
+        kind: spec.kind,
+        to,
+        subject: spec.subject,
+        patient_id: spec.patient_id,
+        patient_name: spec.patient_name,
+        body: spec.body,
+        consent: spec.consent,
+    };
+    let postroom = state.postroom.clone();
+    let task = tokio::spawn(async move { postroom.send(&session, outgoing, attachments).await });
+
+    // Feed the files, in order, to the sealing thread.
+    let mut senders = senders.into_iter();
+    let mut upload_error: Option<String> = None;
+    'parts: while let Some(mut field) = match multipart.next_field().await {
+        Ok(f) => f,
+        Err(e) => {
+            upload_error = Some(format!("multipart: {e}"));
+            None
+        }
+    } {
+        let Some(tx) = senders.next() else {
+            upload_error = Some("more files than declared attachments".into());
+            break;
+        };
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        break 'parts; // Sealing stopped; its error explains why.
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(io::Error::other(format!("upload interrupted: {e}"))))
+                        .await;
+                    upload_error = Some(format!("upload interrupted: {e}"));
+                    break 'parts;
+                }
+            }
+        }
+    }
+    for tx in senders {
+        let _ = tx
+            .send(Err(io::Error::other(
+                "a declared attachment was not uploaded",
+            )))
+            .await;
+    }
+    let result = task
+        .await
+        .map_err(|e| ApiError(Error::Internal(format!("send task: {e}"))))?;
+    match (result, upload_error) {
+        (Ok(id), None) => Ok((StatusCode::CREATED, Json(Created { id }))),
+        (Ok(_), Some(reason)) => Err(bad_upload(reason)),
+        (Err(e), _) => Err(ApiError(e)),
+    }
+}
+
+#[derive(Serialize)]
+pub struct ListItem {
+    id: String,
+    kind: String,
+    sender: String,
+    created_at: i64,
+    size: i64,
+}
+
+/// `GET /api/v1/envelopes`
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ListItem>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let items = state.postroom.list(&session).await?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|e| ListItem {
+                id: e.id,
+                kind: e.kind,
+                sender: e.sender_id,
+                created_at: e.created_at,
+                size: e.body_size,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct SignatureView {
+    status: &'static str,
+    fingerprint: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AttachmentView {
+    index: usize,
+    name: String,
+    media_type: String,
+    size: u64,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+pub struct ItemView {
+    id: String,
+    kind: String,
+    sender: String,
+    created_at: i64,
+    subject: String,
+    patient_id: String,
+    patient_name: String,
+    body: String,
+    signature: SignatureView,
+    attachments: Vec<AttachmentView>,
+    opened_as: String,
+}
+
+impl From<OpenedItem> for ItemView {
+    fn from(o: OpenedItem) -> Self {
+        Self {
+            signature: SignatureView {
+                status: o.signature.as_str(),
+                fingerprint: o.signer_fingerprint.clone(),
+            },
+            opened_as: o.opened_as.key(),
+            attachments: o
+                .attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    index: a.index,
+                    name: a.name.clone(),
+                    media_type: a.media_type.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                })
+                .collect(),
+            id: o.id.clone(),
+            kind: o.kind.clone(),
+            sender: o.sender_id.clone(),
+            created_at: o.created_at,
+            subject: o.subject.clone(),
+            patient_id: o.patient_id.clone(),
+            patient_name: o.patient_name.clone(),
+            body: o.body.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/envelopes/{id}`
+pub async fn open(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ItemView>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    Ok(Json(state.postroom.open(&session, &id).await?.into()))
+}
+
+/// A blocking writer that forwards into the response body stream.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed; if the blob turns
+/// out not to match its signed manifest the transfer is aborted, so a client never
+/// receives a complete-looking altered file.
+pub async fn attachment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, index)): Path<(String, usize)>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let item = state.postroom.open(&session, &id).await?;
+    let info = item
+        .attachments
+        .get(index)
+        .cloned()
+        .ok_or(Error::NotFound("attachment"))?;
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let postroom = state.postroom.clone();
+    let writer = ChannelWriter { tx: tx.clone() };
+    tokio::spawn(async move {
+        if let Err(e) = postroom.open_attachment(&session, &id, index, writer).await {
+            tracing::warn!(envelope = id, index, error = %e, "attachment download aborted");
+            let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&info.media_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    // Always a download, never rendered (ASVS 12.5.2).
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    if let Ok(v) = HeaderValue::from_str(&info.sha256) {
+        h.insert("x-renkei-sha256", v);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct Forward {
+    to: String,
+}
+
+/// `POST /api/v1/envelopes/{id}/forward`
+pub async fn forward(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Forward>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let to = AccountId::parse(&body.to)?;
+    state.postroom.forward(&session, &id, &to).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
