@@ -191,3 +191,53 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     }
     assert!(hits.is_empty(), "patient data readable at rest:\n{}", hits.join("\n"));
 }
+
+#[tokio::test]
+async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
+    let net = Network::new().await;
+    let recovery_file = net.data_dir().join("offline-recovery.asc");
+    let out = net.admin(&["recovery", "init", "--out", recovery_file.to_str().unwrap()]);
+    assert!(out.contains("recovery certificate stored"), "{out}");
+    let armored = std::fs::read_to_string(&recovery_file).unwrap();
+    assert!(armored.contains("BEGIN PGP PRIVATE KEY BLOCK"));
+    // Only the certificate is on the server: a second init is refused.
+    let again = net.run(&["admin", "recovery", "init", "--out", net.data_dir().join("x.asc").to_str().unwrap()]);
+    assert_eq!(again.code, Some(73), "{}", again.stderr);
+
+    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
+    net.admin(&["facility", "add", "--code", CLINIC, "--name", "ことひら内科クリニック"]);
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
+    let server = net.serve(&[]);
+    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let (status, body) = send(&server, &gp_c, json!([{ "account": rad }]), vec![]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // With the recovery file: same key, the item still opens.
+    let letter = net.admin(&["user", "reset-password", &rad, "--recovery-key", recovery_file.to_str().unwrap()]);
+    assert!(letter.contains("every earlier item stays readable"), "{letter}");
+    let (_, issued) = crate::harness::parse_letter(&letter);
+    // The reset ended the old session.
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let rad_c = net.ready_client(&server, &rad, &issued).await;
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["signature"]["status"], "valid");
+
+    // Without it: a new key, and the letter says plainly which item is lost.
+    let letter = net.admin(&["user", "reset-password", &rad]);
+    assert!(letter.contains("can no longer open 1 earlier item"), "{letter}");
+    assert!(letter.contains(&id), "{letter}");
+    let (_, issued) = crate::harness::parse_letter(&letter);
+    let rad_c = net.ready_client(&server, &rad, &issued).await;
+    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The sender, unaffected, still reads it with a valid signature.
+    let r = gp_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["signature"]["status"], "valid");
+}
