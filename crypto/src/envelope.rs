@@ -705,10 +705,8 @@ mod tests {
     fn altered_signed_content_is_bad_signature() -> Result<()> {
         let a = SecretKey::generate("a")?;
         let b = SecretKey::generate("b")?;
-        let draft = Draft {
-            body: "findings: benign".into(),
-            ..Default::default()
-        };
+        let mut draft = Draft::default();
+        draft.body = "findings: benign".into();
         let mime = build_mime(&draft, &[])?;
         let mut signed = Vec::new();
         {

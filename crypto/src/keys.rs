@@ -64,7 +64,6 @@ impl Certificate {
             .map(|ka| ka.key().clone().role_into_unspecified())
             .ok_or_else(|| CryptoError::UnusableKey("no encryption subkey".into()))?;
         let features = vc.features().unwrap_or_else(Features::sequoia);
-        drop(vc);
         Ok(Certificate {
             cert,
             enc_key,

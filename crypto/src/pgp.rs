@@ -65,7 +65,6 @@ pub(crate) fn encrypt_with_session_key<W: Write + Send + Sync>(
 pub(crate) enum KeySource<'a> {
     Password(&'a Password),
     Secret(&'a SecretKey),
-    Session(&'a SessionKey),
 }
 
 /// What happened while opening; read after a failure to name it precisely.
@@ -243,14 +242,6 @@ impl DecryptionHelper for Helper<'_, '_> {
                     }
                 }
             }
-            KeySource::Session(sk) => {
-                st.slot_found = true;
-                st.slot_decrypted = true;
-                if decrypt(sym_algo, sk) {
-                    st.accepted = true;
-                    return Ok(None);
-                }
-            }
         }
         Err(openpgp::Error::MissingSessionKey("no usable key slot".into()).into())
     }
@@ -290,7 +281,6 @@ impl State {
                     CryptoError::BodyDamaged
                 }
             }
-            SourceKind::Session => CryptoError::AttachmentChanged,
         }
     }
 }
@@ -299,7 +289,6 @@ impl State {
 pub(crate) enum SourceKind {
     Password,
     Secret,
-    Session,
 }
 
 impl KeySource<'_> {
@@ -307,7 +296,6 @@ impl KeySource<'_> {
         match self {
             KeySource::Password(_) => SourceKind::Password,
             KeySource::Secret(_) => SourceKind::Secret,
-            KeySource::Session(_) => SourceKind::Session,
         }
     }
 }
@@ -365,42 +353,53 @@ pub(crate) fn decrypt_stream<R: Read + Send + Sync>(
     chunk: usize,
     mut on_chunk: impl FnMut(Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<u64> {
-    let mut state = State::default();
-    let helper = Helper {
-        source: KeySource::Session(sk),
-        lookup: None,
-        state: &mut state,
-    };
-    let mut d = match DecryptorBuilder::from_reader(sealed)
-        .and_then(|b| b.buffer_size(64 * 1024).with_policy(&POLICY, None, helper))
-    {
-        Ok(d) => d,
-        Err(_) => return Err(CryptoError::AttachmentChanged),
-    };
-    let mut buf = Zeroizing::new(Vec::with_capacity(chunk));
+    // The packet parser, not the streaming `Decryptor`: the latter holds back data
+    // for signature checks and grew to several times the attachment here, while an
+    // attachment message carries no signature (its hash is in the signed manifest).
+    // Reading the literal body straight off the parser keeps memory to one chunk;
+    // every AEAD chunk is authenticated before its plaintext is returned.
+    let changed = |_| CryptoError::AttachmentChanged;
+    let mut ppr = PacketParser::from_reader(sealed).map_err(changed)?;
     let mut total = 0u64;
-    loop {
-        buf.resize(chunk, 0);
-        let mut n = 0;
-        while n < chunk {
-            match d.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(CryptoError::AttachmentChanged),
+    let mut saw_literal = false;
+    let mut decrypted = false;
+    let mut buf = Zeroizing::new(Vec::with_capacity(chunk));
+    while let PacketParserResult::Some(mut pp) = ppr {
+        match &pp.packet {
+            Packet::SEIP(_) if !decrypted => {
+                pp.decrypt(None, sk).map_err(changed)?;
+                decrypted = true;
             }
+            Packet::Literal(_) if decrypted && !saw_literal => {
+                saw_literal = true;
+                loop {
+                    buf.resize(chunk, 0);
+                    let mut n = 0;
+                    while n < chunk {
+                        match pp.read(&mut buf[n..]) {
+                            Ok(0) => break,
+                            Ok(k) => n += k,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(_) => return Err(CryptoError::AttachmentChanged),
+                        }
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                    buf.truncate(n);
+                    total += n as u64;
+                    buf = on_chunk(buf)?;
+                }
+            }
+            _ => return Err(CryptoError::AttachmentChanged),
         }
-        if n == 0 {
-            break;
-        }
-        buf.truncate(n);
-        total += n as u64;
-        buf = on_chunk(buf)?;
+        ppr = pp.recurse().map_err(changed)?.1;
     }
-    if !d.message_processed() {
-        return Err(CryptoError::AttachmentChanged);
+    // The parser authenticates the final AEAD chunk and tag when the container ends.
+    match ppr {
+        PacketParserResult::EOF(eof) if saw_literal && eof.is_message().is_ok() => Ok(total),
+        _ => Err(CryptoError::AttachmentChanged),
     }
-    Ok(total)
 }
 
 /// The top-level packets before the encrypted body: the key slots.
@@ -429,16 +428,15 @@ pub(crate) fn top_level_pkesks(bytes: &[u8]) -> Result<Vec<PKESK>> {
 /// Reads the Argon2 parameters of a locked key without deriving anything.
 pub(crate) fn locked_key_params(bytes: &[u8]) -> Result<LockParams> {
     let ppr = PacketParser::from_bytes(bytes).map_err(|e| CryptoError::Malformed(e.to_string()))?;
-    if let PacketParserResult::Some(pp) = ppr {
-        if let Packet::SKESK(SKESK::V6(s)) = &pp.packet {
-            if let S2K::Argon2 { t, p, m, .. } = s.s2k() {
-                return Ok(LockParams {
-                    t: *t,
-                    p: *p,
-                    m_exp: *m,
-                });
-            }
-        }
+    if let PacketParserResult::Some(pp) = ppr
+        && let Packet::SKESK(SKESK::V6(s)) = &pp.packet
+        && let S2K::Argon2 { t, p, m, .. } = s.s2k()
+    {
+        return Ok(LockParams {
+            t: *t,
+            p: *p,
+            m_exp: *m,
+        });
     }
     Err(CryptoError::Malformed("not a locked key".into()))
 }

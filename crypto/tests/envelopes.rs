@@ -1,4 +1,5 @@
 //! Round trips, key management and tampering.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

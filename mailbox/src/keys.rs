@@ -75,21 +75,19 @@ impl Directory {
         }
     }
 
-    /// Creates the person's key locked under `password`, sealed to the recovery
-    /// certificate, and the person's facility grants.
-    pub(crate) async fn create_account_key(
+    /// Generates a person's key, locked under `password` and sealed to the recovery
+    /// certificate if there is one; returns it with the row to store.
+    async fn new_person_key(
         &self,
-        account: &Account,
+        id: &AccountId,
         password: &Password,
-    ) -> Result<()> {
-        if account.role == Role::Operator {
-            return Ok(()); // The operator never holds a key, so never a key slot.
-        }
+    ) -> Result<(SecretKey, AccountKeyRow)> {
         let recovery = self.recovery_certificate().await?;
-        let user_id = format!("{} <account:{}>", account.id.as_str(), account.id.as_str());
+        let user_id = format!("{} <account:{}>", id.as_str(), id.as_str());
+        let account_id = id.as_str().to_string();
         let params = self.auth_policy().key_lock;
         let pw = password.clone();
-        let (key, row) = blocking(move || {
+        blocking(move || {
             let key = SecretKey::generate(&user_id).map_err(crypto)?;
             let locked = key
                 .lock_with(pw.expose().as_bytes(), params)
@@ -100,7 +98,7 @@ impl Directory {
             };
             let cert = key.cert();
             let row = AccountKeyRow {
-                account_id: String::new(),
+                account_id,
                 fingerprint: cert.fingerprint(),
                 cert: cert.to_bytes().map_err(crypto)?,
                 locked_key: locked.to_bytes(),
@@ -109,11 +107,20 @@ impl Directory {
             };
             Ok((key, row))
         })
-        .await?;
-        let row = AccountKeyRow {
-            account_id: account.id.as_str().to_string(),
-            ..row
-        };
+        .await
+    }
+
+    /// Creates the person's key locked under `password`, sealed to the recovery
+    /// certificate, and the person's facility grants.
+    pub(crate) async fn create_account_key(
+        &self,
+        account: &Account,
+        password: &Password,
+    ) -> Result<()> {
+        if account.role == Role::Operator {
+            return Ok(()); // The operator never holds a key, so never a key slot.
+        }
+        let (key, row) = self.new_person_key(&account.id, password).await?;
         self.store().insert_account_key(&row).await?;
         self.create_grants(account, &key.cert()).await
     }
@@ -397,38 +404,8 @@ impl Directory {
                 .into_iter()
                 .map(|e| e.id)
                 .collect();
-            let recovery_cert = self.recovery_certificate().await?;
-            let user_id = format!("{} <account:{}>", id.as_str(), id.as_str());
-            let pw = issued.clone();
-            let (key, new_row) = blocking(move || {
-                let key = SecretKey::generate(&user_id).map_err(crypto)?;
-                let locked = key
-                    .lock_with(pw.expose().as_bytes(), params)
-                    .map_err(crypto)?;
-                let recovery_sealed = match &recovery_cert {
-                    Some(r) => Some(seal_secret_key(&key, &[r]).map_err(crypto)?.to_bytes()),
-                    None => None,
-                };
-                let cert = key.cert();
-                Ok((
-                    key,
-                    AccountKeyRow {
-                        account_id: String::new(),
-                        fingerprint: cert.fingerprint(),
-                        cert: cert.to_bytes().map_err(crypto)?,
-                        locked_key: locked.to_bytes(),
-                        recovery_sealed,
-                        created_at: now(),
-                    },
-                ))
-            })
-            .await?;
-            self.store()
-                .replace_account_key(&AccountKeyRow {
-                    account_id: id.as_str().into(),
-                    ..new_row
-                })
-                .await?;
+            let (key, new_row) = self.new_person_key(id, &issued).await?;
+            self.store().replace_account_key(&new_row).await?;
             self.store().set_password(id, &digest, true).await?;
             // Old grants were sealed to the old key: wait for new ones.
             self.store().delete_grants_of(id).await?;

@@ -46,18 +46,34 @@ async fn send(
         "consent": true,
         "attachments": files.iter().map(|(n, _)| json!({"name": n, "media_type": "application/dicom"})).collect::<Vec<_>>(),
     });
-    let mut form = Form::new().part("envelope", Part::text(envelope.to_string()).mime_str("application/json").unwrap());
+    let mut form = Form::new().part(
+        "envelope",
+        Part::text(envelope.to_string())
+            .mime_str("application/json")
+            .unwrap(),
+    );
     for (name, bytes) in files {
         form = form.part("file", Part::bytes(bytes).file_name(name.to_string()));
     }
-    let r = client.post(server.url("/api/v1/envelopes")).multipart(form).send().await.unwrap();
+    let r = client
+        .post(server.url("/api/v1/envelopes"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn encodings(marker: &str) -> Vec<(String, Vec<u8>)> {
-    let utf16le: Vec<u8> = marker.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-    let utf16be: Vec<u8> = marker.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+    let utf16le: Vec<u8> = marker
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    let utf16be: Vec<u8> = marker
+        .encode_utf16()
+        .flat_map(|u| u.to_be_bytes())
+        .collect();
     let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(marker);
     vec![
         (format!("{marker} UTF-8"), marker.as_bytes().to_vec()),
@@ -85,8 +101,22 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[tokio::test]
 async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     let net = Network::new().await;
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
-    net.admin(&["facility", "add", "--code", CLINIC, "--name", "ことひら内科クリニック"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        CLINIC,
+        "--name",
+        "ことひら内科クリニック",
+    ]);
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (col, col_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let (clerk, clerk_pw) = net.add_user("clerk", HOSPITAL, "坂出 明美");
@@ -101,38 +131,77 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
 
     let dicom = dicom_bytes();
-    let (status, body) = send(&server, &gp_c, json!([{ "account": rad }]), vec![("CT0001.dcm", dicom.clone())]).await;
+    let (status, body) = send(
+        &server,
+        &gp_c,
+        json!([{ "account": rad }]),
+        vec![("CT0001.dcm", dicom.clone())],
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
 
-    let item: Value = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap().json().await.unwrap();
+    let item: Value = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(item["patient_name"], PATIENT_KANJI);
     assert_eq!(item["patient_id"], PATIENT_ID);
     assert!(item["body"].as_str().unwrap().contains(FINDINGS));
     assert_eq!(item["signature"]["status"], "valid");
     assert_eq!(item["sender"], gp.replace('-', ""));
     assert_eq!(item["attachments"][0]["name"], "CT0001.dcm");
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-disposition"], "attachment");
     assert_eq!(r.bytes().await.unwrap().to_vec(), dicom);
 
     // The clerk of the receiving facility reads through the oversight key; the
     // colleague who was not addressed gets the same answer as for a missing item.
-    let r = clerk_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    let r = clerk_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap()["opened_as"], format!("oversight:{HOSPITAL}"));
-    let r = col_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["opened_as"],
+        format!("oversight:{HOSPITAL}")
+    );
+    let r = col_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let missing = col_c.get(server.url("/api/v1/envelopes/00000000000000000000000000000000")).send().await.unwrap();
+    let missing = col_c
+        .get(server.url("/api/v1/envelopes/00000000000000000000000000000000"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap(), missing.json::<Value>().await.unwrap());
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        missing.json::<Value>().await.unwrap()
+    );
 
     // To the liaison inbox, then handed to the radiologist.
     let (status, body) = send(&server, &gp_c, json!([{ "liaison": HOSPITAL }]), vec![]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let inbox_id = body["id"].as_str().unwrap().to_string();
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{inbox_id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{inbox_id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = liaison_c
         .post(server.url(&format!("/api/v1/envelopes/{inbox_id}/forward")))
@@ -141,9 +210,20 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{inbox_id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{inbox_id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let listed: Value = rad_c.get(server.url("/api/v1/envelopes")).send().await.unwrap().json().await.unwrap();
+    let listed: Value = rad_c
+        .get(server.url("/api/v1/envelopes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
 
     // Refusals say what was wrong.
@@ -156,22 +236,41 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.json::<Value>().await.unwrap()["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     // Stop the server, then search everything it left behind.
     drop(server);
     let mut files = Vec::new();
     files_under(net.data_dir(), &mut files);
-    assert!(files.iter().any(|f| f.to_string_lossy().contains("blobs")), "blobs were written");
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().contains("blobs")),
+        "blobs were written"
+    );
     assert!(files.iter().any(|f| f.ends_with("server.log")));
     let mut dumps: Vec<(String, Vec<u8>)> = files
         .iter()
         .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
         .collect();
     if let Some(url) = &net.database_url {
-        let out = std::process::Command::new("pg_dump").arg("--dbname").arg(url).output().expect("pg_dump");
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(contains(&out.stdout, b"envelopes"), "the dump holds the tables");
+        let out = std::process::Command::new("pg_dump")
+            .arg("--dbname")
+            .arg(url)
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            contains(&out.stdout, b"envelopes"),
+            "the dump holds the tables"
+        );
         dumps.push(("pg_dump".into(), out.stdout));
     } else {
         assert!(files.iter().any(|f| f.ends_with("renkei.db")));
@@ -189,7 +288,11 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
             }
         }
     }
-    assert!(hits.is_empty(), "patient data readable at rest:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "patient data readable at rest:\n{}",
+        hits.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -201,11 +304,31 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
     let armored = std::fs::read_to_string(&recovery_file).unwrap();
     assert!(armored.contains("BEGIN PGP PRIVATE KEY BLOCK"));
     // Only the certificate is on the server: a second init is refused.
-    let again = net.run(&["admin", "recovery", "init", "--out", net.data_dir().join("x.asc").to_str().unwrap()]);
+    let again = net.run(&[
+        "admin",
+        "recovery",
+        "init",
+        "--out",
+        net.data_dir().join("x.asc").to_str().unwrap(),
+    ]);
     assert_eq!(again.code, Some(73), "{}", again.stderr);
 
-    net.admin(&["facility", "add", "--code", HOSPITAL, "--name", "さぬき中央病院"]);
-    net.admin(&["facility", "add", "--code", CLINIC, "--name", "ことひら内科クリニック"]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        CLINIC,
+        "--name",
+        "ことひら内科クリニック",
+    ]);
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let server = net.serve(&[]);
@@ -214,30 +337,68 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
     let (status, body) = send(&server, &gp_c, json!([{ "account": rad }]), vec![]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // With the recovery file: same key, the item still opens.
-    let letter = net.admin(&["user", "reset-password", &rad, "--recovery-key", recovery_file.to_str().unwrap()]);
-    assert!(letter.contains("every earlier item stays readable"), "{letter}");
+    let letter = net.admin(&[
+        "user",
+        "reset-password",
+        &rad,
+        "--recovery-key",
+        recovery_file.to_str().unwrap(),
+    ]);
+    assert!(
+        letter.contains("every earlier item stays readable"),
+        "{letter}"
+    );
     let (_, issued) = crate::harness::parse_letter(&letter);
     // The reset ended the old session.
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let rad_c = net.ready_client(&server, &rad, &issued).await;
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.json::<Value>().await.unwrap()["signature"]["status"], "valid");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["signature"]["status"],
+        "valid"
+    );
 
     // Without it: a new key, and the letter says plainly which item is lost.
     let letter = net.admin(&["user", "reset-password", &rad]);
-    assert!(letter.contains("can no longer open 1 earlier item"), "{letter}");
+    assert!(
+        letter.contains("can no longer open 1 earlier item"),
+        "{letter}"
+    );
     assert!(letter.contains(&id), "{letter}");
     let (_, issued) = crate::harness::parse_letter(&letter);
     let rad_c = net.ready_client(&server, &rad, &issued).await;
-    let r = rad_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
+    let r = rad_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // The sender, unaffected, still reads it with a valid signature.
-    let r = gp_c.get(server.url(&format!("/api/v1/envelopes/{id}"))).send().await.unwrap();
-    assert_eq!(r.json::<Value>().await.unwrap()["signature"]["status"], "valid");
+    let r = gp_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["signature"]["status"],
+        "valid"
+    );
 }

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::{AppState, RemoteAddr, session};
 
-async fn api_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, ApiError> {
+pub(crate) async fn api_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<CurrentSession, ApiError> {
     let token = session::token(headers).ok_or(Error::NotSignedIn)?;
     Ok(state.directory.authenticate(&token).await?)
 }

@@ -10,18 +10,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use mailbox::postroom::{OpenedItem, Outgoing, OutgoingAttachment, Recipient};
-use mailbox::{AccountId, CurrentSession, Error, FacilityCode};
+use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::AppState;
+use crate::api::api_session;
 use crate::error::ApiError;
-use crate::session;
-
-async fn api_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, ApiError> {
-    let token = session::token(headers).ok_or(Error::NotSignedIn)?;
-    Ok(state.directory.authenticate(&token).await?)
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
