@@ -1,1 +1,262 @@
-fn main() {}
+//! `bench/seal`: sealing and opening throughput, side by side with `cp` and GnuPG
+//! on the same inputs in one run. Run through `bench/seal/run.sh` (release build).
+//!
+//! Prints: small envelopes (2 KiB text, 4 key slots) seals/s and opens/s on one
+//! core; a 1 GiB attachment's seal and open wall time as ratios against `cp` of the
+//! same file and `gpg --sign --encrypt --compress-algo none`; peak RSS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use renkei_crypto::*;
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+fn draft(body: String) -> Draft {
+    Draft {
+        headers: ProtectedHeaders {
+            kind: "reading_request".into(),
+            subject: "胸部CT 読影依頼".into(),
+            patient_id: "P-000123".into(),
+            patient_name: "香川 太郎".into(),
+        },
+        sender: SenderInfo {
+            account_id: "K7M4QX9R".into(),
+            name: "讃岐 一郎".into(),
+            facility: "3710123450".into(),
+        },
+        body,
+    }
+}
+
+fn run(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let out = cmd.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn write_plaintext(path: &Path, len: u64) {
+    let mut f = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+    let mut block = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut left = len;
+    let mut i = 0u64;
+    while left > 0 {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+        i += 1;
+    }
+    f.flush().unwrap();
+}
+
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: bench_seal WORK_DIR [MiB]");
+    let dir = Path::new(&dir);
+    let mib: u64 = std::env::args()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let mode = std::env::args().nth(3).unwrap_or_else(|| "all".into());
+
+    // --- small envelopes -----------------------------------------------------------
+    let sender = SecretKey::generate("sender <bench>").unwrap();
+    let readers: Vec<SecretKey> = (0..4)
+        .map(|i| SecretKey::generate(&format!("r{i} <bench>")).unwrap())
+        .collect();
+    let certs: Vec<Certificate> = readers.iter().map(|k| k.cert()).collect();
+    let refs: Vec<&Certificate> = certs.iter().collect();
+    let text: String = "所見：右上葉に結節影を認めます。"
+        .chars()
+        .cycle()
+        .take(2048 / 3)
+        .collect();
+    let d = draft(text);
+    let n = if mode == "large" { 10 } else { 2000 };
+    let t = Instant::now();
+    let mut envelopes = Vec::with_capacity(n);
+    for _ in 0..n {
+        envelopes.push(seal(&sender, &refs, &d, vec![]).unwrap().envelope);
+    }
+    let seal_rate = n as f64 / t.elapsed().as_secs_f64();
+    let sender_cert = sender.cert();
+    let t = Instant::now();
+    for e in &envelopes {
+        let s = sender_cert.clone();
+        let o = open(e, &readers[2], move |fp| {
+            (s.fingerprint() == fp.to_hex()).then(|| s.clone())
+        })
+        .unwrap();
+        assert_eq!(o.verification, Verification::Valid);
+    }
+    let open_rate = n as f64 / t.elapsed().as_secs_f64();
+    if mode != "large" {
+        println!("small envelopes (2 KiB text, 4 key slots), one core:");
+        println!("  seal  {seal_rate:>8.0} /s   (target >= 2000)");
+        println!("  open  {open_rate:>8.0} /s   (target >= 5000)");
+    }
+    if mode == "small" {
+        return;
+    }
+
+    // --- one large attachment ------------------------------------------------------
+    let plain = dir.join("study.bin");
+    write_plaintext(&plain, mib << 20);
+    let sealed_path = dir.join("study.pgp");
+    let opened_path = dir.join("study.out");
+
+    let t_cp = run(Command::new("cp").arg(&plain).arg(dir.join("study.copy")));
+
+    let t = Instant::now();
+    let sealed = seal(
+        &sender,
+        &[&certs[0]],
+        &d,
+        vec![AttachmentInput {
+            name: "study.dcm".into(),
+            media_type: "application/dicom".into(),
+            source: Box::new(BufReader::with_capacity(
+                1 << 20,
+                File::open(&plain).unwrap(),
+            )),
+            sink: Box::new(BufWriter::with_capacity(
+                1 << 20,
+                File::create(&sealed_path).unwrap(),
+            )),
+        }],
+    )
+    .unwrap();
+    let t_seal = t.elapsed();
+    let opened = open(&sealed.envelope, &readers[0], |_| None).unwrap();
+    let t = Instant::now();
+    open_attachment(
+        BufReader::with_capacity(1 << 20, File::open(&sealed_path).unwrap()),
+        &opened.inner.manifest[0],
+        BufWriter::with_capacity(1 << 20, File::create(&opened_path).unwrap()),
+    )
+    .unwrap();
+    let t_open = t.elapsed();
+    let mut a = File::open(&plain).unwrap();
+    let mut b = File::open(&opened_path).unwrap();
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x).unwrap();
+        let m = b.read(&mut y).unwrap();
+        assert_eq!(&x[..n], &y[..m], "round trip differs");
+        if n == 0 {
+            break;
+        }
+    }
+
+    // GnuPG with the same curves, compression off.
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let gpg = || {
+        let mut c = Command::new("gpg");
+        c.arg("--homedir").arg(&home).args([
+            "--batch",
+            "--yes",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
+        c
+    };
+    run(gpg().args([
+        "--quick-gen-key",
+        "bench <bench@renkei.invalid>",
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let listing = gpg()
+        .args(["--with-colons", "--list-keys", "bench@renkei.invalid"])
+        .output()
+        .unwrap();
+    let fpr = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
+        .expect("gpg fingerprint");
+    run(gpg().args(["--quick-add-key", &fpr, "cv25519", "encr", "never"]));
+    let gpg_out = dir.join("study.gpg");
+    let t_gpg = run(gpg()
+        .args([
+            "--sign",
+            "--encrypt",
+            "--compress-algo",
+            "none",
+            "--digest-algo",
+            "SHA256",
+            "-r",
+            "bench@renkei.invalid",
+            "-o",
+        ])
+        .arg(&gpg_out)
+        .arg(&plain));
+    let t_gpg_open = run(gpg()
+        .arg("-o")
+        .arg(dir.join("study.gpgout"))
+        .arg("--decrypt")
+        .arg(&gpg_out));
+
+    let s = |d: Duration| d.as_secs_f64();
+    println!("{mib} MiB attachment (same file for every tool):");
+    println!("  cp                 {:>7.2} s", s(t_cp));
+    println!(
+        "  renkei seal        {:>7.2} s   {:.2}x cp (target <= 1.3x)   {:.2}x faster than gpg (target >= 1.5x)",
+        s(t_seal),
+        s(t_seal) / s(t_cp),
+        s(t_gpg) / s(t_seal)
+    );
+    println!(
+        "  renkei open        {:>7.2} s   {:.2}x cp   {:.2}x faster than gpg decrypt",
+        s(t_open),
+        s(t_open) / s(t_cp),
+        s(t_gpg_open) / s(t_open)
+    );
+    println!("  gpg sign+encrypt   {:>7.2} s", s(t_gpg));
+    println!("  gpg decrypt        {:>7.2} s", s(t_gpg_open));
+    println!(
+        "peak RSS of the renkei process: {} MiB (target < 128)",
+        peak_rss_mib()
+    );
+}

@@ -56,7 +56,9 @@ fn regenerate() {
     )
     .unwrap();
     std::fs::create_dir_all(dir()).unwrap();
-    let locked = reader.lock_with(PASSWORD, LockParams::insecure_for_tests()).unwrap();
+    let locked = reader
+        .lock_with(PASSWORD, LockParams::insecure_for_tests())
+        .unwrap();
     std::fs::write(dir().join("reader.locked"), locked.as_bytes()).unwrap();
     std::fs::write(dir().join("sender.cert"), sender.cert().to_bytes().unwrap()).unwrap();
     std::fs::write(dir().join("envelope.pgp"), sealed.envelope.as_bytes()).unwrap();
@@ -65,19 +67,30 @@ fn regenerate() {
 
 #[test]
 fn the_frozen_envelope_still_opens() {
-    let reader = LockedKey::from_bytes(read("reader.locked")).unlock(PASSWORD).unwrap();
+    let reader = LockedKey::from_bytes(read("reader.locked"))
+        .unlock(PASSWORD)
+        .unwrap();
     let sender = Certificate::from_bytes(&read("sender.cert")).unwrap();
     let envelope = SealedEnvelope::from_bytes(read("envelope.pgp"));
     let s = sender.clone();
-    let opened = open(&envelope, &reader, move |fp| (s.fingerprint() == fp.to_hex()).then(|| s.clone())).unwrap();
+    let opened = open(&envelope, &reader, move |fp| {
+        (s.fingerprint() == fp.to_hex()).then(|| s.clone())
+    })
+    .unwrap();
     assert_eq!(opened.verification, Verification::Valid);
-    assert_eq!(opened.signer.as_deref(), Some(sender.fingerprint().as_str()));
+    assert_eq!(
+        opened.signer.as_deref(),
+        Some(sender.fingerprint().as_str())
+    );
     let expected = draft();
     assert_eq!(opened.inner.headers, expected.headers);
     assert_eq!(opened.inner.sender, expected.sender);
     assert_eq!(opened.inner.body, BODY);
     let entry = &opened.inner.manifest[0];
-    assert_eq!((entry.name.as_str(), entry.media_type.as_str(), entry.size), ("CT0001.dcm", "application/dicom", ATTACHMENT.len() as u64));
+    assert_eq!(
+        (entry.name.as_str(), entry.media_type.as_str(), entry.size),
+        ("CT0001.dcm", "application/dicom", ATTACHMENT.len() as u64)
+    );
     let mut out = Vec::new();
     open_attachment(Cursor::new(read("attachment.pgp")), entry, &mut out).unwrap();
     assert_eq!(out, ATTACHMENT);
