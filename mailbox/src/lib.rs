@@ -4,6 +4,7 @@
 //! imports sqlx.
 
 pub mod account;
+pub mod attachment_policy;
 pub mod blob;
 pub mod directory;
 pub mod error;

@@ -12,6 +12,7 @@ use renkei_crypto::{
 };
 
 use crate::account::{AccountId, Role};
+use crate::attachment_policy::{PolicedReader, RefusedAttachment};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
@@ -116,6 +117,34 @@ fn crypto(e: CryptoError) -> Error {
         CryptoError::BodyDamaged | CryptoError::Malformed(_) => Error::Tampered("body"),
         CryptoError::AttachmentChanged => Error::Tampered("attachment"),
         other => Error::Internal(format!("crypto: {other}")),
+    }
+}
+
+/// A refused attachment names the file and why; any other read failure is an
+/// interrupted upload.
+fn refused_or_unreadable(io: &std::io::Error) -> Error {
+    match io
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<RefusedAttachment>())
+    {
+        Some(r) => Error::invalid(
+            "attachment",
+            format!(
+                "the file {:?} cannot be sent: {}",
+                r.name,
+                r.refusal.reason_en()
+            ),
+            format!(
+                "ファイル「{}」は送信できません：{}。",
+                r.name,
+                r.refusal.reason_ja()
+            ),
+        ),
+        None => Error::invalid(
+            "attachment",
+            format!("an attachment could not be read: {io}"),
+            "添付ファイルを最後まで受け取れませんでした。",
+        ),
     }
 }
 
@@ -291,10 +320,12 @@ impl Postroom {
                 let (file, p) = blobs
                     .create(&key)
                     .map_err(|e| Error::Internal(format!("blob: {e}")))?;
+                let name = a.name.clone();
                 inputs.push(AttachmentInput {
                     name: a.name,
                     media_type: a.media_type,
-                    source: a.source,
+                    // Judged by content as it streams: no executables, scripts or macros.
+                    source: Box::new(PolicedReader::new(a.source, name)),
                     sink: Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
                 });
                 pending.push(p);
@@ -306,11 +337,7 @@ impl Postroom {
                     CryptoError::InvalidInput(m) => {
                         Error::invalid("message", m, "入力内容に使用できない文字が含まれています。")
                     }
-                    CryptoError::Io(io) => Error::invalid(
-                        "attachment",
-                        format!("an attachment could not be read: {io}"),
-                        "添付ファイルを最後まで受け取れませんでした。",
-                    ),
+                    CryptoError::Io(io) => refused_or_unreadable(&io),
                     other => crypto(other),
                 })?;
             Ok((sealed, pending, keys))

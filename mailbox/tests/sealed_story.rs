@@ -22,6 +22,14 @@ use renkei_crypto::{BlindIndexKey, CryptoError, LockParams, SealedEnvelope};
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
 
+/// DICOM-shaped bytes: the 128-byte preamble, `DICM`, then `body`.
+fn dicom(body: &[u8]) -> Vec<u8> {
+    let mut v = vec![0u8; 128];
+    v.extend_from_slice(b"DICM");
+    v.extend_from_slice(body);
+    v
+}
+
 struct Net {
     t: common::TestStore,
     dir: Arc<Directory>,
@@ -174,13 +182,13 @@ async fn who_can_open_what() {
     assert!(n.dir.pending_grants().await.unwrap().is_empty());
 
     let gp_s = n.sign_in(&gp).await;
-    let dicom = b"DICM fake slice with a marker".repeat(1000);
+    let study = dicom(&b"fake slice with a marker".repeat(1000));
     let id = n
         .send(
             &gp_s,
             vec![Recipient::Person(radiologist.id.clone())],
             "所見をお願いします",
-            &[("ct-001.dcm", dicom.clone())],
+            &[("ct-001.dcm", study.clone())],
         )
         .await;
 
@@ -191,8 +199,8 @@ async fn who_can_open_what() {
     assert_eq!(item.patient_name, "香川 太郎");
     assert_eq!(item.signature, SignatureStatus::Valid);
     assert_eq!(item.sender_id, gp.id.as_str());
-    assert_eq!(item.attachments[0].size, dicom.len() as u64);
-    assert_eq!(n.attachment(&rad_s, &id, 0).await.unwrap(), dicom);
+    assert_eq!(item.attachments[0].size, study.len() as u64);
+    assert_eq!(n.attachment(&rad_s, &id, 0).await.unwrap(), study);
 
     // The receiving facility's clerk reads through the oversight key; so does the sender's.
     let as_clerk = n.post.open(&clerk_s, &id).await.unwrap();
@@ -300,6 +308,72 @@ async fn who_can_open_what() {
         })
     ));
     assert_eq!(n.post.list(&rad_s).await.unwrap().len(), 2);
+
+    // An executable renamed to .dcm is refused by content, naming the file; nothing
+    // of the refused submission is left behind.
+    let blobs_before = count_files(&n.t.dir.path().join("blobs"));
+    let refused = n
+        .post
+        .send(
+            &gp_s,
+            Outgoing {
+                kind: "reading_request".into(),
+                to: vec![Recipient::Person(radiologist.id.clone())],
+                subject: "CT".into(),
+                patient_id: "P-0001".into(),
+                patient_name: "香川 太郎".into(),
+                body: "…".into(),
+                consent: true,
+            },
+            vec![
+                OutgoingAttachment {
+                    name: "ok.dcm".into(),
+                    media_type: "application/dicom".into(),
+                    source: Box::new(Cursor::new(dicom(b"fine"))),
+                },
+                OutgoingAttachment {
+                    name: "scan.dcm".into(),
+                    media_type: "application/dicom".into(),
+                    source: Box::new(Cursor::new(b"MZ\x90\x00 a Windows program".to_vec())),
+                },
+            ],
+        )
+        .await;
+    match refused {
+        Err(Error::Invalid {
+            field: "attachment",
+            reason,
+            reason_ja,
+        }) => {
+            assert!(
+                reason.contains("scan.dcm") && reason.contains("executable"),
+                "{reason}"
+            );
+            assert!(
+                reason_ja.contains("scan.dcm") && reason_ja.contains("実行形式"),
+                "{reason_ja}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(n.post.list(&rad_s).await.unwrap().len(), 2);
+    assert_eq!(count_files(&n.t.dir.path().join("blobs")), blobs_before);
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 #[tokio::test]
@@ -309,7 +383,10 @@ async fn tampering_gives_distinct_statuses() {
     let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
     let gp_s = n.sign_in(&gp).await;
     let rad_s = n.sign_in(&rad).await;
-    let files = [("a.dcm", vec![1u8; 70_000]), ("b.dcm", vec![2u8; 50_000])];
+    let files = [
+        ("a.dcm", dicom(&[1u8; 70_000])),
+        ("b.dcm", dicom(&[2u8; 50_000])),
+    ];
     let id = n
         .send(
             &gp_s,
@@ -377,9 +454,11 @@ async fn tampering_gives_distinct_statuses() {
     ));
     std::fs::write(&path0, &blob0).unwrap();
     std::fs::write(&path1, &blob1).unwrap();
-    assert_eq!(
-        n.attachment(&rad_s, &id, 1).await.unwrap(),
-        vec![2u8; 50_000]
+    let restored = n.attachment(&rad_s, &id, 1).await.unwrap();
+    assert!(
+        restored == dicom(&[2u8; 50_000]),
+        "restored attachment differs ({} bytes)",
+        restored.len()
     );
 }
 

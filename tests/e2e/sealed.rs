@@ -226,7 +226,23 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
         .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
 
-    // Refusals say what was wrong.
+    // Refusals say what was wrong: an executable renamed to .dcm, judged by content.
+    let (status, body) = send(
+        &server,
+        &gp_c,
+        json!([{ "account": rad }]),
+        vec![("scan.dcm", b"\x7fELF\x02\x01\x01 not an image".to_vec())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("scan.dcm"),
+        "{body}"
+    );
+    assert!(
+        body["message_ja"].as_str().unwrap().contains("実行形式"),
+        "{body}"
+    );
     let (status, body) = send(&server, &gp_c, json!([{ "account": "K7M4-QX9R" }]), vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let r = gp_c
