@@ -118,11 +118,22 @@ impl Server {
                 }
             }
         });
+        let deliverer = Arc::new(mailbox::delivery::Deliverer::new(
+            self.directory.store().clone(),
+            mailbox::delivery::DeliveryPolicy::default(),
+        ));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(transport::delivery::run(deliverer, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        }));
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
             postroom: self.postroom,
         });
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
         purge.abort();
         tracing::info!("server stopped");
         Ok(())

@@ -6,6 +6,7 @@
 pub mod account;
 pub mod attachment_policy;
 pub mod blob;
+pub mod delivery;
 pub mod directory;
 pub mod error;
 pub mod facility;

@@ -17,6 +17,7 @@ use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keyring::{Keyring, Principal};
+use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
 
 pub use crate::blob::BlobStore;
@@ -479,6 +480,16 @@ impl Postroom {
                 signature = SignatureStatus::SignerMismatch;
             }
         }
+        // Opening marks the reader's own entry seen (oversight readers have none).
+        match self
+            .directory
+            .store()
+            .set_flags(id, &principal.key(), Some(true), None, None)
+            .await
+        {
+            Ok(()) | Err(crate::store::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
         let inner = &opened.inner;
         Ok(OpenedItem {
             id: row.id.clone(),
@@ -594,6 +605,19 @@ impl Postroom {
                 },
             )
             .await?;
+        // The doctor finds it in their Inbox right away (an existing entry is kept).
+        self.directory
+            .store()
+            .insert_mailbox_entry(&MailboxEntryRow {
+                envelope_id: id.into(),
+                principal: Principal::Account(to.clone()).key(),
+                folder: "inbox".into(),
+                seen: false,
+                flagged: false,
+                archived: false,
+                delivered_at: chrono::Utc::now().timestamp_millis(),
+            })
+            .await?;
         tracing::info!(
             envelope = id,
             by = account.id.as_str(),
@@ -601,6 +625,90 @@ impl Postroom {
             "key slot added"
         );
         Ok(())
+    }
+
+    /// A folder of the reader: `inbox`, `sent`, `archive` (archived items of both),
+    /// or `shared` (the facility's liaison inbox, for liaisons).
+    pub async fn mailbox(
+        &self,
+        session: &CurrentSession,
+        folder: &str,
+    ) -> Result<Vec<MailboxListing>> {
+        let keyring = self.keyring(session)?;
+        let own = Principal::Account(keyring.account.clone()).key();
+        let store = self.directory.store();
+        Ok(match folder {
+            "inbox" | "sent" => store.mailbox(&own, folder, false).await?,
+            "archive" => {
+                let mut all = store.mailbox(&own, "inbox", true).await?;
+                all.extend(store.mailbox(&own, "sent", true).await?);
+                all.sort_by_key(|e| std::cmp::Reverse(e.delivered_at));
+                all
+            }
+            "shared" => {
+                let Some(code) = keyring
+                    .liaison_inbox
+                    .as_ref()
+                    .and(keyring.facility.as_ref())
+                else {
+                    return Err(Error::Forbidden);
+                };
+                store
+                    .mailbox(&Principal::LiaisonInbox(code.clone()).key(), "inbox", false)
+                    .await?
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "folder",
+                    "folder must be inbox, sent, archive or shared",
+                    "フォルダは受信箱・送信済み・アーカイブ・共有受信箱のいずれかです。",
+                ));
+            }
+        })
+    }
+
+    /// Sets the reader's own flags on an item (its personal entry, else the shared
+    /// inbox entry of a liaison).
+    pub async fn set_flags(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        seen: Option<bool>,
+        flagged: Option<bool>,
+        archived: Option<bool>,
+    ) -> Result<()> {
+        let keyring = self.keyring(session)?;
+        for p in keyring.principals() {
+            if matches!(p, Principal::Oversight(_)) {
+                continue;
+            }
+            match self
+                .directory
+                .store()
+                .set_flags(id, &p.key(), seen, flagged, archived)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(crate::store::StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::NotFound("item"))
+    }
+
+    /// Delivery progress of an item, for its sender.
+    pub async fn delivery_status(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<Option<DeliveryStatus>> {
+        let account = session.require_ready()?;
+        match self.directory.store().envelope(id).await? {
+            Some(e) if e.sender_id == account.id.as_str() => {
+                Ok(self.directory.store().delivery_status(id).await?)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Items this reader holds a slot for (clear metadata only).

@@ -141,6 +141,33 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
 
+    // The delivery worker puts it in the radiologist's Inbox within moments.
+    let mut inbox = Value::Null;
+    for _ in 0..50 {
+        inbox = rad_c
+            .get(server.url("/api/v1/mailbox/inbox"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if inbox.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(inbox[0]["id"], id.as_str(), "{inbox}");
+    assert_eq!(inbox[0]["seen"], false);
+    let delivery: Value = gp_c
+        .get(server.url(&format!("/api/v1/envelopes/{id}/delivery")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(delivery["state"], "done", "{delivery}");
     let item: Value = rad_c
         .get(server.url(&format!("/api/v1/envelopes/{id}")))
         .send()

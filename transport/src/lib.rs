@@ -1,4 +1,5 @@
-//! What crosses the wire besides HTTP. Today: the TLS material every listener
-//! shares. The delivery queue, notifications and the IMAP server come here next.
+//! What crosses the wire besides HTTP: the TLS material every listener shares and
+//! the delivery worker. Notifications and the IMAP server come here next.
 
+pub mod delivery;
 pub mod tls;

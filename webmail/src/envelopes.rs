@@ -376,3 +376,92 @@ pub async fn forward(
     state.postroom.forward(&session, &id, &to).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Serialize)]
+pub struct MailboxItem {
+    id: String,
+    kind: String,
+    sender: String,
+    sender_facility: Option<String>,
+    delivered_at: i64,
+    seen: bool,
+    flagged: bool,
+    archived: bool,
+    folder: String,
+}
+
+/// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
+pub async fn mailbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(folder): Path<String>,
+) -> Result<Json<Vec<MailboxItem>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let entries = state.postroom.mailbox(&session, &folder).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| MailboxItem {
+                id: e.envelope_id,
+                kind: e.kind,
+                sender: e.sender_id,
+                sender_facility: e.sender_facility,
+                delivered_at: e.delivered_at,
+                seen: e.seen,
+                flagged: e.flagged,
+                archived: e.archived,
+                folder: e.folder,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Flags {
+    seen: Option<bool>,
+    flagged: Option<bool>,
+    archived: Option<bool>,
+}
+
+/// `POST /api/v1/envelopes/{id}/flags`
+pub async fn flags(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Flags>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    state
+        .postroom
+        .set_flags(&session, &id, body.seen, body.flagged, body.archived)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct DeliveryView {
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+    delivered_at: Option<i64>,
+}
+
+/// `GET /api/v1/envelopes/{id}/delivery` — for the sender: pending, done or failed.
+pub async fn delivery(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let status = state
+        .postroom
+        .delivery_status(&session, &id)
+        .await?
+        .ok_or(Error::NotFound("item"))?;
+    Ok(Json(DeliveryView {
+        state: status.state,
+        attempts: status.attempts,
+        last_error: status.last_error,
+        delivered_at: status.delivered_at,
+    }))
+}

@@ -56,7 +56,10 @@ pub fn router(state: AppState) -> Router {
             "/envelopes/{id}/attachments/{index}",
             get(envelopes::attachment),
         )
-        .route("/envelopes/{id}/forward", post(envelopes::forward));
+        .route("/envelopes/{id}/forward", post(envelopes::forward))
+        .route("/envelopes/{id}/flags", post(envelopes::flags))
+        .route("/envelopes/{id}/delivery", get(envelopes::delivery))
+        .route("/mailbox/{folder}", get(envelopes::mailbox));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))

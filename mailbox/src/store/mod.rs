@@ -4,6 +4,8 @@
 //! statements live once in [`sql`], dialect-specific ones in the backend's file.
 
 mod postgres;
+pub mod queue;
+mod queue_sql;
 mod rows;
 mod sql;
 mod sqlite;
@@ -71,7 +73,7 @@ pub struct FailedLogin {
 }
 
 #[async_trait]
-pub trait Store: vault::VaultStore + Send + Sync + 'static {
+pub trait Store: vault::VaultStore + queue::QueueStore + Send + Sync + 'static {
     /// Which backend this is, for logs and diagnostics.
     fn backend(&self) -> &'static str;
 

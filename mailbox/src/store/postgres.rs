@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
+use super::queue_sql::{self, impl_queue_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
 use super::vault::{
@@ -35,5 +37,13 @@ impl PgStore {
     }
 }
 
+/// Nodes sharing the database skip rows another node is claiming right now.
+const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_id IN \
+    (SELECT envelope_id FROM delivery_queue WHERE state = 'pending' AND next_attempt_at <= $2 \
+     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3 \
+     FOR UPDATE SKIP LOCKED) \
+    RETURNING envelope_id, attempts";
+
+impl_queue_store!(PgStore, CLAIM);
 impl_vault_store!(PgStore);
 impl_portable_store!(PgStore, "postgres");

@@ -7,6 +7,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
+use super::queue_sql::{self, impl_queue_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
 use super::vault::{
@@ -46,5 +48,12 @@ impl SqliteStore {
     }
 }
 
+/// SQLite has one writer at a time, so a plain conditional update is a safe lease.
+const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_id IN \
+    (SELECT envelope_id FROM delivery_queue WHERE state = 'pending' AND next_attempt_at <= $2 \
+     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
+    RETURNING envelope_id, attempts";
+
+impl_queue_store!(SqliteStore, CLAIM);
 impl_vault_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

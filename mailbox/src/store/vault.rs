@@ -133,7 +133,8 @@ pub trait VaultStore: Send + Sync {
     async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64>;
     async fn set_removed(&self, id: &AccountId) -> StoreResult<()>;
 
-    /// Envelope, key-slot holders and attachment rows in one transaction.
+    /// Envelope, key-slot holders, attachment rows and the delivery-queue entry,
+    /// in one transaction.
     async fn insert_envelope(
         &self,
         envelope: &EnvelopeRow,

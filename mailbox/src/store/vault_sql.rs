@@ -331,6 +331,12 @@ macro_rules! impl_vault_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // The queue entry commits with the envelope: acknowledged means deliverable.
+                sqlx::query(super::queue_sql::INSERT_QUEUE)
+                    .bind(&e.id)
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .execute(&mut *tx)
+                    .await?;
                 for a in attachments {
                     sqlx::query(vault_sql::INSERT_ATTACHMENT)
                         .bind(&a.envelope_id)

@@ -1,0 +1,94 @@
+//! Storage of the delivery queue and mailbox entries (clear metadata only).
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// A claimed queue entry.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueueEntry {
+    pub envelope_id: String,
+    pub attempts: i64,
+}
+
+/// One principal's copy of an item in a folder, with its flags.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MailboxEntryRow {
+    pub envelope_id: String,
+    pub principal: String,
+    /// `inbox` or `sent`.
+    pub folder: String,
+    pub seen: bool,
+    pub flagged: bool,
+    pub archived: bool,
+    pub delivered_at: i64,
+}
+
+/// A mailbox entry joined with the envelope's clear metadata, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MailboxListing {
+    pub envelope_id: String,
+    pub principal: String,
+    pub folder: String,
+    pub seen: bool,
+    pub flagged: bool,
+    pub archived: bool,
+    pub delivered_at: i64,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryStatus {
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Leases up to `limit` due entries until `lease_until`; on PostgreSQL with
+    /// `FOR UPDATE SKIP LOCKED`, so several nodes can work one queue.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<QueueEntry>>;
+    /// Writes the entries (existing ones are kept) and marks the entry done, atomically.
+    async fn complete_delivery(
+        &self,
+        envelope_id: &str,
+        entries: &[MailboxEntryRow],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Schedules another attempt, or marks the entry failed when `next_attempt_at` is `None`.
+    async fn defer_delivery(
+        &self,
+        envelope_id: &str,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()>;
+    async fn delivery_status(&self, envelope_id: &str) -> StoreResult<Option<DeliveryStatus>>;
+    async fn insert_mailbox_entry(&self, entry: &MailboxEntryRow) -> StoreResult<()>;
+    /// A principal's folder, newest first.
+    async fn mailbox(
+        &self,
+        principal: &str,
+        folder: &str,
+        archived: bool,
+    ) -> StoreResult<Vec<MailboxListing>>;
+    async fn set_flags(
+        &self,
+        envelope_id: &str,
+        principal: &str,
+        seen: Option<bool>,
+        flagged: Option<bool>,
+        archived: Option<bool>,
+    ) -> StoreResult<()>;
+    /// How many entries a queue state holds (operations and tests).
+    async fn count_deliveries(&self, state: &str) -> StoreResult<i64>;
+}

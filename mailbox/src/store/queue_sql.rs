@@ -1,0 +1,166 @@
+//! Portable statements for [`super::queue::QueueStore`]; the claim, which differs
+//! per dialect, is passed in by each backend.
+
+pub(super) const INSERT_QUEUE: &str = "INSERT INTO delivery_queue \
+    (envelope_id, state, attempts, next_attempt_at, created_at) VALUES ($1, 'pending', 0, $2, $2)";
+pub(super) const INSERT_ENTRY: &str = "INSERT INTO mailbox_entries \
+    (envelope_id, principal, folder, seen, flagged, archived, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (envelope_id, principal) DO NOTHING";
+pub(super) const COMPLETE: &str = "UPDATE delivery_queue SET state = 'done', lease_until = NULL, \
+    delivered_at = $2 WHERE envelope_id = $1";
+pub(super) const DEFER: &str = "UPDATE delivery_queue SET attempts = $2, next_attempt_at = $3, \
+    lease_until = NULL, last_error = $4 WHERE envelope_id = $1";
+pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attempts = $2, lease_until = NULL, \
+    last_error = $3 WHERE envelope_id = $1";
+pub(super) const STATUS: &str =
+    "SELECT state, attempts, last_error, delivered_at FROM delivery_queue WHERE envelope_id = $1";
+pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m.seen, m.flagged, m.archived, \
+    m.delivered_at, e.kind, e.sender_id, e.sender_facility FROM mailbox_entries m \
+    JOIN envelopes e ON e.id = m.envelope_id \
+    WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
+pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
+    flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
+pub(super) const COUNT: &str = "SELECT COUNT(*) FROM delivery_queue WHERE state = $1";
+
+macro_rules! impl_queue_store {
+    ($backend:ty, $claim:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::queue::QueueStore for $backend {
+            async fn claim_deliveries(
+                &self,
+                now: i64,
+                lease_until: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<QueueEntry>> {
+                Ok(sqlx::query_as::<_, QueueEntry>($claim)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn complete_delivery(
+                &self,
+                envelope_id: &str,
+                entries: &[MailboxEntryRow],
+                now: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for e in entries {
+                    sqlx::query(queue_sql::INSERT_ENTRY)
+                        .bind(&e.envelope_id)
+                        .bind(&e.principal)
+                        .bind(&e.folder)
+                        .bind(e.seen)
+                        .bind(e.flagged)
+                        .bind(e.archived)
+                        .bind(e.delivered_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(queue_sql::COMPLETE)
+                    .bind(envelope_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn defer_delivery(
+                &self,
+                envelope_id: &str,
+                attempts: i64,
+                next_attempt_at: Option<i64>,
+                error: &str,
+            ) -> StoreResult<()> {
+                match next_attempt_at {
+                    Some(at) => {
+                        sqlx::query(queue_sql::DEFER)
+                            .bind(envelope_id)
+                            .bind(attempts)
+                            .bind(at)
+                            .bind(error)
+                            .execute(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query(queue_sql::FAIL)
+                            .bind(envelope_id)
+                            .bind(attempts)
+                            .bind(error)
+                            .execute(&self.pool)
+                            .await?
+                    }
+                };
+                Ok(())
+            }
+
+            async fn delivery_status(
+                &self,
+                envelope_id: &str,
+            ) -> StoreResult<Option<DeliveryStatus>> {
+                Ok(sqlx::query_as::<_, DeliveryStatus>(queue_sql::STATUS)
+                    .bind(envelope_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_mailbox_entry(&self, e: &MailboxEntryRow) -> StoreResult<()> {
+                sqlx::query(queue_sql::INSERT_ENTRY)
+                    .bind(&e.envelope_id)
+                    .bind(&e.principal)
+                    .bind(&e.folder)
+                    .bind(e.seen)
+                    .bind(e.flagged)
+                    .bind(e.archived)
+                    .bind(e.delivered_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mailbox(
+                &self,
+                principal: &str,
+                folder: &str,
+                archived: bool,
+            ) -> StoreResult<Vec<MailboxListing>> {
+                Ok(sqlx::query_as::<_, MailboxListing>(queue_sql::MAILBOX)
+                    .bind(principal)
+                    .bind(folder)
+                    .bind(archived)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn set_flags(
+                &self,
+                envelope_id: &str,
+                principal: &str,
+                seen: Option<bool>,
+                flagged: Option<bool>,
+                archived: Option<bool>,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(queue_sql::SET_FLAGS)
+                    .bind(envelope_id)
+                    .bind(principal)
+                    .bind(seen)
+                    .bind(flagged)
+                    .bind(archived)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn count_deliveries(&self, state: &str) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, i64>(queue_sql::COUNT)
+                    .bind(state)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+pub(super) use impl_queue_store;
