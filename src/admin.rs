@@ -6,7 +6,8 @@ use mailbox::{
 };
 
 use crate::cli::{
-    AdminCommand, FacilityCommand, FacilityFields, GrantsCommand, RecoveryCommand, UserCommand,
+    AdminCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand, RecoveryCommand,
+    UserCommand,
 };
 
 pub async fn run(directory: &Directory, command: AdminCommand) -> Result<()> {
@@ -15,7 +16,26 @@ pub async fn run(directory: &Directory, command: AdminCommand) -> Result<()> {
         AdminCommand::User { command } => user(directory, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
+        // Needs the postroom; dispatched from main.
+        AdminCommand::Blobs { .. } => {
+            Err(Error::Internal("blobs commands need the postroom".into()))
+        }
     }
+}
+
+pub async fn blobs(postroom: &mailbox::postroom::Postroom, command: BlobsCommand) -> Result<()> {
+    match command {
+        BlobsCommand::Sweep { min_age_secs } => {
+            let n = postroom
+                .sweep_orphan_blobs(std::time::Duration::from_secs(min_age_secs))
+                .await?;
+            println!(
+                "{n} orphaned blob entr{} removed",
+                if n == 1 { "y" } else { "ies" }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey> {

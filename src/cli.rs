@@ -98,6 +98,21 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GrantsCommand,
     },
+    /// The blob folder.
+    Blobs {
+        #[command(subcommand)]
+        command: BlobsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobsCommand {
+    /// Remove blobs of submissions that never committed (left by a crash).
+    Sweep {
+        /// Only entries at least this old (default one hour).
+        #[arg(long, default_value_t = 3600)]
+        min_age_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,6 +96,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_accounts(&tsv);
             server.run(app::shutdown_signal()).await
         }
+        Command::Admin {
+            command: cli::AdminCommand::Blobs { command },
+        } => {
+            let (_, postroom) = app::open_services(&settings).await?;
+            admin::blobs(&postroom, command)
+                .await
+                .map_err(anyhow::Error::from)
+        }
         Command::Admin { command } => {
             let directory = app::open_directory(&settings).await?;
             admin::run(&directory, command)

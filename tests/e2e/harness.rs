@@ -226,6 +226,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL, as a power cut or the OOM killer would.
+    pub fn kill(&self) {
+        // `Child::kill` needs `&mut`; signal by PID so shared handles can do it.
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

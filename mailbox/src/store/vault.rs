@@ -148,6 +148,7 @@ pub trait VaultStore: Send + Sync {
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;
     /// Envelopes any of these principals holds a slot for, newest first.
     async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>>;
+    async fn envelope_exists(&self, id: &str) -> StoreResult<bool>;
     /// Test and maintenance hook: overwrite a stored body as-is.
     async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()>;
 }

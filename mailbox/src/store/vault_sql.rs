@@ -66,6 +66,7 @@ pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_a
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
     WHERE envelope_id = $1 ORDER BY idx";
+pub(super) const ENVELOPE_EXISTS: &str = "SELECT COUNT(*) FROM envelopes WHERE id = $1";
 pub(super) const SET_BODY: &str = "UPDATE envelopes SET body = $2, body_size = $3 WHERE id = $1";
 pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, e.created_at, \
     e.body_size FROM envelopes e JOIN envelope_slots s ON s.envelope_id = e.id WHERE s.principal = $1 \
@@ -396,6 +397,14 @@ macro_rules! impl_vault_store {
                     .bind(principal)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn envelope_exists(&self, id: &str) -> StoreResult<bool> {
+                Ok(sqlx::query_scalar::<_, i64>(vault_sql::ENVELOPE_EXISTS)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?
+                    > 0)
             }
 
             async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()> {
