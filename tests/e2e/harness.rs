@@ -26,6 +26,15 @@ impl Network {
         Self { dir, database_url }
     }
 
+    /// A second node of the same network: its own data folder (certificate,
+    /// blobs, log), the same database.
+    pub fn second_node(&self) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database_url: self.database_url.clone(),
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -7,3 +7,4 @@ mod demo;
 mod harness;
 mod sealed;
 mod signin;
+mod two_nodes;
