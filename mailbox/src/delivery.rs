@@ -158,6 +158,9 @@ mod tests {
             body: vec![],
             body_size: 0,
             blind_index: None,
+            consent_obtained_on: None,
+            consent_method: None,
+            consent_obtained_by: None,
         };
         let slot = |p: &str| SlotRow {
             envelope_id: "e1".into(),

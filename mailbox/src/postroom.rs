@@ -38,8 +38,44 @@ pub struct Outgoing {
     pub patient_id: String,
     pub patient_name: String,
     pub body: String,
-    /// The patient's consent is on record (required whenever patient data is sent).
-    pub consent: bool,
+    /// The patient's consent (required whenever patient data is sent).
+    pub consent: Option<Consent>,
+}
+
+/// How a patient's consent was given (患者同意).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentMethod {
+    Written,
+    Verbal,
+}
+
+impl ConsentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Written => "written",
+            Self::Verbal => "verbal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "written" | "書面" => Ok(Self::Written),
+            "verbal" | "口頭" => Ok(Self::Verbal),
+            _ => Err(Error::invalid(
+                "consent.method",
+                "consent method must be written or verbal",
+                "同意の取得方法は「書面」または「口頭」です。",
+            )),
+        }
+    }
+}
+
+/// The consent record kept with an item: when, how, and by which staff member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub obtained_on: chrono::NaiveDate,
+    pub method: ConsentMethod,
+    pub obtained_by: String,
 }
 
 pub struct OutgoingAttachment {
@@ -93,6 +129,7 @@ pub struct OpenedItem {
     pub attachments: Vec<AttachmentInfo>,
     /// The principal whose key slot opened it.
     pub opened_as: Principal,
+    pub consent: Option<Consent>,
 }
 
 impl std::fmt::Debug for OpenedItem {
@@ -221,7 +258,23 @@ impl Postroom {
         }
         let carries_patient =
             !outgoing.patient_id.trim().is_empty() || !outgoing.patient_name.trim().is_empty();
-        if carries_patient && !outgoing.consent {
+        if let Some(c) = &outgoing.consent {
+            if c.obtained_by.trim().is_empty() {
+                return Err(Error::invalid(
+                    "consent.obtained_by",
+                    "the consent record must name who obtained it",
+                    "同意を取得した職員の氏名を入力してください。",
+                ));
+            }
+            if c.obtained_on > chrono::Local::now().date_naive() {
+                return Err(Error::invalid(
+                    "consent.obtained_on",
+                    "the consent date is in the future",
+                    "同意取得日が未来の日付です。",
+                ));
+            }
+        }
+        if carries_patient && outgoing.consent.is_none() {
             return Err(Error::invalid(
                 "consent",
                 "patient data can only be sent with the patient's consent on record",
@@ -361,6 +414,18 @@ impl Postroom {
             body_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
             body,
             blind_index,
+            consent_obtained_on: outgoing
+                .consent
+                .as_ref()
+                .map(|c| c.obtained_on.format("%Y-%m-%d").to_string()),
+            consent_method: outgoing
+                .consent
+                .as_ref()
+                .map(|c| c.method.as_str().to_string()),
+            consent_obtained_by: outgoing
+                .consent
+                .as_ref()
+                .map(|c| c.obtained_by.trim().to_string()),
         };
         let slot_rows: Vec<SlotRow> = slots
             .iter()
@@ -515,6 +580,19 @@ impl Postroom {
                 })
                 .collect(),
             opened_as: principal,
+            consent: match (
+                &row.consent_obtained_on,
+                &row.consent_method,
+                &row.consent_obtained_by,
+            ) {
+                (Some(on), Some(method), Some(by)) => Some(Consent {
+                    obtained_on: chrono::NaiveDate::parse_from_str(on, "%Y-%m-%d")
+                        .map_err(|e| Error::Internal(format!("stored consent date: {e}")))?,
+                    method: ConsentMethod::parse(method)?,
+                    obtained_by: by.clone(),
+                }),
+                _ => None,
+            },
         })
     }
 

@@ -12,12 +12,22 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::delivery::{Deliverer, DeliveryPolicy};
-use mailbox::postroom::{BlobStore, Outgoing, OutgoingAttachment, Postroom, Recipient};
+use mailbox::postroom::{
+    BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
+};
 use mailbox::{
     AuthPolicy, CurrentSession, Directory, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role,
 };
 use renkei_crypto::{BlindIndexKey, LockParams};
+
+fn consent() -> Consent {
+    Consent {
+        obtained_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        method: ConsentMethod::Written,
+        obtained_by: "坂出 明美".into(),
+    }
+}
 
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
@@ -95,7 +105,7 @@ impl Net {
                     patient_id: "P-1".into(),
                     patient_name: "香川 太郎".into(),
                     body: "所見をお願いします".into(),
-                    consent: true,
+                    consent: Some(consent()),
                 },
                 vec![OutgoingAttachment {
                     name: "a.dcm".into(),

@@ -11,13 +11,22 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::postroom::{
-    BlobStore, Outgoing, OutgoingAttachment, Postroom, Recipient, SignatureStatus,
+    BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
+    SignatureStatus,
 };
 use mailbox::{
     AccountId, AuthPolicy, CurrentSession, Directory, Error, Facility, FacilityCode, NetworkPolicy,
     NewAccount, Password, Role,
 };
 use renkei_crypto::{BlindIndexKey, CryptoError, LockParams, SealedEnvelope};
+
+fn consent() -> Consent {
+    Consent {
+        obtained_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+        method: ConsentMethod::Written,
+        obtained_by: "坂出 明美".into(),
+    }
+}
 
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
@@ -128,7 +137,7 @@ impl Net {
                     patient_id: "P-0001".into(),
                     patient_name: "香川 太郎".into(),
                     body: body.into(),
-                    consent: true,
+                    consent: Some(consent()),
                 },
                 attachments,
             )
@@ -198,6 +207,11 @@ async fn who_can_open_what() {
     assert_eq!(item.body, "所見をお願いします");
     assert_eq!(item.patient_name, "香川 太郎");
     assert_eq!(item.signature, SignatureStatus::Valid);
+    assert_eq!(
+        item.consent,
+        Some(consent()),
+        "the consent record travels with the item"
+    );
     assert_eq!(item.sender_id, gp.id.as_str());
     assert_eq!(item.attachments[0].size, study.len() as u64);
     assert_eq!(n.attachment(&rad_s, &id, 0).await.unwrap(), study);
@@ -295,7 +309,7 @@ async fn who_can_open_what() {
                 patient_id: "P-2".into(),
                 patient_name: "讃岐 花子".into(),
                 body: "…".into(),
-                consent: false,
+                consent: None,
             },
             vec![],
         )
@@ -307,6 +321,44 @@ async fn who_can_open_what() {
             ..
         })
     ));
+    // A consent record must name who obtained it, and cannot be dated in the future.
+    for (bad, field) in [
+        (
+            Consent {
+                obtained_by: " ".into(),
+                ..consent()
+            },
+            "consent.obtained_by",
+        ),
+        (
+            Consent {
+                obtained_on: chrono::Local::now().date_naive() + chrono::Days::new(2),
+                ..consent()
+            },
+            "consent.obtained_on",
+        ),
+    ] {
+        let r = n
+            .post
+            .send(
+                &gp_s,
+                Outgoing {
+                    kind: "referral".into(),
+                    to: vec![Recipient::Person(radiologist.id.clone())],
+                    subject: "紹介".into(),
+                    patient_id: "P-2".into(),
+                    patient_name: "讃岐 花子".into(),
+                    body: "…".into(),
+                    consent: Some(bad),
+                },
+                vec![],
+            )
+            .await;
+        assert!(
+            matches!(r, Err(Error::Invalid { field: f, .. }) if f == field),
+            "{r:?}"
+        );
+    }
     assert_eq!(n.post.list(&rad_s).await.unwrap().len(), 2);
 
     // An executable renamed to .dcm is refused by content, naming the file; nothing
@@ -323,7 +375,7 @@ async fn who_can_open_what() {
                 patient_id: "P-0001".into(),
                 patient_name: "香川 太郎".into(),
                 body: "…".into(),
-                consent: true,
+                consent: Some(consent()),
             },
             vec![
                 OutgoingAttachment {

@@ -36,7 +36,7 @@ async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> Option<S
     dicom.extend(std::iter::repeat_n(7u8, 2048));
     let envelope = json!({
         "kind": "reading_request", "to": [{ "account": to }], "subject": "CT",
-        "patient_id": "P-1", "patient_name": "香川 太郎", "body": "所見をお願いします", "consent": true,
+        "patient_id": "P-1", "patient_name": "香川 太郎", "body": "所見をお願いします", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
         "attachments": [{ "name": "a.dcm", "media_type": "application/dicom" }],
     });
     let form = Form::new()

@@ -43,7 +43,7 @@ async fn send(
         "patient_id": PATIENT_ID,
         "patient_name": PATIENT_KANJI,
         "body": format!("臨床所見：{FINDINGS}。ご高診をお願いします。"),
-        "consent": true,
+        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
         "attachments": files.iter().map(|(n, _)| json!({"name": n, "media_type": "application/dicom"})).collect::<Vec<_>>(),
     });
     let mut form = Form::new().part(
@@ -180,6 +180,8 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     assert_eq!(item["patient_id"], PATIENT_ID);
     assert!(item["body"].as_str().unwrap().contains(FINDINGS));
     assert_eq!(item["signature"]["status"], "valid");
+    assert_eq!(item["consent"]["method"], "written");
+    assert_eq!(item["consent"]["obtained_on"], "2026-11-20");
     assert_eq!(item["sender"], gp.replace('-', ""));
     assert_eq!(item["attachments"][0]["name"], "CT0001.dcm");
     let r = rad_c
@@ -253,6 +255,38 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
         .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
 
+    // No consent, no send — and nothing is stored.
+    let before: Value = gp_c
+        .get(server.url("/api/v1/envelopes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let no_consent = json!({ "kind": "referral", "to": [{ "account": rad }], "patient_id": PATIENT_ID,
+        "patient_name": PATIENT_KANJI, "body": "紹介状" });
+    let r = gp_c
+        .post(server.url("/api/v1/envelopes"))
+        .multipart(Form::new().part("envelope", Part::text(no_consent.to_string())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message_ja"].as_str().unwrap().contains("同意"),
+        "{body}"
+    );
+    let after: Value = gp_c
+        .get(server.url("/api/v1/envelopes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before, after);
     // Refusals say what was wrong: an executable renamed to .dcm, judged by content.
     let (status, body) = send(
         &server,

@@ -29,7 +29,7 @@ async fn login(server: &Server, id: &str, pw: &str) -> reqwest::Client {
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> String {
     let envelope = json!({
         "kind": "share", "to": [{ "account": to }], "subject": "経過報告",
-        "patient_id": "P-2", "patient_name": "讃岐 花子", "body": "経過は良好です", "consent": true,
+        "patient_id": "P-2", "patient_name": "讃岐 花子", "body": "経過は良好です", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
     });
     let form = Form::new().part("envelope", Part::text(envelope.to_string()));
     let r = client

@@ -9,7 +9,9 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use mailbox::postroom::{OpenedItem, Outgoing, OutgoingAttachment, Recipient};
+use mailbox::postroom::{
+    Consent, ConsentMethod, OpenedItem, Outgoing, OutgoingAttachment, Recipient,
+};
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -49,10 +51,41 @@ pub struct EnvelopeSpec {
     patient_name: String,
     #[serde(default)]
     body: String,
+    /// Required when the item carries patient data.
     #[serde(default)]
-    consent: bool,
+    consent: Option<ConsentSpec>,
     #[serde(default)]
     attachments: Vec<AttachmentSpec>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub struct ConsentSpec {
+    /// YYYY-MM-DD
+    obtained_on: String,
+    /// `written` or `verbal`
+    method: String,
+    /// The staff member who obtained it.
+    obtained_by: String,
+}
+
+impl ConsentSpec {
+    fn parse(&self) -> Result<Consent, Error> {
+        Ok(Consent {
+            obtained_on: chrono::NaiveDate::parse_from_str(self.obtained_on.trim(), "%Y-%m-%d")
+                .map_err(|_| {
+                    Error::invalid(
+                        "consent.obtained_on",
+                        format!(
+                            "consent date must look like 2026-11-20, got {:?}",
+                            self.obtained_on
+                        ),
+                        "同意取得日は 2026-11-20 の形式で入力してください。",
+                    )
+                })?,
+            method: ConsentMethod::parse(&self.method)?,
+            obtained_by: self.obtained_by.clone(),
+        })
+    }
 }
 
 /// A blocking reader fed chunk by chunk from the upload, so a file streams into
@@ -141,7 +174,7 @@ pub async fn send(
         patient_id: spec.patient_id,
         patient_name: spec.patient_name,
         body: spec.body,
-        consent: spec.consent,
+        consent: spec.consent.as_ref().map(ConsentSpec::parse).transpose()?,
     };
     let postroom = state.postroom.clone();
     let task = tokio::spawn(async move { postroom.send(&session, outgoing, attachments).await });
@@ -253,6 +286,7 @@ pub struct ItemView {
     signature: SignatureView,
     attachments: Vec<AttachmentView>,
     opened_as: String,
+    consent: Option<ConsentSpec>,
 }
 
 impl From<OpenedItem> for ItemView {
@@ -263,6 +297,11 @@ impl From<OpenedItem> for ItemView {
                 fingerprint: o.signer_fingerprint.clone(),
             },
             opened_as: o.opened_as.key(),
+            consent: o.consent.as_ref().map(|c| ConsentSpec {
+                obtained_on: c.obtained_on.format("%Y-%m-%d").to_string(),
+                method: c.method.as_str().into(),
+                obtained_by: c.obtained_by.clone(),
+            }),
             attachments: o
                 .attachments
                 .iter()

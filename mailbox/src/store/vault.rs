@@ -49,6 +49,9 @@ pub struct EnvelopeRow {
     pub body: Vec<u8>,
     pub body_size: i64,
     pub blind_index: Option<Vec<u8>>,
+    pub consent_obtained_on: Option<String>,
+    pub consent_method: Option<String>,
+    pub consent_obtained_by: Option<String>,
 }
 
 /// Clear metadata of an envelope, for listings.

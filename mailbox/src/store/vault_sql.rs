@@ -54,14 +54,15 @@ pub(super) const SET_REMOVED: &str =
     "UPDATE accounts SET removed = TRUE, locked = TRUE WHERE id = $1";
 
 pub(super) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
-    (id, kind, sender_id, sender_facility, created_at, body, body_size, blind_index) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    (id, kind, sender_id, sender_facility, created_at, body, body_size, blind_index, \
+     consent_obtained_on, consent_method, consent_obtained_by) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(super) const INSERT_SLOT: &str = "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (envelope_id, principal) DO NOTHING";
 pub(super) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (envelope_id, idx, blob_key, sealed_size) VALUES ($1, $2, $3, $4)";
 pub(super) const ENVELOPE: &str = "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
-    blind_index FROM envelopes WHERE id = $1";
+    blind_index, consent_obtained_on, consent_method, consent_obtained_by FROM envelopes WHERE id = $1";
 pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
@@ -321,6 +322,9 @@ macro_rules! impl_vault_store {
                     .bind(&e.body)
                     .bind(e.body_size)
                     .bind(&e.blind_index)
+                    .bind(&e.consent_obtained_on)
+                    .bind(&e.consent_method)
+                    .bind(&e.consent_obtained_by)
                     .execute(&mut *tx)
                     .await?;
                 for s in slots {
