@@ -105,6 +105,16 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Blobs of submissions a crash cut off before their commit: swept beside
+        // serving rather than before it, since the scan grows with the stored items.
+        let postroom = self.postroom.clone();
+        tokio::spawn(async move {
+            match postroom.sweep_orphan_blobs(Duration::from_secs(3600)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "swept orphaned blobs"),
+                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blobs failed"),
+            }
+        });
         let addr = self.listener.local_addr()?;
         // Tests and scripts wait for this exact line.
         println!("renkei listening on https://{addr}");

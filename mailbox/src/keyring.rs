@@ -147,19 +147,4 @@ impl Keyrings {
             map.retain(|_, k| k.account != *account);
         }
     }
-
-    /// Keeps only the sessions `keep` approves (used after purging expired ones).
-    pub fn retain(&self, keep: impl Fn(&[u8]) -> bool) {
-        if let Ok(mut map) = self.inner.lock() {
-            map.retain(|k, _| keep(k));
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

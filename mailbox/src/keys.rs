@@ -355,7 +355,7 @@ impl Directory {
     ) -> Result<ResetOutcome> {
         let account = self.account(id).await?;
         let issued = crate::password::issue();
-        let digest = crate::password::hash(&issued)?;
+        let digest = crate::directory::hash_blocking(issued.clone()).await?;
         if account.role == Role::Operator {
             self.store().set_password(id, &digest, true).await?;
             self.end_sessions_of(id).await?;

@@ -114,6 +114,27 @@ pub struct AttachmentInfo {
     pub sha256: String,
 }
 
+/// One attachment of an opened item, ready to stream.
+pub struct PreparedAttachment {
+    pub info: AttachmentInfo,
+    entry: renkei_crypto::ManifestEntry,
+    file: std::fs::File,
+}
+
+impl PreparedAttachment {
+    /// Blocking: decrypts into `out`, checking size and SHA-256 against the signed
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    pub fn stream(self, out: impl Write + Send) -> Result<u64> {
+        renkei_crypto::open_attachment(
+            std::io::BufReader::with_capacity(1 << 20, self.file),
+            &self.entry,
+            out,
+        )
+        .map(|o| o.size)
+        .map_err(crypto)
+    }
+}
+
 /// An item opened for one reader.
 pub struct OpenedItem {
     pub id: String,
@@ -596,15 +617,14 @@ impl Postroom {
         })
     }
 
-    /// Streams one attachment's plaintext to `out`, checked against the signed
-    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
-    pub async fn open_attachment(
+    /// Opens the item once and readies one attachment for streaming: what it is
+    /// (from the signed manifest) and its sealed blob.
+    pub async fn attachment(
         &self,
         session: &CurrentSession,
         id: &str,
         index: usize,
-        out: impl Write + Send + 'static,
-    ) -> Result<u64> {
+    ) -> Result<PreparedAttachment> {
         let (_, _, _, opened) = self.open_raw(session, id).await?;
         let Some(entry) = opened.inner.manifest.get(index).cloned() else {
             return Err(Error::NotFound("attachment"));
@@ -618,17 +638,32 @@ impl Postroom {
             .blobs
             .open(&row.blob_key)
             .map_err(|_| Error::Tampered("attachment"))?;
-        tokio::task::spawn_blocking(move || {
-            renkei_crypto::open_attachment(
-                std::io::BufReader::with_capacity(1 << 20, file),
-                &entry,
-                out,
-            )
-            .map(|o| o.size)
-            .map_err(crypto)
+        Ok(PreparedAttachment {
+            info: AttachmentInfo {
+                index,
+                name: entry.name.clone(),
+                media_type: entry.media_type.clone(),
+                size: entry.size,
+                sha256: hex::encode(entry.sha256),
+            },
+            entry,
+            file,
         })
-        .await
-        .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
+    }
+
+    /// Streams one attachment's plaintext to `out`, checked against the signed
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    pub async fn open_attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+        out: impl Write + Send + 'static,
+    ) -> Result<u64> {
+        let prepared = self.attachment(session, id, index).await?;
+        tokio::task::spawn_blocking(move || prepared.stream(out))
+            .await
+            .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
     }
 
     /// A liaison office hands an item addressed to its facility to one of the

@@ -18,17 +18,6 @@ const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
 const TARGET: usize = 2000;
 
-async fn login(server: &Server, id: &str, pw: &str) -> Option<reqwest::Client> {
-    let client = server.client();
-    let r = client
-        .post(server.url("/api/v1/session"))
-        .json(&json!({ "id": id, "password": pw }))
-        .send()
-        .await
-        .ok()?;
-    (r.status() == StatusCode::OK).then_some(client)
-}
-
 /// One submission; `Some(id)` only when the server acknowledged it.
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> Option<String> {
     let mut dicom = vec![0u8; 128];
@@ -142,7 +131,7 @@ async fn acknowledged_submissions_survive_sigkill_exactly_once() {
                 rad.clone(),
             );
             clients.push(tokio::spawn(async move {
-                let Some(client) = login(&server, &gp, &gp_pw).await else {
+                let Some(client) = server.sign_in(&gp, &gp_pw).await else {
                     return;
                 };
                 while acked.lock().unwrap().len() < TARGET {

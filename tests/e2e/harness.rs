@@ -236,6 +236,18 @@ impl Server {
 }
 
 impl Server {
+    /// Signs in through the API; `None` when refused or the server is gone.
+    pub async fn sign_in(&self, id: &str, pw: &str) -> Option<reqwest::Client> {
+        let client = self.client();
+        let r = client
+            .post(self.url("/api/v1/session"))
+            .json(&serde_json::json!({ "id": id, "password": pw }))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == reqwest::StatusCode::OK).then_some(client)
+    }
+
     /// SIGKILL, as a power cut or the OOM killer would.
     pub fn kill(&self) {
         // `Child::kill` needs `&mut`; signal by PID so shared handles can do it.

@@ -14,18 +14,6 @@ const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
 const BURST: usize = 2000;
 
-async fn login(server: &Server, id: &str, pw: &str) -> reqwest::Client {
-    let client = server.client();
-    let r = client
-        .post(server.url("/api/v1/session"))
-        .json(&json!({ "id": id, "password": pw }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    client
-}
-
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> String {
     let envelope = json!({
         "kind": "share", "to": [{ "account": to }], "subject": "経過報告",
@@ -92,7 +80,7 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
     let mut tasks = Vec::new();
     for (node, share) in [(&node_a, BURST / 2), (&node_b, BURST / 2)] {
         for _ in 0..2 {
-            let client = login(node, &gp, &gp_pw).await;
+            let client = node.sign_in(&gp, &gp_pw).await.expect("sender signs in");
             let (rad, n) = (rad.clone(), share / 2);
             let ids = {
                 let mut ids = Vec::with_capacity(n);
@@ -138,7 +126,10 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
     );
 
     // And the reader's Inbox holds every item once.
-    let reader = login(&node_b, &rad, &format!("{rad_pw}-Mine-2026")).await;
+    let reader = node_b
+        .sign_in(&rad, &format!("{rad_pw}-Mine-2026"))
+        .await
+        .expect("reader signs in");
     let inbox: Vec<serde_json::Value> = reader
         .get(node_b.url("/api/v1/mailbox/inbox"))
         .send()

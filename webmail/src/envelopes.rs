@@ -361,19 +361,15 @@ pub async fn attachment(
     Path((id, index)): Path<(String, usize)>,
 ) -> Result<Response, ApiError> {
     let session = api_session(&state, &headers).await?;
-    let item = state.postroom.open(&session, &id).await?;
-    let info = item
-        .attachments
-        .get(index)
-        .cloned()
-        .ok_or(Error::NotFound("attachment"))?;
+    // One decryption of the envelope: the manifest gives the headers, the blob streams.
+    let prepared = state.postroom.attachment(&session, &id, index).await?;
+    let info = prepared.info.clone();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let postroom = state.postroom.clone();
     let writer = ChannelWriter { tx: tx.clone() };
-    tokio::spawn(async move {
-        if let Err(e) = postroom.open_attachment(&session, &id, index, writer).await {
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = prepared.stream(writer) {
             tracing::warn!(envelope = id, index, error = %e, "attachment download aborted");
-            let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
