@@ -40,6 +40,7 @@ fn draft(body: String) -> Draft {
             facility: "3710123450".into(),
         },
         body,
+        fields: Vec::new(),
     }
 }
 

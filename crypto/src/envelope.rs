@@ -31,6 +31,7 @@ const CHUNK: usize = 1 << 20;
 const QUEUE: usize = 4;
 
 const MANIFEST_TYPE: &str = "application/vnd.renkei.manifest+json";
+const FIELDS_TYPE: &str = "application/vnd.renkei.fields+json";
 const H_KIND: &str = "X-Renkei-Kind";
 const H_PATIENT_ID: &str = "X-Renkei-Patient-Id";
 const H_PATIENT_NAME: &str = "X-Renkei-Patient-Name";
@@ -87,6 +88,34 @@ pub struct Draft {
     pub sender: SenderInfo,
     /// Plain-text body.
     pub body: String,
+    /// Structured fields of the form (for example modality, findings), signed with
+    /// the body, in order.
+    pub fields: Vec<Field>,
+}
+
+/// One named field of a structured form.
+#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
+pub struct Field {
+    /// Field name (stable, ASCII: `modality`, `findings`, …).
+    pub name: String,
+    /// Value as entered.
+    pub value: String,
+}
+
+impl fmt::Debug for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Field({} = <redacted>)", self.name)
+    }
+}
+
+impl Field {
+    /// A field from a name and a value.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
 }
 
 /// The opened, plaintext inner message. Distinct from [`SealedEnvelope`] so the
@@ -99,6 +128,8 @@ pub struct InnerMessage {
     pub sender: SenderInfo,
     /// Plain-text body.
     pub body: String,
+    /// Structured fields, as sealed.
+    pub fields: Vec<Field>,
     /// One entry per attachment, in the order given to [`seal`].
     pub manifest: Vec<ManifestEntry>,
 }
@@ -595,7 +626,10 @@ fn build_mime(draft: &Draft, manifest: &[ManifestEntry]) -> Result<Zeroizing<Vec
     );
     let h = &draft.headers;
     let s = &draft.sender;
-    let builder = MessageBuilder::new()
+    let fields_json = Zeroizing::new(
+        serde_json::to_vec(&draft.fields).map_err(|e| CryptoError::InvalidInput(e.to_string()))?,
+    );
+    let mut builder = MessageBuilder::new()
         .message_id("sealed@renkei.invalid")
         .subject(h.subject.as_str())
         .header(H_KIND, Text::new(h.kind.as_str()))
@@ -606,10 +640,13 @@ fn build_mime(draft: &Draft, manifest: &[ManifestEntry]) -> Result<Zeroizing<Vec
         .header(H_SENDER_FACILITY, Text::new(s.facility.as_str()))
         .text_body(draft.body.as_str())
         .attachment(MANIFEST_TYPE, "manifest.json", json.as_slice());
+    if !draft.fields.is_empty() {
+        builder = builder.attachment(FIELDS_TYPE, "fields.json", fields_json.as_slice());
+    }
     // Reserve generously (encodings expand text up to ~3x) so the buffer holding
     // plaintext is not reallocated, which would leave unwiped copies behind.
     let mut out = Zeroizing::new(Vec::with_capacity(
-        draft.body.len() * 3 + json.len() * 2 + 8192,
+        draft.body.len() * 3 + json.len() * 2 + fields_json.len() * 3 + 8192,
     ));
     builder.write_to(&mut *out)?;
     Ok(out)
@@ -651,17 +688,21 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
         facility: text(H_SENDER_FACILITY),
     };
     let body = msg.body_text(0).map(|c| c.into_owned()).unwrap_or_default();
-    let part = msg
-        .attachments()
-        .find(|p| {
+    let part_of = |media_type: &str| {
+        msg.attachments().find(|p| {
             p.content_type()
                 .map(|ct| {
                     format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or_default())
-                        .eq_ignore_ascii_case(MANIFEST_TYPE)
+                        .eq_ignore_ascii_case(media_type)
                 })
                 .unwrap_or(false)
         })
-        .ok_or_else(|| bad("no manifest"))?;
+    };
+    let fields: Vec<Field> = match part_of(FIELDS_TYPE) {
+        Some(p) => serde_json::from_slice(p.contents()).map_err(|_| bad("fields unreadable"))?,
+        None => Vec::new(),
+    };
+    let part = part_of(MANIFEST_TYPE).ok_or_else(|| bad("no manifest"))?;
     let m: ManifestJson =
         serde_json::from_slice(part.contents()).map_err(|_| bad("manifest unreadable"))?;
     if m.v != 1 {
@@ -691,6 +732,7 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
         headers,
         sender,
         body,
+        fields,
         manifest,
     })
 }

@@ -22,7 +22,7 @@ mod pgp;
 
 pub use blind::{BlindIndexKey, blind_index, normalise_patient_id};
 pub use envelope::{
-    AttachmentInput, AttachmentOpened, Draft, InnerMessage, ManifestEntry, OpenedEnvelope,
+    AttachmentInput, AttachmentOpened, Draft, Field, InnerMessage, ManifestEntry, OpenedEnvelope,
     ProtectedHeaders, Sealed, SealedAttachment, SealedEnvelope, SenderInfo, Verification,
     add_key_slot, key_slots, open, open_attachment, seal,
 };

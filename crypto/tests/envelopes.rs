@@ -61,6 +61,25 @@ fn round_trip_one_recipient() {
 }
 
 #[test]
+fn structured_fields_are_sealed_and_come_back_in_order() {
+    let (a, b) = (key("a"), key("b"));
+    let mut d = draft("本文");
+    d.fields = vec![
+        Field::new("modality", "CT"),
+        Field::new("body_part", "胸部"),
+        Field::new("clinical_question", "結節影の評価をお願いします。\n二行目"),
+    ];
+    let (env, _) = seal_with(&a, &[&b.cert()], &d, &[]);
+    let o = open(&env, &b, lookup(vec![a.cert()])).expect("open");
+    assert_eq!(o.verification, Verification::Valid);
+    assert_eq!(o.inner.fields, d.fields);
+    assert_eq!(o.inner.body, "本文");
+    // Nothing of the form is readable in the sealed bytes.
+    let raw = env.as_bytes();
+    assert!(!raw.windows(b"body_part".len()).any(|w| w == b"body_part"));
+}
+
+#[test]
 fn round_trip_four_recipients_with_attachments() {
     let a = key("a");
     let rs: Vec<SecretKey> = (0..4).map(|i| key(&format!("r{i}"))).collect();

@@ -34,6 +34,7 @@ fn draft() -> Draft {
             facility: "3710123450".into(),
         },
         body: BODY.into(),
+        fields: Vec::new(),
     }
 }
 

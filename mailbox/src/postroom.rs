@@ -379,6 +379,7 @@ impl Postroom {
                     .unwrap_or_default(),
             },
             body: outgoing.body,
+            fields: Vec::new(),
         };
 
         // Seal on a blocking thread: attachments stream from their sources to blobs.

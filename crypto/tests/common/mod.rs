@@ -23,6 +23,7 @@ pub fn draft(body: &str) -> Draft {
             facility: "F001".into(),
         },
         body: body.into(),
+        fields: Vec::new(),
     }
 }
 
