@@ -161,6 +161,9 @@ mod tests {
             consent_obtained_on: None,
             consent_method: None,
             consent_obtained_by: None,
+            thread_id: None,
+            step: None,
+            thread_seq: None,
         };
         let slot = |p: &str| SlotRow {
             envelope_id: "e1".into(),

@@ -13,8 +13,11 @@ pub mod facility;
 pub mod keyring;
 pub mod keys;
 pub mod password;
+pub mod pathway;
 pub mod postroom;
 pub mod store;
+pub mod threads;
+pub mod workflow;
 
 pub use account::{Account, AccountId, Role};
 pub use directory::{

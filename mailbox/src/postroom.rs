@@ -78,6 +78,29 @@ pub struct Consent {
     pub obtained_by: String,
 }
 
+/// Everything `seal_and_store` needs for one envelope. Plaintext: never stored.
+pub(crate) struct Sealing {
+    pub envelope_id: String,
+    pub kind: String,
+    pub slots: Vec<(Principal, Certificate)>,
+    pub subject: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub body: String,
+    pub fields: Vec<renkei_crypto::Field>,
+    pub consent: Option<Consent>,
+    pub thread: Option<ThreadLink>,
+}
+
+/// How an envelope belongs to a thread.
+pub(crate) struct ThreadLink {
+    pub thread_id: String,
+    pub step: Option<String>,
+    /// The thread's version once this envelope is stored.
+    pub seq: i64,
+    pub change: crate::store::thread::ThreadChange,
+}
+
 pub struct OutgoingAttachment {
     pub name: String,
     pub media_type: String,
@@ -145,6 +168,10 @@ pub struct OpenedItem {
     pub patient_id: String,
     pub patient_name: String,
     pub body: String,
+    /// Structured form fields, as signed.
+    pub fields: Vec<(String, String)>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
     pub signature: SignatureStatus,
     pub signer_fingerprint: Option<String>,
     pub attachments: Vec<AttachmentInfo>,
@@ -211,7 +238,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -231,7 +258,7 @@ impl Postroom {
         &self.blobs
     }
 
-    fn keyring(&self, session: &CurrentSession) -> Result<Arc<Keyring>> {
+    pub(crate) fn keyring(&self, session: &CurrentSession) -> Result<Arc<Keyring>> {
         session.require_ready()?;
         // The operator holds no key and so can read or send nothing.
         self.directory.keyring(session).ok_or(Error::Forbidden)
@@ -254,6 +281,16 @@ impl Postroom {
         }
     }
 
+    /// The certificate behind a key-slot principal; `None` for a facility key not
+    /// made yet (no eligible member has signed in).
+    pub(crate) async fn cert_for(&self, principal: &Principal) -> Result<Option<Certificate>> {
+        match principal {
+            Principal::Account(id) => self.account_cert(id).await.map(Some),
+            Principal::LiaisonInbox(code) => self.facility_cert(code, "liaison").await,
+            Principal::Oversight(code) => self.facility_cert(code, "oversight").await,
+        }
+    }
+
     /// Seals and stores an item; returns its ID once everything is committed.
     pub async fn send(
         &self,
@@ -261,7 +298,6 @@ impl Postroom {
         outgoing: Outgoing,
         attachments: Vec<OutgoingAttachment>,
     ) -> Result<String> {
-        let keyring = self.keyring(session)?;
         let sender = session.require_ready()?.clone();
         if outgoing.to.is_empty() {
             return Err(Error::invalid(
@@ -277,9 +313,116 @@ impl Postroom {
                 "種別を指定してください。",
             ));
         }
+        let mut principals = Vec::new();
+        for r in &outgoing.to {
+            principals.push(self.recipient_principal(r).await?);
+        }
+        let slots = self.slots_with_oversight(&sender, principals).await?;
+        let id = new_id();
+        self.seal_and_store(
+            session,
+            Sealing {
+                envelope_id: id,
+                kind: outgoing.kind,
+                slots,
+                subject: outgoing.subject,
+                patient_id: outgoing.patient_id,
+                patient_name: outgoing.patient_name,
+                body: outgoing.body,
+                fields: Vec::new(),
+                consent: outgoing.consent,
+                thread: None,
+            },
+            attachments,
+        )
+        .await
+    }
+
+    /// The principal a recipient stands for, checked: a person must be an active
+    /// member of a facility, a liaison inbox must have its key.
+    pub(crate) async fn recipient_principal(&self, r: &Recipient) -> Result<Principal> {
+        match r {
+            Recipient::Person(id) => {
+                let account = self
+                    .directory
+                    .account(id)
+                    .await
+                    .map_err(|_| Error::NotFound("recipient"))?;
+                if account.removed || account.role == Role::Operator {
+                    return Err(Error::NotFound("recipient"));
+                }
+                Ok(Principal::Account(id.clone()))
+            }
+            Recipient::LiaisonInbox(code) => {
+                if self.facility_cert(code, "liaison").await?.is_none() {
+                    return Err(Error::invalid(
+                        "to",
+                        format!("facility {code} has no liaison office account yet"),
+                        "宛先の施設には地域連携室IDがまだありません。",
+                    ));
+                }
+                Ok(Principal::LiaisonInbox(code.clone()))
+            }
+        }
+    }
+
+    /// Key slots for `principals`, the sender, and the oversight key of every
+    /// facility involved (clerks follow their facility's items).
+    pub(crate) async fn slots_with_oversight(
+        &self,
+        sender: &crate::account::Account,
+        principals: Vec<Principal>,
+    ) -> Result<Vec<(Principal, Certificate)>> {
+        let mut slots: Vec<(Principal, Certificate)> = Vec::new();
+        let mut facilities: Vec<FacilityCode> = sender.facility.iter().cloned().collect();
+        let mut all = principals;
+        all.push(Principal::Account(sender.id.clone()));
+        for p in all {
+            if slots.iter().any(|(q, _)| *q == p) {
+                continue;
+            }
+            match &p {
+                Principal::Account(id) => {
+                    if let Ok(a) = self.directory.account(id).await {
+                        facilities.extend(a.facility.clone());
+                    }
+                }
+                Principal::LiaisonInbox(code) | Principal::Oversight(code) => {
+                    facilities.push(code.clone())
+                }
+            }
+            let cert = self
+                .cert_for(&p)
+                .await?
+                .ok_or(Error::NotFound("recipient"))?;
+            slots.push((p, cert));
+        }
+        for code in facilities {
+            let p = Principal::Oversight(code);
+            if slots.iter().any(|(q, _)| *q == p) {
+                continue;
+            }
+            if let Some(cert) = self.cert_for(&p).await? {
+                slots.push((p, cert));
+            }
+        }
+        Ok(slots)
+    }
+
+    /// Seals one envelope to `sealing.slots` (the sender's own slot included by the
+    /// caller), stores it with its queue entry and thread change, and returns its
+    /// ID once committed.
+    pub(crate) async fn seal_and_store(
+        &self,
+        session: &CurrentSession,
+        sealing: Sealing,
+        attachments: Vec<OutgoingAttachment>,
+    ) -> Result<String> {
+        let keyring = self.keyring(session)?;
+        let sender = session.require_ready()?.clone();
         let carries_patient =
-            !outgoing.patient_id.trim().is_empty() || !outgoing.patient_name.trim().is_empty();
-        if let Some(c) = &outgoing.consent {
+            !sealing.patient_id.trim().is_empty() || !sealing.patient_name.trim().is_empty();
+        if let Some(c) = &sealing.consent {
             if c.obtained_by.trim().is_empty() {
                 return Err(Error::invalid(
                     "consent.obtained_by",
@@ -295,64 +438,16 @@ impl Postroom {
                 ));
             }
         }
-        if carries_patient && outgoing.consent.is_none() {
+        if carries_patient && sealing.consent.is_none() {
             return Err(Error::invalid(
                 "consent",
                 "patient data can only be sent with the patient's consent on record",
                 "患者さんの同意が記録されていないため送信できません。",
             ));
         }
-
-        // Key slots: the recipients, the sender, and the oversight key of every
-        // facility involved (clerks follow their facility's items).
-        let mut slots: Vec<(Principal, Certificate)> = Vec::new();
-        let push = |p: Principal, c: Certificate, slots: &mut Vec<(Principal, Certificate)>| {
-            if !slots.iter().any(|(q, _)| *q == p) {
-                slots.push((p, c));
-            }
-        };
-        let mut facilities: Vec<FacilityCode> = sender.facility.iter().cloned().collect();
-        for r in &outgoing.to {
-            match r {
-                Recipient::Person(id) => {
-                    let account = self
-                        .directory
-                        .account(id)
-                        .await
-                        .map_err(|_| Error::NotFound("recipient"))?;
-                    if account.removed || account.role == Role::Operator {
-                        return Err(Error::NotFound("recipient"));
-                    }
-                    let cert = self.account_cert(id).await?;
-                    push(Principal::Account(id.clone()), cert, &mut slots);
-                    facilities.extend(account.facility.clone());
-                }
-                Recipient::LiaisonInbox(code) => {
-                    let cert = self.facility_cert(code, "liaison").await?.ok_or_else(|| {
-                        Error::invalid(
-                            "to",
-                            format!("facility {code} has no liaison office account yet"),
-                            "宛先の施設には地域連携室IDがまだありません。",
-                        )
-                    })?;
-                    push(Principal::LiaisonInbox(code.clone()), cert, &mut slots);
-                    facilities.push(code.clone());
-                }
-            }
-        }
-        push(
-            Principal::Account(sender.id.clone()),
-            keyring.user.cert(),
-            &mut slots,
-        );
-        for code in facilities {
-            if let Some(cert) = self.facility_cert(&code, "oversight").await? {
-                push(Principal::Oversight(code), cert, &mut slots);
-            }
-        }
-
-        let id = new_id();
-        let blind_index = if outgoing.patient_id.trim().is_empty() {
+        let slots = sealing.slots;
+        let id = sealing.envelope_id;
+        let blind_index = if sealing.patient_id.trim().is_empty() {
             None
         } else {
             let code = sender
@@ -360,14 +455,14 @@ impl Postroom {
                 .as_ref()
                 .map(|c| c.to_string())
                 .unwrap_or_default();
-            Some(renkei_crypto::blind_index(&self.blind_key, &code, &outgoing.patient_id).to_vec())
+            Some(renkei_crypto::blind_index(&self.blind_key, &code, &sealing.patient_id).to_vec())
         };
         let draft = Draft {
             headers: ProtectedHeaders {
-                kind: outgoing.kind.clone(),
-                subject: outgoing.subject,
-                patient_id: outgoing.patient_id,
-                patient_name: outgoing.patient_name,
+                kind: sealing.kind.clone(),
+                subject: sealing.subject,
+                patient_id: sealing.patient_id,
+                patient_name: sealing.patient_name,
             },
             sender: SenderInfo {
                 account_id: sender.id.as_str().to_string(),
@@ -378,10 +473,9 @@ impl Postroom {
                     .map(|c| c.to_string())
                     .unwrap_or_default(),
             },
-            body: outgoing.body,
-            fields: Vec::new(),
+            body: sealing.body,
+            fields: sealing.fields,
         };
-
         // Seal on a blocking thread: attachments stream from their sources to blobs.
         let blobs = self.blobs.clone();
         let env_id = id.clone();
@@ -429,25 +523,28 @@ impl Postroom {
         let body = sealed.envelope.to_bytes();
         let row = EnvelopeRow {
             id: id.clone(),
-            kind: outgoing.kind,
+            kind: sealing.kind,
             sender_id: sender.id.as_str().into(),
             sender_facility: sender.facility.as_ref().map(|c| c.to_string()),
             created_at: t,
             body_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
             body,
             blind_index,
-            consent_obtained_on: outgoing
+            consent_obtained_on: sealing
                 .consent
                 .as_ref()
                 .map(|c| c.obtained_on.format("%Y-%m-%d").to_string()),
-            consent_method: outgoing
+            consent_method: sealing
                 .consent
                 .as_ref()
                 .map(|c| c.method.as_str().to_string()),
-            consent_obtained_by: outgoing
+            consent_obtained_by: sealing
                 .consent
                 .as_ref()
                 .map(|c| c.obtained_by.trim().to_string()),
+            thread_id: sealing.thread.as_ref().map(|t| t.thread_id.clone()),
+            step: sealing.thread.as_ref().and_then(|t| t.step.clone()),
+            thread_seq: sealing.thread.as_ref().map(|t| t.seq),
         };
         let slot_rows: Vec<SlotRow> = slots
             .iter()
@@ -472,7 +569,12 @@ impl Postroom {
         if let Err(e) = self
             .directory
             .store()
-            .insert_envelope(&row, &slot_rows, &attachment_rows)
+            .insert_envelope(
+                &row,
+                &slot_rows,
+                &attachment_rows,
+                sealing.thread.as_ref().map(|t| &t.change),
+            )
             .await
         {
             for key in &keys {
@@ -492,7 +594,7 @@ impl Postroom {
 
     /// Which of this reader's principals holds a slot on the item; `NotFound` when
     /// none does, so an outsider cannot tell whether the item exists.
-    async fn reader_principal(&self, keyring: &Keyring, id: &str) -> Result<Principal> {
+    pub(crate) async fn reader_principal(&self, keyring: &Keyring, id: &str) -> Result<Principal> {
         let slots = self.directory.store().envelope_slots(id).await?;
         keyring
             .principals()
@@ -577,6 +679,20 @@ impl Postroom {
             Ok(()) | Err(crate::store::StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
+        // Opening by the addressee (or the assigned doctor, or the shared inbox)
+        // is the thread's receipt.
+        if row.thread_id.is_some() {
+            let reader = session.require_ready()?;
+            self.directory
+                .store()
+                .mark_thread_opened(
+                    id,
+                    &principal.key(),
+                    reader.id.as_str(),
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await?;
+        }
         let inner = &opened.inner;
         Ok(OpenedItem {
             id: row.id.clone(),
@@ -587,6 +703,13 @@ impl Postroom {
             patient_id: inner.headers.patient_id.clone(),
             patient_name: inner.headers.patient_name.clone(),
             body: inner.body.clone(),
+            fields: inner
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.value.clone()))
+                .collect(),
+            thread_id: row.thread_id.clone(),
+            step: row.step.clone(),
             signature,
             signer_fingerprint: opened.signer.clone(),
             attachments: inner
@@ -665,6 +788,46 @@ impl Postroom {
         tokio::task::spawn_blocking(move || prepared.stream(out))
             .await
             .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
+    }
+
+    /// Gives `to` a key slot on an envelope this session can open (a pathway handed
+    /// to the next facility). Nothing is re-encrypted; an existing slot is kept.
+    pub(crate) async fn extend_access(
+        &self,
+        keyring: &Keyring,
+        id: &str,
+        to: &Principal,
+        cert: &Certificate,
+        added_by: &AccountId,
+    ) -> Result<()> {
+        let slots = self.directory.store().envelope_slots(id).await?;
+        if slots.iter().any(|s| s.principal == to.key()) {
+            return Ok(());
+        }
+        let principal = self.reader_principal(keyring, id).await?;
+        let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
+        let row = self
+            .directory
+            .store()
+            .envelope(id)
+            .await?
+            .ok_or(Error::NotFound("item"))?;
+        let envelope = SealedEnvelope::from_bytes(row.body);
+        let new = renkei_crypto::add_key_slot(&envelope, key, cert).map_err(crypto)?;
+        self.directory
+            .store()
+            .add_slot(
+                id,
+                new.as_bytes(),
+                &SlotRow {
+                    envelope_id: id.into(),
+                    principal: to.key(),
+                    added_by: Some(added_by.as_str().into()),
+                    added_at: now(),
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// A liaison office hands an item addressed to its facility to one of the

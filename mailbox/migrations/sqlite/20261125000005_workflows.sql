@@ -39,7 +39,8 @@ CREATE INDEX threads_by_reader ON threads (reader_id, closed_at);
 
 ALTER TABLE envelopes ADD COLUMN thread_id TEXT;
 ALTER TABLE envelopes ADD COLUMN step TEXT;
-CREATE INDEX envelopes_by_thread ON envelopes (thread_id, created_at);
+ALTER TABLE envelopes ADD COLUMN thread_seq BIGINT;          -- the thread's version after this step
+CREATE INDEX envelopes_by_thread ON envelopes (thread_id, thread_seq);
 
 -- Equipment and clinic slots a facility takes bookings for.
 CREATE TABLE resources (

@@ -9,6 +9,8 @@ mod queue_sql;
 mod rows;
 mod sql;
 mod sqlite;
+pub mod thread;
+mod thread_sql;
 pub mod vault;
 mod vault_sql;
 
@@ -73,7 +75,9 @@ pub struct FailedLogin {
 }
 
 #[async_trait]
-pub trait Store: vault::VaultStore + queue::QueueStore + Send + Sync + 'static {
+pub trait Store:
+    vault::VaultStore + queue::QueueStore + thread::ThreadStore + Send + Sync + 'static
+{
     /// Which backend this is, for logs and diagnostics.
     fn backend(&self) -> &'static str;
 

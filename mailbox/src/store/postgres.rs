@@ -8,6 +8,8 @@ use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
+use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, UsageRow};
+use super::thread_sql::{self, impl_thread_store};
 use super::vault::{
     AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
 };
@@ -46,4 +48,5 @@ const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_i
 
 impl_queue_store!(PgStore, CLAIM);
 impl_vault_store!(PgStore);
+impl_thread_store!(PgStore);
 impl_portable_store!(PgStore, "postgres");

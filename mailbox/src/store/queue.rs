@@ -37,6 +37,9 @@ pub struct MailboxListing {
     pub kind: String,
     pub sender_id: String,
     pub sender_facility: Option<String>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+    pub thread_state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -15,8 +15,8 @@ pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attem
 pub(super) const STATUS: &str =
     "SELECT state, attempts, last_error, delivered_at FROM delivery_queue WHERE envelope_id = $1";
 pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m.seen, m.flagged, m.archived, \
-    m.delivered_at, e.kind, e.sender_id, e.sender_facility FROM mailbox_entries m \
-    JOIN envelopes e ON e.id = m.envelope_id \
+    m.delivered_at, e.kind, e.sender_id, e.sender_facility, e.thread_id, e.step, t.state AS thread_state \
+    FROM mailbox_entries m JOIN envelopes e ON e.id = m.envelope_id LEFT JOIN threads t ON t.id = e.thread_id \
     WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
 pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
     flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
@@ -60,6 +60,11 @@ macro_rules! impl_queue_store {
                         .await?;
                 }
                 sqlx::query(queue_sql::COMPLETE)
+                    .bind(envelope_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::thread_sql::THREAD_DELIVERED)
                     .bind(envelope_id)
                     .bind(now)
                     .execute(&mut *tx)

@@ -11,6 +11,8 @@ use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
+use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, UsageRow};
+use super::thread_sql::{self, impl_thread_store};
 use super::vault::{
     AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
 };
@@ -56,4 +58,5 @@ const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_i
 
 impl_queue_store!(SqliteStore, CLAIM);
 impl_vault_store!(SqliteStore);
+impl_thread_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

@@ -52,6 +52,10 @@ pub struct EnvelopeRow {
     pub consent_obtained_on: Option<String>,
     pub consent_method: Option<String>,
     pub consent_obtained_by: Option<String>,
+    /// The thread this envelope is a step of, which step, and the thread's version after it.
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+    pub thread_seq: Option<i64>,
 }
 
 /// Clear metadata of an envelope, for listings.
@@ -136,13 +140,14 @@ pub trait VaultStore: Send + Sync {
     async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64>;
     async fn set_removed(&self, id: &AccountId) -> StoreResult<()>;
 
-    /// Envelope, key-slot holders, attachment rows and the delivery-queue entry,
-    /// in one transaction.
+    /// Envelope, key-slot holders, attachment rows, the delivery-queue entry and
+    /// (for a workflow step) the thread change, in one transaction.
     async fn insert_envelope(
         &self,
         envelope: &EnvelopeRow,
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
+        thread: Option<&super::thread::ThreadChange>,
     ) -> StoreResult<()>;
     async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
     async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>>;

@@ -55,14 +55,15 @@ pub(super) const SET_REMOVED: &str =
 
 pub(super) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
     (id, kind, sender_id, sender_facility, created_at, body, body_size, blind_index, \
-     consent_obtained_on, consent_method, consent_obtained_by) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 pub(super) const INSERT_SLOT: &str = "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (envelope_id, principal) DO NOTHING";
 pub(super) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (envelope_id, idx, blob_key, sealed_size) VALUES ($1, $2, $3, $4)";
 pub(super) const ENVELOPE: &str = "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
-    blind_index, consent_obtained_on, consent_method, consent_obtained_by FROM envelopes WHERE id = $1";
+    blind_index, consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq \
+    FROM envelopes WHERE id = $1";
 pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
@@ -311,6 +312,7 @@ macro_rules! impl_vault_store {
                 e: &EnvelopeRow,
                 slots: &[SlotRow],
                 attachments: &[AttachmentRow],
+                thread: Option<&$crate::store::thread::ThreadChange>,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(vault_sql::INSERT_ENVELOPE)
@@ -325,8 +327,18 @@ macro_rules! impl_vault_store {
                     .bind(&e.consent_obtained_on)
                     .bind(&e.consent_method)
                     .bind(&e.consent_obtained_by)
+                    .bind(&e.thread_id)
+                    .bind(&e.step)
+                    .bind(e.thread_seq)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(change) = thread {
+                    super::thread_sql::apply_thread_change!(
+                        tx,
+                        change,
+                        chrono::Utc::now().timestamp_millis()
+                    );
+                }
                 for s in slots {
                     sqlx::query(vault_sql::INSERT_SLOT)
                         .bind(&s.envelope_id)

@@ -1,0 +1,139 @@
+//! Storage of threads (workflow state), bookable resources and the figures the
+//! statistics pages show. Clear metadata only.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// A thread as stored. See the `threads` table for what each column means.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ThreadRow {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub version: i64,
+    pub opener_id: String,
+    pub requester_id: String,
+    pub requester_facility: Option<String>,
+    pub target: String,
+    pub target_facility: String,
+    pub claimed_by: Option<String>,
+    pub assignee_id: Option<String>,
+    pub reader_id: Option<String>,
+    pub urgency: String,
+    pub wanted_by: Option<String>,
+    pub resource_id: Option<String>,
+    pub booked_slot: Option<String>,
+    pub template: Option<String>,
+    pub stage: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub delivered_at: Option<i64>,
+    pub opened_at: Option<i64>,
+    pub opened_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+}
+
+/// What a step changes on its thread; `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadPatch {
+    pub state: String,
+    pub closed_at: Option<i64>,
+    pub reader_id: Option<String>,
+    pub booked_slot: Option<String>,
+    pub stage: Option<i64>,
+    /// A pathway handed to the next facility: its shared inbox becomes the target
+    /// (and the clocks for delivery, opening and escalation start again).
+    pub target: Option<(String, String)>,
+}
+
+/// The thread side of storing a step envelope, done in the envelope's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadChange {
+    /// The envelope opens a new thread.
+    Open(ThreadRow),
+    /// The envelope is a step on a thread last seen at `version`; refused with
+    /// `Conflict` if someone else moved the thread since.
+    Advance {
+        thread_id: String,
+        step: String,
+        version: i64,
+        patch: ThreadPatch,
+    },
+}
+
+/// One step of a thread in order (clear metadata of its envelope).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StepRow {
+    pub envelope_id: String,
+    pub step: Option<String>,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub created_at: i64,
+    pub thread_seq: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ResourceRow {
+    pub id: String,
+    pub facility_code: String,
+    pub name: String,
+    pub opening_hours: String,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+/// Reports by one reading doctor for one facility.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReadingCount {
+    pub reader_id: String,
+    pub facility_code: String,
+    pub reports: i64,
+}
+
+/// Usage figures of one account, for its facility's clerks.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub account_id: String,
+    pub last_sign_in_at: Option<i64>,
+    pub sent: i64,
+    pub received: i64,
+    pub unopened: i64,
+    pub overdue: i64,
+}
+
+#[async_trait]
+pub trait ThreadStore: Send + Sync {
+    async fn thread(&self, id: &str) -> StoreResult<Option<ThreadRow>>;
+    /// Threads whose opening envelope has a key slot for `principal`, newest first.
+    async fn threads_for(&self, principal: &str) -> StoreResult<Vec<ThreadRow>>;
+    /// Threads a facility sent or received, newest first.
+    async fn threads_of_facility(&self, code: &str) -> StoreResult<Vec<ThreadRow>>;
+    async fn thread_steps(&self, thread_id: &str) -> StoreResult<Vec<StepRow>>;
+    /// Records the first opening by the addressee (or the assigned doctor, or the
+    /// shared inbox): `principal` is the reader's slot, `account` the person.
+    async fn mark_thread_opened(
+        &self,
+        opener_id: &str,
+        principal: &str,
+        account: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Takes a shared-inbox item for `liaison`, unless another liaison holds it
+    /// (`Conflict` naming the holder).
+    async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()>;
+    async fn release_thread(&self, id: &str) -> StoreResult<()>;
+    async fn set_assignee(&self, id: &str, doctor: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Takes a principal's slots and mailbox entries off every envelope of a thread.
+    async fn remove_thread_access(&self, thread_id: &str, principal: &str) -> StoreResult<u64>;
+
+    async fn insert_resource(&self, r: &ResourceRow) -> StoreResult<()>;
+    async fn resources_of(&self, code: &str) -> StoreResult<Vec<ResourceRow>>;
+    async fn resource(&self, id: &str) -> StoreResult<Option<ResourceRow>>;
+
+    /// Reports per reading doctor and facility whose report came in `[from, to)`;
+    /// declines are not reports, so they never count.
+    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>>;
+    async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>>;
+}

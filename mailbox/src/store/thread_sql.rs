@@ -1,0 +1,318 @@
+//! Portable statements for [`super::thread::ThreadStore`] and the thread half of
+//! storing a step envelope (used inside `insert_envelope`'s transaction).
+
+const THREAD_COLUMNS: &str = "t.id, t.kind, t.state, t.version, t.opener_id, t.requester_id, \
+    t.requester_facility, t.target, t.target_facility, t.claimed_by, t.assignee_id, t.reader_id, \
+    t.urgency, t.wanted_by, t.resource_id, t.booked_slot, t.template, t.stage, t.created_at, \
+    t.updated_at, t.delivered_at, t.opened_at, t.opened_by, t.closed_at, t.escalated_at";
+
+pub(super) const INSERT_THREAD: &str = "INSERT INTO threads (id, kind, state, version, opener_id, \
+    requester_id, requester_facility, target, target_facility, claimed_by, assignee_id, reader_id, \
+    urgency, wanted_by, resource_id, booked_slot, template, stage, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+
+/// Optimistic: only the version the actor saw may be advanced. A hand-over to
+/// another facility restarts the delivery, opening and escalation clocks.
+pub(super) const ADVANCE_THREAD: &str = "UPDATE threads SET state = $3, version = version + 1, \
+    updated_at = $4, closed_at = COALESCE($5, closed_at), reader_id = COALESCE($6, reader_id), \
+    booked_slot = COALESCE($7, booked_slot), stage = COALESCE($8, stage), \
+    target = COALESCE($9, target), target_facility = COALESCE($10, target_facility), \
+    delivered_at = CASE WHEN $10 IS NULL THEN delivered_at ELSE NULL END, \
+    opened_at = CASE WHEN $10 IS NULL THEN opened_at ELSE NULL END, \
+    opened_by = CASE WHEN $10 IS NULL THEN opened_by ELSE NULL END, \
+    escalated_at = CASE WHEN $10 IS NULL THEN escalated_at ELSE NULL END, \
+    claimed_by = CASE WHEN $10 IS NULL THEN claimed_by ELSE NULL END, \
+    assignee_id = CASE WHEN $10 IS NULL THEN assignee_id ELSE NULL END \
+    WHERE id = $1 AND version = $2";
+
+/// Delivery of any envelope of a thread: the first one moves `sent` to `delivered`.
+pub(super) const THREAD_DELIVERED: &str = "UPDATE threads SET \
+    delivered_at = COALESCE(delivered_at, $2), \
+    state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END \
+    WHERE id = (SELECT thread_id FROM envelopes WHERE id = $1)";
+
+pub(super) fn select_thread() -> String {
+    format!("SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = $1")
+}
+pub(super) fn threads_for() -> String {
+    format!(
+        "SELECT {THREAD_COLUMNS} FROM threads t JOIN envelope_slots s ON s.envelope_id = t.opener_id \
+         WHERE s.principal = $1 ORDER BY t.updated_at DESC, t.id"
+    )
+}
+pub(super) fn threads_of_facility() -> String {
+    format!(
+        "SELECT {THREAD_COLUMNS} FROM threads t WHERE t.requester_facility = $1 OR t.target_facility = $1 \
+         ORDER BY t.updated_at DESC, t.id"
+    )
+}
+pub(super) const STEPS: &str = "SELECT id AS envelope_id, step, sender_id, sender_facility, created_at, \
+    thread_seq FROM envelopes WHERE thread_id = $1 ORDER BY thread_seq, created_at, id";
+pub(super) const MARK_OPENED: &str = "UPDATE threads SET opened_at = COALESCE(opened_at, $3), \
+    opened_by = COALESCE(opened_by, $4), \
+    state = CASE WHEN state IN ('sent', 'delivered') THEN 'opened' ELSE state END \
+    WHERE opener_id = $1 AND (target = $2 OR assignee_id = $4)";
+pub(super) const CLAIM: &str = "UPDATE threads SET claimed_by = $2 \
+    WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2)";
+pub(super) const CLAIMED_BY: &str = "SELECT claimed_by FROM threads WHERE id = $1";
+pub(super) const RELEASE: &str = "UPDATE threads SET claimed_by = NULL WHERE id = $1";
+pub(super) const SET_ASSIGNEE: &str =
+    "UPDATE threads SET assignee_id = $2, updated_at = $3 WHERE id = $1";
+pub(super) const REMOVE_SLOTS: &str = "DELETE FROM envelope_slots WHERE principal = $2 AND envelope_id IN \
+    (SELECT id FROM envelopes WHERE thread_id = $1)";
+pub(super) const REMOVE_ENTRIES: &str = "DELETE FROM mailbox_entries WHERE principal = $2 AND envelope_id IN \
+    (SELECT id FROM envelopes WHERE thread_id = $1)";
+
+pub(super) const INSERT_RESOURCE: &str = "INSERT INTO resources \
+    (id, facility_code, name, opening_hours, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const RESOURCES_OF: &str = "SELECT id, facility_code, name, opening_hours, active, created_at \
+    FROM resources WHERE facility_code = $1 ORDER BY name, id";
+pub(super) const RESOURCE: &str = "SELECT id, facility_code, name, opening_hours, active, created_at \
+    FROM resources WHERE id = $1";
+
+pub(super) const READING_COUNTS: &str = "SELECT reader_id, target_facility AS facility_code, \
+    COUNT(*) AS reports FROM threads \
+    WHERE kind = 'reading_request' AND reader_id IS NOT NULL AND state IN ('reported', 'acknowledged') \
+    AND closed_at >= $1 AND closed_at < $2 \
+    GROUP BY reader_id, target_facility ORDER BY target_facility, reader_id";
+/// `unopened`: inbox entries not yet seen; `overdue`: open threads addressed or
+/// assigned to the account whose wanted-by date has passed.
+pub(super) const USAGE: &str = "SELECT a.id AS account_id, a.last_sign_in_at, \
+    (SELECT COUNT(*) FROM envelopes e WHERE e.sender_id = a.id) AS sent, \
+    (SELECT COUNT(*) FROM mailbox_entries m WHERE m.principal = 'account:' || a.id AND m.folder = 'inbox') AS received, \
+    (SELECT COUNT(*) FROM mailbox_entries m WHERE m.principal = 'account:' || a.id AND m.folder = 'inbox' \
+        AND NOT m.seen) AS unopened, \
+    (SELECT COUNT(*) FROM threads t WHERE (t.target = 'account:' || a.id OR t.assignee_id = a.id) \
+        AND t.closed_at IS NULL AND t.wanted_by IS NOT NULL AND t.wanted_by < $2) AS overdue \
+    FROM accounts a WHERE a.facility_code = $1 AND NOT a.removed ORDER BY a.role, a.id";
+
+/// Inside a transaction `$tx`: stores the thread side of a step envelope.
+macro_rules! apply_thread_change {
+    ($tx:expr, $change:expr, $now:expr) => {{
+        use $crate::store::thread::ThreadChange;
+        match $change {
+            ThreadChange::Open(t) => {
+                sqlx::query(thread_sql::INSERT_THREAD)
+                    .bind(&t.id)
+                    .bind(&t.kind)
+                    .bind(&t.state)
+                    .bind(t.version)
+                    .bind(&t.opener_id)
+                    .bind(&t.requester_id)
+                    .bind(&t.requester_facility)
+                    .bind(&t.target)
+                    .bind(&t.target_facility)
+                    .bind(&t.claimed_by)
+                    .bind(&t.assignee_id)
+                    .bind(&t.reader_id)
+                    .bind(&t.urgency)
+                    .bind(&t.wanted_by)
+                    .bind(&t.resource_id)
+                    .bind(&t.booked_slot)
+                    .bind(&t.template)
+                    .bind(t.stage)
+                    .bind(t.created_at)
+                    .bind(t.updated_at)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            ThreadChange::Advance {
+                thread_id,
+                version,
+                patch,
+                ..
+            } => {
+                let (target, target_facility) = match &patch.target {
+                    Some((t, f)) => (Some(t.as_str()), Some(f.as_str())),
+                    None => (None, None),
+                };
+                let done = sqlx::query(thread_sql::ADVANCE_THREAD)
+                    .bind(thread_id)
+                    .bind(*version)
+                    .bind(&patch.state)
+                    .bind($now)
+                    .bind(patch.closed_at)
+                    .bind(&patch.reader_id)
+                    .bind(&patch.booked_slot)
+                    .bind(patch.stage)
+                    .bind(target)
+                    .bind(target_facility)
+                    .execute(&mut *$tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(
+                        "the thread was changed by someone else".into(),
+                    ));
+                }
+            }
+        }
+    }};
+}
+pub(super) use apply_thread_change;
+
+macro_rules! impl_thread_store {
+    ($backend:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::thread::ThreadStore for $backend {
+            async fn thread(&self, id: &str) -> StoreResult<Option<ThreadRow>> {
+                Ok(sqlx::query_as::<_, ThreadRow>(&thread_sql::select_thread())
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn threads_for(&self, principal: &str) -> StoreResult<Vec<ThreadRow>> {
+                Ok(sqlx::query_as::<_, ThreadRow>(&thread_sql::threads_for())
+                    .bind(principal)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn threads_of_facility(&self, code: &str) -> StoreResult<Vec<ThreadRow>> {
+                Ok(
+                    sqlx::query_as::<_, ThreadRow>(&thread_sql::threads_of_facility())
+                        .bind(code)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn thread_steps(&self, thread_id: &str) -> StoreResult<Vec<StepRow>> {
+                Ok(sqlx::query_as::<_, StepRow>(thread_sql::STEPS)
+                    .bind(thread_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn mark_thread_opened(
+                &self,
+                opener_id: &str,
+                principal: &str,
+                account: &str,
+                now: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(thread_sql::MARK_OPENED)
+                    .bind(opener_id)
+                    .bind(principal)
+                    .bind(now)
+                    .bind(account)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()> {
+                let done = sqlx::query(thread_sql::CLAIM)
+                    .bind(id)
+                    .bind(liaison)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(());
+                }
+                let holder: Option<Option<String>> = sqlx::query_scalar(thread_sql::CLAIMED_BY)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match holder {
+                    Some(Some(h)) => Err(StoreError::Conflict(h)),
+                    _ => Err(StoreError::NotFound),
+                }
+            }
+
+            async fn release_thread(&self, id: &str) -> StoreResult<()> {
+                sqlx::query(thread_sql::RELEASE)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_assignee(
+                &self,
+                id: &str,
+                doctor: Option<&str>,
+                now: i64,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(thread_sql::SET_ASSIGNEE)
+                    .bind(id)
+                    .bind(doctor)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                expect_one(done.rows_affected())
+            }
+
+            async fn remove_thread_access(
+                &self,
+                thread_id: &str,
+                principal: &str,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let slots = sqlx::query(thread_sql::REMOVE_SLOTS)
+                    .bind(thread_id)
+                    .bind(principal)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(thread_sql::REMOVE_ENTRIES)
+                    .bind(thread_id)
+                    .bind(principal)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(slots)
+            }
+
+            async fn insert_resource(&self, r: &ResourceRow) -> StoreResult<()> {
+                sqlx::query(thread_sql::INSERT_RESOURCE)
+                    .bind(&r.id)
+                    .bind(&r.facility_code)
+                    .bind(&r.name)
+                    .bind(&r.opening_hours)
+                    .bind(r.active)
+                    .bind(r.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn resources_of(&self, code: &str) -> StoreResult<Vec<ResourceRow>> {
+                Ok(sqlx::query_as::<_, ResourceRow>(thread_sql::RESOURCES_OF)
+                    .bind(code)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn resource(&self, id: &str) -> StoreResult<Option<ResourceRow>> {
+                Ok(sqlx::query_as::<_, ResourceRow>(thread_sql::RESOURCE)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
+                Ok(
+                    sqlx::query_as::<_, ReadingCount>(thread_sql::READING_COUNTS)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn usage_of_facility(
+                &self,
+                code: &str,
+                today: &str,
+            ) -> StoreResult<Vec<UsageRow>> {
+                Ok(sqlx::query_as::<_, UsageRow>(thread_sql::USAGE)
+                    .bind(code)
+                    .bind(today)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+pub(super) use impl_thread_store;
