@@ -137,9 +137,14 @@ impl Server {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|stop| *stop).await;
         }));
+        let threads = Arc::new(mailbox::threads::Threads::new(
+            self.directory.clone(),
+            self.postroom.clone(),
+        ));
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
             postroom: self.postroom,
+            threads,
         });
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
         let _ = stop_tx.send(true);

@@ -27,11 +27,20 @@ pub enum To {
     Liaison(String),
 }
 
+impl To {
+    pub(crate) fn recipient(&self) -> Result<Recipient, Error> {
+        Ok(match self {
+            To::Account(id) => Recipient::Person(AccountId::parse(id)?),
+            To::Liaison(code) => Recipient::LiaisonInbox(FacilityCode::parse(code)?),
+        })
+    }
+}
+
 #[derive(Deserialize)]
 pub struct AttachmentSpec {
-    name: String,
+    pub(crate) name: String,
     #[serde(default = "octet_stream")]
-    media_type: String,
+    pub(crate) media_type: String,
 }
 
 fn octet_stream() -> String {
@@ -69,7 +78,7 @@ pub struct ConsentSpec {
 }
 
 impl ConsentSpec {
-    fn parse(&self) -> Result<Consent, Error> {
+    pub(crate) fn parse(&self) -> Result<Consent, Error> {
         Ok(Consent {
             obtained_on: chrono::NaiveDate::parse_from_str(self.obtained_on.trim(), "%Y-%m-%d")
                 .map_err(|_| {
@@ -111,7 +120,7 @@ impl Read for ChannelReader {
     }
 }
 
-fn bad_upload(reason: impl Into<String>) -> ApiError {
+pub(crate) fn bad_upload(reason: impl Into<String>) -> ApiError {
     ApiError(Error::invalid(
         "upload",
         reason,
@@ -124,38 +133,34 @@ pub struct Created {
     id: String,
 }
 
-/// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
-pub async fn send(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    mut multipart: Multipart,
-) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let session = api_session(&state, &headers).await?;
-    session.require_ready()?;
+/// Reads the first multipart part, which must be the JSON spec named `name`.
+pub(crate) async fn read_spec<T: serde::de::DeserializeOwned>(
+    multipart: &mut Multipart,
+    name: &str,
+) -> Result<T, ApiError> {
     let first = multipart
         .next_field()
         .await
         .map_err(|e| bad_upload(format!("multipart: {e}")))?
-        .ok_or_else(|| bad_upload("the first part must be 'envelope'"))?;
-    if first.name() != Some("envelope") {
-        return Err(bad_upload("the first part must be 'envelope'"));
+        .ok_or_else(|| bad_upload(format!("the first part must be '{name}'")))?;
+    if first.name() != Some(name) {
+        return Err(bad_upload(format!("the first part must be '{name}'")));
     }
-    let spec_bytes = first
+    let bytes = first
         .bytes()
         .await
         .map_err(|e| bad_upload(format!("multipart: {e}")))?;
-    let spec: EnvelopeSpec = serde_json::from_slice(&spec_bytes)
-        .map_err(|e| bad_upload(format!("the envelope part is not valid JSON: {e}")))?;
-    let mut to = Vec::new();
-    for t in spec.to {
-        to.push(match t {
-            To::Account(id) => Recipient::Person(AccountId::parse(&id)?),
-            To::Liaison(code) => Recipient::LiaisonInbox(FacilityCode::parse(&code)?),
-        });
-    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_upload(format!("the {name} part is not valid JSON: {e}")))
+}
+
+/// The declared attachments as readers fed from the upload, and their feeders.
+pub(crate) fn attachment_channels(
+    specs: Vec<AttachmentSpec>,
+) -> (Vec<mpsc::Sender<io::Result<Bytes>>>, Vec<OutgoingAttachment>) {
     let mut senders = Vec::new();
     let mut attachments = Vec::new();
-    for a in spec.attachments {
+    for a in specs {
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
         senders.push(tx);
         attachments.push(OutgoingAttachment {
@@ -167,19 +172,16 @@ pub async fn send(
             }),
         });
     }
-    let outgoing = Outgoing {
-        kind: spec.kind,
-        to,
-        subject: spec.subject,
-        patient_id: spec.patient_id,
-        patient_name: spec.patient_name,
-        body: spec.body,
-        consent: spec.consent.as_ref().map(ConsentSpec::parse).transpose()?,
-    };
-    let postroom = state.postroom.clone();
-    let task = tokio::spawn(async move { postroom.send(&session, outgoing, attachments).await });
+    (senders, attachments)
+}
 
-    // Feed the files, in order, to the sealing thread.
+/// Feeds the remaining parts, in order, to the sealing task, then waits for it.
+/// A broken upload wins over a sealed result: nothing half-received is accepted.
+pub(crate) async fn feed_and_finish<T: Send + 'static>(
+    mut multipart: Multipart,
+    senders: Vec<mpsc::Sender<io::Result<Bytes>>>,
+    task: tokio::task::JoinHandle<Result<T, Error>>,
+) -> Result<T, ApiError> {
     let mut senders = senders.into_iter();
     let mut upload_error: Option<String> = None;
     'parts: while let Some(mut field) = match multipart.next_field().await {
@@ -222,10 +224,39 @@ pub async fn send(
         .await
         .map_err(|e| ApiError(Error::Internal(format!("send task: {e}"))))?;
     match (result, upload_error) {
-        (Ok(id), None) => Ok((StatusCode::CREATED, Json(Created { id }))),
+        (Ok(v), None) => Ok(v),
         (Ok(_), Some(reason)) => Err(bad_upload(reason)),
         (Err(e), _) => Err(ApiError(e)),
     }
+}
+
+/// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
+pub async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let session = api_session(&state, &headers).await?;
+    session.require_ready()?;
+    let spec: EnvelopeSpec = read_spec(&mut multipart, "envelope").await?;
+    let mut to = Vec::new();
+    for t in spec.to {
+        to.push(t.recipient()?);
+    }
+    let (senders, attachments) = attachment_channels(spec.attachments);
+    let outgoing = Outgoing {
+        kind: spec.kind,
+        to,
+        subject: spec.subject,
+        patient_id: spec.patient_id,
+        patient_name: spec.patient_name,
+        body: spec.body,
+        consent: spec.consent.as_ref().map(ConsentSpec::parse).transpose()?,
+    };
+    let postroom = state.postroom.clone();
+    let task = tokio::spawn(async move { postroom.send(&session, outgoing, attachments).await });
+    let id = feed_and_finish(multipart, senders, task).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
 #[derive(Serialize)]
@@ -274,6 +305,12 @@ pub struct AttachmentView {
 }
 
 #[derive(Serialize)]
+pub struct FieldView {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize)]
 pub struct ItemView {
     id: String,
     kind: String,
@@ -283,6 +320,10 @@ pub struct ItemView {
     patient_id: String,
     patient_name: String,
     body: String,
+    /// Structured form fields (modality, findings, …), as signed.
+    fields: Vec<FieldView>,
+    thread_id: Option<String>,
+    step: Option<String>,
     signature: SignatureView,
     attachments: Vec<AttachmentView>,
     opened_as: String,
@@ -321,6 +362,16 @@ impl From<OpenedItem> for ItemView {
             patient_id: o.patient_id.clone(),
             patient_name: o.patient_name.clone(),
             body: o.body.clone(),
+            fields: o
+                .fields
+                .iter()
+                .map(|(name, value)| FieldView {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            thread_id: o.thread_id.clone(),
+            step: o.step.clone(),
         }
     }
 }
@@ -423,6 +474,9 @@ pub struct MailboxItem {
     flagged: bool,
     archived: bool,
     folder: String,
+    thread_id: Option<String>,
+    step: Option<String>,
+    thread_state: Option<String>,
 }
 
 /// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
@@ -446,6 +500,9 @@ pub async fn mailbox(
                 flagged: e.flagged,
                 archived: e.archived,
                 folder: e.folder,
+                thread_id: e.thread_id,
+                step: e.step,
+                thread_state: e.thread_state,
             })
             .collect(),
     ))

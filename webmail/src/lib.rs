@@ -6,6 +6,7 @@ pub mod error;
 mod i18n;
 mod pages;
 pub mod session;
+mod threads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub struct AppState {
     pub directory: Arc<Directory>,
     pub postroom: Arc<mailbox::postroom::Postroom>,
+    pub threads: Arc<mailbox::threads::Threads>,
 }
 
 /// The peer address of the connection a request came on.
@@ -59,7 +61,28 @@ pub fn router(state: AppState) -> Router {
         .route("/envelopes/{id}/forward", post(envelopes::forward))
         .route("/envelopes/{id}/flags", post(envelopes::flags))
         .route("/envelopes/{id}/delivery", get(envelopes::delivery))
-        .route("/mailbox/{folder}", get(envelopes::mailbox));
+        .route("/mailbox/{folder}", get(envelopes::mailbox))
+        .route(
+            "/threads",
+            post(threads::open)
+                .get(threads::list)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/threads/{id}", get(threads::view))
+        .route(
+            "/threads/{id}/steps",
+            post(threads::step).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/threads/{id}/claim", post(threads::claim))
+        .route("/threads/{id}/release", post(threads::release))
+        .route("/threads/{id}/assign", post(threads::assign))
+        .route("/threads/{id}/unassign", post(threads::unassign))
+        .route("/facility/threads", get(threads::facility_overview))
+        .route("/stats/readings", get(threads::reading_stats))
+        .route("/stats/usage", get(threads::usage))
+        .route("/facilities/{code}/resources", get(threads::resources))
+        .route("/resources", post(threads::add_resource))
+        .route("/pathways", get(threads::pathways));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))

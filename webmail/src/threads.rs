@@ -1,0 +1,442 @@
+//! `/api/v1/threads` and friends: request workflows (reading requests,
+//! referrals, shares, bookings, care pathways), the liaison office's claim and
+//! assignment, the clerk's overview, statistics and bookable resources.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use mailbox::store::thread::{ReadingCount, ResourceRow, ThreadRow, UsageRow};
+use mailbox::threads::{NewThread, StepInput, Urgency};
+use mailbox::workflow::{Step, ThreadKind, ThreadState};
+use mailbox::{AccountId, Error, FacilityCode};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::envelopes::{
+    AttachmentSpec, ConsentSpec, ItemView, To, attachment_channels, feed_and_finish, read_spec,
+};
+use crate::error::ApiError;
+
+/// The first multipart part, `thread`, of `POST /api/v1/threads`.
+#[derive(Deserialize)]
+pub struct ThreadSpec {
+    kind: String,
+    /// Absent for a booking (the resource's facility receives it).
+    #[serde(default)]
+    to: Option<To>,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    patient_id: String,
+    #[serde(default)]
+    patient_name: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    consent: Option<ConsentSpec>,
+    /// Form fields by name (modality, body_part, clinical_question, purpose, …).
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    urgency: String,
+    /// YYYY-MM-DD
+    #[serde(default)]
+    wanted_by: Option<String>,
+    #[serde(default)]
+    resource_id: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    attachments: Vec<AttachmentSpec>,
+}
+
+#[derive(Deserialize)]
+pub struct StepSpec {
+    step: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    next_facility: Option<String>,
+    #[serde(default)]
+    attachments: Vec<AttachmentSpec>,
+}
+
+fn date(field: &'static str, s: &str) -> Result<chrono::NaiveDate, Error> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{field} must look like 2026-11-30, got {s:?}"),
+            "日付は 2026-11-30 の形式で入力してください。",
+        )
+    })
+}
+
+#[derive(Serialize)]
+pub struct CreatedThread {
+    thread_id: String,
+    envelope_id: String,
+}
+
+/// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
+pub async fn open(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<CreatedThread>), ApiError> {
+    let session = api_session(&state, &headers).await?;
+    session.require_ready()?;
+    let spec: ThreadSpec = read_spec(&mut multipart, "thread").await?;
+    let new = NewThread {
+        kind: ThreadKind::parse(&spec.kind)?,
+        to: spec.to.as_ref().map(To::recipient).transpose()?,
+        subject: spec.subject,
+        patient_id: spec.patient_id,
+        patient_name: spec.patient_name,
+        body: spec.body,
+        consent: spec.consent.as_ref().map(ConsentSpec::parse).transpose()?,
+        fields: spec.fields.into_iter().collect(),
+        urgency: Urgency::parse(&spec.urgency)?,
+        wanted_by: spec
+            .wanted_by
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| date("wanted_by", s))
+            .transpose()?,
+        resource_id: spec.resource_id,
+        template: spec.template,
+    };
+    let (senders, attachments) = attachment_channels(spec.attachments);
+    let threads = state.threads.clone();
+    let task = tokio::spawn(async move { threads.open(&session, new, attachments).await });
+    let created = feed_and_finish(multipart, senders, task).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedThread {
+            thread_id: created.thread_id,
+            envelope_id: created.envelope_id,
+        }),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct CreatedStep {
+    envelope_id: String,
+}
+
+/// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
+pub async fn step(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<CreatedStep>), ApiError> {
+    let session = api_session(&state, &headers).await?;
+    session.require_ready()?;
+    let spec: StepSpec = read_spec(&mut multipart, "step").await?;
+    let input = StepInput {
+        step: Step::parse(&spec.step)?,
+        body: spec.body,
+        fields: spec.fields.into_iter().collect(),
+        next_facility: spec
+            .next_facility
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(FacilityCode::parse)
+            .transpose()?,
+    };
+    let (senders, attachments) = attachment_channels(spec.attachments);
+    let threads = state.threads.clone();
+    let task = tokio::spawn(async move { threads.act(&session, &id, input, attachments).await });
+    let envelope_id = feed_and_finish(multipart, senders, task).await?;
+    Ok((StatusCode::CREATED, Json(CreatedStep { envelope_id })))
+}
+
+/// A thread's clear metadata, as every side sees it.
+#[derive(Serialize)]
+pub struct ThreadSummary {
+    id: String,
+    kind: String,
+    state: String,
+    state_ja: &'static str,
+    requester: String,
+    requester_facility: Option<String>,
+    target: String,
+    target_facility: String,
+    claimed_by: Option<String>,
+    assignee: Option<String>,
+    reader: Option<String>,
+    urgency: String,
+    wanted_by: Option<String>,
+    overdue: bool,
+    resource_id: Option<String>,
+    booked_slot: Option<String>,
+    template: Option<String>,
+    stage: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    delivered_at: Option<i64>,
+    opened_at: Option<i64>,
+    opened_by: Option<String>,
+    closed_at: Option<i64>,
+}
+
+impl From<ThreadRow> for ThreadSummary {
+    fn from(t: ThreadRow) -> Self {
+        let today = (chrono::Utc::now() + chrono::Duration::hours(9))
+            .format("%Y-%m-%d")
+            .to_string();
+        let overdue = t.closed_at.is_none()
+            && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str());
+        Self {
+            state_ja: ThreadState::parse(&t.state).map_or("", ThreadState::label_ja),
+            overdue,
+            id: t.id,
+            kind: t.kind,
+            state: t.state,
+            requester: t.requester_id,
+            requester_facility: t.requester_facility,
+            target: t.target,
+            target_facility: t.target_facility,
+            claimed_by: t.claimed_by,
+            assignee: t.assignee_id,
+            reader: t.reader_id,
+            urgency: t.urgency,
+            wanted_by: t.wanted_by,
+            resource_id: t.resource_id,
+            booked_slot: t.booked_slot,
+            template: t.template,
+            stage: t.stage,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            delivered_at: t.delivered_at,
+            opened_at: t.opened_at,
+            opened_by: t.opened_by,
+            closed_at: t.closed_at,
+        }
+    }
+}
+
+/// `GET /api/v1/threads`
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ThreadSummary>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let rows = state.threads.list(&session).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Serialize)]
+pub struct ThreadDetail {
+    thread: ThreadSummary,
+    steps: Vec<ItemView>,
+    allowed_steps: Vec<&'static str>,
+}
+
+/// `GET /api/v1/threads/{id}` — the state and every step, opened and verified.
+pub async fn view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ThreadDetail>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let v = state.threads.view(&session, &id).await?;
+    Ok(Json(ThreadDetail {
+        thread: v.thread.into(),
+        steps: v.steps.into_iter().map(Into::into).collect(),
+        allowed_steps: v.allowed_steps,
+    }))
+}
+
+/// `POST /api/v1/threads/{id}/claim`
+pub async fn claim(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    state.threads.claim(&session, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/threads/{id}/release`
+pub async fn release(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    state.threads.release(&session, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct Assign {
+    doctor: String,
+}
+
+/// `POST /api/v1/threads/{id}/assign` `{"doctor": "XXXX-XXXX"}`
+pub async fn assign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Assign>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let doctor = AccountId::parse(&body.doctor)?;
+    state.threads.assign(&session, &id, &doctor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/threads/{id}/unassign`
+pub async fn unassign(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    state.threads.unassign(&session, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/facility/threads` — the clerk's (and liaison's) overview.
+pub async fn facility_overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ThreadSummary>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let rows = state.threads.facility_overview(&session).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: String,
+}
+
+#[derive(Serialize)]
+pub struct ReadingLine {
+    reader: String,
+    facility: String,
+    reports: i64,
+}
+
+impl From<ReadingCount> for ReadingLine {
+    fn from(c: ReadingCount) -> Self {
+        Self {
+            reader: c.reader_id,
+            facility: c.facility_code,
+            reports: c.reports,
+        }
+    }
+}
+
+/// `GET /api/v1/stats/readings?month=2026-11`
+pub async fn reading_stats(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Result<Json<Vec<ReadingLine>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let rows = state.threads.reading_stats(&session, &q.month).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Serialize)]
+pub struct UsageLine {
+    account: String,
+    last_sign_in_at: Option<i64>,
+    sent: i64,
+    received: i64,
+    unopened: i64,
+    overdue: i64,
+}
+
+impl From<UsageRow> for UsageLine {
+    fn from(u: UsageRow) -> Self {
+        Self {
+            account: u.account_id,
+            last_sign_in_at: u.last_sign_in_at,
+            sent: u.sent,
+            received: u.received,
+            unopened: u.unopened,
+            overdue: u.overdue,
+        }
+    }
+}
+
+/// `GET /api/v1/stats/usage` — per-account usage of the clerk's facility.
+pub async fn usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<UsageLine>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let rows = state.threads.usage(&session).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Serialize)]
+pub struct ResourceView {
+    id: String,
+    facility: String,
+    name: String,
+    opening_hours: String,
+}
+
+impl From<ResourceRow> for ResourceView {
+    fn from(r: ResourceRow) -> Self {
+        Self {
+            id: r.id,
+            facility: r.facility_code,
+            name: r.name,
+            opening_hours: r.opening_hours,
+        }
+    }
+}
+
+/// `GET /api/v1/facilities/{code}/resources`
+pub async fn resources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Json<Vec<ResourceView>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let code = FacilityCode::parse(&code)?;
+    let rows = state.threads.resources(&session, &code).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Deserialize)]
+pub struct NewResource {
+    name: String,
+    opening_hours: String,
+}
+
+/// `POST /api/v1/resources` — a liaison lists a resource of its own facility.
+pub async fn add_resource(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<NewResource>,
+) -> Result<(StatusCode, Json<ResourceView>), ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let row = state
+        .threads
+        .add_resource(&session, &body.name, &body.opening_hours)
+        .await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// `GET /api/v1/pathways` — the care-pathway templates and their stage fields.
+pub async fn pathways(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<mailbox::pathway::PathwayTemplate>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    session.require_ready()?;
+    Ok(Json(state.threads.templates()))
+}
