@@ -8,3 +8,4 @@ mod harness;
 mod sealed;
 mod signin;
 mod two_nodes;
+mod workflows;

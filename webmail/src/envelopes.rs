@@ -157,7 +157,10 @@ pub(crate) async fn read_spec<T: serde::de::DeserializeOwned>(
 /// The declared attachments as readers fed from the upload, and their feeders.
 pub(crate) fn attachment_channels(
     specs: Vec<AttachmentSpec>,
-) -> (Vec<mpsc::Sender<io::Result<Bytes>>>, Vec<OutgoingAttachment>) {
+) -> (
+    Vec<mpsc::Sender<io::Result<Bytes>>>,
+    Vec<OutgoingAttachment>,
+) {
     let mut senders = Vec::new();
     let mut attachments = Vec::new();
     for a in specs {

@@ -190,8 +190,8 @@ impl From<ThreadRow> for ThreadSummary {
         let today = (chrono::Utc::now() + chrono::Duration::hours(9))
             .format("%Y-%m-%d")
             .to_string();
-        let overdue = t.closed_at.is_none()
-            && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str());
+        let overdue =
+            t.closed_at.is_none() && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str());
         Self {
             state_ja: ThreadState::parse(&t.state).map_or("", ThreadState::label_ja),
             overdue,
