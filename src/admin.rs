@@ -5,15 +5,43 @@ use mailbox::{
     Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result,
 };
 
+use mailbox::notify::{Notices, kind_labels};
+
 use crate::cli::{
-    AdminCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand, RecoveryCommand,
-    UserCommand,
+    AdminCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand,
+    NotificationsCommand, RecoveryCommand, UserCommand,
 };
 
-pub async fn run(directory: &Directory, command: AdminCommand) -> Result<()> {
+async fn notifications(directory: &Directory, command: NotificationsCommand) -> Result<()> {
+    match command {
+        NotificationsCommand::Failed => {
+            let rows = directory.store().failed_notifications(None).await?;
+            println!("{} failed notification(s)", rows.len());
+            for r in rows {
+                let created = chrono::DateTime::from_timestamp_millis(r.created_at)
+                    .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\tattempts {}\t{}",
+                    r.id,
+                    created,
+                    r.account_id,
+                    r.reason,
+                    kind_labels(r.kind.as_deref()).1,
+                    r.attempts,
+                    r.last_error.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Facility { command } => facility(directory, command).await,
-        AdminCommand::User { command } => user(directory, command).await,
+        AdminCommand::User { command } => user(directory, notices, command).await,
+        AdminCommand::Notifications { command } => notifications(directory, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
         // Needs the postroom; dispatched from main.
@@ -214,6 +242,18 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
             apply(&mut f, fields)?;
             print_facility(&directory.update_facility(f).await?);
         }
+        FacilityCommand::Escalation { code, hours } => {
+            let code = FacilityCode::parse(&code)?;
+            directory.facility(&code).await?;
+            directory
+                .store()
+                .set_escalation_hours(code.as_str(), i64::from(hours.max(1)))
+                .await?;
+            println!(
+                "Unopened items for {code} escalate after {} hour(s).",
+                hours.max(1)
+            );
+        }
         FacilityCommand::Deactivate { code, last_day } => {
             let last = match last_day {
                 Some(d) => parse_date("last_day", &d)?,
@@ -279,7 +319,7 @@ async fn facility_name(directory: &Directory, a: &Account) -> Option<String> {
     }
 }
 
-async fn user(directory: &Directory, command: UserCommand) -> Result<()> {
+async fn user(directory: &Directory, notices: &Notices, command: UserCommand) -> Result<()> {
     match command {
         UserCommand::Add {
             role,
@@ -296,6 +336,15 @@ async fn user(directory: &Directory, command: UserCommand) -> Result<()> {
             let (account, password) = directory.add_account(new).await?;
             let fname = facility_name(directory, &account).await;
             credential_letter(&account, fname.as_deref(), &password);
+            // Notices go only to a confirmed address: mail the link now.
+            if let Some(address) = &account.email {
+                notices.request_confirmation(&account.id, address).await?;
+                if notices.policy().enabled {
+                    println!("A confirmation link is being mailed to the address.");
+                } else {
+                    println!("No mail relay is configured: the address stays unconfirmed.");
+                }
+            }
         }
         UserCommand::List { facility } => {
             let code = facility.as_deref().map(FacilityCode::parse).transpose()?;

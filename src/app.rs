@@ -62,6 +62,9 @@ pub struct Server {
     tls: Arc<rustls::ServerConfig>,
     directory: Arc<Directory>,
     postroom: Arc<Postroom>,
+    relay: Option<transport::notify::RelaySettings>,
+    notify: mailbox::notify::NotifyPolicy,
+    public_url: Option<String>,
     pub fingerprint: String,
 }
 
@@ -87,6 +90,9 @@ impl Server {
             tls,
             directory,
             postroom,
+            relay: settings.relay.clone(),
+            notify: settings.notify.clone(),
+            public_url: settings.public_url.clone(),
             fingerprint: material.fingerprint(),
         })
     }
@@ -128,27 +134,61 @@ impl Server {
                 }
             }
         });
-        let deliverer = Arc::new(mailbox::delivery::Deliverer::new(
-            self.directory.store().clone(),
-            mailbox::delivery::DeliveryPolicy::default(),
+        let store = self.directory.store().clone();
+        let notices = Arc::new(mailbox::notify::Notices::new(
+            store.clone(),
+            self.notify.clone(),
         ));
+        let deliverer = Arc::new(
+            mailbox::delivery::Deliverer::new(
+                store.clone(),
+                mailbox::delivery::DeliveryPolicy::default(),
+            )
+            .notifying(notices.clone()),
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(transport::delivery::run(deliverer, async move {
             let mut rx = stop_rx;
             let _ = rx.wait_for(|stop| *stop).await;
         }));
-        let threads = Arc::new(mailbox::threads::Threads::new(
-            self.directory.clone(),
-            self.postroom.clone(),
-        ));
+        let notifier = match &self.relay {
+            Some(relay) => {
+                let base_url = match &self.public_url {
+                    Some(url) => url.clone(),
+                    None => self.url()?,
+                };
+                let notifier = Arc::new(transport::notify::Notifier::new(
+                    relay,
+                    store.clone(),
+                    notices.clone(),
+                    base_url,
+                )?);
+                let mut rx = stop_tx.subscribe();
+                Some(tokio::spawn(transport::notify::run(notifier, async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })))
+            }
+            None => {
+                tracing::info!("no smtp relay configured: notification mails are off");
+                None
+            }
+        };
+        let threads = Arc::new(
+            mailbox::threads::Threads::new(self.directory.clone(), self.postroom.clone())
+                .notifying(notices.clone()),
+        );
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
             postroom: self.postroom,
             threads,
+            notices,
         });
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        if let Some(notifier) = notifier {
+            let _ = notifier.await;
+        }
         purge.abort();
         tracing::info!("server stopped");
         Ok(())

@@ -103,6 +103,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: BlobsCommand,
     },
+    /// Notification mails.
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Notices that could not be sent within the give-up time (no content shown).
+    Failed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +186,11 @@ pub enum FacilityCommand {
         code: String,
         #[command(flatten)]
         fields: FacilityFields,
+    },
+    /// Hours an unopened item waits before the facility's liaisons and clerks are told.
+    Escalation {
+        code: String,
+        hours: u32,
     },
     /// End participation (the facility is billed through the month of the last day).
     Deactivate {

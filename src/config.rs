@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mailbox::notify::NotifyPolicy;
 use mailbox::store::StoreTarget;
 use mailbox::{AuthPolicy, NetworkPolicy};
 use serde::Deserialize;
+use transport::notify::{RelaySecurity, RelaySettings};
 use transport::tls::TlsSettings;
 
 use crate::cli::GlobalArgs;
@@ -27,6 +29,35 @@ pub struct FileConfig {
     pub tls: TlsSection,
     #[serde(default)]
     pub auth: AuthSection,
+    /// The relay notification mails go through; without it none are queued.
+    pub smtp: Option<SmtpSection>,
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSection {
+    pub host: String,
+    pub port: Option<u16>,
+    /// `starttls` (default), `implicit` or `plain` (a relay on the same host only).
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    pub give_up_hours: Option<u64>,
+    /// Finer than hours, for tests and relays that are known to be flaky.
+    pub give_up_secs: Option<u64>,
+    pub base_backoff_secs: Option<u64>,
+    pub max_backoff_secs: Option<u64>,
+    /// Hour of the day (Japan time, 0-23) the daily digest goes out.
+    pub digest_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +67,8 @@ pub struct HttpSection {
     /// Host names the self-signed certificate should also cover.
     #[serde(default)]
     pub public_names: Vec<String>,
+    /// The address people use to reach the pages; links in mails start with it.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +99,10 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// HMAC key of the patient blind index; kept outside the database.
     pub blind_index_key_file: PathBuf,
+    pub relay: Option<RelaySettings>,
+    pub notify: NotifyPolicy,
+    /// Links in mails start with this; by default the listening address.
+    pub public_url: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -124,7 +161,54 @@ impl Settings {
         let blind_index_key_file = file
             .blind_index_key_file
             .unwrap_or_else(|| data_dir.join("blind-index.key"));
+        let relay = match file.smtp {
+            Some(s) => {
+                let security = RelaySecurity::parse(s.security.as_deref().unwrap_or("starttls"))?;
+                let port = s.port.unwrap_or(match security {
+                    RelaySecurity::Implicit => 465,
+                    RelaySecurity::StartTls => 587,
+                    RelaySecurity::Plain => 25,
+                });
+                Some(RelaySettings {
+                    host: s.host,
+                    port,
+                    security,
+                    username: s.username,
+                    password: s.password,
+                    from: s.from,
+                    ca_file: s.ca_file,
+                })
+            }
+            None => None,
+        };
+        let d = NotifyPolicy::default();
+        let n = file.notify;
+        let notify = NotifyPolicy {
+            enabled: relay.is_some(),
+            give_up_after: n
+                .give_up_secs
+                .or(n.give_up_hours.map(|h| h.saturating_mul(3600)))
+                .map(Duration::from_secs)
+                .unwrap_or(d.give_up_after),
+            base_backoff: n
+                .base_backoff_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.base_backoff),
+            max_backoff: n
+                .max_backoff_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.max_backoff),
+            digest_hour: match n.digest_hour {
+                Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
+                Some(h) => h,
+                None => d.digest_hour,
+            },
+            confirm_valid_for: d.confirm_valid_for,
+        };
         Ok(Self {
+            relay,
+            notify,
+            public_url: file.http.public_url,
             blind_index_key_file,
             data_dir,
             store,

@@ -106,7 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command } => {
             let directory = app::open_directory(&settings).await?;
-            admin::run(&directory, command)
+            let notices =
+                mailbox::notify::Notices::new(directory.store().clone(), settings.notify.clone());
+            admin::run(&directory, &notices, command)
                 .await
                 .map_err(anyhow::Error::from)
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
+use crate::notify::Notices;
 use crate::store::Store;
 use crate::store::queue::{MailboxEntryRow, QueueEntry};
 use crate::store::vault::{EnvelopeRow, SlotRow};
@@ -83,11 +84,23 @@ pub fn plan(envelope: &EnvelopeRow, slots: &[SlotRow], now: i64) -> Vec<MailboxE
 pub struct Deliverer {
     store: Arc<dyn Store>,
     policy: DeliveryPolicy,
+    notices: Option<Arc<Notices>>,
 }
 
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, policy: DeliveryPolicy) -> Self {
-        Self { store, policy }
+        Self {
+            store,
+            policy,
+            notices: None,
+        }
+    }
+
+    /// Queues notification mails with each delivery, in its transaction.
+    #[must_use]
+    pub fn notifying(mut self, notices: Arc<Notices>) -> Self {
+        self.notices = Some(notices);
+        self
     }
 
     /// Claims and delivers one batch of due entries; returns how many were handled.
@@ -122,12 +135,17 @@ impl Deliverer {
         let slots = self.store.envelope_slots(&entry.envelope_id).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let entries = plan(&envelope, &slots, now);
+        let notices = match &self.notices {
+            Some(n) => n.for_delivery(&envelope, &entries, now).await?,
+            None => Vec::new(),
+        };
         self.store
-            .complete_delivery(&entry.envelope_id, &entries, now)
+            .complete_delivery(&entry.envelope_id, &entries, &notices, now)
             .await?;
         tracing::info!(
             envelope = entry.envelope_id,
             entries = entries.len(),
+            notices = notices.len(),
             "delivered"
         );
         Ok(())

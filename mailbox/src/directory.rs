@@ -411,6 +411,7 @@ impl Directory {
             remote_addr,
         };
         self.store.insert_session(&record).await?;
+        self.store.record_sign_in(account.id.as_str(), t).await?;
         if let Some(keyring) = keyring {
             self.keyrings.insert(record.token_hash.clone(), keyring);
         }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod facility;
 pub mod keyring;
 pub mod keys;
+pub mod notify;
 pub mod password;
 pub mod pathway;
 pub mod postroom;

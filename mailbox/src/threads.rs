@@ -153,6 +153,7 @@ fn conflict(e: StoreError) -> Error {
 pub struct Threads {
     directory: Arc<Directory>,
     postroom: Arc<Postroom>,
+    notices: Option<Arc<crate::notify::Notices>>,
 }
 
 impl Threads {
@@ -160,7 +161,15 @@ impl Threads {
         Self {
             directory,
             postroom,
+            notices: None,
         }
+    }
+
+    /// Tells doctors by mail when the liaison office assigns them an item.
+    #[must_use]
+    pub fn notifying(mut self, notices: Arc<crate::notify::Notices>) -> Self {
+        self.notices = Some(notices);
+        self
     }
 
     pub fn templates(&self) -> Vec<PathwayTemplate> {
@@ -315,7 +324,7 @@ impl Threads {
                         thread_id: thread_id.clone(),
                         step: Some("open".into()),
                         seq: 1,
-                        change: ThreadChange::Open(row),
+                        change: ThreadChange::Open(Box::new(row)),
                     }),
                 },
                 attachments,
@@ -675,6 +684,20 @@ impl Threads {
             .set_assignee(id, Some(doctor.as_str()), now_ms())
             .await?;
         tracing::info!(thread = id, to = doctor.as_str(), "thread assigned");
+        if let Some(notices) = &self.notices {
+            // The assignment stands even if the mail cannot be queued.
+            if let Err(e) = notices
+                .assigned(
+                    doctor,
+                    id,
+                    &thread.kind,
+                    thread.requester_facility.as_deref(),
+                )
+                .await
+            {
+                tracing::warn!(thread = id, error = %e, "queuing the assignment notice failed");
+            }
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
-//! What crosses the wire besides HTTP: the TLS material every listener shares and
-//! the delivery worker. Notifications and the IMAP server come here next.
+//! What crosses the wire besides HTTP: the TLS material every listener shares, the
+//! delivery worker and the notification mail sender. The IMAP server comes here next.
 
 pub mod delivery;
+pub mod notify;
 pub mod tls;

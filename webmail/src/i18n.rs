@@ -75,6 +75,10 @@ pub struct Texts {
     pub settings_password: &'static str,
     pub idle_notice: &'static str,
     pub shared_pc_notice: &'static str,
+    pub email_confirm_title: &'static str,
+    pub email_confirm_lead: &'static str,
+    pub email_confirm_button: &'static str,
+    pub email_confirmed: &'static str,
 }
 
 pub static JA: Texts = Texts {
@@ -102,6 +106,10 @@ pub static JA: Texts = Texts {
     settings_password: "個人設定：パスワードの変更",
     idle_notice: "操作がないまま時間が経つと自動的にログアウトします。",
     shared_pc_notice: "共用のパソコンでは、ご利用後に必ずログアウトしてください。",
+    email_confirm_title: "メールアドレスの確認",
+    email_confirm_lead: "このアドレスを Renkei の通知先として確定します。よろしければボタンを押してください。",
+    email_confirm_button: "確定する",
+    email_confirmed: "メールアドレスを確認しました。以後の通知はこのアドレスに届きます。",
 };
 
 pub static EN: Texts = Texts {
@@ -129,4 +137,8 @@ pub static EN: Texts = Texts {
     settings_password: "Settings: change password",
     idle_notice: "You are signed out automatically after a period of inactivity.",
     shared_pc_notice: "On a shared computer, always sign out when you are done.",
+    email_confirm_title: "Confirm your e-mail address",
+    email_confirm_lead: "Press the button to make this address the one Renkei notifies.",
+    email_confirm_button: "Confirm",
+    email_confirmed: "Your address is confirmed. Notifications go to it from now on.",
 };

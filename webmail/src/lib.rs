@@ -4,6 +4,7 @@ mod api;
 mod envelopes;
 pub mod error;
 mod i18n;
+mod notify;
 mod pages;
 pub mod session;
 mod threads;
@@ -18,7 +19,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use mailbox::Directory;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     pub postroom: Arc<mailbox::postroom::Postroom>,
     pub threads: Arc<mailbox::threads::Threads>,
+    pub notices: Arc<mailbox::notify::Notices>,
 }
 
 /// The peer address of the connection a request came on.
@@ -82,12 +84,24 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/usage", get(threads::usage))
         .route("/facilities/{code}/resources", get(threads::resources))
         .route("/resources", post(threads::add_resource))
-        .route("/pathways", get(threads::pathways));
+        .route("/pathways", get(threads::pathways))
+        .route("/me/email", put(notify::change_email))
+        .route("/email/confirm", post(notify::confirm_email))
+        .route(
+            "/me/notifications",
+            get(notify::settings).put(notify::set_mode),
+        )
+        .route("/me/notifications/failed", get(notify::failed_mine))
+        .route("/admin/notifications/failed", get(notify::failed_all));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/password", get(pages::password_form).post(pages::password_submit))
+        .route(
+            "/email/confirm",
+            get(pages::email_confirm_form).post(pages::email_confirm_submit),
+        )
         .route("/healthz", get(healthz))
         .route(
             "/static/renkei.css",

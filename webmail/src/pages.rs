@@ -274,3 +274,77 @@ pub async fn password_submit(
         }
     }
 }
+
+#[derive(Template)]
+#[template(path = "email_confirm.html")]
+struct EmailConfirmPage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    token: Option<String>,
+    done: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct EmailConfirmForm {
+    token: String,
+}
+
+/// `GET /email/confirm?token=…` — the link in the confirmation mail. Opening it
+/// changes nothing (mail scanners fetch links); the button below does.
+pub async fn email_confirm_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let lang = Lang::from_request(&headers, query.as_deref());
+    let token = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .filter(|t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_string)
+    });
+    let error = token.is_none().then(|| {
+        message(
+            lang,
+            &Error::invalid(
+                "token",
+                "the confirmation link is not valid or has expired",
+                "確認リンクが無効か、有効期限が切れています。設定画面からもう一度登録してください。",
+            ),
+        )
+    });
+    let page = EmailConfirmPage {
+        lang,
+        t: lang.texts(),
+        signed_in: session::token(&headers).is_some(),
+        token,
+        done: false,
+        error,
+    };
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+/// `POST /email/confirm`
+pub async fn email_confirm_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<EmailConfirmForm>,
+) -> Response {
+    let lang = Lang::from_request(&headers, None);
+    let mut page = EmailConfirmPage {
+        lang,
+        t: lang.texts(),
+        signed_in: session::token(&headers).is_some(),
+        token: None,
+        done: false,
+        error: None,
+    };
+    match state.notices.confirm_email(&form.token).await {
+        Ok(_) => {
+            page.done = true;
+            render(StatusCode::OK, lang, None, &page)
+        }
+        Err(e) => {
+            page.error = Some(message(lang, &e));
+            render(status_of(e.kind()), lang, None, &page)
+        }
+    }
+}

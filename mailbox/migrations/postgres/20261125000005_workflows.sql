@@ -72,6 +72,7 @@ CREATE TABLE notifications (
     dedup_key       TEXT NOT NULL UNIQUE,
     account_id      TEXT NOT NULL REFERENCES accounts (id),
     reason          TEXT NOT NULL,
+    kind            TEXT,                      -- the item's kind, named in the text
     thread_id       TEXT,
     envelope_id     TEXT,
     facility_code   TEXT,                      -- the sending facility named in the text
@@ -88,3 +89,4 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (state, digest, next_attempt_at);
 CREATE INDEX notifications_by_account ON notifications (account_id, state);
+CREATE INDEX threads_unopened ON threads (opened_at, escalated_at, delivered_at);

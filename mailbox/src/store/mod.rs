@@ -3,6 +3,8 @@
 //! Only this module imports sqlx. Each backend has its own migrations; portable
 //! statements live once in [`sql`], dialect-specific ones in the backend's file.
 
+pub mod notify;
+mod notify_sql;
 mod postgres;
 pub mod queue;
 mod queue_sql;
@@ -76,7 +78,13 @@ pub struct FailedLogin {
 
 #[async_trait]
 pub trait Store:
-    vault::VaultStore + queue::QueueStore + thread::ThreadStore + Send + Sync + 'static
+    vault::VaultStore
+    + queue::QueueStore
+    + thread::ThreadStore
+    + notify::NotifyStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is, for logs and diagnostics.
     fn backend(&self) -> &'static str;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
+use super::notify_sql::{self, impl_notify_store};
 use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
 use super::rows;
@@ -46,7 +48,15 @@ const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_i
      FOR UPDATE SKIP LOCKED) \
     RETURNING envelope_id, attempts";
 
+/// Due notification rows, leased like queue entries.
+const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHERE id IN \
+    (SELECT id FROM notifications WHERE state = 'pending' AND digest = $3 AND next_attempt_at <= $2 \
+     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, dedup_key, account_id, reason, kind, thread_id, envelope_id, facility_code, \
+    to_address, secret, digest, state, attempts, next_attempt_at, last_error, created_at, sent_at";
+
 impl_queue_store!(PgStore, CLAIM);
+impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_vault_store!(PgStore);
 impl_thread_store!(PgStore);
 impl_portable_store!(PgStore, "postgres");

@@ -60,11 +60,13 @@ pub trait QueueStore: Send + Sync {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<QueueEntry>>;
-    /// Writes the entries (existing ones are kept) and marks the entry done, atomically.
+    /// Writes the entries and queues the notices (existing ones are kept) and marks
+    /// the entry done, atomically.
     async fn complete_delivery(
         &self,
         envelope_id: &str,
         entries: &[MailboxEntryRow],
+        notices: &[super::notify::NotificationRow],
         now: i64,
     ) -> StoreResult<()>;
     /// Schedules another attempt, or marks the entry failed when `next_attempt_at` is `None`.

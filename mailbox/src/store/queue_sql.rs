@@ -44,6 +44,7 @@ macro_rules! impl_queue_store {
                 &self,
                 envelope_id: &str,
                 entries: &[MailboxEntryRow],
+                notices: &[$crate::store::notify::NotificationRow],
                 now: i64,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
@@ -56,6 +57,11 @@ macro_rules! impl_queue_store {
                         .bind(e.flagged)
                         .bind(e.archived)
                         .bind(e.delivered_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for n in notices {
+                    super::notify_sql::bind_notification!(n)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -7,6 +7,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
+use super::notify_sql::{self, impl_notify_store};
 use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
 use super::rows;
@@ -56,7 +58,15 @@ const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_i
      AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
     RETURNING envelope_id, attempts";
 
+/// Due notification rows, leased like queue entries.
+const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHERE id IN \
+    (SELECT id FROM notifications WHERE state = 'pending' AND digest = $3 AND next_attempt_at <= $2 \
+     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at, id LIMIT $4) \
+    RETURNING id, dedup_key, account_id, reason, kind, thread_id, envelope_id, facility_code, \
+    to_address, secret, digest, state, attempts, next_attempt_at, last_error, created_at, sent_at";
+
 impl_queue_store!(SqliteStore, CLAIM);
+impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_vault_store!(SqliteStore);
 impl_thread_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

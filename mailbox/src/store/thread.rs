@@ -52,7 +52,7 @@ pub struct ThreadPatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThreadChange {
     /// The envelope opens a new thread.
-    Open(ThreadRow),
+    Open(Box<ThreadRow>),
     /// The envelope is a step on a thread last seen at `version`; refused with
     /// `Conflict` if someone else moved the thread since.
     Advance {

@@ -1,0 +1,711 @@
+//! Notification mails: who is told of what, and what the mail may say.
+//!
+//! A notice names the kind of item, the facility concerned and a link, nothing
+//! else: never a patient's name or ID, a subject, or any content. Rows are queued
+//! in the same transaction as the event (delivery, escalation, address change),
+//! keyed so that repeating the event queues nothing twice; `transport::notify`
+//! sends them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+
+use crate::account::{AccountId, Role};
+use crate::directory::{CurrentSession, validate_email};
+use crate::error::{Error, Result};
+use crate::keyring::Principal;
+use crate::store::Store;
+use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
+use crate::store::queue::MailboxEntryRow;
+use crate::store::vault::EnvelopeRow;
+use crate::workflow::ThreadKind;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A person's choice: a mail per event, one summary a day, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyMode {
+    Immediate,
+    Digest,
+    Off,
+}
+
+impl NotifyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::Digest => "digest",
+            Self::Off => "off",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "immediate" => Ok(Self::Immediate),
+            "digest" => Ok(Self::Digest),
+            "off" => Ok(Self::Off),
+            _ => Err(Error::invalid(
+                "mode",
+                "notification mode must be immediate, digest or off",
+                "通知方法は「すぐに」「1日1回まとめて」「通知しない」のいずれかです。",
+            )),
+        }
+    }
+}
+
+/// Why a person is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyReason {
+    /// A new item or request has arrived.
+    NewItem,
+    /// A reading report has arrived.
+    Report,
+    /// A reply letter has arrived.
+    Reply,
+    /// A step that waits for this person (a proposed time, a pathway stage).
+    ActionNeeded,
+    /// The liaison office handed an item to this doctor.
+    Assigned,
+    /// An item addressed to this person's facility has not been opened in time.
+    Escalation,
+    /// The link that confirms a new address.
+    ConfirmAddress,
+}
+
+impl NotifyReason {
+    const ALL: [Self; 7] = [
+        Self::NewItem,
+        Self::Report,
+        Self::Reply,
+        Self::ActionNeeded,
+        Self::Assigned,
+        Self::Escalation,
+        Self::ConfirmAddress,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NewItem => "new_item",
+            Self::Report => "report",
+            Self::Reply => "reply",
+            Self::ActionNeeded => "action_needed",
+            Self::Assigned => "assigned",
+            Self::Escalation => "escalation",
+            Self::ConfirmAddress => "confirm_address",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The reason a delivered envelope gives its addressees, by the step it carries.
+    /// Steps that need nothing from the addressee (accept, decline, acknowledge,
+    /// withdraw, cancel, confirm) are visible in the mailbox without a mail.
+    pub fn for_step(step: Option<&str>) -> Option<Self> {
+        match step {
+            None | Some("open") => Some(Self::NewItem),
+            Some("report") => Some(Self::Report),
+            Some("reply") => Some(Self::Reply),
+            Some("propose" | "stage") => Some(Self::ActionNeeded),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Japanese and English names of an item's kind; a kind this network does not
+/// know is called a message (the free-form kind is the sender's text).
+pub fn kind_labels(kind: Option<&str>) -> (&'static str, &'static str) {
+    match kind.and_then(|k| ThreadKind::parse(k).ok()) {
+        Some(ThreadKind::ReadingRequest) => ("読影依頼", "reading request"),
+        Some(ThreadKind::Referral) => ("患者紹介", "referral"),
+        Some(ThreadKind::Share) => ("医療情報連携・経過報告", "information share"),
+        Some(ThreadKind::Booking) => ("予約受付", "booking"),
+        Some(ThreadKind::Pathway) => ("地域連携クリティカルパス", "care pathway"),
+        None => ("メッセージ", "message"),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyPolicy {
+    /// Off when no relay is configured: nothing is queued.
+    pub enabled: bool,
+    /// After this long since queuing, a notice that could not be sent is failed
+    /// and shown to the person and the operator.
+    pub give_up_after: Duration,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Hour of the day (Japan time) the daily digest goes out.
+    pub digest_hour: u32,
+    /// How long a confirmation link stays valid.
+    pub confirm_valid_for: Duration,
+}
+
+impl Default for NotifyPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            give_up_after: Duration::from_secs(24 * 3600),
+            base_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(30 * 60),
+            digest_hour: 8,
+            confirm_valid_for: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl NotifyPolicy {
+    /// Exponential back-off: base × 2^(attempts-1), capped.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
+        self.base_backoff
+            .checked_mul(1u32 << exp.min(20))
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    /// When the next attempt of a row queued at `created_at` is due, or `None`
+    /// once the give-up time has passed.
+    pub fn next_attempt(&self, created_at: i64, attempts: i64, now: i64) -> Option<i64> {
+        let next = now.saturating_add(millis(self.backoff(attempts)));
+        let deadline = created_at.saturating_add(millis(self.give_up_after));
+        (now < deadline).then_some(next.min(deadline))
+    }
+
+    /// The next digest time after `now`: `digest_hour` o'clock in Japan (UTC+9).
+    pub fn next_digest_at(&self, now: i64) -> i64 {
+        const HOUR: i64 = 3_600_000;
+        const DAY: i64 = 24 * HOUR;
+        let jst = now + 9 * HOUR;
+        let day_start = jst - jst.rem_euclid(DAY);
+        let mut at = day_start + i64::from(self.digest_hour.min(23)) * HOUR;
+        if at <= jst {
+            at += DAY;
+        }
+        at - 9 * HOUR
+    }
+}
+
+/// The text of one mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeText {
+    pub subject: String,
+    pub body: String,
+}
+
+const FOOTER: &str = "このメールには患者情報を含めていません。内容は Renkei にサインインしてご確認ください。\n\
+This mail carries no patient data. Sign in to Renkei to read the item.\n";
+
+/// Where a notice links: the thread, the item, or nothing.
+pub fn link(base_url: &str, row: &NotificationRow) -> String {
+    let base = base_url.trim_end_matches('/');
+    match (&row.thread_id, &row.envelope_id) {
+        (Some(t), _) => format!("{base}/threads/{t}"),
+        (None, Some(e)) => format!("{base}/items/{e}"),
+        (None, None) => format!("{base}/"),
+    }
+}
+
+/// What a notice says. `facility` is the name of the facility concerned.
+pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) -> NoticeText {
+    let (kind_ja, kind_en) = kind_labels(row.kind.as_deref());
+    let from_ja = facility.map(|f| format!("{f} から")).unwrap_or_default();
+    let from_en = facility.map(|f| format!(" from {f}")).unwrap_or_default();
+    let link = link(base_url, row);
+    let reason = NotifyReason::parse(&row.reason).unwrap_or(NotifyReason::NewItem);
+    let (subject, ja, en) = match reason {
+        NotifyReason::NewItem => (
+            format!("[Renkei] {kind_ja}が届きました / New {kind_en}"),
+            format!("{from_ja}{kind_ja}が届きました。"),
+            format!("A new {kind_en} has arrived{from_en}."),
+        ),
+        NotifyReason::Report => (
+            "[Renkei] 読影レポートが届きました / Reading report".to_string(),
+            format!("{from_ja}読影レポートが届きました。"),
+            format!("A reading report has arrived{from_en}."),
+        ),
+        NotifyReason::Reply => (
+            "[Renkei] 返書が届きました / Reply letter".to_string(),
+            format!("{from_ja}返書が届きました。"),
+            format!("A reply letter has arrived{from_en}."),
+        ),
+        NotifyReason::ActionNeeded => (
+            format!("[Renkei] {kind_ja}の対応をお願いします / Action needed"),
+            format!("{from_ja}{kind_ja}について対応をお願いします。"),
+            format!("A {kind_en}{from_en} waits for your action."),
+        ),
+        NotifyReason::Assigned => (
+            format!("[Renkei] {kind_ja}の担当になりました / Assigned to you"),
+            format!("地域連携室から{kind_ja}の担当に指定されました。"),
+            format!("The liaison office assigned a {kind_en} to you."),
+        ),
+        NotifyReason::Escalation => (
+            format!("[Renkei] 未開封の{kind_ja}があります / Unopened {kind_en}"),
+            format!("{from_ja}届いた{kind_ja}が、まだ開封されていません。"),
+            format!("A {kind_en}{from_en} has not been opened yet."),
+        ),
+        NotifyReason::ConfirmAddress => {
+            let token = row.secret.as_deref().unwrap_or_default();
+            let base = base_url.trim_end_matches('/');
+            let confirm = format!("{base}/email/confirm?token={token}");
+            return NoticeText {
+                subject: "[Renkei] メールアドレスの確認 / Confirm your address".into(),
+                body: format!(
+                    "Renkei の通知先としてこのアドレスが登録されました。\n\
+                     次のリンクを開いて確認してください（24時間有効）。\n{confirm}\n\n\
+                     This address was entered to receive Renkei notifications.\n\
+                     Open the link above to confirm it (valid for 24 hours).\n\
+                     心当たりがない場合はこのメールを破棄してください。 / \
+                     If you did not ask for this, ignore this mail.\n"
+                ),
+            };
+        }
+    };
+    NoticeText {
+        subject,
+        body: format!("{ja}\n{link}\n\n{en}\n{link}\n\n{FOOTER}"),
+    }
+}
+
+/// One daily summary for several rows of one person.
+pub fn compose_digest(lines: &[(NotificationRow, Option<String>)], base_url: &str) -> NoticeText {
+    let mut body = format!(
+        "前回のお知らせ以降の Renkei の新着は {} 件です。 / {} update(s) since the last summary.\n\n",
+        lines.len(),
+        lines.len()
+    );
+    for (row, facility) in lines {
+        let one = compose(row, facility.as_deref(), base_url);
+        let title = one.subject.trim_start_matches("[Renkei] ").to_string();
+        body.push_str(&format!("・{title}\n  {}\n", link(base_url, row)));
+    }
+    body.push('\n');
+    body.push_str(FOOTER);
+    NoticeText {
+        subject: format!("[Renkei] 本日のお知らせ {} 件 / Daily summary", lines.len()),
+        body,
+    }
+}
+
+/// A new pending row for one person.
+fn row(
+    dedup_key: String,
+    target: &NotifyTarget,
+    reason: NotifyReason,
+    policy: &NotifyPolicy,
+    now: i64,
+) -> NotificationRow {
+    let digest = target.notify_mode == NotifyMode::Digest.as_str();
+    NotificationRow {
+        id: crate::postroom::new_id(),
+        dedup_key,
+        account_id: target.account_id.clone(),
+        reason: reason.as_str().into(),
+        kind: None,
+        thread_id: None,
+        envelope_id: None,
+        facility_code: None,
+        to_address: None,
+        secret: None,
+        digest,
+        state: "pending".into(),
+        attempts: 0,
+        next_attempt_at: if digest {
+            policy.next_digest_at(now)
+        } else {
+            now
+        },
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    }
+}
+
+/// Queues notices for events, and keeps each person's notification settings.
+pub struct Notices {
+    store: Arc<dyn Store>,
+    policy: NotifyPolicy,
+}
+
+impl Notices {
+    pub fn new(store: Arc<dyn Store>, policy: NotifyPolicy) -> Self {
+        Self { store, policy }
+    }
+
+    pub fn policy(&self) -> &NotifyPolicy {
+        &self.policy
+    }
+
+    /// People behind a mailbox principal: the person, or the liaisons of a facility.
+    async fn targets_of(&self, principal: &str) -> Result<Vec<NotifyTarget>> {
+        Ok(match Principal::parse(principal) {
+            Some(Principal::Account(id)) => self
+                .store
+                .notify_target(id.as_str())
+                .await?
+                .into_iter()
+                .collect(),
+            Some(Principal::LiaisonInbox(code)) => {
+                self.store
+                    .facility_notify_targets(code.as_str(), Role::Liaison.as_str())
+                    .await?
+            }
+            Some(Principal::Oversight(_)) | None => Vec::new(),
+        })
+    }
+
+    /// The notices a delivery queues: one per person behind each Inbox entry,
+    /// when the envelope's step is one people are told of.
+    pub async fn for_delivery(
+        &self,
+        envelope: &EnvelopeRow,
+        entries: &[MailboxEntryRow],
+        now: i64,
+    ) -> Result<Vec<NotificationRow>> {
+        if !self.policy.enabled {
+            return Ok(Vec::new());
+        }
+        let Some(reason) = NotifyReason::for_step(envelope.step.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<NotificationRow> = Vec::new();
+        for entry in entries.iter().filter(|e| e.folder == "inbox") {
+            for target in self.targets_of(&entry.principal).await? {
+                if target.account_id == envelope.sender_id
+                    || rows.iter().any(|r| r.account_id == target.account_id)
+                {
+                    continue;
+                }
+                let mut r = row(
+                    format!("item:{}:{}", envelope.id, target.account_id),
+                    &target,
+                    reason,
+                    &self.policy,
+                    now,
+                );
+                r.kind = Some(envelope.kind.clone());
+                r.thread_id = envelope.thread_id.clone();
+                r.envelope_id = Some(envelope.id.clone());
+                r.facility_code = envelope.sender_facility.clone();
+                rows.push(r);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Tells a doctor the liaison office handed them an item.
+    pub async fn assigned(
+        &self,
+        doctor: &AccountId,
+        thread_id: &str,
+        kind: &str,
+        requester_facility: Option<&str>,
+    ) -> Result<()> {
+        if !self.policy.enabled {
+            return Ok(());
+        }
+        let Some(target) = self.store.notify_target(doctor.as_str()).await? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut r = row(
+            format!("assign:{thread_id}:{}:{now}", doctor.as_str()),
+            &target,
+            NotifyReason::Assigned,
+            &self.policy,
+            now,
+        );
+        r.kind = Some(kind.into());
+        r.thread_id = Some(thread_id.into());
+        r.facility_code = requester_facility.map(str::to_string);
+        self.store.queue_notifications(&[r]).await?;
+        Ok(())
+    }
+
+    /// Tells the liaisons and clerks of each facility about items addressed to it
+    /// that nobody has opened within its escalation hours; each thread once per
+    /// delivery. Returns how many threads were escalated.
+    pub async fn escalate_due(&self, now: i64) -> Result<usize> {
+        if !self.policy.enabled {
+            return Ok(0);
+        }
+        let mut escalated = 0;
+        for t in self.store.unopened_threads(now).await? {
+            let mut targets = self
+                .store
+                .facility_notify_targets(&t.target_facility, Role::Liaison.as_str())
+                .await?;
+            targets.extend(
+                self.store
+                    .facility_notify_targets(&t.target_facility, Role::Clerk.as_str())
+                    .await?,
+            );
+            let rows: Vec<NotificationRow> = targets
+                .iter()
+                .map(|target| {
+                    let mut r = row(
+                        format!(
+                            "escalate:{}:{}:{}",
+                            t.thread_id, t.delivered_at, target.account_id
+                        ),
+                        target,
+                        NotifyReason::Escalation,
+                        &self.policy,
+                        now,
+                    );
+                    r.kind = Some(t.kind.clone());
+                    r.thread_id = Some(t.thread_id.clone());
+                    r.envelope_id = Some(t.opener_id.clone());
+                    r.facility_code = t.requester_facility.clone();
+                    r
+                })
+                .collect();
+            if self.store.escalate_thread(&t.thread_id, now, &rows).await? {
+                tracing::info!(
+                    thread = t.thread_id,
+                    notices = rows.len(),
+                    "escalated an unopened item"
+                );
+                escalated += 1;
+            }
+        }
+        Ok(escalated)
+    }
+
+    // --- a person's settings ---------------------------------------------------
+
+    pub async fn settings(&self, session: &CurrentSession) -> Result<NotifySettings> {
+        session.require_ready()?;
+        self.store
+            .notify_settings(session.account.id.as_str())
+            .await?
+            .ok_or(Error::NotFound("account"))
+    }
+
+    pub async fn set_mode(&self, session: &CurrentSession, mode: NotifyMode) -> Result<()> {
+        session.require_ready()?;
+        self.store
+            .set_notify_mode(session.account.id.as_str(), mode.as_str())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a new address and mails it a confirmation link; the old address
+    /// (if any) stays in use until the link is opened.
+    pub async fn request_email_change(
+        &self,
+        session: &CurrentSession,
+        address: &str,
+    ) -> Result<()> {
+        session.require_ready()?;
+        self.request_confirmation(&session.account.id, address)
+            .await
+    }
+
+    /// Also used when the operator enters an address for a new account.
+    pub async fn request_confirmation(&self, account: &AccountId, address: &str) -> Result<()> {
+        let address = address.trim();
+        validate_email(address)?;
+        let mut token = [0u8; 32];
+        OsRng.fill_bytes(&mut token);
+        let token = hex::encode(token);
+        let token_hash = Sha256::digest(token.as_bytes()).to_vec();
+        let now = now_ms();
+        let confirmation = NotificationRow {
+            id: crate::postroom::new_id(),
+            dedup_key: format!("confirm:{}:{}", account.as_str(), hex::encode(&token_hash)),
+            account_id: account.as_str().into(),
+            reason: NotifyReason::ConfirmAddress.as_str().into(),
+            kind: None,
+            thread_id: None,
+            envelope_id: None,
+            facility_code: None,
+            to_address: Some(address.into()),
+            secret: Some(token),
+            digest: false,
+            state: if self.policy.enabled {
+                "pending".into()
+            } else {
+                "dropped".into()
+            },
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: (!self.policy.enabled).then(|| "no mail relay is configured".into()),
+            created_at: now,
+            sent_at: None,
+        };
+        self.store
+            .set_pending_email(
+                account.as_str(),
+                address,
+                &token_hash,
+                now.saturating_add(millis(self.policy.confirm_valid_for)),
+                &confirmation,
+            )
+            .await?;
+        tracing::info!(account = account.as_str(), "address confirmation queued");
+        Ok(())
+    }
+
+    /// Opens a confirmation link: the pending address becomes the verified one.
+    pub async fn confirm_email(&self, token: &str) -> Result<AccountId> {
+        let token_hash = Sha256::digest(token.trim().as_bytes()).to_vec();
+        let id = self
+            .store
+            .confirm_email(&token_hash, now_ms())
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "token",
+                    "the confirmation link is not valid or has expired",
+                    "確認リンクが無効か、有効期限が切れています。設定画面からもう一度登録してください。",
+                )
+            })?;
+        tracing::info!(account = id.as_str(), "address confirmed");
+        AccountId::parse(&id).map_err(|_| Error::Internal("stored account id".into()))
+    }
+
+    /// The person's own notices that could not be sent.
+    pub async fn failed_for(&self, session: &CurrentSession) -> Result<Vec<NotificationRow>> {
+        session.require_ready()?;
+        Ok(self
+            .store
+            .failed_notifications(Some(session.account.id.as_str()))
+            .await?)
+    }
+
+    /// Every failed notice, for the operator (metadata only: reason, kind, IDs).
+    pub async fn failed_all(&self, session: &CurrentSession) -> Result<Vec<NotificationRow>> {
+        if session.require_ready()?.role != Role::Operator {
+            return Err(Error::Forbidden);
+        }
+        Ok(self.store.failed_notifications(None).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(reason: NotifyReason) -> NotificationRow {
+        NotificationRow {
+            id: "n1".into(),
+            dedup_key: "k".into(),
+            account_id: "K7M4QX9R".into(),
+            reason: reason.as_str().into(),
+            kind: Some("reading_request".into()),
+            thread_id: Some("t1".into()),
+            envelope_id: Some("e1".into()),
+            facility_code: Some("3710300017".into()),
+            to_address: None,
+            secret: None,
+            digest: false,
+            state: "pending".into(),
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            created_at: 0,
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn a_notice_names_kind_facility_and_link() {
+        let text = compose(
+            &sample(NotifyReason::NewItem),
+            Some("高松クリニック"),
+            "https://renkei.example/",
+        );
+        assert!(text.subject.contains("読影依頼"), "{}", text.subject);
+        assert!(
+            text.body
+                .contains("高松クリニック から読影依頼が届きました")
+        );
+        assert!(text.body.contains("https://renkei.example/threads/t1"));
+        assert!(text.body.contains("reading request"));
+    }
+
+    #[test]
+    fn steps_that_need_nothing_send_nothing() {
+        assert_eq!(
+            NotifyReason::for_step(Some("open")),
+            Some(NotifyReason::NewItem)
+        );
+        assert_eq!(NotifyReason::for_step(None), Some(NotifyReason::NewItem));
+        assert_eq!(
+            NotifyReason::for_step(Some("report")),
+            Some(NotifyReason::Report)
+        );
+        assert_eq!(
+            NotifyReason::for_step(Some("propose")),
+            Some(NotifyReason::ActionNeeded)
+        );
+        for quiet in [
+            "accept",
+            "decline",
+            "acknowledge",
+            "withdraw",
+            "cancel",
+            "confirm",
+        ] {
+            assert_eq!(NotifyReason::for_step(Some(quiet)), None, "{quiet}");
+        }
+    }
+
+    #[test]
+    fn back_off_grows_and_gives_up_after_the_limit() {
+        let p = NotifyPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_secs(30));
+        assert_eq!(p.backoff(3), Duration::from_secs(120));
+        assert_eq!(p.backoff(30), p.max_backoff);
+        let day = 24 * 3_600_000;
+        assert_eq!(p.next_attempt(0, 1, 1000), Some(31_000));
+        // Never scheduled past the deadline, and nothing after it.
+        assert_eq!(p.next_attempt(0, 20, day - 1), Some(day));
+        assert_eq!(p.next_attempt(0, 21, day), None);
+    }
+
+    #[test]
+    fn the_digest_goes_out_at_eight_in_japan() {
+        let p = NotifyPolicy::default();
+        // 2026-11-25 12:00 UTC = 21:00 JST → next 08:00 JST is 2026-11-25 23:00 UTC.
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .map(|d| d.timestamp_millis())
+            .unwrap_or_default();
+        let at = chrono::DateTime::from_timestamp_millis(p.next_digest_at(now))
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_default();
+        assert_eq!(at, "2026-11-25T23:00:00+00:00");
+        // 22:30 UTC = 07:30 JST → 30 minutes later.
+        let early = now + 10 * 3_600_000 + 1_800_000;
+        assert_eq!(p.next_digest_at(early), now + 11 * 3_600_000);
+    }
+
+    #[test]
+    fn a_digest_lists_each_update_without_content() {
+        let rows = vec![
+            (
+                sample(NotifyReason::NewItem),
+                Some("高松クリニック".to_string()),
+            ),
+            (sample(NotifyReason::Report), None),
+        ];
+        let text = compose_digest(&rows, "https://renkei.example");
+        assert!(text.subject.contains("2"));
+        assert_eq!(
+            text.body
+                .matches("https://renkei.example/threads/t1")
+                .count(),
+            2
+        );
+    }
+}

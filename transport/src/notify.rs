@@ -1,0 +1,322 @@
+//! Sends the queued notification mails through the configured relay (lettre,
+//! implicit TLS or STARTTLS), retries with back-off until the give-up time, sends
+//! the daily digests, and runs the escalation sweep. What a mail says and who gets
+//! it are `mailbox::notify`'s rules; this is the wire.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use mailbox::FacilityCode;
+use mailbox::notify::{NoticeText, Notices, compose, compose_digest};
+use mailbox::store::Store;
+use mailbox::store::notify::NotificationRow;
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelaySecurity {
+    /// TLS from the first byte (usually port 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS, which is required (usually 587).
+    StartTls,
+    /// No TLS: only for a relay on the same host.
+    Plain,
+}
+
+impl RelaySecurity {
+    pub fn parse(s: &str) -> Result<Self, NotifyError> {
+        match s.trim() {
+            "implicit" | "tls" => Ok(Self::Implicit),
+            "starttls" => Ok(Self::StartTls),
+            "plain" | "none" => Ok(Self::Plain),
+            other => Err(NotifyError::Config(format!(
+                "smtp security must be implicit, starttls or plain, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Where and how to hand mails over.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub host: String,
+    pub port: u16,
+    pub security: RelaySecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The From address of every notice.
+    pub from: String,
+    /// Extra trust anchor (PEM) for a relay with a private certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification settings: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Domain(#[from] mailbox::Error),
+    #[error("storage: {0}")]
+    Store(#[from] mailbox::store::StoreError),
+}
+
+/// How long a claimed row stays with this sender.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+const BATCH: i64 = 32;
+/// How often an idle sender looks for due rows.
+pub const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often the digest and escalation sweeps run.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub struct Notifier {
+    store: Arc<dyn Store>,
+    notices: Arc<Notices>,
+    relay: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    base_url: String,
+}
+
+impl Notifier {
+    pub fn new(
+        settings: &RelaySettings,
+        store: Arc<dyn Store>,
+        notices: Arc<Notices>,
+        base_url: String,
+    ) -> Result<Self, NotifyError> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| NotifyError::Config(format!("smtp from address: {e}")))?;
+        let tls = || -> Result<TlsParameters, NotifyError> {
+            let mut builder = TlsParameters::builder(settings.host.clone());
+            if let Some(path) = &settings.ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    NotifyError::Config(format!("reading smtp ca_file {}: {e}", path.display()))
+                })?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| NotifyError::Config(format!("smtp ca_file: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder
+                .build_rustls()
+                .map_err(|e| NotifyError::Config(format!("smtp TLS: {e}")))
+        };
+        let mut relay = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            .port(settings.port)
+            .timeout(Some(Duration::from_secs(20)));
+        relay = match settings.security {
+            RelaySecurity::Implicit => relay.tls(Tls::Wrapper(tls()?)),
+            RelaySecurity::StartTls => relay.tls(Tls::Required(tls()?)),
+            RelaySecurity::Plain => relay.tls(Tls::None),
+        };
+        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
+            relay = relay.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Self {
+            store,
+            notices,
+            relay: relay.build(),
+            from,
+            base_url,
+        })
+    }
+
+    async fn facility_name(&self, code: Option<&str>) -> Option<String> {
+        let code = FacilityCode::parse(code?).ok()?;
+        self.store
+            .facility(&code)
+            .await
+            .ok()
+            .flatten()
+            .map(|f| f.name)
+    }
+
+    /// The address a row goes to now: the one being confirmed, or the person's
+    /// verified address if they still want mail.
+    async fn address_of(&self, row: &NotificationRow) -> Result<Option<String>, NotifyError> {
+        if let Some(to) = &row.to_address {
+            return Ok(Some(to.clone()));
+        }
+        Ok(self
+            .store
+            .notify_target(&row.account_id)
+            .await?
+            .map(|t| t.email))
+    }
+
+    async fn transmit(&self, to: &str, text: NoticeText) -> Result<(), (bool, String)> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| (true, format!("the address cannot be used: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(text.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(text.body)
+            .map_err(|e| (true, format!("building the mail: {e}")))?;
+        self.relay
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| (e.is_permanent(), e.to_string()))
+    }
+
+    /// Records a failed attempt: retried with back-off until the give-up time, at
+    /// once failed when the relay refused it for good.
+    async fn attempt_failed(
+        &self,
+        row: &NotificationRow,
+        permanent: bool,
+        error: &str,
+    ) -> Result<(), NotifyError> {
+        let attempts = row.attempts + 1;
+        let now = now_ms();
+        let next = if permanent {
+            None
+        } else {
+            self.notices
+                .policy()
+                .next_attempt(row.created_at, attempts, now)
+        };
+        if next.is_none() {
+            tracing::warn!(
+                notification = row.id,
+                account = row.account_id,
+                attempts,
+                error,
+                "notification failed for good"
+            );
+        } else {
+            tracing::info!(
+                notification = row.id,
+                attempts,
+                error,
+                "notification deferred"
+            );
+        }
+        self.store
+            .defer_notification(&row.id, attempts, next, error)
+            .await?;
+        Ok(())
+    }
+
+    /// Sends one batch of due immediate notices; returns how many were handled.
+    pub async fn send_due(&self, now: i64) -> Result<usize, NotifyError> {
+        let rows = self
+            .store
+            .claim_notifications(now, now + millis(LEASE), false, BATCH)
+            .await?;
+        for row in &rows {
+            let Some(to) = self.address_of(row).await? else {
+                self.store
+                    .drop_notification(row.id.as_str(), "no verified address, or notifications off")
+                    .await?;
+                continue;
+            };
+            let facility = self.facility_name(row.facility_code.as_deref()).await;
+            let text = compose(row, facility.as_deref(), &self.base_url);
+            match self.transmit(&to, text).await {
+                Ok(()) => {
+                    self.store.notification_sent(&row.id, now_ms()).await?;
+                    tracing::info!(
+                        notification = row.id,
+                        reason = row.reason,
+                        "notification sent"
+                    );
+                }
+                Err((permanent, error)) => self.attempt_failed(row, permanent, &error).await?,
+            }
+        }
+        Ok(rows.len())
+    }
+
+    /// Sends one summary per person for their due digest lines.
+    pub async fn send_digests(&self, now: i64) -> Result<usize, NotifyError> {
+        let rows = self
+            .store
+            .claim_notifications(now, now + millis(LEASE), true, 1000)
+            .await?;
+        let mut by_account: BTreeMap<String, Vec<NotificationRow>> = BTreeMap::new();
+        for row in rows {
+            by_account
+                .entry(row.account_id.clone())
+                .or_default()
+                .push(row);
+        }
+        let people = by_account.len();
+        for (account, rows) in by_account {
+            let Some(target) = self.store.notify_target(&account).await? else {
+                for row in &rows {
+                    self.store
+                        .drop_notification(&row.id, "no verified address, or notifications off")
+                        .await?;
+                }
+                continue;
+            };
+            let mut lines = Vec::with_capacity(rows.len());
+            for row in rows {
+                let facility = self.facility_name(row.facility_code.as_deref()).await;
+                lines.push((row, facility));
+            }
+            let text = compose_digest(&lines, &self.base_url);
+            match self.transmit(&target.email, text).await {
+                Ok(()) => {
+                    let at = now_ms();
+                    for (row, _) in &lines {
+                        self.store.notification_sent(&row.id, at).await?;
+                    }
+                    tracing::info!(account, lines = lines.len(), "digest sent");
+                }
+                Err((permanent, error)) => {
+                    for (row, _) in &lines {
+                        self.attempt_failed(row, permanent, &error).await?;
+                    }
+                }
+            }
+        }
+        Ok(people)
+    }
+}
+
+/// Runs until `shutdown` resolves: immediate notices as they come, digests and
+/// the escalation sweep every [`SWEEP_EVERY`].
+pub async fn run(notifier: Arc<Notifier>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        let mut pause = IDLE_POLL;
+        match notifier.send_due(now_ms()).await {
+            Ok(n) if n > 0 => pause = Duration::ZERO,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sending notifications failed"),
+        }
+        if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            last_sweep = Some(Instant::now());
+            if let Err(e) = notifier.notices.escalate_due(now_ms()).await {
+                tracing::warn!(error = %e, "escalation sweep failed");
+            }
+            if let Err(e) = notifier.send_digests(now_ms()).await {
+                tracing::warn!(error = %e, "sending digests failed");
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `/api/v1` for notification settings: the address (with its confirmation link),
+//! the mode, and the notices that could not be sent.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use mailbox::notify::{NotifyMode, NotifyReason, kind_labels};
+use mailbox::store::notify::NotificationRow;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+pub struct ChangeEmail {
+    address: String,
+}
+
+/// `PUT /api/v1/me/email` — the new address gets a confirmation link and is used
+/// only once it has been opened.
+pub async fn change_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<ChangeEmail>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state
+        .notices
+        .request_email_change(&s, &body.address)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmEmail {
+    token: String,
+}
+
+#[derive(Serialize)]
+pub struct Confirmed {
+    account: String,
+}
+
+/// `POST /api/v1/email/confirm` — no sign-in needed: the token is the proof.
+pub async fn confirm_email(
+    State(state): State<AppState>,
+    Json(body): Json<ConfirmEmail>,
+) -> Result<Json<Confirmed>, ApiError> {
+    let id = state.notices.confirm_email(&body.token).await?;
+    Ok(Json(Confirmed {
+        account: id.display_grouped(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Settings {
+    email: Option<String>,
+    email_verified: bool,
+    /// Waiting for its confirmation link; not used until then.
+    pending_email: Option<String>,
+    mode: String,
+}
+
+/// `GET /api/v1/me/notifications`
+pub async fn settings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Settings>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let n = state.notices.settings(&s).await?;
+    Ok(Json(Settings {
+        email: n.email,
+        email_verified: n.email_verified,
+        pending_email: n.pending_email,
+        mode: n.notify_mode,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SetMode {
+    mode: String,
+}
+
+/// `PUT /api/v1/me/notifications` — `immediate`, `digest` or `off`.
+pub async fn set_mode(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<SetMode>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state
+        .notices
+        .set_mode(&s, NotifyMode::parse(&body.mode)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A notice that could not be sent: what it was about, never to whom it went.
+#[derive(Serialize)]
+pub struct FailedNotice {
+    id: String,
+    account: String,
+    reason: String,
+    kind_ja: &'static str,
+    kind_en: &'static str,
+    thread_id: Option<String>,
+    envelope_id: Option<String>,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: i64,
+}
+
+impl From<NotificationRow> for FailedNotice {
+    fn from(r: NotificationRow) -> Self {
+        let (kind_ja, kind_en) = kind_labels(r.kind.as_deref());
+        Self {
+            id: r.id,
+            account: r.account_id,
+            reason: NotifyReason::parse(&r.reason)
+                .map_or("unknown", NotifyReason::as_str)
+                .into(),
+            kind_ja,
+            kind_en,
+            thread_id: r.thread_id,
+            envelope_id: r.envelope_id,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// `GET /api/v1/me/notifications/failed`
+pub async fn failed_mine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<FailedNotice>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let rows = state.notices.failed_for(&s).await?;
+    Ok(Json(rows.into_iter().map(FailedNotice::from).collect()))
+}
+
+/// `GET /api/v1/admin/notifications/failed` — the operator's view of every
+/// failed notice.
+pub async fn failed_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<FailedNotice>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let rows = state.notices.failed_all(&s).await?;
+    Ok(Json(rows.into_iter().map(FailedNotice::from).collect()))
+}
