@@ -5,7 +5,9 @@
 mod crash;
 mod demo;
 mod harness;
+mod notify;
 mod sealed;
 mod signin;
+mod smtp;
 mod two_nodes;
 mod workflows;
