@@ -126,6 +126,49 @@ impl Deliverer {
         Ok(n)
     }
 
+    /// Addressees that can no longer receive: removed accounts, and accounts or
+    /// liaison inboxes of facilities that have left the network.
+    async fn unreachable(&self, entries: &[MailboxEntryRow]) -> Result<Vec<String>> {
+        let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
+        let mut out = Vec::new();
+        for e in entries.iter().filter(|e| e.folder == "inbox") {
+            match Principal::parse(&e.principal) {
+                Some(Principal::Account(id)) => match self.store.account(&id).await? {
+                    None => out.push(format!("account {} does not exist", id.display_grouped())),
+                    Some(a) if a.removed => {
+                        out.push(format!("account {} has been removed", id.display_grouped()))
+                    }
+                    Some(a) => {
+                        if let Some(code) = &a.facility
+                            && !self.facility_active(code, today).await?
+                        {
+                            out.push(format!("facility {code} has left the network"));
+                        }
+                    }
+                },
+                Some(Principal::LiaisonInbox(code)) => {
+                    if !self.facility_active(&code, today).await? {
+                        out.push(format!("facility {code} has left the network"));
+                    }
+                }
+                Some(Principal::Oversight(_)) | None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    async fn facility_active(
+        &self,
+        code: &crate::facility::FacilityCode,
+        today: chrono::NaiveDate,
+    ) -> Result<bool> {
+        Ok(self
+            .store
+            .facility(code)
+            .await?
+            .is_some_and(|f| f.is_active_on(today)))
+    }
+
     async fn deliver(&self, entry: &QueueEntry) -> Result<()> {
         let envelope = self
             .store
@@ -135,6 +178,29 @@ impl Deliverer {
         let slots = self.store.envelope_slots(&entry.envelope_id).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let entries = plan(&envelope, &slots, now);
+        let unreachable = self.unreachable(&entries).await?;
+        if !unreachable.is_empty() {
+            // Permanent: retrying cannot bring a removed account back. The sender
+            // keeps the item in Sent, marked failed with the reason.
+            let reason = format!("not delivered: {}", unreachable.join("; "));
+            let sender_entries: Vec<MailboxEntryRow> =
+                entries.into_iter().filter(|e| e.folder == "sent").collect();
+            let notices = match &self.notices {
+                Some(n) => n.for_failure(&envelope, now).await?,
+                None => Vec::new(),
+            };
+            self.store
+                .reject_delivery(
+                    &entry.envelope_id,
+                    &sender_entries,
+                    &notices,
+                    entry.attempts + 1,
+                    &reason,
+                )
+                .await?;
+            tracing::warn!(envelope = entry.envelope_id, reason, "undeliverable");
+            return Ok(());
+        }
         let notices = match &self.notices {
             Some(n) => n.for_delivery(&envelope, &entries, now).await?,
             None => Vec::new(),

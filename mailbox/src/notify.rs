@@ -79,10 +79,12 @@ pub enum NotifyReason {
     Escalation,
     /// The link that confirms a new address.
     ConfirmAddress,
+    /// An item the person sent could not be delivered.
+    DeliveryFailed,
 }
 
 impl NotifyReason {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::NewItem,
         Self::Report,
         Self::Reply,
@@ -90,6 +92,7 @@ impl NotifyReason {
         Self::Assigned,
         Self::Escalation,
         Self::ConfirmAddress,
+        Self::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +104,7 @@ impl NotifyReason {
             Self::Assigned => "assigned",
             Self::Escalation => "escalation",
             Self::ConfirmAddress => "confirm_address",
+            Self::DeliveryFailed => "delivery_failed",
         }
     }
 
@@ -253,6 +257,13 @@ pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) ->
             format!("{from_ja}届いた{kind_ja}が、まだ開封されていません。"),
             format!("A {kind_en}{from_en} has not been opened yet."),
         ),
+        NotifyReason::DeliveryFailed => (
+            format!("[Renkei] {kind_ja}を届けられませんでした / Not delivered"),
+            format!(
+                "送信した{kind_ja}を届けられませんでした。送信済みフォルダで理由をご確認ください。"
+            ),
+            format!("A {kind_en} you sent could not be delivered. The reason is shown in Sent."),
+        ),
         NotifyReason::ConfirmAddress => {
             let token = row.secret.as_deref().unwrap_or_default();
             let base = base_url.trim_end_matches('/');
@@ -400,6 +411,31 @@ impl Notices {
             }
         }
         Ok(rows)
+    }
+
+    /// Tells the sender an item could not be delivered.
+    pub async fn for_failure(
+        &self,
+        envelope: &EnvelopeRow,
+        now: i64,
+    ) -> Result<Vec<NotificationRow>> {
+        if !self.policy.enabled {
+            return Ok(Vec::new());
+        }
+        let Some(target) = self.store.notify_target(&envelope.sender_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut r = row(
+            format!("failed:{}:{}", envelope.id, target.account_id),
+            &target,
+            NotifyReason::DeliveryFailed,
+            &self.policy,
+            now,
+        );
+        r.kind = Some(envelope.kind.clone());
+        r.thread_id = envelope.thread_id.clone();
+        r.envelope_id = Some(envelope.id.clone());
+        Ok(vec![r])
     }
 
     /// Tells a doctor the liaison office handed them an item.

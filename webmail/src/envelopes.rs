@@ -480,6 +480,9 @@ pub struct MailboxItem {
     thread_id: Option<String>,
     step: Option<String>,
     thread_state: Option<String>,
+    /// `failed` (with the reason) for an item that could not be delivered.
+    delivery_state: Option<String>,
+    delivery_error: Option<String>,
 }
 
 /// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
@@ -506,6 +509,8 @@ pub async fn mailbox(
                 thread_id: e.thread_id,
                 step: e.step,
                 thread_state: e.thread_state,
+                delivery_state: e.delivery_state,
+                delivery_error: e.delivery_error,
             })
             .collect(),
     ))

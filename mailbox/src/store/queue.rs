@@ -40,6 +40,9 @@ pub struct MailboxListing {
     pub thread_id: Option<String>,
     pub step: Option<String>,
     pub thread_state: Option<String>,
+    /// `pending`, `done` or `failed`; with the reason when it failed.
+    pub delivery_state: Option<String>,
+    pub delivery_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -70,6 +73,16 @@ pub trait QueueStore: Send + Sync {
         now: i64,
     ) -> StoreResult<()>;
     /// Schedules another attempt, or marks the entry failed when `next_attempt_at` is `None`.
+    /// An item that cannot be delivered: the sender's own entries (so it shows in
+    /// Sent) and the failed state with its reason, atomically; nobody else gets it.
+    async fn reject_delivery(
+        &self,
+        envelope_id: &str,
+        sender_entries: &[MailboxEntryRow],
+        notices: &[super::notify::NotificationRow],
+        attempts: i64,
+        reason: &str,
+    ) -> StoreResult<()>;
     async fn defer_delivery(
         &self,
         envelope_id: &str,

@@ -15,8 +15,10 @@ pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attem
 pub(super) const STATUS: &str =
     "SELECT state, attempts, last_error, delivered_at FROM delivery_queue WHERE envelope_id = $1";
 pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m.seen, m.flagged, m.archived, \
-    m.delivered_at, e.kind, e.sender_id, e.sender_facility, e.thread_id, e.step, t.state AS thread_state \
+    m.delivered_at, e.kind, e.sender_id, e.sender_facility, e.thread_id, e.step, t.state AS thread_state, \
+    q.state AS delivery_state, q.last_error AS delivery_error \
     FROM mailbox_entries m JOIN envelopes e ON e.id = m.envelope_id LEFT JOIN threads t ON t.id = e.thread_id \
+    LEFT JOIN delivery_queue q ON q.envelope_id = m.envelope_id \
     WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
 pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
     flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
@@ -73,6 +75,42 @@ macro_rules! impl_queue_store {
                 sqlx::query(super::thread_sql::THREAD_DELIVERED)
                     .bind(envelope_id)
                     .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reject_delivery(
+                &self,
+                envelope_id: &str,
+                sender_entries: &[MailboxEntryRow],
+                notices: &[$crate::store::notify::NotificationRow],
+                attempts: i64,
+                reason: &str,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for e in sender_entries {
+                    sqlx::query(queue_sql::INSERT_ENTRY)
+                        .bind(&e.envelope_id)
+                        .bind(&e.principal)
+                        .bind(&e.folder)
+                        .bind(e.seen)
+                        .bind(e.flagged)
+                        .bind(e.archived)
+                        .bind(e.delivered_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for n in notices {
+                    super::notify_sql::bind_notification!(n)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(queue_sql::FAIL)
+                    .bind(envelope_id)
+                    .bind(attempts)
+                    .bind(reason)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
