@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod directory;
 pub mod error;
 pub mod facility;
+pub mod folders;
 pub mod keyring;
 pub mod keys;
 pub mod notify;

@@ -644,6 +644,21 @@ impl Postroom {
 
     /// Opens an item for the reader, with its signature status.
     pub async fn open(&self, session: &CurrentSession, id: &str) -> Result<OpenedItem> {
+        self.open_marking(session, id, true).await
+    }
+
+    /// Opens without marking anything seen or received (a mail client's
+    /// `BODY.PEEK`, a search over content).
+    pub async fn peek(&self, session: &CurrentSession, id: &str) -> Result<OpenedItem> {
+        self.open_marking(session, id, false).await
+    }
+
+    async fn open_marking(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        mark: bool,
+    ) -> Result<OpenedItem> {
         let (_, principal, row, opened) = self.open_raw(session, id).await?;
         let mut signature = match opened.verification {
             Verification::Valid => SignatureStatus::Valid,
@@ -670,18 +685,20 @@ impl Postroom {
             }
         }
         // Opening marks the reader's own entry seen (oversight readers have none).
-        match self
-            .directory
-            .store()
-            .set_flags(id, &principal.key(), Some(true), None, None)
-            .await
-        {
-            Ok(()) | Err(crate::store::StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
+        if mark {
+            match self
+                .directory
+                .store()
+                .set_flags(id, &principal.key(), Some(true), None, None)
+                .await
+            {
+                Ok(()) | Err(crate::store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         // Opening by the addressee (or the assigned doctor, or the shared inbox)
         // is the thread's receipt.
-        if row.thread_id.is_some() {
+        if mark && row.thread_id.is_some() {
             let reader = session.require_ready()?;
             self.directory
                 .store()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::delivery::{Deliverer, DeliveryPolicy};
+use mailbox::folders::{Folder, FolderListing, Folders};
 use mailbox::notify::{Notices, NotifyPolicy};
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
@@ -529,4 +530,127 @@ async fn notices_are_queued_once_with_delivery_and_unopened_items_escalate_once(
         1
     );
     let _ = next;
+}
+
+#[tokio::test]
+async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_deleting() {
+    let n = net().await;
+    let gp = n.person(Role::Doctor, CLINIC, "gp").await;
+    let rad = n.person(Role::Doctor, HOSPITAL, "rad").await;
+    let col = n.person(Role::Doctor, HOSPITAL, "col").await;
+    let clerk = n.person(Role::Clerk, HOSPITAL, "clerk").await;
+    let folders = Folders::new(n.dir.clone(), n.post.clone());
+    let d = deliverer(&n, Duration::from_secs(30));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            n.send(&gp, vec![Recipient::Person(rad.account.id.clone())])
+                .await,
+        );
+        d.deliver_due().await.unwrap();
+    }
+    let uids = |l: &FolderListing| -> Vec<(i64, String)> {
+        l.messages
+            .iter()
+            .map(|m| (m.uid, m.envelope_id.clone()))
+            .collect()
+    };
+    let inbox = folders.listing(&rad, Folder::Inbox).await.unwrap();
+    let first = uids(&inbox);
+    assert_eq!(
+        first.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+        ids,
+        "arrival order"
+    );
+    assert!(first.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(inbox.uid_next > first[2].0);
+    assert_eq!(
+        uids(&folders.listing(&rad, Folder::Inbox).await.unwrap()),
+        first,
+        "stable"
+    );
+
+    // Reading without marking, then marking.
+    folders.open(&rad, &ids[0], false).await.unwrap();
+    let l = folders.listing(&rad, Folder::Inbox).await.unwrap();
+    assert!(!l.messages[0].seen, "a peek marks nothing");
+    folders
+        .set_flags(&rad, Folder::Inbox, &ids[0], Some(true), Some(true))
+        .await
+        .unwrap();
+    let l = folders.listing(&rad, Folder::Inbox).await.unwrap();
+    assert!(l.messages[0].seen && l.messages[0].flagged);
+    assert!(
+        n.post.mailbox(&rad, "inbox").await.unwrap()[2].seen,
+        "the web sees it too"
+    );
+
+    // EXPUNGE archives; coming back gives a new, higher UID.
+    folders.expunge(&rad, Folder::Inbox, &ids[1]).await.unwrap();
+    let inbox = uids(&folders.listing(&rad, Folder::Inbox).await.unwrap());
+    assert_eq!(inbox, vec![first[0].clone(), first[2].clone()]);
+    let archive = uids(&folders.listing(&rad, Folder::Archive).await.unwrap());
+    assert_eq!(archive.len(), 1);
+    assert!(archive[0].0 > first[2].0);
+    folders
+        .expunge(&rad, Folder::Archive, &ids[1])
+        .await
+        .unwrap();
+    assert!(
+        folders
+            .listing(&rad, Folder::Archive)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    let inbox = uids(&folders.listing(&rad, Folder::Inbox).await.unwrap());
+    assert_eq!(inbox.len(), 3);
+    assert_eq!(inbox[2].1, ids[1]);
+    assert!(
+        inbox[2].0 > archive[0].0,
+        "back in INBOX above everything seen"
+    );
+    assert!(
+        n.post.open(&rad, &ids[1]).await.is_ok(),
+        "nothing destroyed"
+    );
+
+    // A colleague sees none of it; a doctor has no facility folder.
+    assert!(
+        folders
+            .listing(&col, Folder::Inbox)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    assert!(folders.listing(&col, Folder::Facility).await.is_err());
+    assert!(folders.open(&col, &ids[0], false).await.is_err());
+
+    // The clerk's facility folder holds every item of the hospital, read-only.
+    assert_eq!(
+        folders.available(&clerk).unwrap(),
+        vec![
+            Folder::Inbox,
+            Folder::Sent,
+            Folder::Archive,
+            Folder::Facility
+        ]
+    );
+    let facility = folders.listing(&clerk, Folder::Facility).await.unwrap();
+    assert_eq!(facility.messages.len(), 3);
+    assert!(folders.open(&clerk, &ids[2], false).await.is_ok());
+    assert!(matches!(
+        folders
+            .set_flags(&clerk, Folder::Facility, &ids[2], Some(true), None)
+            .await,
+        Err(mailbox::Error::Forbidden)
+    ));
+    assert!(matches!(
+        folders.expunge(&clerk, Folder::Facility, &ids[2]).await,
+        Err(mailbox::Error::Forbidden)
+    ));
+    assert_eq!(Folder::parse_imap("inbox"), Some(Folder::Inbox));
+    assert_eq!(Folder::parse_imap("Trash"), None);
 }

@@ -3,6 +3,8 @@
 //! Only this module imports sqlx. Each backend has its own migrations; portable
 //! statements live once in [`sql`], dialect-specific ones in the backend's file.
 
+pub mod imap;
+mod imap_sql;
 pub mod notify;
 mod notify_sql;
 mod postgres;
@@ -82,6 +84,7 @@ pub trait Store:
     + queue::QueueStore
     + thread::ThreadStore
     + notify::NotifyStore
+    + imap::ImapStore
     + Send
     + Sync
     + 'static

@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::imap_sql::{self, impl_imap_store};
 use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
 use super::notify_sql::{self, impl_notify_store};
 use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
@@ -67,6 +68,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 
 impl_queue_store!(SqliteStore, CLAIM);
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
+impl_imap_store!(SqliteStore);
 impl_vault_store!(SqliteStore);
 impl_thread_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

@@ -1,0 +1,207 @@
+//! A reader's folders as a mail client sees them: which folders a role has,
+//! stable UIDs, flags, and "expunge" as archiving (nothing is ever destroyed
+//! from a client). The IMAP protocol lives in `transport::imap`; these are the
+//! mailbox rules it calls.
+
+use std::sync::Arc;
+
+use crate::account::Role;
+use crate::directory::{CurrentSession, Directory};
+use crate::error::{Error, Result};
+use crate::keyring::Principal;
+use crate::postroom::{OpenedItem, Postroom};
+use crate::store::imap::FolderRow;
+
+/// A folder of the IMAP view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    Inbox,
+    Sent,
+    Archive,
+    /// The facility's liaison shared inbox (liaisons).
+    Shared,
+    /// Every item of the facility, read-only (clerks and liaisons).
+    Facility,
+}
+
+impl Folder {
+    pub const ALL: [Self; 5] = [
+        Self::Inbox,
+        Self::Sent,
+        Self::Archive,
+        Self::Shared,
+        Self::Facility,
+    ];
+
+    /// The name a client sees.
+    pub fn imap_name(self) -> &'static str {
+        match self {
+            Self::Inbox => "INBOX",
+            Self::Sent => "Sent",
+            Self::Archive => "Archive",
+            Self::Shared => "Shared",
+            Self::Facility => "Facility",
+        }
+    }
+
+    /// INBOX in any case (as RFC 3501 says), the others case-insensitively too.
+    pub fn parse_imap(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.imap_name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// EXAMINE semantics only: no flags, no expunge, no append.
+    pub fn read_only(self) -> bool {
+        self == Self::Facility
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::Sent => "sent",
+            Self::Archive => "archive",
+            Self::Shared => "shared",
+            Self::Facility => "facility",
+        }
+    }
+}
+
+/// A folder's messages in UID order.
+#[derive(Debug, Clone)]
+pub struct FolderListing {
+    pub folder: Folder,
+    pub messages: Vec<FolderRow>,
+    /// Above every UID handed out so far; never goes down.
+    pub uid_next: i64,
+}
+
+/// UIDs are never renumbered, so the validity value never changes.
+pub const UID_VALIDITY: u32 = 1;
+
+pub struct Folders {
+    directory: Arc<Directory>,
+    postroom: Arc<Postroom>,
+}
+
+impl Folders {
+    pub fn new(directory: Arc<Directory>, postroom: Arc<Postroom>) -> Self {
+        Self {
+            directory,
+            postroom,
+        }
+    }
+
+    /// The folders this person has, in display order.
+    pub fn available(&self, session: &CurrentSession) -> Result<Vec<Folder>> {
+        let account = session.require_ready()?;
+        let mut out = vec![Folder::Inbox, Folder::Sent, Folder::Archive];
+        match account.role {
+            Role::Doctor => {}
+            Role::Liaison => out.extend([Folder::Shared, Folder::Facility]),
+            Role::Clerk => out.push(Folder::Facility),
+            Role::Operator => return Err(Error::Forbidden),
+        }
+        Ok(out)
+    }
+
+    /// Whose entries the folder shows: the person, or a key of their facility.
+    fn principal(&self, session: &CurrentSession, folder: Folder) -> Result<String> {
+        if !self.available(session)?.contains(&folder) {
+            return Err(Error::NotFound("folder"));
+        }
+        let account = &session.account;
+        let facility = || account.facility.clone().ok_or(Error::Forbidden);
+        Ok(match folder {
+            Folder::Inbox | Folder::Sent | Folder::Archive => {
+                Principal::Account(account.id.clone()).key()
+            }
+            Folder::Shared => Principal::LiaisonInbox(facility()?).key(),
+            Folder::Facility => Principal::Oversight(facility()?).key(),
+        })
+    }
+
+    /// Numbers anything new and lists the folder.
+    pub async fn listing(&self, session: &CurrentSession, folder: Folder) -> Result<FolderListing> {
+        let principal = self.principal(session, folder)?;
+        let store = self.directory.store();
+        store.sync_folder(&principal, folder.key()).await?;
+        let messages = store.folder_rows(&principal, folder.key()).await?;
+        let uid_next = store.max_uid().await?.saturating_add(1);
+        Ok(FolderListing {
+            folder,
+            messages,
+            uid_next,
+        })
+    }
+
+    /// Sets or clears \Seen and \Flagged. Setting \Seen opens the item, which
+    /// records its receipt in the workflow exactly as reading it on the web does.
+    pub async fn set_flags(
+        &self,
+        session: &CurrentSession,
+        folder: Folder,
+        envelope_id: &str,
+        seen: Option<bool>,
+        flagged: Option<bool>,
+    ) -> Result<()> {
+        if folder.read_only() {
+            return Err(Error::Forbidden);
+        }
+        let principal = self.principal(session, folder)?;
+        if seen == Some(true) {
+            self.postroom.open(session, envelope_id).await?;
+        }
+        self.directory
+            .store()
+            .set_flags(envelope_id, &principal, seen, flagged, None)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound => Error::NotFound("item"),
+                e => e.into(),
+            })
+    }
+
+    /// EXPUNGE moves to Archive (and out of Archive, back to where it came from);
+    /// nothing is destroyed from a mail client.
+    pub async fn expunge(
+        &self,
+        session: &CurrentSession,
+        folder: Folder,
+        envelope_id: &str,
+    ) -> Result<()> {
+        if folder.read_only() {
+            return Err(Error::Forbidden);
+        }
+        let principal = self.principal(session, folder)?;
+        self.directory
+            .store()
+            .set_flags(
+                envelope_id,
+                &principal,
+                None,
+                None,
+                Some(folder != Folder::Archive),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound => Error::NotFound("item"),
+                e => e.into(),
+            })
+    }
+
+    /// Opens an item for rendering; `mark` as a non-peek fetch does (seen, and
+    /// the workflow's receipt).
+    pub async fn open(
+        &self,
+        session: &CurrentSession,
+        envelope_id: &str,
+        mark: bool,
+    ) -> Result<OpenedItem> {
+        if mark {
+            self.postroom.open(session, envelope_id).await
+        } else {
+            self.postroom.peek(session, envelope_id).await
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Storage behind the IMAP view of a reader's folders: stable UIDs and the clear
+//! metadata a listing needs. Content stays sealed; rendering opens it.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// One message of a folder as IMAP numbers it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FolderRow {
+    pub uid: i64,
+    pub envelope_id: String,
+    pub seen: bool,
+    pub flagged: bool,
+    /// Unix seconds the item was sealed.
+    pub created_at: i64,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+}
+
+#[async_trait]
+pub trait ImapStore: Send + Sync {
+    /// Brings the folder's UID rows in line with its items: items that left lose
+    /// their row, new ones get the next UIDs in arrival order. `folder` is one of
+    /// `inbox`, `sent`, `archive` (of `principal`'s entries), `shared` (a liaison
+    /// inbox's entries) or `facility` (the items an oversight key holds a slot of).
+    async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()>;
+    /// The folder's messages in UID order.
+    async fn folder_rows(&self, principal: &str, folder: &str) -> StoreResult<Vec<FolderRow>>;
+    /// The highest UID handed out anywhere (UIDNEXT is above it).
+    async fn max_uid(&self) -> StoreResult<i64>;
+}

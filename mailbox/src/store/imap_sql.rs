@@ -1,0 +1,100 @@
+//! Portable statements for [`super::imap::ImapStore`].
+
+/// The items a folder holds, as `(envelope_id, arrived)`; `$1` is the principal.
+fn source(folder: &str) -> Option<&'static str> {
+    Some(match folder {
+        "inbox" | "shared" => {
+            "SELECT envelope_id, delivered_at AS arrived FROM mailbox_entries \
+             WHERE principal = $1 AND folder = 'inbox' AND NOT archived"
+        }
+        "sent" => {
+            "SELECT envelope_id, delivered_at AS arrived FROM mailbox_entries \
+             WHERE principal = $1 AND folder = 'sent' AND NOT archived"
+        }
+        "archive" => {
+            "SELECT envelope_id, delivered_at AS arrived FROM mailbox_entries \
+             WHERE principal = $1 AND archived"
+        }
+        "facility" => {
+            "SELECT envelope_id, added_at AS arrived FROM envelope_slots WHERE principal = $1"
+        }
+        _ => return None,
+    })
+}
+
+pub(super) fn prune(folder: &str) -> Option<String> {
+    Some(format!(
+        "DELETE FROM imap_uids WHERE principal = $1 AND folder = $2 \
+         AND envelope_id NOT IN (SELECT envelope_id FROM ({}) s)",
+        source(folder)?
+    ))
+}
+
+pub(super) fn number(folder: &str) -> Option<String> {
+    Some(format!(
+        "INSERT INTO imap_uids (principal, folder, envelope_id) \
+         SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), s.envelope_id FROM ({}) s \
+         WHERE NOT EXISTS (SELECT 1 FROM imap_uids u WHERE u.principal = $1 AND u.folder = $2 \
+         AND u.envelope_id = s.envelope_id) \
+         ORDER BY s.arrived, s.envelope_id \
+         ON CONFLICT (principal, folder, envelope_id) DO NOTHING",
+        source(folder)?
+    ))
+}
+
+pub(super) const ROWS: &str = "SELECT u.uid, u.envelope_id, \
+    COALESCE(m.seen, FALSE) AS seen, COALESCE(m.flagged, FALSE) AS flagged, e.created_at, e.kind, \
+    e.sender_id, e.sender_facility, e.thread_id, e.step \
+    FROM imap_uids u JOIN envelopes e ON e.id = u.envelope_id \
+    LEFT JOIN mailbox_entries m ON m.envelope_id = u.envelope_id AND m.principal = u.principal \
+    WHERE u.principal = $1 AND u.folder = $2 ORDER BY u.uid";
+pub(super) const MAX_UID: &str = "SELECT COALESCE(MAX(uid), 0) FROM imap_uids";
+
+macro_rules! impl_imap_store {
+    ($backend:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::imap::ImapStore for $backend {
+            async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()> {
+                let (Some(prune), Some(number)) =
+                    (imap_sql::prune(folder), imap_sql::number(folder))
+                else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(&prune)
+                    .bind(principal)
+                    .bind(folder)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&number)
+                    .bind(principal)
+                    .bind(folder)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn folder_rows(
+                &self,
+                principal: &str,
+                folder: &str,
+            ) -> StoreResult<Vec<$crate::store::imap::FolderRow>> {
+                Ok(
+                    sqlx::query_as::<_, $crate::store::imap::FolderRow>(imap_sql::ROWS)
+                        .bind(principal)
+                        .bind(folder)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
+            }
+
+            async fn max_uid(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, i64>(imap_sql::MAX_UID)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+pub(super) use impl_imap_store;
