@@ -2,5 +2,6 @@
 //! delivery worker and the notification mail sender. The IMAP server comes here next.
 
 pub mod delivery;
+pub mod imap;
 pub mod notify;
 pub mod tls;
