@@ -147,10 +147,14 @@ impl Server {
             .notifying(notices.clone()),
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(transport::delivery::run(deliverer, async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|stop| *stop).await;
-        }));
+        let worker = tokio::spawn(transport::delivery::run_woken(
+            deliverer,
+            self.postroom.delivery_wake(),
+            async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
         let notifier = match &self.relay {
             Some(relay) => {
                 let base_url = match &self.public_url {

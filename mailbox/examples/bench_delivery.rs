@@ -302,6 +302,7 @@ impl Net {
 
 /// The delivery loop of `transport::delivery::run`, stoppable by a flag.
 fn start_workers(
+    wake: &Arc<tokio::sync::Notify>,
     store: &Arc<dyn Store>,
     n: usize,
     stop: Arc<AtomicBool>,
@@ -310,6 +311,7 @@ fn start_workers(
         .map(|_| {
             let deliverer = Deliverer::new(store.clone(), DeliveryPolicy::default());
             let stop = stop.clone();
+            let wake = wake.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let pause = match deliverer.deliver_due().await {
@@ -320,7 +322,10 @@ fn start_workers(
                             Duration::from_secs(1)
                         }
                     };
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = wake.notified(), if !pause.is_zero() && pause <= IDLE_POLL => {}
+                    }
                 }
             })
         })
@@ -487,7 +492,12 @@ async fn run() -> Res<()> {
 
     // Check the shape of one item: 4 key slots, delivered to the reader's inbox.
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = start_workers(&store, args.workers, stop.clone());
+    let workers = start_workers(
+        &net.post.delivery_wake(),
+        &store,
+        args.workers,
+        stop.clone(),
+    );
     let probe = net.send(0).await?;
     let slots = store.envelope_slots(&probe).await?;
     if slots.len() != 4 {

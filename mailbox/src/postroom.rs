@@ -194,7 +194,17 @@ pub struct Postroom {
     directory: Arc<Directory>,
     blobs: BlobStore,
     blind_key: Arc<BlindIndexKey>,
+    /// Parsed certificates keyed by the SHA-256 of their stored bytes: the rows are
+    /// still read on every send (a new key takes effect at once), only the parse,
+    /// a sixth of a small item's CPU, is saved.
+    parsed: std::sync::Mutex<std::collections::HashMap<[u8; 32], Certificate>>,
+    /// Signalled after every committed submission, so an idle delivery worker
+    /// starts at once instead of at its next poll.
+    delivery_wake: Arc<tokio::sync::Notify>,
 }
+
+/// Beyond this many distinct certificates the cache starts over.
+const PARSED_CERTS: usize = 4096;
 
 fn crypto(e: CryptoError) -> Error {
     match e {
@@ -248,10 +258,17 @@ pub(crate) fn new_id() -> String {
 impl Postroom {
     pub fn new(directory: Arc<Directory>, blobs: BlobStore, blind_key: Arc<BlindIndexKey>) -> Self {
         Self {
+            parsed: std::sync::Mutex::default(),
+            delivery_wake: Arc::default(),
             directory,
             blobs,
             blind_key,
         }
+    }
+
+    /// What a delivery worker in this process waits on between polls.
+    pub fn delivery_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.delivery_wake.clone()
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -271,14 +288,30 @@ impl Postroom {
             .account_key(id)
             .await?
             .ok_or(Error::NotFound("recipient"))?;
-        Certificate::from_bytes(&row.cert).map_err(crypto)
+        self.parse_cert(&row.cert)
     }
 
     async fn facility_cert(&self, code: &FacilityCode, role: &str) -> Result<Option<Certificate>> {
         match self.directory.store().facility_key(code, role).await? {
-            Some(row) => Ok(Some(Certificate::from_bytes(&row.cert).map_err(crypto)?)),
+            Some(row) => Ok(Some(self.parse_cert(&row.cert)?)),
             None => Ok(None),
         }
+    }
+
+    fn parse_cert(&self, bytes: &[u8]) -> Result<Certificate> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(bytes).into();
+        if let Some(c) = self.parsed.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let cert = Certificate::from_bytes(bytes).map_err(crypto)?;
+        if let Ok(mut m) = self.parsed.lock() {
+            if m.len() >= PARSED_CERTS {
+                m.clear();
+            }
+            m.insert(key, cert.clone());
+        }
+        Ok(cert)
     }
 
     /// The certificate behind a key-slot principal; `None` for a facility key not
@@ -582,6 +615,7 @@ impl Postroom {
             }
             return Err(e.into());
         }
+        self.delivery_wake.notify_one();
         tracing::info!(
             envelope = id,
             sender = sender.id.as_str(),

@@ -14,6 +14,17 @@ pub const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Runs until `shutdown` resolves. A batch that found work is followed at once by
 /// the next; errors are logged and retried after a pause.
 pub async fn run(deliverer: Arc<Deliverer>, shutdown: impl Future<Output = ()>) {
+    run_woken(deliverer, Arc::default(), shutdown).await
+}
+
+/// Like [`run`], and an idle worker also starts when `wake` is notified (the
+/// postroom does after every committed submission); the poll still finds entries
+/// submitted by other nodes or due for a retry.
+pub async fn run_woken(
+    deliverer: Arc<Deliverer>,
+    wake: Arc<tokio::sync::Notify>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let pause = match deliverer.deliver_due().await {
@@ -27,6 +38,7 @@ pub async fn run(deliverer: Arc<Deliverer>, shutdown: impl Future<Output = ()>) 
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep(pause) => {}
+            () = wake.notified(), if !pause.is_zero() && pause <= IDLE_POLL => {}
         }
     }
 }
