@@ -2,6 +2,7 @@
 //! claim lasts, and how failed attempts back off. The loop that drives it lives in
 //! `transport::delivery`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::keyring::Principal;
 use crate::notify::Notices;
 use crate::store::Store;
-use crate::store::queue::{MailboxEntryRow, QueueEntry};
+use crate::store::queue::{Completion, MailboxEntryRow, QueueEntry};
 use crate::store::vault::{EnvelopeRow, SlotRow};
 
 #[derive(Debug, Clone)]
@@ -104,6 +105,8 @@ impl Deliverer {
     }
 
     /// Claims and delivers one batch of due entries; returns how many were handled.
+    /// The batch is written in one transaction (falling back to one item at a
+    /// time if that fails, so one bad item cannot hold up the others).
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = chrono::Utc::now().timestamp_millis();
         let claimed = self
@@ -111,50 +114,83 @@ impl Deliverer {
             .claim_deliveries(now, now + millis(self.policy.lease), self.policy.batch)
             .await?;
         let n = claimed.len();
+        let mut lookups = Lookups::default();
+        let mut ready: Vec<(QueueEntry, Completion)> = Vec::with_capacity(n);
         for entry in claimed {
-            if let Err(e) = self.deliver(&entry).await {
-                let attempts = entry.attempts + 1;
-                let next = (attempts < self.policy.max_attempts).then(|| {
-                    chrono::Utc::now().timestamp_millis() + millis(self.policy.backoff(attempts))
-                });
-                tracing::warn!(envelope = entry.envelope_id, attempts, error = %e, "delivery attempt failed");
-                self.store
-                    .defer_delivery(&entry.envelope_id, attempts, next, &e.to_string())
-                    .await?;
+            match self.prepare(&entry, now, &mut lookups).await {
+                Ok(Some(c)) => ready.push((entry, c)),
+                Ok(None) => {}
+                Err(e) => self.failed_attempt(&entry, &e).await?,
+            }
+        }
+        if ready.is_empty() {
+            return Ok(n);
+        }
+        let batch: Vec<Completion> = ready.iter().map(|(_, c)| c.clone()).collect();
+        match self.store.complete_deliveries(&batch, now).await {
+            Ok(()) => {
+                for c in &batch {
+                    tracing::info!(
+                        envelope = c.envelope_id,
+                        entries = c.entries.len(),
+                        notices = c.notices.len(),
+                        "delivered"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(items = batch.len(), error = %e, "batch delivery failed; one by one");
+                for (entry, c) in ready {
+                    if let Err(e) = self
+                        .store
+                        .complete_delivery(&c.envelope_id, &c.entries, &c.notices, now)
+                        .await
+                    {
+                        self.failed_attempt(&entry, &e.into()).await?;
+                    }
+                }
             }
         }
         Ok(n)
     }
 
-    /// Addressees that can no longer receive: removed accounts, and accounts or
-    /// liaison inboxes of facilities that have left the network.
-    async fn unreachable(&self, entries: &[MailboxEntryRow]) -> Result<Vec<String>> {
-        let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
-        let mut out = Vec::new();
-        for e in entries.iter().filter(|e| e.folder == "inbox") {
-            match Principal::parse(&e.principal) {
-                Some(Principal::Account(id)) => match self.store.account(&id).await? {
-                    None => out.push(format!("account {} does not exist", id.display_grouped())),
-                    Some(a) if a.removed => {
-                        out.push(format!("account {} has been removed", id.display_grouped()))
+    async fn failed_attempt(&self, entry: &QueueEntry, e: &Error) -> Result<()> {
+        let attempts = entry.attempts + 1;
+        let next = (attempts < self.policy.max_attempts).then(|| {
+            chrono::Utc::now().timestamp_millis() + millis(self.policy.backoff(attempts))
+        });
+        tracing::warn!(envelope = entry.envelope_id, attempts, error = %e, "delivery attempt failed");
+        self.store
+            .defer_delivery(&entry.envelope_id, attempts, next, &e.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Why an addressee can no longer receive, if so: a removed account, or an
+    /// account or liaison inbox of a facility that has left the network.
+    async fn unreachable_reason(
+        &self,
+        principal: &str,
+        today: chrono::NaiveDate,
+    ) -> Result<Option<String>> {
+        Ok(match Principal::parse(principal) {
+            Some(Principal::Account(id)) => match self.store.account(&id).await? {
+                None => Some(format!("account {} does not exist", id.display_grouped())),
+                Some(a) if a.removed => Some(format!(
+                    "account {} has been removed",
+                    id.display_grouped()
+                )),
+                Some(a) => match &a.facility {
+                    Some(code) if !self.facility_active(code, today).await? => {
+                        Some(format!("facility {code} has left the network"))
                     }
-                    Some(a) => {
-                        if let Some(code) = &a.facility
-                            && !self.facility_active(code, today).await?
-                        {
-                            out.push(format!("facility {code} has left the network"));
-                        }
-                    }
+                    _ => None,
                 },
-                Some(Principal::LiaisonInbox(code)) => {
-                    if !self.facility_active(&code, today).await? {
-                        out.push(format!("facility {code} has left the network"));
-                    }
-                }
-                Some(Principal::Oversight(_)) | None => {}
-            }
-        }
-        Ok(out)
+            },
+            Some(Principal::LiaisonInbox(code)) => (!self.facility_active(&code, today).await?)
+                .then(|| format!("facility {code} has left the network")),
+            Some(Principal::Oversight(_)) | None => None,
+        })
     }
 
     async fn facility_active(
@@ -169,16 +205,32 @@ impl Deliverer {
             .is_some_and(|f| f.is_active_on(today)))
     }
 
-    async fn deliver(&self, entry: &QueueEntry) -> Result<()> {
+    /// Plans one item: its completion, or `None` when it was rejected as
+    /// undeliverable (already recorded).
+    async fn prepare(
+        &self,
+        entry: &QueueEntry,
+        now: i64,
+        lookups: &mut Lookups,
+    ) -> Result<Option<Completion>> {
         let envelope = self
             .store
-            .envelope(&entry.envelope_id)
+            .envelope_head(&entry.envelope_id)
             .await?
             .ok_or(Error::NotFound("item"))?;
         let slots = self.store.envelope_slots(&entry.envelope_id).await?;
-        let now = chrono::Utc::now().timestamp_millis();
         let entries = plan(&envelope, &slots, now);
-        let unreachable = self.unreachable(&entries).await?;
+        let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
+        let mut unreachable = Vec::new();
+        for e in entries.iter().filter(|e| e.folder == "inbox") {
+            if !lookups.reachability.contains_key(&e.principal) {
+                let reason = self.unreachable_reason(&e.principal, today).await?;
+                lookups.reachability.insert(e.principal.clone(), reason);
+            }
+            if let Some(Some(reason)) = lookups.reachability.get(&e.principal) {
+                unreachable.push(reason.clone());
+            }
+        }
         if !unreachable.is_empty() {
             // Permanent: retrying cannot bring a removed account back. The sender
             // keeps the item in Sent, marked failed with the reason.
@@ -199,23 +251,28 @@ impl Deliverer {
                 )
                 .await?;
             tracing::warn!(envelope = entry.envelope_id, reason, "undeliverable");
-            return Ok(());
+            return Ok(None);
         }
         let notices = match &self.notices {
-            Some(n) => n.for_delivery(&envelope, &entries, now).await?,
+            Some(n) => {
+                n.for_delivery_with(&envelope, &entries, now, &mut lookups.targets)
+                    .await?
+            }
             None => Vec::new(),
         };
-        self.store
-            .complete_delivery(&entry.envelope_id, &entries, &notices, now)
-            .await?;
-        tracing::info!(
-            envelope = entry.envelope_id,
-            entries = entries.len(),
-            notices = notices.len(),
-            "delivered"
-        );
-        Ok(())
+        Ok(Some(Completion {
+            envelope_id: entry.envelope_id.clone(),
+            entries,
+            notices,
+        }))
     }
+}
+
+/// Answers looked up once per batch (most items of a batch share recipients).
+#[derive(Default)]
+struct Lookups {
+    reachability: HashMap<String, Option<String>>,
+    targets: HashMap<String, Vec<crate::store::notify::NotifyTarget>>,
 }
 
 #[cfg(test)]

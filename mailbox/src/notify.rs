@@ -6,6 +6,7 @@
 //! keyed so that repeating the event queues nothing twice; `transport::notify`
 //! sends them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -382,6 +383,18 @@ impl Notices {
         entries: &[MailboxEntryRow],
         now: i64,
     ) -> Result<Vec<NotificationRow>> {
+        self.for_delivery_with(envelope, entries, now, &mut HashMap::new())
+            .await
+    }
+
+    /// As [`Self::for_delivery`], reusing the targets a batch has looked up.
+    pub async fn for_delivery_with(
+        &self,
+        envelope: &EnvelopeRow,
+        entries: &[MailboxEntryRow],
+        now: i64,
+        known: &mut HashMap<String, Vec<NotifyTarget>>,
+    ) -> Result<Vec<NotificationRow>> {
         if !self.policy.enabled {
             return Ok(Vec::new());
         }
@@ -390,7 +403,12 @@ impl Notices {
         };
         let mut rows: Vec<NotificationRow> = Vec::new();
         for entry in entries.iter().filter(|e| e.folder == "inbox") {
-            for target in self.targets_of(&entry.principal).await? {
+            if !known.contains_key(&entry.principal) {
+                let targets = self.targets_of(&entry.principal).await?;
+                known.insert(entry.principal.clone(), targets);
+            }
+            let targets = known.get(&entry.principal).cloned().unwrap_or_default();
+            for target in targets {
                 if target.account_id == envelope.sender_id
                     || rows.iter().any(|r| r.account_id == target.account_id)
                 {

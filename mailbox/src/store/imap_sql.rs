@@ -60,7 +60,7 @@ macro_rules! impl_imap_store {
                 else {
                     return Err(StoreError::NotFound);
                 };
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query(&prune)
                     .bind(principal)
                     .bind(folder)

@@ -112,7 +112,7 @@ macro_rules! impl_notify_store {
             }
 
             async fn queue_notifications(&self, rows: &[NotificationRow]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 for r in rows {
                     notify_sql::bind_notification!(r).execute(&mut *tx).await?;
                 }
@@ -132,7 +132,7 @@ macro_rules! impl_notify_store {
                     .bind(now)
                     .bind(digest)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?)
             }
 
@@ -140,7 +140,7 @@ macro_rules! impl_notify_store {
                 sqlx::query(notify_sql::SENT)
                     .bind(id)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -159,7 +159,7 @@ macro_rules! impl_notify_store {
                             .bind(attempts)
                             .bind(at)
                             .bind(error)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                     }
                     None => {
@@ -167,7 +167,7 @@ macro_rules! impl_notify_store {
                             .bind(id)
                             .bind(attempts)
                             .bind(error)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                     }
                 };
@@ -178,7 +178,7 @@ macro_rules! impl_notify_store {
                 sqlx::query(notify_sql::DROP)
                     .bind(id)
                     .bind(reason)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -223,7 +223,7 @@ macro_rules! impl_notify_store {
                 let done = sqlx::query(notify_sql::SET_MODE)
                     .bind(account_id)
                     .bind(mode)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -236,7 +236,7 @@ macro_rules! impl_notify_store {
                 expires_at: i64,
                 confirmation: &NotificationRow,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let done = sqlx::query(notify_sql::SET_PENDING_EMAIL)
                     .bind(account_id)
                     .bind(address)
@@ -260,7 +260,7 @@ macro_rules! impl_notify_store {
                 Ok(sqlx::query_scalar::<_, String>(notify_sql::CONFIRM_EMAIL)
                     .bind(token_hash)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?)
             }
 
@@ -268,7 +268,7 @@ macro_rules! impl_notify_store {
                 sqlx::query(notify_sql::RECORD_SIGN_IN)
                     .bind(account_id)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -286,7 +286,7 @@ macro_rules! impl_notify_store {
                 now: i64,
                 rows: &[NotificationRow],
             ) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let done = sqlx::query(notify_sql::MARK_ESCALATED)
                     .bind(thread_id)
                     .bind(now)
@@ -306,7 +306,7 @@ macro_rules! impl_notify_store {
                 let done = sqlx::query(notify_sql::SET_ESCALATION_HOURS)
                     .bind(facility)
                     .bind(hours)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }

@@ -24,6 +24,14 @@ pub struct MailboxEntryRow {
     pub delivered_at: i64,
 }
 
+/// Everything one delivered item writes: its mailbox entries and its notices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub envelope_id: String,
+    pub entries: Vec<MailboxEntryRow>,
+    pub notices: Vec<super::notify::NotificationRow>,
+}
+
 /// A mailbox entry joined with the envelope's clear metadata, for listings.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MailboxListing {
@@ -63,6 +71,9 @@ pub trait QueueStore: Send + Sync {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<QueueEntry>>;
+    /// Completes a batch of deliveries in one transaction: entries and notices
+    /// written (existing ones are kept), queue rows done, threads advanced.
+    async fn complete_deliveries(&self, batch: &[Completion], now: i64) -> StoreResult<()>;
     /// Writes the entries and queues the notices (existing ones are kept) and marks
     /// the entry done, atomically.
     async fn complete_delivery(

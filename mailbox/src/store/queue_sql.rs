@@ -38,7 +38,7 @@ macro_rules! impl_queue_store {
                     .bind(lease_until)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?)
             }
 
@@ -49,34 +49,52 @@ macro_rules! impl_queue_store {
                 notices: &[$crate::store::notify::NotificationRow],
                 now: i64,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                for e in entries {
-                    sqlx::query(queue_sql::INSERT_ENTRY)
-                        .bind(&e.envelope_id)
-                        .bind(&e.principal)
-                        .bind(&e.folder)
-                        .bind(e.seen)
-                        .bind(e.flagged)
-                        .bind(e.archived)
-                        .bind(e.delivered_at)
+                self.complete_deliveries(
+                    &[$crate::store::queue::Completion {
+                        envelope_id: envelope_id.to_string(),
+                        entries: entries.to_vec(),
+                        notices: notices.to_vec(),
+                    }],
+                    now,
+                )
+                .await
+            }
+
+            async fn complete_deliveries(
+                &self,
+                batch: &[$crate::store::queue::Completion],
+                now: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer.begin().await?;
+                for c in batch {
+                    for e in &c.entries {
+                        sqlx::query(queue_sql::INSERT_ENTRY)
+                            .bind(&e.envelope_id)
+                            .bind(&e.principal)
+                            .bind(&e.folder)
+                            .bind(e.seen)
+                            .bind(e.flagged)
+                            .bind(e.archived)
+                            .bind(e.delivered_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for n in &c.notices {
+                        super::notify_sql::bind_notification!(n)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query(queue_sql::COMPLETE)
+                        .bind(&c.envelope_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(super::thread_sql::THREAD_DELIVERED)
+                        .bind(&c.envelope_id)
+                        .bind(now)
                         .execute(&mut *tx)
                         .await?;
                 }
-                for n in notices {
-                    super::notify_sql::bind_notification!(n)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(queue_sql::COMPLETE)
-                    .bind(envelope_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(super::thread_sql::THREAD_DELIVERED)
-                    .bind(envelope_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -89,7 +107,7 @@ macro_rules! impl_queue_store {
                 attempts: i64,
                 reason: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 for e in sender_entries {
                     sqlx::query(queue_sql::INSERT_ENTRY)
                         .bind(&e.envelope_id)
@@ -131,7 +149,7 @@ macro_rules! impl_queue_store {
                             .bind(attempts)
                             .bind(at)
                             .bind(error)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                     }
                     None => {
@@ -139,7 +157,7 @@ macro_rules! impl_queue_store {
                             .bind(envelope_id)
                             .bind(attempts)
                             .bind(error)
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await?
                     }
                 };
@@ -165,7 +183,7 @@ macro_rules! impl_queue_store {
                     .bind(e.flagged)
                     .bind(e.archived)
                     .bind(e.delivered_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -198,7 +216,7 @@ macro_rules! impl_queue_store {
                     .bind(seen)
                     .bind(flagged)
                     .bind(archived)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }

@@ -76,7 +76,7 @@ macro_rules! impl_portable_store {
                     .bind(f.active_until.map(rows::date_text))
                     .bind(&f.approval_ref)
                     .bind(chrono::Utc::now().timestamp())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -92,7 +92,7 @@ macro_rules! impl_portable_store {
                     .bind(rows::date_text(f.active_from))
                     .bind(f.active_until.map(rows::date_text))
                     .bind(&f.approval_ref)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -132,7 +132,7 @@ macro_rules! impl_portable_store {
                     .bind(i64::from(a.failed_attempts))
                     .bind(a.has_second_factor)
                     .bind(a.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -173,7 +173,7 @@ macro_rules! impl_portable_store {
                     .bind(id.as_str())
                     .bind(&digest.0)
                     .bind(must_change)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -188,7 +188,7 @@ macro_rules! impl_portable_store {
                     .bind(id.as_str())
                     .bind(email)
                     .bind(verified)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -201,7 +201,7 @@ macro_rules! impl_portable_store {
                 let row = sqlx::query_as::<_, rows::FailedLoginRow>(sql::RECORD_FAILED_LOGIN)
                     .bind(id.as_str())
                     .bind(i64::from(lock_after))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await?;
                 Ok(FailedLogin {
                     failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
@@ -212,7 +212,7 @@ macro_rules! impl_portable_store {
             async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {
                 sqlx::query(sql::RESET_FAILED_LOGINS)
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -220,7 +220,7 @@ macro_rules! impl_portable_store {
             async fn set_locked(&self, id: &AccountId, locked: bool) -> StoreResult<()> {
                 let done = sqlx::query(if locked { sql::LOCK } else { sql::UNLOCK })
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -232,7 +232,7 @@ macro_rules! impl_portable_store {
                     .bind(s.created_at)
                     .bind(s.last_seen)
                     .bind(&s.remote_addr)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -250,7 +250,7 @@ macro_rules! impl_portable_store {
                 sqlx::query(sql::TOUCH_SESSION)
                     .bind(token_hash)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -258,7 +258,7 @@ macro_rules! impl_portable_store {
             async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
                 sqlx::query(sql::DELETE_SESSION)
                     .bind(token_hash)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -266,7 +266,7 @@ macro_rules! impl_portable_store {
             async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64> {
                 Ok(sqlx::query(sql::DELETE_SESSIONS_OF)
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }
@@ -279,7 +279,7 @@ macro_rules! impl_portable_store {
                 Ok(sqlx::query(sql::PURGE_SESSIONS)
                     .bind(idle_before)
                     .bind(created_before)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }

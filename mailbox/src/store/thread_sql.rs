@@ -196,7 +196,7 @@ macro_rules! impl_thread_store {
                     .bind(principal)
                     .bind(now)
                     .bind(account)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -205,7 +205,7 @@ macro_rules! impl_thread_store {
                 let done = sqlx::query(thread_sql::CLAIM)
                     .bind(id)
                     .bind(liaison)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 if done.rows_affected() == 1 {
                     return Ok(());
@@ -223,7 +223,7 @@ macro_rules! impl_thread_store {
             async fn release_thread(&self, id: &str) -> StoreResult<()> {
                 sqlx::query(thread_sql::RELEASE)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -238,7 +238,7 @@ macro_rules! impl_thread_store {
                     .bind(id)
                     .bind(doctor)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -248,7 +248,7 @@ macro_rules! impl_thread_store {
                 thread_id: &str,
                 principal: &str,
             ) -> StoreResult<u64> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let slots = sqlx::query(thread_sql::REMOVE_SLOTS)
                     .bind(thread_id)
                     .bind(principal)
@@ -272,7 +272,7 @@ macro_rules! impl_thread_store {
                     .bind(&r.opening_hours)
                     .bind(r.active)
                     .bind(r.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }

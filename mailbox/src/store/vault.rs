@@ -150,6 +150,8 @@ pub trait VaultStore: Send + Sync {
         thread: Option<&super::thread::ThreadChange>,
     ) -> StoreResult<()>;
     async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
+    /// The envelope row with an empty `body`.
+    async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
     async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>>;
     async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
     /// Replaces the body with one that has an extra key slot, and records its holder.

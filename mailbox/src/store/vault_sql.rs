@@ -64,6 +64,10 @@ pub(super) const INSERT_ATTACHMENT: &str =
 pub(super) const ENVELOPE: &str = "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
     blind_index, consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq \
     FROM envelopes WHERE id = $1";
+/// The clear metadata only: delivery never needs the sealed body.
+pub(super) const ENVELOPE_HEAD: &str = "SELECT id, kind, sender_id, sender_facility, created_at, \
+    substr(body, 1, 0) AS body, body_size, blind_index, consent_obtained_on, consent_method, \
+    consent_obtained_by, thread_id, step, thread_seq FROM envelopes WHERE id = $1";
 pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
@@ -88,7 +92,7 @@ macro_rules! impl_vault_store {
                 sqlx::query(vault_sql::INSERT_RECOVERY_CERT)
                     .bind(cert)
                     .bind(chrono::Utc::now().timestamp())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -101,7 +105,7 @@ macro_rules! impl_vault_store {
                     .bind(&r.locked_key)
                     .bind(&r.recovery_sealed)
                     .bind(r.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -126,7 +130,7 @@ macro_rules! impl_vault_store {
             }
 
             async fn replace_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query(vault_sql::RETIRE_ACCOUNT_KEY)
                     .bind(&r.account_id)
                     .bind(chrono::Utc::now().timestamp())
@@ -150,7 +154,7 @@ macro_rules! impl_vault_store {
                 let done = sqlx::query(vault_sql::SET_LOCKED_KEY)
                     .bind(id.as_str())
                     .bind(locked_key)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -162,7 +166,7 @@ macro_rules! impl_vault_store {
                 must_change: bool,
                 locked_key: &[u8],
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let done = sqlx::query(super::sql::SET_PASSWORD)
                     .bind(id.as_str())
                     .bind(&digest.0)
@@ -188,7 +192,7 @@ macro_rules! impl_vault_store {
                 let done = sqlx::query(vault_sql::SET_ACCOUNT_RECOVERY)
                     .bind(id.as_str())
                     .bind(sealed)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -201,7 +205,7 @@ macro_rules! impl_vault_store {
                     .bind(&r.cert)
                     .bind(&r.recovery_sealed)
                     .bind(r.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -228,7 +232,7 @@ macro_rules! impl_vault_store {
                     .bind(code.as_str())
                     .bind(role)
                     .bind(sealed)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -241,7 +245,7 @@ macro_rules! impl_vault_store {
                     .bind(&r.sealed_key)
                     .bind(r.created_at)
                     .bind(r.granted_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -286,7 +290,7 @@ macro_rules! impl_vault_store {
                     .bind(account)
                     .bind(sealed)
                     .bind(at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -294,7 +298,7 @@ macro_rules! impl_vault_store {
             async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64> {
                 Ok(sqlx::query(vault_sql::DELETE_GRANTS_OF)
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected())
             }
@@ -302,7 +306,7 @@ macro_rules! impl_vault_store {
             async fn set_removed(&self, id: &AccountId) -> StoreResult<()> {
                 let done = sqlx::query(vault_sql::SET_REMOVED)
                     .bind(id.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
@@ -314,7 +318,7 @@ macro_rules! impl_vault_store {
                 attachments: &[AttachmentRow],
                 thread: Option<&$crate::store::thread::ThreadChange>,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query(vault_sql::INSERT_ENVELOPE)
                     .bind(&e.id)
                     .bind(&e.kind)
@@ -367,6 +371,13 @@ macro_rules! impl_vault_store {
                 Ok(())
             }
 
+            async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+                Ok(sqlx::query_as::<_, EnvelopeRow>(vault_sql::ENVELOPE_HEAD)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
                 Ok(sqlx::query_as::<_, EnvelopeRow>(vault_sql::ENVELOPE)
                     .bind(id)
@@ -389,7 +400,7 @@ macro_rules! impl_vault_store {
             }
 
             async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let done = sqlx::query(vault_sql::SET_BODY)
                     .bind(id)
                     .bind(body)
@@ -428,7 +439,7 @@ macro_rules! impl_vault_store {
                     .bind(id)
                     .bind(body)
                     .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 expect_one(done.rows_affected())
             }
