@@ -65,6 +65,11 @@ pub struct Server {
     relay: Option<transport::notify::RelaySettings>,
     notify: mailbox::notify::NotifyPolicy,
     public_url: Option<String>,
+    imap: Option<(
+        TcpListener,
+        Arc<rustls::ServerConfig>,
+        transport::imap::ImapSettings,
+    )>,
     pub fingerprint: String,
 }
 
@@ -85,6 +90,16 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let imap = match settings.imap_listen {
+            Some(addr) => Some((
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding IMAP {addr}"))?,
+                tls::server_config(&material, &settings.tls, &[b"imap"])?,
+                settings.imap.clone(),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             tls,
@@ -93,6 +108,7 @@ impl Server {
             relay: settings.relay.clone(),
             notify: settings.notify.clone(),
             public_url: settings.public_url.clone(),
+            imap,
             fingerprint: material.fingerprint(),
         })
     }
@@ -121,6 +137,10 @@ impl Server {
                 Err(e) => tracing::warn!(error = %e, "sweeping orphaned blobs failed"),
             }
         });
+        if let Some((imap, _, _)) = &self.imap {
+            // Printed before the HTTPS line, which tests and scripts wait for.
+            println!("renkei imap listening on {}", imap.local_addr()?);
+        }
         let addr = self.listener.local_addr()?;
         // Tests and scripts wait for this exact line.
         println!("renkei listening on https://{addr}");
@@ -181,14 +201,39 @@ impl Server {
             mailbox::threads::Threads::new(self.directory.clone(), self.postroom.clone())
                 .notifying(notices.clone()),
         );
+        let directory_for_imap = self.directory.clone();
+        let postroom_for_imap = self.postroom.clone();
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
             postroom: self.postroom,
             threads,
             notices,
         });
+        let imap = self.imap.map(|(listener, tls, settings)| {
+            let services = transport::imap::session::Services {
+                folders: Arc::new(mailbox::folders::Folders::new(
+                    directory_for_imap.clone(),
+                    postroom_for_imap.clone(),
+                )),
+                directory: directory_for_imap,
+                postroom: postroom_for_imap,
+            };
+            let mut rx = stop_tx.subscribe();
+            tokio::spawn(transport::imap::serve(
+                listener,
+                tls,
+                services,
+                settings,
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
         let _ = stop_tx.send(true);
+        if let Some(imap) = imap {
+            let _ = imap.await;
+        }
         let _ = worker.await;
         if let Some(notifier) = notifier {
             let _ = notifier.await;

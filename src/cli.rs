@@ -41,6 +41,9 @@ pub struct GlobalArgs {
     /// HTTPS listen address (default 127.0.0.1:8443; port 0 picks a free port).
     #[arg(long, global = true, env = "RENKEI_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// IMAP over TLS listen address (off unless given; port 0 picks a free port).
+    #[arg(long, global = true, env = "RENKEI_IMAP_LISTEN")]
+    pub imap_listen: Option<SocketAddr>,
     #[arg(long, global = true, env = "RENKEI_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     #[arg(long, global = true, env = "RENKEI_TLS_KEY")]

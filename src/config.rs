@@ -33,6 +33,17 @@ pub struct FileConfig {
     pub smtp: Option<SmtpSection>,
     #[serde(default)]
     pub notify: NotifySection,
+    #[serde(default)]
+    pub imap: ImapSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSection {
+    /// IMAP over implicit TLS; off unless set.
+    pub listen: Option<SocketAddr>,
+    pub max_literal_bytes: Option<u32>,
+    pub max_connections_per_address: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +114,9 @@ pub struct Settings {
     pub notify: NotifyPolicy,
     /// Links in mails start with this; by default the listening address.
     pub public_url: Option<String>,
+    /// IMAP over TLS, when configured.
+    pub imap_listen: Option<SocketAddr>,
+    pub imap: transport::imap::ImapSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -205,7 +219,22 @@ impl Settings {
             },
             confirm_valid_for: d.confirm_valid_for,
         };
+        let imap_defaults = transport::imap::ImapSettings::default();
+        let imap = transport::imap::ImapSettings {
+            max_literal: file
+                .imap
+                .max_literal_bytes
+                .unwrap_or(imap_defaults.max_literal),
+            max_per_address: file
+                .imap
+                .max_connections_per_address
+                .unwrap_or(imap_defaults.max_per_address)
+                .max(1),
+            ..imap_defaults
+        };
         Ok(Self {
+            imap_listen: args.imap_listen.or(file.imap.listen),
+            imap,
             relay,
             notify,
             public_url: file.http.public_url,

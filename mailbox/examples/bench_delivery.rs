@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use mailbox::delivery::{Deliverer, DeliveryPolicy};
+use mailbox::notify::{Notices, NotifyPolicy};
 use mailbox::postroom::{BlobStore, Consent, ConsentMethod, Outgoing, Postroom, Recipient};
 use mailbox::store::{Store, StoreTarget};
 use mailbox::{
@@ -300,6 +301,17 @@ impl Net {
     }
 }
 
+/// Notification rows are queued with each delivery, as in `serve` with a relay.
+fn notices(store: &Arc<dyn Store>) -> Arc<Notices> {
+    Arc::new(Notices::new(
+        store.clone(),
+        NotifyPolicy {
+            enabled: true,
+            ..NotifyPolicy::default()
+        },
+    ))
+}
+
 /// The delivery loop of `transport::delivery::run`, stoppable by a flag.
 fn start_workers(
     wake: &Arc<tokio::sync::Notify>,
@@ -309,7 +321,8 @@ fn start_workers(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..n)
         .map(|_| {
-            let deliverer = Deliverer::new(store.clone(), DeliveryPolicy::default());
+            let deliverer =
+                Deliverer::new(store.clone(), DeliveryPolicy::default()).notifying(notices(store));
             let stop = stop.clone();
             let wake = wake.clone();
             tokio::spawn(async move {
@@ -482,7 +495,7 @@ async fn run() -> Res<()> {
         net.send(i).await?;
     }
     let send_ms = t.elapsed().as_secs_f64() * 1e3 / 300.0;
-    let d = Deliverer::new(store.clone(), DeliveryPolicy::default());
+    let d = Deliverer::new(store.clone(), DeliveryPolicy::default()).notifying(notices(&store));
     let t = Instant::now();
     while d.deliver_due().await? > 0 {}
     let deliver_ms = t.elapsed().as_secs_f64() * 1e3 / 300.0;
@@ -510,6 +523,12 @@ async fn run() -> Res<()> {
     net.wait_drained(Duration::from_secs(60)).await?;
     if observer.visible(&net.reader, &[probe]).await?.len() != 1 {
         return Err("the probe item is not in the reader's inbox".into());
+    }
+    // Each delivery queues the reader's notification mail (the reader has a
+    // verified address): 300 + 1 + 200 items so far.
+    let queued = store.count_notifications("pending").await?;
+    if queued < 501 {
+        return Err(format!("expected a notification per item, found {queued}").into());
     }
     println!(
         "{backend}: {} client tasks, {} delivery worker(s), {} tokio worker threads",

@@ -109,12 +109,35 @@ impl Deliverer {
     /// time if that fails, so one bad item cannot hold up the others).
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = chrono::Utc::now().timestamp_millis();
+        let lease_until = now + millis(self.policy.lease);
         let claimed = self
             .store
-            .claim_deliveries(now, now + millis(self.policy.lease), self.policy.batch)
+            .claim_deliveries(now, lease_until, self.policy.batch)
             .await?;
         let n = claimed.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        // Heads and slots for the whole batch at once (a worker that makes a
+        // round trip per item starves behind busy submitters).
+        let mine: std::collections::HashSet<&str> =
+            claimed.iter().map(|e| e.envelope_id.as_str()).collect();
+        let (heads, all_slots) = self.store.claimed(lease_until).await?;
         let mut lookups = Lookups::default();
+        for head in heads {
+            if mine.contains(head.id.as_str()) {
+                lookups.heads.insert(head.id.clone(), head);
+            }
+        }
+        for slot in all_slots {
+            if mine.contains(slot.envelope_id.as_str()) {
+                lookups
+                    .slots
+                    .entry(slot.envelope_id.clone())
+                    .or_default()
+                    .push(slot);
+            }
+        }
         let mut ready: Vec<(QueueEntry, Completion)> = Vec::with_capacity(n);
         for entry in claimed {
             match self.prepare(&entry, now, &mut lookups).await {
@@ -156,9 +179,8 @@ impl Deliverer {
 
     async fn failed_attempt(&self, entry: &QueueEntry, e: &Error) -> Result<()> {
         let attempts = entry.attempts + 1;
-        let next = (attempts < self.policy.max_attempts).then(|| {
-            chrono::Utc::now().timestamp_millis() + millis(self.policy.backoff(attempts))
-        });
+        let next = (attempts < self.policy.max_attempts)
+            .then(|| chrono::Utc::now().timestamp_millis() + millis(self.policy.backoff(attempts)));
         tracing::warn!(envelope = entry.envelope_id, attempts, error = %e, "delivery attempt failed");
         self.store
             .defer_delivery(&entry.envelope_id, attempts, next, &e.to_string())
@@ -176,10 +198,9 @@ impl Deliverer {
         Ok(match Principal::parse(principal) {
             Some(Principal::Account(id)) => match self.store.account(&id).await? {
                 None => Some(format!("account {} does not exist", id.display_grouped())),
-                Some(a) if a.removed => Some(format!(
-                    "account {} has been removed",
-                    id.display_grouped()
-                )),
+                Some(a) if a.removed => {
+                    Some(format!("account {} has been removed", id.display_grouped()))
+                }
                 Some(a) => match &a.facility {
                     Some(code) if !self.facility_active(code, today).await? => {
                         Some(format!("facility {code} has left the network"))
@@ -213,12 +234,18 @@ impl Deliverer {
         now: i64,
         lookups: &mut Lookups,
     ) -> Result<Option<Completion>> {
-        let envelope = self
-            .store
-            .envelope_head(&entry.envelope_id)
-            .await?
-            .ok_or(Error::NotFound("item"))?;
-        let slots = self.store.envelope_slots(&entry.envelope_id).await?;
+        let envelope = match lookups.heads.remove(&entry.envelope_id) {
+            Some(h) => h,
+            None => self
+                .store
+                .envelope_head(&entry.envelope_id)
+                .await?
+                .ok_or(Error::NotFound("item"))?,
+        };
+        let slots = match lookups.slots.remove(&entry.envelope_id) {
+            Some(s) => s,
+            None => self.store.envelope_slots(&entry.envelope_id).await?,
+        };
         let entries = plan(&envelope, &slots, now);
         let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
         let mut unreachable = Vec::new();
@@ -271,6 +298,8 @@ impl Deliverer {
 /// Answers looked up once per batch (most items of a batch share recipients).
 #[derive(Default)]
 struct Lookups {
+    heads: HashMap<String, EnvelopeRow>,
+    slots: HashMap<String, Vec<SlotRow>>,
     reachability: HashMap<String, Option<String>>,
     targets: HashMap<String, Vec<crate::store::notify::NotifyTarget>>,
 }

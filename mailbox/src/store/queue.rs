@@ -71,6 +71,12 @@ pub trait QueueStore: Send + Sync {
         lease_until: i64,
         limit: i64,
     ) -> StoreResult<Vec<QueueEntry>>;
+    /// The envelope heads (no body) and key slots of everything leased until
+    /// `lease_until`, in two queries; the caller keeps only what it claimed.
+    async fn claimed(
+        &self,
+        lease_until: i64,
+    ) -> StoreResult<(Vec<super::vault::EnvelopeRow>, Vec<super::vault::SlotRow>)>;
     /// Completes a batch of deliveries in one transaction: entries and notices
     /// written (existing ones are kept), queue rows done, threads advanced.
     async fn complete_deliveries(&self, batch: &[Completion], now: i64) -> StoreResult<()>;

@@ -22,6 +22,15 @@ pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m
     WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
 pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
     flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
+/// The clear metadata of every entry claimed with this lease, in one query.
+pub(super) const CLAIMED_HEADS: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, \
+    e.created_at, substr(e.body, 1, 0) AS body, e.body_size, e.blind_index, e.consent_obtained_on, \
+    e.consent_method, e.consent_obtained_by, e.thread_id, e.step, e.thread_seq \
+    FROM envelopes e JOIN delivery_queue q ON q.envelope_id = e.id \
+    WHERE q.lease_until = $1 AND q.state = 'pending'";
+pub(super) const CLAIMED_SLOTS: &str = "SELECT s.envelope_id, s.principal, s.added_by, s.added_at \
+    FROM envelope_slots s JOIN delivery_queue q ON q.envelope_id = s.envelope_id \
+    WHERE q.lease_until = $1 AND q.state = 'pending' ORDER BY s.envelope_id, s.added_at, s.principal";
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM delivery_queue WHERE state = $1";
 
 macro_rules! impl_queue_store {
@@ -40,6 +49,27 @@ macro_rules! impl_queue_store {
                     .bind(limit)
                     .fetch_all(&self.writer)
                     .await?)
+            }
+
+            async fn claimed(
+                &self,
+                lease_until: i64,
+            ) -> StoreResult<(
+                Vec<$crate::store::vault::EnvelopeRow>,
+                Vec<$crate::store::vault::SlotRow>,
+            )> {
+                let heads = sqlx::query_as::<_, $crate::store::vault::EnvelopeRow>(
+                    queue_sql::CLAIMED_HEADS,
+                )
+                .bind(lease_until)
+                .fetch_all(&self.pool)
+                .await?;
+                let slots =
+                    sqlx::query_as::<_, $crate::store::vault::SlotRow>(queue_sql::CLAIMED_SLOTS)
+                        .bind(lease_until)
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok((heads, slots))
             }
 
             async fn complete_delivery(

@@ -4,10 +4,13 @@
 -- higher UID if it comes back, so UIDs only ever grow within a folder and stay
 -- stable across restarts (UIDVALIDITY never changes).
 CREATE TABLE imap_uids (
-    uid         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    uid         INTEGER PRIMARY KEY AUTOINCREMENT,
     principal   TEXT NOT NULL,
     folder      TEXT NOT NULL,
     envelope_id TEXT NOT NULL REFERENCES envelopes (id) ON DELETE CASCADE,
     UNIQUE (principal, folder, envelope_id)
 );
 CREATE INDEX imap_uids_by_folder ON imap_uids (principal, folder, uid);
+
+-- A claim reads its batch back by lease.
+CREATE INDEX delivery_queue_by_lease ON delivery_queue (lease_until);
