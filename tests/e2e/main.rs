@@ -5,6 +5,7 @@
 mod crash;
 mod demo;
 mod harness;
+mod imap;
 mod notify;
 mod sealed;
 mod signin;

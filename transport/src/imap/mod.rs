@@ -162,7 +162,7 @@ async fn connection(
     services: Services,
     settings: ImapSettings,
 ) {
-    let tls = match tokio::time::timeout(settings.login_timeout, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(settings.login_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "imap TLS handshake failed");
@@ -170,6 +170,9 @@ async fn connection(
         }
         Err(_) => return,
     };
+    // imap-next hands a whole response (a message with its attachments) to
+    // rustls at once; rustls would otherwise refuse more than 64 KiB unsent.
+    tls.get_mut().1.set_buffer_limit(None);
     let mut stream = Stream::tls(tokio_rustls::TlsStream::Server(tls));
     let mut options = Options::default();
     options.max_literal_size = settings.max_literal;
@@ -335,7 +338,7 @@ async fn connection(
             }
             Err(StreamError::Closed) => break,
             Err(e) => {
-                tracing::debug!(error = %e, "imap connection error");
+                tracing::warn!(error = %e, "imap connection error");
                 break;
             }
         }

@@ -1,0 +1,145 @@
+"""A real IMAP client session (Python's imaplib) against Renkei, driven by the
+Rust e2e test. Prints one JSON object with what a user would check.
+
+usage: imap_client.py PORT CAFILE USER PASSWORD SCENARIO
+"""
+import email
+import email.policy
+import hashlib
+import imaplib
+import json
+import re
+import socket
+import ssl
+import sys
+import time
+
+port, cafile, user, password, scenario = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=cafile)
+out = {}
+
+
+def connect():
+    return imaplib.IMAP4_SSL("localhost", int(port), ssl_context=ctx, timeout=30)
+
+
+def login_result(m):
+    try:
+        typ, data = m.login(user, password)
+        return typ, b" ".join(data).decode()
+    except imaplib.IMAP4.error as e:
+        return "NO", str(e)
+
+
+m = connect()
+out["capabilities"] = sorted(m.capabilities)
+typ, text = login_result(m)
+out["login"] = typ
+out["login_text"] = text
+if typ != "OK":
+    print(json.dumps(out))
+    sys.exit(0)
+
+typ, folders = m.list()
+out["folders"] = sorted(
+    re.sub(r'^\(.*?\) (NIL|"[^"]*") ', "", f.decode()).strip('"') for f in folders
+)
+
+if scenario == "reader":
+    typ, data = m.select("INBOX")
+    out["exists"] = int(data[0])
+    typ, data = m.status("INBOX", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
+    out["status"] = data[0].decode()
+    typ, data = m.fetch("1:*", "(UID FLAGS ENVELOPE)")
+    out["envelopes"] = [d.decode(errors="replace") for d in data if isinstance(d, bytes)]
+    typ, data = m.fetch("1", "(BODY.PEEK[])")
+    raw = data[0][1]
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    out["subject"] = str(msg["subject"])
+    out["from"] = str(msg["from"])
+    out["signature_header"] = str(msg["X-Renkei-Signature"])
+    out["attachments"] = [
+        {
+            "name": part.get_filename(),
+            "type": part.get_content_type(),
+            "sha256": hashlib.sha256(part.get_payload(decode=True)).hexdigest(),
+        }
+        for part in msg.iter_attachments()
+    ]
+    body = msg.get_body(preferencelist=("plain",))
+    out["text"] = body.get_content() if body else ""
+    typ, data = m.fetch("1", "(FLAGS)")
+    out["flags_after_peek"] = data[0].decode()
+    typ, data = m.fetch("1", "(RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[]<0.20>)")
+    out["size_and_partial"] = [
+        d[0].decode() if isinstance(d, tuple) else d.decode() for d in data
+    ]
+    typ, data = m.search(None, "UNSEEN")
+    out["unseen"] = data[0].decode()
+    typ, data = m.uid("SEARCH", None, "ALL")
+    out["uids"] = data[0].decode()
+    typ, data = m.search(None, "TEXT", "CT")
+    out["search_text"] = data[0].decode()
+    typ, data = m.store("1", "+FLAGS", "(\\Seen \\Flagged)")
+    out["store"] = [d.decode() for d in data if d]
+    # Archive the second one the mail-client way.
+    m.store("2", "+FLAGS", "(\\Deleted)")
+    typ, data = m.expunge()
+    out["expunged"] = [d.decode() for d in data if d]
+    typ, data = m.select("Archive")
+    out["archive_exists"] = int(data[0])
+    m.select("INBOX")
+    # IDLE (imaplib has no idle() before 3.14: speak it directly).
+    tag = b"I1"
+    m.send(tag + b" IDLE\r\n")
+    line = m.readline()
+    out["idle_ack"] = line.decode().strip()
+    print("IDLING", flush=True)
+    m.sock.settimeout(20)
+    started = time.time()
+    news = []
+    while True:
+        line = m.readline()
+        if not line:
+            break
+        news.append(line.decode().strip())
+        if b"EXISTS" in line:
+            break
+    out["idle_news"] = news
+    out["idle_seconds"] = round(time.time() - started, 2)
+    m.send(b"DONE\r\n")
+    out["idle_done"] = m.readline().decode().strip()
+    typ, data = m.select("Facility")
+    out["facility_select"] = typ
+elif scenario == "clerk":
+    typ, data = m.select("Facility", readonly=True)
+    out["exists"] = int(data[0])
+    try:
+        m.select("Facility")
+        out["select_readonly"] = False
+    except imaplib.IMAP4.readonly:
+        out["select_readonly"] = True
+    m.select("Facility", readonly=True)
+    try:
+        typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+        out["store"] = typ + " " + b" ".join(d for d in data if d).decode()
+    except imaplib.IMAP4.error as e:
+        out["store"] = "NO " + str(e)
+    try:
+        typ, data = m.expunge()
+        out["expunge"] = typ + " " + b" ".join(d for d in data if d).decode()
+    except imaplib.IMAP4.error as e:
+        out["expunge"] = "NO " + str(e)
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER])")
+    out["fetch"] = typ
+elif scenario == "colleague":
+    typ, data = m.select("INBOX")
+    out["exists"] = int(data[0])
+    try:
+        typ, data = m.select("Facility")
+        out["facility"] = typ
+    except imaplib.IMAP4.error as e:
+        out["facility"] = "NO " + str(e)
+
+m.logout()
+print(json.dumps(out, ensure_ascii=False))

@@ -1,0 +1,326 @@
+//! IMAP with real clients: Python's imaplib (folders, envelopes, full bodies with
+//! byte-identical attachments, search, flags seen on the web, expunge as archive,
+//! IDLE woken by a delivery, a clerk's read-only folder, a colleague who sees
+//! nothing) and curl.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::harness::{Network, Server};
+
+const HOSPITAL: &str = "3710123450";
+const CLINIC: &str = "3710300017";
+const CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/e2e/clients/imap_client.py"
+);
+
+fn dicom_bytes() -> Vec<u8> {
+    let mut v = vec![0u8; 128];
+    v.extend_from_slice(b"DICM");
+    v.extend((0..50_000u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()));
+    v
+}
+
+fn imap_port(server: &Server) -> u16 {
+    server
+        .stdout_head
+        .lines()
+        .find_map(|l| l.strip_prefix("renkei imap listening on "))
+        .and_then(|a| a.trim().rsplit(':').next()?.parse().ok())
+        .expect("the IMAP address is printed")
+}
+
+async fn send_request(server: &Server, client: &reqwest::Client, to: &str, n: usize) -> String {
+    let spec = json!({
+        "kind": "reading_request",
+        "to": { "account": to },
+        "subject": format!("胸部CT 読影依頼 {n}"),
+        "patient_id": "P-0042",
+        "patient_name": "香川 太郎",
+        "body": "CT の読影をお願いします。",
+        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+        "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
+        "attachments": [{ "name": "CT0001.dcm", "media_type": "application/dicom" }],
+    });
+    let form = Form::new()
+        .part(
+            "thread",
+            Part::text(spec.to_string())
+                .mime_str("application/json")
+                .unwrap(),
+        )
+        .part("file", Part::bytes(dicom_bytes()).file_name("CT0001.dcm"));
+    let r = client
+        .post(server.url("/api/v1/threads"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    v["thread_id"].as_str().unwrap().to_string()
+}
+
+fn python(
+    net: &Network,
+    port: u16,
+    user: &str,
+    password: &str,
+    scenario: &str,
+) -> std::process::Child {
+    Command::new("python3")
+        .arg(CLIENT)
+        .arg(port.to_string())
+        .arg(net.data_dir().join("tls-cert.pem"))
+        .args([user, password, scenario])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+fn result(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|_| {
+        panic!(
+            "client output: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+async fn inbox_delivered(server: &Server, client: &reqwest::Client, n: usize) {
+    for _ in 0..200 {
+        let v: Value = client
+            .get(server.url("/api/v1/mailbox/inbox"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v.as_array().map_or(0, Vec::len) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not delivered");
+}
+
+#[tokio::test]
+async fn mail_clients_read_the_same_mailboxes_over_tls() {
+    let net = Network::new().await;
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        CLINIC,
+        "--name",
+        "ことひら内科クリニック",
+    ]);
+    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let (col, col_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
+    let (clerk, clerk_pw) = net.add_user("clerk", HOSPITAL, "坂出 明美");
+    let (fresh, fresh_pw) = net.add_user("doctor", HOSPITAL, "新人 医師");
+    let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
+    let port = imap_port(&server);
+    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let _ = net.ready_client(&server, &col, &col_pw).await;
+    let _ = net.ready_client(&server, &clerk, &clerk_pw).await;
+    let pw = |p: &str| format!("{p}-Mine-2026");
+    send_request(&server, &gp_c, &rad, 1).await;
+    send_request(&server, &gp_c, &rad, 2).await;
+    inbox_delivered(&server, &rad_c, 2).await;
+
+    // The reader's session, with IDLE woken by a third delivery.
+    let mut child = python(&net, port, &rad, &pw(&rad_pw), "reader");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut before_idle = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "IDLING" {
+            break;
+        }
+        before_idle.push_str(&line);
+    }
+    let sent = std::time::Instant::now();
+    send_request(&server, &gp_c, &rad, 3).await;
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let mut errors = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut errors);
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "client failed: {before_idle} {rest:?}\n{errors}"
+    );
+    let r: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(20));
+
+    assert_eq!(r["login"], "OK", "{r}");
+    assert!(
+        r["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("IDLE"))
+    );
+    assert_eq!(
+        r["folders"],
+        json!(["Archive", "INBOX", "Sent"]),
+        "a doctor's folders"
+    );
+    assert_eq!(r["exists"], 2);
+    assert!(
+        r["status"].as_str().unwrap().contains("UIDVALIDITY 1"),
+        "{r}"
+    );
+    assert_eq!(r["subject"], "胸部CT 読影依頼 1");
+    assert!(r["from"].as_str().unwrap().contains("琴平 健"), "{r}");
+    assert!(
+        r["signature_header"].as_str().unwrap().starts_with("valid"),
+        "{r}"
+    );
+    let want = hex(&sha2::Sha256::digest(dicom_bytes()));
+    assert_eq!(
+        r["attachments"],
+        json!([{ "name": "CT0001.dcm", "type": "application/dicom", "sha256": want }]),
+        "attachments byte-identical"
+    );
+    assert!(
+        r["text"].as_str().unwrap().contains("香川 太郎"),
+        "the reader sees the patient"
+    );
+    assert!(
+        !r["flags_after_peek"].as_str().unwrap().contains("Seen"),
+        "{r}"
+    );
+    assert_eq!(r["unseen"], "1 2");
+    assert_eq!(r["search_text"], "1 2");
+    assert!(r["store"][0].as_str().unwrap().contains("\\Seen"), "{r}");
+    assert!(r["expunged"][0].as_str().unwrap().starts_with('2'), "{r}");
+    assert_eq!(r["archive_exists"], 1);
+    assert_eq!(r["idle_ack"], "+ idling");
+    assert!(
+        r["idle_news"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().ends_with("EXISTS")),
+        "{r}"
+    );
+    assert!(r["idle_done"].as_str().unwrap().starts_with("I1 OK"), "{r}");
+    assert_eq!(r["facility_select"], "NO");
+
+    // The web sees what the client did: read and flagged, one archived.
+    let inbox: Value = rad_c
+        .get(server.url("/api/v1/mailbox/inbox"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let inbox = inbox.as_array().unwrap();
+    assert_eq!(inbox.len(), 2, "one archived, one new");
+    assert!(
+        inbox
+            .iter()
+            .any(|e| e["seen"] == true && e["flagged"] == true)
+    );
+    let archive: Value = rad_c
+        .get(server.url("/api/v1/mailbox/archive"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(archive.as_array().unwrap().len(), 1);
+
+    // The clerk: the facility's items, read-only.
+    let r = result(python(&net, port, &clerk, &pw(&clerk_pw), "clerk"));
+    assert_eq!(
+        r["folders"],
+        json!(["Archive", "Facility", "INBOX", "Sent"]),
+        "{r}"
+    );
+    assert_eq!(r["exists"], 3);
+    assert_eq!(r["select_readonly"], true);
+    assert!(r["store"].as_str().unwrap().contains("READ-ONLY"), "{r}");
+    assert!(r["expunge"].as_str().unwrap().contains("READ-ONLY"), "{r}");
+    assert_eq!(r["fetch"], "OK");
+
+    // A colleague sees none of it.
+    let r = result(python(&net, port, &col, &pw(&col_pw), "colleague"));
+    assert_eq!(r["exists"], 0);
+    assert!(r["facility"].as_str().unwrap().starts_with("NO"), "{r}");
+
+    // Refusals: a wrong password, an issued password not yet changed.
+    let r = result(python(&net, port, &rad, "wrong-password", "none"));
+    assert_eq!(r["login"], "NO");
+    let r = result(python(&net, port, &fresh, &fresh_pw, "none"));
+    assert_eq!(r["login"], "NO");
+    assert!(
+        r["login_text"]
+            .as_str()
+            .unwrap()
+            .contains("change the issued password"),
+        "{r}"
+    );
+
+    // curl: the folder list and one message by UID.
+    let cert = net.data_dir().join("tls-cert.pem");
+    let user = format!("{}:{}", rad, pw(&rad_pw));
+    let list = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-u", &user, &format!("imaps://localhost:{port}/")])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.contains("INBOX") && listing.contains("Archive"),
+        "{listing} {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let msg = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args([
+            "-u",
+            &user,
+            &format!("imaps://localhost:{port}/INBOX;MAILINDEX=1"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&msg.stdout);
+    assert!(text.contains("X-Renkei-Signature: valid"), "{text}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
