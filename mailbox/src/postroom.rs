@@ -415,6 +415,8 @@ impl Postroom {
                 continue;
             }
             match &p {
+                // The sender's facility is already known from the session.
+                Principal::Account(id) if *id == sender.id => {}
                 Principal::Account(id) => {
                     if let Ok(a) = self.directory.account(id).await {
                         facilities.extend(a.facility.clone());

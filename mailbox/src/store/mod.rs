@@ -60,6 +60,36 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders: one statement
+/// instead of one per row (each statement is a round trip, or on SQLite a hop to
+/// the connection's thread).
+pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$1, $2, …` for an `IN (…)` list.
+pub(crate) fn list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A server-side sign-in session; the cookie holds the token, the store its hash.
 /// Times are Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,8 +6,6 @@ pub(super) const INSERT_QUEUE: &str = "INSERT INTO delivery_queue \
 pub(super) const INSERT_ENTRY: &str = "INSERT INTO mailbox_entries \
     (envelope_id, principal, folder, seen, flagged, archived, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
     ON CONFLICT (envelope_id, principal) DO NOTHING";
-pub(super) const COMPLETE: &str = "UPDATE delivery_queue SET state = 'done', lease_until = NULL, \
-    delivered_at = $2 WHERE envelope_id = $1";
 pub(super) const DEFER: &str = "UPDATE delivery_queue SET attempts = $2, next_attempt_at = $3, \
     lease_until = NULL, last_error = $4 WHERE envelope_id = $1";
 pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attempts = $2, lease_until = NULL, \
@@ -95,35 +93,91 @@ macro_rules! impl_queue_store {
                 batch: &[$crate::store::queue::Completion],
                 now: i64,
             ) -> StoreResult<()> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let entries: Vec<&MailboxEntryRow> =
+                    batch.iter().flat_map(|c| c.entries.iter()).collect();
+                let notices: Vec<&$crate::store::notify::NotificationRow> =
+                    batch.iter().flat_map(|c| c.notices.iter()).collect();
+                let ids: Vec<&str> = batch.iter().map(|c| c.envelope_id.as_str()).collect();
                 let mut tx = self.writer.begin().await?;
-                for c in batch {
-                    for e in &c.entries {
-                        sqlx::query(queue_sql::INSERT_ENTRY)
+                // Bounded statement sizes: well under SQLite's 32,766 parameters.
+                for chunk in entries.chunks(500) {
+                    let sql = format!(
+                        "INSERT INTO mailbox_entries (envelope_id, principal, folder, seen, flagged, \
+                         archived, delivered_at) VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
+                        $crate::store::placeholders(chunk.len(), 7)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for e in chunk {
+                        q = q
                             .bind(&e.envelope_id)
                             .bind(&e.principal)
                             .bind(&e.folder)
                             .bind(e.seen)
                             .bind(e.flagged)
                             .bind(e.archived)
-                            .bind(e.delivered_at)
-                            .execute(&mut *tx)
-                            .await?;
+                            .bind(e.delivered_at);
                     }
-                    for n in &c.notices {
-                        super::notify_sql::bind_notification!(n)
-                            .execute(&mut *tx)
-                            .await?;
+                    q.execute(&mut *tx).await?;
+                }
+                for chunk in notices.chunks(200) {
+                    let sql = format!(
+                        "INSERT INTO notifications ({}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
+                        super::notify_sql::NOTIFICATION_COLUMNS,
+                        $crate::store::placeholders(chunk.len(), 17)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        q = q
+                            .bind(&r.id)
+                            .bind(&r.dedup_key)
+                            .bind(&r.account_id)
+                            .bind(&r.reason)
+                            .bind(&r.kind)
+                            .bind(&r.thread_id)
+                            .bind(&r.envelope_id)
+                            .bind(&r.facility_code)
+                            .bind(&r.to_address)
+                            .bind(&r.secret)
+                            .bind(r.digest)
+                            .bind(&r.state)
+                            .bind(r.attempts)
+                            .bind(r.next_attempt_at)
+                            .bind(&r.last_error)
+                            .bind(r.created_at)
+                            .bind(r.sent_at);
                     }
-                    sqlx::query(queue_sql::COMPLETE)
-                        .bind(&c.envelope_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(super::thread_sql::THREAD_DELIVERED)
-                        .bind(&c.envelope_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    q.execute(&mut *tx).await?;
+                }
+                for chunk in ids.chunks(500) {
+                    let n = chunk.len();
+                    let done = format!(
+                        "UPDATE delivery_queue SET state = 'done', lease_until = NULL, delivered_at = ${} \
+                         WHERE envelope_id IN ({})",
+                        n + 1,
+                        $crate::store::list(n)
+                    );
+                    let mut q = sqlx::query(&done);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    q.bind(now).execute(&mut *tx).await?;
+                    // The first delivery moves a thread from `sent` to `delivered`.
+                    let threads = format!(
+                        "UPDATE threads SET delivered_at = COALESCE(delivered_at, ${}), \
+                         state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END \
+                         WHERE id IN (SELECT thread_id FROM envelopes WHERE id IN ({}) \
+                         AND thread_id IS NOT NULL)",
+                        n + 1,
+                        $crate::store::list(n)
+                    );
+                    let mut q = sqlx::query(&threads);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    q.bind(now).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -25,12 +25,6 @@ pub(super) const ADVANCE_THREAD: &str = "UPDATE threads SET state = $3, version 
     assignee_id = CASE WHEN $10 IS NULL THEN assignee_id ELSE NULL END \
     WHERE id = $1 AND version = $2";
 
-/// Delivery of any envelope of a thread: the first one moves `sent` to `delivered`.
-pub(super) const THREAD_DELIVERED: &str = "UPDATE threads SET \
-    delivered_at = COALESCE(delivered_at, $2), \
-    state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END \
-    WHERE id = (SELECT thread_id FROM envelopes WHERE id = $1)";
-
 pub(super) fn select_thread() -> String {
     format!("SELECT {THREAD_COLUMNS} FROM threads t WHERE t.id = $1")
 }

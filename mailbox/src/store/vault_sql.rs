@@ -343,14 +343,21 @@ macro_rules! impl_vault_store {
                         chrono::Utc::now().timestamp_millis()
                     );
                 }
-                for s in slots {
-                    sqlx::query(vault_sql::INSERT_SLOT)
-                        .bind(&s.envelope_id)
-                        .bind(&s.principal)
-                        .bind(&s.added_by)
-                        .bind(s.added_at)
-                        .execute(&mut *tx)
-                        .await?;
+                if !slots.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
+                         VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
+                        $crate::store::placeholders(slots.len(), 4)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for s in slots {
+                        q = q
+                            .bind(&s.envelope_id)
+                            .bind(&s.principal)
+                            .bind(&s.added_by)
+                            .bind(s.added_at);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 // The queue entry commits with the envelope: acknowledged means deliverable.
                 sqlx::query(super::queue_sql::INSERT_QUEUE)
