@@ -324,3 +324,82 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
+    let net = Network::new().await;
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
+    let port = imap_port(&server);
+    let _ = net.ready_client(&server, &rad, &rad_pw).await;
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/e2e/clients/imap_corpus.py"
+        ))
+        .arg(port.to_string())
+        .arg(net.data_dir().join("tls-cert.pem"))
+        .args([rad.as_str(), &format!("{rad_pw}-Mine-2026")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let last = |name: &str| -> String {
+        r[name]
+            .as_array()
+            .and_then(|a| a.last())
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(r["greeting"].as_str().unwrap().starts_with("* OK"), "{r}");
+    assert!(last("empty").starts_with("* BAD"), "{r}");
+    assert!(last("noop").starts_with("a1 OK"), "{r}");
+    assert!(last("unbalanced").starts_with("a2 BAD"), "{r}");
+    assert!(last("fetch_before_login").starts_with("a3 BAD"), "{r}");
+    assert!(last("select_before_login").starts_with("a4 BAD"), "{r}");
+    let huge = last("huge_literal");
+    assert_eq!(huge, "a5 BAD literal too large: refused unread", "{r}");
+    assert_eq!(
+        r["unknown"],
+        json!(["a6 BAD unparsable command"]),
+        "one answer per command: {r}"
+    );
+    assert!(last("unknown").starts_with("a6 BAD"), "{r}");
+    assert!(last("long_line").starts_with("a7 BAD"), "{r}");
+    assert!(
+        last("noop_after").starts_with("a8 OK"),
+        "still serving: {r}"
+    );
+    assert!(last("login").starts_with("b0 OK"), "{r}");
+    assert!(last("select").starts_with("b1 OK"), "{r}");
+    assert!(last("seq_zero").starts_with("b2 BAD"), "{r}");
+    assert!(last("seq_past_end").starts_with("b3 BAD"), "{r}");
+    assert!(last("store_unbalanced").starts_with("b4 BAD"), "{r}");
+    assert!(last("search_unknown").starts_with("b5 BAD"), "{r}");
+    assert!(last("append").starts_with("b6 NO"), "{r}");
+    assert!(last("delete_folder").starts_with("b7 NO"), "{r}");
+    assert!(last("still_serving").starts_with("b8 OK"), "{r}");
+    let flood = r["flood"].as_array().unwrap();
+    assert!(
+        flood
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("* BYE"))
+            || flood.last() == Some(&json!("<EOF>")),
+        "a garbage-only client is dropped: {r}"
+    );
+    assert!(flood.len() <= 12, "{r}");
+    assert!(
+        r["new_connection"].as_str().unwrap().starts_with("* OK"),
+        "{r}"
+    );
+}

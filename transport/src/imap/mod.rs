@@ -177,6 +177,10 @@ async fn connection(
     let mut options = Options::default();
     options.max_literal_size = settings.max_literal;
     options.max_command_size = settings.max_literal.saturating_add(8 * 1024);
+    // imap-next answers an oversized literal itself (tagged BAD) before any of
+    // it is read; these are the texts it uses.
+    let _ = options.set_literal_reject_text("literal too large: refused unread".into());
+    let _ = options.set_literal_accept_text("ready for the literal".into());
     let Ok(greeting) = Greeting::ok(Some(Code::Capability(capabilities())), "Renkei IMAP ready")
     else {
         return;
@@ -314,10 +318,8 @@ async fn connection(
             Err(StreamError::State(e)) => {
                 bad_lines += 1;
                 let (bytes, text) = match &e {
-                    ServerError::LiteralTooLong { discarded_bytes } => (
-                        discarded_bytes.declassify().to_vec(),
-                        "literal too large: refused unread",
-                    ),
+                    // Already refused by imap-next with the reject text.
+                    ServerError::LiteralTooLong { .. } => continue,
                     ServerError::CommandTooLong { discarded_bytes } => {
                         (discarded_bytes.declassify().to_vec(), "command too long")
                     }
