@@ -212,6 +212,25 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
         r["text"].as_str().unwrap().contains("香川 太郎"),
         "the reader sees the patient"
     );
+    let bs = r["bodystructure"].as_str().unwrap().to_lowercase();
+    assert!(bs.contains("\"text\" \"plain\""), "{bs}");
+    assert!(bs.contains("\"application\" \"dicom\""), "{bs}");
+    assert!(bs.contains("\"mixed\""), "{bs}");
+    assert_eq!(r["part2_sha256"], want, "BODY[2] is the attachment");
+    assert!(
+        r["part2_mime"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("application/dicom"),
+        "{r}"
+    );
+    let fields = r["header_fields"].as_str().unwrap();
+    assert!(
+        fields.starts_with("From:") || fields.starts_with("Subject:"),
+        "{fields}"
+    );
+    assert!(!fields.contains("Message-ID"), "{fields}");
     assert!(
         !r["flags_after_peek"].as_str().unwrap().contains("Seen"),
         "{r}"

@@ -74,6 +74,15 @@ if scenario == "reader":
     out["size_and_partial"] = [
         d[0].decode() if isinstance(d, tuple) else d.decode() for d in data
     ]
+    typ, data = m.fetch("1", "(BODYSTRUCTURE)")
+    out["bodystructure"] = data[0].decode(errors="replace")
+    # The attachment alone, as a client fetches a part it wants to save.
+    typ, data = m.fetch("1", "(BODY.PEEK[2] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])")
+    pieces = [d for d in data if isinstance(d, tuple)]
+    import base64
+    out["part2_sha256"] = hashlib.sha256(base64.b64decode(pieces[0][1])).hexdigest()
+    out["part2_mime"] = pieces[1][1].decode(errors="replace")
+    out["header_fields"] = pieces[2][1].decode(errors="replace")
     typ, data = m.search(None, "UNSEEN")
     out["unseen"] = data[0].decode()
     typ, data = m.uid("SEARCH", None, "ALL")

@@ -5,6 +5,7 @@
 
 pub mod render;
 pub mod session;
+pub mod structure;
 
 use std::collections::HashMap;
 use std::future::Future;

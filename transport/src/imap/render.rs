@@ -25,6 +25,8 @@ pub struct Rendered {
     /// Where the header ends (the blank line included).
     pub header_len: usize,
     pub envelope: Envelope<'static>,
+    /// BODYSTRUCTURE and part ranges, read back from `bytes`.
+    pub structure: Option<super::structure::Structure>,
 }
 
 /// Collects streamed attachment plaintext (the stream needs a `'static` writer).
@@ -210,9 +212,11 @@ pub fn render(
         in_reply_to: in_reply_to.map_or(NString::NIL, |p| nstring(&format!("<{p}>"))),
         message_id: nstring(&format!("<{}>", message_id(item))),
     };
+    let structure = super::structure::analyse(&bytes);
     Ok(Rendered {
         bytes,
         header_len,
         envelope,
+        structure,
     })
 }

@@ -1002,20 +1002,55 @@ impl Session {
                         )));
                     }
                 }
+                MessageDataItemName::BodyStructure | MessageDataItemName::Body => {
+                    let Some(s) = rendered.as_ref().and_then(|r| r.structure.as_ref()) else {
+                        return Err("the message structure could not be read".into());
+                    };
+                    items.push(if matches!(name, MessageDataItemName::Body) {
+                        MessageDataItem::Body(s.body_structure.clone())
+                    } else {
+                        MessageDataItem::BodyStructure(s.body_structure.clone())
+                    });
+                }
                 MessageDataItemName::BodyExt {
                     section, partial, ..
                 } => {
                     let Some(r) = &rendered else { continue };
-                    let whole: &[u8] = match section {
-                        None => &r.bytes,
-                        Some(Section::Header(None)) => &r.bytes[..r.header_len],
-                        Some(Section::Text(None)) => &r.bytes[r.header_len..],
-                        Some(_) => {
-                            return Err(
-                                "only BODY[], BODY[HEADER] and BODY[TEXT] are served so far".into(),
-                            );
-                        }
+                    let header = &r.bytes[..r.header_len];
+                    let part = |p: &imap_next::imap_types::fetch::Part| {
+                        r.structure
+                            .as_ref()
+                            .and_then(|s| s.part(p.0.as_ref()))
+                            .cloned()
                     };
+                    let names = |list: &Vec1<AString<'static>>| -> Vec<String> {
+                        list.as_ref()
+                            .iter()
+                            .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
+                            .collect()
+                    };
+                    let whole: std::borrow::Cow<'_, [u8]> = match section {
+                        None => r.bytes.as_slice().into(),
+                        Some(Section::Header(None)) => header.into(),
+                        Some(Section::Text(None)) => r.bytes[r.header_len..].into(),
+                        Some(Section::HeaderFields(None, list)) => {
+                            super::structure::header_fields(header, &names(list), false).into()
+                        }
+                        Some(Section::HeaderFieldsNot(None, list)) => {
+                            super::structure::header_fields(header, &names(list), true).into()
+                        }
+                        Some(Section::Part(p)) => match part(p) {
+                            Some(range) => r.bytes.get(range.body).unwrap_or_default().into(),
+                            None => Vec::new().into(),
+                        },
+                        Some(Section::Mime(p)) => match part(p) {
+                            Some(range) => r.bytes.get(range.mime).unwrap_or_default().into(),
+                            None => Vec::new().into(),
+                        },
+                        // Sections inside a nested message/rfc822: there are none.
+                        Some(_) => Vec::new().into(),
+                    };
+                    let whole: &[u8] = &whole;
                     let (data, origin) = match partial {
                         Some((start, len)) => {
                             let start = usize::try_from(*start).unwrap_or(usize::MAX);
@@ -1032,7 +1067,7 @@ impl Session {
                         data: literal(data),
                     });
                 }
-                _ => return Err("BODYSTRUCTURE and BINARY are not served yet".into()),
+                _ => return Err("BINARY is not served; use BODY[]".into()),
             }
         }
         if marks && !flags_sent {
