@@ -165,6 +165,10 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
     }
     let sent = std::time::Instant::now();
     send_request(&server, &gp_c, &rad, 3).await;
+    let acked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let mut errors = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -250,6 +254,13 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
         "{r}"
     );
     assert!(r["idle_done"].as_str().unwrap().starts_with("I1 OK"), "{r}");
+    let waited = r["exists_at"].as_f64().unwrap() - acked_at;
+    assert!(
+        waited < 1.0,
+        "IDLE saw the new item {waited:.2} s after it was acknowledged"
+    );
+    assert_eq!(r["search_subject_utf8"], "2", "{r}");
+    assert_eq!(r["search_dates"], "1 2", "{r}");
     assert_eq!(r["facility_select"], "NO");
 
     // The web sees what the client did: read and flagged, one archived.
@@ -308,6 +319,16 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
             .contains("change the issued password"),
         "{r}"
     );
+
+    // UIDs and UIDVALIDITY survive a restart.
+    let before = result(python(&net, port, &rad, &pw(&rad_pw), "uids"));
+    drop(server);
+    let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
+    let port = imap_port(&server);
+    let after = result(python(&net, port, &rad, &pw(&rad_pw), "uids"));
+    assert_eq!(before["uids"], after["uids"], "{before} {after}");
+    assert_eq!(before["status"], after["status"]);
+    assert_eq!(before["uids"].as_str().unwrap().split(' ').count(), 2);
 
     // curl: the folder list and one message by UID.
     let cert = net.data_dir().join("tls-cert.pem");

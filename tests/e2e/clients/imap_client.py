@@ -89,6 +89,11 @@ if scenario == "reader":
     out["uids"] = data[0].decode()
     typ, data = m.search(None, "TEXT", "CT")
     out["search_text"] = data[0].decode()
+    m.literal = "読影依頼 2".encode()
+    typ, data = m.search("UTF-8", "SUBJECT")
+    out["search_subject_utf8"] = data[0].decode()
+    typ, data = m.search(None, "SINCE", "1-Jan-2020", "BEFORE", "1-Jan-2100")
+    out["search_dates"] = data[0].decode()
     typ, data = m.store("1", "+FLAGS", "(\\Seen \\Flagged)")
     out["store"] = [d.decode() for d in data if d]
     # Archive the second one the mail-client way.
@@ -113,6 +118,7 @@ if scenario == "reader":
             break
         news.append(line.decode().strip())
         if b"EXISTS" in line:
+            out["exists_at"] = time.time()
             break
     out["idle_news"] = news
     out["idle_seconds"] = round(time.time() - started, 2)
@@ -120,6 +126,12 @@ if scenario == "reader":
     out["idle_done"] = m.readline().decode().strip()
     typ, data = m.select("Facility")
     out["facility_select"] = typ
+elif scenario == "uids":
+    m.select("INBOX")
+    typ, data = m.uid("SEARCH", None, "ALL")
+    out["uids"] = data[0].decode()
+    typ, data = m.status("INBOX", "(UIDVALIDITY)")
+    out["status"] = data[0].decode()
 elif scenario == "clerk":
     typ, data = m.select("Facility", readonly=True)
     out["exists"] = int(data[0])
