@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{CryptoError, Result};
+use crate::fast;
 use crate::keys::{AEAD, Certificate, KeySlotId, SYM, SecretKey};
 use crate::pgp::{self, KeySource};
 
@@ -327,15 +328,32 @@ fn seal_body(
     recipients: &[&Certificate],
     plain: &[u8],
 ) -> Result<SealedEnvelope> {
-    let mut out = Vec::with_capacity(plain.len() + 200 * recipients.len() + 512);
+    let mut out = Vec::with_capacity(plain.len() + 120 * recipients.len() + 512);
+    let sk =
+        SessionKey::new(SYM.key_size().map_err(CryptoError::pgp)?).map_err(CryptoError::pgp)?;
+    // Key slots first (PKESK v6, addressed to the encryption subkey), exactly as
+    // Sequoia's `Encryptor` writes them, but through the X25519 fast path.
+    for c in recipients {
+        let pkesk = match c.enc_x25519() {
+            Some(u) => fast::x25519_pkesk(&sk, c.enc_fpr().clone(), u),
+            None => PKESK6::for_recipient(&sk, c.enc_key()).map(|mut p| {
+                p.set_recipient(Some(c.enc_fpr().clone()));
+                p
+            }),
+        }
+        .map_err(CryptoError::pgp)?;
+        Packet::PKESK(pkesk.into())
+            .serialize(&mut out)
+            .map_err(CryptoError::pgp)?;
+    }
     {
         let msg = Message::new(&mut out);
-        let msg = Encryptor::for_recipients(msg, pgp::recipients(recipients))
-            .symmetric_algo(SYM)
+        let msg = Encryptor::with_session_key(msg, SYM, sk)
+            .map_err(CryptoError::pgp)?
             .aead_algo(AEAD)
             .build()
             .map_err(CryptoError::pgp)?;
-        let msg = Signer::new(msg, sender.signer())
+        let msg = Signer::new(msg, sender.any_signer())
             .map_err(CryptoError::pgp)?
             .hash_algo(HashAlgorithm::SHA256)
             .map_err(CryptoError::pgp)?
@@ -537,9 +555,8 @@ pub fn open(
     key: &SecretKey,
     signer_lookup: impl Fn(&Fingerprint) -> Option<Certificate>,
 ) -> Result<OpenedEnvelope> {
-    let plain = pgp::decrypt_small(&envelope.0, KeySource::Secret(key), Some(&signer_lookup))?;
-    let verified = plain.verified.ok_or(CryptoError::BodyDamaged)?;
-    let inner = parse_mime(&plain.data)?;
+    let (data, verified) = pgp::decrypt_verify(&envelope.0, key, &signer_lookup)?;
+    let inner = parse_mime(&data)?;
     Ok(OpenedEnvelope {
         inner,
         signer: verified.signer.map(|f| f.to_hex()),

@@ -17,6 +17,7 @@
 mod blind;
 mod envelope;
 mod error;
+mod fast;
 mod keys;
 mod pgp;
 
