@@ -11,19 +11,22 @@ use sequoia_openpgp as openpgp;
 
 use openpgp::Fingerprint;
 use openpgp::crypto::SessionKey;
+use openpgp::crypto::Signer as _;
 use openpgp::packet::Packet;
+use openpgp::packet::one_pass_sig::OnePassSig6;
 use openpgp::packet::pkesk::PKESK6;
+use openpgp::packet::signature::SignatureBuilder;
 use openpgp::serialize::Marshal;
-use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
-use openpgp::types::HashAlgorithm;
+use openpgp::types::{HashAlgorithm, SignatureType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{CryptoError, Result};
 use crate::fast;
-use crate::keys::{AEAD, Certificate, KeySlotId, SYM, SecretKey};
+use crate::keys::{Certificate, KeySlotId, SecretKey};
 use crate::pgp::{self, KeySource};
+use crate::stream::{self, AttachmentWriter};
 
 /// Streaming unit for attachments: big enough to amortise per-call overhead,
 /// small enough that a handful in flight stay far below the memory target.
@@ -328,11 +331,10 @@ fn seal_body(
     recipients: &[&Certificate],
     plain: &[u8],
 ) -> Result<SealedEnvelope> {
+    let sk = stream::session_key()?;
     let mut out = Vec::with_capacity(plain.len() + 120 * recipients.len() + 512);
-    let sk =
-        SessionKey::new(SYM.key_size().map_err(CryptoError::pgp)?).map_err(CryptoError::pgp)?;
-    // Key slots first (PKESK v6, addressed to the encryption subkey), exactly as
-    // Sequoia's `Encryptor` writes them, but through the X25519 fast path.
+    // Key slots first (PKESK v6, addressed to the encryption subkey), as
+    // Sequoia's `Encryptor` writes them, through the X25519 fast path.
     for c in recipients {
         let pkesk = match c.enc_x25519() {
             Some(u) => fast::x25519_pkesk(&sk, c.enc_fpr().clone(), u),
@@ -346,23 +348,42 @@ fn seal_body(
             .serialize(&mut out)
             .map_err(CryptoError::pgp)?;
     }
-    {
-        let msg = Message::new(&mut out);
-        let msg = Encryptor::with_session_key(msg, SYM, sk)
-            .map_err(CryptoError::pgp)?
-            .aead_algo(AEAD)
-            .build()
-            .map_err(CryptoError::pgp)?;
-        let msg = Signer::new(msg, sender.any_signer())
-            .map_err(CryptoError::pgp)?
-            .hash_algo(HashAlgorithm::SHA256)
-            .map_err(CryptoError::pgp)?
-            .build()
-            .map_err(CryptoError::pgp)?;
-        let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
-        lw.write_all(plain)?;
-        lw.finalize().map_err(CryptoError::pgp)?;
-    }
+
+    // The signed message, built whole (it is small): one-pass signature,
+    // literal data, signature (v6, SHA-256, salted) — what Sequoia's streaming
+    // `Signer` + `LiteralWriter` emit, without their writer stack.
+    let mut signer = sender.any_signer();
+    let hash = HashAlgorithm::SHA256;
+    let mut salt = vec![0u8; hash.salt_size().map_err(CryptoError::pgp)?];
+    stream::random(&mut salt)?;
+    let issuer = signer.public().fingerprint();
+    let mut ops = OnePassSig6::new(SignatureType::Binary, issuer);
+    ops.set_pk_algo(signer.public().pk_algo());
+    ops.set_hash_algo(hash);
+    ops.set_salt(salt.clone());
+    ops.set_last(true);
+    let sig = SignatureBuilder::new(SignatureType::Binary)
+        .set_hash_algo(hash)
+        .set_prefix_salt(salt)
+        .0
+        .set_signature_creation_time(SystemTime::now())
+        .map_err(CryptoError::pgp)?
+        .sign_message(&mut signer, plain)
+        .map_err(CryptoError::pgp)?;
+    let literal = stream::literal_header(plain.len())?;
+    let mut inner = Zeroizing::new(Vec::with_capacity(plain.len() + literal.len() + 512));
+    Packet::OnePassSig(ops.into())
+        .serialize(&mut *inner)
+        .map_err(CryptoError::pgp)?;
+    inner.extend_from_slice(&literal);
+    inner.extend_from_slice(plain);
+    Packet::Signature(sig)
+        .serialize(&mut *inner)
+        .map_err(CryptoError::pgp)?;
+
+    let mut body = stream::Seipd2::new(&mut out, &sk)?;
+    body.write_all(&inner)?;
+    body.finish()?;
     Ok(SealedEnvelope(out))
 }
 
@@ -409,8 +430,7 @@ fn seal_attachment(a: AttachmentInput<'_>) -> Result<(ManifestEntry, SealedAttac
         mut source,
         sink,
     } = a;
-    let sk =
-        SessionKey::new(SYM.key_size().map_err(CryptoError::pgp)?).map_err(CryptoError::pgp)?;
+    let sk = stream::session_key()?;
     let mut out = Counting {
         inner: BufWriter::with_capacity(CHUNK, sink),
         n: 0,
@@ -442,18 +462,12 @@ fn seal_attachment(a: AttachmentInput<'_>) -> Result<(ManifestEntry, SealedAttac
         });
 
         let written = (|| -> Result<()> {
-            let msg = Message::new(&mut out);
-            let msg = Encryptor::with_session_key(msg, SYM, sk.clone())
-                .map_err(CryptoError::pgp)?
-                .aead_algo(AEAD)
-                .build()
-                .map_err(CryptoError::pgp)?;
-            let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
+            let mut w = AttachmentWriter::new(&mut out, &sk)?;
             for buf in full_rx.iter() {
-                lw.write_all(&buf)?;
+                w.write(&buf)?;
                 let _ = empty_tx.try_send(buf);
             }
-            lw.finalize().map_err(CryptoError::pgp)?;
+            w.finish()?;
             Ok(())
         })();
         drop(full_rx); // unblocks the reader if we stopped early
@@ -757,6 +771,8 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::AEAD;
+    use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer};
 
     /// An insider who knows the session key re-encrypts a signed message whose
     /// literal data was altered after signing: the body decrypts, the signature fails.

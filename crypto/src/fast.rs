@@ -61,7 +61,7 @@ pub(crate) fn x25519_pkesk(
     u: &[u8; 32],
 ) -> openpgp::Result<PKESK6> {
     let mut seed = Zeroizing::new([0u8; 32]);
-    openpgp::crypto::random(&mut seed[..])?;
+    getrandom::getrandom(&mut seed[..]).map_err(|e| Error::InvalidOperation(e.to_string()))?;
     let eph = StaticSecret::from(*seed);
     let e = XPublic::from(&eph).to_bytes();
     let shared = eph.diffie_hellman(&XPublic::from(*u));
