@@ -16,11 +16,24 @@ use openpgp::crypto::aead::{Encryptor as AeadEncryptor, SEIPv2Schedule};
 use crate::error::{CryptoError, Result};
 use crate::keys::{AEAD, SYM};
 
-/// Chunk size octet `c`: chunks of 2^(c+6) bytes, here 256 KiB. Big enough that
-/// the per-chunk cost vanishes, small enough to stay in L2 while OCB runs and
-/// that a reader never holds more than one chunk back.
+/// Chunk size octet `c` for attachments: chunks of 2^(c+6) bytes, here 256 KiB.
+/// Big enough that the per-chunk cost vanishes, small enough to stay in L2
+/// while OCB runs and that a reader never holds more than one chunk back.
 pub(crate) const CHUNK_OCTET: u8 = 12;
-const CHUNK_SIZE: usize = 1 << (CHUNK_OCTET as usize + 6);
+/// The smallest chunk we write, 4 KiB (Sequoia's fixed size, so a small
+/// envelope's body is laid out as before).
+const MIN_CHUNK_OCTET: u8 = 6;
+
+/// The chunk octet for a body of `len` bytes known in advance: one chunk if it
+/// fits in 4 KiB … 256 KiB (AEAD buffers are allocated per chunk size, so a small
+/// envelope must not pay for a big one).
+pub(crate) fn chunk_octet_for(len: usize) -> u8 {
+    let mut c = MIN_CHUNK_OCTET;
+    while c < CHUNK_OCTET && (1usize << (c + 6)) < len {
+        c += 1;
+    }
+    c
+}
 /// Partial body length used for both framings (power of two, at least 512).
 const PIECE_LOG2: u8 = 20;
 const PIECE: usize = 1 << PIECE_LOG2;
@@ -75,8 +88,13 @@ impl<W: Write> Write for PartialBody<W> {
             self.pending.clear();
             buf = &buf[take..];
         }
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(PIECE);
+        let need = self.pending.len() + buf.len();
+        if need > self.pending.capacity() {
+            // Grow by hand so the old buffer is wiped, not left behind by a realloc.
+            let cap = need.max(2 * self.pending.capacity()).clamp(4096, PIECE);
+            let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(cap));
+            bigger.extend_from_slice(&self.pending);
+            self.pending = bigger;
         }
         self.pending.extend_from_slice(buf);
         Ok(len)
@@ -101,23 +119,25 @@ pub(crate) fn session_key() -> Result<SessionKey> {
 
 /// The encrypted container: a SEIPDv2 packet (new-format CTB, partial body
 /// lengths) whose content is written through [`Write`] and AEAD-encrypted in
-/// chunks of 2^([`CHUNK_OCTET`]+6) bytes. Carries no key slot.
+/// chunks of 2^(c+6) bytes. Carries no key slot.
 pub(crate) struct Seipd2<W: Write + Send + Sync> {
     enc: AeadEncryptor<'static, PartialBody<W>>,
 }
 
 impl<W: Write + Send + Sync> Seipd2<W> {
-    pub(crate) fn new(mut sink: W, sk: &SessionKey) -> Result<Self> {
+    pub(crate) fn new(mut sink: W, sk: &SessionKey, chunk_octet: u8) -> Result<Self> {
+        let chunk_octet = chunk_octet.clamp(MIN_CHUNK_OCTET, CHUNK_OCTET);
+        let chunk_size = 1usize << (chunk_octet + 6);
         let mut salt = [0u8; 32];
         random(&mut salt)?;
         sink.write_all(&[0xC0 | 18])?;
         let mut seip = PartialBody::new(sink);
-        seip.write_all(&[2, SYM.into(), AEAD.into(), CHUNK_OCTET])?;
+        seip.write_all(&[2, SYM.into(), AEAD.into(), chunk_octet])?;
         seip.write_all(&salt)?;
         let schedule =
-            SEIPv2Schedule::new(sk, SYM, AEAD, CHUNK_SIZE, &salt).map_err(CryptoError::pgp)?;
+            SEIPv2Schedule::new(sk, SYM, AEAD, chunk_size, &salt).map_err(CryptoError::pgp)?;
         let enc =
-            AeadEncryptor::new(SYM, AEAD, CHUNK_SIZE, schedule, seip).map_err(CryptoError::pgp)?;
+            AeadEncryptor::new(SYM, AEAD, chunk_size, schedule, seip).map_err(CryptoError::pgp)?;
         Ok(Seipd2 { enc })
     }
 
@@ -166,7 +186,7 @@ pub(crate) struct AttachmentWriter<W: Write + Send + Sync> {
 
 impl<W: Write + Send + Sync> AttachmentWriter<W> {
     pub(crate) fn new(sink: W, sk: &SessionKey) -> Result<Self> {
-        let mut seipd = Seipd2::new(sink, sk)?;
+        let mut seipd = Seipd2::new(sink, sk, CHUNK_OCTET)?;
         // Literal data packet (tag 11): binary, no file name, no date.
         seipd.write_all(&[0xC0 | 11])?;
         let mut literal = PartialBody::new(seipd);
