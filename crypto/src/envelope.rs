@@ -544,7 +544,7 @@ pub fn open_attachment(
                 let _ = empty_tx.try_send(buf);
             }
             out.flush()?;
-            Ok(hasher.finish()?)
+            hasher.finish()
         });
         let mut total = 0u64;
         let decrypted = pgp::decrypt_stream(sealed, &entry.session_key, CHUNK, |buf| {
