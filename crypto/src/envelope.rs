@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io::{self, BufWriter, Read, Write};
+use std::sync::OnceLock;
 use std::sync::mpsc::sync_channel;
 use std::time::SystemTime;
 
@@ -709,8 +710,11 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
     use mail_parser::{MessageParser, MimeHeaders};
 
     let bad = |what: &str| CryptoError::Malformed(format!("inner message: {what}"));
-    let msg = MessageParser::new()
-        .default_header_text()
+    // Parsers built once: `MessageParser::new` fills a table of header parsers.
+    static INNER: OnceLock<MessageParser> = OnceLock::new();
+    static PROBE: OnceLock<MessageParser> = OnceLock::new();
+    let msg = INNER
+        .get_or_init(|| MessageParser::new().default_header_text())
         .parse(bytes)
         .ok_or_else(|| bad("not MIME"))?;
     // Our own headers may carry RFC 2047 encoded words (Japanese names), which the
@@ -724,7 +728,8 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
             return raw.to_owned();
         }
         let probe = format!("Subject: {raw}\r\n\r\n");
-        MessageParser::new()
+        PROBE
+            .get_or_init(MessageParser::new)
             .parse(probe.as_bytes())
             .and_then(|m| m.subject().map(str::to_owned))
             .unwrap_or_else(|| raw.to_owned())

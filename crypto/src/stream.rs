@@ -34,22 +34,24 @@ pub(crate) fn chunk_octet_for(len: usize) -> u8 {
     }
     c
 }
-/// Partial body length used for both framings (power of two, at least 512).
-const PIECE_LOG2: u8 = 20;
-const PIECE: usize = 1 << PIECE_LOG2;
+/// Partial body length of the literal packet (power of two, at least 512).
+const LITERAL_PIECE_LOG2: u8 = 20;
 
 /// OpenPGP partial body framing (RFC 9580 §4.2.1.4) that passes whole pieces
 /// straight through and only buffers what does not yet fill one.
 struct PartialBody<W: Write> {
     inner: W,
+    /// Piece length is 2^piece_log2.
+    piece_log2: u8,
     /// Plaintext for the literal layer: wiped on drop, never reallocated.
     pending: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl<W: Write> PartialBody<W> {
-    fn new(inner: W) -> Self {
+    fn new(inner: W, piece_log2: u8) -> Self {
         PartialBody {
             inner,
+            piece_log2: piece_log2.clamp(9, 30),
             pending: zeroize::Zeroizing::new(Vec::new()),
         }
     }
@@ -78,11 +80,12 @@ impl<W: Write> PartialBody<W> {
 impl<W: Write> Write for PartialBody<W> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let len = buf.len();
-        while self.pending.len() + buf.len() > PIECE {
+        let piece = 1usize << self.piece_log2;
+        while self.pending.len() + buf.len() > piece {
             // More than a piece is available: emit one (keeping at least one
             // byte back, so the final piece is never empty by accident).
-            let take = PIECE - self.pending.len();
-            self.inner.write_all(&[0xE0 | PIECE_LOG2])?;
+            let take = piece - self.pending.len();
+            self.inner.write_all(&[0xE0 | self.piece_log2])?;
             self.inner.write_all(&self.pending)?;
             self.inner.write_all(&buf[..take])?;
             self.pending.clear();
@@ -91,7 +94,7 @@ impl<W: Write> Write for PartialBody<W> {
         let need = self.pending.len() + buf.len();
         if need > self.pending.capacity() {
             // Grow by hand so the old buffer is wiped, not left behind by a realloc.
-            let cap = need.max(2 * self.pending.capacity()).clamp(4096, PIECE);
+            let cap = need.max(2 * self.pending.capacity()).clamp(4096, piece);
             let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(cap));
             bigger.extend_from_slice(&self.pending);
             self.pending = bigger;
@@ -131,7 +134,9 @@ impl<W: Write + Send + Sync> Seipd2<W> {
         let mut salt = [0u8; 32];
         random(&mut salt)?;
         sink.write_all(&[0xC0 | 18])?;
-        let mut seip = PartialBody::new(sink);
+        // Pieces the size of an AEAD chunk: each encrypted chunk then passes
+        // straight through to the sink instead of being copied into a buffer.
+        let mut seip = PartialBody::new(sink, chunk_octet + 6);
         seip.write_all(&[2, SYM.into(), AEAD.into(), chunk_octet])?;
         seip.write_all(&salt)?;
         let schedule =
@@ -189,7 +194,7 @@ impl<W: Write + Send + Sync> AttachmentWriter<W> {
         let mut seipd = Seipd2::new(sink, sk, CHUNK_OCTET)?;
         // Literal data packet (tag 11): binary, no file name, no date.
         seipd.write_all(&[0xC0 | 11])?;
-        let mut literal = PartialBody::new(seipd);
+        let mut literal = PartialBody::new(seipd, LITERAL_PIECE_LOG2);
         literal.write_all(&[b'b', 0, 0, 0, 0, 0])?;
         Ok(AttachmentWriter { literal })
     }
