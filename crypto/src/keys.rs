@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::sync::Arc;
 
 use sequoia_openpgp as openpgp;
 
@@ -20,6 +21,7 @@ use openpgp::{Cert, Fingerprint, Profile};
 use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, Result};
+use crate::fast;
 use crate::pgp::{self, KeySource, POLICY};
 
 /// Symmetric cipher for every body, grant, locked key and attachment.
@@ -31,11 +33,28 @@ pub(crate) const AEAD: AEADAlgorithm = AEADAlgorithm::OCB;
 ///
 /// Safe to store and show; holds no secret. The encryption subkey is resolved
 /// once at construction so sealing does not re-validate the certificate each time.
+///
+/// Shared behind an `Arc`: signer look-ups hand out clones on every open.
 #[derive(Clone)]
-pub struct Certificate {
+pub struct Certificate(Arc<CertInner>);
+
+struct CertInner {
     cert: Cert,
+    fingerprint: Fingerprint,
     enc_key: Key<PublicParts, UnspecifiedRole>,
+    enc_fpr: Fingerprint,
+    /// The encryption subkey's X25519 point, when it is one (the fast path).
+    enc_x25519: Option<[u8; 32]>,
     features: Features,
+    /// Signing-capable keys that are valid now, with their Ed25519 form.
+    signers: Vec<SigningKeyInfo>,
+}
+
+/// A signing-capable key of a certificate, as resolved under the policy when the
+/// certificate was loaded.
+pub(crate) struct SigningKeyInfo {
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) ed25519: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl Certificate {
@@ -44,14 +63,17 @@ impl Certificate {
         let vc = cert
             .with_policy(&POLICY, None)
             .map_err(|e| CryptoError::UnusableKey(format!("certificate not valid: {e}")))?;
-        if vc
+        let signers: Vec<SigningKeyInfo> = vc
             .keys()
             .alive()
             .revoked(false)
             .for_signing()
-            .next()
-            .is_none()
-        {
+            .map(|ka| SigningKeyInfo {
+                fingerprint: ka.key().fingerprint(),
+                ed25519: fast::ed25519_public(ka.key().role_as_unspecified()),
+            })
+            .collect();
+        if signers.is_empty() {
             return Err(CryptoError::UnusableKey("no signing key".into()));
         }
         let enc_key = vc
@@ -64,11 +86,15 @@ impl Certificate {
             .map(|ka| ka.key().clone().role_into_unspecified())
             .ok_or_else(|| CryptoError::UnusableKey("no encryption subkey".into()))?;
         let features = vc.features().unwrap_or_else(Features::sequoia);
-        Ok(Certificate {
+        Ok(Certificate(Arc::new(CertInner {
+            fingerprint: cert.fingerprint(),
             cert,
+            enc_fpr: enc_key.fingerprint(),
+            enc_x25519: fast::x25519_public(&enc_key),
             enc_key,
             features,
-        })
+            signers,
+        })))
     }
 
     /// Parses a certificate stored with [`Certificate::to_bytes`]; any secret parts are dropped.
@@ -79,47 +105,57 @@ impl Certificate {
 
     /// Binary OpenPGP certificate (public key packets and self-signatures only).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        self.cert.to_vec().map_err(CryptoError::pgp)
+        self.0.cert.to_vec().map_err(CryptoError::pgp)
     }
 
     /// ASCII-armored form, for showing or handing to other OpenPGP tools.
     pub fn to_armored(&self) -> Result<String> {
-        let v = self.cert.armored().to_vec().map_err(CryptoError::pgp)?;
+        let v = self.0.cert.armored().to_vec().map_err(CryptoError::pgp)?;
         String::from_utf8(v).map_err(CryptoError::pgp)
     }
 
     /// Primary key fingerprint, upper-case hex: the principal's stable identity.
     pub fn fingerprint(&self) -> String {
-        self.cert.fingerprint().to_hex()
+        self.0.fingerprint.to_hex()
     }
 
     /// The same fingerprint as a typed value (what signer look-ups receive).
     pub fn fingerprint_typed(&self) -> Fingerprint {
-        self.cert.fingerprint()
+        self.0.fingerprint.clone()
     }
 
     /// The identifier this principal's key slots carry (its encryption subkey's
     /// fingerprint); compare with [`crate::key_slots`].
     pub fn key_slot_id(&self) -> KeySlotId {
-        KeySlotId(self.enc_key.fingerprint().to_hex())
+        KeySlotId(self.0.enc_fpr.to_hex())
     }
 
     /// The first user ID, if any (informational: account binding is the caller's job).
     pub fn user_id(&self) -> Option<String> {
-        self.cert
+        self.0
+            .cert
             .userids()
             .next()
             .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
     }
 
     pub(crate) fn cert(&self) -> &Cert {
-        &self.cert
+        &self.0.cert
     }
     pub(crate) fn enc_key(&self) -> &Key<PublicParts, UnspecifiedRole> {
-        &self.enc_key
+        &self.0.enc_key
+    }
+    pub(crate) fn enc_fpr(&self) -> &Fingerprint {
+        &self.0.enc_fpr
+    }
+    pub(crate) fn enc_x25519(&self) -> Option<&[u8; 32]> {
+        self.0.enc_x25519.as_ref()
     }
     pub(crate) fn features(&self) -> &Features {
-        &self.features
+        &self.0.features
+    }
+    pub(crate) fn signers(&self) -> &[SigningKeyInfo] {
+        &self.0.signers
     }
 }
 
@@ -133,7 +169,7 @@ impl fmt::Debug for Certificate {
 
 impl PartialEq for Certificate {
     fn eq(&self, other: &Self) -> bool {
-        self.cert.fingerprint() == other.cert.fingerprint()
+        self.0.fingerprint == other.0.fingerprint
     }
 }
 impl Eq for Certificate {}
@@ -163,6 +199,10 @@ pub struct SecretKey {
     public: Certificate,
     signer: KeyPair,
     decryptor: KeyPair,
+    /// The same two secrets in dalek form when they are Ed25519 / X25519 (always,
+    /// for keys made here): the hot path. Both wipe themselves on drop.
+    fast_signer: Option<Box<ed25519_dalek::SigningKey>>,
+    fast_decryptor: Option<Box<x25519_dalek::StaticSecret>>,
 }
 
 /// A person's key.
@@ -235,7 +275,7 @@ impl SecretKey {
                 .clone()
                 .into_keypair()
                 .map_err(|e| CryptoError::UnusableKey(e.to_string()))?;
-            let fp = public.enc_key.fingerprint();
+            let fp = public.enc_fpr().clone();
             let decryptor = vc
                 .keys()
                 .secret()
@@ -247,11 +287,15 @@ impl SecretKey {
                 .map_err(|e| CryptoError::UnusableKey(e.to_string()))?;
             (signer, decryptor)
         };
+        let fast_signer = fast_ed25519_secret(&signer);
+        let fast_decryptor = fast_x25519_secret(&decryptor);
         Ok(SecretKey {
             cert,
             public,
             signer,
             decryptor,
+            fast_signer,
+            fast_decryptor,
         })
     }
 
@@ -270,11 +314,38 @@ impl SecretKey {
         self.public.fingerprint()
     }
 
+    #[cfg(test)]
     pub(crate) fn signer(&self) -> KeyPair {
         self.signer.clone()
     }
     pub(crate) fn decryptor(&self) -> KeyPair {
         self.decryptor.clone()
+    }
+
+    /// The signer: the fast path when the key is Ed25519, else Sequoia's.
+    pub(crate) fn any_signer(&self) -> fast::AnySigner<'_> {
+        match &self.fast_signer {
+            Some(secret) => fast::AnySigner::Fast(fast::Ed25519Signer {
+                public: self.signer.public(),
+                secret,
+            }),
+            None => fast::AnySigner::Sequoia(Box::new(self.signer.clone())),
+        }
+    }
+
+    /// Decrypts key slots through the fast path when the key is X25519, else through Sequoia.
+    pub(crate) fn with_decryptor<T>(
+        &self,
+        f: impl FnOnce(&mut dyn openpgp::crypto::Decryptor) -> T,
+    ) -> T {
+        match (&self.fast_decryptor, self.public.enc_x25519()) {
+            (Some(secret), Some(u)) => f(&mut fast::X25519Decryptor {
+                public: self.decryptor.public(),
+                u: *u,
+                secret,
+            }),
+            _ => f(&mut self.decryptor.clone()),
+        }
     }
 
     /// Transferable secret key bytes; only ever fed into encryption.
@@ -346,6 +417,41 @@ impl SecretKey {
     pub fn from_armored_secret(armored: &str) -> Result<Self> {
         Self::from_tsk_bytes(armored.as_bytes())
     }
+}
+
+/// The Ed25519 secret of `kp` as a dalek key, if it is one.
+fn fast_ed25519_secret(kp: &KeyPair) -> Option<Box<ed25519_dalek::SigningKey>> {
+    let a = match kp.public().mpis() {
+        openpgp::crypto::mpi::PublicKey::Ed25519 { a } => *a,
+        _ => return None,
+    };
+    let sk = kp.secret().map(|m| match m {
+        openpgp::crypto::mpi::SecretKeyMaterial::Ed25519 { x } if x.len() == 32 => {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            seed.copy_from_slice(x);
+            Some(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
+        }
+        _ => None,
+    })?;
+    // Only if the secret matches the public key the certificate carries.
+    (sk.verifying_key().to_bytes() == a).then_some(sk)
+}
+
+/// The X25519 secret of `kp` as a dalek key, if it is one.
+fn fast_x25519_secret(kp: &KeyPair) -> Option<Box<x25519_dalek::StaticSecret>> {
+    let u = match kp.public().mpis() {
+        openpgp::crypto::mpi::PublicKey::X25519 { u } => *u,
+        _ => return None,
+    };
+    let sk = kp.secret().map(|m| match m {
+        openpgp::crypto::mpi::SecretKeyMaterial::X25519 { x } if x.len() == 32 => {
+            let mut b = Zeroizing::new([0u8; 32]);
+            b.copy_from_slice(x);
+            Some(Box::new(x25519_dalek::StaticSecret::from(*b)))
+        }
+        _ => None,
+    })?;
+    (x25519_dalek::PublicKey::from(&*sk).to_bytes() == u).then_some(sk)
 }
 
 /// Argon2id cost for [`SecretKey::lock_with`], stored inside the locked key.

@@ -17,8 +17,10 @@
 mod blind;
 mod envelope;
 mod error;
+mod fast;
 mod keys;
 mod pgp;
+mod stream;
 
 pub use blind::{BlindIndexKey, blind_index, normalise_patient_id};
 pub use envelope::{
