@@ -64,6 +64,20 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(PgStore, CLAIM);
 impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(PgStore);
-impl_vault_store!(PgStore);
+impl_vault_store!(PgStore, sqlx::Postgres);
+
+impl PgStore {
+    /// PostgreSQL commits concurrent transactions together by itself.
+    async fn insert_envelope_now(
+        &self,
+        e: &EnvelopeRow,
+        slots: &[SlotRow],
+        attachments: &[AttachmentRow],
+        thread: Option<&super::thread::ThreadChange>,
+    ) -> StoreResult<()> {
+        self.insert_envelope_alone(e, slots, attachments, thread)
+            .await
+    }
+}
 impl_thread_store!(PgStore);
 impl_portable_store!(PgStore, "postgres");

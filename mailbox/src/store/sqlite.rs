@@ -33,6 +33,8 @@ pub struct SqliteStore {
     /// writers queueing here wait asynchronously instead of sleeping in the
     /// busy handler.
     writer: SqlitePool,
+    /// Submissions for the group writer.
+    jobs: tokio::sync::mpsc::Sender<WriteJob>,
 }
 
 impl SqliteStore {
@@ -58,7 +60,20 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(StoreError::from)?;
-        Ok(Self { pool, writer })
+        let (jobs, queue) = tokio::sync::mpsc::channel(1024);
+        let store = Self { pool, writer, jobs };
+        // The writer task holds a clone without the sender side, so it ends
+        // when the last store handle is dropped.
+        let (unused, _) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(group_writer(
+            Self {
+                pool: store.pool.clone(),
+                writer: store.writer.clone(),
+                jobs: unused,
+            },
+            queue,
+        ));
+        Ok(store)
     }
 }
 
@@ -78,6 +93,98 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(SqliteStore, CLAIM);
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(SqliteStore);
-impl_vault_store!(SqliteStore);
+impl_vault_store!(SqliteStore, sqlx::Sqlite);
+
+/// One submission waiting for the group writer.
+struct WriteJob {
+    envelope: EnvelopeRow,
+    slots: Vec<SlotRow>,
+    attachments: Vec<AttachmentRow>,
+    thread: Option<super::thread::ThreadChange>,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
+/// Largest group committed at once.
+const GROUP: usize = 64;
+
+/// Group commit: SQLite has one writer and one fsync per commit, so submissions
+/// that arrive while a commit is running are written together in the next
+/// transaction. Each is answered only after the commit that holds it.
+async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        match write_group(&store, &group).await {
+            Ok(()) => {
+                for j in group {
+                    let _ = j.done.send(Ok(()));
+                }
+            }
+            Err(_) => {
+                // One bad submission (e.g. a thread moved on meanwhile) must not
+                // fail the others: each alone, with its own answer.
+                for j in group {
+                    let r = store
+                        .insert_envelope_alone(
+                            &j.envelope,
+                            &j.slots,
+                            &j.attachments,
+                            j.thread.as_ref(),
+                        )
+                        .await;
+                    let _ = j.done.send(r);
+                }
+            }
+        }
+    }
+}
+
+async fn write_group(store: &SqliteStore, group: &[WriteJob]) -> StoreResult<()> {
+    let mut tx = store.writer.begin().await?;
+    for j in group {
+        SqliteStore::insert_envelope_in(
+            &mut tx,
+            &j.envelope,
+            &j.slots,
+            &j.attachments,
+            j.thread.as_ref(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn insert_envelope_now(
+        &self,
+        e: &EnvelopeRow,
+        slots: &[SlotRow],
+        attachments: &[AttachmentRow],
+        thread: Option<&super::thread::ThreadChange>,
+    ) -> StoreResult<()> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = WriteJob {
+            envelope: e.clone(),
+            slots: slots.to_vec(),
+            attachments: attachments.to_vec(),
+            thread: thread.cloned(),
+            done,
+        };
+        if self.jobs.send(job).await.is_err() {
+            return self
+                .insert_envelope_alone(e, slots, attachments, thread)
+                .await;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Corrupt("the group writer stopped".into()))?
+    }
+}
 impl_thread_store!(SqliteStore);
 impl_portable_store!(SqliteStore, "sqlite");

@@ -79,7 +79,91 @@ pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.send
     ORDER BY e.created_at DESC, e.id";
 
 macro_rules! impl_vault_store {
-    ($backend:ty) => {
+    ($backend:ty, $db:ty) => {
+        impl $backend {
+            /// The statements of one submission, inside a transaction the
+            /// caller commits (SQLite's group commit runs several in one).
+            pub(super) async fn insert_envelope_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                e: &EnvelopeRow,
+                slots: &[SlotRow],
+                attachments: &[AttachmentRow],
+                thread: Option<&$crate::store::thread::ThreadChange>,
+            ) -> StoreResult<()> {
+                let tx = &mut *tx;
+                sqlx::query(vault_sql::INSERT_ENVELOPE)
+                    .bind(&e.id)
+                    .bind(&e.kind)
+                    .bind(&e.sender_id)
+                    .bind(&e.sender_facility)
+                    .bind(e.created_at)
+                    .bind(&e.body)
+                    .bind(e.body_size)
+                    .bind(&e.blind_index)
+                    .bind(&e.consent_obtained_on)
+                    .bind(&e.consent_method)
+                    .bind(&e.consent_obtained_by)
+                    .bind(&e.thread_id)
+                    .bind(&e.step)
+                    .bind(e.thread_seq)
+                    .execute(&mut **tx)
+                    .await?;
+                if let Some(change) = thread {
+                    super::thread_sql::apply_thread_change!(
+                        (*tx),
+                        change,
+                        chrono::Utc::now().timestamp_millis()
+                    );
+                }
+                if !slots.is_empty() {
+                    let sql = format!(
+                        "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
+                         VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
+                        $crate::store::placeholders(slots.len(), 4)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for s in slots {
+                        q = q
+                            .bind(&s.envelope_id)
+                            .bind(&s.principal)
+                            .bind(&s.added_by)
+                            .bind(s.added_at);
+                    }
+                    q.execute(&mut **tx).await?;
+                }
+                // The queue entry commits with the envelope: acknowledged means deliverable.
+                sqlx::query(super::queue_sql::INSERT_QUEUE)
+                    .bind(&e.id)
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .execute(&mut **tx)
+                    .await?;
+                for a in attachments {
+                    sqlx::query(vault_sql::INSERT_ATTACHMENT)
+                        .bind(&a.envelope_id)
+                        .bind(a.idx)
+                        .bind(&a.blob_key)
+                        .bind(a.sealed_size)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            /// One submission in its own transaction.
+            pub(super) async fn insert_envelope_alone(
+                &self,
+                e: &EnvelopeRow,
+                slots: &[SlotRow],
+                attachments: &[AttachmentRow],
+                thread: Option<&$crate::store::thread::ThreadChange>,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer.begin().await?;
+                Self::insert_envelope_in(&mut tx, e, slots, attachments, thread).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::vault::VaultStore for $backend {
             async fn recovery_cert(&self) -> StoreResult<Option<Vec<u8>>> {
@@ -318,64 +402,8 @@ macro_rules! impl_vault_store {
                 attachments: &[AttachmentRow],
                 thread: Option<&$crate::store::thread::ThreadChange>,
             ) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                sqlx::query(vault_sql::INSERT_ENVELOPE)
-                    .bind(&e.id)
-                    .bind(&e.kind)
-                    .bind(&e.sender_id)
-                    .bind(&e.sender_facility)
-                    .bind(e.created_at)
-                    .bind(&e.body)
-                    .bind(e.body_size)
-                    .bind(&e.blind_index)
-                    .bind(&e.consent_obtained_on)
-                    .bind(&e.consent_method)
-                    .bind(&e.consent_obtained_by)
-                    .bind(&e.thread_id)
-                    .bind(&e.step)
-                    .bind(e.thread_seq)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(change) = thread {
-                    super::thread_sql::apply_thread_change!(
-                        tx,
-                        change,
-                        chrono::Utc::now().timestamp_millis()
-                    );
-                }
-                if !slots.is_empty() {
-                    let sql = format!(
-                        "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
-                         VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
-                        $crate::store::placeholders(slots.len(), 4)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for s in slots {
-                        q = q
-                            .bind(&s.envelope_id)
-                            .bind(&s.principal)
-                            .bind(&s.added_by)
-                            .bind(s.added_at);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                // The queue entry commits with the envelope: acknowledged means deliverable.
-                sqlx::query(super::queue_sql::INSERT_QUEUE)
-                    .bind(&e.id)
-                    .bind(chrono::Utc::now().timestamp_millis())
-                    .execute(&mut *tx)
-                    .await?;
-                for a in attachments {
-                    sqlx::query(vault_sql::INSERT_ATTACHMENT)
-                        .bind(&a.envelope_id)
-                        .bind(a.idx)
-                        .bind(&a.blob_key)
-                        .bind(a.sealed_size)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.insert_envelope_now(e, slots, attachments, thread)
+                    .await
             }
 
             async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
