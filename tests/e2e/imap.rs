@@ -376,10 +376,23 @@ async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
         "--name",
         "さぬき中央病院",
     ]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        CLINIC,
+        "--name",
+        "ことひら内科クリニック",
+    ]);
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
     let port = imap_port(&server);
-    let _ = net.ready_client(&server, &rad, &rad_pw).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
+    // One item in the folder, so huge sets have something to be tested against.
+    send_request(&server, &gp_c, &rad, 1).await;
+    inbox_delivered(&server, &rad_c, 1).await;
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -424,10 +437,18 @@ async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
     assert!(last("select").starts_with("b1 OK"), "{r}");
     assert!(last("seq_zero").starts_with("b2 BAD"), "{r}");
     assert!(last("seq_past_end").starts_with("b3 BAD"), "{r}");
+    assert_eq!(
+        r["uid_fetch_huge"].as_array().unwrap().len(),
+        2,
+        "one FETCH and the OK: {r}"
+    );
     assert!(last("store_unbalanced").starts_with("b4 BAD"), "{r}");
     assert!(last("search_unknown").starts_with("b5 BAD"), "{r}");
     assert!(last("append").starts_with("b6 NO"), "{r}");
     assert!(last("delete_folder").starts_with("b7 NO"), "{r}");
+    assert!(last("uid_fetch_huge").starts_with("b9 OK"), "{r}");
+    assert!(last("fetch_huge").starts_with("c1 "), "{r}");
+    assert!(last("uid_search_huge").starts_with("c2 OK"), "{r}");
     assert!(last("still_serving").starts_with("b8 OK"), "{r}");
     let flood = r["flood"].as_array().unwrap();
     assert!(

@@ -61,6 +61,10 @@ after = [
     ("search_unknown", b"b5 SEARCH FROBNICATE\r\n", "b5"),
     ("append", b"b6 APPEND INBOX {3+}\r\nabc\r\n", "b6"),
     ("delete_folder", b"b7 DELETE INBOX\r\n", "b7"),
+    # Sets naming four billion messages must be answered at once, not expanded.
+    ("uid_fetch_huge", b"b9 UID FETCH 1:4294967295 (FLAGS)\r\n", "b9"),
+    ("fetch_huge", b"c1 FETCH 1:4294967295 (FLAGS)\r\n", "c1"),
+    ("uid_search_huge", b"c2 UID SEARCH UID 1:4294967295\r\n", "c2"),
     ("still_serving", b"b8 NOOP\r\n", "b8"),
 ]
 for name, raw, tag in after:

@@ -103,6 +103,11 @@ pub async fn serve(
                 }
             },
         };
+        // A response goes out in several writes (untagged data, then the tagged
+        // status); with Nagle on, the last small segment waits for the client's
+        // delayed ACK (40 ms on Linux) before it leaves: every command that is not
+        // a bulk transfer would take 40 ms.
+        let _ = tcp.set_nodelay(true);
         let Some(slot) = limits.take(peer.ip(), settings.max_per_address) else {
             tracing::warn!(peer = %peer.ip(), "imap: too many connections from one address");
             drop(tcp);

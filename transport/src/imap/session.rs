@@ -148,6 +148,23 @@ fn nz(n: usize) -> Option<NonZeroU32> {
     u32::try_from(n).ok().and_then(NonZeroU32::new)
 }
 
+/// Whether `value` is in `set`, `*` being `largest`. Tested, never expanded: a
+/// client may name `1:4294967295`, and expanding that would take gigabytes.
+fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
+    use imap_next::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(a) => v(a) == value,
+        Sequence::Range(a, b) => {
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            lo <= value && value <= hi
+        }
+    })
+}
+
 fn uid_of(row: &FolderRow) -> Option<NonZeroU32> {
     u32::try_from(row.uid).ok().and_then(NonZeroU32::new)
 }
@@ -596,26 +613,19 @@ impl Session {
             let Some(largest) = sel.messages.last().and_then(uid_of) else {
                 return Vec::new();
             };
-            let wanted: HashSet<u32> = set.iter(largest).map(NonZeroU32::get).collect();
             sel.messages
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| u32::try_from(m.uid).is_ok_and(|u| wanted.contains(&u)))
+                .filter(|(_, m)| u32::try_from(m.uid).is_ok_and(|u| in_set(set, u, largest.get())))
                 .map(|(i, _)| i)
                 .collect()
         } else {
-            let Some(largest) = nz(sel.messages.len()) else {
+            let Ok(largest) = u32::try_from(sel.messages.len()) else {
                 return Vec::new();
             };
-            let mut idx: Vec<usize> = set
-                .iter(largest)
-                .filter_map(|n| usize::try_from(n.get()).ok())
-                .filter(|&n| n >= 1 && n <= sel.messages.len())
-                .map(|n| n - 1)
-                .collect();
-            idx.sort_unstable();
-            idx.dedup();
-            idx
+            (0..sel.messages.len())
+                .filter(|i| u32::try_from(i + 1).is_ok_and(|n| in_set(set, n, largest)))
+                .collect()
         }
     }
 
@@ -1142,10 +1152,14 @@ impl Session {
                         State::Selected(sel) => sel.messages.last().and_then(uid_of),
                         _ => None,
                     };
-                    largest.is_some_and(|l| set.iter(l).any(|u| i64::from(u.get()) == row.uid))
+                    largest.is_some_and(|l| {
+                        u32::try_from(row.uid).is_ok_and(|u| in_set(set, u, l.get()))
+                    })
                 }
-                SearchKey::SequenceSet(set) => nz(count)
-                    .is_some_and(|l| set.iter(l).any(|n| usize::try_from(n.get()) == Ok(i + 1))),
+                SearchKey::SequenceSet(set) => match (u32::try_from(count), u32::try_from(i + 1)) {
+                    (Ok(l), Ok(n)) => in_set(set, n, l),
+                    _ => false,
+                },
                 SearchKey::Not(inner) => !self.matches(session, i, inner).await?,
                 SearchKey::Or(a, b) => {
                     self.matches(session, i, a).await? || self.matches(session, i, b).await?
