@@ -449,6 +449,11 @@ async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
     assert!(last("uid_fetch_huge").starts_with("b9 OK"), "{r}");
     assert!(last("fetch_huge").starts_with("c1 "), "{r}");
     assert!(last("uid_search_huge").starts_with("c2 OK"), "{r}");
+    assert!(last("examine").starts_with("c3 OK [READ-ONLY]"), "{r}");
+    assert!(
+        last("store_examined").starts_with("c4 NO [READ-ONLY]"),
+        "{r}"
+    );
     assert!(last("still_serving").starts_with("b8 OK"), "{r}");
     let flood = r["flood"].as_array().unwrap();
     assert!(

@@ -4,11 +4,6 @@
 pub(super) const NOTIFICATION_COLUMNS: &str = "id, dedup_key, account_id, reason, kind, thread_id, \
     envelope_id, facility_code, to_address, secret, digest, state, attempts, next_attempt_at, \
     last_error, created_at, sent_at";
-pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, dedup_key, account_id, \
-    reason, kind, thread_id, envelope_id, facility_code, to_address, secret, digest, state, attempts, \
-    next_attempt_at, last_error, created_at, sent_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-    ON CONFLICT (dedup_key) DO NOTHING";
 pub(super) const NOTIFY_TARGET: &str = "SELECT id AS account_id, email, notify_mode FROM accounts \
     WHERE id = $1 AND email IS NOT NULL AND email_verified AND NOT removed AND notify_mode <> 'off'";
 pub(super) const FACILITY_NOTIFY_TARGETS: &str = "SELECT id AS account_id, email, notify_mode \
@@ -60,31 +55,44 @@ pub(super) const MARK_ESCALATED: &str = "UPDATE threads SET escalated_at = $2 \
 pub(super) const SET_ESCALATION_HOURS: &str =
     "UPDATE facilities SET escalation_hours = $2 WHERE code = $1";
 
-/// Binds a [`super::notify::NotificationRow`] to [`INSERT_NOTIFICATION`].
-macro_rules! bind_notification {
-    ($row:expr) => {{
-        let r = $row;
-        sqlx::query($crate::store::notify_sql::INSERT_NOTIFICATION)
-            .bind(&r.id)
-            .bind(&r.dedup_key)
-            .bind(&r.account_id)
-            .bind(&r.reason)
-            .bind(&r.kind)
-            .bind(&r.thread_id)
-            .bind(&r.envelope_id)
-            .bind(&r.facility_code)
-            .bind(&r.to_address)
-            .bind(&r.secret)
-            .bind(r.digest)
-            .bind(&r.state)
-            .bind(r.attempts)
-            .bind(r.next_attempt_at)
-            .bind(&r.last_error)
-            .bind(r.created_at)
-            .bind(r.sent_at)
+/// Inserts [`super::notify::NotificationRow`]s (any iterator of `&NotificationRow`)
+/// through executor `$exec`, many rows per statement; a row whose `dedup_key`
+/// exists is skipped.
+macro_rules! insert_notifications {
+    ($exec:expr, $rows:expr) => {{
+        let rows: Vec<&$crate::store::notify::NotificationRow> = $rows.into_iter().collect();
+        for chunk in rows.chunks(200) {
+            let sql = format!(
+                "INSERT INTO notifications ({}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
+                $crate::store::notify_sql::NOTIFICATION_COLUMNS,
+                $crate::store::placeholders(chunk.len(), 17)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.dedup_key)
+                    .bind(&r.account_id)
+                    .bind(&r.reason)
+                    .bind(&r.kind)
+                    .bind(&r.thread_id)
+                    .bind(&r.envelope_id)
+                    .bind(&r.facility_code)
+                    .bind(&r.to_address)
+                    .bind(&r.secret)
+                    .bind(r.digest)
+                    .bind(&r.state)
+                    .bind(r.attempts)
+                    .bind(r.next_attempt_at)
+                    .bind(&r.last_error)
+                    .bind(r.created_at)
+                    .bind(r.sent_at);
+            }
+            q.execute($exec).await?;
+        }
     }};
 }
-pub(super) use bind_notification;
+pub(super) use insert_notifications;
 
 macro_rules! impl_notify_store {
     ($backend:ty, $claim:expr) => {
@@ -112,11 +120,7 @@ macro_rules! impl_notify_store {
             }
 
             async fn queue_notifications(&self, rows: &[NotificationRow]) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                for r in rows {
-                    notify_sql::bind_notification!(r).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                notify_sql::insert_notifications!(&self.writer, rows);
                 Ok(())
             }
 
@@ -245,9 +249,7 @@ macro_rules! impl_notify_store {
                     .execute(&mut *tx)
                     .await?;
                 expect_one(done.rows_affected())?;
-                notify_sql::bind_notification!(confirmation)
-                    .execute(&mut *tx)
-                    .await?;
+                notify_sql::insert_notifications!(&mut *tx, [confirmation]);
                 tx.commit().await?;
                 Ok(())
             }
@@ -295,9 +297,7 @@ macro_rules! impl_notify_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                for r in rows {
-                    notify_sql::bind_notification!(r).execute(&mut *tx).await?;
-                }
+                notify_sql::insert_notifications!(&mut *tx, rows);
                 tx.commit().await?;
                 Ok(true)
             }

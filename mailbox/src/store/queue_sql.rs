@@ -3,9 +3,6 @@
 
 pub(super) const INSERT_QUEUE: &str = "INSERT INTO delivery_queue \
     (envelope_id, state, attempts, next_attempt_at, created_at) VALUES ($1, 'pending', 0, $2, $2)";
-pub(super) const INSERT_ENTRY: &str = "INSERT INTO mailbox_entries \
-    (envelope_id, principal, folder, seen, flagged, archived, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-    ON CONFLICT (envelope_id, principal) DO NOTHING";
 pub(super) const DEFER: &str = "UPDATE delivery_queue SET attempts = $2, next_attempt_at = $3, \
     lease_until = NULL, last_error = $4 WHERE envelope_id = $1";
 pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attempts = $2, lease_until = NULL, \
@@ -30,6 +27,35 @@ pub(super) const CLAIMED_SLOTS: &str = "SELECT s.envelope_id, s.principal, s.add
     FROM envelope_slots s JOIN delivery_queue q ON q.envelope_id = s.envelope_id \
     WHERE q.lease_until = $1 AND q.state = 'pending' ORDER BY s.envelope_id, s.added_at, s.principal";
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM delivery_queue WHERE state = $1";
+
+/// Inserts [`super::queue::MailboxEntryRow`]s (any iterator of `&MailboxEntryRow`)
+/// through executor `$exec`, many rows per statement; existing entries are kept.
+macro_rules! insert_entries {
+    ($exec:expr, $rows:expr) => {{
+        let rows: Vec<&MailboxEntryRow> = $rows.into_iter().collect();
+        // Well under SQLite's 32,766 parameters per statement.
+        for chunk in rows.chunks(500) {
+            let sql = format!(
+                "INSERT INTO mailbox_entries (envelope_id, principal, folder, seen, flagged, \
+                 archived, delivered_at) VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
+                $crate::store::placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(&e.envelope_id)
+                    .bind(&e.principal)
+                    .bind(&e.folder)
+                    .bind(e.seen)
+                    .bind(e.flagged)
+                    .bind(e.archived)
+                    .bind(e.delivered_at);
+            }
+            q.execute($exec).await?;
+        }
+    }};
+}
+pub(super) use insert_entries;
 
 macro_rules! impl_queue_store {
     ($backend:ty, $claim:expr) => {
@@ -96,61 +122,13 @@ macro_rules! impl_queue_store {
                 if batch.is_empty() {
                     return Ok(());
                 }
-                let entries: Vec<&MailboxEntryRow> =
-                    batch.iter().flat_map(|c| c.entries.iter()).collect();
-                let notices: Vec<&$crate::store::notify::NotificationRow> =
-                    batch.iter().flat_map(|c| c.notices.iter()).collect();
                 let ids: Vec<&str> = batch.iter().map(|c| c.envelope_id.as_str()).collect();
                 let mut tx = self.writer.begin().await?;
-                // Bounded statement sizes: well under SQLite's 32,766 parameters.
-                for chunk in entries.chunks(500) {
-                    let sql = format!(
-                        "INSERT INTO mailbox_entries (envelope_id, principal, folder, seen, flagged, \
-                         archived, delivered_at) VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
-                        $crate::store::placeholders(chunk.len(), 7)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for e in chunk {
-                        q = q
-                            .bind(&e.envelope_id)
-                            .bind(&e.principal)
-                            .bind(&e.folder)
-                            .bind(e.seen)
-                            .bind(e.flagged)
-                            .bind(e.archived)
-                            .bind(e.delivered_at);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                for chunk in notices.chunks(200) {
-                    let sql = format!(
-                        "INSERT INTO notifications ({}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
-                        super::notify_sql::NOTIFICATION_COLUMNS,
-                        $crate::store::placeholders(chunk.len(), 17)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for r in chunk {
-                        q = q
-                            .bind(&r.id)
-                            .bind(&r.dedup_key)
-                            .bind(&r.account_id)
-                            .bind(&r.reason)
-                            .bind(&r.kind)
-                            .bind(&r.thread_id)
-                            .bind(&r.envelope_id)
-                            .bind(&r.facility_code)
-                            .bind(&r.to_address)
-                            .bind(&r.secret)
-                            .bind(r.digest)
-                            .bind(&r.state)
-                            .bind(r.attempts)
-                            .bind(r.next_attempt_at)
-                            .bind(&r.last_error)
-                            .bind(r.created_at)
-                            .bind(r.sent_at);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
+                queue_sql::insert_entries!(&mut *tx, batch.iter().flat_map(|c| c.entries.iter()));
+                super::notify_sql::insert_notifications!(
+                    &mut *tx,
+                    batch.iter().flat_map(|c| c.notices.iter())
+                );
                 for chunk in ids.chunks(500) {
                     let n = chunk.len();
                     let done = format!(
@@ -192,23 +170,8 @@ macro_rules! impl_queue_store {
                 reason: &str,
             ) -> StoreResult<()> {
                 let mut tx = self.writer.begin().await?;
-                for e in sender_entries {
-                    sqlx::query(queue_sql::INSERT_ENTRY)
-                        .bind(&e.envelope_id)
-                        .bind(&e.principal)
-                        .bind(&e.folder)
-                        .bind(e.seen)
-                        .bind(e.flagged)
-                        .bind(e.archived)
-                        .bind(e.delivered_at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for n in notices {
-                    super::notify_sql::bind_notification!(n)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                queue_sql::insert_entries!(&mut *tx, sender_entries);
+                super::notify_sql::insert_notifications!(&mut *tx, notices);
                 sqlx::query(queue_sql::FAIL)
                     .bind(envelope_id)
                     .bind(attempts)
@@ -259,16 +222,7 @@ macro_rules! impl_queue_store {
             }
 
             async fn insert_mailbox_entry(&self, e: &MailboxEntryRow) -> StoreResult<()> {
-                sqlx::query(queue_sql::INSERT_ENTRY)
-                    .bind(&e.envelope_id)
-                    .bind(&e.principal)
-                    .bind(&e.folder)
-                    .bind(e.seen)
-                    .bind(e.flagged)
-                    .bind(e.archived)
-                    .bind(e.delivered_at)
-                    .execute(&self.writer)
-                    .await?;
+                queue_sql::insert_entries!(&self.writer, [e]);
                 Ok(())
             }
 

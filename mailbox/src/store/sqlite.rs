@@ -183,7 +183,7 @@ impl SqliteStore {
         }
         answer
             .await
-            .map_err(|_| StoreError::Corrupt("the group writer stopped".into()))?
+            .map_err(|_| StoreError::Backend(sqlx::Error::WorkerCrashed))?
     }
 }
 impl_thread_store!(SqliteStore);

@@ -65,6 +65,9 @@ after = [
     ("uid_fetch_huge", b"b9 UID FETCH 1:4294967295 (FLAGS)\r\n", "b9"),
     ("fetch_huge", b"c1 FETCH 1:4294967295 (FLAGS)\r\n", "c1"),
     ("uid_search_huge", b"c2 UID SEARCH UID 1:4294967295\r\n", "c2"),
+    # EXAMINE opens even INBOX read-only.
+    ("examine", b"c3 EXAMINE INBOX\r\n", "c3"),
+    ("store_examined", b"c4 STORE 1 +FLAGS (\\Flagged)\r\n", "c4"),
     ("still_serving", b"b8 NOOP\r\n", "b8"),
 ]
 for name, raw, tag in after:

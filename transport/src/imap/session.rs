@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use imap_next::imap_types::command::{Command, CommandBody};
-use imap_next::imap_types::core::{AString, IString, NString, Tag, Vec1};
+use imap_next::imap_types::core::{AString, IString, NString, Tag, Text, Vec1};
 use imap_next::imap_types::datetime::DateTime;
 use imap_next::imap_types::extensions::namespace::Namespace;
 use imap_next::imap_types::fetch::{
@@ -16,7 +16,9 @@ use imap_next::imap_types::fetch::{
 };
 use imap_next::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute, FlagPerm, StoreType};
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
-use imap_next::imap_types::response::{Capability, Code, Data, Status};
+use imap_next::imap_types::response::{
+    Capability, Code, Data, Status, StatusBody, StatusKind, Tagged,
+};
 use imap_next::imap_types::search::SearchKey;
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
@@ -67,34 +69,37 @@ pub struct Session {
     cache: Vec<(String, Arc<Rendered>)>,
 }
 
-pub fn ok(tag: Option<Tag<'static>>, code: Option<Code<'static>>, text: &str) -> Reply {
-    Reply::Status(
-        Status::ok(tag, code, text.to_string())
-            .unwrap_or_else(|_| Status::ok(None, None, "OK").unwrap_or_else(|_| unreachable_ok())),
-    )
-}
-
-fn unreachable_ok() -> Status<'static> {
-    // "OK" is a valid text; this only satisfies the type checker.
-    Status::Untagged(imap_next::imap_types::response::StatusBody {
-        kind: imap_next::imap_types::response::StatusKind::Ok,
-        code: None,
-        text: imap_next::imap_types::core::Text::unvalidated("OK"),
+/// A status response that cannot fail to build: the text is made valid
+/// (control characters become spaces), so a tagged answer is never lost.
+fn status(
+    kind: StatusKind,
+    tag: Option<Tag<'static>>,
+    code: Option<Code<'static>>,
+    text: &str,
+) -> Reply {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text =
+        Text::try_from(clean.trim().to_string()).unwrap_or_else(|_| Text::unvalidated("done"));
+    let body = StatusBody { kind, code, text };
+    Reply::Status(match tag {
+        Some(tag) => Status::Tagged(Tagged { tag, body }),
+        None => Status::Untagged(body),
     })
 }
 
+pub fn ok(tag: Option<Tag<'static>>, code: Option<Code<'static>>, text: &str) -> Reply {
+    status(StatusKind::Ok, tag, code, text)
+}
+
 pub fn no(tag: Option<Tag<'static>>, code: Option<Code<'static>>, text: &str) -> Reply {
-    match Status::no(tag, code, text.to_string()) {
-        Ok(s) => Reply::Status(s),
-        Err(_) => ok(None, None, "NO"),
-    }
+    status(StatusKind::No, tag, code, text)
 }
 
 pub fn bad(tag: Option<Tag<'static>>, text: &str) -> Reply {
-    match Status::bad(tag, None, text.to_string()) {
-        Ok(s) => Reply::Status(s),
-        Err(_) => ok(None, None, "BAD"),
-    }
+    status(StatusKind::Bad, tag, None, text)
 }
 
 /// The capabilities announced before and after sign-in.
@@ -327,8 +332,7 @@ impl Session {
             CommandBody::Authenticate { .. } => {
                 out.push(bad(Some(tag), "not available here"));
             }
-            body if !self.authenticated() => {
-                let _ = body;
+            _ if !self.authenticated() => {
                 out.push(bad(
                     Some(tag),
                     "sign in first (LOGIN or AUTHENTICATE PLAIN)",
@@ -442,10 +446,11 @@ impl Session {
                     Err(e) => out.push(no(Some(tag), None, &error_text(&e))),
                 }
             }
-            CommandBody::Select { mailbox, .. } | CommandBody::Examine { mailbox, .. } => {
-                let examine = false;
-                let _ = examine;
-                self.select(tag, &mailbox, session, out).await;
+            CommandBody::Select { mailbox, .. } => {
+                self.select(tag, &mailbox, false, session, out).await;
+            }
+            CommandBody::Examine { mailbox, .. } => {
+                self.select(tag, &mailbox, true, session, out).await;
             }
             CommandBody::Create { .. }
             | CommandBody::Delete { .. }
@@ -475,6 +480,7 @@ impl Session {
         &mut self,
         tag: Tag<'static>,
         mailbox: &Mailbox<'static>,
+        examine: bool,
         session: &CurrentSession,
         out: &mut Vec<Reply>,
     ) {
@@ -491,7 +497,8 @@ impl Session {
                 return;
             }
         };
-        let read_only = folder.read_only();
+        // EXAMINE opens any folder read-only; Facility is read-only however opened.
+        let read_only = examine || folder.read_only();
         out.push(Reply::Data(Data::Flags(vec![
             Flag::Seen,
             Flag::Flagged,
