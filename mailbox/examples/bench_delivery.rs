@@ -153,8 +153,11 @@ impl Observer {
     /// Which of `ids` are in `principal`'s inbox now.
     async fn visible(&self, principal: &str, ids: &[String]) -> Res<Vec<String>> {
         let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        // By the items' own keys: `principal || ''` keeps SQLite's planner off
+        // the per-principal index, which would walk the reader's whole inbox
+        // (tens of thousands of rows by the latency phase) on every poll.
         let sql = format!(
-            "SELECT envelope_id FROM mailbox_entries WHERE principal = $1 AND folder = 'inbox' \
+            "SELECT envelope_id FROM mailbox_entries WHERE principal || '' = $1 AND folder = 'inbox' \
              AND envelope_id IN ({})",
             marks.join(", ")
         );
@@ -402,6 +405,8 @@ async fn latency(net: &Arc<Net>, observer: Observer, rate: f64, secs: f64) -> Re
     let scheduled: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let outstanding: Arc<Mutex<Vec<String>>> = Arc::default();
+    // id -> instant the submission was acknowledged, to split the latency.
+    let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let finished = Arc::new(AtomicBool::new(false));
 
     let obs = {
@@ -440,9 +445,15 @@ async fn latency(net: &Arc<Net>, observer: Observer, rate: f64, secs: f64) -> Re
     for i in 0..count {
         let at = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(at).await;
-        let (net, scheduled, outstanding) = (net.clone(), scheduled.clone(), outstanding.clone());
+        let (net, scheduled, outstanding, acked) = (
+            net.clone(),
+            scheduled.clone(),
+            outstanding.clone(),
+            acked.clone(),
+        );
         sends.push(tokio::spawn(async move {
             let id = net.send(1_000_000 + i).await?;
+            acked.lock().await.insert(id.clone(), Instant::now());
             scheduled.lock().await.insert(id.clone(), at.into_std());
             outstanding.lock().await.push(id);
             Ok::<(), BoxError>(())
@@ -472,6 +483,28 @@ async fn latency(net: &Arc<Net>, observer: Observer, rate: f64, secs: f64) -> Re
     }
     ms.sort_by(f64::total_cmp);
     let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    // The two halves: scheduled → acknowledged, acknowledged → visible.
+    let acked = acked.lock().await;
+    let mut sub: Vec<f64> = Vec::new();
+    let mut del: Vec<f64> = Vec::new();
+    for (id, at) in scheduled.iter() {
+        if let (Some(a), Some(s)) = (acked.get(id), seen.get(id)) {
+            sub.push(a.duration_since(*at).as_secs_f64() * 1e3);
+            del.push(s.saturating_duration_since(*a).as_secs_f64() * 1e3);
+        }
+    }
+    sub.sort_by(f64::total_cmp);
+    del.sort_by(f64::total_cmp);
+    let at = |v: &[f64], p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
+    if !sub.is_empty() {
+        println!(
+            "  of which submit→acknowledged p50 {:.1} ms, p99 {:.1} ms; acknowledged→visible p50 {:.1} ms, p99 {:.1} ms",
+            at(&sub, 0.5),
+            at(&sub, 0.99),
+            at(&del, 0.5),
+            at(&del, 0.99)
+        );
+    }
     Ok(Latency {
         p50: pct(0.50),
         p99: pct(0.99),

@@ -346,11 +346,9 @@ impl Postroom {
                 "種別を指定してください。",
             ));
         }
-        let mut principals = Vec::new();
-        for r in &outgoing.to {
-            principals.push(self.recipient_principal(r).await?);
-        }
-        let slots = self.slots_with_oversight(&sender, principals).await?;
+        let slots = self
+            .resolve_slots(&sender, &outgoing.to, Vec::new())
+            .await?;
         let id = new_id();
         self.seal_and_store(
             session,
@@ -406,19 +404,65 @@ impl Postroom {
         sender: &crate::account::Account,
         principals: Vec<Principal>,
     ) -> Result<Vec<(Principal, Certificate)>> {
-        let mut slots: Vec<(Principal, Certificate)> = Vec::new();
-        let mut facilities: Vec<FacilityCode> = sender.facility.iter().cloned().collect();
-        let mut all = principals;
+        self.resolve_slots(sender, &[], principals).await
+    }
+
+    /// Checks `recipients` (as `recipient_principal` does) and returns the key
+    /// slots for them, `principals`, the sender, and the oversight key of every
+    /// facility involved — with two queries however many there are (a lookup
+    /// per principal made each submission wait on half a dozen round trips).
+    pub(crate) async fn resolve_slots(
+        &self,
+        sender: &crate::account::Account,
+        recipients: &[Recipient],
+        principals: Vec<Principal>,
+    ) -> Result<Vec<(Principal, Certificate)>> {
+        let store = self.directory.store();
+        let mut all: Vec<Principal> = Vec::new();
+        for r in recipients {
+            all.push(match r {
+                Recipient::Person(id) => Principal::Account(id.clone()),
+                Recipient::LiaisonInbox(code) => Principal::LiaisonInbox(code.clone()),
+            });
+        }
+        all.extend(principals);
         all.push(Principal::Account(sender.id.clone()));
+        let mut unique: Vec<Principal> = Vec::with_capacity(all.len());
         for p in all {
-            if slots.iter().any(|(q, _)| *q == p) {
-                continue;
+            if !unique.contains(&p) {
+                unique.push(p);
             }
-            match &p {
-                // The sender's facility is already known from the session.
-                Principal::Account(id) if *id == sender.id => {}
+        }
+        // Accounts other than the sender (known from the session): their
+        // facilities, and whether a person addressed may still receive.
+        let others: Vec<&str> = unique
+            .iter()
+            .filter_map(|p| match p {
+                Principal::Account(id) if *id != sender.id => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let accounts = if others.is_empty() {
+            Vec::new()
+        } else {
+            store.accounts_by_ids(&others).await?
+        };
+        for r in recipients {
+            if let Recipient::Person(id) = r {
+                let ok = *id == sender.id
+                    || accounts
+                        .iter()
+                        .any(|a| a.id == *id && !a.removed && a.role != Role::Operator);
+                if !ok {
+                    return Err(Error::NotFound("recipient"));
+                }
+            }
+        }
+        let mut facilities: Vec<FacilityCode> = sender.facility.iter().cloned().collect();
+        for p in &unique {
+            match p {
                 Principal::Account(id) => {
-                    if let Ok(a) = self.directory.account(id).await {
+                    if let Some(a) = accounts.iter().find(|a| a.id == *id) {
                         facilities.extend(a.facility.clone());
                     }
                 }
@@ -426,18 +470,52 @@ impl Postroom {
                     facilities.push(code.clone())
                 }
             }
-            let cert = self
-                .cert_for(&p)
-                .await?
-                .ok_or(Error::NotFound("recipient"))?;
-            slots.push((p, cert));
+        }
+        facilities.dedup();
+        let account_ids: Vec<&str> = unique
+            .iter()
+            .filter_map(|p| match p {
+                Principal::Account(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut codes: Vec<&str> = facilities.iter().map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let certs = store.slot_certs(&account_ids, &codes).await?;
+        let cert_of = |p: &Principal| -> Result<Option<Certificate>> {
+            let key = p.key();
+            match certs.iter().find(|(k, _)| *k == key) {
+                Some((_, bytes)) => self.parse_cert(bytes).map(Some),
+                None => Ok(None),
+            }
+        };
+        let mut slots: Vec<(Principal, Certificate)> = Vec::with_capacity(unique.len() + 2);
+        for p in unique {
+            if let Some(cert) = cert_of(&p)? {
+                slots.push((p, cert));
+                continue;
+            }
+            let addressed_inbox = |code: &FacilityCode| {
+                recipients
+                    .iter()
+                    .any(|r| matches!(r, Recipient::LiaisonInbox(c) if c == code))
+            };
+            return Err(match &p {
+                Principal::LiaisonInbox(code) if addressed_inbox(code) => Error::invalid(
+                    "to",
+                    format!("facility {code} has no liaison office account yet"),
+                    "宛先の施設には地域連携室IDがまだありません。",
+                ),
+                _ => Error::NotFound("recipient"),
+            });
         }
         for code in facilities {
             let p = Principal::Oversight(code);
             if slots.iter().any(|(q, _)| *q == p) {
                 continue;
             }
-            if let Some(cert) = self.cert_for(&p).await? {
+            if let Some(cert) = cert_of(&p)? {
                 slots.push((p, cert));
             }
         }

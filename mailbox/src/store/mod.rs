@@ -84,7 +84,12 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
 
 /// `$1, $2, …` for an `IN (…)` list.
 pub(crate) fn list(n: usize) -> String {
-    (1..=n)
+    list_from(1, n)
+}
+
+/// `$first, …` for an `IN (…)` list that follows other parameters.
+pub(crate) fn list_from(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
@@ -129,6 +134,8 @@ pub trait Store:
 
     async fn insert_account(&self, account: &Account) -> StoreResult<()>;
     async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+    /// The accounts among `ids` that exist, in no particular order.
+    async fn accounts_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<Account>>;
     /// All accounts, or those of one facility.
     async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>>;
     async fn set_password(

@@ -25,6 +25,12 @@ const ACCOUNT_COLUMNS: &str = "id, role, facility_code, name, email, email_verif
 pub(super) fn select_account() -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")
 }
+pub(super) fn select_accounts_by_ids(n: usize) -> String {
+    format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({})",
+        super::list(n)
+    )
+}
 pub(super) fn select_accounts() -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY facility_code, role, id")
 }
@@ -144,6 +150,21 @@ macro_rules! impl_portable_store {
                     .await?
                     .map(Account::try_from)
                     .transpose()
+            }
+
+            async fn accounts_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<Account>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let sql = sql::select_accounts_by_ids(chunk.len());
+                    let mut q = sqlx::query_as::<_, rows::AccountRow>(&sql);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push(Account::try_from(row)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>> {

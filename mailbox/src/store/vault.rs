@@ -93,6 +93,14 @@ pub trait VaultStore: Send + Sync {
 
     async fn insert_account_key(&self, row: &AccountKeyRow) -> StoreResult<()>;
     async fn account_key(&self, id: &AccountId) -> StoreResult<Option<AccountKeyRow>>;
+    /// Certificates of the key-slot principals `accounts` (account IDs) and of
+    /// every facility key of `facilities`, in one round trip; each as
+    /// (`Principal` text, certificate). Keys not made yet are simply absent.
+    async fn slot_certs(
+        &self,
+        accounts: &[&str],
+        facilities: &[&str],
+    ) -> StoreResult<Vec<(String, Vec<u8>)>>;
     /// Current or retired certificate with this fingerprint, and whose it is.
     async fn cert_by_fingerprint(
         &self,

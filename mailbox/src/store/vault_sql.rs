@@ -201,6 +201,39 @@ macro_rules! impl_vault_store {
                     .await?)
             }
 
+            async fn slot_certs(
+                &self,
+                accounts: &[&str],
+                facilities: &[&str],
+            ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+                // Principal texts as `keyring::Principal` spells them; a facility
+                // key's role is its principal prefix (`liaison`, `oversight`).
+                // An empty side keeps a never-true list so the statement stays one.
+                let (a, f) = (accounts.len().max(1), facilities.len().max(1));
+                let sql = format!(
+                    "SELECT 'account:' || account_id, cert FROM account_keys \
+                     WHERE account_id IN ({}) UNION ALL \
+                     SELECT role || ':' || facility_code, cert FROM facility_keys \
+                     WHERE facility_code IN ({})",
+                    $crate::store::list(a),
+                    $crate::store::list_from(a + 1, f)
+                );
+                let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql);
+                for id in accounts {
+                    q = q.bind(*id);
+                }
+                if accounts.is_empty() {
+                    q = q.bind("");
+                }
+                for code in facilities {
+                    q = q.bind(*code);
+                }
+                if facilities.is_empty() {
+                    q = q.bind("");
+                }
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
             async fn cert_by_fingerprint(
                 &self,
                 fingerprint: &str,
