@@ -216,6 +216,18 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
         r["text"].as_str().unwrap().contains("香川 太郎"),
         "the reader sees the patient"
     );
+    assert!(
+        !r["listed_sizes"].as_array().unwrap().is_empty(),
+        "sizes listed: {r}"
+    );
+    assert_eq!(
+        r["listed_sizes"], r["downloaded_sizes"],
+        "RFC822.SIZE is the length of BODY[]"
+    );
+    assert_eq!(
+        r["downloads_identical"], true,
+        "a message is the same bytes each time"
+    );
     let bs = r["bodystructure"].as_str().unwrap().to_lowercase();
     assert!(bs.contains("\"text\" \"plain\""), "{bs}");
     assert!(bs.contains("\"application\" \"dicom\""), "{bs}");

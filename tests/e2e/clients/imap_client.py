@@ -52,6 +52,20 @@ if scenario == "reader":
     out["status"] = data[0].decode()
     typ, data = m.fetch("1:*", "(UID FLAGS ENVELOPE)")
     out["envelopes"] = [d.decode(errors="replace") for d in data if isinstance(d, bytes)]
+    # The sizes a message list shows (known without decrypting attachments)
+    # are the lengths of what is downloaded, and a message downloads the same
+    # bytes every time.
+    typ, data = m.fetch("1:*", "(RFC822.SIZE)")
+    listed = [int(re.search(rb"RFC822\.SIZE (\d+)", d).group(1)) for d in data if isinstance(d, bytes)]
+    downloaded, again = [], []
+    for i in range(1, len(listed) + 1):
+        typ, d = m.fetch(str(i), "(BODY.PEEK[])")
+        downloaded.append(d[0][1])
+        typ, d = m.fetch(str(i), "(BODY.PEEK[]<0.100000000>)")
+        again.append(d[0][1])
+    out["listed_sizes"] = listed
+    out["downloaded_sizes"] = [len(b) for b in downloaded]
+    out["downloads_identical"] = downloaded == again
     typ, data = m.fetch("1", "(BODY.PEEK[])")
     raw = data[0][1]
     msg = email.message_from_bytes(raw, policy=email.policy.default)

@@ -8,7 +8,9 @@ use imap_next::imap_types::core::NString;
 use imap_next::imap_types::envelope::{Address, Envelope};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address as MailAddress;
+use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
+use mail_builder::mime::MimePart;
 use mailbox::postroom::OpenedItem;
 
 /// The people and facilities a message names, resolved by the caller.
@@ -27,6 +29,17 @@ pub struct Rendered {
     pub envelope: Envelope<'static>,
     /// BODYSTRUCTURE and part ranges, read back from `bytes`.
     pub structure: Option<super::structure::Structure>,
+}
+
+/// What clients ask for in bulk (a message list): everything but the body,
+/// computed without decrypting a single attachment and kept per session.
+pub struct Summary {
+    /// RFC822.SIZE: exactly the length of the rendered message.
+    pub size: u32,
+    /// The message header, byte for byte as in the rendered message.
+    pub header: Vec<u8>,
+    pub envelope: Envelope<'static>,
+    pub body_structure: Option<imap_next::imap_types::body::BodyStructure<'static>>,
 }
 
 /// Collects streamed attachment plaintext (the stream needs a `'static` writer).
@@ -133,11 +146,94 @@ fn text_of(item: &OpenedItem) -> String {
     text
 }
 
+/// The length of `n` bytes as mail-builder writes an attachment: base64 in
+/// lines of 76 characters, each ended by CRLF.
+fn base64_mime_len(n: u64) -> u64 {
+    let chars = n.div_ceil(3) * 4;
+    chars + 2 * chars.div_ceil(76)
+}
+
+/// The message with every attachment (name, media type, plaintext) in it.
 pub fn render(
     item: &OpenedItem,
     parties: &Parties,
     attachments: Vec<(String, String, Vec<u8>)>,
 ) -> std::io::Result<Rendered> {
+    let (bytes, header_len, envelope) = build(item, parties, attachments)?;
+    let structure = super::structure::analyse(&bytes);
+    Ok(Rendered {
+        bytes,
+        header_len,
+        envelope,
+        structure,
+    })
+}
+
+/// The summary of the message `render` makes, from the item and the clear
+/// sizes of its attachments alone: the message is built with empty
+/// attachments, whose encoded lengths then follow from the sizes (an
+/// attachment's media type is never text, so mail-builder always writes
+/// base64, whose length depends on nothing but the size).
+pub fn summarize(item: &OpenedItem, parties: &Parties) -> std::io::Result<Summary> {
+    let empty = item
+        .attachments
+        .iter()
+        .map(|a| (a.name.clone(), a.media_type.clone(), Vec::new()))
+        .collect();
+    let (bytes, header_len, envelope) = build(item, parties, empty)?;
+    let grown: u64 = item
+        .attachments
+        .iter()
+        .map(|a| base64_mime_len(a.size))
+        .sum();
+    let size = u32::try_from(bytes.len() as u64 + grown).unwrap_or(u32::MAX);
+    let body_structure = super::structure::analyse(&bytes).map(|s| {
+        let mut b = s.body_structure;
+        grow_attachments(&mut b, &item.attachments);
+        b
+    });
+    Ok(Summary {
+        size,
+        header: bytes[..header_len].to_vec(),
+        envelope,
+        body_structure,
+    })
+}
+
+/// Sets the attachment parts' sizes (parts 2.. of the multipart `build`
+/// makes) to what the real attachments encode to.
+fn grow_attachments(
+    b: &mut imap_next::imap_types::body::BodyStructure<'static>,
+    attachments: &[mailbox::postroom::AttachmentInfo],
+) {
+    use imap_next::imap_types::body::BodyStructure;
+    let BodyStructure::Multi { bodies, .. } = b else {
+        return;
+    };
+    let mut parts: Vec<BodyStructure<'static>> = bodies.as_ref().to_vec();
+    for (part, a) in parts.iter_mut().skip(1).zip(attachments) {
+        if let BodyStructure::Single { body, .. } = part {
+            body.basic.size = u32::try_from(base64_mime_len(a.size)).unwrap_or(u32::MAX);
+        }
+    }
+    if let Ok(v) = imap_next::imap_types::core::Vec1::try_from(parts) {
+        *bodies = v;
+    }
+}
+
+/// The MIME boundary of an item's message: fixed per item, so every render of
+/// it is the same bytes (a client may fetch a message in pieces, and its size
+/// must match what it downloads). The item ID is random and made after the
+/// sender wrote the text, so no text can contain it.
+fn boundary(item: &OpenedItem) -> String {
+    format!("=_renkei_{}", item.id)
+}
+
+fn build(
+    item: &OpenedItem,
+    parties: &Parties,
+    attachments: Vec<(String, String, Vec<u8>)>,
+) -> std::io::Result<(Vec<u8>, usize, Envelope<'static>)> {
     let from_name = display(&parties.sender_name, parties.sender_facility.as_deref());
     let date = item.created_at;
     let mut builder = MessageBuilder::new()
@@ -163,8 +259,7 @@ pub fn render(
                     .unwrap_or_default()
             )),
         )
-        .header("X-Renkei-Kind", Raw::new(item.kind.clone()))
-        .text_body(text_of(item));
+        .header("X-Renkei-Kind", Raw::new(item.kind.clone()));
     let in_reply_to = match (&item.thread_id, item.step.as_deref()) {
         (Some(t), Some(step)) if step != "open" => Some(format!("{t}@thread.renkei")),
         _ => None,
@@ -174,9 +269,19 @@ pub fn render(
             .in_reply_to(parent.clone())
             .references(parent.clone());
     }
-    for (name, media_type, bytes) in attachments {
-        builder = builder.attachment(media_type, name, bytes);
-    }
+    let text = MimePart::new("text/plain", text_of(item));
+    builder = if attachments.is_empty() {
+        builder.body(text)
+    } else {
+        let mut parts = vec![text];
+        for (name, media_type, bytes) in attachments {
+            parts.push(MimePart::new(media_type, bytes).attachment(name));
+        }
+        builder.body(MimePart::new(
+            ContentType::new("multipart/mixed").attribute("boundary", boundary(item)),
+            parts,
+        ))
+    };
     let bytes = builder.write_to_vec()?;
     let header_len = bytes
         .windows(4)
@@ -212,11 +317,99 @@ pub fn render(
         in_reply_to: in_reply_to.map_or(NString::NIL, |p| nstring(&format!("<{p}>"))),
         message_id: nstring(&format!("<{}>", message_id(item))),
     };
-    let structure = super::structure::analyse(&bytes);
-    Ok(Rendered {
-        bytes,
-        header_len,
-        envelope,
-        structure,
-    })
+    Ok((bytes, header_len, envelope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailbox::keyring::Principal;
+    use mailbox::postroom::{AttachmentInfo, SignatureStatus};
+
+    fn item(sizes: &[u64]) -> OpenedItem {
+        OpenedItem {
+            id: "01JDTESTITEM".into(),
+            kind: "reading_request".into(),
+            sender_id: "K7M4QX9T".into(),
+            created_at: 1_764_000_000,
+            subject: "胸部CT 読影依頼".into(),
+            patient_id: "P-1".into(),
+            patient_name: "香川 太郎".into(),
+            body: "読影をお願いします。\nplain ASCII line\n".repeat(3),
+            fields: vec![("modality".into(), "CT".into())],
+            thread_id: Some("01JDTHREAD".into()),
+            step: Some("open".into()),
+            signature: SignatureStatus::Valid,
+            signer_fingerprint: Some("AB".repeat(32)),
+            attachments: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| AttachmentInfo {
+                    index: i,
+                    name: format!("file-{i}.pdf"),
+                    media_type: if i % 2 == 0 {
+                        "application/pdf".into()
+                    } else {
+                        "application/dicom".into()
+                    },
+                    size: *s,
+                    sha256: String::new(),
+                })
+                .collect(),
+            opened_as: Principal::Account(
+                mailbox::AccountId::parse("K7M4QX9R").expect("a valid test ID"),
+            ),
+            consent: None,
+        }
+    }
+
+    fn parties() -> Parties {
+        Parties {
+            sender_name: "坂出 一郎".into(),
+            sender_facility: Some("坂出クリニック".into()),
+            reader_id: "K7M4QX9R".into(),
+            reader_name: "高松 花子".into(),
+        }
+    }
+
+    #[test]
+    fn base64_length_matches_mail_builder() {
+        for n in (0..2000u64).chain([8192, 65_537, 1 << 20]) {
+            let mut out = Vec::new();
+            let zeros = vec![0x5a_u8; usize::try_from(n).expect("small")];
+            mail_builder::encoders::base64::base64_encode_mime(&zeros, &mut out, false)
+                .expect("encodes");
+            assert_eq!(base64_mime_len(n), out.len() as u64, "n = {n}");
+        }
+    }
+
+    /// What a list shows (size, header, ENVELOPE, BODYSTRUCTURE) is what the
+    /// download is, with no attachment decrypted to know it; and every render
+    /// of an item is the same bytes.
+    #[test]
+    fn summary_matches_the_rendered_message() {
+        for sizes in [&[][..], &[0], &[1, 2, 3], &[56, 57, 58, 8192], &[100_003]] {
+            let it = item(sizes);
+            let files: Vec<(String, String, Vec<u8>)> = it
+                .attachments
+                .iter()
+                .map(|a| {
+                    let body = (0..a.size).map(|i| (i * 7 % 251) as u8).collect();
+                    (a.name.clone(), a.media_type.clone(), body)
+                })
+                .collect();
+            let full = render(&it, &parties(), files.clone()).expect("renders");
+            let again = render(&it, &parties(), files).expect("renders");
+            assert_eq!(full.bytes, again.bytes, "renders differ for {sizes:?}");
+            let sum = summarize(&it, &parties()).expect("summarizes");
+            assert_eq!(sum.size as usize, full.bytes.len(), "size for {sizes:?}");
+            assert_eq!(sum.header, full.bytes[..full.header_len].to_vec());
+            assert_eq!(sum.envelope, full.envelope);
+            assert_eq!(
+                sum.body_structure,
+                full.structure.map(|s| s.body_structure),
+                "structure for {sizes:?}"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! each state. Syntax is imap-codec's, flows (literals, AUTHENTICATE, IDLE) are
 //! imap-next's, mailbox rules are `mailbox::folders`'; this file only connects them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use mailbox::postroom::Postroom;
 use mailbox::store::imap::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
-use super::render::{Parties, Rendered, SharedBuf, render};
+use super::render::{Parties, Rendered, SharedBuf, Summary, render, summarize};
 
 /// What a session needs from the domain.
 #[derive(Clone)]
@@ -58,15 +58,70 @@ enum State {
     Logout,
 }
 
-/// Rendered messages kept for the rest of a FETCH sequence (size, then body).
-const CACHE: usize = 8;
+/// Rendered messages (plaintext, in this process's memory only, like the
+/// keyring) kept for the session, most recent last, up to this many bytes: a
+/// client that fetches a message in pieces, or a list of them twice, is
+/// served without decrypting again.
+const RENDERED_BYTES: usize = 32 << 20;
+/// Summaries (size, header, ENVELOPE, BODYSTRUCTURE) kept for the session, up
+/// to about this many bytes: what a client asks for of every message in a
+/// folder each time it looks.
+const SUMMARY_BYTES: usize = 64 << 20;
+/// What a summary costs besides its header bytes (envelope, structure).
+const SUMMARY_OVERHEAD: usize = 1024;
+
+/// Per-session memory of what was decrypted, dropped with the session.
+#[derive(Default)]
+struct Decrypted {
+    rendered: VecDeque<(String, Arc<Rendered>)>,
+    rendered_bytes: usize,
+    summaries: HashMap<String, Arc<Summary>>,
+    summary_bytes: usize,
+    /// Sender account ID → (name, facility name).
+    senders: HashMap<String, (String, Option<String>)>,
+}
+
+impl Decrypted {
+    fn rendered(&mut self, id: &str) -> Option<Arc<Rendered>> {
+        let at = self.rendered.iter().position(|(k, _)| k == id)?;
+        let entry = self.rendered.remove(at)?;
+        let r = entry.1.clone();
+        self.rendered.push_back(entry);
+        Some(r)
+    }
+
+    fn keep_rendered(&mut self, id: &str, r: Arc<Rendered>) {
+        if r.bytes.len() > RENDERED_BYTES {
+            return;
+        }
+        self.rendered_bytes += r.bytes.len();
+        self.rendered.push_back((id.to_string(), r));
+        while self.rendered_bytes > RENDERED_BYTES {
+            match self.rendered.pop_front() {
+                Some((_, old)) => self.rendered_bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn keep_summary(&mut self, id: &str, sum: Arc<Summary>) {
+        if self.summary_bytes > SUMMARY_BYTES {
+            // Rare (a folder of tens of thousands): start over rather than
+            // keep an eviction order for every entry.
+            self.summaries.clear();
+            self.summary_bytes = 0;
+        }
+        self.summary_bytes += sum.header.len() + SUMMARY_OVERHEAD;
+        self.summaries.insert(id.to_string(), sum);
+    }
+}
 
 pub struct Session {
     services: Services,
     state: State,
     remote: IpAddr,
     signed_in: Option<(SessionToken, CurrentSession)>,
-    cache: Vec<(String, Arc<Rendered>)>,
+    decrypted: Decrypted,
 }
 
 /// A status response that cannot fail to build: the text is made valid
@@ -200,7 +255,7 @@ impl Session {
             state: State::NotAuthenticated,
             remote,
             signed_in: None,
-            cache: Vec::new(),
+            decrypted: Decrypted::default(),
         }
     }
 
@@ -653,14 +708,47 @@ impl Session {
         })
     }
 
+    /// Who sent an item and the reader, as a message names them.
+    async fn parties(&mut self, session: &CurrentSession, sender_id: &str) -> Parties {
+        let (sender_name, sender_facility) = match self.decrypted.senders.get(sender_id) {
+            Some(known) => known.clone(),
+            None => {
+                let directory = &self.services.directory;
+                let sender = match mailbox::AccountId::parse(sender_id) {
+                    Ok(id) => directory.account(&id).await.ok(),
+                    Err(_) => None,
+                };
+                let facility = match sender.as_ref().and_then(|a| a.facility.clone()) {
+                    Some(code) => directory.facility(&code).await.ok().map(|f| f.name),
+                    None => None,
+                };
+                let known = (
+                    sender.map_or_else(|| sender_id.to_string(), |a| a.name),
+                    facility,
+                );
+                self.decrypted
+                    .senders
+                    .insert(sender_id.to_string(), known.clone());
+                known
+            }
+        };
+        Parties {
+            sender_name,
+            sender_facility,
+            reader_id: session.account.id.as_str().to_string(),
+            reader_name: session.account.name.clone(),
+        }
+    }
+
+    /// The whole message; `mark` opens it (\Seen, the workflow's receipt).
     async fn rendered(
         &mut self,
         session: &CurrentSession,
         envelope_id: &str,
         mark: bool,
     ) -> Result<Arc<Rendered>, String> {
-        if !mark && let Some((_, r)) = self.cache.iter().find(|(id, _)| id == envelope_id) {
-            return Ok(r.clone());
+        if !mark && let Some(r) = self.decrypted.rendered(envelope_id) {
+            return Ok(r);
         }
         let item = self
             .services
@@ -668,24 +756,10 @@ impl Session {
             .open(session, envelope_id, mark)
             .await
             .map_err(|e| error_text(&e))?;
-        if let Some((_, r)) = self.cache.iter().find(|(id, _)| id == envelope_id) {
-            return Ok(r.clone());
+        if let Some(r) = self.decrypted.rendered(envelope_id) {
+            return Ok(r);
         }
-        let directory = &self.services.directory;
-        let sender = match mailbox::AccountId::parse(&item.sender_id) {
-            Ok(id) => directory.account(&id).await.ok(),
-            Err(_) => None,
-        };
-        let sender_facility = match sender.as_ref().and_then(|a| a.facility.clone()) {
-            Some(code) => directory.facility(&code).await.ok().map(|f| f.name),
-            None => None,
-        };
-        let parties = Parties {
-            sender_name: sender.map_or_else(|| item.sender_id.clone(), |a| a.name),
-            sender_facility,
-            reader_id: session.account.id.as_str().to_string(),
-            reader_name: session.account.name.clone(),
-        };
+        let parties = self.parties(session, &item.sender_id).await;
         let mut files = Vec::with_capacity(item.attachments.len());
         for a in &item.attachments {
             let buf = SharedBuf::default();
@@ -697,11 +771,42 @@ impl Session {
             files.push((a.name.clone(), a.media_type.clone(), buf.take()));
         }
         let rendered = Arc::new(render(&item, &parties, files).map_err(|e| e.to_string())?);
-        if self.cache.len() >= CACHE {
-            self.cache.remove(0);
+        if !self.decrypted.summaries.contains_key(envelope_id) {
+            let sum = Summary {
+                size: u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX),
+                header: rendered.bytes[..rendered.header_len].to_vec(),
+                envelope: rendered.envelope.clone(),
+                body_structure: rendered
+                    .structure
+                    .as_ref()
+                    .map(|s| s.body_structure.clone()),
+            };
+            self.decrypted.keep_summary(envelope_id, Arc::new(sum));
         }
-        self.cache.push((envelope_id.to_string(), rendered.clone()));
+        self.decrypted.keep_rendered(envelope_id, rendered.clone());
         Ok(rendered)
+    }
+
+    /// Size, header, ENVELOPE and BODYSTRUCTURE: the item opened without its
+    /// attachments, nothing marked.
+    async fn summary(
+        &mut self,
+        session: &CurrentSession,
+        envelope_id: &str,
+    ) -> Result<Arc<Summary>, String> {
+        if let Some(s) = self.decrypted.summaries.get(envelope_id) {
+            return Ok(s.clone());
+        }
+        let item = self
+            .services
+            .folders
+            .open(session, envelope_id, false)
+            .await
+            .map_err(|e| error_text(&e))?;
+        let parties = self.parties(session, &item.sender_id).await;
+        let sum = Arc::new(summarize(&item, &parties).map_err(|e| e.to_string())?);
+        self.decrypted.keep_summary(envelope_id, sum.clone());
+        Ok(sum)
     }
 
     async fn selected_command(
@@ -936,14 +1041,6 @@ impl Session {
             ),
             _ => return Ok(None),
         };
-        let needs_content = names.iter().any(|n| {
-            !matches!(
-                n,
-                MessageDataItemName::Flags
-                    | MessageDataItemName::Uid
-                    | MessageDataItemName::InternalDate
-            )
-        });
         // A non-peek body fetch sets \Seen (and records receipt), like reading on the web.
         let marks = !read_only
             && !row.seen
@@ -955,10 +1052,66 @@ impl Session {
                         | MessageDataItemName::Rfc822Text
                 )
             });
-        let rendered = if needs_content {
+        // What a message list asks for comes from the summary; only body
+        // content needs the whole message (and its attachments) decrypted.
+        let needs_full = marks
+            || names.iter().any(|n| match n {
+                MessageDataItemName::Flags
+                | MessageDataItemName::Uid
+                | MessageDataItemName::InternalDate
+                | MessageDataItemName::Rfc822Size
+                | MessageDataItemName::Envelope
+                | MessageDataItemName::BodyStructure
+                | MessageDataItemName::Body
+                | MessageDataItemName::Rfc822Header => false,
+                MessageDataItemName::BodyExt { section, .. } => !matches!(
+                    section,
+                    Some(
+                        Section::Header(None)
+                            | Section::HeaderFields(None, _)
+                            | Section::HeaderFieldsNot(None, _)
+                    )
+                ),
+                _ => true,
+            });
+        let needs_summary = !needs_full
+            && names.iter().any(|n| {
+                !matches!(
+                    n,
+                    MessageDataItemName::Flags
+                        | MessageDataItemName::Uid
+                        | MessageDataItemName::InternalDate
+                )
+            });
+        let rendered = if needs_full {
             Some(self.rendered(session, &row.envelope_id, marks).await?)
         } else {
             None
+        };
+        let summary = if needs_summary {
+            Some(self.summary(session, &row.envelope_id).await?)
+        } else {
+            None
+        };
+        let header: Option<&[u8]> = match (&rendered, &summary) {
+            (Some(r), _) => Some(&r.bytes[..r.header_len]),
+            (None, Some(s)) => Some(&s.header),
+            (None, None) => None,
+        };
+        let size = match (&rendered, &summary) {
+            (Some(r), _) => Some(u32::try_from(r.bytes.len()).unwrap_or(u32::MAX)),
+            (None, Some(s)) => Some(s.size),
+            (None, None) => None,
+        };
+        let envelope = match (&rendered, &summary) {
+            (Some(r), _) => Some(&r.envelope),
+            (None, Some(s)) => Some(&s.envelope),
+            (None, None) => None,
+        };
+        let body_structure = match (&rendered, &summary) {
+            (Some(r), _) => r.structure.as_ref().map(|s| &s.body_structure),
+            (None, Some(s)) => s.body_structure.as_ref(),
+            (None, None) => None,
         };
         let mut row = row;
         if marks {
@@ -989,15 +1142,13 @@ impl Session {
                     }
                 }
                 MessageDataItemName::Rfc822Size => {
-                    if let Some(r) = &rendered {
-                        items.push(MessageDataItem::Rfc822Size(
-                            u32::try_from(r.bytes.len()).unwrap_or(u32::MAX),
-                        ));
+                    if let Some(n) = size {
+                        items.push(MessageDataItem::Rfc822Size(n));
                     }
                 }
                 MessageDataItemName::Envelope => {
-                    if let Some(r) = &rendered {
-                        items.push(MessageDataItem::Envelope(r.envelope.clone()));
+                    if let Some(e) = envelope {
+                        items.push(MessageDataItem::Envelope(e.clone()));
                     }
                 }
                 MessageDataItemName::Rfc822 => {
@@ -1006,10 +1157,8 @@ impl Session {
                     }
                 }
                 MessageDataItemName::Rfc822Header => {
-                    if let Some(r) = &rendered {
-                        items.push(MessageDataItem::Rfc822Header(literal(
-                            &r.bytes[..r.header_len],
-                        )));
+                    if let Some(h) = header {
+                        items.push(MessageDataItem::Rfc822Header(literal(h)));
                     }
                 }
                 MessageDataItemName::Rfc822Text => {
@@ -1020,23 +1169,26 @@ impl Session {
                     }
                 }
                 MessageDataItemName::BodyStructure | MessageDataItemName::Body => {
-                    let Some(s) = rendered.as_ref().and_then(|r| r.structure.as_ref()) else {
+                    let Some(b) = body_structure else {
                         return Err("the message structure could not be read".into());
                     };
                     items.push(if matches!(name, MessageDataItemName::Body) {
-                        MessageDataItem::Body(s.body_structure.clone())
+                        MessageDataItem::Body(b.clone())
                     } else {
-                        MessageDataItem::BodyStructure(s.body_structure.clone())
+                        MessageDataItem::BodyStructure(b.clone())
                     });
                 }
                 MessageDataItemName::BodyExt {
                     section, partial, ..
                 } => {
-                    let Some(r) = &rendered else { continue };
-                    let header = &r.bytes[..r.header_len];
+                    let Some(header) = header else { continue };
+                    // Sections past the header need the whole message.
+                    let bytes: &[u8] = rendered.as_ref().map_or(&[], |r| r.bytes.as_slice());
+                    let body_from = rendered.as_ref().map_or(0, |r| r.header_len);
                     let part = |p: &imap_next::imap_types::fetch::Part| {
-                        r.structure
+                        rendered
                             .as_ref()
+                            .and_then(|r| r.structure.as_ref())
                             .and_then(|s| s.part(p.0.as_ref()))
                             .cloned()
                     };
@@ -1047,9 +1199,11 @@ impl Session {
                             .collect()
                     };
                     let whole: std::borrow::Cow<'_, [u8]> = match section {
-                        None => r.bytes.as_slice().into(),
+                        None => bytes.into(),
                         Some(Section::Header(None)) => header.into(),
-                        Some(Section::Text(None)) => r.bytes[r.header_len..].into(),
+                        Some(Section::Text(None)) => {
+                            bytes.get(body_from..).unwrap_or_default().into()
+                        }
                         Some(Section::HeaderFields(None, list)) => {
                             super::structure::header_fields(header, &names(list), false).into()
                         }
@@ -1057,11 +1211,11 @@ impl Session {
                             super::structure::header_fields(header, &names(list), true).into()
                         }
                         Some(Section::Part(p)) => match part(p) {
-                            Some(range) => r.bytes.get(range.body).unwrap_or_default().into(),
+                            Some(range) => bytes.get(range.body).unwrap_or_default().into(),
                             None => Vec::new().into(),
                         },
                         Some(Section::Mime(p)) => match part(p) {
-                            Some(range) => r.bytes.get(range.mime).unwrap_or_default().into(),
+                            Some(range) => bytes.get(range.mime).unwrap_or_default().into(),
                             None => Vec::new().into(),
                         },
                         // Sections inside a nested message/rfc822: there are none.
@@ -1195,8 +1349,8 @@ impl Session {
                 | SearchKey::To(s)
                 | SearchKey::Cc(s)
                 | SearchKey::Bcc(s) => {
-                    let r = self.rendered(session, &row.envelope_id, false).await?;
-                    let header = &r.bytes[..r.header_len];
+                    let sum = self.summary(session, &row.envelope_id).await?;
+                    let header = &sum.header;
                     // Header values are RFC 2047-encoded; search the decoded form.
                     let decoded = mail_parser::MessageParser::default()
                         .parse_headers(header)
@@ -1226,14 +1380,8 @@ impl Session {
                         .unwrap_or_default();
                     text_has(body.as_bytes(), s)
                 }
-                SearchKey::Larger(n) => {
-                    let r = self.rendered(session, &row.envelope_id, false).await?;
-                    r.bytes.len() > usize::try_from(*n).unwrap_or(usize::MAX)
-                }
-                SearchKey::Smaller(n) => {
-                    let r = self.rendered(session, &row.envelope_id, false).await?;
-                    r.bytes.len() < usize::try_from(*n).unwrap_or(usize::MAX)
-                }
+                SearchKey::Larger(n) => self.summary(session, &row.envelope_id).await?.size > *n,
+                SearchKey::Smaller(n) => self.summary(session, &row.envelope_id).await?.size < *n,
                 _ => return Err("this SEARCH key is not supported".into()),
             })
         })
