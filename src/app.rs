@@ -57,6 +57,13 @@ pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory
 }
 
 /// A bound server, ready to run.
+/// IMAP listeners (implicit TLS, STARTTLS), their TLS set-up and limits.
+type ImapListeners = (
+    Vec<(TcpListener, transport::imap::TlsMode)>,
+    Arc<rustls::ServerConfig>,
+    transport::imap::ImapSettings,
+);
+
 pub struct Server {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -65,11 +72,7 @@ pub struct Server {
     relay: Option<transport::notify::RelaySettings>,
     notify: mailbox::notify::NotifyPolicy,
     public_url: Option<String>,
-    imap: Option<(
-        TcpListener,
-        Arc<rustls::ServerConfig>,
-        transport::imap::ImapSettings,
-    )>,
+    imap: Option<ImapListeners>,
     pub fingerprint: String,
 }
 
@@ -90,15 +93,29 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let imap = match settings.imap_listen {
-            Some(addr) => Some((
-                TcpListener::bind(addr)
+        let mut imap_listeners = Vec::new();
+        for (addr, mode) in [
+            (settings.imap_listen, transport::imap::TlsMode::Implicit),
+            (
+                settings.imap_starttls_listen,
+                transport::imap::TlsMode::StartTls,
+            ),
+        ] {
+            if let Some(addr) = addr {
+                let listener = TcpListener::bind(addr)
                     .await
-                    .with_context(|| format!("binding IMAP {addr}"))?,
+                    .with_context(|| format!("binding IMAP {addr}"))?;
+                imap_listeners.push((listener, mode));
+            }
+        }
+        let imap = if imap_listeners.is_empty() {
+            None
+        } else {
+            Some((
+                imap_listeners,
                 tls::server_config(&material, &settings.tls, &[b"imap"])?,
                 settings.imap.clone(),
-            )),
-            None => None,
+            ))
         };
         Ok(Self {
             listener,
@@ -137,9 +154,19 @@ impl Server {
                 Err(e) => tracing::warn!(error = %e, "sweeping orphaned blobs failed"),
             }
         });
-        if let Some((imap, _, _)) = &self.imap {
+        if let Some((listeners, _, _)) = &self.imap {
             // Printed before the HTTPS line, which tests and scripts wait for.
-            println!("renkei imap listening on {}", imap.local_addr()?);
+            for (listener, mode) in listeners {
+                match mode {
+                    transport::imap::TlsMode::Implicit => {
+                        println!("renkei imap listening on {}", listener.local_addr()?)
+                    }
+                    transport::imap::TlsMode::StartTls => println!(
+                        "renkei imap starttls listening on {}",
+                        listener.local_addr()?
+                    ),
+                }
+            }
         }
         let addr = self.listener.local_addr()?;
         // Tests and scripts wait for this exact line.
@@ -209,7 +236,8 @@ impl Server {
             threads,
             notices,
         });
-        let imap = self.imap.map(|(listener, tls, settings)| {
+        let mut imap = Vec::new();
+        if let Some((listeners, tls, settings)) = self.imap {
             let services = transport::imap::session::Services {
                 folders: Arc::new(mailbox::folders::Folders::new(
                     directory_for_imap.clone(),
@@ -218,21 +246,24 @@ impl Server {
                 directory: directory_for_imap,
                 postroom: postroom_for_imap,
             };
-            let mut rx = stop_tx.subscribe();
-            tokio::spawn(transport::imap::serve(
-                listener,
-                tls,
-                services,
-                settings,
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                },
-            ))
-        });
+            for (listener, mode) in listeners {
+                let mut rx = stop_tx.subscribe();
+                imap.push(tokio::spawn(transport::imap::serve_with(
+                    listener,
+                    mode,
+                    tls.clone(),
+                    services.clone(),
+                    settings.clone(),
+                    async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    },
+                )));
+            }
+        }
         webmail::serve_https(self.listener, self.tls, app, shutdown).await;
         let _ = stop_tx.send(true);
-        if let Some(imap) = imap {
-            let _ = imap.await;
+        for listener in imap {
+            let _ = listener.await;
         }
         let _ = worker.await;
         if let Some(notifier) = notifier {

@@ -44,6 +44,10 @@ pub struct GlobalArgs {
     /// IMAP over TLS listen address (off unless given; port 0 picks a free port).
     #[arg(long, global = true, env = "RENKEI_IMAP_LISTEN")]
     pub imap_listen: Option<SocketAddr>,
+    /// IMAP with STARTTLS listen address (off unless given): plain IMAP until the
+    /// client asks for TLS; nothing but CAPABILITY, NOOP and LOGOUT before it.
+    #[arg(long, global = true, env = "RENKEI_IMAP_STARTTLS_LISTEN")]
+    pub imap_starttls_listen: Option<SocketAddr>,
     #[arg(long, global = true, env = "RENKEI_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     #[arg(long, global = true, env = "RENKEI_TLS_KEY")]

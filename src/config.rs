@@ -42,6 +42,8 @@ pub struct FileConfig {
 pub struct ImapSection {
     /// IMAP over implicit TLS; off unless set.
     pub listen: Option<SocketAddr>,
+    /// IMAP with STARTTLS; off unless set.
+    pub starttls_listen: Option<SocketAddr>,
     pub max_literal_bytes: Option<u32>,
     pub max_connections_per_address: Option<usize>,
 }
@@ -116,6 +118,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// IMAP over TLS, when configured.
     pub imap_listen: Option<SocketAddr>,
+    pub imap_starttls_listen: Option<SocketAddr>,
     pub imap: transport::imap::ImapSettings,
 }
 
@@ -234,6 +237,7 @@ impl Settings {
         };
         Ok(Self {
             imap_listen: args.imap_listen.or(file.imap.listen),
+            imap_starttls_listen: args.imap_starttls_listen.or(file.imap.starttls_listen),
             imap,
             relay,
             notify,

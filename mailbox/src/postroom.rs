@@ -198,6 +198,10 @@ pub struct Postroom {
     /// still read on every send (a new key takes effect at once), only the parse,
     /// a sixth of a small item's CPU, is saved.
     parsed: std::sync::Mutex<std::collections::HashMap<[u8; 32], Certificate>>,
+    /// Signer fingerprint → (account, certificate). A fingerprint names one
+    /// certificate forever (replaced keys are retired, never reused), so
+    /// opening an item looks its signer up once per process, not per item.
+    signers: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, Certificate)>>>,
     /// Signalled after every committed submission, so an idle delivery worker
     /// starts at once instead of at its next poll.
     delivery_wake: Arc<tokio::sync::Notify>,
@@ -259,6 +263,7 @@ impl Postroom {
     pub fn new(directory: Arc<Directory>, blobs: BlobStore, blind_key: Arc<BlindIndexKey>) -> Self {
         Self {
             parsed: std::sync::Mutex::default(),
+            signers: Arc::default(),
             delivery_wake: Arc::default(),
             directory,
             blobs,
@@ -740,14 +745,26 @@ impl Postroom {
         let kr = keyring.clone();
         let p = principal.clone();
         let handle = tokio::runtime::Handle::current();
+        let signers = self.signers.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let key = kr.key_for(&p).ok_or(Error::NotFound("item"))?;
             let lookup = |fp: &Fingerprint| {
-                handle
-                    .block_on(store.cert_by_fingerprint(&fp.to_hex()))
+                let hex = fp.to_hex();
+                if let Some((_, cert)) = signers.lock().ok().and_then(|m| m.get(&hex).cloned()) {
+                    return Some(cert);
+                }
+                let (account, bytes) = handle
+                    .block_on(store.cert_by_fingerprint(&hex))
                     .ok()
-                    .flatten()
-                    .and_then(|(_, cert)| Certificate::from_bytes(&cert).ok())
+                    .flatten()?;
+                let cert = Certificate::from_bytes(&bytes).ok()?;
+                if let Ok(mut m) = signers.lock() {
+                    if m.len() >= PARSED_CERTS {
+                        m.clear();
+                    }
+                    m.insert(hex, (account, cert.clone()));
+                }
+                Some(cert)
             };
             renkei_crypto::open(&envelope, key, lookup).map_err(crypto)
         })
@@ -783,14 +800,21 @@ impl Postroom {
         };
         if signature == SignatureStatus::Valid {
             // The key that signed must be the sender's, as recorded and as claimed inside.
-            let signer_account = match &opened.signer {
-                Some(fp) => self
+            let cached = opened.signer.as_ref().and_then(|fp| {
+                self.signers
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(fp).map(|(account, _)| account.clone()))
+            });
+            let signer_account = match (&opened.signer, cached) {
+                (_, Some(account)) => Some(account),
+                (Some(fp), None) => self
                     .directory
                     .store()
                     .cert_by_fingerprint(fp)
                     .await?
                     .map(|(account, _)| account),
-                None => None,
+                (None, None) => None,
             };
             if signer_account.as_deref() != Some(row.sender_id.as_str())
                 || opened.inner.sender.account_id != row.sender_id

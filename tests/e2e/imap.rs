@@ -481,3 +481,115 @@ async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
         "{r}"
     );
 }
+
+fn starttls_port(server: &Server) -> u16 {
+    server
+        .stdout_head
+        .lines()
+        .find_map(|l| l.strip_prefix("renkei imap starttls listening on "))
+        .and_then(|a| a.trim().rsplit(':').next()?.parse().ok())
+        .expect("the STARTTLS address is printed")
+}
+
+/// The optional STARTTLS port: nothing but CAPABILITY, NOOP, LOGOUT and
+/// STARTTLS in clear (no password taken), a full session after it, and a
+/// command smuggled behind STARTTLS in the same packet is dropped.
+#[tokio::test]
+async fn starttls_port_serves_only_after_tls() {
+    let net = Network::new().await;
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        HOSPITAL,
+        "--name",
+        "さぬき中央病院",
+    ]);
+    net.admin(&[
+        "facility",
+        "add",
+        "--code",
+        CLINIC,
+        "--name",
+        "ことひら内科クリニック",
+    ]);
+    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let server = net.serve(&["--imap-starttls-listen", "127.0.0.1:0"]);
+    let port = starttls_port(&server);
+    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    send_request(&server, &gp_c, &rad, 1).await;
+    inbox_delivered(&server, &rad_c, 1).await;
+    let password = format!("{rad_pw}-Mine-2026");
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/e2e/clients/imap_starttls.py"
+        ))
+        .arg(port.to_string())
+        .arg(net.data_dir().join("tls-cert.pem"))
+        .args([rad.as_str(), password.as_str()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let plain: Vec<&str> = r["plain_capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        plain.contains(&"STARTTLS") && plain.contains(&"LOGINDISABLED"),
+        "{r}"
+    );
+    assert!(!plain.contains(&"AUTH=PLAIN"), "{r}");
+    assert!(
+        r["plain_login"].as_str().unwrap().starts_with("refused"),
+        "no password in clear: {r}"
+    );
+    assert_eq!(r["tls_login"], "OK", "{r}");
+    assert!(
+        !r["tls_capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("STARTTLS")),
+        "{r}"
+    );
+    assert_eq!(r["exists"], 1, "{r}");
+    assert!(
+        r["subject_header"]
+            .as_str()
+            .unwrap()
+            .starts_with("Subject:"),
+        "{r}"
+    );
+    assert!(
+        r["starttls_answer"].as_str().unwrap().starts_with("s1 OK"),
+        "{r}"
+    );
+    assert_eq!(r["injected_login_answered"], false, "{r}");
+    let select = r["select_after_injection"][0].as_str().unwrap_or_default();
+    assert!(
+        select.starts_with("s3 NO") || select.starts_with("s3 BAD"),
+        "the smuggled LOGIN did not sign in: {r}"
+    );
+
+    // curl, which insists on TLS with --ssl-reqd, lists the folders.
+    let list = Command::new("curl")
+        .args(["-s", "--ssl-reqd", "--cacert"])
+        .arg(net.data_dir().join("tls-cert.pem"))
+        .args(["--user", &format!("{rad}:{password}")])
+        .arg(format!("imap://localhost:{port}/"))
+        .output()
+        .expect("curl");
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(listing.contains("INBOX"), "{listing}");
+}

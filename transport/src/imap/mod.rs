@@ -14,8 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
-use imap_next::imap_types::core::Tag;
-use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
+use imap_next::imap_types::command::CommandBody;
+use imap_next::imap_types::core::{Tag, Vec1};
+use imap_next::imap_types::response::{
+    Capability, Code, CommandContinuationRequest, Data, Greeting, Status,
+};
 use imap_next::server::{Error as ServerError, Event, Options, Server};
 use imap_next::stream::{Error as StreamError, Stream};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,9 +83,40 @@ impl Drop for Slot {
     }
 }
 
+/// How a listener's connections come to TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS, port 993 by convention).
+    Implicit,
+    /// Plain IMAP until the client sends STARTTLS (port 143 by convention);
+    /// nothing but CAPABILITY, NOOP, LOGOUT and STARTTLS is served before it,
+    /// so no password crosses the wire in clear.
+    StartTls,
+}
+
 /// Serves IMAP over implicit TLS on an already bound listener until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    services: Services,
+    settings: ImapSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(
+        listener,
+        TlsMode::Implicit,
+        tls,
+        services,
+        settings,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves IMAP on an already bound listener, TLS as `mode` says, until `shutdown`.
+pub async fn serve_with(
+    listener: TcpListener,
+    mode: TlsMode,
     tls: Arc<rustls::ServerConfig>,
     services: Services,
     settings: ImapSettings,
@@ -118,8 +152,128 @@ pub async fn serve(
         let settings = settings.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            connection(tcp, peer, acceptor, services, settings).await;
+            let tcp = match mode {
+                TlsMode::Implicit => Some(tcp),
+                TlsMode::StartTls => before_starttls(tcp, &settings).await,
+            };
+            if let Some(tcp) = tcp {
+                connection(tcp, peer, acceptor, services, settings).await;
+            }
         });
+    }
+}
+
+/// What a STARTTLS listener offers before TLS.
+fn plaintext_capabilities() -> Vec1<Capability<'static>> {
+    Vec1::from(Capability::Imap4Rev1)
+        .into_iter()
+        .chain([Capability::StartTls, Capability::LoginDisabled])
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+}
+
+/// The plain-text part of a STARTTLS connection: answers CAPABILITY, NOOP and
+/// LOGOUT, refuses everything else, and hands the TCP stream back once the
+/// client asked for TLS and got its OK. Whatever the client sent after its
+/// STARTTLS line (in clear, so possibly injected) is dropped with this phase's
+/// buffers; the TLS phase starts from nothing.
+async fn before_starttls(tcp: TcpStream, settings: &ImapSettings) -> Option<TcpStream> {
+    let mut options = Options::default();
+    // No literal is needed for any command allowed here.
+    options.max_literal_size = 0;
+    options.max_command_size = 1024;
+    let greeting = Greeting::ok(
+        Some(Code::Capability(plaintext_capabilities())),
+        "Renkei IMAP ready; STARTTLS first",
+    )
+    .ok()?;
+    let mut server = Server::new(options, greeting);
+    let mut stream = Stream::insecure(tcp);
+    let deadline = tokio::time::Instant::now() + settings.login_timeout;
+    let mut bad_lines = 0u32;
+    let mut upgrade = None;
+    let mut closing = None;
+    loop {
+        let event = tokio::time::timeout_at(deadline, stream.next(&mut server))
+            .await
+            .ok()?;
+        match event {
+            Ok(Event::GreetingSent { .. }) => {}
+            Ok(Event::ResponseSent { handle, .. }) => {
+                if upgrade == Some(handle) {
+                    return Some(TcpStream::from(stream));
+                }
+                if closing == Some(handle) {
+                    return None;
+                }
+            }
+            Ok(Event::CommandReceived { command }) => {
+                let tag = command.tag;
+                match command.body {
+                    CommandBody::Capability => {
+                        server.enqueue_data(Data::Capability(plaintext_capabilities()));
+                        enqueue(&mut server, vec![ok(Some(tag), None, "CAPABILITY done")]);
+                    }
+                    CommandBody::Noop => {
+                        enqueue(&mut server, vec![ok(Some(tag), None, "NOOP done")])
+                    }
+                    CommandBody::Logout => {
+                        if let Ok(bye) = Status::bye(None, "logging out") {
+                            server.enqueue_status(bye);
+                        }
+                        if let Some(s) = status(ok(Some(tag), None, "LOGOUT done")) {
+                            closing = Some(server.enqueue_status(s));
+                        }
+                    }
+                    CommandBody::StartTLS => {
+                        if let Some(s) = status(ok(Some(tag), None, "begin TLS now")) {
+                            upgrade = Some(server.enqueue_status(s));
+                        }
+                    }
+                    CommandBody::Login { .. } => enqueue(
+                        &mut server,
+                        vec![no(Some(tag), None, "LOGINDISABLED: use STARTTLS first")],
+                    ),
+                    _ => enqueue(&mut server, vec![bad(Some(tag), "STARTTLS first")]),
+                }
+            }
+            Ok(Event::CommandAuthenticateReceived {
+                command_authenticate,
+            }) => {
+                if let Some(s) = status(no(
+                    Some(command_authenticate.tag),
+                    None,
+                    "no authentication before STARTTLS",
+                )) {
+                    let _ = server.authenticate_finish(s);
+                }
+            }
+            Ok(Event::IdleCommandReceived { tag }) => {
+                if let Some(s) = status(bad(Some(tag), "STARTTLS first")) {
+                    let _ = server.idle_reject(s);
+                }
+            }
+            Ok(Event::AuthenticateDataReceived { .. } | Event::IdleDoneReceived) => {}
+            Err(StreamError::State(e)) => {
+                bad_lines += 1;
+                let bytes = match &e {
+                    ServerError::LiteralTooLong { .. } => continue,
+                    ServerError::CommandTooLong { discarded_bytes }
+                    | ServerError::MalformedMessage { discarded_bytes }
+                    | ServerError::ExpectedCrlfGotLf { discarded_bytes } => {
+                        discarded_bytes.declassify().to_vec()
+                    }
+                };
+                enqueue(&mut server, vec![bad(tag_of(&bytes), "unparsable command")]);
+                if bad_lines > 10
+                    && let Ok(bye) = Status::bye(None, "too many bad commands")
+                {
+                    closing = Some(server.enqueue_status(bye));
+                }
+            }
+            Err(_) => return None,
+        }
     }
 }
 
