@@ -135,6 +135,16 @@ impl Folders {
         })
     }
 
+    /// A fingerprint of what `listing` would show; unchanged means no news.
+    pub async fn version(&self, session: &CurrentSession, folder: Folder) -> Result<Vec<i64>> {
+        let principal = self.principal(session, folder)?;
+        Ok(self
+            .directory
+            .store()
+            .folder_version(&principal, folder.key())
+            .await?)
+    }
+
     /// Sets or clears \Seen and \Flagged. Setting \Seen opens the item, which
     /// records its receipt in the workflow exactly as reading it on the web does.
     pub async fn set_flags(

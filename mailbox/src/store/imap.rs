@@ -32,4 +32,8 @@ pub trait ImapStore: Send + Sync {
     async fn folder_rows(&self, principal: &str, folder: &str) -> StoreResult<Vec<FolderRow>>;
     /// The highest UID handed out anywhere (UIDNEXT is above it).
     async fn max_uid(&self) -> StoreResult<i64>;
+    /// A cheap fingerprint of everything a listing of the folder shows (which
+    /// items, their flags): equal fingerprints mean nothing to report, so an
+    /// idling client costs one read, not a listing and a write, per look.
+    async fn folder_version(&self, principal: &str, folder: &str) -> StoreResult<Vec<i64>>;
 }

@@ -48,6 +48,25 @@ pub(super) const ROWS: &str = "SELECT u.uid, u.envelope_id, \
     FROM imap_uids u JOIN envelopes e ON e.id = u.envelope_id \
     LEFT JOIN mailbox_entries m ON m.envelope_id = u.envelope_id AND m.principal = u.principal \
     WHERE u.principal = $1 AND u.folder = $2 ORDER BY u.uid";
+/// Count, newest arrival, and flag sums weighted by arrival (so two flags
+/// swapping places between looks still change it); `$1` is the principal.
+pub(super) fn version(folder: &str) -> Option<&'static str> {
+    Some(match folder {
+        "inbox" | "shared" | "sent" | "archive" => {
+            "SELECT COUNT(*), CAST(COALESCE(MAX(delivered_at), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN seen THEN 1 + delivered_at % 1000003 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN flagged THEN 1 + delivered_at % 1000033 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN archived THEN 1 + delivered_at % 1000037 ELSE 0 END), 0) AS BIGINT) \
+             FROM mailbox_entries WHERE principal = $1"
+        }
+        "facility" => {
+            "SELECT COUNT(*), CAST(COALESCE(MAX(added_at), 0) AS BIGINT), CAST(0 AS BIGINT), \
+             CAST(0 AS BIGINT), CAST(0 AS BIGINT) FROM envelope_slots WHERE principal = $1"
+        }
+        _ => return None,
+    })
+}
+
 pub(super) const MAX_UID: &str = "SELECT COALESCE(MAX(uid), 0) FROM imap_uids";
 
 macro_rules! impl_imap_store {
@@ -87,6 +106,17 @@ macro_rules! impl_imap_store {
                         .fetch_all(&self.pool)
                         .await?,
                 )
+            }
+
+            async fn folder_version(&self, principal: &str, folder: &str) -> StoreResult<Vec<i64>> {
+                let Some(sql) = imap_sql::version(folder) else {
+                    return Err(StoreError::NotFound);
+                };
+                let (a, b, c, d, e) = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(sql)
+                    .bind(principal)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(vec![a, b, c, d, e])
             }
 
             async fn max_uid(&self) -> StoreResult<i64> {

@@ -47,7 +47,7 @@ impl Default for ImapSettings {
             max_per_address: 20,
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30 * 60),
-            idle_poll: Duration::from_millis(200),
+            idle_poll: Duration::from_millis(500),
         }
     }
 }

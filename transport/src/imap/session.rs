@@ -49,6 +49,8 @@ struct Selected {
     messages: Vec<FolderRow>,
     /// Marked `\Deleted` in this session; EXPUNGE archives them.
     deleted: HashSet<String>,
+    /// The folder's fingerprint when last listed (see `changes`).
+    version: Vec<i64>,
 }
 
 enum State {
@@ -545,6 +547,13 @@ impl Session {
             out.push(no(Some(tag), None, "no such folder"));
             return;
         };
+        // Read before listing: a change in between shows at the next look.
+        let version = self
+            .services
+            .folders
+            .version(session, folder)
+            .await
+            .unwrap_or_default();
         let listing = match self.services.folders.listing(session, folder).await {
             Ok(l) => l,
             Err(e) => {
@@ -592,6 +601,7 @@ impl Session {
             read_only,
             messages: listing.messages,
             deleted: HashSet::new(),
+            version,
         });
         if read_only {
             out.push(ok(
@@ -613,9 +623,17 @@ impl Session {
         let State::Selected(sel) = &mut self.state else {
             return out;
         };
+        // An idling client looks often; one read tells whether anything changed.
+        let Ok(version) = self.services.folders.version(&session, sel.folder).await else {
+            return out;
+        };
+        if version == sel.version {
+            return out;
+        }
         let Ok(listing) = self.services.folders.listing(&session, sel.folder).await else {
             return out;
         };
+        sel.version = version;
         let now: HashSet<i64> = listing.messages.iter().map(|m| m.uid).collect();
         // Expunges from the highest sequence number down keep numbers valid.
         for i in (0..sel.messages.len()).rev() {
