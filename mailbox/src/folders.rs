@@ -202,6 +202,15 @@ impl Folders {
 
     /// Opens an item for rendering; `mark` as a non-peek fetch does (seen, and
     /// the workflow's receipt).
+    /// Opens many items of the reader's folders without marking anything.
+    pub async fn peek_many(
+        &self,
+        session: &CurrentSession,
+        envelope_ids: &[String],
+    ) -> Result<Vec<(String, Result<OpenedItem>)>> {
+        self.postroom.peek_many(session, envelope_ids).await
+    }
+
     pub async fn open(
         &self,
         session: &CurrentSession,

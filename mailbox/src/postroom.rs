@@ -741,36 +741,167 @@ impl Postroom {
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body.clone());
-        let store = self.directory.store().clone();
+        let lookup = self.signer_lookup();
         let kr = keyring.clone();
         let p = principal.clone();
-        let handle = tokio::runtime::Handle::current();
-        let signers = self.signers.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let key = kr.key_for(&p).ok_or(Error::NotFound("item"))?;
-            let lookup = |fp: &Fingerprint| {
-                let hex = fp.to_hex();
-                if let Some((_, cert)) = signers.lock().ok().and_then(|m| m.get(&hex).cloned()) {
-                    return Some(cert);
-                }
-                let (account, bytes) = handle
-                    .block_on(store.cert_by_fingerprint(&hex))
-                    .ok()
-                    .flatten()?;
-                let cert = Certificate::from_bytes(&bytes).ok()?;
-                if let Ok(mut m) = signers.lock() {
-                    if m.len() >= PARSED_CERTS {
-                        m.clear();
-                    }
-                    m.insert(hex, (account, cert.clone()));
-                }
-                Some(cert)
-            };
             renkei_crypto::open(&envelope, key, lookup).map_err(crypto)
         })
         .await
         .map_err(|e| Error::Internal(format!("open task: {e}")))??;
         Ok((keyring, principal, row, opened))
+    }
+
+    /// A signer's certificate by fingerprint, for `renkei_crypto::open` on a
+    /// blocking thread: from the process cache, else the store.
+    fn signer_lookup(
+        &self,
+    ) -> impl Fn(&Fingerprint) -> Option<Certificate> + Send + Sync + 'static {
+        let store = self.directory.store().clone();
+        let handle = tokio::runtime::Handle::current();
+        let signers = self.signers.clone();
+        move |fp: &Fingerprint| {
+            let hex = fp.to_hex();
+            if let Some((_, cert)) = signers.lock().ok().and_then(|m| m.get(&hex).cloned()) {
+                return Some(cert);
+            }
+            let (account, bytes) = handle
+                .block_on(store.cert_by_fingerprint(&hex))
+                .ok()
+                .flatten()?;
+            let cert = Certificate::from_bytes(&bytes).ok()?;
+            if let Ok(mut m) = signers.lock() {
+                if m.len() >= PARSED_CERTS {
+                    m.clear();
+                }
+                m.insert(hex, (account, cert.clone()));
+            }
+            Some(cert)
+        }
+    }
+
+    /// The signature status of an opened item: a valid signature must also be
+    /// by the key of the account the envelope row and the inner message name.
+    async fn signature_status(
+        &self,
+        row: &EnvelopeRow,
+        opened: &renkei_crypto::OpenedEnvelope,
+    ) -> Result<SignatureStatus> {
+        let signature = match opened.verification {
+            Verification::Valid => SignatureStatus::Valid,
+            Verification::UnknownSigner => SignatureStatus::UnknownSigner,
+            Verification::BadSignature | Verification::AttachmentChanged => {
+                return Ok(SignatureStatus::BadSignature);
+            }
+        };
+        if signature != SignatureStatus::Valid {
+            return Ok(signature);
+        }
+        let cached = opened.signer.as_ref().and_then(|fp| {
+            self.signers
+                .lock()
+                .ok()
+                .and_then(|m| m.get(fp).map(|(account, _)| account.clone()))
+        });
+        let signer_account = match (&opened.signer, cached) {
+            (_, Some(account)) => Some(account),
+            (Some(fp), None) => self
+                .directory
+                .store()
+                .cert_by_fingerprint(fp)
+                .await?
+                .map(|(account, _)| account),
+            (None, None) => None,
+        };
+        if signer_account.as_deref() != Some(row.sender_id.as_str())
+            || opened.inner.sender.account_id != row.sender_id
+        {
+            return Ok(SignatureStatus::SignerMismatch);
+        }
+        Ok(SignatureStatus::Valid)
+    }
+
+    /// Opens many items without marking anything (a mail client listing a
+    /// folder): two queries for all of them, and the decryption spread over two
+    /// threads. Each ID gets its own answer; one the reader holds no slot of is
+    /// `NotFound`, as with `peek`.
+    pub async fn peek_many(
+        &self,
+        session: &CurrentSession,
+        ids: &[String],
+    ) -> Result<Vec<(String, Result<OpenedItem>)>> {
+        let keyring = self.keyring(session)?;
+        let principals = keyring.principals();
+        let keys: Vec<String> = principals.iter().map(Principal::key).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let store = self.directory.store();
+        let slots = store.slots_held(&refs, &keys).await?;
+        let mut rows: std::collections::HashMap<String, EnvelopeRow> = store
+            .envelopes_by_ids(&refs)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        let mut work = Vec::with_capacity(ids.len());
+        for id in ids {
+            // The keyring's order decides which slot opens it, as in `reader_principal`.
+            let principal = principals
+                .iter()
+                .find(|p| {
+                    let k = p.key();
+                    slots
+                        .iter()
+                        .any(|s| s.envelope_id == *id && s.principal == k)
+                })
+                .cloned();
+            match (principal, rows.remove(id)) {
+                (Some(p), Some(row)) => work.push((p, row)),
+                _ => out.push((id.clone(), Err(Error::NotFound("item")))),
+            }
+        }
+        let lookup = self.signer_lookup();
+        let kr = keyring.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let open_one = |(p, row): (Principal, EnvelopeRow)| {
+                let r = kr
+                    .key_for(&p)
+                    .ok_or(Error::NotFound("item"))
+                    .and_then(|key| {
+                        let envelope = SealedEnvelope::from_bytes(row.body.clone());
+                        renkei_crypto::open(&envelope, key, &lookup).map_err(crypto)
+                    });
+                (p, row, r)
+            };
+            let mut second = work;
+            let first: Vec<_> = second.drain(..second.len() / 2).collect();
+            std::thread::scope(|s| {
+                let other = s.spawn(|| first.into_iter().map(open_one).collect::<Vec<_>>());
+                let mut done: Vec<_> = second.into_iter().map(open_one).collect();
+                match other.join() {
+                    Ok(mut v) => {
+                        v.append(&mut done);
+                        Ok(v)
+                    }
+                    Err(_) => Err(Error::Internal("open thread panicked".into())),
+                }
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("open task: {e}")))??;
+        for (principal, row, r) in opened {
+            let id = row.id.clone();
+            let item = match r {
+                Ok(o) => match self.signature_status(&row, &o).await {
+                    Ok(sig) => assemble(row, principal, &o, sig),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            out.push((id, item));
+        }
+        Ok(out)
     }
 
     /// Opens an item for the reader, with its signature status.
@@ -791,37 +922,7 @@ impl Postroom {
         mark: bool,
     ) -> Result<OpenedItem> {
         let (_, principal, row, opened) = self.open_raw(session, id).await?;
-        let mut signature = match opened.verification {
-            Verification::Valid => SignatureStatus::Valid,
-            Verification::UnknownSigner => SignatureStatus::UnknownSigner,
-            Verification::BadSignature | Verification::AttachmentChanged => {
-                SignatureStatus::BadSignature
-            }
-        };
-        if signature == SignatureStatus::Valid {
-            // The key that signed must be the sender's, as recorded and as claimed inside.
-            let cached = opened.signer.as_ref().and_then(|fp| {
-                self.signers
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(fp).map(|(account, _)| account.clone()))
-            });
-            let signer_account = match (&opened.signer, cached) {
-                (_, Some(account)) => Some(account),
-                (Some(fp), None) => self
-                    .directory
-                    .store()
-                    .cert_by_fingerprint(fp)
-                    .await?
-                    .map(|(account, _)| account),
-                (None, None) => None,
-            };
-            if signer_account.as_deref() != Some(row.sender_id.as_str())
-                || opened.inner.sender.account_id != row.sender_id
-            {
-                signature = SignatureStatus::SignerMismatch;
-            }
-        }
+        let signature = self.signature_status(&row, &opened).await?;
         // Opening marks the reader's own entry seen (oversight readers have none).
         if mark {
             match self
@@ -848,52 +949,7 @@ impl Postroom {
                 )
                 .await?;
         }
-        let inner = &opened.inner;
-        Ok(OpenedItem {
-            id: row.id.clone(),
-            kind: row.kind.clone(),
-            sender_id: row.sender_id.clone(),
-            created_at: row.created_at,
-            subject: inner.headers.subject.clone(),
-            patient_id: inner.headers.patient_id.clone(),
-            patient_name: inner.headers.patient_name.clone(),
-            body: inner.body.clone(),
-            fields: inner
-                .fields
-                .iter()
-                .map(|f| (f.name.clone(), f.value.clone()))
-                .collect(),
-            thread_id: row.thread_id.clone(),
-            step: row.step.clone(),
-            signature,
-            signer_fingerprint: opened.signer.clone(),
-            attachments: inner
-                .manifest
-                .iter()
-                .enumerate()
-                .map(|(index, m)| AttachmentInfo {
-                    index,
-                    name: m.name.clone(),
-                    media_type: m.media_type.clone(),
-                    size: m.size,
-                    sha256: hex::encode(m.sha256),
-                })
-                .collect(),
-            opened_as: principal,
-            consent: match (
-                &row.consent_obtained_on,
-                &row.consent_method,
-                &row.consent_obtained_by,
-            ) {
-                (Some(on), Some(method), Some(by)) => Some(Consent {
-                    obtained_on: chrono::NaiveDate::parse_from_str(on, "%Y-%m-%d")
-                        .map_err(|e| Error::Internal(format!("stored consent date: {e}")))?,
-                    method: ConsentMethod::parse(method)?,
-                    obtained_by: by.clone(),
-                }),
-                _ => None,
-            },
-        })
+        assemble(row, principal, &opened, signature)
     }
 
     /// Opens the item once and readies one attachment for streaming: what it is
@@ -1202,4 +1258,59 @@ impl Postroom {
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
+}
+
+/// An `OpenedItem` from its row, the principal that opened it and the crypto's result.
+fn assemble(
+    row: EnvelopeRow,
+    principal: Principal,
+    opened: &renkei_crypto::OpenedEnvelope,
+    signature: SignatureStatus,
+) -> Result<OpenedItem> {
+    let inner = &opened.inner;
+    Ok(OpenedItem {
+        id: row.id.clone(),
+        kind: row.kind.clone(),
+        sender_id: row.sender_id.clone(),
+        created_at: row.created_at,
+        subject: inner.headers.subject.clone(),
+        patient_id: inner.headers.patient_id.clone(),
+        patient_name: inner.headers.patient_name.clone(),
+        body: inner.body.clone(),
+        fields: inner
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect(),
+        thread_id: row.thread_id.clone(),
+        step: row.step.clone(),
+        signature,
+        signer_fingerprint: opened.signer.clone(),
+        attachments: inner
+            .manifest
+            .iter()
+            .enumerate()
+            .map(|(index, m)| AttachmentInfo {
+                index,
+                name: m.name.clone(),
+                media_type: m.media_type.clone(),
+                size: m.size,
+                sha256: hex::encode(m.sha256),
+            })
+            .collect(),
+        opened_as: principal,
+        consent: match (
+            &row.consent_obtained_on,
+            &row.consent_method,
+            &row.consent_obtained_by,
+        ) {
+            (Some(on), Some(method), Some(by)) => Some(Consent {
+                obtained_on: chrono::NaiveDate::parse_from_str(on, "%Y-%m-%d")
+                    .map_err(|e| Error::Internal(format!("stored consent date: {e}")))?,
+                method: ConsentMethod::parse(method)?,
+                obtained_by: by.clone(),
+            }),
+            _ => None,
+        },
+    })
 }

@@ -693,3 +693,86 @@ async fn later_members_get_grants_and_removal_takes_them() {
         Err(Error::Conflict(_))
     ));
 }
+
+/// Opening many at once (a mail client listing a folder) gives, item by item,
+/// what opening each alone gives: the same content and signature status, a
+/// tampered body refused without failing the others, an item the reader holds
+/// no slot of `NotFound`, and nothing marked seen.
+#[tokio::test]
+async fn opening_many_answers_each_item_as_opening_it_alone() {
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let colleague = n.person(Role::Doctor, Some(HOSPITAL), "colleague").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let rad_s = n.sign_in(&rad).await;
+    let mut mine = Vec::new();
+    for i in 0..7 {
+        let body = format!("所見をお願いします {i}");
+        let files = [("a.dcm", dicom(&vec![i as u8; 1000 + i]))];
+        mine.push(
+            n.send(
+                &gp_s,
+                vec![Recipient::Person(rad.id.clone())],
+                &body,
+                &files,
+            )
+            .await,
+        );
+    }
+    let theirs = n
+        .send(
+            &gp_s,
+            vec![Recipient::Person(colleague.id.clone())],
+            "別の方へ",
+            &[],
+        )
+        .await;
+    let tampered = mine[3].clone();
+    let mut body = n.t.store.envelope(&tampered).await.unwrap().unwrap().body;
+    let last = body.len() - 20;
+    body[last] ^= 0x01;
+    n.t.store.overwrite_body(&tampered, &body).await.unwrap();
+
+    let mut ids = mine.clone();
+    ids.push(theirs.clone());
+    ids.push("01NOSUCHITEM000000000000".into());
+    let many = n.post.peek_many(&rad_s, &ids).await.unwrap();
+    assert_eq!(many.len(), ids.len(), "one answer per ID");
+    for (id, got) in &many {
+        let alone = n.post.peek(&rad_s, id).await;
+        match (got, alone) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.body, b.body);
+                assert_eq!(a.subject, b.subject);
+                assert_eq!(a.signature, b.signature);
+                assert_eq!(a.signature, SignatureStatus::Valid);
+                assert_eq!(a.attachments.len(), 1);
+                assert_eq!(a.attachments[0].size, b.attachments[0].size);
+            }
+            (Err(Error::Tampered(x)), Err(Error::Tampered(y))) => {
+                assert_eq!(*id, tampered);
+                assert_eq!(*x, y);
+            }
+            (Err(Error::NotFound(_)), Err(Error::NotFound(_))) => {
+                assert!(*id == theirs || id.starts_with("01NOSUCH"), "{id}");
+            }
+            (a, b) => panic!("{id}: together {:?}, alone {:?}", a.as_ref().err(), b.err()),
+        }
+    }
+    let ok = many.iter().filter(|(_, r)| r.is_ok()).count();
+    assert_eq!(ok, 6, "the six untouched items open");
+    let deliverer = mailbox::delivery::Deliverer::new(
+        n.t.store.clone(),
+        mailbox::delivery::DeliveryPolicy::default(),
+    );
+    while deliverer.deliver_due().await.unwrap() > 0 {}
+    n.post.peek_many(&rad_s, &mine).await.unwrap();
+    let inbox =
+        n.t.store
+            .mailbox(&format!("account:{}", rad.id.as_str()), "inbox", false)
+            .await
+            .unwrap();
+    assert_eq!(inbox.len(), 7, "delivered");
+    assert!(inbox.iter().all(|e| !e.seen), "peeking marks nothing seen");
+}

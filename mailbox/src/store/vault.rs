@@ -161,6 +161,10 @@ pub trait VaultStore: Send + Sync {
     /// The envelope row with an empty `body`.
     async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
     async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>>;
+    /// `envelope` for many at once (those that exist, in no order).
+    async fn envelopes_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<EnvelopeRow>>;
+    /// The key slots of `ids` held by any of `principals`, in one query.
+    async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>>;
     async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
     /// Replaces the body with one that has an extra key slot, and records its holder.
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;

@@ -460,6 +460,52 @@ macro_rules! impl_vault_store {
                     .await?)
             }
 
+            async fn envelopes_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<EnvelopeRow>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let sql = format!(
+                        "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
+                         blind_index, consent_obtained_on, consent_method, consent_obtained_by, \
+                         thread_id, step, thread_seq FROM envelopes WHERE id IN ({})",
+                        $crate::store::list(chunk.len())
+                    );
+                    let mut q = sqlx::query_as::<_, EnvelopeRow>(&sql);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    out.extend(q.fetch_all(&self.pool).await?);
+                }
+                Ok(out)
+            }
+
+            async fn slots_held(
+                &self,
+                ids: &[&str],
+                principals: &[String],
+            ) -> StoreResult<Vec<SlotRow>> {
+                let mut out = Vec::new();
+                if principals.is_empty() {
+                    return Ok(out);
+                }
+                for chunk in ids.chunks(500) {
+                    let sql = format!(
+                        "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
+                         WHERE envelope_id IN ({}) AND principal IN ({})",
+                        $crate::store::list(chunk.len()),
+                        $crate::store::list_from(chunk.len() + 1, principals.len())
+                    );
+                    let mut q = sqlx::query_as::<_, SlotRow>(&sql);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for p in principals {
+                        q = q.bind(p.as_str());
+                    }
+                    out.extend(q.fetch_all(&self.pool).await?);
+                }
+                Ok(out)
+            }
+
             async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>> {
                 Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENTS)
                     .bind(id)

@@ -805,6 +805,35 @@ impl Session {
         Ok(rendered)
     }
 
+    /// Summaries of the messages at `indices` not summarized yet, opened in
+    /// batches (two queries and both cores per batch instead of a round of
+    /// queries and a thread hop per message). Failures are left for the
+    /// message's own FETCH to report.
+    async fn prefetch_summaries(&mut self, session: &CurrentSession, indices: &[usize]) {
+        const BATCH: usize = 256;
+        let State::Selected(sel) = &self.state else {
+            return;
+        };
+        let missing: Vec<String> = indices
+            .iter()
+            .filter_map(|i| sel.messages.get(*i))
+            .map(|m| m.envelope_id.clone())
+            .filter(|id| !self.decrypted.summaries.contains_key(id))
+            .collect();
+        for chunk in missing.chunks(BATCH) {
+            let Ok(opened) = self.services.folders.peek_many(session, chunk).await else {
+                return;
+            };
+            for (id, item) in opened {
+                let Ok(item) = item else { continue };
+                let parties = self.parties(session, &item.sender_id).await;
+                if let Ok(sum) = summarize(&item, &parties) {
+                    self.decrypted.keep_summary(&id, Arc::new(sum));
+                }
+            }
+        }
+    }
+
     /// Size, header, ENVELOPE and BODYSTRUCTURE: the item opened without its
     /// attachments, nothing marked.
     async fn summary(
@@ -897,7 +926,11 @@ impl Session {
                 if uid && !names.contains(&MessageDataItemName::Uid) {
                     names.insert(0, MessageDataItemName::Uid);
                 }
-                for i in self.resolve(&sequence_set, uid) {
+                let indices = self.resolve(&sequence_set, uid);
+                if summary_or_full(&names) == (false, true) {
+                    self.prefetch_summaries(session, &indices).await;
+                }
+                for i in indices {
                     match self.fetch_one(session, i, &names).await {
                         Ok(Some(reply)) => out.push(reply),
                         Ok(None) => {}
@@ -1070,37 +1103,9 @@ impl Session {
                         | MessageDataItemName::Rfc822Text
                 )
             });
-        // What a message list asks for comes from the summary; only body
-        // content needs the whole message (and its attachments) decrypted.
-        let needs_full = marks
-            || names.iter().any(|n| match n {
-                MessageDataItemName::Flags
-                | MessageDataItemName::Uid
-                | MessageDataItemName::InternalDate
-                | MessageDataItemName::Rfc822Size
-                | MessageDataItemName::Envelope
-                | MessageDataItemName::BodyStructure
-                | MessageDataItemName::Body
-                | MessageDataItemName::Rfc822Header => false,
-                MessageDataItemName::BodyExt { section, .. } => !matches!(
-                    section,
-                    Some(
-                        Section::Header(None)
-                            | Section::HeaderFields(None, _)
-                            | Section::HeaderFieldsNot(None, _)
-                    )
-                ),
-                _ => true,
-            });
-        let needs_summary = !needs_full
-            && names.iter().any(|n| {
-                !matches!(
-                    n,
-                    MessageDataItemName::Flags
-                        | MessageDataItemName::Uid
-                        | MessageDataItemName::InternalDate
-                )
-            });
+        let (needs_full, needs_summary) = summary_or_full(names);
+        let needs_full = needs_full || marks;
+        let needs_summary = needs_summary && !needs_full;
         let rendered = if needs_full {
             Some(self.rendered(session, &row.envelope_id, marks).await?)
         } else {
@@ -1404,6 +1409,39 @@ impl Session {
             })
         })
     }
+}
+
+/// Whether a FETCH needs whole messages (body content), and whether it needs
+/// summaries (what a message list shows: size, header, ENVELOPE, structure).
+fn summary_or_full(names: &[MessageDataItemName<'_>]) -> (bool, bool) {
+    let full = names.iter().any(|n| match n {
+        MessageDataItemName::Flags
+        | MessageDataItemName::Uid
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::Envelope
+        | MessageDataItemName::BodyStructure
+        | MessageDataItemName::Body
+        | MessageDataItemName::Rfc822Header => false,
+        MessageDataItemName::BodyExt { section, .. } => !matches!(
+            section,
+            Some(
+                Section::Header(None)
+                    | Section::HeaderFields(None, _)
+                    | Section::HeaderFieldsNot(None, _)
+            )
+        ),
+        _ => true,
+    });
+    let summary = names.iter().any(|n| {
+        !matches!(
+            n,
+            MessageDataItemName::Flags
+                | MessageDataItemName::Uid
+                | MessageDataItemName::InternalDate
+        )
+    });
+    (full, summary)
 }
 
 fn date_of(secs: i64) -> Option<chrono::NaiveDate> {
