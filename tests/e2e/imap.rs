@@ -371,6 +371,46 @@ async fn mail_clients_read_the_same_mailboxes_over_tls() {
         .unwrap();
     let text = String::from_utf8_lossy(&msg.stdout);
     assert!(text.contains("X-Renkei-Signature: valid"), "{text}");
+
+    // The imapclient package: list, select, search, fetch envelopes and whole
+    // bodies (attachments byte-identical), search a Japanese subject, set a flag.
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/e2e/clients/imap_imapclient.py"
+        ))
+        .arg(port.to_string())
+        .arg(&cert)
+        .args([rad.as_str(), pw(&rad_pw).as_str()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(r["folders"], json!(["Archive", "INBOX", "Sent"]), "{r}");
+    let msgs = r["messages"].as_array().unwrap();
+    assert_eq!(msgs.len() as u64, r["exists"].as_u64().unwrap(), "{r}");
+    assert!(!msgs.is_empty(), "{r}");
+    for m in msgs {
+        assert!(
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("胸部CT 読影依頼"),
+            "{m}"
+        );
+        assert_eq!(m["subject"], m["envelope_subject"], "ENVELOPE subject: {m}");
+        assert_eq!(m["size_matches"], true, "{m}");
+        assert_eq!(m["attachments"], json!([&want]), "{m}");
+    }
+    assert_eq!(r["subject_search"].as_u64(), r["exists"].as_u64(), "{r}");
+    assert!(
+        r["flags_first"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("\\Flagged")),
+        "{r}"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
