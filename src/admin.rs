@@ -7,8 +7,10 @@ use mailbox::{
 
 use mailbox::notify::{Notices, kind_labels};
 
+use mailbox::audit::{AuditEvent, action};
+
 use crate::cli::{
-    AdminCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand,
+    AdminCommand, AuditCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand,
     NotificationsCommand, RecoveryCommand, UserCommand,
 };
 
@@ -37,8 +39,65 @@ async fn notifications(directory: &Directory, command: NotificationsCommand) -> 
     Ok(())
 }
 
+/// What the audit trail says of an operator command: its name and the
+/// facility or account it concerns (never names, addresses or passwords).
+fn describe(command: &AdminCommand) -> (String, Option<String>) {
+    let (what, item): (&str, Option<&str>) = match command {
+        AdminCommand::Facility { command } => match command {
+            FacilityCommand::Add { code, .. } => ("facility add", Some(code)),
+            FacilityCommand::List => ("facility list", None),
+            FacilityCommand::Show { code } => ("facility show", Some(code)),
+            FacilityCommand::Update { code, .. } => ("facility update", Some(code)),
+            FacilityCommand::Escalation { code, .. } => ("facility escalation", Some(code)),
+            FacilityCommand::Deactivate { code, .. } => ("facility deactivate", Some(code)),
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Add { .. } => ("user add", None),
+            UserCommand::List { .. } => ("user list", None),
+            UserCommand::Show { id } => ("user show", Some(id)),
+            UserCommand::Lock { id } => ("user lock", Some(id)),
+            UserCommand::Unlock { id } => ("user unlock", Some(id)),
+            UserCommand::ResetPassword { id, .. } => ("user reset-password", Some(id)),
+            UserCommand::Remove { id } => ("user remove", Some(id)),
+        },
+        AdminCommand::Recovery { .. } => ("recovery init", None),
+        AdminCommand::Grants { command } => match command {
+            GrantsCommand::List => ("grants list", None),
+            GrantsCommand::Complete { .. } => ("grants complete", None),
+        },
+        AdminCommand::Blobs { .. } => ("blobs sweep", None),
+        AdminCommand::Notifications { .. } => ("notifications failed", None),
+        AdminCommand::Audit { command } => match command {
+            AuditCommand::Verify => ("audit verify", None),
+            AuditCommand::Export { .. } => ("audit export", None),
+        },
+    };
+    // Only well-formed codes and IDs reach the log, whatever was typed.
+    let item = item.and_then(|i| {
+        FacilityCode::parse(i)
+            .map(|c| c.to_string())
+            .or_else(|_| AccountId::parse(i).map(|a| a.as_str().to_string()))
+            .ok()
+    });
+    (what.to_string(), item)
+}
+
+/// Runs an operator command and appends it to the audit trail, done or refused.
 pub async fn run(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
+    let (what, item) = describe(&command);
+    let result = dispatch(directory, notices, command).await;
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
+    if let Some(item) = item {
+        event = event.item(item);
+    }
+    directory.audit().note(event).await;
+    result
+}
+
+async fn dispatch(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
     match command {
+        AdminCommand::Audit { command } => audit(directory, command).await,
         AdminCommand::Facility { command } => facility(directory, command).await,
         AdminCommand::User { command } => user(directory, notices, command).await,
         AdminCommand::Notifications { command } => notifications(directory, command).await,
@@ -81,6 +140,44 @@ fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey>
             "復旧鍵ファイルの形式が正しくありません。",
         )
     })
+}
+
+async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify => {
+            let v = directory.audit().verify().await?;
+            match v.first_broken {
+                None => println!("audit chain intact: {} entries", v.entries),
+                Some((seq, reason)) => {
+                    println!("audit chain broken at entry {seq}: {reason}");
+                    return Err(Error::Tampered("audit_log"));
+                }
+            }
+        }
+        AuditCommand::Export { from, to, out } => {
+            let (start, end) =
+                mailbox::audit::jst_days(parse_date("from", &from)?, parse_date("to", &to)?)?;
+            let rows = directory.audit().all_entries(start, end).await?;
+            let csv = mailbox::audit::to_csv(&rows);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, csv).map_err(|e| {
+                        Error::Internal(format!("writing {}: {e}", path.display()))
+                    })?;
+                    eprintln!("{} entries written to {}", rows.len(), path.display());
+                }
+                None => print!("{csv}"),
+            }
+            directory
+                .audit()
+                .note(
+                    AuditEvent::cli(action::AUDIT_EXPORT)
+                        .detail(format!("from={from} to={to} entries={}", rows.len())),
+                )
+                .await;
+        }
+    }
+    Ok(())
 }
 
 async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()> {

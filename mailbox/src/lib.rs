@@ -5,6 +5,8 @@
 
 pub mod account;
 pub mod attachment_policy;
+pub mod audit;
+pub mod csv;
 pub mod blob;
 pub mod delivery;
 pub mod directory;

@@ -17,6 +17,7 @@ use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keyring::{Keyring, Principal};
+use crate::audit::{AuditEvent, action};
 use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
 
@@ -533,6 +534,17 @@ impl Postroom {
     ) -> Result<String> {
         let keyring = self.keyring(session)?;
         let sender = session.require_ready()?.clone();
+        let audit = match &sealing.thread {
+            None => AuditEvent::by(session, action::SEND),
+            Some(link) => {
+                let what = match link.change {
+                    crate::store::thread::ThreadChange::Open(_) => action::THREAD_OPEN,
+                    crate::store::thread::ThreadChange::Advance { .. } => action::THREAD_STEP,
+                };
+                let step = link.step.as_deref().unwrap_or("open");
+                AuditEvent::by(session, what).detail(format!("thread={} step={step}", link.thread_id))
+            }
+        };
         let carries_patient =
             !sealing.patient_id.trim().is_empty() || !sealing.patient_name.trim().is_empty();
         if let Some(c) = &sealing.consent {
@@ -703,6 +715,9 @@ impl Postroom {
             attachments = attachment_rows.len(),
             "item sealed and stored"
         );
+        // Committed already: a failed entry is logged, not turned into a failed
+        // send that the client would repeat.
+        self.directory.audit().note(audit.item(id.clone())).await;
         Ok(id)
     }
 
@@ -774,6 +789,11 @@ impl Postroom {
         mark: bool,
     ) -> Result<OpenedItem> {
         let (_, principal, row, opened) = self.open_raw(session, id).await?;
+        let mut view = AuditEvent::by(session, action::VIEW).item(id);
+        if !mark {
+            view = view.detail("peek");
+        }
+        self.directory.audit().record(view).await?;
         let mut signature = match opened.verification {
             Verification::Valid => SignatureStatus::Valid,
             Verification::UnknownSigner => SignatureStatus::UnknownSigner,
@@ -884,6 +904,14 @@ impl Postroom {
         let Some(entry) = opened.inner.manifest.get(index).cloned() else {
             return Err(Error::NotFound("attachment"));
         };
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::DOWNLOAD)
+                    .item(id)
+                    .detail(format!("attachment={index}")),
+            )
+            .await?;
         let rows = self.directory.store().attachments(id).await?;
         let row = rows
             .iter()
@@ -1032,6 +1060,14 @@ impl Postroom {
             to = to.as_str(),
             "key slot added"
         );
+        self.directory
+            .audit()
+            .note(
+                AuditEvent::by(session, action::FORWARD)
+                    .item(id)
+                    .detail(format!("to={}", to.as_str())),
+            )
+            .await;
         Ok(())
     }
 
@@ -1096,7 +1132,26 @@ impl Postroom {
                 .set_flags(id, &p.key(), seen, flagged, archived)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let flag = |name: &str, v: Option<bool>| v.map(|v| format!("{name}={v} "));
+                    let detail: String = [
+                        flag("seen", seen),
+                        flag("flagged", flagged),
+                        flag("archived", archived),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    self.directory
+                        .audit()
+                        .note(
+                            AuditEvent::by(session, action::FLAGS)
+                                .item(id)
+                                .detail(detail.trim_end()),
+                        )
+                        .await;
+                    return Ok(());
+                }
                 Err(crate::store::StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             }

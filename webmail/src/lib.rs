@@ -6,6 +6,7 @@ pub mod error;
 mod i18n;
 mod notify;
 mod pages;
+mod records;
 pub mod session;
 mod threads;
 
@@ -82,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         .route("/facility/threads", get(threads::facility_overview))
         .route("/stats/readings", get(threads::reading_stats))
         .route("/stats/usage", get(threads::usage))
+        .route("/stats/readings.csv", get(records::readings_csv))
+        .route("/stats/usage.csv", get(records::usage_csv))
+        .route("/audit", get(records::audit))
         .route("/facilities/{code}/resources", get(threads::resources))
         .route("/resources", post(threads::add_resource))
         .route("/pathways", get(threads::pathways))
@@ -208,6 +212,11 @@ pub async fn serve_https(
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(RemoteAddr(peer));
+                    // The audit trail records where each request came from; a
+                    // client-sent header of this name is replaced, never trusted.
+                    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+                        request.headers_mut().insert(session::PEER_HEADER, v);
+                    }
                     app.clone().oneshot(request.map(Body::new))
                 });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
