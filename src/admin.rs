@@ -9,9 +9,12 @@ use mailbox::notify::{Notices, kind_labels};
 
 use mailbox::audit::{AuditEvent, action};
 
+use mailbox::records::{Actor, DeletionReport, Records};
+
 use crate::cli::{
-    AdminCommand, AuditCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand,
-    NotificationsCommand, RecoveryCommand, UserCommand,
+    AdminCommand, AuditCommand, BlobsCommand, DeletionCommand, FacilityCommand, FacilityFields,
+    GrantsCommand, NotificationsCommand, PatientArgs, RecoveryCommand, RetentionCommand,
+    UserCommand,
 };
 
 async fn notifications(directory: &Directory, command: NotificationsCommand) -> Result<()> {
@@ -67,6 +70,16 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
         },
         AdminCommand::Blobs { .. } => ("blobs sweep", None),
         AdminCommand::Notifications { .. } => ("notifications failed", None),
+        AdminCommand::Retention { command } => match command {
+            RetentionCommand::Run { apply: true, .. } => ("retention run --apply", None),
+            RetentionCommand::Run { .. } => ("retention run --dry-run", None),
+        },
+        AdminCommand::DeletionRequest { command } => match command {
+            DeletionCommand::Find { patient } => ("deletion-request find", Some(&patient.facility)),
+            DeletionCommand::Apply { patient, .. } => {
+                ("deletion-request apply", Some(&patient.facility))
+            }
+        },
         AdminCommand::Audit { command } => match command {
             AuditCommand::Verify => ("audit verify", None),
             AuditCommand::Export { .. } => ("audit export", None),
@@ -82,10 +95,25 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
     (what.to_string(), item)
 }
 
+/// What the operator's commands work on.
+pub struct Services<'a> {
+    pub directory: &'a Directory,
+    pub postroom: &'a mailbox::postroom::Postroom,
+    pub records: &'a Records,
+    pub notices: &'a Notices,
+}
+
 /// Runs an operator command and appends it to the audit trail, done or refused.
-pub async fn run(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
+pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
+    let directory = services.directory;
+    let notices = services.notices;
     let (what, item) = describe(&command);
-    let result = dispatch(directory, notices, command).await;
+    let result = match command {
+        AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
+        AdminCommand::Retention { command } => retention(services.records, command).await,
+        AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
+        other => dispatch(directory, notices, other).await,
+    };
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
     if let Some(item) = item {
@@ -103,10 +131,10 @@ async fn dispatch(directory: &Directory, notices: &Notices, command: AdminComman
         AdminCommand::Notifications { command } => notifications(directory, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
-        // Needs the postroom; dispatched from main.
-        AdminCommand::Blobs { .. } => {
-            Err(Error::Internal("blobs commands need the postroom".into()))
-        }
+        // Dispatched by `run`, which has the postroom.
+        AdminCommand::Blobs { .. }
+        | AdminCommand::Retention { .. }
+        | AdminCommand::DeletionRequest { .. } => Err(Error::Internal("needs the postroom".into())),
     }
 }
 
@@ -142,6 +170,113 @@ fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey>
     })
 }
 
+fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+}
+
+fn print_report(report: &DeletionReport) {
+    println!(
+        "{} {} item(s), {} bytes{} (run {})",
+        if report.applied {
+            "deleted"
+        } else {
+            "would delete"
+        },
+        report.items.len(),
+        report.total_bytes(),
+        if report.applied {
+            format!(", {} blob file(s) removed", report.blobs_removed)
+        } else {
+            String::new()
+        },
+        report.run_id
+    );
+    println!("item\tkind\tsender_facility\tsealed_on\tbytes\tattachments");
+    for i in &report.items {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            i.envelope_id,
+            i.kind,
+            i.sender_facility.as_deref().unwrap_or("-"),
+            chrono::DateTime::from_timestamp(i.created_at, 0)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            i.body_size + i.attachment_bytes,
+            i.attachments
+        );
+    }
+}
+
+async fn retention(records: &Records, command: RetentionCommand) -> Result<()> {
+    match command {
+        RetentionCommand::Run { apply, record, .. } => {
+            let report = records
+                .run_retention(Actor::Cli, chrono::Utc::now(), apply)
+                .await?;
+            print_report(&report);
+            if let Some(path) = record {
+                write_file(&path, &report.to_csv())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The patient ID from the flag, or one line of standard input.
+fn patient_id(args: &PatientArgs) -> Result<(FacilityCode, String)> {
+    let facility = FacilityCode::parse(&args.facility)?;
+    let id = match &args.patient {
+        Some(p) => p.clone(),
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                Error::Internal(format!("reading the patient ID from standard input: {e}"))
+            })?;
+            line.trim().to_string()
+        }
+    };
+    Ok((facility, id))
+}
+
+async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
+    match command {
+        DeletionCommand::Find { patient } => {
+            let (facility, id) = patient_id(&patient)?;
+            let found = records.patient_matches(Actor::Cli, &facility, &id).await?;
+            println!("{} matching item(s)", found.len());
+            println!("item\tkind\tsender_facility\tsealed_on\tbytes\tthread");
+            for c in found {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    c.envelope_id,
+                    c.kind,
+                    c.sender_facility.as_deref().unwrap_or("-"),
+                    chrono::DateTime::from_timestamp(c.created_at, 0)
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    c.body_size,
+                    c.thread_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        DeletionCommand::Apply {
+            patient,
+            confirm,
+            receipt,
+        } => {
+            let (facility, id) = patient_id(&patient)?;
+            let report = records
+                .delete_patient(Actor::Cli, &facility, &id, confirm)
+                .await?;
+            write_file(&receipt, &report.to_csv())?;
+            print_report(&report);
+            println!("receipt written to {}", receipt.display());
+        }
+    }
+    Ok(())
+}
+
 async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Verify => {
@@ -161,9 +296,8 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
             let csv = mailbox::audit::to_csv(&rows);
             match out {
                 Some(path) => {
-                    std::fs::write(&path, csv).map_err(|e| {
-                        Error::Internal(format!("writing {}: {e}", path.display()))
-                    })?;
+                    std::fs::write(&path, csv)
+                        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
                     eprintln!("{} entries written to {}", rows.len(), path.display());
                 }
                 None => print!("{csv}"),

@@ -52,6 +52,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RENKEI_ALLOW_TLS12")]
     pub allow_tls12: bool,
     /// Failed sign-ins in a row that lock an account (default 5).
+    /// Days items are kept before the retention job deletes them (default 365).
+    #[arg(long, global = true, env = "RENKEI_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
     #[arg(long, global = true, env = "RENKEI_LOCK_AFTER")]
     pub lock_after: Option<u32>,
     /// Idle timeout of a session in seconds (default 1800).
@@ -111,10 +114,64 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: NotificationsCommand,
     },
+    /// Deleting items whose retention period has ended.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// A patient's deletion request (様式2): every item of the patient goes.
+    DeletionRequest {
+        #[command(subcommand)]
+        command: DeletionCommand,
+    },
     /// The hash-chained audit trail.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// List (`--dry-run`) or delete (`--apply`) every expired item.
+    Run {
+        #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+        dry_run: bool,
+        #[arg(long)]
+        apply: bool,
+        /// Write the record of what was deleted (CSV) here too.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PatientArgs {
+    /// Facility code from the form.
+    #[arg(long)]
+    pub facility: String,
+    /// Patient ID from the form; read from standard input when left out, so it
+    /// stays out of the shell history and the process list.
+    #[arg(long)]
+    pub patient: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeletionCommand {
+    /// Show the patient's items as metadata only (kind, facility, date, size).
+    Find {
+        #[command(flatten)]
+        patient: PatientArgs,
+    },
+    /// Delete them all; `--confirm` is the number of items `find` showed.
+    Apply {
+        #[command(flatten)]
+        patient: PatientArgs,
+        #[arg(long)]
+        confirm: usize,
+        /// Where to write the receipt (CSV).
+        #[arg(long)]
+        receipt: PathBuf,
     },
 }
 

@@ -96,19 +96,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_accounts(&tsv);
             server.run(app::shutdown_signal()).await
         }
-        Command::Admin {
-            command: cli::AdminCommand::Blobs { command },
-        } => {
-            let (_, postroom) = app::open_services(&settings).await?;
-            admin::blobs(&postroom, command)
-                .await
-                .map_err(anyhow::Error::from)
-        }
         Command::Admin { command } => {
-            let directory = app::open_directory(&settings).await?;
+            let (directory, postroom) = app::open_services(&settings).await?;
             let notices =
                 mailbox::notify::Notices::new(directory.store().clone(), settings.notify.clone());
-            admin::run(&directory, &notices, command)
+            let records =
+                mailbox::records::Records::new(postroom.clone(), settings.records.retention_days);
+            let services = admin::Services {
+                directory: &directory,
+                postroom: &postroom,
+                records: &records,
+                notices: &notices,
+            };
+            admin::run(&services, command)
                 .await
                 .map_err(anyhow::Error::from)
         }

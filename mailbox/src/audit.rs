@@ -36,7 +36,9 @@ pub mod action {
     pub const GRANT: &str = "grant";
     pub const ADMIN: &str = "admin";
     pub const RETENTION_DELETE: &str = "retention_delete";
+    pub const PATIENT_SEARCH: &str = "patient_search";
     pub const PATIENT_DELETE: &str = "patient_delete";
+    pub const BILLING: &str = "billing";
     pub const AUDIT_EXPORT: &str = "audit_export";
     pub const REPORT_EXPORT: &str = "report_export";
 }

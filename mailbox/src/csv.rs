@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn quotes_only_what_needs_it() {
-        assert_eq!(line(&["a", "b,c", "d\"e", "", "-5"]), "a,\"b,c\",\"d\"\"e\",,-5\r\n");
+        assert_eq!(
+            line(&["a", "b,c", "d\"e", "", "-5"]),
+            "a,\"b,c\",\"d\"\"e\",,-5\r\n"
+        );
         assert_eq!(line(&["=1+1"]), "\"'=1+1\"\r\n");
     }
 }

@@ -6,8 +6,8 @@
 pub mod account;
 pub mod attachment_policy;
 pub mod audit;
-pub mod csv;
 pub mod blob;
+pub mod csv;
 pub mod delivery;
 pub mod directory;
 pub mod error;
@@ -19,6 +19,7 @@ pub mod notify;
 pub mod password;
 pub mod pathway;
 pub mod postroom;
+pub mod records;
 pub mod store;
 pub mod threads;
 pub mod workflow;

@@ -13,11 +13,11 @@ use renkei_crypto::{
 
 use crate::account::{AccountId, Role};
 use crate::attachment_policy::{PolicedReader, RefusedAttachment};
+use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keyring::{Keyring, Principal};
-use crate::audit::{AuditEvent, action};
 use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
 
@@ -270,6 +270,16 @@ impl Postroom {
     /// What a delivery worker in this process waits on between polls.
     pub fn delivery_wake(&self) -> Arc<tokio::sync::Notify> {
         self.delivery_wake.clone()
+    }
+
+    /// The blind index of a patient of `facility` (what the envelope row of an
+    /// item sent by that facility about that patient carries).
+    pub fn blind_index_of(&self, facility: &FacilityCode, patient_id: &str) -> Vec<u8> {
+        renkei_crypto::blind_index(&self.blind_key, facility.as_str(), patient_id).to_vec()
+    }
+
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -542,7 +552,8 @@ impl Postroom {
                     crate::store::thread::ThreadChange::Advance { .. } => action::THREAD_STEP,
                 };
                 let step = link.step.as_deref().unwrap_or("open");
-                AuditEvent::by(session, what).detail(format!("thread={} step={step}", link.thread_id))
+                AuditEvent::by(session, what)
+                    .detail(format!("thread={} step={step}", link.thread_id))
             }
         };
         let carries_patient =

@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDate};
 use renkei_crypto::Field;
 
 use crate::account::{Account, AccountId, Role};
+use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
@@ -17,7 +18,6 @@ use crate::pathway::{self, PathwayTemplate};
 use crate::postroom::{
     Consent, OpenedItem, OutgoingAttachment, Postroom, Recipient, Sealing, ThreadLink, new_id,
 };
-use crate::audit::{AuditEvent, action};
 use crate::store::StoreError;
 use crate::store::thread::{
     ReadingCount, ResourceRow, ThreadChange, ThreadPatch, ThreadRow, UsageRow,

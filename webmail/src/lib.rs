@@ -36,6 +36,7 @@ pub struct AppState {
     pub postroom: Arc<mailbox::postroom::Postroom>,
     pub threads: Arc<mailbox::threads::Threads>,
     pub notices: Arc<mailbox::notify::Notices>,
+    pub records: Arc<mailbox::records::Records>,
 }
 
 /// The peer address of the connection a request came on.
@@ -86,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/readings.csv", get(records::readings_csv))
         .route("/stats/usage.csv", get(records::usage_csv))
         .route("/audit", get(records::audit))
+        .route(
+            "/admin/deletion-requests/search",
+            post(records::deletion_search),
+        )
+        .route("/admin/deletion-requests", post(records::deletion_apply))
         .route("/facilities/{code}/resources", get(threads::resources))
         .route("/resources", post(threads::add_resource))
         .route("/pathways", get(threads::pathways))

@@ -2,8 +2,8 @@
 //! and usage as CSV downloads, and the operator's patient deletion requests.
 
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderMap;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use mailbox::audit::{AuditEvent, action};
@@ -193,4 +193,86 @@ pub async fn usage_csv(
         .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("usage_csv"))
         .await;
     Ok(csv(out, "usage.csv"))
+}
+
+#[derive(Deserialize)]
+pub struct PatientForm {
+    facility: String,
+    patient_id: String,
+    /// For applying: the number of matches the operator saw.
+    confirm: Option<usize>,
+}
+
+#[derive(serde::Serialize)]
+pub struct MatchLine {
+    item: String,
+    kind: String,
+    sender_facility: Option<String>,
+    created_at: i64,
+    body_size: i64,
+    thread: Option<String>,
+}
+
+/// `POST /api/v1/admin/deletion-requests/search` — the operator's look at what
+/// a deletion request would remove: metadata only.
+pub async fn deletion_search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Json(form): axum::Json<PatientForm>,
+) -> Result<axum::Json<Vec<MatchLine>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
+    let found = state
+        .records
+        .patient_matches(
+            mailbox::records::Actor::Session(&session),
+            &facility,
+            &form.patient_id,
+        )
+        .await?;
+    Ok(axum::Json(
+        found
+            .into_iter()
+            .map(|c| MatchLine {
+                item: c.envelope_id,
+                kind: c.kind,
+                sender_facility: c.sender_facility,
+                created_at: c.created_at,
+                body_size: c.body_size,
+                thread: c.thread_id,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/admin/deletion-requests` with `confirm` = the number of
+/// matches seen: deletes them all and answers with the receipt (CSV).
+pub async fn deletion_apply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Json(form): axum::Json<PatientForm>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
+    let Some(confirm) = form.confirm else {
+        return Err(Error::invalid(
+            "confirm",
+            "confirm with the number of matching items",
+            "削除する件数を確認のため指定してください。",
+        )
+        .into());
+    };
+    let report = state
+        .records
+        .delete_patient(
+            mailbox::records::Actor::Session(&session),
+            &facility,
+            &form.patient_id,
+            confirm,
+        )
+        .await?;
+    Ok(csv(
+        report.to_csv(),
+        &format!("deletion-receipt-{}.csv", report.run_id),
+    ))
 }

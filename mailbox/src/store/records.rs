@@ -93,7 +93,10 @@ pub trait RecordsStore: Send + Sync {
     /// Deletes the items (key slots, attachments, mailbox entries, queue rows,
     /// threads, IMAP numbers and notifications go with them) and writes `log`,
     /// in one transaction.
-    async fn delete_items(&self, envelope_ids: &[String], log: &[DeletionLogRow])
-    -> StoreResult<u64>;
+    async fn delete_items(
+        &self,
+        envelope_ids: &[String],
+        log: &[DeletionLogRow],
+    ) -> StoreResult<u64>;
     async fn deletion_log(&self, run_id: &str) -> StoreResult<Vec<DeletionLogRow>>;
 }
