@@ -80,6 +80,7 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
                 ("deletion-request apply", Some(&patient.facility))
             }
         },
+        AdminCommand::Billing { .. } => ("billing", None),
         AdminCommand::Audit { command } => match command {
             AuditCommand::Verify => ("audit verify", None),
             AuditCommand::Export { .. } => ("audit export", None),
@@ -126,6 +127,7 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
 async fn dispatch(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Audit { command } => audit(directory, command).await,
+        AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
         AdminCommand::Facility { command } => facility(directory, command).await,
         AdminCommand::User { command } => user(directory, notices, command).await,
         AdminCommand::Notifications { command } => notifications(directory, command).await,
@@ -269,10 +271,45 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
             let report = records
                 .delete_patient(Actor::Cli, &facility, &id, confirm)
                 .await?;
-            write_file(&receipt, &report.to_csv())?;
+            let pdf = mailbox::pdf::deletion_receipt(&report)?;
+            std::fs::write(&receipt, pdf)
+                .map_err(|e| Error::Internal(format!("writing {}: {e}", receipt.display())))?;
+            let csv_path = receipt.with_extension("csv");
+            write_file(&csv_path, &report.to_csv())?;
             print_report(&report);
-            println!("receipt written to {}", receipt.display());
+            println!(
+                "receipt written to {} (and {})",
+                receipt.display(),
+                csv_path.display()
+            );
         }
+    }
+    Ok(())
+}
+
+async fn billing(
+    directory: &Directory,
+    month: &str,
+    csv: Option<std::path::PathBuf>,
+    pdf: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let statement = mailbox::billing::statement(&directory.facilities().await?, month)?;
+    println!(
+        "statement {}: {} facilities, total {} JPY",
+        statement.month,
+        statement.lines.len(),
+        statement.total_jpy()
+    );
+    for l in &statement.lines {
+        println!("{}\t{}\t{}", l.code, l.amount_jpy, l.name);
+    }
+    if let Some(path) = csv {
+        write_file(&path, &statement.to_csv())?;
+    }
+    if let Some(path) = pdf {
+        let bytes = mailbox::pdf::billing_statement(&statement)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -543,6 +580,37 @@ fn credential_letter(a: &Account, facility_name: Option<&str>, password: &Passwo
     println!("===============================================================");
 }
 
+/// The credential letter as PDF, readable by the owner only (it holds a password).
+fn credential_letter_pdf(
+    path: &std::path::Path,
+    a: &Account,
+    facility_name: Option<&str>,
+    password: &Password,
+    reset: bool,
+) -> Result<()> {
+    let facility = match (&a.facility, facility_name) {
+        (Some(code), Some(name)) => Some(format!("{name}（{code}）")),
+        (Some(code), None) => Some(code.to_string()),
+        _ => None,
+    };
+    let issued = (chrono::Utc::now() + chrono::Duration::hours(9))
+        .format("%Y-%m-%d")
+        .to_string();
+    let role = format!("{}（{}）", a.role.label_ja(), a.role);
+    let pdf = mailbox::pdf::credential_letter(&mailbox::pdf::CredentialLetter {
+        account_id: &a.id.display_grouped(),
+        name: &a.name,
+        role_ja: &role,
+        facility: facility.as_deref(),
+        password: password.expose(),
+        issued_on: &issued,
+        reset,
+    })?;
+    crate::demo::write_private_bytes(path, &pdf).map_err(|e| Error::Internal(format!("{e:#}")))?;
+    println!("credential letter PDF written to {}", path.display());
+    Ok(())
+}
+
 async fn facility_name(directory: &Directory, a: &Account) -> Option<String> {
     match &a.facility {
         Some(code) => directory.facility(code).await.ok().map(|f| f.name),
@@ -557,6 +625,7 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             facility,
             name,
             email,
+            letter_pdf,
         } => {
             let new = NewAccount {
                 role: role.parse()?,
@@ -567,6 +636,9 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             let (account, password) = directory.add_account(new).await?;
             let fname = facility_name(directory, &account).await;
             credential_letter(&account, fname.as_deref(), &password);
+            if let Some(path) = letter_pdf {
+                credential_letter_pdf(&path, &account, fname.as_deref(), &password, false)?;
+            }
             // Notices go only to a confirmed address: mail the link now.
             if let Some(address) = &account.email {
                 notices.request_confirmation(&account.id, address).await?;
@@ -605,13 +677,20 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
             println!("account {} unlocked", a.id);
         }
-        UserCommand::ResetPassword { id, recovery_key } => {
+        UserCommand::ResetPassword {
+            id,
+            recovery_key,
+            letter_pdf,
+        } => {
             let id = AccountId::parse(&id)?;
             let key = recovery_key.as_deref().map(read_recovery_key).transpose()?;
             let outcome = directory.reset_password_with(&id, key.as_ref()).await?;
             let account = directory.account(&id).await?;
             let fname = facility_name(directory, &account).await;
             credential_letter(&account, fname.as_deref(), &outcome.password);
+            if let Some(path) = letter_pdf {
+                credential_letter_pdf(&path, &account, fname.as_deref(), &outcome.password, true)?;
+            }
             if outcome.key_replaced {
                 println!(
                     "WARNING: reset without the recovery key: {} has a NEW key and can no longer open {} earlier item(s) addressed to them personally:",

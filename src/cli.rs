@@ -124,6 +124,18 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: DeletionCommand,
     },
+    /// The monthly statement: 6,500 JPY per facility active on any day of the month.
+    Billing {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Write the statement as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Write the statement as PDF here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
     /// The hash-chained audit trail.
     Audit {
         #[command(subcommand)]
@@ -169,7 +181,7 @@ pub enum DeletionCommand {
         patient: PatientArgs,
         #[arg(long)]
         confirm: usize,
-        /// Where to write the receipt (CSV).
+        /// Where to write the receipt (PDF); the same as CSV goes beside it.
         #[arg(long)]
         receipt: PathBuf,
     },
@@ -298,6 +310,9 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         email: Option<String>,
+        /// Also write the credential letter as PDF (mode 0600) to print.
+        #[arg(long)]
+        letter_pdf: Option<PathBuf>,
     },
     List {
         #[arg(long)]
@@ -318,6 +333,9 @@ pub enum UserCommand {
         id: String,
         #[arg(long)]
         recovery_key: Option<PathBuf>,
+        /// Also write the credential letter as PDF (mode 0600) to print.
+        #[arg(long)]
+        letter_pdf: Option<PathBuf>,
     },
     /// Remove a member: every facility-key grant goes and the account stays locked.
     Remove {

@@ -327,17 +327,17 @@ mod tests {
     #[test]
     fn every_field_is_covered_by_the_hash() {
         let base = entry_hash(&row());
-        let changes: Vec<Box<dyn Fn(&mut AuditRow)>> = vec![
-            Box::new(|r| r.seq = 2),
-            Box::new(|r| r.at += 1),
-            Box::new(|r| r.actor = Some("ABCD2346".into())),
-            Box::new(|r| r.role = Some("clerk".into())),
-            Box::new(|r| r.facility = None),
-            Box::new(|r| r.action = action::DOWNLOAD.into()),
-            Box::new(|r| r.item = Some("enw".into())),
-            Box::new(|r| r.detail = Some(String::new())),
-            Box::new(|r| r.remote_addr = Some("127.0.0.2".into())),
-            Box::new(|r| r.prev_hash = "1".repeat(64)),
+        let changes: [fn(&mut AuditRow); 10] = [
+            |r| r.seq = 2,
+            |r| r.at += 1,
+            |r| r.actor = Some("ABCD2346".into()),
+            |r| r.role = Some("clerk".into()),
+            |r| r.facility = None,
+            |r| r.action = action::DOWNLOAD.into(),
+            |r| r.item = Some("enw".into()),
+            |r| r.detail = Some(String::new()),
+            |r| r.remote_addr = Some("127.0.0.2".into()),
+            |r| r.prev_hash = "1".repeat(64),
         ];
         for change in changes {
             let mut r = row();

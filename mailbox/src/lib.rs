@@ -6,6 +6,7 @@
 pub mod account;
 pub mod attachment_policy;
 pub mod audit;
+pub mod billing;
 pub mod blob;
 pub mod csv;
 pub mod delivery;
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod notify;
 pub mod password;
 pub mod pathway;
+pub mod pdf;
 pub mod postroom;
 pub mod records;
 pub mod store;

@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
             get(envelopes::attachment),
         )
         .route("/envelopes/{id}/forward", post(envelopes::forward))
+        .route("/envelopes/{id}/pdf", get(records::item_pdf))
+        .route("/envelopes/{id}/pdf.asc", get(records::item_pdf_signature))
         .route("/envelopes/{id}/flags", post(envelopes::flags))
         .route("/envelopes/{id}/delivery", get(envelopes::delivery))
         .route("/mailbox/{folder}", get(envelopes::mailbox))

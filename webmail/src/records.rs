@@ -201,6 +201,8 @@ pub struct PatientForm {
     patient_id: String,
     /// For applying: the number of matches the operator saw.
     confirm: Option<usize>,
+    /// The receipt as `pdf` (default) or `csv`.
+    format: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -271,8 +273,68 @@ pub async fn deletion_apply(
             confirm,
         )
         .await?;
-    Ok(csv(
-        report.to_csv(),
-        &format!("deletion-receipt-{}.csv", report.run_id),
-    ))
+    if form.format.as_deref() == Some("csv") {
+        return Ok(csv(
+            report.to_csv(),
+            &format!("deletion-receipt-{}.csv", report.run_id),
+        ));
+    }
+    let pdf = mailbox::pdf::deletion_receipt(&report)?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"deletion-receipt-{}.pdf\"",
+                    report.run_id
+                ),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/envelopes/{id}/pdf` — the item as PDF (text leaves only as PDF).
+pub async fn item_pdf(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let (pdf, _) = state.postroom.export_pdf(&session, &id).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"renkei-{id}.pdf\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/envelopes/{id}/pdf.asc` — the detached OpenPGP signature of
+/// that PDF, by the exporting person's key.
+pub async fn item_pdf_signature(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let (_, signature) = state.postroom.export_pdf(&session, &id).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pgp-signature".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"renkei-{id}.pdf.asc\""),
+            ),
+        ],
+        signature,
+    )
+        .into_response())
 }
