@@ -81,6 +81,8 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
             }
         },
         AdminCommand::Billing { .. } => ("billing", None),
+        AdminCommand::Backup { .. } => ("backup", None),
+        AdminCommand::Restore { .. } => ("restore", None),
         AdminCommand::Audit { command } => match command {
             AuditCommand::Verify => ("audit verify", None),
             AuditCommand::Export { .. } => ("audit export", None),
@@ -98,6 +100,7 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
 
 /// What the operator's commands work on.
 pub struct Services<'a> {
+    pub settings: &'a crate::config::Settings,
     pub directory: &'a Directory,
     pub postroom: &'a mailbox::postroom::Postroom,
     pub records: &'a Records,
@@ -111,6 +114,11 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
     let (what, item) = describe(&command);
     let result = match command {
         AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
+        AdminCommand::Backup { dir } => {
+            crate::backup::backup(services.settings, directory.store(), &dir)
+                .await
+                .map_err(|e| Error::Internal(format!("{e:#}")))
+        }
         AdminCommand::Retention { command } => retention(services.records, command).await,
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
         other => dispatch(directory, notices, other).await,
@@ -135,6 +143,8 @@ async fn dispatch(directory: &Directory, notices: &Notices, command: AdminComman
         AdminCommand::Grants { command } => grants(directory, command).await,
         // Dispatched by `run`, which has the postroom.
         AdminCommand::Blobs { .. }
+        | AdminCommand::Backup { .. }
+        | AdminCommand::Restore { .. }
         | AdminCommand::Retention { .. }
         | AdminCommand::DeletionRequest { .. } => Err(Error::Internal("needs the postroom".into())),
     }

@@ -136,6 +136,12 @@ pub enum AdminCommand {
         #[arg(long)]
         pdf: Option<PathBuf>,
     },
+    /// A consistent backup of database, blobs and blind-index key into DIR
+    /// (a new folder), while the server runs.
+    Backup { dir: PathBuf },
+    /// Bring a backup back into a new data folder (and an empty PostgreSQL
+    /// database when one is configured).
+    Restore { dir: PathBuf },
     /// The hash-chained audit trail.
     Audit {
         #[command(subcommand)]

@@ -2,6 +2,7 @@
 
 mod admin;
 mod app;
+mod backup;
 mod cli;
 mod config;
 mod demo;
@@ -96,6 +97,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_accounts(&tsv);
             server.run(app::shutdown_signal()).await
         }
+        Command::Admin {
+            command: cli::AdminCommand::Restore { dir },
+        } => {
+            // Before the store is opened: opening would create an empty one.
+            backup::restore(&settings, &dir).await?;
+            let (directory, _) = app::open_services(&settings).await?;
+            directory
+                .audit()
+                .note(
+                    mailbox::audit::AuditEvent::cli(mailbox::audit::action::ADMIN)
+                        .detail("restore: ok"),
+                )
+                .await;
+            Ok(())
+        }
         Command::Admin { command } => {
             let (directory, postroom) = app::open_services(&settings).await?;
             let notices =
@@ -103,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let records =
                 mailbox::records::Records::new(postroom.clone(), settings.records.retention_days);
             let services = admin::Services {
+                settings: &settings,
                 directory: &directory,
                 postroom: &postroom,
                 records: &records,

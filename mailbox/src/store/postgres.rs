@@ -65,7 +65,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(PgStore, CLAIM);
 impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(PgStore);
-impl_records_store!(PgStore);
+impl_records_store!(PgStore, None);
 impl_vault_store!(PgStore, sqlx::Postgres);
 
 impl PgStore {

@@ -99,4 +99,11 @@ pub trait RecordsStore: Send + Sync {
         log: &[DeletionLogRow],
     ) -> StoreResult<u64>;
     async fn deletion_log(&self, run_id: &str) -> StoreResult<Vec<DeletionLogRow>>;
+
+    /// Writes a consistent copy of the whole database to `path` while others
+    /// keep writing (SQLite: `VACUUM INTO`). `Ok(false)` where the backend has
+    /// no such statement (PostgreSQL: `pg_dump` does it).
+    async fn snapshot_into(&self, path: &str) -> StoreResult<bool>;
+    /// Every blob key the database refers to.
+    async fn all_blob_keys(&self) -> StoreResult<Vec<String>>;
 }

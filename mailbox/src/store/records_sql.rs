@@ -79,8 +79,10 @@ pub(super) const DELETION_LOG: &str = "SELECT run_id, reason, envelope_id, kind,
 /// IDs per `IN (…)` list, well below both backends' parameter limits.
 pub(super) const CHUNK: usize = 400;
 
+pub(super) const ALL_BLOB_KEYS: &str = "SELECT blob_key FROM attachments ORDER BY blob_key";
+
 macro_rules! impl_records_store {
-    ($backend:ty) => {
+    ($backend:ty, $snapshot:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::records::RecordsStore for $backend {
             async fn append_audit(
@@ -250,6 +252,23 @@ macro_rules! impl_records_store {
             ) -> StoreResult<Vec<$crate::store::records::DeletionLogRow>> {
                 Ok(sqlx::query_as(records_sql::DELETION_LOG)
                     .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn snapshot_into(&self, path: &str) -> StoreResult<bool> {
+                let statement: Option<&str> = $snapshot;
+                match statement {
+                    Some(sql) => {
+                        sqlx::query(sql).bind(path).execute(&self.pool).await?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+
+            async fn all_blob_keys(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(records_sql::ALL_BLOB_KEYS)
                     .fetch_all(&self.pool)
                     .await?)
             }

@@ -107,7 +107,9 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(SqliteStore, CLAIM);
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(SqliteStore);
-impl_records_store!(SqliteStore);
+// A consistent copy of the database, taken from a reader connection while
+// the writer goes on (the online backup `admin backup` uses).
+impl_records_store!(SqliteStore, Some("VACUUM INTO $1"));
 impl_vault_store!(SqliteStore, sqlx::Sqlite);
 
 /// How often the WAL is copied back into the database file.
