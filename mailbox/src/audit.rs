@@ -192,18 +192,35 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
     out
 }
 
+/// An entry waiting to be appended, and who waits for it.
+type Pending = (
+    AuditRow,
+    tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+);
+
 #[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn Store>,
+    /// Entries not yet written.
+    pending: Arc<std::sync::Mutex<Vec<Pending>>>,
+    /// Held by the one caller writing; whoever gets it next writes everything
+    /// that queued meanwhile in one transaction (group commit: a busy server
+    /// pays one commit per group, not per view).
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Audit {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            pending: Arc::default(),
+            writing: Arc::default(),
+        }
     }
 
-    /// Appends one entry. A failure is returned, so an action that must be
-    /// recorded is not reported as done without its entry.
+    /// Appends one entry and returns once it is committed. A failure is
+    /// returned, so an action that must be recorded is not reported as done
+    /// without its entry.
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
         let row = AuditRow {
             seq: 0,
@@ -218,8 +235,39 @@ impl Audit {
             prev_hash: String::new(),
             hash: String::new(),
         };
-        self.store.append_audit(row, entry_hash).await?;
-        Ok(())
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| Error::Internal("audit queue poisoned".into()))?
+            .push((row, done));
+        {
+            let _writer = self.writing.lock().await;
+            let group = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .map_err(|_| Error::Internal("audit queue poisoned".into()))?,
+            );
+            if !group.is_empty() {
+                let (rows, waiters): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let result = self
+                    .store
+                    .append_audit(rows, entry_hash)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                for w in waiters {
+                    let _ = w.send(result.clone());
+                }
+            }
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Internal(format!("audit entry not written: {e}"))),
+            Err(_) => Err(Error::Internal(
+                "audit entry not written: interrupted".into(),
+            )),
+        }
     }
 
     /// Records, and only logs a failure: for reads, whose answer is already

@@ -62,16 +62,16 @@ pub struct DeletionLogRow {
 
 #[async_trait]
 pub trait RecordsStore: Send + Sync {
-    /// Appends one entry at the head of the chain. The head row is updated
+    /// Appends entries, in order, at the head of the chain. The head row is updated
     /// first, in the same transaction, so concurrent appenders (other tasks,
     /// other processes, other nodes) queue behind each other instead of forking
     /// the chain. `hash` gets the entry with `seq` and `prev_hash` filled in and
     /// returns its hash.
     async fn append_audit(
         &self,
-        entry: AuditRow,
+        entries: Vec<AuditRow>,
         hash: for<'r> fn(&'r AuditRow) -> String,
-    ) -> StoreResult<AuditRow>;
+    ) -> StoreResult<Vec<AuditRow>>;
     /// Entries with `from_ms <= at < to_ms`, of one facility or all, by `seq`.
     async fn audit_entries(
         &self,

@@ -6,7 +6,7 @@ const AUDIT_COLUMNS: &str =
 /// Taking the head first locks it (the row on PostgreSQL, the database on
 /// SQLite) until commit: the next appender waits and then sees this entry.
 pub(super) const BUMP_HEAD: &str =
-    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 pub(super) const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 pub(super) const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log \
@@ -87,40 +87,50 @@ macro_rules! impl_records_store {
         impl $crate::store::records::RecordsStore for $backend {
             async fn append_audit(
                 &self,
-                entry: $crate::store::records::AuditRow,
+                entries: Vec<$crate::store::records::AuditRow>,
                 hash: for<'r> fn(&'r $crate::store::records::AuditRow) -> String,
-            ) -> StoreResult<$crate::store::records::AuditRow> {
+            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
+                if entries.is_empty() {
+                    return Ok(entries);
+                }
+                let n = entries.len() as i64;
                 let mut tx = self.writer.begin().await?;
-                let (seq, prev): (i64, String) = sqlx::query_as(records_sql::BUMP_HEAD)
+                let (last, mut prev): (i64, String) = sqlx::query_as(records_sql::BUMP_HEAD)
+                    .bind(n)
                     .fetch_one(&mut *tx)
                     .await?;
-                let mut entry = $crate::store::records::AuditRow {
-                    seq,
-                    prev_hash: prev,
-                    hash: String::new(),
-                    ..entry
-                };
-                entry.hash = hash(&entry);
-                sqlx::query(records_sql::INSERT_AUDIT)
-                    .bind(entry.seq)
-                    .bind(entry.at)
-                    .bind(&entry.actor)
-                    .bind(&entry.role)
-                    .bind(&entry.facility)
-                    .bind(&entry.action)
-                    .bind(&entry.item)
-                    .bind(&entry.detail)
-                    .bind(&entry.remote_addr)
-                    .bind(&entry.prev_hash)
-                    .bind(&entry.hash)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut out = Vec::with_capacity(entries.len());
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let mut entry = $crate::store::records::AuditRow {
+                        seq: last - n + 1 + i as i64,
+                        prev_hash: prev,
+                        hash: String::new(),
+                        ..entry
+                    };
+                    entry.hash = hash(&entry);
+                    sqlx::query(records_sql::INSERT_AUDIT)
+                        .bind(entry.seq)
+                        .bind(entry.at)
+                        .bind(&entry.actor)
+                        .bind(&entry.role)
+                        .bind(&entry.facility)
+                        .bind(&entry.action)
+                        .bind(&entry.item)
+                        .bind(&entry.detail)
+                        .bind(&entry.remote_addr)
+                        .bind(&entry.prev_hash)
+                        .bind(&entry.hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    prev = entry.hash.clone();
+                    out.push(entry);
+                }
                 sqlx::query(records_sql::SET_HEAD)
-                    .bind(&entry.hash)
+                    .bind(&prev)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(entry)
+                Ok(out)
             }
 
             async fn audit_entries(
