@@ -7,9 +7,14 @@ use mailbox::{
 
 use mailbox::notify::{Notices, kind_labels};
 
+use mailbox::audit::{AuditEvent, action};
+
+use mailbox::records::{Actor, DeletionReport, Records};
+
 use crate::cli::{
-    AdminCommand, BlobsCommand, FacilityCommand, FacilityFields, GrantsCommand,
-    NotificationsCommand, RecoveryCommand, UserCommand,
+    AdminCommand, AuditCommand, BlobsCommand, DeletionCommand, FacilityCommand, FacilityFields,
+    GrantsCommand, NotificationsCommand, PatientArgs, RecoveryCommand, RetentionCommand,
+    UserCommand,
 };
 
 async fn notifications(directory: &Directory, command: NotificationsCommand) -> Result<()> {
@@ -37,17 +42,111 @@ async fn notifications(directory: &Directory, command: NotificationsCommand) -> 
     Ok(())
 }
 
-pub async fn run(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
+/// What the audit trail says of an operator command: its name and the
+/// facility or account it concerns (never names, addresses or passwords).
+fn describe(command: &AdminCommand) -> (String, Option<String>) {
+    let (what, item): (&str, Option<&str>) = match command {
+        AdminCommand::Facility { command } => match command {
+            FacilityCommand::Add { code, .. } => ("facility add", Some(code)),
+            FacilityCommand::List => ("facility list", None),
+            FacilityCommand::Show { code } => ("facility show", Some(code)),
+            FacilityCommand::Update { code, .. } => ("facility update", Some(code)),
+            FacilityCommand::Escalation { code, .. } => ("facility escalation", Some(code)),
+            FacilityCommand::Deactivate { code, .. } => ("facility deactivate", Some(code)),
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Add { .. } => ("user add", None),
+            UserCommand::List { .. } => ("user list", None),
+            UserCommand::Show { id } => ("user show", Some(id)),
+            UserCommand::Lock { id } => ("user lock", Some(id)),
+            UserCommand::Unlock { id } => ("user unlock", Some(id)),
+            UserCommand::ResetPassword { id, .. } => ("user reset-password", Some(id)),
+            UserCommand::Remove { id } => ("user remove", Some(id)),
+        },
+        AdminCommand::Recovery { .. } => ("recovery init", None),
+        AdminCommand::Grants { command } => match command {
+            GrantsCommand::List => ("grants list", None),
+            GrantsCommand::Complete { .. } => ("grants complete", None),
+        },
+        AdminCommand::Blobs { .. } => ("blobs sweep", None),
+        AdminCommand::Notifications { .. } => ("notifications failed", None),
+        AdminCommand::Retention { command } => match command {
+            RetentionCommand::Run { apply: true, .. } => ("retention run --apply", None),
+            RetentionCommand::Run { .. } => ("retention run --dry-run", None),
+        },
+        AdminCommand::DeletionRequest { command } => match command {
+            DeletionCommand::Find { patient } => ("deletion-request find", Some(&patient.facility)),
+            DeletionCommand::Apply { patient, .. } => {
+                ("deletion-request apply", Some(&patient.facility))
+            }
+        },
+        AdminCommand::Billing { .. } => ("billing", None),
+        AdminCommand::Backup { .. } => ("backup", None),
+        AdminCommand::Restore { .. } => ("restore", None),
+        AdminCommand::Audit { command } => match command {
+            AuditCommand::Verify => ("audit verify", None),
+            AuditCommand::Export { .. } => ("audit export", None),
+        },
+    };
+    // Only well-formed codes and IDs reach the log, whatever was typed.
+    let item = item.and_then(|i| {
+        FacilityCode::parse(i)
+            .map(|c| c.to_string())
+            .or_else(|_| AccountId::parse(i).map(|a| a.as_str().to_string()))
+            .ok()
+    });
+    (what.to_string(), item)
+}
+
+/// What the operator's commands work on.
+pub struct Services<'a> {
+    pub settings: &'a crate::config::Settings,
+    pub directory: &'a Directory,
+    pub postroom: &'a mailbox::postroom::Postroom,
+    pub records: &'a Records,
+    pub notices: &'a Notices,
+}
+
+/// Runs an operator command and appends it to the audit trail, done or refused.
+pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
+    let directory = services.directory;
+    let notices = services.notices;
+    let (what, item) = describe(&command);
+    let result = match command {
+        AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
+        AdminCommand::Backup { dir } => {
+            crate::backup::backup(services.settings, directory.store(), &dir)
+                .await
+                .map_err(|e| Error::Internal(format!("{e:#}")))
+        }
+        AdminCommand::Retention { command } => retention(services.records, command).await,
+        AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
+        other => dispatch(directory, notices, other).await,
+    };
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
+    if let Some(item) = item {
+        event = event.item(item);
+    }
+    directory.audit().note(event).await;
+    result
+}
+
+async fn dispatch(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
     match command {
+        AdminCommand::Audit { command } => audit(directory, command).await,
+        AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
         AdminCommand::Facility { command } => facility(directory, command).await,
         AdminCommand::User { command } => user(directory, notices, command).await,
         AdminCommand::Notifications { command } => notifications(directory, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
-        // Needs the postroom; dispatched from main.
-        AdminCommand::Blobs { .. } => {
-            Err(Error::Internal("blobs commands need the postroom".into()))
-        }
+        // Dispatched by `run`, which has the postroom.
+        AdminCommand::Blobs { .. }
+        | AdminCommand::Backup { .. }
+        | AdminCommand::Restore { .. }
+        | AdminCommand::Retention { .. }
+        | AdminCommand::DeletionRequest { .. } => Err(Error::Internal("needs the postroom".into())),
     }
 }
 
@@ -81,6 +180,185 @@ fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey>
             "復旧鍵ファイルの形式が正しくありません。",
         )
     })
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
+}
+
+fn print_report(report: &DeletionReport) {
+    println!(
+        "{} {} item(s), {} bytes{} (run {})",
+        if report.applied {
+            "deleted"
+        } else {
+            "would delete"
+        },
+        report.items.len(),
+        report.total_bytes(),
+        if report.applied {
+            format!(", {} blob file(s) removed", report.blobs_removed)
+        } else {
+            String::new()
+        },
+        report.run_id
+    );
+    println!("item\tkind\tsender_facility\tsealed_on\tbytes\tattachments");
+    for i in &report.items {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            i.envelope_id,
+            i.kind,
+            i.sender_facility.as_deref().unwrap_or("-"),
+            chrono::DateTime::from_timestamp(i.created_at, 0)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            i.body_size + i.attachment_bytes,
+            i.attachments
+        );
+    }
+}
+
+async fn retention(records: &Records, command: RetentionCommand) -> Result<()> {
+    match command {
+        RetentionCommand::Run { apply, record, .. } => {
+            let report = records
+                .run_retention(Actor::Cli, chrono::Utc::now(), apply)
+                .await?;
+            print_report(&report);
+            if let Some(path) = record {
+                write_file(&path, &report.to_csv())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The patient ID from the flag, or one line of standard input.
+fn patient_id(args: &PatientArgs) -> Result<(FacilityCode, String)> {
+    let facility = FacilityCode::parse(&args.facility)?;
+    let id = match &args.patient {
+        Some(p) => p.clone(),
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                Error::Internal(format!("reading the patient ID from standard input: {e}"))
+            })?;
+            line.trim().to_string()
+        }
+    };
+    Ok((facility, id))
+}
+
+async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
+    match command {
+        DeletionCommand::Find { patient } => {
+            let (facility, id) = patient_id(&patient)?;
+            let found = records.patient_matches(Actor::Cli, &facility, &id).await?;
+            println!("{} matching item(s)", found.len());
+            println!("item\tkind\tsender_facility\tsealed_on\tbytes\tthread");
+            for c in found {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    c.envelope_id,
+                    c.kind,
+                    c.sender_facility.as_deref().unwrap_or("-"),
+                    chrono::DateTime::from_timestamp(c.created_at, 0)
+                        .map(|t| t.format("%Y-%m-%d").to_string())
+                        .unwrap_or_default(),
+                    c.body_size,
+                    c.thread_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        DeletionCommand::Apply {
+            patient,
+            confirm,
+            receipt,
+        } => {
+            let (facility, id) = patient_id(&patient)?;
+            let report = records
+                .delete_patient(Actor::Cli, &facility, &id, confirm)
+                .await?;
+            let pdf = mailbox::pdf::deletion_receipt(&report)?;
+            std::fs::write(&receipt, pdf)
+                .map_err(|e| Error::Internal(format!("writing {}: {e}", receipt.display())))?;
+            let csv_path = receipt.with_extension("csv");
+            write_file(&csv_path, &report.to_csv())?;
+            print_report(&report);
+            println!(
+                "receipt written to {} (and {})",
+                receipt.display(),
+                csv_path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn billing(
+    directory: &Directory,
+    month: &str,
+    csv: Option<std::path::PathBuf>,
+    pdf: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let statement = mailbox::billing::statement(&directory.facilities().await?, month)?;
+    println!(
+        "statement {}: {} facilities, total {} JPY",
+        statement.month,
+        statement.lines.len(),
+        statement.total_jpy()
+    );
+    for l in &statement.lines {
+        println!("{}\t{}\t{}", l.code, l.amount_jpy, l.name);
+    }
+    if let Some(path) = csv {
+        write_file(&path, &statement.to_csv())?;
+    }
+    if let Some(path) = pdf {
+        let bytes = mailbox::pdf::billing_statement(&statement)?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify => {
+            let v = directory.audit().verify().await?;
+            match v.first_broken {
+                None => println!("audit chain intact: {} entries", v.entries),
+                Some((seq, reason)) => {
+                    println!("audit chain broken at entry {seq}: {reason}");
+                    return Err(Error::Tampered("audit_log"));
+                }
+            }
+        }
+        AuditCommand::Export { from, to, out } => {
+            let (start, end) =
+                mailbox::audit::jst_days(parse_date("from", &from)?, parse_date("to", &to)?)?;
+            let rows = directory.audit().all_entries(start, end).await?;
+            let csv = mailbox::audit::to_csv(&rows);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, csv)
+                        .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+                    eprintln!("{} entries written to {}", rows.len(), path.display());
+                }
+                None => print!("{csv}"),
+            }
+            directory
+                .audit()
+                .note(
+                    AuditEvent::cli(action::AUDIT_EXPORT)
+                        .detail(format!("from={from} to={to} entries={}", rows.len())),
+                )
+                .await;
+        }
+    }
+    Ok(())
 }
 
 async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()> {
@@ -312,6 +590,37 @@ fn credential_letter(a: &Account, facility_name: Option<&str>, password: &Passwo
     println!("===============================================================");
 }
 
+/// The credential letter as PDF, readable by the owner only (it holds a password).
+fn credential_letter_pdf(
+    path: &std::path::Path,
+    a: &Account,
+    facility_name: Option<&str>,
+    password: &Password,
+    reset: bool,
+) -> Result<()> {
+    let facility = match (&a.facility, facility_name) {
+        (Some(code), Some(name)) => Some(format!("{name}（{code}）")),
+        (Some(code), None) => Some(code.to_string()),
+        _ => None,
+    };
+    let issued = (chrono::Utc::now() + chrono::Duration::hours(9))
+        .format("%Y-%m-%d")
+        .to_string();
+    let role = format!("{}（{}）", a.role.label_ja(), a.role);
+    let pdf = mailbox::pdf::credential_letter(&mailbox::pdf::CredentialLetter {
+        account_id: &a.id.display_grouped(),
+        name: &a.name,
+        role_ja: &role,
+        facility: facility.as_deref(),
+        password: password.expose(),
+        issued_on: &issued,
+        reset,
+    })?;
+    crate::demo::write_private_bytes(path, &pdf).map_err(|e| Error::Internal(format!("{e:#}")))?;
+    println!("credential letter PDF written to {}", path.display());
+    Ok(())
+}
+
 async fn facility_name(directory: &Directory, a: &Account) -> Option<String> {
     match &a.facility {
         Some(code) => directory.facility(code).await.ok().map(|f| f.name),
@@ -326,6 +635,7 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             facility,
             name,
             email,
+            letter_pdf,
         } => {
             let new = NewAccount {
                 role: role.parse()?,
@@ -336,6 +646,9 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             let (account, password) = directory.add_account(new).await?;
             let fname = facility_name(directory, &account).await;
             credential_letter(&account, fname.as_deref(), &password);
+            if let Some(path) = letter_pdf {
+                credential_letter_pdf(&path, &account, fname.as_deref(), &password, false)?;
+            }
             // Notices go only to a confirmed address: mail the link now.
             if let Some(address) = &account.email {
                 notices.request_confirmation(&account.id, address).await?;
@@ -374,13 +687,20 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
             println!("account {} unlocked", a.id);
         }
-        UserCommand::ResetPassword { id, recovery_key } => {
+        UserCommand::ResetPassword {
+            id,
+            recovery_key,
+            letter_pdf,
+        } => {
             let id = AccountId::parse(&id)?;
             let key = recovery_key.as_deref().map(read_recovery_key).transpose()?;
             let outcome = directory.reset_password_with(&id, key.as_ref()).await?;
             let account = directory.account(&id).await?;
             let fname = facility_name(directory, &account).await;
             credential_letter(&account, fname.as_deref(), &outcome.password);
+            if let Some(path) = letter_pdf {
+                credential_letter_pdf(&path, &account, fname.as_deref(), &outcome.password, true)?;
+            }
             if outcome.key_replaced {
                 println!(
                     "WARNING: reset without the recovery key: {} has a NEW key and can no longer open {} earlier item(s) addressed to them personally:",

@@ -72,6 +72,7 @@ pub struct Server {
     relay: Option<transport::notify::RelaySettings>,
     notify: mailbox::notify::NotifyPolicy,
     public_url: Option<String>,
+    records: crate::config::RecordsSettings,
     imap: Option<ImapListeners>,
     pub fingerprint: String,
 }
@@ -125,6 +126,7 @@ impl Server {
             relay: settings.relay.clone(),
             notify: settings.notify.clone(),
             public_url: settings.public_url.clone(),
+            records: settings.records.clone(),
             imap,
             fingerprint: material.fingerprint(),
         })
@@ -181,6 +183,34 @@ impl Server {
                 }
             }
         });
+        let records = Arc::new(mailbox::records::Records::new(
+            self.postroom.clone(),
+            self.records.retention_days,
+        ));
+        let retention = {
+            let records = records.clone();
+            let every = self.records.retention_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match records
+                        .run_retention(mailbox::records::Actor::System, chrono::Utc::now(), true)
+                        .await
+                    {
+                        Ok(r) if r.items.is_empty() => {}
+                        Ok(r) => tracing::info!(
+                            run = r.run_id,
+                            items = r.items.len(),
+                            blobs = r.blobs_removed,
+                            "retention deleted expired items"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "retention run failed"),
+                    }
+                }
+            })
+        };
         let store = self.directory.store().clone();
         let notices = Arc::new(mailbox::notify::Notices::new(
             store.clone(),
@@ -235,6 +265,7 @@ impl Server {
             postroom: self.postroom,
             threads,
             notices,
+            records,
         });
         let mut imap = Vec::new();
         if let Some((listeners, tls, settings)) = self.imap {
@@ -270,6 +301,7 @@ impl Server {
             let _ = notifier.await;
         }
         purge.abort();
+        retention.abort();
         tracing::info!("server stopped");
         Ok(())
     }

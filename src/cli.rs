@@ -56,6 +56,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RENKEI_ALLOW_TLS12")]
     pub allow_tls12: bool,
     /// Failed sign-ins in a row that lock an account (default 5).
+    /// Days items are kept before the retention job deletes them (default 365).
+    #[arg(long, global = true, env = "RENKEI_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
     #[arg(long, global = true, env = "RENKEI_LOCK_AFTER")]
     pub lock_after: Option<u32>,
     /// Idle timeout of a session in seconds (default 1800).
@@ -114,6 +117,101 @@ pub enum AdminCommand {
     Notifications {
         #[command(subcommand)]
         command: NotificationsCommand,
+    },
+    /// Deleting items whose retention period has ended.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// A patient's deletion request (様式2): every item of the patient goes.
+    DeletionRequest {
+        #[command(subcommand)]
+        command: DeletionCommand,
+    },
+    /// The monthly statement: 6,500 JPY per facility active on any day of the month.
+    Billing {
+        /// YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Write the statement as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Write the statement as PDF here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+    /// A consistent backup of database, blobs and blind-index key into DIR
+    /// (a new folder), while the server runs.
+    Backup { dir: PathBuf },
+    /// Bring a backup back into a new data folder (and an empty PostgreSQL
+    /// database when one is configured).
+    Restore { dir: PathBuf },
+    /// The hash-chained audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// List (`--dry-run`) or delete (`--apply`) every expired item.
+    Run {
+        #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+        dry_run: bool,
+        #[arg(long)]
+        apply: bool,
+        /// Write the record of what was deleted (CSV) here too.
+        #[arg(long)]
+        record: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PatientArgs {
+    /// Facility code from the form.
+    #[arg(long)]
+    pub facility: String,
+    /// Patient ID from the form; read from standard input when left out, so it
+    /// stays out of the shell history and the process list.
+    #[arg(long)]
+    pub patient: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeletionCommand {
+    /// Show the patient's items as metadata only (kind, facility, date, size).
+    Find {
+        #[command(flatten)]
+        patient: PatientArgs,
+    },
+    /// Delete them all; `--confirm` is the number of items `find` showed.
+    Apply {
+        #[command(flatten)]
+        patient: PatientArgs,
+        #[arg(long)]
+        confirm: usize,
+        /// Where to write the receipt (PDF); the same as CSV goes beside it.
+        #[arg(long)]
+        receipt: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole chain; names the first entry that does not fit (exit 65).
+    Verify,
+    /// Write the entries of a period as CSV (JST days, both inclusive).
+    Export {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// File to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -222,6 +320,9 @@ pub enum UserCommand {
         name: String,
         #[arg(long)]
         email: Option<String>,
+        /// Also write the credential letter as PDF (mode 0600) to print.
+        #[arg(long)]
+        letter_pdf: Option<PathBuf>,
     },
     List {
         #[arg(long)]
@@ -242,6 +343,9 @@ pub enum UserCommand {
         id: String,
         #[arg(long)]
         recovery_key: Option<PathBuf>,
+        /// Also write the credential letter as PDF (mode 0600) to print.
+        #[arg(long)]
+        letter_pdf: Option<PathBuf>,
     },
     /// Remove a member: every facility-key grant goes and the account stays locked.
     Remove {

@@ -35,6 +35,24 @@ pub struct FileConfig {
     pub notify: NotifySection,
     #[serde(default)]
     pub imap: ImapSection,
+    #[serde(default)]
+    pub records: RecordsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSection {
+    /// Days an item is kept (default 365); then the retention job deletes it.
+    pub retention_days: Option<u32>,
+    /// How often `serve` runs the retention job, in seconds (default 3600).
+    pub retention_interval_secs: Option<u64>,
+}
+
+/// Retention, resolved.
+#[derive(Debug, Clone)]
+pub struct RecordsSettings {
+    pub retention_days: u32,
+    pub retention_interval: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +138,7 @@ pub struct Settings {
     pub imap_listen: Option<SocketAddr>,
     pub imap_starttls_listen: Option<SocketAddr>,
     pub imap: transport::imap::ImapSettings,
+    pub records: RecordsSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -235,7 +254,18 @@ impl Settings {
                 .max(1),
             ..imap_defaults
         };
+        let records = RecordsSettings {
+            retention_days: match args.retention_days.or(file.records.retention_days) {
+                Some(0) => bail!("records.retention_days must be at least 1"),
+                Some(d) => d,
+                None => mailbox::records::DEFAULT_RETENTION_DAYS,
+            },
+            retention_interval: Duration::from_secs(
+                file.records.retention_interval_secs.unwrap_or(3600).max(1),
+            ),
+        };
         Ok(Self {
+            records,
             imap_listen: args.imap_listen.or(file.imap.listen),
             imap_starttls_listen: args.imap_starttls_listen.or(file.imap.starttls_listen),
             imap,

@@ -146,6 +146,11 @@ pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<St
 }
 
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_private_bytes(path, text.as_bytes())
+}
+
+/// Like [`write_private`], for bytes (a credential letter's PDF).
+pub fn write_private_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -157,7 +162,7 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut f = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod app;
+mod backup;
 mod cli;
 mod config;
 mod demo;
@@ -97,18 +98,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server.run(app::shutdown_signal()).await
         }
         Command::Admin {
-            command: cli::AdminCommand::Blobs { command },
+            command: cli::AdminCommand::Restore { dir },
         } => {
-            let (_, postroom) = app::open_services(&settings).await?;
-            admin::blobs(&postroom, command)
-                .await
-                .map_err(anyhow::Error::from)
+            // Before the store is opened: opening would create an empty one.
+            backup::restore(&settings, &dir).await?;
+            let (directory, _) = app::open_services(&settings).await?;
+            directory
+                .audit()
+                .note(
+                    mailbox::audit::AuditEvent::cli(mailbox::audit::action::ADMIN)
+                        .detail("restore: ok"),
+                )
+                .await;
+            Ok(())
         }
         Command::Admin { command } => {
-            let directory = app::open_directory(&settings).await?;
+            let (directory, postroom) = app::open_services(&settings).await?;
             let notices =
                 mailbox::notify::Notices::new(directory.store().clone(), settings.notify.clone());
-            admin::run(&directory, &notices, command)
+            let records =
+                mailbox::records::Records::new(postroom.clone(), settings.records.retention_days);
+            let services = admin::Services {
+                settings: &settings,
+                directory: &directory,
+                postroom: &postroom,
+                records: &records,
+                notices: &notices,
+            };
+            admin::run(&services, command)
                 .await
                 .map_err(anyhow::Error::from)
         }

@@ -274,6 +274,9 @@ pub struct OpenedEnvelope {
     pub verification: Verification,
     /// Signature creation time.
     pub signed_at: Option<SystemTime>,
+    /// SHA-256 of the signed content (the literal data the signature covers),
+    /// printed on PDF exports so a paper copy can be matched to its item.
+    pub signed_sha256: [u8; 32],
 }
 
 fn check_header(what: &str, v: &str) -> Result<()> {
@@ -594,11 +597,16 @@ pub fn open(
 ) -> Result<OpenedEnvelope> {
     let (data, verified) = pgp::decrypt_verify(&envelope.0, key, &signer_lookup)?;
     let inner = parse_mime(&data)?;
+    let signed_sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&data[..]).into()
+    };
     Ok(OpenedEnvelope {
         inner,
         signer: verified.signer.map(|f| f.to_hex()),
         verification: verified.status,
         signed_at: verified.signed_at,
+        signed_sha256,
     })
 }
 
@@ -793,6 +801,57 @@ fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
         fields,
         manifest,
     })
+}
+
+/// A detached OpenPGP signature (v6, SHA-256, ASCII armor) of `data` by `key`:
+/// what goes beside an exported PDF.
+pub fn sign_detached(key: &SecretKey, data: &[u8]) -> Result<String> {
+    let mut signer = key.any_signer();
+    let hash = HashAlgorithm::SHA256;
+    let mut salt = vec![0u8; hash.salt_size().map_err(CryptoError::pgp)?];
+    stream::random(&mut salt)?;
+    let sig = SignatureBuilder::new(SignatureType::Binary)
+        .set_hash_algo(hash)
+        .set_prefix_salt(salt)
+        .0
+        .set_signature_creation_time(SystemTime::now())
+        .map_err(CryptoError::pgp)?
+        .sign_message(&mut signer, data)
+        .map_err(CryptoError::pgp)?;
+    let mut out = Vec::new();
+    let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Signature)
+        .map_err(CryptoError::pgp)?;
+    Packet::Signature(sig)
+        .serialize(&mut w)
+        .map_err(CryptoError::pgp)?;
+    w.finalize().map_err(CryptoError::pgp)?;
+    String::from_utf8(out).map_err(|e| CryptoError::InvalidInput(e.to_string()))
+}
+
+/// Checks a detached signature made by [`sign_detached`] against `cert`'s
+/// signing keys (policy-checked, alive at the signature's time).
+pub fn verify_detached(cert: &Certificate, data: &[u8], armored: &str) -> Result<bool> {
+    use openpgp::parse::Parse;
+    use openpgp::policy::StandardPolicy;
+    let packet = Packet::from_bytes(armored.as_bytes()).map_err(CryptoError::pgp)?;
+    let Packet::Signature(sig) = packet else {
+        return Ok(false);
+    };
+    let policy = StandardPolicy::new();
+    let at = sig.signature_creation_time();
+    for ka in cert
+        .cert()
+        .keys()
+        .with_policy(&policy, at)
+        .for_signing()
+        .alive()
+        .revoked(false)
+    {
+        if sig.verify_message(ka.key(), data).is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use renkei_crypto::LockParams;
 
 use crate::account::{Account, AccountId, Role};
+use crate::audit::{Audit, AuditEvent, action};
 use crate::error::{Error, Result};
 use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode};
 use crate::keyring::{Keyring, Keyrings};
@@ -118,6 +119,7 @@ pub struct Directory {
     network: NetworkPolicy,
     /// Unlocked keys of live sessions; memory only, never stored.
     keyrings: Keyrings,
+    audit: Audit,
 }
 
 fn now() -> i64 {
@@ -137,11 +139,17 @@ fn millis(d: Duration) -> i64 {
 impl Directory {
     pub fn new(store: Arc<dyn Store>, auth: AuthPolicy, network: NetworkPolicy) -> Self {
         Self {
+            audit: Audit::new(store.clone()),
             store,
             auth,
             network,
             keyrings: Keyrings::default(),
         }
+    }
+
+    /// The audit trail every service writes to.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -375,9 +383,28 @@ impl Directory {
         };
         let Some(account) = account else {
             verify_blocking(password.clone(), password::dummy_digest()).await;
+            // What was typed is not recorded: it could be anything, even a name.
+            self.audit
+                .record(AuditEvent {
+                    action: action::SIGN_IN_FAILED,
+                    detail: Some("unknown_account".into()),
+                    remote_addr: remote_addr.clone(),
+                    ..AuditEvent::default()
+                })
+                .await?;
             return Err(Error::BadCredentials);
         };
+        let failed = |detail: &'static str| AuditEvent {
+            actor: Some(account.id.as_str().to_string()),
+            role: Some(account.role.as_str().to_string()),
+            facility: account.facility.as_ref().map(|c| c.to_string()),
+            action: action::SIGN_IN_FAILED,
+            detail: Some(detail.into()),
+            remote_addr: remote_addr.clone(),
+            item: None,
+        };
         if account.locked || account.removed {
+            self.audit.record(failed("locked")).await?;
             return Err(Error::AccountLocked);
         }
         if !verify_blocking(password.clone(), account.password.clone()).await {
@@ -391,6 +418,13 @@ impl Directory {
                 locked = outcome.locked,
                 "sign-in failed: wrong password"
             );
+            self.audit
+                .record(failed(if outcome.locked {
+                    "wrong_password_now_locked"
+                } else {
+                    "wrong_password"
+                }))
+                .await?;
             return Err(if outcome.locked {
                 Error::AccountLocked
             } else {
@@ -421,14 +455,15 @@ impl Directory {
             "signed in"
         );
         let idle_deadline = (t + millis(self.auth.idle_timeout)) / 1000;
-        Ok((
-            token,
-            CurrentSession {
-                account,
-                record,
-                idle_deadline,
-            },
-        ))
+        let session = CurrentSession {
+            account,
+            record,
+            idle_deadline,
+        };
+        self.audit
+            .record(AuditEvent::by(&session, action::SIGN_IN))
+            .await?;
+        Ok((token, session))
     }
 
     /// Resolves a cookie to its session, ending it if it has been idle or open too long.
@@ -473,7 +508,22 @@ impl Directory {
     pub async fn sign_out(&self, token: &SessionToken) -> Result<()> {
         let digest = token.digest();
         self.keyrings.remove(&digest);
+        let record = self.store.session(&digest).await?;
         self.store.delete_session(&digest).await?;
+        if let Some(record) = record
+            && let Some(account) = self.store.account(&record.account_id).await?
+        {
+            self.audit
+                .record(AuditEvent::by(
+                    &CurrentSession {
+                        account,
+                        record,
+                        idle_deadline: 0,
+                    },
+                    action::SIGN_OUT,
+                ))
+                .await?;
+        }
         Ok(())
     }
 
@@ -515,6 +565,9 @@ impl Directory {
             }
         }
         tracing::info!(account = account.id.as_str(), "password changed");
+        self.audit
+            .record(AuditEvent::by(session, action::PASSWORD_CHANGE))
+            .await?;
         Ok(())
     }
 

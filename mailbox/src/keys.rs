@@ -286,6 +286,16 @@ impl Directory {
                 )
                 .await?;
             tracing::info!(facility = %code, role = grant.role, member = grant.account_id, "grant completed");
+            self.audit()
+                .note(crate::audit::AuditEvent {
+                    actor: Some("system".into()),
+                    facility: Some(code.to_string()),
+                    action: crate::audit::action::GRANT,
+                    item: Some(grant.account_id.clone()),
+                    detail: Some(format!("key={}", grant.role)),
+                    ..Default::default()
+                })
+                .await;
             done += 1;
         }
         Ok(done)

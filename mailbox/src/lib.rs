@@ -5,7 +5,10 @@
 
 pub mod account;
 pub mod attachment_policy;
+pub mod audit;
+pub mod billing;
 pub mod blob;
+pub mod csv;
 pub mod delivery;
 pub mod directory;
 pub mod error;
@@ -16,7 +19,9 @@ pub mod keys;
 pub mod notify;
 pub mod password;
 pub mod pathway;
+pub mod pdf;
 pub mod postroom;
+pub mod records;
 pub mod store;
 pub mod threads;
 pub mod workflow;

@@ -13,6 +13,7 @@ use renkei_crypto::{
 
 use crate::account::{AccountId, Role};
 use crate::attachment_policy::{PolicedReader, RefusedAttachment};
+use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
@@ -174,6 +175,8 @@ pub struct OpenedItem {
     pub step: Option<String>,
     pub signature: SignatureStatus,
     pub signer_fingerprint: Option<String>,
+    /// SHA-256 (hex) of the signed content.
+    pub signed_sha256: String,
     pub attachments: Vec<AttachmentInfo>,
     /// The principal whose key slot opened it.
     pub opened_as: Principal,
@@ -274,6 +277,16 @@ impl Postroom {
     /// What a delivery worker in this process waits on between polls.
     pub fn delivery_wake(&self) -> Arc<tokio::sync::Notify> {
         self.delivery_wake.clone()
+    }
+
+    /// The blind index of a patient of `facility` (what the envelope row of an
+    /// item sent by that facility about that patient carries).
+    pub fn blind_index_of(&self, facility: &FacilityCode, patient_id: &str) -> Vec<u8> {
+        renkei_crypto::blind_index(&self.blind_key, facility.as_str(), patient_id).to_vec()
+    }
+
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -538,6 +551,18 @@ impl Postroom {
     ) -> Result<String> {
         let keyring = self.keyring(session)?;
         let sender = session.require_ready()?.clone();
+        let audit = match &sealing.thread {
+            None => AuditEvent::by(session, action::SEND),
+            Some(link) => {
+                let what = match link.change {
+                    crate::store::thread::ThreadChange::Open(_) => action::THREAD_OPEN,
+                    crate::store::thread::ThreadChange::Advance { .. } => action::THREAD_STEP,
+                };
+                let step = link.step.as_deref().unwrap_or("open");
+                AuditEvent::by(session, what)
+                    .detail(format!("thread={} step={step}", link.thread_id))
+            }
+        };
         let carries_patient =
             !sealing.patient_id.trim().is_empty() || !sealing.patient_name.trim().is_empty();
         if let Some(c) = &sealing.consent {
@@ -708,6 +733,9 @@ impl Postroom {
             attachments = attachment_rows.len(),
             "item sealed and stored"
         );
+        // Committed already: a failed entry is logged, not turned into a failed
+        // send that the client would repeat.
+        self.directory.audit().note(audit.item(id.clone())).await;
         Ok(id)
     }
 
@@ -861,6 +889,16 @@ impl Postroom {
                 _ => out.push((id.clone(), Err(Error::NotFound("item")))),
             }
         }
+        // Each item read is a view in the audit trail, as with `peek`.
+        let views = work
+            .iter()
+            .map(|(_, row)| {
+                AuditEvent::by(session, action::VIEW)
+                    .item(row.id.clone())
+                    .detail("peek")
+            })
+            .collect();
+        self.directory.audit().record_many(views).await?;
         let lookup = self.signer_lookup();
         let kr = keyring.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -922,6 +960,11 @@ impl Postroom {
         mark: bool,
     ) -> Result<OpenedItem> {
         let (_, principal, row, opened) = self.open_raw(session, id).await?;
+        let mut view = AuditEvent::by(session, action::VIEW).item(id);
+        if !mark {
+            view = view.detail("peek");
+        }
+        self.directory.audit().record(view).await?;
         let signature = self.signature_status(&row, &opened).await?;
         // Opening marks the reader's own entry seen (oversight readers have none).
         if mark {
@@ -952,6 +995,102 @@ impl Postroom {
         assemble(row, principal, &opened, signature)
     }
 
+    /// The item as a PDF (the only way text leaves Renkei), and a detached
+    /// OpenPGP signature of exactly those bytes by the exporting person's own
+    /// key. The person's key, not a server key: it is unlocked only in their
+    /// session, so the server keeps no signing secret on disk, and the
+    /// signature says who exported this copy; the author's signature is
+    /// represented by the signed content's SHA-256 and fingerprint printed
+    /// inside. The PDF is deterministic for an item and exporter, so the PDF
+    /// and its signature can be fetched in two requests.
+    pub async fn export_pdf(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<(Vec<u8>, String)> {
+        let keyring = self.keyring(session)?;
+        let item = self.open_marking(session, id, false).await?;
+        let sender = AccountId::parse(&item.sender_id)
+            .map_err(|_| Error::Internal("stored sender ID".into()))?;
+        let sender = self.directory.account(&sender).await?;
+        let (facility_name, facility_code) = match &sender.facility {
+            Some(code) => (
+                self.directory
+                    .facility(code)
+                    .await
+                    .map(|f| f.name)
+                    .unwrap_or_default(),
+                code.to_string(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let jst = chrono::FixedOffset::east_opt(9 * 3600)
+            .ok_or_else(|| Error::Internal("JST offset".into()))?;
+        let sealed_at = chrono::DateTime::from_timestamp(item.created_at, 0)
+            .map(|t| {
+                t.with_timezone(&jst)
+                    .format("%Y-%m-%d %H:%M JST")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let me = session.require_ready()?;
+        // A step (a report, a reply) names the patient through its thread's
+        // opening item.
+        let (mut patient_id, mut patient_name) =
+            (item.patient_id.clone(), item.patient_name.clone());
+        if patient_id.is_empty()
+            && patient_name.is_empty()
+            && let Some(thread) = &item.thread_id
+            && let Some(row) = self.directory.store().thread(thread).await?
+            && row.opener_id != item.id
+            && let Ok((_, _, _, opener)) = self.open_raw(session, &row.opener_id).await
+        {
+            patient_id = opener.inner.headers.patient_id.clone();
+            patient_name = opener.inner.headers.patient_name.clone();
+        }
+        let print = crate::pdf::ItemPrint {
+            item_id: item.id.clone(),
+            kind: item.kind.clone(),
+            step: item.step.clone(),
+            thread_id: item.thread_id.clone(),
+            sender_facility_name: facility_name,
+            sender_facility_code: facility_code,
+            signer_name: sender.name.clone(),
+            signer_id: sender.id.display_grouped(),
+            signature_status: item.signature.as_str().to_string(),
+            signer_fingerprint: item.signer_fingerprint.clone(),
+            signed_sha256: item.signed_sha256.clone(),
+            sealed_at,
+            patient_id,
+            patient_name,
+            subject: item.subject.clone(),
+            body: item.body.clone(),
+            fields: item.fields.clone(),
+            attachments: item
+                .attachments
+                .iter()
+                .map(|a| (a.name.clone(), a.size, a.sha256.clone()))
+                .collect(),
+            exported_by: format!("{}（{}）", me.name, me.id.display_grouped()),
+        };
+        let (pdf, signature) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let pdf = crate::pdf::item(&print)?;
+            let signature = renkei_crypto::sign_detached(&keyring.user, &pdf).map_err(crypto)?;
+            Ok((pdf, signature))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("pdf task: {e}")))??;
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::RENDER)
+                    .item(id)
+                    .detail("pdf"),
+            )
+            .await?;
+        Ok((pdf, signature))
+    }
+
     /// Opens the item once and readies one attachment for streaming: what it is
     /// (from the signed manifest) and its sealed blob.
     pub async fn attachment(
@@ -964,6 +1103,14 @@ impl Postroom {
         let Some(entry) = opened.inner.manifest.get(index).cloned() else {
             return Err(Error::NotFound("attachment"));
         };
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::DOWNLOAD)
+                    .item(id)
+                    .detail(format!("attachment={index}")),
+            )
+            .await?;
         let rows = self.directory.store().attachments(id).await?;
         let row = rows
             .iter()
@@ -1112,6 +1259,14 @@ impl Postroom {
             to = to.as_str(),
             "key slot added"
         );
+        self.directory
+            .audit()
+            .note(
+                AuditEvent::by(session, action::FORWARD)
+                    .item(id)
+                    .detail(format!("to={}", to.as_str())),
+            )
+            .await;
         Ok(())
     }
 
@@ -1176,7 +1331,26 @@ impl Postroom {
                 .set_flags(id, &p.key(), seen, flagged, archived)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let flag = |name: &str, v: Option<bool>| v.map(|v| format!("{name}={v} "));
+                    let detail: String = [
+                        flag("seen", seen),
+                        flag("flagged", flagged),
+                        flag("archived", archived),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    self.directory
+                        .audit()
+                        .note(
+                            AuditEvent::by(session, action::FLAGS)
+                                .item(id)
+                                .detail(detail.trim_end()),
+                        )
+                        .await;
+                    return Ok(());
+                }
                 Err(crate::store::StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -1286,6 +1460,7 @@ fn assemble(
         step: row.step.clone(),
         signature,
         signer_fingerprint: opened.signer.clone(),
+        signed_sha256: hex::encode(opened.signed_sha256),
         attachments: inner
             .manifest
             .iter()

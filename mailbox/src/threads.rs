@@ -9,6 +9,7 @@ use chrono::{Datelike, NaiveDate};
 use renkei_crypto::Field;
 
 use crate::account::{Account, AccountId, Role};
+use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
@@ -627,7 +628,13 @@ impl Threads {
             .claim_thread(id, actor.id.as_str())
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.directory
+                    .audit()
+                    .note(AuditEvent::by(session, action::CLAIM).item(id))
+                    .await;
+                Ok(())
+            }
             Err(StoreError::Conflict(holder)) => Err(Error::Conflict(format!(
                 "already claimed by {holder}; they must release it first"
             ))),
@@ -637,7 +644,12 @@ impl Threads {
 
     pub async fn release(&self, session: &CurrentSession, id: &str) -> Result<()> {
         self.shared_inbox_thread(session, id).await?;
-        Ok(self.directory.store().release_thread(id).await?)
+        self.directory.store().release_thread(id).await?;
+        self.directory
+            .audit()
+            .note(AuditEvent::by(session, action::RELEASE).item(id))
+            .await;
+        Ok(())
     }
 
     /// Hands a shared-inbox thread to a doctor of the facility: a key slot on every
@@ -684,6 +696,14 @@ impl Threads {
             .set_assignee(id, Some(doctor.as_str()), now_ms())
             .await?;
         tracing::info!(thread = id, to = doctor.as_str(), "thread assigned");
+        self.directory
+            .audit()
+            .note(
+                AuditEvent::by(session, action::ASSIGN)
+                    .item(id)
+                    .detail(format!("to={}", doctor.as_str())),
+            )
+            .await;
         if let Some(notices) = &self.notices {
             // The assignment stands even if the mail cannot be queued.
             if let Err(e) = notices
@@ -717,6 +737,14 @@ impl Threads {
             .set_assignee(id, None, now_ms())
             .await?;
         tracing::info!(thread = id, "thread unassigned");
+        self.directory
+            .audit()
+            .note(
+                AuditEvent::by(session, action::UNASSIGN)
+                    .item(id)
+                    .detail(format!("from={previous}")),
+            )
+            .await;
         Ok(())
     }
 
@@ -782,9 +810,29 @@ impl Threads {
 
     /// Per-account usage of the clerk's facility.
     pub async fn usage(&self, session: &CurrentSession) -> Result<Vec<UsageRow>> {
+        self.usage_of(session, None).await
+    }
+
+    /// Per-account usage of a facility: a clerk's own, or any one the operator
+    /// names.
+    pub async fn usage_of(
+        &self,
+        session: &CurrentSession,
+        facility: Option<&FacilityCode>,
+    ) -> Result<Vec<UsageRow>> {
         let actor = session.require_ready()?;
-        let (Role::Clerk, Some(code)) = (actor.role, actor.facility.as_ref()) else {
-            return Err(Error::Forbidden);
+        let code = match (actor.role, actor.facility.as_ref(), facility) {
+            (Role::Clerk, Some(own), None) => own,
+            (Role::Clerk, Some(own), Some(asked)) if own == asked => own,
+            (Role::Operator, _, Some(asked)) => asked,
+            (Role::Operator, _, None) => {
+                return Err(Error::invalid(
+                    "facility",
+                    "name the facility",
+                    "施設コードを指定してください。",
+                ));
+            }
+            _ => return Err(Error::Forbidden),
         };
         let today = (chrono::Utc::now() + chrono::Duration::hours(9))
             .format("%Y-%m-%d")

@@ -8,7 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_renkei");
+pub const BUILT_BIN: &str = env!("CARGO_BIN_EXE_renkei");
+
+/// The binary under test: `RENKEI_TEST_BIN` if set, else the one Cargo built.
+/// (Worktrees sharing one `CARGO_TARGET_DIR` overwrite each other's
+/// `target/debug/renkei`; a copy named here cannot change under a test run.)
+pub fn bin() -> String {
+    std::env::var("RENKEI_TEST_BIN").unwrap_or_else(|_| BUILT_BIN.to_string())
+}
 
 /// Where a test's data lives: a temp folder, plus a database URL on PostgreSQL runs.
 pub struct Network {
@@ -54,7 +61,7 @@ impl Network {
 
     /// Runs `renkei <args…>` to completion.
     pub fn run(&self, args: &[&str]) -> CommandOutput {
-        let output = Command::new(BIN)
+        let output = Command::new(bin())
             .args(self.args())
             .args(args)
             .env("RUST_LOG", "warn")
@@ -165,7 +172,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(network: &Network, command: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(network.args())
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)

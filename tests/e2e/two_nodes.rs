@@ -144,4 +144,7 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
         by_a.len(),
         by_b.len()
     );
+    // Both nodes appended to one audit chain (every send); it did not fork.
+    let out = a.admin(&["audit", "verify"]);
+    assert!(out.contains("audit chain intact"), "{out}");
 }

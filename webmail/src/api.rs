@@ -16,7 +16,8 @@ pub(crate) async fn api_session(
     headers: &HeaderMap,
 ) -> Result<CurrentSession, ApiError> {
     let token = session::token(headers).ok_or(Error::NotSignedIn)?;
-    Ok(state.directory.authenticate(&token).await?)
+    let s = state.directory.authenticate(&token).await?;
+    Ok(session::at_request(s, headers))
 }
 
 #[derive(Serialize)]

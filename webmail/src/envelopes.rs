@@ -296,6 +296,8 @@ pub async fn list(
 pub struct SignatureView {
     status: &'static str,
     fingerprint: Option<String>,
+    /// SHA-256 (hex) of the signed content, as printed on the PDF.
+    signed_sha256: String,
 }
 
 #[derive(Serialize)]
@@ -339,6 +341,7 @@ impl From<OpenedItem> for ItemView {
             signature: SignatureView {
                 status: o.signature.as_str(),
                 fingerprint: o.signer_fingerprint.clone(),
+                signed_sha256: o.signed_sha256.clone(),
             },
             opened_as: o.opened_as.key(),
             consent: o.consent.as_ref().map(|c| ConsentSpec {

@@ -6,6 +6,7 @@ pub mod error;
 mod i18n;
 mod notify;
 mod pages;
+mod records;
 pub mod session;
 mod threads;
 
@@ -35,6 +36,7 @@ pub struct AppState {
     pub postroom: Arc<mailbox::postroom::Postroom>,
     pub threads: Arc<mailbox::threads::Threads>,
     pub notices: Arc<mailbox::notify::Notices>,
+    pub records: Arc<mailbox::records::Records>,
 }
 
 /// The peer address of the connection a request came on.
@@ -61,6 +63,8 @@ pub fn router(state: AppState) -> Router {
             get(envelopes::attachment),
         )
         .route("/envelopes/{id}/forward", post(envelopes::forward))
+        .route("/envelopes/{id}/pdf", get(records::item_pdf))
+        .route("/envelopes/{id}/pdf.asc", get(records::item_pdf_signature))
         .route("/envelopes/{id}/flags", post(envelopes::flags))
         .route("/envelopes/{id}/delivery", get(envelopes::delivery))
         .route("/mailbox/{folder}", get(envelopes::mailbox))
@@ -82,6 +86,14 @@ pub fn router(state: AppState) -> Router {
         .route("/facility/threads", get(threads::facility_overview))
         .route("/stats/readings", get(threads::reading_stats))
         .route("/stats/usage", get(threads::usage))
+        .route("/stats/readings.csv", get(records::readings_csv))
+        .route("/stats/usage.csv", get(records::usage_csv))
+        .route("/audit", get(records::audit))
+        .route(
+            "/admin/deletion-requests/search",
+            post(records::deletion_search),
+        )
+        .route("/admin/deletion-requests", post(records::deletion_apply))
         .route("/facilities/{code}/resources", get(threads::resources))
         .route("/resources", post(threads::add_resource))
         .route("/pathways", get(threads::pathways))
@@ -208,6 +220,11 @@ pub async fn serve_https(
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(RemoteAddr(peer));
+                    // The audit trail records where each request came from; a
+                    // client-sent header of this name is replaced, never trusted.
+                    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+                        request.headers_mut().insert(session::PEER_HEADER, v);
+                    }
                     app.clone().oneshot(request.map(Body::new))
                 });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())

@@ -50,7 +50,7 @@ async fn page_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSe
         return Err(Redirect::to("/login").into_response());
     };
     match state.directory.authenticate(&token).await {
-        Ok(s) => Ok(s),
+        Ok(s) => Ok(session::at_request(s, headers)),
         Err(Error::SessionExpired | Error::NotSignedIn | Error::AccountLocked) => Err((
             [(SET_COOKIE, session::clear_cookie())],
             Redirect::to("/login?expired=1"),

@@ -7,6 +7,27 @@ use mailbox::SessionToken;
 
 pub const SESSION_COOKIE: &str = "__Host-renkei-session";
 pub const LANG_COOKIE: &str = "renkei-lang";
+/// Set by `serve_https` on every request to the connection's peer address
+/// (overwriting whatever the client sent), so handlers that only see headers
+/// can still say where a request came from.
+pub const PEER_HEADER: &str = "x-renkei-peer";
+
+/// The peer address `serve_https` put on the request.
+pub fn peer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The session as of this request: its audit entries name this request's
+/// address, not the one it signed in from.
+pub fn at_request(mut s: mailbox::CurrentSession, headers: &HeaderMap) -> mailbox::CurrentSession {
+    if let Some(addr) = peer(headers) {
+        s.record.remote_addr = Some(addr);
+    }
+    s
+}
 
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -10,6 +10,8 @@ mod notify_sql;
 mod postgres;
 pub mod queue;
 mod queue_sql;
+pub mod records;
+mod records_sql;
 mod rows;
 mod sql;
 mod sqlite;
@@ -120,6 +122,7 @@ pub trait Store:
     + thread::ThreadStore
     + notify::NotifyStore
     + imap::ImapStore
+    + records::RecordsStore
     + Send
     + Sync
     + 'static

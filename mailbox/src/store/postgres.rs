@@ -9,6 +9,7 @@ use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThrea
 use super::notify_sql::{self, impl_notify_store};
 use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
+use super::records_sql::{self, impl_records_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
 use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, UsageRow};
@@ -64,6 +65,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(PgStore, CLAIM);
 impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(PgStore);
+impl_records_store!(PgStore, None);
 impl_vault_store!(PgStore, sqlx::Postgres);
 
 impl PgStore {

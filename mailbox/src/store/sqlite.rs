@@ -12,6 +12,7 @@ use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThrea
 use super::notify_sql::{self, impl_notify_store};
 use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
 use super::queue_sql::{self, impl_queue_store};
+use super::records_sql::{self, impl_records_store};
 use super::rows;
 use super::sql::{self, expect_one, impl_portable_store};
 use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, UsageRow};
@@ -106,6 +107,9 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(SqliteStore, CLAIM);
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(SqliteStore);
+// A consistent copy of the database, taken from a reader connection while
+// the writer goes on (the online backup `admin backup` uses).
+impl_records_store!(SqliteStore, Some("VACUUM INTO $1"));
 impl_vault_store!(SqliteStore, sqlx::Sqlite);
 
 /// How often the WAL is copied back into the database file.

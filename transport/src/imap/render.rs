@@ -341,6 +341,7 @@ mod tests {
             step: Some("open".into()),
             signature: SignatureStatus::Valid,
             signer_fingerprint: Some("AB".repeat(32)),
+            signed_sha256: "00".repeat(32),
             attachments: sizes
                 .iter()
                 .enumerate()

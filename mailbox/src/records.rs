@@ -1,0 +1,307 @@
+//! Retention and patient deletion requests (様式2).
+//!
+//! Content here is a temporary copy: an item goes when the retention period
+//! (one year by default) has passed, a thread as a whole once its youngest
+//! item is that old. A patient's deletion request finds every item the blind
+//! index ties to the facility code + patient ID, with the other items of their
+//! threads. Either way the database rows go in one transaction (key slots,
+//! attachments, mailbox entries, queue rows, threads, IMAP numbers,
+//! notifications), then the blobs, and the deletion log keeps what went: IDs,
+//! kinds, dates and sizes — never anything that names the patient.
+
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, action};
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::facility::FacilityCode;
+use crate::postroom::Postroom;
+use crate::store::records::{DeletionCandidate, DeletionLogRow};
+use crate::{Role, csv};
+
+/// Default retention period, in days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+
+/// Who asks: a signed-in operator, the command line on the server, or the
+/// server's own schedule.
+#[derive(Clone, Copy)]
+pub enum Actor<'a> {
+    Session(&'a CurrentSession),
+    Cli,
+    System,
+}
+
+impl Actor<'_> {
+    fn event(&self, what: &'static str) -> AuditEvent {
+        match self {
+            Self::Session(s) => AuditEvent::by(s, what),
+            Self::Cli => AuditEvent::cli(what),
+            Self::System => AuditEvent::system(what),
+        }
+    }
+
+    fn require_operator(&self) -> Result<()> {
+        match self {
+            Self::Session(s) if s.require_ready()?.role != Role::Operator => Err(Error::Forbidden),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a run deleted (or, dry, would delete).
+#[derive(Debug, Clone)]
+pub struct DeletionReport {
+    pub run_id: String,
+    /// `retention` or `patient_request`.
+    pub reason: &'static str,
+    pub applied: bool,
+    /// Unix seconds.
+    pub at: i64,
+    pub items: Vec<DeletionLogRow>,
+    /// Blob files removed from the blob folder.
+    pub blobs_removed: u64,
+}
+
+impl DeletionReport {
+    pub fn total_bytes(&self) -> i64 {
+        self.items
+            .iter()
+            .map(|i| i.body_size + i.attachment_bytes)
+            .sum()
+    }
+
+    /// The record as CSV: one line per item, then the totals.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(csv::BOM);
+        out.push_str(&csv::line(&[
+            "run",
+            "reason",
+            "applied",
+            "item",
+            "kind",
+            "sender_facility",
+            "sealed_on",
+            "body_bytes",
+            "attachments",
+            "attachment_bytes",
+        ]));
+        for i in &self.items {
+            out.push_str(&csv::line(&[
+                self.run_id.clone(),
+                self.reason.to_string(),
+                self.applied.to_string(),
+                i.envelope_id.clone(),
+                i.kind.clone(),
+                i.sender_facility.clone().unwrap_or_default(),
+                day(i.created_at),
+                i.body_size.to_string(),
+                i.attachments.to_string(),
+                i.attachment_bytes.to_string(),
+            ]));
+        }
+        out.push_str(&csv::line(&[
+            self.run_id.clone(),
+            self.reason.to_string(),
+            self.applied.to_string(),
+            format!("total {} items", self.items.len()),
+            String::new(),
+            String::new(),
+            day(self.at),
+            String::new(),
+            self.blobs_removed.to_string(),
+            self.total_bytes().to_string(),
+        ]));
+        out
+    }
+}
+
+fn day(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+pub struct Records {
+    postroom: Arc<Postroom>,
+    retention_days: u32,
+}
+
+impl Records {
+    pub fn new(postroom: Arc<Postroom>, retention_days: u32) -> Self {
+        Self {
+            postroom,
+            retention_days,
+        }
+    }
+
+    pub fn retention_days(&self) -> u32 {
+        self.retention_days
+    }
+
+    /// Deletes (or with `apply == false` only lists) every item whose
+    /// retention period ended before `now`.
+    pub async fn run_retention(
+        &self,
+        by: Actor<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+        apply: bool,
+    ) -> Result<DeletionReport> {
+        by.require_operator()?;
+        let cutoff = now.timestamp() - i64::from(self.retention_days) * 86_400;
+        let store = self.postroom.directory().store();
+        let expired = store.expired_items(cutoff).await?;
+        self.delete(by, "retention", expired, apply).await
+    }
+
+    /// The items a deletion request concerns, as clear metadata only.
+    pub async fn patient_matches(
+        &self,
+        by: Actor<'_>,
+        facility: &FacilityCode,
+        patient_id: &str,
+    ) -> Result<Vec<DeletionCandidate>> {
+        by.require_operator()?;
+        let index = self.blind_index(facility, patient_id)?;
+        let found = self
+            .postroom
+            .directory()
+            .store()
+            .patient_items(&index)
+            .await?;
+        self.postroom
+            .directory()
+            .audit()
+            .record(
+                by.event(action::PATIENT_SEARCH)
+                    .detail(format!("facility={facility} matches={}", found.len())),
+            )
+            .await?;
+        Ok(found)
+    }
+
+    /// Deletes every item of the patient. `confirm` is the number of matches
+    /// the operator saw; if it no longer fits (an item arrived or went since),
+    /// nothing is deleted and the operator looks again.
+    pub async fn delete_patient(
+        &self,
+        by: Actor<'_>,
+        facility: &FacilityCode,
+        patient_id: &str,
+        confirm: usize,
+    ) -> Result<DeletionReport> {
+        by.require_operator()?;
+        let index = self.blind_index(facility, patient_id)?;
+        let found = self
+            .postroom
+            .directory()
+            .store()
+            .patient_items(&index)
+            .await?;
+        if found.len() != confirm {
+            return Err(Error::Conflict(format!(
+                "{} item(s) match now, not the {confirm} confirmed; look at the matches again",
+                found.len()
+            )));
+        }
+        self.delete(by, "patient_request", found, true).await
+    }
+
+    fn blind_index(&self, facility: &FacilityCode, patient_id: &str) -> Result<Vec<u8>> {
+        if patient_id.trim().is_empty() {
+            return Err(Error::invalid(
+                "patient_id",
+                "the patient ID is empty",
+                "患者IDを入力してください。",
+            ));
+        }
+        Ok(self.postroom.blind_index_of(facility, patient_id))
+    }
+
+    async fn delete(
+        &self,
+        by: Actor<'_>,
+        reason: &'static str,
+        items: Vec<DeletionCandidate>,
+        apply: bool,
+    ) -> Result<DeletionReport> {
+        let store = self.postroom.directory().store();
+        let ids: Vec<String> = items.iter().map(|i| i.envelope_id.clone()).collect();
+        let blobs = store.blobs_of(&ids).await?;
+        let run_id = crate::postroom::new_id();
+        let at = chrono::Utc::now().timestamp();
+        let log: Vec<DeletionLogRow> = items
+            .iter()
+            .map(|i| {
+                let own = blobs.iter().filter(|b| b.envelope_id == i.envelope_id);
+                DeletionLogRow {
+                    run_id: run_id.clone(),
+                    reason: reason.into(),
+                    envelope_id: i.envelope_id.clone(),
+                    kind: i.kind.clone(),
+                    sender_facility: i.sender_facility.clone(),
+                    created_at: i.created_at,
+                    body_size: i.body_size,
+                    attachments: own.clone().count() as i64,
+                    attachment_bytes: own.map(|b| b.sealed_size).sum(),
+                    deleted_at: at,
+                }
+            })
+            .collect();
+        let mut report = DeletionReport {
+            run_id: run_id.clone(),
+            reason,
+            applied: apply,
+            at,
+            items: log,
+            blobs_removed: 0,
+        };
+        if !apply || ids.is_empty() {
+            return Ok(report);
+        }
+        // Rows first: a crash in between leaves blob files nothing refers to
+        // (the orphan sweep removes them), never rows whose blobs are gone.
+        store.delete_items(&ids, &report.items).await?;
+        for b in &blobs {
+            match self.postroom.blobs().delete(&b.blob_key) {
+                Ok(()) => report.blobs_removed += 1,
+                Err(e) => tracing::warn!(
+                    envelope = b.envelope_id,
+                    error = %e,
+                    "a deleted item's blob could not be removed"
+                ),
+            }
+        }
+        tracing::info!(
+            run = run_id,
+            reason,
+            items = ids.len(),
+            blobs = report.blobs_removed,
+            "items deleted"
+        );
+        let what = if reason == "retention" {
+            action::RETENTION_DELETE
+        } else {
+            action::PATIENT_DELETE
+        };
+        self.postroom
+            .directory()
+            .audit()
+            .record(by.event(what).item(run_id).detail(format!(
+                "items={} bytes={}",
+                report.items.len(),
+                report.total_bytes()
+            )))
+            .await?;
+        Ok(report)
+    }
+
+    /// The deletion log of one run (the receipt, again).
+    pub async fn run_log(&self, run_id: &str) -> Result<Vec<DeletionLogRow>> {
+        Ok(self
+            .postroom
+            .directory()
+            .store()
+            .deletion_log(run_id)
+            .await?)
+    }
+}

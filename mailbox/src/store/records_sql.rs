@@ -1,0 +1,288 @@
+//! Portable statements for [`super::records::RecordsStore`].
+
+const AUDIT_COLUMNS: &str =
+    "seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash";
+
+/// Taking the head first locks it (the row on PostgreSQL, the database on
+/// SQLite) until commit: the next appender waits and then sees this entry.
+pub(super) const BUMP_HEAD: &str =
+    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
+pub(super) const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+pub(super) const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log \
+    (seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(super) fn audit_between() -> String {
+    format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY seq")
+}
+pub(super) fn audit_between_of() -> String {
+    format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND at < $2 AND facility = $3 \
+         ORDER BY seq"
+    )
+}
+pub(super) fn audit_after() -> String {
+    format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+}
+
+const CANDIDATE_COLUMNS: &str = "e.id AS envelope_id, e.kind, e.sender_facility, e.created_at, \
+    e.body_size, e.thread_id";
+pub(super) fn expired() -> String {
+    format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM envelopes e WHERE e.created_at < $1 \
+         AND (e.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM envelopes o \
+              WHERE o.thread_id = e.thread_id AND o.created_at >= $1)) \
+         ORDER BY e.created_at, e.id"
+    )
+}
+pub(super) fn patient() -> String {
+    format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM envelopes e WHERE e.blind_index = $1 \
+         OR (e.thread_id IS NOT NULL AND e.thread_id IN (SELECT p.thread_id FROM envelopes p \
+             WHERE p.blind_index = $1 AND p.thread_id IS NOT NULL)) \
+         ORDER BY e.created_at, e.id"
+    )
+}
+pub(super) fn blobs_of(n: usize) -> String {
+    format!(
+        "SELECT envelope_id, blob_key, sealed_size FROM attachments WHERE envelope_id IN ({}) \
+         ORDER BY envelope_id, idx",
+        super::list(n)
+    )
+}
+pub(super) fn delete_notifications(n: usize) -> String {
+    let l = super::list(n);
+    format!(
+        "DELETE FROM notifications WHERE envelope_id IN ({l}) OR thread_id IN \
+         (SELECT thread_id FROM envelopes WHERE id IN ({l}) AND thread_id IS NOT NULL)"
+    )
+}
+pub(super) fn delete_threads(n: usize) -> String {
+    let l = super::list(n);
+    format!(
+        "DELETE FROM threads WHERE opener_id IN ({l}) OR id IN \
+         (SELECT thread_id FROM envelopes WHERE id IN ({l}) AND thread_id IS NOT NULL)"
+    )
+}
+/// Key slots, attachments, queue rows, mailbox entries and IMAP numbers go by
+/// `ON DELETE CASCADE`.
+pub(super) fn delete_envelopes(n: usize) -> String {
+    format!("DELETE FROM envelopes WHERE id IN ({})", super::list(n))
+}
+pub(super) const INSERT_DELETION: &str = "INSERT INTO deletion_log \
+    (run_id, reason, envelope_id, kind, sender_facility, created_at, body_size, attachments, \
+     attachment_bytes, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(super) const DELETION_LOG: &str = "SELECT run_id, reason, envelope_id, kind, sender_facility, \
+    created_at, body_size, attachments, attachment_bytes, deleted_at FROM deletion_log \
+    WHERE run_id = $1 ORDER BY created_at, envelope_id";
+
+/// IDs per `IN (…)` list, well below both backends' parameter limits.
+pub(super) const CHUNK: usize = 400;
+
+pub(super) const ALL_BLOB_KEYS: &str = "SELECT blob_key FROM attachments ORDER BY blob_key";
+
+macro_rules! impl_records_store {
+    ($backend:ty, $snapshot:expr) => {
+        #[async_trait::async_trait]
+        impl $crate::store::records::RecordsStore for $backend {
+            async fn append_audit(
+                &self,
+                entries: Vec<$crate::store::records::AuditRow>,
+                hash: for<'r> fn(&'r $crate::store::records::AuditRow) -> String,
+            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
+                if entries.is_empty() {
+                    return Ok(entries);
+                }
+                let n = entries.len() as i64;
+                let mut tx = self.writer.begin().await?;
+                let (last, mut prev): (i64, String) = sqlx::query_as(records_sql::BUMP_HEAD)
+                    .bind(n)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut out = Vec::with_capacity(entries.len());
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let mut entry = $crate::store::records::AuditRow {
+                        seq: last - n + 1 + i as i64,
+                        prev_hash: prev,
+                        hash: String::new(),
+                        ..entry
+                    };
+                    entry.hash = hash(&entry);
+                    sqlx::query(records_sql::INSERT_AUDIT)
+                        .bind(entry.seq)
+                        .bind(entry.at)
+                        .bind(&entry.actor)
+                        .bind(&entry.role)
+                        .bind(&entry.facility)
+                        .bind(&entry.action)
+                        .bind(&entry.item)
+                        .bind(&entry.detail)
+                        .bind(&entry.remote_addr)
+                        .bind(&entry.prev_hash)
+                        .bind(&entry.hash)
+                        .execute(&mut *tx)
+                        .await?;
+                    prev = entry.hash.clone();
+                    out.push(entry);
+                }
+                sqlx::query(records_sql::SET_HEAD)
+                    .bind(&prev)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn audit_entries(
+                &self,
+                from_ms: i64,
+                to_ms: i64,
+                facility: Option<&str>,
+            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
+                Ok(match facility {
+                    Some(f) => {
+                        sqlx::query_as(&records_sql::audit_between_of())
+                            .bind(from_ms)
+                            .bind(to_ms)
+                            .bind(f)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query_as(&records_sql::audit_between())
+                            .bind(from_ms)
+                            .bind(to_ms)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                })
+            }
+
+            async fn audit_after(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
+                Ok(sqlx::query_as(&records_sql::audit_after())
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn audit_head(&self) -> StoreResult<(i64, String)> {
+                Ok(sqlx::query_as(records_sql::HEAD)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn expired_items(
+                &self,
+                cutoff: i64,
+            ) -> StoreResult<Vec<$crate::store::records::DeletionCandidate>> {
+                Ok(sqlx::query_as(&records_sql::expired())
+                    .bind(cutoff)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn patient_items(
+                &self,
+                blind_index: &[u8],
+            ) -> StoreResult<Vec<$crate::store::records::DeletionCandidate>> {
+                Ok(sqlx::query_as(&records_sql::patient())
+                    .bind(blind_index)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn blobs_of(
+                &self,
+                envelope_ids: &[String],
+            ) -> StoreResult<Vec<$crate::store::records::BlobRef>> {
+                let mut out = Vec::new();
+                for chunk in envelope_ids.chunks(records_sql::CHUNK) {
+                    let sql = records_sql::blobs_of(chunk.len());
+                    let mut q = sqlx::query_as::<_, $crate::store::records::BlobRef>(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    out.extend(q.fetch_all(&self.pool).await?);
+                }
+                Ok(out)
+            }
+
+            async fn delete_items(
+                &self,
+                envelope_ids: &[String],
+                log: &[$crate::store::records::DeletionLogRow],
+            ) -> StoreResult<u64> {
+                let mut tx = self.writer.begin().await?;
+                let mut deleted = 0;
+                for chunk in envelope_ids.chunks(records_sql::CHUNK) {
+                    for sql in [
+                        records_sql::delete_notifications(chunk.len()),
+                        records_sql::delete_threads(chunk.len()),
+                    ] {
+                        let mut q = sqlx::query(&sql);
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                    let sql = records_sql::delete_envelopes(chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    deleted += q.execute(&mut *tx).await?.rows_affected();
+                }
+                for r in log {
+                    sqlx::query(records_sql::INSERT_DELETION)
+                        .bind(&r.run_id)
+                        .bind(&r.reason)
+                        .bind(&r.envelope_id)
+                        .bind(&r.kind)
+                        .bind(&r.sender_facility)
+                        .bind(r.created_at)
+                        .bind(r.body_size)
+                        .bind(r.attachments)
+                        .bind(r.attachment_bytes)
+                        .bind(r.deleted_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn deletion_log(
+                &self,
+                run_id: &str,
+            ) -> StoreResult<Vec<$crate::store::records::DeletionLogRow>> {
+                Ok(sqlx::query_as(records_sql::DELETION_LOG)
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn snapshot_into(&self, path: &str) -> StoreResult<bool> {
+                let statement: Option<&str> = $snapshot;
+                match statement {
+                    Some(sql) => {
+                        sqlx::query(sql).bind(path).execute(&self.pool).await?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+
+            async fn all_blob_keys(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(records_sql::ALL_BLOB_KEYS)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+pub(super) use impl_records_store;

@@ -1,0 +1,340 @@
+//! Records on the API: the audit trail for clerks and the operator, statistics
+//! and usage as CSV downloads, and the operator's patient deletion requests.
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use mailbox::audit::{AuditEvent, action};
+use mailbox::{Error, FacilityCode};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::error::ApiError;
+
+fn day(field: &'static str, s: &str) -> Result<NaiveDate, Error> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{field} must look like 2026-11-25"),
+            "日付は 2026-11-25 の形式で指定してください。",
+        )
+    })
+}
+
+/// A CSV download: UTF-8 with a byte order mark, named `file`.
+fn csv(body: String, file: &str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct PeriodQuery {
+    from: String,
+    to: String,
+    /// `csv` for a download; JSON otherwise.
+    format: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct AuditLine {
+    seq: i64,
+    at: i64,
+    actor: Option<String>,
+    role: Option<String>,
+    facility: Option<String>,
+    action: String,
+    item: Option<String>,
+    detail: Option<String>,
+    remote_addr: Option<String>,
+    hash: String,
+}
+
+/// `GET /api/v1/audit?from=2026-11-01&to=2026-11-30[&format=csv]` — the
+/// operator sees every entry, a clerk the entries of their facility.
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PeriodQuery>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let (from, to) = mailbox::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
+    let audit = state.directory.audit();
+    let rows = audit.entries(&session, from, to).await?;
+    audit
+        .note(
+            AuditEvent::by(&session, action::AUDIT_EXPORT)
+                .detail(format!("entries={}", rows.len())),
+        )
+        .await;
+    if q.format.as_deref() == Some("csv") {
+        return Ok(csv(mailbox::audit::to_csv(&rows), "audit.csv"));
+    }
+    let lines: Vec<AuditLine> = rows
+        .into_iter()
+        .map(|r| AuditLine {
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            role: r.role,
+            facility: r.facility,
+            action: r.action,
+            item: r.item,
+            detail: r.detail,
+            remote_addr: r.remote_addr,
+            hash: r.hash,
+        })
+        .collect();
+    Ok(axum::Json(lines).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: String,
+}
+
+/// `GET /api/v1/stats/readings.csv?month=2026-11`
+pub async fn readings_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MonthQuery>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let rows = state.threads.reading_stats(&session, &q.month).await?;
+    let mut out = String::from(mailbox::csv::BOM);
+    out.push_str(&mailbox::csv::line(&[
+        "集計月 / month",
+        "読影医 / reader",
+        "施設 / facility",
+        "読影件数 / reports",
+    ]));
+    let mut total = 0;
+    for r in &rows {
+        total += r.reports;
+        out.push_str(&mailbox::csv::line(&[
+            q.month.trim(),
+            &r.reader_id,
+            &r.facility_code,
+            &r.reports.to_string(),
+        ]));
+    }
+    out.push_str(&mailbox::csv::line(&[
+        q.month.trim(),
+        "合計 / total",
+        "",
+        &total.to_string(),
+    ]));
+    state
+        .directory
+        .audit()
+        .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("readings_csv"))
+        .await;
+    Ok(csv(out, "readings.csv"))
+}
+
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    facility: Option<String>,
+}
+
+/// `GET /api/v1/stats/usage.csv[?facility=CODE]` — a clerk's own facility, or
+/// the one the operator names.
+pub async fn usage_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let facility = q
+        .facility
+        .as_deref()
+        .map(FacilityCode::parse)
+        .transpose()
+        .map_err(Error::from)?;
+    let rows = state.threads.usage_of(&session, facility.as_ref()).await?;
+    let mut out = String::from(mailbox::csv::BOM);
+    out.push_str(&mailbox::csv::line(&[
+        "利用者ID / account",
+        "最終ログイン / last sign-in",
+        "送信 / sent",
+        "受信 / received",
+        "未開封 / unopened",
+        "期限超過 / overdue",
+    ]));
+    for r in &rows {
+        let last = r
+            .last_sign_in_at
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        out.push_str(&mailbox::csv::line(&[
+            r.account_id.clone(),
+            last,
+            r.sent.to_string(),
+            r.received.to_string(),
+            r.unopened.to_string(),
+            r.overdue.to_string(),
+        ]));
+    }
+    state
+        .directory
+        .audit()
+        .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("usage_csv"))
+        .await;
+    Ok(csv(out, "usage.csv"))
+}
+
+#[derive(Deserialize)]
+pub struct PatientForm {
+    facility: String,
+    patient_id: String,
+    /// For applying: the number of matches the operator saw.
+    confirm: Option<usize>,
+    /// The receipt as `pdf` (default) or `csv`.
+    format: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+pub struct MatchLine {
+    item: String,
+    kind: String,
+    sender_facility: Option<String>,
+    created_at: i64,
+    body_size: i64,
+    thread: Option<String>,
+}
+
+/// `POST /api/v1/admin/deletion-requests/search` — the operator's look at what
+/// a deletion request would remove: metadata only.
+pub async fn deletion_search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Json(form): axum::Json<PatientForm>,
+) -> Result<axum::Json<Vec<MatchLine>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
+    let found = state
+        .records
+        .patient_matches(
+            mailbox::records::Actor::Session(&session),
+            &facility,
+            &form.patient_id,
+        )
+        .await?;
+    Ok(axum::Json(
+        found
+            .into_iter()
+            .map(|c| MatchLine {
+                item: c.envelope_id,
+                kind: c.kind,
+                sender_facility: c.sender_facility,
+                created_at: c.created_at,
+                body_size: c.body_size,
+                thread: c.thread_id,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/admin/deletion-requests` with `confirm` = the number of
+/// matches seen: deletes them all and answers with the receipt (CSV).
+pub async fn deletion_apply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Json(form): axum::Json<PatientForm>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
+    let Some(confirm) = form.confirm else {
+        return Err(Error::invalid(
+            "confirm",
+            "confirm with the number of matching items",
+            "削除する件数を確認のため指定してください。",
+        )
+        .into());
+    };
+    let report = state
+        .records
+        .delete_patient(
+            mailbox::records::Actor::Session(&session),
+            &facility,
+            &form.patient_id,
+            confirm,
+        )
+        .await?;
+    if form.format.as_deref() == Some("csv") {
+        return Ok(csv(
+            report.to_csv(),
+            &format!("deletion-receipt-{}.csv", report.run_id),
+        ));
+    }
+    let pdf = mailbox::pdf::deletion_receipt(&report)?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"deletion-receipt-{}.pdf\"",
+                    report.run_id
+                ),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/envelopes/{id}/pdf` — the item as PDF (text leaves only as PDF).
+pub async fn item_pdf(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let (pdf, _) = state.postroom.export_pdf(&session, &id).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pdf".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"renkei-{id}.pdf\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/envelopes/{id}/pdf.asc` — the detached OpenPGP signature of
+/// that PDF, by the exporting person's key.
+pub async fn item_pdf_signature(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let (_, signature) = state.postroom.export_pdf(&session, &id).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "application/pgp-signature".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"renkei-{id}.pdf.asc\""),
+            ),
+        ],
+        signature,
+    )
+        .into_response())
+}
