@@ -257,29 +257,45 @@ impl Audit {
         if answers.is_empty() {
             return Ok(());
         }
+        let mut results: Vec<Option<std::result::Result<(), String>>> = vec![None; answers.len()];
         {
             let _writer = self.writing.lock().await;
-            let group = std::mem::take(
-                &mut *self
-                    .pending
-                    .lock()
-                    .map_err(|_| Error::Internal("audit queue poisoned".into()))?,
-            );
-            if !group.is_empty() {
-                let (rows, waiters): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                let result = self
-                    .store
-                    .append_audit(rows, entry_hash)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                for w in waiters {
-                    let _ = w.send(result.clone());
+            // Whoever held the lock before may have written these already, with
+            // everything else that had queued: then there is nothing to do (a
+            // waiter that wrote its own group anyway would turn group commit
+            // into one transaction per caller).
+            for (answer, result) in answers.iter_mut().zip(results.iter_mut()) {
+                if let Ok(r) = answer.try_recv() {
+                    *result = Some(r);
+                }
+            }
+            if results.iter().any(Option::is_none) {
+                let group = std::mem::take(
+                    &mut *self
+                        .pending
+                        .lock()
+                        .map_err(|_| Error::Internal("audit queue poisoned".into()))?,
+                );
+                if !group.is_empty() {
+                    let (rows, waiters): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                    let result = self
+                        .store
+                        .append_audit(rows, entry_hash)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    for w in waiters {
+                        let _ = w.send(result.clone());
+                    }
                 }
             }
         }
-        for answer in answers {
-            match answer.await {
+        for (answer, result) in answers.into_iter().zip(results) {
+            let r = match result {
+                Some(r) => Ok(r),
+                None => answer.await,
+            };
+            match r {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     return Err(Error::Internal(format!("audit entry not written: {e}")));

@@ -9,9 +9,15 @@ pub(super) const BUMP_HEAD: &str =
     "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 pub(super) const SET_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 pub(super) const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
-pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log \
-    (seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// `rows` audit entries in one statement (a group of views is one round trip).
+pub(super) fn insert_audit(rows: usize) -> String {
+    format!(
+        "INSERT INTO audit_log \
+         (seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash) \
+         VALUES {}",
+        super::placeholders(rows, 11)
+    )
+}
 pub(super) fn audit_between() -> String {
     format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY seq")
 }
@@ -108,22 +114,27 @@ macro_rules! impl_records_store {
                         ..entry
                     };
                     entry.hash = hash(&entry);
-                    sqlx::query(records_sql::INSERT_AUDIT)
-                        .bind(entry.seq)
-                        .bind(entry.at)
-                        .bind(&entry.actor)
-                        .bind(&entry.role)
-                        .bind(&entry.facility)
-                        .bind(&entry.action)
-                        .bind(&entry.item)
-                        .bind(&entry.detail)
-                        .bind(&entry.remote_addr)
-                        .bind(&entry.prev_hash)
-                        .bind(&entry.hash)
-                        .execute(&mut *tx)
-                        .await?;
                     prev = entry.hash.clone();
                     out.push(entry);
+                }
+                for chunk in out.chunks(200) {
+                    let sql = records_sql::insert_audit(chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for entry in chunk {
+                        q = q
+                            .bind(entry.seq)
+                            .bind(entry.at)
+                            .bind(&entry.actor)
+                            .bind(&entry.role)
+                            .bind(&entry.facility)
+                            .bind(&entry.action)
+                            .bind(&entry.item)
+                            .bind(&entry.detail)
+                            .bind(&entry.remote_addr)
+                            .bind(&entry.prev_hash)
+                            .bind(&entry.hash);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 sqlx::query(records_sql::SET_HEAD)
                     .bind(&prev)
