@@ -254,6 +254,23 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                 hours.max(1)
             );
         }
+        FacilityCommand::SecondFactor { code, rule } => {
+            let code = FacilityCode::parse(&code)?;
+            let required = match rule.as_str() {
+                "required" => Some(true),
+                "optional" => Some(false),
+                "network" => None,
+                _ => {
+                    return Err(mailbox::Error::invalid(
+                        "rule",
+                        "the rule is `required`, `optional` or `network`",
+                        "設定は required・optional・network のいずれかです。",
+                    ));
+                }
+            };
+            directory.set_facility_second_factor(&code, required).await?;
+            println!("Second factor for {code}: {rule}.");
+        }
         FacilityCommand::Deactivate { code, last_day } => {
             let last = match last_day {
                 Some(d) => parse_date("last_day", &d)?,
@@ -396,6 +413,32 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             } else if key.is_some() {
                 println!("The person keeps their key: every earlier item stays readable.");
             }
+        }
+        UserCommand::Factors => {
+            println!("id\ttotp\trecovery_codes_left\tapp_passwords");
+            for r in directory.factor_summaries().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    r.account_id,
+                    if r.totp { "yes" } else { "no" },
+                    r.recovery_codes_left,
+                    r.app_passwords
+                );
+            }
+        }
+        UserCommand::ResetSecondFactor { id } => {
+            let id = AccountId::parse(&id)?;
+            tracing::warn!(
+                audit = "second_factor_reset",
+                via = "cli",
+                account = id.as_str(),
+                "second-factor reset requested by the operator"
+            );
+            let a = directory.reset_second_factor(&id, Some(notices)).await?;
+            println!(
+                "second factor of {} reset: sessions ended, the person must enrol again at the next sign-in",
+                a.id
+            );
         }
         UserCommand::Remove { id } => {
             let a = directory.remove_account(&AccountId::parse(&id)?).await?;

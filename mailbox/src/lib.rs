@@ -19,6 +19,7 @@ pub mod pathway;
 pub mod postroom;
 pub mod store;
 pub mod threads;
+pub mod twofactor;
 pub mod workflow;
 
 pub use account::{Account, AccountId, Role};

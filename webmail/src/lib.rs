@@ -2,6 +2,7 @@
 
 mod api;
 mod envelopes;
+mod factors;
 pub mod error;
 mod i18n;
 mod notify;
@@ -46,6 +47,31 @@ const CSS: &str = include_str!("../static/renkei.css");
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(api::sign_in).delete(api::sign_out))
+        .route("/session/second-factor", post(api::second_factor))
+        .route("/session/reauth", post(api::reauth))
+        .route("/me/factors", get(factors::factors))
+        .route(
+            "/me/totp",
+            post(factors::begin_totp).delete(factors::remove_totp),
+        )
+        .route("/me/totp/confirm", post(factors::confirm_totp))
+        .route(
+            "/me/recovery-codes",
+            post(factors::regenerate_recovery_codes),
+        )
+        .route(
+            "/me/app-passwords",
+            get(factors::app_passwords).post(factors::create_app_password),
+        )
+        .route(
+            "/me/app-passwords/{id}",
+            axum::routing::delete(factors::revoke_app_password),
+        )
+        .route("/admin/factors", get(factors::admin_factors))
+        .route(
+            "/admin/accounts/{id}/second-factor/reset",
+            post(factors::admin_reset),
+        )
         .route("/password", post(api::change_password))
         .route("/me", get(api::me))
         .route(

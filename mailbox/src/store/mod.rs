@@ -3,6 +3,8 @@
 //! Only this module imports sqlx. Each backend has its own migrations; portable
 //! statements live once in [`sql`], dialect-specific ones in the backend's file.
 
+pub mod factor;
+mod factor_sql;
 pub mod imap;
 mod imap_sql;
 pub mod notify;
@@ -120,6 +122,7 @@ pub trait Store:
     + thread::ThreadStore
     + notify::NotifyStore
     + imap::ImapStore
+    + factor::FactorStore
     + Send
     + Sync
     + 'static

@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::factor_sql::{self, impl_factor_store};
 use super::imap_sql::{self, impl_imap_store};
 use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
 use super::notify_sql::{self, impl_notify_store};
@@ -106,6 +107,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
 impl_queue_store!(SqliteStore, CLAIM);
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(SqliteStore);
+impl_factor_store!(SqliteStore);
 impl_vault_store!(SqliteStore, sqlx::Sqlite);
 
 /// How often the WAL is copied back into the database file.
