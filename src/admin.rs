@@ -268,7 +268,9 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                     ));
                 }
             };
-            directory.set_facility_second_factor(&code, required).await?;
+            directory
+                .set_facility_second_factor(&code, required)
+                .await?;
             println!("Second factor for {code}: {rule}.");
         }
         FacilityCommand::Deactivate { code, last_day } => {
@@ -417,9 +419,12 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
         UserCommand::Factors => {
             println!("id\ttotp\trecovery_codes_left\tapp_passwords");
             for r in directory.factor_summaries().await? {
+                let id = AccountId::parse(&r.account_id)
+                    .map(|a| a.display_grouped())
+                    .unwrap_or(r.account_id);
                 println!(
                     "{}\t{}\t{}\t{}",
-                    r.account_id,
+                    id,
                     if r.totp { "yes" } else { "no" },
                     r.recovery_codes_left,
                     r.app_passwords

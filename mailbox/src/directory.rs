@@ -411,7 +411,10 @@ impl Directory {
         password: &Password,
         remote_addr: Option<String>,
     ) -> Result<(SessionToken, CurrentSession)> {
-        match self.sign_in_password(id_input, password, remote_addr).await? {
+        match self
+            .sign_in_password(id_input, password, remote_addr)
+            .await?
+        {
             SignInStep::Done(token, session) => Ok((token, *session)),
             SignInStep::SecondFactor { .. } => Err(Error::SecondFactorRequired),
         }

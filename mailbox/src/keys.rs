@@ -419,9 +419,7 @@ impl Directory {
             let (key, new_row) = self.new_person_key(id, &issued).await?;
             self.store().replace_account_key(&new_row).await?;
             // App passwords locked the old key: they open nothing any more.
-            self.store()
-                .delete_app_passwords_of(id.as_str())
-                .await?;
+            self.store().delete_app_passwords_of(id.as_str()).await?;
             self.store().set_password(id, &digest, true).await?;
             // Old grants were sealed to the old key: wait for new ones.
             self.store().delete_grants_of(id).await?;

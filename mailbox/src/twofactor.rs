@@ -160,8 +160,11 @@ pub fn totp_match(secret: &[u8], code: &str, unix: i64) -> Option<i64> {
     let wanted: u32 = code.parse().ok()?;
     let current = unix.div_euclid(TOTP_STEP_SECS);
     (current - TOTP_SKEW_STEPS..=current + TOTP_SKEW_STEPS).find(|s| {
-        subtle::ConstantTimeEq::ct_eq(&totp_code(secret, *s).to_be_bytes()[..], &wanted.to_be_bytes()[..])
-            .into()
+        subtle::ConstantTimeEq::ct_eq(
+            &totp_code(secret, *s).to_be_bytes()[..],
+            &wanted.to_be_bytes()[..],
+        )
+        .into()
     })
 }
 
@@ -409,8 +412,14 @@ impl Directory {
         remote_addr: Option<String>,
     ) -> Result<SignInStep> {
         let limit = self.auth_policy().address_limit;
-        if self.factor_state().address_blocked(remote_addr.as_deref(), limit) {
-            tracing::warn!(remote = remote_addr.as_deref().unwrap_or("-"), "sign-in refused: too many failures from this address");
+        if self
+            .factor_state()
+            .address_blocked(remote_addr.as_deref(), limit)
+        {
+            tracing::warn!(
+                remote = remote_addr.as_deref().unwrap_or("-"),
+                "sign-in refused: too many failures from this address"
+            );
             return Err(Error::TooManyAttempts);
         }
         let checked = self.check_password(id_input, password).await;
@@ -462,7 +471,10 @@ impl Directory {
     ) -> Result<(SessionToken, CurrentSession)> {
         let limit = self.auth_policy().address_limit;
         let remote = remote_addr.clone();
-        if self.factor_state().address_blocked(remote.as_deref(), limit) {
+        if self
+            .factor_state()
+            .address_blocked(remote.as_deref(), limit)
+        {
             return Err(Error::TooManyAttempts);
         }
         let Some(p) = self.factor_state().take_pending(pending) else {
@@ -485,8 +497,13 @@ impl Directory {
             }
             Err(e) => return Err(e),
         }
-        self.open_session(account, &Password::new(String::new()), Some(p.keyring), p.remote.or(remote_addr))
-            .await
+        self.open_session(
+            account,
+            &Password::new(String::new()),
+            Some(p.keyring),
+            p.remote.or(remote_addr),
+        )
+        .await
     }
 
     /// Checks a TOTP or recovery code; a failure counts toward the account's
@@ -545,7 +562,10 @@ impl Directory {
             return Ok(false);
         };
         // Used once: the step must be later than any accepted before.
-        self.store().use_totp_step(account.id.as_str(), step).await.map_err(Error::from)
+        self.store()
+            .use_totp_step(account.id.as_str(), step)
+            .await
+            .map_err(Error::from)
     }
 
     /// Re-authentication before sensitive actions.
@@ -594,7 +614,9 @@ impl Directory {
         self.require_recent_reauth(session)?;
         let mut secret = Zeroizing::new([0u8; 20]);
         OsRng.fill_bytes(secret.as_mut());
-        let sealed = self.factor_key()?.seal(&session.account.id, secret.as_ref())?;
+        let sealed = self
+            .factor_key()?
+            .seal(&session.account.id, secret.as_ref())?;
         self.store()
             .set_totp_pending(session.account.id.as_str(), &sealed, now())
             .await?;
@@ -610,7 +632,10 @@ impl Directory {
             .render::<qrcode::render::svg::Color<'_>>()
             .min_dimensions(200, 200)
             .build();
-        tracing::info!(account = session.account.id.as_str(), "TOTP enrolment started");
+        tracing::info!(
+            account = session.account.id.as_str(),
+            "TOTP enrolment started"
+        );
         Ok(TotpEnrolment {
             secret_base32: b32,
             otpauth_uri: uri,
@@ -632,7 +657,9 @@ impl Directory {
             return Err(Error::BadSecondFactor);
         };
         self.store().confirm_totp(id.as_str(), step).await?;
-        self.store().set_has_second_factor(id.as_str(), true).await?;
+        self.store()
+            .set_has_second_factor(id.as_str(), true)
+            .await?;
         let codes = self.new_recovery_codes(id).await?;
         // Enrolling counts as re-authenticating for the next few minutes.
         if let Ok(mut map) = self.factor_state().reauth.lock() {
@@ -645,7 +672,9 @@ impl Directory {
     async fn new_recovery_codes(&self, id: &AccountId) -> Result<Vec<String>> {
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| random_code(16)).collect();
         let hashes: Vec<Vec<u8>> = codes.iter().map(|c| sha256(&normalise_code(c))).collect();
-        self.store().replace_recovery_codes(id.as_str(), &hashes).await?;
+        self.store()
+            .replace_recovery_codes(id.as_str(), &hashes)
+            .await?;
         Ok(codes)
     }
 
@@ -657,7 +686,10 @@ impl Directory {
             return Err(Error::NotFound("second factor"));
         }
         let codes = self.new_recovery_codes(&session.account.id).await?;
-        tracing::info!(account = session.account.id.as_str(), "recovery codes replaced");
+        tracing::info!(
+            account = session.account.id.as_str(),
+            "recovery codes replaced"
+        );
         Ok(codes)
     }
 
@@ -735,7 +767,11 @@ impl Directory {
             last_used_from: None,
         };
         self.store().insert_app_password(&row).await?;
-        tracing::info!(account = row.account_id, app_password = row.id, "app password created");
+        tracing::info!(
+            account = row.account_id,
+            app_password = row.id,
+            "app password created"
+        );
         Ok((AppPasswordView::from(row), secret))
     }
 
@@ -748,7 +784,11 @@ impl Directory {
         {
             return Err(Error::NotFound("app password"));
         }
-        tracing::info!(account = session.account.id.as_str(), app_password = id, "app password revoked");
+        tracing::info!(
+            account = session.account.id.as_str(),
+            app_password = id,
+            "app password revoked"
+        );
         Ok(())
     }
 
@@ -762,8 +802,14 @@ impl Directory {
         remote_addr: Option<String>,
     ) -> Result<(SessionToken, CurrentSession)> {
         let limit = self.auth_policy().address_limit;
-        if self.factor_state().address_blocked(remote_addr.as_deref(), limit) {
-            tracing::warn!(remote = remote_addr.as_deref().unwrap_or("-"), "mail sign-in refused: too many failures from this address");
+        if self
+            .factor_state()
+            .address_blocked(remote_addr.as_deref(), limit)
+        {
+            tracing::warn!(
+                remote = remote_addr.as_deref().unwrap_or("-"),
+                "mail sign-in refused: too many failures from this address"
+            );
             return Err(Error::TooManyAttempts);
         }
         let account = match AccountId::parse(id_input) {
@@ -772,7 +818,8 @@ impl Directory {
         };
         if let Some(account) = &account {
             if account.locked || account.removed {
-                self.factor_state().address_failed(remote_addr.as_deref(), limit);
+                self.factor_state()
+                    .address_failed(remote_addr.as_deref(), limit);
                 return Err(Error::AccountLocked);
             }
             let hash = sha256(&normalise_code(secret.expose()));
@@ -781,10 +828,12 @@ impl Directory {
                 .app_password_by_hash(account.id.as_str(), &hash)
                 .await?
             {
-                return self.open_mail_session(account.clone(), app, secret, remote_addr).await;
+                return self
+                    .open_mail_session(account.clone(), app, secret, remote_addr)
+                    .await;
             }
-            let two_factor = account.has_second_factor
-                || self.second_factor_required(account).await?;
+            let two_factor =
+                account.has_second_factor || self.second_factor_required(account).await?;
             if two_factor {
                 // Tell apart only what the web tells apart too: a right password
                 // here still needs an app password; a wrong one counts.
@@ -792,7 +841,8 @@ impl Directory {
                 return match checked {
                     Ok(_) => Err(Error::AppPasswordRequired),
                     Err(e) => {
-                        self.factor_state().address_failed(remote_addr.as_deref(), limit);
+                        self.factor_state()
+                            .address_failed(remote_addr.as_deref(), limit);
                         Err(e)
                     }
                 };
@@ -827,7 +877,11 @@ impl Directory {
         self.store()
             .touch_app_password(&app.id, now(), remote_addr.as_deref())
             .await?;
-        tracing::info!(account = account.id.as_str(), app_password = app.id, "signed in with an app password");
+        tracing::info!(
+            account = account.id.as_str(),
+            app_password = app.id,
+            "signed in with an app password"
+        );
         self.open_session(account, secret, Some(keyring), remote_addr)
             .await
     }
@@ -846,7 +900,9 @@ impl Directory {
         let account = self.account(id).await?;
         self.store().delete_totp(id.as_str()).await?;
         self.store().delete_recovery_codes(id.as_str()).await?;
-        self.store().set_has_second_factor(id.as_str(), false).await?;
+        self.store()
+            .set_has_second_factor(id.as_str(), false)
+            .await?;
         self.end_sessions_of(id).await?;
         self.factor_state().forget_account(id);
         tracing::warn!(
@@ -925,7 +981,10 @@ mod tests {
         let a = AccountId::generate();
         let b = AccountId::generate();
         let sealed = key.seal(&a, b"secret").unwrap_or_default();
-        assert_eq!(key.open(&a, &sealed).map(|s| s.to_vec()).ok(), Some(b"secret".to_vec()));
+        assert_eq!(
+            key.open(&a, &sealed).map(|s| s.to_vec()).ok(),
+            Some(b"secret".to_vec())
+        );
         assert!(key.open(&b, &sealed).is_err());
     }
 }

@@ -11,4 +11,5 @@ mod sealed;
 mod signin;
 mod smtp;
 mod two_nodes;
+mod twofactor;
 mod workflows;

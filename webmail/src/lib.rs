@@ -2,8 +2,8 @@
 
 mod api;
 mod envelopes;
-mod factors;
 pub mod error;
+mod factors;
 mod i18n;
 mod notify;
 mod pages;
@@ -122,6 +122,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/login/second-factor", post(pages::second_factor_submit))
+        .route("/security", get(pages::security))
+        .route("/security/totp", post(pages::security_confirm))
         .route("/logout", post(pages::logout))
         .route("/password", get(pages::password_form).post(pages::password_submit))
         .route(

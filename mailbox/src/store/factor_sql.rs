@@ -299,11 +299,13 @@ macro_rules! impl_factor_store {
             async fn factor_summaries(
                 &self,
             ) -> StoreResult<Vec<$crate::store::factor::FactorSummaryRow>> {
-                Ok(sqlx::query_as::<_, $crate::store::factor::FactorSummaryRow>(
-                    factor_sql::FACTOR_SUMMARIES,
+                Ok(
+                    sqlx::query_as::<_, $crate::store::factor::FactorSummaryRow>(
+                        factor_sql::FACTOR_SUMMARIES,
+                    )
+                    .fetch_all(&self.pool)
+                    .await?,
                 )
-                .fetch_all(&self.pool)
-                .await?)
             }
         }
     };
