@@ -549,6 +549,14 @@ impl Directory {
         })
     }
 
+    /// Ends one session by its stored hash (an app password's revocation).
+    pub(crate) async fn end_session_by_hash(&self, digest: &[u8]) -> Result<()> {
+        self.keyrings.remove(digest);
+        self.factors.forget_session(digest);
+        self.store.delete_session(digest).await?;
+        Ok(())
+    }
+
     pub async fn sign_out(&self, token: &SessionToken) -> Result<()> {
         let digest = token.digest();
         self.keyrings.remove(&digest);

@@ -306,6 +306,9 @@ pub struct FactorState {
     pending: Mutex<HashMap<Vec<u8>, Pending>>,
     reauth: Mutex<HashMap<Vec<u8>, Instant>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Session token hash → the app password it was opened with, so revoking
+    /// one also ends the mail sessions it opened.
+    mail_sessions: Mutex<HashMap<Vec<u8>, String>>,
 }
 
 /// Failed sign-ins allowed from one address within a window, on the web and
@@ -377,6 +380,21 @@ impl FactorState {
         if let Ok(mut map) = self.reauth.lock() {
             map.remove(token_hash);
         }
+        if let Ok(mut map) = self.mail_sessions.lock() {
+            map.remove(token_hash);
+        }
+    }
+
+    fn sessions_of_app_password(&self, app: &str) -> Vec<Vec<u8>> {
+        self.mail_sessions
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, a)| a.as_str() == app)
+                    .map(|(s, _)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -742,6 +760,9 @@ impl Directory {
         name: &str,
     ) -> Result<(AppPasswordView, Password)> {
         session.require_ready()?;
+        // An app password opens mail without the second factor: making one is a
+        // change of factors.
+        self.require_recent_reauth(session)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(Error::invalid(
@@ -783,6 +804,10 @@ impl Directory {
             .await?
         {
             return Err(Error::NotFound("app password"));
+        }
+        // Mail sessions it opened end too: their next command is refused.
+        for digest in self.factor_state().sessions_of_app_password(id) {
+            self.end_session_by_hash(&digest).await?;
         }
         tracing::info!(
             account = session.account.id.as_str(),
@@ -882,8 +907,13 @@ impl Directory {
             app_password = app.id,
             "signed in with an app password"
         );
-        self.open_session(account, secret, Some(keyring), remote_addr)
-            .await
+        let (token, session) = self
+            .open_session(account, secret, Some(keyring), remote_addr)
+            .await?;
+        if let Ok(mut map) = self.factor_state().mail_sessions.lock() {
+            map.insert(session.record.token_hash.clone(), app.id.clone());
+        }
+        Ok((token, session))
     }
 
     // --- the operator ----------------------------------------------------------------
