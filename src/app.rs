@@ -72,10 +72,30 @@ pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory
     let store = mailbox::store::open(&settings.store)
         .await
         .with_context(|| format!("opening {}", settings.store.describe()))?;
+    let (rp_id, origin) = webauthn_party(settings);
     Ok(Arc::new(
         Directory::new(store, settings.auth.clone(), settings.network.clone())
-            .with_second_factor_key(second_factor_key(settings)?),
+            .with_second_factor_key(second_factor_key(settings)?)
+            .with_webauthn(&rp_id, &origin)
+            .context("WebAuthn settings")?,
     ))
+}
+
+/// The WebAuthn relying party: the host of `[http] public_url` if set, else
+/// `localhost` (any port). Security keys are bound to this name, so it must
+/// not change once people have registered keys.
+fn webauthn_party(settings: &Settings) -> (String, String) {
+    if let Some(url) = &settings.public_url
+        && let Some(rest) = url.strip_prefix("https://")
+    {
+        let host = rest
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost")
+            .to_string();
+        return (host.clone(), format!("https://{host}"));
+    }
+    ("localhost".into(), "https://localhost".into())
 }
 
 /// A bound server, ready to run.

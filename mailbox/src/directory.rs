@@ -143,6 +143,8 @@ pub struct Directory {
     factors: FactorState,
     /// Seals TOTP secrets; without it TOTP cannot be enrolled or checked.
     second_factor_key: Option<SecondFactorKey>,
+    /// The relying party for security keys and passkeys.
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 fn now() -> i64 {
@@ -168,7 +170,24 @@ impl Directory {
             keyrings: Keyrings::default(),
             factors: FactorState::default(),
             second_factor_key: None,
+            webauthn: None,
         }
+    }
+
+    /// Security keys and passkeys for `rp_id` (the host name people use), from
+    /// `origin` on any port.
+    pub fn with_webauthn(mut self, rp_id: &str, origin: &str) -> Result<Self> {
+        let url = webauthn_rs::prelude::Url::parse(origin)
+            .map_err(|e| Error::Internal(format!("WebAuthn origin {origin}: {e}")))?;
+        let w = webauthn_rs::WebauthnBuilder::new(rp_id, &url)
+            .and_then(|b| b.rp_name("Renkei").allow_any_port(true).build())
+            .map_err(|e| Error::Internal(format!("WebAuthn relying party: {e}")))?;
+        self.webauthn = Some(w);
+        Ok(self)
+    }
+
+    pub(crate) fn webauthn_config(&self) -> Option<&webauthn_rs::Webauthn> {
+        self.webauthn.as_ref()
     }
 
     /// The key TOTP secrets are sealed under (kept outside the database).

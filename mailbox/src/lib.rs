@@ -29,3 +29,5 @@ pub use directory::{
 pub use error::{Error, ErrorKind, Localized, Result};
 pub use facility::{Facility, FacilityCode, FacilityCodeError};
 pub use password::Password;
+/// Re-exported so the edges use the same WebAuthn types as the domain.
+pub use webauthn_rs;

@@ -28,7 +28,11 @@ use crate::directory::{CurrentSession, Directory, SessionToken};
 use crate::error::{Error, Result};
 use crate::keyring::Keyring;
 use crate::password::Password;
-use crate::store::factor::{AppPasswordRow, FactorSummaryRow};
+use crate::store::factor::{AppPasswordRow, FactorSummaryRow, WebauthnRow};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Uuid, Webauthn,
+};
 
 /// RFC 6238 parameters: 30-second steps, six digits, HMAC-SHA-1 (what every
 /// authenticator app supports), one step of clock skew either way.
@@ -217,6 +221,8 @@ fn normalise_code(code: &str) -> String {
 pub enum SecondFactor {
     Totp(String),
     RecoveryCode(String),
+    /// The browser's answer to the challenge of `webauthn_challenge`.
+    WebAuthn(Box<PublicKeyCredential>),
 }
 
 /// A sign-in waiting for its second factor: the password was right and the key
@@ -282,7 +288,27 @@ impl From<AppPasswordRow> for AppPasswordView {
 }
 
 #[derive(Debug, Clone)]
+pub struct SecurityKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl From<WebauthnRow> for SecurityKeyView {
+    fn from(r: WebauthnRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct FactorsView {
+    pub security_keys: Vec<SecurityKeyView>,
     pub required: bool,
     pub totp: bool,
     pub totp_pending: bool,
@@ -294,6 +320,8 @@ pub struct FactorsView {
 
 struct Pending {
     account: AccountId,
+    /// The WebAuthn challenge issued for this sign-in, if one was asked for.
+    webauthn: Option<PasskeyAuthentication>,
     keyring: Option<Keyring>,
     remote: Option<String>,
     created: Instant,
@@ -309,6 +337,16 @@ pub struct FactorState {
     /// Session token hash → the app password it was opened with, so revoking
     /// one also ends the mail sessions it opened.
     mail_sessions: Mutex<HashMap<Vec<u8>, String>>,
+    /// Session hash → a security-key registration under way (state, name).
+    registrations: Mutex<HashMap<Vec<u8>, PendingRegistration>>,
+    /// Session hash → the WebAuthn challenge of a re-authentication.
+    reauth_challenges: Mutex<HashMap<Vec<u8>, PasskeyAuthentication>>,
+}
+
+struct PendingRegistration {
+    state: PasskeyRegistration,
+    name: String,
+    created: Instant,
 }
 
 /// Failed sign-ins allowed from one address within a window, on the web and
@@ -465,6 +503,7 @@ impl Directory {
             &token,
             Pending {
                 account: account.id.clone(),
+                webauthn: None,
                 keyring,
                 remote: remote_addr,
                 created: Instant::now(),
@@ -474,9 +513,18 @@ impl Directory {
             account = account.id.as_str(),
             "password accepted; waiting for the second factor"
         );
+        let mut methods = vec!["totp", "recovery_code"];
+        if !self
+            .store()
+            .webauthn_credentials(account.id.as_str())
+            .await?
+            .is_empty()
+        {
+            methods.push("webauthn");
+        }
         Ok(SignInStep::SecondFactor {
             pending: token,
-            methods: vec!["totp", "recovery_code"],
+            methods,
         })
     }
 
@@ -502,7 +550,10 @@ impl Directory {
         if account.locked || account.removed {
             return Err(Error::AccountLocked);
         }
-        match self.check_factor(&account, factor, remote.as_deref()).await {
+        match self
+            .check_factor(&account, factor, remote.as_deref(), p.webauthn.as_ref())
+            .await
+        {
             Ok(()) => {}
             Err(Error::BadSecondFactor) => {
                 // A wrong code may be retried within the same pending sign-in.
@@ -515,13 +566,19 @@ impl Directory {
             }
             Err(e) => return Err(e),
         }
-        self.open_session(
-            account,
-            &Password::new(String::new()),
-            Some(p.keyring),
-            p.remote.or(remote_addr),
-        )
-        .await
+        let (token, session) = self
+            .open_session(
+                account,
+                &Password::new(String::new()),
+                Some(p.keyring),
+                p.remote.or(remote_addr),
+            )
+            .await?;
+        // Both factors were just shown: that covers sensitive actions for a while.
+        if let Ok(mut map) = self.factor_state().reauth.lock() {
+            map.insert(session.record.token_hash.clone(), Instant::now());
+        }
+        Ok((token, session))
     }
 
     /// Checks a TOTP or recovery code; a failure counts toward the account's
@@ -531,8 +588,13 @@ impl Directory {
         account: &Account,
         factor: &SecondFactor,
         remote: Option<&str>,
+        webauthn: Option<&PasskeyAuthentication>,
     ) -> Result<()> {
         let ok = match factor {
+            SecondFactor::WebAuthn(credential) => match webauthn {
+                Some(state) => self.check_webauthn(account, credential, state).await?,
+                None => false,
+            },
             SecondFactor::Totp(code) => self.check_totp(account, code).await?,
             SecondFactor::RecoveryCode(code) => {
                 let used = self
@@ -593,8 +655,19 @@ impl Directory {
         factor: &SecondFactor,
     ) -> Result<()> {
         let account = self.account(&session.account.id).await?;
-        self.check_factor(&account, factor, session.record.remote_addr.as_deref())
-            .await?;
+        let challenge = self
+            .factor_state()
+            .reauth_challenges
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&session.record.token_hash));
+        self.check_factor(
+            &account,
+            factor,
+            session.record.remote_addr.as_deref(),
+            challenge.as_ref(),
+        )
+        .await?;
         if let Ok(mut map) = self.factor_state().reauth.lock() {
             map.insert(session.record.token_hash.clone(), Instant::now());
         }
@@ -716,7 +789,11 @@ impl Directory {
     pub async fn remove_totp(&self, session: &CurrentSession) -> Result<()> {
         session.require_ready()?;
         self.require_recent_reauth(session)?;
-        if self.second_factor_required(&session.account).await? {
+        let keys = self
+            .store()
+            .webauthn_credentials(session.account.id.as_str())
+            .await?;
+        if keys.is_empty() && self.second_factor_required(&session.account).await? {
             return Err(Error::invalid(
                 "totp",
                 "a second factor is required for this account; enrol a new authenticator instead",
@@ -725,8 +802,7 @@ impl Directory {
         }
         let id = session.account.id.as_str();
         self.store().delete_totp(id).await?;
-        self.store().delete_recovery_codes(id).await?;
-        self.store().set_has_second_factor(id, false).await?;
+        self.refresh_has_second_factor(&session.account.id).await?;
         tracing::info!(account = id, "TOTP removed by the person");
         Ok(())
     }
@@ -736,6 +812,13 @@ impl Directory {
         let id = session.account.id.as_str();
         let totp = self.store().totp(id).await?;
         Ok(FactorsView {
+            security_keys: self
+                .store()
+                .webauthn_credentials(id)
+                .await?
+                .into_iter()
+                .map(SecurityKeyView::from)
+                .collect(),
             required: self.second_factor_required(&session.account).await?,
             totp: totp.as_ref().is_some_and(|t| t.sealed_secret.is_some()),
             totp_pending: totp.as_ref().is_some_and(|t| t.pending_secret.is_some()),
@@ -748,6 +831,283 @@ impl Directory {
                 .map(AppPasswordView::from)
                 .collect(),
         })
+    }
+
+    /// `has_second_factor` follows what is enrolled; recovery codes go with the
+    /// last factor.
+    async fn refresh_has_second_factor(&self, id: &AccountId) -> Result<bool> {
+        let totp = self
+            .store()
+            .totp(id.as_str())
+            .await?
+            .is_some_and(|t| t.sealed_secret.is_some());
+        let keys = !self
+            .store()
+            .webauthn_credentials(id.as_str())
+            .await?
+            .is_empty();
+        let has = totp || keys;
+        if !has {
+            self.store().delete_recovery_codes(id.as_str()).await?;
+        }
+        self.store().set_has_second_factor(id.as_str(), has).await?;
+        Ok(has)
+    }
+
+    // --- security keys and passkeys (WebAuthn) -------------------------------------
+
+    fn webauthn(&self) -> Result<&Webauthn> {
+        self.webauthn_config()
+            .ok_or_else(|| Error::Internal("WebAuthn is not configured".into()))
+    }
+
+    /// The WebAuthn user handle: stable per account, reveals nothing.
+    fn webauthn_user(id: &AccountId) -> Uuid {
+        let digest = Sha256::digest(format!("renkei-webauthn:{}", id.as_str()).as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::from_bytes(bytes)
+    }
+
+    fn passkeys(rows: &[WebauthnRow]) -> Vec<(String, Passkey)> {
+        rows.iter()
+            .filter_map(|r| {
+                serde_json::from_str::<Passkey>(&r.passkey)
+                    .ok()
+                    .map(|p| (r.id.clone(), p))
+            })
+            .collect()
+    }
+
+    fn key_name(name: &str) -> Result<String> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::invalid(
+                "name",
+                "give the security key a name of at most 64 characters",
+                "セキュリティキーの名前を64文字以内で入力してください。",
+            ));
+        }
+        Ok(name.to_string())
+    }
+
+    /// Starts registering a security key or passkey named `name`.
+    pub async fn begin_webauthn(
+        &self,
+        session: &CurrentSession,
+        name: &str,
+    ) -> Result<CreationChallengeResponse> {
+        session.require_enrolment_allowed()?;
+        self.require_recent_reauth(session)?;
+        let name = Self::key_name(name)?;
+        let id = &session.account.id;
+        let rows = self.store().webauthn_credentials(id.as_str()).await?;
+        let exclude = Self::passkeys(&rows)
+            .iter()
+            .map(|(_, p)| p.cred_id().clone())
+            .collect();
+        let (challenge, state) = self
+            .webauthn()?
+            .start_passkey_registration(
+                Self::webauthn_user(id),
+                &id.display_grouped(),
+                &id.display_grouped(),
+                Some(exclude),
+            )
+            .map_err(|e| Error::Internal(format!("webauthn: {e}")))?;
+        if let Ok(mut map) = self.factor_state().registrations.lock() {
+            map.retain(|_, r| r.created.elapsed() < PENDING_VALID_FOR);
+            map.insert(
+                session.record.token_hash.clone(),
+                PendingRegistration {
+                    state,
+                    name,
+                    created: Instant::now(),
+                },
+            );
+        }
+        Ok(challenge)
+    }
+
+    /// Finishes the registration; the first factor of an account also gets its
+    /// ten recovery codes (returned once).
+    pub async fn finish_webauthn(
+        &self,
+        session: &CurrentSession,
+        credential: &RegisterPublicKeyCredential,
+    ) -> Result<(SecurityKeyView, Option<Vec<String>>)> {
+        session.require_enrolment_allowed()?;
+        let Some(reg) = self
+            .factor_state()
+            .registrations
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&session.record.token_hash))
+        else {
+            return Err(Error::NotFound("security key registration"));
+        };
+        let id = &session.account.id;
+        let passkey = self
+            .webauthn()?
+            .finish_passkey_registration(credential, &reg.state)
+            .map_err(|e| {
+                tracing::warn!(account = id.as_str(), error = %e, "security key registration refused");
+                Error::BadSecondFactor
+            })?;
+        let row = WebauthnRow {
+            id: crate::postroom::new_id(),
+            account_id: id.as_str().into(),
+            name: reg.name,
+            passkey: serde_json::to_string(&passkey)
+                .map_err(|e| Error::Internal(format!("passkey json: {e}")))?,
+            created_at: now(),
+            last_used_at: None,
+        };
+        self.store().insert_webauthn(&row).await?;
+        let codes = if self.store().recovery_codes_left(id.as_str()).await? == 0 {
+            Some(self.new_recovery_codes(id).await?)
+        } else {
+            None
+        };
+        self.store()
+            .set_has_second_factor(id.as_str(), true)
+            .await?;
+        if let Ok(mut map) = self.factor_state().reauth.lock() {
+            map.insert(session.record.token_hash.clone(), Instant::now());
+        }
+        tracing::info!(
+            account = id.as_str(),
+            key = row.id,
+            "security key registered"
+        );
+        Ok((SecurityKeyView::from(row), codes))
+    }
+
+    pub async fn rename_webauthn(
+        &self,
+        session: &CurrentSession,
+        key: &str,
+        name: &str,
+    ) -> Result<()> {
+        session.require_ready()?;
+        let name = Self::key_name(name)?;
+        if !self
+            .store()
+            .rename_webauthn(session.account.id.as_str(), key, &name)
+            .await?
+        {
+            return Err(Error::NotFound("security key"));
+        }
+        Ok(())
+    }
+
+    /// Removes a security key; refused if it is the last factor of an account
+    /// that must have one.
+    pub async fn remove_webauthn(&self, session: &CurrentSession, key: &str) -> Result<()> {
+        session.require_ready()?;
+        self.require_recent_reauth(session)?;
+        let id = &session.account.id;
+        let rows = self.store().webauthn_credentials(id.as_str()).await?;
+        if !rows.iter().any(|r| r.id == key) {
+            return Err(Error::NotFound("security key"));
+        }
+        let totp = self
+            .store()
+            .totp(id.as_str())
+            .await?
+            .is_some_and(|t| t.sealed_secret.is_some());
+        if rows.len() == 1 && !totp && self.second_factor_required(&session.account).await? {
+            return Err(Error::invalid(
+                "security_key",
+                "this is the account's only second factor, which is required; add another first",
+                "これは必須の二要素認証の唯一の手段です。先に別の手段を登録してください。",
+            ));
+        }
+        self.store().delete_webauthn(id.as_str(), key).await?;
+        self.refresh_has_second_factor(id).await?;
+        tracing::info!(account = id.as_str(), key, "security key removed");
+        Ok(())
+    }
+
+    /// The challenge for signing in with a security key, bound to the pending
+    /// sign-in.
+    pub async fn webauthn_challenge(
+        &self,
+        pending: &PendingToken,
+    ) -> Result<RequestChallengeResponse> {
+        let Some(mut p) = self.factor_state().take_pending(pending) else {
+            return Err(Error::SessionExpired);
+        };
+        let result = self.webauthn_challenge_for(&p.account).await;
+        match result {
+            Ok((challenge, state)) => {
+                p.webauthn = Some(state);
+                self.factor_state().put_pending(pending, p);
+                Ok(challenge)
+            }
+            Err(e) => {
+                self.factor_state().put_pending(pending, p);
+                Err(e)
+            }
+        }
+    }
+
+    /// The challenge for re-authenticating a session with a security key.
+    pub async fn reauth_webauthn_challenge(
+        &self,
+        session: &CurrentSession,
+    ) -> Result<RequestChallengeResponse> {
+        let (challenge, state) = self.webauthn_challenge_for(&session.account.id).await?;
+        if let Ok(mut map) = self.factor_state().reauth_challenges.lock() {
+            map.insert(session.record.token_hash.clone(), state);
+        }
+        Ok(challenge)
+    }
+
+    async fn webauthn_challenge_for(
+        &self,
+        id: &AccountId,
+    ) -> Result<(RequestChallengeResponse, PasskeyAuthentication)> {
+        let rows = self.store().webauthn_credentials(id.as_str()).await?;
+        let keys: Vec<Passkey> = Self::passkeys(&rows).into_iter().map(|(_, p)| p).collect();
+        if keys.is_empty() {
+            return Err(Error::NotFound("security key"));
+        }
+        self.webauthn()?
+            .start_passkey_authentication(&keys)
+            .map_err(|e| Error::Internal(format!("webauthn: {e}")))
+    }
+
+    async fn check_webauthn(
+        &self,
+        account: &Account,
+        credential: &PublicKeyCredential,
+        state: &PasskeyAuthentication,
+    ) -> Result<bool> {
+        let result = match self
+            .webauthn()?
+            .finish_passkey_authentication(credential, state)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(account = account.id.as_str(), error = %e, "security key refused");
+                return Ok(false);
+            }
+        };
+        let rows = self
+            .store()
+            .webauthn_credentials(account.id.as_str())
+            .await?;
+        for (row_id, mut passkey) in Self::passkeys(&rows) {
+            if passkey.cred_id() == result.cred_id() {
+                passkey.update_credential(&result);
+                let json = serde_json::to_string(&passkey)
+                    .map_err(|e| Error::Internal(format!("passkey json: {e}")))?;
+                self.store().update_webauthn(&row_id, &json, now()).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     // --- app passwords -------------------------------------------------------------
@@ -930,6 +1290,7 @@ impl Directory {
         let account = self.account(id).await?;
         self.store().delete_totp(id.as_str()).await?;
         self.store().delete_recovery_codes(id.as_str()).await?;
+        self.store().delete_webauthn_of(id.as_str()).await?;
         self.store()
             .set_has_second_factor(id.as_str(), false)
             .await?;

@@ -114,16 +114,19 @@ pub async fn sign_in(
 pub struct FactorInput {
     code: Option<String>,
     recovery_code: Option<String>,
+    /// The browser's answer to `/session/webauthn` (or `/session/reauth/webauthn`).
+    webauthn: Option<Box<mailbox::webauthn_rs::prelude::PublicKeyCredential>>,
 }
 
 impl FactorInput {
     fn factor(self) -> Result<SecondFactor, Error> {
-        match (self.code, self.recovery_code) {
-            (Some(c), None) => Ok(SecondFactor::Totp(c)),
-            (None, Some(r)) => Ok(SecondFactor::RecoveryCode(r)),
+        match (self.code, self.recovery_code, self.webauthn) {
+            (Some(c), None, None) => Ok(SecondFactor::Totp(c)),
+            (None, Some(r), None) => Ok(SecondFactor::RecoveryCode(r)),
+            (None, None, Some(w)) => Ok(SecondFactor::WebAuthn(w)),
             _ => Err(Error::invalid(
                 "code",
-                "send either `code` or `recovery_code`",
+                "send one of `code`, `recovery_code` or `webauthn`",
                 "確認コードまたはリカバリーコードのどちらか一方を入力してください。",
             )),
         }

@@ -3,6 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use mailbox::twofactor::PendingToken;
+use mailbox::webauthn_rs::prelude::{
+    CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
+};
 use mailbox::{AccountId, Error, Role};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +37,7 @@ impl From<mailbox::twofactor::AppPasswordView> for AppPasswordJson {
 
 #[derive(Serialize)]
 pub struct FactorsJson {
+    security_keys: Vec<SecurityKeyJson>,
     required: bool,
     totp: bool,
     totp_pending: bool,
@@ -48,6 +53,7 @@ pub async fn factors(
     let s = api_session(&state, &headers).await?;
     let v = state.directory.factors(&s).await?;
     Ok(Json(FactorsJson {
+        security_keys: v.security_keys.into_iter().map(Into::into).collect(),
         required: v.required,
         totp: v.totp,
         totp_pending: v.totp_pending,
@@ -181,6 +187,7 @@ pub struct FactorSummaryJson {
     totp: bool,
     recovery_codes_left: i64,
     app_passwords: i64,
+    security_keys: i64,
 }
 
 fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
@@ -206,6 +213,7 @@ pub async fn admin_factors(
                 totp: r.totp,
                 recovery_codes_left: r.recovery_codes_left,
                 app_passwords: r.app_passwords,
+                security_keys: r.security_keys,
             })
             .collect(),
     ))
@@ -231,4 +239,133 @@ pub async fn admin_reset(
         .reset_second_factor(&id, Some(&state.notices))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// --- security keys and passkeys (WebAuthn) ----------------------------------------
+
+#[derive(Serialize)]
+pub struct SecurityKeyJson {
+    id: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl From<mailbox::twofactor::SecurityKeyView> for SecurityKeyJson {
+    fn from(v: mailbox::twofactor::SecurityKeyView) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            created_at: v.created_at,
+            last_used_at: v.last_used_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyName {
+    name: String,
+}
+
+/// `POST /api/v1/me/webauthn/register` — the browser's `navigator.credentials.create` options.
+pub async fn begin_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<KeyName>,
+) -> Result<Json<CreationChallengeResponse>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    Ok(Json(state.directory.begin_webauthn(&s, &body.name).await?))
+}
+
+#[derive(Deserialize)]
+pub struct FinishRegistration {
+    credential: RegisterPublicKeyCredential,
+}
+
+#[derive(Serialize)]
+pub struct RegisteredKey {
+    #[serde(flatten)]
+    key: SecurityKeyJson,
+    /// Only when this was the account's first factor; shown once.
+    recovery_codes: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/me/webauthn/register/finish`
+pub async fn finish_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<FinishRegistration>,
+) -> Result<(StatusCode, Json<RegisteredKey>), ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let (key, codes) = state
+        .directory
+        .finish_webauthn(&s, &body.credential)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredKey {
+            key: key.into(),
+            recovery_codes: codes,
+        }),
+    ))
+}
+
+/// `GET /api/v1/me/webauthn`
+pub async fn security_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SecurityKeyJson>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let v = state.directory.factors(&s).await?;
+    Ok(Json(v.security_keys.into_iter().map(Into::into).collect()))
+}
+
+/// `PUT /api/v1/me/webauthn/{id}` — renames.
+pub async fn rename_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<KeyName>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.rename_webauthn(&s, &id, &body.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/me/webauthn/{id}`
+pub async fn remove_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.remove_webauthn(&s, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct Pending {
+    pending: String,
+}
+
+/// `POST /api/v1/session/webauthn` — the challenge for the second step.
+pub async fn sign_in_challenge(
+    State(state): State<AppState>,
+    Json(body): Json<Pending>,
+) -> Result<Json<RequestChallengeResponse>, ApiError> {
+    Ok(Json(
+        state
+            .directory
+            .webauthn_challenge(&PendingToken::from_client(&body.pending))
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/session/reauth/webauthn` — the challenge for re-authenticating.
+pub async fn reauth_challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RequestChallengeResponse>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    Ok(Json(state.directory.reauth_webauthn_challenge(&s).await?))
 }

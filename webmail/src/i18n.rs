@@ -92,6 +92,12 @@ pub struct Texts {
     pub recovery_codes_lead: &'static str,
     pub continue_link: &'static str,
     pub enrolled_notice: &'static str,
+    pub use_security_key: &'static str,
+    pub authenticator_app: &'static str,
+    pub security_keys_title: &'static str,
+    pub security_key_name: &'static str,
+    pub add_security_key: &'static str,
+    pub remove_button: &'static str,
 }
 
 pub static JA: Texts = Texts {
@@ -136,6 +142,12 @@ pub static JA: Texts = Texts {
     recovery_codes_lead: "認証アプリが使えないときに1回ずつ使えます。この画面でしか表示されません。印刷するか安全な場所に保管してください。",
     continue_link: "続ける",
     enrolled_notice: "認証アプリは登録済みです。",
+    use_security_key: "セキュリティキーを使う",
+    authenticator_app: "認証アプリ",
+    security_keys_title: "セキュリティキー・パスキー",
+    security_key_name: "キーの名前（例：診察室のキー）",
+    add_security_key: "セキュリティキーを登録",
+    remove_button: "削除",
 };
 
 pub static EN: Texts = Texts {
@@ -180,4 +192,10 @@ pub static EN: Texts = Texts {
     recovery_codes_lead: "Each works once when you cannot use the app. They are shown only now: print them or keep them somewhere safe.",
     continue_link: "Continue",
     enrolled_notice: "Your authenticator app is set up.",
+    use_security_key: "Use a security key",
+    authenticator_app: "Authenticator app",
+    security_keys_title: "Security keys and passkeys",
+    security_key_name: "Key name (e.g. office key)",
+    add_security_key: "Register a security key",
+    remove_button: "Remove",
 };

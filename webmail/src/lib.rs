@@ -43,12 +43,25 @@ pub struct AppState {
 pub struct RemoteAddr(pub SocketAddr);
 
 const CSS: &str = include_str!("../static/renkei.css");
+const WEBAUTHN_JS: &str = include_str!("../static/webauthn.js");
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(api::sign_in).delete(api::sign_out))
         .route("/session/second-factor", post(api::second_factor))
         .route("/session/reauth", post(api::reauth))
+        .route("/session/webauthn", post(factors::sign_in_challenge))
+        .route("/session/reauth/webauthn", post(factors::reauth_challenge))
+        .route("/me/webauthn", get(factors::security_keys))
+        .route("/me/webauthn/register", post(factors::begin_webauthn))
+        .route(
+            "/me/webauthn/register/finish",
+            post(factors::finish_webauthn),
+        )
+        .route(
+            "/me/webauthn/{id}",
+            put(factors::rename_webauthn).delete(factors::remove_webauthn),
+        )
         .route("/me/factors", get(factors::factors))
         .route(
             "/me/totp",
@@ -135,6 +148,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/static/renkei.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
+        .route(
+            "/static/webauthn.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    WEBAUTHN_JS,
+                )
+            }),
         )
         .nest("/api/v1", api)
         .layer(middleware::from_fn(same_origin_writes))

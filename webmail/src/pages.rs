@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use mailbox::twofactor::{PendingToken, SecondFactor, SignInStep, TotpEnrolment};
+use mailbox::twofactor::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
 use mailbox::{CurrentSession, Error, Localized, Password};
 use serde::Deserialize;
 
@@ -123,9 +123,13 @@ pub async fn login_submit(
         )
             .into_response(),
         // The password was right: the code comes next, no session yet.
-        Ok(SignInStep::SecondFactor { pending, .. }) => {
-            second_factor_page(lang, StatusCode::OK, &pending, None)
-        }
+        Ok(SignInStep::SecondFactor { pending, methods }) => second_factor_page(
+            lang,
+            StatusCode::OK,
+            &pending,
+            methods.contains(&"webauthn"),
+            None,
+        ),
         Err(e) => {
             let page = LoginPage {
                 lang,
@@ -364,12 +368,14 @@ struct SecondFactorPage {
     signed_in: bool,
     error: Option<String>,
     pending: String,
+    webauthn: bool,
 }
 
 fn second_factor_page(
     lang: Lang,
     status: StatusCode,
     pending: &PendingToken,
+    webauthn: bool,
     error: Option<String>,
 ) -> Response {
     let page = SecondFactorPage {
@@ -378,6 +384,7 @@ fn second_factor_page(
         signed_in: false,
         error,
         pending: pending.expose().to_string(),
+        webauthn,
     };
     render(status, lang, None, &page)
 }
@@ -427,9 +434,13 @@ pub async fn second_factor_submit(
         )
             .into_response(),
         // A wrong code may be tried again on the same page.
-        Err(e @ Error::BadSecondFactor) => {
-            second_factor_page(lang, status_of(e.kind()), &pending, Some(message(lang, &e)))
-        }
+        Err(e @ Error::BadSecondFactor) => second_factor_page(
+            lang,
+            status_of(e.kind()),
+            &pending,
+            true,
+            Some(message(lang, &e)),
+        ),
         Err(e) => {
             let page = LoginPage {
                 lang,
@@ -455,6 +466,7 @@ struct SecurityPage {
     error: Option<String>,
     enrolment: Option<TotpEnrolment>,
     recovery_codes: Option<Vec<String>>,
+    keys: Vec<SecurityKeyView>,
 }
 
 /// `GET /security`: enrol an authenticator app (the page a session that must
@@ -481,7 +493,12 @@ pub async fn security(
         error: None,
         enrolment: None,
         recovery_codes: None,
+        keys: Vec::new(),
     };
+    if let Ok(f) = state.directory.factors(&s).await {
+        page.keys = f.security_keys;
+        page.enrolled = f.totp;
+    }
     if !s.account.has_second_factor {
         match state.directory.begin_totp(&s).await {
             Ok(e) => page.enrolment = Some(e),
@@ -517,6 +534,7 @@ pub async fn security_confirm(
         error: None,
         enrolment: None,
         recovery_codes: None,
+        keys: Vec::new(),
     };
     match state.directory.confirm_totp(&s, &form.code).await {
         Ok(codes) => {

@@ -43,3 +43,16 @@ CREATE TABLE facility_second_factor (
     facility_code TEXT PRIMARY KEY NOT NULL REFERENCES facilities (code),
     required      BOOLEAN NOT NULL
 );
+
+-- Security keys and passkeys (WebAuthn). `passkey` is webauthn-rs's Passkey
+-- as JSON: the credential ID, its public key and signature counter; nothing
+-- secret.
+CREATE TABLE webauthn_credentials (
+    id           TEXT PRIMARY KEY NOT NULL,
+    account_id   TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    passkey      TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX webauthn_credentials_by_account ON webauthn_credentials (account_id);

@@ -24,6 +24,17 @@ pub struct AppPasswordRow {
     pub last_used_from: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WebauthnRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// webauthn-rs's `Passkey` as JSON.
+    pub passkey: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 /// What the operator sees per account: which factors it has, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FactorSummaryRow {
@@ -31,6 +42,7 @@ pub struct FactorSummaryRow {
     pub totp: bool,
     pub recovery_codes_left: i64,
     pub app_passwords: i64,
+    pub security_keys: i64,
 }
 
 #[async_trait]
@@ -76,4 +88,12 @@ pub trait FactorStore: Send + Sync {
     ) -> StoreResult<()>;
 
     async fn factor_summaries(&self) -> StoreResult<Vec<FactorSummaryRow>>;
+
+    async fn insert_webauthn(&self, row: &WebauthnRow) -> StoreResult<()>;
+    async fn webauthn_credentials(&self, account: &str) -> StoreResult<Vec<WebauthnRow>>;
+    /// After a sign-in: the new counter (inside `passkey`) and the time.
+    async fn update_webauthn(&self, id: &str, passkey: &str, used_at: i64) -> StoreResult<()>;
+    async fn rename_webauthn(&self, account: &str, id: &str, name: &str) -> StoreResult<bool>;
+    async fn delete_webauthn(&self, account: &str, id: &str) -> StoreResult<bool>;
+    async fn delete_webauthn_of(&self, account: &str) -> StoreResult<u64>;
 }

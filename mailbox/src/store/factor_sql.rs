@@ -53,8 +53,22 @@ pub(super) const FACTOR_SUMMARIES: &str = "SELECT a.id AS account_id, \
     CASE WHEN t.sealed_secret IS NULL THEN FALSE ELSE TRUE END AS totp, \
     (SELECT COUNT(*) FROM recovery_codes r WHERE r.account_id = a.id AND r.used_at IS NULL) \
       AS recovery_codes_left, \
-    (SELECT COUNT(*) FROM app_passwords p WHERE p.account_id = a.id) AS app_passwords \
+    (SELECT COUNT(*) FROM app_passwords p WHERE p.account_id = a.id) AS app_passwords, \
+    (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.account_id = a.id) AS security_keys \
     FROM accounts a LEFT JOIN totp_secrets t ON t.account_id = a.id ORDER BY a.id";
+
+pub(super) const INSERT_WEBAUTHN: &str = "INSERT INTO webauthn_credentials \
+    (id, account_id, name, passkey, created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(super) const WEBAUTHN_OF: &str = "SELECT id, account_id, name, passkey, created_at, last_used_at \
+    FROM webauthn_credentials WHERE account_id = $1 ORDER BY created_at, id";
+pub(super) const UPDATE_WEBAUTHN: &str =
+    "UPDATE webauthn_credentials SET passkey = $2, last_used_at = $3 WHERE id = $1";
+pub(super) const RENAME_WEBAUTHN: &str =
+    "UPDATE webauthn_credentials SET name = $3 WHERE account_id = $1 AND id = $2";
+pub(super) const DELETE_WEBAUTHN: &str =
+    "DELETE FROM webauthn_credentials WHERE account_id = $1 AND id = $2";
+pub(super) const DELETE_WEBAUTHN_OF: &str =
+    "DELETE FROM webauthn_credentials WHERE account_id = $1";
 
 macro_rules! impl_factor_store {
     ($backend:ty) => {
@@ -306,6 +320,83 @@ macro_rules! impl_factor_store {
                     .fetch_all(&self.pool)
                     .await?,
                 )
+            }
+
+            async fn insert_webauthn(
+                &self,
+                r: &$crate::store::factor::WebauthnRow,
+            ) -> StoreResult<()> {
+                sqlx::query(factor_sql::INSERT_WEBAUTHN)
+                    .bind(&r.id)
+                    .bind(&r.account_id)
+                    .bind(&r.name)
+                    .bind(&r.passkey)
+                    .bind(r.created_at)
+                    .bind(r.last_used_at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn webauthn_credentials(
+                &self,
+                account: &str,
+            ) -> StoreResult<Vec<$crate::store::factor::WebauthnRow>> {
+                Ok(
+                    sqlx::query_as::<_, $crate::store::factor::WebauthnRow>(
+                        factor_sql::WEBAUTHN_OF,
+                    )
+                    .bind(account)
+                    .fetch_all(&self.writer)
+                    .await?,
+                )
+            }
+
+            async fn update_webauthn(
+                &self,
+                id: &str,
+                passkey: &str,
+                used_at: i64,
+            ) -> StoreResult<()> {
+                sqlx::query(factor_sql::UPDATE_WEBAUTHN)
+                    .bind(id)
+                    .bind(passkey)
+                    .bind(used_at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn rename_webauthn(
+                &self,
+                account: &str,
+                id: &str,
+                name: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(factor_sql::RENAME_WEBAUTHN)
+                    .bind(account)
+                    .bind(id)
+                    .bind(name)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_webauthn(&self, account: &str, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query(factor_sql::DELETE_WEBAUTHN)
+                    .bind(account)
+                    .bind(id)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_webauthn_of(&self, account: &str) -> StoreResult<u64> {
+                Ok(sqlx::query(factor_sql::DELETE_WEBAUTHN_OF)
+                    .bind(account)
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected())
             }
         }
     };
