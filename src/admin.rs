@@ -417,17 +417,18 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             }
         }
         UserCommand::Factors => {
-            println!("id\ttotp\trecovery_codes_left\tapp_passwords");
+            println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
             for r in directory.factor_summaries().await? {
                 let id = AccountId::parse(&r.account_id)
                     .map(|a| a.display_grouped())
                     .unwrap_or(r.account_id);
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     id,
                     if r.totp { "yes" } else { "no" },
                     r.recovery_codes_left,
-                    r.app_passwords
+                    r.app_passwords,
+                    r.security_keys
                 );
             }
         }

@@ -282,9 +282,9 @@ async fn totp_and_recovery_codes_gate_the_session() {
     let table = net.admin(&["user", "factors"]);
     let row = table
         .lines()
-        .find(|l| l.starts_with(&id))
+        .find(|l| l.replace('-', "").starts_with(&id.replace('-', "")))
         .expect("account listed");
-    assert!(row.contains("\tyes\t8\t0"), "{row}");
+    assert!(row.contains("\tyes\t8\t0\t0"), "{row}");
     let opc = net.ready_client(&server, &op, &op_issued).await;
     // The operator too must enrol first where a factor is required.
     let (status, _) = get(&opc, &server, "/api/v1/admin/factors").await;
@@ -484,4 +484,62 @@ async fn lockout_and_address_limit_span_web_and_imap() {
     let v = imap(&net, port, &b, &b_pw);
     assert_eq!(v["login"], "NO");
     assert!(v["text"].as_str().unwrap().contains("too many"), "{v}");
+}
+
+const WEBAUTHN_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/e2e/clients/webauthn.cjs"
+);
+
+/// Where scripts/test-all installs playwright-core.
+fn node_path() -> String {
+    std::env::var("RENKEI_NODE_PATH").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/renkei/node/node_modules")
+    })
+}
+
+#[tokio::test]
+async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
+    let net = Network::new().await;
+    facilities(&net);
+    let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    // The harness's rule is optional: the key is this account's first factor.
+    let server = net.serve(&[]);
+    let _ = net.ready_client(&server, &id, &issued).await;
+    let password = format!("{issued}-Mine-2026");
+    let out = Command::new("node")
+        .arg(WEBAUTHN_CLIENT)
+        .arg(server.url(""))
+        .args([&id, &password])
+        .env("NODE_PATH", node_path())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
+            panic!(
+                "browser output: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["after_password"], "/", "{v}");
+    assert_eq!(v["register_error"], Value::Null, "{v}");
+    assert_eq!(v["credentials_in_authenticator"], 1, "{v}");
+    assert_eq!(v["recovery_codes"], 10, "{v}");
+    assert_eq!(v["keys_listed"], json!(["診察室のキー"]), "{v}");
+    // After the password: the key is asked for and no session exists yet.
+    assert_eq!(v["second_step_page"], true, "{v}");
+    assert_eq!(v["session_cookie_before_key"], false, "{v}");
+    assert_eq!(v["after_key"], "/", "{v}");
+    assert_eq!(v["me_status"], 200, "{v}");
+    assert_eq!(v["keys_after_remove"], 0, "{v}");
+    assert_eq!(v["remove_error"], Value::Null, "{v}");
+    let table = net.admin(&["user", "factors"]);
+    let row = table
+        .lines()
+        .find(|l| l.replace('-', "").starts_with(&id.replace('-', "")))
+        .expect("account listed");
+    assert!(row.ends_with("\t0"), "no key left: {row}");
 }
