@@ -574,10 +574,6 @@ impl Directory {
                 p.remote.or(remote_addr),
             )
             .await?;
-        // Both factors were just shown: that covers sensitive actions for a while.
-        if let Ok(mut map) = self.factor_state().reauth.lock() {
-            map.insert(session.record.token_hash.clone(), Instant::now());
-        }
         Ok((token, session))
     }
 

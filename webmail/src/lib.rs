@@ -202,9 +202,17 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site" || v == "same-site");
+        // HTTP/2 carries the host in the `:authority` pseudo-header (the URI),
+        // not in `Host`; browsers speak HTTP/2 here.
+        let authority = request.uri().authority().map(|a| a.as_str().to_string());
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or(authority);
         let origin_mismatch = match (
             headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-            headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+            host.as_deref(),
         ) {
             (Some(origin), Some(host)) => {
                 origin != "null" && origin.split_once("://").map(|(_, h)| h) != Some(host)

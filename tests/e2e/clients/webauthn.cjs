@@ -46,6 +46,10 @@ async function main() {
     await page.fill('input[name=password]', password);
     await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     out.after_password = new URL(page.url()).pathname;
+    if (out.after_password !== '/') {
+      out.page = (await page.content()).slice(0, 1500);
+      out.cookies = (await context.cookies()).map((c) => c.name);
+    }
 
     // Register a key on /security.
     await page.goto(base + '/security');
