@@ -53,6 +53,7 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
             FacilityCommand::Update { code, .. } => ("facility update", Some(code)),
             FacilityCommand::Escalation { code, .. } => ("facility escalation", Some(code)),
             FacilityCommand::Deactivate { code, .. } => ("facility deactivate", Some(code)),
+            FacilityCommand::SecondFactor { code, .. } => ("facility second-factor", Some(code)),
         },
         AdminCommand::User { command } => match command {
             UserCommand::Add { .. } => ("user add", None),
@@ -62,6 +63,8 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
             UserCommand::Unlock { id } => ("user unlock", Some(id)),
             UserCommand::ResetPassword { id, .. } => ("user reset-password", Some(id)),
             UserCommand::Remove { id } => ("user remove", Some(id)),
+            UserCommand::Factors => ("user factors", None),
+            UserCommand::ResetSecondFactor { id } => ("user reset-second-factor", Some(id)),
         },
         AdminCommand::Recovery { .. } => ("recovery init", None),
         AdminCommand::Grants { command } => match command {
@@ -532,6 +535,25 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                 hours.max(1)
             );
         }
+        FacilityCommand::SecondFactor { code, rule } => {
+            let code = FacilityCode::parse(&code)?;
+            let required = match rule.as_str() {
+                "required" => Some(true),
+                "optional" => Some(false),
+                "network" => None,
+                _ => {
+                    return Err(mailbox::Error::invalid(
+                        "rule",
+                        "the rule is `required`, `optional` or `network`",
+                        "設定は required・optional・network のいずれかです。",
+                    ));
+                }
+            };
+            directory
+                .set_facility_second_factor(&code, required)
+                .await?;
+            println!("Second factor for {code}: {rule}.");
+        }
         FacilityCommand::Deactivate { code, last_day } => {
             let last = match last_day {
                 Some(d) => parse_date("last_day", &d)?,
@@ -716,6 +738,36 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
             } else if key.is_some() {
                 println!("The person keeps their key: every earlier item stays readable.");
             }
+        }
+        UserCommand::Factors => {
+            println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
+            for r in directory.factor_summaries().await? {
+                let id = AccountId::parse(&r.account_id)
+                    .map(|a| a.display_grouped())
+                    .unwrap_or(r.account_id);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    id,
+                    if r.totp { "yes" } else { "no" },
+                    r.recovery_codes_left,
+                    r.app_passwords,
+                    r.security_keys
+                );
+            }
+        }
+        UserCommand::ResetSecondFactor { id } => {
+            let id = AccountId::parse(&id)?;
+            tracing::warn!(
+                audit = "second_factor_reset",
+                via = "cli",
+                account = id.as_str(),
+                "second-factor reset requested by the operator"
+            );
+            let a = directory.reset_second_factor(&id, Some(notices)).await?;
+            println!(
+                "second factor of {} reset: sessions ended, the person must enrol again at the next sign-in",
+                a.id
+            );
         }
         UserCommand::Remove { id } => {
             let a = directory.remove_account(&AccountId::parse(&id)?).await?;

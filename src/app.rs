@@ -41,6 +41,29 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<(Arc<Directory
     Ok((directory, postroom))
 }
 
+/// The key TOTP secrets are sealed under: `RENKEI_SECOND_FACTOR_KEY` (hex), or a
+/// key file (made on first start, mode 0600). Nodes sharing a database must
+/// share this key too.
+fn second_factor_key(settings: &Settings) -> anyhow::Result<mailbox::twofactor::SecondFactorKey> {
+    use mailbox::twofactor::SecondFactorKey;
+    if let Ok(hex) = std::env::var("RENKEI_SECOND_FACTOR_KEY") {
+        return SecondFactorKey::from_hex(&hex).context("RENKEI_SECOND_FACTOR_KEY");
+    }
+    let path = &settings.second_factor_key_file;
+    if !path.exists() {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let key = SecondFactorKey::generate();
+        crate::demo::write_private(path, key.to_hex().as_str())?;
+        tracing::info!(path = %path.display(), "generated the second-factor key");
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SecondFactorKey::from_hex(&text).with_context(|| format!("reading {}", path.display()))
+}
+
 pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory>> {
     if let mailbox::store::StoreTarget::Sqlite(_) = settings.store {
         std::fs::create_dir_all(&settings.data_dir)
@@ -49,11 +72,30 @@ pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory
     let store = mailbox::store::open(&settings.store)
         .await
         .with_context(|| format!("opening {}", settings.store.describe()))?;
-    Ok(Arc::new(Directory::new(
-        store,
-        settings.auth.clone(),
-        settings.network.clone(),
-    )))
+    let (rp_id, origin) = webauthn_party(settings);
+    Ok(Arc::new(
+        Directory::new(store, settings.auth.clone(), settings.network.clone())
+            .with_second_factor_key(second_factor_key(settings)?)
+            .with_webauthn(&rp_id, &origin)
+            .context("WebAuthn settings")?,
+    ))
+}
+
+/// The WebAuthn relying party: the host of `[http] public_url` if set, else
+/// `localhost` (any port). Security keys are bound to this name, so it must
+/// not change once people have registered keys.
+fn webauthn_party(settings: &Settings) -> (String, String) {
+    if let Some(url) = &settings.public_url
+        && let Some(rest) = url.strip_prefix("https://")
+    {
+        let host = rest
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("localhost")
+            .to_string();
+        return (host.clone(), format!("https://{host}"));
+    }
+    ("localhost".into(), "https://localhost".into())
 }
 
 /// A bound server, ready to run.

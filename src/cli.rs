@@ -64,6 +64,9 @@ pub struct GlobalArgs {
     /// Idle timeout of a session in seconds (default 1800).
     #[arg(long, global = true, env = "RENKEI_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// Network-wide second-factor rule: `required` (default) or `optional`.
+    #[arg(long, global = true, env = "RENKEI_SECOND_FACTOR")]
+    pub second_factor: Option<String>,
     /// Absolute lifetime of a session in seconds (default 43200).
     #[arg(long, global = true, env = "RENKEI_ABSOLUTE_TIMEOUT_SECS")]
     pub absolute_timeout_secs: Option<u64>,
@@ -297,6 +300,12 @@ pub enum FacilityCommand {
         code: String,
         hours: u32,
     },
+    /// Whether the facility's accounts need a second factor: `required`,
+    /// `optional`, or `network` (follow the network-wide rule).
+    SecondFactor {
+        code: String,
+        rule: String,
+    },
     /// End participation (the facility is billed through the month of the last day).
     Deactivate {
         code: String,
@@ -349,6 +358,13 @@ pub enum UserCommand {
     },
     /// Remove a member: every facility-key grant goes and the account stays locked.
     Remove {
+        id: String,
+    },
+    /// Which accounts have which second factors (never a secret).
+    Factors,
+    /// After an identity check at the help desk: remove the person's TOTP and
+    /// recovery codes (audited in the log; the person is told by mail).
+    ResetSecondFactor {
         id: String,
     },
 }

@@ -116,6 +116,14 @@ pub struct AuthSection {
     pub lock_after: Option<u32>,
     pub idle_timeout_secs: Option<u64>,
     pub absolute_timeout_secs: Option<u64>,
+    /// `required` (default) or `optional`: the network-wide second-factor rule;
+    /// facilities can override it (`renkei admin facility second-factor`).
+    pub second_factor: Option<String>,
+    /// Failed sign-ins one address may make within the window (web and IMAP).
+    pub address_failures: Option<u32>,
+    pub address_window_secs: Option<u64>,
+    /// Key file TOTP secrets are sealed under (default: in the data folder).
+    pub second_factor_key_file: Option<PathBuf>,
 }
 
 /// The resolved settings every command works from.
@@ -128,6 +136,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_names: Vec<String>,
     pub tls: TlsSettings,
+    /// AES key TOTP secrets are sealed under; kept outside the database.
+    pub second_factor_key_file: PathBuf,
     /// HMAC key of the patient blind index; kept outside the database.
     pub blind_index_key_file: PathBuf,
     pub relay: Option<RelaySettings>,
@@ -189,7 +199,37 @@ impl Settings {
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.absolute_timeout),
             key_lock: defaults.key_lock,
+            second_factor_required: match args
+                .second_factor
+                .clone()
+                .or(file.auth.second_factor.clone())
+                .as_deref()
+            {
+                None => defaults.second_factor_required,
+                Some("required") => true,
+                Some("optional") => false,
+                Some(other) => {
+                    bail!("second_factor must be `required` or `optional`, got {other:?}")
+                }
+            },
+            address_limit: mailbox::twofactor::AddressLimit {
+                failures: file
+                    .auth
+                    .address_failures
+                    .unwrap_or(defaults.address_limit.failures)
+                    .max(1),
+                window: file
+                    .auth
+                    .address_window_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.address_limit.window),
+            },
         };
+        let second_factor_key_file = file
+            .auth
+            .second_factor_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("second-factor.key"));
         let listen = match args.listen.or(file.http.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
@@ -273,6 +313,7 @@ impl Settings {
             notify,
             public_url: file.http.public_url,
             blind_index_key_file,
+            second_factor_key_file,
             data_dir,
             store,
             network: NetworkPolicy { home_prefecture },

@@ -26,6 +26,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         | ErrorKind::Forbidden
         | ErrorKind::PasswordChangeRequired => 77,
         ErrorKind::Tampered => 65,
+        ErrorKind::RateLimited => 75,
         ErrorKind::Internal => 70,
     }
 }
@@ -65,7 +66,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::resolve(&cli.global)?;
+    let mut settings = Settings::resolve(&cli.global)?;
+    if matches!(cli.command, Command::Demo { .. }) && cli.global.second_factor.is_none() {
+        // The demo stays two commands: a second factor is offered, not required.
+        settings.auth.second_factor_required = false;
+    }
     match cli.command {
         Command::Serve => {
             let (directory, postroom) = app::open_services(&settings).await?;

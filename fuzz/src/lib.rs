@@ -108,6 +108,7 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
         // Wrong passwords from the fuzzer must never lock the fixture account.
         lock_after: u32::MAX,
         key_lock: LockParams::insecure_for_tests(),
+        second_factor_required: false,
         ..AuthPolicy::default()
     };
     let directory = Arc::new(Directory::new(store, policy, NetworkPolicy::default()));

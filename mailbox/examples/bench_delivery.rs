@@ -218,6 +218,7 @@ async fn setup(store: Arc<dyn Store>, blobs: std::path::PathBuf) -> Res<Net> {
     let policy = AuthPolicy {
         // Only sign-in (setup) unlocks keys; the measured path never does.
         key_lock: LockParams::insecure_for_tests(),
+        second_factor_required: false,
         ..AuthPolicy::default()
     };
     let dir = Arc::new(Directory::new(

@@ -145,6 +145,7 @@ async fn run() -> Res<()> {
         // Only these four sign-ins unlock keys here; `serve` unlocks with the
         // parameters stored in each locked key, whatever its own policy.
         key_lock: LockParams::insecure_for_tests(),
+        second_factor_required: false,
         ..AuthPolicy::default()
     };
     let directory = Arc::new(Directory::new(

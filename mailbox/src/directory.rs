@@ -19,6 +19,7 @@ use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode};
 use crate::keyring::{Keyring, Keyrings};
 use crate::password::{self, Password};
 use crate::store::{SessionRecord, Store, StoreError};
+use crate::twofactor::{AddressLimit, FactorState, SecondFactorKey, SignInStep};
 
 /// Sign-in rules. Defaults follow ASVS L2 and the MHLW guideline.
 #[derive(Debug, Clone)]
@@ -29,6 +30,11 @@ pub struct AuthPolicy {
     pub absolute_timeout: Duration,
     /// Argon2id cost of the password lock on each person's secret key.
     pub key_lock: LockParams,
+    /// Whether every account needs a second factor unless its facility says
+    /// otherwise (the operator's per-facility setting).
+    pub second_factor_required: bool,
+    /// Failed sign-ins one address may make (web and IMAP together).
+    pub address_limit: AddressLimit,
 }
 
 impl Default for AuthPolicy {
@@ -38,6 +44,8 @@ impl Default for AuthPolicy {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 60 * 60),
             key_lock: LockParams::default(),
+            second_factor_required: true,
+            address_limit: AddressLimit::default(),
         }
     }
 }
@@ -90,12 +98,25 @@ pub struct CurrentSession {
     pub record: SessionRecord,
     /// When the idle timeout will end the session unless the person acts (Unix seconds).
     pub idle_deadline: i64,
+    /// The account must have a second factor and has none: enrolling is all it
+    /// may do.
+    pub enrolment_required: bool,
 }
 
 impl CurrentSession {
     /// Everything except changing the password and signing out waits for the
-    /// issued password to be replaced.
+    /// issued password to be replaced, and then for a required second factor.
     pub fn require_ready(&self) -> Result<&Account> {
+        self.require_enrolment_allowed()?;
+        if self.enrolment_required {
+            Err(Error::SecondFactorEnrolmentRequired)
+        } else {
+            Ok(&self.account)
+        }
+    }
+
+    /// What enrolling a second factor needs: the issued password replaced.
+    pub fn require_enrolment_allowed(&self) -> Result<&Account> {
         if self.account.must_change_password {
             Err(Error::PasswordChangeRequired)
         } else {
@@ -120,6 +141,12 @@ pub struct Directory {
     /// Unlocked keys of live sessions; memory only, never stored.
     keyrings: Keyrings,
     audit: Audit,
+    /// Pending second steps, re-authentications, per-address failures.
+    factors: FactorState,
+    /// Seals TOTP secrets; without it TOTP cannot be enrolled or checked.
+    second_factor_key: Option<SecondFactorKey>,
+    /// The relying party for security keys and passkeys.
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 fn now() -> i64 {
@@ -144,12 +171,45 @@ impl Directory {
             auth,
             network,
             keyrings: Keyrings::default(),
+            factors: FactorState::default(),
+            second_factor_key: None,
+            webauthn: None,
         }
     }
 
     /// The audit trail every service writes to.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// Security keys and passkeys for `rp_id` (the host name people use), from
+    /// `origin` on any port.
+    pub fn with_webauthn(mut self, rp_id: &str, origin: &str) -> Result<Self> {
+        let url = webauthn_rs::prelude::Url::parse(origin)
+            .map_err(|e| Error::Internal(format!("WebAuthn origin {origin}: {e}")))?;
+        let w = webauthn_rs::WebauthnBuilder::new(rp_id, &url)
+            .and_then(|b| b.rp_name("Renkei").allow_any_port(true).build())
+            .map_err(|e| Error::Internal(format!("WebAuthn relying party: {e}")))?;
+        self.webauthn = Some(w);
+        Ok(self)
+    }
+
+    pub(crate) fn webauthn_config(&self) -> Option<&webauthn_rs::Webauthn> {
+        self.webauthn.as_ref()
+    }
+
+    /// The key TOTP secrets are sealed under (kept outside the database).
+    pub fn with_second_factor_key(mut self, key: SecondFactorKey) -> Self {
+        self.second_factor_key = Some(key);
+        self
+    }
+
+    pub(crate) fn second_factor_key(&self) -> Option<&SecondFactorKey> {
+        self.second_factor_key.as_ref()
+    }
+
+    pub(crate) fn factor_state(&self) -> &FactorState {
+        &self.factors
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -369,14 +429,32 @@ impl Directory {
 
     // --- sign-in ----------------------------------------------------------------
 
-    /// Checks the password and opens a session. A wrong ID and a wrong password look
-    /// the same from outside and take the same time.
+    /// Checks the password and opens a session when the account has no second
+    /// factor; with one, [`Directory::sign_in_password`] and
+    /// [`Directory::complete_sign_in`] are the two steps.
     pub async fn sign_in(
         &self,
         id_input: &str,
         password: &Password,
         remote_addr: Option<String>,
     ) -> Result<(SessionToken, CurrentSession)> {
+        match self
+            .sign_in_password(id_input, password, remote_addr)
+            .await?
+        {
+            SignInStep::Done(token, session) => Ok((token, *session)),
+            SignInStep::SecondFactor { .. } => Err(Error::SecondFactorRequired),
+        }
+    }
+
+    /// The password step: a wrong ID and a wrong password look the same from
+    /// outside and take the same time; a wrong password counts toward the lockout.
+    pub(crate) async fn check_password(
+        &self,
+        id_input: &str,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<Account> {
         let account = match AccountId::parse(id_input) {
             Ok(id) => self.store.account(&id).await?,
             Err(_) => None,
@@ -431,10 +509,27 @@ impl Directory {
                 Error::BadCredentials
             });
         }
+        Ok(account)
+    }
+
+    /// Opens the session once every step passed. `keyring` is the already
+    /// unlocked one (second step, app password); `None` unlocks with `password`.
+    pub(crate) async fn open_session(
+        &self,
+        account: Account,
+        password: &Password,
+        keyring: Option<Option<Keyring>>,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
         if account.failed_attempts > 0 {
             self.store.reset_failed_logins(&account.id).await?;
         }
-        let keyring = self.unlock_keyring(&account, password).await?;
+        let keyring = match keyring {
+            Some(k) => k,
+            None => self.unlock_keyring(&account, password).await?,
+        };
+        let enrolment_required =
+            self.enrolment_pending(&account, self.second_factor_required(&account).await?);
         let token = SessionToken::generate();
         let t = now_ms();
         let record = SessionRecord {
@@ -459,6 +554,7 @@ impl Directory {
             account,
             record,
             idle_deadline,
+            enrolment_required,
         };
         self.audit
             .record(AuditEvent::by(&session, action::SIGN_IN))
@@ -495,7 +591,10 @@ impl Directory {
         if t > record.last_seen {
             self.store.touch_session(&digest, t).await?;
         }
+        let enrolment_required = !account.has_second_factor
+            && self.enrolment_pending(&account, self.second_factor_required(&account).await?);
         Ok(CurrentSession {
+            enrolment_required,
             account,
             record: SessionRecord {
                 last_seen: t,
@@ -505,10 +604,19 @@ impl Directory {
         })
     }
 
+    /// Ends one session by its stored hash (an app password's revocation).
+    pub(crate) async fn end_session_by_hash(&self, digest: &[u8]) -> Result<()> {
+        self.keyrings.remove(digest);
+        self.factors.forget_session(digest);
+        self.store.delete_session(digest).await?;
+        Ok(())
+    }
+
     pub async fn sign_out(&self, token: &SessionToken) -> Result<()> {
         let digest = token.digest();
         self.keyrings.remove(&digest);
         let record = self.store.session(&digest).await?;
+        self.factors.forget_session(&digest);
         self.store.delete_session(&digest).await?;
         if let Some(record) = record
             && let Some(account) = self.store.account(&record.account_id).await?
@@ -519,6 +627,7 @@ impl Directory {
                         account,
                         record,
                         idle_deadline: 0,
+                        enrolment_required: false,
                     },
                     action::SIGN_OUT,
                 ))
@@ -535,6 +644,7 @@ impl Directory {
         current: &Password,
         new: &Password,
     ) -> Result<()> {
+        self.require_recent_reauth(session)?;
         let account = self.account(&session.account.id).await?;
         if !verify_blocking(current.clone(), account.password.clone()).await {
             return Err(Error::WrongCurrentPassword);

@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Conflict,
     /// Stored content failed its integrity check.
     Tampered,
+    /// Too many failed attempts from one address; try again later.
+    RateLimited,
     Internal,
 }
 
@@ -64,6 +66,18 @@ pub enum Error {
     /// What failed: `key_slot`, `body` or `attachment`.
     #[error("the stored {0} failed its integrity check; it was damaged or altered")]
     Tampered(&'static str),
+    #[error("the password was right; the second factor must follow")]
+    SecondFactorRequired,
+    #[error("the code is wrong or was already used")]
+    BadSecondFactor,
+    #[error("a second factor is required for this account; enrol one first")]
+    SecondFactorEnrolmentRequired,
+    #[error("confirm it is you with your second factor first")]
+    ReauthRequired,
+    #[error("this account signs in to mail clients with an app password")]
+    AppPasswordRequired,
+    #[error("too many failed sign-ins from this address; try again later")]
+    TooManyAttempts,
     #[error("storage failure")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -91,9 +105,14 @@ impl Error {
                 ErrorKind::Invalid
             }
             Self::WrongCurrentPassword => ErrorKind::Invalid,
-            Self::BadCredentials | Self::NotSignedIn | Self::SessionExpired => {
-                ErrorKind::Unauthenticated
-            }
+            Self::BadCredentials
+            | Self::NotSignedIn
+            | Self::SessionExpired
+            | Self::SecondFactorRequired
+            | Self::BadSecondFactor
+            | Self::AppPasswordRequired => ErrorKind::Unauthenticated,
+            Self::SecondFactorEnrolmentRequired | Self::ReauthRequired => ErrorKind::Forbidden,
+            Self::TooManyAttempts => ErrorKind::RateLimited,
             Self::AccountLocked => ErrorKind::Locked,
             Self::PasswordChangeRequired => ErrorKind::PasswordChangeRequired,
             Self::Forbidden => ErrorKind::Forbidden,
@@ -119,6 +138,12 @@ impl Localized for Error {
             Self::WrongCurrentPassword => "wrong_current_password",
             Self::WeakPassword(_) => "weak_password",
             Self::Forbidden => "forbidden",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::BadSecondFactor => "bad_second_factor",
+            Self::SecondFactorEnrolmentRequired => "second_factor_enrolment_required",
+            Self::ReauthRequired => "reauthentication_required",
+            Self::AppPasswordRequired => "app_password_required",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
             Self::Tampered("key_slot") => "tampered_key_slot",
@@ -147,6 +172,24 @@ impl Localized for Error {
             Self::WrongCurrentPassword => "現在のパスワードが違います。".into(),
             Self::WeakPassword(v) => v.message_ja(),
             Self::Forbidden => "この操作は許可されていません。".into(),
+            Self::SecondFactorRequired => {
+                "続けて認証アプリの確認コードを入力してください。".into()
+            }
+            Self::BadSecondFactor => {
+                "確認コードが違うか、すでに使用されています。".into()
+            }
+            Self::SecondFactorEnrolmentRequired => {
+                "このアカウントには二要素認証が必要です。先に認証アプリを登録してください。".into()
+            }
+            Self::ReauthRequired => {
+                "この操作の前に、確認コードで本人確認を行ってください。".into()
+            }
+            Self::AppPasswordRequired => {
+                "メールソフトからの接続にはアプリパスワードを使用してください。".into()
+            }
+            Self::TooManyAttempts => {
+                "このアドレスからのログイン失敗が多すぎます。しばらくしてから再度お試しください。".into()
+            }
             Self::NotFound(_) => "見つかりません。".into(),
             Self::Conflict(msg) => format!("競合が発生しました: {msg}"),
             Self::Tampered("attachment") => {

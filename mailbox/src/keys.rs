@@ -207,6 +207,18 @@ impl Directory {
         let pw = password.clone();
         let locked = LockedKey::from_bytes(row.locked_key.clone());
         let user = blocking(move || locked.unlock(pw.expose().as_bytes()).map_err(crypto)).await?;
+        Ok(Some(self.keyring_from(account, user).await?))
+    }
+
+    /// The session's keyring around the person's unlocked key: their facility
+    /// keys opened from their grants, pending grants completed on the way.
+    pub(crate) async fn keyring_from(&self, account: &Account, user: SecretKey) -> Result<Keyring> {
+        let Some(row) = self.store().account_key(&account.id).await? else {
+            return Err(Error::Internal(format!(
+                "account {} has no key",
+                account.id.as_str()
+            )));
+        };
         let recovery = self.recovery_certificate().await?;
         if row.recovery_sealed.is_none()
             && let Some(rc) = &recovery
@@ -253,7 +265,7 @@ impl Directory {
                 FacilityRole::Oversight => keyring.oversight = Some(key),
             }
         }
-        Ok(Some(keyring))
+        Ok(keyring)
     }
 
     /// Seals a facility key held in memory to every member still waiting for it.
@@ -416,6 +428,8 @@ impl Directory {
                 .collect();
             let (key, new_row) = self.new_person_key(id, &issued).await?;
             self.store().replace_account_key(&new_row).await?;
+            // App passwords locked the old key: they open nothing any more.
+            self.store().delete_app_passwords_of(id.as_str()).await?;
             self.store().set_password(id, &digest, true).await?;
             // Old grants were sealed to the old key: wait for new ones.
             self.store().delete_grants_of(id).await?;

@@ -24,6 +24,7 @@ pub mod postroom;
 pub mod records;
 pub mod store;
 pub mod threads;
+pub mod twofactor;
 pub mod workflow;
 
 pub use account::{Account, AccountId, Role};
@@ -33,3 +34,5 @@ pub use directory::{
 pub use error::{Error, ErrorKind, Localized, Result};
 pub use facility::{Facility, FacilityCode, FacilityCodeError};
 pub use password::Password;
+/// Re-exported so the edges use the same WebAuthn types as the domain.
+pub use webauthn_rs;

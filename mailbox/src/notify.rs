@@ -82,10 +82,13 @@ pub enum NotifyReason {
     ConfirmAddress,
     /// An item the person sent could not be delivered.
     DeliveryFailed,
+    /// The operator changed the person's sign-in (a second-factor reset).
+    SecurityChange,
 }
 
 impl NotifyReason {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
+        Self::SecurityChange,
         Self::NewItem,
         Self::Report,
         Self::Reply,
@@ -106,6 +109,7 @@ impl NotifyReason {
             Self::Escalation => "escalation",
             Self::ConfirmAddress => "confirm_address",
             Self::DeliveryFailed => "delivery_failed",
+            Self::SecurityChange => "security_change",
         }
     }
 
@@ -264,6 +268,13 @@ pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) ->
                 "送信した{kind_ja}を届けられませんでした。送信済みフォルダで理由をご確認ください。"
             ),
             format!("A {kind_en} you sent could not be delivered. The reason is shown in Sent."),
+        ),
+        NotifyReason::SecurityChange => (
+            "[Renkei] ログイン設定が変更されました / Sign-in settings changed".to_string(),
+            "ヘルプデスクがあなたの二要素認証をリセットしました。心当たりがない場合は、ヘルプデスクにご連絡ください。"
+                .to_string(),
+            "The help desk reset your second factor. If you did not ask for this, contact the help desk."
+                .to_string(),
         ),
         NotifyReason::ConfirmAddress => {
             let token = row.secret.as_deref().unwrap_or_default();
@@ -454,6 +465,31 @@ impl Notices {
         r.thread_id = envelope.thread_id.clone();
         r.envelope_id = Some(envelope.id.clone());
         Ok(vec![r])
+    }
+
+    /// Tells the person the operator changed their sign-in (`what`: a short
+    /// machine word for the dedup key). Sent at once whatever the notification
+    /// mode; the mail names no detail beyond the kind of change.
+    pub async fn security_notice(&self, account: &AccountId, what: &str) -> Result<()> {
+        if !self.policy.enabled {
+            return Ok(());
+        }
+        let Some(target) = self.store.notify_target(account.as_str()).await? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut r = row(
+            format!("security:{what}:{}:{now}", account.as_str()),
+            &target,
+            NotifyReason::SecurityChange,
+            &self.policy,
+            now,
+        );
+        r.digest = false;
+        r.next_attempt_at = now;
+        self.store.queue_notifications(&[r]).await?;
+        tracing::info!(account = account.as_str(), "security notice queued");
+        Ok(())
     }
 
     /// Tells a doctor the liaison office handed them an item.

@@ -54,6 +54,7 @@ async fn net() -> Net {
     let t = fresh_store().await;
     let policy = AuthPolicy {
         key_lock: LockParams::insecure_for_tests(),
+        second_factor_required: false,
         ..AuthPolicy::default()
     };
     let dir = Arc::new(Directory::new(

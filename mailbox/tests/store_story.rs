@@ -34,6 +34,7 @@ fn directory(store: Arc<dyn Store>, policy: AuthPolicy) -> Directory {
     // Cheap Argon2 for the key lock keeps the suite fast; the cost is a parameter.
     let policy = AuthPolicy {
         key_lock: renkei_crypto::LockParams::insecure_for_tests(),
+        second_factor_required: false,
         ..policy
     };
     Directory::new(store, policy, NetworkPolicy::default())
@@ -280,6 +281,7 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
         lock_after: 5,
         idle_timeout: Duration::from_secs(2),
         absolute_timeout: Duration::from_secs(3600),
+        second_factor_required: false,
         ..AuthPolicy::default()
     };
     let dir = directory(t.store.clone(), policy);

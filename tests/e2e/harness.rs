@@ -64,6 +64,9 @@ impl Network {
         let output = Command::new(bin())
             .args(self.args())
             .args(args)
+            // Tests of other features run with the second factor optional; the
+            // two-factor tests pass `--second-factor required`.
+            .env("RENKEI_SECOND_FACTOR", "optional")
             .env("RUST_LOG", "warn")
             .output()
             .expect("run renkei");
@@ -177,6 +180,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .arg(command)
+            .env("RENKEI_SECOND_FACTOR", "optional")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             // The server's log goes into the data folder, where the stolen-store test

@@ -28,7 +28,7 @@ fn dicom_bytes() -> Vec<u8> {
     v
 }
 
-fn imap_port(server: &Server) -> u16 {
+pub(crate) fn imap_port(server: &Server) -> u16 {
     server
         .stdout_head
         .lines()
@@ -37,7 +37,12 @@ fn imap_port(server: &Server) -> u16 {
         .expect("the IMAP address is printed")
 }
 
-async fn send_request(server: &Server, client: &reqwest::Client, to: &str, n: usize) -> String {
+pub(crate) async fn send_request(
+    server: &Server,
+    client: &reqwest::Client,
+    to: &str,
+    n: usize,
+) -> String {
     let spec = json!({
         "kind": "reading_request",
         "to": { "account": to },
@@ -98,7 +103,7 @@ fn result(child: std::process::Child) -> Value {
     })
 }
 
-async fn inbox_delivered(server: &Server, client: &reqwest::Client, n: usize) {
+pub(crate) async fn inbox_delivered(server: &Server, client: &reqwest::Client, n: usize) {
     for _ in 0..200 {
         let v: Value = client
             .get(server.url("/api/v1/mailbox/inbox"))

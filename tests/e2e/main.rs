@@ -12,4 +12,5 @@ mod sealed;
 mod signin;
 mod smtp;
 mod two_nodes;
+mod twofactor;
 mod workflows;

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mailbox::{Account, CurrentSession, Error, Password};
+use mailbox::twofactor::{PendingToken, SecondFactor, SignInStep};
+use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -55,12 +56,36 @@ pub struct SignIn {
 pub struct SignedIn {
     account: AccountView,
     must_change_password: bool,
+    /// A second factor must be enrolled before anything else.
+    second_factor_enrolment_required: bool,
     /// For clients that cannot keep cookies: send as `Authorization: Bearer …`.
     token: String,
     idle_timeout_secs: u64,
 }
 
-/// `POST /api/v1/session`
+/// Answer to a right password when a second factor must follow (202).
+#[derive(Serialize)]
+pub struct SecondFactorNeeded {
+    second_factor_required: bool,
+    /// Send back with the code to `/api/v1/session/second-factor`.
+    pending: String,
+    methods: Vec<&'static str>,
+}
+
+fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Response {
+    let out = SignedIn {
+        account: AccountView::from(&s.account),
+        must_change_password: s.account.must_change_password,
+        second_factor_enrolment_required: s.enrolment_required,
+        token: token.expose().to_string(),
+        idle_timeout_secs: state.directory.auth_policy().idle_timeout.as_secs(),
+    };
+    ([(SET_COOKIE, session::set_cookie(token))], Json(out)).into_response()
+}
+
+/// `POST /api/v1/session` — the password step. Without a second factor the
+/// session starts (200); with one, a pending sign-in is returned (202) and no
+/// session exists until `/api/v1/session/second-factor`.
 pub async fn sign_in(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
@@ -68,14 +93,78 @@ pub async fn sign_in(
 ) -> Result<Response, ApiError> {
     let password = Password::new(body.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
-    let (token, s) = state.directory.sign_in(&body.id, &password, remote).await?;
-    let out = SignedIn {
-        account: AccountView::from(&s.account),
-        must_change_password: s.account.must_change_password,
-        token: token.expose().to_string(),
-        idle_timeout_secs: state.directory.auth_policy().idle_timeout.as_secs(),
-    };
-    Ok(([(SET_COOKIE, session::set_cookie(&token))], Json(out)).into_response())
+    match state
+        .directory
+        .sign_in_password(&body.id, &password, remote)
+        .await?
+    {
+        SignInStep::Done(token, s) => Ok(signed_in(&state, &token, &s)),
+        SignInStep::SecondFactor { pending, methods } => Ok((
+            StatusCode::ACCEPTED,
+            Json(SecondFactorNeeded {
+                second_factor_required: true,
+                pending: pending.expose().to_string(),
+                methods,
+            }),
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FactorInput {
+    code: Option<String>,
+    recovery_code: Option<String>,
+    /// The browser's answer to `/session/webauthn` (or `/session/reauth/webauthn`).
+    webauthn: Option<Box<mailbox::webauthn_rs::prelude::PublicKeyCredential>>,
+}
+
+impl FactorInput {
+    fn factor(self) -> Result<SecondFactor, Error> {
+        match (self.code, self.recovery_code, self.webauthn) {
+            (Some(c), None, None) => Ok(SecondFactor::Totp(c)),
+            (None, Some(r), None) => Ok(SecondFactor::RecoveryCode(r)),
+            (None, None, Some(w)) => Ok(SecondFactor::WebAuthn(w)),
+            _ => Err(Error::invalid(
+                "code",
+                "send one of `code`, `recovery_code` or `webauthn`",
+                "確認コードまたはリカバリーコードのどちらか一方を入力してください。",
+            )),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SecondStep {
+    pending: String,
+    #[serde(flatten)]
+    factor: FactorInput,
+}
+
+/// `POST /api/v1/session/second-factor`
+pub async fn second_factor(
+    State(state): State<AppState>,
+    remote: Option<axum::Extension<RemoteAddr>>,
+    Json(body): Json<SecondStep>,
+) -> Result<Response, ApiError> {
+    let remote = remote.map(|r| r.0.0.ip().to_string());
+    let factor = body.factor.factor()?;
+    let (token, s) = state
+        .directory
+        .complete_sign_in(&PendingToken::from_client(&body.pending), &factor, remote)
+        .await?;
+    Ok(signed_in(&state, &token, &s))
+}
+
+/// `POST /api/v1/session/reauth` — confirms the person before sensitive actions.
+pub async fn reauth(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<FactorInput>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.reauthenticate(&s, &body.factor()?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/v1/session`

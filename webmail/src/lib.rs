@@ -3,6 +3,7 @@
 mod api;
 mod envelopes;
 pub mod error;
+mod factors;
 mod i18n;
 mod notify;
 mod pages;
@@ -44,10 +45,48 @@ pub struct AppState {
 pub struct RemoteAddr(pub SocketAddr);
 
 const CSS: &str = include_str!("../static/renkei.css");
+const WEBAUTHN_JS: &str = include_str!("../static/webauthn.js");
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/session", post(api::sign_in).delete(api::sign_out))
+        .route("/session/second-factor", post(api::second_factor))
+        .route("/session/reauth", post(api::reauth))
+        .route("/session/webauthn", post(factors::sign_in_challenge))
+        .route("/session/reauth/webauthn", post(factors::reauth_challenge))
+        .route("/me/webauthn", get(factors::security_keys))
+        .route("/me/webauthn/register", post(factors::begin_webauthn))
+        .route(
+            "/me/webauthn/register/finish",
+            post(factors::finish_webauthn),
+        )
+        .route(
+            "/me/webauthn/{id}",
+            put(factors::rename_webauthn).delete(factors::remove_webauthn),
+        )
+        .route("/me/factors", get(factors::factors))
+        .route(
+            "/me/totp",
+            post(factors::begin_totp).delete(factors::remove_totp),
+        )
+        .route("/me/totp/confirm", post(factors::confirm_totp))
+        .route(
+            "/me/recovery-codes",
+            post(factors::regenerate_recovery_codes),
+        )
+        .route(
+            "/me/app-passwords",
+            get(factors::app_passwords).post(factors::create_app_password),
+        )
+        .route(
+            "/me/app-passwords/{id}",
+            axum::routing::delete(factors::revoke_app_password),
+        )
+        .route("/admin/factors", get(factors::admin_factors))
+        .route(
+            "/admin/accounts/{id}/second-factor/reset",
+            post(factors::admin_reset),
+        )
         .route("/password", post(api::change_password))
         .route("/me", get(api::me))
         .route(
@@ -108,6 +147,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/login/second-factor", post(pages::second_factor_submit))
+        .route("/security", get(pages::security))
+        .route("/security/totp", post(pages::security_confirm))
         .route("/logout", post(pages::logout))
         .route("/password", get(pages::password_form).post(pages::password_submit))
         .route(
@@ -118,6 +160,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/static/renkei.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
+        .route(
+            "/static/webauthn.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    WEBAUTHN_JS,
+                )
+            }),
         )
         .nest("/api/v1", api)
         .layer(middleware::from_fn(same_origin_writes))
@@ -163,9 +214,17 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == "cross-site" || v == "same-site");
+        // HTTP/2 carries the host in the `:authority` pseudo-header (the URI),
+        // not in `Host`; browsers speak HTTP/2 here.
+        let authority = request.uri().authority().map(|a| a.as_str().to_string());
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or(authority);
         let origin_mismatch = match (
             headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-            headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+            host.as_deref(),
         ) {
             (Some(origin), Some(host)) => {
                 origin != "null" && origin.split_once("://").map(|(_, h)| h) != Some(host)

@@ -25,6 +25,7 @@ pub async fn change_email(
     Json(body): Json<ChangeEmail>,
 ) -> Result<StatusCode, ApiError> {
     let s = api_session(&state, &headers).await?;
+    state.directory.require_recent_reauth(&s)?;
     state
         .notices
         .request_email_change(&s, &body.address)

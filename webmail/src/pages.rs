@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use mailbox::twofactor::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
 use mailbox::{CurrentSession, Error, Localized, Password};
 use serde::Deserialize;
 
@@ -111,19 +112,24 @@ pub async fn login_submit(
     let lang = Lang::from_request(&headers, None);
     let password = Password::new(form.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
-    match state.directory.sign_in(&form.id, &password, remote).await {
-        Ok((token, s)) => {
-            let next = if s.account.must_change_password {
-                "/password"
-            } else {
-                "/"
-            };
-            (
-                [(SET_COOKIE, session::set_cookie(&token))],
-                Redirect::to(next),
-            )
-                .into_response()
-        }
+    match state
+        .directory
+        .sign_in_password(&form.id, &password, remote)
+        .await
+    {
+        Ok(SignInStep::Done(token, s)) => (
+            [(SET_COOKIE, session::set_cookie(&token))],
+            Redirect::to(landing(&s)),
+        )
+            .into_response(),
+        // The password was right: the code comes next, no session yet.
+        Ok(SignInStep::SecondFactor { pending, methods }) => second_factor_page(
+            lang,
+            StatusCode::OK,
+            &pending,
+            methods.contains(&"webauthn"),
+            None,
+        ),
         Err(e) => {
             let page = LoginPage {
                 lang,
@@ -174,6 +180,9 @@ pub async fn home(
     };
     if s.account.must_change_password {
         return Redirect::to("/password").into_response();
+    }
+    if s.enrolment_required {
+        return Redirect::to("/security").into_response();
     }
     let lang = Lang::from_request(&headers, query.as_deref());
     let facility = match &s.account.facility {
@@ -344,6 +353,201 @@ pub async fn email_confirm_submit(
         }
         Err(e) => {
             page.error = Some(message(lang, &e));
+            render(status_of(e.kind()), lang, None, &page)
+        }
+    }
+}
+
+// --- two-factor sign-in ---------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    error: Option<String>,
+    pending: String,
+    webauthn: bool,
+}
+
+fn second_factor_page(
+    lang: Lang,
+    status: StatusCode,
+    pending: &PendingToken,
+    webauthn: bool,
+    error: Option<String>,
+) -> Response {
+    let page = SecondFactorPage {
+        lang,
+        t: lang.texts(),
+        signed_in: false,
+        error,
+        pending: pending.expose().to_string(),
+        webauthn,
+    };
+    render(status, lang, None, &page)
+}
+
+/// Where a fresh session goes first.
+fn landing(s: &CurrentSession) -> &'static str {
+    if s.account.must_change_password {
+        "/password"
+    } else if s.enrolment_required {
+        "/security"
+    } else {
+        "/"
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactorForm {
+    pending: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    recovery_code: String,
+}
+
+pub async fn second_factor_submit(
+    State(state): State<AppState>,
+    remote: Option<axum::Extension<RemoteAddr>>,
+    headers: HeaderMap,
+    Form(form): Form<SecondFactorForm>,
+) -> Response {
+    let lang = Lang::from_request(&headers, None);
+    let remote = remote.map(|r| r.0.0.ip().to_string());
+    let pending = PendingToken::from_client(&form.pending);
+    let factor = if form.recovery_code.trim().is_empty() {
+        SecondFactor::Totp(form.code)
+    } else {
+        SecondFactor::RecoveryCode(form.recovery_code)
+    };
+    match state
+        .directory
+        .complete_sign_in(&pending, &factor, remote)
+        .await
+    {
+        Ok((token, s)) => (
+            [(SET_COOKIE, session::set_cookie(&token))],
+            Redirect::to(landing(&s)),
+        )
+            .into_response(),
+        // A wrong code may be tried again on the same page.
+        Err(e @ Error::BadSecondFactor) => second_factor_page(
+            lang,
+            status_of(e.kind()),
+            &pending,
+            true,
+            Some(message(lang, &e)),
+        ),
+        Err(e) => {
+            let page = LoginPage {
+                lang,
+                t: lang.texts(),
+                signed_in: false,
+                notice: None,
+                error: Some(message(lang, &e)),
+                id: String::new(),
+            };
+            render(status_of(e.kind()), lang, None, &page)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityPage {
+    lang: Lang,
+    t: &'static Texts,
+    signed_in: bool,
+    required: bool,
+    enrolled: bool,
+    error: Option<String>,
+    enrolment: Option<TotpEnrolment>,
+    recovery_codes: Option<Vec<String>>,
+    keys: Vec<SecurityKeyView>,
+}
+
+/// `GET /security`: enrol an authenticator app (the page a session that must
+/// have a second factor is sent to first).
+pub async fn security(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let s = match page_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.account.must_change_password {
+        return Redirect::to("/password").into_response();
+    }
+    let lang = Lang::from_request(&headers, query.as_deref());
+    let mut page = SecurityPage {
+        lang,
+        t: lang.texts(),
+        signed_in: true,
+        required: s.enrolment_required,
+        enrolled: s.account.has_second_factor,
+        error: None,
+        enrolment: None,
+        recovery_codes: None,
+        keys: Vec::new(),
+    };
+    if let Ok(f) = state.directory.factors(&s).await {
+        page.keys = f.security_keys;
+        page.enrolled = f.totp;
+    }
+    if !s.account.has_second_factor {
+        match state.directory.begin_totp(&s).await {
+            Ok(e) => page.enrolment = Some(e),
+            Err(e) => page.error = Some(message(lang, &e)),
+        }
+    }
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmTotpForm {
+    code: String,
+}
+
+/// `POST /security/totp`: confirms with the first code and shows the recovery
+/// codes once.
+pub async fn security_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ConfirmTotpForm>,
+) -> Response {
+    let s = match page_session(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang = Lang::from_request(&headers, None);
+    let mut page = SecurityPage {
+        lang,
+        t: lang.texts(),
+        signed_in: true,
+        required: s.enrolment_required,
+        enrolled: false,
+        error: None,
+        enrolment: None,
+        recovery_codes: None,
+        keys: Vec::new(),
+    };
+    match state.directory.confirm_totp(&s, &form.code).await {
+        Ok(codes) => {
+            page.recovery_codes = Some(codes);
+            render(StatusCode::OK, lang, None, &page)
+        }
+        Err(e) => {
+            page.error = Some(message(lang, &e));
+            // A new secret: the one shown before is not shown again.
+            match state.directory.begin_totp(&s).await {
+                Ok(en) => page.enrolment = Some(en),
+                Err(e2) => page.error = Some(message(lang, &e2)),
+            }
             render(status_of(e.kind()), lang, None, &page)
         }
     }

@@ -3,6 +3,8 @@
 //! Only this module imports sqlx. Each backend has its own migrations; portable
 //! statements live once in [`sql`], dialect-specific ones in the backend's file.
 
+pub mod factor;
+mod factor_sql;
 pub mod imap;
 mod imap_sql;
 pub mod notify;
@@ -123,6 +125,7 @@ pub trait Store:
     + notify::NotifyStore
     + imap::ImapStore
     + records::RecordsStore
+    + factor::FactorStore
     + Send
     + Sync
     + 'static

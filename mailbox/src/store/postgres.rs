@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use super::factor_sql::{self, impl_factor_store};
 use super::imap_sql::{self, impl_imap_store};
 use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
 use super::notify_sql::{self, impl_notify_store};
@@ -66,6 +67,7 @@ impl_queue_store!(PgStore, CLAIM);
 impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(PgStore);
 impl_records_store!(PgStore, None);
+impl_factor_store!(PgStore);
 impl_vault_store!(PgStore, sqlx::Postgres);
 
 impl PgStore {

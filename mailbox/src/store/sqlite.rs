@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::factor_sql::{self, impl_factor_store};
 use super::imap_sql::{self, impl_imap_store};
 use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
 use super::notify_sql::{self, impl_notify_store};
@@ -110,6 +111,7 @@ impl_imap_store!(SqliteStore);
 // A consistent copy of the database, taken from a reader connection while
 // the writer goes on (the online backup `admin backup` uses).
 impl_records_store!(SqliteStore, Some("VACUUM INTO $1"));
+impl_factor_store!(SqliteStore);
 impl_vault_store!(SqliteStore, sqlx::Sqlite);
 
 /// How often the WAL is copied back into the database file.

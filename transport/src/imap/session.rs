@@ -273,14 +273,16 @@ impl Session {
         matches!(self.state, State::Selected(_))
     }
 
-    /// Signs in exactly as the web does (the password unlocks the key); the same
-    /// lockout counter applies. Returns the NO text on refusal.
+    /// Signs in with an app password (which unlocks its copy of the key), or the
+    /// account password while two-factor sign-in is off for the account; the
+    /// web's lockout counter and per-address limit apply. Returns the NO text on
+    /// refusal.
     pub async fn sign_in(&mut self, user: &str, password: String) -> Result<(), String> {
         let password = Password::new(password);
         match self
             .services
             .directory
-            .sign_in(user, &password, Some(self.remote.to_string()))
+            .sign_in_mail(user, &password, Some(self.remote.to_string()))
             .await
         {
             Ok((token, session)) => {
@@ -303,6 +305,13 @@ impl Session {
                 Ok(())
             }
             Err(Error::AccountLocked) => Err("[ALERT] the account is locked".into()),
+            Err(Error::AppPasswordRequired) => Err(
+                "[AUTHENTICATIONFAILED] two-factor sign-in is on: use an app password made on the web pages"
+                    .into(),
+            ),
+            Err(Error::TooManyAttempts) => {
+                Err("[UNAVAILABLE] too many failed sign-ins from this address; try later".into())
+            }
             Err(_) => Err("[AUTHENTICATIONFAILED] the ID or password is wrong".into()),
         }
     }

@@ -1,0 +1,371 @@
+//! `/api/v1/me/…` second factors and app passwords, and the operator's view.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use mailbox::twofactor::PendingToken;
+use mailbox::webauthn_rs::prelude::{
+    CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
+};
+use mailbox::{AccountId, Error, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::error::ApiError;
+
+#[derive(Serialize)]
+pub struct AppPasswordJson {
+    id: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    last_used_from: Option<String>,
+}
+
+impl From<mailbox::twofactor::AppPasswordView> for AppPasswordJson {
+    fn from(v: mailbox::twofactor::AppPasswordView) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            created_at: v.created_at,
+            last_used_at: v.last_used_at,
+            last_used_from: v.last_used_from,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct FactorsJson {
+    security_keys: Vec<SecurityKeyJson>,
+    required: bool,
+    totp: bool,
+    totp_pending: bool,
+    recovery_codes_left: i64,
+    app_passwords: Vec<AppPasswordJson>,
+}
+
+/// `GET /api/v1/me/factors`
+pub async fn factors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<FactorsJson>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let v = state.directory.factors(&s).await?;
+    Ok(Json(FactorsJson {
+        security_keys: v.security_keys.into_iter().map(Into::into).collect(),
+        required: v.required,
+        totp: v.totp,
+        totp_pending: v.totp_pending,
+        recovery_codes_left: v.recovery_codes_left,
+        app_passwords: v.app_passwords.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct TotpJson {
+    secret: String,
+    otpauth_uri: String,
+    qr_svg: String,
+}
+
+/// `POST /api/v1/me/totp` — starts an enrolment.
+pub async fn begin_totp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<TotpJson>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let e = state.directory.begin_totp(&s).await?;
+    Ok(Json(TotpJson {
+        secret: e.secret_base32,
+        otpauth_uri: e.otpauth_uri,
+        qr_svg: e.qr_svg,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct Code {
+    code: String,
+}
+
+#[derive(Serialize)]
+pub struct RecoveryCodes {
+    /// Shown once; only their hashes are kept.
+    recovery_codes: Vec<String>,
+}
+
+/// `POST /api/v1/me/totp/confirm`
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<Code>,
+) -> Result<Json<RecoveryCodes>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let codes = state.directory.confirm_totp(&s, &body.code).await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+/// `DELETE /api/v1/me/totp`
+pub async fn remove_totp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.remove_totp(&s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/me/recovery-codes` — new codes; the old ones stop working.
+pub async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RecoveryCodes>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let codes = state.directory.regenerate_recovery_codes(&s).await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct NewAppPassword {
+    name: String,
+}
+
+#[derive(Serialize)]
+pub struct CreatedAppPassword {
+    #[serde(flatten)]
+    app_password: AppPasswordJson,
+    /// Shown once.
+    password: String,
+}
+
+/// `GET /api/v1/me/app-passwords`
+pub async fn app_passwords(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<AppPasswordJson>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    s.require_ready()?;
+    let v = state.directory.factors(&s).await?;
+    Ok(Json(v.app_passwords.into_iter().map(Into::into).collect()))
+}
+
+/// `POST /api/v1/me/app-passwords`
+pub async fn create_app_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<NewAppPassword>,
+) -> Result<(StatusCode, Json<CreatedAppPassword>), ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let (view, secret) = state.directory.create_app_password(&s, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedAppPassword {
+            app_password: view.into(),
+            password: secret.expose().to_string(),
+        }),
+    ))
+}
+
+/// `DELETE /api/v1/me/app-passwords/{id}` — revoked at once.
+pub async fn revoke_app_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.revoke_app_password(&s, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct FactorSummaryJson {
+    account: String,
+    totp: bool,
+    recovery_codes_left: i64,
+    app_passwords: i64,
+    security_keys: i64,
+}
+
+fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
+    if s.require_ready()?.role == Role::Operator {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// `GET /api/v1/admin/factors` — which accounts have which factors.
+pub async fn admin_factors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<FactorSummaryJson>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    operator(&s)?;
+    let rows = state.directory.factor_summaries().await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| FactorSummaryJson {
+                account: r.account_id,
+                totp: r.totp,
+                recovery_codes_left: r.recovery_codes_left,
+                app_passwords: r.app_passwords,
+                security_keys: r.security_keys,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/admin/accounts/{id}/second-factor/reset`
+pub async fn admin_reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    operator(&s)?;
+    let id = AccountId::parse(&id).map_err(|_| Error::NotFound("account"))?;
+    tracing::warn!(
+        audit = "second_factor_reset",
+        operator = s.account.id.as_str(),
+        account = id.as_str(),
+        "second-factor reset requested on the API"
+    );
+    state
+        .directory
+        .reset_second_factor(&id, Some(&state.notices))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// --- security keys and passkeys (WebAuthn) ----------------------------------------
+
+#[derive(Serialize)]
+pub struct SecurityKeyJson {
+    id: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl From<mailbox::twofactor::SecurityKeyView> for SecurityKeyJson {
+    fn from(v: mailbox::twofactor::SecurityKeyView) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            created_at: v.created_at,
+            last_used_at: v.last_used_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyName {
+    name: String,
+}
+
+/// `POST /api/v1/me/webauthn/register` — the browser's `navigator.credentials.create` options.
+pub async fn begin_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<KeyName>,
+) -> Result<Json<CreationChallengeResponse>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    Ok(Json(state.directory.begin_webauthn(&s, &body.name).await?))
+}
+
+#[derive(Deserialize)]
+pub struct FinishRegistration {
+    credential: RegisterPublicKeyCredential,
+}
+
+#[derive(Serialize)]
+pub struct RegisteredKey {
+    #[serde(flatten)]
+    key: SecurityKeyJson,
+    /// Only when this was the account's first factor; shown once.
+    recovery_codes: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/me/webauthn/register/finish`
+pub async fn finish_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<FinishRegistration>,
+) -> Result<(StatusCode, Json<RegisteredKey>), ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let (key, codes) = state
+        .directory
+        .finish_webauthn(&s, &body.credential)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredKey {
+            key: key.into(),
+            recovery_codes: codes,
+        }),
+    ))
+}
+
+/// `GET /api/v1/me/webauthn`
+pub async fn security_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<SecurityKeyJson>>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    let v = state.directory.factors(&s).await?;
+    Ok(Json(v.security_keys.into_iter().map(Into::into).collect()))
+}
+
+/// `PUT /api/v1/me/webauthn/{id}` — renames.
+pub async fn rename_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<KeyName>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.rename_webauthn(&s, &id, &body.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/me/webauthn/{id}`
+pub async fn remove_webauthn(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    state.directory.remove_webauthn(&s, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct Pending {
+    pending: String,
+}
+
+/// `POST /api/v1/session/webauthn` — the challenge for the second step.
+pub async fn sign_in_challenge(
+    State(state): State<AppState>,
+    Json(body): Json<Pending>,
+) -> Result<Json<RequestChallengeResponse>, ApiError> {
+    Ok(Json(
+        state
+            .directory
+            .webauthn_challenge(&PendingToken::from_client(&body.pending))
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/session/reauth/webauthn` — the challenge for re-authenticating.
+pub async fn reauth_challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RequestChallengeResponse>, ApiError> {
+    let s = api_session(&state, &headers).await?;
+    Ok(Json(state.directory.reauth_webauthn_challenge(&s).await?))
+}
