@@ -543,3 +543,55 @@ async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
         .expect("account listed");
     assert!(row.ends_with("\t0"), "no key left: {row}");
 }
+
+const TOTP_BROWSER_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/e2e/clients/totp_browser.cjs"
+);
+
+/// The authenticator-app path in headless Chromium: enrolment from the page
+/// (QR code and secret, confirmed by a pyotp code, ten recovery codes), then
+/// the password alone gives no session, a fresh pyotp code does, the same code
+/// again is refused, and a recovery code works once.
+#[tokio::test]
+async fn authenticator_codes_in_headless_chromium() {
+    let net = Network::new().await;
+    facilities(&net);
+    let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let server = net.serve(&[]);
+    let _ = net.ready_client(&server, &id, &issued).await;
+    let password = format!("{issued}-Mine-2026");
+    let out = Command::new("node")
+        .arg(TOTP_BROWSER_CLIENT)
+        .arg(server.url(""))
+        .args([&id, &password])
+        .env("NODE_PATH", node_path())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
+            panic!(
+                "browser output: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(v["qr_code_shown"], true, "{v}");
+    assert_eq!(v["recovery_codes"], 10, "{v}");
+    assert_eq!(v["second_step_page"], true, "{v}");
+    assert_eq!(
+        v["me_before_code"], 401,
+        "no session after the password alone: {v}"
+    );
+    assert_eq!(v["after_code"], "/", "{v}");
+    assert_eq!(v["me_after_code"], 200, "{v}");
+    assert_ne!(v["reused_code_path"], "/", "{v}");
+    assert_eq!(v["reused_code_error"], true, "{v}");
+    assert_eq!(v["me_after_reused"], 401, "{v}");
+    assert_eq!(v["after_recovery"], "/", "{v}");
+    assert_eq!(v["me_after_recovery"], 200, "{v}");
+    assert_ne!(v["recovery_again_path"], "/", "{v}");
+    assert_eq!(v["recovery_again_error"], true, "{v}");
+    assert_eq!(v["me_after_recovery_again"], 401, "{v}");
+}
