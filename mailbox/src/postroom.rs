@@ -31,6 +31,16 @@ pub enum Recipient {
     LiaisonInbox(FacilityCode),
 }
 
+impl Recipient {
+    /// The key-slot principal this recipient stands for (unchecked).
+    pub fn principal(&self) -> Principal {
+        match self {
+            Self::Person(id) => Principal::Account(id.clone()),
+            Self::LiaisonInbox(code) => Principal::LiaisonInbox(code.clone()),
+        }
+    }
+}
+
 /// What a person writes. Plaintext: never stored, never logged.
 pub struct Outgoing {
     pub kind: String,
@@ -436,13 +446,7 @@ impl Postroom {
         principals: Vec<Principal>,
     ) -> Result<Vec<(Principal, Certificate)>> {
         let store = self.directory.store();
-        let mut all: Vec<Principal> = Vec::new();
-        for r in recipients {
-            all.push(match r {
-                Recipient::Person(id) => Principal::Account(id.clone()),
-                Recipient::LiaisonInbox(code) => Principal::LiaisonInbox(code.clone()),
-            });
-        }
+        let mut all: Vec<Principal> = recipients.iter().map(Recipient::principal).collect();
         all.extend(principals);
         all.push(Principal::Account(sender.id.clone()));
         let mut unique: Vec<Principal> = Vec::with_capacity(all.len());

@@ -270,10 +270,10 @@ impl Threads {
             }
             Recipient::LiaisonInbox(code) => code.clone(),
         };
-        let target = self.postroom.recipient_principal(&to).await?;
+        let target = to.principal();
         let slots = self
             .postroom
-            .slots_with_oversight(&sender, vec![target.clone()])
+            .resolve_slots(&sender, std::slice::from_ref(&to), Vec::new())
             .await?;
         let envelope_id = new_id();
         let thread_id = new_id();

@@ -42,6 +42,18 @@ pub struct Summary {
     pub body_structure: Option<imap_next::imap_types::body::BodyStructure<'static>>,
 }
 
+impl Summary {
+    /// The summary of a message already rendered whole.
+    pub fn of(r: &Rendered) -> Self {
+        Self {
+            size: u32::try_from(r.bytes.len()).unwrap_or(u32::MAX),
+            header: r.bytes[..r.header_len].to_vec(),
+            envelope: r.envelope.clone(),
+            body_structure: r.structure.as_ref().map(|s| s.body_structure.clone()),
+        }
+    }
+}
+
 /// Collects streamed attachment plaintext (the stream needs a `'static` writer).
 #[derive(Clone, Default)]
 pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);

@@ -799,16 +799,8 @@ impl Session {
         }
         let rendered = Arc::new(render(&item, &parties, files).map_err(|e| e.to_string())?);
         if !self.decrypted.summaries.contains_key(envelope_id) {
-            let sum = Summary {
-                size: u32::try_from(rendered.bytes.len()).unwrap_or(u32::MAX),
-                header: rendered.bytes[..rendered.header_len].to_vec(),
-                envelope: rendered.envelope.clone(),
-                body_structure: rendered
-                    .structure
-                    .as_ref()
-                    .map(|s| s.body_structure.clone()),
-            };
-            self.decrypted.keep_summary(envelope_id, Arc::new(sum));
+            self.decrypted
+                .keep_summary(envelope_id, Arc::new(Summary::of(&rendered)));
         }
         self.decrypted.keep_rendered(envelope_id, rendered.clone());
         Ok(rendered)
