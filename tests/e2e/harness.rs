@@ -23,7 +23,31 @@ pub struct Network {
     pub database_url: Option<String>,
 }
 
+/// The two facilities most tests use: a hospital and a clinic in Kagawa (37).
+pub const HOSPITAL: &str = "3710123450";
+pub const CLINIC: &str = "3710300017";
+
 impl Network {
+    /// Registers [`HOSPITAL`] (さぬき中央病院) and [`CLINIC`] (ことひら内科クリニック).
+    pub fn add_hospital_and_clinic(&self) {
+        self.admin(&[
+            "facility",
+            "add",
+            "--code",
+            HOSPITAL,
+            "--name",
+            "さぬき中央病院",
+        ]);
+        self.admin(&[
+            "facility",
+            "add",
+            "--code",
+            CLINIC,
+            "--name",
+            "ことひら内科クリニック",
+        ]);
+    }
+
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match std::env::var("RENKEI_TEST_BACKEND").as_deref() {
@@ -278,4 +302,68 @@ impl Drop for Server {
             eprintln!("--- server log ---\n{log}");
         }
     }
+}
+
+/// The CSRF token a page put in its forms (`<input type="hidden" name="csrf" value="…">`).
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .unwrap_or_else(|| panic!("no CSRF field in the page: {html}"));
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Fetches a signed-in page and returns its CSRF token.
+pub async fn csrf_from(client: &reqwest::Client, url: &str) -> String {
+    let page = client
+        .get(url)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("page text");
+    csrf_of(&page)
+}
+
+/// Where playwright-core was installed by the test command.
+pub fn node_path() -> String {
+    std::env::var("RENKEI_NODE_PATH").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/renkei/node/node_modules")
+    })
+}
+
+/// Runs a browser script from `tests/e2e/clients/` with node and returns the
+/// JSON object it printed last; panics with its output if there is none or it
+/// reports an `error`.
+pub fn run_browser(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = format!("{}/tests/e2e/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("node")
+        .arg(&path)
+        .args(args)
+        .env("NODE_PATH", node_path())
+        .env(
+            "RENKEI_SCREENSHOTS",
+            std::env::var("RENKEI_SCREENSHOTS").unwrap_or_else(|_| {
+                format!("{}/artifacts/screenshots", env!("CARGO_MANIFEST_DIR"))
+            }),
+        )
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{script} printed no result: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(v.get("error").is_none(), "{script}: {v}");
+    v
 }

@@ -7,6 +7,7 @@ mod demo;
 mod harness;
 mod imap;
 mod notify;
+mod pages;
 mod records;
 mod sealed;
 mod signin;

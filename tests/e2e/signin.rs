@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::Network;
+use crate::harness::{Network, csrf_from};
 
 const HOSPITAL: &str = "3710123450";
 
@@ -322,9 +322,24 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
         "home waits for the change"
     );
 
+    // A form post without the page's token is refused, and changes nothing.
     let r = client
         .post(server.url("/password"))
         .form(&[
+            ("current_password", issued.as_str()),
+            ("new_password", "Takamatsu-Port-2026#"),
+            ("confirm_password", "Takamatsu-Port-2026#"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("ページを開き直して"));
+    let csrf = csrf_from(&client, &server.url("/password")).await;
+    let r = client
+        .post(server.url("/password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
             ("current_password", issued.as_str()),
             ("new_password", "short"),
             ("confirm_password", "short"),
@@ -339,6 +354,7 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
     let r = client
         .post(server.url("/password"))
         .form(&[
+            ("csrf", csrf.as_str()),
             ("current_password", issued.as_str()),
             ("new_password", new_pw),
             ("confirm_password", new_pw),
@@ -370,7 +386,16 @@ async fn the_pages_sign_in_force_the_change_and_sign_out() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // Without the token sign-out is refused too; with it, it works.
     let r = client.post(server.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let csrf = csrf_from(&client, &server.url("/")).await;
+    let r = client
+        .post(server.url("/logout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/login?signed_out=1");
     let r = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(r.headers()["location"], "/login");

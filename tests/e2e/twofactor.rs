@@ -10,11 +10,9 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, node_path};
 use crate::imap::{imap_port, inbox_delivered, send_request};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/e2e/clients/twofactor.py"
@@ -59,25 +57,6 @@ fn imap(net: &Network, port: u16, user: &str, password: &str) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-fn facilities(net: &Network) {
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
 }
 
 async fn post(
@@ -182,7 +161,7 @@ async fn password_step(server: &Server, id: &str, password: &str) -> (reqwest::C
 #[tokio::test]
 async fn totp_and_recovery_codes_gate_the_session() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (op, op_issued) = {
         let letter = net.admin(&["user", "add", "--role", "operator", "--name", "運営 太郎"]);
@@ -310,7 +289,7 @@ async fn totp_and_recovery_codes_gate_the_session() {
 #[tokio::test]
 async fn pages_ask_for_the_code_after_the_password() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&["--second-factor", "required"]);
     let (_, password, secret, _) = enrolled(&net, &server, &id, &issued).await;
@@ -350,7 +329,7 @@ async fn pages_ask_for_the_code_after_the_password() {
 #[tokio::test]
 async fn mail_clients_use_app_passwords() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (gp, gp_issued) = net.add_user("doctor", CLINIC, "琴平 健");
     let (rad, rad_issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     // The clinic keeps the second factor optional; the hospital follows the network.
@@ -411,7 +390,7 @@ async fn mail_clients_use_app_passwords() {
 #[tokio::test]
 async fn lockout_and_address_limit_span_web_and_imap() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (a, a_issued) = net.add_user("doctor", CLINIC, "琴平 健");
     let (b, b_issued) = net.add_user("doctor", CLINIC, "善通寺 由美");
     let config = net.data_dir().join("renkei.toml");
@@ -492,17 +471,10 @@ const WEBAUTHN_CLIENT: &str = concat!(
 );
 
 /// Where scripts/test-all installs playwright-core.
-fn node_path() -> String {
-    std::env::var("RENKEI_NODE_PATH").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-        format!("{home}/.cache/renkei/node/node_modules")
-    })
-}
-
 #[tokio::test]
 async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     // The harness's rule is optional: the key is this account's first factor.
     let server = net.serve(&[]);
@@ -556,7 +528,7 @@ const TOTP_BROWSER_CLIENT: &str = concat!(
 #[tokio::test]
 async fn authenticator_codes_in_headless_chromium() {
     let net = Network::new().await;
-    facilities(&net);
+    net.add_hospital_and_clinic();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&[]);
     let _ = net.ready_client(&server, &id, &issued).await;

@@ -98,6 +98,8 @@ pub struct Texts {
     pub security_key_name: &'static str,
     pub add_security_key: &'static str,
     pub remove_button: &'static str,
+    pub idle_warning: &'static str,
+    pub idle_stay: &'static str,
 }
 
 pub static JA: Texts = Texts {
@@ -148,6 +150,8 @@ pub static JA: Texts = Texts {
     security_key_name: "キーの名前（例：診察室のキー）",
     add_security_key: "セキュリティキーを登録",
     remove_button: "削除",
+    idle_warning: "操作がないため、まもなく自動的にログアウトします。続ける場合はボタンを押してください。",
+    idle_stay: "ログインを続ける",
 };
 
 pub static EN: Texts = Texts {
@@ -198,4 +202,6 @@ pub static EN: Texts = Texts {
     security_key_name: "Key name (e.g. office key)",
     add_security_key: "Register a security key",
     remove_button: "Remove",
+    idle_warning: "You will be signed out soon because of inactivity. Press the button to stay signed in.",
+    idle_stay: "Stay signed in",
 };

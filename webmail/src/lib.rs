@@ -1,6 +1,7 @@
 //! Renkei's web face: server-rendered pages and the JSON API, served over HTTPS.
 
 mod api;
+pub mod csrf;
 mod envelopes;
 pub mod error;
 mod factors;
@@ -46,6 +47,7 @@ pub struct RemoteAddr(pub SocketAddr);
 
 const CSS: &str = include_str!("../static/renkei.css");
 const WEBAUTHN_JS: &str = include_str!("../static/webauthn.js");
+const SESSION_JS: &str = include_str!("../static/session.js");
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -145,21 +147,20 @@ pub fn router(state: AppState) -> Router {
         .route("/me/notifications/failed", get(notify::failed_mine))
         .route("/admin/notifications/failed", get(notify::failed_all));
     Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login_form).post(pages::login_submit))
-        .route("/login/second-factor", post(pages::second_factor_submit))
-        .route("/security", get(pages::security))
-        .route("/security/totp", post(pages::security_confirm))
-        .route("/logout", post(pages::logout))
-        .route("/password", get(pages::password_form).post(pages::password_submit))
-        .route(
-            "/email/confirm",
-            get(pages::email_confirm_form).post(pages::email_confirm_submit),
-        )
+        .merge(pages::routes())
         .route("/healthz", get(healthz))
         .route(
             "/static/renkei.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
+        .route(
+            "/static/session.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SESSION_JS,
+                )
+            }),
         )
         .route(
             "/static/webauthn.js",
@@ -171,6 +172,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .nest("/api/v1", api)
+        .layer(middleware::from_fn(csrf::require_token))
         .layer(middleware::from_fn(same_origin_writes))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

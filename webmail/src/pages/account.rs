@@ -1,67 +1,36 @@
-//! Server-rendered pages; plain forms that work without JavaScript.
+//! Account pages: sign-in (both steps), sign-out, home, password, e-mail
+//! confirmation, second-factor enrolment.
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
 use mailbox::twofactor::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
-use mailbox::{CurrentSession, Error, Localized, Password};
+use mailbox::{CurrentSession, Error, Password};
 use serde::Deserialize;
 
+use super::{Chrome, PageCtx, message, render};
 use crate::error::status_of;
 use crate::i18n::{Lang, Texts};
-use crate::session::{self, LANG_COOKIE};
+use crate::session;
 use crate::{AppState, RemoteAddr};
 
-fn render(status: StatusCode, lang: Lang, query: Option<&str>, tpl: &impl Template) -> Response {
-    match tpl.render() {
-        Ok(body) => {
-            let mut response = (status, Html(body)).into_response();
-            // Remember an explicit language choice.
-            if query.is_some_and(|q| q.contains("lang="))
-                && let Ok(v) = format!(
-                    "{LANG_COOKIE}={}; Path=/; Secure; SameSite=Lax; Max-Age=31536000",
-                    lang.code()
-                )
-                .parse()
-            {
-                response.headers_mut().append(SET_COOKIE, v);
-            }
-            response
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-fn message(lang: Lang, e: &Error) -> String {
-    match lang {
-        Lang::Ja => e.message_ja(),
-        Lang::En => e.message_en(),
-    }
-}
-
-/// The session behind a page request, or where to send the browser instead.
-async fn page_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSession, Response> {
-    let Some(token) = session::token(headers) else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    match state.directory.authenticate(&token).await {
-        Ok(s) => Ok(session::at_request(s, headers)),
-        Err(Error::SessionExpired | Error::NotSignedIn | Error::AccountLocked) => Err((
-            [(SET_COOKIE, session::clear_cookie())],
-            Redirect::to("/login?expired=1"),
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login_submit))
+        .route("/login/second-factor", post(second_factor_submit))
+        .route("/security", get(security))
+        .route("/security/totp", post(security_confirm))
+        .route("/logout", post(logout))
+        .route("/password", get(password_form).post(password_submit))
+        .route(
+            "/email/confirm",
+            get(email_confirm_form).post(email_confirm_submit),
         )
-            .into_response()),
-        Err(e) => {
-            tracing::error!(error = %e, "session lookup failed");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-    }
 }
 
 #[derive(Template)]
@@ -69,7 +38,7 @@ async fn page_session(state: &AppState, headers: &HeaderMap) -> Result<CurrentSe
 struct LoginPage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     notice: Option<&'static str>,
     error: Option<String>,
     id: String,
@@ -89,7 +58,7 @@ pub async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Respon
     let page = LoginPage {
         lang,
         t,
-        signed_in: false,
+        chrome: Chrome::anonymous(),
         notice,
         error: None,
         id: String::new(),
@@ -134,7 +103,7 @@ pub async fn login_submit(
             let page = LoginPage {
                 lang,
                 t: lang.texts(),
-                signed_in: false,
+                chrome: Chrome::anonymous(),
                 notice: None,
                 error: Some(message(lang, &e)),
                 id: form.id,
@@ -162,7 +131,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 struct HomePage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     name: String,
     account_id: String,
     role: &'static str,
@@ -174,17 +143,12 @@ pub async fn home(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let s = match page_session(&state, &headers).await {
-        Ok(s) => s,
+    let ctx = match PageCtx::ready(&state, &headers, query.as_deref()).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
-    if s.account.must_change_password {
-        return Redirect::to("/password").into_response();
-    }
-    if s.enrolment_required {
-        return Redirect::to("/security").into_response();
-    }
-    let lang = Lang::from_request(&headers, query.as_deref());
+    let s = &ctx.session;
+    let lang = ctx.lang;
     let facility = match &s.account.facility {
         Some(code) => match state.directory.facility(code).await {
             Ok(f) => Some(format!("{} ({})", f.name, f.code)),
@@ -195,7 +159,7 @@ pub async fn home(
     let page = HomePage {
         lang,
         t: lang.texts(),
-        signed_in: true,
+        chrome: ctx.chrome,
         name: s.account.name.clone(),
         account_id: s.account.id.display_grouped(),
         role: match lang {
@@ -212,7 +176,7 @@ pub async fn home(
 struct PasswordPage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     forced: bool,
     error: Option<String>,
     done: Option<&'static str>,
@@ -223,15 +187,16 @@ pub async fn password_form(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let s = match page_session(&state, &headers).await {
-        Ok(s) => s,
+    let ctx = match PageCtx::any(&state, &headers, query.as_deref()).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let s = &ctx.session;
     let lang = Lang::from_request(&headers, query.as_deref());
     let page = PasswordPage {
         lang,
         t: lang.texts(),
-        signed_in: true,
+        chrome: ctx.chrome,
         forced: s.account.must_change_password,
         error: None,
         done: None,
@@ -251,16 +216,17 @@ pub async fn password_submit(
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let s = match page_session(&state, &headers).await {
-        Ok(s) => s,
+    let ctx = match PageCtx::any(&state, &headers, None).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let s = &ctx.session;
     let lang = Lang::from_request(&headers, None);
     let t = lang.texts();
     let mut page = PasswordPage {
         lang,
         t,
-        signed_in: true,
+        chrome: ctx.chrome,
         forced: s.account.must_change_password,
         error: None,
         done: None,
@@ -271,7 +237,7 @@ pub async fn password_submit(
     }
     let current = Password::new(form.current_password);
     let new = Password::new(form.new_password);
-    match state.directory.change_password(&s, &current, &new).await {
+    match state.directory.change_password(s, &current, &new).await {
         Ok(()) => {
             page.forced = false;
             page.done = Some(t.password_changed);
@@ -289,7 +255,7 @@ pub async fn password_submit(
 struct EmailConfirmPage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     token: Option<String>,
     done: bool,
     error: Option<String>,
@@ -323,7 +289,7 @@ pub async fn email_confirm_form(headers: HeaderMap, RawQuery(query): RawQuery) -
     let page = EmailConfirmPage {
         lang,
         t: lang.texts(),
-        signed_in: session::token(&headers).is_some(),
+        chrome: Chrome::anonymous(),
         token,
         done: false,
         error,
@@ -341,7 +307,7 @@ pub async fn email_confirm_submit(
     let mut page = EmailConfirmPage {
         lang,
         t: lang.texts(),
-        signed_in: session::token(&headers).is_some(),
+        chrome: Chrome::anonymous(),
         token: None,
         done: false,
         error: None,
@@ -365,7 +331,7 @@ pub async fn email_confirm_submit(
 struct SecondFactorPage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     error: Option<String>,
     pending: String,
     webauthn: bool,
@@ -381,7 +347,7 @@ fn second_factor_page(
     let page = SecondFactorPage {
         lang,
         t: lang.texts(),
-        signed_in: false,
+        chrome: Chrome::anonymous(),
         error,
         pending: pending.expose().to_string(),
         webauthn,
@@ -445,7 +411,7 @@ pub async fn second_factor_submit(
             let page = LoginPage {
                 lang,
                 t: lang.texts(),
-                signed_in: false,
+                chrome: Chrome::anonymous(),
                 notice: None,
                 error: Some(message(lang, &e)),
                 id: String::new(),
@@ -460,7 +426,7 @@ pub async fn second_factor_submit(
 struct SecurityPage {
     lang: Lang,
     t: &'static Texts,
-    signed_in: bool,
+    chrome: Chrome,
     required: bool,
     enrolled: bool,
     error: Option<String>,
@@ -476,10 +442,11 @@ pub async fn security(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let s = match page_session(&state, &headers).await {
-        Ok(s) => s,
+    let ctx = match PageCtx::any(&state, &headers, query.as_deref()).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let s = &ctx.session;
     if s.account.must_change_password {
         return Redirect::to("/password").into_response();
     }
@@ -487,7 +454,7 @@ pub async fn security(
     let mut page = SecurityPage {
         lang,
         t: lang.texts(),
-        signed_in: true,
+        chrome: ctx.chrome,
         required: s.enrolment_required,
         enrolled: s.account.has_second_factor,
         error: None,
@@ -495,12 +462,12 @@ pub async fn security(
         recovery_codes: None,
         keys: Vec::new(),
     };
-    if let Ok(f) = state.directory.factors(&s).await {
+    if let Ok(f) = state.directory.factors(s).await {
         page.keys = f.security_keys;
         page.enrolled = f.totp;
     }
     if !s.account.has_second_factor {
-        match state.directory.begin_totp(&s).await {
+        match state.directory.begin_totp(s).await {
             Ok(e) => page.enrolment = Some(e),
             Err(e) => page.error = Some(message(lang, &e)),
         }
@@ -520,15 +487,16 @@ pub async fn security_confirm(
     headers: HeaderMap,
     Form(form): Form<ConfirmTotpForm>,
 ) -> Response {
-    let s = match page_session(&state, &headers).await {
-        Ok(s) => s,
+    let ctx = match PageCtx::any(&state, &headers, None).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let s = &ctx.session;
     let lang = Lang::from_request(&headers, None);
     let mut page = SecurityPage {
         lang,
         t: lang.texts(),
-        signed_in: true,
+        chrome: ctx.chrome,
         required: s.enrolment_required,
         enrolled: false,
         error: None,
@@ -536,7 +504,7 @@ pub async fn security_confirm(
         recovery_codes: None,
         keys: Vec::new(),
     };
-    match state.directory.confirm_totp(&s, &form.code).await {
+    match state.directory.confirm_totp(s, &form.code).await {
         Ok(codes) => {
             page.recovery_codes = Some(codes);
             render(StatusCode::OK, lang, None, &page)
@@ -544,7 +512,7 @@ pub async fn security_confirm(
         Err(e) => {
             page.error = Some(message(lang, &e));
             // A new secret: the one shown before is not shown again.
-            match state.directory.begin_totp(&s).await {
+            match state.directory.begin_totp(s).await {
                 Ok(en) => page.enrolment = Some(en),
                 Err(e2) => page.error = Some(message(lang, &e2)),
             }

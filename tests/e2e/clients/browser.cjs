@@ -1,0 +1,76 @@
+// Shared by the browser tests: headless Chromium (Debian's /usr/bin/chromium)
+// driven by playwright-core, signing in through the pages, screenshots in both
+// languages. Each test script requires this and prints one JSON object last.
+'use strict';
+const { chromium } = require('playwright-core');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+/// A fresh browser profile (its own cookies) with one page.
+async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'renkei-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.RENKEI_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(20000);
+  // Any script error on a page fails the test that reads `errors`.
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss().catch(() => {}); });
+  return { context, page, errors, close: () => context.close() };
+}
+
+/// Signs in through the login page; returns the path the browser lands on.
+async function signIn(page, base, id, password) {
+  await page.goto(base + '/login');
+  await page.fill('input[name=id]', id);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/login"] button[type=submit]')]);
+  return new URL(page.url()).pathname;
+}
+
+async function signOut(page) {
+  await Promise.all([page.waitForNavigation(), page.click('#logout')]);
+}
+
+/// Saves the current page as NAME-ja.png and NAME-en.png under the artefact
+/// folder (RENKEI_SCREENSHOTS, default ./artifacts/screenshots), switching the
+/// language with the switch every page has, and back to Japanese.
+async function screenshots(page, name) {
+  const dir = process.env.RENKEI_SCREENSHOTS || path.join(process.cwd(), 'artifacts', 'screenshots');
+  fs.mkdirSync(dir, { recursive: true });
+  const url = new URL(page.url());
+  const saved = [];
+  for (const lang of ['ja', 'en']) {
+    url.searchParams.set('lang', lang);
+    await page.goto(url.toString());
+    const file = path.join(dir, `${name}-${lang}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    saved.push(path.basename(file));
+  }
+  url.searchParams.set('lang', 'ja');
+  await page.goto(url.toString());
+  return saved;
+}
+
+/// Runs `body(out)` and prints `out` as the last line, with `error` set on a throw.
+async function run(body) {
+  const out = {};
+  try {
+    await body(out);
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  process.stdout.write('\n' + JSON.stringify(out) + '\n');
+}
+
+module.exports = { launch, signIn, signOut, screenshots, run };

@@ -1,0 +1,9 @@
+//! Pages: operator (to be built).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

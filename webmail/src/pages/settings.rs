@@ -1,0 +1,9 @@
+//! Pages: settings (to be built).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
