@@ -12,10 +12,8 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const TARGET: usize = 2000;
 
 /// One submission; `Some(id)` only when the server acknowledged it.
@@ -93,22 +91,7 @@ async fn rows(net: &Network) -> Rows {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_submissions_survive_sigkill_exactly_once() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     {

@@ -12,10 +12,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/e2e/clients/imap_client.py"
@@ -124,22 +122,7 @@ pub(crate) async fn inbox_delivered(server: &Server, client: &reqwest::Client, n
 #[tokio::test]
 async fn mail_clients_read_the_same_mailboxes_over_tls() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (col, col_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
@@ -425,22 +408,7 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn broken_imap_input_gets_bad_or_no_and_the_server_keeps_serving() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
@@ -542,22 +510,7 @@ fn starttls_port(server: &Server) -> u16 {
 #[tokio::test]
 async fn starttls_port_serves_only_after_tls() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&["--imap-starttls-listen", "127.0.0.1:0"]);

@@ -10,11 +10,9 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 use crate::smtp::{Mail, SmtpSink};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const HOSPITAL_NAME: &str = "さぬき中央病院";
 const CLINIC_NAME: &str = "ことひら内科クリニック";
 

@@ -5,10 +5,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{Network, Server};
-
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
 pub const PATIENT_NAME: &str = "丸亀 花子";
 pub const PATIENT_ID: &str = "MRG-5520-2026";
@@ -101,29 +98,10 @@ pub fn dicom(marker: u8) -> Vec<u8> {
     v
 }
 
-fn add_facilities(net: &Network) {
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
-}
-
 #[tokio::test]
 async fn audit_trail_is_chained_scoped_and_names_the_damaged_entry() {
     let net = Network::new().await;
-    add_facilities(&net);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
     let (clerk, clerk_pw) = net.add_user("clerk", HOSPITAL, "高松 三枝");
@@ -424,7 +402,7 @@ async fn wait_delivered(db: &Db, ids: &[&str]) {
 #[tokio::test]
 async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     let net = Network::new().await;
-    add_facilities(&net);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
     let server = net.serve(&[]);
@@ -551,7 +529,7 @@ async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
 #[tokio::test]
 async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
     let net = Network::new().await;
-    add_facilities(&net);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
     let (op, op_pw) = crate::harness::parse_letter(&net.admin(&[
@@ -776,7 +754,7 @@ fn squeeze(s: &str) -> String {
 #[tokio::test]
 async fn reading_report_pdf_carries_the_japanese_text_signer_and_hash() {
     let net = Network::new().await;
-    add_facilities(&net);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
     let server = net.serve(&[]);
@@ -1050,7 +1028,7 @@ async fn billing_charges_whole_months_without_proration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens() {
     let net = Network::new().await;
-    add_facilities(&net);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
     let server = net.serve(&[]);

@@ -8,10 +8,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{Network, Server};
-
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
 const PATIENT_KANJI: &str = "香川 太郎";
 const PATIENT_KANA: &str = "カガワ タロウ";
@@ -101,22 +98,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 #[tokio::test]
 async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (col, col_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let (clerk, clerk_pw) = net.add_user("clerk", HOSPITAL, "坂出 明美");
@@ -390,22 +372,7 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
     ]);
     assert_eq!(again.code, Some(73), "{}", again.stderr);
 
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
     let server = net.serve(&[]);

@@ -3,9 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Network, csrf_from};
-
-const HOSPITAL: &str = "3710123450";
+use crate::harness::{HOSPITAL, Network, csrf_from};
 
 async fn post_session(
     client: &reqwest::Client,

@@ -8,10 +8,8 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const BURST: usize = 2000;
 
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> String {
@@ -52,22 +50,7 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
         return;
     }
     let b = a.second_node();
-    a.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
-    a.admin(&[
-        "facility",
-        "add",
-        "--code",
-        CLINIC,
-        "--name",
-        "ことひら内科クリニック",
-    ]);
+    a.add_hospital_and_clinic();
     let (rad, rad_pw) = a.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = a.add_user("doctor", CLINIC, "琴平 健");
     let node_a = a.serve(&[]);

@@ -10,10 +10,8 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
-const HOSPITAL: &str = "3710123450";
-const CLINIC: &str = "3710300017";
 const REHAB: &str = "3710500004";
 
 const PATIENT_NAME: &str = "丸亀 次郎";
