@@ -11,6 +11,8 @@ mod pages;
 mod records;
 pub mod session;
 mod threads;
+#[allow(dead_code)] // the study download lands with the viewer
+mod zipstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
