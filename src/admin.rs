@@ -429,17 +429,12 @@ fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
 }
 
-fn departments(s: &str) -> Vec<String> {
-    s.split([',', '、'])
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 fn apply(f: &mut Facility, fields: FacilityFields) -> Result<()> {
     if let Some(v) = fields.name {
         f.name = v;
+    }
+    if let Some(v) = fields.city {
+        f.city = v.trim().to_string();
     }
     if let Some(v) = fields.address {
         f.address = v;
@@ -448,7 +443,10 @@ fn apply(f: &mut Facility, fields: FacilityFields) -> Result<()> {
         f.phone = v;
     }
     if let Some(v) = fields.departments {
-        f.departments = departments(&v);
+        f.departments = mailbox::facility::parse_departments(&v);
+    }
+    if let Some(v) = fields.public_note {
+        f.public_note = v;
     }
     if let Some(v) = fields.publish {
         f.publish_details = v;
@@ -465,9 +463,11 @@ fn apply(f: &mut Facility, fields: FacilityFields) -> Result<()> {
 fn print_facility(f: &Facility) {
     println!("code:          {}", f.code);
     println!("name:          {}", f.name);
+    println!("city:          {}", f.city);
     println!("address:       {}", f.address);
     println!("phone:         {}", f.phone);
     println!("departments:   {}", f.departments.join(", "));
+    println!("public note:   {}", f.public_note);
     println!("published:     {}", f.publish_details);
     println!("active from:   {}", f.active_from);
     println!(
@@ -485,17 +485,7 @@ fn print_facility(f: &Facility) {
 async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
     match command {
         FacilityCommand::Add { code, fields } => {
-            let mut f = Facility {
-                code: FacilityCode::parse(&code)?,
-                name: String::new(),
-                address: String::new(),
-                phone: String::new(),
-                departments: Vec::new(),
-                publish_details: false,
-                active_from: today(),
-                active_until: None,
-                approval_ref: None,
-            };
+            let mut f = Facility::new(FacilityCode::parse(&code)?, String::new(), today());
             apply(&mut f, fields)?;
             let f = directory.add_facility(f).await?;
             println!("registered facility {} {}", f.code, f.name);

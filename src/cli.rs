@@ -259,14 +259,20 @@ pub enum GrantsCommand {
 pub struct FacilityFields {
     #[arg(long)]
     pub name: Option<String>,
+    /// Municipality (市区町村), listed publicly with the name and departments.
+    #[arg(long)]
+    pub city: Option<String>,
     #[arg(long)]
     pub address: Option<String>,
     #[arg(long)]
     pub phone: Option<String>,
-    /// Comma-separated, e.g. "放射線科,内科".
+    /// Comma-separated, e.g. "放射線科,内科"; listed publicly.
     #[arg(long)]
     pub departments: Option<String>,
-    /// Publish address, phone and departments on the public list (true/false).
+    /// What the facility says of itself on the public list (hours, referral desk).
+    #[arg(long)]
+    pub public_note: Option<String>,
+    /// Publish address, phone and the note on the public list (true/false).
     #[arg(long)]
     pub publish: Option<bool>,
     /// First day of participation, YYYY-MM-DD (default today).

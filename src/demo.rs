@@ -13,6 +13,7 @@ const HEADER: &str = "id\tpassword\trole\tfacility_code\tfacility_name";
 struct DemoFacility {
     first_nine: &'static str,
     name: &'static str,
+    city: &'static str,
     address: &'static str,
     phone: &'static str,
     departments: &'static [&'static str],
@@ -23,6 +24,7 @@ const FACILITIES: &[DemoFacility] = &[
     DemoFacility {
         first_nine: "371020001",
         name: "さぬき中央病院",
+        city: "高松市",
         address: "香川県高松市番町1-1-1",
         phone: "087-000-0001",
         departments: &["放射線科", "内科", "外科", "整形外科"],
@@ -36,6 +38,7 @@ const FACILITIES: &[DemoFacility] = &[
     DemoFacility {
         first_nine: "371030001",
         name: "ことひら内科クリニック",
+        city: "琴平町",
         address: "香川県仲多度郡琴平町1-2",
         phone: "0877-00-0002",
         departments: &["内科"],
@@ -48,6 +51,7 @@ const FACILITIES: &[DemoFacility] = &[
     DemoFacility {
         first_nine: "373010001",
         name: "せとうち歯科医院",
+        city: "観音寺市",
         address: "香川県観音寺市坂本町3-4",
         phone: "0875-00-0003",
         departments: &["歯科", "口腔外科"],
@@ -86,6 +90,8 @@ pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<St
                 phone: spec.phone.into(),
                 departments: spec.departments.iter().map(|d| d.to_string()).collect(),
                 publish_details: true,
+                city: spec.city.into(),
+                public_note: String::new(),
                 active_from: start,
                 active_until: None,
                 approval_ref: None,

@@ -121,6 +121,8 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
                 phone: String::new(),
                 departments: vec![],
                 publish_details: false,
+                city: String::new(),
+                public_note: String::new(),
                 active_from: chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default(),
                 active_until: None,
                 approval_ref: None,

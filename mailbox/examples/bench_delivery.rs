@@ -234,6 +234,8 @@ async fn setup(store: Arc<dyn Store>, blobs: std::path::PathBuf) -> Res<Net> {
             phone: String::new(),
             departments: vec![],
             publish_details: false,
+            city: String::new(),
+            public_note: String::new(),
             active_from: NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("date")?,
             active_until: None,
             approval_ref: None,

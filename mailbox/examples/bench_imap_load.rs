@@ -162,6 +162,8 @@ async fn run() -> Res<()> {
                 phone: String::new(),
                 departments: vec![],
                 publish_details: false,
+                city: String::new(),
+                public_note: String::new(),
                 active_from: NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("date")?,
                 active_until: None,
                 approval_ref: None,

@@ -124,6 +124,8 @@ mod tests {
             phone: String::new(),
             departments: vec![],
             publish_details: false,
+            city: String::new(),
+            public_note: String::new(),
             active_from: d(from),
             active_until: until.map(d),
             approval_ref: None,

@@ -15,7 +15,7 @@ use renkei_crypto::LockParams;
 use crate::account::{Account, AccountId, Role};
 use crate::audit::{Audit, AuditEvent, action};
 use crate::error::{Error, Result};
-use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode};
+use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode, PublicListing};
 use crate::keyring::{Keyring, Keyrings};
 use crate::password::{self, Password};
 use crate::store::{SessionRecord, Store, StoreError};
@@ -112,6 +112,16 @@ impl CurrentSession {
             Err(Error::SecondFactorEnrolmentRequired)
         } else {
             Ok(&self.account)
+        }
+    }
+
+    /// The operator's console and commands: facilities, accounts, locks.
+    pub fn require_operator(&self) -> Result<&Account> {
+        let account = self.require_ready()?;
+        if account.role == Role::Operator {
+            Ok(account)
+        } else {
+            Err(Error::Forbidden)
         }
     }
 
@@ -295,6 +305,21 @@ impl Directory {
 
     pub async fn facilities(&self) -> Result<Vec<Facility>> {
         Ok(self.store.facilities().await?)
+    }
+
+    /// The public list of participating facilities (no sign-in): those active
+    /// on `day`, by city and name, each showing only what it chose to publish.
+    pub async fn public_listings(&self, day: NaiveDate) -> Result<Vec<PublicListing>> {
+        let mut listed: Vec<PublicListing> = self
+            .store
+            .facilities()
+            .await?
+            .iter()
+            .filter(|f| f.is_active_on(day))
+            .map(Facility::public_listing)
+            .collect();
+        listed.sort_by(|a, b| (&a.city, &a.name).cmp(&(&b.city, &b.name)));
+        Ok(listed)
     }
 
     // --- accounts ---------------------------------------------------------------

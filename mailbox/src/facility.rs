@@ -186,10 +186,16 @@ impl From<FacilityCode> for String {
 pub struct Facility {
     pub code: FacilityCode,
     pub name: String,
+    /// Municipality (市区町村); listed publicly with the name and departments.
+    pub city: String,
     pub address: String,
     pub phone: String,
+    /// Departments (診療科); listed publicly.
     pub departments: Vec<String>,
-    /// Whether address, phone and departments appear on the public list.
+    /// What the facility says of itself on the public list (hours, referral
+    /// desk, equipment); shown only with its published details.
+    pub public_note: String,
+    /// Whether address, phone and the note appear on the public list.
     pub publish_details: bool,
     pub active_from: NaiveDate,
     pub active_until: Option<NaiveDate>,
@@ -198,15 +204,117 @@ pub struct Facility {
 }
 
 impl Facility {
+    /// A facility with only its code, name and first day; every other detail empty.
+    pub fn new(code: FacilityCode, name: impl Into<String>, active_from: NaiveDate) -> Self {
+        Self {
+            code,
+            name: name.into(),
+            city: String::new(),
+            address: String::new(),
+            phone: String::new(),
+            departments: Vec::new(),
+            public_note: String::new(),
+            publish_details: false,
+            active_from,
+            active_until: None,
+            approval_ref: None,
+        }
+    }
+
     /// Whether the facility is active on the given day (billing counts any such day).
     pub fn is_active_on(&self, day: NaiveDate) -> bool {
         self.active_from <= day && self.active_until.is_none_or(|until| day <= until)
     }
+
+    /// What the public list (参加医療施設一覧) shows of this facility: name,
+    /// city and departments always; address, phone and note only when the
+    /// facility chose to publish them.
+    pub fn public_listing(&self) -> PublicListing {
+        let published = |v: &str| {
+            let v = v.trim();
+            (self.publish_details && !v.is_empty()).then(|| v.to_string())
+        };
+        PublicListing {
+            code: self.code.clone(),
+            name: self.name.clone(),
+            city: self.city.clone(),
+            departments: self.departments.clone(),
+            address: published(&self.address),
+            phone: published(&self.phone),
+            note: published(&self.public_note),
+        }
+    }
+}
+
+/// One line of the public list of participating facilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicListing {
+    pub code: FacilityCode,
+    pub name: String,
+    pub city: String,
+    pub departments: Vec<String>,
+    pub address: Option<String>,
+    pub phone: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Departments as typed: separated by commas or Japanese commas (、，), blanks
+/// and duplicates dropped.
+pub fn parse_departments(input: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in input.split([',', '、', '，', '\n']).map(str::trim) {
+        if !d.is_empty() && !out.iter().any(|o| o == d) {
+            out.push(d.to_string());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_public_listing_shows_details_only_when_published() {
+        let mut f = Facility::new(
+            FacilityCode::parse("3710123450").unwrap(),
+            "さぬき中央病院",
+            day("2026-04-01"),
+        );
+        f.city = "高松市".into();
+        f.departments = vec!["放射線科".into(), "内科".into()];
+        f.address = "香川県高松市番町1-1-1".into();
+        f.phone = "087-000-0000".into();
+        f.public_note = "紹介受付 平日9時〜17時".into();
+        let hidden = f.public_listing();
+        assert_eq!(hidden.name, "さぬき中央病院");
+        assert_eq!(hidden.city, "高松市");
+        assert_eq!(hidden.departments, ["放射線科", "内科"]);
+        assert_eq!(
+            (hidden.address, hidden.phone, hidden.note),
+            (None, None, None)
+        );
+
+        f.publish_details = true;
+        f.phone = "  ".into();
+        let shown = f.public_listing();
+        assert_eq!(shown.address.as_deref(), Some("香川県高松市番町1-1-1"));
+        assert_eq!(shown.phone, None, "an empty detail is not listed");
+        assert_eq!(shown.note.as_deref(), Some("紹介受付 平日9時〜17時"));
+    }
+
+    #[test]
+    fn departments_split_on_either_comma_and_drop_blanks_and_repeats() {
+        assert_eq!(
+            parse_departments("放射線科、内科, 外科,,内科，整形外科 "),
+            ["放射線科", "内科", "外科", "整形外科"]
+        );
+        assert!(parse_departments(" 、 ").is_empty());
+    }
 
     #[test]
     fn valid_codes() {

@@ -70,6 +70,8 @@ async fn net() -> Net {
             phone: String::new(),
             departments: vec![],
             publish_details: true,
+            city: String::new(),
+            public_note: String::new(),
             active_from: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
             active_until: None,
             approval_ref: None,

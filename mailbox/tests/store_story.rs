@@ -24,6 +24,8 @@ fn facility(code: &str, name: &str) -> Facility {
         phone: "087-000-0000".into(),
         departments: vec!["放射線科".into(), "内科".into()],
         publish_details: true,
+        city: "高松市".into(),
+        public_note: "紹介受付 平日9時〜17時".into(),
         active_from: NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
         active_until: None,
         approval_ref: None,
@@ -59,6 +61,8 @@ async fn facilities_round_trip_and_refuse_duplicates() {
 
     let mut changed = f.clone();
     changed.departments = vec!["歯科".into()];
+    changed.city = "丸亀市".into();
+    changed.public_note = "予約は電話で".into();
     changed.publish_details = false;
     dir.update_facility(changed.clone()).await.unwrap();
     assert_eq!(dir.facility(&f.code).await.unwrap(), changed);
@@ -75,6 +79,45 @@ async fn facilities_round_trip_and_refuse_duplicates() {
         Err(Error::NotFound(_))
     ));
     assert_eq!(dir.facilities().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_public_list_shows_participating_facilities_and_only_published_details() {
+    let t = fresh_store().await;
+    let dir = directory(t.store.clone(), AuthPolicy::default());
+    let mut open = facility("3710123450", "さぬき病院");
+    open.city = "丸亀市".into();
+    dir.add_facility(open).await.unwrap();
+    let mut private = facility("3710300017", "ことひら内科");
+    private.city = "琴平町".into();
+    private.publish_details = false;
+    dir.add_facility(private).await.unwrap();
+    let mut left = facility("3730045675", "去った歯科");
+    left.active_until = Some(NaiveDate::from_ymd_opt(2026, 6, 30).unwrap());
+    dir.add_facility(left).await.unwrap();
+    let mut later = facility("3740012343", "これからの薬局");
+    later.active_from = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    dir.add_facility(later).await.unwrap();
+
+    let listed = dir
+        .public_listings(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap())
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
+    // By city: 丸亀市 before 琴平町 (code-point order); neither the one that
+    // left nor the one not yet started.
+    assert_eq!(names, ["さぬき病院", "ことひら内科"]);
+    assert_eq!(listed[0].city, "丸亀市");
+    assert_eq!(listed[0].departments, ["放射線科", "内科"]);
+    assert_eq!(listed[0].address.as_deref(), Some("香川県高松市"));
+    assert_eq!(listed[0].note.as_deref(), Some("紹介受付 平日9時〜17時"));
+    assert_eq!(listed[1].city, "琴平町");
+    assert_eq!(listed[1].departments, ["放射線科", "内科"]);
+    assert_eq!(
+        (&listed[1].address, &listed[1].phone, &listed[1].note),
+        (&None, &None, &None),
+        "unpublished details stay off the list"
+    );
 }
 
 #[tokio::test]
@@ -194,6 +237,49 @@ async fn accounts_belong_to_one_facility_and_get_assigned_ids() {
     let a = dir.account(&doctor.id).await.unwrap();
     assert_eq!(a.email.as_deref(), Some("new@example.jp"));
     assert!(a.email_verified);
+}
+
+#[tokio::test]
+async fn only_a_ready_operator_passes_the_operator_check() {
+    let t = fresh_store().await;
+    let dir = directory(t.store.clone(), AuthPolicy::default());
+    let pw = Password::new("Operator-Console-2026!");
+    let doctor = doctor_with_password(&dir, &pw).await;
+    let mut ids = Vec::new();
+    for must_change in [false, true] {
+        let op = dir
+            .add_account_with_password(
+                NewAccount {
+                    role: Role::Operator,
+                    facility: None,
+                    name: "ヘルプデスク".into(),
+                    email: None,
+                },
+                &pw,
+                must_change,
+            )
+            .await
+            .unwrap();
+        ids.push(op.id);
+    }
+    let (_, ready) = dir.sign_in(ids[0].as_str(), &pw, None).await.unwrap();
+    assert_eq!(ready.require_operator().unwrap().id, ids[0]);
+    let (_, issued) = dir.sign_in(ids[1].as_str(), &pw, None).await.unwrap();
+    assert!(matches!(
+        issued.require_operator(),
+        Err(Error::PasswordChangeRequired)
+    ));
+    let (_, doc) = dir.sign_in(doctor.as_str(), &pw, None).await.unwrap();
+    assert!(matches!(
+        doc.require_operator(),
+        Err(Error::PasswordChangeRequired)
+    ));
+    t.store
+        .set_password(&doctor, &password::hash(&pw).unwrap(), false)
+        .await
+        .unwrap();
+    let (_, doc) = dir.sign_in(doctor.as_str(), &pw, None).await.unwrap();
+    assert!(matches!(doc.require_operator(), Err(Error::Forbidden)));
 }
 
 async fn doctor_with_password(dir: &Directory, pw: &Password) -> AccountId {

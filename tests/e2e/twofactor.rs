@@ -28,7 +28,7 @@ fn python() -> Command {
 }
 
 /// The code pyotp computes for `secret` at now + `offset` seconds.
-fn pyotp(secret: &str, offset: i64) -> String {
+pub(crate) fn pyotp(secret: &str, offset: i64) -> String {
     let out = python()
         .args([CLIENT, "totp", secret, &offset.to_string()])
         .output()
@@ -41,7 +41,7 @@ fn pyotp(secret: &str, offset: i64) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn imap(net: &Network, port: u16, user: &str, password: &str) -> Value {
+pub(crate) fn imap(net: &Network, port: u16, user: &str, password: &str) -> Value {
     let out = python()
         .arg(CLIENT)
         .arg("imap")

@@ -142,6 +142,20 @@
         signIn(document.getElementById('second-factor-form')).catch(showError);
       });
     }
+    // A settings form that needs a fresh re-authentication: confirm with a
+    // key, then send the form as it is (the server checks the re-authentication).
+    document.querySelectorAll('button[data-reauth-key]').forEach(function (b) {
+      b.addEventListener('click', function (e) {
+        e.preventDefault();
+        var form = b.closest('form');
+        if (!form.reportValidity()) { return; }
+        (async function () {
+          var options = await call('POST', '/api/v1/session/reauth/webauthn');
+          await call('POST', '/api/v1/session/reauth', { webauthn: await assertion(options) });
+          form.submit();
+        })().catch(showError);
+      });
+    });
     document.querySelectorAll('button[data-key]').forEach(function (b) {
       b.addEventListener('click', function (e) {
         e.preventDefault();

@@ -19,6 +19,8 @@ pub(super) struct FacilityRow {
     pub active_from: String,
     pub active_until: Option<String>,
     pub approval_ref: Option<String>,
+    pub city: String,
+    pub public_note: String,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -35,10 +37,12 @@ impl TryFrom<FacilityRow> for Facility {
         Ok(Facility {
             code: FacilityCode::parse(&r.code).map_err(|e| corrupt("facility code", e))?,
             name: r.name,
+            city: r.city,
             address: r.address,
             phone: r.phone,
             departments: serde_json::from_str(&r.departments)
                 .map_err(|e| corrupt("departments", e))?,
+            public_note: r.public_note,
             publish_details: r.publish_details,
             active_from: date(&r.active_from)?,
             active_until: r.active_until.as_deref().map(date).transpose()?,

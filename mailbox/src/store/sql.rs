@@ -3,12 +3,15 @@
 //! from them. Anything dialect-specific belongs in the backend's own file instead.
 
 pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
-    (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, \
+     city, public_note, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 pub(super) const UPDATE_FACILITY: &str = "UPDATE facilities SET name = $2, address = $3, phone = $4, \
-    departments = $5, publish_details = $6, active_from = $7, active_until = $8, approval_ref = $9 \
+    departments = $5, publish_details = $6, active_from = $7, active_until = $8, approval_ref = $9, \
+    city = $10, public_note = $11 \
     WHERE code = $1";
-const FACILITY_COLUMNS: &str = "code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref";
+const FACILITY_COLUMNS: &str = "code, name, address, phone, departments, publish_details, active_from, \
+    active_until, approval_ref, city, public_note";
 pub(super) fn select_facility() -> String {
     format!("SELECT {FACILITY_COLUMNS} FROM facilities WHERE code = $1")
 }
@@ -81,6 +84,8 @@ macro_rules! impl_portable_store {
                     .bind(rows::date_text(f.active_from))
                     .bind(f.active_until.map(rows::date_text))
                     .bind(&f.approval_ref)
+                    .bind(&f.city)
+                    .bind(&f.public_note)
                     .bind(chrono::Utc::now().timestamp())
                     .execute(&self.writer)
                     .await?;
@@ -98,6 +103,8 @@ macro_rules! impl_portable_store {
                     .bind(rows::date_text(f.active_from))
                     .bind(f.active_until.map(rows::date_text))
                     .bind(&f.approval_ref)
+                    .bind(&f.city)
+                    .bind(&f.public_note)
                     .execute(&self.writer)
                     .await?;
                 if done.rows_affected() == 0 {
