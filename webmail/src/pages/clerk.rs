@@ -146,11 +146,16 @@ pub(super) async fn people_of(
     }
 }
 
-/// A person's name where the facility knows them, else their ID.
+/// A person's name where the facility knows them, else their ID as shown on
+/// screen (staff of other facilities).
 pub(super) fn person(people: &HashMap<String, (String, Role)>, id: &str) -> String {
-    people
-        .get(id)
-        .map_or_else(|| id.to_string(), |(name, _)| name.clone())
+    people.get(id).map_or_else(
+        || {
+            mailbox::AccountId::parse(id)
+                .map_or_else(|_| id.to_string(), |a| a.display_grouped())
+        },
+        |(name, _)| name.clone(),
+    )
 }
 
 pub(super) fn facility(names: &HashMap<String, String>, code: &str) -> String {
