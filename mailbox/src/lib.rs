@@ -7,6 +7,7 @@ pub mod account;
 pub mod attachment_policy;
 pub mod audit;
 pub mod billing;
+pub mod booking;
 pub mod blob;
 pub mod csv;
 pub mod delivery;

@@ -577,7 +577,8 @@ impl Postroom {
                     "同意を取得した職員の氏名を入力してください。",
                 ));
             }
-            if c.obtained_on > chrono::Local::now().date_naive() {
+            // Today in Japan, where consent is taken, whatever the server's zone.
+            if c.obtained_on > crate::booking::now_jst().date() {
                 return Err(Error::invalid(
                     "consent.obtained_on",
                     "the consent date is in the future",

@@ -194,6 +194,7 @@ impl Threads {
         }
         let mut template = None;
         let mut stage = None;
+        let mut booked_slot = None;
         let to = match new.kind {
             ThreadKind::ReadingRequest => {
                 require_fields(&new.fields, &["modality", "body_part", "clinical_question"])?;
@@ -207,6 +208,10 @@ impl Threads {
             ThreadKind::Booking => {
                 require_fields(&new.fields, &["preferred_times"])?;
                 let resource = self.resource(new.resource_id.as_deref()).await?;
+                // A time picked from the free times is held from now on.
+                if let Some(slot) = field(&new.fields, "slot") {
+                    booked_slot = Some(self.bookable_slot(Some(&resource.id), None, slot).await?);
+                }
                 Some(Recipient::LiaisonInbox(
                     FacilityCode::parse(&resource.facility_code)
                         .map_err(|e| Error::Internal(format!("stored resource: {e}")))?,
@@ -297,7 +302,7 @@ impl Threads {
                 .resource_id
                 .clone()
                 .filter(|_| new.kind == ThreadKind::Booking),
-            booked_slot: None,
+            booked_slot,
             template,
             stage,
             created_at: t,
@@ -396,6 +401,20 @@ impl Threads {
         }
     }
 
+    pub(crate) fn store(&self) -> &Arc<dyn crate::store::Store> {
+        self.directory.store()
+    }
+
+    /// The steps this person may take on a thread now (step names), from its
+    /// clear state alone: for lists that offer actions without opening every
+    /// item.
+    pub fn steps_open_to(&self, session: &CurrentSession, thread: &ThreadRow) -> Vec<&'static str> {
+        match session.require_ready() {
+            Ok(actor) => Self::allowed_steps(thread, actor),
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn allowed_steps(thread: &ThreadRow, actor: &Account) -> Vec<&'static str> {
         let (Ok(kind), Some(state), Some(relation)) = (
             ThreadKind::parse(&thread.kind),
@@ -447,11 +466,24 @@ impl Threads {
         match input.step {
             Step::Report => patch.reader_id = Some(actor.id.as_str().into()),
             Step::Confirm if state == ThreadState::Requested => {
-                require_fields(&input.fields, &["slot"])?;
-                patch.booked_slot = field(&input.fields, "slot").map(str::to_owned);
+                // The time named now, or the one the request holds.
+                if field(&input.fields, "slot").is_none() && thread.booked_slot.is_none() {
+                    require_fields(&input.fields, &["slot"])?;
+                }
+                if let Some(slot) = field(&input.fields, "slot") {
+                    patch.booked_slot = Some(
+                        self.bookable_slot(thread.resource_id.as_deref(), Some(thread_id), slot)
+                            .await?,
+                    );
+                }
             }
             Step::Confirm | Step::Propose => {
-                patch.booked_slot = field(&input.fields, "slot").map(str::to_owned);
+                if let Some(slot) = field(&input.fields, "slot") {
+                    patch.booked_slot = Some(
+                        self.bookable_slot(thread.resource_id.as_deref(), Some(thread_id), slot)
+                            .await?,
+                    );
+                }
             }
             Step::Stage => {
                 let template = pathway::template(thread.template.as_deref().unwrap_or_default())?;

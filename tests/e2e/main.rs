@@ -9,6 +9,7 @@ mod imap;
 mod notify;
 mod pages;
 mod pages_admin;
+mod pages_office;
 mod records;
 mod sealed;
 mod signin;

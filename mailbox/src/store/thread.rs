@@ -131,6 +131,9 @@ pub trait ThreadStore: Send + Sync {
     async fn insert_resource(&self, r: &ResourceRow) -> StoreResult<()>;
     async fn resources_of(&self, code: &str) -> StoreResult<Vec<ResourceRow>>;
     async fn resource(&self, id: &str) -> StoreResult<Option<ResourceRow>>;
+    /// `(thread, time)` of every booking of a resource that holds its time
+    /// (requested, proposed or confirmed).
+    async fn held_slots(&self, resource_id: &str) -> StoreResult<Vec<(String, String)>>;
 
     /// Reports per reading doctor and facility whose report came in `[from, to)`;
     /// declines are not reports, so they never count.

@@ -64,6 +64,11 @@ pub(super) const RESOURCES_OF: &str = "SELECT id, facility_code, name, opening_h
 pub(super) const RESOURCE: &str = "SELECT id, facility_code, name, opening_hours, active, created_at \
     FROM resources WHERE id = $1";
 
+/// Kept in step with the unique index `threads_booked_slot_held`.
+pub(super) const HELD_SLOTS: &str = "SELECT id, booked_slot FROM threads \
+    WHERE kind = 'booking' AND resource_id = $1 AND booked_slot IS NOT NULL \
+    AND state IN ('requested', 'proposed', 'confirmed')";
+
 pub(super) const READING_COUNTS: &str = "SELECT reader_id, target_facility AS facility_code, \
     COUNT(*) AS reports FROM threads \
     WHERE kind = 'reading_request' AND reader_id IS NOT NULL AND state IN ('reported', 'acknowledged') \
@@ -283,6 +288,15 @@ macro_rules! impl_thread_store {
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn held_slots(&self, resource_id: &str) -> StoreResult<Vec<(String, String)>> {
+                Ok(
+                    sqlx::query_as::<_, (String, String)>(thread_sql::HELD_SLOTS)
+                        .bind(resource_id)
+                        .fetch_all(&self.pool)
+                        .await?,
+                )
             }
 
             async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
