@@ -8,6 +8,7 @@ mod harness;
 mod imap;
 mod notify;
 mod pages;
+mod pages_doctor;
 mod records;
 mod sealed;
 mod signin;
