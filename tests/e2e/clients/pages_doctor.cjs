@@ -49,7 +49,7 @@ run(async (out) => {
     out.gp_landed = await signIn(page, base, gpId, gpPw);
     await page.goto(base + '/compose?kind=reading_request');
     out.screenshots.push(...await screenshots(page, 'doctor-compose'));
-    await page.selectOption('#to', 'account:' + radId);
+    await page.selectOption('#to', 'account:' + radId.replace(/-/g, ''));
     await page.fill('#subject', XSS);
     await page.fill('#patient_id', 'P-0042');
     await page.fill('#patient_name', '香川 花子');
