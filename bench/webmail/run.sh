@@ -15,6 +15,7 @@
 # Server and load generator are pinned to different cores, as in bench/imap.
 #
 # Usage: bash bench/webmail/run.sh [COUNT] [CONNS] [SECS]
+#        (RENKEI_BENCH_BIN and RENKEI_BENCH_LOADER name prebuilt binaries)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renkei/target}"
@@ -29,10 +30,14 @@ if ! command -v wrk >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release -q -j 2 -p mailbox --example bench_imap_load
-cargo build --release -q -j 2 -p renkei --bin renkei
-loader="$CARGO_TARGET_DIR/release/examples/bench_imap_load"
-renkei="$CARGO_TARGET_DIR/release/renkei"
+# RENKEI_BENCH_BIN / RENKEI_BENCH_LOADER: copies of the release binaries (the
+# shared target folder's may be another worktree's by the time they run).
+if [ -z "${RENKEI_BENCH_BIN:-}" ] || [ -z "${RENKEI_BENCH_LOADER:-}" ]; then
+    cargo build --release -q -j 2 -p mailbox --example bench_imap_load
+    cargo build --release -q -j 2 -p renkei --bin renkei
+fi
+loader="${RENKEI_BENCH_LOADER:-$CARGO_TARGET_DIR/release/examples/bench_imap_load}"
+renkei="${RENKEI_BENCH_BIN:-$CARGO_TARGET_DIR/release/renkei}"
 
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/renkei-bench-webmail.XXXXXX")"
 RENKEI_PID=""

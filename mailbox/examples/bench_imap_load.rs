@@ -155,7 +155,11 @@ async fn open_thread(
                     ("body_part".into(), "胸部".into()),
                     ("clinical_question".into(), "結節影の評価".into()),
                 ],
-                urgency: if n % 5 == 0 { Urgency::Urgent } else { Urgency::Routine },
+                urgency: if n % 5 == 0 {
+                    Urgency::Urgent
+                } else {
+                    Urgency::Routine
+                },
                 wanted_by: today.checked_add_days(chrono::Days::new(n % 14)),
                 resource_id: None,
                 template: None,

@@ -695,12 +695,18 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
     assert!(!page2.has_more);
     // Newest first, no item twice, the sending facility on every row.
     let rows: Vec<_> = page1.rows.iter().chain(&page2.rows).collect();
-    assert!(rows.windows(2).all(|w| w[0].delivered_at >= w[1].delivered_at));
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0].delivered_at >= w[1].delivered_at)
+    );
     let mut ids: Vec<_> = rows.iter().map(|r| r.envelope_id.clone()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 6);
-    assert!(rows.iter().all(|r| r.counterpart_facility.as_deref() == Some(CLINIC)
-        && r.counterpart_name.as_deref() == Some(&*format!("施設 {CLINIC}"))));
+    assert!(
+        rows.iter()
+            .all(|r| r.counterpart_facility.as_deref() == Some(CLINIC)
+                && r.counterpart_name.as_deref() == Some(&*format!("施設 {CLINIC}")))
+    );
     assert_eq!(n.post.unread_in_inbox(&rad).await.unwrap(), 6);
 
     // The sender's Sent names the other party's facility, with the thread's state.
@@ -711,11 +717,11 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
         .unwrap();
     assert_eq!(sent.rows.len(), 6);
     assert!(
-        sent.rows
-            .iter()
-            .filter(|r| r.thread_id.is_some())
-            .all(|r| r.counterpart_facility.as_deref() == Some(HOSPITAL)
-                && r.thread_state.as_deref() == Some("delivered"))
+        sent.rows.iter().filter(|r| r.thread_id.is_some()).all(|r| r
+            .counterpart_facility
+            .as_deref()
+            == Some(HOSPITAL)
+            && r.thread_state.as_deref() == Some("delivered"))
     );
 
     // Opening one and accepting another: unread count and the state filter follow.
@@ -746,7 +752,10 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
         .await
         .unwrap();
     assert_eq!(only.rows.len(), 1);
-    assert_eq!(only.rows[0].thread_id.as_deref(), Some(&*opened[1].thread_id));
+    assert_eq!(
+        only.rows[0].thread_id.as_deref(),
+        Some(&*opened[1].thread_id)
+    );
     let by_kind = FolderFilter {
         kind: Some(ThreadKind::ReadingRequest),
         state: None,
@@ -789,13 +798,31 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].envelope_id, opened[2].envelope_id);
     assert_eq!(n.post.search(&rad, "item-", 10).await.unwrap().len(), 5);
-    assert!(n.post.search(&rad, "no such words", 10).await.unwrap().is_empty());
+    assert!(
+        n.post
+            .search(&rad, "no such words", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(n.post.search(&rad, "  ", 10).await.is_err());
     let colleague = n.person(Role::Doctor, HOSPITAL, "colleague").await;
-    assert!(n.post.search(&colleague, "item-", 10).await.unwrap().is_empty());
+    assert!(
+        n.post
+            .search(&colleague, "item-", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A damaged step is reported in its place; the others still open.
-    let good = n.t.store.envelope(&opened[0].envelope_id).await.unwrap().unwrap().body;
+    let good =
+        n.t.store
+            .envelope(&opened[0].envelope_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .body;
     let mut bad = good.clone();
     let at = bad.len() - 20;
     bad[at] ^= 0x01;

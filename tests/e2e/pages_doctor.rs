@@ -30,7 +30,11 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     let server = net.serve(&[]);
     // Issued passwords changed; the clerk's first sign-in makes the hospital's
     // oversight key, so items to the hospital carry a slot for it.
-    for (id, issued) in [(&gp, &gp_issued), (&rad, &rad_issued), (&clerk, &clerk_issued)] {
+    for (id, issued) in [
+        (&gp, &gp_issued),
+        (&rad, &rad_issued),
+        (&clerk, &clerk_issued),
+    ] {
         let _ = net.ready_client(&server, id, issued).await;
     }
     let pw = |issued: &str| format!("{issued}-Mine-2026");
@@ -81,7 +85,11 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
         "{v}"
     );
     assert_eq!(text("rad_state_opened"), "開封済み", "{v}");
-    assert_eq!(v["rad_actions"], serde_json::json!(["accept", "decline"]), "{v}");
+    assert_eq!(
+        v["rad_actions"],
+        serde_json::json!(["accept", "decline"]),
+        "{v}"
+    );
     // Both files come back byte for byte, as downloads with RFC 6266 names.
     let downloads = v["downloads"].as_array().unwrap();
     assert_eq!(downloads.len(), 2, "{v}");
@@ -89,7 +97,10 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
         assert_eq!(d["status"], 200, "{v}");
         assert_eq!(d["sha256"], v["sent_sha256"][i], "{v}");
         let disposition = d["disposition"].as_str().unwrap();
-        assert!(disposition.starts_with("attachment; filename=\""), "{disposition}");
+        assert!(
+            disposition.starts_with("attachment; filename=\""),
+            "{disposition}"
+        );
         assert!(disposition.contains("filename*=UTF-8''"), "{disposition}");
     }
     assert!(
@@ -112,7 +123,10 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
         serde_json::json!({"valid": 3, "broken": 0, "steps": 3}),
         "{v}"
     );
-    assert!(text("gp_report_text").contains("右上葉に8mmの結節あり。"), "{v}");
+    assert!(
+        text("gp_report_text").contains("右上葉に8mmの結節あり。"),
+        "{v}"
+    );
     assert_eq!(text("gp_state_acknowledged"), "確認済み", "{v}");
     assert_eq!(v["gp_actions_after"], 0, "{v}");
 
@@ -136,6 +150,10 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(v["clerk_forged_with_token"], 403, "{v}");
     assert_eq!(text("clerk_state_after"), "確認済み", "{v}");
 
-    assert_eq!(v["errors"], serde_json::json!([]), "no script ran, no dialog: {v}");
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([]),
+        "no script ran, no dialog: {v}"
+    );
     assert_eq!(v["screenshots"].as_array().map(Vec::len), Some(6), "{v}");
 }

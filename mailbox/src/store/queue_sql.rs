@@ -49,7 +49,7 @@ pub(super) fn listing(q: &super::queue::ListingQuery<'_>) -> String {
         cond("t.state");
     }
     sql.push_str(&format!(
-        " ORDER BY m.delivered_at DESC, m.envelope_id LIMIT ${} OFFSET ${}",
+        " ORDER BY m.delivered_at DESC, m.envelope_id DESC LIMIT ${} OFFSET ${}",
         n + 1,
         n + 2
     ));

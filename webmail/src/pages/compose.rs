@@ -648,9 +648,7 @@ async fn submit(
     let mut kind_name = String::new();
     let outcome = receive(&state, &ctx, multipart, &mut values, &mut kind_name).await;
     match outcome {
-        Ok(created) => {
-            Redirect::to(&format!("/threads/{}", created.thread_id)).into_response()
-        }
+        Ok(created) => Redirect::to(&format!("/threads/{}", created.thread_id)).into_response(),
         Err(e) => {
             let kind = ThreadKind::parse(&kind_name).unwrap_or(ThreadKind::ReadingRequest);
             let status = status_of(e.kind());
@@ -710,8 +708,8 @@ async fn receive(
         }
         let value = read_text(&mut field).await?;
         if name == "manifest" {
-            let entries: Vec<ManifestEntry> = serde_json::from_str(&value)
-                .map_err(|e| bad_form(format!("manifest: {e}")))?;
+            let entries: Vec<ManifestEntry> =
+                serde_json::from_str(&value).map_err(|e| bad_form(format!("manifest: {e}")))?;
             manifest = Some(entries);
             // Everything after the manifest is its files, in order.
             break;

@@ -179,7 +179,10 @@ fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
             (None, Some(code)) => code.clone(),
             (None, None) => String::new(),
         },
-        state: r.thread_state.as_deref().map_or("", |s| state_label(lang, s)),
+        state: r
+            .thread_state
+            .as_deref()
+            .map_or("", |s| state_label(lang, s)),
         urgency: r.urgency.as_deref().map_or("", |u| urgency_label(lang, u)),
         urgent: r.urgency.as_deref() == Some("urgent"),
         at: jst(r.delivered_at, true),

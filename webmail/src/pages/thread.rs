@@ -42,11 +42,7 @@ pub fn routes() -> Router<AppState> {
 const THREAD_CSS: &str = include_str!("../../static/thread.css");
 
 pub(super) fn css(body: &'static str) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], body).into_response()
 }
 
 // --- labels shared with the folder and compose pages ---------------------------
@@ -91,7 +87,10 @@ pub(super) fn state_label(lang: Lang, state: &str) -> &'static str {
 
 /// What a step is called; the opening step is called by the thread's kind.
 pub(super) fn step_label(lang: Lang, kind: &str, step: Option<&str>) -> &'static str {
-    let Some(step) = step.filter(|s| *s != "open").and_then(|s| Step::parse(s).ok()) else {
+    let Some(step) = step
+        .filter(|s| *s != "open")
+        .and_then(|s| Step::parse(s).ok())
+    else {
         return kind_label(lang, kind);
     };
     let (ja, en) = match step {
@@ -487,7 +486,12 @@ async fn step_view(
     }
 }
 
-fn broken_view(lang: Lang, kind: &str, row: &mailbox::store::thread::StepRow, e: &Error) -> StepView {
+fn broken_view(
+    lang: Lang,
+    kind: &str,
+    row: &mailbox::store::thread::StepRow,
+    e: &Error,
+) -> StepView {
     let tt = texts(lang);
     let what = match e {
         Error::Tampered("key_slot") => tt.broken_key_slot,
@@ -589,7 +593,12 @@ async fn action_forms(
                 false,
                 vec![field("slot", true, false, ""), comment(false)],
             ),
-            Step::Cancel => ("予約を取り消す", "Cancel the booking", true, vec![comment(false)]),
+            Step::Cancel => (
+                "予約を取り消す",
+                "Cancel the booking",
+                true,
+                vec![comment(false)],
+            ),
             Step::Stage => {
                 let stage_fields = thread
                     .template
@@ -677,7 +686,10 @@ async fn thread_page(
         let facility = names.facility(state, &thread.target_facility).await;
         match thread.target.strip_prefix("account:") {
             Some(acc) => format!("{facility} — {}", names.person(state, acc).await.0),
-            None => format!("{facility} — {}", pick(lang, "地域連携室", "liaison office")),
+            None => format!(
+                "{facility} — {}",
+                pick(lang, "地域連携室", "liaison office")
+            ),
         }
     };
     let actions = action_forms(
@@ -794,7 +806,12 @@ async fn take_step(
         })
     });
     let result = match input {
-        Ok(input) => state.threads.act(&ctx.session, &id, input, Vec::new()).await,
+        Ok(input) => {
+            state
+                .threads
+                .act(&ctx.session, &id, input, Vec::new())
+                .await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -876,7 +893,11 @@ pub(crate) fn content_disposition(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String = last.chars().filter(|c| !c.is_control()).collect();
     let clean = clean.trim().trim_start_matches('.').trim();
-    let clean = if clean.is_empty() { "attachment" } else { clean };
+    let clean = if clean.is_empty() {
+        "attachment"
+    } else {
+        clean
+    };
     let ascii: String = clean
         .chars()
         .map(|c| {
@@ -954,10 +975,16 @@ mod tests {
             "attachment; filename=\"evil.exe\"; filename*=UTF-8''evil.exe"
         );
         let injected = content_disposition("a.dcm\r\nSet-Cookie: x=1");
-        assert!(!injected.contains('\r') && !injected.contains('\n'), "{injected}");
+        assert!(
+            !injected.contains('\r') && !injected.contains('\n'),
+            "{injected}"
+        );
         assert!(injected.contains("filename*=UTF-8''a.dcmSet-Cookie%3A%20x%3D1"));
         let quoted = content_disposition("a\"b;c.png");
-        assert!(quoted.starts_with("attachment; filename=\"a_b_c.png\";"), "{quoted}");
+        assert!(
+            quoted.starts_with("attachment; filename=\"a_b_c.png\";"),
+            "{quoted}"
+        );
         assert_eq!(
             content_disposition("胸部CT.dcm"),
             "attachment; filename=\"__CT.dcm\"; filename*=UTF-8''%E8%83%B8%E9%83%A8CT.dcm"
