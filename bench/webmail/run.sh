@@ -12,7 +12,8 @@
 # them); `renkei serve` then serves it; the session cookie comes from the JSON
 # API's sign-in, as a browser's would from the login page.
 #
-# Server and load generator are pinned to different cores, as in bench/imap.
+# The server may use both cores, as it would in service; wrk runs beside it
+# on the same two cores (its TLS and parsing cost is in the figures).
 #
 # Usage: bash bench/webmail/run.sh [COUNT] [CONNS] [SECS]
 #        (RENKEI_BENCH_BIN and RENKEI_BENCH_LOADER name prebuilt binaries)
@@ -52,7 +53,7 @@ reader="$("$loader" "$WORK/data" "$COUNT" 2048 threads | sed -n 's/^READER //p')
 user="${reader%% *}"
 password="${reader#* }"
 
-taskset -c 0 "$renkei" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --second-factor optional \
+"$renkei" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --second-factor optional \
     >"$WORK/renkei.out" 2>"$WORK/renkei.err" &
 RENKEI_PID=$!
 for _ in $(seq 1 400); do
@@ -73,14 +74,15 @@ cookie="__Host-renkei-session=$token"
 
 page="$(curl -sk -H "Cookie: $cookie" "$base/mail/inbox")"
 rows="$(grep -c '<tr class="unread' <<<"$page" || true)"
-unread="$(sed -n 's|.*id="unread-count"[^>]*>\([0-9]*\)<.*|\1|p' <<<"$page" | head -1)"
+unread="$(sed -n 's|.*id="unread-count"[^>]*>\([0-9+]*\)<.*|\1|p' <<<"$page" | head -1)"
 echo "== the page: $rows rows, unread count $unread, $(wc -c <<<"$page") bytes"
-[ "$rows" -ge 1 ] && [ "$unread" = "$COUNT" ] || { echo "unexpected inbox page" >&2; exit 1; }
+expected="$COUNT"; [ "$COUNT" -ge 1000 ] && expected="999+"
+[ "$rows" -ge 1 ] && [ "$unread" = "$expected" ] || { echo "unexpected inbox page (unread $unread)" >&2; exit 1; }
 
-echo "== warm-up (3 s), then $SECS s at $CONNS connections (server on core 0, wrk on core 1)"
-taskset -c 1 wrk -t1 -c"$CONNS" -d3s -H "Cookie: $cookie" "$base/mail/inbox" >/dev/null
+echo "== warm-up (3 s), then $SECS s at $CONNS connections"
+wrk -t1 -c"$CONNS" -d3s -H "Cookie: $cookie" "$base/mail/inbox" >/dev/null
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-out="$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Cookie: $cookie" "$base/mail/inbox")"
+out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Cookie: $cookie" "$base/mail/inbox")"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$out"
 

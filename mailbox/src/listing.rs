@@ -57,6 +57,10 @@ pub struct FolderPage {
     pub has_more: bool,
 }
 
+/// The unread count stops here: a badge says "999+", and counting on would
+/// read the whole range on every page view.
+pub const UNREAD_CAP: i64 = 1000;
+
 /// Items searched per decryption batch (as a mail client's folder listing).
 const SEARCH_BATCH: usize = 256;
 
@@ -105,11 +109,16 @@ impl Postroom {
         })
     }
 
-    /// Unread, unarchived items in the reader's Inbox.
+    /// Unread, unarchived items in the reader's Inbox, counted up to
+    /// [`UNREAD_CAP`] (shown as "999+").
     pub async fn unread_in_inbox(&self, session: &CurrentSession) -> Result<i64> {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
-        Ok(self.directory().store().unread_count(&own).await?)
+        Ok(self
+            .directory()
+            .store()
+            .unread_count(&own, UNREAD_CAP)
+            .await?)
     }
 
     /// The reader's items (every folder, archived or not) whose subject, text,

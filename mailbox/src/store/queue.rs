@@ -157,8 +157,8 @@ pub trait QueueStore: Send + Sync {
     ) -> StoreResult<Vec<MailboxListing>>;
     /// One page of a principal's entries, newest first, in one indexed query.
     async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<Vec<ListingRow>>;
-    /// Unread, unarchived entries in a principal's Inbox.
-    async fn unread_count(&self, principal: &str) -> StoreResult<i64>;
+    /// Unread, unarchived entries in a principal's Inbox, counted up to `cap`.
+    async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64>;
     async fn set_flags(
         &self,
         envelope_id: &str,

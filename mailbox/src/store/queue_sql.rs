@@ -78,8 +78,10 @@ macro_rules! bind_listing {
 }
 pub(super) use bind_listing;
 
-pub(super) const UNREAD: &str = "SELECT COUNT(*) FROM mailbox_entries \
-    WHERE principal = $1 AND folder = 'inbox' AND seen = FALSE AND archived = FALSE";
+/// Counts at most `$2` (a badge says "999+"; counting further would read the
+/// whole index range on every page view).
+pub(super) const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM mailbox_entries \
+    WHERE principal = $1 AND folder = 'inbox' AND archived = FALSE AND seen = FALSE LIMIT $2) AS u";
 pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
     flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
 /// The clear metadata of every entry claimed with this lease, in one query.
@@ -316,9 +318,10 @@ macro_rules! impl_queue_store {
                     .await?)
             }
 
-            async fn unread_count(&self, principal: &str) -> StoreResult<i64> {
+            async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {
                 Ok(sqlx::query_scalar::<_, i64>(queue_sql::UNREAD)
                     .bind(principal)
+                    .bind(cap)
                     .fetch_one(&self.pool)
                     .await?)
             }

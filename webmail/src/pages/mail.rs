@@ -196,6 +196,15 @@ fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
     }
 }
 
+/// The unread count as a badge says it.
+pub(super) fn unread_label(n: i64) -> String {
+    if n >= mailbox::listing::UNREAD_CAP {
+        format!("{}+", mailbox::listing::UNREAD_CAP - 1)
+    } else {
+        n.to_string()
+    }
+}
+
 /// A folder tab.
 pub struct Tab {
     pub href: &'static str,
@@ -240,6 +249,7 @@ struct FolderView {
     folder: &'static str,
     tabs: Vec<Tab>,
     unread: i64,
+    unread_label: String,
     kinds: Vec<Choice>,
     states: Vec<Choice>,
     items: Vec<ItemLine>,
@@ -402,6 +412,7 @@ async fn folder(
         folder: name,
         tabs: tabs(lang, name),
         unread,
+        unread_label: unread_label(unread),
         kinds: kind_choices(lang, &q.kind),
         states: state_choices(lang, &q.state),
         newer_href: (page_no > 1).then(|| q.href(name, page_no - 1)),
@@ -428,6 +439,7 @@ struct SearchView {
     m: &'static MailTexts,
     tabs: Vec<Tab>,
     unread: i64,
+    unread_label: String,
     q: String,
     searched: bool,
     items: Vec<ItemLine>,
@@ -511,6 +523,7 @@ async fn search_page(
         m: texts(lang),
         tabs: tabs(lang, "search"),
         unread,
+        unread_label: unread_label(unread),
         q,
         searched,
         items,
@@ -576,6 +589,7 @@ async fn flags(
             folder: "inbox",
             tabs: tabs(lang, "inbox"),
             unread: 0,
+            unread_label: String::new(),
             kinds: kind_choices(lang, ""),
             states: state_choices(lang, ""),
             items: Vec::new(),
