@@ -11,8 +11,12 @@
 //! characters of text with patient data and consent, and one PDF attachment of
 //! ATTACH bytes (default 8 KiB) — a referral letter with its scan.
 //!
-//! Usage: bench_imap_load DIR [COUNT] [ATTACH_BYTES]
-//! Prints `READER <account id> <password>` for the IMAP client.
+//! With `threads` as the fourth argument (`bench/webmail`) each item opens a
+//! reading-request thread instead (`Threads::open`: structured fields, an
+//! urgency and a due date), as the webmail's compose page does.
+//!
+//! Usage: bench_imap_load DIR [COUNT] [ATTACH_BYTES] [items|threads]
+//! Prints `READER <account id> <password>` for the client.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +28,8 @@ use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };
 use mailbox::store::StoreTarget;
+use mailbox::threads::{NewThread, Threads, Urgency};
+use mailbox::workflow::ThreadKind;
 use mailbox::{
     AuthPolicy, CurrentSession, Directory, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role,
@@ -120,12 +126,69 @@ async fn send(
     .await
 }
 
+/// The same item as a reading-request thread.
+async fn open_thread(
+    threads: &Threads,
+    sender: &CurrentSession,
+    to: &mailbox::AccountId,
+    n: u64,
+    attach: usize,
+) -> mailbox::Result<String> {
+    let today = chrono::Local::now().date_naive();
+    threads
+        .open(
+            sender,
+            NewThread {
+                kind: ThreadKind::ReadingRequest,
+                to: Some(Recipient::Person(to.clone())),
+                subject: format!("胸部CT 読影依頼 #{n}"),
+                patient_id: format!("P-{:06}", n % 1_000_000),
+                patient_name: "香川 太郎".into(),
+                body: "咳嗽が続く 68 歳男性です。右上葉の結節影について読影をお願いします。".into(),
+                consent: Some(Consent {
+                    obtained_on: today,
+                    method: ConsentMethod::Written,
+                    obtained_by: "坂出 明美".into(),
+                }),
+                fields: vec![
+                    ("modality".into(), "CT".into()),
+                    ("body_part".into(), "胸部".into()),
+                    ("clinical_question".into(), "結節影の評価".into()),
+                ],
+                urgency: if n % 5 == 0 {
+                    Urgency::Urgent
+                } else {
+                    Urgency::Routine
+                },
+                wanted_by: today.checked_add_days(chrono::Days::new(n % 14)),
+                resource_id: None,
+                template: None,
+            },
+            if attach == 0 {
+                vec![]
+            } else {
+                vec![OutgoingAttachment {
+                    name: format!("referral-{n}.pdf"),
+                    media_type: "application/pdf".into(),
+                    source: Box::new(std::io::Cursor::new(pdf(attach, n))),
+                }]
+            },
+        )
+        .await
+        .map(|c| c.envelope_id)
+}
+
 async fn run() -> Res<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench_imap_load DIR [COUNT] [ATTACH_BYTES]";
+    let usage = "usage: bench_imap_load DIR [COUNT] [ATTACH_BYTES] [items|threads]";
     let dir: std::path::PathBuf = args.next().ok_or(usage)?.into();
     let count: u64 = args.next().map_or(Ok(10_000), |s| s.parse())?;
     let attach: usize = args.next().map_or(Ok(8 * 1024), |s| s.parse())?;
+    let as_threads = match args.next().as_deref() {
+        None | Some("items") => false,
+        Some("threads") => true,
+        Some(_) => return Err(usage.into()),
+    };
     std::fs::create_dir_all(&dir)?;
 
     let key = BlindIndexKey::generate()?;
@@ -179,13 +242,15 @@ async fn run() -> Res<()> {
         BlobStore::new(dir.join("blobs")),
         Arc::new(key),
     ));
+    let threads = Arc::new(Threads::new(directory.clone(), post.clone()));
 
     let t = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
-        let (post, sender, to, next) = (
+        let (post, threads, sender, to, next) = (
             post.clone(),
+            threads.clone(),
             sender.clone(),
             reader.id.clone(),
             next.clone(),
@@ -196,7 +261,11 @@ async fn run() -> Res<()> {
                 if n >= count {
                     return Ok::<(), BoxError>(());
                 }
-                send(&post, &sender, &to, n, attach).await?;
+                if as_threads {
+                    open_thread(&threads, &sender, &to, n, attach).await?;
+                } else {
+                    send(&post, &sender, &to, n, attach).await?;
+                }
             }
         }));
     }

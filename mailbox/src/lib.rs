@@ -17,6 +17,7 @@ pub mod facility;
 pub mod folders;
 pub mod keyring;
 pub mod keys;
+pub mod listing;
 pub mod notify;
 pub mod password;
 pub mod pathway;

@@ -20,7 +20,7 @@ use crate::postroom::{
 };
 use crate::store::StoreError;
 use crate::store::thread::{
-    ReadingCount, ResourceRow, ThreadChange, ThreadPatch, ThreadRow, UsageRow,
+    ReadingCount, ResourceRow, StepRow, ThreadChange, ThreadPatch, ThreadRow, UsageRow,
 };
 use crate::workflow::{Relation, Step, ThreadKind, ThreadState, next_state};
 
@@ -90,6 +90,20 @@ pub struct ThreadView {
     pub thread: ThreadRow,
     pub steps: Vec<OpenedItem>,
     /// What this reader may do next (step names).
+    pub allowed_steps: Vec<&'static str>,
+}
+
+/// One step of a thread as a reader found it: its clear metadata, and the
+/// opened item or why it could not be opened (`Error::Tampered`).
+pub struct StepOutcome {
+    pub row: StepRow,
+    pub opened: Result<OpenedItem>,
+}
+
+/// A thread for one reader with each step's own outcome ([`Threads::view_each`]).
+pub struct ThreadSteps {
+    pub thread: ThreadRow,
+    pub steps: Vec<StepOutcome>,
     pub allowed_steps: Vec<&'static str>,
 }
 
@@ -601,11 +615,32 @@ impl Threads {
 
     /// The thread with every step opened for this reader.
     pub async fn view(&self, session: &CurrentSession, id: &str) -> Result<ThreadView> {
+        let each = self.view_each(session, id).await?;
+        let mut steps = Vec::with_capacity(each.steps.len());
+        for s in each.steps {
+            steps.push(s.opened?);
+        }
+        Ok(ThreadView {
+            thread: each.thread,
+            steps,
+            allowed_steps: each.allowed_steps,
+        })
+    }
+
+    /// Like [`Threads::view`], but a step that fails to open (a damaged key
+    /// slot or body) is reported in its place instead of failing the whole
+    /// thread, so a reader sees the history around it and what broke.
+    pub async fn view_each(&self, session: &CurrentSession, id: &str) -> Result<ThreadSteps> {
         let actor = session.require_ready()?.clone();
         self.readable(session, id).await?;
         let mut steps = Vec::new();
         for step in self.directory.store().thread_steps(id).await? {
-            steps.push(self.postroom.open(session, &step.envelope_id).await?);
+            let opened = match self.postroom.open(session, &step.envelope_id).await {
+                Err(e @ Error::Tampered(_)) => Err(e),
+                Err(e) => return Err(e),
+                Ok(item) => Ok(item),
+            };
+            steps.push(StepOutcome { row: step, opened });
         }
         // Re-read: opening may have recorded the receipt.
         let thread = self
@@ -615,7 +650,7 @@ impl Threads {
             .await?
             .ok_or(Error::NotFound("item"))?;
         let allowed_steps = Self::allowed_steps(&thread, &actor);
-        Ok(ThreadView {
+        Ok(ThreadSteps {
             thread,
             steps,
             allowed_steps,

@@ -10,6 +10,7 @@ mod notify;
 mod pages;
 mod pages_admin;
 mod pages_office;
+mod pages_doctor;
 mod records;
 mod sealed;
 mod signin;

@@ -393,8 +393,8 @@ pub async fn open(
 }
 
 /// A blocking writer that forwards into the response body stream.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
+pub(crate) struct ChannelWriter {
+    pub(crate) tx: mpsc::Sender<io::Result<Bytes>>,
 }
 
 impl Write for ChannelWriter {

@@ -53,6 +53,45 @@ pub struct MailboxListing {
     pub delivery_error: Option<String>,
 }
 
+/// Which entries one page of a folder lists (clear metadata only).
+#[derive(Debug, Clone, Copy)]
+pub struct ListingQuery<'a> {
+    pub principal: &'a str,
+    /// `inbox` or `sent`; `None` for both.
+    pub folder: Option<&'a str>,
+    /// `None` for archived and not.
+    pub archived: Option<bool>,
+    /// The envelope's kind.
+    pub kind: Option<&'a str>,
+    /// The state of the item's thread.
+    pub thread_state: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One row of a folder page: the entry, its thread's progress and the facility
+/// on the other side (the sender's for received items, the other party's of
+/// the thread for sent ones).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ListingRow {
+    pub envelope_id: String,
+    pub folder: String,
+    pub seen: bool,
+    pub archived: bool,
+    pub delivered_at: i64,
+    pub kind: String,
+    pub step: Option<String>,
+    pub sender_id: String,
+    pub thread_id: Option<String>,
+    pub thread_state: Option<String>,
+    pub urgency: Option<String>,
+    pub wanted_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub counterpart_facility: Option<String>,
+    pub counterpart_name: Option<String>,
+    pub delivery_state: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryStatus {
     pub state: String,
@@ -116,6 +155,10 @@ pub trait QueueStore: Send + Sync {
         folder: &str,
         archived: bool,
     ) -> StoreResult<Vec<MailboxListing>>;
+    /// One page of a principal's entries, newest first, in one indexed query.
+    async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<Vec<ListingRow>>;
+    /// Unread, unarchived entries in a principal's Inbox, counted up to `cap`.
+    async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64>;
     async fn set_flags(
         &self,
         envelope_id: &str,

@@ -15,6 +15,73 @@ pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m
     FROM mailbox_entries m JOIN envelopes e ON e.id = m.envelope_id LEFT JOIN threads t ON t.id = e.thread_id \
     LEFT JOIN delivery_queue q ON q.envelope_id = m.envelope_id \
     WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
+/// The head of a folder page; [`listing`] adds the conditions asked for.
+const LISTING: &str = "SELECT m.envelope_id, m.folder, m.seen, m.archived, m.delivered_at, e.kind, \
+    e.step, e.sender_id, e.thread_id, t.state AS thread_state, t.urgency, t.wanted_by, t.closed_at, \
+    c.code AS counterpart_facility, c.name AS counterpart_name, q.state AS delivery_state \
+    FROM mailbox_entries m JOIN envelopes e ON e.id = m.envelope_id \
+    LEFT JOIN threads t ON t.id = e.thread_id \
+    LEFT JOIN delivery_queue q ON q.envelope_id = m.envelope_id \
+    LEFT JOIN facilities c ON c.code = CASE WHEN m.folder = 'inbox' THEN e.sender_facility \
+      WHEN e.sender_id = t.requester_id THEN t.target_facility ELSE t.requester_facility END \
+    WHERE m.principal = $1";
+
+/// The statement for `q`: only the conditions it sets (so each combination is
+/// its own prepared statement and the index serves the folder and flag), then
+/// the order and the page. Parameters follow in the order [`bind_listing`] binds.
+pub(super) fn listing(q: &super::queue::ListingQuery<'_>) -> String {
+    let mut sql = String::from(LISTING);
+    let mut n = 1;
+    let mut cond = |column: &str| {
+        n += 1;
+        sql.push_str(&format!(" AND {column} = ${n}"));
+    };
+    if q.folder.is_some() {
+        cond("m.folder");
+    }
+    if q.archived.is_some() {
+        cond("m.archived");
+    }
+    if q.kind.is_some() {
+        cond("e.kind");
+    }
+    if q.thread_state.is_some() {
+        cond("t.state");
+    }
+    sql.push_str(&format!(
+        " ORDER BY m.delivered_at DESC, m.envelope_id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    ));
+    sql
+}
+
+/// Binds the parameters of [`listing`] to a query built from its text.
+macro_rules! bind_listing {
+    ($query:expr, $q:expr) => {{
+        let q: &$crate::store::queue::ListingQuery<'_> = $q;
+        let mut query = $query.bind(q.principal);
+        if let Some(f) = q.folder {
+            query = query.bind(f);
+        }
+        if let Some(a) = q.archived {
+            query = query.bind(a);
+        }
+        if let Some(k) = q.kind {
+            query = query.bind(k);
+        }
+        if let Some(s) = q.thread_state {
+            query = query.bind(s);
+        }
+        query.bind(q.limit).bind(q.offset)
+    }};
+}
+pub(super) use bind_listing;
+
+/// Counts at most `$2` (a badge says "999+"; counting further would read the
+/// whole index range on every page view).
+pub(super) const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM mailbox_entries \
+    WHERE principal = $1 AND folder = 'inbox' AND archived = FALSE AND seen = FALSE LIMIT $2) AS u";
 pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($3, seen), \
     flagged = COALESCE($4, flagged), archived = COALESCE($5, archived) WHERE envelope_id = $1 AND principal = $2";
 /// The clear metadata of every entry claimed with this lease, in one query.
@@ -237,6 +304,25 @@ macro_rules! impl_queue_store {
                     .bind(folder)
                     .bind(archived)
                     .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn mailbox_listing(
+                &self,
+                q: &$crate::store::queue::ListingQuery<'_>,
+            ) -> StoreResult<Vec<$crate::store::queue::ListingRow>> {
+                let sql = queue_sql::listing(q);
+                let query = sqlx::query_as::<_, $crate::store::queue::ListingRow>(&sql);
+                Ok(queue_sql::bind_listing!(query, q)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, i64>(queue_sql::UNREAD)
+                    .bind(principal)
+                    .bind(cap)
+                    .fetch_one(&self.pool)
                     .await?)
             }
 

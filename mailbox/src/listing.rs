@@ -1,0 +1,193 @@
+//! A person's folders as the webmail lists them: one page of a folder is one
+//! indexed query over clear metadata (nothing is decrypted to list it), and
+//! search over what the person can open, which decrypts in batches.
+
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::keyring::Principal;
+use crate::postroom::{OpenedItem, Postroom};
+use crate::store::queue::{ListingQuery, ListingRow};
+use crate::workflow::{ThreadKind, ThreadState};
+
+/// The personal folders of the webmail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailFolder {
+    Inbox,
+    Sent,
+    /// Archived items, received and sent.
+    Archive,
+}
+
+impl MailFolder {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "inbox" => Ok(Self::Inbox),
+            "sent" => Ok(Self::Sent),
+            "archive" => Ok(Self::Archive),
+            _ => Err(Error::invalid(
+                "folder",
+                "folder must be inbox, sent or archive",
+                "フォルダは受信箱・送信済み・アーカイブのいずれかです。",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::Sent => "sent",
+            Self::Archive => "archive",
+        }
+    }
+}
+
+/// What a folder page is narrowed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderFilter {
+    pub kind: Option<ThreadKind>,
+    pub state: Option<ThreadState>,
+}
+
+/// One page of a folder, newest first.
+#[derive(Debug, Clone)]
+pub struct FolderPage {
+    pub rows: Vec<ListingRow>,
+    /// 1-based.
+    pub page: u32,
+    pub has_more: bool,
+}
+
+/// The unread count stops here: a badge says "999+", and counting on would
+/// read the whole range on every page view.
+pub const UNREAD_CAP: i64 = 1000;
+
+/// Items searched per decryption batch (as a mail client's folder listing).
+const SEARCH_BATCH: usize = 256;
+
+/// The longest search text taken.
+const SEARCH_MAX_CHARS: usize = 200;
+
+impl Postroom {
+    /// A page of the reader's own folder: one query, clear metadata only.
+    pub async fn folder_page(
+        &self,
+        session: &CurrentSession,
+        folder: MailFolder,
+        filter: FolderFilter,
+        page: u32,
+        per_page: u32,
+    ) -> Result<FolderPage> {
+        let keyring = self.keyring(session)?;
+        let own = Principal::Account(keyring.account.clone()).key();
+        let page = page.max(1);
+        let per_page = i64::from(per_page.clamp(1, 200));
+        let (folder_name, archived) = match folder {
+            MailFolder::Inbox => (Some("inbox"), false),
+            MailFolder::Sent => (Some("sent"), false),
+            MailFolder::Archive => (None, true),
+        };
+        let mut rows = self
+            .directory()
+            .store()
+            .mailbox_listing(&ListingQuery {
+                principal: &own,
+                folder: folder_name,
+                archived: Some(archived),
+                kind: filter.kind.map(ThreadKind::as_str),
+                thread_state: filter.state.map(ThreadState::as_str),
+                // One more than shown tells whether a next page exists.
+                limit: per_page + 1,
+                offset: i64::from(page - 1) * per_page,
+            })
+            .await?;
+        let has_more = rows.len() as i64 > per_page;
+        rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
+        Ok(FolderPage {
+            rows,
+            page,
+            has_more,
+        })
+    }
+
+    /// Unread, unarchived items in the reader's Inbox, counted up to
+    /// [`UNREAD_CAP`] (shown as "999+").
+    pub async fn unread_in_inbox(&self, session: &CurrentSession) -> Result<i64> {
+        let keyring = self.keyring(session)?;
+        let own = Principal::Account(keyring.account.clone()).key();
+        Ok(self
+            .directory()
+            .store()
+            .unread_count(&own, UNREAD_CAP)
+            .await?)
+    }
+
+    /// The reader's items (every folder, archived or not) whose subject, text,
+    /// fields, patient or attachment names contain `text` (case-insensitive),
+    /// newest first, at most `limit`. Each item searched is opened without
+    /// marking it read, and is a view in the audit trail as with `peek`.
+    pub async fn search(
+        &self,
+        session: &CurrentSession,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<ListingRow>> {
+        let needle = text.trim().to_lowercase();
+        if needle.is_empty() || needle.chars().count() > SEARCH_MAX_CHARS {
+            return Err(Error::invalid(
+                "q",
+                format!("search text must be 1 to {SEARCH_MAX_CHARS} characters"),
+                format!("検索語は1〜{SEARCH_MAX_CHARS}文字で入力してください。"),
+            ));
+        }
+        let keyring = self.keyring(session)?;
+        let own = Principal::Account(keyring.account.clone()).key();
+        let all = self
+            .directory()
+            .store()
+            .mailbox_listing(&ListingQuery {
+                principal: &own,
+                folder: None,
+                archived: None,
+                kind: None,
+                thread_state: None,
+                limit: i64::MAX,
+                offset: 0,
+            })
+            .await?;
+        let mut found = Vec::new();
+        for batch in all.chunks(SEARCH_BATCH) {
+            let ids: Vec<String> = batch.iter().map(|r| r.envelope_id.clone()).collect();
+            let opened = self.peek_many(session, &ids).await?;
+            let hits: std::collections::HashSet<String> = opened
+                .into_iter()
+                .filter_map(|(id, item)| match item {
+                    Ok(item) if contains(&item, &needle) => Some(id),
+                    _ => None,
+                })
+                .collect();
+            found.extend(
+                batch
+                    .iter()
+                    .filter(|r| hits.contains(&r.envelope_id))
+                    .cloned(),
+            );
+            if found.len() >= limit {
+                found.truncate(limit);
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether an opened item mentions `needle` (already lower-case) anywhere a
+/// reader would look.
+fn contains(item: &OpenedItem, needle: &str) -> bool {
+    let has = |s: &str| s.to_lowercase().contains(needle);
+    has(&item.subject)
+        || has(&item.body)
+        || has(&item.patient_id)
+        || has(&item.patient_name)
+        || item.fields.iter().any(|(_, v)| has(v))
+        || item.attachments.iter().any(|a| has(&a.name))
+}

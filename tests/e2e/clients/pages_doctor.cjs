@@ -1,0 +1,166 @@
+// The doctor's pages in headless Chromium: compose a reading request with two
+// files, the recipient's inbox and unread count, the thread with verified
+// signatures, accept and report, acknowledge, archive, search, XSS and CSRF,
+// and a clerk's read-only view. Prints what a person would check.
+//
+// usage: node pages_doctor.cjs BASE GP_ID GP_PW RAD_ID RAD_PW CLERK_ID CLERK_PW FILE1 FILE2
+'use strict';
+const fs = require('fs');
+const crypto = require('crypto');
+const path = require('path');
+const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
+
+const [base, gpId, gpPw, radId, radPw, clerkId, clerkPw, file1, file2] = process.argv.slice(2);
+const XSS = '<script>alert(1)</script>';
+const WORD = 'kagawazeta42';
+
+function sha256(file) {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+async function stateText(page) {
+  return (await page.textContent('#thread-state')).trim();
+}
+
+async function signatures(page) {
+  return page.evaluate(() => ({
+    valid: document.querySelectorAll('[data-signature=valid]').length,
+    broken: document.querySelectorAll('[data-signature=broken]').length,
+    steps: document.querySelectorAll('article.step').length,
+  }));
+}
+
+/// A POST a forger would make: url-encoded, with or without the page's token.
+async function forgedPost(page, url, body, withToken) {
+  return page.evaluate(async ([url, body, withToken]) => {
+    const params = new URLSearchParams(body);
+    if (withToken) params.set('csrf', document.body.dataset.csrf);
+    const r = await fetch(url, { method: 'POST', body: params, redirect: 'manual' });
+    return r.status;
+  }, [url, body, withToken]);
+}
+
+run(async (out) => {
+  const b = await launch();
+  const page = b.page;
+  out.screenshots = [];
+  try {
+    // --- the clinic doctor composes -------------------------------------------
+    out.gp_landed = await signIn(page, base, gpId, gpPw);
+    await page.goto(base + '/compose?kind=reading_request');
+    out.screenshots.push(...await screenshots(page, 'doctor-compose'));
+    await page.selectOption('#to', 'account:' + radId.replace(/-/g, ''));
+    await page.fill('#subject', XSS);
+    await page.fill('#patient_id', 'P-0042');
+    await page.fill('#patient_name', '香川 花子');
+    await page.fill('#consent_on', new Date().toISOString().slice(0, 10));
+    await page.fill('#consent_by', '坂出 明美');
+    await page.fill('#modality', 'CT');
+    await page.fill('#body_part', '胸部');
+    await page.fill('#clinical_question', '結節影の評価をお願いします');
+    await page.fill('#body', `胸部CTの読影をお願いします。${WORD} ${XSS}`);
+    await page.setInputFiles('#files', [file1, file2]);
+    await page.waitForFunction(() => document.querySelectorAll('#upload-list progress').length === 2);
+    out.progress_bars = await page.locator('#upload-list progress').count();
+    await Promise.all([page.waitForURL(/\/threads\/[0-9a-f]+/), page.click('#send')]);
+    const threadPath = new URL(page.url()).pathname;
+    out.thread_path = threadPath;
+    out.sender_signatures = await signatures(page);
+    out.subject_text = (await page.textContent('.subject-text')).trim();
+    out.script_in_dom = await page.evaluate(() =>
+      [...document.scripts].some((s) => s.textContent.includes('alert(1)')));
+    await signOut(page);
+
+    // --- the hospital's radiologist -------------------------------------------
+    await signIn(page, base, radId, radPw);
+    await page.goto(base + '/mail/inbox');
+    out.rad_unread = (await page.textContent('#unread-count')).trim();
+    out.rad_inbox_rows = await page.locator('table.items tr[data-id]').count();
+    out.rad_inbox_row = (await page.textContent('table.items tr[data-id]')).replace(/\s+/g, ' ').trim();
+    out.rad_inbox_row_bold = await page.locator('table.items tr.unread').count();
+    out.screenshots.push(...await screenshots(page, 'doctor-inbox'));
+    await Promise.all([page.waitForURL(/\/threads\//), page.click(`table.items a[href="${threadPath}"]`)]);
+    out.rad_signatures = await signatures(page);
+    out.rad_state_opened = await stateText(page);
+    out.rad_actions = await page.$$eval('form.action', (fs) => fs.map((f) => f.dataset.step));
+    // The attachments download as they were sent, under safe names.
+    out.downloads = [];
+    for (const href of await page.$$eval('a.attachment-link', (as) => as.map((a) => a.getAttribute('href')))) {
+      out.downloads.push(await page.evaluate(async (href) => {
+        const r = await fetch(href);
+        const bytes = await r.arrayBuffer();
+        const digest = await crypto.subtle.digest('SHA-256', bytes);
+        return {
+          status: r.status,
+          disposition: r.headers.get('content-disposition'),
+          sha256: [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, '0')).join(''),
+        };
+      }, href));
+    }
+    out.sent_sha256 = [sha256(file1), sha256(file2)];
+    out.sent_names = [path.basename(file1), path.basename(file2)];
+    // A POST without the CSRF token is refused and changes nothing.
+    out.forged_without_token = await forgedPost(page, base + threadPath + '/steps', 'step=accept', false);
+    await page.reload();
+    out.state_after_forgery = await stateText(page);
+    // Accept, then report.
+    await Promise.all([page.waitForURL(/done=1/), page.click('#do-accept')]);
+    out.rad_state_accepted = await stateText(page);
+    await page.fill('form[data-step=report] textarea[name=findings]', '右上葉に8mmの結節あり。');
+    await page.fill('form[data-step=report] textarea[name=impression]', '経過観察を推奨します。');
+    await Promise.all([page.waitForURL(/done=1/), page.click('#do-report')]);
+    out.rad_state_reported = await stateText(page);
+    out.screenshots.push(...await screenshots(page, 'doctor-thread'));
+    await signOut(page);
+
+    // --- the requester sees the report, verified, and acknowledges ------------
+    await signIn(page, base, gpId, gpPw);
+    await page.goto(base + '/mail/inbox');
+    out.gp_unread = (await page.textContent('#unread-count')).trim();
+    await page.goto(base + threadPath);
+    out.gp_signatures = await signatures(page);
+    out.gp_report_text = await page.textContent('#steps');
+    await Promise.all([page.waitForURL(/done=1/), page.click('#do-acknowledge')]);
+    out.gp_state_acknowledged = await stateText(page);
+    out.gp_actions_after = await page.locator('form.action').count();
+
+    // --- archive moves it ------------------------------------------------------
+    await page.goto(base + '/mail/inbox');
+    const inboxBefore = await page.locator(`table.items a[href="${threadPath}"]`).count();
+    while (await page.locator(`table.items tr:has(a[href="${threadPath}"]) button.archive`).count() > 0) {
+      await Promise.all([
+        page.waitForNavigation(),
+        page.locator(`table.items tr:has(a[href="${threadPath}"]) button.archive`).first().click(),
+      ]);
+    }
+    out.inbox_rows_before_archive = inboxBefore;
+    out.inbox_rows_after_archive = await page.locator(`table.items a[href="${threadPath}"]`).count();
+    await page.goto(base + '/mail/archive');
+    out.archive_rows = await page.locator(`table.items a[href="${threadPath}"]`).count();
+
+    // --- search by a word of the body: posted, never in the URL ---------------
+    await page.goto(base + '/mail/search');
+    await page.fill('input[name=q]', WORD);
+    await Promise.all([page.waitForNavigation(), page.click('#search')]);
+    out.search_url = page.url();
+    out.search_hits = await page.locator(`table.items a[href="${threadPath}"]`).count();
+    await page.fill('input[name=q]', 'no-such-word-anywhere');
+    await Promise.all([page.waitForNavigation(), page.click('#search')]);
+    out.search_none = await page.locator('#not-found').count();
+    await signOut(page);
+
+    // --- the clerk: read-only ------------------------------------------------
+    await signIn(page, base, clerkId, clerkPw);
+    await page.goto(base + threadPath);
+    out.clerk_status_text = await page.textContent('main');
+    out.clerk_forms = await page.locator('main form').count();
+    out.clerk_read_only = await page.locator('#read-only').count();
+    out.clerk_signatures = await signatures(page);
+    out.clerk_forged_with_token = await forgedPost(page, base + threadPath + '/steps', 'step=withdraw', true);
+    await page.goto(base + threadPath);
+    out.clerk_state_after = await stateText(page);
+    out.errors = b.errors;
+  } finally {
+    await b.close();
+  }
+});
