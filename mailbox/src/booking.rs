@@ -68,7 +68,9 @@ impl OpeningHours {
                 continue;
             }
             // Days come before the first digit, the time spans after it.
-            let split = rule.find(|c: char| c.is_ascii_digit()).unwrap_or(rule.len());
+            let split = rule
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rule.len());
             let (day_part, time_part) = rule.split_at(split);
             let weekdays = parse_days(day_part)?;
             let spans = parse_spans(time_part)?;
@@ -354,7 +356,6 @@ impl Threads {
         }
         Ok(slot_text(t))
     }
-
 }
 
 #[cfg(test)]
@@ -381,17 +382,25 @@ mod tests {
         let h = OpeningHours::parse("平日 9:00-11:00").unwrap();
         assert_eq!(h.slot_minutes(), 30);
         // 2026-12-04 is a Friday, 12-05 a Saturday, 12-06 a Sunday.
-        assert_eq!(times(&h, "2026-12-04"), ["09:00", "09:30", "10:00", "10:30"]);
+        assert_eq!(
+            times(&h, "2026-12-04"),
+            ["09:00", "09:30", "10:00", "10:30"]
+        );
         assert!(times(&h, "2026-12-05").is_empty());
         assert!(times(&h, "2026-12-06").is_empty());
     }
 
     #[test]
     fn several_rules_spans_and_a_booking_length() {
-        let h = OpeningHours::parse("月〜金 ９：００〜１２：００、13:00-14:00；土 9:00-10:00（６０分）")
-            .unwrap();
+        let h = OpeningHours::parse(
+            "月〜金 ９：００〜１２：００、13:00-14:00；土 9:00-10:00（６０分）",
+        )
+        .unwrap();
         assert_eq!(h.slot_minutes(), 60);
-        assert_eq!(times(&h, "2026-12-04"), ["09:00", "10:00", "11:00", "13:00"]);
+        assert_eq!(
+            times(&h, "2026-12-04"),
+            ["09:00", "10:00", "11:00", "13:00"]
+        );
         assert_eq!(times(&h, "2026-12-05"), ["09:00"]);
         let h = OpeningHours::parse("月・水・金 13:00-14:00\n火曜 9:00-9:30").unwrap();
         assert_eq!(times(&h, "2026-11-30"), ["13:00", "13:30"]); // Monday

@@ -149,7 +149,11 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     let fresh = open(
         &server,
         &gp,
-        reading_request(to_inbox.clone(), today + chrono::Duration::days(7), "urgent"),
+        reading_request(
+            to_inbox.clone(),
+            today + chrono::Duration::days(7),
+            "urgent",
+        ),
     )
     .await;
     let late = open(
@@ -252,12 +256,18 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     assert_eq!(lc["readings"], json!([["讃岐 一郎", "1"]]), "{v}");
     assert_eq!(lc["total"], "1", "{v}");
     assert_eq!(lc["previous_month_empty"], true, "{v}");
-    assert_eq!(lc["usage_section"], false, "usage figures are the clerks': {v}");
+    assert_eq!(
+        lc["usage_section"], false,
+        "usage figures are the clerks': {v}"
+    );
 
     // The clinic's clerk: the progress of every item, the overdue one marked.
     let c = &v["clerk"];
     assert_eq!(c["rows"], 4, "{v}");
-    assert_eq!(c["fresh"]["state"], "受信", "delivered, not yet opened: {v}");
+    assert_eq!(
+        c["fresh"]["state"], "受信",
+        "delivered, not yet opened: {v}"
+    );
     assert_eq!(c["fresh"]["direction"], "送信", "{v}");
     assert_eq!(c["fresh"]["counterpart"], "さぬき中央病院", "{v}");
     assert_eq!(c["fresh"]["overdue"], false, "{v}");
@@ -270,7 +280,9 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     );
     assert_eq!(c["late"]["overdue"], true, "{v}");
     assert!(
-        c["late"]["due"].as_str().is_some_and(|d| d.contains("期限超過")),
+        c["late"]["due"]
+            .as_str()
+            .is_some_and(|d| d.contains("期限超過")),
         "{v}"
     );
     assert_eq!(c["overdue_count"], "期限超過の件数: 1", "{v}");
@@ -303,7 +315,14 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     // Read-only: no form that posts except signing out, no action buttons.
     assert_eq!(c["post_forms"], json!(["/logout"]), "{v}");
     assert_eq!(c["action_buttons"], json!([]), "{v}");
-    assert_eq!(c["csv_links"], json!(["/api/v1/stats/usage.csv", format!("/api/v1/stats/readings.csv?month={}", today.format("%Y-%m"))]), "{v}");
+    assert_eq!(
+        c["csv_links"],
+        json!([
+            "/api/v1/stats/usage.csv",
+            format!("/api/v1/stats/readings.csv?month={}", today.format("%Y-%m"))
+        ]),
+        "{v}"
+    );
     // Forged posts with a valid CSRF token reach the handlers and are refused.
     for forged in ["claim", "assign", "release", "unassign"] {
         let f = &c["forged"][forged];
@@ -328,13 +347,19 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     assert_ne!(first, other);
     assert_eq!(b["requested"]["state"], "予約依頼中", "{v}");
     assert_eq!(b["requested"]["time"], first, "{v}");
-    assert_eq!(b["first_held"], true, "the asked-for time is no longer free: {v}");
+    assert_eq!(
+        b["first_held"], true,
+        "the asked-for time is no longer free: {v}"
+    );
     assert_eq!(b["proposed"]["state"], "別日時を提案中", "{v}");
     assert_eq!(b["proposed"]["time"], other, "{v}");
     assert_eq!(b["confirmed"]["state"], "予約確定", "{v}");
     assert_eq!(b["confirmed"]["time"], other, "{v}");
     assert_eq!(b["cancelled"]["state"], "取消", "{v}");
-    assert_eq!(b["freed_again"], true, "a cancelled booking frees its time: {v}");
+    assert_eq!(
+        b["freed_again"], true,
+        "a cancelled booking frees its time: {v}"
+    );
     let id = b["id"].as_str().unwrap();
     let (_, view) = get(&server, &gp, &format!("/api/v1/threads/{id}")).await;
     let steps: Vec<&str> = view["steps"]
@@ -348,7 +373,12 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     assert_eq!(view["thread"]["state"], "cancelled", "{view}");
 
     // Two requests cannot hold the same time.
-    let (_, resources) = get(&server, &gp, &format!("/api/v1/facilities/{HOSPITAL}/resources")).await;
+    let (_, resources) = get(
+        &server,
+        &gp,
+        &format!("/api/v1/facilities/{HOSPITAL}/resources"),
+    )
+    .await;
     let resource = resources[0]["id"].as_str().unwrap();
     let booking = |slot: &str| {
         json!({

@@ -29,12 +29,25 @@ async fn a_reading_request_from_compose_to_acknowledged_report_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
     let made = Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/imaging/tests/py/oracle.py"))
-        .args(["study", &dir.path().to_string_lossy(), "1", "64", "KTH-0042"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/imaging/tests/py/oracle.py"
+        ))
+        .args([
+            "study",
+            &dir.path().to_string_lossy(),
+            "1",
+            "64",
+            "KTH-0042",
+        ])
         .arg("Kagawa^Taro=香川^太郎=カガワ^タロウ")
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let slice = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -73,7 +86,11 @@ async fn a_reading_request_from_compose_to_acknowledged_report_in_chromium() {
     assert_eq!(v["gp_signatures"]["broken"], 0, "{v}");
     assert!(v["gp_signatures"]["valid"].as_u64() >= Some(3), "{v}");
     // The clerk sees the item and its state, with nothing to press.
-    assert_eq!(v["clerk_lists_item"].as_u64().map(|n| n >= 1), Some(true), "{v}");
+    assert_eq!(
+        v["clerk_lists_item"].as_u64().map(|n| n >= 1),
+        Some(true),
+        "{v}"
+    );
     assert_eq!(v["clerk_state"], v["gp_acknowledged"], "{v}");
     assert_eq!(v["clerk_action_forms"], 0, "{v}");
     assert_eq!(v["clerk_forged_post"], 403, "{v}");

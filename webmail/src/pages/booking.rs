@@ -440,7 +440,10 @@ async fn booking_page(state: &AppState, ctx: PageCtx, raw: Option<&str>, view: V
                         id: r.id,
                         name: r.name,
                         opening_hours: r.opening_hours,
-                        slot_minutes: f.hours.as_ref().map(mailbox::booking::OpeningHours::slot_minutes),
+                        slot_minutes: f
+                            .hours
+                            .as_ref()
+                            .map(mailbox::booking::OpeningHours::slot_minutes),
                         days: day_views(lang, &f.days),
                     }),
                     Err(e) => {
@@ -462,7 +465,9 @@ async fn booking_page(state: &AppState, ctx: PageCtx, raw: Option<&str>, view: V
         }
     };
 
-    let status = error.as_ref().map_or(StatusCode::OK, |e| status_of(e.kind()));
+    let status = error
+        .as_ref()
+        .map_or(StatusCode::OK, |e| status_of(e.kind()));
     let page = BookingPage {
         lang,
         t: lang.texts(),
@@ -591,16 +596,17 @@ fn consent_of(form: &RequestForm) -> Result<Option<Consent>, Error> {
     {
         return Ok(None);
     }
-    let obtained_on = NaiveDate::parse_from_str(form.consent_on.trim(), "%Y-%m-%d").map_err(|_| {
-        Error::invalid(
-            "consent.obtained_on",
-            format!(
-                "consent date must look like 2026-11-20, got {:?}",
-                form.consent_on
-            ),
-            "同意取得日は 2026-11-20 の形式で入力してください。",
-        )
-    })?;
+    let obtained_on =
+        NaiveDate::parse_from_str(form.consent_on.trim(), "%Y-%m-%d").map_err(|_| {
+            Error::invalid(
+                "consent.obtained_on",
+                format!(
+                    "consent date must look like 2026-11-20, got {:?}",
+                    form.consent_on
+                ),
+                "同意取得日は 2026-11-20 の形式で入力してください。",
+            )
+        })?;
     Ok(Some(Consent {
         obtained_on,
         method: ConsentMethod::parse(&form.consent_method)?,

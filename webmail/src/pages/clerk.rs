@@ -30,10 +30,7 @@ pub fn routes() -> Router<AppState> {
         "/static/office.css",
         get(|| async {
             (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/css; charset=utf-8",
-                )],
+                [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8")],
                 OFFICE_CSS,
             )
         }),
@@ -150,10 +147,7 @@ pub(super) async fn people_of(
 /// screen (staff of other facilities).
 pub(super) fn person(people: &HashMap<String, (String, Role)>, id: &str) -> String {
     people.get(id).map_or_else(
-        || {
-            mailbox::AccountId::parse(id)
-                .map_or_else(|_| id.to_string(), |a| a.display_grouped())
-        },
+        || mailbox::AccountId::parse(id).map_or_else(|_| id.to_string(), |a| a.display_grouped()),
         |(name, _)| name.clone(),
     )
 }
@@ -429,8 +423,7 @@ pub async fn page(
     let lang = ctx.lang;
     let x = texts(lang);
     let account = ctx.session.account.clone();
-    let (Role::Clerk | Role::Liaison, Some(code)) = (account.role, account.facility.clone())
-    else {
+    let (Role::Clerk | Role::Liaison, Some(code)) = (account.role, account.facility.clone()) else {
         return refused(ctx, x.title, StatusCode::FORBIDDEN, x.only_office.into());
     };
     let own = code.to_string();
@@ -450,8 +443,8 @@ pub async fn page(
     let items: Vec<ItemLine> = rows
         .iter()
         .map(|t| {
-            let sent = t.requester_facility.as_deref() == Some(own.as_str())
-                && t.target_facility != own;
+            let sent =
+                t.requester_facility.as_deref() == Some(own.as_str()) && t.target_facility != own;
             let counterpart = if sent {
                 facility(&names, &t.target_facility)
             } else {
@@ -502,9 +495,7 @@ pub async fn page(
                     .map(|u| {
                         let (name, role) = people
                             .get(&u.account_id)
-                            .map_or((u.account_id.clone(), None), |(n, r)| {
-                                (n.clone(), Some(*r))
-                            });
+                            .map_or((u.account_id.clone(), None), |(n, r)| (n.clone(), Some(*r)));
                         UsageLine {
                             account: mailbox::AccountId::parse(&u.account_id)
                                 .map_or_else(|_| u.account_id.clone(), |id| id.display_grouped()),

@@ -266,7 +266,9 @@ async fn inbox(
             id: t.id,
         })
         .collect();
-    let status = failed.as_ref().map_or(StatusCode::OK, |e| status_of(e.kind()));
+    let status = failed
+        .as_ref()
+        .map_or(StatusCode::OK, |e| status_of(e.kind()));
     let page = LiaisonPage {
         lang,
         t: lang.texts(),
@@ -289,7 +291,12 @@ enum Action {
     Unassign,
 }
 
-async fn act(state: AppState, headers: HeaderMap, id: String, action: Result<Action, Error>) -> Response {
+async fn act(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    action: Result<Action, Error>,
+) -> Response {
     let ctx = match PageCtx::ready(&state, &headers, None).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -312,7 +319,10 @@ async fn act(state: AppState, headers: HeaderMap, id: String, action: Result<Act
             .assign(&ctx.session, &id, &doctor)
             .await
             .map(|()| "assign"),
-        Ok(Action::Unassign) => threads.unassign(&ctx.session, &id).await.map(|()| "unassign"),
+        Ok(Action::Unassign) => threads
+            .unassign(&ctx.session, &id)
+            .await
+            .map(|()| "unassign"),
         Err(e) => Err(e),
     };
     match result {
