@@ -158,11 +158,14 @@ impl DicomMeta {
                 "the file has pixel data but no Rows, Columns or Bits Allocated".into(),
             ));
         };
-        let bits_total = rows as u128
-            * columns as u128
-            * self.samples_per_pixel as u128
-            * self.frames as u128
-            * bits as u128;
+        // 4:2:2 subsampled colour stores two samples per pixel (PS3.3 C.7.6.3.1.2).
+        let samples = if self.photometric_interpretation.ends_with("_422") {
+            2
+        } else {
+            self.samples_per_pixel as u128
+        };
+        let bits_total =
+            rows as u128 * columns as u128 * samples * self.frames as u128 * bits as u128;
         let expected = bits_total.div_ceil(8);
         if rows == 0 || columns == 0 || bits == 0 || (actual as u128) < expected {
             return Err(IntakeError::PixelGeometry {

@@ -3,7 +3,9 @@
 //! differing — full-width and half-width characters, hiragana and katakana,
 //! spaces or `^` between family and given name, case, romaji long vowels
 //! (Tarou/Taro), the `Alphabetic=Ideographic=Phonetic` groups of a DICOM
-//! person name, zero-padded IDs — so both sides are normalised first.
+//! person name, zero-padded IDs — so both sides are normalised first. Names
+//! are compared only between forms of the same script (kanji is not
+//! transliterated), so a file with only a romaji name is judged by its ID.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +74,29 @@ fn fold_name(s: &str) -> (String, Vec<String>) {
     (joined, parts)
 }
 
-fn names_match(entered: &str, dicom: &str) -> bool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Kana,
+    /// Holds ideographs (kanji, hanzi, hangul).
+    Ideographic,
+}
+
+fn script(folded: &str) -> Script {
+    if folded.chars().any(|c| {
+        matches!(c as u32, 0x3400..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF | 0x20000..=0x3FFFF)
+    }) {
+        Script::Ideographic
+    } else if folded.chars().any(|c| matches!(c as u32, 0x30A0..=0x30FF)) {
+        Script::Kana
+    } else {
+        Script::Latin
+    }
+}
+
+/// `None` when no written form of the two shares a script (kanji entered,
+/// only romaji in the file): nothing can be said from the name.
+fn names_match(entered: &str, dicom: &str) -> Option<bool> {
     let groups = |s: &str| -> Vec<(String, Vec<String>)> {
         s.split(['=', '＝'])
             .map(fold_name)
@@ -80,7 +104,19 @@ fn names_match(entered: &str, dicom: &str) -> bool {
             .collect()
     };
     let (a, b) = (groups(entered), groups(dicom));
-    a.iter().any(|(ja, pa)| b.iter().any(|(jb, pb)| ja == jb || pa == pb))
+    let mut compared = false;
+    for (ja, pa) in &a {
+        for (jb, pb) in &b {
+            if script(ja) != script(jb) {
+                continue;
+            }
+            compared = true;
+            if ja == jb || pa == pb {
+                return Some(true);
+            }
+        }
+    }
+    compared.then_some(false)
 }
 
 fn fold_id(s: &str) -> String {
@@ -131,14 +167,10 @@ pub fn same_patient(
         (a, b) if a == b => Comparison::Same,
         _ => Comparison::Differs,
     };
-    let name = if fold_name(entered_name).0.is_empty()
-        || dicom_name.split('=').all(|g| fold_name(g).0.is_empty())
-    {
-        Comparison::NotCompared
-    } else if names_match(entered_name, dicom_name) {
-        Comparison::Same
-    } else {
-        Comparison::Differs
+    let name = match names_match(entered_name, dicom_name) {
+        None => Comparison::NotCompared,
+        Some(true) => Comparison::Same,
+        Some(false) => Comparison::Differs,
     };
     PatientMatch { id, name }
 }
@@ -204,8 +236,10 @@ mod tests {
         let r = same_patient("12345", "山田 太郎", "12345", "山田^花子");
         assert_eq!((r.id, r.name), (Comparison::Same, Comparison::Differs));
         assert!(same_patient("", "ヤマダ タロウ", "", "ﾔﾏﾀﾞ^ﾊﾅｺ").differs());
-        // Nothing to compare is not a mismatch.
+        // Nothing to compare is not a mismatch: no name, or no common script.
         assert!(!same_patient("", "", "1", "X^Y").differs());
+        let r = same_patient("12345", "山田 太郎", "12345", "YAMADA^TARO");
+        assert_eq!((r.id, r.name), (Comparison::Same, Comparison::NotCompared));
 
         let files = [
             ("a.dcm", "12345", "YAMADA^TARO"),

@@ -93,6 +93,16 @@ pub struct Rendered {
     pub frames: u32,
 }
 
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("png_bytes", &self.png.len())
+            .finish()
+    }
+}
+
 /// Maps a modality value to 0..=255 through a linear window (PS3.3 C.11.2.1.2.1).
 pub fn apply_window(x: f64, w: Window) -> u8 {
     let width = w.width.max(1.0);
@@ -134,6 +144,17 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));
     if pixels > MAX_PIXELS {
         return Err(RenderError::TooLarge { pixels });
+    }
+    let native = matches!(
+        meta.transfer_syntax.as_str(),
+        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2"
+    );
+    if native && meta.photometric_interpretation.ends_with("_422") {
+        // dicom-pixeldata does not unpack subsampled uncompressed colour.
+        return Err(RenderError::UnsupportedPhotometric(format!(
+            "{} (uncompressed)",
+            meta.photometric_interpretation
+        )));
     }
     let file_window = meta.window;
     let frames = meta.frames;
