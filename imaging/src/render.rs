@@ -158,12 +158,87 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     }
     let file_window = meta.window;
     let frames = meta.frames;
+    let geometry = Geometry {
+        pixels,
+        segments: u64::from(meta.samples_per_pixel)
+            * u64::from(meta.bits_allocated.unwrap_or(8).div_ceil(8)),
+    };
+    let transfer_syntax = meta.transfer_syntax.clone();
     // Decoders are third-party code fed untrusted data: a panic in one is a
     // slice that cannot be shown, not a crashed server.
     catch_unwind(AssertUnwindSafe(|| {
-        decode_and_encode(bytes, frame, choice, file_window, frames)
+        decode_and_encode(
+            bytes,
+            frame,
+            choice,
+            file_window,
+            frames,
+            &transfer_syntax,
+            geometry,
+        )
     }))
     .unwrap_or_else(|_| Err(RenderError::Undecodable("the decoder failed".into())))
+}
+
+/// What an RLE frame must decode to.
+#[derive(Clone, Copy)]
+struct Geometry {
+    pixels: u64,
+    segments: u64,
+}
+
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Output length of one PackBits segment (PS3.5 G.3.1), without decoding it.
+fn packbits_len(segment: &[u8]) -> u64 {
+    let (mut i, mut out) = (0usize, 0u64);
+    while i < segment.len() {
+        let n = segment[i] as i8;
+        i += 1;
+        match n {
+            0..=127 => {
+                let run = n as usize + 1;
+                out += run.min(segment.len().saturating_sub(i)) as u64;
+                i += run;
+            }
+            -127..=-1 => {
+                if i < segment.len() {
+                    out += (1 - n as i64) as u64;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// dicom-rs's RLE decoder trusts the segment header: a count of 2³² segments
+/// makes it allocate 16 GiB, a short segment makes it index out of bounds.
+/// The header and every segment are checked here first (PS3.5 G.5).
+fn check_rle(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
+    let bad = |why: &str| Err(RenderError::Undecodable(format!("invalid RLE data: {why}")));
+    if fragment.len() < 64 {
+        return bad("the frame is shorter than its header");
+    }
+    let word = |i: usize| {
+        u32::from_le_bytes([fragment[i], fragment[i + 1], fragment[i + 2], fragment[i + 3]]) as u64
+    };
+    let count = word(0);
+    if count == 0 || count > 15 || count != g.segments {
+        return bad("the segment count does not fit the image");
+    }
+    let mut offsets: Vec<u64> = (1..=count as usize).map(|k| word(4 * k)).collect();
+    offsets.push(fragment.len() as u64);
+    if offsets[0] != 64 || offsets.windows(2).any(|w| w[0] > w[1]) {
+        return bad("the segment offsets are out of order or past the end");
+    }
+    for w in offsets.windows(2) {
+        if packbits_len(&fragment[w[0] as usize..w[1] as usize]) < g.pixels {
+            return bad("a segment holds fewer pixels than the image");
+        }
+    }
+    Ok(())
 }
 
 fn decode_and_encode(
@@ -172,11 +247,23 @@ fn decode_and_encode(
     choice: WindowChoice,
     file_window: Option<Window>,
     frames: u32,
+    transfer_syntax: &str,
+    geometry: Geometry,
 ) -> Result<Rendered, RenderError> {
     let obj = dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Always)
         .from_reader(bytes)
         .map_err(|e| RenderError::Open(e.to_string()))?;
+    if transfer_syntax == RLE_LOSSLESS {
+        let fragments = obj
+            .element(dicom_dictionary_std::tags::PIXEL_DATA)
+            .ok()
+            .and_then(|e| e.value().fragments());
+        let fragment = fragments
+            .and_then(|f| f.get(frame as usize))
+            .ok_or_else(|| RenderError::Undecodable(format!("no RLE fragment for frame {frame}")))?;
+        check_rle(fragment, geometry)?;
+    }
     let decoded = obj.decode_pixel_data_frame(frame).map_err(undecodable)?;
     let (width, height) = (decoded.columns(), decoded.rows());
     let n = width as usize * height as usize;

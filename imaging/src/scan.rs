@@ -552,10 +552,10 @@ impl Scanner {
                     available: self.offset - c.start,
                 },
                 None => IntakeError::Unterminated {
-                    what: if c.kind == Kind::Fragments {
-                        "the compressed pixel data".into()
-                    } else {
-                        format!("sequence {}", tag_name(c.tag))
+                    what: match c.kind {
+                        Kind::Fragments => "the compressed pixel data".into(),
+                        Kind::Item => "a sequence item".into(),
+                        Kind::Sequence => format!("sequence {}", tag_name(c.tag)),
                     },
                 },
             });
