@@ -9,6 +9,7 @@ pub mod intake;
 pub mod meta;
 pub mod patient;
 pub mod render;
+pub mod sample;
 mod scan;
 pub mod study;
 

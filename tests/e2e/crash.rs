@@ -20,9 +20,7 @@ const TARGET: usize = 2000;
 
 /// One submission; `Some(id)` only when the server acknowledged it.
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> Option<String> {
-    let mut dicom = vec![0u8; 128];
-    dicom.extend_from_slice(b"DICM");
-    dicom.extend(std::iter::repeat_n(7u8, 2048));
+    let dicom = imaging::sample::with_payload(&[7u8; 2048]);
     let envelope = json!({
         "kind": "reading_request", "to": [{ "account": to }], "subject": "CT",
         "patient_id": "P-1", "patient_name": "香川 太郎", "body": "所見をお願いします", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },

@@ -95,10 +95,7 @@ pub async fn send_item(
 }
 
 pub fn dicom(marker: u8) -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
-    v.extend(std::iter::repeat_n(marker, 20_000));
-    v
+    imaging::sample::with_payload(&[marker; 20_000])
 }
 
 fn add_facilities(net: &Network) {
