@@ -215,12 +215,14 @@ async fn acknowledged_submissions_survive_sigkill_exactly_once() {
         .collect();
     assert_eq!(dirs, ids, "blob folders are exactly the stored items");
     for id in &ids {
-        let files: Vec<String> = std::fs::read_dir(blob_root.join(id))
+        let mut files: Vec<String> = std::fs::read_dir(blob_root.join(id))
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, vec!["0".to_string()], "{id}");
+        files.sort();
+        // The attachment and the sealed intake record.
+        assert_eq!(files, vec!["0".to_string(), "1".to_string()], "{id}");
     }
     eprintln!(
         "{} acknowledged, {} stored, {kills} kills",

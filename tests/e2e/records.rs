@@ -436,7 +436,7 @@ async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     let db = Db::open(&net).await;
     wait_delivered(&db, &[&old, &young, &later]).await;
     let old_blobs = blob_keys(&db, &old).await;
-    assert_eq!(old_blobs.len(), 1);
+    assert_eq!(old_blobs.len(), 2, "the attachment and the sealed intake record");
     let blob_dir = net.data_dir().join("blobs");
     assert!(blob_dir.join(&old_blobs[0]).exists());
 
@@ -616,7 +616,7 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
     for id in &doomed {
         doomed_blobs.extend(blob_keys(&db, id).await);
     }
-    assert_eq!(doomed_blobs.len(), 2);
+    assert_eq!(doomed_blobs.len(), 4, "two attachments, two intake records");
     let blob_dir = net.data_dir().join("blobs");
 
     // Only the operator may look, and sees metadata only.
