@@ -32,7 +32,11 @@ pub fn intake(data: &[u8]) -> Verdict {
         Ok(_) => Verdict::Other,
         Err(e) => Verdict::Refused(e.code()),
     };
-    assert_eq!(verdict(&whole), verdict(&streamed), "whole and streamed differ");
+    assert_eq!(
+        verdict(&whole),
+        verdict(&streamed),
+        "whole and streamed differ"
+    );
     match whole {
         Ok(Checked::Dicom(meta)) => {
             let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));

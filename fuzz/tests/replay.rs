@@ -63,5 +63,8 @@ fn dicom_seeds_replay_with_the_expected_verdicts() {
             rendered += usize::from(r == Some("png"));
         }
     }
-    assert!(accepted >= 5 && rendered >= 3, "{accepted} accepted, {rendered} rendered");
+    assert!(
+        accepted >= 5 && rendered >= 3,
+        "{accepted} accepted, {rendered} rendered"
+    );
 }

@@ -7,14 +7,11 @@ use std::time::Instant;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let render_to = args
-        .iter()
-        .position(|a| a == "--render")
-        .map(|i| {
-            let dir = PathBuf::from(args.get(i + 1).cloned().unwrap_or_default());
-            args.drain(i..(i + 2).min(args.len()));
-            dir
-        });
+    let render_to = args.iter().position(|a| a == "--render").map(|i| {
+        let dir = PathBuf::from(args.get(i + 1).cloned().unwrap_or_default());
+        args.drain(i..(i + 2).min(args.len()));
+        dir
+    });
     let quiet = args.iter().any(|a| a == "--quiet");
     args.retain(|a| a != "--quiet");
     let start = Instant::now();
@@ -53,7 +50,10 @@ fn main() {
                     );
                     match r {
                         Ok(r) => {
-                            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                            let name = path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
                             let _ = std::fs::write(dir.join(format!("{name}.png")), &r.png);
                             println!("\trendered in {:?}", t.elapsed());
                         }

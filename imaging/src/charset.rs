@@ -5,8 +5,8 @@
 
 use encoding_rs::{
     EUC_JP, EUC_KR, Encoding, GB18030, GBK, ISO_8859_2, ISO_8859_3, ISO_8859_4, ISO_8859_5,
-    ISO_8859_6, ISO_8859_7, ISO_8859_8, ISO_8859_15, SHIFT_JIS, UTF_8, WINDOWS_874,
-    WINDOWS_1252, WINDOWS_1254,
+    ISO_8859_6, ISO_8859_7, ISO_8859_8, ISO_8859_15, SHIFT_JIS, UTF_8, WINDOWS_874, WINDOWS_1252,
+    WINDOWS_1254,
 };
 
 /// Strips the padding DICOM puts around values (spaces, NUL).
@@ -244,7 +244,10 @@ fn escape(rest: &[u8]) -> (usize, Option<Designation>) {
         }
     }
     // Unknown: skip intermediate bytes (0x20–0x2F) and the final byte.
-    let len = rest.iter().take_while(|b| (0x20..=0x2F).contains(*b)).count();
+    let len = rest
+        .iter()
+        .take_while(|b| (0x20..=0x2F).contains(*b))
+        .count();
     ((len + 1).min(rest.len()), None)
 }
 
@@ -259,7 +262,8 @@ mod tests {
     #[test]
     fn japanese_person_names_in_iso_2022() {
         // PS3.5 H.3.1: Yamada^Tarou=山田^太郎=やまだ^たろう
-        let raw = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B";
+        let raw =
+            b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B";
         assert_eq!(
             cs("\\ISO 2022 IR 87").decode(raw),
             "Yamada^Tarou=山田^太郎=やまだ^たろう"
@@ -274,7 +278,10 @@ mod tests {
 
     #[test]
     fn utf8_shift_jis_and_latin() {
-        assert_eq!(cs("ISO_IR 192").decode("山田^太郎 ".as_bytes()), "山田^太郎");
+        assert_eq!(
+            cs("ISO_IR 192").decode("山田^太郎 ".as_bytes()),
+            "山田^太郎"
+        );
         let (sjis, _, _) = SHIFT_JIS.encode("山田^太郎");
         assert_eq!(cs("ISO_IR 13").decode(&sjis), "山田^太郎");
         assert_eq!(cs("").decode(&sjis), "山田^太郎");

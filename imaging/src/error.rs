@@ -87,7 +87,10 @@ pub enum IntakeError {
     #[error("the file is not readable DICOM: {0}")]
     Malformed(String),
     #[error("the file looks like a {format} image but its header cannot be read: {reason}")]
-    BadImage { format: &'static str, reason: String },
+    BadImage {
+        format: &'static str,
+        reason: String,
+    },
 }
 
 impl IntakeError {

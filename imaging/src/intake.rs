@@ -133,6 +133,22 @@ impl Intake {
         Ok(())
     }
 
+    /// Bytes the caller may seek past instead of feeding (a file on disk):
+    /// the rest of the pixel data once it is known to fit the file.
+    pub fn skippable(&self) -> u64 {
+        match &self.state {
+            State::Dicom(scanner) if self.size_hint.is_some() => scanner.skippable(),
+            _ => 0,
+        }
+    }
+
+    /// Records that the caller sought past `n` bytes (at most [`Intake::skippable`]).
+    pub fn skip(&mut self, n: u64) {
+        if let State::Dicom(scanner) = &mut self.state {
+            scanner.skip(n);
+        }
+    }
+
     pub fn finish(mut self) -> Result<Checked, IntakeError> {
         if let State::Sniffing(head) = &mut self.state {
             let head = std::mem::take(head);
@@ -226,10 +242,32 @@ pub fn check_bytes(name: &str, media_type: &str, bytes: &[u8]) -> Result<Checked
     intake.finish()
 }
 
-/// Checks a file on disk, its size known up front.
+/// Checks a file on disk, its size known up front; the pixel data, once its
+/// length is checked against the file size, is sought past, not read.
 pub fn check_file(path: &std::path::Path) -> io::Result<Result<Checked, IntakeError>> {
-    let file = std::fs::File::open(path)?;
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    check_reader(name, "", Some(size), file)
+    let mut intake = Intake::new(name, "").with_size(size);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let skip = intake.skippable();
+        if skip > 0 {
+            let offset = i64::try_from(skip).map_err(io::Error::other)?;
+            file.seek(SeekFrom::Current(offset))?;
+            intake.skip(skip);
+            continue;
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = intake.feed(&buf[..n]) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(intake.finish())
 }

@@ -14,7 +14,9 @@ mod scan;
 pub mod study;
 
 pub use error::{IntakeError, RenderError, RequiredTag};
-pub use intake::{Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom};
+pub use intake::{
+    Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom,
+};
 pub use meta::{DicomMeta, Window};
 pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};

@@ -152,7 +152,8 @@ impl DicomMeta {
         let Some(actual) = pixel.length else {
             return Ok(());
         };
-        let (Some(rows), Some(columns), Some(bits)) = (self.rows, self.columns, self.bits_allocated)
+        let (Some(rows), Some(columns), Some(bits)) =
+            (self.rows, self.columns, self.bits_allocated)
         else {
             return Err(IntakeError::Malformed(
                 "the file has pixel data but no Rows, Columns or Bits Allocated".into(),

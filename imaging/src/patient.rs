@@ -40,9 +40,15 @@ fn voice(prev: char, mark: char) -> Option<char> {
             return Some('ヴ');
         }
         let plain = "カキクケコサシスセソタチツテトハヒフヘホ";
-        plain.contains(prev).then(|| char::from_u32(p + 1)).flatten()
+        plain
+            .contains(prev)
+            .then(|| char::from_u32(p + 1))
+            .flatten()
     } else {
-        "ハヒフヘホ".contains(prev).then(|| char::from_u32(p + 2)).flatten()
+        "ハヒフヘホ"
+            .contains(prev)
+            .then(|| char::from_u32(p + 2))
+            .flatten()
     }
 }
 
@@ -50,13 +56,23 @@ fn voice(prev: char, mark: char) -> Option<char> {
 fn fold_name(s: &str) -> (String, Vec<String>) {
     let mut chars: Vec<char> = Vec::with_capacity(s.len());
     for c in s.chars() {
-        let is_mark = matches!(c, '\u{FF9E}' | '\u{FF9F}' | '\u{309B}' | '\u{309C}' | '\u{3099}' | '\u{309A}');
-        if is_mark && let Some(last) = chars.last_mut() && let Some(v) = voice(*last, c) {
+        let is_mark = matches!(
+            c,
+            '\u{FF9E}' | '\u{FF9F}' | '\u{309B}' | '\u{309C}' | '\u{3099}' | '\u{309A}'
+        );
+        if is_mark
+            && let Some(last) = chars.last_mut()
+            && let Some(v) = voice(*last, c)
+        {
             *last = v;
             continue;
         }
         let w = widen(c);
-        let w = if w == '^' || w == '・' || w == ',' || w == '.' { ' ' } else { w };
+        let w = if w == '^' || w == '・' || w == ',' || w == '.' {
+            ' '
+        } else {
+            w
+        };
         if w == 'ー' {
             continue;
         }
@@ -128,7 +144,11 @@ fn fold_id(s: &str) -> String {
         .collect();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         let stripped = t.trim_start_matches('0');
-        return if stripped.is_empty() { "0".into() } else { stripped.into() };
+        return if stripped.is_empty() {
+            "0".into()
+        } else {
+            stripped.into()
+        };
     }
     t
 }

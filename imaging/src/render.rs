@@ -222,7 +222,12 @@ fn check_rle(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
         return bad("the frame is shorter than its header");
     }
     let word = |i: usize| {
-        u32::from_le_bytes([fragment[i], fragment[i + 1], fragment[i + 2], fragment[i + 3]]) as u64
+        u32::from_le_bytes([
+            fragment[i],
+            fragment[i + 1],
+            fragment[i + 2],
+            fragment[i + 3],
+        ]) as u64
     };
     let count = word(0);
     if count == 0 || count > 15 || count != g.segments {
@@ -261,7 +266,9 @@ fn decode_and_encode(
             .and_then(|e| e.value().fragments());
         let fragment = fragments
             .and_then(|f| f.get(frame as usize))
-            .ok_or_else(|| RenderError::Undecodable(format!("no RLE fragment for frame {frame}")))?;
+            .ok_or_else(|| {
+                RenderError::Undecodable(format!("no RLE fragment for frame {frame}"))
+            })?;
         check_rle(fragment, geometry)?;
     }
     let decoded = obj.decode_pixel_data_frame(frame).map_err(undecodable)?;
@@ -374,7 +381,11 @@ fn colour(
     };
     if ybr {
         for p in rgb.chunks_exact_mut(3) {
-            let (y, cb, cr) = (f32::from(p[0]), f32::from(p[1]) - 128.0, f32::from(p[2]) - 128.0);
+            let (y, cb, cr) = (
+                f32::from(p[0]),
+                f32::from(p[1]) - 128.0,
+                f32::from(p[2]) - 128.0,
+            );
             let r = y + 1.402 * cr;
             let g = y - (0.114 * 1.772 / 0.587) * cb - (0.299 * 1.402 / 0.587) * cr;
             let b = y + 1.772 * cb;
@@ -386,7 +397,12 @@ fn colour(
     Ok(rgb)
 }
 
-fn encode(pixels: &[u8], width: u32, height: u32, colour: png::ColorType) -> Result<Vec<u8>, RenderError> {
+fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    colour: png::ColorType,
+) -> Result<Vec<u8>, RenderError> {
     let mut out = Vec::with_capacity(pixels.len() / 2 + 1024);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(colour);

@@ -32,15 +32,33 @@ pub fn instance(
     let sop = format!("{series}.{number}");
     let mut meta = Vec::new();
     element(&mut meta, 0x0002, 0x0001, b"OB", &[0, 1]);
-    element(&mut meta, 0x0002, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7");
+    element(
+        &mut meta,
+        0x0002,
+        0x0002,
+        b"UI",
+        b"1.2.840.10008.5.1.4.1.1.7",
+    );
     element(&mut meta, 0x0002, 0x0003, b"UI", sop.as_bytes());
     element(&mut meta, 0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1");
     let mut out = vec![0u8; 128];
     out.extend_from_slice(b"DICM");
-    element(&mut out, 0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes());
+    element(
+        &mut out,
+        0x0002,
+        0x0000,
+        b"UL",
+        &(meta.len() as u32).to_le_bytes(),
+    );
     out.extend_from_slice(&meta);
     element(&mut out, 0x0008, 0x0005, b"CS", b"ISO_IR 192");
-    element(&mut out, 0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.7");
+    element(
+        &mut out,
+        0x0008,
+        0x0016,
+        b"UI",
+        b"1.2.840.10008.5.1.4.1.1.7",
+    );
     element(&mut out, 0x0008, 0x0018, b"UI", sop.as_bytes());
     element(&mut out, 0x0008, 0x0060, b"CS", b"OT");
     element(&mut out, 0x0009, 0x0010, b"LO", b"RENKEI TEST");
@@ -49,7 +67,13 @@ pub fn instance(
     element(&mut out, 0x0010, 0x0020, b"LO", patient_id.as_bytes());
     element(&mut out, 0x0020, 0x000D, b"UI", study.as_bytes());
     element(&mut out, 0x0020, 0x000E, b"UI", series.as_bytes());
-    element(&mut out, 0x0020, 0x0013, b"IS", number.to_string().as_bytes());
+    element(
+        &mut out,
+        0x0020,
+        0x0013,
+        b"IS",
+        number.to_string().as_bytes(),
+    );
     out
 }
 

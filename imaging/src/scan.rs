@@ -9,8 +9,8 @@
 //! in that copy has then been checked against the bytes actually there.
 
 use dicom_core::Tag;
-use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::VR;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_dictionary_std::StandardDataDictionary;
 
 use crate::error::IntakeError;
@@ -98,11 +98,9 @@ impl Syntax {
                 explicit: true,
                 big_endian: true,
             }),
-            "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => {
-                Err(IntakeError::UnsupportedTransferSyntax(format!(
-                    "{ts} (deflated)"
-                )))
-            }
+            "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => Err(
+                IntakeError::UnsupportedTransferSyntax(format!("{ts} (deflated)")),
+            ),
             "" => Err(IntakeError::Malformed(
                 "the file meta information names no transfer syntax".into(),
             )),
@@ -190,8 +188,19 @@ fn tag_name(tag: u32) -> String {
 fn long_form(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"UC" | b"UN" | b"UR" | b"UT"
-            | b"SV" | b"UV"
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"SV"
+            | b"UV"
     )
 }
 
@@ -241,7 +250,9 @@ impl Scanner {
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), IntakeError> {
         while !data.is_empty() {
             if let Some(v) = &mut self.value {
-                let n = usize::try_from(v.left).unwrap_or(usize::MAX).min(data.len());
+                let n = usize::try_from(v.left)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
                 if let Some(buf) = &mut v.keep {
                     buf.extend_from_slice(&data[..n]);
                 }
@@ -263,6 +274,27 @@ impl Scanner {
             }
         }
         Ok(())
+    }
+
+    /// Bytes that may be passed over unread: the rest of a value that is
+    /// neither kept nor part of the copy for dicom-rs (pixel data, in practice).
+    pub fn skippable(&self) -> u64 {
+        match &self.value {
+            Some(v) if v.keep.is_none() && !self.header_open => v.left,
+            _ => 0,
+        }
+    }
+
+    /// Passes over `n` bytes (at most [`Scanner::skippable`]) without seeing them.
+    pub fn skip(&mut self, n: u64) {
+        let n = n.min(self.skippable());
+        if let Some(v) = &mut self.value {
+            v.left -= n;
+            self.offset += n;
+            if v.left == 0 {
+                self.end_value();
+            }
+        }
     }
 
     fn end_value(&mut self) {
@@ -497,7 +529,8 @@ impl Scanner {
                 }
                 Ok(())
             }
-            (0xE00D, Some((Kind::Item, None))) | (0xE0DD, Some((Kind::Sequence | Kind::Fragments, None))) => {
+            (0xE00D, Some((Kind::Item, None)))
+            | (0xE0DD, Some((Kind::Sequence | Kind::Fragments, None))) => {
                 self.stack.pop();
                 Ok(())
             }

@@ -117,13 +117,8 @@ pub fn group<'a>(files: impl IntoIterator<Item = (usize, &'a DicomMeta)>) -> Vec
             .series
             .sort_by_key(|s| (s.series_number.is_none(), s.series_number));
         for s in &mut study.series {
-            s.instances.sort_by_key(|i| {
-                (
-                    i.instance_number.is_none(),
-                    i.instance_number,
-                    i.attachment,
-                )
-            });
+            s.instances
+                .sort_by_key(|i| (i.instance_number.is_none(), i.instance_number, i.attachment));
         }
     }
     studies

@@ -28,15 +28,27 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("unterminated-fragments.dcm", "dicom_truncated", ""),
     ("unclosed-sequence.dcm", "dicom_truncated", ""),
     ("deeply-nested-sequences.dcm", "dicom_nesting_too_deep", ""),
-    ("deeply-nested-defined-sequences.dcm", "dicom_nesting_too_deep", ""),
+    (
+        "deeply-nested-defined-sequences.dcm",
+        "dicom_nesting_too_deep",
+        "",
+    ),
     ("implicit-deep-sequences.dcm", "dicom_nesting_too_deep", ""),
     ("nested-within-limit.dcm", "accepted", "png"),
-    ("item-longer-than-sequence.dcm", "dicom_length_past_container", ""),
+    (
+        "item-longer-than-sequence.dcm",
+        "dicom_length_past_container",
+        "",
+    ),
     ("undefined-length-text.dcm", "dicom_malformed", ""),
     ("stray-sequence-end.dcm", "dicom_malformed", ""),
     ("bad-value-representation.dcm", "dicom_malformed", ""),
     ("preamble-only.dcm", "dicom_malformed", ""),
-    ("pixel-geometry-larger-than-data.dcm", "dicom_pixel_geometry", ""),
+    (
+        "pixel-geometry-larger-than-data.dcm",
+        "dicom_pixel_geometry",
+        "",
+    ),
     ("frame-count-absurd.dcm", "dicom_pixel_geometry", ""),
     ("zero-rows.dcm", "dicom_pixel_geometry", ""),
     ("script-in-patient-name.dcm", "accepted", "png"),
@@ -45,14 +57,22 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("utf8-declared-but-latin1.dcm", "accepted", "png"),
     ("unknown-charset.dcm", "accepted", "png"),
     ("iso2022-broken-escapes.dcm", "accepted", "png"),
-    ("missing-sop-instance-uid.dcm", "dicom_missing_sop_instance_uid", ""),
+    (
+        "missing-sop-instance-uid.dcm",
+        "dicom_missing_sop_instance_uid",
+        "",
+    ),
     ("missing-modality.dcm", "dicom_missing_modality", ""),
     ("meta-only.dcm", "dicom_missing_sop_instance_uid", ""),
     ("empty.dcm", "empty_file", ""),
     ("jpeg-garbage.dcm", "accepted", "dicom_undecodable"),
     ("jpeg2000-garbage.dcm", "accepted", "dicom_undecodable"),
     ("rle-bogus-segments.dcm", "accepted", "dicom_undecodable"),
-    ("rle-segment-count-huge.dcm", "accepted", "dicom_undecodable"),
+    (
+        "rle-segment-count-huge.dcm",
+        "accepted",
+        "dicom_undecodable",
+    ),
     ("rle-short-segment.dcm", "accepted", "dicom_undecodable"),
     ("rle-huge-dimensions.dcm", "accepted", "dicom_too_large"),
 ];
@@ -78,7 +98,10 @@ fn judge_corpus() {
     static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     std::panic::set_hook(Box::new(|info| {
         PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        eprintln!("panic: {}", info.location().map(|l| l.to_string()).unwrap_or_default());
+        eprintln!(
+            "panic: {}",
+            info.location().map(|l| l.to_string()).unwrap_or_default()
+        );
     }));
     let mut names: Vec<String> = std::fs::read_dir(corpus())
         .unwrap()
@@ -126,10 +149,21 @@ fn judge_corpus() {
         meta("script-in-patient-name.dcm").patient_name,
         "<script>alert(1)</script>^<img src=x onerror=alert(2)>"
     );
-    assert_eq!(meta("shift-jis-under-iso-ir-13.dcm").patient_name, "山田^太郎");
+    assert_eq!(
+        meta("shift-jis-under-iso-ir-13.dcm").patient_name,
+        "山田^太郎"
+    );
     assert_eq!(meta("shift-jis-undeclared.dcm").patient_name, "山田^太郎");
-    assert!(meta("utf8-declared-but-latin1.dcm").patient_name.contains('\u{FFFD}'));
-    assert_eq!(PANICS.load(std::sync::atomic::Ordering::SeqCst), 0, "a decoder panicked");
+    assert!(
+        meta("utf8-declared-but-latin1.dcm")
+            .patient_name
+            .contains('\u{FFFD}')
+    );
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a decoder panicked"
+    );
     let peak = peak_rss_kib();
     println!("hostile corpus: {} files, peak RSS {peak} KiB", names.len());
     assert!(peak < PEAK_RSS_KIB, "peak RSS {peak} KiB");
@@ -144,7 +178,9 @@ fn hostile_corpus_is_refused_or_handled_under_a_memory_limit() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""))
+        .arg(format!(
+            "ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""
+        ))
         .arg(exe)
         .args([
             "--exact",
@@ -171,5 +207,8 @@ fn hostile_corpus_is_refused_or_handled_under_a_memory_limit() {
         ))
         .output()
         .unwrap();
-    assert!(!probe.status.success(), "a 4 GiB allocation must fail under the cap");
+    assert!(
+        !probe.status.success(),
+        "a 4 GiB allocation must fail under the cap"
+    );
 }

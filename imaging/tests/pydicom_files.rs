@@ -49,7 +49,10 @@ fn bundled_files_are_accepted_or_refused_with_their_own_reason() {
         ("no_meta.dcm", "not_dicom"),
         ("meta_missing_tsyntax.dcm", "dicom_malformed"),
         ("image_dfl.dcm", "dicom_unsupported_transfer_syntax"),
-        ("JPEGLSNearLossless_08.dcm", "dicom_missing_study_instance_uid"),
+        (
+            "JPEGLSNearLossless_08.dcm",
+            "dicom_missing_study_instance_uid",
+        ),
         ("GDCMJ2K_TextGBR.dcm", "dicom_missing_modality"),
         ("priv_SQ.dcm", "dicom_missing_sop_instance_uid"),
     ];
@@ -136,10 +139,16 @@ fn names_in_every_character_set_decode_as_pydicom_reads_them() {
             seen_japanese += 1;
         }
     }
-    assert_eq!(seen_japanese, 4, "chrH31, chrH32, chrJapMulti, chrJapMultiExplicitIR6");
+    assert_eq!(
+        seen_japanese, 4,
+        "chrH31, chrH32, chrJapMulti, chrJapMultiExplicitIR6"
+    );
     // The original ISO 2022 file reads the same as its copy.
     let original = dicom(&charset_files().join("chrH31.dcm"));
-    assert_eq!(original.patient_name, "Yamada^Tarou=山田^太郎=やまだ^たろう");
+    assert_eq!(
+        original.patient_name,
+        "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    );
 }
 
 /// Our render of `ours` against pydicom's decoding of `reference` (the same
@@ -173,7 +182,12 @@ fn compare_with_pydicom(ours: &Path, reference: &Path, frame: u32, window: Windo
     );
     // Not a blank image: the window shows structure.
     let distinct: std::collections::HashSet<u8> = samples.iter().copied().collect();
-    assert!(distinct.len() > 16, "{}: {} grey levels", ours.display(), distinct.len());
+    assert!(
+        distinct.len() > 16,
+        "{}: {} grey levels",
+        ours.display(),
+        distinct.len()
+    );
 }
 
 #[test]
@@ -209,8 +223,8 @@ fn compressed_colour_and_multi_frame_files_render_or_say_why_not() {
     ];
     for (name, frame, w, h) in cases {
         let bytes = std::fs::read(dir.join(name)).unwrap();
-        let r = imaging::render_png(&bytes, *frame, default)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r =
+            imaging::render_png(&bytes, *frame, default).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (pw, ph, _) = png_samples(&r.png);
         assert_eq!((pw, ph), (*w, *h), "{name}");
     }
@@ -253,7 +267,10 @@ fn a_text_file_a_truncated_file_and_one_without_study_uid_each_have_their_own_re
     let err = imaging::check_bytes("scan", "application/dicom", b"hi").unwrap_err();
     assert_eq!(err, IntakeError::NotDicom);
     // The same text not claiming to be DICOM is left to the attachment policy.
-    assert_eq!(imaging::check_bytes("notes.txt", "text/plain", &text), Ok(Checked::Other));
+    assert_eq!(
+        imaging::check_bytes("notes.txt", "text/plain", &text),
+        Ok(Checked::Other)
+    );
 
     let whole = std::fs::read(dir.join("CT_small.dcm")).unwrap();
     for cut in [whole.len() / 2, 140, whole.len() - 1] {
@@ -348,13 +365,19 @@ fn a_generated_study_of_300_ct_slices_groups_into_one_series_in_order() {
         .collect();
     assert_eq!(numbers, (1..=300).collect::<Vec<_>>());
     assert_eq!(series.instances[0].attachment, 299);
-    assert_eq!(metas[0].patient_name, "Yamada^Tarou=山田^太郎=やまだ^たろう");
-    assert!(!imaging::same_patient("12345", "山田　太郎", &metas[0].patient_id, &metas[0].patient_name).differs());
-    // And one slice of it against pydicom, with the file's own window.
-    compare_with_pydicom(
-        &files[150],
-        &files[150],
-        0,
-        metas[150].window.unwrap(),
+    assert_eq!(
+        metas[0].patient_name,
+        "Yamada^Tarou=山田^太郎=やまだ^たろう"
     );
+    assert!(
+        !imaging::same_patient(
+            "12345",
+            "山田　太郎",
+            &metas[0].patient_id,
+            &metas[0].patient_name
+        )
+        .differs()
+    );
+    // And one slice of it against pydicom, with the file's own window.
+    compare_with_pydicom(&files[150], &files[150], 0, metas[150].window.unwrap());
 }

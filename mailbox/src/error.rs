@@ -101,7 +101,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn differing_fields(m: &imaging::Mismatch, id: &'static str, name: &'static str, and: &str) -> String {
+fn differing_fields(
+    m: &imaging::Mismatch,
+    id: &'static str,
+    name: &'static str,
+    and: &str,
+) -> String {
     let mut parts = Vec::new();
     if m.result.id == imaging::Comparison::Differs {
         parts.push(id);
@@ -115,7 +120,13 @@ fn differing_fields(m: &imaging::Mismatch, id: &'static str, name: &'static str,
 fn patient_mismatch_en(files: &[imaging::Mismatch]) -> String {
     let list: Vec<String> = files
         .iter()
-        .map(|m| format!("{:?} ({})", m.file, differing_fields(m, "ID", "name", " and ")))
+        .map(|m| {
+            format!(
+                "{:?} ({})",
+                m.file,
+                differing_fields(m, "ID", "name", " and ")
+            )
+        })
         .collect();
     format!(
         "the patient in {} file(s) differs from the patient entered: {}; confirm these files or remove them before sending",

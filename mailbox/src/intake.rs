@@ -98,14 +98,18 @@ impl EnteredPatient {
                 &self.id,
                 &self.name,
                 files.iter().filter_map(|f| {
-                    f.dicom
-                        .as_ref()
-                        .map(|m| (f.name.as_str(), m.patient_id.as_str(), m.patient_name.as_str()))
+                    f.dicom.as_ref().map(|m| {
+                        (
+                            f.name.as_str(),
+                            m.patient_id.as_str(),
+                            m.patient_name.as_str(),
+                        )
+                    })
                 }),
             )
         };
-        let confirmed = !mismatches.is_empty()
-            && mismatches.iter().all(|m| self.confirmed.contains(&m.file));
+        let confirmed =
+            !mismatches.is_empty() && mismatches.iter().all(|m| self.confirmed.contains(&m.file));
         PatientCheck {
             mismatches,
             confirmed_by: confirmed.then(|| self.sender.clone()),
@@ -149,7 +153,13 @@ pub(crate) struct IntakeReader<R> {
 }
 
 impl<R: Read> IntakeReader<R> {
-    pub(crate) fn new(inner: R, index: usize, name: &str, media_type: &str, log: IntakeLog) -> Self {
+    pub(crate) fn new(
+        inner: R,
+        index: usize,
+        name: &str,
+        media_type: &str,
+        log: IntakeLog,
+    ) -> Self {
         Self {
             inner,
             index,

@@ -13,11 +13,11 @@ use renkei_crypto::{
 
 use crate::account::{AccountId, Role};
 use crate::attachment_policy::{PolicedReader, Refusal, RefusedAttachment};
-use crate::intake::{EnteredPatient, IntakeLog, IntakeReader, IntakeRecord, RecordReader};
 use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
+use crate::intake::{EnteredPatient, IntakeLog, IntakeReader, IntakeRecord, RecordReader};
 use crate::keyring::{Keyring, Principal};
 use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
@@ -381,8 +381,13 @@ impl Postroom {
         outgoing: Outgoing,
         attachments: Vec<OutgoingAttachment>,
     ) -> Result<String> {
-        self.send_confirming(session, outgoing, attachments, PatientConfirmation::default())
-            .await
+        self.send_confirming(
+            session,
+            outgoing,
+            attachments,
+            PatientConfirmation::default(),
+        )
+        .await
     }
 
     /// `send`, with the files the sender confirmed after being shown that
@@ -1637,8 +1642,7 @@ impl Postroom {
 /// Where the intake record sits: the last entry, named and typed as one.
 fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<usize> {
     let last = manifest.last()?;
-    (last.name == crate::intake::RECORD_NAME
-        && last.media_type == crate::intake::RECORD_MEDIA_TYPE)
+    (last.name == crate::intake::RECORD_NAME && last.media_type == crate::intake::RECORD_MEDIA_TYPE)
         .then(|| manifest.len() - 1)
 }
 

@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keyring::Principal;
 use crate::pathway::{self, PathwayTemplate};
-use crate::postroom::{PatientConfirmation, 
-    Consent, OpenedItem, OutgoingAttachment, Postroom, Recipient, Sealing, ThreadLink, new_id,
+use crate::postroom::{
+    Consent, OpenedItem, OutgoingAttachment, PatientConfirmation, Postroom, Recipient, Sealing,
+    ThreadLink, new_id,
 };
 use crate::store::StoreError;
 use crate::store::thread::{

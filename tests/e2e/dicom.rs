@@ -19,7 +19,11 @@ const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/imaging/tests/py/orac
 
 fn oracle(args: &[&str]) -> String {
     let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python).arg(ORACLE).args(args).output().unwrap();
+    let out = Command::new(python)
+        .arg(ORACLE)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "oracle {args:?} (pydicom installed by scripts/test-all): {}",
@@ -82,7 +86,13 @@ fn blob_files(net: &Network) -> usize {
     fn walk(dir: &Path) -> usize {
         std::fs::read_dir(dir).map_or(0, |rd| {
             rd.flatten()
-                .map(|e| if e.path().is_dir() { 1 + walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        1 + walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
     }
@@ -170,7 +180,10 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
     let instances = series[0]["instances"].as_array().unwrap();
     assert_eq!(instances.len(), 300);
     assert_eq!(instances[149]["instance_number"], 150);
-    assert_eq!(record["files"][0]["dicom"]["patient_name"], "Yamada^Tarou=山田^太郎=やまだ^たろう");
+    assert_eq!(
+        record["files"][0]["dicom"]["patient_name"],
+        "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    );
     assert_eq!(record["patient_check"]["mismatches"], json!([]));
 
     // Slice 150 rendered by the server with the lung preset, against pydicom.
@@ -198,18 +211,27 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         raw.to_str().unwrap(),
     ]);
     let theirs = std::fs::read(&raw).unwrap();
-    let max = ours.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    let max = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
     assert_eq!(ours.len(), theirs.len());
     assert!(max <= 1, "rendered slice differs from pydicom's by {max}");
     // A preset that does not exist, and a frame that does not.
     let r = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0/render?preset=liver")))
+        .get(server.url(&format!(
+            "/api/v1/envelopes/{id}/attachments/0/render?preset=liver"
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0/render?frame=1")))
+        .get(server.url(&format!(
+            "/api/v1/envelopes/{id}/attachments/0/render?frame=1"
+        )))
         .send()
         .await
         .unwrap();
@@ -228,8 +250,14 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
 
     // Three bad files, each refused with its own message; nothing stored.
     let good = study[0].clone();
-    let text = ("referral-notes.dcm".to_string(), "紹介状の本文です\n".repeat(40).into_bytes());
-    let truncated = ("IM-truncated.dcm".to_string(), study[1].1[..study[1].1.len() / 2].to_vec());
+    let text = (
+        "referral-notes.dcm".to_string(),
+        "紹介状の本文です\n".repeat(40).into_bytes(),
+    );
+    let truncated = (
+        "IM-truncated.dcm".to_string(),
+        study[1].1[..study[1].1.len() / 2].to_vec(),
+    );
     let no_study_path = tmp.path().join("no-study.dcm");
     oracle(&[
         "without",
@@ -264,7 +292,11 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         messages.insert(ja.to_string());
     }
     assert_eq!(messages.len(), 6, "each refusal has its own text");
-    assert_eq!(blob_files(&net), blobs_before, "a refused item leaves no blob");
+    assert_eq!(
+        blob_files(&net),
+        blobs_before,
+        "a refused item leaves no blob"
+    );
     assert_eq!(sent_count(&server, &gp_c).await, sent_before);
 
     // Another patient's files: refused with the list, nothing stored …
@@ -281,17 +313,39 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "patient_mismatch");
     let en = body["message"].as_str().unwrap();
-    assert!(en.contains(&others[0].0) && en.contains(&others[1].0), "{en}");
+    assert!(
+        en.contains(&others[0].0) && en.contains(&others[1].0),
+        "{en}"
+    );
     assert!(!en.contains(&format!("\"{}\"", good.0)), "{en}");
-    assert!(body["message_ja"].as_str().unwrap().contains("患者ID"), "{body}");
+    assert!(
+        body["message_ja"].as_str().unwrap().contains("患者ID"),
+        "{body}"
+    );
     assert_eq!(blob_files(&net), blobs_before);
     assert_eq!(sent_count(&server, &gp_c).await, sent_before);
     // … confirming only one of them is not enough …
-    let (status, _) = send(&server, &gp_c, &rad, ("12345", "山田 太郎"), &mixed, &[&others[0].0]).await;
+    let (status, _) = send(
+        &server,
+        &gp_c,
+        &rad,
+        ("12345", "山田 太郎"),
+        &mixed,
+        &[&others[0].0],
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // … confirming both sends, and the confirmation is sealed with the item.
     let confirm: Vec<&str> = others.iter().map(|(n, _)| n.as_str()).collect();
-    let (status, body) = send(&server, &gp_c, &rad, ("12345", "山田 太郎"), &mixed, &confirm).await;
+    let (status, body) = send(
+        &server,
+        &gp_c,
+        &rad,
+        ("12345", "山田 太郎"),
+        &mixed,
+        &confirm,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let confirmed_id = body["id"].as_str().unwrap().to_string();
     let record: Value = rad_c
@@ -311,9 +365,22 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         .map(|m| m["file"].as_str().unwrap())
         .collect();
     assert_eq!(mismatched, confirm);
-    assert_eq!(record["patient_check"]["mismatches"][0]["result"]["id"], "differs");
+    assert_eq!(
+        record["patient_check"]["mismatches"][0]["result"]["id"],
+        "differs"
+    );
     // And in the audit trail, as a count (no names).
-    let audit = net.admin(&["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01"]);
+    let audit = net.admin(&[
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+    ]);
     assert!(audit.contains("patient_mismatch_confirmed=2"), "{audit}");
-    assert!(audit.contains(&format!("dicom attachment={index} frame=0")), "render audited");
+    assert!(
+        audit.contains(&format!("dicom attachment={index} frame=0")),
+        "render audited"
+    );
 }

@@ -436,7 +436,11 @@ async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     let db = Db::open(&net).await;
     wait_delivered(&db, &[&old, &young, &later]).await;
     let old_blobs = blob_keys(&db, &old).await;
-    assert_eq!(old_blobs.len(), 2, "the attachment and the sealed intake record");
+    assert_eq!(
+        old_blobs.len(),
+        2,
+        "the attachment and the sealed intake record"
+    );
     let blob_dir = net.data_dir().join("blobs");
     assert!(blob_dir.join(&old_blobs[0]).exists());
 

@@ -40,7 +40,9 @@ pub struct RenderQuery {
 impl RenderQuery {
     fn window(&self) -> Result<WindowChoice, Error> {
         match (self.center, self.width, self.preset.as_deref()) {
-            (Some(center), Some(width), _) if width > 0.0 && center.is_finite() && width.is_finite() => {
+            (Some(center), Some(width), _)
+                if width > 0.0 && center.is_finite() && width.is_finite() =>
+            {
                 Ok(WindowChoice::Custom(Window { center, width }))
             }
             (None, None, p) => Preset::parse(p.unwrap_or("default"))
