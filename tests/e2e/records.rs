@@ -730,8 +730,8 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{id}");
         let keys = blob_keys(&db, id).await;
-        assert_eq!(keys.len(), 1);
-        assert!(blob_dir.join(&keys[0]).exists());
+        assert_eq!(keys.len(), 2, "the attachment and the sealed intake record");
+        assert!(keys.iter().all(|k| blob_dir.join(k).exists()));
     }
     // Searching again finds nothing; the CLI path deletes by the same rules.
     let out = net.run(&[
