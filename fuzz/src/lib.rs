@@ -22,6 +22,8 @@
 //! found on one input normally reproduces alone, but replay with the run's
 //! corpus if it does not.
 
+pub mod dicom;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -46,3 +46,25 @@ fn seeds_sign_in_and_fetch() {
         renkei_fuzz::run(b"a LOGIN $USER $PASS\r\nb SELECT INBOX\r\nc FETCH 2 BODY.PEEK[]\r\n");
     assert!(a.output_bytes > 10_000, "{a:?}");
 }
+
+#[test]
+fn dicom_seeds_replay_with_the_expected_verdicts() {
+    use renkei_fuzz::dicom::{Verdict, intake};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let seeds = inputs(&root.join("corpus/dicom_intake"));
+    assert!(seeds.len() >= 20, "the DICOM seed corpus is missing");
+    let (mut accepted, mut rendered) = (0, 0);
+    for path in &seeds {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v = intake(&data);
+        eprintln!("{}: {v:?}", path.display());
+        if let Verdict::Dicom { rendered: r } = v {
+            accepted += 1;
+            rendered += usize::from(r == Some("png"));
+        }
+    }
+    assert!(
+        accepted >= 5 && rendered >= 3,
+        "{accepted} accepted, {rendered} rendered"
+    );
+}

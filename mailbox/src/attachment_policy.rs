@@ -37,6 +37,8 @@ pub enum Refusal {
     Archive,
     Empty,
     NotAccepted,
+    /// Refused by imaging intake (not DICOM, truncated, missing tags, …).
+    Intake(imaging::IntakeError),
 }
 
 impl Refusal {
@@ -50,6 +52,7 @@ impl Refusal {
             Self::Archive => "it is an archive whose contents cannot be checked here".into(),
             Self::Empty => "it is empty".into(),
             Self::NotAccepted => "only DICOM, JPEG, PNG and PDF files are accepted".into(),
+            Self::Intake(e) => e.message_en(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Refusal {
             Self::Archive => "中身を確認できない圧縮ファイルです".into(),
             Self::Empty => "空のファイルです".into(),
             Self::NotAccepted => "送信できるのはDICOM・JPEG・PNG・PDFのみです".into(),
+            Self::Intake(e) => e.message_ja(),
         }
     }
 }

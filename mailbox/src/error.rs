@@ -78,6 +78,21 @@ pub enum Error {
     AppPasswordRequired,
     #[error("too many failed sign-ins from this address; try again later")]
     TooManyAttempts,
+    /// An attachment refused by imaging intake; `code` names the reason.
+    #[error("the file {name:?} cannot be sent: {reason}")]
+    AttachmentRefused {
+        name: String,
+        code: &'static str,
+        reason: String,
+        reason_ja: String,
+    },
+    /// The patient inside these files differs from the one entered; the
+    /// sender must confirm them (by file name) or remove them.
+    #[error("{}", patient_mismatch_en(.0))]
+    PatientMismatch(Vec<imaging::Mismatch>),
+    /// A DICOM slice that cannot be shown (the file can still be downloaded).
+    #[error(transparent)]
+    Render(#[from] imaging::RenderError),
     #[error("storage failure")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -85,6 +100,40 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn differing_fields(
+    m: &imaging::Mismatch,
+    id: &'static str,
+    name: &'static str,
+    and: &str,
+) -> String {
+    let mut parts = Vec::new();
+    if m.result.id == imaging::Comparison::Differs {
+        parts.push(id);
+    }
+    if m.result.name == imaging::Comparison::Differs {
+        parts.push(name);
+    }
+    parts.join(and)
+}
+
+fn patient_mismatch_en(files: &[imaging::Mismatch]) -> String {
+    let list: Vec<String> = files
+        .iter()
+        .map(|m| {
+            format!(
+                "{:?} ({})",
+                m.file,
+                differing_fields(m, "ID", "name", " and ")
+            )
+        })
+        .collect();
+    format!(
+        "the patient in {} file(s) differs from the patient entered: {}; confirm these files or remove them before sending",
+        files.len(),
+        list.join(", ")
+    )
+}
 
 impl Error {
     pub fn invalid(
@@ -119,6 +168,8 @@ impl Error {
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Tampered(_) => ErrorKind::Tampered,
+            Self::AttachmentRefused { .. } | Self::Render(_) => ErrorKind::Invalid,
+            Self::PatientMismatch(_) => ErrorKind::Conflict,
             Self::Store(StoreError::Conflict(_)) => ErrorKind::Conflict,
             Self::Store(_) | Self::Internal(_) => ErrorKind::Internal,
         }
@@ -149,6 +200,9 @@ impl Localized for Error {
             Self::Tampered("key_slot") => "tampered_key_slot",
             Self::Tampered("attachment") => "tampered_attachment",
             Self::Tampered(_) => "tampered_body",
+            Self::AttachmentRefused { code, .. } => code,
+            Self::PatientMismatch(_) => "patient_mismatch",
+            Self::Render(e) => e.code(),
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }
@@ -198,6 +252,21 @@ impl Localized for Error {
             Self::Tampered(_) => {
                 "この項目は改ざんまたは破損しているため表示できません。".into()
             }
+            Self::AttachmentRefused {
+                name, reason_ja, ..
+            } => format!("ファイル「{name}」は送信できません：{reason_ja}。"),
+            Self::PatientMismatch(files) => {
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|m| format!("「{}」（{}）", m.file, differing_fields(m, "患者ID", "氏名", "・")))
+                    .collect();
+                format!(
+                    "{}件のファイルの患者が入力された患者と異なります：{}。確認して送信するか、ファイルを外してください。",
+                    files.len(),
+                    list.join("、")
+                )
+            }
+            Self::Render(e) => e.message_ja(),
             Self::Store(StoreError::Conflict(msg)) => format!("既に登録されています: {msg}"),
             Self::Store(_) | Self::Internal(_) => {
                 "内部エラーが発生しました。時間をおいて再度お試しください。".into()

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod error;
 pub mod facility;
 pub mod folders;
+pub mod intake;
 pub mod keyring;
 pub mod keys;
 pub mod listing;

@@ -12,11 +12,12 @@ use renkei_crypto::{
 };
 
 use crate::account::{AccountId, Role};
-use crate::attachment_policy::{PolicedReader, RefusedAttachment};
+use crate::attachment_policy::{PolicedReader, Refusal, RefusedAttachment};
 use crate::audit::{AuditEvent, action};
 use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
+use crate::intake::{EnteredPatient, IntakeLog, IntakeReader, IntakeRecord, RecordReader};
 use crate::keyring::{Keyring, Principal};
 use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
@@ -101,6 +102,8 @@ pub(crate) struct Sealing {
     pub fields: Vec<renkei_crypto::Field>,
     pub consent: Option<Consent>,
     pub thread: Option<ThreadLink>,
+    /// Attachment names the sender confirmed despite a differing patient.
+    pub confirmed_patient_files: Vec<String>,
 }
 
 /// How an envelope belongs to a thread.
@@ -110,6 +113,14 @@ pub(crate) struct ThreadLink {
     /// The thread's version once this envelope is stored.
     pub seq: i64,
     pub change: crate::store::thread::ThreadChange,
+}
+
+/// Files the sender confirmed sending although the patient inside differs
+/// from the one entered (by attachment name, as listed by
+/// `Error::PatientMismatch`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientConfirmation {
+    pub files: Vec<String>,
 }
 
 pub struct OutgoingAttachment {
@@ -240,6 +251,15 @@ fn refused_or_unreadable(io: &std::io::Error) -> Error {
         .get_ref()
         .and_then(|e| e.downcast_ref::<RefusedAttachment>())
     {
+        Some(RefusedAttachment {
+            name,
+            refusal: Refusal::Intake(e),
+        }) => Error::AttachmentRefused {
+            name: name.clone(),
+            code: e.code(),
+            reason: e.message_en(),
+            reason_ja: e.message_ja(),
+        },
         Some(r) => Error::invalid(
             "attachment",
             format!(
@@ -353,11 +373,32 @@ impl Postroom {
     }
 
     /// Seals and stores an item; returns its ID once everything is committed.
+    /// DICOM files whose patient differs from the one entered are refused
+    /// with `Error::PatientMismatch` (see [`Postroom::send_confirming`]).
     pub async fn send(
         &self,
         session: &CurrentSession,
         outgoing: Outgoing,
         attachments: Vec<OutgoingAttachment>,
+    ) -> Result<String> {
+        self.send_confirming(
+            session,
+            outgoing,
+            attachments,
+            PatientConfirmation::default(),
+        )
+        .await
+    }
+
+    /// `send`, with the files the sender confirmed after being shown that
+    /// their patient differs from the one entered; the confirmation is sealed
+    /// into the item's intake record and noted in the audit trail.
+    pub async fn send_confirming(
+        &self,
+        session: &CurrentSession,
+        outgoing: Outgoing,
+        attachments: Vec<OutgoingAttachment>,
+        confirmed: PatientConfirmation,
     ) -> Result<String> {
         let sender = session.require_ready()?.clone();
         if outgoing.to.is_empty() {
@@ -391,6 +432,7 @@ impl Postroom {
                 fields: Vec::new(),
                 consent: outgoing.consent,
                 thread: None,
+                confirmed_patient_files: confirmed.files,
             },
             attachments,
         )
@@ -605,6 +647,12 @@ impl Postroom {
                 .unwrap_or_default();
             Some(renkei_crypto::blind_index(&self.blind_key, &code, &sealing.patient_id).to_vec())
         };
+        let patient = EnteredPatient {
+            id: sealing.patient_id.clone(),
+            name: sealing.patient_name.clone(),
+            confirmed: sealing.confirmed_patient_files.clone(),
+            sender: sender.id.as_str().to_string(),
+        };
         let draft = Draft {
             headers: ProtectedHeaders {
                 kind: sealing.kind.clone(),
@@ -624,27 +672,57 @@ impl Postroom {
             body: sealing.body,
             fields: sealing.fields,
         };
+        if attachments
+            .iter()
+            .any(|a| a.media_type == crate::intake::RECORD_MEDIA_TYPE)
+        {
+            return Err(Error::invalid(
+                "attachment",
+                "that media type is reserved for the intake record",
+                "この種類のファイルは添付できません。",
+            ));
+        }
         // Seal on a blocking thread: attachments stream from their sources to blobs.
         let blobs = self.blobs.clone();
         let env_id = id.clone();
         let certs: Vec<Certificate> = slots.iter().map(|(_, c)| c.clone()).collect();
         let kr = keyring.clone();
-        let (sealed, pending, keys) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let sealed = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut inputs = Vec::new();
             let mut pending = Vec::new();
             let mut keys = Vec::new();
+            let log = IntakeLog::default();
+            let count = attachments.len();
             for (i, a) in attachments.into_iter().enumerate() {
                 let key = format!("{env_id}/{i}");
                 let (file, p) = blobs
                     .create(&key)
                     .map_err(|e| Error::Internal(format!("blob: {e}")))?;
-                let name = a.name.clone();
+                // The allow-list (no executables, scripts, macros) on the first
+                // bytes, then imaging intake (DICOM placed in a study, images
+                // readable), both judged as the file streams.
+                let policed = PolicedReader::new(a.source, a.name.clone());
+                let checked = IntakeReader::new(policed, i, &a.name, &a.media_type, log.clone());
                 inputs.push(AttachmentInput {
                     name: a.name,
                     media_type: a.media_type,
-                    // Judged by content as it streams: no executables, scripts or macros.
-                    source: Box::new(PolicedReader::new(a.source, name)),
+                    source: Box::new(checked),
                     sink: Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+                });
+                pending.push(p);
+                keys.push(key);
+            }
+            if count > 0 {
+                // Last, so every file before it has been read when it is made.
+                let key = format!("{env_id}/{count}");
+                let (file, p) = blobs
+                    .create(&key)
+                    .map_err(|e| Error::Internal(format!("blob: {e}")))?;
+                inputs.push(AttachmentInput {
+                    name: crate::intake::RECORD_NAME.into(),
+                    media_type: crate::intake::RECORD_MEDIA_TYPE.into(),
+                    source: Box::new(RecordReader::new(log.clone(), patient.clone())),
+                    sink: Box::new(std::io::BufWriter::new(file)),
                 });
                 pending.push(p);
                 keys.push(key);
@@ -658,10 +736,34 @@ impl Postroom {
                     CryptoError::Io(io) => refused_or_unreadable(&io),
                     other => crypto(other),
                 })?;
-            Ok((sealed, pending, keys))
+            // The wrong-patient guard: nothing is kept unless every differing
+            // file was confirmed by the sender.
+            let check = patient.check(&log.files());
+            if !check.mismatches.is_empty() && check.confirmed_by.is_none() {
+                return Err(Error::PatientMismatch(check.mismatches));
+            }
+            Ok((sealed, pending, keys, check.mismatches.len()))
         })
         .await
-        .map_err(|e| Error::Internal(format!("seal task: {e}")))??;
+        .map_err(|e| Error::Internal(format!("seal task: {e}")))
+        .and_then(|r| r);
+        let (sealed, pending, keys, confirmed_mismatches) = match sealed {
+            Ok(v) => v,
+            Err(e) => {
+                // The pending blobs are gone; so goes the item's empty folder.
+                let _ = std::fs::remove_dir(self.blobs.root().join(&id));
+                return Err(e);
+            }
+        };
+        let mut audit = audit;
+        if confirmed_mismatches > 0 {
+            // The sender's confirmation of a differing patient, on record.
+            let note = format!("patient_mismatch_confirmed={confirmed_mismatches}");
+            audit.detail = Some(match audit.detail.take() {
+                Some(d) => format!("{d} {note}"),
+                None => note,
+            });
+        }
 
         for p in pending {
             p.commit()
@@ -1104,10 +1206,10 @@ impl Postroom {
         id: &str,
         index: usize,
     ) -> Result<PreparedAttachment> {
-        let (_, _, _, opened) = self.open_raw(session, id).await?;
-        let Some(entry) = opened.inner.manifest.get(index).cloned() else {
-            return Err(Error::NotFound("attachment"));
-        };
+        let (prepared, _) = self
+            .prepare_attachment(session, id, |_| Some(index))
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
         self.directory
             .audit()
             .record(
@@ -1116,6 +1218,27 @@ impl Postroom {
                     .detail(format!("attachment={index}")),
             )
             .await?;
+        Ok(prepared)
+    }
+
+    /// The sealed blob and signed manifest entry of the attachment `pick`
+    /// chooses from the manifest (`None` when it chooses none), unaudited —
+    /// each caller records what it does with it — and the manifest's record
+    /// index.
+    async fn prepare_attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        pick: impl FnOnce(&[renkei_crypto::ManifestEntry]) -> Option<usize>,
+    ) -> Result<Option<(PreparedAttachment, Option<usize>)>> {
+        let (_, _, _, opened) = self.open_raw(session, id).await?;
+        let Some(index) = pick(&opened.inner.manifest) else {
+            return Ok(None);
+        };
+        let Some(entry) = opened.inner.manifest.get(index).cloned() else {
+            return Err(Error::NotFound("attachment"));
+        };
+        let record = record_index(&opened.inner.manifest);
         let rows = self.directory.store().attachments(id).await?;
         let row = rows
             .iter()
@@ -1125,17 +1248,95 @@ impl Postroom {
             .blobs
             .open(&row.blob_key)
             .map_err(|_| Error::Tampered("attachment"))?;
-        Ok(PreparedAttachment {
-            info: AttachmentInfo {
-                index,
-                name: entry.name.clone(),
-                media_type: entry.media_type.clone(),
-                size: entry.size,
-                sha256: hex::encode(entry.sha256),
+        Ok(Some((
+            PreparedAttachment {
+                info: AttachmentInfo {
+                    index,
+                    name: entry.name.clone(),
+                    media_type: entry.media_type.clone(),
+                    size: entry.size,
+                    sha256: hex::encode(entry.sha256),
+                },
+                entry,
+                file,
             },
-            entry,
-            file,
+            record,
+        )))
+    }
+
+    /// What intake recorded when the item was sent — each file's DICOM
+    /// metadata or image size, its studies and series, the wrong-patient
+    /// check — decrypted from the item's sealed record. `None` for an item
+    /// without attachments (or sent before intake records existed).
+    pub async fn intake_record(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<Option<IntakeRecord>> {
+        let Some((prepared, _)) = self.prepare_attachment(session, id, record_index).await? else {
+            return Ok(None);
+        };
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::VIEW)
+                    .item(id)
+                    .detail("intake_record"),
+            )
+            .await?;
+        let json = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            prepared.stream(&mut out)?;
+            Ok(out)
         })
+        .await
+        .map_err(|e| Error::Internal(format!("record task: {e}")))??;
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("intake record: {e}")))
+    }
+
+    /// Renders frame `frame` of the DICOM attachment `index` as PNG with the
+    /// given window: decrypted with the reader's key into memory (one
+    /// instance, checked against the signed manifest), decoded, windowed.
+    /// Audited as a render. A slice that cannot be decoded is
+    /// `Error::Render`; the file itself still downloads.
+    pub async fn render_slice(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+        frame: u32,
+        window: imaging::WindowChoice,
+    ) -> Result<imaging::Rendered> {
+        let (prepared, record) = self
+            .prepare_attachment(session, id, |_| Some(index))
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
+        if record == Some(index) {
+            return Err(Error::NotFound("attachment"));
+        }
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::RENDER)
+                    .item(id)
+                    .detail(format!("dicom attachment={index} frame={frame}")),
+            )
+            .await?;
+        if prepared.info.size > MAX_RENDER_BYTES {
+            return Err(imaging::RenderError::TooLarge {
+                pixels: prepared.info.size,
+            }
+            .into());
+        }
+        tokio::task::spawn_blocking(move || -> Result<imaging::Rendered> {
+            let mut bytes = Vec::with_capacity(prepared.info.size as usize);
+            prepared.stream(&mut bytes)?;
+            Ok(imaging::render_png(&bytes, frame, window)?)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("render task: {e}")))?
     }
 
     /// Streams one attachment's plaintext to `out`, checked against the signed
@@ -1439,6 +1640,16 @@ impl Postroom {
     }
 }
 
+/// Where the intake record sits: the last entry, named and typed as one.
+fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<usize> {
+    let last = manifest.last()?;
+    (last.name == crate::intake::RECORD_NAME && last.media_type == crate::intake::RECORD_MEDIA_TYPE)
+        .then(|| manifest.len() - 1)
+}
+
+/// The largest attachment decrypted into memory to render a slice.
+const MAX_RENDER_BYTES: u64 = 1 << 30;
+
 /// An `OpenedItem` from its row, the principal that opened it and the crypto's result.
 fn assemble(
     row: EnvelopeRow,
@@ -1470,6 +1681,7 @@ fn assemble(
             .manifest
             .iter()
             .enumerate()
+            .filter(|(index, _)| Some(*index) != record_index(&inner.manifest))
             .map(|(index, m)| AttachmentInfo {
                 index,
                 name: m.name.clone(),

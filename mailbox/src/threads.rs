@@ -16,7 +16,8 @@ use crate::facility::FacilityCode;
 use crate::keyring::Principal;
 use crate::pathway::{self, PathwayTemplate};
 use crate::postroom::{
-    Consent, OpenedItem, OutgoingAttachment, Postroom, Recipient, Sealing, ThreadLink, new_id,
+    Consent, OpenedItem, OutgoingAttachment, PatientConfirmation, Postroom, Recipient, Sealing,
+    ThreadLink, new_id,
 };
 use crate::store::StoreError;
 use crate::store::thread::{
@@ -199,6 +200,19 @@ impl Threads {
         new: NewThread,
         attachments: Vec<OutgoingAttachment>,
     ) -> Result<Created> {
+        self.open_confirming(session, new, attachments, PatientConfirmation::default())
+            .await
+    }
+
+    /// `open`, with the files the sender confirmed despite a differing
+    /// patient (see `Postroom::send_confirming`).
+    pub async fn open_confirming(
+        &self,
+        session: &CurrentSession,
+        new: NewThread,
+        attachments: Vec<OutgoingAttachment>,
+        confirmed: PatientConfirmation,
+    ) -> Result<Created> {
         let sender = session.require_ready()?.clone();
         let Some(own_facility) = sender.facility.clone() else {
             return Err(Error::Forbidden);
@@ -346,6 +360,7 @@ impl Threads {
                         seq: 1,
                         change: ThreadChange::Open(Box::new(row)),
                     }),
+                    confirmed_patient_files: confirmed.files,
                 },
                 attachments,
             )
@@ -595,6 +610,7 @@ impl Threads {
                             patch,
                         },
                     }),
+                    confirmed_patient_files: Vec::new(),
                 },
                 attachments,
             )

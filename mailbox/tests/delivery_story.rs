@@ -100,8 +100,7 @@ impl Net {
     }
 
     async fn send(&self, from: &CurrentSession, to: Vec<Recipient>) -> String {
-        let mut dicom = vec![0u8; 128];
-        dicom.extend_from_slice(b"DICMslice");
+        let dicom = imaging::sample::with_payload(b"slice");
         self.post
             .send(
                 from,

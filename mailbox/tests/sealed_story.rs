@@ -31,12 +31,9 @@ fn consent() -> Consent {
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
 
-/// DICOM-shaped bytes: the 128-byte preamble, `DICM`, then `body`.
+/// A DICOM file whose data is `body`.
 fn dicom(body: &[u8]) -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
-    v.extend_from_slice(body);
-    v
+    imaging::sample::with_payload(body)
 }
 
 struct Net {

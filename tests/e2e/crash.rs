@@ -18,9 +18,7 @@ const TARGET: usize = 2000;
 
 /// One submission; `Some(id)` only when the server acknowledged it.
 async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> Option<String> {
-    let mut dicom = vec![0u8; 128];
-    dicom.extend_from_slice(b"DICM");
-    dicom.extend(std::iter::repeat_n(7u8, 2048));
+    let dicom = imaging::sample::with_payload(&[7u8; 2048]);
     let envelope = json!({
         "kind": "reading_request", "to": [{ "account": to }], "subject": "CT",
         "patient_id": "P-1", "patient_name": "香川 太郎", "body": "所見をお願いします", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
@@ -200,12 +198,14 @@ async fn acknowledged_submissions_survive_sigkill_exactly_once() {
         .collect();
     assert_eq!(dirs, ids, "blob folders are exactly the stored items");
     for id in &ids {
-        let files: Vec<String> = std::fs::read_dir(blob_root.join(id))
+        let mut files: Vec<String> = std::fs::read_dir(blob_root.join(id))
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, vec!["0".to_string()], "{id}");
+        files.sort();
+        // The attachment and the sealed intake record.
+        assert_eq!(files, vec!["0".to_string(), "1".to_string()], "{id}");
     }
     eprintln!(
         "{} acknowledged, {} stored, {kills} kills",

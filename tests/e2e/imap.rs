@@ -20,10 +20,10 @@ const CLIENT: &str = concat!(
 );
 
 fn dicom_bytes() -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
-    v.extend((0..50_000u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()));
-    v
+    let payload: Vec<u8> = (0..50_000u32)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    imaging::sample::with_payload(&payload)
 }
 
 pub(crate) fn imap_port(server: &Server) -> u16 {

@@ -4,6 +4,7 @@
 
 mod crash;
 mod demo;
+mod dicom;
 mod harness;
 mod imap;
 mod notify;

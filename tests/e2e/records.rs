@@ -92,10 +92,7 @@ pub async fn send_item(
 }
 
 pub fn dicom(marker: u8) -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
-    v.extend(std::iter::repeat_n(marker, 20_000));
-    v
+    imaging::sample::with_payload(&[marker; 20_000])
 }
 
 #[tokio::test]
@@ -417,7 +414,11 @@ async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     let db = Db::open(&net).await;
     wait_delivered(&db, &[&old, &young, &later]).await;
     let old_blobs = blob_keys(&db, &old).await;
-    assert_eq!(old_blobs.len(), 1);
+    assert_eq!(
+        old_blobs.len(),
+        2,
+        "the attachment and the sealed intake record"
+    );
     let blob_dir = net.data_dir().join("blobs");
     assert!(blob_dir.join(&old_blobs[0]).exists());
 
@@ -597,7 +598,7 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
     for id in &doomed {
         doomed_blobs.extend(blob_keys(&db, id).await);
     }
-    assert_eq!(doomed_blobs.len(), 2);
+    assert_eq!(doomed_blobs.len(), 4, "two attachments, two intake records");
     let blob_dir = net.data_dir().join("blobs");
 
     // Only the operator may look, and sees metadata only.
@@ -707,8 +708,8 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{id}");
         let keys = blob_keys(&db, id).await;
-        assert_eq!(keys.len(), 1);
-        assert!(blob_dir.join(&keys[0]).exists());
+        assert_eq!(keys.len(), 2, "the attachment and the sealed intake record");
+        assert!(keys.iter().all(|k| blob_dir.join(k).exists()));
     }
     // Searching again finds nothing; the CLI path deletes by the same rules.
     let out = net.run(&[

@@ -16,15 +16,14 @@ const PATIENT_ID: &str = "KGW-4471-2026";
 const FINDINGS: &str = "右上葉に結節影を認めます";
 const PIXEL_MARKER: &[u8] = b"\x7fRENKEI-PIXEL-MARKER\x13\x37\xc0\xde";
 
-/// A DICOM-shaped file: preamble, `DICM`, and pixel bytes carrying a marker.
+/// A DICOM file whose data carries a marker.
 fn dicom_bytes() -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
+    let mut v = Vec::new();
     for i in 0..4000u32 {
         v.extend_from_slice(&i.to_le_bytes());
         v.extend_from_slice(PIXEL_MARKER);
     }
-    v
+    imaging::sample::with_payload(&v)
 }
 
 async fn send(

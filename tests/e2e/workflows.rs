@@ -21,12 +21,10 @@ fn consent() -> Value {
     json!({ "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" })
 }
 
-/// A DICOM-shaped file (preamble + `DICM` + data), accepted by the attachment policy.
+/// A small DICOM file, accepted by intake and the attachment policy.
 fn dicom_bytes() -> Vec<u8> {
-    let mut v = vec![0u8; 128];
-    v.extend_from_slice(b"DICM");
-    v.extend((0..20_000u32).flat_map(|i| i.to_le_bytes()));
-    v
+    let payload: Vec<u8> = (0..20_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    imaging::sample::with_payload(&payload)
 }
 
 struct Person {

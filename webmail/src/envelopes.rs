@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use mailbox::postroom::{
-    Consent, ConsentMethod, OpenedItem, Outgoing, OutgoingAttachment, Recipient,
+    Consent, ConsentMethod, OpenedItem, Outgoing, OutgoingAttachment, PatientConfirmation,
+    Recipient,
 };
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,9 @@ pub struct EnvelopeSpec {
     consent: Option<ConsentSpec>,
     #[serde(default)]
     attachments: Vec<AttachmentSpec>,
+    /// Attachment names sent although their patient differs from the one entered.
+    #[serde(default)]
+    confirm_patient_mismatch: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -257,7 +261,14 @@ pub async fn send(
         consent: spec.consent.as_ref().map(ConsentSpec::parse).transpose()?,
     };
     let postroom = state.postroom.clone();
-    let task = tokio::spawn(async move { postroom.send(&session, outgoing, attachments).await });
+    let confirmed = PatientConfirmation {
+        files: spec.confirm_patient_mismatch,
+    };
+    let task = tokio::spawn(async move {
+        postroom
+            .send_confirming(&session, outgoing, attachments, confirmed)
+            .await
+    });
     let id = feed_and_finish(multipart, senders, task).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }

@@ -6,6 +6,7 @@ mod envelopes;
 pub mod error;
 mod factors;
 mod i18n;
+mod imaging;
 mod notify;
 mod pages;
 mod records;
@@ -104,6 +105,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/envelopes/{id}/attachments/{index}",
             get(envelopes::attachment),
+        )
+        .route("/envelopes/{id}/studies", get(imaging::studies))
+        .route(
+            "/envelopes/{id}/attachments/{index}/render",
+            get(imaging::render),
         )
         .route("/envelopes/{id}/forward", post(envelopes::forward))
         .route("/envelopes/{id}/pdf", get(records::item_pdf))

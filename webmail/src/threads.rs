@@ -51,6 +51,9 @@ pub struct ThreadSpec {
     template: Option<String>,
     #[serde(default)]
     attachments: Vec<AttachmentSpec>,
+    /// Attachment names sent although their patient differs from the one entered.
+    #[serde(default)]
+    confirm_patient_mismatch: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +115,14 @@ pub async fn open(
     };
     let (senders, attachments) = attachment_channels(spec.attachments);
     let threads = state.threads.clone();
-    let task = tokio::spawn(async move { threads.open(&session, new, attachments).await });
+    let confirmed = mailbox::postroom::PatientConfirmation {
+        files: spec.confirm_patient_mismatch,
+    };
+    let task = tokio::spawn(async move {
+        threads
+            .open_confirming(&session, new, attachments, confirmed)
+            .await
+    });
     let created = feed_and_finish(multipart, senders, task).await?;
     Ok((
         StatusCode::CREATED,

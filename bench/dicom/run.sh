@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# DICOM intake and rendering against cp and DCMTK's dcmdump, on a generated CT
+# study (512×512, 16-bit; 2,048 slices ≈ 1 GiB by default).
+#   ingest   validate + seal + store the whole study as one item
+#            (Postroom::send, SQLite, every blob fsynced) vs `cp -r` + `sync`
+#   memory   peak resident memory of the ingesting process
+#   render   one 512×512 slice: from the sealed item (open, decrypt, decode,
+#            window, PNG) and decode+window+PNG alone
+#   metadata intake's metadata extraction (imaging/examples/dicom_check) vs
+#            `dcmdump -M` (long values not loaded) on the same 1,000 files
+# Usage: bash bench/dicom/run.sh [SLICES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renkei/target}"
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+slices="${1:-2048}"
+
+. scripts/prereqs.sh
+renkei_install_prereqs dcmdump:dcmtk
+python3 -c 'import pydicom, numpy' 2>/dev/null || python3 -m pip install -q pydicom numpy
+
+cargo build --release -q -p mailbox --example bench_dicom
+cargo build --release -q -p imaging --example dicom_check
+bin="$CARGO_TARGET_DIR/release/examples"
+
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/renkei-bench-dicom.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+echo "== generating $slices CT slices (512×512) with pydicom"
+python3 imaging/tests/py/oracle.py study "$work/study" "$slices" 512
+size_mib=$(du -sm "$work/study" | cut -f1)
+echo "study: $slices files, $size_mib MiB"
+sync
+cat "$work"/study/* >/dev/null # both runs read from the page cache
+
+secs() { python3 -c 'import sys,time; print(f"{time.time()-float(sys.argv[1]):.3f}")' "$1"; }
+now() { python3 -c 'import time; print(time.time())'; }
+
+echo "== cp -r + sync"
+t=$(now); cp -r "$work/study" "$work/copy"; sync; cp_secs=$(secs "$t")
+rm -rf "$work/copy"; sync
+echo "cp: $cp_secs s"
+
+echo "== ingest through Postroom::send"
+mkdir -p "$work/ingest"
+out="$("$bin/bench_dicom" "$work/ingest" "$work/study" 100)"
+echo "$out" | grep -v '^RESULT'
+result() { echo "$out" | sed -n "s/^RESULT $1=//p"; }
+ingest_secs=$(result ingest_secs)
+rss=$(result ingest_peak_rss_mib)
+render_sealed=$(result render_sealed_median_ms)
+render_plain=$(result render_plain_median_ms)
+rm -rf "$work/ingest"
+
+echo "== metadata of 1,000 files"
+mapfile -t thousand < <(ls "$work"/study/*.dcm | head -1000)
+count=${#thousand[@]}
+"$bin/dicom_check" --quiet "${thousand[@]}" 2>/dev/null # warm
+t=$(now); "$bin/dicom_check" --quiet "${thousand[@]}" 2>/dev/null; ours=$(secs "$t")
+dcmdump -q -M "${thousand[@]}" >/dev/null # warm
+t=$(now); dcmdump -q -M "${thousand[@]}" >/dev/null; theirs=$(secs "$t")
+t=$(now); dcmdump -q "${thousand[@]}" >/dev/null; theirs_all=$(secs "$t")
+echo "renkei intake: $ours s; dcmdump -M: $theirs s; dcmdump (loading pixel data): $theirs_all s ($count files)"
+
+python3 - "$cp_secs" "$ingest_secs" "$rss" "$render_sealed" "$render_plain" "$ours" "$theirs" "$size_mib" <<'EOF'
+import sys
+cp, ingest, rss, rs, rp, ours, theirs, mib = map(float, sys.argv[1:])
+def mark(ok): return "ok" if ok else "MISSED"
+print()
+print(f"{'figure':44} {'value':>14} {'target':>12}")
+print(f"{'ingest (validate+seal+store) / cp':44} {ingest / cp:13.2f}x {'≤ 1.5x':>12}  {mark(ingest / cp <= 1.5)}  ({mib / ingest:.0f} vs {mib / cp:.0f} MiB/s)")
+print(f"{'peak resident memory while ingesting':44} {rss:11.0f} MiB {'< 200 MiB':>12}  {mark(rss < 200)}")
+print(f"{'render 512x512 from the sealed item (median)':44} {rs:12.1f} ms {'< 30 ms':>12}  {mark(rs < 30)}")
+print(f"{'render 512x512 decode+window+PNG (median)':44} {rp:12.1f} ms {'':>12}")
+print(f"{'metadata, 1,000 files: dcmdump -M / ours':44} {theirs / ours:13.1f}x {'> 1x':>12}  {mark(theirs > ours)}")
+EOF
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores; other builds may be running)"

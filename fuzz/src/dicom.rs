@@ -1,0 +1,53 @@
+//! The DICOM intake harness (`fuzz_targets/dicom_intake.rs`): arbitrary bytes
+//! through `imaging::Intake` as a file that claims to be DICOM, whole (size
+//! known, as from disk) and streamed in chunks (as an upload arrives, size
+//! unknown); both must reach the same verdict. An accepted file of modest
+//! size is rendered, so the decoders see what intake lets through. Run with
+//! `-rss_limit_mb`/`-malloc_limit_mb` so an allocation by a declared length
+//! is a crash.
+
+use imaging::{Checked, Intake, Preset, WindowChoice};
+
+/// What one input came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Refused(&'static str),
+    Dicom { rendered: Option<&'static str> },
+    Other,
+}
+
+pub fn intake(data: &[u8]) -> Verdict {
+    let Some((&first, file)) = data.split_first() else {
+        return Verdict::Other;
+    };
+    let chunk = usize::from(first) + 1;
+    let whole = imaging::check_bytes("fuzz.dcm", "application/dicom", file);
+    let mut streamed = Intake::new("fuzz.dcm", "application/dicom");
+    let streamed = file
+        .chunks(chunk)
+        .try_for_each(|c| streamed.feed(c))
+        .and_then(|()| streamed.finish());
+    let verdict = |r: &Result<Checked, imaging::IntakeError>| match r {
+        Ok(Checked::Dicom(_)) => Verdict::Dicom { rendered: None },
+        Ok(_) => Verdict::Other,
+        Err(e) => Verdict::Refused(e.code()),
+    };
+    assert_eq!(
+        verdict(&whole),
+        verdict(&streamed),
+        "whole and streamed differ"
+    );
+    match whole {
+        Ok(Checked::Dicom(meta)) => {
+            let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));
+            let rendered = (pixels <= 1 << 20).then(|| {
+                match imaging::render_png(file, 0, WindowChoice::Preset(Preset::Default)) {
+                    Ok(_) => "png",
+                    Err(e) => e.code(),
+                }
+            });
+            Verdict::Dicom { rendered }
+        }
+        other => verdict(&other),
+    }
+}

@@ -1,0 +1,273 @@
+//! Intake of one untrusted file as it streams in: fed chunk by chunk, judged at
+//! the end. A file that claims to be DICOM — by its name (`.dcm`, `.dicom`), its
+//! media type (`application/dicom`) or the `DICM` marker — must be a DICOM file
+//! that can be placed in a study; JPEG and PNG images must have a readable
+//! header. Memory stays bounded whatever the file says about itself.
+
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::IntakeError;
+use crate::meta::DicomMeta;
+use crate::scan::{Scanned, Scanner};
+
+/// Bytes of an image kept to read its header.
+const IMAGE_HEAD: usize = 1 << 20;
+const SNIFF: usize = 132;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+}
+
+impl ImageFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a file turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Dicom(Box<DicomMeta>),
+    Image(ImageInfo),
+    /// Neither DICOM nor an image; the attachment policy judges it.
+    Other,
+}
+
+/// Whether a file's name or media type says it is DICOM.
+pub fn claims_dicom(name: &str, media_type: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".dcm")
+        || lower.ends_with(".dicom")
+        || media_type
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/dicom"))
+}
+
+enum State {
+    Sniffing(Vec<u8>),
+    Dicom(Box<Scanner>),
+    Image(ImageFormat, Vec<u8>),
+    Other,
+}
+
+/// One file's intake. `feed` every chunk in order, then `finish`.
+pub struct Intake {
+    claims_dicom: bool,
+    size_hint: Option<u64>,
+    state: State,
+}
+
+impl Intake {
+    pub fn new(name: &str, media_type: &str) -> Self {
+        Self {
+            claims_dicom: claims_dicom(name, media_type),
+            size_hint: None,
+            state: State::Sniffing(Vec::with_capacity(SNIFF)),
+        }
+    }
+
+    /// The file's total size, when known before it is read: a declared
+    /// length past the end is then refused as soon as it is met.
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size_hint = Some(size);
+        self
+    }
+
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), IntakeError> {
+        if let State::Sniffing(head) = &mut self.state {
+            let n = (SNIFF - head.len()).min(data.len());
+            head.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if head.len() < SNIFF {
+                return Ok(());
+            }
+            let head = std::mem::take(head);
+            self.decide(&head)?;
+        }
+        match &mut self.state {
+            State::Sniffing(_) | State::Other => Ok(()),
+            State::Dicom(scanner) => scanner.feed(data),
+            State::Image(_, head) => {
+                let n = (IMAGE_HEAD - head.len()).min(data.len());
+                head.extend_from_slice(&data[..n]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Chooses the path once the first bytes are known (or the file ended).
+    fn decide(&mut self, head: &[u8]) -> Result<(), IntakeError> {
+        self.state = if head.len() >= SNIFF && &head[128..132] == b"DICM" {
+            let mut scanner = Box::new(Scanner::new(self.size_hint));
+            scanner.feed(head)?;
+            State::Dicom(scanner)
+        } else if self.claims_dicom {
+            return Err(if head.is_empty() {
+                IntakeError::Empty
+            } else {
+                IntakeError::NotDicom
+            });
+        } else if head.starts_with(b"\xFF\xD8\xFF") {
+            State::Image(ImageFormat::Jpeg, head.to_vec())
+        } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            State::Image(ImageFormat::Png, head.to_vec())
+        } else {
+            State::Other
+        };
+        Ok(())
+    }
+
+    /// Bytes the caller may seek past instead of feeding (a file on disk):
+    /// the rest of the pixel data once it is known to fit the file.
+    pub fn skippable(&self) -> u64 {
+        match &self.state {
+            State::Dicom(scanner) if self.size_hint.is_some() => scanner.skippable(),
+            _ => 0,
+        }
+    }
+
+    /// Records that the caller sought past `n` bytes (at most [`Intake::skippable`]).
+    pub fn skip(&mut self, n: u64) {
+        if let State::Dicom(scanner) = &mut self.state {
+            scanner.skip(n);
+        }
+    }
+
+    pub fn finish(mut self) -> Result<Checked, IntakeError> {
+        if let State::Sniffing(head) = &mut self.state {
+            let head = std::mem::take(head);
+            self.decide(&head)?;
+        }
+        match self.state {
+            State::Sniffing(_) | State::Other => Ok(Checked::Other),
+            State::Dicom(scanner) => {
+                let scanned = scanner.finish()?;
+                let meta = DicomMeta::from_scan(&scanned)?;
+                parse_with_dicom_rs(&scanned)?;
+                Ok(Checked::Dicom(Box::new(meta)))
+            }
+            State::Image(format, head) => image_info(format, &head).map(Checked::Image),
+        }
+    }
+}
+
+/// dicom-rs reads the data set up to the pixel data from the scanner's copy,
+/// whose every length has been checked against the bytes there, so it can
+/// allocate no more than that copy holds.
+fn parse_with_dicom_rs(scanned: &Scanned) -> Result<(), IntakeError> {
+    dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+        .from_reader(scanned.header.as_slice())
+        .map(drop)
+        .map_err(|e| IntakeError::Malformed(e.to_string()))
+}
+
+fn image_info(format: ImageFormat, head: &[u8]) -> Result<ImageInfo, IntakeError> {
+    let bad = |reason: String| IntakeError::BadImage {
+        format: format.name(),
+        reason,
+    };
+    let (width, height) = match format {
+        ImageFormat::Jpeg => {
+            let mut d = jpeg_decoder::Decoder::new(head);
+            d.read_info().map_err(|e| bad(e.to_string()))?;
+            let info = d.info().ok_or_else(|| bad("no frame header".into()))?;
+            (u32::from(info.width), u32::from(info.height))
+        }
+        ImageFormat::Png => {
+            let reader = png::Decoder::new(io::Cursor::new(head))
+                .read_info()
+                .map_err(|e| bad(e.to_string()))?;
+            let info = reader.info();
+            (info.width, info.height)
+        }
+    };
+    if width == 0 || height == 0 {
+        return Err(bad("it has no pixels".into()));
+    }
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
+}
+
+/// Checks a whole file from a reader (64 KiB at a time).
+pub fn check_reader(
+    name: &str,
+    media_type: &str,
+    size: Option<u64>,
+    mut reader: impl Read,
+) -> io::Result<Result<Checked, IntakeError>> {
+    let mut intake = Intake::new(name, media_type);
+    if let Some(size) = size {
+        intake = intake.with_size(size);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = intake.feed(&buf[..n]) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(intake.finish())
+}
+
+/// Checks a file held in memory (tests, fuzzing).
+pub fn check_bytes(name: &str, media_type: &str, bytes: &[u8]) -> Result<Checked, IntakeError> {
+    let mut intake = Intake::new(name, media_type).with_size(bytes.len() as u64);
+    intake.feed(bytes)?;
+    intake.finish()
+}
+
+/// Checks a file on disk, its size known up front; the pixel data, once its
+/// length is checked against the file size, is sought past, not read.
+pub fn check_file(path: &std::path::Path) -> io::Result<Result<Checked, IntakeError>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let mut intake = Intake::new(name, "").with_size(size);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let skip = intake.skippable();
+        if skip > 0 {
+            let offset = i64::try_from(skip).map_err(io::Error::other)?;
+            file.seek(SeekFrom::Current(offset))?;
+            intake.skip(skip);
+            continue;
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = intake.feed(&buf[..n]) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(intake.finish())
+}

@@ -1,0 +1,24 @@
+//! DICOM and image handling for Renkei: intake of untrusted files under a hard
+//! memory bound, metadata (with the character sets Japanese files use),
+//! studies and series, the wrong-patient guard, and rendering one frame as
+//! PNG. No I/O beyond the readers and bytes it is given; no storage.
+
+pub mod charset;
+pub mod error;
+pub mod intake;
+pub mod meta;
+pub mod patient;
+pub mod render;
+pub mod sample;
+mod scan;
+pub mod study;
+
+pub use error::{IntakeError, RenderError, RequiredTag};
+pub use intake::{
+    Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom,
+};
+pub use meta::{DicomMeta, Window};
+pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
+pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
+pub use scan::{HEADER_CAP, MAX_DEPTH};
+pub use study::{InstanceRef, Series, Study, group};

@@ -1,0 +1,90 @@
+//! `/api/v1/envelopes/{id}/studies` and `…/attachments/{index}/render`: what
+//! intake recorded inside a sealed item (studies, series, image counts, the
+//! wrong-patient check) and one DICOM frame as PNG, for the viewer. Both
+//! open the item with the reader's key and are audited by the postroom.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use imaging::{Preset, Window, WindowChoice};
+use mailbox::Error;
+use mailbox::intake::IntakeRecord;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::error::ApiError;
+
+/// `GET /api/v1/envelopes/{id}/studies` — the sealed intake record
+/// (`null` for an item without attachments).
+pub async fn studies(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Option<IntakeRecord>>, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    Ok(Json(state.postroom.intake_record(&session, &id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct RenderQuery {
+    #[serde(default)]
+    frame: u32,
+    /// `default`, `lung`, `mediastinum`, `bone` or `brain`.
+    preset: Option<String>,
+    center: Option<f64>,
+    width: Option<f64>,
+}
+
+impl RenderQuery {
+    fn window(&self) -> Result<WindowChoice, Error> {
+        match (self.center, self.width, self.preset.as_deref()) {
+            (Some(center), Some(width), _)
+                if width > 0.0 && center.is_finite() && width.is_finite() =>
+            {
+                Ok(WindowChoice::Custom(Window { center, width }))
+            }
+            (None, None, p) => Preset::parse(p.unwrap_or("default"))
+                .map(WindowChoice::Preset)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "preset",
+                        "preset must be default, lung, mediastinum, bone or brain",
+                        "ウィンドウのプリセットは既定・肺野・縦隔・骨・脳のいずれかです。",
+                    )
+                }),
+            _ => Err(Error::invalid(
+                "window",
+                "a window needs both center and a positive width",
+                "ウィンドウ値（中心と幅）を正しく指定してください。",
+            )),
+        }
+    }
+}
+
+/// `GET /api/v1/envelopes/{id}/attachments/{index}/render?frame=&preset=` (or
+/// `&center=&width=`) — one frame as PNG, never cached by the browser.
+pub async fn render(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, index)): Path<(String, usize)>,
+    Query(query): Query<RenderQuery>,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let window = query.window()?;
+    let rendered = state
+        .postroom
+        .render_slice(&session, &id, index, query.frame, window)
+        .await?;
+    let mut response = rendered.png.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert("x-renkei-frames", HeaderValue::from(rendered.frames));
+    if let Some(w) = rendered.window
+        && let Ok(v) = HeaderValue::from_str(&format!("{} {}", w.center, w.width))
+    {
+        h.insert("x-renkei-window", v);
+    }
+    Ok(response)
+}
