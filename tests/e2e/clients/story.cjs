@@ -11,7 +11,6 @@ const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
 
 const [base, hospital, gpId, gpPw, liaisonId, liaisonPw, radId, radPw, clerkId, clerkPw, dicom] =
   process.argv.slice(2);
-const compact = (id) => id.replace(/-/g, '');
 
 async function state(page) {
   return (await page.textContent('#thread-state')).trim();
@@ -61,7 +60,7 @@ run(async (out) => {
     const row = `#inbox tr[data-thread="${id}"]`;
     out.liaison_sees = await page.locator(row).count();
     await click(page, `${row} button.claim`);
-    await page.selectOption(`${row} select[name=doctor]`, compact(radId));
+    await page.selectOption(`${row} select[name=doctor]`, radId);
     await click(page, `${row} button.assign`);
     out.liaison_row = (await page.textContent(row)).replace(/\s+/g, ' ').trim();
     await signOut(page);
