@@ -905,7 +905,11 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
         .await
         .unwrap()
         .thread_id;
-    assert!(!free_tomorrow(&threads, &gp, &ct.id).await.contains(&at("09:00")));
+    assert!(
+        !free_tomorrow(&threads, &gp, &ct.id)
+            .await
+            .contains(&at("09:00"))
+    );
     let Err(e) = threads.open(&gp, booking(&at("09:00")), vec![]).await else {
         panic!("a held time was booked twice");
     };
@@ -917,7 +921,10 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
         .await
         .unwrap();
     let free = free_tomorrow(&threads, &gp, &ct.id).await;
-    assert!(free.contains(&at("09:00")) && !free.contains(&at("10:00")), "{free:?}");
+    assert!(
+        free.contains(&at("09:00")) && !free.contains(&at("10:00")),
+        "{free:?}"
+    );
     assert_eq!(
         n.t.store.thread(&b).await.unwrap().unwrap().booked_slot,
         Some(at("10:00"))
@@ -942,7 +949,11 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
         .act(&gp, &b, step(Step::Cancel, None), vec![])
         .await
         .unwrap();
-    assert!(free_tomorrow(&threads, &gp, &ct.id).await.contains(&at("10:00")));
+    assert!(
+        free_tomorrow(&threads, &gp, &ct.id)
+            .await
+            .contains(&at("10:00"))
+    );
 
     // Two requests for one time at once: exactly one holds it (the unique
     // index settles what the check before sealing cannot).
@@ -958,5 +969,10 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
         y.err()
     );
     // Times must be written as times.
-    assert!(threads.open(&gp, booking("明日の午前"), vec![]).await.is_err());
+    assert!(
+        threads
+            .open(&gp, booking("明日の午前"), vec![])
+            .await
+            .is_err()
+    );
 }
