@@ -837,6 +837,7 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
         Err(mailbox::Error::Tampered("body"))
     ));
     assert!(threads.view(&gp, &opened[0].thread_id).await.is_err());
+}
 
 /// The free times of a resource tomorrow (Japan time), as written.
 async fn free_tomorrow(threads: &Threads, who: &CurrentSession, resource: &str) -> Vec<String> {
