@@ -396,6 +396,7 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     );
 
     for name in ["liaison", "clerk", "booking"] {
+        assert_eq!(v["tablet"][name], true, "{name} fits a tablet: {v}");
         assert!(
             v["screenshots"][name]
                 .as_array()

@@ -59,6 +59,15 @@ async function bookingRow(page, id) {
   }));
 }
 
+/// Whether the page fits a tablet held upright (768 px) without the whole
+/// page scrolling sideways (wide tables scroll inside their own box).
+async function fitsTablet(page) {
+  await page.setViewportSize({ width: 768, height: 1024 });
+  const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  return fits;
+}
+
 /// The free times listed on a resource card.
 async function freeSlots(page) {
   return page.$$eval('.resource .free-slot', (li) => li.map((l) => l.dataset.slot));
@@ -68,6 +77,7 @@ run(async (out) => {
   const b = await launch();
   const page = b.page;
   out.screenshots = {};
+  out.tablet = {};
   try {
     // --- the hospital's liaison office ---------------------------------------
     await signIn(page, base, a.liaison[0], a.liaison[1]);
@@ -86,6 +96,7 @@ run(async (out) => {
     l.after_assign = await inboxRow(page, a.fresh);
     l.after_assign.notice = await page.textContent('#done');
     out.screenshots.liaison = await screenshots(page, 'liaison');
+    out.tablet.liaison = await fitsTablet(page);
     await submit(page, `#inbox tr[data-thread="${a.fresh}"] button.unassign`);
     l.after_unassign = await inboxRow(page, a.fresh);
     await page.selectOption(`#inbox tr[data-thread="${a.fresh}"] select[name=doctor]`, a.rad);
@@ -143,6 +154,7 @@ run(async (out) => {
       .map((x) => x.outerHTML));
     c.csv_links = await page.$$eval('a[download]', (as) => as.map((x) => x.getAttribute('href')));
     out.screenshots.clerk = await screenshots(page, 'clerk');
+    out.tablet.clerk = await fitsTablet(page);
     // Forged posts with this session's valid token.
     c.forged = {};
     for (const action of ['claim', 'assign', 'release', 'unassign']) {
@@ -188,6 +200,7 @@ run(async (out) => {
     bk.id = await page.$eval('#bookings tbody tr', (tr) => tr.dataset.thread);
     bk.requested = await bookingRow(page, bk.id);
     out.screenshots.booking = await screenshots(page, 'booking');
+    out.tablet.booking = await fitsTablet(page);
     await signOut(page);
 
     // The hospital's clerk proposes another time.
