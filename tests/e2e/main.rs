@@ -7,6 +7,7 @@ mod demo;
 mod harness;
 mod imap;
 mod notify;
+mod openapi;
 mod pages;
 mod pages_admin;
 mod records;
