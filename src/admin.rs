@@ -486,7 +486,7 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
     match command {
         FacilityCommand::Add { code, fields } => {
             let mut f = Facility::new(FacilityCode::parse(&code)?, String::new(), today());
-            apply(&mut f, fields)?;
+            apply(&mut f, *fields)?;
             let f = directory.add_facility(f).await?;
             println!("registered facility {} {}", f.code, f.name);
         }
@@ -510,7 +510,7 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
         }
         FacilityCommand::Update { code, fields } => {
             let mut f = directory.facility(&FacilityCode::parse(&code)?).await?;
-            apply(&mut f, fields)?;
+            apply(&mut f, *fields)?;
             print_facility(&directory.update_facility(f).await?);
         }
         FacilityCommand::Escalation { code, hours } => {

@@ -290,7 +290,7 @@ pub enum FacilityCommand {
         #[arg(long)]
         code: String,
         #[command(flatten)]
-        fields: FacilityFields,
+        fields: Box<FacilityFields>,
     },
     List,
     Show {
@@ -299,7 +299,7 @@ pub enum FacilityCommand {
     Update {
         code: String,
         #[command(flatten)]
-        fields: FacilityFields,
+        fields: Box<FacilityFields>,
     },
     /// Hours an unopened item waits before the facility's liaisons and clerks are told.
     Escalation {

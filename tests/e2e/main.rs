@@ -8,6 +8,7 @@ mod dicom;
 mod harness;
 mod imap;
 mod notify;
+mod openapi;
 mod pages;
 mod pages_admin;
 mod pages_doctor;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use mailbox::twofactor::{PendingToken, SecondFactor, SignInStep};
 use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::{AppState, RemoteAddr, session};
@@ -21,7 +22,7 @@ pub(crate) async fn api_session(
     Ok(session::at_request(s, headers))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AccountView {
     id: String,
     name: String,
@@ -46,13 +47,13 @@ impl From<&Account> for AccountView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SignIn {
     id: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SignedIn {
     account: AccountView,
     must_change_password: bool,
@@ -64,7 +65,7 @@ pub struct SignedIn {
 }
 
 /// Answer to a right password when a second factor must follow (202).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SecondFactorNeeded {
     second_factor_required: bool,
     /// Send back with the code to `/api/v1/session/second-factor`.
@@ -86,6 +87,11 @@ fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Resp
 /// `POST /api/v1/session` — the password step. Without a second factor the
 /// session starts (200); with one, a pending sign-in is returned (202) and no
 /// session exists until `/api/v1/session/second-factor`.
+#[utoipa::path(post, path = "/session", tag = "session", request_body = SignIn, security(()),
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = SignedIn),
+        (status = 202, description = "The password was right; a second factor must follow", body = SecondFactorNeeded),
+    ))]
 pub async fn sign_in(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
@@ -111,11 +117,12 @@ pub async fn sign_in(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct FactorInput {
     code: Option<String>,
     recovery_code: Option<String>,
     /// The browser's answer to `/session/webauthn` (or `/session/reauth/webauthn`).
+    #[schema(value_type = Option<Object>)]
     webauthn: Option<Box<mailbox::webauthn_rs::prelude::PublicKeyCredential>>,
 }
 
@@ -134,7 +141,7 @@ impl FactorInput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SecondStep {
     pending: String,
     #[serde(flatten)]
@@ -142,6 +149,8 @@ pub struct SecondStep {
 }
 
 /// `POST /api/v1/session/second-factor`
+#[utoipa::path(post, path = "/session/second-factor", tag = "session", request_body = SecondStep, security(()),
+    responses((status = 200, description = "Signed in; the session cookie is set", body = SignedIn)))]
 pub async fn second_factor(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
@@ -157,6 +166,8 @@ pub async fn second_factor(
 }
 
 /// `POST /api/v1/session/reauth` — confirms the person before sensitive actions.
+#[utoipa::path(post, path = "/session/reauth", tag = "session", request_body = FactorInput,
+    responses((status = 204, description = "Re-authenticated for the next five minutes")))]
 pub async fn reauth(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -168,6 +179,8 @@ pub async fn reauth(
 }
 
 /// `DELETE /api/v1/session`
+#[utoipa::path(delete, path = "/session", tag = "session",
+    responses((status = 204, description = "Signed out; the session and its keys are gone")))]
 pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -181,13 +194,15 @@ pub async fn sign_out(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePassword {
     current_password: String,
     new_password: String,
 }
 
 /// `POST /api/v1/password`
+#[utoipa::path(post, path = "/password", tag = "account", request_body = ChangePassword,
+    responses((status = 204, description = "Changed; other sessions of the account end")))]
 pub async fn change_password(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -205,7 +220,7 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Me {
     #[serde(flatten)]
     account: AccountView,
@@ -215,6 +230,8 @@ pub struct Me {
 
 /// `GET /api/v1/me` — refused with `password_change_required` until the issued
 /// password is changed, like everything else but the password and sign-out.
+#[utoipa::path(get, path = "/me", tag = "account",
+    responses((status = 200, description = "The signed-in account", body = Me)))]
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
     let s = api_session(&state, &headers).await?;
     let account = s.require_ready()?;

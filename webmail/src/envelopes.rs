@@ -16,12 +16,13 @@ use mailbox::postroom::{
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum To {
     Account(String),
@@ -37,7 +38,7 @@ impl To {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AttachmentSpec {
     pub(crate) name: String,
     #[serde(default = "octet_stream")]
@@ -49,7 +50,7 @@ fn octet_stream() -> String {
 }
 
 /// The first multipart part, `envelope`; the files follow in the declared order.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EnvelopeSpec {
     kind: String,
     to: Vec<To>,
@@ -71,7 +72,7 @@ pub struct EnvelopeSpec {
     confirm_patient_mismatch: Vec<String>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 pub struct ConsentSpec {
     /// YYYY-MM-DD
     obtained_on: String,
@@ -132,7 +133,7 @@ pub(crate) fn bad_upload(reason: impl Into<String>) -> ApiError {
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Created {
     id: String,
 }
@@ -238,6 +239,9 @@ pub(crate) async fn feed_and_finish<T: Send + 'static>(
 }
 
 /// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
+#[utoipa::path(post, path = "/envelopes", tag = "envelopes", operation_id = "send_envelope",
+    request_body(content = crate::openapi::EnvelopeUpload, content_type = "multipart/form-data"),
+    responses((status = 201, description = "Sealed and queued for delivery", body = Created)))]
 pub async fn send(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -273,7 +277,7 @@ pub async fn send(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ListItem {
     id: String,
     kind: String,
@@ -283,6 +287,8 @@ pub struct ListItem {
 }
 
 /// `GET /api/v1/envelopes`
+#[utoipa::path(get, path = "/envelopes", tag = "envelopes", operation_id = "list_envelopes",
+    responses((status = 200, description = "Items the person holds a key slot for (metadata)", body = Vec<ListItem>)))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -303,7 +309,7 @@ pub async fn list(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SignatureView {
     status: &'static str,
     fingerprint: Option<String>,
@@ -311,7 +317,7 @@ pub struct SignatureView {
     signed_sha256: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AttachmentView {
     index: usize,
     name: String,
@@ -320,13 +326,13 @@ pub struct AttachmentView {
     sha256: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FieldView {
     name: String,
     value: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ItemView {
     id: String,
     kind: String,
@@ -394,6 +400,9 @@ impl From<OpenedItem> for ItemView {
 }
 
 /// `GET /api/v1/envelopes/{id}`
+#[utoipa::path(get, path = "/envelopes/{id}", tag = "envelopes", operation_id = "open_envelope",
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 200, description = "Opened and verified; the view is audited", body = ItemView)))]
 pub async fn open(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -423,6 +432,10 @@ impl Write for ChannelWriter {
 /// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed; if the blob turns
 /// out not to match its signed manifest the transfer is aborted, so a client never
 /// receives a complete-looking altered file.
+#[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index")),
+    responses((status = 200, description = "The attachment, streamed; `x-renkei-sha256` carries its signed hash",
+        content_type = "application/octet-stream", body = crate::openapi::Binary)))]
 pub async fn attachment(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -462,12 +475,15 @@ pub async fn attachment(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Forward {
     to: String,
 }
 
 /// `POST /api/v1/envelopes/{id}/forward`
+#[utoipa::path(post, path = "/envelopes/{id}/forward", tag = "envelopes", request_body = Forward,
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 204, description = "A key slot for the doctor was added")))]
 pub async fn forward(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -480,7 +496,7 @@ pub async fn forward(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MailboxItem {
     id: String,
     kind: String,
@@ -500,6 +516,9 @@ pub struct MailboxItem {
 }
 
 /// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
+#[utoipa::path(get, path = "/mailbox/{folder}", tag = "envelopes",
+    params(("folder" = String, Path, description = "`inbox`, `sent`, `archive` or `shared`")),
+    responses((status = 200, description = "The folder's entries (metadata)", body = Vec<MailboxItem>)))]
 pub async fn mailbox(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -530,7 +549,7 @@ pub async fn mailbox(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Flags {
     seen: Option<bool>,
     flagged: Option<bool>,
@@ -538,6 +557,9 @@ pub struct Flags {
 }
 
 /// `POST /api/v1/envelopes/{id}/flags`
+#[utoipa::path(post, path = "/envelopes/{id}/flags", tag = "envelopes", request_body = Flags,
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 204, description = "Flags set")))]
 pub async fn flags(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -552,7 +574,7 @@ pub async fn flags(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
     state: String,
     attempts: i64,
@@ -561,6 +583,9 @@ pub struct DeliveryView {
 }
 
 /// `GET /api/v1/envelopes/{id}/delivery` — for the sender: pending, done or failed.
+#[utoipa::path(get, path = "/envelopes/{id}/delivery", tag = "envelopes",
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 200, description = "The sender's view of the delivery", body = DeliveryView)))]
 pub async fn delivery(
     State(state): State<AppState>,
     headers: HeaderMap,

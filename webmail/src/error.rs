@@ -31,8 +31,10 @@ impl<E: Into<Error>> From<E> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// Every refusal on the API: a stable code, English and Japanese text.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// A stable machine code, e.g. `reauthentication_required`.
     error: &'static str,
     message: String,
     message_ja: String,

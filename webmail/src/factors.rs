@@ -9,12 +9,13 @@ use mailbox::webauthn_rs::prelude::{
 };
 use mailbox::{AccountId, Error, Role};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AppPasswordJson {
     id: String,
     name: String,
@@ -35,7 +36,7 @@ impl From<mailbox::twofactor::AppPasswordView> for AppPasswordJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FactorsJson {
     security_keys: Vec<SecurityKeyJson>,
     required: bool,
@@ -46,6 +47,8 @@ pub struct FactorsJson {
 }
 
 /// `GET /api/v1/me/factors`
+#[utoipa::path(get, path = "/me/factors", tag = "factors",
+    responses((status = 200, description = "The person's second factors and app passwords", body = FactorsJson)))]
 pub async fn factors(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,7 +65,7 @@ pub async fn factors(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpJson {
     secret: String,
     otpauth_uri: String,
@@ -70,6 +73,8 @@ pub struct TotpJson {
 }
 
 /// `POST /api/v1/me/totp` — starts an enrolment.
+#[utoipa::path(post, path = "/me/totp", tag = "factors",
+    responses((status = 200, description = "A new secret, its otpauth URI and QR code", body = TotpJson)))]
 pub async fn begin_totp(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -83,18 +88,20 @@ pub async fn begin_totp(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Code {
     code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RecoveryCodes {
     /// Shown once; only their hashes are kept.
     recovery_codes: Vec<String>,
 }
 
 /// `POST /api/v1/me/totp/confirm`
+#[utoipa::path(post, path = "/me/totp/confirm", tag = "factors", request_body = Code,
+    responses((status = 200, description = "Enrolled; the recovery codes, shown once", body = RecoveryCodes)))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,6 +115,8 @@ pub async fn confirm_totp(
 }
 
 /// `DELETE /api/v1/me/totp`
+#[utoipa::path(delete, path = "/me/totp", tag = "factors",
+    responses((status = 204, description = "Removed")))]
 pub async fn remove_totp(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,6 +127,8 @@ pub async fn remove_totp(
 }
 
 /// `POST /api/v1/me/recovery-codes` — new codes; the old ones stop working.
+#[utoipa::path(post, path = "/me/recovery-codes", tag = "factors",
+    responses((status = 200, description = "New codes, shown once", body = RecoveryCodes)))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -129,12 +140,12 @@ pub async fn regenerate_recovery_codes(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewAppPassword {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedAppPassword {
     #[serde(flatten)]
     app_password: AppPasswordJson,
@@ -143,6 +154,8 @@ pub struct CreatedAppPassword {
 }
 
 /// `GET /api/v1/me/app-passwords`
+#[utoipa::path(get, path = "/me/app-passwords", tag = "factors",
+    responses((status = 200, description = "The person's app passwords (never the secrets)", body = Vec<AppPasswordJson>)))]
 pub async fn app_passwords(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -154,6 +167,8 @@ pub async fn app_passwords(
 }
 
 /// `POST /api/v1/me/app-passwords`
+#[utoipa::path(post, path = "/me/app-passwords", tag = "factors", request_body = NewAppPassword,
+    responses((status = 201, description = "Made; the password is in this answer only", body = CreatedAppPassword)))]
 pub async fn create_app_password(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -171,6 +186,9 @@ pub async fn create_app_password(
 }
 
 /// `DELETE /api/v1/me/app-passwords/{id}` — revoked at once.
+#[utoipa::path(delete, path = "/me/app-passwords/{id}", tag = "factors",
+    params(("id" = String, Path, description = "App password ID")),
+    responses((status = 204, description = "Revoked at once")))]
 pub async fn revoke_app_password(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -181,7 +199,7 @@ pub async fn revoke_app_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FactorSummaryJson {
     account: String,
     totp: bool,
@@ -199,6 +217,8 @@ fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
 }
 
 /// `GET /api/v1/admin/factors` — which accounts have which factors.
+#[utoipa::path(get, path = "/admin/factors", tag = "admin",
+    responses((status = 200, description = "Which account has which factors (operator)", body = Vec<FactorSummaryJson>)))]
 pub async fn admin_factors(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,6 +240,9 @@ pub async fn admin_factors(
 }
 
 /// `POST /api/v1/admin/accounts/{id}/second-factor/reset`
+#[utoipa::path(post, path = "/admin/accounts/{id}/second-factor/reset", tag = "admin",
+    params(("id" = String, Path, description = "Account ID")),
+    responses((status = 204, description = "Factors removed; the person enrols again")))]
 pub async fn admin_reset(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -243,7 +266,7 @@ pub async fn admin_reset(
 
 // --- security keys and passkeys (WebAuthn) ----------------------------------------
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SecurityKeyJson {
     id: String,
     name: String,
@@ -262,12 +285,14 @@ impl From<mailbox::twofactor::SecurityKeyView> for SecurityKeyJson {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct KeyName {
     name: String,
 }
 
 /// `POST /api/v1/me/webauthn/register` — the browser's `navigator.credentials.create` options.
+#[utoipa::path(post, path = "/me/webauthn/register", tag = "factors", request_body = KeyName,
+    responses((status = 200, description = "`navigator.credentials.create` options", body = Object)))]
 pub async fn begin_webauthn(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -277,12 +302,14 @@ pub async fn begin_webauthn(
     Ok(Json(state.directory.begin_webauthn(&s, &body.name).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct FinishRegistration {
+    /// The browser's `navigator.credentials.create` answer.
+    #[schema(value_type = Object)]
     credential: RegisterPublicKeyCredential,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RegisteredKey {
     #[serde(flatten)]
     key: SecurityKeyJson,
@@ -291,6 +318,8 @@ pub struct RegisteredKey {
 }
 
 /// `POST /api/v1/me/webauthn/register/finish`
+#[utoipa::path(post, path = "/me/webauthn/register/finish", tag = "factors", request_body = FinishRegistration,
+    responses((status = 201, description = "Registered", body = RegisteredKey)))]
 pub async fn finish_webauthn(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -311,6 +340,8 @@ pub async fn finish_webauthn(
 }
 
 /// `GET /api/v1/me/webauthn`
+#[utoipa::path(get, path = "/me/webauthn", tag = "factors",
+    responses((status = 200, description = "The person's security keys and passkeys", body = Vec<SecurityKeyJson>)))]
 pub async fn security_keys(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -321,6 +352,9 @@ pub async fn security_keys(
 }
 
 /// `PUT /api/v1/me/webauthn/{id}` — renames.
+#[utoipa::path(put, path = "/me/webauthn/{id}", tag = "factors", request_body = KeyName,
+    params(("id" = String, Path, description = "Security key ID")),
+    responses((status = 204, description = "Renamed")))]
 pub async fn rename_webauthn(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -333,6 +367,9 @@ pub async fn rename_webauthn(
 }
 
 /// `DELETE /api/v1/me/webauthn/{id}`
+#[utoipa::path(delete, path = "/me/webauthn/{id}", tag = "factors",
+    params(("id" = String, Path, description = "Security key ID")),
+    responses((status = 204, description = "Removed")))]
 pub async fn remove_webauthn(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -343,12 +380,14 @@ pub async fn remove_webauthn(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Pending {
     pending: String,
 }
 
 /// `POST /api/v1/session/webauthn` — the challenge for the second step.
+#[utoipa::path(post, path = "/session/webauthn", tag = "session", request_body = Pending, security(()),
+    responses((status = 200, description = "`navigator.credentials.get` options for the second step", body = Object)))]
 pub async fn sign_in_challenge(
     State(state): State<AppState>,
     Json(body): Json<Pending>,
@@ -362,6 +401,8 @@ pub async fn sign_in_challenge(
 }
 
 /// `POST /api/v1/session/reauth/webauthn` — the challenge for re-authenticating.
+#[utoipa::path(post, path = "/session/reauth/webauthn", tag = "session",
+    responses((status = 200, description = "`navigator.credentials.get` options for re-authenticating", body = Object)))]
 pub async fn reauth_challenge(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -8,6 +8,7 @@ mod factors;
 mod i18n;
 mod imaging;
 mod notify;
+mod openapi;
 mod pages;
 mod records;
 pub mod session;
@@ -153,7 +154,8 @@ pub fn router(state: AppState) -> Router {
             get(notify::settings).put(notify::set_mode),
         )
         .route("/me/notifications/failed", get(notify::failed_mine))
-        .route("/admin/notifications/failed", get(notify::failed_all));
+        .route("/admin/notifications/failed", get(notify::failed_all))
+        .route("/openapi.json", get(openapi::document));
     Router::new()
         .merge(pages::routes())
         .route("/healthz", get(healthz))

@@ -7,18 +7,21 @@ use axum::http::{HeaderMap, StatusCode};
 use mailbox::notify::{NotifyMode, NotifyReason, kind_labels};
 use mailbox::store::notify::NotificationRow;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangeEmail {
     address: String,
 }
 
 /// `PUT /api/v1/me/email` — the new address gets a confirmation link and is used
 /// only once it has been opened.
+#[utoipa::path(put, path = "/me/email", tag = "notifications", request_body = ChangeEmail,
+    responses((status = 202, description = "A confirmation link is mailed; the address is used once it is opened")))]
 pub async fn change_email(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -33,17 +36,19 @@ pub async fn change_email(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConfirmEmail {
     token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Confirmed {
     account: String,
 }
 
 /// `POST /api/v1/email/confirm` — no sign-in needed: the token is the proof.
+#[utoipa::path(post, path = "/email/confirm", tag = "notifications", request_body = ConfirmEmail, security(()),
+    responses((status = 200, description = "The address is confirmed", body = Confirmed)))]
 pub async fn confirm_email(
     State(state): State<AppState>,
     Json(body): Json<ConfirmEmail>,
@@ -54,7 +59,8 @@ pub async fn confirm_email(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NotificationSettings)]
 pub struct Settings {
     email: Option<String>,
     email_verified: bool,
@@ -64,6 +70,8 @@ pub struct Settings {
 }
 
 /// `GET /api/v1/me/notifications`
+#[utoipa::path(get, path = "/me/notifications", tag = "notifications",
+    responses((status = 200, description = "Address, its confirmation and the mode", body = Settings)))]
 pub async fn settings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -78,12 +86,16 @@ pub async fn settings(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SetMode {
+    /// `immediate`, `digest` or `off`.
+    #[schema(example = "digest")]
     mode: String,
 }
 
 /// `PUT /api/v1/me/notifications` — `immediate`, `digest` or `off`.
+#[utoipa::path(put, path = "/me/notifications", tag = "notifications", request_body = SetMode,
+    responses((status = 204, description = "Saved")))]
 pub async fn set_mode(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -98,7 +110,7 @@ pub async fn set_mode(
 }
 
 /// A notice that could not be sent: what it was about, never to whom it went.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct FailedNotice {
     id: String,
     account: String,
@@ -133,6 +145,8 @@ impl From<NotificationRow> for FailedNotice {
 }
 
 /// `GET /api/v1/me/notifications/failed`
+#[utoipa::path(get, path = "/me/notifications/failed", tag = "notifications",
+    responses((status = 200, description = "The person's notices that could not be sent", body = Vec<FailedNotice>)))]
 pub async fn failed_mine(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -144,6 +158,8 @@ pub async fn failed_mine(
 
 /// `GET /api/v1/admin/notifications/failed` — the operator's view of every
 /// failed notice.
+#[utoipa::path(get, path = "/admin/notifications/failed", tag = "admin",
+    responses((status = 200, description = "Every failed notice (operator)", body = Vec<FailedNotice>)))]
 pub async fn failed_all(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use mailbox::audit::{AuditEvent, action};
 use mailbox::{Error, FacilityCode};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::api_session;
@@ -39,15 +40,18 @@ fn csv(body: String, file: &str) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
+    /// First day, `YYYY-MM-DD` (JST)
     from: String,
+    /// Last day, `YYYY-MM-DD` (JST)
     to: String,
     /// `csv` for a download; JSON otherwise.
     format: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct AuditLine {
     seq: i64,
     at: i64,
@@ -63,6 +67,12 @@ pub struct AuditLine {
 
 /// `GET /api/v1/audit?from=2026-11-01&to=2026-11-30[&format=csv]` — the
 /// operator sees every entry, a clerk the entries of their facility.
+#[utoipa::path(get, path = "/audit", tag = "records", params(PeriodQuery),
+    responses((status = 200, description = "The entries (JSON, or CSV with `format=csv`); the export is itself audited",
+        content(
+            (Vec<AuditLine> = "application/json"),
+            (String = "text/csv"),
+        ))))]
 pub async fn audit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -99,12 +109,16 @@ pub async fn audit(
     Ok(axum::Json(lines).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
+    /// `YYYY-MM` (JST)
     month: String,
 }
 
 /// `GET /api/v1/stats/readings.csv?month=2026-11`
+#[utoipa::path(get, path = "/stats/readings.csv", tag = "stats", params(MonthQuery),
+    responses((status = 200, description = "Reading statistics as CSV (UTF-8 with BOM)", content_type = "text/csv", body = String)))]
 pub async fn readings_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -143,13 +157,17 @@ pub async fn readings_csv(
     Ok(csv(out, "readings.csv"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// The facility code (operator only; a clerk gets their own)
     facility: Option<String>,
 }
 
 /// `GET /api/v1/stats/usage.csv[?facility=CODE]` — a clerk's own facility, or
 /// the one the operator names.
+#[utoipa::path(get, path = "/stats/usage.csv", tag = "stats", params(UsageQuery),
+    responses((status = 200, description = "Per-account usage as CSV (UTF-8 with BOM)", content_type = "text/csv", body = String)))]
 pub async fn usage_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -195,7 +213,7 @@ pub async fn usage_csv(
     Ok(csv(out, "usage.csv"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PatientForm {
     facility: String,
     patient_id: String,
@@ -205,7 +223,7 @@ pub struct PatientForm {
     format: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct MatchLine {
     item: String,
     kind: String,
@@ -217,6 +235,8 @@ pub struct MatchLine {
 
 /// `POST /api/v1/admin/deletion-requests/search` — the operator's look at what
 /// a deletion request would remove: metadata only.
+#[utoipa::path(post, path = "/admin/deletion-requests/search", tag = "admin", request_body = PatientForm,
+    responses((status = 200, description = "What the request would delete: metadata only", body = Vec<MatchLine>)))]
 pub async fn deletion_search(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -249,6 +269,12 @@ pub async fn deletion_search(
 
 /// `POST /api/v1/admin/deletion-requests` with `confirm` = the number of
 /// matches seen: deletes them all and answers with the receipt (CSV).
+#[utoipa::path(post, path = "/admin/deletion-requests", tag = "admin", request_body = PatientForm,
+    responses((status = 200, description = "Deleted; the receipt (PDF, or CSV with `format: csv`)",
+        content(
+            (crate::openapi::Binary = "application/pdf"),
+            (String = "text/csv"),
+        ))))]
 pub async fn deletion_apply(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -297,6 +323,9 @@ pub async fn deletion_apply(
 }
 
 /// `GET /api/v1/envelopes/{id}/pdf` — the item as PDF (text leaves only as PDF).
+#[utoipa::path(get, path = "/envelopes/{id}/pdf", tag = "envelopes",
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 200, description = "The item as PDF", content_type = "application/pdf", body = crate::openapi::Binary)))]
 pub async fn item_pdf(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -319,6 +348,10 @@ pub async fn item_pdf(
 
 /// `GET /api/v1/envelopes/{id}/pdf.asc` — the detached OpenPGP signature of
 /// that PDF, by the exporting person's key.
+#[utoipa::path(get, path = "/envelopes/{id}/pdf.asc", tag = "envelopes",
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 200, description = "Detached OpenPGP signature of that PDF by the exporter's key",
+        content_type = "application/pgp-signature", body = String)))]
 pub async fn item_pdf_signature(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -12,6 +12,7 @@ use mailbox::threads::{NewThread, StepInput, Urgency};
 use mailbox::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::api_session;
@@ -21,7 +22,7 @@ use crate::envelopes::{
 use crate::error::ApiError;
 
 /// The first multipart part, `thread`, of `POST /api/v1/threads`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ThreadSpec {
     kind: String,
     /// Absent for a booking (the resource's facility receives it).
@@ -56,7 +57,7 @@ pub struct ThreadSpec {
     confirm_patient_mismatch: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StepSpec {
     step: String,
     #[serde(default)]
@@ -79,13 +80,16 @@ fn date(field: &'static str, s: &str) -> Result<chrono::NaiveDate, Error> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedThread {
     thread_id: String,
     envelope_id: String,
 }
 
 /// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
+#[utoipa::path(post, path = "/threads", tag = "threads", operation_id = "open_thread",
+    request_body(content = crate::openapi::ThreadUpload, content_type = "multipart/form-data"),
+    responses((status = 201, description = "The thread and its first signed step", body = CreatedThread)))]
 pub async fn open(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -133,12 +137,16 @@ pub async fn open(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedStep {
     envelope_id: String,
 }
 
 /// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
+#[utoipa::path(post, path = "/threads/{id}/steps", tag = "threads",
+    request_body(content = crate::openapi::StepUpload, content_type = "multipart/form-data"),
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 201, description = "The step, sealed to the counterpart", body = CreatedStep)))]
 pub async fn step(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -167,7 +175,7 @@ pub async fn step(
 }
 
 /// A thread's clear metadata, as every side sees it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ThreadSummary {
     id: String,
     kind: String,
@@ -232,6 +240,8 @@ impl From<ThreadRow> for ThreadSummary {
 }
 
 /// `GET /api/v1/threads`
+#[utoipa::path(get, path = "/threads", tag = "threads", operation_id = "list_threads",
+    responses((status = 200, description = "The person's threads (metadata)", body = Vec<ThreadSummary>)))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -241,7 +251,7 @@ pub async fn list(
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ThreadDetail {
     thread: ThreadSummary,
     steps: Vec<ItemView>,
@@ -249,6 +259,9 @@ pub struct ThreadDetail {
 }
 
 /// `GET /api/v1/threads/{id}` — the state and every step, opened and verified.
+#[utoipa::path(get, path = "/threads/{id}", tag = "threads", operation_id = "view_thread",
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 200, description = "State, every step opened and verified, and the steps the reader may take", body = ThreadDetail)))]
 pub async fn view(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,6 +277,9 @@ pub async fn view(
 }
 
 /// `POST /api/v1/threads/{id}/claim`
+#[utoipa::path(post, path = "/threads/{id}/claim", tag = "threads",
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 204, description = "Claimed by this liaison")))]
 pub async fn claim(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -275,6 +291,9 @@ pub async fn claim(
 }
 
 /// `POST /api/v1/threads/{id}/release`
+#[utoipa::path(post, path = "/threads/{id}/release", tag = "threads",
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 204, description = "Released")))]
 pub async fn release(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -285,12 +304,15 @@ pub async fn release(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Assign {
     doctor: String,
 }
 
 /// `POST /api/v1/threads/{id}/assign` `{"doctor": "XXXX-XXXX"}`
+#[utoipa::path(post, path = "/threads/{id}/assign", tag = "threads", request_body = Assign,
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 204, description = "Assigned; the doctor gets key slots for every step")))]
 pub async fn assign(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -304,6 +326,9 @@ pub async fn assign(
 }
 
 /// `POST /api/v1/threads/{id}/unassign`
+#[utoipa::path(post, path = "/threads/{id}/unassign", tag = "threads",
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 204, description = "Unassigned")))]
 pub async fn unassign(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -315,6 +340,8 @@ pub async fn unassign(
 }
 
 /// `GET /api/v1/facility/threads` — the clerk's (and liaison's) overview.
+#[utoipa::path(get, path = "/facility/threads", tag = "threads",
+    responses((status = 200, description = "Every thread of the facility (clerks, liaisons)", body = Vec<ThreadSummary>)))]
 pub async fn facility_overview(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -324,12 +351,15 @@ pub async fn facility_overview(
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
+    /// `YYYY-MM` (JST)
+    #[param(example = "2026-11")]
     month: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ReadingLine {
     reader: String,
     facility: String,
@@ -347,6 +377,8 @@ impl From<ReadingCount> for ReadingLine {
 }
 
 /// `GET /api/v1/stats/readings?month=2026-11`
+#[utoipa::path(get, path = "/stats/readings", tag = "stats", params(MonthQuery),
+    responses((status = 200, description = "Reports per reader in the month (declines excluded)", body = Vec<ReadingLine>)))]
 pub async fn reading_stats(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -357,7 +389,7 @@ pub async fn reading_stats(
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UsageLine {
     account: String,
     last_sign_in_at: Option<i64>,
@@ -381,6 +413,8 @@ impl From<UsageRow> for UsageLine {
 }
 
 /// `GET /api/v1/stats/usage` — per-account usage of the clerk's facility.
+#[utoipa::path(get, path = "/stats/usage", tag = "stats",
+    responses((status = 200, description = "Per-account usage of the clerk's facility", body = Vec<UsageLine>)))]
 pub async fn usage(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -390,7 +424,7 @@ pub async fn usage(
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ResourceView {
     id: String,
     facility: String,
@@ -410,6 +444,9 @@ impl From<ResourceRow> for ResourceView {
 }
 
 /// `GET /api/v1/facilities/{code}/resources`
+#[utoipa::path(get, path = "/facilities/{code}/resources", tag = "threads",
+    params(("code" = String, Path, description = "Facility code")),
+    responses((status = 200, description = "The facility's bookable resources", body = Vec<ResourceView>)))]
 pub async fn resources(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -421,13 +458,15 @@ pub async fn resources(
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewResource {
     name: String,
     opening_hours: String,
 }
 
 /// `POST /api/v1/resources` — a liaison lists a resource of its own facility.
+#[utoipa::path(post, path = "/resources", tag = "threads", request_body = NewResource,
+    responses((status = 201, description = "Listed", body = ResourceView)))]
 pub async fn add_resource(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -442,6 +481,8 @@ pub async fn add_resource(
 }
 
 /// `GET /api/v1/pathways` — the care-pathway templates and their stage fields.
+#[utoipa::path(get, path = "/pathways", tag = "threads",
+    responses((status = 200, description = "Care-pathway templates: stages and their fields", body = Vec<Object>)))]
 pub async fn pathways(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,0 +1,176 @@
+//! The OpenAPI document of the JSON API, `GET /api/v1/openapi.json`,
+//! generated from the handlers' `#[utoipa::path]` annotations and the
+//! request and response types' `ToSchema` derives. Every route of the API
+//! router is listed here (`tests/e2e/openapi.rs` compares the two).
+
+use std::sync::LazyLock;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, ResponseBuilder, SecurityRequirement};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::envelopes::EnvelopeSpec;
+use crate::error::ErrorBody;
+use crate::session::SESSION_COOKIE;
+use crate::threads::{StepSpec, ThreadSpec};
+use crate::{api, envelopes, factors, notify, records, threads};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Renkei API",
+        description = "The JSON API of Renkei, a secure store-and-forward messaging server for a regional medical network. \
+            Everything the pages do goes through the same service layer. Sign in with `POST /session`; browsers keep the \
+            session cookie, hospital systems send the returned token as `Authorization: Bearer …`. Refusals carry \
+            `{error, message, message_ja}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/api/v1")),
+    paths(
+        api::sign_in, api::second_factor, api::reauth, api::sign_out, api::change_password, api::me,
+        factors::sign_in_challenge, factors::reauth_challenge, factors::factors, factors::begin_totp,
+        factors::confirm_totp, factors::remove_totp, factors::regenerate_recovery_codes,
+        factors::app_passwords, factors::create_app_password, factors::revoke_app_password,
+        factors::security_keys, factors::begin_webauthn, factors::finish_webauthn,
+        factors::rename_webauthn, factors::remove_webauthn, factors::admin_factors, factors::admin_reset,
+        envelopes::send, envelopes::list, envelopes::open, envelopes::attachment, envelopes::forward,
+        envelopes::flags, envelopes::delivery, envelopes::mailbox,
+        records::item_pdf, records::item_pdf_signature, records::audit, records::readings_csv,
+        records::usage_csv, records::deletion_search, records::deletion_apply,
+        threads::open, threads::list, threads::view, threads::step, threads::claim, threads::release,
+        threads::assign, threads::unassign, threads::facility_overview, threads::reading_stats,
+        threads::usage, threads::resources, threads::add_resource, threads::pathways,
+        notify::change_email, notify::confirm_email, notify::settings, notify::set_mode,
+        notify::failed_mine, notify::failed_all,
+        document,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Conventions),
+    tags(
+        (name = "session", description = "Signing in (password, second factor, security keys), re-authenticating, signing out"),
+        (name = "account", description = "The signed-in account and its password"),
+        (name = "factors", description = "Authenticator app, recovery codes, security keys, app passwords for mail clients"),
+        (name = "envelopes", description = "Sealed items: send with streamed attachments, open, download, forward, flags, folders, PDF"),
+        (name = "threads", description = "Request workflows, the liaison office's claim and assignment, resources, care pathways"),
+        (name = "stats", description = "Reading statistics and per-account usage"),
+        (name = "records", description = "The audit trail"),
+        (name = "notifications", description = "The notice address (with confirmation) and mode, failed notices"),
+        (name = "admin", description = "The operator: factors, failed notices, patient deletion requests"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// What every operation shares: the two ways to present a session (unless the
+/// operation says it needs none) and the error body of every refusal.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "Set by `POST /session` (Secure, HttpOnly, SameSite=Strict)",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The `token` of `POST /session`, for hospital systems"))
+                    .build(),
+            ),
+        );
+        doc.security = Some(vec![
+            SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+        let refusal = ResponseBuilder::new()
+            .description(
+                "Refused: `{error, message, message_ja}` with the HTTP status of the error's class",
+            )
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "ErrorBody",
+                    ))))
+                    .build(),
+            )
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses
+                    .responses
+                    .entry("default".into())
+                    .or_insert_with(|| refusal.clone().into());
+            }
+        }
+    }
+}
+
+/// The multipart form of `POST /envelopes`: the `envelope` part (JSON) first,
+/// then one file part per declared attachment, in the declared order.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the form; the handler streams it part by part
+pub(crate) struct EnvelopeUpload {
+    envelope: EnvelopeSpec,
+    /// The files, streamed into sealed blobs (any size).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// The multipart form of `POST /threads`: the `thread` part (JSON), then the files.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ThreadUpload {
+    thread: ThreadSpec,
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// The multipart form of `POST /threads/{id}/steps`: the `step` part (JSON), then the files.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct StepUpload {
+    step: StepSpec,
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// A file as it is downloaded (attachments, PDFs): bytes, not JSON.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(crate) struct Binary(Vec<u8>);
+
+/// Serialized once: the document is the same for the life of the process.
+static DOCUMENT: LazyLock<Result<String, String>> =
+    LazyLock::new(|| ApiDoc::openapi().to_json().map_err(|e| e.to_string()));
+
+/// `GET /api/v1/openapi.json` — this document (no sign-in).
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "The OpenAPI document of this API", body = Object)))]
+pub async fn document() -> Response {
+    match &*DOCUMENT {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not serialize");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
