@@ -18,6 +18,9 @@ use crate::error::ApiError;
 
 /// `GET /api/v1/envelopes/{id}/studies` — the sealed intake record
 /// (`null` for an item without attachments).
+#[utoipa::path(get, path = "/envelopes/{id}/studies", tag = "envelopes", operation_id = "envelope_studies",
+    params(("id" = String, Path, description = "Item ID")),
+    responses((status = 200, description = "Studies, series and image counts recorded at intake, from inside the sealed item (null without attachments)", body = Object)))]
 pub async fn studies(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,6 +68,14 @@ impl RenderQuery {
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}/render?frame=&preset=` (or
 /// `&center=&width=`) — one frame as PNG, never cached by the browser.
+#[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}/render", tag = "envelopes", operation_id = "render_slice",
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
+        ("frame" = Option<u32>, Query, description = "Frame of a multi-frame image, from 0"),
+        ("preset" = Option<String>, Query, description = "default, lung, mediastinum, bone or brain"),
+        ("center" = Option<f64>, Query, description = "Window centre (with width)"),
+        ("width" = Option<f64>, Query, description = "Window width (with center)")),
+    responses((status = 200, description = "The frame as PNG; `x-renkei-frames` gives the frame count, `x-renkei-window` the window used",
+        content_type = "image/png", body = crate::openapi::Binary)))]
 pub async fn render(
     State(state): State<AppState>,
     headers: HeaderMap,
