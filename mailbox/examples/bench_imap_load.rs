@@ -155,7 +155,7 @@ async fn open_thread(
                     ("body_part".into(), "胸部".into()),
                     ("clinical_question".into(), "結節影の評価".into()),
                 ],
-                urgency: if n % 5 == 0 {
+                urgency: if n.is_multiple_of(5) {
                     Urgency::Urgent
                 } else {
                     Urgency::Routine

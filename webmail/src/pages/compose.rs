@@ -768,9 +768,9 @@ async fn read_text(field: &mut axum::extract::multipart::Field<'_>) -> Result<St
     String::from_utf8(bytes).map_err(|_| bad_form("a text field is not UTF-8"))
 }
 
-/// Files of a form sent without JavaScript, held until every name is known.
 mod staged {
-    //! Each file streams to an anonymous temp file (unlinked from the start,
+    //! Files of a form sent without JavaScript, held until every name is
+    //! known. Each file streams to an anonymous temp file (unlinked from the start,
     //! so nothing is left after a crash), encrypted with AES-256-GCM under a
     //! random key that lives only in this request's memory: 64 KiB chunks,
     //! the chunk's number and a last-chunk flag in the nonce, so a reordered,
