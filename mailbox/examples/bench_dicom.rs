@@ -88,10 +88,12 @@ async fn main() -> Res<()> {
         dir.add_facility(Facility {
             code: FacilityCode::parse(code)?,
             name: format!("施設 {code}"),
+            city: String::new(),
             address: String::new(),
             phone: String::new(),
             departments: vec![],
             publish_details: false,
+            public_note: String::new(),
             active_from: NaiveDate::from_ymd_opt(2026, 4, 1).ok_or("date")?,
             active_until: None,
             approval_ref: None,
