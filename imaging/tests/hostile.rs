@@ -43,6 +43,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("undefined-length-text.dcm", "dicom_malformed", ""),
     ("stray-sequence-end.dcm", "dicom_malformed", ""),
     ("bad-value-representation.dcm", "dicom_malformed", ""),
+    // Found by the fuzzer: VR "LI", which dicom-rs reads as UN with a 4-byte length.
+    (
+        "fuzz-unknown-vr-read-as-long-length.dcm",
+        "dicom_malformed",
+        "",
+    ),
     ("preamble-only.dcm", "dicom_malformed", ""),
     (
         "pixel-geometry-larger-than-data.dcm",
