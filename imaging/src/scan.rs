@@ -198,6 +198,18 @@ fn known_vr(vr: [u8; 2]) -> bool {
     VRS.contains(&&vr)
 }
 
+/// Bytes per value of the binary VRs: a length that is not a multiple is
+/// refused (dicom-rs then reads past the element; the fuzzer found a 1.3 GB
+/// allocation after an `FL` of two bytes).
+fn value_size(vr: [u8; 2]) -> u32 {
+    match &vr {
+        b"AT" | b"FL" | b"SL" | b"UL" | b"OF" | b"OL" => 4,
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => 8,
+        b"SS" | b"US" | b"OW" => 2,
+        _ => 1,
+    }
+}
+
 fn long_form(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
@@ -491,6 +503,13 @@ impl Scanner {
             return Err(IntakeError::Malformed(format!(
                 "element {} has an undefined length but is not a sequence",
                 tag_name(tag)
+            )));
+        }
+        if len % value_size(vr) != 0 {
+            return Err(IntakeError::Malformed(format!(
+                "element {} has a length of {len} bytes, not a whole number of {} values",
+                tag_name(tag),
+                String::from_utf8_lossy(&vr)
             )));
         }
         let len = len as u64;

@@ -49,6 +49,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "dicom_malformed",
         "",
     ),
+    // Found by the fuzzer: an FL of 2 bytes, after which dicom-rs read a length from text.
+    ("fuzz-float-of-two-bytes.dcm", "dicom_malformed", ""),
     ("preamble-only.dcm", "dicom_malformed", ""),
     (
         "pixel-geometry-larger-than-data.dcm",
