@@ -145,6 +145,14 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     if pixels > MAX_PIXELS {
         return Err(RenderError::TooLarge { pixels });
     }
+    // dicom-pixeldata asserts (panics) on these instead of returning an error.
+    if let (Some(stored), Some(allocated)) = (meta.bits_stored, meta.bits_allocated)
+        && (stored == 0 || stored > allocated || stored > 32)
+    {
+        return Err(RenderError::Undecodable(format!(
+            "{stored} bits stored in {allocated}-bit samples"
+        )));
+    }
     let native = matches!(
         meta.transfer_syntax.as_str(),
         "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2"

@@ -83,6 +83,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     ("rle-short-segment.dcm", "accepted", "dicom_undecodable"),
     ("rle-huge-dimensions.dcm", "accepted", "dicom_too_large"),
+    // Found by the fuzzer: Bits Stored outside 1..=Bits Allocated (an assertion in dicom-pixeldata).
+    (
+        "fuzz-bits-stored-out-of-range.dcm",
+        "accepted",
+        "dicom_undecodable",
+    ),
     // Found by the fuzzer: a JPEG 2000 codestream larger than Rows × Columns.
     (
         "fuzz-jpeg2000-larger-than-its-geometry.dcm",
