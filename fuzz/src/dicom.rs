@@ -1,7 +1,7 @@
 //! The DICOM intake harness (`fuzz_targets/dicom_intake.rs`): arbitrary bytes
 //! through `imaging::Intake` as a file that claims to be DICOM, whole (size
 //! known, as from disk) and streamed in chunks (as an upload arrives, size
-//! unknown); both must reach the same verdict. An accepted file of modest
+//! unknown); both must accept it or both refuse it. An accepted file of modest
 //! size is rendered, so the decoders see what intake lets through. Run with
 //! `-rss_limit_mb`/`-malloc_limit_mb` so an allocation by a declared length
 //! is a crash.
@@ -32,10 +32,15 @@ pub fn intake(data: &[u8]) -> Verdict {
         Ok(_) => Verdict::Other,
         Err(e) => Verdict::Refused(e.code()),
     };
+    // Accepted or refused alike. The reason may differ: knowing the size, a
+    // length past the end is met first; streamed, a length past its item may
+    // be met first in the same damaged file (the fuzzer's first find).
     assert_eq!(
+        whole.is_ok(),
+        streamed.is_ok(),
+        "whole {:?} and streamed {:?} differ",
         verdict(&whole),
-        verdict(&streamed),
-        "whole and streamed differ"
+        verdict(&streamed)
     );
     match whole {
         Ok(Checked::Dicom(meta)) => {

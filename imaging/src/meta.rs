@@ -37,6 +37,8 @@ pub struct DicomMeta {
     pub frames: u32,
     pub samples_per_pixel: u32,
     pub bits_allocated: Option<u32>,
+    #[serde(default)]
+    pub bits_stored: Option<u32>,
     pub photometric_interpretation: String,
     pub transfer_syntax: String,
     /// The file's own default window, when it has one.
@@ -129,6 +131,7 @@ impl DicomMeta {
                 .unwrap_or(1),
             samples_per_pixel: us(0x0028_0002).unwrap_or(1),
             bits_allocated: us(0x0028_0100),
+            bits_stored: us(0x0028_0101),
             photometric_interpretation: ascii(v(0x0028_0004)),
             transfer_syntax: ascii(v(0x0002_0010)),
             window: match (number(v(0x0028_1050)), number(v(0x0028_1051))) {

@@ -145,6 +145,14 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     if pixels > MAX_PIXELS {
         return Err(RenderError::TooLarge { pixels });
     }
+    // dicom-pixeldata asserts (panics) on these instead of returning an error.
+    if let (Some(stored), Some(allocated)) = (meta.bits_stored, meta.bits_allocated)
+        && (stored == 0 || stored > allocated || stored > 32)
+    {
+        return Err(RenderError::Undecodable(format!(
+            "{stored} bits stored in {allocated}-bit samples"
+        )));
+    }
     let native = matches!(
         meta.transfer_syntax.as_str(),
         "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2"
@@ -160,6 +168,8 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     let frames = meta.frames;
     let geometry = Geometry {
         pixels,
+        columns: meta.columns.unwrap_or(0),
+        samples: meta.samples_per_pixel,
         segments: u64::from(meta.samples_per_pixel)
             * u64::from(meta.bits_allocated.unwrap_or(8).div_ceil(8)),
     };
@@ -184,6 +194,8 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
 #[derive(Clone, Copy)]
 struct Geometry {
     pixels: u64,
+    columns: u32,
+    samples: u32,
     segments: u64,
 }
 
@@ -246,6 +258,41 @@ fn check_rle(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
     Ok(())
 }
 
+const J2K_SOC_SIZ: &[u8] = &[0xFF, 0x4F, 0xFF, 0x51];
+
+/// dicom-rs copies every decoded JPEG 2000 sample into a frame sized by Rows
+/// and Columns, indexing past it when the codestream is larger (a panic the
+/// fuzzer found), and lets one component too many through. The codestream's
+/// image size (SIZ, ISO 15444-1 A.5.1) must match the geometry first.
+fn check_jpeg2000(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
+    let bad = |why: &str| {
+        Err(RenderError::Undecodable(format!(
+            "invalid JPEG 2000 data: {why}"
+        )))
+    };
+    let Some(at) = fragment.windows(4).position(|w| w == J2K_SOC_SIZ) else {
+        return bad("no image header");
+    };
+    let siz = &fragment[at + 4..];
+    if siz.len() < 38 {
+        return bad("the image header is cut short");
+    }
+    let word = |i: usize| u32::from_be_bytes([siz[i], siz[i + 1], siz[i + 2], siz[i + 3]]);
+    // Lsiz, Rsiz, then Xsiz, Ysiz, XOsiz, YOsiz (… Csiz at 36).
+    let (width, height) = (
+        word(4).saturating_sub(word(12)),
+        word(8).saturating_sub(word(16)),
+    );
+    let components = u16::from_be_bytes([siz[36], siz[37]]);
+    if u64::from(width) * u64::from(height) != g.pixels
+        || u64::from(width) != u64::from(g.columns)
+        || u64::from(components) != u64::from(g.samples)
+    {
+        return bad("its size or components do not match the image geometry");
+    }
+    Ok(())
+}
+
 fn decode_and_encode(
     bytes: &[u8],
     frame: u32,
@@ -270,6 +317,21 @@ fn decode_and_encode(
                 RenderError::Undecodable(format!("no RLE fragment for frame {frame}"))
             })?;
         check_rle(fragment, geometry)?;
+    }
+    if transfer_syntax.starts_with("1.2.840.10008.1.2.4.9") {
+        let fragments = obj
+            .element(dicom_dictionary_std::tags::PIXEL_DATA)
+            .ok()
+            .and_then(|e| e.value().fragments())
+            .unwrap_or(&[]);
+        let fragment = if fragments.len() == frames as usize {
+            fragments.get(frame as usize)
+        } else {
+            fragments
+                .iter()
+                .find(|f| f.windows(4).any(|w| w == J2K_SOC_SIZ))
+        };
+        check_jpeg2000(fragment.map_or(&[][..], Vec::as_slice), geometry)?;
     }
     let decoded = obj.decode_pixel_data_frame(frame).map_err(undecodable)?;
     let (width, height) = (decoded.columns(), decoded.rows());

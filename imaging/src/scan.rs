@@ -185,6 +185,31 @@ fn tag_name(tag: u32) -> String {
     format!("({:04X},{:04X})", tag >> 16, tag & 0xFFFF)
 }
 
+/// The value representations of PS3.5 6.2. dicom-rs reads any other pair as
+/// UN, whose length is a 4-byte field after two reserved bytes, so a walk that
+/// read such an element's 2-byte length would disagree with it about where
+/// the next element starts (the fuzzer found a 4-byte "length" of 775 MB there).
+fn known_vr(vr: [u8; 2]) -> bool {
+    const VRS: [&[u8; 2]; 34] = [
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB",
+        b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+        b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+    ];
+    VRS.contains(&&vr)
+}
+
+/// Bytes per value of the binary VRs: a length that is not a multiple is
+/// refused (dicom-rs then reads past the element; the fuzzer found a 1.3 GB
+/// allocation after an `FL` of two bytes).
+fn value_size(vr: [u8; 2]) -> u32 {
+    match &vr {
+        b"AT" | b"FL" | b"SL" | b"UL" | b"OF" | b"OL" => 4,
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => 8,
+        b"SS" | b"US" | b"OW" => 2,
+        _ => 1,
+    }
+}
+
 fn long_form(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
@@ -393,7 +418,7 @@ impl Scanner {
         }
         let (vr, len, header_len) = if syn.explicit {
             let vr = [self.pending[4], self.pending[5]];
-            if !vr.iter().all(u8::is_ascii_uppercase) {
+            if !known_vr(vr) {
                 return Err(IntakeError::Malformed(format!(
                     "element {} has no valid value representation",
                     tag_name(tag)
@@ -478,6 +503,13 @@ impl Scanner {
             return Err(IntakeError::Malformed(format!(
                 "element {} has an undefined length but is not a sequence",
                 tag_name(tag)
+            )));
+        }
+        if len % value_size(vr) != 0 {
+            return Err(IntakeError::Malformed(format!(
+                "element {} has a length of {len} bytes, not a whole number of {} values",
+                tag_name(tag),
+                String::from_utf8_lossy(&vr)
             )));
         }
         let len = len as u64;

@@ -43,6 +43,14 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("undefined-length-text.dcm", "dicom_malformed", ""),
     ("stray-sequence-end.dcm", "dicom_malformed", ""),
     ("bad-value-representation.dcm", "dicom_malformed", ""),
+    // Found by the fuzzer: VR "LI", which dicom-rs reads as UN with a 4-byte length.
+    (
+        "fuzz-unknown-vr-read-as-long-length.dcm",
+        "dicom_malformed",
+        "",
+    ),
+    // Found by the fuzzer: an FL of 2 bytes, after which dicom-rs read a length from text.
+    ("fuzz-float-of-two-bytes.dcm", "dicom_malformed", ""),
     ("preamble-only.dcm", "dicom_malformed", ""),
     (
         "pixel-geometry-larger-than-data.dcm",
@@ -75,6 +83,18 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     ("rle-short-segment.dcm", "accepted", "dicom_undecodable"),
     ("rle-huge-dimensions.dcm", "accepted", "dicom_too_large"),
+    // Found by the fuzzer: Bits Stored outside 1..=Bits Allocated (an assertion in dicom-pixeldata).
+    (
+        "fuzz-bits-stored-out-of-range.dcm",
+        "accepted",
+        "dicom_undecodable",
+    ),
+    // Found by the fuzzer: a JPEG 2000 codestream larger than Rows × Columns.
+    (
+        "fuzz-jpeg2000-larger-than-its-geometry.dcm",
+        "accepted",
+        "dicom_undecodable",
+    ),
 ];
 
 fn corpus() -> PathBuf {

@@ -34,6 +34,25 @@ type Res<T> = std::result::Result<T, BoxError>;
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
 
+/// A file opened on its first read, as an upload's parts arrive one after
+/// the other (thousands of open files would exhaust the descriptors).
+struct LazyFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl std::io::Read for LazyFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            self.file = Some(std::fs::File::open(&self.path)?);
+        }
+        match &mut self.file {
+            Some(f) => f.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -124,10 +143,10 @@ async fn main() -> Res<()> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             media_type: "application/dicom".into(),
-            source: Box::new(std::io::BufReader::with_capacity(
-                256 * 1024,
-                std::fs::File::open(f)?,
-            )),
+            source: Box::new(LazyFile {
+                path: f.clone(),
+                file: None,
+            }),
         });
     }
     let rss_before = peak_rss_mib();

@@ -96,6 +96,44 @@ impl PendingBlob {
     }
 }
 
+/// Commits many blobs of one item: the files are synced by a few threads at
+/// once (a study of thousands of files paid one fsync after another), then
+/// moved into place, then each folder is synced once.
+pub fn commit_all(pending: Vec<PendingBlob>) -> io::Result<()> {
+    const THREADS: usize = 8;
+    let per = pending.len().div_ceil(THREADS).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = pending
+            .chunks(per)
+            .map(|group| {
+                s.spawn(move || -> io::Result<()> {
+                    for p in group {
+                        File::open(&p.tmp)?.sync_all()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| io::Error::other("sync thread"))?)
+    })?;
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for mut p in pending {
+        fs::rename(&p.tmp, &p.path)?;
+        p.committed = true;
+        if let Some(parent) = p.path.parent()
+            && !folders.iter().any(|f| f == parent)
+        {
+            folders.push(parent.to_path_buf());
+        }
+    }
+    for folder in folders {
+        File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Drop for PendingBlob {
     fn drop(&mut self) {
         if !self.committed {

@@ -106,6 +106,63 @@ pub(crate) struct Sealing {
     pub confirmed_patient_files: Vec<String>,
 }
 
+/// An attachment's blob, created on its first write: a study of thousands of
+/// files holds one open file and one buffer at a time, not one per file
+/// (which ran out of file descriptors and held a 1 MiB buffer each).
+struct LazyBlob {
+    blobs: BlobStore,
+    key: String,
+    writer: Option<std::io::BufWriter<std::fs::File>>,
+    pending: Arc<std::sync::Mutex<Option<crate::blob::PendingBlob>>>,
+}
+
+impl LazyBlob {
+    fn new(
+        blobs: &BlobStore,
+        key: &str,
+    ) -> (
+        Self,
+        Arc<std::sync::Mutex<Option<crate::blob::PendingBlob>>>,
+    ) {
+        let pending = Arc::default();
+        (
+            Self {
+                blobs: blobs.clone(),
+                key: key.to_string(),
+                writer: None,
+                pending: Arc::clone(&pending),
+            },
+            pending,
+        )
+    }
+
+    fn writer(&mut self) -> std::io::Result<&mut std::io::BufWriter<std::fs::File>> {
+        if self.writer.is_none() {
+            let (file, pending) = self.blobs.create(&self.key)?;
+            if let Ok(mut slot) = self.pending.lock() {
+                *slot = Some(pending);
+            }
+            self.writer = Some(std::io::BufWriter::with_capacity(1 << 20, file));
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("blob writer"))
+    }
+}
+
+impl Write for LazyBlob {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How an envelope belongs to a thread.
 pub(crate) struct ThreadLink {
     pub thread_id: String,
@@ -695,9 +752,7 @@ impl Postroom {
             let count = attachments.len();
             for (i, a) in attachments.into_iter().enumerate() {
                 let key = format!("{env_id}/{i}");
-                let (file, p) = blobs
-                    .create(&key)
-                    .map_err(|e| Error::Internal(format!("blob: {e}")))?;
+                let (file, p) = LazyBlob::new(&blobs, &key);
                 // The allow-list (no executables, scripts, macros) on the first
                 // bytes, then imaging intake (DICOM placed in a study, images
                 // readable), both judged as the file streams.
@@ -707,7 +762,7 @@ impl Postroom {
                     name: a.name,
                     media_type: a.media_type,
                     source: Box::new(checked),
-                    sink: Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+                    sink: Box::new(file),
                 });
                 pending.push(p);
                 keys.push(key);
@@ -715,14 +770,12 @@ impl Postroom {
             if count > 0 {
                 // Last, so every file before it has been read when it is made.
                 let key = format!("{env_id}/{count}");
-                let (file, p) = blobs
-                    .create(&key)
-                    .map_err(|e| Error::Internal(format!("blob: {e}")))?;
+                let (file, p) = LazyBlob::new(&blobs, &key);
                 inputs.push(AttachmentInput {
                     name: crate::intake::RECORD_NAME.into(),
                     media_type: crate::intake::RECORD_MEDIA_TYPE.into(),
                     source: Box::new(RecordReader::new(log.clone(), patient.clone())),
-                    sink: Box::new(std::io::BufWriter::new(file)),
+                    sink: Box::new(file),
                 });
                 pending.push(p);
                 keys.push(key);
@@ -742,6 +795,15 @@ impl Postroom {
             if !check.mismatches.is_empty() && check.confirmed_by.is_none() {
                 return Err(Error::PatientMismatch(check.mismatches));
             }
+            let pending = pending
+                .into_iter()
+                .map(|p| {
+                    p.lock()
+                        .ok()
+                        .and_then(|mut p| p.take())
+                        .ok_or_else(|| Error::Internal("blob: nothing was written".into()))
+                })
+                .collect::<Result<Vec<_>>>()?;
             Ok((sealed, pending, keys, check.mismatches.len()))
         })
         .await
@@ -765,9 +827,14 @@ impl Postroom {
             });
         }
 
-        for p in pending {
-            p.commit()
-                .map_err(|e| Error::Internal(format!("blob commit: {e}")))?;
+        let committed = tokio::task::spawn_blocking(move || crate::blob::commit_all(pending))
+            .await
+            .map_err(|e| Error::Internal(format!("blob commit task: {e}")))?;
+        if let Err(e) = committed {
+            for key in &keys {
+                let _ = self.blobs.delete(key);
+            }
+            return Err(Error::Internal(format!("blob commit: {e}")));
         }
         let t = now();
         let body = sealed.envelope.to_bytes();

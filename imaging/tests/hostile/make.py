@@ -153,7 +153,8 @@ def corpus():
 
 def main():
     for name in os.listdir(HERE):
-        if name.endswith(".dcm"):
+        # fuzz-* files are libFuzzer findings, kept as found.
+        if name.endswith(".dcm") and not name.startswith("fuzz-"):
             os.remove(os.path.join(HERE, name))
     for name, data in corpus().items():
         with open(os.path.join(HERE, name), "wb") as f:
