@@ -82,8 +82,17 @@ expected="$COUNT"; [ "$COUNT" -ge 1000 ] && expected="999+"
 echo "== warm-up (3 s), then $SECS s at $CONNS connections"
 wrk -t1 -c"$CONNS" -d3s -H "Cookie: $cookie" "$base/mail/inbox" >/dev/null
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+# RENKEI_BENCH_PERF=FILE: also record the server's profile (perf) during the run.
+if [ -n "${RENKEI_BENCH_PERF:-}" ]; then
+    perf record -F 499 -g -p "$RENKEI_PID" -o "$RENKEI_BENCH_PERF" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$RENKEI_PID/stat"; }
+ticks_before="$(cpu_ticks)"
 out="$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Cookie: $cookie" "$base/mail/inbox")"
+[ -z "${perf_pid:-}" ] || wait "$perf_pid"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+ticks_after="$(cpu_ticks)"
 echo "$out"
 
 rate="$(awk '/^Requests\/sec:/ { printf "%d", $2 }' <<<"$out")"
@@ -97,5 +106,10 @@ printf '%-40s %10s   %s\n' "inbox page, $COUNT items, $CONNS conns" "SQLite" "ta
 printf '%-40s %10s   %s\n' "pages/s" "$rate" ">= 1000  $(verdict "$rate" 1000 min)"
 printf '%-40s %10s\n' "p50 (ms)" "$p50"
 printf '%-40s %10s   %s\n' "p99 (ms)" "$p99" "< 50     $(verdict "$p99" 50 max)"
+requests="$(awk '/requests in/ { print $1 }' <<<"$out")"
+# The server's own CPU time per page: less sensitive than pages/s to whatever
+# else runs on the machine (wrk and other builds share the two cores).
+cpu_ms="$(awk -v t="$((ticks_after - ticks_before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1000 / hz / n }')"
+printf '%-40s %10s\n' "server CPU per page (ms)" "$cpu_ms"
 printf '%-40s %10s\n' "load average before / after" "$load_before / $load_after"
 [ -z "$errors" ] || { echo "wrk reported errors: $errors"; exit 1; }

@@ -173,6 +173,11 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// How stale a session's stored activity may get before it is written again.
+fn touch_interval(idle_ms: i64) -> i64 {
+    (idle_ms / 10).clamp(0, 15_000)
+}
+
 impl Directory {
     pub fn new(store: Arc<dyn Store>, auth: AuthPolicy, network: NetworkPolicy) -> Self {
         Self {
@@ -613,19 +618,27 @@ impl Directory {
             self.store.delete_session(&digest).await?;
             return Err(Error::SessionExpired);
         }
-        if t > record.last_seen {
+        // Activity is written at most once per a tenth of the idle timeout
+        // (15 s at most): every page and API call wrote a row before, and on
+        // a busy inbox that write was the server's single slowest step. The
+        // deadline is reckoned from what is stored, so it errs early, never late.
+        let idle = millis(self.auth.idle_timeout);
+        let last_seen = if t - record.last_seen >= touch_interval(idle) {
             self.store.touch_session(&digest, t).await?;
-        }
+            t
+        } else {
+            record.last_seen
+        };
         let enrolment_required = !account.has_second_factor
             && self.enrolment_pending(&account, self.second_factor_required(&account).await?);
         Ok(CurrentSession {
             enrolment_required,
             account,
             record: SessionRecord {
-                last_seen: t,
+                last_seen,
                 ..record
             },
-            idle_deadline: (t + millis(self.auth.idle_timeout)) / 1000,
+            idle_deadline: (last_seen + idle) / 1000,
         })
     }
 

@@ -63,7 +63,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
     RETURNING id, dedup_key, account_id, reason, kind, thread_id, envelope_id, facility_code, \
     to_address, secret, digest, state, attempts, next_attempt_at, last_error, created_at, sent_at";
 
-impl_queue_store!(PgStore, CLAIM);
+impl_queue_store!(PgStore, CLAIM, ("json_agg", "json_build_array"));
 impl_notify_store!(PgStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(PgStore);
 impl_records_store!(PgStore, None);

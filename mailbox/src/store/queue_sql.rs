@@ -1,6 +1,9 @@
 //! Portable statements for [`super::queue::QueueStore`]; the claim, which differs
 //! per dialect, is passed in by each backend.
 
+use super::queue::ListingRow;
+use super::{StoreError, StoreResult};
+
 pub(super) const INSERT_QUEUE: &str = "INSERT INTO delivery_queue \
     (envelope_id, state, attempts, next_attempt_at, created_at) VALUES ($1, 'pending', 0, $2, $2)";
 pub(super) const DEFER: &str = "UPDATE delivery_queue SET attempts = $2, next_attempt_at = $3, \
@@ -54,6 +57,93 @@ pub(super) fn listing(q: &super::queue::ListingQuery<'_>) -> String {
         n + 2
     ));
     sql
+}
+
+/// The columns of [`LISTING`], in the order [`page_rows`] reads them.
+const LISTING_COLUMNS: &str = "envelope_id, folder, seen, archived, delivered_at, kind, step, \
+    sender_id, thread_id, thread_state, urgency, wanted_by, closed_at, counterpart_facility, \
+    counterpart_name, delivery_state";
+
+/// [`listing`] folded into one row holding the page as a JSON array of
+/// arrays, with the dialect's aggregate (`json_group_array(json_array(…))` or
+/// `json_agg(json_build_array(…))`). A page of fifty rows fetched row by row
+/// cost SQLite's worker thread and the request a wake-up per row: fifty
+/// context switches a page, more than the query itself.
+pub(super) fn listing_page(q: &super::queue::ListingQuery<'_>, aggregate: (&str, &str)) -> String {
+    let (agg, array) = aggregate;
+    format!(
+        "SELECT CAST({agg}({array}({LISTING_COLUMNS})) AS TEXT) FROM ({}) AS page",
+        listing(q)
+    )
+}
+
+/// The rows of a [`listing_page`], in the listing's order.
+pub(super) fn page_rows(json: Option<&str>) -> StoreResult<Vec<ListingRow>> {
+    use serde_json::Value;
+    let Some(json) = json else {
+        return Ok(Vec::new()); // PostgreSQL's json_agg of no rows
+    };
+    let bad = |what: &str| StoreError::Corrupt(format!("listing page: {what}"));
+    let rows: Vec<Vec<Value>> =
+        serde_json::from_str(json).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let flag = |v: &Value| match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        _ => None,
+    };
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            let [
+                envelope_id,
+                folder,
+                seen,
+                archived,
+                delivered_at,
+                kind,
+                step,
+                sender_id,
+                thread_id,
+                thread_state,
+                urgency,
+                wanted_by,
+                closed_at,
+                counterpart_facility,
+                counterpart_name,
+                delivery_state,
+            ] = r.as_slice()
+            else {
+                return Err(bad("a row of the wrong width"));
+            };
+            Ok(ListingRow {
+                envelope_id: text(envelope_id).ok_or_else(|| bad("envelope_id"))?,
+                folder: text(folder).ok_or_else(|| bad("folder"))?,
+                seen: flag(seen).ok_or_else(|| bad("seen"))?,
+                archived: flag(archived).ok_or_else(|| bad("archived"))?,
+                delivered_at: delivered_at.as_i64().ok_or_else(|| bad("delivered_at"))?,
+                kind: text(kind).ok_or_else(|| bad("kind"))?,
+                step: text(step),
+                sender_id: text(sender_id).ok_or_else(|| bad("sender_id"))?,
+                thread_id: text(thread_id),
+                thread_state: text(thread_state),
+                urgency: text(urgency),
+                wanted_by: text(wanted_by),
+                closed_at: closed_at.as_i64(),
+                counterpart_facility: text(counterpart_facility),
+                counterpart_name: text(counterpart_name),
+                delivery_state: text(delivery_state),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    // An aggregate over an ordered subquery keeps its order in both engines,
+    // but neither promises it: the listing's order is restored here.
+    out.sort_by(|a, b| {
+        b.delivered_at
+            .cmp(&a.delivered_at)
+            .then_with(|| b.envelope_id.cmp(&a.envelope_id))
+    });
+    Ok(out)
 }
 
 /// Binds the parameters of [`listing`] to a query built from its text.
@@ -125,7 +215,7 @@ macro_rules! insert_entries {
 pub(super) use insert_entries;
 
 macro_rules! impl_queue_store {
-    ($backend:ty, $claim:expr) => {
+    ($backend:ty, $claim:expr, $page_aggregate:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::queue::QueueStore for $backend {
             async fn claim_deliveries(
@@ -311,11 +401,12 @@ macro_rules! impl_queue_store {
                 &self,
                 q: &$crate::store::queue::ListingQuery<'_>,
             ) -> StoreResult<Vec<$crate::store::queue::ListingRow>> {
-                let sql = queue_sql::listing(q);
-                let query = sqlx::query_as::<_, $crate::store::queue::ListingRow>(&sql);
-                Ok(queue_sql::bind_listing!(query, q)
-                    .fetch_all(&self.pool)
-                    .await?)
+                let sql = queue_sql::listing_page(q, $page_aggregate);
+                let query = sqlx::query_scalar::<_, Option<String>>(&sql);
+                let page = queue_sql::bind_listing!(query, q)
+                    .fetch_one(&self.pool)
+                    .await?;
+                queue_sql::page_rows(page.as_deref())
             }
 
             async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {

@@ -69,8 +69,14 @@ impl SqliteStore {
             .connect_with(options.clone().busy_timeout(Duration::ZERO))
             .await
             .map_err(StoreError::from)?;
+        // One reader per core: more only queued their threads on SQLite's
+        // mutexes and the scheduler (a busy Inbox spent a third of its time
+        // switching between eight); requests wait for a reader asynchronously.
+        let readers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(u32::try_from(readers).unwrap_or(2))
             .connect_with(options)
             .await
             .map_err(StoreError::from)?;
@@ -105,7 +111,7 @@ const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHE
     RETURNING id, dedup_key, account_id, reason, kind, thread_id, envelope_id, facility_code, \
     to_address, secret, digest, state, attempts, next_attempt_at, last_error, created_at, sent_at";
 
-impl_queue_store!(SqliteStore, CLAIM);
+impl_queue_store!(SqliteStore, CLAIM, ("json_group_array", "json_array"));
 impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
 impl_imap_store!(SqliteStore);
 // A consistent copy of the database, taken from a reader connection while
