@@ -32,7 +32,7 @@
   let slices = []; // [attachment, frame, instance number | null]
   let current = 0;
   let direction = 1;
-  let windowQuery = viewport.dataset.window || 'preset=default';
+  let windowQuery = viewport.dataset.windowQuery || 'preset=default';
   const cache = new Map(); // url -> { index, promise, result }
 
   function url(i) {
@@ -41,12 +41,8 @@
   }
 
   // The slice as a blob URL, or the route's own message when it cannot be shown.
-  function load(i) {
-    const key = url(i);
-    let entry = cache.get(key);
-    if (entry) return entry;
-    entry = { index: i, result: null, dropped: false };
-    entry.promise = fetch(key, { credentials: 'same-origin' })
+  function request(key) {
+    return fetch(key, { credentials: 'same-origin' })
       .then(async (r) => {
         if (r.ok) {
           const blob = await r.blob();
@@ -59,14 +55,40 @@
         } catch (_) { /* not JSON: the generic text below */ }
         return { error: text || viewport.dataset.failed };
       })
-      .catch(() => ({ error: viewport.dataset.failed }))
-      .then((result) => {
-        entry.result = result;
-        if (entry.dropped) release(result);
-        return result;
-      });
+      .catch(() => ({ error: viewport.dataset.failed }));
+  }
+
+  function remember(key, index, promise) {
+    const entry = { index, result: null, dropped: false };
+    entry.promise = promise.then((result) => {
+      entry.result = result;
+      if (entry.dropped) release(result);
+      return result;
+    });
     cache.set(key, entry);
     return entry;
+  }
+
+  function load(i) {
+    const key = url(i);
+    return cache.get(key) || remember(key, i, request(key));
+  }
+
+  // The page's own <img> already loads the first slice (it also shows without
+  // scripts): adopt it instead of asking twice; on failure ask for the message.
+  function adoptFirst() {
+    if (!slices.length || img.getAttribute('src') !== url(0)) return;
+    const key = url(0);
+    const loaded = () => ({ src: key, window: viewport.dataset.firstWindow || '' });
+    const settled = new Promise((resolve) => {
+      if (img.complete) {
+        resolve(img.naturalWidth > 0 ? loaded() : request(key));
+        return;
+      }
+      img.addEventListener('load', () => resolve(loaded()), { once: true });
+      img.addEventListener('error', () => resolve(request(key)), { once: true });
+    });
+    remember(key, 0, settled);
   }
 
   // Blob URLs are freed once neither the cache nor the viewport holds them.
@@ -78,7 +100,7 @@
   }
 
   function display(src) {
-    img.src = src;
+    if (img.getAttribute('src') !== src) img.src = src;
     if (orphan && orphan !== src) {
       URL.revokeObjectURL(orphan);
       orphan = null;
@@ -142,8 +164,10 @@
         try { await img.decode(); } catch (_) { /* shown by the load anyway */ }
         if (wanted !== current || url(current) !== key) return;
         img.hidden = false;
-        windowOut.textContent = result.window.replace(' ', ' / ');
-        viewport.dataset.window = result.window;
+        if (result.window) {
+          windowOut.textContent = result.window.replace(' ', ' / ');
+          viewport.dataset.window = result.window;
+        }
         if (presetSelect.value !== 'custom' && result.window) {
           const [c, w] = result.window.split(' ');
           centerInput.value = c;
@@ -167,7 +191,7 @@
     show(current + n);
   }
 
-  function selectSeries(link, push) {
+  function selectSeries(link, push, first) {
     for (const a of document.querySelectorAll('.series-link')) a.removeAttribute('aria-current');
     link.setAttribute('aria-current', 'true');
     try { slices = JSON.parse(link.dataset.slices || '[]'); } catch (_) { slices = []; }
@@ -175,6 +199,7 @@
     if (seriesField) seriesField.value = link.dataset.series;
     if (push) history.replaceState(null, '', link.href);
     prune(true);
+    if (first) adoptFirst();
     direction = 1;
     show(0);
   }
@@ -265,5 +290,5 @@
   viewport.addEventListener('pointercancel', endDrag);
 
   const selected = document.querySelector('.series-link[aria-current="true"]') || document.querySelector('.series-link');
-  if (selected) selectSeries(selected, false);
+  if (selected) selectSeries(selected, false, true);
 })();

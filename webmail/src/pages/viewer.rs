@@ -212,6 +212,8 @@ struct ViewerPage {
     width: String,
     selected_series: usize,
     first: Option<FirstSlice>,
+    /// The first slice's window when known before rendering (`centre width`).
+    first_window: String,
     error: Option<String>,
 }
 
@@ -345,6 +347,7 @@ async fn view(
         width,
         selected_series: 0,
         first: None,
+        first_window: String::new(),
         error: None,
     };
     let record = match state.postroom.intake_record(&ctx.session, &id).await {
@@ -383,6 +386,21 @@ async fn view(
                 count,
             })
         });
+    // The window the first slice renders with: the chosen one, or the file's own.
+    let known = match custom {
+        Some((center, width)) => Some(imaging::Window { center, width }),
+        None => preset.window().or_else(|| {
+            page.first
+                .as_ref()
+                .and_then(|f| record.dicom(f.attachment))
+                .and_then(|m| m.window)
+        }),
+    };
+    if let Some(w) = known {
+        page.first_window = format!("{} {}", w.center, w.width);
+        page.center = w.center.to_string();
+        page.width = w.width.to_string();
+    }
     page.studies = studies;
     page.selected_series = selected;
     render(StatusCode::OK, lang, raw.as_deref(), &page)
