@@ -1,6 +1,6 @@
-//! The DICOM viewer in headless Chromium: a generated CT series and three of
-//! pydicom's bundled files (a monochrome multi-frame dose grid, a two-frame
-//! colour image, a JPEG-LS image no pure-Rust decoder reads) sent to a doctor,
+//! The DICOM viewer in headless Chromium: a generated CT series, a generated
+//! monochrome multi-frame file and two of pydicom's bundled files (a
+//! two-frame colour image, a JPEG-LS image no pure-Rust decoder reads) sent to a doctor,
 //! who opens the thread, then the viewer. The first slice is timed; the lung
 //! preset is chosen; the wheel and the keys scroll; the displayed slice's grey
 //! levels, read back from the page, match pydicom's decoding with the same
@@ -15,7 +15,7 @@ use crate::harness::{CLINIC, HOSPITAL, Network, run_browser};
 
 const SLICES: usize = 20;
 const SIZE: usize = 128;
-const MULTIFRAME: &str = "rtdose.dcm";
+const FRAMES: usize = 12;
 const COLOUR: &str = "SC_rgb_rle_2frame.dcm";
 const UNDECODABLE: &str = "MR_small_jpeg_ls_lossless.dcm";
 
@@ -37,7 +37,12 @@ fn difference(ours: &[u8], theirs: &[u8]) -> (f64, u8) {
 }
 
 /// pydicom's grey levels of one frame with the given window.
-fn pydicom_gray(file: &std::path::Path, frame: u32, window: &str, out: &std::path::Path) -> Vec<u8> {
+fn pydicom_gray(
+    file: &std::path::Path,
+    frame: u32,
+    window: &str,
+    out: &std::path::Path,
+) -> Vec<u8> {
     let (center, width) = window.split_once(' ').unwrap();
     oracle(&[
         "render",
@@ -72,10 +77,18 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
         &SLICES.to_string(),
         &SIZE.to_string(),
     ]);
+    let multiframe_file = tmp.path().join("MF00001.dcm");
+    oracle(&[
+        "multiframe",
+        multiframe_file.to_str().unwrap(),
+        &FRAMES.to_string(),
+        &SIZE.to_string(),
+    ]);
     let paths: Value = serde_json::from_str(&oracle(&["paths"])).unwrap();
     let bundled = std::path::PathBuf::from(paths["test_files"].as_str().unwrap());
     let mut files: Vec<std::path::PathBuf> = sorted_files(&study_dir);
-    for name in [MULTIFRAME, COLOUR, UNDECODABLE] {
+    files.push(multiframe_file);
+    for name in [COLOUR, UNDECODABLE] {
         files.push(bundled.join(name));
     }
     let items: Vec<(String, Vec<u8>)> = files
@@ -103,7 +116,7 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
         &rad,
         ("12345", "山田 太郎"),
         &items,
-        &[MULTIFRAME, COLOUR, UNDECODABLE],
+        &[COLOUR, UNDECODABLE],
     )
     .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
@@ -162,7 +175,10 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     let title = out["title"].as_str().unwrap();
     assert!(title.starts_with("画像ビューア"), "{title}");
     for patient in ["山田", "Yamada", "12345"] {
-        assert!(!title.contains(patient) && !url.contains(patient), "{title} {url}");
+        assert!(
+            !title.contains(patient) && !url.contains(patient),
+            "{title} {url}"
+        );
     }
     let list = out["series_list"].as_array().unwrap();
     assert_eq!(list.len(), 4, "{out}");
@@ -175,7 +191,10 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     let mf = list[series["multiframe"].as_u64().unwrap() as usize]["text"]
         .as_str()
         .unwrap();
-    assert!(mf.contains("RTDOSE") && mf.contains("15 フレーム"), "{mf:?}");
+    assert!(
+        mf.contains("Multi-frame") && mf.contains(&format!("{FRAMES} フレーム")),
+        "{mf:?}"
+    );
     assert!(
         out["study_dates"]
             .as_array()
@@ -185,7 +204,14 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     );
     assert_eq!(
         out["presets"],
-        json!([["default", "既定"], ["lung", "肺野"], ["mediastinum", "縦隔"], ["bone", "骨"], ["brain", "脳"], ["custom", "任意"]])
+        json!([
+            ["default", "既定"],
+            ["lung", "肺野"],
+            ["mediastinum", "縦隔"],
+            ["bone", "骨"],
+            ["brain", "脳"],
+            ["custom", "任意"]
+        ])
     );
 
     // The first slice, then the lung window over the same slice.
@@ -204,7 +230,10 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
         .map(|v| v.as_str().unwrap())
         .collect();
     for next in ["1", "2", "3", "4", "5", "6"] {
-        assert!(prefetched.contains(&next), "not prefetched: {next} in {prefetched:?}");
+        assert!(
+            prefetched.contains(&next),
+            "not prefetched: {next} in {prefetched:?}"
+        );
     }
 
     // Wheel and keys move through the series in instance order.
@@ -250,7 +279,7 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
 
     // The multi-frame file: frame 3 of 15, against pydicom with the window shown.
     let frame = &out["multiframe"];
-    assert_eq!(frame["pos"], "3 / 15", "{frame}");
+    assert_eq!(frame["pos"], format!("3 / {FRAMES}"), "{frame}");
     assert_eq!(frame["frame"], 2);
     assert_eq!(frame["attachment"], multiframe);
     let window = frame["window"].as_str().unwrap();
@@ -297,13 +326,28 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     );
 
     // English.
-    assert!(out["en"]["title"].as_str().unwrap().starts_with("Image viewer"));
+    assert!(
+        out["en"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Image viewer")
+    );
     assert_eq!(out["en"]["heading"], "Image viewer");
     assert_eq!(out["en"]["presets"][1], "Lung");
-    assert_eq!(out["screenshots"], json!(["viewer-ja.png", "viewer-en.png"]));
+    assert_eq!(
+        out["screenshots"],
+        json!(["viewer-ja.png", "viewer-en.png"])
+    );
 
     // Every slice shown is in the audit trail, as is the record read.
-    let audit = net.admin(&["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01"]);
+    let audit = net.admin(&[
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+    ]);
     assert!(audit.contains("intake_record"), "record view not audited");
     assert!(
         audit.contains(&format!("dicom attachment={at} frame=0")),

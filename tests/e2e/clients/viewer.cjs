@@ -41,13 +41,17 @@ function readViewport() {
   };
 }
 
-/// The viewport's state once `cond(state)` holds. The condition travels as
-/// source text and runs as a DevTools expression (the page's CSP forbids eval).
+/// The viewport's state once `cond(state)` holds, polled from here (the
+/// page's CSP forbids the eval that a string predicate in the page needs).
 async function viewportWhen(page, cond, what) {
-  const expr = `(() => { const s = (${readViewport})(); return s && (${cond})(s) ? s : null; })()`;
-  const handle = await page.waitForFunction(expr, null, { timeout: 20000 })
-    .catch((e) => { throw new Error(`waiting for ${what}: ${e.message}`); });
-  return handle.jsonValue();
+  const deadline = Date.now() + 20000;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await page.evaluate(readViewport);
+    if (last && cond(last)) return last;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`waiting for ${what}; the viewport shows ${JSON.stringify(last)}`);
 }
 
 /// Samples of the displayed <img>, drawn onto a canvas: [width, height, RGBA…].
@@ -125,12 +129,13 @@ async function test(out) {
     out.window_inputs = [await page.inputValue('#center'), await page.inputValue('#width')];
 
     // Prefetch: with the first slice shown, the next ones are asked for before any scroll.
-    await page.waitForFunction(() => performance.getEntriesByType('resource')
-      .filter((e) => e.name.includes('/render?') && e.name.includes('preset=lung')).length >= 6, null, { timeout: 10000 })
-      .catch(() => {});
-    out.prefetched = await page.evaluate(() => performance.getEntriesByType('resource')
+    const renders = () => page.evaluate(() => performance.getEntriesByType('resource')
       .filter((e) => e.name.includes('/render?') && e.name.includes('preset=lung'))
-      .map((e) => new URL(e.name).pathname.split('/')[5]));
+      .map((e) => new URL(e.name).pathname.split('/')[6]));
+    for (let waited = 0; waited < 5000 && (await renders()).length < 7; waited += 20) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    out.prefetched = await renders();
 
     // The wheel: three notches down, one up.
     await page.hover('#viewport');
@@ -138,7 +143,7 @@ async function test(out) {
     for (const [dy, want] of [[100, 1], [100, 2], [100, 3], [-100, 2]]) {
       const t = Date.now();
       await page.mouse.wheel(0, dy);
-      const s = await viewportWhen(page, new Function('s', `return s.shown === ${want} && s.naturalWidth > 0`), `wheel to ${want}`);
+      const s = await viewportWhen(page, (s) => s.shown === want && s.naturalWidth > 0, `wheel to ${want}`);
       steps.push({ input: `wheel ${dy}`, shown: s.shown, attachment: s.attachment, instance: s.instance, pos: s.pos, ms: Date.now() - t });
     }
     // The keys: ↓ ↓ ↑, PageDown, End, Home, and ↓ ×5 to the slice compared below.
@@ -147,12 +152,12 @@ async function test(out) {
     for (const [key, want] of keys) {
       const t = Date.now();
       await page.keyboard.press(key);
-      const s = await viewportWhen(page, new Function('s', `return s.shown === ${want} && s.naturalWidth > 0`), `${key} to ${want}`);
+      const s = await viewportWhen(page, (s) => s.shown === want && s.naturalWidth > 0, `${key} to ${want}`);
       steps.push({ input: key, shown: s.shown, attachment: s.attachment, instance: s.instance, pos: s.pos, ms: Date.now() - t });
     }
     for (let i = 1; i <= series.compare_at; i++) {
       await page.keyboard.press('ArrowDown');
-      await viewportWhen(page, new Function('s', `return s.shown === ${i} && s.naturalWidth > 0`), `ArrowDown to ${i}`);
+      await viewportWhen(page, (s) => s.shown === i && s.naturalWidth > 0, `ArrowDown to ${i}`);
     }
     out.steps = steps;
     const compared = await viewportWhen(page, (s) => s.naturalWidth > 0, 'the compared slice');

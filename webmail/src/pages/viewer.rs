@@ -323,8 +323,16 @@ async fn view(
         .unwrap_or_default();
     let (preset, custom) = opening_window(&q);
     let (window_query, center, width) = match custom {
-        Some((c, w)) => (format!("center={c}&width={w}"), c.to_string(), w.to_string()),
-        None => (format!("preset={}", preset.as_str()), String::new(), String::new()),
+        Some((c, w)) => (
+            format!("center={c}&width={w}"),
+            c.to_string(),
+            w.to_string(),
+        ),
+        None => (
+            format!("preset={}", preset.as_str()),
+            String::new(),
+            String::new(),
+        ),
     };
     let presets = Preset::ALL
         .into_iter()
