@@ -8,6 +8,9 @@
 #            window, PNG) and decode+window+PNG alone
 #   metadata intake's metadata extraction (imaging/examples/dicom_check) vs
 #            `dcmdump -M` (long values not loaded) on the same 1,000 files
+#   viewer   the study sent through the API of `renkei serve`; the reader's
+#            Chromium opens the thread, then the viewer: time to the first
+#            slice drawn (bench/dicom/first_slice.sh)
 # Usage: bash bench/dicom/run.sh [SLICES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,9 +64,14 @@ t=$(now); dcmdump -q -M "${thousand[@]}" >/dev/null; theirs=$(secs "$t")
 t=$(now); dcmdump -q "${thousand[@]}" >/dev/null; theirs_all=$(secs "$t")
 echo "renkei intake: $ours s; dcmdump -M: $theirs s; dcmdump (loading pixel data): $theirs_all s ($count files)"
 
-python3 - "$cp_secs" "$ingest_secs" "$rss" "$render_sealed" "$render_plain" "$ours" "$theirs" "$size_mib" <<'EOF'
+echo "== first slice in the browser"
+viewer_out="$(bash bench/dicom/first_slice.sh "$slices" "$work/study")"
+echo "$viewer_out" | grep -v '^RESULT'
+first_slice=$(echo "$viewer_out" | sed -n 's/^RESULT first_slice_ms=//p')
+
+python3 - "$cp_secs" "$ingest_secs" "$rss" "$render_sealed" "$render_plain" "$ours" "$theirs" "$size_mib" "$first_slice" <<'EOF'
 import sys
-cp, ingest, rss, rs, rp, ours, theirs, mib = map(float, sys.argv[1:])
+cp, ingest, rss, rs, rp, ours, theirs, mib, first = map(float, sys.argv[1:])
 def mark(ok): return "ok" if ok else "MISSED"
 print()
 print(f"{'figure':44} {'value':>14} {'target':>12}")
@@ -72,5 +80,6 @@ print(f"{'peak resident memory while ingesting':44} {rss:11.0f} MiB {'< 200 MiB'
 print(f"{'render 512x512 from the sealed item (median)':44} {rs:12.1f} ms {'< 30 ms':>12}  {mark(rs < 30)}")
 print(f"{'render 512x512 decode+window+PNG (median)':44} {rp:12.1f} ms {'':>12}")
 print(f"{'metadata, 1,000 files: dcmdump -M / ours':44} {theirs / ours:13.1f}x {'> 1x':>12}  {mark(theirs > ours)}")
+print(f"{'first slice in the browser (thread → drawn)':44} {first:12.0f} ms {'< 500 ms':>12}  {mark(first < 500)}")
 EOF
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores; other builds may be running)"

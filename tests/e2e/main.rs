@@ -20,4 +20,5 @@ mod smtp;
 mod story;
 mod two_nodes;
 mod twofactor;
+mod viewer;
 mod workflows;

@@ -14,6 +14,8 @@
   study OUT N [SIZE] [PID] [NAME]
                                  a CT study of N slices (SIZE x SIZE, 16-bit signed,
                                  HU with intercept -1024), one series, new UIDs
+  multiframe OUT N [SIZE]        one monochrome multi-frame file of N such sections
+                                 (the viewer's frame scrolling), new UIDs
 """
 import json
 import os
@@ -137,6 +139,32 @@ def study(out, n, size=512, pid="0012345", name="Yamada^Tarou=山田^太郎=や�
         ds.save_as(os.path.join(out, f"IM{i + 1:05d}.dcm"), enforce_file_format=True)
 
 
+def multiframe(out, n, size=128):
+    test_dir, _ = data_dirs()
+    ds = pydicom.dcmread(os.path.join(test_dir, "CT_small.dcm"))
+    ds.file_meta = FileMetaDataset(ds.file_meta)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sop = generate_uid()
+    # Multi-frame Grayscale Word Secondary Capture
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientID = "0012345"
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    ds.StudyDate = "20261120"
+    ds.SeriesDescription = "Multi-frame"
+    ds.SeriesNumber = 3
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = n
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    ds.PixelData = b"".join(phantom(size, z, n).tobytes() for z in range(n))
+    ds.save_as(out, enforce_file_format=True)
+
+
 def meta(paths):
     out = {}
     for p in paths:
@@ -194,6 +222,8 @@ def main():
         meta(sys.argv[2:])
     elif cmd == "without":
         without(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "multiframe":
+        multiframe(sys.argv[2], int(sys.argv[3]), *([int(sys.argv[4])] if len(sys.argv) > 4 else []))
     elif cmd == "study":
         args = sys.argv[2:]
         study(args[0], int(args[1]), *( [int(args[2])] if len(args) > 2 else []), *args[3:5])

@@ -3,7 +3,8 @@
 //! One module per area, each with its own `routes()` and its own texts:
 //! `account` (sign-in, password, second factor, home), `mail` (inbox, sent,
 //! archive, search), `compose`, `thread`, `liaison`, `clerk`, `booking`,
-//! `settings`, `operator`, `public` (the facility list, no sign-in).
+//! `settings`, `operator`, `public` (the facility list, no sign-in),
+//! `viewer` (the DICOM viewer of an item).
 //! What every page shares lives here: the frame around the content
 //! ([`Chrome`]), the session lookup with its redirects ([`PageCtx`]) and
 //! rendering.
@@ -18,6 +19,7 @@ pub mod operator;
 pub mod public;
 pub mod settings;
 pub mod thread;
+pub mod viewer;
 
 use askama::Template;
 use axum::Router;
@@ -37,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .merge(mail::routes())
         .merge(compose::routes())
         .merge(thread::routes())
+        .merge(viewer::routes())
         .merge(liaison::routes())
         .merge(clerk::routes())
         .merge(booking::routes())

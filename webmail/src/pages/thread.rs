@@ -194,6 +194,7 @@ pub struct ThreadTexts {
     pub consent_by: &'static str,
     pub attachments: &'static str,
     pub pdf: &'static str,
+    pub open_viewer: &'static str,
     pub actions: &'static str,
     pub read_only: &'static str,
     pub comment: &'static str,
@@ -231,6 +232,7 @@ static JA: ThreadTexts = ThreadTexts {
     consent_by: "取得者",
     attachments: "添付ファイル",
     pdf: "PDF出力",
+    open_viewer: "画像を表示（ビューア）",
     actions: "操作",
     read_only: "閲覧のみです。この画面から変更できる操作はありません。",
     comment: "コメント",
@@ -268,6 +270,7 @@ static EN: ThreadTexts = ThreadTexts {
     consent_by: "obtained by",
     attachments: "Attachments",
     pdf: "Export PDF",
+    open_viewer: "View images",
     actions: "Actions",
     read_only: "Read only: nothing can be changed from this page.",
     comment: "Comment",
@@ -319,6 +322,8 @@ pub struct StepView {
     pub fields: Vec<FieldLine>,
     pub attachments: Vec<AttachmentLink>,
     pub pdf_href: String,
+    /// The DICOM viewer, for an item with DICOM files.
+    pub viewer_href: Option<String>,
     /// Set when the step could not be opened at all.
     pub broken: Option<&'static str>,
 }
@@ -482,6 +487,7 @@ async fn step_view(
             })
             .collect(),
         pdf_href: format!("/api/v1/envelopes/{}/pdf", item.id),
+        viewer_href: super::viewer::href_for(item),
         broken: None,
     }
 }
@@ -515,6 +521,7 @@ fn broken_view(
         fields: Vec::new(),
         attachments: Vec::new(),
         pdf_href: String::new(),
+        viewer_href: None,
         broken: Some(what),
     }
 }
