@@ -595,7 +595,7 @@ impl Directory {
     /// Resolves a cookie to its session, ending it if it has been idle or open too long.
     pub async fn authenticate(&self, token: &SessionToken) -> Result<CurrentSession> {
         let digest = token.digest();
-        let Some(record) = self.store.session(&digest).await? else {
+        let Some((record, account)) = self.store.session_with_account(&digest).await? else {
             return Err(Error::NotSignedIn);
         };
         let t = now_ms();
@@ -606,7 +606,6 @@ impl Directory {
             self.keyrings.remove(&digest);
             return Err(Error::SessionExpired);
         }
-        let account = self.account(&record.account_id).await?;
         if account.locked {
             self.store.delete_session(&digest).await?;
             self.keyrings.remove(&digest);

@@ -55,6 +55,8 @@ pub struct FolderPage {
     /// 1-based.
     pub page: u32,
     pub has_more: bool,
+    /// The Inbox's unread entries, up to [`UNREAD_CAP`], whatever the folder.
+    pub unread: i64,
 }
 
 /// The unread count stops here: a badge says "999+", and counting on would
@@ -86,7 +88,7 @@ impl Postroom {
             MailFolder::Sent => (Some("sent"), false),
             MailFolder::Archive => (None, true),
         };
-        let mut rows = self
+        let listed = self
             .directory()
             .store()
             .mailbox_listing(&ListingQuery {
@@ -98,14 +100,17 @@ impl Postroom {
                 // One more than shown tells whether a next page exists.
                 limit: per_page + 1,
                 offset: i64::from(page - 1) * per_page,
+                unread_cap: UNREAD_CAP,
             })
             .await?;
+        let mut rows = listed.rows;
         let has_more = rows.len() as i64 > per_page;
         rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
         Ok(FolderPage {
             rows,
             page,
             has_more,
+            unread: listed.unread,
         })
     }
 
@@ -152,8 +157,10 @@ impl Postroom {
                 thread_state: None,
                 limit: i64::MAX,
                 offset: 0,
+                unread_cap: 0,
             })
-            .await?;
+            .await?
+            .rows;
         let mut found = Vec::new();
         for batch in all.chunks(SEARCH_BATCH) {
             let ids: Vec<String> = batch.iter().map(|r| r.envelope_id.clone()).collect();

@@ -169,6 +169,12 @@ pub trait Store:
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
     async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>>;
+    /// A session and its account in one statement: every request asks for
+    /// both. `None` when either is gone.
+    async fn session_with_account(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(SessionRecord, Account)>>;
     async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()>;
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
     /// Signs the account out everywhere (password change, lock, reset).

@@ -67,6 +67,16 @@ pub struct ListingQuery<'a> {
     pub thread_state: Option<&'a str>,
     pub limit: i64,
     pub offset: i64,
+    /// The principal's unread Inbox entries are counted up to this, in the
+    /// same statement (every folder page shows the Inbox's count).
+    pub unread_cap: i64,
+}
+
+/// A page of [`ListingRow`]s and the Inbox's unread count.
+#[derive(Debug, Clone, Default)]
+pub struct ListingPage {
+    pub rows: Vec<ListingRow>,
+    pub unread: i64,
 }
 
 /// One row of a folder page: the entry, its thread's progress and the facility
@@ -156,7 +166,7 @@ pub trait QueueStore: Send + Sync {
         archived: bool,
     ) -> StoreResult<Vec<MailboxListing>>;
     /// One page of a principal's entries, newest first, in one indexed query.
-    async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<Vec<ListingRow>>;
+    async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<ListingPage>;
     /// Unread, unarchived entries in a principal's Inbox, counted up to `cap`.
     async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64>;
     async fn set_flags(

@@ -32,6 +32,19 @@ const LISTING: &str = "SELECT m.envelope_id, m.folder, m.seen, m.archived, m.del
 /// The statement for `q`: only the conditions it sets (so each combination is
 /// its own prepared statement and the index serves the folder and flag), then
 /// the order and the page. Parameters follow in the order [`bind_listing`] binds.
+/// How many parameters [`listing`] takes.
+fn listing_params(q: &super::queue::ListingQuery<'_>) -> usize {
+    3 + [
+        q.folder.is_some(),
+        q.archived.is_some(),
+        q.kind.is_some(),
+        q.thread_state.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count()
+}
+
 pub(super) fn listing(q: &super::queue::ListingQuery<'_>) -> String {
     let mut sql = String::from(LISTING);
     let mut n = 1;
@@ -69,11 +82,17 @@ const LISTING_COLUMNS: &str = "envelope_id, folder, seen, archived, delivered_at
 /// `json_agg(json_build_array(…))`). A page of fifty rows fetched row by row
 /// cost SQLite's worker thread and the request a wake-up per row: fifty
 /// context switches a page, more than the query itself.
+/// The Inbox's unread count rides along (its cap is the last parameter, so
+/// parameters first appear in number order, as SQLite numbers them).
 pub(super) fn listing_page(q: &super::queue::ListingQuery<'_>, aggregate: (&str, &str)) -> String {
     let (agg, array) = aggregate;
+    let listing = listing(q);
+    let cap = listing_params(q) + 1;
     format!(
-        "SELECT CAST({agg}({array}({LISTING_COLUMNS})) AS TEXT) FROM ({}) AS page",
-        listing(q)
+        "SELECT p.rows, u.unread FROM \
+         (SELECT CAST({agg}({array}({LISTING_COLUMNS})) AS TEXT) AS rows FROM ({listing}) AS page) AS p, \
+         (SELECT COUNT(*) AS unread FROM (SELECT 1 FROM mailbox_entries WHERE principal = $1 \
+          AND folder = 'inbox' AND archived = FALSE AND seen = FALSE LIMIT ${cap}) AS c) AS u"
     )
 }
 
@@ -163,7 +182,7 @@ macro_rules! bind_listing {
         if let Some(s) = q.thread_state {
             query = query.bind(s);
         }
-        query.bind(q.limit).bind(q.offset)
+        query.bind(q.limit).bind(q.offset).bind(q.unread_cap)
     }};
 }
 pub(super) use bind_listing;
@@ -400,13 +419,16 @@ macro_rules! impl_queue_store {
             async fn mailbox_listing(
                 &self,
                 q: &$crate::store::queue::ListingQuery<'_>,
-            ) -> StoreResult<Vec<$crate::store::queue::ListingRow>> {
+            ) -> StoreResult<$crate::store::queue::ListingPage> {
                 let sql = queue_sql::listing_page(q, $page_aggregate);
-                let query = sqlx::query_scalar::<_, Option<String>>(&sql);
-                let page = queue_sql::bind_listing!(query, q)
+                let query = sqlx::query_as::<_, (Option<String>, i64)>(&sql);
+                let (rows, unread) = queue_sql::bind_listing!(query, q)
                     .fetch_one(&self.pool)
                     .await?;
-                queue_sql::page_rows(page.as_deref())
+                Ok($crate::store::queue::ListingPage {
+                    rows: queue_sql::page_rows(rows.as_deref())?,
+                    unread,
+                })
             }
 
             async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {

@@ -111,6 +111,16 @@ pub(super) struct SessionRow {
     pub remote_addr: Option<String>,
 }
 
+/// [`SessionRow`] and [`AccountRow`] of one join (see `select_session_with_account`).
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionAccountRow {
+    #[sqlx(flatten)]
+    pub account: AccountRow,
+    pub session_created_at: i64,
+    pub last_seen: i64,
+    pub remote_addr: Option<String>,
+}
+
 impl TryFrom<SessionRow> for SessionRecord {
     type Error = StoreError;
     fn try_from(r: SessionRow) -> Result<Self, StoreError> {

@@ -28,6 +28,17 @@ const ACCOUNT_COLUMNS: &str = "id, role, facility_code, name, email, email_verif
 pub(super) fn select_account() -> String {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1")
 }
+pub(super) fn select_session_with_account() -> String {
+    let account: Vec<String> = ACCOUNT_COLUMNS
+        .split(", ")
+        .map(|c| format!("a.{}", c.trim()))
+        .collect();
+    format!(
+        "SELECT {}, s.created_at AS session_created_at, s.last_seen, s.remote_addr \
+         FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
+        account.join(", ")
+    )
+}
 pub(super) fn select_accounts_by_ids(n: usize) -> String {
     format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({})",
@@ -272,6 +283,29 @@ macro_rules! impl_portable_store {
                     .await?
                     .map(SessionRecord::try_from)
                     .transpose()
+            }
+
+            async fn session_with_account(
+                &self,
+                token_hash: &[u8],
+            ) -> StoreResult<Option<(SessionRecord, Account)>> {
+                let Some(row) = sqlx::query_as::<_, rows::SessionAccountRow>(
+                    &sql::select_session_with_account(),
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let session = SessionRecord::try_from(rows::SessionRow {
+                    token_hash: token_hash.to_vec(),
+                    account_id: row.account.id.clone(),
+                    created_at: row.session_created_at,
+                    last_seen: row.last_seen,
+                    remote_addr: row.remote_addr,
+                })?;
+                Ok(Some((session, Account::try_from(row.account)?)))
             }
 
             async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {

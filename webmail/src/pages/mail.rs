@@ -386,11 +386,12 @@ async fn folder(
     let loaded = async {
         personal_mail(&ctx)?;
         let filter = q.filter()?;
+        // One statement: the page and the Inbox's unread count.
         let page = state
             .postroom
             .folder_page(&ctx.session, which, filter, page_no, PER_PAGE)
             .await?;
-        let unread = state.postroom.unread_in_inbox(&ctx.session).await?;
+        let unread = page.unread;
         Ok::<(FolderPage, i64), Error>((page, unread))
     }
     .await;
