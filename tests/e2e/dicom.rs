@@ -17,7 +17,7 @@ use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
 const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/imaging/tests/py/oracle.py");
 
-fn oracle(args: &[&str]) -> String {
+pub(crate) fn oracle(args: &[&str]) -> String {
     let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
         .arg(ORACLE)
@@ -32,7 +32,7 @@ fn oracle(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn sorted_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -41,14 +41,14 @@ fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn named(path: &Path) -> (String, Vec<u8>) {
+pub(crate) fn named(path: &Path) -> (String, Vec<u8>) {
     (
         path.file_name().unwrap().to_string_lossy().into_owned(),
         std::fs::read(path).unwrap(),
     )
 }
 
-async fn send(
+pub(crate) async fn send(
     server: &Server,
     client: &reqwest::Client,
     to: &str,
