@@ -152,6 +152,37 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     }
     let want = Value::Object(want);
 
+    // The item's page links the study, each series and the whole item.
+    for (query, study_label, series_label) in [
+        ("", "検査をZIPでダウンロード", "シリーズをZIPでダウンロード"),
+        (
+            "?lang=en",
+            "Download study as ZIP",
+            "Download series as ZIP",
+        ),
+    ] {
+        let page = rad_c
+            .get(server.url(&format!("/items/{id}{query}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for link in [
+            format!(
+                "href=\"/api/v1/envelopes/{id}/studies/{ct_at}/zip\" download class=\"zip-study\">{study_label}<"
+            ),
+            format!(
+                "href=\"/api/v1/envelopes/{id}/studies/{ct_at}/series/1/zip\" download class=\"zip-series\">{series_label}<"
+            ),
+            format!("href=\"/api/v1/envelopes/{id}/zip\" download class=\"zip-all\">"),
+        ] {
+            assert!(page.contains(&link), "{link} missing from the page");
+        }
+        assert!(page.contains("Lung/Med 5.0mm"), "series described");
+    }
+
     let url = server.url(&format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip"));
     // The first attempt breaks off half-way: half the body read, then the connection dropped.
     let mut first = rad_c.get(&url).send().await.unwrap();
