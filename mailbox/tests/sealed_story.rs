@@ -803,7 +803,11 @@ async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_chec
         .await
         .unwrap();
     let names: Vec<&str> = all.files.iter().map(|f| f.info.name.as_str()).collect();
-    assert_eq!(names, ["a1.dcm", "b1.dcm", "a2.dcm"], "not the intake record");
+    assert_eq!(
+        names,
+        ["a1.dcm", "b1.dcm", "a2.dcm"],
+        "not the intake record"
+    );
     assert_eq!(all.record.as_ref().unwrap().studies[0].series.len(), 2);
     let a = all.files[0].place.unwrap();
     assert_eq!(all.files[2].place, Some(a));
@@ -864,7 +868,7 @@ async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_chec
     blob[mid] ^= 0x40;
     std::fs::write(&path, &blob).unwrap();
     assert!(matches!(
-        all.stream(2, &mut Vec::new()),
+        all.stream(2, Vec::new()),
         Err(Error::Tampered("attachment"))
     ));
 }
