@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::postroom::{
-    BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
-    SignatureStatus,
+    ArchiveScope, BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom,
+    Recipient, SignatureStatus,
 };
 use mailbox::{
     AccountId, AuthPolicy, CurrentSession, Directory, Error, Facility, FacilityCode, NetworkPolicy,
@@ -775,4 +775,100 @@ async fn opening_many_answers_each_item_as_opening_it_alone() {
             .unwrap();
     assert_eq!(inbox.len(), 7, "delivered");
     assert!(inbox.iter().all(|e| !e.seen), "peeking marks nothing seen");
+}
+
+#[tokio::test]
+async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_checked() {
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let other = n.person(Role::Doctor, Some(HOSPITAL), "other").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let slice = |series: &str, k: u32| {
+        imaging::sample::instance("2.25.9", series, k, "", "", &[k as u8; 5000])
+    };
+    let files = [
+        ("a1.dcm", slice("2.25.9.1", 1)),
+        ("b1.dcm", slice("2.25.9.2", 1)),
+        ("a2.dcm", slice("2.25.9.1", 2)),
+    ];
+    let id = n
+        .send(&gp_s, vec![Recipient::Person(rad.id.clone())], "", &files)
+        .await;
+    let rad_s = n.sign_in(&rad).await;
+
+    let all = n
+        .post
+        .archive(&rad_s, &id, ArchiveScope::Item)
+        .await
+        .unwrap();
+    let names: Vec<&str> = all.files.iter().map(|f| f.info.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a1.dcm", "b1.dcm", "a2.dcm"],
+        "not the intake record"
+    );
+    assert_eq!(all.record.as_ref().unwrap().studies[0].series.len(), 2);
+    let a = all.files[0].place.unwrap();
+    assert_eq!(all.files[2].place, Some(a));
+    assert_ne!(all.files[1].place, Some(a));
+    for (i, (_, bytes)) in files.iter().enumerate() {
+        let mut out = Vec::new();
+        all.stream(i, &mut out).unwrap();
+        assert!(out == *bytes, "{i} streams byte for byte");
+    }
+
+    let series = n
+        .post
+        .archive(
+            &rad_s,
+            &id,
+            ArchiveScope::Series {
+                study: a.0,
+                series: a.1,
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = series.files.iter().map(|f| f.info.name.as_str()).collect();
+    assert_eq!(names, ["a1.dcm", "a2.dcm"]);
+    let study = n
+        .post
+        .archive(&rad_s, &id, ArchiveScope::Study(0))
+        .await
+        .unwrap();
+    assert_eq!(study.files.len(), 3);
+    assert!(matches!(
+        n.post.archive(&rad_s, &id, ArchiveScope::Study(1)).await,
+        Err(Error::NotFound("study"))
+    ));
+    assert!(matches!(
+        n.post
+            .archive(
+                &rad_s,
+                &id,
+                ArchiveScope::Series {
+                    study: 0,
+                    series: 2
+                }
+            )
+            .await,
+        Err(Error::NotFound("series"))
+    ));
+    let other_s = n.sign_in(&other).await;
+    assert!(matches!(
+        n.post.archive(&other_s, &id, ArchiveScope::Item).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // A changed blob stops the stream with `Tampered`.
+    let path = n.post.blobs().file_path(&format!("{id}/2")).unwrap();
+    let mut blob = std::fs::read(&path).unwrap();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x40;
+    std::fs::write(&path, &blob).unwrap();
+    assert!(matches!(
+        all.stream(2, Vec::new()),
+        Err(Error::Tampered("attachment"))
+    ));
 }

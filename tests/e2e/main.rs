@@ -5,6 +5,7 @@
 mod crash;
 mod demo;
 mod dicom;
+mod dicom_zip;
 mod harness;
 mod imap;
 mod notify;

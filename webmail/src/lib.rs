@@ -12,8 +12,8 @@ mod openapi;
 mod pages;
 mod records;
 pub mod session;
+mod study_zip;
 mod threads;
-#[allow(dead_code)] // the study download lands with the viewer
 mod zipstream;
 
 use std::future::Future;
@@ -108,6 +108,12 @@ pub fn router(state: AppState) -> Router {
             get(envelopes::attachment),
         )
         .route("/envelopes/{id}/studies", get(imaging::studies))
+        .route("/envelopes/{id}/zip", get(study_zip::item))
+        .route("/envelopes/{id}/studies/{study}/zip", get(study_zip::study))
+        .route(
+            "/envelopes/{id}/studies/{study}/series/{series}/zip",
+            get(study_zip::series),
+        )
         .route(
             "/envelopes/{id}/attachments/{index}/render",
             get(imaging::render),

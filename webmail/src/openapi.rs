@@ -15,7 +15,7 @@ use crate::envelopes::EnvelopeSpec;
 use crate::error::ErrorBody;
 use crate::session::SESSION_COOKIE;
 use crate::threads::{StepSpec, ThreadSpec};
-use crate::{api, envelopes, factors, imaging, notify, records, threads};
+use crate::{api, envelopes, factors, imaging, notify, records, study_zip, threads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,7 @@ use crate::{api, envelopes, factors, imaging, notify, records, threads};
         factors::rename_webauthn, factors::remove_webauthn, factors::admin_factors, factors::admin_reset,
         envelopes::send, envelopes::list, envelopes::open, envelopes::attachment, envelopes::forward,
         envelopes::flags, envelopes::delivery, envelopes::mailbox, imaging::studies, imaging::render,
+        study_zip::item, study_zip::study, study_zip::series,
         records::item_pdf, records::item_pdf_signature, records::audit, records::readings_csv,
         records::usage_csv, records::deletion_search, records::deletion_apply,
         threads::open, threads::list, threads::view, threads::step, threads::claim, threads::release,

@@ -321,6 +321,8 @@ pub struct StepView {
     pub body: String,
     pub fields: Vec<FieldLine>,
     pub attachments: Vec<AttachmentLink>,
+    /// The whole item, each study and each series as a ZIP.
+    pub zip: Option<crate::study_zip::ZipLinks>,
     pub pdf_href: String,
     /// The DICOM viewer, for an item with DICOM files.
     pub viewer_href: Option<String>,
@@ -486,6 +488,7 @@ async fn step_view(
                 sha256: a.sha256.clone(),
             })
             .collect(),
+        zip: None,
         pdf_href: format!("/api/v1/envelopes/{}/pdf", item.id),
         viewer_href: super::viewer::href_for(item),
         broken: None,
@@ -520,6 +523,7 @@ fn broken_view(
         body: String::new(),
         fields: Vec::new(),
         attachments: Vec::new(),
+        zip: None,
         pdf_href: String::new(),
         viewer_href: None,
         broken: Some(what),
@@ -678,7 +682,10 @@ async fn thread_page(
     let mut steps = Vec::with_capacity(view.steps.len());
     for s in &view.steps {
         steps.push(match &s.opened {
-            Ok(item) => step_view(state, lang, &mut names, &thread.kind, item).await,
+            Ok(item) => StepView {
+                zip: crate::study_zip::page_links(state, &ctx.session, lang, item).await,
+                ..step_view(state, lang, &mut names, &thread.kind, item).await
+            },
             Err(e) => broken_view(lang, &thread.kind, &s.row, e),
         });
     }
@@ -866,7 +873,10 @@ async fn item(
         return Redirect::to(&format!("/threads/{thread}")).into_response();
     }
     let mut names = Names::default();
-    let step = step_view(&state, lang, &mut names, &opened.kind, &opened).await;
+    let step = StepView {
+        zip: crate::study_zip::page_links(&state, &ctx.session, lang, &opened).await,
+        ..step_view(&state, lang, &mut names, &opened.kind, &opened).await
+    };
     let page = ItemPage {
         lang,
         t: lang.texts(),

@@ -1,0 +1,627 @@
+//! `/api/v1/envelopes/{id}/zip`, `…/studies/{study}/zip` and
+//! `…/studies/{study}/series/{series}/zip`: an item's files, one study or
+//! one series as a stored ZIP streamed on the fly, resumable with `Range`.
+//! The browser's links on the thread page use the same routes (the session
+//! cookie authenticates them, as for the PDF).
+//!
+//! Studies and series are named by their position in the sealed intake
+//! record, not by their Study/Series Instance UIDs: DICOM's de-identification
+//! profile treats UIDs as identifying (they often embed dates, device serials
+//! or accession numbers), and URLs end up in logs and browser histories.
+//!
+//! Every byte offset comes from the manifest sizes ([`zipstream::Layout`]),
+//! so `Content-Length` is exact and the same request yields the same bytes.
+//! Each entry's CRC-32 travels in a data descriptor after its data, because
+//! it is only known once the plaintext has been decrypted: a response
+//! decrypts just the entries its range touches (a range starting inside an
+//! entry decrypts that entry from its start and skips), and the central
+//! directory at the end needs every CRC — those this response did not
+//! stream come from a per-process cache keyed by the plaintext's signed
+//! SHA-256 (filled only after the manifest check passed), else the entry is
+//! decrypted once more just to compute it. CRCs are not written anywhere:
+//! after a restart a resume that reaches the tail decrypts again.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::{Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use mailbox::Error;
+use mailbox::intake::IntakeRecord;
+use mailbox::postroom::{ArchiveScope, SealedArchive};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::api::api_session;
+use crate::error::ApiError;
+use crate::pages::thread::content_disposition;
+use crate::zipstream::{Entry, Layout, Part, byte_range, safe_file_name};
+
+/// `GET /api/v1/envelopes/{id}/zip`
+#[utoipa::path(get, path = "/envelopes/{id}/zip", tag = "envelopes", operation_id = "item_zip",
+    params(("id" = String, Path, description = "Item ID"),
+        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
+        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+    responses(
+        (status = 200, description = "Every attachment as a stored ZIP, DICOM files in study and series folders; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+            content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+pub async fn item(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    serve(state, headers, id, ArchiveScope::Item).await
+}
+
+/// `GET /api/v1/envelopes/{id}/studies/{study}/zip`
+#[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
+    params(("id" = String, Path, description = "Item ID"),
+        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
+        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
+        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+    responses(
+        (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+            content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+pub async fn study(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, study)): Path<(String, usize)>,
+) -> Result<Response, ApiError> {
+    serve(state, headers, id, ArchiveScope::Study(study)).await
+}
+
+/// `GET /api/v1/envelopes/{id}/studies/{study}/series/{series}/zip`
+#[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/series/{series}/zip", tag = "envelopes", operation_id = "series_zip",
+    params(("id" = String, Path, description = "Item ID"),
+        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
+        ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
+        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
+        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+    responses(
+        (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+            content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
+        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+pub async fn series(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, study, series)): Path<(String, usize, usize)>,
+) -> Result<Response, ApiError> {
+    serve(state, headers, id, ArchiveScope::Series { study, series }).await
+}
+
+async fn serve(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    scope: ArchiveScope,
+) -> Result<Response, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let archive = state.postroom.archive(&session, &id, scope).await?;
+    let layout = Layout::new(entries(&archive), jst(archive.created_at));
+    let etag = etag(&id, scope, &archive, &layout);
+    let total = layout.total_len();
+    let wanted = requested_range(&headers, &etag, total);
+    let partial = matches!(wanted, Wanted::Part(_));
+    let range = match wanted {
+        Wanted::Whole => 0..total,
+        Wanted::Part(r) => r,
+        Wanted::Unsatisfiable => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
+        }
+    };
+    let disposition = content_disposition(&zip_name(&id, scope));
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let sent = range.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = produce(&archive, &layout, &sent, &tx) {
+            tracing::warn!(envelope = id, error = %e, "archive download aborted");
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(range.end - range.start),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if partial {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{total}", range.start, range.end - 1))
+        {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// The ZIP links of one item on the thread page: every attachment at once,
+/// and each study and series of its sealed intake record.
+pub struct ZipLinks {
+    pub all_href: String,
+    pub all_label: &'static str,
+    pub studies: Vec<StudyLink>,
+}
+
+pub struct StudyLink {
+    pub summary: String,
+    pub href: String,
+    pub label: &'static str,
+    pub series: Vec<SeriesLink>,
+}
+
+pub struct SeriesLink {
+    pub summary: String,
+    pub href: String,
+    pub label: &'static str,
+}
+
+struct ZipTexts {
+    all: &'static str,
+    study: &'static str,
+    series: &'static str,
+    images: &'static str,
+}
+
+const JA: ZipTexts = ZipTexts {
+    all: "添付ファイルをまとめてZIPでダウンロード",
+    study: "検査をZIPでダウンロード",
+    series: "シリーズをZIPでダウンロード",
+    images: "枚",
+};
+const EN: ZipTexts = ZipTexts {
+    all: "Download all attachments as ZIP",
+    study: "Download study as ZIP",
+    series: "Download series as ZIP",
+    images: " images",
+};
+
+/// The links for an opened item (`None` without attachments). Reading the
+/// intake record is a view in the audit trail, as on the API; an item whose
+/// record cannot be read still offers the whole-item ZIP.
+pub async fn page_links(
+    state: &AppState,
+    session: &mailbox::CurrentSession,
+    lang: crate::i18n::Lang,
+    item: &mailbox::postroom::OpenedItem,
+) -> Option<ZipLinks> {
+    if item.attachments.is_empty() {
+        return None;
+    }
+    let tt = match lang {
+        crate::i18n::Lang::Ja => &JA,
+        crate::i18n::Lang::En => &EN,
+    };
+    let base = format!("/api/v1/envelopes/{}", item.id);
+    let record = match state.postroom.intake_record(session, &item.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(envelope = item.id, error = %e, "intake record unreadable for the ZIP links");
+            None
+        }
+    };
+    let studies = record
+        .map(|r| r.studies)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(s, study)| StudyLink {
+            summary: words(&[
+                study.study_date.as_deref().unwrap_or(""),
+                &study.modalities().join("/"),
+                &study.description,
+                &format!("（{}{}）", study.image_count(), tt.images),
+            ]),
+            href: format!("{base}/studies/{s}/zip"),
+            label: tt.study,
+            series: study
+                .series
+                .iter()
+                .enumerate()
+                .map(|(n, series)| SeriesLink {
+                    summary: words(&[
+                        &series
+                            .series_number
+                            .map(|k| format!("#{k}"))
+                            .unwrap_or_default(),
+                        &series.modality,
+                        &series.description,
+                        &format!("（{}{}）", series.image_count(), tt.images),
+                    ]),
+                    href: format!("{base}/studies/{s}/series/{n}/zip"),
+                    label: tt.series,
+                })
+                .collect(),
+        })
+        .collect();
+    Some(ZipLinks {
+        all_href: format!("{base}/zip"),
+        all_label: tt.all,
+        studies,
+    })
+}
+
+fn words(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|w| w.trim())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What the request asks for, resolved against the archive's length.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    Whole,
+    Part(Range<u64>),
+    Unsatisfiable,
+}
+
+/// One `Range` (RFC 9110 §14.2), honoured only while `If-Range` (when sent)
+/// names this very archive: a changed archive is sent whole, never spliced.
+/// Several ranges, or a header that is not a byte range, get the whole body.
+fn requested_range(headers: &HeaderMap, etag: &str, total: u64) -> Wanted {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Wanted::Whole;
+    };
+    if let Some(if_range) = headers.get(header::IF_RANGE)
+        && if_range.as_bytes() != etag.as_bytes()
+    {
+        return Wanted::Whole;
+    }
+    match byte_range(range, total) {
+        None => Wanted::Whole,
+        Some(Ok(r)) => Wanted::Part(r),
+        Some(Err(())) => Wanted::Unsatisfiable,
+    }
+}
+
+/// A strong validator: the archive's bytes follow from the item, the scope,
+/// the entry names and the signed sizes and SHA-256 of the files (and the
+/// layout's version, should the layout ever change).
+fn etag(id: &str, scope: ArchiveScope, archive: &SealedArchive, layout: &Layout) -> String {
+    let mut h = Sha256::new();
+    h.update(b"renkei-zip-1\0");
+    h.update(id.as_bytes());
+    h.update(format!("\0{scope:?}\0{}\0", archive.created_at).as_bytes());
+    for (f, e) in archive.files.iter().zip(layout.entries()) {
+        h.update(e.name.as_bytes());
+        h.update(b"\0");
+        h.update(f.info.size.to_le_bytes());
+        h.update(f.info.sha256.as_bytes());
+    }
+    format!("\"{}\"", hex::encode(&h.finalize()[..20]))
+}
+
+/// The download's own name: the item ID and the positions, nothing from
+/// inside the item.
+fn zip_name(id: &str, scope: ArchiveScope) -> String {
+    match scope {
+        ArchiveScope::Item => format!("renkei-{id}.zip"),
+        ArchiveScope::Study(s) => format!("renkei-{id}-study{}.zip", s + 1),
+        ArchiveScope::Series { study, series } => {
+            format!("renkei-{id}-study{}-series{}.zip", study + 1, series + 1)
+        }
+    }
+}
+
+/// The archive's one timestamp: when the item was sent, in Japan time (ZIP
+/// times are local and carry no zone).
+fn jst(created_at: i64) -> chrono::NaiveDateTime {
+    chrono::DateTime::from_timestamp(created_at, 0)
+        .map(|t| t.naive_utc() + chrono::Duration::hours(9))
+        .unwrap_or_default()
+}
+
+/// Paths inside the archive: `study1_DATE_DESCRIPTION/series3_CT_DESCRIPTION/NAME`
+/// for DICOM files, the bare name for the rest; every part made safe, and a
+/// repeated path gets ` (2)`, ` (3)` … before its extension.
+fn entries(archive: &SealedArchive) -> Vec<Entry> {
+    let mut taken = HashSet::new();
+    archive
+        .files
+        .iter()
+        .map(|f| {
+            let name = safe_file_name(&f.info.name);
+            let folder = f
+                .place
+                .and_then(|(s, n)| folder(archive.record.as_ref()?, s, n));
+            let path = match folder {
+                Some(folder) => format!("{folder}/{name}"),
+                None => name,
+            };
+            Entry {
+                name: unique(&mut taken, path),
+                size: f.info.size,
+            }
+        })
+        .collect()
+}
+
+fn folder(record: &IntakeRecord, s: usize, n: usize) -> Option<String> {
+    let study = record.studies.get(s)?;
+    let series = study.series.get(n)?;
+    let part = |words: &[&str]| {
+        let joined = words
+            .iter()
+            .map(|w| w.trim())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        // A description may hold `/` ("A/P"); it is a word, not a folder.
+        safe_file_name(&joined.replace(['/', '\\'], "_"))
+    };
+    let study_no = format!("study{}", s + 1);
+    let series_no = format!(
+        "series{}",
+        series.series_number.map_or(n as i64 + 1, |number| number)
+    );
+    Some(format!(
+        "{}/{}",
+        part(&[
+            &study_no,
+            study.study_date.as_deref().unwrap_or(""),
+            &study.description
+        ]),
+        part(&[&series_no, &series.modality, &series.description]),
+    ))
+}
+
+fn unique(taken: &mut HashSet<String>, path: String) -> String {
+    if taken.insert(path.clone()) {
+        return path;
+    }
+    let (stem, ext) = match path.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !stem.ends_with('/') && !ext.contains('/') => {
+            (stem.to_string(), format!(".{ext}"))
+        }
+        _ => (path.clone(), String::new()),
+    };
+    (2..)
+        .map(|k| format!("{stem} ({k}){ext}"))
+        .find(|candidate| taken.insert(candidate.clone()))
+        .unwrap_or(path)
+}
+
+/// Blocking: sends the bytes of `range` of the archive into `tx`.
+fn produce(
+    archive: &SealedArchive,
+    layout: &Layout,
+    range: &Range<u64>,
+    tx: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<(), Error> {
+    let mut crcs: Vec<Option<u32>> = archive
+        .files
+        .iter()
+        .map(|f| cached_crc(&f.info.sha256))
+        .collect();
+    let send = |bytes: &[u8], part: &Range<u64>| -> Result<(), Error> {
+        let slice = bytes
+            .get(part.start as usize..part.end as usize)
+            .ok_or_else(|| Error::Internal("archive part out of its layout".into()))?;
+        tx.blocking_send(Ok(Bytes::copy_from_slice(slice)))
+            .map_err(|_| gone())
+    };
+    for (part, sub) in layout.parts_in(range) {
+        match part {
+            Part::Header(i) => send(&layout.local_header(i), &sub)?,
+            Part::Data(i) => {
+                let size = layout.entries()[i].size;
+                let mut out = RangeWriter {
+                    skip: sub.start,
+                    left: sub.end - sub.start,
+                    crc: crc32fast::Hasher::new(),
+                    tx,
+                };
+                let streamed = archive.stream(i, &mut out);
+                if sub.end == size {
+                    // The whole plaintext went by and passed the manifest check.
+                    streamed?;
+                    let crc = out.crc.finalize();
+                    remember_crc(&archive.files[i].info.sha256, crc);
+                    crcs[i] = Some(crc);
+                } else if out.left > 0 {
+                    // Stopped before the range was filled: an error, or the client left.
+                    streamed?;
+                    return Err(gone());
+                }
+            }
+            Part::Descriptor(i) => {
+                let crc = crc_of(archive, &mut crcs, i)?;
+                send(&layout.descriptor(i, crc), &sub)?;
+            }
+            Part::Tail => {
+                let mut all = Vec::with_capacity(crcs.len());
+                for i in 0..crcs.len() {
+                    all.push(crc_of(archive, &mut crcs, i)?);
+                }
+                send(&layout.tail(&all), &sub)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gone() -> Error {
+    Error::Internal("the client went away".into())
+}
+
+/// The CRC-32 of file `i`: known, cached, or decrypted again to compute it.
+fn crc_of(archive: &SealedArchive, crcs: &mut [Option<u32>], i: usize) -> Result<u32, Error> {
+    if let Some(crc) = crcs[i] {
+        return Ok(crc);
+    }
+    let mut out = CrcWriter(crc32fast::Hasher::new());
+    archive.stream(i, &mut out)?;
+    let crc = out.0.finalize();
+    remember_crc(&archive.files[i].info.sha256, crc);
+    crcs[i] = Some(crc);
+    Ok(crc)
+}
+
+/// Passes on the plaintext bytes `skip..skip+left` of one file, and takes
+/// the CRC-32 of every byte it sees. Once the range is filled it refuses
+/// more, which stops the decryption of a file the range ends inside.
+struct RangeWriter<'a> {
+    skip: u64,
+    left: u64,
+    crc: crc32fast::Hasher,
+    tx: &'a mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for RangeWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 && self.skip == 0 {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "range filled"));
+        }
+        self.crc.update(buf);
+        let skipped = (self.skip.min(buf.len() as u64)) as usize;
+        self.skip -= skipped as u64;
+        let rest = &buf[skipped..];
+        let take = (self.left.min(rest.len() as u64)) as usize;
+        if take > 0 {
+            self.tx
+                .blocking_send(Ok(Bytes::copy_from_slice(&rest[..take])))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+            self.left -= take as u64;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct CrcWriter(crc32fast::Hasher);
+
+impl Write for CrcWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// CRC-32 by the plaintext's signed SHA-256: content-addressed, so an entry
+/// can only be found by someone holding a file with that digest, and a CRC
+/// goes in only after its file passed the manifest check. Bounded: when
+/// full it starts over (a miss costs one more decryption, never a wrong byte).
+const CRC_CACHE_ENTRIES: usize = 1 << 17;
+
+fn crc_cache() -> &'static Mutex<HashMap<[u8; 32], u32>> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], u32>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn digest_key(sha256_hex: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(sha256_hex, &mut key).ok()?;
+    Some(key)
+}
+
+fn cached_crc(sha256_hex: &str) -> Option<u32> {
+    let key = digest_key(sha256_hex)?;
+    crc_cache().lock().ok()?.get(&key).copied()
+}
+
+fn remember_crc(sha256_hex: &str, crc: u32) {
+    let (Some(key), Ok(mut cache)) = (digest_key(sha256_hex), crc_cache().lock()) else {
+        return;
+    };
+    if cache.len() >= CRC_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, crc);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_range_must_name_this_archive() {
+        let mut h = HeaderMap::new();
+        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Whole);
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=40-"));
+        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Part(40..100));
+        h.insert(header::IF_RANGE, HeaderValue::from_static("\"e\""));
+        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Part(40..100));
+        h.insert(header::IF_RANGE, HeaderValue::from_static("\"other\""));
+        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Whole);
+        h.remove(header::IF_RANGE);
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=100-"));
+        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Unsatisfiable);
+    }
+
+    #[test]
+    fn repeated_paths_get_a_number_before_the_extension() {
+        let mut taken = HashSet::new();
+        assert_eq!(unique(&mut taken, "a/IM0001.dcm".into()), "a/IM0001.dcm");
+        assert_eq!(
+            unique(&mut taken, "a/IM0001.dcm".into()),
+            "a/IM0001 (2).dcm"
+        );
+        assert_eq!(
+            unique(&mut taken, "a/IM0001.dcm".into()),
+            "a/IM0001 (3).dcm"
+        );
+        assert_eq!(unique(&mut taken, "a.b/IM".into()), "a.b/IM");
+        assert_eq!(unique(&mut taken, "a.b/IM".into()), "a.b/IM (2)");
+    }
+
+    #[test]
+    fn a_range_writer_passes_its_window_and_sums_every_byte() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut w = RangeWriter {
+            skip: 3,
+            left: 4,
+            crc: crc32fast::Hasher::new(),
+            tx: &tx,
+        };
+        assert!(w.write_all(b"01234").is_ok());
+        assert!(w.write_all(b"56").is_ok());
+        assert!(w.write_all(b"789").is_err(), "the range is filled");
+        let mut got = Vec::new();
+        while let Ok(Ok(b)) = rx.try_recv() {
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, b"3456");
+        assert_eq!(w.crc.finalize(), crc32fast::hash(b"0123456"));
+    }
+}
