@@ -1486,10 +1486,10 @@ impl Postroom {
             .principals()
             .into_iter()
             .filter(|p| !matches!(p, Principal::Oversight(_)))
-            .find(|p| holds(p))
+            .find(&holds)
         else {
             // Readable only through the oversight key: seen, but not theirs to hand on.
-            return Err(if keyring.principals().iter().any(|p| holds(p)) {
+            return Err(if keyring.principals().iter().any(holds) {
                 Error::Forbidden
             } else {
                 Error::NotFound("item")
