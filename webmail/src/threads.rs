@@ -333,7 +333,7 @@ pub struct ForwardThread {
 
 /// `POST /api/v1/threads/{id}/forward` `{"to": "XXXX-XXXX"}` — a doctor or
 /// liaison hands a thread they hold to a doctor of their facility.
-#[utoipa::path(post, path = "/threads/{id}/forward", tag = "threads", request_body = ForwardThread,
+#[utoipa::path(post, path = "/threads/{id}/forward", tag = "threads", operation_id = "forward_thread", request_body = ForwardThread,
     params(("id" = String, Path, description = "Thread ID")),
     responses((status = 204, description = "Forwarded; the colleague gets key slots for every step and reads the thread")))]
 pub async fn forward(
