@@ -1,5 +1,5 @@
 //! The postroom: sealing what a person sends, opening what a person may read,
-//! and adding key slots when a liaison office forwards inside its facility.
+//! and adding key slots when someone forwards inside their facility.
 //! Access is enforced twice: by the slot table here, and by the crypto (no key
 //! slot, no session key).
 
@@ -1452,36 +1452,70 @@ impl Postroom {
         Ok(())
     }
 
-    /// A liaison office hands an item addressed to its facility to one of the
-    /// facility's doctors: the doctor gets a key slot; nothing is re-encrypted.
-    pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+    /// Whether this session may hand item `id` on to `to`, and the principal whose
+    /// key opens it for that. Forwarding stays inside the forwarder's facility and
+    /// goes to a doctor: a liaison office forwards what its shared inbox holds, a
+    /// doctor or liaison what was sent by or to them (or forwarded to them) —
+    /// never through the oversight key, since colleagues' items are read-only.
+    /// Writes nothing: [`Postroom::forward`] and the thread's forward check every
+    /// envelope first.
+    pub(crate) async fn forwarding_principal(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        to: &AccountId,
+    ) -> Result<Principal> {
         let keyring = self.keyring(session)?;
         let account = session.require_ready()?;
-        let (Role::Liaison, Some(code), Some(liaison_key)) = (
-            account.role,
-            account.facility.clone(),
-            keyring.liaison_inbox.as_ref(),
-        ) else {
+        let (Role::Doctor | Role::Liaison, Some(code)) = (account.role, account.facility.as_ref())
+        else {
             return Err(Error::Forbidden);
         };
-        let inbox = Principal::LiaisonInbox(code.clone());
         let slots = self.directory.store().envelope_slots(id).await?;
-        if !slots.iter().any(|s| s.principal == inbox.key()) {
-            return Err(Error::NotFound("item"));
-        }
+        let holds = |p: &Principal| slots.iter().any(|s| s.principal == p.key());
+        let Some(principal) = keyring
+            .principals()
+            .into_iter()
+            .filter(|p| !matches!(p, Principal::Oversight(_)))
+            .find(&holds)
+        else {
+            // Readable only through the oversight key: seen, but not theirs to hand on.
+            return Err(if keyring.principals().iter().any(holds) {
+                Error::Forbidden
+            } else {
+                Error::NotFound("item")
+            });
+        };
         let target = self
             .directory
             .account(to)
             .await
             .map_err(|_| Error::NotFound("recipient"))?;
-        if target.facility.as_ref() != Some(&code) || target.removed || target.role != Role::Doctor
-        {
+        if target.facility.as_ref() != Some(code) || target.removed || target.role != Role::Doctor {
             return Err(Error::invalid(
                 "to",
                 "items can be handed only to a doctor of the same facility",
                 "転送先は自施設の医師のみです。",
             ));
         }
+        if target.id == account.id {
+            return Err(Error::invalid(
+                "to",
+                "forward to a colleague, not to yourself",
+                "転送先にご自身は指定できません。",
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Hands an item on inside the facility (see [`Postroom::forwarding_principal`]
+    /// for who may): the doctor gets a key slot, made with the forwarder's own key
+    /// (or the shared inbox's), and the item in their Inbox; nothing is re-encrypted.
+    pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+        let principal = self.forwarding_principal(session, id, to).await?;
+        let keyring = self.keyring(session)?;
+        let account = session.require_ready()?;
+        let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
         let cert = self.account_cert(to).await?;
         let row = self
             .directory
@@ -1490,7 +1524,7 @@ impl Postroom {
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
-        let new = renkei_crypto::add_key_slot(&envelope, liaison_key, &cert).map_err(crypto)?;
+        let new = renkei_crypto::add_key_slot(&envelope, key, &cert).map_err(crypto)?;
         self.directory
             .store()
             .add_slot(

@@ -804,6 +804,50 @@ impl Threads {
         Ok(())
     }
 
+    /// Forwards a whole thread to a doctor of the forwarder's facility: a key
+    /// slot on every step (later steps are sealed to everyone on the opening
+    /// envelope, so the colleague keeps following) and the thread in their
+    /// Inbox. The colleague reads; the steps stay with the addressee (the role
+    /// table gives a forwarded doctor none). Every step is checked before any
+    /// slot is added, so a refusal changes nothing.
+    pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+        self.readable(session, id).await?;
+        let steps = self.directory.store().thread_steps(id).await?;
+        for step in &steps {
+            self.postroom
+                .forwarding_principal(session, &step.envelope_id, to)
+                .await?;
+        }
+        for step in &steps {
+            self.postroom
+                .forward(session, &step.envelope_id, to)
+                .await?;
+        }
+        tracing::info!(thread = id, to = to.as_str(), "thread forwarded");
+        Ok(())
+    }
+
+    /// Whether this reader may forward the thread at all (a doctor or liaison
+    /// who holds it through their own key or the shared inbox), for pages that
+    /// offer the form; [`Threads::forward`] decides for a given colleague.
+    pub async fn may_forward(&self, session: &CurrentSession, thread: &ThreadRow) -> bool {
+        let (Ok(account), Ok(keyring)) = (session.require_ready(), self.postroom.keyring(session))
+        else {
+            return false;
+        };
+        if !matches!(account.role, Role::Doctor | Role::Liaison) {
+            return false;
+        }
+        match self
+            .postroom
+            .reader_principal(&keyring, &thread.opener_id)
+            .await
+        {
+            Ok(p) => !matches!(p, Principal::Oversight(_)),
+            Err(_) => false,
+        }
+    }
+
     /// Takes a thread back from its doctor: the slot rows and Inbox entries go
     /// (what the doctor already read cannot be un-read).
     pub async fn unassign(&self, session: &CurrentSession, id: &str) -> Result<()> {

@@ -977,3 +977,102 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_forwarded_thread_follows_the_colleague_read_only_and_a_refusal_changes_nothing() {
+    use mailbox::threads::StepInput;
+    use mailbox::workflow::Step;
+    let n = net().await;
+    let gp = n.person(Role::Doctor, CLINIC, "gp").await;
+    let surgeon = n.person(Role::Doctor, HOSPITAL, "surgeon").await;
+    let colleague = n.person(Role::Doctor, HOSPITAL, "colleague").await;
+    let outsider = n.person(Role::Doctor, HOSPITAL, "outsider").await;
+    let threads = Threads::new(n.dir.clone(), n.post.clone());
+    let referral = threads
+        .open(
+            &gp,
+            NewThread {
+                kind: ThreadKind::Referral,
+                fields: vec![
+                    ("purpose".into(), "手術適応の評価".into()),
+                    ("diagnosis".into(), "右鼠径ヘルニア".into()),
+                ],
+                ..reading_request(Recipient::Person(surgeon.account.id.clone()))
+            },
+            vec![],
+        )
+        .await
+        .unwrap();
+    let id = referral.thread_id.as_str();
+    let step = |step: Step, body: &str| StepInput {
+        step,
+        body: body.into(),
+        fields: vec![],
+        next_facility: None,
+    };
+    threads
+        .act(&surgeon, id, step(Step::Accept, ""), vec![])
+        .await
+        .unwrap();
+    let slot_count = || async {
+        let mut total = 0;
+        for s in n.t.store.thread_steps(id).await.unwrap() {
+            total +=
+                n.t.store
+                    .envelope_slots(&s.envelope_id)
+                    .await
+                    .unwrap()
+                    .len();
+        }
+        total
+    };
+    let before = slot_count().await;
+
+    // Refused without a trace: by a doctor who cannot read it, or to a doctor
+    // outside the forwarder's facility.
+    assert!(matches!(
+        threads.forward(&outsider, id, &colleague.account.id).await,
+        Err(mailbox::Error::NotFound(_))
+    ));
+    assert!(matches!(
+        threads.forward(&surgeon, id, &gp.account.id).await,
+        Err(mailbox::Error::Invalid { field: "to", .. })
+    ));
+    assert_eq!(slot_count().await, before);
+    assert!(threads.view(&colleague, id).await.is_err());
+
+    // Forwarded: the colleague reads every step so far, and may take none.
+    let opened = n.t.store.thread(id).await.unwrap().unwrap();
+    assert!(threads.may_forward(&surgeon, &opened).await);
+    assert!(!threads.may_forward(&outsider, &opened).await);
+    threads
+        .forward(&surgeon, id, &colleague.account.id)
+        .await
+        .unwrap();
+    let seen = threads.view(&colleague, id).await.unwrap();
+    assert_eq!(seen.steps.len(), 2);
+    assert!(seen.allowed_steps.is_empty(), "{:?}", seen.allowed_steps);
+    assert!(threads.may_forward(&colleague, &seen.thread).await);
+    // The reply letter written afterwards reaches the colleague as well.
+    threads
+        .act(
+            &surgeon,
+            id,
+            step(Step::Reply, "手術の方針とします。"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let seen = threads.view(&colleague, id).await.unwrap();
+    assert_eq!(seen.steps.len(), 3);
+    assert_eq!(seen.steps[2].body, "手術の方針とします。");
+    assert_eq!(seen.thread.state, "replied");
+    // The colleague still cannot reply or acknowledge in the surgeon's place.
+    assert!(
+        threads
+            .act(&colleague, id, step(Step::Acknowledge, ""), vec![])
+            .await
+            .is_err()
+    );
+    assert!(threads.view(&outsider, id).await.is_err());
+}

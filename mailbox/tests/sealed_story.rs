@@ -287,13 +287,14 @@ async fn who_can_open_what() {
         n.post.open(&col_s, &to_inbox).await,
         Err(Error::NotFound(_))
     ));
-    // Only to a doctor of the same facility, and only by the liaison office.
+    // Only to a doctor of the same facility, and never by a clerk (who reads it
+    // through the oversight key but changes nothing).
     assert!(matches!(
         n.post.forward(&liaison_s, &to_inbox, &gp.id).await,
         Err(Error::Invalid { .. })
     ));
     assert!(matches!(
-        n.post.forward(&rad_s, &to_inbox, &colleague.id).await,
+        n.post.forward(&clerk_s, &to_inbox, &colleague.id).await,
         Err(Error::Forbidden)
     ));
 
@@ -426,6 +427,93 @@ fn count_files(dir: &std::path::Path) -> usize {
             }
         })
         .sum()
+}
+
+/// DESIGN's role table: a doctor forwards their own items to a colleague of
+/// the same facility; the colleague's key slot is made with the doctor's own key.
+#[tokio::test]
+async fn a_doctor_forwards_an_own_item_to_a_colleague_of_the_same_facility() {
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let colleague = n.person(Role::Doctor, Some(HOSPITAL), "colleague").await;
+    let third = n.person(Role::Doctor, Some(HOSPITAL), "third").await;
+    let liaison = n.person(Role::Liaison, Some(HOSPITAL), "liaison").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_colleague = n.person(Role::Doctor, Some(CLINIC), "gpcolleague").await;
+    let gp_s = n.sign_in(&gp).await;
+    let study = dicom(b"slice for a second opinion");
+    let id = n
+        .send(
+            &gp_s,
+            vec![Recipient::Person(rad.id.clone())],
+            "ご意見をお願いします",
+            &[("ct.dcm", study.clone())],
+        )
+        .await;
+    let rad_s = n.sign_in(&rad).await;
+    let col_s = n.sign_in(&colleague).await;
+    let third_s = n.sign_in(&third).await;
+    assert!(matches!(
+        n.post.open(&col_s, &id).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // A doctor who cannot open the item cannot forward it (nor learn it exists).
+    assert!(matches!(
+        n.post.forward(&third_s, &id, &colleague.id).await,
+        Err(Error::NotFound("item"))
+    ));
+    // Nor through the shared inbox: it was addressed to the doctor, not the office.
+    let liaison_s = n.sign_in(&liaison).await;
+    assert!(matches!(
+        n.post.forward(&liaison_s, &id, &colleague.id).await,
+        Err(Error::Forbidden)
+    ));
+    // Only to a doctor of the forwarder's own facility, not to oneself.
+    for target in [&gp_colleague.id, &liaison.id, &rad.id] {
+        assert!(
+            matches!(
+                n.post.forward(&rad_s, &id, target).await,
+                Err(Error::Invalid { field: "to", .. })
+            ),
+            "forwarding to {target} must be refused"
+        );
+    }
+    let slots_before = n.t.store.envelope_slots(&id).await.unwrap().len();
+
+    // The addressed doctor forwards: the colleague opens it, verified, files intact.
+    n.post.forward(&rad_s, &id, &colleague.id).await.unwrap();
+    let opened = n.post.open(&col_s, &id).await.unwrap();
+    assert_eq!(opened.body, "ご意見をお願いします");
+    assert_eq!(opened.signature, SignatureStatus::Valid);
+    assert_eq!(n.attachment(&col_s, &id, 0).await.unwrap(), study);
+    let slots = n.t.store.envelope_slots(&id).await.unwrap();
+    assert_eq!(slots.len(), slots_before + 1);
+    let added = slots
+        .iter()
+        .find(|s| s.principal == format!("account:{}", colleague.id.as_str()))
+        .expect("the colleague's slot");
+    assert_eq!(added.added_by.as_deref(), Some(rad.id.as_str()));
+    // It is in the colleague's Inbox, and the forward is in the audit trail.
+    let inbox = n.post.mailbox(&col_s, "inbox").await.unwrap();
+    assert!(inbox.iter().any(|e| e.envelope_id == id));
+    let audit = n.dir.audit().all_entries(0, i64::MAX).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "forward"
+        && e.actor.as_deref() == Some(rad.id.as_str())
+        && e.item.as_deref() == Some(id.as_str())
+        && e.detail.as_deref() == Some(&*format!("to={}", colleague.id.as_str()))));
+    // The sender may forward too, inside the clinic only.
+    n.post.forward(&gp_s, &id, &gp_colleague.id).await.unwrap();
+    let gp_col_s = n.sign_in(&gp_colleague).await;
+    assert_eq!(
+        n.post.open(&gp_col_s, &id).await.unwrap().body,
+        "ご意見をお願いします"
+    );
+    // The third doctor of the hospital still has nothing.
+    assert!(matches!(
+        n.post.open(&third_s, &id).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod pages;
 mod pages_admin;
 mod pages_doctor;
 mod pages_office;
+mod pages_referral;
 mod records;
 mod sealed;
 mod signin;

@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/threads/{id}/release", post(threads::release))
         .route("/threads/{id}/assign", post(threads::assign))
         .route("/threads/{id}/unassign", post(threads::unassign))
+        .route("/threads/{id}/forward", post(threads::forward))
         .route("/facility/threads", get(threads::facility_overview))
         .route("/stats/readings", get(threads::reading_stats))
         .route("/stats/usage", get(threads::usage))

@@ -41,7 +41,7 @@ use crate::{api, envelopes, factors, imaging, notify, records, study_zip, thread
         records::item_pdf, records::item_pdf_signature, records::audit, records::readings_csv,
         records::usage_csv, records::deletion_search, records::deletion_apply,
         threads::open, threads::list, threads::view, threads::step, threads::claim, threads::release,
-        threads::assign, threads::unassign, threads::facility_overview, threads::reading_stats,
+        threads::assign, threads::unassign, threads::forward, threads::facility_overview, threads::reading_stats,
         threads::usage, threads::resources, threads::add_resource, threads::pathways,
         notify::change_email, notify::confirm_email, notify::settings, notify::set_mode,
         notify::failed_mine, notify::failed_all,

@@ -325,6 +325,29 @@ pub async fn assign(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize, ToSchema)]
+pub struct ForwardThread {
+    /// A doctor of the forwarder's own facility.
+    to: String,
+}
+
+/// `POST /api/v1/threads/{id}/forward` `{"to": "XXXX-XXXX"}` — a doctor or
+/// liaison hands a thread they hold to a doctor of their facility.
+#[utoipa::path(post, path = "/threads/{id}/forward", tag = "threads", operation_id = "forward_thread", request_body = ForwardThread,
+    params(("id" = String, Path, description = "Thread ID")),
+    responses((status = 204, description = "Forwarded; the colleague gets key slots for every step and reads the thread")))]
+pub async fn forward(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<ForwardThread>,
+) -> Result<StatusCode, ApiError> {
+    let session = api_session(&state, &headers).await?;
+    let to = AccountId::parse(&body.to)?;
+    state.threads.forward(&session, &id, &to).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /api/v1/threads/{id}/unassign`
 #[utoipa::path(post, path = "/threads/{id}/unassign", tag = "threads",
     params(("id" = String, Path, description = "Thread ID")),

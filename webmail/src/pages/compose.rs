@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use mailbox::postroom::{Consent, ConsentMethod, OutgoingAttachment, Recipient};
+use mailbox::postroom::{Consent, ConsentMethod, Recipient};
 use mailbox::threads::{Created, NewThread, Urgency};
 use mailbox::workflow::ThreadKind;
 use mailbox::{AccountId, Error, FacilityCode, Role};
@@ -572,7 +572,7 @@ fn new_thread(kind: ThreadKind, v: &Values) -> Result<NewThread, Error> {
 /// The longest text field taken from a form.
 const TEXT_LIMIT: usize = 256 * 1024;
 
-fn bad_form(reason: impl Into<String>) -> Error {
+pub(super) fn bad_form(reason: impl Into<String>) -> Error {
     Error::invalid(
         "upload",
         reason,
@@ -679,31 +679,8 @@ async fn receive(
             break;
         };
         let name = field.name().unwrap_or_default().to_string();
-        if let Some(file_name) = field.file_name().map(str::to_string) {
-            // A plain form's file input: stage it (an empty input sends one
-            // nameless, empty part).
-            let media_type = field.content_type().unwrap_or_default().to_string();
-            let mut writer = staged::Writer::new().map_err(|e| bad_form(e.to_string()))?;
-            let mut size = 0u64;
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| bad_form(format!("upload interrupted: {e}")))?
-            {
-                size += chunk.len() as u64;
-                tokio::task::block_in_place(|| writer.write(&chunk))
-                    .map_err(|e| bad_form(e.to_string()))?;
-            }
-            if file_name.is_empty() && size == 0 {
-                continue;
-            }
-            let reader = tokio::task::block_in_place(|| writer.finish())
-                .map_err(|e| bad_form(e.to_string()))?;
-            staged.push(staged::Staged {
-                media_type: media_type_of(&media_type, &file_name),
-                name: file_name,
-                reader,
-            });
+        if field.file_name().is_some() {
+            staged.extend(stage_file(&mut field).await?);
             continue;
         }
         let value = read_text(&mut field).await?;
@@ -738,18 +715,46 @@ async fn receive(
         None => {
             let attachments = staged
                 .into_iter()
-                .map(|s| OutgoingAttachment {
-                    name: s.name,
-                    media_type: s.media_type,
-                    source: Box::new(s.reader),
-                })
+                .map(staged::Staged::into_attachment)
                 .collect();
             threads.open(&session, new, attachments).await
         }
     }
 }
 
-async fn read_text(field: &mut axum::extract::multipart::Field<'_>) -> Result<String, Error> {
+/// A plain form's file part, staged (see [`staged`]); `None` for the one
+/// nameless, empty part an empty file input sends.
+pub(super) async fn stage_file(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<Option<staged::Staged>, Error> {
+    let file_name = field.file_name().unwrap_or_default().to_string();
+    let media_type = field.content_type().unwrap_or_default().to_string();
+    let mut writer = staged::Writer::new().map_err(|e| bad_form(e.to_string()))?;
+    let mut size = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| bad_form(format!("upload interrupted: {e}")))?
+    {
+        size += chunk.len() as u64;
+        tokio::task::block_in_place(|| writer.write(&chunk))
+            .map_err(|e| bad_form(e.to_string()))?;
+    }
+    if file_name.is_empty() && size == 0 {
+        return Ok(None);
+    }
+    let reader =
+        tokio::task::block_in_place(|| writer.finish()).map_err(|e| bad_form(e.to_string()))?;
+    Ok(Some(staged::Staged {
+        media_type: media_type_of(&media_type, &file_name),
+        name: file_name,
+        reader,
+    }))
+}
+
+pub(super) async fn read_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<String, Error> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field
         .chunk()
@@ -768,7 +773,7 @@ async fn read_text(field: &mut axum::extract::multipart::Field<'_>) -> Result<St
     String::from_utf8(bytes).map_err(|_| bad_form("a text field is not UTF-8"))
 }
 
-mod staged {
+pub(super) mod staged {
     //! Files of a form sent without JavaScript, held until every name is
     //! known. Each file streams to an anonymous temp file (unlinked from the start,
     //! so nothing is left after a crash), encrypted with AES-256-GCM under a
@@ -789,6 +794,16 @@ mod staged {
         pub name: String,
         pub media_type: String,
         pub reader: Reader,
+    }
+
+    impl Staged {
+        pub fn into_attachment(self) -> mailbox::postroom::OutgoingAttachment {
+            mailbox::postroom::OutgoingAttachment {
+                name: self.name,
+                media_type: self.media_type,
+                source: Box::new(self.reader),
+            }
+        }
     }
 
     fn nonce(counter: u64, last: bool) -> Nonce<aes_gcm::aead::consts::U12> {

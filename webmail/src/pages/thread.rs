@@ -10,7 +10,7 @@ use std::io;
 
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,12 +20,14 @@ use mailbox::postroom::{OpenedItem, SignatureStatus};
 use mailbox::store::thread::ThreadRow;
 use mailbox::threads::{StepInput, ThreadSteps};
 use mailbox::workflow::{Step, ThreadState};
-use mailbox::{AccountId, Error, FacilityCode};
+use mailbox::{AccountId, Error, FacilityCode, Role};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::mpsc;
 
+use super::compose::{bad_form, read_text, stage_file};
 use super::{Chrome, PageCtx, message, render};
 use crate::AppState;
+use crate::csrf::CheckedMultipart;
 use crate::envelopes::ChannelWriter;
 use crate::error::status_of;
 use crate::i18n::{Lang, Texts};
@@ -34,6 +36,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/threads/{id}", get(view))
         .route("/threads/{id}/steps", post(take_step))
+        .route(
+            "/threads/{id}/steps/files",
+            post(take_step_with_files).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/threads/{id}/forward", post(forward))
         .route("/items/{id}", get(item))
         .route("/items/{id}/attachments/{index}", get(download))
         .route("/static/thread.css", get(|| async { css(THREAD_CSS) }))
@@ -203,6 +210,12 @@ pub struct ThreadTexts {
     pub done: &'static str,
     pub back_to_inbox: &'static str,
     pub bytes: &'static str,
+    pub files: &'static str,
+    pub forward: &'static str,
+    pub forward_hint: &'static str,
+    pub forward_to: &'static str,
+    pub forward_button: &'static str,
+    pub no_colleagues: &'static str,
 }
 
 static JA: ThreadTexts = ThreadTexts {
@@ -241,6 +254,12 @@ static JA: ThreadTexts = ThreadTexts {
     done: "操作を記録しました。",
     back_to_inbox: "受信箱へ戻る",
     bytes: "バイト",
+    files: "添付ファイル（複数可）",
+    forward: "転送",
+    forward_hint: "自施設の医師に転送します。転送先の医師はこのスレッドを閲覧できます（返書・レポートなどの操作は宛先の医師が行います）。",
+    forward_to: "転送先の医師",
+    forward_button: "転送する",
+    no_colleagues: "転送できる自施設の医師がいません。",
 };
 
 static EN: ThreadTexts = ThreadTexts {
@@ -279,6 +298,12 @@ static EN: ThreadTexts = ThreadTexts {
     done: "Recorded.",
     back_to_inbox: "Back to the inbox",
     bytes: "bytes",
+    files: "Attachments (several allowed)",
+    forward: "Forward",
+    forward_hint: "Forward to a doctor of your facility. They can read this thread; the steps (reply, report, …) stay with the addressed doctor.",
+    forward_to: "Doctor to forward to",
+    forward_button: "Forward",
+    no_colleagues: "There is no other doctor in your facility to forward to.",
 };
 
 fn texts(lang: Lang) -> &'static ThreadTexts {
@@ -348,6 +373,8 @@ pub struct ActionForm {
     pub fields: Vec<ActionField>,
     /// Pathway: where the next stage goes (facility code, name).
     pub next_facilities: Vec<(String, String)>,
+    /// Letters and reports may carry files (a multipart form).
+    pub files: bool,
 }
 
 #[derive(Template)]
@@ -371,6 +398,8 @@ struct ThreadPage {
     thread_id: String,
     error: Option<String>,
     done: bool,
+    /// Offered to whoever may forward: the facility's other doctors (ID, name).
+    forward: Option<Vec<(String, String)>>,
 }
 
 /// Names of people and facilities, looked up once per page.
@@ -658,6 +687,7 @@ async fn action_forms(
             danger,
             fields,
             next_facilities,
+            files: matches!(step, Step::Reply | Step::Report),
         });
     }
     forms
@@ -714,6 +744,11 @@ async fn thread_page(
         ctx.session.account.facility.as_ref(),
     )
     .await;
+    let forward = if state.threads.may_forward(&ctx.session, thread).await {
+        Some(colleagues(state, &ctx.session.account).await)
+    } else {
+        None
+    };
     let overdue = thread.closed_at.is_none()
         && thread
             .wanted_by
@@ -742,8 +777,30 @@ async fn thread_page(
         thread_id: thread.id.clone(),
         error,
         done,
+        forward,
     };
     render(status, lang, query, &page)
+}
+
+/// The other doctors of the reader's facility, by name (those a thread can be
+/// forwarded to; the domain checks again when it is).
+async fn colleagues(state: &AppState, me: &mailbox::Account) -> Vec<(String, String)> {
+    let Some(code) = me.facility.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = match state.directory.accounts(Some(code)).await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|a| a.role == Role::Doctor && !a.removed && !a.locked && a.id != me.id)
+            .map(|a| (a.id.display_grouped(), a.name))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "listing the facility's doctors failed");
+            Vec::new()
+        }
+    };
+    out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    out
 }
 
 #[derive(Template)]
@@ -786,6 +843,51 @@ async fn view(
 /// Names an action form may send besides the step's structured fields.
 const NOT_FIELDS: &[&str] = &["csrf", "step", "body", "next_facility"];
 
+/// The step a form names, with its text and structured fields.
+fn step_input(form: &[(String, String)]) -> Result<StepInput, Error> {
+    let value = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let step = Step::parse(&value("step"))?;
+    Ok(StepInput {
+        step,
+        body: value("body"),
+        fields: form
+            .iter()
+            .filter(|(k, v)| !NOT_FIELDS.contains(&k.as_str()) && !v.trim().is_empty())
+            .cloned()
+            .collect(),
+        next_facility: Some(value("next_facility"))
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| FacilityCode::parse(&s))
+            .transpose()?,
+    })
+}
+
+/// Back to the thread after a step or a forward: its page with the notice, or
+/// with what was refused.
+async fn after_change(
+    state: &AppState,
+    ctx: PageCtx,
+    id: &str,
+    result: Result<(), Error>,
+) -> Response {
+    match result {
+        Ok(()) => Redirect::to(&format!("/threads/{id}?done=1")).into_response(),
+        Err(e) => {
+            if matches!(e, Error::NotFound(_)) {
+                return error_page(ctx, &e, None);
+            }
+            let status = status_of(e.kind());
+            let text = message(ctx.lang, &e);
+            thread_page(state, ctx, id, Some((status, text)), false, None).await
+        }
+    }
+}
+
 /// `POST /threads/{id}/steps` — the step, its text and fields, as a plain form.
 /// The domain decides whether this reader may take it (a clerk never may).
 async fn take_step(
@@ -798,47 +900,93 @@ async fn take_step(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let value = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+    let result = match step_input(&form) {
+        Ok(input) => state
+            .threads
+            .act(&ctx.session, &id, input, Vec::new())
+            .await
+            .map(drop),
+        Err(e) => Err(e),
     };
-    let input = Step::parse(&value("step")).and_then(|step| {
-        Ok(StepInput {
-            step,
-            body: value("body"),
-            fields: form
-                .iter()
-                .filter(|(k, v)| !NOT_FIELDS.contains(&k.as_str()) && !v.trim().is_empty())
-                .cloned()
-                .collect(),
-            next_facility: Some(value("next_facility"))
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| FacilityCode::parse(&s))
-                .transpose()?,
-        })
-    });
-    let result = match input {
+    after_change(&state, ctx, &id, result).await
+}
+
+/// `POST /threads/{id}/steps/files` — a reply letter or report with files
+/// (multipart, the `csrf` field first). Files are staged as on the plain
+/// compose form, never held whole in memory.
+async fn take_step_with_files(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    CheckedMultipart(mut multipart): CheckedMultipart,
+) -> Response {
+    let ctx = match PageCtx::ready(&state, &headers, None).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut form = Vec::new();
+    let mut files = Vec::new();
+    let received: Result<(), Error> = async {
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| bad_form(format!("multipart: {e}")))?
+        {
+            if field.file_name().is_some() {
+                files.extend(stage_file(&mut field).await?);
+            } else {
+                let name = field.name().unwrap_or_default().to_string();
+                form.push((name, read_text(&mut field).await?));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let result = match received.and_then(|()| step_input(&form)) {
         Ok(input) => {
+            let attachments = files.into_iter().map(|f| f.into_attachment()).collect();
             state
                 .threads
-                .act(&ctx.session, &id, input, Vec::new())
+                .act(&ctx.session, &id, input, attachments)
                 .await
+                .map(drop)
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(_) => Redirect::to(&format!("/threads/{id}?done=1")).into_response(),
-        Err(e) => {
-            let status = status_of(e.kind());
-            let text = message(ctx.lang, &e);
-            if matches!(e, Error::NotFound(_)) {
-                return error_page(ctx, &e, None);
-            }
-            thread_page(&state, ctx, &id, Some((status, text)), false, None).await
-        }
-    }
+    after_change(&state, ctx, &id, result).await
+}
+
+/// `POST /threads/{id}/forward` — to a doctor of the reader's facility; the
+/// domain decides who may (a doctor's own items, a liaison's shared inbox).
+async fn forward(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let ctx = match PageCtx::ready(&state, &headers, None).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let to = form
+        .iter()
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let chosen = if to.trim().is_empty() {
+        Err(Error::invalid(
+            "to",
+            "choose the doctor to forward to",
+            "転送先の医師を選んでください。",
+        ))
+    } else {
+        AccountId::parse(to)
+    };
+    let result = match chosen {
+        Ok(to) => state.threads.forward(&ctx.session, &id, &to).await,
+        Err(e) => Err(e),
+    };
+    after_change(&state, ctx, &id, result).await
 }
 
 #[derive(Template)]
