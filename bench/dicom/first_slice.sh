@@ -111,6 +111,19 @@ item="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$sen
     || { echo "sending failed: $sent" >&2; tail -5 "$work/renkei.err" >&2; exit 1; }
 python3 -c 'import sys; print(f"sent in {float(sys.argv[2]) - float(sys.argv[1]):.1f} s over HTTPS")' "$t0" "$t1"
 
+# Where the time goes: each request of that path alone, from the server's side
+# (curl, warm, median of 5; time to the last byte).
+timed() {
+    local i t
+    for i in 1 2 3 4 5; do
+        curl_ -b "$work/rad.jar" -L -o /dev/null -w '%{time_total}\n' "$base$1"
+    done | sort -n | sed -n 3p
+}
+echo "== the requests one by one (median of 5, warm):"
+for path in "/items/$item" "/items/$item/viewer" "/api/v1/envelopes/$item/attachments/0/render"; do
+    printf '  %-60s %6.1f ms\n' "$path" "$(python3 -c 'import sys; print(float(sys.argv[1]) * 1000)' "$(timed "$path")")"
+done
+
 echo "== the reader's Chromium: thread → viewer link → first slice ($repeat times)"
 cfg="$(python3 -c 'import json,sys; print(json.dumps({"mode":"bench","base":sys.argv[1],"id":sys.argv[2],"password":sys.argv[3],"item":sys.argv[4],"repeat":int(sys.argv[5])}))' \
     "$base" "$rad_id" "$rad_pw-Mine-2026" "$item" "$repeat")"

@@ -2,11 +2,11 @@
 //! keyed by the session, and are wiped (Sequoia's `Protected` memory zeroizes) when
 //! the session ends by sign-out, idle or absolute timeout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use renkei_crypto::{FacilityRole, SecretKey};
+use renkei_crypto::{FacilityRole, OpenedEnvelope, SecretKey};
 
 use crate::account::AccountId;
 use crate::facility::FacilityCode;
@@ -63,6 +63,42 @@ pub struct Keyring {
     pub user: SecretKey,
     pub liaison_inbox: Option<SecretKey>,
     pub oversight: Option<SecretKey>,
+    /// Envelopes this session opened last, for attachment reads (see
+    /// [`RecentlyOpened`]).
+    pub recent: RecentlyOpened,
+}
+
+/// The last few envelopes a session opened, decrypted and verified, so that
+/// scrolling through a study (one render per slice) does not decrypt and
+/// parse an item's manifest of thousands of entries for every slice. The
+/// plaintext lives only in this session's memory and goes with it (the
+/// manifest's session keys wipe themselves on drop). Access is still checked
+/// against the key slots on every read; only the cryptography is reused.
+#[derive(Default)]
+pub struct RecentlyOpened {
+    inner: Mutex<VecDeque<(String, Arc<OpenedEnvelope>)>>,
+}
+
+impl RecentlyOpened {
+    /// A study is read from one item at a time; a few cover a thread's steps.
+    const KEEP: usize = 4;
+
+    pub fn get(&self, id: &str) -> Option<Arc<OpenedEnvelope>> {
+        let mut recent = self.inner.lock().ok()?;
+        let at = recent.iter().position(|(k, _)| k == id)?;
+        let hit = recent.remove(at)?;
+        let opened = hit.1.clone();
+        recent.push_front(hit);
+        Some(opened)
+    }
+
+    pub fn put(&self, id: &str, opened: Arc<OpenedEnvelope>) {
+        if let Ok(mut recent) = self.inner.lock() {
+            recent.retain(|(k, _)| k != id);
+            recent.push_front((id.to_string(), opened));
+            recent.truncate(Self::KEEP);
+        }
+    }
 }
 
 impl fmt::Debug for Keyring {

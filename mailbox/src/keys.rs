@@ -235,6 +235,7 @@ impl Directory {
             user,
             liaison_inbox: None,
             oversight: None,
+            recent: Default::default(),
         };
         for grant in self.store().grants_of(&account.id).await? {
             let (Some(sealed), Some(role)) = (grant.sealed_key.as_ref(), parse_role(&grant.role))

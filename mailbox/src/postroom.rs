@@ -955,6 +955,25 @@ impl Postroom {
         Ok((keyring, principal, row, opened))
     }
 
+    /// The envelope opened with the session's key, reusing the session's
+    /// recent opening of it: the key slots are checked every time (access
+    /// taken away is taken away at once), the cryptography only the first.
+    async fn open_recent(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<Arc<renkei_crypto::OpenedEnvelope>> {
+        let keyring = self.keyring(session)?;
+        if let Some(opened) = keyring.recent.get(id) {
+            self.reader_principal(&keyring, id).await?;
+            return Ok(opened);
+        }
+        let (keyring, _, _, opened) = self.open_raw(session, id).await?;
+        let opened = Arc::new(opened);
+        keyring.recent.put(id, opened.clone());
+        Ok(opened)
+    }
+
     /// A signer's certificate by fingerprint, for `renkei_crypto::open` on a
     /// blocking thread: from the process cache, else the store.
     fn signer_lookup(
@@ -1298,7 +1317,7 @@ impl Postroom {
         id: &str,
         pick: impl FnOnce(&[renkei_crypto::ManifestEntry]) -> Option<usize>,
     ) -> Result<Option<(PreparedAttachment, Option<usize>)>> {
-        let (_, _, _, opened) = self.open_raw(session, id).await?;
+        let opened = self.open_recent(session, id).await?;
         let Some(index) = pick(&opened.inner.manifest) else {
             return Ok(None);
         };
@@ -1306,10 +1325,11 @@ impl Postroom {
             return Err(Error::NotFound("attachment"));
         };
         let record = record_index(&opened.inner.manifest);
-        let rows = self.directory.store().attachments(id).await?;
-        let row = rows
-            .iter()
-            .find(|r| r.idx == index as i64)
+        let row = self
+            .directory
+            .store()
+            .attachment(id, index as i64)
+            .await?
             .ok_or(Error::NotFound("attachment"))?;
         let file = self
             .blobs

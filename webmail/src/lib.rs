@@ -279,6 +279,12 @@ pub async fn serve_https(
                 }
             },
         };
+        // Without this, the last part of a response waits for the client's
+        // delayed ACK (40 ms on Linux) behind Nagle's algorithm: a rendered
+        // slice took 50 ms to arrive instead of 10.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

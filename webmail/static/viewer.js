@@ -182,7 +182,10 @@
       if (!viewport.dataset.firstSliceMs) viewport.dataset.firstSliceMs = performance.now().toFixed(1);
       prune(false);
     });
-    prefetch();
+    // A slice not yet here is asked for alone: neighbours asked at the same
+    // time would share the server's cores with it (the first slice above all).
+    if (entry.result) prefetch();
+    else entry.promise.then(() => { if (wanted === current) prefetch(); });
   }
 
   function step(n) {

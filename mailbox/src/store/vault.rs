@@ -166,6 +166,8 @@ pub trait VaultStore: Send + Sync {
     /// The key slots of `ids` held by any of `principals`, in one query.
     async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>>;
     async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
+    /// One attachment row (a study has thousands; a slice needs one).
+    async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>>;
     /// Replaces the body with one that has an extra key slot, and records its holder.
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;
     /// Envelopes any of these principals holds a slot for, newest first.

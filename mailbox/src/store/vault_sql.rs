@@ -72,6 +72,8 @@ pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_a
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
     WHERE envelope_id = $1 ORDER BY idx";
+pub(super) const ATTACHMENT: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
+    WHERE envelope_id = $1 AND idx = $2";
 pub(super) const ENVELOPE_EXISTS: &str = "SELECT COUNT(*) FROM envelopes WHERE id = $1";
 pub(super) const SET_BODY: &str = "UPDATE envelopes SET body = $2, body_size = $3 WHERE id = $1";
 pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, e.created_at, \
@@ -510,6 +512,14 @@ macro_rules! impl_vault_store {
                 Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENTS)
                     .bind(id)
                     .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>> {
+                Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENT)
+                    .bind(id)
+                    .bind(idx)
+                    .fetch_optional(&self.pool)
                     .await?)
             }
 

@@ -13,6 +13,7 @@ pub mod account;
 pub mod booking;
 pub mod clerk;
 pub mod compose;
+pub mod files;
 pub mod liaison;
 pub mod mail;
 pub mod operator;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(compose::routes())
         .merge(thread::routes())
         .merge(viewer::routes())
+        .merge(files::routes())
         .merge(liaison::routes())
         .merge(clerk::routes())
         .merge(booking::routes())

@@ -346,6 +346,8 @@ pub struct StepView {
     pub body: String,
     pub fields: Vec<FieldLine>,
     pub attachments: Vec<AttachmentLink>,
+    /// Stands for the DICOM files of a large study (listed on the files page).
+    pub dicom_files: Option<super::files::DicomFiles>,
     /// The whole item, each study and each series as a ZIP.
     pub zip: Option<crate::study_zip::ZipLinks>,
     pub pdf_href: String,
@@ -462,6 +464,7 @@ async fn step_view(
     item: &OpenedItem,
 ) -> StepView {
     let tt = texts(lang);
+    let (attachments, dicom_files) = super::files::step_attachments(lang, item);
     let (signer, signer_facility) = names.person(state, &item.sender_id).await;
     let signer_facility = match signer_facility {
         Some(code) => names.facility(state, &code).await,
@@ -506,17 +509,8 @@ async fn step_view(
                 value: v.clone(),
             })
             .collect(),
-        attachments: item
-            .attachments
-            .iter()
-            .map(|a| AttachmentLink {
-                href: format!("/items/{}/attachments/{}", item.id, a.index),
-                name: a.name.clone(),
-                media_type: a.media_type.clone(),
-                size: a.size,
-                sha256: a.sha256.clone(),
-            })
-            .collect(),
+        attachments,
+        dicom_files,
         zip: None,
         pdf_href: format!("/api/v1/envelopes/{}/pdf", item.id),
         viewer_href: super::viewer::href_for(item),
@@ -552,6 +546,7 @@ fn broken_view(
         body: String::new(),
         fields: Vec::new(),
         attachments: Vec::new(),
+        dicom_files: None,
         zip: None,
         pdf_href: String::new(),
         viewer_href: None,
