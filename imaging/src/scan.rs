@@ -55,6 +55,7 @@ const WANTED: &[u32] = &[
     0x0028_1051, // window width
     0x0028_1052, // rescale intercept
     0x0028_1053, // rescale slope
+    0x3004_000E, // dose grid scaling (RT Dose)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ const IMPLICIT_LE: Syntax = Syntax {
 };
 
 impl Syntax {
-    fn u16(self, b: &[u8]) -> u16 {
+    pub(crate) fn u16(self, b: &[u8]) -> u16 {
         let a = [b[0], b[1]];
         if self.big_endian {
             u16::from_be_bytes(a)
