@@ -255,8 +255,12 @@ pub(crate) fn check_jpeg(fragment: &[u8]) -> Result<(), RenderError> {
                 return match marker {
                     0xC3 => Ok(()),
                     0xC0..=0xC2 if precision == 8 => Ok(()),
-                    0xC0..=0xC2 => unsupported(format!(
-                        "{precision}-bit lossy JPEG (JPEG Extended, process 4)"
+                    0xC0..=0xC2 if precision == 12 => {
+                        unsupported("12-bit lossy JPEG (JPEG Extended, process 4)".into())
+                    }
+                    0xC0..=0xC2 => Err(undecodable(
+                        "JPEG",
+                        &format!("a DCT frame of {precision} bits (8 or 12 exist)"),
                     )),
                     0xC5..=0xC7 => unsupported("hierarchical JPEG".into()),
                     _ => unsupported("arithmetic-coded JPEG".into()),
@@ -329,6 +333,8 @@ mod tests {
         assert!(err.to_string().contains("12-bit"), "{err}");
         jpeg[12] = 8;
         assert_eq!(check_jpeg(&jpeg), Ok(()));
+        jpeg[12] = 85;
+        assert_eq!(check_jpeg(&jpeg).unwrap_err().code(), "dicom_undecodable");
         // A length running off the end is left to the decoder, never a panic.
         assert_eq!(check_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0xFF]), Ok(()));
     }

@@ -161,6 +161,8 @@ enum Photometric {
     YbrFull,
     /// Uncompressed 4:2:2: Y1 Y2 Cb Cr for each pair of pixels (PS3.3 C.7.6.3.1.2).
     YbrFull422,
+    /// One sample per pixel, an index into the file's colour lookup tables.
+    Palette,
 }
 
 impl Photometric {
@@ -178,9 +180,10 @@ impl Photometric {
             "RGB" => Self::Rgb,
             "YBR_FULL" => Self::YbrFull,
             "YBR_FULL_422" if codestream.is_none() => Self::YbrFull422,
+            "PALETTE COLOR" => Self::Palette,
             other => return Err(RenderError::UnsupportedPhotometric(other.to_string())),
         };
-        let expected = if matches!(photometric, Self::Monochrome { .. }) {
+        let expected = if matches!(photometric, Self::Monochrome { .. } | Self::Palette) {
             1
         } else {
             3
@@ -315,6 +318,94 @@ impl Samples<'_> {
             v & mask
         })
     }
+
+    /// Each sample's stored value, sign-extended when Pixel Representation is 1.
+    fn stored(&self, l: &Layout) -> impl Iterator<Item = i64> + '_ {
+        let top = 1i64 << l.bits_stored;
+        let (signed, sign) = (l.signed, top >> 1);
+        self.raw(l.bits_stored).map(move |raw| {
+            let raw = i64::from(raw);
+            if signed && raw >= sign {
+                raw - top
+            } else {
+                raw
+            }
+        })
+    }
+}
+
+/// A palette colour image's red, green and blue lookup tables (PS3.3
+/// C.7.6.3.1.5–6), each entry as 8 bits. They lie before the pixel data, in
+/// the intake walk's copy of the data set, which dicom-rs reads here.
+struct Palette {
+    /// The stored value the first entry maps; lower ones get the first entry.
+    first: i64,
+    tables: [Vec<u8>; 3],
+}
+
+impl Palette {
+    fn of(scanned: &Scanned) -> Result<Self, RenderError> {
+        let obj = dicom_object::OpenFileOptions::new()
+            .read_preamble(dicom_object::file::ReadPreamble::Always)
+            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+            .from_reader(scanned.header.as_slice())
+            .map_err(|e| RenderError::Open(e.to_string()))?;
+        let missing = || {
+            RenderError::UnsupportedPhotometric(
+                "PALETTE COLOR without its lookup tables (segmented tables are not supported)"
+                    .into(),
+            )
+        };
+        let mut first = 0;
+        let mut tables: [Vec<u8>; 3] = Default::default();
+        for (k, table) in tables.iter_mut().enumerate() {
+            let element = |element: u16| obj.element(dicom_core::Tag(0x0028, element)).ok();
+            let descriptor = element(0x1101 + k as u16)
+                .and_then(|e| e.to_multi_int::<i32>().ok())
+                .ok_or_else(missing)?;
+            let data = element(0x1201 + k as u16)
+                .and_then(|e| e.to_bytes().ok())
+                .ok_or_else(missing)?;
+            let &[entries, mapped, bits] = descriptor.as_slice() else {
+                return Err(missing());
+            };
+            // 0 entries means 2^16; US or SS by the data's sign.
+            let entries = match entries as u16 {
+                0 => 1 << 16,
+                n => usize::from(n),
+            };
+            first = i64::from(mapped);
+            // 8-bit entries may each take a 16-bit word: the data's length says.
+            *table = match (data.len() / entries, bits) {
+                (1, _) => data[..entries].to_vec(),
+                (2, 16) => data
+                    .chunks_exact(2)
+                    .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> 8) as u8)
+                    .collect(),
+                (2, _) => data
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]).min(255) as u8)
+                    .collect(),
+                _ => return Err(missing()),
+            };
+        }
+        Ok(Self { first, tables })
+    }
+
+    fn apply(&self, samples: &Samples<'_>, l: &Layout, n: usize) -> Result<Vec<u8>, RenderError> {
+        let mut rgb = Vec::with_capacity(3 * n);
+        for v in samples.stored(l).take(n) {
+            for table in &self.tables {
+                let last = table.len().saturating_sub(1);
+                let i = usize::try_from(v - self.first).unwrap_or(0).min(last);
+                rgb.push(table.get(i).copied().unwrap_or(0));
+            }
+        }
+        if rgb.len() < 3 * n {
+            return Err(too_small());
+        }
+        Ok(rgb)
+    }
 }
 
 /// Renders frame `frame` (0-based) of the DICOM file in `bytes` as PNG.
@@ -338,6 +429,10 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     }
     let codestream = decodable(&meta.transfer_syntax, pixel)?;
     let layout = Layout::of(&meta, &scanned, codestream)?;
+    let palette = match layout.photometric {
+        Photometric::Palette => Some(Palette::of(&scanned)?),
+        _ => None,
+    };
     let frames = meta.frames;
     // Decoders are third-party code fed untrusted data: a panic in one is a
     // slice that cannot be shown, not a crashed server.
@@ -362,7 +457,10 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
                 )
             }
             _ => {
-                let rgb = colour(&samples, &layout, n)?;
+                let rgb = match &palette {
+                    Some(palette) => palette.apply(&samples, &layout, n)?,
+                    None => colour(&samples, &layout, n)?,
+                };
                 (encode(&rgb, &meta, png::ColorType::Rgb)?, None)
             }
         };
@@ -439,13 +537,28 @@ fn native_frame<'a>(
     }
     let len = per_frame * u64::from(l.bytes_per_sample());
     let start = u64::from(frame) * len;
-    let data = usize::try_from(start)
+    let (start, len) = usize::try_from(start)
         .ok()
         .zip(usize::try_from(len).ok())
-        .and_then(|(start, len)| value.get(start..)?.get(..len))
+        .filter(|(start, len)| {
+            start
+                .checked_add(*len)
+                .is_some_and(|end| end <= value.len())
+        })
         .ok_or_else(short)?;
+    let data = if l.big_endian && l.bits_allocated == 8 && &pixel.vr == b"OW" {
+        // 8-bit samples in OW words, each word big endian (PS3.5 7.1.2):
+        // the bytes of every pair are swapped.
+        let swapped = (start..start + len)
+            .map(|k| value.get(k ^ 1).copied())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(short)?;
+        Cow::Owned(swapped)
+    } else {
+        Cow::Borrowed(&value[start..start + len])
+    };
     Ok(Samples {
-        data: Cow::Borrowed(data),
+        data,
         width: l.bytes_per_sample() as usize,
         big_endian: l.big_endian,
     })
@@ -510,20 +623,10 @@ fn monochrome(
     choice: WindowChoice,
     file_window: Option<Window>,
 ) -> Result<(Vec<u8>, Window), RenderError> {
-    let top = 1i64 << l.bits_stored;
-    let sign = top >> 1;
     let values: Vec<f32> = samples
-        .raw(l.bits_stored)
+        .stored(l)
         .take(n)
-        .map(|raw| {
-            let raw = i64::from(raw);
-            let stored = if l.signed && raw >= sign {
-                raw - top
-            } else {
-                raw
-            };
-            (stored as f64 * l.slope + l.intercept) as f32
-        })
+        .map(|v| (v as f64 * l.slope + l.intercept) as f32)
         .collect();
     if values.len() < n {
         return Err(too_small());

@@ -134,6 +134,9 @@ pub struct PixelData {
     pub offset: u64,
     /// `None` for encapsulated (compressed) pixel data.
     pub length: Option<u64>,
+    /// OB or OW as written (`UN` in implicit VR, whose little endian makes
+    /// the two alike).
+    pub vr: [u8; 2],
 }
 
 /// What a value being read is for.
@@ -485,6 +488,7 @@ impl Scanner {
                 self.pixel = Some(PixelData {
                     offset: self.offset,
                     length: None,
+                    vr,
                 });
                 self.stack.push(Container {
                     kind: Kind::Fragments,
@@ -498,6 +502,7 @@ impl Scanner {
             self.pixel = Some(PixelData {
                 offset: self.offset,
                 length: Some(len as u64),
+                vr,
             });
         }
         if undefined {
