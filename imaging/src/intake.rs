@@ -151,7 +151,7 @@ impl Intake {
 
     pub fn finish(self) -> Result<Checked, IntakeError> {
         Ok(match self.finish_scanned()? {
-            Finished::Dicom(meta, _) => Checked::Dicom(Box::new(meta)),
+            Finished::Dicom(dicom) => Checked::Dicom(Box::new(dicom.0)),
             Finished::Image(info) => Checked::Image(info),
             Finished::Other => Checked::Other,
         })
@@ -168,7 +168,7 @@ impl Intake {
                 let scanned = scanner.finish()?;
                 let meta = DicomMeta::from_scan(&scanned)?;
                 parse_with_dicom_rs(&scanned)?;
-                Ok(Finished::Dicom(meta, scanned))
+                Ok(Finished::Dicom(Box::new((meta, scanned))))
             }
             State::Image(format, head) => image_info(format, &head).map(Finished::Image),
         }
@@ -178,7 +178,7 @@ impl Intake {
 /// [`Checked`] with, for DICOM, the walk itself (raw values, where the pixel
 /// data lies), which rendering reads.
 enum Finished {
-    Dicom(DicomMeta, Scanned),
+    Dicom(Box<(DicomMeta, Scanned)>),
     Image(ImageInfo),
     Other,
 }
@@ -189,7 +189,7 @@ pub(crate) fn scan_dicom(bytes: &[u8]) -> Result<(DicomMeta, Scanned), IntakeErr
     let mut intake = Intake::new("", "application/dicom").with_size(bytes.len() as u64);
     intake.feed(bytes)?;
     match intake.finish_scanned()? {
-        Finished::Dicom(meta, scanned) => Ok((meta, scanned)),
+        Finished::Dicom(dicom) => Ok(*dicom),
         Finished::Image(_) | Finished::Other => Err(IntakeError::NotDicom),
     }
 }

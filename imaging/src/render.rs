@@ -702,7 +702,7 @@ fn colour(samples: &Samples<'_>, l: &Layout, n: usize) -> Result<Vec<u8>, Render
         .collect();
     let mut rgb = match l.photometric {
         Photometric::YbrFull422 => {
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(RenderError::UnsupportedPhotometric(
                     "YBR_FULL_422 with an odd number of pixels".into(),
                 ));
