@@ -369,7 +369,7 @@ impl Palette {
             let &[entries, mapped, bits] = descriptor.as_slice() else {
                 return Err(missing());
             };
-            // 0 entries means 2^16; US or SS by the data's sign.
+            // The count is unsigned whatever the VR (US or SS); 0 means 2^16.
             let entries = match entries as u16 {
                 0 => 1 << 16,
                 n => usize::from(n),
