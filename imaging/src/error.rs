@@ -167,6 +167,12 @@ pub enum RenderError {
     NoSuchFrame { frame: u32, frames: u32 },
     #[error("this slice cannot be decoded: {0}")]
     Undecodable(String),
+    #[error(
+        "images in the transfer syntax {0} cannot be decoded here (no decoder without system libraries)"
+    )]
+    UnsupportedTransferSyntax(String),
+    #[error("{0} cannot be decoded here (no decoder without system libraries)")]
+    UnsupportedCompression(String),
     #[error("images of photometric interpretation {0} cannot be shown")]
     UnsupportedPhotometric(String),
     #[error("the image is too large to render ({pixels} pixels per frame)")]
@@ -182,6 +188,8 @@ impl RenderError {
             Self::NoPixelData => "dicom_no_pixel_data",
             Self::NoSuchFrame { .. } => "dicom_no_such_frame",
             Self::Undecodable(_) => "dicom_undecodable",
+            Self::UnsupportedTransferSyntax(_) => "dicom_unsupported_transfer_syntax",
+            Self::UnsupportedCompression(_) => "dicom_unsupported_compression",
             Self::UnsupportedPhotometric(_) => "dicom_unsupported_photometric",
             Self::TooLarge { .. } => "dicom_too_large",
             Self::Encode(_) => "render_encode",
@@ -201,6 +209,13 @@ impl RenderError {
             }
             Self::Undecodable(_) => {
                 "この画像は表示できません（復号できない形式です）。ファイルのダウンロードは可能です"
+                    .into()
+            }
+            Self::UnsupportedTransferSyntax(ts) => format!(
+                "この画像の圧縮形式（{ts}）は表示に対応していません。ファイルのダウンロードは可能です"
+            ),
+            Self::UnsupportedCompression(_) => {
+                "この画像の圧縮方式は表示に対応していません。ファイルのダウンロードは可能です"
                     .into()
             }
             Self::UnsupportedPhotometric(p) => format!("色空間 {p} の画像は表示できません"),

@@ -149,21 +149,48 @@ impl Intake {
         }
     }
 
-    pub fn finish(mut self) -> Result<Checked, IntakeError> {
+    pub fn finish(self) -> Result<Checked, IntakeError> {
+        Ok(match self.finish_scanned()? {
+            Finished::Dicom(dicom) => Checked::Dicom(Box::new(dicom.0)),
+            Finished::Image(info) => Checked::Image(info),
+            Finished::Other => Checked::Other,
+        })
+    }
+
+    fn finish_scanned(mut self) -> Result<Finished, IntakeError> {
         if let State::Sniffing(head) = &mut self.state {
             let head = std::mem::take(head);
             self.decide(&head)?;
         }
         match self.state {
-            State::Sniffing(_) | State::Other => Ok(Checked::Other),
+            State::Sniffing(_) | State::Other => Ok(Finished::Other),
             State::Dicom(scanner) => {
                 let scanned = scanner.finish()?;
                 let meta = DicomMeta::from_scan(&scanned)?;
                 parse_with_dicom_rs(&scanned)?;
-                Ok(Checked::Dicom(Box::new(meta)))
+                Ok(Finished::Dicom(Box::new((meta, scanned))))
             }
-            State::Image(format, head) => image_info(format, &head).map(Checked::Image),
+            State::Image(format, head) => image_info(format, &head).map(Finished::Image),
         }
+    }
+}
+
+/// [`Checked`] with, for DICOM, the walk itself (raw values, where the pixel
+/// data lies), which rendering reads.
+enum Finished {
+    Dicom(Box<(DicomMeta, Scanned)>),
+    Image(ImageInfo),
+    Other,
+}
+
+/// The intake of a DICOM file held in memory, for rendering: its metadata and
+/// the walk, every length checked. Anything but DICOM is `NotDicom`.
+pub(crate) fn scan_dicom(bytes: &[u8]) -> Result<(DicomMeta, Scanned), IntakeError> {
+    let mut intake = Intake::new("", "application/dicom").with_size(bytes.len() as u64);
+    intake.feed(bytes)?;
+    match intake.finish_scanned()? {
+        Finished::Dicom(dicom) => Ok(*dicom),
+        Finished::Image(_) | Finished::Other => Err(IntakeError::NotDicom),
     }
 }
 

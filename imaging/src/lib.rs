@@ -4,6 +4,7 @@
 //! PNG. No I/O beyond the readers and bytes it is given; no storage.
 
 pub mod charset;
+mod codestream;
 pub mod error;
 pub mod intake;
 pub mod meta;

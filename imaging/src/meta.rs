@@ -67,7 +67,7 @@ fn ascii(raw: Option<&[u8]>) -> String {
 }
 
 /// First value of a decimal or integer string (`DS`, `IS`), which may be multi-valued.
-fn number(raw: Option<&[u8]>) -> Option<f64> {
+pub(crate) fn number(raw: Option<&[u8]>) -> Option<f64> {
     let s = ascii(raw);
     s.split('\\')
         .next()

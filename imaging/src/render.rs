@@ -1,19 +1,24 @@
-//! One frame of a DICOM instance as an 8-bit PNG: decoded by dicom-pixeldata
-//! (native, RLE, JPEG baseline/extended/lossless, JPEG 2000 through openjp2),
-//! the modality LUT (rescale slope/intercept) applied, then a window
-//! (PS3.3 C.11.2.1.2, linear), MONOCHROME1 inverted; colour images as RGB.
+//! One frame of a DICOM instance as an 8-bit PNG. An uncompressed frame is
+//! read straight from the file's bytes, where the intake walk found the pixel
+//! data: only the requested frame is touched, whatever the file holds besides.
+//! A compressed frame is decoded by dicom-pixeldata (RLE, JPEG baseline,
+//! extended and lossless through jpeg-decoder, JPEG 2000 through openjp2: no
+//! system libraries), a 32-bit RLE frame, which it does not decode, by
+//! `codestream`. Then the modality LUT (rescale slope and intercept, or an RT
+//! Dose's Dose Grid Scaling), a window (PS3.3 C.11.2.1.2), MONOCHROME1
+//! inverted; colour images as 8-bit RGB.
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use dicom_pixeldata::{
-    ConvertOptions, ModalityLutOption, PhotometricInterpretation, PixelDecoder,
-    PlanarConfiguration, VoiLutOption,
-};
+use dicom_pixeldata::PixelDecoder;
+use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use serde::{Deserialize, Serialize};
 
+use crate::codestream::{self, Codestream, Geometry};
 use crate::error::RenderError;
-use crate::intake::{Checked, check_bytes};
-use crate::meta::Window;
+use crate::meta::{DicomMeta, Window, number};
+use crate::scan::{PixelData, Scanned};
 
 /// Pixels per frame beyond which nothing is rendered (a 10k × 10k image).
 const MAX_PIXELS: u64 = 100_000_000;
@@ -103,8 +108,22 @@ impl std::fmt::Debug for Rendered {
     }
 }
 
-/// Maps a modality value to 0..=255 through a linear window (PS3.3 C.11.2.1.2.1).
+/// Maps a modality value to 0..=255 through a window: linear (PS3.3
+/// C.11.2.1.2.1), the function a file's window means unless it says otherwise.
+/// Linear needs a width of at least 1 in the values' own units, which a dose
+/// map in Gy does not span, so a narrower window is applied as LINEAR_EXACT
+/// (C.11.2.1.3.2), which holds for any positive width.
 pub fn apply_window(x: f64, w: Window) -> u8 {
+    if w.width > 0.0 && w.width < 1.0 {
+        let y = if x <= w.center - w.width / 2.0 {
+            0.0
+        } else if x > w.center + w.width / 2.0 {
+            255.0
+        } else {
+            ((x - w.center) / w.width + 0.5) * 255.0
+        };
+        return y.round().clamp(0.0, 255.0) as u8;
+    }
     let width = w.width.max(1.0);
     let low = w.center - 0.5 - (width - 1.0) / 2.0;
     let high = w.center - 0.5 + (width - 1.0) / 2.0;
@@ -119,22 +138,285 @@ pub fn apply_window(x: f64, w: Window) -> u8 {
     }
 }
 
-fn undecodable(e: impl std::fmt::Display) -> RenderError {
-    RenderError::Undecodable(e.to_string())
+/// A decoder's error with its causes (dicom-pixeldata's own text is only
+/// "Could not decode pixel data").
+fn undecodable(e: &dyn std::error::Error) -> RenderError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    RenderError::Undecodable(text)
+}
+
+/// How the samples of a frame are to be read as colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Photometric {
+    Monochrome {
+        invert: bool,
+    },
+    Rgb,
+    YbrFull,
+    /// Uncompressed 4:2:2: Y1 Y2 Cb Cr for each pair of pixels (PS3.3 C.7.6.3.1.2).
+    YbrFull422,
+    /// One sample per pixel, an index into the file's colour lookup tables.
+    Palette,
+}
+
+impl Photometric {
+    fn of(name: &str, samples: u32, codestream: Option<Codestream>) -> Result<Self, RenderError> {
+        let photometric = match name {
+            "MONOCHROME1" => Self::Monochrome { invert: true },
+            "MONOCHROME2" => Self::Monochrome { invert: false },
+            // The JPEG and JPEG 2000 decoders hand back RGB, whatever the
+            // colour space they were given (YBR_FULL_422, YBR_ICT, YBR_RCT …).
+            _ if samples == 3
+                && matches!(codestream, Some(Codestream::Jpeg | Codestream::Jpeg2000)) =>
+            {
+                Self::Rgb
+            }
+            "RGB" => Self::Rgb,
+            "YBR_FULL" => Self::YbrFull,
+            "YBR_FULL_422" if codestream.is_none() => Self::YbrFull422,
+            "PALETTE COLOR" => Self::Palette,
+            other => return Err(RenderError::UnsupportedPhotometric(other.to_string())),
+        };
+        let expected = if matches!(photometric, Self::Monochrome { .. } | Self::Palette) {
+            1
+        } else {
+            3
+        };
+        if samples != expected {
+            return Err(RenderError::Undecodable(format!(
+                "{name} with {samples} samples per pixel"
+            )));
+        }
+        Ok(photometric)
+    }
+}
+
+/// What the intake walk says about a frame's samples.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    pixels: u64,
+    columns: u32,
+    samples: u32,
+    bits_allocated: u32,
+    bits_stored: u32,
+    signed: bool,
+    /// Planar configuration 1 (uncompressed only): each sample's plane in turn.
+    planar: bool,
+    /// Uncompressed samples in explicit VR big endian.
+    big_endian: bool,
+    photometric: Photometric,
+    /// The modality LUT: stored value × slope + intercept.
+    slope: f64,
+    intercept: f64,
+}
+
+impl Layout {
+    fn of(
+        meta: &DicomMeta,
+        scanned: &Scanned,
+        codestream: Option<Codestream>,
+    ) -> Result<Self, RenderError> {
+        let us = |tag: u32| {
+            scanned
+                .value(tag)
+                .filter(|v| v.len() >= 2)
+                .map(|v| u32::from(scanned.syntax.u16(v)))
+        };
+        let bits_allocated = meta.bits_allocated.unwrap_or(0);
+        let bits_stored = meta.bits_stored.unwrap_or(bits_allocated);
+        if !matches!(bits_allocated, 1 | 8 | 16 | 32) {
+            return Err(RenderError::Undecodable(format!(
+                "{bits_allocated}-bit samples (Bits Allocated must be 1, 8, 16 or 32)"
+            )));
+        }
+        if bits_stored == 0 || bits_stored > bits_allocated {
+            return Err(RenderError::Undecodable(format!(
+                "{bits_stored} bits stored in {bits_allocated}-bit samples"
+            )));
+        }
+        let photometric = Photometric::of(
+            &meta.photometric_interpretation,
+            meta.samples_per_pixel,
+            codestream,
+        )?;
+        if bits_allocated == 1 && !matches!(photometric, Photometric::Monochrome { .. }) {
+            return Err(RenderError::Undecodable("1-bit colour samples".into()));
+        }
+        // An RT Dose has no modality LUT: its Dose Grid Scaling turns the
+        // stored values into dose, in its Dose Units (PS3.3 C.8.8.3).
+        let dose_grid_scaling = number(scanned.value(0x3004_000E))
+            .filter(|s| *s > 0.0)
+            .unwrap_or(1.0);
+        Ok(Self {
+            pixels: u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0)),
+            columns: meta.columns.unwrap_or(0),
+            samples: meta.samples_per_pixel,
+            bits_allocated,
+            bits_stored,
+            signed: us(0x0028_0103) == Some(1),
+            planar: codestream.is_none() && us(0x0028_0006) == Some(1),
+            big_endian: scanned.syntax.big_endian,
+            photometric,
+            slope: meta.rescale_slope * dose_grid_scaling,
+            intercept: meta.rescale_intercept,
+        })
+    }
+
+    fn bytes_per_sample(&self) -> u32 {
+        self.bits_allocated.div_ceil(8)
+    }
+
+    /// Samples stored for one frame: 4:2:2 keeps two per pixel.
+    fn stored_samples(&self) -> u64 {
+        let per_pixel = if self.photometric == Photometric::YbrFull422 {
+            2
+        } else {
+            self.samples
+        };
+        self.pixels * u64::from(per_pixel)
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            pixels: self.pixels,
+            columns: self.columns,
+            samples: self.samples,
+            bytes_per_sample: self.bytes_per_sample(),
+        }
+    }
+}
+
+/// One frame's samples: as stored (uncompressed), or as a decoder left them
+/// (little endian, pixel by pixel).
+struct Samples<'a> {
+    data: Cow<'a, [u8]>,
+    /// Bytes per sample: 1, 2 or 4 (1-bit samples are unpacked to bytes).
+    width: usize,
+    big_endian: bool,
+}
+
+impl Samples<'_> {
+    /// Each sample as an unsigned number, Bits Stored of it kept.
+    fn raw(&self, bits_stored: u32) -> impl Iterator<Item = u32> + '_ {
+        let mask = u32::MAX >> (32 - bits_stored.clamp(1, 32));
+        let big_endian = self.big_endian;
+        self.data.chunks_exact(self.width).map(move |c| {
+            let v = match (c, big_endian) {
+                ([a], _) => u32::from(*a),
+                ([a, b], false) => u32::from(u16::from_le_bytes([*a, *b])),
+                ([a, b], true) => u32::from(u16::from_be_bytes([*a, *b])),
+                ([a, b, c, d], false) => u32::from_le_bytes([*a, *b, *c, *d]),
+                ([a, b, c, d], true) => u32::from_be_bytes([*a, *b, *c, *d]),
+                _ => 0,
+            };
+            v & mask
+        })
+    }
+
+    /// Each sample's stored value, sign-extended when Pixel Representation is 1.
+    fn stored(&self, l: &Layout) -> impl Iterator<Item = i64> + '_ {
+        let top = 1i64 << l.bits_stored;
+        let (signed, sign) = (l.signed, top >> 1);
+        self.raw(l.bits_stored).map(move |raw| {
+            let raw = i64::from(raw);
+            if signed && raw >= sign {
+                raw - top
+            } else {
+                raw
+            }
+        })
+    }
+}
+
+/// A palette colour image's red, green and blue lookup tables (PS3.3
+/// C.7.6.3.1.5–6), each entry as 8 bits. They lie before the pixel data, in
+/// the intake walk's copy of the data set, which dicom-rs reads here.
+struct Palette {
+    /// The stored value the first entry maps; lower ones get the first entry.
+    first: i64,
+    tables: [Vec<u8>; 3],
+}
+
+impl Palette {
+    fn of(scanned: &Scanned) -> Result<Self, RenderError> {
+        let obj = dicom_object::OpenFileOptions::new()
+            .read_preamble(dicom_object::file::ReadPreamble::Always)
+            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+            .from_reader(scanned.header.as_slice())
+            .map_err(|e| RenderError::Open(e.to_string()))?;
+        let missing = || {
+            RenderError::UnsupportedPhotometric(
+                "PALETTE COLOR without its lookup tables (segmented tables are not supported)"
+                    .into(),
+            )
+        };
+        let mut first = 0;
+        let mut tables: [Vec<u8>; 3] = Default::default();
+        for (k, table) in tables.iter_mut().enumerate() {
+            let element = |element: u16| obj.element(dicom_core::Tag(0x0028, element)).ok();
+            let descriptor = element(0x1101 + k as u16)
+                .and_then(|e| e.to_multi_int::<i32>().ok())
+                .ok_or_else(missing)?;
+            let data = element(0x1201 + k as u16)
+                .and_then(|e| e.to_bytes().ok())
+                .ok_or_else(missing)?;
+            let &[entries, mapped, bits] = descriptor.as_slice() else {
+                return Err(missing());
+            };
+            // The count is unsigned whatever the VR (US or SS); 0 means 2^16.
+            let entries = match entries as u16 {
+                0 => 1 << 16,
+                n => usize::from(n),
+            };
+            first = i64::from(mapped);
+            // 8-bit entries may each take a 16-bit word: the data's length says.
+            *table = match (data.len() / entries, bits) {
+                (1, _) => data[..entries].to_vec(),
+                (2, 16) => data
+                    .chunks_exact(2)
+                    .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> 8) as u8)
+                    .collect(),
+                (2, _) => data
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]).min(255) as u8)
+                    .collect(),
+                _ => return Err(missing()),
+            };
+        }
+        Ok(Self { first, tables })
+    }
+
+    fn apply(&self, samples: &Samples<'_>, l: &Layout, n: usize) -> Result<Vec<u8>, RenderError> {
+        let mut rgb = Vec::with_capacity(3 * n);
+        for v in samples.stored(l).take(n) {
+            for table in &self.tables {
+                let last = table.len().saturating_sub(1);
+                let i = usize::try_from(v - self.first).unwrap_or(0).min(last);
+                rgb.push(table.get(i).copied().unwrap_or(0));
+            }
+        }
+        if rgb.len() < 3 * n {
+            return Err(too_small());
+        }
+        Ok(rgb)
+    }
 }
 
 /// Renders frame `frame` (0-based) of the DICOM file in `bytes` as PNG.
 pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rendered, RenderError> {
     // The bounded intake walk first: every length checked, so dicom-rs below
     // cannot be made to allocate beyond the file it is given.
-    let meta = match check_bytes("", "application/dicom", bytes) {
-        Ok(Checked::Dicom(meta)) => meta,
-        Ok(_) => return Err(RenderError::Open("not DICOM".into())),
-        Err(e) => return Err(RenderError::Open(e.to_string())),
-    };
-    if !meta.has_pixel_data {
+    let (meta, scanned) =
+        crate::intake::scan_dicom(bytes).map_err(|e| RenderError::Open(e.to_string()))?;
+    let Some(pixel) = scanned.pixel else {
         return Err(RenderError::NoPixelData);
-    }
+    };
     if frame >= meta.frames {
         return Err(RenderError::NoSuchFrame {
             frame,
@@ -145,303 +427,310 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     if pixels > MAX_PIXELS {
         return Err(RenderError::TooLarge { pixels });
     }
-    // dicom-pixeldata asserts (panics) on these instead of returning an error.
-    if let (Some(stored), Some(allocated)) = (meta.bits_stored, meta.bits_allocated)
-        && (stored == 0 || stored > allocated || stored > 32)
-    {
-        return Err(RenderError::Undecodable(format!(
-            "{stored} bits stored in {allocated}-bit samples"
-        )));
-    }
-    let native = matches!(
-        meta.transfer_syntax.as_str(),
-        "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2"
-    );
-    if native && meta.photometric_interpretation.ends_with("_422") {
-        // dicom-pixeldata does not unpack subsampled uncompressed colour.
-        return Err(RenderError::UnsupportedPhotometric(format!(
-            "{} (uncompressed)",
-            meta.photometric_interpretation
-        )));
-    }
-    let file_window = meta.window;
-    let frames = meta.frames;
-    let geometry = Geometry {
-        pixels,
-        columns: meta.columns.unwrap_or(0),
-        samples: meta.samples_per_pixel,
-        segments: u64::from(meta.samples_per_pixel)
-            * u64::from(meta.bits_allocated.unwrap_or(8).div_ceil(8)),
+    let codestream = decodable(&meta.transfer_syntax, pixel)?;
+    let layout = Layout::of(&meta, &scanned, codestream)?;
+    let palette = match layout.photometric {
+        Photometric::Palette => Some(Palette::of(&scanned)?),
+        _ => None,
     };
-    let transfer_syntax = meta.transfer_syntax.clone();
+    let frames = meta.frames;
     // Decoders are third-party code fed untrusted data: a panic in one is a
     // slice that cannot be shown, not a crashed server.
     catch_unwind(AssertUnwindSafe(|| {
-        decode_and_encode(
-            bytes,
-            frame,
-            choice,
-            file_window,
+        let samples = match codestream {
+            None => native_frame(bytes, pixel, frame, &layout)?,
+            Some(c) => compressed_frame(bytes, frame, frames, c, &layout)?,
+        };
+        let n = layout.pixels as usize;
+        let (png, window) = match layout.photometric {
+            Photometric::Monochrome { invert } => {
+                let file_window = meta.window;
+                let (gray, window) = monochrome(&samples, &layout, n, choice, file_window)?;
+                let gray = if invert {
+                    gray.into_iter().map(|g| 255 - g).collect()
+                } else {
+                    gray
+                };
+                (
+                    encode(&gray, &meta, png::ColorType::Grayscale)?,
+                    Some(window),
+                )
+            }
+            _ => {
+                let rgb = match &palette {
+                    Some(palette) => palette.apply(&samples, &layout, n)?,
+                    None => colour(&samples, &layout, n)?,
+                };
+                (encode(&rgb, &meta, png::ColorType::Rgb)?, None)
+            }
+        };
+        Ok(Rendered {
+            png,
+            width: meta.columns.unwrap_or(0),
+            height: meta.rows.unwrap_or(0),
+            window,
             frames,
-            &transfer_syntax,
-            geometry,
-        )
+        })
     }))
     .unwrap_or_else(|_| Err(RenderError::Undecodable("the decoder failed".into())))
 }
 
-/// What an RLE frame must decode to.
-#[derive(Clone, Copy)]
-struct Geometry {
-    pixels: u64,
-    columns: u32,
-    samples: u32,
-    segments: u64,
-}
-
-const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
-
-/// Output length of one PackBits segment (PS3.5 G.3.1), without decoding it.
-fn packbits_len(segment: &[u8]) -> u64 {
-    let (mut i, mut out) = (0usize, 0u64);
-    while i < segment.len() {
-        let n = segment[i] as i8;
-        i += 1;
-        match n {
-            0..=127 => {
-                let run = n as usize + 1;
-                out += run.min(segment.len().saturating_sub(i)) as u64;
-                i += run;
-            }
-            -127..=-1 => {
-                if i < segment.len() {
-                    out += (1 - n as i64) as u64;
-                }
-                i += 1;
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// dicom-rs's RLE decoder trusts the segment header: a count of 2³² segments
-/// makes it allocate 16 GiB, a short segment makes it index out of bounds.
-/// The header and every segment are checked here first (PS3.5 G.5).
-fn check_rle(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
-    let bad = |why: &str| Err(RenderError::Undecodable(format!("invalid RLE data: {why}")));
-    if fragment.len() < 64 {
-        return bad("the frame is shorter than its header");
-    }
-    let word = |i: usize| {
-        u32::from_le_bytes([
-            fragment[i],
-            fragment[i + 1],
-            fragment[i + 2],
-            fragment[i + 3],
-        ]) as u64
+/// `None` for uncompressed pixel data, else the codestream, when
+/// dicom-pixeldata has a decoder for it here (without system libraries).
+fn decodable(transfer_syntax: &str, pixel: PixelData) -> Result<Option<Codestream>, RenderError> {
+    let Some(entry) = TransferSyntaxRegistry.get(transfer_syntax) else {
+        return Err(RenderError::UnsupportedTransferSyntax(format!(
+            "{transfer_syntax} (unknown)"
+        )));
     };
-    let count = word(0);
-    if count == 0 || count > 15 || count != g.segments {
-        return bad("the segment count does not fit the image");
+    let compressed = pixel.length.is_none();
+    if compressed != entry.is_encapsulated_pixel_data() {
+        return Err(RenderError::Undecodable(format!(
+            "the pixel data is {} but {} says otherwise",
+            if compressed {
+                "in fragments"
+            } else {
+                "one uncompressed value"
+            },
+            entry.name()
+        )));
     }
-    let mut offsets: Vec<u64> = (1..=count as usize).map(|k| word(4 * k)).collect();
-    offsets.push(fragment.len() as u64);
-    if offsets[0] != 64 || offsets.windows(2).any(|w| w[0] > w[1]) {
-        return bad("the segment offsets are out of order or past the end");
+    if !entry.can_decode_all() {
+        return Err(RenderError::UnsupportedTransferSyntax(format!(
+            "{} ({transfer_syntax})",
+            entry.name()
+        )));
     }
-    for w in offsets.windows(2) {
-        if packbits_len(&fragment[w[0] as usize..w[1] as usize]) < g.pixels {
-            return bad("a segment holds fewer pixels than the image");
-        }
-    }
-    Ok(())
+    Ok(compressed.then(|| Codestream::of(transfer_syntax)))
 }
 
-const J2K_SOC_SIZ: &[u8] = &[0xFF, 0x4F, 0xFF, 0x51];
-
-/// dicom-rs copies every decoded JPEG 2000 sample into a frame sized by Rows
-/// and Columns, indexing past it when the codestream is larger (a panic the
-/// fuzzer found), and lets one component too many through. The codestream's
-/// image size (SIZ, ISO 15444-1 A.5.1) must match the geometry first.
-fn check_jpeg2000(fragment: &[u8], g: Geometry) -> Result<(), RenderError> {
-    let bad = |why: &str| {
-        Err(RenderError::Undecodable(format!(
-            "invalid JPEG 2000 data: {why}"
-        )))
-    };
-    let Some(at) = fragment.windows(4).position(|w| w == J2K_SOC_SIZ) else {
-        return bad("no image header");
-    };
-    let siz = &fragment[at + 4..];
-    if siz.len() < 38 {
-        return bad("the image header is cut short");
+/// Frame `frame` of uncompressed pixel data, borrowed from the file's bytes.
+fn native_frame<'a>(
+    bytes: &'a [u8],
+    pixel: PixelData,
+    frame: u32,
+    l: &Layout,
+) -> Result<Samples<'a>, RenderError> {
+    let short = || RenderError::Undecodable("the pixel data is shorter than its frames".into());
+    let value = usize::try_from(pixel.offset)
+        .ok()
+        .zip(pixel.length.and_then(|n| usize::try_from(n).ok()))
+        .and_then(|(start, len)| bytes.get(start..)?.get(..len))
+        .ok_or_else(short)?;
+    let per_frame = l.stored_samples();
+    if l.bits_allocated == 1 {
+        // Frames follow one another bit by bit, each pixel one bit, the
+        // first in the least significant bit of a byte (PS3.5 8.1.1, D.2).
+        let first = u64::from(frame) * per_frame;
+        let bits = (first..first + per_frame)
+            .map(|k| {
+                let byte = value.get(usize::try_from(k / 8).ok()?)?;
+                Some((byte >> (k % 8)) & 1)
+            })
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(short)?;
+        return Ok(Samples {
+            data: Cow::Owned(bits),
+            width: 1,
+            big_endian: false,
+        });
     }
-    let word = |i: usize| u32::from_be_bytes([siz[i], siz[i + 1], siz[i + 2], siz[i + 3]]);
-    // Lsiz, Rsiz, then Xsiz, Ysiz, XOsiz, YOsiz (… Csiz at 36).
-    let (width, height) = (
-        word(4).saturating_sub(word(12)),
-        word(8).saturating_sub(word(16)),
-    );
-    let components = u16::from_be_bytes([siz[36], siz[37]]);
-    if u64::from(width) * u64::from(height) != g.pixels
-        || u64::from(width) != u64::from(g.columns)
-        || u64::from(components) != u64::from(g.samples)
-    {
-        return bad("its size or components do not match the image geometry");
-    }
-    Ok(())
+    let len = per_frame * u64::from(l.bytes_per_sample());
+    let start = u64::from(frame) * len;
+    let (start, len) = usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .filter(|(start, len)| {
+            start
+                .checked_add(*len)
+                .is_some_and(|end| end <= value.len())
+        })
+        .ok_or_else(short)?;
+    let data = if l.big_endian && l.bits_allocated == 8 && &pixel.vr == b"OW" {
+        // 8-bit samples in OW words, each word big endian (PS3.5 7.1.2):
+        // the bytes of every pair are swapped.
+        let swapped = (start..start + len)
+            .map(|k| value.get(k ^ 1).copied())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(short)?;
+        Cow::Owned(swapped)
+    } else {
+        Cow::Borrowed(&value[start..start + len])
+    };
+    Ok(Samples {
+        data,
+        width: l.bytes_per_sample() as usize,
+        big_endian: l.big_endian,
+    })
 }
 
-fn decode_and_encode(
+/// Frame `frame` of compressed pixel data, its codestream checked, then decoded.
+fn compressed_frame(
     bytes: &[u8],
     frame: u32,
-    choice: WindowChoice,
-    file_window: Option<Window>,
     frames: u32,
-    transfer_syntax: &str,
-    geometry: Geometry,
-) -> Result<Rendered, RenderError> {
+    codestream: Codestream,
+    l: &Layout,
+) -> Result<Samples<'static>, RenderError> {
     let obj = dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Always)
         .from_reader(bytes)
         .map_err(|e| RenderError::Open(e.to_string()))?;
-    if transfer_syntax == RLE_LOSSLESS {
-        let fragments = obj
-            .element(dicom_dictionary_std::tags::PIXEL_DATA)
-            .ok()
-            .and_then(|e| e.value().fragments());
-        let fragment = fragments
-            .and_then(|f| f.get(frame as usize))
-            .ok_or_else(|| {
+    let fragments = obj
+        .element(dicom_dictionary_std::tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.value().fragments())
+        .unwrap_or(&[]);
+    let geometry = l.geometry();
+    let fragment = || codestream::frame_fragment(fragments, frame, frames, codestream);
+    match codestream {
+        Codestream::Rle => {
+            let fragment = fragments.get(frame as usize).ok_or_else(|| {
                 RenderError::Undecodable(format!("no RLE fragment for frame {frame}"))
             })?;
-        check_rle(fragment, geometry)?;
-    }
-    if transfer_syntax.starts_with("1.2.840.10008.1.2.4.9") {
-        let fragments = obj
-            .element(dicom_dictionary_std::tags::PIXEL_DATA)
-            .ok()
-            .and_then(|e| e.value().fragments())
-            .unwrap_or(&[]);
-        let fragment = if fragments.len() == frames as usize {
-            fragments.get(frame as usize)
-        } else {
-            fragments
-                .iter()
-                .find(|f| f.windows(4).any(|w| w == J2K_SOC_SIZ))
-        };
-        check_jpeg2000(fragment.map_or(&[][..], Vec::as_slice), geometry)?;
-    }
-    let decoded = obj.decode_pixel_data_frame(frame).map_err(undecodable)?;
-    let (width, height) = (decoded.columns(), decoded.rows());
-    let n = width as usize * height as usize;
-    let photometric = decoded.photometric_interpretation().clone();
-    if photometric.is_monochrome() {
-        let options = ConvertOptions::new()
-            .with_modality_lut(ModalityLutOption::Default)
-            .with_voi_lut(VoiLutOption::Identity);
-        let values: Vec<f32> = decoded
-            .to_vec_frame_with_options(0, &options)
-            .map_err(undecodable)?;
-        if values.len() < n {
-            return Err(RenderError::Undecodable(
-                "the decoded frame is smaller than its geometry".into(),
-            ));
+            codestream::check_rle(fragment, geometry)?;
+            if l.bits_allocated == 32 {
+                return Ok(Samples {
+                    data: Cow::Owned(codestream::decode_rle(fragment, geometry)),
+                    width: 4,
+                    big_endian: false,
+                });
+            }
         }
-        let window = match choice {
-            WindowChoice::Custom(w) => w,
-            WindowChoice::Preset(p) => match p.window().or(file_window) {
-                Some(w) => w,
-                None => full_range(&values[..n]),
-            },
-        };
-        let invert = photometric == PhotometricInterpretation::Monochrome1;
-        let gray: Vec<u8> = values[..n]
-            .iter()
-            .map(|&v| {
-                let g = apply_window(f64::from(v), window);
-                if invert { 255 - g } else { g }
-            })
-            .collect();
-        let png = encode(&gray, width, height, png::ColorType::Grayscale)?;
-        return Ok(Rendered {
-            png,
-            width,
-            height,
-            window: Some(window),
-            frames,
-        });
+        Codestream::Jpeg => codestream::check_jpeg(fragment())?,
+        Codestream::Jpeg2000 => codestream::check_jpeg2000(fragment(), geometry)?,
+        Codestream::Other => {}
     }
-    let rgb = colour(&decoded, &photometric, n)?;
-    let png = encode(&rgb, width, height, png::ColorType::Rgb)?;
-    Ok(Rendered {
-        png,
-        width,
-        height,
-        window: None,
-        frames,
+    let decoded = obj
+        .decode_pixel_data_frame(frame)
+        .map_err(|e| undecodable(&e))?;
+    Ok(Samples {
+        data: Cow::Owned(decoded.into_data()),
+        width: l.bytes_per_sample() as usize,
+        big_endian: false,
     })
 }
 
-fn full_range(values: &[f32]) -> Window {
+fn too_small() -> RenderError {
+    RenderError::Undecodable("the decoded frame is smaller than its geometry".into())
+}
+
+/// Grey levels of a monochrome frame and the window applied.
+fn monochrome(
+    samples: &Samples<'_>,
+    l: &Layout,
+    n: usize,
+    choice: WindowChoice,
+    file_window: Option<Window>,
+) -> Result<(Vec<u8>, Window), RenderError> {
+    let values: Vec<f32> = samples
+        .stored(l)
+        .take(n)
+        .map(|v| (v as f64 * l.slope + l.intercept) as f32)
+        .collect();
+    if values.len() < n {
+        return Err(too_small());
+    }
+    let window = match choice {
+        WindowChoice::Custom(w) => w,
+        WindowChoice::Preset(p) => match p.window().or(file_window) {
+            Some(w) => w,
+            None => full_range(
+                &values,
+                l.slope.fract() == 0.0 && l.intercept.fract() == 0.0,
+            ),
+        },
+    };
+    let gray = values
+        .iter()
+        .map(|&v| apply_window(f64::from(v), window))
+        .collect();
+    Ok((gray, window))
+}
+
+/// The window of a frame whose file has none: its lowest modality value black,
+/// its highest white. A dose map has no window and no VOI LUT, and no fixed
+/// window suits every plan's dose; the frame's own range always shows the
+/// whole of it, in the file's units (Gy for a dose).
+///
+/// Integer values (`integral`: stored values through an integer slope and
+/// intercept) get the linear window that maps exactly that range; others the
+/// range itself, widened outward to four significant digits so the window
+/// reads as the file's units (0.795–1.254 Gy: centre 1.0245, width 0.459).
+fn full_range(values: &[f32], integral: bool) -> Window {
     let (lo, hi) = values
         .iter()
-        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| {
+            (lo.min(f64::from(v)), hi.max(f64::from(v)))
+        });
     if lo > hi {
         return Window {
             center: 0.0,
             width: 1.0,
         };
     }
-    let width = f64::from(hi - lo).max(1.0) + 1.0;
+    let span = hi - lo;
+    if integral || span == 0.0 {
+        let width = span.max(1.0) + 1.0;
+        return Window {
+            center: lo + width / 2.0,
+            width,
+        };
+    }
+    // Work in whole steps of 10^e so the ends print as written.
+    let e = span.log10().floor() as i32 - 3;
+    let (scale, step) = if e < 0 {
+        (10f64.powi(-e), 1.0)
+    } else {
+        (1.0, 10f64.powi(e))
+    };
+    let (lo, hi) = ((lo * scale / step).floor(), (hi * scale / step).ceil());
     Window {
-        center: f64::from(lo) + width / 2.0,
-        width,
+        center: (lo + hi) / 2.0 * step / scale,
+        width: (hi - lo) * step / scale,
     }
 }
 
-/// Interleaved 8-bit RGB from RGB or YBR_FULL(_422) samples.
-fn colour(
-    decoded: &dicom_pixeldata::DecodedPixelData<'_>,
-    photometric: &PhotometricInterpretation,
-    n: usize,
-) -> Result<Vec<u8>, RenderError> {
-    let ybr = match photometric {
-        PhotometricInterpretation::Rgb => false,
-        PhotometricInterpretation::YbrFull | PhotometricInterpretation::YbrFull422 => true,
-        other => return Err(RenderError::UnsupportedPhotometric(other.to_string())),
-    };
-    if decoded.samples_per_pixel() != 3 {
-        return Err(RenderError::Undecodable(format!(
-            "{photometric} with {} samples per pixel",
-            decoded.samples_per_pixel()
-        )));
-    }
-    let data = decoded.frame_data(0).map_err(undecodable)?;
-    let samples: Vec<u8> = match decoded.bits_allocated() {
-        8 => data.to_vec(),
-        16 => {
-            let shift = decoded.bits_stored().saturating_sub(8).min(8);
-            data.chunks_exact(2)
-                .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> shift).min(255) as u8)
+/// Interleaved 8-bit RGB from RGB or YBR_FULL(_422) samples; samples wider
+/// than 8 bits keep their 8 most significant stored bits.
+fn colour(samples: &Samples<'_>, l: &Layout, n: usize) -> Result<Vec<u8>, RenderError> {
+    let shift = l.bits_stored.saturating_sub(8);
+    let eight: Vec<u8> = samples
+        .raw(l.bits_stored)
+        .map(|v| (v >> shift) as u8)
+        .collect();
+    let mut rgb = match l.photometric {
+        Photometric::YbrFull422 => {
+            if !n.is_multiple_of(2) {
+                return Err(RenderError::UnsupportedPhotometric(
+                    "YBR_FULL_422 with an odd number of pixels".into(),
+                ));
+            }
+            if eight.len() < 2 * n {
+                return Err(too_small());
+            }
+            eight[..2 * n]
+                .chunks_exact(4)
+                .flat_map(|q| [q[0], q[2], q[3], q[1], q[2], q[3]])
                 .collect()
         }
-        b => return Err(RenderError::Undecodable(format!("{b}-bit colour"))),
+        _ if eight.len() < 3 * n => return Err(too_small()),
+        _ if l.planar => {
+            let (r, rest) = eight.split_at(n);
+            let (g, b) = rest.split_at(n);
+            (0..n).flat_map(|i| [r[i], g[i], b[i]]).collect()
+        }
+        _ => {
+            let mut eight = eight;
+            eight.truncate(3 * n);
+            eight
+        }
     };
-    if samples.len() < 3 * n {
-        return Err(RenderError::Undecodable(
-            "the decoded frame is smaller than its geometry".into(),
-        ));
-    }
-    let mut rgb = if decoded.planar_configuration() == PlanarConfiguration::Standard {
-        samples[..3 * n].to_vec()
-    } else {
-        let (r, rest) = samples.split_at(n);
-        let (g, b) = rest.split_at(n);
-        (0..n).flat_map(|i| [r[i], g[i], b[i]]).collect()
-    };
-    if ybr {
+    if matches!(
+        l.photometric,
+        Photometric::YbrFull | Photometric::YbrFull422
+    ) {
         for p in rgb.chunks_exact_mut(3) {
             let (y, cb, cr) = (
                 f32::from(p[0]),
@@ -459,12 +748,8 @@ fn colour(
     Ok(rgb)
 }
 
-fn encode(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    colour: png::ColorType,
-) -> Result<Vec<u8>, RenderError> {
+fn encode(pixels: &[u8], meta: &DicomMeta, colour: png::ColorType) -> Result<Vec<u8>, RenderError> {
+    let (width, height) = (meta.columns.unwrap_or(0), meta.rows.unwrap_or(0));
     let mut out = Vec::with_capacity(pixels.len() / 2 + 1024);
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(colour);

@@ -55,6 +55,7 @@ const WANTED: &[u32] = &[
     0x0028_1051, // window width
     0x0028_1052, // rescale intercept
     0x0028_1053, // rescale slope
+    0x3004_000E, // dose grid scaling (RT Dose)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ const IMPLICIT_LE: Syntax = Syntax {
 };
 
 impl Syntax {
-    fn u16(self, b: &[u8]) -> u16 {
+    pub(crate) fn u16(self, b: &[u8]) -> u16 {
         let a = [b[0], b[1]];
         if self.big_endian {
             u16::from_be_bytes(a)
@@ -133,6 +134,9 @@ pub struct PixelData {
     pub offset: u64,
     /// `None` for encapsulated (compressed) pixel data.
     pub length: Option<u64>,
+    /// OB or OW as written (`UN` in implicit VR, whose little endian makes
+    /// the two alike).
+    pub vr: [u8; 2],
 }
 
 /// What a value being read is for.
@@ -484,6 +488,7 @@ impl Scanner {
                 self.pixel = Some(PixelData {
                     offset: self.offset,
                     length: None,
+                    vr,
                 });
                 self.stack.push(Container {
                     kind: Kind::Fragments,
@@ -497,6 +502,7 @@ impl Scanner {
             self.pixel = Some(PixelData {
                 offset: self.offset,
                 length: Some(len as u64),
+                vr,
             });
         }
         if undefined {

@@ -76,8 +76,10 @@
 
   // The page's own <img> already loads the first slice (it also shows without
   // scripts): adopt it instead of asking twice; on failure ask for the message.
+  // A file without a window of its own (a dose map) is asked for again: the
+  // window the server chose for it comes with the response.
   function adoptFirst() {
-    if (!slices.length || img.getAttribute('src') !== url(0)) return;
+    if (!slices.length || img.getAttribute('src') !== url(0) || !viewport.dataset.firstWindow) return;
     const key = url(0);
     const loaded = () => ({ src: key, window: viewport.dataset.firstWindow || '' });
     const settled = new Promise((resolve) => {

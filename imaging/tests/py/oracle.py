@@ -6,9 +6,17 @@
                                  modality intake requires added (names left as
                                  written), and pydicom's decoding of each name (JSON)
   render FILE FRAME CENTER WIDTH OUT
-                                 pydicom's decoding of one frame, modality LUT, the
-                                 linear window of PS3.3 C.11.2.1.2.1, MONOCHROME1
-                                 inverted: raw 8-bit samples to OUT
+                                 pydicom's decoding of one frame, modality LUT
+                                 (rescale, an RT Dose's Dose Grid Scaling), the
+                                 linear window of PS3.3 C.11.2.1.2.1 (LINEAR_EXACT
+                                 below a width of 1), MONOCHROME1 inverted: raw
+                                 8-bit samples to OUT
+  references SPEC OUT            each case of the JSON list SPEC ({file, frame,
+                                 center, width}, no window for colour) as `render`
+                                 does it, colour as 8-bit RGB, to OUT/<index>.raw;
+                                 JSON per case: what pydicom made of it (its error
+                                 when it cannot decode the file here) and the
+                                 frame's lowest and highest modality values
   meta FILE...                   JSON: pydicom's reading of the fields intake extracts
   without FILE KEYWORD OUT       FILE with one top-level element removed
   study OUT N [SIZE] [PID] [NAME]
@@ -24,6 +32,7 @@ import sys
 import numpy as np
 import pydicom
 from pydicom.dataset import FileMetaDataset
+from pydicom.pixels import apply_color_lut
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 
@@ -60,6 +69,12 @@ def charsets(out):
 
 
 def window(values, center, width):
+    if 0 < width < 1:
+        # LINEAR_EXACT (C.11.2.1.3.2): linear needs a width of at least 1 in
+        # the values' units, which a dose map in Gy does not span.
+        y = ((values - center) / width + 0.5) * 255.0
+        y = np.where(values <= center - width / 2, 0.0, np.where(values > center + width / 2, 255.0, y))
+        return np.clip(np.round(y), 0, 255).astype(np.uint8)
     # PS3.3 C.11.2.1.2.1, linear
     width = max(width, 1.0)
     low = center - 0.5 - (width - 1) / 2
@@ -69,20 +84,64 @@ def window(values, center, width):
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 
-def render(path, frame, center, width, out):
-    ds = pydicom.dcmread(path)
+def frame_of(ds, frame):
     arr = ds.pixel_array
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        arr = arr[frame]
-    values = arr.astype(np.float64) * float(ds.get("RescaleSlope", 1) or 1) + float(
-        ds.get("RescaleIntercept", 0) or 0
-    )
-    g = window(values, center, width)
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        g = 255 - g
+    return arr[frame] if frames > 1 else arr
+
+
+def modality(ds, arr):
+    """Stored values to modality values: rescale, and an RT Dose's Dose Grid
+    Scaling (PS3.3 C.8.8.3), which it has instead of a modality LUT."""
+    slope = float(ds.get("RescaleSlope", 1) or 1) * float(ds.get("DoseGridScaling", 1) or 1)
+    return arr.astype(np.float64) * slope + float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def grey(ds, arr, center, width):
+    g = window(modality(ds, arr), center, width)
+    return 255 - g if ds.PhotometricInterpretation == "MONOCHROME1" else g
+
+
+def rgb8(ds, arr):
+    """Colour as 8-bit RGB: the 8 most significant stored bits of each sample
+    (pydicom has already converted YBR_FULL and YBR_FULL_422 to RGB), palette
+    colour through its lookup tables, 16-bit entries to their high byte."""
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        return (rgb >> (8 if ds.RedPaletteColorLookupTableDescriptor[2] == 16 else 0)).astype(np.uint8)
+    bits = int(ds.BitsStored)
+    arr = arr.astype(np.uint64) & ((1 << bits) - 1)
+    return (arr >> max(bits - 8, 0)).astype(np.uint8)
+
+
+def render(path, frame, center, width, out):
+    ds = pydicom.dcmread(path)
     with open(out, "wb") as f:
-        f.write(g.tobytes())
+        f.write(grey(ds, frame_of(ds, frame), center, width).tobytes())
+
+
+def references(spec, out):
+    os.makedirs(out, exist_ok=True)
+    with open(spec) as f:
+        cases = json.load(f)
+    result = []
+    for i, case in enumerate(cases):
+        try:
+            ds = pydicom.dcmread(case["file"])
+            arr = frame_of(ds, case["frame"])
+        except Exception as e:  # no decoder here (JPEG, JPEG 2000 need plugins), or a bad file
+            result.append({"decoded": False, "error": f"{type(e).__name__}: {e}"})
+            continue
+        if case.get("center") is None:
+            pixels, lo, hi = rgb8(ds, arr), None, None
+        else:
+            values = modality(ds, arr)
+            pixels = grey(ds, arr, case["center"], case["width"])
+            lo, hi = float(values.min()), float(values.max())
+        with open(os.path.join(out, f"{i}.raw"), "wb") as f:
+            f.write(np.ascontiguousarray(pixels).tobytes())
+        result.append({"decoded": True, "min": lo, "max": hi})
+    print(json.dumps(result))
 
 
 def phantom(size, z, n):
@@ -218,6 +277,8 @@ def main():
         charsets(sys.argv[2])
     elif cmd == "render":
         render(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
+    elif cmd == "references":
+        references(sys.argv[2], sys.argv[3])
     elif cmd == "meta":
         meta(sys.argv[2:])
     elif cmd == "without":
