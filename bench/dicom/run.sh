@@ -2,7 +2,8 @@
 # DICOM intake and rendering against cp and DCMTK's dcmdump, on a generated CT
 # study (512×512, 16-bit; 2,048 slices ≈ 1 GiB by default).
 #   ingest   validate + seal + store the whole study as one item
-#            (Postroom::send, SQLite, every blob fsynced) vs `cp -r` + `sync`
+#            (Postroom::send, SQLite, every blob fsynced) vs `cp -r` + `sync`,
+#            alternating, median of RENKEI_BENCH_ROUNDS rounds (default 3)
 #   memory   peak resident memory of the ingesting process
 #   render   one 512×512 slice: from the sealed item (open, decrypt, decode,
 #            window, PNG) and decode+window+PNG alone
@@ -38,21 +39,34 @@ cat "$work"/study/* >/dev/null # both runs read from the page cache
 secs() { python3 -c 'import sys,time; print(f"{time.time()-float(sys.argv[1]):.3f}")' "$1"; }
 now() { python3 -c 'import time; print(time.time())'; }
 
-echo "== cp -r + sync"
-t=$(now); cp -r "$work/study" "$work/copy"; sync; cp_secs=$(secs "$t")
-rm -rf "$work/copy"; sync
-echo "cp: $cp_secs s"
-
-echo "== ingest through Postroom::send"
-mkdir -p "$work/ingest"
-out="$("$bin/bench_dicom" "$work/ingest" "$work/study" 100)"
-echo "$out" | grep -v '^RESULT'
+# cp + sync on this disk varies by half from one run to the next, so cp and
+# ingest alternate over ROUNDS rounds from the same page-cache state and the
+# ratio is taken of the medians (the per-round ratios are printed too).
+rounds="${RENKEI_BENCH_ROUNDS:-3}"
 result() { echo "$out" | sed -n "s/^RESULT $1=//p"; }
-ingest_secs=$(result ingest_secs)
-rss=$(result ingest_peak_rss_mib)
+cp_all=() ingest_all=() rss=0
+for round in $(seq 1 "$rounds"); do
+    echo "== round $round of $rounds: cp -r + sync, then ingest through Postroom::send"
+    t=$(now); cp -r "$work/study" "$work/copy"; sync; c=$(secs "$t")
+    rm -rf "$work/copy"; sync
+    mkdir -p "$work/ingest"
+    # The last round also renders from the sealed item.
+    if [ "$round" = "$rounds" ]; then n=100; else n=0; fi
+    out="$("$bin/bench_dicom" "$work/ingest" "$work/study" "$n")"
+    echo "$out" | grep -v '^RESULT'
+    i=$(result ingest_secs)
+    r=$(result ingest_peak_rss_mib)
+    rm -rf "$work/ingest"; sync
+    cp_all+=("$c") ingest_all+=("$i")
+    rss=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$rss" "$r")
+    python3 -c 'import sys; c, i = map(float, sys.argv[1:]); print(f"cp + sync {c:.2f} s, ingest {i:.2f} s: {i / c:.2f}x")' "$c" "$i"
+done
 render_sealed=$(result render_sealed_median_ms)
 render_plain=$(result render_plain_median_ms)
-rm -rf "$work/ingest"
+median() { python3 -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
+cp_secs=$(median "${cp_all[@]}")
+ingest_secs=$(median "${ingest_all[@]}")
+echo "median of $rounds rounds: cp + sync $cp_secs s, ingest $ingest_secs s"
 
 echo "== metadata of 1,000 files"
 mapfile -t thousand < <(ls "$work"/study/*.dcm | head -1000)

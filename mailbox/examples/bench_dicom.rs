@@ -91,7 +91,7 @@ async fn person(
 #[tokio::main]
 async fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: bench_dicom WORK_DIR STUDY_DIR [RENDER_SLICES]";
+    let usage = "usage: bench_dicom WORK_DIR STUDY_DIR [RENDER_SLICES (0: ingest only)]";
     let work = std::path::PathBuf::from(args.next().ok_or(usage)?);
     let study = std::path::PathBuf::from(args.next().ok_or(usage)?);
     let render_n: usize = args.next().map_or(Ok(100), |s| s.parse())?;
@@ -181,6 +181,10 @@ async fn main() -> Res<()> {
     println!("RESULT ingest_secs={ingest:.3}");
     println!("RESULT ingest_peak_rss_mib={rss:.0}");
     println!("RESULT files={}", files.len());
+    if render_n == 0 {
+        // An ingest-only round of bench/dicom/run.sh.
+        return Ok(());
+    }
 
     let record = post
         .intake_record(&reader, &id)
