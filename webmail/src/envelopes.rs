@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
-use crate::ranges::{self, Download, send_file_range, strong_etag};
+use crate::ranges::{self, Download, RangeAnswers, RangeHeaders, send_file_range, strong_etag};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -435,13 +435,11 @@ impl Write for ChannelWriter {
 /// transfer is aborted, so a client never receives a complete-looking altered file.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
     params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole file")),
+        RangeHeaders),
     responses(
         (status = 200, description = "The attachment, byte for byte as sent, streamed; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`), also audited as a download", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the file (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn attachment(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use mailbox::Error;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use utoipa::{IntoParams, IntoResponses};
 
 /// Where a response body's bytes go, from a blocking producer.
 pub type Sink = mpsc::Sender<io::Result<Bytes>>;
@@ -66,23 +67,64 @@ pub enum Wanted {
     Unsatisfiable,
 }
 
-/// One `Range`, honoured only while `If-Range` (when sent) is this body's
-/// ETag, compared strongly: a changed body is sent whole, never spliced. An
-/// HTTP-date in `If-Range` never matches (no `Last-Modified` is sent).
-pub fn requested_range(headers: &HeaderMap, etag: &str, len: u64) -> Wanted {
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Wanted::Whole;
-    };
-    if let Some(if_range) = headers.get(header::IF_RANGE)
-        && if_range.as_bytes() != etag.as_bytes()
-    {
-        return Wanted::Whole;
+/// A download request's `Range` and `If-Range`; also their description in
+/// the OpenAPI document (`params(RangeHeaders)`).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct RangeHeaders {
+    /// `bytes=a-b`, `bytes=a-` or `bytes=-n`: one range, answered with 206.
+    /// Several ranges, or anything else, get the whole body.
+    #[param(rename = "Range")]
+    pub range: Option<String>,
+    /// The `ETag` of the download being resumed; any other value gets the whole body.
+    #[param(rename = "If-Range")]
+    pub if_range: Option<String>,
+}
+
+impl RangeHeaders {
+    pub fn of(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .map(|v: &HeaderValue| v.to_str().unwrap_or_default().to_string())
+        };
+        Self {
+            range: text(header::RANGE),
+            if_range: text(header::IF_RANGE),
+        }
     }
-    match byte_range(range, len) {
-        None => Wanted::Whole,
-        Some(Ok(r)) => Wanted::Part(r),
-        Some(Err(())) => Wanted::Unsatisfiable,
+
+    /// One `Range`, honoured only while `If-Range` (when sent) is this body's
+    /// ETag, compared strongly: a changed body is sent whole, never spliced.
+    /// An HTTP-date in `If-Range` never matches (no `Last-Modified` is sent).
+    pub fn wanted(&self, etag: &str, len: u64) -> Wanted {
+        let Some(range) = &self.range else {
+            return Wanted::Whole;
+        };
+        if self.if_range.as_ref().is_some_and(|v| v != etag) {
+            return Wanted::Whole;
+        }
+        match byte_range(range, len) {
+            None => Wanted::Whole,
+            Some(Ok(r)) => Wanted::Part(r),
+            Some(Err(())) => Wanted::Unsatisfiable,
+        }
     }
+}
+
+/// The answers a resumable download adds to its 200, for the OpenAPI
+/// document (`responses((status = 200, …), RangeAnswers)`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // describes the answers; `respond` builds them
+pub enum RangeAnswers {
+    /// The requested range of the body described under 200, in the same
+    /// media type, with `Content-Range` and an exact `Content-Length`;
+    /// audited as a download like the whole body.
+    #[response(status = 206)]
+    Partial,
+    /// The range lies outside the body (`Content-Range: bytes */LENGTH`).
+    #[response(status = 416)]
+    Unsatisfiable,
 }
 
 /// A strong validator from what fixes the bytes (hashed, so nothing of the
@@ -110,7 +152,7 @@ where
     F: FnOnce(Range<u64>, &Sink) -> Result<(), Error> + Send + 'static,
 {
     let len = download.len;
-    let (range, partial) = match requested_range(headers, &download.etag, len) {
+    let (range, partial) = match RangeHeaders::of(headers).wanted(&download.etag, len) {
         Wanted::Whole => (0..len, false),
         Wanted::Part(r) => (r, true),
         Wanted::Unsatisfiable => {
@@ -281,6 +323,8 @@ mod tests {
 
     #[test]
     fn if_range_must_name_this_body() {
+        let requested_range =
+            |h: &HeaderMap, etag: &str, len| RangeHeaders::of(h).wanted(etag, len);
         let mut h = HeaderMap::new();
         assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Whole);
         h.insert(header::RANGE, HeaderValue::from_static("bytes=40-"));

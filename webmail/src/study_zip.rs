@@ -40,19 +40,19 @@ use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
 use crate::pages::thread::content_disposition;
-use crate::ranges::{Download, client_gone, respond, send_file_range, strong_etag};
+use crate::ranges::{
+    Download, RangeAnswers, RangeHeaders, client_gone, respond, send_file_range, strong_etag,
+};
 use crate::zipstream::{Entry, Layout, Part, safe_file_name};
 
 /// `GET /api/v1/envelopes/{id}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/zip", tag = "envelopes", operation_id = "item_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "Every attachment as a stored ZIP, DICOM files in study and series folders; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn item(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,13 +65,11 @@ pub async fn item(
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
     params(("id" = String, Path, description = "Item ID"),
         ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn study(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -85,13 +83,11 @@ pub async fn study(
     params(("id" = String, Path, description = "Item ID"),
         ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
         ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn series(
     State(state): State<AppState>,
     headers: HeaderMap,
