@@ -65,6 +65,7 @@ print(json.dumps({
         "status": first.status,
         "length": int(first.getheader("content-length")),
         "accept_ranges": first.getheader("accept-ranges"),
+        "content_type": first.getheader("content-type"),
         "etag": etag,
         "received": len(head),
     },
