@@ -74,10 +74,10 @@ pub enum Wanted {
 pub struct RangeHeaders {
     /// `bytes=a-b`, `bytes=a-` or `bytes=-n`: one range, answered with 206.
     /// Several ranges, or anything else, get the whole body.
-    #[param(rename = "Range")]
+    #[param(rename = "Range", value_type = String, required = false)]
     pub range: Option<String>,
     /// The `ETag` of the download being resumed; any other value gets the whole body.
-    #[param(rename = "If-Range")]
+    #[param(rename = "If-Range", value_type = String, required = false)]
     pub if_range: Option<String>,
 }
 
