@@ -14,20 +14,26 @@ use crate::harness::{CLINIC, HOSPITAL, Network, Server};
 
 const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/imaging/tests/py/oracle.py");
 
-/// Runs the imaging oracle (pydicom) and returns what it printed.
-pub fn oracle(args: &[&str]) -> String {
+/// Runs Python (`RENKEI_PYTHON`, else `python3`; scripts/test-all installs
+/// pydicom and numpy) with `args`, which must succeed: what it printed.
+pub fn python(args: &[&str]) -> String {
     let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .arg(ORACLE)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(python).args(args).output().unwrap();
+    let shown: Vec<&str> = args
+        .iter()
+        .map(|a| if a.contains('\n') { "<script>" } else { a })
+        .collect();
     assert!(
         out.status.success(),
-        "oracle {args:?} (pydicom installed by scripts/test-all): {}",
+        "python {shown:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs the imaging oracle (pydicom's side) and returns what it printed.
+pub fn oracle(args: &[&str]) -> String {
+    python(&[&[ORACLE], args].concat())
 }
 
 pub fn sorted_files(dir: &Path) -> Vec<PathBuf> {

@@ -8,13 +8,12 @@
 //! the audit trail.
 
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dicom_support::{Reading, generated_study, named};
-use crate::harness::{content_range, header};
+use crate::dicom_support::{Reading, generated_study, named, python};
+use crate::harness::{content_range, get_range, header};
 
 /// Splits a generated series in two: the second half becomes series 3,
 /// "Lung/Med 5.0mm" (a `/` a folder name must not take as a folder).
@@ -45,18 +44,6 @@ for name, path in want.items():
     assert z.read(name) == open(path, "rb").read(), name
 print(json.dumps(names))
 "#;
-
-fn python(args: &[&str]) -> String {
-    let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python {}: {}",
-        args.get(2).unwrap_or(&""),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The archive's members as Python reads them, each checked against `want`.
 fn check_zip(dir: &Path, bytes: &[u8], want: &Value) -> Vec<String> {
@@ -185,13 +172,7 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     got.truncate(half as usize);
 
     // Resumed where it broke off, for the same archive.
-    let rest = rad_c
-        .get(&url)
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let rest = get_range(rad_c, &url, &format!("bytes={half}-"), Some(&etag)).await;
     assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         header(&rest, "content-range"),
@@ -211,12 +192,7 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
         format!("bytes=100-{}", total / 2),
         "bytes=-200".to_string(),
     ] {
-        let r = rad_c
-            .get(&url)
-            .header("range", &range)
-            .send()
-            .await
-            .unwrap();
+        let r = get_range(rad_c, &url, &range, None).await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         let (span, _) = content_range(&r);
         let part = r.bytes().await.unwrap();
@@ -224,21 +200,16 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     }
 
     // An If-Range naming another archive gets the whole one; a range past the end, 416.
-    let changed = rad_c
-        .get(&url)
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", "\"not-this-one\"")
-        .send()
-        .await
-        .unwrap();
+    let changed = get_range(
+        rad_c,
+        &url,
+        &format!("bytes={half}-"),
+        Some("\"not-this-one\""),
+    )
+    .await;
     assert_eq!(changed.status(), StatusCode::OK);
     assert!(changed.bytes().await.unwrap()[..] == got[..]);
-    let past = rad_c
-        .get(&url)
-        .header("range", format!("bytes={total}-"))
-        .send()
-        .await
-        .unwrap();
+    let past = get_range(rad_c, &url, &format!("bytes={total}-"), None).await;
     assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&past, "content-range"), format!("bytes */{total}"));
 
@@ -312,18 +283,10 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     // After a restart the resume still fits: the same ETag, the same bytes
     // (the tail's CRCs, no longer in the process, are decrypted again).
     reading.restart().await;
-    let rest = reading
-        .rad_c
-        .get(
-            reading
-                .server
-                .url(&format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip")),
-        )
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let url = reading
+        .server
+        .url(&format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip"));
+    let rest = get_range(&reading.rad_c, &url, &format!("bytes={half}-"), Some(&etag)).await;
     assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     assert!(rest.bytes().await.unwrap()[..] == got[half as usize..]);
 

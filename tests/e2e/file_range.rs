@@ -16,8 +16,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::dicom_support::{PATIENT, Reading, named, oracle};
-use crate::harness::{content_range, header};
+use crate::dicom_support::{PATIENT, Reading, named, oracle, python};
+use crate::harness::{content_range, get_range, header};
 
 /// 80 sections of 512² 16-bit pixels: a 40 MiB file.
 const FRAMES: &str = "80";
@@ -27,12 +27,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// The radiologist's `GET path` with `Range: range`.
-fn ranged(reading: &Reading, path: &str, range: &str) -> reqwest::RequestBuilder {
-    reading
-        .rad_c
-        .get(reading.server.url(path))
-        .header("range", range)
+/// The radiologist's `GET path` with `Range` (and `If-Range`).
+async fn ranged(
+    reading: &Reading,
+    path: &str,
+    range: &str,
+    if_range: Option<&str>,
+) -> reqwest::Response {
+    get_range(&reading.rad_c, &reading.server.url(path), range, if_range).await
 }
 
 /// Bytes the process has read so far (files, sockets, pipes), from the kernel.
@@ -93,19 +95,9 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/e2e/clients/resume_download.py"
     );
-    let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(python)
-        .arg(script)
-        .arg(cfg.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "resume_download.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let resumed: serde_json::Value =
+        serde_json::from_str(&python(&[script, &cfg.to_string()])).unwrap();
     downloads += 2;
-    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let etag = resumed["first"]["etag"].as_str().unwrap().to_string();
     assert!(
         etag.starts_with('"') && etag.len() > 20,
@@ -133,7 +125,7 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
         ),
         ("bytes=-1000".to_string(), len - 1000..len),
     ] {
-        let r = ranged(&reading, &path, &range).send().await.unwrap();
+        let r = ranged(&reading, &path, &range, None).await;
         downloads += 1;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(header(&r, "content-type"), resumed["first"]["content_type"]);
@@ -158,11 +150,7 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
         ("bytes=0-9,100-199", None),
         ("bytes=ten-twenty", None),
     ] {
-        let mut request = ranged(&reading, &path, range);
-        if let Some(v) = if_range {
-            request = request.header("if-range", v);
-        }
-        let r = request.send().await.unwrap();
+        let r = ranged(&reading, &path, range, if_range).await;
         downloads += 1;
         assert_eq!(r.status(), StatusCode::OK, "{range} {if_range:?}");
         assert!(r.headers().get("content-range").is_none());
@@ -172,10 +160,7 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
     }
 
     // Past the end: 416 and the length to ask within.
-    let r = ranged(&reading, &path, &format!("bytes={len}-"))
-        .send()
-        .await
-        .unwrap();
+    let r = ranged(&reading, &path, &format!("bytes={len}-"), None).await;
     downloads += 1;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&r, "content-range"), format!("bytes */{len}"));
@@ -191,11 +176,7 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
     let pdf_etag = header(&r, "etag").to_string();
     assert_ne!(pdf_etag, etag);
     assert!(r.bytes().await.unwrap()[..] == letter.1[..]);
-    let r = ranged(&reading, &pdf_path, "bytes=0-7")
-        .header("if-range", &pdf_etag)
-        .send()
-        .await
-        .unwrap();
+    let r = ranged(&reading, &pdf_path, "bytes=0-7", Some(&pdf_etag)).await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         content_range(&r),
@@ -212,7 +193,7 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
     let mut read_for = Vec::new();
     for range in ["bytes=0-65535", "bytes=-65536"] {
         let before = bytes_read_by(pid);
-        let r = ranged(&reading, &path, range).send().await.unwrap();
+        let r = ranged(&reading, &path, range, None).await;
         downloads += 1;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         let part = r.bytes().await.unwrap();
@@ -231,23 +212,18 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
     assert!(read_for[1] >= len as u64, "{read_for:?}");
 
     // No key slot: nothing, with or without a range.
-    for range in [None, Some("bytes=0-99"), Some("bytes=-100")] {
-        let mut request = outsider.get(reading.server.url(&path));
-        if let Some(v) = range {
-            request = request.header("range", v);
-        }
-        let r = request.send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{range:?}");
+    let url = reading.server.url(&path);
+    let r = outsider.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for range in ["bytes=0-99", "bytes=-100"] {
+        let r = get_range(&outsider, &url, range, None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{range}");
     }
 
     // After a restart: the same ETag, and the resume still fits.
     reading.restart().await;
     let from = len / 2;
-    let r = ranged(&reading, &path, &format!("bytes={from}-"))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = ranged(&reading, &path, &format!("bytes={from}-"), Some(&etag)).await;
     downloads += 1;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(header(&r, "etag"), etag);

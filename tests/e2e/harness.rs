@@ -335,6 +335,20 @@ impl Drop for Server {
     }
 }
 
+/// `GET url` with `Range: range`, and `If-Range: if_range` when given.
+pub async fn get_range(
+    client: &reqwest::Client,
+    url: &str,
+    range: &str,
+    if_range: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client.get(url).header("range", range);
+    if let Some(v) = if_range {
+        request = request.header("if-range", v);
+    }
+    request.send().await.expect("GET with a range")
+}
+
 /// A response header that must be there.
 pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
     r.headers()
