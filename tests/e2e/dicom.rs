@@ -6,80 +6,13 @@
 //! stored; the wrong-patient guard firing for another patient's files, not for
 //! the same patient written differently, and recorded once confirmed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
-
-const ORACLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/imaging/tests/py/oracle.py");
-
-pub(crate) fn oracle(args: &[&str]) -> String {
-    let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .arg(ORACLE)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "oracle {args:?} (pydicom installed by scripts/test-all): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-pub(crate) fn sorted_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
-
-pub(crate) fn named(path: &Path) -> (String, Vec<u8>) {
-    (
-        path.file_name().unwrap().to_string_lossy().into_owned(),
-        std::fs::read(path).unwrap(),
-    )
-}
-
-pub(crate) async fn send(
-    server: &Server,
-    client: &reqwest::Client,
-    to: &str,
-    patient: (&str, &str),
-    files: &[(String, Vec<u8>)],
-    confirm: &[&str],
-) -> (StatusCode, Value) {
-    let envelope = json!({
-        "kind": "reading_request",
-        "to": [{ "account": to }],
-        "subject": "胸部CT 読影依頼",
-        "patient_id": patient.0,
-        "patient_name": patient.1,
-        "body": "ご高診をお願いします。",
-        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
-        "attachments": files.iter().map(|(n, _)| json!({ "name": n })).collect::<Vec<_>>(),
-        "confirm_patient_mismatch": confirm,
-    });
-    let mut form = Form::new().part("envelope", Part::text(envelope.to_string()));
-    for (name, bytes) in files {
-        form = form.part("file", Part::bytes(bytes.clone()).file_name(name.clone()));
-    }
-    let r = client
-        .post(server.url("/api/v1/envelopes"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use crate::dicom_support::{PATIENT, Reading, generated_study, named, oracle, sorted_files};
+use crate::harness::{Network, Server};
 
 /// Every file under the blob folder (a refused item must leave none).
 fn blob_files(net: &Network) -> usize {
@@ -100,14 +33,7 @@ fn blob_files(net: &Network) -> usize {
 }
 
 async fn sent_count(server: &Server, client: &reqwest::Client) -> usize {
-    let list: Value = client
-        .get(server.url("/api/v1/envelopes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.get_json(client, "/api/v1/envelopes").await;
     list.as_array().unwrap().len()
 }
 
@@ -125,7 +51,10 @@ pub(crate) fn png_gray(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
 async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
     let tmp = tempfile::tempdir().unwrap();
     let study_dir = tmp.path().join("study");
-    oracle(&["study", study_dir.to_str().unwrap(), "300", "256"]);
+    let study: Vec<(String, Vec<u8>)> = generated_study(&study_dir, 300, 256)
+        .iter()
+        .map(|p| named(p))
+        .collect();
     let other_dir = tmp.path().join("other");
     oracle(&[
         "study",
@@ -135,40 +64,20 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         "99999",
         "Suzuki^Ichiro=鈴木^一郎",
     ]);
-    let study: Vec<(String, Vec<u8>)> = sorted_files(&study_dir).iter().map(|p| named(p)).collect();
 
-    let net = Network::new().await;
-    net.add_hospital_and_clinic();
-    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
-    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
-    let server = net.serve(&[]);
-    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
-    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let reading = Reading::start().await;
+    let (net, server, gp_c, rad_c) = (&reading.net, &reading.server, &reading.gp_c, &reading.rad_c);
 
     // The same patient, entered without the zero padding and with a
     // full-width space: the guard stays quiet.
-    let (status, body) = send(&server, &gp_c, &rad, ("12345", "山田　太郎"), &study, &[]).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let id = body["id"].as_str().unwrap().to_string();
+    let id = reading.sent(("12345", "山田　太郎"), &study, &[]).await;
 
-    let item: Value = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let item = server
+        .get_json(rad_c, &format!("/api/v1/envelopes/{id}"))
+        .await;
     let attachments = item["attachments"].as_array().unwrap();
     assert_eq!(attachments.len(), 300, "the intake record is not listed");
-    let record: Value = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}/studies")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record = reading.studies(&id).await;
     let studies = record["studies"].as_array().unwrap();
     assert_eq!(studies.len(), 1, "{record}");
     assert_eq!(studies[0]["study_date"], "2026-11-20");
@@ -239,8 +148,7 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "dicom_no_such_frame");
     // Only a reader renders: the sender's colleague elsewhere gets nothing.
-    let (other, other_pw) = net.add_user("doctor", HOSPITAL, "高松 花子");
-    let other_c = net.ready_client(&server, &other, &other_pw).await;
+    let other_c = reading.colleague("高松 花子").await;
     let r = other_c
         .get(server.url(&format!("/api/v1/envelopes/{id}/attachments/0/render")))
         .send()
@@ -266,23 +174,17 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         no_study_path.to_str().unwrap(),
     ]);
     let no_study = named(&no_study_path);
-    let blobs_before = blob_files(&net);
-    let sent_before = sent_count(&server, &gp_c).await;
+    let blobs_before = blob_files(net);
+    let sent_before = sent_count(server, gp_c).await;
     let mut messages = std::collections::HashSet::new();
     for (bad, code) in [
         (&text, "not_dicom"),
         (&truncated, "dicom_truncated"),
         (&no_study, "dicom_missing_study_instance_uid"),
     ] {
-        let (status, body) = send(
-            &server,
-            &gp_c,
-            &rad,
-            ("12345", "山田 太郎"),
-            &[good.clone(), bad.clone()],
-            &[],
-        )
-        .await;
+        let (status, body) = reading
+            .send(PATIENT, &[good.clone(), bad.clone()], &[])
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"], code, "{body}");
         let en = body["message"].as_str().unwrap();
@@ -293,11 +195,11 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
     }
     assert_eq!(messages.len(), 6, "each refusal has its own text");
     assert_eq!(
-        blob_files(&net),
+        blob_files(net),
         blobs_before,
         "a refused item leaves no blob"
     );
-    assert_eq!(sent_count(&server, &gp_c).await, sent_before);
+    assert_eq!(sent_count(server, gp_c).await, sent_before);
 
     // Another patient's files: refused with the list, nothing stored …
     let others: Vec<(String, Vec<u8>)> = sorted_files(&other_dir)
@@ -309,7 +211,7 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         .collect();
     let mut mixed = vec![good.clone()];
     mixed.extend(others.iter().cloned());
-    let (status, body) = send(&server, &gp_c, &rad, ("12345", "山田 太郎"), &mixed, &[]).await;
+    let (status, body) = reading.send(PATIENT, &mixed, &[]).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "patient_mismatch");
     let en = body["message"].as_str().unwrap();
@@ -322,42 +224,20 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         body["message_ja"].as_str().unwrap().contains("患者ID"),
         "{body}"
     );
-    assert_eq!(blob_files(&net), blobs_before);
-    assert_eq!(sent_count(&server, &gp_c).await, sent_before);
+    assert_eq!(blob_files(net), blobs_before);
+    assert_eq!(sent_count(server, gp_c).await, sent_before);
     // … confirming only one of them is not enough …
-    let (status, _) = send(
-        &server,
-        &gp_c,
-        &rad,
-        ("12345", "山田 太郎"),
-        &mixed,
-        &[&others[0].0],
-    )
-    .await;
+    let (status, _) = reading.send(PATIENT, &mixed, &[&others[0].0]).await;
     assert_eq!(status, StatusCode::CONFLICT);
     // … confirming both sends, and the confirmation is sealed with the item.
     let confirm: Vec<&str> = others.iter().map(|(n, _)| n.as_str()).collect();
-    let (status, body) = send(
-        &server,
-        &gp_c,
-        &rad,
-        ("12345", "山田 太郎"),
-        &mixed,
-        &confirm,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let confirmed_id = body["id"].as_str().unwrap().to_string();
-    let record: Value = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{confirmed_id}/studies")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let confirmed_id = reading.sent(PATIENT, &mixed, &confirm).await;
+    let record = reading.studies(&confirmed_id).await;
     assert_eq!(record["studies"].as_array().unwrap().len(), 2);
-    assert_eq!(record["patient_check"]["confirmed_by"], gp.replace('-', ""));
+    assert_eq!(
+        record["patient_check"]["confirmed_by"],
+        reading.gp.replace('-', "")
+    );
     let mismatched: Vec<&str> = record["patient_check"]["mismatches"]
         .as_array()
         .unwrap()
@@ -370,14 +250,7 @@ async fn a_ct_study_is_checked_grouped_rendered_and_guarded_over_the_api() {
         "differs"
     );
     // And in the audit trail, as a count (no names).
-    let audit = net.admin(&[
-        "audit",
-        "export",
-        "--from",
-        "2000-01-01",
-        "--to",
-        "2100-01-01",
-    ]);
+    let audit = net.audit_export();
     assert!(audit.contains("patient_mismatch_confirmed=2"), "{audit}");
     assert!(
         audit.contains(&format!("dicom attachment={index} frame=0")),

@@ -8,13 +8,12 @@
 //! the audit trail.
 
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dicom::{named, oracle, send, sorted_files};
-use crate::harness::{CLINIC, HOSPITAL, Network};
+use crate::dicom_support::{Reading, generated_study, named, python};
+use crate::harness::{content_range, get_range, header};
 
 /// Splits a generated series in two: the second half becomes series 3,
 /// "Lung/Med 5.0mm" (a `/` a folder name must not take as a folder).
@@ -46,18 +45,6 @@ for name, path in want.items():
 print(json.dumps(names))
 "#;
 
-fn python(args: &[&str]) -> String {
-    let python = std::env::var("RENKEI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python {}: {}",
-        args.get(2).unwrap_or(&""),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The archive's members as Python reads them, each checked against `want`.
 fn check_zip(dir: &Path, bytes: &[u8], want: &Value) -> Vec<String> {
     let zip = dir.join("check.zip");
@@ -74,54 +61,27 @@ fn check_zip(dir: &Path, bytes: &[u8], want: &Value) -> Vec<String> {
     serde_json::from_str(out.trim()).unwrap()
 }
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_else(|| panic!("no {name} header"))
-}
-
 #[tokio::test]
 async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     let tmp = tempfile::tempdir().unwrap();
-    let ct = tmp.path().join("ct");
-    oracle(&["study", ct.to_str().unwrap(), "40", "128"]);
-    let ct_files = sorted_files(&ct);
+    let ct_files = generated_study(&tmp.path().join("ct"), 40, 128);
     let mut split = vec!["-c", SPLIT];
     split.extend(ct_files.iter().map(|p| p.to_str().unwrap()));
     python(&split);
-    let scout = tmp.path().join("scout");
-    oracle(&["study", scout.to_str().unwrap(), "3", "64"]);
-    let scout_files = sorted_files(&scout);
+    let scout_files = generated_study(&tmp.path().join("scout"), 3, 64);
     let letter = tmp.path().join("紹介状.pdf");
     std::fs::write(&letter, b"%PDF-1.7\n% a referral letter\n%%EOF\n").unwrap();
     let mut sent: Vec<(String, Vec<u8>)> = ct_files.iter().map(|p| named(p)).collect();
     sent.extend(scout_files.iter().map(|p| named(p)));
     sent.push(named(&letter));
 
-    let net = Network::new().await;
-    net.add_hospital_and_clinic();
-    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
-    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
-    let (other, other_pw) = net.add_user("doctor", HOSPITAL, "丸亀 次郎");
-    let server = net.serve(&[]);
-    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
-    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
-    let other_c = net.ready_client(&server, &other, &other_pw).await;
-
-    let (status, body) = send(&server, &gp_c, &rad, ("12345", "山田　太郎"), &sent, &[]).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let id = body["id"].as_str().unwrap().to_string();
+    let mut reading = Reading::start().await;
+    let other_c = reading.colleague("丸亀 次郎").await;
+    let id = reading.sent(("12345", "山田　太郎"), &sent, &[]).await;
+    let (server, rad_c) = (&reading.server, &reading.rad_c);
 
     // Which study is the CT (two series): by its image count.
-    let record: Value = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}/studies")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record = reading.studies(&id).await;
     let studies = record["studies"].as_array().unwrap();
     assert_eq!(studies.len(), 2, "{record}");
     let ct_at = studies
@@ -212,13 +172,7 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     got.truncate(half as usize);
 
     // Resumed where it broke off, for the same archive.
-    let rest = rad_c
-        .get(&url)
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let rest = get_range(rad_c, &url, &format!("bytes={half}-"), Some(&etag)).await;
     assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         header(&rest, "content-range"),
@@ -238,39 +192,24 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
         format!("bytes=100-{}", total / 2),
         "bytes=-200".to_string(),
     ] {
-        let r = rad_c
-            .get(&url)
-            .header("range", &range)
-            .send()
-            .await
-            .unwrap();
+        let r = get_range(rad_c, &url, &range, None).await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-        let (from, to) = header(&r, "content-range")
-            .strip_prefix("bytes ")
-            .and_then(|s| s.split_once('/'))
-            .and_then(|(span, _)| span.split_once('-'))
-            .map(|(a, b)| (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()))
-            .unwrap();
+        let (span, _) = content_range(&r);
         let part = r.bytes().await.unwrap();
-        assert!(part[..] == got[from..=to], "{range} differs");
+        assert!(part[..] == got[span], "{range} differs");
     }
 
     // An If-Range naming another archive gets the whole one; a range past the end, 416.
-    let changed = rad_c
-        .get(&url)
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", "\"not-this-one\"")
-        .send()
-        .await
-        .unwrap();
+    let changed = get_range(
+        rad_c,
+        &url,
+        &format!("bytes={half}-"),
+        Some("\"not-this-one\""),
+    )
+    .await;
     assert_eq!(changed.status(), StatusCode::OK);
     assert!(changed.bytes().await.unwrap()[..] == got[..]);
-    let past = rad_c
-        .get(&url)
-        .header("range", format!("bytes={total}-"))
-        .send()
-        .await
-        .unwrap();
+    let past = get_range(rad_c, &url, &format!("bytes={total}-"), None).await;
     assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&past, "content-range"), format!("bytes */{total}"));
 
@@ -298,7 +237,8 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
     assert_eq!(names.len(), 20);
 
     // The whole item: both studies in their folders, the letter at the top.
-    let r = gp_c
+    let r = reading
+        .gp_c
         .get(server.url(&format!("/api/v1/envelopes/{id}/zip")))
         .send()
         .await
@@ -330,9 +270,9 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
             format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip"),
         ),
         (&other_c, format!("/api/v1/envelopes/{id}/zip")),
-        (&rad_c, format!("/api/v1/envelopes/{id}/studies/2/zip")),
+        (rad_c, format!("/api/v1/envelopes/{id}/studies/2/zip")),
         (
-            &rad_c,
+            rad_c,
             format!("/api/v1/envelopes/{id}/studies/{ct_at}/series/2/zip"),
         ),
     ] {
@@ -342,32 +282,17 @@ async fn a_study_zip_cut_off_half_way_resumes_and_every_file_is_the_original() {
 
     // After a restart the resume still fits: the same ETag, the same bytes
     // (the tail's CRCs, no longer in the process, are decrypted again).
-    drop(server);
-    let server = net.serve(&[]);
-    let rad_c = server
-        .sign_in(&rad, &format!("{rad_pw}-Mine-2026"))
-        .await
-        .unwrap();
-    let rest = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip")))
-        .header("range", format!("bytes={half}-"))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    reading.restart().await;
+    let url = reading
+        .server
+        .url(&format!("/api/v1/envelopes/{id}/studies/{ct_at}/zip"));
+    let rest = get_range(&reading.rad_c, &url, &format!("bytes={half}-"), Some(&etag)).await;
     assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     assert!(rest.bytes().await.unwrap()[..] == got[half as usize..]);
 
     // Every download is in the audit trail: the first attempt, the two
     // resumes, the three ranges, the If-Range, the 416, the series and the item.
-    let audit = net.admin(&[
-        "audit",
-        "export",
-        "--from",
-        "2000-01-01",
-        "--to",
-        "2100-01-01",
-    ]);
+    let audit = reading.net.audit_export();
     let study_downloads = audit
         .lines()
         .filter(|l| l.contains(&format!("zip study={ct_at} files=40")))

@@ -148,6 +148,18 @@ impl Network {
     pub fn serve(&self, extra: &[&str]) -> Server {
         Server::start(self, "serve", extra)
     }
+
+    /// The whole audit trail, as `renkei admin audit export` prints it.
+    pub fn audit_export(&self) -> String {
+        self.admin(&[
+            "audit",
+            "export",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2100-01-01",
+        ])
+    }
 }
 
 pub struct CommandOutput {
@@ -255,6 +267,18 @@ impl Server {
         format!("https://localhost:{}{path}", self.addr.port())
     }
 
+    /// `GET path` answered 200 with JSON, as `client` sees it.
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> serde_json::Value {
+        let r = client.get(self.url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "GET {path}");
+        r.json().await.expect("JSON")
+    }
+
+    /// The server process's ID (for reading its counters under /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A client that trusts exactly this server's certificate and keeps cookies.
     pub fn client(&self) -> reqwest::Client {
         self.client_builder().build().expect("client")
@@ -283,6 +307,13 @@ impl Server {
         (r.status() == reqwest::StatusCode::OK).then_some(client)
     }
 
+    /// Stops the server and waits for its end, so that another can take its
+    /// data folder.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILL, as a power cut or the OOM killer would.
     pub fn kill(&self) {
         // `Child::kill` needs `&mut`; signal by PID so shared handles can do it.
@@ -302,6 +333,45 @@ impl Drop for Server {
             eprintln!("--- server log ---\n{log}");
         }
     }
+}
+
+/// `GET url` with `Range: range`, and `If-Range: if_range` when given.
+pub async fn get_range(
+    client: &reqwest::Client,
+    url: &str,
+    range: &str,
+    if_range: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client.get(url).header("range", range);
+    if let Some(v) = if_range {
+        request = request.header("if-range", v);
+    }
+    request.send().await.expect("GET with a range")
+}
+
+/// A response header that must be there.
+pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// A 206's `Content-Range: bytes FIRST-LAST/LENGTH`: the bytes it holds and
+/// the whole body's length.
+pub fn content_range(r: &reqwest::Response) -> (std::ops::Range<usize>, usize) {
+    let value = header(r, "content-range");
+    value
+        .strip_prefix("bytes ")
+        .and_then(|s| s.split_once('/'))
+        .and_then(|(span, len)| {
+            let (first, last) = span.split_once('-')?;
+            Some((
+                first.parse().ok()?..last.parse::<usize>().ok()? + 1,
+                len.parse().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("not a byte range: {value}"))
 }
 
 /// The CSRF token a page put in its forms (`<input type="hidden" name="csrf" value="…">`).

@@ -5,7 +5,9 @@
 mod crash;
 mod demo;
 mod dicom;
+mod dicom_support;
 mod dicom_zip;
+mod file_range;
 mod harness;
 mod imap;
 mod notify;

@@ -10,8 +10,8 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::dicom::{oracle, send, sorted_files};
-use crate::harness::{CLINIC, HOSPITAL, Network, run_browser};
+use crate::dicom_support::{PATIENT, Reading, generated_study, named, oracle};
+use crate::harness::run_browser;
 
 const SLICES: usize = 20;
 const SIZE: usize = 128;
@@ -70,13 +70,7 @@ fn series_of(record: &Value, index: usize) -> usize {
 #[tokio::test]
 async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     let tmp = tempfile::tempdir().unwrap();
-    let study_dir = tmp.path().join("study");
-    oracle(&[
-        "study",
-        study_dir.to_str().unwrap(),
-        &SLICES.to_string(),
-        &SIZE.to_string(),
-    ]);
+    let mut files = generated_study(&tmp.path().join("study"), SLICES, SIZE);
     let multiframe_file = tmp.path().join("MF00001.dcm");
     oracle(&[
         "multiframe",
@@ -86,50 +80,18 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     ]);
     let paths: Value = serde_json::from_str(&oracle(&["paths"])).unwrap();
     let bundled = std::path::PathBuf::from(paths["test_files"].as_str().unwrap());
-    let mut files: Vec<std::path::PathBuf> = sorted_files(&study_dir);
     files.push(multiframe_file);
     for name in [COLOUR, UNDECODABLE] {
         files.push(bundled.join(name));
     }
-    let items: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(p).unwrap(),
-            )
-        })
-        .collect();
+    let items: Vec<(String, Vec<u8>)> = files.iter().map(|p| named(p)).collect();
     let (multiframe, colour, undecodable) = (SLICES, SLICES + 1, SLICES + 2);
 
-    let net = Network::new().await;
-    net.add_hospital_and_clinic();
-    let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
-    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
-    let server = net.serve(&[]);
-    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
-    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let reading = Reading::start().await;
+    let (net, server, rad_c) = (&reading.net, &reading.server, &reading.rad_c);
     // pydicom's files are other patients': confirmed, as a sender would.
-    let (status, body) = send(
-        &server,
-        &gp_c,
-        &rad,
-        ("12345", "山田 太郎"),
-        &items,
-        &[COLOUR, UNDECODABLE],
-    )
-    .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
-    let item = body["id"].as_str().unwrap().to_string();
-
-    let record: Value = rad_c
-        .get(server.url(&format!("/api/v1/envelopes/{item}/studies")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let item = reading.sent(PATIENT, &items, &[COLOUR, UNDECODABLE]).await;
+    let record = reading.studies(&item).await;
     // What the render route itself says about the undecodable file.
     let refusal: Value = rad_c
         .get(server.url(&format!(
@@ -156,8 +118,8 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let cfg = json!({
         "base": server.url(""),
-        "id": rad,
-        "password": format!("{rad_pw}-Mine-2026"),
+        "id": reading.rad,
+        "password": reading.rad_pw,
         "item": item,
         "series": series,
         "out": out_dir,
@@ -340,14 +302,7 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     );
 
     // Every slice shown is in the audit trail, as is the record read.
-    let audit = net.admin(&[
-        "audit",
-        "export",
-        "--from",
-        "2000-01-01",
-        "--to",
-        "2100-01-01",
-    ]);
+    let audit = net.audit_export();
     assert!(audit.contains("intake_record"), "record view not audited");
     assert!(
         audit.contains(&format!("dicom attachment={at} frame=0")),

@@ -10,6 +10,7 @@ mod imaging;
 mod notify;
 mod openapi;
 mod pages;
+mod ranges;
 mod records;
 pub mod session;
 mod study_zip;

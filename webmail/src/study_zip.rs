@@ -26,10 +26,9 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::{Mutex, OnceLock};
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use bytes::Bytes;
 use mailbox::Error;
 use mailbox::intake::IntakeRecord;
@@ -41,18 +40,19 @@ use crate::AppState;
 use crate::api::api_session;
 use crate::error::ApiError;
 use crate::pages::thread::content_disposition;
-use crate::zipstream::{Entry, Layout, Part, byte_range, safe_file_name};
+use crate::ranges::{
+    Download, RangeAnswers, RangeHeaders, client_gone, respond, send_file_range, strong_etag,
+};
+use crate::zipstream::{Entry, Layout, Part, safe_file_name};
 
 /// `GET /api/v1/envelopes/{id}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/zip", tag = "envelopes", operation_id = "item_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "Every attachment as a stored ZIP, DICOM files in study and series folders; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn item(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,13 +65,11 @@ pub async fn item(
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
     params(("id" = String, Path, description = "Item ID"),
         ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn study(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -85,13 +83,11 @@ pub async fn study(
     params(("id" = String, Path, description = "Item ID"),
         ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
         ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
-        ("Range" = Option<String>, Header, description = "`bytes=a-b` or `bytes=a-`: one range, answered with 206"),
-        ("If-Range" = Option<String>, Header, description = "The ETag of the download being resumed; another value gets the whole archive")),
+        RangeHeaders),
     responses(
         (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range (`Content-Range`)", content_type = "application/zip", body = crate::openapi::Binary),
-        (status = 416, description = "The range lies outside the archive (`Content-Range: bytes */LENGTH`)")))]
+        RangeAnswers))]
 pub async fn series(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -109,60 +105,17 @@ async fn serve(
     let session = api_session(&state, &headers).await?;
     let archive = state.postroom.archive(&session, &id, scope).await?;
     let layout = Layout::new(entries(&archive), jst(archive.created_at));
-    let etag = etag(&id, scope, &archive, &layout);
-    let total = layout.total_len();
-    let wanted = requested_range(&headers, &etag, total);
-    let partial = matches!(wanted, Wanted::Part(_));
-    let range = match wanted {
-        Wanted::Whole => 0..total,
-        Wanted::Part(r) => r,
-        Wanted::Unsatisfiable => {
-            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(response);
-        }
+    let download = Download {
+        etag: etag(&id, scope, &archive, &layout),
+        len: layout.total_len(),
+        content_type: HeaderValue::from_static("application/zip"),
+        content_disposition: HeaderValue::from_str(&content_disposition(&zip_name(&id, scope)))
+            .unwrap_or(HeaderValue::from_static("attachment")),
+        log_as: format!("archive of {id}"),
     };
-    let disposition = content_disposition(&zip_name(&id, scope));
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let sent = range.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = produce(&archive, &layout, &sent, &tx) {
-            tracing::warn!(envelope = id, error = %e, "archive download aborted");
-            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Body::from_stream(stream).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(range.end - range.start),
-    );
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if partial {
-        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("bytes {}-{}/{total}", range.start, range.end - 1))
-        {
-            response.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-    }
-    Ok(response)
+    Ok(respond(&headers, download, move |range, tx| {
+        produce(&archive, &layout, &range, tx)
+    }))
 }
 
 /// The ZIP links of one item on the thread page: every attachment at once,
@@ -280,33 +233,6 @@ fn words(parts: &[&str]) -> String {
         .join(" ")
 }
 
-/// What the request asks for, resolved against the archive's length.
-#[derive(Debug, PartialEq, Eq)]
-enum Wanted {
-    Whole,
-    Part(Range<u64>),
-    Unsatisfiable,
-}
-
-/// One `Range` (RFC 9110 §14.2), honoured only while `If-Range` (when sent)
-/// names this very archive: a changed archive is sent whole, never spliced.
-/// Several ranges, or a header that is not a byte range, get the whole body.
-fn requested_range(headers: &HeaderMap, etag: &str, total: u64) -> Wanted {
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Wanted::Whole;
-    };
-    if let Some(if_range) = headers.get(header::IF_RANGE)
-        && if_range.as_bytes() != etag.as_bytes()
-    {
-        return Wanted::Whole;
-    }
-    match byte_range(range, total) {
-        None => Wanted::Whole,
-        Some(Ok(r)) => Wanted::Part(r),
-        Some(Err(())) => Wanted::Unsatisfiable,
-    }
-}
-
 /// A strong validator: the archive's bytes follow from the item, the scope,
 /// the entry names and the signed sizes and SHA-256 of the files (and the
 /// layout's version, should the layout ever change).
@@ -321,7 +247,7 @@ fn etag(id: &str, scope: ArchiveScope, archive: &SealedArchive, layout: &Layout)
         h.update(f.info.size.to_le_bytes());
         h.update(f.info.sha256.as_bytes());
     }
-    format!("\"{}\"", hex::encode(&h.finalize()[..20]))
+    strong_etag(h)
 }
 
 /// The download's own name: the item ID and the positions, nothing from
@@ -431,30 +357,28 @@ fn produce(
             .get(part.start as usize..part.end as usize)
             .ok_or_else(|| Error::Internal("archive part out of its layout".into()))?;
         tx.blocking_send(Ok(Bytes::copy_from_slice(slice)))
-            .map_err(|_| gone())
+            .map_err(|_| client_gone())
     };
     for (part, sub) in layout.parts_in(range) {
         match part {
             Part::Header(i) => send(&layout.local_header(i), &sub)?,
             Part::Data(i) => {
                 let size = layout.entries()[i].size;
-                let mut out = RangeWriter {
-                    skip: sub.start,
-                    left: sub.end - sub.start,
-                    crc: crc32fast::Hasher::new(),
-                    tx,
-                };
-                let streamed = archive.stream(i, &mut out);
+                let mut crc = crc32fast::Hasher::new();
+                send_file_range(size, &sub, tx, |out| {
+                    archive.stream(
+                        i,
+                        CrcWriter {
+                            crc: &mut crc,
+                            inner: out,
+                        },
+                    )
+                })?;
                 if sub.end == size {
                     // The whole plaintext went by and passed the manifest check.
-                    streamed?;
-                    let crc = out.crc.finalize();
+                    let crc = crc.finalize();
                     remember_crc(&archive.files[i].info.sha256, crc);
                     crcs[i] = Some(crc);
-                } else if out.left > 0 {
-                    // Stopped before the range was filled: an error, or the client left.
-                    streamed?;
-                    return Err(gone());
                 }
             }
             Part::Descriptor(i) => {
@@ -473,68 +397,39 @@ fn produce(
     Ok(())
 }
 
-fn gone() -> Error {
-    Error::Internal("the client went away".into())
-}
-
 /// The CRC-32 of file `i`: known, cached, or decrypted again to compute it.
 fn crc_of(archive: &SealedArchive, crcs: &mut [Option<u32>], i: usize) -> Result<u32, Error> {
     if let Some(crc) = crcs[i] {
         return Ok(crc);
     }
-    let mut out = CrcWriter(crc32fast::Hasher::new());
-    archive.stream(i, &mut out)?;
-    let crc = out.0.finalize();
+    let mut crc = crc32fast::Hasher::new();
+    archive.stream(
+        i,
+        CrcWriter {
+            crc: &mut crc,
+            inner: io::sink(),
+        },
+    )?;
+    let crc = crc.finalize();
     remember_crc(&archive.files[i].info.sha256, crc);
     crcs[i] = Some(crc);
     Ok(crc)
 }
 
-/// Passes on the plaintext bytes `skip..skip+left` of one file, and takes
-/// the CRC-32 of every byte it sees. Once the range is filled it refuses
-/// more, which stops the decryption of a file the range ends inside.
-struct RangeWriter<'a> {
-    skip: u64,
-    left: u64,
-    crc: crc32fast::Hasher,
-    tx: &'a mpsc::Sender<io::Result<Bytes>>,
+/// Takes the CRC-32 of every byte that `inner` accepts.
+struct CrcWriter<'a, W> {
+    crc: &'a mut crc32fast::Hasher,
+    inner: W,
 }
 
-impl Write for RangeWriter<'_> {
+impl<W: Write> Write for CrcWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.left == 0 && self.skip == 0 {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "range filled"));
-        }
-        self.crc.update(buf);
-        let skipped = (self.skip.min(buf.len() as u64)) as usize;
-        self.skip -= skipped as u64;
-        let rest = &buf[skipped..];
-        let take = (self.left.min(rest.len() as u64)) as usize;
-        if take > 0 {
-            self.tx
-                .blocking_send(Ok(Bytes::copy_from_slice(&rest[..take])))
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-            self.left -= take as u64;
-        }
-        Ok(buf.len())
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-struct CrcWriter(crc32fast::Hasher);
-
-impl Write for CrcWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.inner.flush()
     }
 }
 
@@ -575,21 +470,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_range_must_name_this_archive() {
-        let mut h = HeaderMap::new();
-        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Whole);
-        h.insert(header::RANGE, HeaderValue::from_static("bytes=40-"));
-        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Part(40..100));
-        h.insert(header::IF_RANGE, HeaderValue::from_static("\"e\""));
-        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Part(40..100));
-        h.insert(header::IF_RANGE, HeaderValue::from_static("\"other\""));
-        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Whole);
-        h.remove(header::IF_RANGE);
-        h.insert(header::RANGE, HeaderValue::from_static("bytes=100-"));
-        assert_eq!(requested_range(&h, "\"e\"", 100), Wanted::Unsatisfiable);
-    }
-
-    #[test]
     fn repeated_paths_get_a_number_before_the_extension() {
         let mut taken = HashSet::new();
         assert_eq!(unique(&mut taken, "a/IM0001.dcm".into()), "a/IM0001.dcm");
@@ -606,22 +486,28 @@ mod tests {
     }
 
     #[test]
-    fn a_range_writer_passes_its_window_and_sums_every_byte() {
+    fn an_entry_range_passes_its_window_and_sums_every_byte_it_passed() {
         let (tx, mut rx) = mpsc::channel(16);
-        let mut w = RangeWriter {
-            skip: 3,
-            left: 4,
-            crc: crc32fast::Hasher::new(),
-            tx: &tx,
-        };
-        assert!(w.write_all(b"01234").is_ok());
-        assert!(w.write_all(b"56").is_ok());
-        assert!(w.write_all(b"789").is_err(), "the range is filled");
+        let mut crc = crc32fast::Hasher::new();
+        let plain = b"0123456789";
+        let sent = send_file_range(10, &(3..7), &tx, |out| {
+            let mut w = CrcWriter {
+                crc: &mut crc,
+                inner: out,
+            };
+            for piece in plain.chunks(3) {
+                w.write_all(piece)
+                    .map_err(|_| Error::Internal("sink stopped".into()))?;
+            }
+            Ok(10)
+        });
+        assert!(sent.is_ok());
         let mut got = Vec::new();
         while let Ok(Ok(b)) = rx.try_recv() {
             got.extend_from_slice(&b);
         }
         assert_eq!(got, b"3456");
-        assert_eq!(w.crc.finalize(), crc32fast::hash(b"0123456"));
+        // The range is filled inside the third piece: the fourth is refused.
+        assert_eq!(crc.finalize(), crc32fast::hash(b"012345678"));
     }
 }

@@ -7,7 +7,8 @@
 //! fields, and with a data descriptor after each entry because its CRC-32 is
 //! only known once its plaintext has streamed by. The central directory at
 //! the end needs every CRC: an entry this response did not stream is decrypted
-//! again only to compute it (cached per process), never sent twice.
+//! again only to compute it (cached per process), never sent twice. Which
+//! range a request gets is [`crate::ranges`]' decision.
 
 use std::ops::Range;
 
@@ -248,35 +249,6 @@ pub fn safe_file_name(name: &str) -> String {
     }
 }
 
-/// A single byte range from a `Range` header, resolved against `len`.
-/// `None` when the header asks for something other than one satisfiable range
-/// (several ranges are answered with the whole body, as RFC 9110 allows).
-pub fn byte_range(header: &str, len: u64) -> Option<Result<Range<u64>, ()>> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (a, b) = (a.trim(), b.trim());
-    let range = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        len.saturating_sub(n)..len
-    } else {
-        let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            len
-        } else {
-            b.parse::<u64>().ok()?.saturating_add(1).min(len)
-        };
-        start..end
-    };
-    Some(if range.start < range.end && range.start < len {
-        Ok(range)
-    } else {
-        Err(())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,18 +332,6 @@ mod tests {
         let sent: u64 = parts.iter().map(|(_, r)| r.end - r.start).sum();
         assert_eq!(sent, wanted.end - wanted.start);
         assert_eq!(&bytes[wanted.start as usize..][..4], b"cdef");
-    }
-
-    #[test]
-    fn range_headers() {
-        assert_eq!(byte_range("bytes=0-99", 1000), Some(Ok(0..100)));
-        assert_eq!(byte_range("bytes=500-", 1000), Some(Ok(500..1000)));
-        assert_eq!(byte_range("bytes=-100", 1000), Some(Ok(900..1000)));
-        assert_eq!(byte_range("bytes=990-2000", 1000), Some(Ok(990..1000)));
-        assert_eq!(byte_range("bytes=1000-", 1000), Some(Err(())));
-        assert_eq!(byte_range("bytes=0-1,5-6", 1000), None);
-        assert_eq!(byte_range("items=0-1", 1000), None);
-        assert_eq!(byte_range("bytes=x-1", 1000), None);
     }
 
     #[test]
