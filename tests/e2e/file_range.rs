@@ -7,7 +7,8 @@
 //! get the whole file; a range past the end 416 with `Content-Range: bytes
 //! */LENGTH`; a doctor without a key slot 404, range or not. A range at the
 //! start of the file stops the decryption early (the server reads a fraction
-//! of the blob), a suffix range decrypts it all. After a restart the ETag is
+//! of the blob), a suffix range decrypts it all. The thread page's download
+//! link resumes the same way. After a restart the ETag is
 //! the same and the resume still fits. Every answer is audited as a download.
 
 use std::time::Duration;
@@ -210,6 +211,18 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
     );
     assert!(read_for[0] < 16 << 20, "{read_for:?}");
     assert!(read_for[1] >= len as u64, "{read_for:?}");
+
+    // The thread page's link (the browser's download, the file's own name)
+    // resumes the same way: the same file, the same ETag.
+    let page_path = format!("/items/{id}/attachments/{}", index_of(&dicom.0));
+    let from = len - len / 4;
+    let r = ranged(&reading, &page_path, &format!("bytes={from}-"), Some(&etag)).await;
+    downloads += 1;
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&r, "etag"), etag);
+    assert!(header(&r, "content-disposition").contains("MF00001.dcm"));
+    assert_eq!(content_range(&r), (from..len, len));
+    assert!(r.bytes().await.unwrap()[..] == dicom.1[from..]);
 
     // No key slot: nothing, with or without a range.
     let url = reading.server.url(&path);

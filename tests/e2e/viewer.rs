@@ -103,7 +103,10 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
         .json()
         .await
         .unwrap();
-    assert_eq!(refusal["error"], "dicom_unsupported_transfer_syntax", "{refusal}");
+    assert_eq!(
+        refusal["error"], "dicom_unsupported_transfer_syntax",
+        "{refusal}"
+    );
 
     let series = json!({
         "ct": series_of(&record, 0),

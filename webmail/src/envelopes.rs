@@ -1,7 +1,7 @@
 //! `/api/v1/envelopes`: send sealed items with streamed attachments, open them,
 //! download attachments, and hand liaison-inbox items to a doctor.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
@@ -411,23 +411,6 @@ pub async fn open(
 ) -> Result<Json<ItemView>, ApiError> {
     let session = api_session(&state, &headers).await?;
     Ok(Json(state.postroom.open(&session, &id).await?.into()))
-}
-
-/// A blocking writer that forwards into the response body stream.
-pub(crate) struct ChannelWriter {
-    pub(crate) tx: mpsc::Sender<io::Result<Bytes>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed, resumable

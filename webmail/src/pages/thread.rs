@@ -6,29 +6,25 @@
 //! (the postroom records both, as for the API).
 
 use std::collections::HashMap;
-use std::io;
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use bytes::Bytes;
 use mailbox::postroom::{OpenedItem, SignatureStatus};
 use mailbox::store::thread::ThreadRow;
 use mailbox::threads::{StepInput, ThreadSteps};
 use mailbox::workflow::{Step, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode, Role};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use tokio::sync::mpsc;
 
 use super::compose::{bad_form, read_text, stage_file};
 use super::{Chrome, PageCtx, message, render};
 use crate::AppState;
 use crate::csrf::CheckedMultipart;
-use crate::envelopes::ChannelWriter;
+use crate::envelopes::attachment_download;
 use crate::error::status_of;
 use crate::i18n::{Lang, Texts};
 
@@ -1074,8 +1070,9 @@ pub(crate) fn content_disposition(name: &str) -> String {
     )
 }
 
-/// `GET /items/{id}/attachments/{index}` — streamed as the API does (aborted if
-/// the blob does not match its signed manifest), always as a download.
+/// `GET /items/{id}/attachments/{index}` — as the API's download (resumable
+/// with `Range`, aborted if the blob does not match its signed manifest),
+/// under the file's own name, always as a download.
 async fn download(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1089,35 +1086,9 @@ async fn download(
         Ok(p) => p,
         Err(e) => return error_page(ctx, &e, None),
     };
-    let info = prepared.info.clone();
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    let writer = ChannelWriter { tx: tx.clone() };
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = prepared.stream(writer) {
-            tracing::warn!(envelope = id, index, error = %e, "attachment download aborted");
-            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-        }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Body::from_stream(stream).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&info.media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&content_disposition(&info.name))
-            .unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-    if let Ok(v) = HeaderValue::from_str(&info.sha256) {
-        h.insert("x-renkei-sha256", v);
-    }
-    response
+    let disposition = HeaderValue::from_str(&content_disposition(&prepared.info.name))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    attachment_download(&headers, &id, prepared, disposition)
 }
 
 #[cfg(test)]
