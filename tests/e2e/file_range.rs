@@ -15,18 +15,13 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::dicom_support::{PATIENT, Reading, named, oracle, python};
-use crate::harness::{content_range, get_range, header};
+use crate::harness::{content_range, get_range, header, sha256_hex};
 
 /// 80 sections of 512² 16-bit pixels: a 40 MiB file.
 const FRAMES: &str = "80";
 const SIZE: &str = "512";
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
 
 /// The radiologist's `GET path` with `Range` (and `If-Range`).
 async fn ranged(

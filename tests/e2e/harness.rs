@@ -437,3 +437,9 @@ pub fn run_browser(script: &str, args: &[&str]) -> serde_json::Value {
     assert!(v.get("error").is_none(), "{script}: {v}");
     v
 }
+
+/// SHA-256 of `bytes` in lowercase hex, as pages and headers show it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}

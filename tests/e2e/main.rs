@@ -8,6 +8,7 @@ mod dicom;
 mod dicom_support;
 mod dicom_zip;
 mod file_range;
+mod files_page;
 mod harness;
 mod imap;
 mod notify;

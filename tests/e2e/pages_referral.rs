@@ -7,13 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, run_browser};
+use crate::harness::{CLINIC, HOSPITAL, Network, run_browser, sha256_hex};
 use crate::pages_doctor::{PDF, PNG};
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
-}
 
 #[tokio::test]
 async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {

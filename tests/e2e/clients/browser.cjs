@@ -26,7 +26,12 @@ async function launch() {
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss().catch(() => {}); });
-  return { context, page, errors, close: () => context.close() };
+  // The profile goes with the browser: a test run leaves nothing in /tmp.
+  const close = async () => {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return { context, page, errors, close };
 }
 
 /// Signs in through the login page; returns the path the browser lands on.
