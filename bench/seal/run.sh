@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renkei/target}"
 command -v gpg >/dev/null || { apt-get update -qq && apt-get install -y -qq gnupg; }
-cargo build --release -q -p renkei-crypto --example bench_seal
+cargo build --release -q -p mailbox --example bench_seal
 work="$(mktemp -d "${TMPDIR:-/var/tmp}/renkei-bench-seal.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 bin="$CARGO_TARGET_DIR/release/examples/bench_seal"
