@@ -3,7 +3,7 @@
 # study (512×512, 16-bit; 2,048 slices ≈ 1 GiB by default).
 #   ingest   validate + seal + store the whole study as one item
 #            (Postroom::send, SQLite, every blob fsynced) vs `cp -r` + `sync`,
-#            alternating, median of RENKEI_BENCH_ROUNDS rounds (default 3)
+#            alternating, median of RENKEI_BENCH_ROUNDS rounds (default 5)
 #   memory   peak resident memory of the ingesting process
 #   render   one 512×512 slice: from the sealed item (open, decrypt, decode,
 #            window, PNG) and decode+window+PNG alone
@@ -42,7 +42,7 @@ now() { python3 -c 'import time; print(time.time())'; }
 # cp + sync on this disk varies by half from one run to the next, so cp and
 # ingest alternate over ROUNDS rounds from the same page-cache state and the
 # ratio is taken of the medians (the per-round ratios are printed too).
-rounds="${RENKEI_BENCH_ROUNDS:-3}"
+rounds="${RENKEI_BENCH_ROUNDS:-5}"
 result() { echo "$out" | sed -n "s/^RESULT $1=//p"; }
 cp_all=() ingest_all=() rss=0
 for round in $(seq 1 "$rounds"); do
