@@ -14,6 +14,9 @@
 //! Usage: bench_dicom WORK_DIR STUDY_DIR [RENDER_SLICES]
 //! Prints human-readable lines and `RESULT key=value` lines for run.sh.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,18 +54,6 @@ impl std::io::Read for LazyFile {
             None => Ok(0),
         }
     }
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 async fn person(
@@ -149,7 +140,7 @@ async fn main() -> Res<()> {
             }),
         });
     }
-    let rss_before = peak_rss_mib();
+    let rss_before = support::peak_rss_mib();
     let start = Instant::now();
     let id = post
         .send(
@@ -171,7 +162,7 @@ async fn main() -> Res<()> {
         )
         .await?;
     let ingest = start.elapsed().as_secs_f64();
-    let rss = peak_rss_mib();
+    let rss = support::peak_rss_mib();
     println!(
         "ingest: {} files, {:.0} MiB in {ingest:.2} s ({:.0} MiB/s), peak RSS {rss:.0} MiB (before: {rss_before:.0})",
         files.len(),

@@ -7,6 +7,9 @@
 //! attachment is written through the blob store, as the server writes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -15,18 +18,6 @@ use std::time::{Duration, Instant};
 
 use mailbox::blob::{BlobStore, EarlySync};
 use renkei_crypto::*;
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        / 1024
-}
 
 /// CPU time (user + system) of this thread so far, from /proc (10 ms ticks):
 /// on a shared machine the wall-clock rate also counts time spent waiting for
@@ -376,7 +367,7 @@ fn main() {
     );
     println!("  gpg decrypt        {:>7.2} s", s(t_gpg_open));
     println!(
-        "peak RSS of the renkei process: {} MiB (target < 128)",
-        peak_rss_mib()
+        "peak RSS of the renkei process: {:.0} MiB (target < 128)",
+        support::peak_rss_mib()
     );
 }

@@ -78,4 +78,21 @@ async function run(body) {
   process.stdout.write('\n' + JSON.stringify(out) + '\n');
 }
 
-module.exports = { launch, signIn, signOut, screenshots, run };
+/// Fetches `href` in the page as its download link would (the session's
+/// cookie), and hashes the bytes there: status, Content-Disposition, the
+/// server's x-renkei-sha256 header, SHA-256.
+async function download(page, href) {
+  return page.evaluate(async (href) => {
+    const r = await fetch(href);
+    const bytes = await r.arrayBuffer();
+    const digest = await crypto.subtle.digest('SHA-256', bytes);
+    return {
+      status: r.status,
+      disposition: r.headers.get('content-disposition'),
+      header_sha256: r.headers.get('x-renkei-sha256'),
+      sha256: [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, '0')).join(''),
+    };
+  }, href);
+}
+
+module.exports = { launch, signIn, signOut, screenshots, run, download };

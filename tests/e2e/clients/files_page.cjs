@@ -7,7 +7,7 @@
 //
 // Prints one JSON object last (browser.cjs `run`).
 'use strict';
-const { launch, signIn, screenshots, run } = require('./browser.cjs');
+const { launch, signIn, screenshots, run, download } = require('./browser.cjs');
 
 const cfg = JSON.parse(process.argv[2]);
 
@@ -42,16 +42,7 @@ run(async (out) => {
       next: await page.locator('#files-next').count(), previous: await page.locator('#files-previous').count() };
     // The last file, fetched as its link would download it, hashed in the page.
     const last = second[second.length - 1];
-    out.download = await page.evaluate(async (href) => {
-      const r = await fetch(href);
-      const bytes = await r.arrayBuffer();
-      const digest = await crypto.subtle.digest('SHA-256', bytes);
-      return {
-        status: r.status,
-        disposition: r.headers.get('content-disposition'),
-        sha256: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join(''),
-      };
-    }, last.href);
+    out.download = await download(page, last.href);
     await page.goto(`${cfg.base}/items/${cfg.item}?lang=en`);
     out.thread_en = (await page.locator('.dicom-files-summary').innerText()).trim();
     out.errors = errors;

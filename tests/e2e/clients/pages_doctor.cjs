@@ -8,7 +8,7 @@
 const fs = require('fs');
 const crypto = require('crypto');
 const path = require('path');
-const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
+const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
 
 const [base, gpId, gpPw, radId, radPw, clerkId, clerkPw, file1, file2] = process.argv.slice(2);
 const XSS = '<script>alert(1)</script>';
@@ -86,16 +86,7 @@ run(async (out) => {
     // The attachments download as they were sent, under safe names.
     out.downloads = [];
     for (const href of await page.$$eval('a.attachment-link', (as) => as.map((a) => a.getAttribute('href')))) {
-      out.downloads.push(await page.evaluate(async (href) => {
-        const r = await fetch(href);
-        const bytes = await r.arrayBuffer();
-        const digest = await crypto.subtle.digest('SHA-256', bytes);
-        return {
-          status: r.status,
-          disposition: r.headers.get('content-disposition'),
-          sha256: [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, '0')).join(''),
-        };
-      }, href));
+      out.downloads.push(await download(page, href));
     }
     out.sent_sha256 = [sha256(file1), sha256(file2)];
     out.sent_names = [path.basename(file1), path.basename(file2)];

@@ -12,7 +12,7 @@
 'use strict';
 const crypto = require('crypto');
 const fs = require('fs');
-const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
+const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
 
 const [base, hospital, gpId, gpPw, surgeonId, surgeonPw, colleagueId, colleaguePw,
   liaisonId, liaisonPw, letterPdf, replyPng] = process.argv.slice(2);
@@ -152,15 +152,7 @@ run(async (out) => {
     out.gp_signatures = await signatures(page);
     out.gp_history = await history(page);
     const replyFile = page.locator('article.step').last().locator('a.attachment-link');
-    out.reply_download = await page.evaluate(async (href) => {
-      const r = await fetch(href);
-      const digest = await crypto.subtle.digest('SHA-256', await r.arrayBuffer());
-      return {
-        status: r.status,
-        header_sha256: r.headers.get('x-renkei-sha256'),
-        sha256: [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, '0')).join(''),
-      };
-    }, await replyFile.getAttribute('href'));
+    out.reply_download = await download(page, await replyFile.getAttribute('href'));
     out.reply_png_sha256 = sha256(replyPng);
     out.gp_offered = (await offered(page)).steps;
     out.screenshots.push(...await screenshots(page, 'referral'));
