@@ -208,6 +208,7 @@ pub async fn page_links(
                             .map(|k| format!("#{k}"))
                             .unwrap_or_default(),
                         &series.modality,
+                        &series.body_part,
                         &series.description,
                         &format!("（{}{}）", series.image_count(), tt.images),
                     ]),

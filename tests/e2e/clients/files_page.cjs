@@ -29,6 +29,7 @@ run(async (out) => {
       summary: (await page.locator('.dicom-files-summary').innerText()).trim(),
       links: await page.$$eval('a.attachment-link', (as) => as.map((a) => a.textContent.trim())),
       viewer: await page.locator('a.viewer-link').count(),
+      studies: await page.$$eval('.zip-downloads .hint', (hs) => hs.map((h) => h.textContent.trim())),
       files_href: await page.locator('a.files-link').getAttribute('href'),
       html_bytes: (await page.content()).length,
     };
