@@ -223,7 +223,7 @@ pub(crate) fn large_item_warning(
         return None;
     }
     tracing::info!(
-        envelope = envelope_id,
+        envelope = %envelope_id,
         total_bytes,
         warn_above_bytes = upload.warn_above_bytes,
         "a large item was sent"
