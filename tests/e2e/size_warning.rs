@@ -74,7 +74,7 @@ async fn the_api_warns_of_a_large_item_and_sends_it_all_the_same() {
     assert_eq!(
         warnings[0]["message"],
         "The attachments total 1.5 MiB (1572864 bytes), more than 1.0 MiB (1048576 bytes). \
-         The item was sent, but it takes long to upload and to download."
+         The item was sent, but an item this large takes long to upload and to download."
     );
     // It really went: the radiologist opens both files whole.
     let opened = r

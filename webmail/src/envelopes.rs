@@ -167,8 +167,8 @@ impl SendWarning {
             warn_above_bytes,
             message: format!(
                 "The attachments total {} ({total_bytes} bytes), more than {} \
-                 ({warn_above_bytes} bytes). The item was sent, but it takes long \
-                 to upload and to download.",
+                 ({warn_above_bytes} bytes). The item was sent, but an item this \
+                 large takes long to upload and to download.",
                 mebibytes(total_bytes),
                 mebibytes(warn_above_bytes),
             ),
