@@ -115,6 +115,7 @@ pub struct Server {
     notify: mailbox::notify::NotifyPolicy,
     public_url: Option<String>,
     records: crate::config::RecordsSettings,
+    upload: webmail::UploadPolicy,
     imap: Option<ImapListeners>,
     pub fingerprint: String,
 }
@@ -169,6 +170,7 @@ impl Server {
             notify: settings.notify.clone(),
             public_url: settings.public_url.clone(),
             records: settings.records.clone(),
+            upload: settings.upload,
             imap,
             fingerprint: material.fingerprint(),
         })
@@ -308,6 +310,7 @@ impl Server {
             threads,
             notices,
             records,
+            upload: self.upload,
         });
         let mut imap = Vec::new();
         if let Some((listeners, tls, settings)) = self.imap {

@@ -55,10 +55,14 @@ pub struct GlobalArgs {
     /// Also accept TLS 1.2 (AEAD/ECDHE suites only) for old clients.
     #[arg(long, global = true, env = "RENKEI_ALLOW_TLS12")]
     pub allow_tls12: bool,
-    /// Failed sign-ins in a row that lock an account (default 5).
     /// Days items are kept before the retention job deletes them (default 365).
     #[arg(long, global = true, env = "RENKEI_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    /// Senders are warned when an item's attachments add up to more than this
+    /// many MiB (default 2048); the item is still sent.
+    #[arg(long, global = true, env = "RENKEI_ATTACHMENTS_WARN_ABOVE_MIB")]
+    pub attachments_warn_above_mib: Option<u64>,
+    /// Failed sign-ins in a row that lock an account (default 5).
     #[arg(long, global = true, env = "RENKEI_LOCK_AFTER")]
     pub lock_after: Option<u32>,
     /// Idle timeout of a session in seconds (default 1800).

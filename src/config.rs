@@ -37,6 +37,15 @@ pub struct FileConfig {
     pub imap: ImapSection,
     #[serde(default)]
     pub records: RecordsSection,
+    #[serde(default)]
+    pub attachments: AttachmentsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentsSection {
+    /// Above this total (MiB) an item's sender is warned; it is still sent.
+    pub warn_above_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +158,8 @@ pub struct Settings {
     pub imap_starttls_listen: Option<SocketAddr>,
     pub imap: transport::imap::ImapSettings,
     pub records: RecordsSettings,
+    /// When senders are warned that an item is large (never a limit).
+    pub upload: webmail::UploadPolicy,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -304,8 +315,21 @@ impl Settings {
                 file.records.retention_interval_secs.unwrap_or(3600).max(1),
             ),
         };
+        let upload = webmail::UploadPolicy {
+            warn_above_bytes: match args
+                .attachments_warn_above_mib
+                .or(file.attachments.warn_above_mib)
+            {
+                Some(0) => bail!("attachments.warn_above_mib must be at least 1"),
+                Some(mib) => mib
+                    .checked_mul(1024 * 1024)
+                    .with_context(|| format!("attachments.warn_above_mib is too large: {mib}"))?,
+                None => webmail::UploadPolicy::default().warn_above_bytes,
+            },
+        };
         Ok(Self {
             records,
+            upload,
             imap_listen: args.imap_listen.or(file.imap.listen),
             imap_starttls_listen: args.imap_starttls_listen.or(file.imap.starttls_listen),
             imap,
@@ -333,4 +357,89 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    /// Settings from a config file holding `toml`, with `args` on top.
+    fn resolve_with(toml: &str, args: GlobalArgs) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("renkei.toml");
+        std::fs::write(&path, toml)?;
+        Settings::resolve(&GlobalArgs {
+            config: Some(path),
+            ..args
+        })
+    }
+
+    fn resolve(toml: &str) -> anyhow::Result<Settings> {
+        resolve_with(toml, GlobalArgs::default())
+    }
+
+    #[test]
+    fn the_large_item_warning_is_read_from_the_attachments_section() {
+        let s = resolve("[attachments]\nwarn_above_mib = 300\n").unwrap();
+        assert_eq!(s.upload.warn_above_bytes, 300 * MIB);
+    }
+
+    #[test]
+    fn the_large_item_warning_defaults_to_two_gibibytes() {
+        let s = Settings::resolve(&GlobalArgs::default()).unwrap();
+        assert_eq!(s.upload.warn_above_bytes, 2048 * MIB);
+        let s = resolve("[records]\nretention_days = 30\n").unwrap();
+        assert_eq!(s.upload.warn_above_bytes, 2048 * MIB);
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_file() {
+        let s = resolve_with(
+            "[attachments]\nwarn_above_mib = 300\n",
+            GlobalArgs {
+                attachments_warn_above_mib: Some(1),
+                ..GlobalArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.upload.warn_above_bytes, MIB);
+    }
+
+    #[test]
+    fn a_zero_threshold_is_refused_with_its_own_message() {
+        let e = resolve("[attachments]\nwarn_above_mib = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "attachments.warn_above_mib must be at least 1"
+        );
+        let e = Settings::resolve(&GlobalArgs {
+            attachments_warn_above_mib: Some(0),
+            ..GlobalArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "attachments.warn_above_mib must be at least 1"
+        );
+    }
+
+    #[test]
+    fn a_threshold_past_u64_bytes_and_a_misspelt_key_are_refused() {
+        let e = resolve(&format!(
+            "[attachments]\nwarn_above_mib = {}\n",
+            u64::MAX / 2
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("attachments.warn_above_mib is too large"),
+            "{e:#}"
+        );
+        let e = resolve("[attachments]\nwarn_above_mb = 5\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown field `warn_above_mb`"),
+            "{e:#}"
+        );
+    }
 }

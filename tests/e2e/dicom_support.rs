@@ -85,11 +85,16 @@ pub struct Reading {
 
 impl Reading {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Reading::start`], the server started with `extra` options.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let net = Network::new().await;
         net.add_hospital_and_clinic();
         let (gp, gp_issued) = net.add_user("doctor", CLINIC, "琴平 健");
         let (rad, rad_issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
-        let server = net.serve(&[]);
+        let server = net.serve(extra);
         let gp_c = net.ready_client(&server, &gp, &gp_issued).await;
         let rad_c = net.ready_client(&server, &rad, &rad_issued).await;
         Self {

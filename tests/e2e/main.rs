@@ -21,6 +21,7 @@ mod pages_referral;
 mod records;
 mod sealed;
 mod signin;
+mod size_warning;
 mod smtp;
 mod story;
 mod two_nodes;

@@ -99,7 +99,7 @@ fn the_route_reader_finds_methods_and_paths() {
     assert_eq!(router_operations(src), expected);
 }
 
-fn check(document: &Value, samples: &Value) -> Value {
+pub(crate) fn check(document: &Value, samples: &Value) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let doc_path = dir.path().join("openapi.json");
     let samples_path = dir.path().join("samples.json");

@@ -2,6 +2,8 @@
 //! download attachments, and hand liaison-inbox items to a doctor.
 
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
@@ -137,6 +139,99 @@ pub(crate) fn bad_upload(reason: impl Into<String>) -> ApiError {
 #[derive(Serialize, ToSchema)]
 pub struct Created {
     id: String,
+    /// Present only when there is something to warn of; the item was sent
+    /// either way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<SendWarning>,
+}
+
+/// Something the sender should know about an item that was sent all the same.
+#[derive(Serialize, ToSchema)]
+pub struct SendWarning {
+    /// `large_item`: the attachments add up to more than the configured
+    /// threshold (`[attachments] warn_above_mib`).
+    code: &'static str,
+    /// The item's attachments, in bytes.
+    total_bytes: u64,
+    /// The configured threshold, in bytes.
+    warn_above_bytes: u64,
+    /// The same in English, to show or log.
+    message: String,
+}
+
+impl SendWarning {
+    pub(crate) fn large_item(total_bytes: u64, warn_above_bytes: u64) -> Self {
+        Self {
+            code: "large_item",
+            total_bytes,
+            warn_above_bytes,
+            message: format!(
+                "The attachments total {} ({total_bytes} bytes), more than {} \
+                 ({warn_above_bytes} bytes). The item was sent, but an item this \
+                 large takes long to upload and to download.",
+                mebibytes(total_bytes),
+                mebibytes(warn_above_bytes),
+            ),
+        }
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Counts the bytes of an item's attachments as sealing reads them, so the
+/// total is known once the send is done without holding any file.
+pub(crate) fn counted(
+    attachments: Vec<OutgoingAttachment>,
+) -> (Vec<OutgoingAttachment>, Arc<AtomicU64>) {
+    let total = Arc::new(AtomicU64::new(0));
+    let attachments = attachments
+        .into_iter()
+        .map(|a| OutgoingAttachment {
+            source: Box::new(CountingReader {
+                inner: a.source,
+                total: total.clone(),
+            }),
+            ..a
+        })
+        .collect();
+    (attachments, total)
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    total: Arc<AtomicU64>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.total.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The warning an item that was just sent earns by its size, if any; logged
+/// with sizes only (never a name).
+pub(crate) fn large_item_warning(
+    upload: &crate::UploadPolicy,
+    envelope_id: &str,
+    total_bytes: u64,
+) -> Option<SendWarning> {
+    if !upload.is_large(total_bytes) {
+        return None;
+    }
+    tracing::info!(
+        envelope = %envelope_id,
+        total_bytes,
+        warn_above_bytes = upload.warn_above_bytes,
+        "a large item was sent"
+    );
+    Some(SendWarning::large_item(
+        total_bytes,
+        upload.warn_above_bytes,
+    ))
 }
 
 /// Reads the first multipart part, which must be the JSON spec named `name`.
@@ -242,7 +337,7 @@ pub(crate) async fn feed_and_finish<T: Send + 'static>(
 /// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/envelopes", tag = "envelopes", operation_id = "send_envelope",
     request_body(content = crate::openapi::EnvelopeUpload, content_type = "multipart/form-data"),
-    responses((status = 201, description = "Sealed and queued for delivery", body = Created)))]
+    responses((status = 201, description = "Sealed and queued for delivery. When the attachments add up to more than `[attachments] warn_above_mib`, `warnings` holds a `large_item` warning (the item is sent all the same); otherwise the key is absent", body = Created)))]
 pub async fn send(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -256,6 +351,7 @@ pub async fn send(
         to.push(t.recipient()?);
     }
     let (senders, attachments) = attachment_channels(spec.attachments);
+    let (attachments, total_bytes) = counted(attachments);
     let outgoing = Outgoing {
         kind: spec.kind,
         to,
@@ -275,7 +371,10 @@ pub async fn send(
             .await
     });
     let id = feed_and_finish(multipart, senders, task).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
+    let warnings = large_item_warning(&state.upload, &id, total_bytes.load(Ordering::Relaxed))
+        .into_iter()
+        .collect();
+    Ok((StatusCode::CREATED, Json(Created { id, warnings })))
 }
 
 #[derive(Serialize, ToSchema)]

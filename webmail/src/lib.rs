@@ -44,6 +44,31 @@ pub struct AppState {
     pub threads: Arc<mailbox::threads::Threads>,
     pub notices: Arc<mailbox::notify::Notices>,
     pub records: Arc<mailbox::records::Records>,
+    pub upload: UploadPolicy,
+}
+
+/// How large an item may grow before its sender is warned: a soft warning on
+/// the compose page and in the API's answer, never a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadPolicy {
+    pub warn_above_bytes: u64,
+}
+
+impl UploadPolicy {
+    pub const DEFAULT_WARN_ABOVE_MIB: u64 = 2048;
+
+    /// Whether an item whose attachments total `total_bytes` earns the warning.
+    pub fn is_large(&self, total_bytes: u64) -> bool {
+        total_bytes > self.warn_above_bytes
+    }
+}
+
+impl Default for UploadPolicy {
+    fn default() -> Self {
+        Self {
+            warn_above_bytes: Self::DEFAULT_WARN_ABOVE_MIB * 1024 * 1024,
+        }
+    }
 }
 
 /// The peer address of the connection a request came on.

@@ -3,7 +3,9 @@
 // entry becomes its own attachment, judged by the server like any file), the
 // form's text goes first and a `manifest` part names the files before their
 // bytes, so the server streams each file straight into sealing, and every
-// file gets its own progress bar.
+// file gets its own progress bar. When the files picked add up to more than
+// the page's `data-warn-above-bytes`, a warning says so before sending; the
+// item can still be sent.
 'use strict';
 (function () {
   const form = document.getElementById('compose-form');
@@ -11,6 +13,8 @@
   const list = document.getElementById('upload-list');
   const errorBox = document.getElementById('error');
   const inputs = [document.getElementById('files'), document.getElementById('folder')].filter(Boolean);
+  const sizeWarning = document.getElementById('size-warning');
+  const warnAbove = Number(form.dataset.warnAboveBytes) || 0;
 
   function u16(v, o) { return v.getUint16(o, true); }
   function u32(v, o) { return v.getUint32(o, true); }
@@ -89,8 +93,40 @@
     });
   }
 
+  // Sizes as file managers show them (1 GB = 1024³ bytes), so the figure
+  // matches what the sender sees beside the file.
+  function sizeText(bytes, digits) {
+    for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]]) {
+      if (bytes >= size) return (bytes / size).toFixed(digits) + ' ' + unit;
+    }
+    return bytes + ' B';
+  }
+
+  function showSizeWarning(files) {
+    if (!sizeWarning || !warnAbove) return;
+    const total = files.reduce((s, f) => s + f.size, 0);
+    if (total <= warnAbove) {
+      sizeWarning.hidden = true;
+      sizeWarning.textContent = '';
+      return;
+    }
+    const limit = sizeText(warnAbove, 1);
+    let shown = sizeText(total, 1);
+    if (shown === limit) shown = sizeText(total, 2); // never "more than 1.0 (total 1.0)"
+    sizeWarning.textContent = sizeWarning.dataset.text.replace('{limit}', limit).replace('{total}', shown);
+    sizeWarning.hidden = false;
+  }
+
+  // Unpacking a ZIP takes a moment: only the latest pick is shown.
+  let picks = 0;
   for (const input of inputs) {
-    input.addEventListener('change', async () => { showFiles(await chosenFiles()); });
+    input.addEventListener('change', async () => {
+      const pick = ++picks;
+      const files = await chosenFiles();
+      if (pick !== picks) return;
+      showFiles(files);
+      showSizeWarning(files);
+    });
   }
 
   function showError(text) {

@@ -49,8 +49,10 @@ async function signOut(page) {
 
 /// Saves the current page as NAME-ja.png and NAME-en.png under the artefact
 /// folder (RENKEI_SCREENSHOTS, default ./artifacts/screenshots), switching the
-/// language with the switch every page has, and back to Japanese.
-async function screenshots(page, name) {
+/// language with the switch every page has, and back to Japanese. `prepare`,
+/// if given, runs as `prepare(lang)` on each freshly loaded page before its
+/// shot (e.g. to pick files, which a reload forgets).
+async function screenshots(page, name, prepare) {
   const dir = process.env.RENKEI_SCREENSHOTS || path.join(process.cwd(), 'artifacts', 'screenshots');
   fs.mkdirSync(dir, { recursive: true });
   const url = new URL(page.url());
@@ -58,6 +60,7 @@ async function screenshots(page, name) {
   for (const lang of ['ja', 'en']) {
     url.searchParams.set('lang', lang);
     await page.goto(url.toString());
+    if (prepare) await prepare(lang);
     const file = path.join(dir, `${name}-${lang}.png`);
     await page.screenshot({ path: file, fullPage: true });
     saved.push(path.basename(file));

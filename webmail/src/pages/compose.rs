@@ -2,7 +2,9 @@
 //! request, referral, information share, booking and care pathway — with the
 //! patient, the consent record and any number of attachments (files, a
 //! folder; `static/compose.js` also unpacks a ZIP in the browser and shows a
-//! progress bar per file).
+//! progress bar per file). When the files picked add up to more than
+//! `[attachments] warn_above_mib`, compose.js warns before sending; the item
+//! is still sent (a soft warning, never a limit), and the server logs it.
 //!
 //! `POST /compose` is multipart and streams: with JavaScript the form's text
 //! comes first, then a `manifest` part naming the files, so sealing starts at
@@ -12,6 +14,8 @@
 //! file's bytes, while sealing needs every name first: those parts go through
 //! [`staged`], encrypted temp files under a key held only by the request.
 //! Either way no upload is ever held whole in memory.
+
+use std::sync::atomic::Ordering;
 
 use askama::Template;
 use axum::Router;
@@ -29,11 +33,14 @@ use super::thread::kind_label;
 use super::{Chrome, PageCtx, message, render};
 use crate::AppState;
 use crate::csrf::CheckedMultipart;
-use crate::envelopes::{AttachmentSpec, attachment_channels, feed_and_finish};
+use crate::envelopes::{
+    AttachmentSpec, attachment_channels, counted, feed_and_finish, large_item_warning,
+};
 use crate::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 const COMPOSE_JS: &str = include_str!("../../static/compose.js");
+const COMPOSE_CSS: &str = include_str!("../../static/compose.css");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -47,6 +54,15 @@ pub fn routes() -> Router<AppState> {
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     COMPOSE_JS,
+                )
+            }),
+        )
+        .route(
+            "/static/compose.css",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+                    COMPOSE_CSS,
                 )
             }),
         )
@@ -90,6 +106,9 @@ pub struct ComposeTexts {
     pub files: &'static str,
     pub folder: &'static str,
     pub attachment_hint: &'static str,
+    /// Shown by compose.js when the files picked add up to more than the
+    /// configured size: `{limit}` and `{total}` become sizes.
+    pub size_warning: &'static str,
     pub send: &'static str,
 }
 
@@ -131,6 +150,7 @@ static JA: ComposeTexts = ComposeTexts {
     files: "ファイル（複数可、ZIPも可）",
     folder: "フォルダごと",
     attachment_hint: "DICOM・JPEG・PNG・PDF を送れます。実行ファイルやマクロ付き文書は送れません。",
+    size_warning: "添付ファイルの合計が {limit} を超えています（合計 {total}）。送信はできますが、時間がかかり、受信側のダウンロードにも時間がかかります。",
     send: "送信する",
 };
 
@@ -172,6 +192,7 @@ static EN: ComposeTexts = ComposeTexts {
     files: "Files (several, or a ZIP)",
     folder: "A whole folder",
     attachment_hint: "DICOM, JPEG, PNG and PDF can be sent; programs and documents with macros cannot.",
+    size_warning: "The attachments add up to more than {limit} (total {total}). You can still send them, but sending takes a while, and so does the download at the receiving end.",
     send: "Send",
 };
 
@@ -227,6 +248,8 @@ struct ComposePage {
     stage_fields: Vec<StageField>,
     v: Values,
     error: Option<String>,
+    /// Above this total of the files picked, compose.js shows `size_warning`.
+    warn_above_bytes: u64,
 }
 
 /// What the person typed, kept when the form comes back with an error.
@@ -472,6 +495,7 @@ async fn page(
         stage_fields,
         v,
         error,
+        warn_above_bytes: state.upload.warn_above_bytes,
         chrome: ctx.chrome,
     };
     render(status, lang, query, &view)
@@ -697,7 +721,7 @@ async fn receive(
     let new = new_thread(kind, values)?;
     let threads = state.threads.clone();
     let session = ctx.session.clone();
-    match manifest {
+    let (created, total) = match manifest {
         Some(entries) => {
             let specs = entries
                 .into_iter()
@@ -707,19 +731,30 @@ async fn receive(
                 })
                 .collect();
             let (senders, attachments) = attachment_channels(specs);
+            let (attachments, total) = counted(attachments);
             let task = tokio::spawn(async move { threads.open(&session, new, attachments).await });
-            feed_and_finish(multipart, senders, task)
+            let created = feed_and_finish(multipart, senders, task)
                 .await
-                .map_err(|e| e.0)
+                .map_err(|e| e.0)?;
+            (created, total)
         }
         None => {
-            let attachments = staged
-                .into_iter()
-                .map(staged::Staged::into_attachment)
-                .collect();
-            threads.open(&session, new, attachments).await
+            let (attachments, total) = counted(
+                staged
+                    .into_iter()
+                    .map(staged::Staged::into_attachment)
+                    .collect(),
+            );
+            (threads.open(&session, new, attachments).await?, total)
         }
-    }
+    };
+    // The sender was warned on the page before sending; this only logs it.
+    let _ = large_item_warning(
+        &state.upload,
+        &created.envelope_id,
+        total.load(Ordering::Relaxed),
+    );
+    Ok(created)
 }
 
 /// A plain form's file part, staged (see [`staged`]); `None` for the one

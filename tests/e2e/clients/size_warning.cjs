@@ -1,0 +1,71 @@
+// The large-item warning of the compose page in headless Chromium: files
+// picked above the threshold show it (Japanese and English), fewer or smaller
+// files hide it, a ZIP counts by the files inside, and a large item is sent
+// all the same. Prints what a person would check.
+//
+// usage: node size_warning.cjs BASE GP_ID GP_PW RAD_ID PATIENT_ID PATIENT_NAME BIG1 BIG2 SMALL ZIP
+'use strict';
+const path = require('path');
+const { launch, signIn, screenshots, run } = require('./browser.cjs');
+
+const [base, gpId, gpPw, radId, patientId, patientName, big1, big2, small, zip] = process.argv.slice(2);
+const bigNames = [path.basename(big1), path.basename(big2)];
+
+/// Picks `files` in the file field and waits until the page lists `names`
+/// (the list and the warning are updated together).
+async function pick(page, files, names) {
+  await page.setInputFiles('#files', files);
+  await page.waitForFunction((names) => {
+    const listed = [...document.querySelectorAll('#upload-list .upload-name')].map((e) => e.textContent);
+    return JSON.stringify(listed) === JSON.stringify(names);
+  }, names);
+}
+
+async function warning(page) {
+  return {
+    visible: await page.isVisible('#size-warning'),
+    text: (await page.textContent('#size-warning')).trim(),
+  };
+}
+
+run(async (out) => {
+  const b = await launch();
+  const page = b.page;
+  try {
+    await signIn(page, base, gpId, gpPw);
+    await page.goto(base + '/compose?kind=reading_request');
+    // Both languages, each with the large files picked.
+    out.screenshots = await screenshots(page, 'size-warning', async (lang) => {
+      await pick(page, [big1, big2], bigNames);
+      out['warning_' + lang] = (await warning(page)).text;
+    });
+
+    await pick(page, [big1, big2], bigNames);
+    out.large = await warning(page);
+    await pick(page, [big1], bigNames.slice(0, 1));
+    out.one_large = await warning(page);
+    await pick(page, [small], [path.basename(small)]);
+    out.small = await warning(page);
+    await pick(page, [zip], bigNames);
+    out.zip = await warning(page);
+
+    // The warning does not stop the send.
+    await page.selectOption('#to', 'account:' + radId.replace(/-/g, ''));
+    await page.fill('#subject', '胸部CT 読影依頼');
+    await page.fill('#patient_id', patientId);
+    await page.fill('#patient_name', patientName);
+    await page.fill('#consent_on', new Date().toISOString().slice(0, 10));
+    await page.fill('#consent_by', '坂出 明美');
+    await page.fill('#modality', 'CT');
+    await page.fill('#body_part', '胸部');
+    await page.fill('#clinical_question', '結節影の評価をお願いします');
+    await pick(page, [big1, big2], bigNames);
+    out.before_send = await warning(page);
+    await Promise.all([page.waitForURL(/\/threads\/[0-9a-f]+/, { timeout: 60000 }), page.click('#send')]);
+    out.thread_path = new URL(page.url()).pathname;
+    out.attachments = await page.$$eval('a.attachment-link', (as) => as.map((a) => a.textContent.trim()));
+    out.page_errors = b.errors;
+  } finally {
+    await b.close();
+  }
+});
