@@ -46,11 +46,13 @@ async fn a_large_study_is_summarised_on_its_thread_and_listed_page_by_page() {
     assert_eq!(thread["links"], json!(["紹介状.pdf"]), "{thread}");
     assert_eq!(thread["viewer"], 1, "{thread}");
     // The study and its series, from inside the sealed record: date, modality,
-    // body part, series description, image count.
+    // study description ("e+1", from pydicom's CT_small.dcm the generator
+    // starts from), and per series its number, modality, body part,
+    // description and image count.
     assert_eq!(
         thread["studies"],
         json!([
-            format!("2026-11-20 CT （{SLICES}枚）"),
+            format!("2026-11-20 CT e+1 （{SLICES}枚）"),
             format!("#2 CT CHEST Chest 1.0mm （{SLICES}枚）")
         ]),
         "{thread}"

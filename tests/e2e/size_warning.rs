@@ -7,6 +7,7 @@
 //! when they shrink, and a large item is sent all the same.
 
 use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 use crate::dicom_support::{PATIENT, Reading, python};
@@ -138,6 +139,38 @@ async fn the_api_warns_of_a_large_item_and_sends_it_all_the_same() {
     let broken = json!([["SendWarning", { "code": "large_item", "message": "" }]]);
     let v = openapi::check(&doc, &broken);
     assert_ne!(v["sample_errors"], json!([]), "{v}");
+
+    // A reading request opened as a thread warns the same way.
+    let spec = json!({
+        "kind": "reading_request",
+        "to": { "account": r.rad },
+        "subject": "胸部CT 読影依頼",
+        "patient_id": PATIENT.0,
+        "patient_name": PATIENT.1,
+        "body": "ご高診をお願いします。",
+        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+        "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
+        "attachments": [{ "name": "紹介状.pdf" }, { "name": "検査結果.pdf" }],
+    });
+    let mut form = Form::new().part("thread", Part::text(spec.to_string()));
+    for (name, bytes) in files(&[("紹介状.pdf", MIB), ("検査結果.pdf", MIB / 2)]) {
+        form = form.part("file", Part::bytes(bytes).file_name(name));
+    }
+    let answer = r
+        .gp_c
+        .post(r.server.url("/api/v1/threads"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let thread: serde_json::Value = answer.json().await.unwrap();
+    assert!(thread["thread_id"].is_string(), "{thread}");
+    assert_eq!(thread["warnings"][0]["code"], "large_item", "{thread}");
+    assert_eq!(thread["warnings"][0]["total_bytes"], 1_572_864, "{thread}");
+    assert_eq!(large_item_lines(&r).len(), 2);
+    let v = openapi::check(&doc, &json!([["CreatedThread", thread]]));
+    assert_eq!(v["sample_errors"], json!([]), "{v}");
 }
 
 #[tokio::test]

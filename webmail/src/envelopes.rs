@@ -146,7 +146,7 @@ pub struct Created {
 }
 
 /// Something the sender should know about an item that was sent all the same.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, Debug)]
 pub struct SendWarning {
     /// `large_item`: the attachments add up to more than the configured
     /// threshold (`[attachments] warn_above_mib`).

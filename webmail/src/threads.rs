@@ -3,6 +3,7 @@
 //! assignment, the clerk's overview, statistics and bookable resources.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
@@ -17,7 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::api::api_session;
 use crate::envelopes::{
-    AttachmentSpec, ConsentSpec, ItemView, To, attachment_channels, feed_and_finish, read_spec,
+    AttachmentSpec, ConsentSpec, ItemView, SendWarning, To, attachment_channels, counted,
+    feed_and_finish, large_item_warning, read_spec,
 };
 use crate::error::ApiError;
 
@@ -84,6 +86,10 @@ fn date(field: &'static str, s: &str) -> Result<chrono::NaiveDate, Error> {
 pub struct CreatedThread {
     thread_id: String,
     envelope_id: String,
+    /// As on `POST /envelopes`: present only when the attachments total more
+    /// than `[attachments] warn_above_mib` (the thread is opened either way).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<SendWarning>,
 }
 
 /// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
@@ -118,6 +124,7 @@ pub async fn open(
         template: spec.template,
     };
     let (senders, attachments) = attachment_channels(spec.attachments);
+    let (attachments, total_bytes) = counted(attachments);
     let threads = state.threads.clone();
     let confirmed = mailbox::postroom::PatientConfirmation {
         files: spec.confirm_patient_mismatch,
@@ -128,11 +135,19 @@ pub async fn open(
             .await
     });
     let created = feed_and_finish(multipart, senders, task).await?;
+    let warnings = large_item_warning(
+        &state.upload,
+        &created.envelope_id,
+        total_bytes.load(Ordering::Relaxed),
+    )
+    .into_iter()
+    .collect();
     Ok((
         StatusCode::CREATED,
         Json(CreatedThread {
             thread_id: created.thread_id,
             envelope_id: created.envelope_id,
+            warnings,
         }),
     ))
 }
@@ -140,6 +155,10 @@ pub async fn open(
 #[derive(Serialize, ToSchema)]
 pub struct CreatedStep {
     envelope_id: String,
+    /// As on `POST /envelopes`: present only for a step whose attachments
+    /// total more than `[attachments] warn_above_mib`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<SendWarning>,
 }
 
 /// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
@@ -168,10 +187,24 @@ pub async fn step(
             .transpose()?,
     };
     let (senders, attachments) = attachment_channels(spec.attachments);
+    let (attachments, total_bytes) = counted(attachments);
     let threads = state.threads.clone();
     let task = tokio::spawn(async move { threads.act(&session, &id, input, attachments).await });
     let envelope_id = feed_and_finish(multipart, senders, task).await?;
-    Ok((StatusCode::CREATED, Json(CreatedStep { envelope_id })))
+    let warnings = large_item_warning(
+        &state.upload,
+        &envelope_id,
+        total_bytes.load(Ordering::Relaxed),
+    )
+    .into_iter()
+    .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedStep {
+            envelope_id,
+            warnings,
+        }),
+    ))
 }
 
 /// A thread's clear metadata, as every side sees it.
