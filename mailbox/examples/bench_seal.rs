@@ -184,7 +184,7 @@ fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let (mut cp_t, mut cp_cache_t, mut seal_t, mut seal_cache_t, mut open_t) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut cpu_cp, mut cpu_seal) = (Duration::ZERO, Duration::ZERO);
