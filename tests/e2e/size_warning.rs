@@ -4,7 +4,8 @@
 //! OpenAPI schema), and the server logs the envelope and sizes only. In
 //! Chromium the compose page warns before sending when the files picked (or
 //! the files inside a ZIP) add up to more than the threshold, the warning goes
-//! when they shrink, and a large item is sent all the same.
+//! when they shrink, and a large item is sent all the same; the thread's
+//! report form, which takes files, warns the same way.
 
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -227,6 +228,7 @@ async fn the_compose_page_warns_before_a_large_item_is_sent_in_chromium() {
             &big2,
             &small,
             &zip,
+            &r.rad_pw,
         ],
     );
     let ja = "添付ファイルの合計が 1.0 MB を超えています（合計 1.6 MB）。\
@@ -262,6 +264,18 @@ async fn the_compose_page_warns_before_a_large_item_is_sent_in_chromium() {
     assert_eq!(
         v["attachments"],
         json!(["紹介状.pdf", "検査結果.pdf"]),
+        "{v}"
+    );
+    // The radiologist's report form, which takes files, warns the same way.
+    assert_eq!(v["file_form_step"], "report", "{v}");
+    assert_eq!(
+        v["step_large"],
+        json!({ "visible": true, "text": ja }),
+        "{v}"
+    );
+    assert_eq!(
+        v["step_small"],
+        json!({ "visible": false, "text": "" }),
         "{v}"
     );
     assert_eq!(v["page_errors"], json!([]), "{v}");

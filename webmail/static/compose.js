@@ -4,8 +4,8 @@
 // form's text goes first and a `manifest` part names the files before their
 // bytes, so the server streams each file straight into sealing, and every
 // file gets its own progress bar. When the files picked add up to more than
-// the page's `data-warn-above-bytes`, a warning says so before sending; the
-// item can still be sent.
+// the page's `data-warn-above-bytes`, a warning says so before sending
+// (size_warning.js); the item can still be sent.
 'use strict';
 (function () {
   const form = document.getElementById('compose-form');
@@ -13,8 +13,6 @@
   const list = document.getElementById('upload-list');
   const errorBox = document.getElementById('error');
   const inputs = [document.getElementById('files'), document.getElementById('folder')].filter(Boolean);
-  const sizeWarning = document.getElementById('size-warning');
-  const warnAbove = Number(form.dataset.warnAboveBytes) || 0;
 
   function u16(v, o) { return v.getUint16(o, true); }
   function u32(v, o) { return v.getUint32(o, true); }
@@ -93,28 +91,8 @@
     });
   }
 
-  // Sizes as file managers show them (1 GB = 1024³ bytes), so the figure
-  // matches what the sender sees beside the file.
-  function sizeText(bytes, digits) {
-    for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]]) {
-      if (bytes >= size) return (bytes / size).toFixed(digits) + ' ' + unit;
-    }
-    return bytes + ' B';
-  }
-
   function showSizeWarning(files) {
-    if (!sizeWarning || !warnAbove) return;
-    const total = files.reduce((s, f) => s + f.size, 0);
-    if (total <= warnAbove) {
-      sizeWarning.hidden = true;
-      sizeWarning.textContent = '';
-      return;
-    }
-    const limit = sizeText(warnAbove, 1);
-    let shown = sizeText(total, 1);
-    if (shown === limit) shown = sizeText(total, 2); // never "more than 1.0 (total 1.0)"
-    sizeWarning.textContent = sizeWarning.dataset.text.replace('{limit}', limit).replace('{total}', shown);
-    sizeWarning.hidden = false;
+    if (window.renkeiSizeWarning) window.renkeiSizeWarning.show(form, files);
   }
 
   // Unpacking a ZIP takes a moment: only the latest pick is shown.

@@ -3,12 +3,15 @@
 // files hide it, a ZIP counts by the files inside, and a large item is sent
 // all the same. Prints what a person would check.
 //
-// usage: node size_warning.cjs BASE GP_ID GP_PW RAD_ID PATIENT_ID PATIENT_NAME BIG1 BIG2 SMALL ZIP
+// Then the radiologist's report form on the thread (a form with files) warns
+// the same way.
+//
+// usage: node size_warning.cjs BASE GP_ID GP_PW RAD_ID PATIENT_ID PATIENT_NAME BIG1 BIG2 SMALL ZIP RAD_PW
 'use strict';
 const path = require('path');
-const { launch, signIn, screenshots, run } = require('./browser.cjs');
+const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
 
-const [base, gpId, gpPw, radId, patientId, patientName, big1, big2, small, zip] = process.argv.slice(2);
+const [base, gpId, gpPw, radId, patientId, patientName, big1, big2, small, zip, radPw] = process.argv.slice(2);
 const bigNames = [path.basename(big1), path.basename(big2)];
 
 /// Picks `files` in the file field and waits until the page lists `names`
@@ -64,6 +67,23 @@ run(async (out) => {
     await Promise.all([page.waitForURL(/\/threads\/[0-9a-f]+/, { timeout: 60000 }), page.click('#send')]);
     out.thread_path = new URL(page.url()).pathname;
     out.attachments = await page.$$eval('a.attachment-link', (as) => as.map((a) => a.textContent.trim()));
+
+    // The radiologist's forms with files on that thread warn too.
+    await signOut(page);
+    await signIn(page, base, radId, radPw);
+    await page.goto(base + out.thread_path);
+    // Accepted first: the report, which takes files, comes after.
+    await Promise.all([page.waitForURL(/done=1/), page.click('#do-accept')]);
+    const form = page.locator('form.action:has(input.step-files)').first();
+    out.file_form_step = await form.getAttribute('data-step');
+    const box = form.locator('.size-warning');
+    const formWarning = async () => ({ visible: await box.isVisible(), text: (await box.textContent()).trim() });
+    await form.locator('input.step-files').setInputFiles([big1, big2]);
+    await box.waitFor({ state: 'visible' });
+    out.step_large = await formWarning();
+    await form.locator('input.step-files').setInputFiles([small]);
+    await box.waitFor({ state: 'hidden' });
+    out.step_small = await formWarning();
     out.page_errors = b.errors;
   } finally {
     await b.close();

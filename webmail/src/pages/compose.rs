@@ -40,7 +40,7 @@ use crate::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 const COMPOSE_JS: &str = include_str!("../../static/compose.js");
-const COMPOSE_CSS: &str = include_str!("../../static/compose.css");
+const SIZE_WARNING_JS: &str = include_str!("../../static/size_warning.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -58,11 +58,11 @@ pub fn routes() -> Router<AppState> {
             }),
         )
         .route(
-            "/static/compose.css",
+            "/static/size_warning.js",
             get(|| async {
                 (
-                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    COMPOSE_CSS,
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SIZE_WARNING_JS,
                 )
             }),
         )
@@ -195,6 +195,12 @@ static EN: ComposeTexts = ComposeTexts {
     size_warning: "The attachments add up to more than {limit} (total {total}). You can still send them, but sending takes a while, and so does the download at the receiving end.",
     send: "Send",
 };
+
+/// The large-item warning (`{limit}`, `{total}`), also shown by the thread
+/// page's forms that carry files.
+pub(super) fn size_warning_text(lang: Lang) -> &'static str {
+    texts(lang).size_warning
+}
 
 fn texts(lang: Lang) -> &'static ComposeTexts {
     match lang {

@@ -398,6 +398,9 @@ struct ThreadPage {
     done: bool,
     /// Offered to whoever may forward: the facility's other doctors (ID, name).
     forward: Option<Vec<(String, String)>>,
+    /// Forms with files warn above this total (`[attachments] warn_above_mib`).
+    warn_above_bytes: u64,
+    size_warning: &'static str,
 }
 
 /// Names of people and facilities, looked up once per page.
@@ -769,6 +772,8 @@ async fn thread_page(
         error,
         done,
         forward,
+        warn_above_bytes: state.upload.warn_above_bytes,
+        size_warning: super::compose::size_warning_text(lang),
     };
     render(status, lang, query, &page)
 }
