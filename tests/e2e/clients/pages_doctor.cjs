@@ -5,30 +5,13 @@
 //
 // usage: node pages_doctor.cjs BASE GP_ID GP_PW RAD_ID RAD_PW CLERK_ID CLERK_PW FILE1 FILE2
 'use strict';
-const fs = require('fs');
-const crypto = require('crypto');
 const path = require('path');
 const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
+const { threadState, signatures, fileSha256 } = require('./thread_page.cjs');
 
 const [base, gpId, gpPw, radId, radPw, clerkId, clerkPw, file1, file2] = process.argv.slice(2);
 const XSS = '<script>alert(1)</script>';
 const WORD = 'kagawazeta42';
-
-function sha256(file) {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
-async function stateText(page) {
-  return (await page.textContent('#thread-state')).trim();
-}
-
-async function signatures(page) {
-  return page.evaluate(() => ({
-    valid: document.querySelectorAll('[data-signature=valid]').length,
-    broken: document.querySelectorAll('[data-signature=broken]').length,
-    steps: document.querySelectorAll('article.step').length,
-  }));
-}
 
 /// A POST a forger would make: url-encoded, with or without the page's token.
 async function forgedPost(page, url, body, withToken) {
@@ -81,26 +64,26 @@ run(async (out) => {
     out.screenshots.push(...await screenshots(page, 'doctor-inbox'));
     await Promise.all([page.waitForURL(/\/threads\//), page.click(`table.items a[href="${threadPath}"]`)]);
     out.rad_signatures = await signatures(page);
-    out.rad_state_opened = await stateText(page);
+    out.rad_state_opened = await threadState(page);
     out.rad_actions = await page.$$eval('form.action', (fs) => fs.map((f) => f.dataset.step));
     // The attachments download as they were sent, under safe names.
     out.downloads = [];
     for (const href of await page.$$eval('a.attachment-link', (as) => as.map((a) => a.getAttribute('href')))) {
       out.downloads.push(await download(page, href));
     }
-    out.sent_sha256 = [sha256(file1), sha256(file2)];
+    out.sent_sha256 = [fileSha256(file1), fileSha256(file2)];
     out.sent_names = [path.basename(file1), path.basename(file2)];
     // A POST without the CSRF token is refused and changes nothing.
     out.forged_without_token = await forgedPost(page, base + threadPath + '/steps', 'step=accept', false);
     await page.reload();
-    out.state_after_forgery = await stateText(page);
+    out.state_after_forgery = await threadState(page);
     // Accept, then report.
     await Promise.all([page.waitForURL(/done=1/), page.click('#do-accept')]);
-    out.rad_state_accepted = await stateText(page);
+    out.rad_state_accepted = await threadState(page);
     await page.fill('form[data-step=report] textarea[name=findings]', '右上葉に8mmの結節あり。');
     await page.fill('form[data-step=report] textarea[name=impression]', '経過観察を推奨します。');
     await Promise.all([page.waitForURL(/done=1/), page.click('#do-report')]);
-    out.rad_state_reported = await stateText(page);
+    out.rad_state_reported = await threadState(page);
     out.screenshots.push(...await screenshots(page, 'doctor-thread'));
     await signOut(page);
 
@@ -112,7 +95,7 @@ run(async (out) => {
     out.gp_signatures = await signatures(page);
     out.gp_report_text = await page.textContent('#steps');
     await Promise.all([page.waitForURL(/done=1/), page.click('#do-acknowledge')]);
-    out.gp_state_acknowledged = await stateText(page);
+    out.gp_state_acknowledged = await threadState(page);
     out.gp_actions_after = await page.locator('form.action').count();
 
     // --- archive moves it ------------------------------------------------------
@@ -149,7 +132,7 @@ run(async (out) => {
     out.clerk_signatures = await signatures(page);
     out.clerk_forged_with_token = await forgedPost(page, base + threadPath + '/steps', 'step=withdraw', true);
     await page.goto(base + threadPath);
-    out.clerk_state_after = await stateText(page);
+    out.clerk_state_after = await threadState(page);
     out.errors = b.errors;
   } finally {
     await b.close();

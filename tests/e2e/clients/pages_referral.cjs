@@ -10,24 +10,11 @@
 // usage: node pages_referral.cjs BASE HOSPITAL GP_ID GP_PW SURGEON_ID SURGEON_PW
 //        COLLEAGUE_ID COLLEAGUE_PW LIAISON_ID LIAISON_PW LETTER_PDF REPLY_PNG
 'use strict';
-const crypto = require('crypto');
-const fs = require('fs');
 const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
+const { threadState, signatures, fileSha256 } = require('./thread_page.cjs');
 
 const [base, hospital, gpId, gpPw, surgeonId, surgeonPw, colleagueId, colleaguePw,
   liaisonId, liaisonPw, letterPdf, replyPng] = process.argv.slice(2);
-
-async function state(page) {
-  return (await page.textContent('#thread-state')).trim();
-}
-
-async function signatures(page) {
-  return page.evaluate(() => ({
-    valid: document.querySelectorAll('[data-signature=valid]').length,
-    broken: document.querySelectorAll('[data-signature=broken]').length,
-    steps: document.querySelectorAll('article.step').length,
-  }));
-}
 
 /// What the thread page offers this reader: step forms and the forward form.
 async function offered(page) {
@@ -74,10 +61,6 @@ async function compose(page, to, subject, files) {
   return new URL(page.url()).pathname;
 }
 
-function sha256(file) {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
 run(async (out) => {
   const b = await launch();
   const page = b.page;
@@ -86,13 +69,13 @@ run(async (out) => {
     // --- the clinic doctor refers the patient to the surgeon, and two more to the office
     await signIn(page, base, gpId, gpPw);
     const thread = await compose(page, 'account:' + surgeonId.replace('-', ''), '右鼠径ヘルニア 紹介状', [letterPdf]);
-    out.sent_state = await state(page);
+    out.sent_state = await threadState(page);
     out.sent_files = await page.$$eval('a.attachment-link', (as) => as.map((a) => a.textContent.trim()));
     out.gp_offered_after_sending = await offered(page);
     const toWithdraw = await compose(page, 'liaison:' + hospital, '紹介（取り下げ予定）', []);
     await page.fill('form[data-step=withdraw] textarea[name=body]', '患者さんのご希望で当院にて経過をみます。');
     await submit(page, '#do-withdraw');
-    out.withdrawn_state = await state(page);
+    out.withdrawn_state = await threadState(page);
     out.withdrawn_offered = await offered(page);
     const toDecline = await compose(page, 'liaison:' + hospital, '紹介（地域連携室へ）', []);
     await signOut(page);
@@ -102,12 +85,12 @@ run(async (out) => {
     await page.goto(base + '/mail/inbox');
     out.surgeon_inbox = await page.locator(`table.items a[href="${thread}"]`).count();
     await page.goto(base + thread);
-    out.surgeon_opened = await state(page);
+    out.surgeon_opened = await threadState(page);
     out.surgeon_signatures = await signatures(page);
     out.surgeon_sees = (await page.textContent('#steps')).replace(/\s+/g, ' ');
     out.surgeon_offered = await offered(page);
     await submit(page, '#do-accept');
-    out.surgeon_accepted = await state(page);
+    out.surgeon_accepted = await threadState(page);
     await page.selectOption('#forward-to', colleagueId);
     await submit(page, '#do-forward');
     out.forward_notice = await page.locator('#done').count();
@@ -116,7 +99,7 @@ run(async (out) => {
       'ご紹介ありがとうございました。来週、腹腔鏡下ヘルニア修復術を予定いたしました。術前検査の結果を添付します。');
     await page.setInputFiles('form[data-step=reply] input[type=file]', [replyPng]);
     await submit(page, '#do-reply');
-    out.surgeon_replied = await state(page);
+    out.surgeon_replied = await threadState(page);
     await signOut(page);
 
     // --- the colleague the thread was forwarded to: reads, takes no step
@@ -142,27 +125,27 @@ run(async (out) => {
     out.liaison_on_shared_item = await offered(page);
     await page.fill('form[data-step=decline] textarea[name=reason]', '当院では対応できない診療科のため');
     await submit(page, '#do-decline');
-    out.declined_state = await state(page);
+    out.declined_state = await threadState(page);
     await signOut(page);
 
     // --- the clinic doctor: the reply letter, verified, its file, acknowledged
     await signIn(page, base, gpId, gpPw);
     await page.goto(base + thread);
-    out.gp_state = await state(page);
+    out.gp_state = await threadState(page);
     out.gp_signatures = await signatures(page);
     out.gp_history = await history(page);
     const replyFile = page.locator('article.step').last().locator('a.attachment-link');
     out.reply_download = await download(page, await replyFile.getAttribute('href'));
-    out.reply_png_sha256 = sha256(replyPng);
+    out.reply_png_sha256 = fileSha256(replyPng);
     out.gp_offered = (await offered(page)).steps;
     out.screenshots.push(...await screenshots(page, 'referral'));
     await submit(page, '#do-acknowledge');
-    out.gp_acknowledged = await state(page);
+    out.gp_acknowledged = await threadState(page);
     await page.goto(base + toDecline);
     out.gp_declined_history = await history(page);
-    out.gp_declined_state = await state(page);
+    out.gp_declined_state = await threadState(page);
     await page.goto(base + toWithdraw);
-    out.gp_withdrawn_state = await state(page);
+    out.gp_withdrawn_state = await threadState(page);
     out.errors = b.errors;
   } finally {
     await b.close();

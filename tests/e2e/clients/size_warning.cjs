@@ -84,6 +84,13 @@ run(async (out) => {
     await form.locator('input.step-files').setInputFiles([small]);
     await box.waitFor({ state: 'hidden' });
     out.step_small = await formWarning();
+    // The report goes with the large pair all the same.
+    await form.locator('input.step-files').setInputFiles([big1, big2]);
+    await page.fill('form[data-step=report] textarea[name=findings]', '右上葉に8mmの結節あり。');
+    await page.fill('form[data-step=report] textarea[name=impression]', '経過観察を推奨します。');
+    await Promise.all([page.waitForURL(/done=1/, { timeout: 60000 }), page.click('#do-report')]);
+    out.report_files = await page.$$eval('article.step', (as) =>
+      [...as[as.length - 1].querySelectorAll('a.attachment-link')].map((a) => a.textContent.trim()));
     out.page_errors = b.errors;
   } finally {
     await b.close();

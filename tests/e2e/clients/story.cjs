@@ -8,20 +8,10 @@
 // usage: node story.cjs BASE HOSPITAL GP_ID GP_PW LIAISON_ID LIAISON_PW RAD_ID RAD_PW CLERK_ID CLERK_PW DICOM_FILE
 'use strict';
 const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
+const { threadState, signatures } = require('./thread_page.cjs');
 
 const [base, hospital, gpId, gpPw, liaisonId, liaisonPw, radId, radPw, clerkId, clerkPw, dicom] =
   process.argv.slice(2);
-
-async function state(page) {
-  return (await page.textContent('#thread-state')).trim();
-}
-
-async function signatures(page) {
-  return page.evaluate(() => ({
-    valid: document.querySelectorAll('[data-signature=valid]').length,
-    broken: document.querySelectorAll('[data-signature=broken]').length,
-  }));
-}
 
 async function click(page, selector) {
   await Promise.all([page.waitForNavigation(), page.click(selector)]);
@@ -49,7 +39,7 @@ run(async (out) => {
     await Promise.all([page.waitForURL(/\/threads\/[0-9a-f]+/), page.click('#send')]);
     const thread = new URL(page.url()).pathname;
     out.thread = thread;
-    out.sent_state = await state(page);
+    out.sent_state = await threadState(page);
     out.sent_attachments = await page.locator('a.attachment-link').count();
     await signOut(page);
 
@@ -73,11 +63,11 @@ run(async (out) => {
     out.rad_signatures = await signatures(page);
     out.rad_attachment_names = await page.$$eval('a.attachment-link', (a) => a.map((x) => x.textContent.trim()));
     await click(page, '#do-accept');
-    out.rad_accepted = await state(page);
+    out.rad_accepted = await threadState(page);
     await page.fill('form[data-step=report] textarea[name=findings]', '右上葉に8mmの充実性結節。');
     await page.fill('form[data-step=report] textarea[name=impression]', '3か月後の再検を推奨します。');
     await click(page, '#do-report');
-    out.rad_reported = await state(page);
+    out.rad_reported = await threadState(page);
     await signOut(page);
 
     // The clinic doctor sees the report, verified, and acknowledges it.
@@ -86,7 +76,7 @@ run(async (out) => {
     out.gp_signatures = await signatures(page);
     out.gp_sees_report = (await page.textContent('#steps')).includes('右上葉に8mmの充実性結節。');
     await click(page, '#do-acknowledge');
-    out.gp_acknowledged = await state(page);
+    out.gp_acknowledged = await threadState(page);
     out.screenshots.push(...await screenshots(page, 'story-thread'));
     await signOut(page);
 
@@ -96,7 +86,7 @@ run(async (out) => {
     out.clerk_lists_item = await page.locator(`a[href="${thread}"]`).count();
     out.screenshots.push(...await screenshots(page, 'story-clerk'));
     await page.goto(base + thread);
-    out.clerk_state = await state(page);
+    out.clerk_state = await threadState(page);
     out.clerk_action_forms = await page.locator('form.action').count();
     out.clerk_buttons = await page.$$eval('main button', (bs) => bs.map((x) => x.textContent.trim()));
     out.clerk_forged_post = await page.evaluate(async (url) => {
@@ -105,7 +95,7 @@ run(async (out) => {
       return r.status;
     }, base + thread + '/steps');
     await page.reload();
-    out.clerk_state_after = await state(page);
+    out.clerk_state_after = await threadState(page);
     out.errors = b.errors;
   } finally {
     await b.close();

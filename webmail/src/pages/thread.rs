@@ -896,15 +896,32 @@ async fn take_step(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let result = match step_input(&form) {
+    act(&state, ctx, &id, Ok(form), Vec::new()).await
+}
+
+/// Takes the step the form names, with its files, and shows the outcome. A
+/// step whose files total more than `[attachments] warn_above_mib` is logged
+/// as the compose page and the API log it (the form warned before sending).
+async fn act(
+    state: &AppState,
+    ctx: PageCtx,
+    id: &str,
+    form: Result<Vec<(String, String)>, Error>,
+    attachments: Vec<mailbox::postroom::OutgoingAttachment>,
+) -> Response {
+    let (attachments, total) = crate::envelopes::counted(attachments);
+    let result = match form.and_then(|f| step_input(&f)) {
         Ok(input) => state
             .threads
-            .act(&ctx.session, &id, input, Vec::new())
+            .act(&ctx.session, id, input, attachments)
             .await
-            .map(drop),
+            .map(|envelope_id| {
+                let total = total.load(std::sync::atomic::Ordering::Relaxed);
+                let _ = crate::envelopes::large_item_warning(&state.upload, &envelope_id, total);
+            }),
         Err(e) => Err(e),
     };
-    after_change(&state, ctx, &id, result).await
+    after_change(state, ctx, id, result).await
 }
 
 /// `POST /threads/{id}/steps/files` — a reply letter or report with files
@@ -938,18 +955,8 @@ async fn take_step_with_files(
         Ok(())
     }
     .await;
-    let result = match received.and_then(|()| step_input(&form)) {
-        Ok(input) => {
-            let attachments = files.into_iter().map(|f| f.into_attachment()).collect();
-            state
-                .threads
-                .act(&ctx.session, &id, input, attachments)
-                .await
-                .map(drop)
-        }
-        Err(e) => Err(e),
-    };
-    after_change(&state, ctx, &id, result).await
+    let attachments = files.into_iter().map(|f| f.into_attachment()).collect();
+    act(&state, ctx, &id, received.map(|()| form), attachments).await
 }
 
 /// `POST /threads/{id}/forward` — to a doctor of the reader's facility; the
