@@ -389,37 +389,80 @@ impl Scanner {
         }
     }
 
+    /// One header's worth of bytes is pending: the preamble, an item delimiter
+    /// or an element header. Decides what comes next.
     fn step(&mut self) -> Result<(), IntakeError> {
         if !self.started {
-            if &self.pending[128..132] != b"DICM" {
-                return Err(IntakeError::NotDicom);
-            }
-            let p = std::mem::take(&mut self.pending);
-            self.consume(&p);
-            self.started = true;
-            self.need = 8;
-            return Ok(());
+            return self.start_file();
         }
         self.close_finished()?;
-        let mut syn = self.syntax();
-        let group = syn.u16(&self.pending[0..2]);
-        if self.in_meta && group != 0x0002 {
-            self.in_meta = false;
-            let ts = crate::charset::trim_value(self.value_of(TRANSFER_SYNTAX).unwrap_or(&[]));
-            self.dataset = Syntax::of(&String::from_utf8_lossy(ts))?;
-            syn = self.dataset;
-        }
+        let syn = self.syntax_after_meta()?;
         let group = syn.u16(&self.pending[0..2]) as u32;
         let element = syn.u16(&self.pending[2..4]) as u32;
         let tag = (group << 16) | element;
         let start = self.offset;
         if group == 0xFFFE {
             let len = syn.u32(&self.pending[4..8]);
-            let p = std::mem::take(&mut self.pending);
-            self.consume(&p);
-            self.need = 8;
+            self.take_pending();
             return self.delimiter(tag, len, start);
         }
+        let Some((vr, len)) = self.element_header(syn, tag)? else {
+            return Ok(());
+        };
+        let top_level = self.stack.is_empty();
+        if top_level {
+            self.top_start = self.header.len();
+        }
+        self.take_pending();
+
+        let undefined = len == UNDEFINED;
+        if &vr == b"SQ" || (undefined && &vr == b"UN" && tag != PIXEL_DATA) {
+            return self.open_sequence(syn, vr, tag, len, start);
+        }
+        if tag == PIXEL_DATA && top_level && self.begin_pixel_data(syn, vr, len, start) {
+            return Ok(());
+        }
+        self.begin_value(vr, tag, len, top_level)
+    }
+
+    /// The 128-byte preamble and `DICM` have arrived.
+    fn start_file(&mut self) -> Result<(), IntakeError> {
+        if &self.pending[128..132] != b"DICM" {
+            return Err(IntakeError::NotDicom);
+        }
+        self.take_pending();
+        self.started = true;
+        Ok(())
+    }
+
+    /// Consumes the pending header bytes; the next header is at least 8 bytes.
+    fn take_pending(&mut self) {
+        let p = std::mem::take(&mut self.pending);
+        self.consume(&p);
+        self.need = 8;
+    }
+
+    /// The transfer syntax of the pending header: the first element past group
+    /// 0002 switches from the meta header's syntax to the dataset's.
+    fn syntax_after_meta(&mut self) -> Result<Syntax, IntakeError> {
+        let syn = self.syntax();
+        let group = syn.u16(&self.pending[0..2]);
+        if self.in_meta && group != 0x0002 {
+            self.in_meta = false;
+            let ts = crate::charset::trim_value(self.value_of(TRANSFER_SYNTAX).unwrap_or(&[]));
+            self.dataset = Syntax::of(&String::from_utf8_lossy(ts))?;
+            return Ok(self.dataset);
+        }
+        Ok(syn)
+    }
+
+    /// The element's VR and declared length, or `None` when the header's long
+    /// form needs four more bytes first.
+    fn element_header(
+        &mut self,
+        syn: Syntax,
+        tag: u32,
+    ) -> Result<Option<([u8; 2], u32)>, IntakeError> {
         let (vr, len, header_len) = if syn.explicit {
             let vr = [self.pending[4], self.pending[5]];
             if !known_vr(vr) {
@@ -431,7 +474,7 @@ impl Scanner {
             if long_form(vr) {
                 if self.pending.len() < 12 {
                     self.need = 12;
-                    return Ok(());
+                    return Ok(None);
                 }
                 (vr, syn.u32(&self.pending[8..12]), 12)
             } else {
@@ -442,76 +485,88 @@ impl Scanner {
             (vr, syn.u32(&self.pending[4..8]), 8)
         };
         debug_assert_eq!(self.pending.len(), header_len);
-        let top_level = self.stack.is_empty();
-        if top_level {
-            self.top_start = self.header.len();
-        }
-        let p = std::mem::take(&mut self.pending);
-        self.consume(&p);
-        self.need = 8;
+        Ok(Some((vr, len)))
+    }
 
-        let undefined = len == UNDEFINED;
-        let sequence = &vr == b"SQ" || (undefined && &vr == b"UN" && tag != PIXEL_DATA);
-        if sequence {
-            let depth = self
-                .stack
-                .iter()
-                .filter(|c| c.kind == Kind::Sequence)
-                .count();
-            if depth + 1 > MAX_DEPTH {
-                return Err(IntakeError::NestingTooDeep { limit: MAX_DEPTH });
-            }
-            let end = if undefined {
-                None
-            } else {
-                self.check_fits(tag, len as u64)?;
-                Some(self.offset + len as u64)
-            };
-            // An undefined-length UN holds an implicit VR little endian sequence.
-            let syntax = if &vr == b"UN" { IMPLICIT_LE } else { syn };
-            self.stack.push(Container {
-                kind: Kind::Sequence,
-                start,
-                end,
-                syntax,
-                tag,
-            });
-            return Ok(());
+    fn open_sequence(
+        &mut self,
+        syn: Syntax,
+        vr: [u8; 2],
+        tag: u32,
+        len: u32,
+        start: u64,
+    ) -> Result<(), IntakeError> {
+        let depth = self
+            .stack
+            .iter()
+            .filter(|c| c.kind == Kind::Sequence)
+            .count();
+        if depth + 1 > MAX_DEPTH {
+            return Err(IntakeError::NestingTooDeep { limit: MAX_DEPTH });
         }
-        if tag == PIXEL_DATA && top_level {
-            // The copy for dicom-rs stops before the pixel data.
-            if self.header_open {
-                self.header.truncate(self.top_start);
-                self.header_open = false;
-            }
-            if undefined {
-                self.pixel = Some(PixelData {
-                    offset: self.offset,
-                    length: None,
-                    vr,
-                });
-                self.stack.push(Container {
-                    kind: Kind::Fragments,
-                    start,
-                    end: None,
-                    syntax: syn,
-                    tag,
-                });
-                return Ok(());
-            }
+        let end = if len == UNDEFINED {
+            None
+        } else {
+            self.check_fits(tag, len as u64)?;
+            Some(self.offset + len as u64)
+        };
+        // An undefined-length UN holds an implicit VR little endian sequence.
+        let syntax = if &vr == b"UN" { IMPLICIT_LE } else { syn };
+        self.stack.push(Container {
+            kind: Kind::Sequence,
+            start,
+            end,
+            syntax,
+            tag,
+        });
+        Ok(())
+    }
+
+    /// Records where the top-level pixel data lies. Returns true when it is
+    /// encapsulated (fragments follow as items), false when a plain value follows.
+    fn begin_pixel_data(&mut self, syn: Syntax, vr: [u8; 2], len: u32, start: u64) -> bool {
+        // The copy for dicom-rs stops before the pixel data.
+        if self.header_open {
+            self.header.truncate(self.top_start);
+            self.header_open = false;
+        }
+        if len == UNDEFINED {
             self.pixel = Some(PixelData {
                 offset: self.offset,
-                length: Some(len as u64),
+                length: None,
                 vr,
             });
+            self.stack.push(Container {
+                kind: Kind::Fragments,
+                start,
+                end: None,
+                syntax: syn,
+                tag: PIXEL_DATA,
+            });
+            return true;
         }
-        if undefined {
+        self.pixel = Some(PixelData {
+            offset: self.offset,
+            length: Some(len as u64),
+            vr,
+        });
+        false
+    }
+
+    fn begin_value(
+        &mut self,
+        vr: [u8; 2],
+        tag: u32,
+        len: u32,
+        top_level: bool,
+    ) -> Result<(), IntakeError> {
+        if len == UNDEFINED {
             return Err(IntakeError::Malformed(format!(
                 "element {} has an undefined length but is not a sequence",
                 tag_name(tag)
             )));
         }
-        if len % value_size(vr) != 0 {
+        if !len.is_multiple_of(value_size(vr)) {
             return Err(IntakeError::Malformed(format!(
                 "element {} has a length of {len} bytes, not a whole number of {} values",
                 tag_name(tag),
