@@ -64,7 +64,10 @@ mod tests {
             base: Duration::from_secs(1),
             max: Duration::from_secs(60),
         };
-        assert_eq!(b.next_attempt(1, 1000, GiveUp::AfterAttempts(3)), Some(2000));
+        assert_eq!(
+            b.next_attempt(1, 1000, GiveUp::AfterAttempts(3)),
+            Some(2000)
+        );
         assert_eq!(b.next_attempt(3, 1000, GiveUp::AfterAttempts(3)), None);
         assert_eq!(b.next_attempt(2, 1000, GiveUp::At(2500)), Some(2500));
         assert_eq!(b.next_attempt(2, 2500, GiveUp::At(2500)), None);

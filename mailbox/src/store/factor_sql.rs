@@ -96,24 +96,14 @@ where
     for<'n> &'n str: ColumnIndex<DB::Row>,
     usize: ColumnIndex<DB::Row>,
 {
-    async fn totp(
-        &self,
-        account: &str,
-    ) -> StoreResult<Option<TotpRow>> {
-        Ok(
-            sqlx::query_as::<_, TotpRow>(TOTP)
-                .bind(account)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+    async fn totp(&self, account: &str) -> StoreResult<Option<TotpRow>> {
+        Ok(sqlx::query_as::<_, TotpRow>(TOTP)
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
-    async fn set_totp_pending(
-        &self,
-        account: &str,
-        sealed: &[u8],
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn set_totp_pending(&self, account: &str, sealed: &[u8], now: i64) -> StoreResult<()> {
         sqlx::query(SET_TOTP_PENDING)
             .bind(account)
             .bind(sealed)
@@ -149,11 +139,7 @@ where
         Ok(())
     }
 
-    async fn replace_recovery_codes(
-        &self,
-        account: &str,
-        hashes: &[Vec<u8>],
-    ) -> StoreResult<()> {
+    async fn replace_recovery_codes(&self, account: &str, hashes: &[Vec<u8>]) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(DELETE_RECOVERY)
             .bind(account)
@@ -170,12 +156,7 @@ where
         Ok(())
     }
 
-    async fn use_recovery_code(
-        &self,
-        account: &str,
-        hash: &[u8],
-        now: i64,
-    ) -> StoreResult<bool> {
+    async fn use_recovery_code(&self, account: &str, hash: &[u8], now: i64) -> StoreResult<bool> {
         let done = sqlx::query(USE_RECOVERY)
             .bind(account)
             .bind(hash)
@@ -209,10 +190,7 @@ where
         expect_one(DB::rows_affected(&done))
     }
 
-    async fn insert_app_password(
-        &self,
-        r: &AppPasswordRow,
-    ) -> StoreResult<()> {
+    async fn insert_app_password(&self, r: &AppPasswordRow) -> StoreResult<()> {
         sqlx::query(&insert_app_password())
             .bind(&r.id)
             .bind(&r.account_id)
@@ -227,16 +205,11 @@ where
         Ok(())
     }
 
-    async fn app_passwords(
-        &self,
-        account: &str,
-    ) -> StoreResult<Vec<AppPasswordRow>> {
-        Ok(sqlx::query_as::<_, AppPasswordRow>(
-            &app_passwords(),
-        )
-        .bind(account)
-        .fetch_all(&self.pool)
-        .await?)
+    async fn app_passwords(&self, account: &str) -> StoreResult<Vec<AppPasswordRow>> {
+        Ok(sqlx::query_as::<_, AppPasswordRow>(&app_passwords())
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn app_password_by_hash(
@@ -246,21 +219,14 @@ where
     ) -> StoreResult<Option<AppPasswordRow>> {
         // Read from the writer: a revocation must be seen by the very next
         // connection, without waiting for a reader to catch up.
-        Ok(sqlx::query_as::<_, AppPasswordRow>(
-            &app_password_by_hash(),
-        )
-        .bind(account)
-        .bind(hash)
-        .fetch_optional(&self.writer)
-        .await?)
+        Ok(sqlx::query_as::<_, AppPasswordRow>(&app_password_by_hash())
+            .bind(account)
+            .bind(hash)
+            .fetch_optional(&self.writer)
+            .await?)
     }
 
-    async fn touch_app_password(
-        &self,
-        id: &str,
-        now: i64,
-        from: Option<&str>,
-    ) -> StoreResult<()> {
+    async fn touch_app_password(&self, id: &str, now: i64, from: Option<&str>) -> StoreResult<()> {
         sqlx::query(TOUCH_APP_PASSWORD)
             .bind(id)
             .bind(now)
@@ -287,11 +253,7 @@ where
         Ok(DB::rows_affected(&done))
     }
 
-    async fn set_app_password_key(
-        &self,
-        id: &str,
-        locked_key: Option<&[u8]>,
-    ) -> StoreResult<()> {
+    async fn set_app_password_key(&self, id: &str, locked_key: Option<&[u8]>) -> StoreResult<()> {
         sqlx::query(SET_APP_PASSWORD_KEY)
             .bind(id)
             .bind(locked_key)
@@ -301,12 +263,10 @@ where
     }
 
     async fn facility_second_factor(&self, facility: &str) -> StoreResult<Option<bool>> {
-        Ok(
-            sqlx::query_scalar::<_, bool>(FACILITY_SECOND_FACTOR)
-                .bind(facility)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar::<_, bool>(FACILITY_SECOND_FACTOR)
+            .bind(facility)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn set_facility_second_factor(
@@ -332,22 +292,13 @@ where
         Ok(())
     }
 
-    async fn factor_summaries(
-        &self,
-    ) -> StoreResult<Vec<FactorSummaryRow>> {
-        Ok(
-            sqlx::query_as::<_, FactorSummaryRow>(
-                FACTOR_SUMMARIES,
-            )
+    async fn factor_summaries(&self) -> StoreResult<Vec<FactorSummaryRow>> {
+        Ok(sqlx::query_as::<_, FactorSummaryRow>(FACTOR_SUMMARIES)
             .fetch_all(&self.pool)
-            .await?,
-        )
+            .await?)
     }
 
-    async fn insert_webauthn(
-        &self,
-        r: &WebauthnRow,
-    ) -> StoreResult<()> {
+    async fn insert_webauthn(&self, r: &WebauthnRow) -> StoreResult<()> {
         sqlx::query(INSERT_WEBAUTHN)
             .bind(&r.id)
             .bind(&r.account_id)
@@ -360,26 +311,14 @@ where
         Ok(())
     }
 
-    async fn webauthn_credentials(
-        &self,
-        account: &str,
-    ) -> StoreResult<Vec<WebauthnRow>> {
-        Ok(
-            sqlx::query_as::<_, WebauthnRow>(
-                WEBAUTHN_OF,
-            )
+    async fn webauthn_credentials(&self, account: &str) -> StoreResult<Vec<WebauthnRow>> {
+        Ok(sqlx::query_as::<_, WebauthnRow>(WEBAUTHN_OF)
             .bind(account)
             .fetch_all(&self.writer)
-            .await?,
-        )
+            .await?)
     }
 
-    async fn update_webauthn(
-        &self,
-        id: &str,
-        passkey: &str,
-        used_at: i64,
-    ) -> StoreResult<()> {
+    async fn update_webauthn(&self, id: &str, passkey: &str, used_at: i64) -> StoreResult<()> {
         sqlx::query(UPDATE_WEBAUTHN)
             .bind(id)
             .bind(passkey)
@@ -389,12 +328,7 @@ where
         Ok(())
     }
 
-    async fn rename_webauthn(
-        &self,
-        account: &str,
-        id: &str,
-        name: &str,
-    ) -> StoreResult<bool> {
+    async fn rename_webauthn(&self, account: &str, id: &str, name: &str) -> StoreResult<bool> {
         let done = sqlx::query(RENAME_WEBAUTHN)
             .bind(account)
             .bind(id)

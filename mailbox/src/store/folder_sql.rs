@@ -96,9 +96,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()> {
-        let (Some(prune), Some(number)) =
-            (prune(folder), number(folder))
-        else {
+        let (Some(prune), Some(number)) = (prune(folder), number(folder)) else {
             return Err(StoreError::NotFound);
         };
         let mut tx = self.writer.begin().await?;
@@ -116,18 +114,12 @@ where
         Ok(())
     }
 
-    async fn folder_rows(
-        &self,
-        principal: &str,
-        folder: &str,
-    ) -> StoreResult<Vec<FolderRow>> {
-        Ok(
-            sqlx::query_as::<_, FolderRow>(ROWS)
-                .bind(principal)
-                .bind(folder)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    async fn folder_rows(&self, principal: &str, folder: &str) -> StoreResult<Vec<FolderRow>> {
+        Ok(sqlx::query_as::<_, FolderRow>(ROWS)
+            .bind(principal)
+            .bind(folder)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn folder_version(&self, principal: &str, folder: &str) -> StoreResult<Vec<i64>> {

@@ -58,7 +58,6 @@ pub(super) const MARK_ESCALATED: &str = "UPDATE threads SET escalated_at = $2 \
 pub(super) const SET_ESCALATION_HOURS: &str =
     "UPDATE facilities SET escalation_hours = $2 WHERE code = $1";
 
-
 #[async_trait::async_trait]
 impl<DB: Dialect> NotifyStore for SqlStore<DB>
 where
@@ -91,13 +90,11 @@ where
         facility: &str,
         role: &str,
     ) -> StoreResult<Vec<NotifyTarget>> {
-        Ok(
-            sqlx::query_as::<_, NotifyTarget>(FACILITY_NOTIFY_TARGETS)
-                .bind(facility)
-                .bind(role)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as::<_, NotifyTarget>(FACILITY_NOTIFY_TARGETS)
+            .bind(facility)
+            .bind(role)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn queue_notifications(&self, rows: &[NotificationRow]) -> StoreResult<()> {
@@ -112,13 +109,15 @@ where
         digest: bool,
         limit: i64,
     ) -> StoreResult<Vec<NotificationRow>> {
-        Ok(sqlx::query_as::<_, NotificationRow>(&NOTIFICATIONS.claim::<DB>())
-            .bind(lease_until)
-            .bind(now)
-            .bind(digest)
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, NotificationRow>(&NOTIFICATIONS.claim::<DB>())
+                .bind(lease_until)
+                .bind(now)
+                .bind(digest)
+                .bind(limit)
+                .fetch_all(&self.writer)
+                .await?,
+        )
     }
 
     async fn notification_sent(&self, id: &str, now: i64) -> StoreResult<()> {
@@ -176,10 +175,7 @@ where
             .await?)
     }
 
-    async fn notify_settings(
-        &self,
-        account_id: &str,
-    ) -> StoreResult<Option<NotifySettings>> {
+    async fn notify_settings(&self, account_id: &str) -> StoreResult<Option<NotifySettings>> {
         Ok(sqlx::query_as::<_, NotifySettings>(SETTINGS)
             .bind(account_id)
             .fetch_optional(&self.pool)
@@ -217,11 +213,7 @@ where
         Ok(())
     }
 
-    async fn confirm_email(
-        &self,
-        token_hash: &[u8],
-        now: i64,
-    ) -> StoreResult<Option<String>> {
+    async fn confirm_email(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar::<_, String>(CONFIRM_EMAIL)
             .bind(token_hash)
             .bind(now)

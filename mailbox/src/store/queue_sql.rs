@@ -167,7 +167,6 @@ pub(super) fn page_rows(json: Option<&str>) -> StoreResult<Vec<ListingRow>> {
     Ok(out)
 }
 
-
 /// Counts at most `$2` (a badge says "999+"; counting further would read the
 /// whole index range on every page view).
 pub(super) const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM mailbox_entries \
@@ -184,7 +183,6 @@ pub(super) const CLAIMED_SLOTS: &str = "SELECT s.envelope_id, s.principal, s.add
     FROM envelope_slots s JOIN delivery_queue q ON q.envelope_id = s.envelope_id \
     WHERE q.lease_until = $1 AND q.state = 'pending' ORDER BY s.envelope_id, s.added_at, s.principal";
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM delivery_queue WHERE state = $1";
-
 
 #[async_trait::async_trait]
 impl<DB: Dialect> QueueStore for SqlStore<DB>
@@ -220,24 +218,15 @@ where
             .await?)
     }
 
-    async fn claimed(
-        &self,
-        lease_until: i64,
-    ) -> StoreResult<(
-        Vec<EnvelopeRow>,
-        Vec<SlotRow>,
-    )> {
-        let heads = sqlx::query_as::<_, EnvelopeRow>(
-            CLAIMED_HEADS,
-        )
-        .bind(lease_until)
-        .fetch_all(&self.pool)
-        .await?;
-        let slots =
-            sqlx::query_as::<_, SlotRow>(CLAIMED_SLOTS)
-                .bind(lease_until)
-                .fetch_all(&self.pool)
-                .await?;
+    async fn claimed(&self, lease_until: i64) -> StoreResult<(Vec<EnvelopeRow>, Vec<SlotRow>)> {
+        let heads = sqlx::query_as::<_, EnvelopeRow>(CLAIMED_HEADS)
+            .bind(lease_until)
+            .fetch_all(&self.pool)
+            .await?;
+        let slots = sqlx::query_as::<_, SlotRow>(CLAIMED_SLOTS)
+            .bind(lease_until)
+            .fetch_all(&self.pool)
+            .await?;
         Ok((heads, slots))
     }
 
@@ -259,11 +248,7 @@ where
         .await
     }
 
-    async fn complete_deliveries(
-        &self,
-        batch: &[Completion],
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn complete_deliveries(&self, batch: &[Completion], now: i64) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -335,10 +320,7 @@ where
             .await
     }
 
-    async fn delivery_status(
-        &self,
-        envelope_id: &str,
-    ) -> StoreResult<Option<DeliveryStatus>> {
+    async fn delivery_status(&self, envelope_id: &str) -> StoreResult<Option<DeliveryStatus>> {
         Ok(sqlx::query_as::<_, DeliveryStatus>(STATUS)
             .bind(envelope_id)
             .fetch_optional(&self.pool)
@@ -364,10 +346,7 @@ where
             .await?)
     }
 
-    async fn mailbox_listing(
-        &self,
-        q: &ListingQuery<'_>,
-    ) -> StoreResult<ListingPage> {
+    async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<ListingPage> {
         let sql = listing_page(q, DB::PAGE_AGGREGATE);
         // The parameters of `listing`, in its order.
         let mut query = sqlx::query_as::<_, (Option<String>, i64)>(&sql).bind(q.principal);

@@ -158,10 +158,7 @@ where
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query(SET_HEAD)
-            .bind(&prev)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(SET_HEAD).bind(&prev).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -191,11 +188,7 @@ where
         })
     }
 
-    async fn audit_after(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditRow>> {
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
         Ok(sqlx::query_as(&audit_after())
             .bind(after)
             .bind(limit)
@@ -204,35 +197,24 @@ where
     }
 
     async fn audit_head(&self) -> StoreResult<(i64, String)> {
-        Ok(sqlx::query_as(HEAD)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(HEAD).fetch_one(&self.pool).await?)
     }
 
-    async fn expired_items(
-        &self,
-        cutoff: i64,
-    ) -> StoreResult<Vec<DeletionCandidate>> {
+    async fn expired_items(&self, cutoff: i64) -> StoreResult<Vec<DeletionCandidate>> {
         Ok(sqlx::query_as(&expired())
             .bind(cutoff)
             .fetch_all(&self.pool)
             .await?)
     }
 
-    async fn patient_items(
-        &self,
-        blind_index: &[u8],
-    ) -> StoreResult<Vec<DeletionCandidate>> {
+    async fn patient_items(&self, blind_index: &[u8]) -> StoreResult<Vec<DeletionCandidate>> {
         Ok(sqlx::query_as(&patient())
             .bind(blind_index)
             .fetch_all(&self.pool)
             .await?)
     }
 
-    async fn blobs_of(
-        &self,
-        envelope_ids: &[String],
-    ) -> StoreResult<Vec<BlobRef>> {
+    async fn blobs_of(&self, envelope_ids: &[String]) -> StoreResult<Vec<BlobRef>> {
         let mut out = Vec::new();
         for chunk in envelope_ids.chunks(CHUNK) {
             let sql = blobs_of(chunk.len());
@@ -289,10 +271,7 @@ where
         Ok(deleted)
     }
 
-    async fn deletion_log(
-        &self,
-        run_id: &str,
-    ) -> StoreResult<Vec<DeletionLogRow>> {
+    async fn deletion_log(&self, run_id: &str) -> StoreResult<Vec<DeletionLogRow>> {
         Ok(sqlx::query_as(DELETION_LOG)
             .bind(run_id)
             .fetch_all(&self.pool)

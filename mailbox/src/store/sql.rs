@@ -313,12 +313,11 @@ where
         &self,
         token_hash: &[u8],
     ) -> StoreResult<Option<(SessionRecord, Account)>> {
-        let Some(row) = sqlx::query_as::<_, rows::SessionAccountRow>(
-            &select_session_with_account(),
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?
+        let Some(row) =
+            sqlx::query_as::<_, rows::SessionAccountRow>(&select_session_with_account())
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -357,11 +356,7 @@ where
         Ok(DB::rows_affected(&done))
     }
 
-    async fn purge_sessions(
-        &self,
-        idle_before: i64,
-        created_before: i64,
-    ) -> StoreResult<u64> {
+    async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64> {
         let done = sqlx::query(PURGE_SESSIONS)
             .bind(idle_before)
             .bind(created_before)

@@ -91,7 +91,6 @@ pub(super) const USAGE: &str = "SELECT a.id AS account_id, a.last_sign_in_at, \
         AND t.closed_at IS NULL AND t.wanted_by IS NOT NULL AND t.wanted_by < $2) AS overdue \
     FROM accounts a WHERE a.facility_code = $1 AND NOT a.removed ORDER BY a.role, a.id";
 
-
 #[async_trait::async_trait]
 impl<DB: Dialect> ThreadStore for SqlStore<DB>
 where
@@ -127,12 +126,10 @@ where
     }
 
     async fn threads_of_facility(&self, code: &str) -> StoreResult<Vec<ThreadRow>> {
-        Ok(
-            sqlx::query_as::<_, ThreadRow>(&threads_of_facility())
-                .bind(code)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as::<_, ThreadRow>(&threads_of_facility())
+            .bind(code)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn thread_steps(&self, thread_id: &str) -> StoreResult<Vec<StepRow>> {
@@ -179,19 +176,11 @@ where
     }
 
     async fn release_thread(&self, id: &str) -> StoreResult<()> {
-        sqlx::query(RELEASE)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(RELEASE).bind(id).execute(&self.writer).await?;
         Ok(())
     }
 
-    async fn set_assignee(
-        &self,
-        id: &str,
-        doctor: Option<&str>,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn set_assignee(&self, id: &str, doctor: Option<&str>, now: i64) -> StoreResult<()> {
         let done = sqlx::query(SET_ASSIGNEE)
             .bind(id)
             .bind(doctor)
@@ -201,11 +190,7 @@ where
         expect_one(DB::rows_affected(&done))
     }
 
-    async fn remove_thread_access(
-        &self,
-        thread_id: &str,
-        principal: &str,
-    ) -> StoreResult<u64> {
+    async fn remove_thread_access(&self, thread_id: &str, principal: &str) -> StoreResult<u64> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(REMOVE_SLOTS)
             .bind(thread_id)
@@ -250,29 +235,21 @@ where
     }
 
     async fn held_slots(&self, resource_id: &str) -> StoreResult<Vec<(String, String)>> {
-        Ok(
-            sqlx::query_as::<_, (String, String)>(HELD_SLOTS)
-                .bind(resource_id)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as::<_, (String, String)>(HELD_SLOTS)
+            .bind(resource_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
-        Ok(
-            sqlx::query_as::<_, ReadingCount>(READING_COUNTS)
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as::<_, ReadingCount>(READING_COUNTS)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    async fn usage_of_facility(
-        &self,
-        code: &str,
-        today: &str,
-    ) -> StoreResult<Vec<UsageRow>> {
+    async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>> {
         Ok(sqlx::query_as::<_, UsageRow>(USAGE)
             .bind(code)
             .bind(today)

@@ -184,12 +184,10 @@ where
         &self,
         fingerprint: &str,
     ) -> StoreResult<Option<(String, Vec<u8>)>> {
-        Ok(
-            sqlx::query_as::<_, (String, Vec<u8>)>(CERT_BY_FINGERPRINT)
-                .bind(fingerprint)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as::<_, (String, Vec<u8>)>(CERT_BY_FINGERPRINT)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn replace_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
@@ -247,11 +245,7 @@ where
         Ok(())
     }
 
-    async fn set_account_recovery_sealed(
-        &self,
-        id: &AccountId,
-        sealed: &[u8],
-    ) -> StoreResult<()> {
+    async fn set_account_recovery_sealed(&self, id: &AccountId, sealed: &[u8]) -> StoreResult<()> {
         let done = sqlx::query(SET_ACCOUNT_RECOVERY)
             .bind(id.as_str())
             .bind(sealed)
@@ -320,10 +314,7 @@ where
             .await?)
     }
 
-    async fn pending_grants(
-        &self,
-        facility: Option<&FacilityCode>,
-    ) -> StoreResult<Vec<GrantRow>> {
+    async fn pending_grants(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<GrantRow>> {
         Ok(match facility {
             Some(code) => {
                 sqlx::query_as::<_, GrantRow>(&pending_grants_of())
@@ -423,11 +414,7 @@ where
         Ok(out)
     }
 
-    async fn slots_held(
-        &self,
-        ids: &[&str],
-        principals: &[String],
-    ) -> StoreResult<Vec<SlotRow>> {
+    async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>> {
         let mut out = Vec::new();
         if principals.is_empty() {
             return Ok(out);

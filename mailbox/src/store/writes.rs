@@ -45,7 +45,9 @@ where
         thread: Option<&ThreadChange>,
     ) -> StoreResult<()> {
         let Some(group) = &self.group else {
-            return self.insert_envelope_alone(e, slots, attachments, thread).await;
+            return self
+                .insert_envelope_alone(e, slots, attachments, thread)
+                .await;
         };
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Submission {
@@ -56,7 +58,9 @@ where
             done,
         };
         if group.send(job).await.is_err() {
-            return self.insert_envelope_alone(e, slots, attachments, thread).await;
+            return self
+                .insert_envelope_alone(e, slots, attachments, thread)
+                .await;
         }
         answer
             .await
