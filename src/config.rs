@@ -277,14 +277,16 @@ impl Settings {
                 .or(n.give_up_hours.map(|h| h.saturating_mul(3600)))
                 .map(Duration::from_secs)
                 .unwrap_or(d.give_up_after),
-            base_backoff: n
-                .base_backoff_secs
-                .map(Duration::from_secs)
-                .unwrap_or(d.base_backoff),
-            max_backoff: n
-                .max_backoff_secs
-                .map(Duration::from_secs)
-                .unwrap_or(d.max_backoff),
+            retry: mailbox::queue::BackOff {
+                base: n
+                    .base_backoff_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.retry.base),
+                max: n
+                    .max_backoff_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.retry.max),
+            },
             digest_hour: match n.digest_hour {
                 Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
                 Some(h) => h,

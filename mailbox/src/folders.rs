@@ -10,7 +10,7 @@ use crate::directory::{CurrentSession, Directory};
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
 use crate::postroom::{OpenedItem, Postroom};
-use crate::store::imap::FolderRow;
+use crate::store::folder::FolderRow;
 
 /// A folder of the IMAP view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,6 @@ pub mod blob;
 pub mod booking;
 pub mod clock;
 pub mod csv;
-pub mod delivery;
 pub mod directory;
 pub mod error;
 pub mod facility;
@@ -26,11 +25,15 @@ pub mod password;
 pub mod pathway;
 pub mod pdf;
 pub mod postroom;
+pub mod queue;
 pub mod records;
 pub mod store;
 pub mod threads;
 pub mod twofactor;
 pub mod workflow;
+
+/// The delivery engine, where it has always been found.
+pub use queue::delivery;
 
 pub use account::{Account, AccountId, Role};
 pub use directory::{

@@ -18,6 +18,7 @@ use crate::account::{AccountId, Role};
 use crate::directory::{CurrentSession, validate_email};
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
+use crate::queue::{BackOff, GiveUp};
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;
@@ -151,8 +152,8 @@ pub struct NotifyPolicy {
     /// After this long since queuing, a notice that could not be sent is failed
     /// and shown to the person and the operator.
     pub give_up_after: Duration,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// How long a failed attempt waits before the next.
+    pub retry: BackOff,
     /// Hour of the day (Japan time) the daily digest goes out.
     pub digest_hour: u32,
     /// How long a confirmation link stays valid.
@@ -164,8 +165,10 @@ impl Default for NotifyPolicy {
         Self {
             enabled: false,
             give_up_after: Duration::from_secs(24 * 3600),
-            base_backoff: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(30 * 60),
+            retry: BackOff {
+                base: Duration::from_secs(30),
+                max: Duration::from_secs(30 * 60),
+            },
             digest_hour: 8,
             confirm_valid_for: Duration::from_secs(24 * 3600),
         }
@@ -173,21 +176,16 @@ impl Default for NotifyPolicy {
 }
 
 impl NotifyPolicy {
-    /// Exponential back-off: base × 2^(attempts-1), capped.
+    /// The wait after `attempts` failed attempts.
     pub fn backoff(&self, attempts: i64) -> Duration {
-        let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
-        self.base_backoff
-            .checked_mul(1u32 << exp.min(20))
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.retry.delay(attempts)
     }
 
     /// When the next attempt of a row queued at `created_at` is due, or `None`
     /// once the give-up time has passed.
     pub fn next_attempt(&self, created_at: i64, attempts: i64, now: i64) -> Option<i64> {
-        let next = now.saturating_add(millis(self.backoff(attempts)));
         let deadline = created_at.saturating_add(millis(self.give_up_after));
-        (now < deadline).then_some(next.min(deadline))
+        self.retry.next_attempt(attempts, now, GiveUp::At(deadline))
     }
 
     /// The next digest time after `now`: `digest_hour` o'clock in Japan (UTC+9).
@@ -756,7 +754,7 @@ mod tests {
         let p = NotifyPolicy::default();
         assert_eq!(p.backoff(1), Duration::from_secs(30));
         assert_eq!(p.backoff(3), Duration::from_secs(120));
-        assert_eq!(p.backoff(30), p.max_backoff);
+        assert_eq!(p.backoff(30), p.retry.max);
         let day = 24 * 3_600_000;
         assert_eq!(p.next_attempt(0, 1, 1000), Some(31_000));
         // Never scheduled past the deadline, and nothing after it.

@@ -1,4 +1,4 @@
-//! The delivery worker: drains the durable queue through `mailbox::delivery`.
+//! The delivery worker: drains the durable queue through `mailbox::queue::delivery`.
 //! Any number of workers, in one process or several sharing a PostgreSQL
 //! database, can run at once; claims are leased, entries are idempotent.
 
@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailbox::delivery::Deliverer;
+use mailbox::queue::delivery::Deliverer;
 
 /// How often an idle worker looks for due entries.
 pub const IDLE_POLL: Duration = Duration::from_millis(50);

@@ -14,7 +14,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use mailbox::FacilityCode;
+use mailbox::clock::now_millis;
 use mailbox::notify::{NoticeText, Notices, compose, compose_digest};
+use mailbox::queue::lease_until;
 use mailbox::store::Store;
 use mailbox::store::notify::NotificationRow;
 
@@ -73,14 +75,6 @@ const BATCH: i64 = 32;
 pub const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the digest and escalation sweeps run.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 pub struct Notifier {
     store: Arc<dyn Store>,
@@ -185,7 +179,7 @@ impl Notifier {
         error: &str,
     ) -> Result<(), NotifyError> {
         let attempts = row.attempts + 1;
-        let now = now_ms();
+        let now = now_millis();
         let next = if permanent {
             None
         } else {
@@ -219,7 +213,7 @@ impl Notifier {
     pub async fn send_due(&self, now: i64) -> Result<usize, NotifyError> {
         let rows = self
             .store
-            .claim_notifications(now, now + millis(LEASE), false, BATCH)
+            .claim_notifications(now, lease_until(now, LEASE), false, BATCH)
             .await?;
         for row in &rows {
             let Some(to) = self.address_of(row).await? else {
@@ -232,7 +226,7 @@ impl Notifier {
             let text = compose(row, facility.as_deref(), &self.base_url);
             match self.transmit(&to, text).await {
                 Ok(()) => {
-                    self.store.notification_sent(&row.id, now_ms()).await?;
+                    self.store.notification_sent(&row.id, now_millis()).await?;
                     tracing::info!(
                         notification = row.id,
                         reason = row.reason,
@@ -249,7 +243,7 @@ impl Notifier {
     pub async fn send_digests(&self, now: i64) -> Result<usize, NotifyError> {
         let rows = self
             .store
-            .claim_notifications(now, now + millis(LEASE), true, 1000)
+            .claim_notifications(now, lease_until(now, LEASE), true, 1000)
             .await?;
         let mut by_account: BTreeMap<String, Vec<NotificationRow>> = BTreeMap::new();
         for row in rows {
@@ -276,7 +270,7 @@ impl Notifier {
             let text = compose_digest(&lines, &self.base_url);
             match self.transmit(&target.email, text).await {
                 Ok(()) => {
-                    let at = now_ms();
+                    let at = now_millis();
                     for (row, _) in &lines {
                         self.store.notification_sent(&row.id, at).await?;
                     }
@@ -300,17 +294,17 @@ pub async fn run(notifier: Arc<Notifier>, shutdown: impl Future<Output = ()>) {
     let mut last_sweep: Option<Instant> = None;
     loop {
         let mut pause = IDLE_POLL;
-        match notifier.send_due(now_ms()).await {
+        match notifier.send_due(now_millis()).await {
             Ok(n) if n > 0 => pause = Duration::ZERO,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sending notifications failed"),
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
             last_sweep = Some(Instant::now());
-            if let Err(e) = notifier.notices.escalate_due(now_ms()).await {
+            if let Err(e) = notifier.notices.escalate_due(now_millis()).await {
                 tracing::warn!(error = %e, "escalation sweep failed");
             }
-            if let Err(e) = notifier.send_digests(now_ms()).await {
+            if let Err(e) = notifier.send_digests(now_millis()).await {
                 tracing::warn!(error = %e, "sending digests failed");
             }
         }

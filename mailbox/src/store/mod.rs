@@ -1,12 +1,16 @@
 //! Storage behind one small trait, with a SQLite and a PostgreSQL implementation.
 //!
-//! Only this module imports sqlx. Each backend has its own migrations; portable
-//! statements live once in [`sql`], dialect-specific ones in the backend's file.
+//! Only this module imports sqlx. One generic [`SqlStore`] implements every
+//! trait for both engines; each trait's statements sit in its `*_sql.rs` file,
+//! the few differences in [`Dialect`] (`sqlite.rs`, `postgres.rs`). Each
+//! backend has its own migrations.
 
+mod backend;
 pub mod factor;
 mod factor_sql;
-pub mod imap;
-mod imap_sql;
+pub mod folder;
+mod folder_sql;
+mod lease;
 pub mod notify;
 mod notify_sql;
 mod postgres;
@@ -21,6 +25,7 @@ pub mod thread;
 mod thread_sql;
 pub mod vault;
 mod vault_sql;
+mod writes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +36,7 @@ use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
 use crate::password::PasswordDigest;
 
+pub use backend::{Dialect, SqlStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -123,7 +129,7 @@ pub trait Store:
     + queue::QueueStore
     + thread::ThreadStore
     + notify::NotifyStore
-    + imap::ImapStore
+    + folder::FolderStore
     + records::RecordsStore
     + factor::FactorStore
     + Send

@@ -1,5 +1,12 @@
-//! Portable statements for [`super::notify::NotifyStore`]; the claim, which
-//! differs per dialect, is passed in by each backend.
+//! Statements of [`NotifyStore`] (the notification rows' lease is in
+//! [`super::lease`]) and its implementation for [`SqlStore`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::StoreResult;
+use super::backend::{Dialect, SqlStore, expect_one};
+use super::lease::NOTIFICATIONS;
+use super::notify::{NotificationRow, NotifySettings, NotifyStore, NotifyTarget, UnopenedThread};
 
 pub(super) const NOTIFICATION_COLUMNS: &str = "id, dedup_key, account_id, reason, kind, thread_id, \
     envelope_id, facility_code, to_address, secret, digest, state, attempts, next_attempt_at, \
@@ -11,10 +18,6 @@ pub(super) const FACILITY_NOTIFY_TARGETS: &str = "SELECT id AS account_id, email
     AND NOT removed AND notify_mode <> 'off' ORDER BY id";
 pub(super) const SENT: &str = "UPDATE notifications SET state = 'sent', sent_at = $2, secret = NULL, \
     lease_until = NULL, last_error = NULL WHERE id = $1";
-pub(super) const DEFER: &str = "UPDATE notifications SET attempts = $2, next_attempt_at = $3, \
-    lease_until = NULL, last_error = $4 WHERE id = $1";
-pub(super) const FAIL: &str = "UPDATE notifications SET state = 'failed', attempts = $2, \
-    lease_until = NULL, secret = NULL, last_error = $3 WHERE id = $1";
 pub(super) const DROP: &str = "UPDATE notifications SET state = 'dropped', lease_until = NULL, \
     secret = NULL, last_error = $2 WHERE id = $1";
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM notifications WHERE state = $1";
@@ -55,262 +58,211 @@ pub(super) const MARK_ESCALATED: &str = "UPDATE threads SET escalated_at = $2 \
 pub(super) const SET_ESCALATION_HOURS: &str =
     "UPDATE facilities SET escalation_hours = $2 WHERE code = $1";
 
-/// Inserts [`super::notify::NotificationRow`]s (any iterator of `&NotificationRow`)
-/// through executor `$exec`, many rows per statement; a row whose `dedup_key`
-/// exists is skipped.
-macro_rules! insert_notifications {
-    ($exec:expr, $rows:expr) => {{
-        let rows: Vec<&$crate::store::notify::NotificationRow> = $rows.into_iter().collect();
-        for chunk in rows.chunks(200) {
-            let sql = format!(
-                "INSERT INTO notifications ({}) VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
-                $crate::store::notify_sql::NOTIFICATION_COLUMNS,
-                $crate::store::placeholders(chunk.len(), 17)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(&r.id)
-                    .bind(&r.dedup_key)
-                    .bind(&r.account_id)
-                    .bind(&r.reason)
-                    .bind(&r.kind)
-                    .bind(&r.thread_id)
-                    .bind(&r.envelope_id)
-                    .bind(&r.facility_code)
-                    .bind(&r.to_address)
-                    .bind(&r.secret)
-                    .bind(r.digest)
-                    .bind(&r.state)
-                    .bind(r.attempts)
-                    .bind(r.next_attempt_at)
-                    .bind(&r.last_error)
-                    .bind(r.created_at)
-                    .bind(r.sent_at);
-            }
-            q.execute($exec).await?;
-        }
-    }};
-}
-pub(super) use insert_notifications;
+#[async_trait::async_trait]
+impl<DB: Dialect> NotifyStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn notify_target(&self, account_id: &str) -> StoreResult<Option<NotifyTarget>> {
+        Ok(sqlx::query_as::<_, NotifyTarget>(NOTIFY_TARGET)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
 
-macro_rules! impl_notify_store {
-    ($backend:ty, $claim:expr) => {
-        #[async_trait::async_trait]
-        impl $crate::store::notify::NotifyStore for $backend {
-            async fn notify_target(&self, account_id: &str) -> StoreResult<Option<NotifyTarget>> {
-                Ok(sqlx::query_as::<_, NotifyTarget>(notify_sql::NOTIFY_TARGET)
-                    .bind(account_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
+    async fn facility_notify_targets(
+        &self,
+        facility: &str,
+        role: &str,
+    ) -> StoreResult<Vec<NotifyTarget>> {
+        Ok(sqlx::query_as::<_, NotifyTarget>(FACILITY_NOTIFY_TARGETS)
+            .bind(facility)
+            .bind(role)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 
-            async fn facility_notify_targets(
-                &self,
-                facility: &str,
-                role: &str,
-            ) -> StoreResult<Vec<NotifyTarget>> {
-                Ok(
-                    sqlx::query_as::<_, NotifyTarget>(notify_sql::FACILITY_NOTIFY_TARGETS)
-                        .bind(facility)
-                        .bind(role)
-                        .fetch_all(&self.pool)
-                        .await?,
-                )
-            }
+    async fn queue_notifications(&self, rows: &[NotificationRow]) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        Self::insert_notifications(&mut conn, rows).await
+    }
 
-            async fn queue_notifications(&self, rows: &[NotificationRow]) -> StoreResult<()> {
-                notify_sql::insert_notifications!(&self.writer, rows);
-                Ok(())
-            }
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        digest: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<NotificationRow>> {
+        Ok(
+            sqlx::query_as::<_, NotificationRow>(&NOTIFICATIONS.claim::<DB>())
+                .bind(lease_until)
+                .bind(now)
+                .bind(digest)
+                .bind(limit)
+                .fetch_all(&self.writer)
+                .await?,
+        )
+    }
 
-            async fn claim_notifications(
-                &self,
-                now: i64,
-                lease_until: i64,
-                digest: bool,
-                limit: i64,
-            ) -> StoreResult<Vec<NotificationRow>> {
-                Ok(sqlx::query_as::<_, NotificationRow>($claim)
-                    .bind(lease_until)
-                    .bind(now)
-                    .bind(digest)
-                    .bind(limit)
-                    .fetch_all(&self.writer)
-                    .await?)
-            }
+    async fn notification_sent(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(SENT)
+            .bind(id)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 
-            async fn notification_sent(&self, id: &str, now: i64) -> StoreResult<()> {
-                sqlx::query(notify_sql::SENT)
+    async fn defer_notification(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.defer_leased(&NOTIFICATIONS, id, attempts, next_attempt_at, error)
+            .await
+    }
+
+    async fn drop_notification(&self, id: &str, reason: &str) -> StoreResult<()> {
+        sqlx::query(DROP)
+            .bind(id)
+            .bind(reason)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn failed_notifications(
+        &self,
+        account_id: Option<&str>,
+    ) -> StoreResult<Vec<NotificationRow>> {
+        Ok(match account_id {
+            Some(id) => {
+                sqlx::query_as::<_, NotificationRow>(&failed_of())
                     .bind(id)
-                    .bind(now)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn defer_notification(
-                &self,
-                id: &str,
-                attempts: i64,
-                next_attempt_at: Option<i64>,
-                error: &str,
-            ) -> StoreResult<()> {
-                match next_attempt_at {
-                    Some(at) => {
-                        sqlx::query(notify_sql::DEFER)
-                            .bind(id)
-                            .bind(attempts)
-                            .bind(at)
-                            .bind(error)
-                            .execute(&self.writer)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query(notify_sql::FAIL)
-                            .bind(id)
-                            .bind(attempts)
-                            .bind(error)
-                            .execute(&self.writer)
-                            .await?
-                    }
-                };
-                Ok(())
-            }
-
-            async fn drop_notification(&self, id: &str, reason: &str) -> StoreResult<()> {
-                sqlx::query(notify_sql::DROP)
-                    .bind(id)
-                    .bind(reason)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn failed_notifications(
-                &self,
-                account_id: Option<&str>,
-            ) -> StoreResult<Vec<NotificationRow>> {
-                Ok(match account_id {
-                    Some(id) => {
-                        sqlx::query_as::<_, NotificationRow>(&notify_sql::failed_of())
-                            .bind(id)
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query_as::<_, NotificationRow>(&notify_sql::failed_all())
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                })
-            }
-
-            async fn count_notifications(&self, state: &str) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar::<_, i64>(notify_sql::COUNT)
-                    .bind(state)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-
-            async fn notify_settings(
-                &self,
-                account_id: &str,
-            ) -> StoreResult<Option<NotifySettings>> {
-                Ok(sqlx::query_as::<_, NotifySettings>(notify_sql::SETTINGS)
-                    .bind(account_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn set_notify_mode(&self, account_id: &str, mode: &str) -> StoreResult<()> {
-                let done = sqlx::query(notify_sql::SET_MODE)
-                    .bind(account_id)
-                    .bind(mode)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn set_pending_email(
-                &self,
-                account_id: &str,
-                address: &str,
-                token_hash: &[u8],
-                expires_at: i64,
-                confirmation: &NotificationRow,
-            ) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                let done = sqlx::query(notify_sql::SET_PENDING_EMAIL)
-                    .bind(account_id)
-                    .bind(address)
-                    .bind(token_hash)
-                    .bind(expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                expect_one(done.rows_affected())?;
-                notify_sql::insert_notifications!(&mut *tx, [confirmation]);
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn confirm_email(
-                &self,
-                token_hash: &[u8],
-                now: i64,
-            ) -> StoreResult<Option<String>> {
-                Ok(sqlx::query_scalar::<_, String>(notify_sql::CONFIRM_EMAIL)
-                    .bind(token_hash)
-                    .bind(now)
-                    .fetch_optional(&self.writer)
-                    .await?)
-            }
-
-            async fn record_sign_in(&self, account_id: &str, now: i64) -> StoreResult<()> {
-                sqlx::query(notify_sql::RECORD_SIGN_IN)
-                    .bind(account_id)
-                    .bind(now)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn unopened_threads(&self, now: i64) -> StoreResult<Vec<UnopenedThread>> {
-                Ok(sqlx::query_as::<_, UnopenedThread>(notify_sql::UNOPENED)
-                    .bind(now)
                     .fetch_all(&self.pool)
-                    .await?)
+                    .await?
             }
+            None => {
+                sqlx::query_as::<_, NotificationRow>(&failed_all())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        })
+    }
 
-            async fn escalate_thread(
-                &self,
-                thread_id: &str,
-                now: i64,
-                rows: &[NotificationRow],
-            ) -> StoreResult<bool> {
-                let mut tx = self.writer.begin().await?;
-                let done = sqlx::query(notify_sql::MARK_ESCALATED)
-                    .bind(thread_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                notify_sql::insert_notifications!(&mut *tx, rows);
-                tx.commit().await?;
-                Ok(true)
-            }
+    async fn count_notifications(&self, state: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(COUNT)
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 
-            async fn set_escalation_hours(&self, facility: &str, hours: i64) -> StoreResult<()> {
-                let done = sqlx::query(notify_sql::SET_ESCALATION_HOURS)
-                    .bind(facility)
-                    .bind(hours)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
+    async fn notify_settings(&self, account_id: &str) -> StoreResult<Option<NotifySettings>> {
+        Ok(sqlx::query_as::<_, NotifySettings>(SETTINGS)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_notify_mode(&self, account_id: &str, mode: &str) -> StoreResult<()> {
+        let done = sqlx::query(SET_MODE)
+            .bind(account_id)
+            .bind(mode)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn set_pending_email(
+        &self,
+        account_id: &str,
+        address: &str,
+        token_hash: &[u8],
+        expires_at: i64,
+        confirmation: &NotificationRow,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(SET_PENDING_EMAIL)
+            .bind(account_id)
+            .bind(address)
+            .bind(token_hash)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        expect_one(DB::rows_affected(&done))?;
+        Self::insert_notifications(&mut tx, [confirmation]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_email(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar::<_, String>(CONFIRM_EMAIL)
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&self.writer)
+            .await?)
+    }
+
+    async fn record_sign_in(&self, account_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(RECORD_SIGN_IN)
+            .bind(account_id)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn unopened_threads(&self, now: i64) -> StoreResult<Vec<UnopenedThread>> {
+        Ok(sqlx::query_as::<_, UnopenedThread>(UNOPENED)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn escalate_thread(
+        &self,
+        thread_id: &str,
+        now: i64,
+        rows: &[NotificationRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(MARK_ESCALATED)
+            .bind(thread_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&done) == 0 {
+            return Ok(false);
         }
-    };
+        Self::insert_notifications(&mut tx, rows).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_escalation_hours(&self, facility: &str, hours: i64) -> StoreResult<()> {
+        let done = sqlx::query(SET_ESCALATION_HOURS)
+            .bind(facility)
+            .bind(hours)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
 }
-pub(super) use impl_notify_store;

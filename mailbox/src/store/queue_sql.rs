@@ -1,15 +1,17 @@
-//! Portable statements for [`super::queue::QueueStore`]; the claim, which differs
-//! per dialect, is passed in by each backend.
+//! Statements of [`QueueStore`] (the delivery queue's lease is in [`super::lease`])
+//! and its implementation for [`SqlStore`].
 
-use super::queue::ListingRow;
-use super::{StoreError, StoreResult};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-pub(super) const INSERT_QUEUE: &str = "INSERT INTO delivery_queue \
-    (envelope_id, state, attempts, next_attempt_at, created_at) VALUES ($1, 'pending', 0, $2, $2)";
-pub(super) const DEFER: &str = "UPDATE delivery_queue SET attempts = $2, next_attempt_at = $3, \
-    lease_until = NULL, last_error = $4 WHERE envelope_id = $1";
-pub(super) const FAIL: &str = "UPDATE delivery_queue SET state = 'failed', attempts = $2, lease_until = NULL, \
-    last_error = $3 WHERE envelope_id = $1";
+use super::backend::{Dialect, SqlStore, expect_one};
+use super::lease::DELIVERIES;
+use super::notify::NotificationRow;
+use super::queue::{
+    Completion, DeliveryStatus, ListingPage, ListingQuery, ListingRow, MailboxEntryRow,
+    MailboxListing, QueueEntry, QueueStore,
+};
+use super::vault::{EnvelopeRow, SlotRow};
+use super::{StoreError, StoreResult, list};
 pub(super) const STATUS: &str =
     "SELECT state, attempts, last_error, delivered_at FROM delivery_queue WHERE envelope_id = $1";
 pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m.seen, m.flagged, m.archived, \
@@ -31,9 +33,9 @@ const LISTING: &str = "SELECT m.envelope_id, m.folder, m.seen, m.archived, m.del
 
 /// The statement for `q`: only the conditions it sets (so each combination is
 /// its own prepared statement and the index serves the folder and flag), then
-/// the order and the page. Parameters follow in the order [`bind_listing`] binds.
+/// the order and the page. Parameters follow in the order `mailbox_listing` binds.
 /// How many parameters [`listing`] takes.
-fn listing_params(q: &super::queue::ListingQuery<'_>) -> usize {
+fn listing_params(q: &ListingQuery<'_>) -> usize {
     3 + [
         q.folder.is_some(),
         q.archived.is_some(),
@@ -45,7 +47,7 @@ fn listing_params(q: &super::queue::ListingQuery<'_>) -> usize {
     .count()
 }
 
-pub(super) fn listing(q: &super::queue::ListingQuery<'_>) -> String {
+pub(super) fn listing(q: &ListingQuery<'_>) -> String {
     let mut sql = String::from(LISTING);
     let mut n = 1;
     let mut cond = |column: &str| {
@@ -84,7 +86,7 @@ const LISTING_COLUMNS: &str = "envelope_id, folder, seen, archived, delivered_at
 /// context switches a page, more than the query itself.
 /// The Inbox's unread count rides along (its cap is the last parameter, so
 /// parameters first appear in number order, as SQLite numbers them).
-pub(super) fn listing_page(q: &super::queue::ListingQuery<'_>, aggregate: (&str, &str)) -> String {
+pub(super) fn listing_page(q: &ListingQuery<'_>, aggregate: (&str, &str)) -> String {
     let (agg, array) = aggregate;
     let listing = listing(q);
     let cap = listing_params(q) + 1;
@@ -165,28 +167,6 @@ pub(super) fn page_rows(json: Option<&str>) -> StoreResult<Vec<ListingRow>> {
     Ok(out)
 }
 
-/// Binds the parameters of [`listing`] to a query built from its text.
-macro_rules! bind_listing {
-    ($query:expr, $q:expr) => {{
-        let q: &$crate::store::queue::ListingQuery<'_> = $q;
-        let mut query = $query.bind(q.principal);
-        if let Some(f) = q.folder {
-            query = query.bind(f);
-        }
-        if let Some(a) = q.archived {
-            query = query.bind(a);
-        }
-        if let Some(k) = q.kind {
-            query = query.bind(k);
-        }
-        if let Some(s) = q.thread_state {
-            query = query.bind(s);
-        }
-        query.bind(q.limit).bind(q.offset).bind(q.unread_cap)
-    }};
-}
-pub(super) use bind_listing;
-
 /// Counts at most `$2` (a badge says "999+"; counting further would read the
 /// whole index range on every page view).
 pub(super) const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM mailbox_entries \
@@ -204,267 +184,227 @@ pub(super) const CLAIMED_SLOTS: &str = "SELECT s.envelope_id, s.principal, s.add
     WHERE q.lease_until = $1 AND q.state = 'pending' ORDER BY s.envelope_id, s.added_at, s.principal";
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM delivery_queue WHERE state = $1";
 
-/// Inserts [`super::queue::MailboxEntryRow`]s (any iterator of `&MailboxEntryRow`)
-/// through executor `$exec`, many rows per statement; existing entries are kept.
-macro_rules! insert_entries {
-    ($exec:expr, $rows:expr) => {{
-        let rows: Vec<&MailboxEntryRow> = $rows.into_iter().collect();
-        // Well under SQLite's 32,766 parameters per statement.
-        for chunk in rows.chunks(500) {
-            let sql = format!(
-                "INSERT INTO mailbox_entries (envelope_id, principal, folder, seen, flagged, \
-                 archived, delivered_at) VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
-                $crate::store::placeholders(chunk.len(), 7)
+#[async_trait::async_trait]
+impl<DB: Dialect> QueueStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<QueueEntry>> {
+        Ok(sqlx::query_as::<_, QueueEntry>(&DELIVERIES.claim::<DB>())
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.writer)
+            .await?)
+    }
+
+    async fn claimed(&self, lease_until: i64) -> StoreResult<(Vec<EnvelopeRow>, Vec<SlotRow>)> {
+        let heads = sqlx::query_as::<_, EnvelopeRow>(CLAIMED_HEADS)
+            .bind(lease_until)
+            .fetch_all(&self.pool)
+            .await?;
+        let slots = sqlx::query_as::<_, SlotRow>(CLAIMED_SLOTS)
+            .bind(lease_until)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((heads, slots))
+    }
+
+    async fn complete_delivery(
+        &self,
+        envelope_id: &str,
+        entries: &[MailboxEntryRow],
+        notices: &[NotificationRow],
+        now: i64,
+    ) -> StoreResult<()> {
+        self.complete_deliveries(
+            &[Completion {
+                envelope_id: envelope_id.to_string(),
+                entries: entries.to_vec(),
+                notices: notices.to_vec(),
+            }],
+            now,
+        )
+        .await
+    }
+
+    async fn complete_deliveries(&self, batch: &[Completion], now: i64) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = batch.iter().map(|c| c.envelope_id.as_str()).collect();
+        let mut tx = self.writer.begin().await?;
+        Self::insert_entries(&mut tx, batch.iter().flat_map(|c| c.entries.iter())).await?;
+        Self::insert_notifications(&mut tx, batch.iter().flat_map(|c| c.notices.iter())).await?;
+        for chunk in ids.chunks(500) {
+            let n = chunk.len();
+            let done = format!(
+                "UPDATE delivery_queue SET state = 'done', lease_until = NULL, delivered_at = ${} \
+                 WHERE envelope_id IN ({})",
+                n + 1,
+                list(n)
             );
-            let mut q = sqlx::query(&sql);
-            for e in chunk {
-                q = q
-                    .bind(&e.envelope_id)
-                    .bind(&e.principal)
-                    .bind(&e.folder)
-                    .bind(e.seen)
-                    .bind(e.flagged)
-                    .bind(e.archived)
-                    .bind(e.delivered_at);
+            let mut q = sqlx::query(&done);
+            for id in chunk {
+                q = q.bind(*id);
             }
-            q.execute($exec).await?;
+            q.bind(now).execute(&mut *tx).await?;
+            // The first delivery moves a thread from `sent` to `delivered`.
+            let threads = format!(
+                "UPDATE threads SET delivered_at = COALESCE(delivered_at, ${}), \
+                 state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END \
+                 WHERE id IN (SELECT thread_id FROM envelopes WHERE id IN ({}) \
+                 AND thread_id IS NOT NULL)",
+                n + 1,
+                list(n)
+            );
+            let mut q = sqlx::query(&threads);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.bind(now).execute(&mut *tx).await?;
         }
-    }};
-}
-pub(super) use insert_entries;
+        tx.commit().await?;
+        Ok(())
+    }
 
-macro_rules! impl_queue_store {
-    ($backend:ty, $claim:expr, $page_aggregate:expr) => {
-        #[async_trait::async_trait]
-        impl $crate::store::queue::QueueStore for $backend {
-            async fn claim_deliveries(
-                &self,
-                now: i64,
-                lease_until: i64,
-                limit: i64,
-            ) -> StoreResult<Vec<QueueEntry>> {
-                Ok(sqlx::query_as::<_, QueueEntry>($claim)
-                    .bind(lease_until)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(&self.writer)
-                    .await?)
-            }
+    async fn reject_delivery(
+        &self,
+        envelope_id: &str,
+        sender_entries: &[MailboxEntryRow],
+        notices: &[NotificationRow],
+        attempts: i64,
+        reason: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        Self::insert_entries(&mut tx, sender_entries).await?;
+        Self::insert_notifications(&mut tx, notices).await?;
+        sqlx::query(&DELIVERIES.fail())
+            .bind(envelope_id)
+            .bind(attempts)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn claimed(
-                &self,
-                lease_until: i64,
-            ) -> StoreResult<(
-                Vec<$crate::store::vault::EnvelopeRow>,
-                Vec<$crate::store::vault::SlotRow>,
-            )> {
-                let heads = sqlx::query_as::<_, $crate::store::vault::EnvelopeRow>(
-                    queue_sql::CLAIMED_HEADS,
-                )
-                .bind(lease_until)
-                .fetch_all(&self.pool)
-                .await?;
-                let slots =
-                    sqlx::query_as::<_, $crate::store::vault::SlotRow>(queue_sql::CLAIMED_SLOTS)
-                        .bind(lease_until)
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok((heads, slots))
-            }
+    async fn defer_delivery(
+        &self,
+        envelope_id: &str,
+        attempts: i64,
+        next_attempt_at: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.defer_leased(&DELIVERIES, envelope_id, attempts, next_attempt_at, error)
+            .await
+    }
 
-            async fn complete_delivery(
-                &self,
-                envelope_id: &str,
-                entries: &[MailboxEntryRow],
-                notices: &[$crate::store::notify::NotificationRow],
-                now: i64,
-            ) -> StoreResult<()> {
-                self.complete_deliveries(
-                    &[$crate::store::queue::Completion {
-                        envelope_id: envelope_id.to_string(),
-                        entries: entries.to_vec(),
-                        notices: notices.to_vec(),
-                    }],
-                    now,
-                )
-                .await
-            }
+    async fn delivery_status(&self, envelope_id: &str) -> StoreResult<Option<DeliveryStatus>> {
+        Ok(sqlx::query_as::<_, DeliveryStatus>(STATUS)
+            .bind(envelope_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
 
-            async fn complete_deliveries(
-                &self,
-                batch: &[$crate::store::queue::Completion],
-                now: i64,
-            ) -> StoreResult<()> {
-                if batch.is_empty() {
-                    return Ok(());
-                }
-                let ids: Vec<&str> = batch.iter().map(|c| c.envelope_id.as_str()).collect();
-                let mut tx = self.writer.begin().await?;
-                queue_sql::insert_entries!(&mut *tx, batch.iter().flat_map(|c| c.entries.iter()));
-                super::notify_sql::insert_notifications!(
-                    &mut *tx,
-                    batch.iter().flat_map(|c| c.notices.iter())
-                );
-                for chunk in ids.chunks(500) {
-                    let n = chunk.len();
-                    let done = format!(
-                        "UPDATE delivery_queue SET state = 'done', lease_until = NULL, delivered_at = ${} \
-                         WHERE envelope_id IN ({})",
-                        n + 1,
-                        $crate::store::list(n)
-                    );
-                    let mut q = sqlx::query(&done);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
-                    // The first delivery moves a thread from `sent` to `delivered`.
-                    let threads = format!(
-                        "UPDATE threads SET delivered_at = COALESCE(delivered_at, ${}), \
-                         state = CASE WHEN state = 'sent' THEN 'delivered' ELSE state END \
-                         WHERE id IN (SELECT thread_id FROM envelopes WHERE id IN ({}) \
-                         AND thread_id IS NOT NULL)",
-                        n + 1,
-                        $crate::store::list(n)
-                    );
-                    let mut q = sqlx::query(&threads);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    q.bind(now).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn insert_mailbox_entry(&self, e: &MailboxEntryRow) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        Self::insert_entries(&mut conn, [e]).await
+    }
 
-            async fn reject_delivery(
-                &self,
-                envelope_id: &str,
-                sender_entries: &[MailboxEntryRow],
-                notices: &[$crate::store::notify::NotificationRow],
-                attempts: i64,
-                reason: &str,
-            ) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                queue_sql::insert_entries!(&mut *tx, sender_entries);
-                super::notify_sql::insert_notifications!(&mut *tx, notices);
-                sqlx::query(queue_sql::FAIL)
-                    .bind(envelope_id)
-                    .bind(attempts)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn mailbox(
+        &self,
+        principal: &str,
+        folder: &str,
+        archived: bool,
+    ) -> StoreResult<Vec<MailboxListing>> {
+        Ok(sqlx::query_as::<_, MailboxListing>(MAILBOX)
+            .bind(principal)
+            .bind(folder)
+            .bind(archived)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 
-            async fn defer_delivery(
-                &self,
-                envelope_id: &str,
-                attempts: i64,
-                next_attempt_at: Option<i64>,
-                error: &str,
-            ) -> StoreResult<()> {
-                match next_attempt_at {
-                    Some(at) => {
-                        sqlx::query(queue_sql::DEFER)
-                            .bind(envelope_id)
-                            .bind(attempts)
-                            .bind(at)
-                            .bind(error)
-                            .execute(&self.writer)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query(queue_sql::FAIL)
-                            .bind(envelope_id)
-                            .bind(attempts)
-                            .bind(error)
-                            .execute(&self.writer)
-                            .await?
-                    }
-                };
-                Ok(())
-            }
-
-            async fn delivery_status(
-                &self,
-                envelope_id: &str,
-            ) -> StoreResult<Option<DeliveryStatus>> {
-                Ok(sqlx::query_as::<_, DeliveryStatus>(queue_sql::STATUS)
-                    .bind(envelope_id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn insert_mailbox_entry(&self, e: &MailboxEntryRow) -> StoreResult<()> {
-                queue_sql::insert_entries!(&self.writer, [e]);
-                Ok(())
-            }
-
-            async fn mailbox(
-                &self,
-                principal: &str,
-                folder: &str,
-                archived: bool,
-            ) -> StoreResult<Vec<MailboxListing>> {
-                Ok(sqlx::query_as::<_, MailboxListing>(queue_sql::MAILBOX)
-                    .bind(principal)
-                    .bind(folder)
-                    .bind(archived)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn mailbox_listing(
-                &self,
-                q: &$crate::store::queue::ListingQuery<'_>,
-            ) -> StoreResult<$crate::store::queue::ListingPage> {
-                let sql = queue_sql::listing_page(q, $page_aggregate);
-                let query = sqlx::query_as::<_, (Option<String>, i64)>(&sql);
-                let (rows, unread) = queue_sql::bind_listing!(query, q)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok($crate::store::queue::ListingPage {
-                    rows: queue_sql::page_rows(rows.as_deref())?,
-                    unread,
-                })
-            }
-
-            async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar::<_, i64>(queue_sql::UNREAD)
-                    .bind(principal)
-                    .bind(cap)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-
-            async fn set_flags(
-                &self,
-                envelope_id: &str,
-                principal: &str,
-                seen: Option<bool>,
-                flagged: Option<bool>,
-                archived: Option<bool>,
-            ) -> StoreResult<()> {
-                let done = sqlx::query(queue_sql::SET_FLAGS)
-                    .bind(envelope_id)
-                    .bind(principal)
-                    .bind(seen)
-                    .bind(flagged)
-                    .bind(archived)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn count_deliveries(&self, state: &str) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar::<_, i64>(queue_sql::COUNT)
-                    .bind(state)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
+    async fn mailbox_listing(&self, q: &ListingQuery<'_>) -> StoreResult<ListingPage> {
+        let sql = listing_page(q, DB::PAGE_AGGREGATE);
+        // The parameters of `listing`, in its order.
+        let mut query = sqlx::query_as::<_, (Option<String>, i64)>(&sql).bind(q.principal);
+        if let Some(f) = q.folder {
+            query = query.bind(f);
         }
-    };
+        if let Some(a) = q.archived {
+            query = query.bind(a);
+        }
+        if let Some(k) = q.kind {
+            query = query.bind(k);
+        }
+        if let Some(s) = q.thread_state {
+            query = query.bind(s);
+        }
+        let (rows, unread) = query
+            .bind(q.limit)
+            .bind(q.offset)
+            .bind(q.unread_cap)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(ListingPage {
+            rows: page_rows(rows.as_deref())?,
+            unread,
+        })
+    }
+
+    async fn unread_count(&self, principal: &str, cap: i64) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(UNREAD)
+            .bind(principal)
+            .bind(cap)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn set_flags(
+        &self,
+        envelope_id: &str,
+        principal: &str,
+        seen: Option<bool>,
+        flagged: Option<bool>,
+        archived: Option<bool>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(SET_FLAGS)
+            .bind(envelope_id)
+            .bind(principal)
+            .bind(seen)
+            .bind(flagged)
+            .bind(archived)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn count_deliveries(&self, state: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(COUNT)
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }
-pub(super) use impl_queue_store;

@@ -1,4 +1,10 @@
-//! Portable statements for [`super::records::RecordsStore`].
+//! Statements of [`RecordsStore`] and its implementation for [`SqlStore`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::StoreResult;
+use super::backend::{Dialect, SqlStore};
+use super::records::{AuditRow, BlobRef, DeletionCandidate, DeletionLogRow, RecordsStore};
 
 const AUDIT_COLUMNS: &str =
     "seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash";
@@ -87,213 +93,204 @@ pub(super) const CHUNK: usize = 400;
 
 pub(super) const ALL_BLOB_KEYS: &str = "SELECT blob_key FROM attachments ORDER BY blob_key";
 
-macro_rules! impl_records_store {
-    ($backend:ty, $snapshot:expr) => {
-        #[async_trait::async_trait]
-        impl $crate::store::records::RecordsStore for $backend {
-            async fn append_audit(
-                &self,
-                entries: Vec<$crate::store::records::AuditRow>,
-                hash: for<'r> fn(&'r $crate::store::records::AuditRow) -> String,
-            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
-                if entries.is_empty() {
-                    return Ok(entries);
-                }
-                let n = entries.len() as i64;
-                let mut tx = self.writer.begin().await?;
-                let (last, mut prev): (i64, String) = sqlx::query_as(records_sql::BUMP_HEAD)
-                    .bind(n)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let mut out = Vec::with_capacity(entries.len());
-                for (i, entry) in entries.into_iter().enumerate() {
-                    let mut entry = $crate::store::records::AuditRow {
-                        seq: last - n + 1 + i as i64,
-                        prev_hash: prev,
-                        hash: String::new(),
-                        ..entry
-                    };
-                    entry.hash = hash(&entry);
-                    prev = entry.hash.clone();
-                    out.push(entry);
-                }
-                for chunk in out.chunks(200) {
-                    let sql = records_sql::insert_audit(chunk.len());
-                    let mut q = sqlx::query(&sql);
-                    for entry in chunk {
-                        q = q
-                            .bind(entry.seq)
-                            .bind(entry.at)
-                            .bind(&entry.actor)
-                            .bind(&entry.role)
-                            .bind(&entry.facility)
-                            .bind(&entry.action)
-                            .bind(&entry.item)
-                            .bind(&entry.detail)
-                            .bind(&entry.remote_addr)
-                            .bind(&entry.prev_hash)
-                            .bind(&entry.hash);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                sqlx::query(records_sql::SET_HEAD)
-                    .bind(&prev)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(out)
-            }
-
-            async fn audit_entries(
-                &self,
-                from_ms: i64,
-                to_ms: i64,
-                facility: Option<&str>,
-            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
-                Ok(match facility {
-                    Some(f) => {
-                        sqlx::query_as(&records_sql::audit_between_of())
-                            .bind(from_ms)
-                            .bind(to_ms)
-                            .bind(f)
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query_as(&records_sql::audit_between())
-                            .bind(from_ms)
-                            .bind(to_ms)
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                })
-            }
-
-            async fn audit_after(
-                &self,
-                after: i64,
-                limit: i64,
-            ) -> StoreResult<Vec<$crate::store::records::AuditRow>> {
-                Ok(sqlx::query_as(&records_sql::audit_after())
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn audit_head(&self) -> StoreResult<(i64, String)> {
-                Ok(sqlx::query_as(records_sql::HEAD)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-
-            async fn expired_items(
-                &self,
-                cutoff: i64,
-            ) -> StoreResult<Vec<$crate::store::records::DeletionCandidate>> {
-                Ok(sqlx::query_as(&records_sql::expired())
-                    .bind(cutoff)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn patient_items(
-                &self,
-                blind_index: &[u8],
-            ) -> StoreResult<Vec<$crate::store::records::DeletionCandidate>> {
-                Ok(sqlx::query_as(&records_sql::patient())
-                    .bind(blind_index)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn blobs_of(
-                &self,
-                envelope_ids: &[String],
-            ) -> StoreResult<Vec<$crate::store::records::BlobRef>> {
-                let mut out = Vec::new();
-                for chunk in envelope_ids.chunks(records_sql::CHUNK) {
-                    let sql = records_sql::blobs_of(chunk.len());
-                    let mut q = sqlx::query_as::<_, $crate::store::records::BlobRef>(&sql);
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    out.extend(q.fetch_all(&self.pool).await?);
-                }
-                Ok(out)
-            }
-
-            async fn delete_items(
-                &self,
-                envelope_ids: &[String],
-                log: &[$crate::store::records::DeletionLogRow],
-            ) -> StoreResult<u64> {
-                let mut tx = self.writer.begin().await?;
-                let mut deleted = 0;
-                for chunk in envelope_ids.chunks(records_sql::CHUNK) {
-                    for sql in [
-                        records_sql::delete_notifications(chunk.len()),
-                        records_sql::delete_threads(chunk.len()),
-                    ] {
-                        let mut q = sqlx::query(&sql);
-                        for id in chunk {
-                            q = q.bind(id);
-                        }
-                        q.execute(&mut *tx).await?;
-                    }
-                    let sql = records_sql::delete_envelopes(chunk.len());
-                    let mut q = sqlx::query(&sql);
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    deleted += q.execute(&mut *tx).await?.rows_affected();
-                }
-                for r in log {
-                    sqlx::query(records_sql::INSERT_DELETION)
-                        .bind(&r.run_id)
-                        .bind(&r.reason)
-                        .bind(&r.envelope_id)
-                        .bind(&r.kind)
-                        .bind(&r.sender_facility)
-                        .bind(r.created_at)
-                        .bind(r.body_size)
-                        .bind(r.attachments)
-                        .bind(r.attachment_bytes)
-                        .bind(r.deleted_at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(deleted)
-            }
-
-            async fn deletion_log(
-                &self,
-                run_id: &str,
-            ) -> StoreResult<Vec<$crate::store::records::DeletionLogRow>> {
-                Ok(sqlx::query_as(records_sql::DELETION_LOG)
-                    .bind(run_id)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn snapshot_into(&self, path: &str) -> StoreResult<bool> {
-                let statement: Option<&str> = $snapshot;
-                match statement {
-                    Some(sql) => {
-                        sqlx::query(sql).bind(path).execute(&self.pool).await?;
-                        Ok(true)
-                    }
-                    None => Ok(false),
-                }
-            }
-
-            async fn all_blob_keys(&self) -> StoreResult<Vec<String>> {
-                Ok(sqlx::query_scalar(records_sql::ALL_BLOB_KEYS)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
+#[async_trait::async_trait]
+impl<DB: Dialect> RecordsStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn append_audit(
+        &self,
+        entries: Vec<AuditRow>,
+        hash: for<'r> fn(&'r AuditRow) -> String,
+    ) -> StoreResult<Vec<AuditRow>> {
+        if entries.is_empty() {
+            return Ok(entries);
         }
-    };
+        let n = entries.len() as i64;
+        let mut tx = self.writer.begin().await?;
+        let (last, mut prev): (i64, String) = sqlx::query_as(BUMP_HEAD)
+            .bind(n)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
+            let mut entry = AuditRow {
+                seq: last - n + 1 + i as i64,
+                prev_hash: prev,
+                hash: String::new(),
+                ..entry
+            };
+            entry.hash = hash(&entry);
+            prev = entry.hash.clone();
+            out.push(entry);
+        }
+        for chunk in out.chunks(200) {
+            let sql = insert_audit(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for entry in chunk {
+                q = q
+                    .bind(entry.seq)
+                    .bind(entry.at)
+                    .bind(&entry.actor)
+                    .bind(&entry.role)
+                    .bind(&entry.facility)
+                    .bind(&entry.action)
+                    .bind(&entry.item)
+                    .bind(&entry.detail)
+                    .bind(&entry.remote_addr)
+                    .bind(&entry.prev_hash)
+                    .bind(&entry.hash);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query(SET_HEAD).bind(&prev).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn audit_entries(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        facility: Option<&str>,
+    ) -> StoreResult<Vec<AuditRow>> {
+        Ok(match facility {
+            Some(f) => {
+                sqlx::query_as(&audit_between_of())
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .bind(f)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(&audit_between())
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        })
+    }
+
+    async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        Ok(sqlx::query_as(&audit_after())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        Ok(sqlx::query_as(HEAD).fetch_one(&self.pool).await?)
+    }
+
+    async fn expired_items(&self, cutoff: i64) -> StoreResult<Vec<DeletionCandidate>> {
+        Ok(sqlx::query_as(&expired())
+            .bind(cutoff)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn patient_items(&self, blind_index: &[u8]) -> StoreResult<Vec<DeletionCandidate>> {
+        Ok(sqlx::query_as(&patient())
+            .bind(blind_index)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn blobs_of(&self, envelope_ids: &[String]) -> StoreResult<Vec<BlobRef>> {
+        let mut out = Vec::new();
+        for chunk in envelope_ids.chunks(CHUNK) {
+            let sql = blobs_of(chunk.len());
+            let mut q = sqlx::query_as::<_, BlobRef>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_items(
+        &self,
+        envelope_ids: &[String],
+        log: &[DeletionLogRow],
+    ) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let mut deleted = 0;
+        for chunk in envelope_ids.chunks(CHUNK) {
+            for sql in [
+                delete_notifications(chunk.len()),
+                delete_threads(chunk.len()),
+            ] {
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            let sql = delete_envelopes(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            deleted += DB::rows_affected(&q.execute(&mut *tx).await?);
+        }
+        for r in log {
+            sqlx::query(INSERT_DELETION)
+                .bind(&r.run_id)
+                .bind(&r.reason)
+                .bind(&r.envelope_id)
+                .bind(&r.kind)
+                .bind(&r.sender_facility)
+                .bind(r.created_at)
+                .bind(r.body_size)
+                .bind(r.attachments)
+                .bind(r.attachment_bytes)
+                .bind(r.deleted_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn deletion_log(&self, run_id: &str) -> StoreResult<Vec<DeletionLogRow>> {
+        Ok(sqlx::query_as(DELETION_LOG)
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn snapshot_into(&self, path: &str) -> StoreResult<bool> {
+        match DB::SNAPSHOT {
+            Some(sql) => {
+                sqlx::query(sql).bind(path).execute(&self.pool).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn all_blob_keys(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(ALL_BLOB_KEYS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 }
-pub(super) use impl_records_store;

@@ -1,6 +1,15 @@
-//! Statements that mean the same in SQLite and PostgreSQL (`$N` placeholders work in
-//! both), and a macro that implements [`super::Store`] for a pool-holding backend
-//! from them. Anything dialect-specific belongs in the backend's own file instead.
+//! Facilities, accounts and sessions: the statements of [`Store`] and its
+//! implementation for [`SqlStore`]. Statements mean the same in SQLite and
+//! PostgreSQL (`$N` placeholders work in both); what differs is in [`Dialect`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::backend::{Dialect, SqlStore, expect_one};
+use super::{FailedLogin, SessionRecord, Store, StoreError, StoreResult, rows};
+use crate::account::{Account, AccountId};
+use crate::clock;
+use crate::facility::{Facility, FacilityCode};
+use crate::password::PasswordDigest;
 
 pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
     (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, \
@@ -75,285 +84,284 @@ pub(super) const DELETE_SESSIONS_OF: &str = "DELETE FROM sessions WHERE account_
 pub(super) const PURGE_SESSIONS: &str =
     "DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2";
 
-/// Implements `Store` for a backend struct with a `pool` field.
-macro_rules! impl_portable_store {
-    ($backend:ty, $name:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $backend {
-            fn backend(&self) -> &'static str {
-                $name
-            }
+#[async_trait::async_trait]
+impl<DB: Dialect> Store for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn backend(&self) -> &'static str {
+        DB::BACKEND
+    }
 
-            async fn insert_facility(&self, f: &Facility) -> StoreResult<()> {
-                sqlx::query(sql::INSERT_FACILITY)
-                    .bind(f.code.as_str())
-                    .bind(&f.name)
-                    .bind(&f.address)
-                    .bind(&f.phone)
-                    .bind(rows::departments_json(f))
-                    .bind(f.publish_details)
-                    .bind(rows::date_text(f.active_from))
-                    .bind(f.active_until.map(rows::date_text))
-                    .bind(&f.approval_ref)
-                    .bind(&f.city)
-                    .bind(&f.public_note)
-                    .bind(chrono::Utc::now().timestamp())
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
+    async fn insert_facility(&self, f: &Facility) -> StoreResult<()> {
+        sqlx::query(INSERT_FACILITY)
+            .bind(f.code.as_str())
+            .bind(&f.name)
+            .bind(&f.address)
+            .bind(&f.phone)
+            .bind(rows::departments_json(f))
+            .bind(f.publish_details)
+            .bind(rows::date_text(f.active_from))
+            .bind(f.active_until.map(rows::date_text))
+            .bind(&f.approval_ref)
+            .bind(&f.city)
+            .bind(&f.public_note)
+            .bind(clock::now_secs())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 
-            async fn update_facility(&self, f: &Facility) -> StoreResult<()> {
-                let done = sqlx::query(sql::UPDATE_FACILITY)
-                    .bind(f.code.as_str())
-                    .bind(&f.name)
-                    .bind(&f.address)
-                    .bind(&f.phone)
-                    .bind(rows::departments_json(f))
-                    .bind(f.publish_details)
-                    .bind(rows::date_text(f.active_from))
-                    .bind(f.active_until.map(rows::date_text))
-                    .bind(&f.approval_ref)
-                    .bind(&f.city)
-                    .bind(&f.public_note)
-                    .execute(&self.writer)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
-            }
+    async fn update_facility(&self, f: &Facility) -> StoreResult<()> {
+        let done = sqlx::query(UPDATE_FACILITY)
+            .bind(f.code.as_str())
+            .bind(&f.name)
+            .bind(&f.address)
+            .bind(&f.phone)
+            .bind(rows::departments_json(f))
+            .bind(f.publish_details)
+            .bind(rows::date_text(f.active_from))
+            .bind(f.active_until.map(rows::date_text))
+            .bind(&f.approval_ref)
+            .bind(&f.city)
+            .bind(&f.public_note)
+            .execute(&self.writer)
+            .await?;
+        if DB::rows_affected(&done) == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
 
-            async fn facility(&self, code: &FacilityCode) -> StoreResult<Option<Facility>> {
-                sqlx::query_as::<_, rows::FacilityRow>(&sql::select_facility())
+    async fn facility(&self, code: &FacilityCode) -> StoreResult<Option<Facility>> {
+        sqlx::query_as::<_, rows::FacilityRow>(&select_facility())
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Facility::try_from)
+            .transpose()
+    }
+
+    async fn facilities(&self) -> StoreResult<Vec<Facility>> {
+        sqlx::query_as::<_, rows::FacilityRow>(&select_facilities())
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Facility::try_from)
+            .collect()
+    }
+
+    async fn insert_account(&self, a: &Account) -> StoreResult<()> {
+        sqlx::query(INSERT_ACCOUNT)
+            .bind(a.id.as_str())
+            .bind(a.role.as_str())
+            .bind(a.facility.as_ref().map(|c| c.as_str()))
+            .bind(&a.name)
+            .bind(&a.email)
+            .bind(a.email_verified)
+            .bind(&a.password.0)
+            .bind(a.must_change_password)
+            .bind(a.locked)
+            .bind(i64::from(a.failed_attempts))
+            .bind(a.has_second_factor)
+            .bind(a.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        sqlx::query_as::<_, rows::AccountRow>(&select_account())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Account::try_from)
+            .transpose()
+    }
+
+    async fn accounts_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<Account>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = select_accounts_by_ids(chunk.len());
+            let mut q = sqlx::query_as::<_, rows::AccountRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(Account::try_from(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>> {
+        let rows = match facility {
+            Some(code) => {
+                sqlx::query_as::<_, rows::AccountRow>(&select_accounts_of())
                     .bind(code.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(Facility::try_from)
-                    .transpose()
-            }
-
-            async fn facilities(&self) -> StoreResult<Vec<Facility>> {
-                sqlx::query_as::<_, rows::FacilityRow>(&sql::select_facilities())
                     .fetch_all(&self.pool)
                     .await?
-                    .into_iter()
-                    .map(Facility::try_from)
-                    .collect()
             }
-
-            async fn insert_account(&self, a: &Account) -> StoreResult<()> {
-                sqlx::query(sql::INSERT_ACCOUNT)
-                    .bind(a.id.as_str())
-                    .bind(a.role.as_str())
-                    .bind(a.facility.as_ref().map(|c| c.as_str()))
-                    .bind(&a.name)
-                    .bind(&a.email)
-                    .bind(a.email_verified)
-                    .bind(&a.password.0)
-                    .bind(a.must_change_password)
-                    .bind(a.locked)
-                    .bind(i64::from(a.failed_attempts))
-                    .bind(a.has_second_factor)
-                    .bind(a.created_at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-                sqlx::query_as::<_, rows::AccountRow>(&sql::select_account())
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool)
+            None => {
+                sqlx::query_as::<_, rows::AccountRow>(&select_accounts())
+                    .fetch_all(&self.pool)
                     .await?
-                    .map(Account::try_from)
-                    .transpose()
             }
+        };
+        rows.into_iter().map(Account::try_from).collect()
+    }
 
-            async fn accounts_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<Account>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(500) {
-                    let sql = sql::select_accounts_by_ids(chunk.len());
-                    let mut q = sqlx::query_as::<_, rows::AccountRow>(&sql);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    for row in q.fetch_all(&self.pool).await? {
-                        out.push(Account::try_from(row)?);
-                    }
-                }
-                Ok(out)
-            }
+    async fn set_password(
+        &self,
+        id: &AccountId,
+        digest: &PasswordDigest,
+        must_change: bool,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(SET_PASSWORD)
+            .bind(id.as_str())
+            .bind(&digest.0)
+            .bind(must_change)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
 
-            async fn accounts(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<Account>> {
-                let rows = match facility {
-                    Some(code) => {
-                        sqlx::query_as::<_, rows::AccountRow>(&sql::select_accounts_of())
-                            .bind(code.as_str())
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query_as::<_, rows::AccountRow>(&sql::select_accounts())
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                };
-                rows.into_iter().map(Account::try_from).collect()
-            }
+    async fn set_email(
+        &self,
+        id: &AccountId,
+        email: Option<&str>,
+        verified: bool,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(SET_EMAIL)
+            .bind(id.as_str())
+            .bind(email)
+            .bind(verified)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
 
-            async fn set_password(
-                &self,
-                id: &AccountId,
-                digest: &PasswordDigest,
-                must_change: bool,
-            ) -> StoreResult<()> {
-                let done = sqlx::query(sql::SET_PASSWORD)
-                    .bind(id.as_str())
-                    .bind(&digest.0)
-                    .bind(must_change)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
+    async fn record_failed_login(
+        &self,
+        id: &AccountId,
+        lock_after: u32,
+    ) -> StoreResult<FailedLogin> {
+        let row = sqlx::query_as::<_, rows::FailedLoginRow>(RECORD_FAILED_LOGIN)
+            .bind(id.as_str())
+            .bind(i64::from(lock_after))
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(FailedLogin {
+            failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
+            locked: row.locked,
+        })
+    }
 
-            async fn set_email(
-                &self,
-                id: &AccountId,
-                email: Option<&str>,
-                verified: bool,
-            ) -> StoreResult<()> {
-                let done = sqlx::query(sql::SET_EMAIL)
-                    .bind(id.as_str())
-                    .bind(email)
-                    .bind(verified)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
+    async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {
+        sqlx::query(RESET_FAILED_LOGINS)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 
-            async fn record_failed_login(
-                &self,
-                id: &AccountId,
-                lock_after: u32,
-            ) -> StoreResult<FailedLogin> {
-                let row = sqlx::query_as::<_, rows::FailedLoginRow>(sql::RECORD_FAILED_LOGIN)
-                    .bind(id.as_str())
-                    .bind(i64::from(lock_after))
-                    .fetch_one(&self.writer)
-                    .await?;
-                Ok(FailedLogin {
-                    failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
-                    locked: row.locked,
-                })
-            }
+    async fn set_locked(&self, id: &AccountId, locked: bool) -> StoreResult<()> {
+        let done = sqlx::query(if locked { LOCK } else { UNLOCK })
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
 
-            async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {
-                sqlx::query(sql::RESET_FAILED_LOGINS)
-                    .bind(id.as_str())
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
+    async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(INSERT_SESSION)
+            .bind(&s.token_hash)
+            .bind(s.account_id.as_str())
+            .bind(s.created_at)
+            .bind(s.last_seen)
+            .bind(&s.remote_addr)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 
-            async fn set_locked(&self, id: &AccountId, locked: bool) -> StoreResult<()> {
-                let done = sqlx::query(if locked { sql::LOCK } else { sql::UNLOCK })
-                    .bind(id.as_str())
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
+    async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>> {
+        sqlx::query_as::<_, rows::SessionRow>(SELECT_SESSION)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(SessionRecord::try_from)
+            .transpose()
+    }
 
-            async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
-                sqlx::query(sql::INSERT_SESSION)
-                    .bind(&s.token_hash)
-                    .bind(s.account_id.as_str())
-                    .bind(s.created_at)
-                    .bind(s.last_seen)
-                    .bind(&s.remote_addr)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>> {
-                sqlx::query_as::<_, rows::SessionRow>(sql::SELECT_SESSION)
-                    .bind(token_hash)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(SessionRecord::try_from)
-                    .transpose()
-            }
-
-            async fn session_with_account(
-                &self,
-                token_hash: &[u8],
-            ) -> StoreResult<Option<(SessionRecord, Account)>> {
-                let Some(row) = sqlx::query_as::<_, rows::SessionAccountRow>(
-                    &sql::select_session_with_account(),
-                )
+    async fn session_with_account(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<(SessionRecord, Account)>> {
+        let Some(row) =
+            sqlx::query_as::<_, rows::SessionAccountRow>(&select_session_with_account())
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?
-                else {
-                    return Ok(None);
-                };
-                let session = SessionRecord::try_from(rows::SessionRow {
-                    token_hash: token_hash.to_vec(),
-                    account_id: row.account.id.clone(),
-                    created_at: row.session_created_at,
-                    last_seen: row.last_seen,
-                    remote_addr: row.remote_addr,
-                })?;
-                Ok(Some((session, Account::try_from(row.account)?)))
-            }
+        else {
+            return Ok(None);
+        };
+        let session = SessionRecord::try_from(rows::SessionRow {
+            token_hash: token_hash.to_vec(),
+            account_id: row.account.id.clone(),
+            created_at: row.session_created_at,
+            last_seen: row.last_seen,
+            remote_addr: row.remote_addr,
+        })?;
+        Ok(Some((session, Account::try_from(row.account)?)))
+    }
 
-            async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {
-                sqlx::query(sql::TOUCH_SESSION)
-                    .bind(token_hash)
-                    .bind(now)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
-                sqlx::query(sql::DELETE_SESSION)
-                    .bind(token_hash)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64> {
-                Ok(sqlx::query(sql::DELETE_SESSIONS_OF)
-                    .bind(id.as_str())
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected())
-            }
-
-            async fn purge_sessions(
-                &self,
-                idle_before: i64,
-                created_before: i64,
-            ) -> StoreResult<u64> {
-                Ok(sqlx::query(sql::PURGE_SESSIONS)
-                    .bind(idle_before)
-                    .bind(created_before)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected())
-            }
-        }
-    };
-}
-pub(super) use impl_portable_store;
-
-pub(super) fn expect_one(rows: u64) -> super::StoreResult<()> {
-    if rows == 0 {
-        Err(super::StoreError::NotFound)
-    } else {
+    async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {
+        sqlx::query(TOUCH_SESSION)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
         Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query(DELETE_SESSION)
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64> {
+        let done = sqlx::query(DELETE_SESSIONS_OF)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64> {
+        let done = sqlx::query(PURGE_SESSIONS)
+            .bind(idle_before)
+            .bind(created_before)
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done))
     }
 }

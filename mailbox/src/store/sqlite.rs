@@ -3,43 +3,38 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
 
-use super::factor_sql::{self, impl_factor_store};
-use super::imap_sql::{self, impl_imap_store};
-use super::notify::{NotificationRow, NotifySettings, NotifyTarget, UnopenedThread};
-use super::notify_sql::{self, impl_notify_store};
-use super::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing, QueueEntry};
-use super::queue_sql::{self, impl_queue_store};
-use super::records_sql::{self, impl_records_store};
-use super::rows;
-use super::sql::{self, expect_one, impl_portable_store};
-use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, UsageRow};
-use super::thread_sql::{self, impl_thread_store};
-use super::vault::{
-    AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
-};
-use super::vault_sql::{self, impl_vault_store};
-use super::{FailedLogin, SessionRecord, StoreError, StoreResult};
-use crate::account::{Account, AccountId};
-use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
+use super::backend::{Dialect, SqlStore, Submission};
+use super::{StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-pub struct SqliteStore {
-    pool: SqlitePool,
-    /// One connection for every write: SQLite has one writer at a time, and
-    /// writers queueing here wait asynchronously instead of sleeping in the
-    /// busy handler.
-    writer: SqlitePool,
-    /// Submissions for the group writer.
-    jobs: tokio::sync::mpsc::Sender<WriteJob>,
+/// The store on SQLite. Its `writer` is one connection for every write: SQLite
+/// has one writer at a time, and writers queueing there wait asynchronously
+/// instead of sleeping in the busy handler. Submissions go through the group
+/// writer.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+    /// One writer at a time: a plain conditional update is a safe lease.
+    const SKIP_LOCKED: &'static str = "";
+    const PAGE_AGGREGATE: (&'static str, &'static str) = ("json_group_array", "json_array");
+    /// A consistent copy of the database, taken from a reader connection while
+    /// the writer goes on (the online backup `admin backup` uses).
+    const SNAPSHOT: Option<&'static str> = Some("VACUUM INTO $1");
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }
 
-impl SqliteStore {
+impl SqlStore<Sqlite> {
     /// Opens (creating if needed) the database file. Admin commands open the same
     /// file while `serve` runs; WAL and a generous busy timeout make that safe.
     pub async fn open(path: &Path) -> StoreResult<Self> {
@@ -81,44 +76,24 @@ impl SqliteStore {
             .await
             .map_err(StoreError::from)?;
         let (jobs, queue) = tokio::sync::mpsc::channel(1024);
-        let store = Self { pool, writer, jobs };
-        tokio::spawn(checkpointer(checkpoints, store.jobs.downgrade()));
+        tokio::spawn(checkpointer(checkpoints, jobs.downgrade()));
         // The writer task holds a clone without the sender side, so it ends
         // when the last store handle is dropped.
-        let (unused, _) = tokio::sync::mpsc::channel(1);
         tokio::spawn(group_writer(
             Self {
-                pool: store.pool.clone(),
-                writer: store.writer.clone(),
-                jobs: unused,
+                pool: pool.clone(),
+                writer: writer.clone(),
+                group: None,
             },
             queue,
         ));
-        Ok(store)
+        Ok(Self {
+            pool,
+            writer,
+            group: Some(jobs),
+        })
     }
 }
-
-/// SQLite has one writer at a time, so a plain conditional update is a safe lease.
-const CLAIM: &str = "UPDATE delivery_queue SET lease_until = $1 WHERE envelope_id IN \
-    (SELECT envelope_id FROM delivery_queue WHERE state = 'pending' AND next_attempt_at <= $2 \
-     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
-    RETURNING envelope_id, attempts";
-
-/// Due notification rows, leased like queue entries.
-const CLAIM_NOTIFICATIONS: &str = "UPDATE notifications SET lease_until = $1 WHERE id IN \
-    (SELECT id FROM notifications WHERE state = 'pending' AND digest = $3 AND next_attempt_at <= $2 \
-     AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at, id LIMIT $4) \
-    RETURNING id, dedup_key, account_id, reason, kind, thread_id, envelope_id, facility_code, \
-    to_address, secret, digest, state, attempts, next_attempt_at, last_error, created_at, sent_at";
-
-impl_queue_store!(SqliteStore, CLAIM, ("json_group_array", "json_array"));
-impl_notify_store!(SqliteStore, CLAIM_NOTIFICATIONS);
-impl_imap_store!(SqliteStore);
-// A consistent copy of the database, taken from a reader connection while
-// the writer goes on (the online backup `admin backup` uses).
-impl_records_store!(SqliteStore, Some("VACUUM INTO $1"));
-impl_factor_store!(SqliteStore);
-impl_vault_store!(SqliteStore, sqlx::Sqlite);
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -130,7 +105,7 @@ const WRITER_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// connection, so the single writer never does it inside a commit. PASSIVE
 /// never blocks anyone. Ends with the last store handle (`alive` is the group
 /// writer's sender).
-async fn checkpointer(pool: SqlitePool, alive: tokio::sync::mpsc::WeakSender<WriteJob>) {
+async fn checkpointer(pool: SqlitePool, alive: tokio::sync::mpsc::WeakSender<Submission>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -150,15 +125,6 @@ async fn checkpointer(pool: SqlitePool, alive: tokio::sync::mpsc::WeakSender<Wri
     }
 }
 
-/// One submission waiting for the group writer.
-struct WriteJob {
-    envelope: EnvelopeRow,
-    slots: Vec<SlotRow>,
-    attachments: Vec<AttachmentRow>,
-    thread: Option<super::thread::ThreadChange>,
-    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
-}
-
 /// Largest group committed at once.
 const GROUP: usize = 64;
 
@@ -172,7 +138,7 @@ const GROUP: usize = 64;
 /// of benchmark, slowing every read). So about once a second the writer
 /// checkpoints on its own connection between two groups: the background task
 /// has copied nearly everything already, and the next group resets the WAL.
-async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
+async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<Submission>) {
     let mut last_checkpoint = std::time::Instant::now();
     while let Some(first) = jobs.recv().await {
         if last_checkpoint.elapsed() >= WRITER_CHECKPOINT_EVERY {
@@ -216,11 +182,11 @@ async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<
     }
 }
 
-async fn write_group(store: &SqliteStore, group: &[WriteJob]) -> StoreResult<()> {
+async fn write_group(store: &SqliteStore, group: &[Submission]) -> StoreResult<()> {
     let mut tx = store.writer.begin().await?;
     for j in group {
         SqliteStore::insert_envelope_in(
-            &mut tx,
+            &mut *tx,
             &j.envelope,
             &j.slots,
             &j.attachments,
@@ -231,32 +197,3 @@ async fn write_group(store: &SqliteStore, group: &[WriteJob]) -> StoreResult<()>
     tx.commit().await?;
     Ok(())
 }
-
-impl SqliteStore {
-    async fn insert_envelope_now(
-        &self,
-        e: &EnvelopeRow,
-        slots: &[SlotRow],
-        attachments: &[AttachmentRow],
-        thread: Option<&super::thread::ThreadChange>,
-    ) -> StoreResult<()> {
-        let (done, answer) = tokio::sync::oneshot::channel();
-        let job = WriteJob {
-            envelope: e.clone(),
-            slots: slots.to_vec(),
-            attachments: attachments.to_vec(),
-            thread: thread.cloned(),
-            done,
-        };
-        if self.jobs.send(job).await.is_err() {
-            return self
-                .insert_envelope_alone(e, slots, attachments, thread)
-                .await;
-        }
-        answer
-            .await
-            .map_err(|_| StoreError::Backend(sqlx::Error::WorkerCrashed))?
-    }
-}
-impl_thread_store!(SqliteStore);
-impl_portable_store!(SqliteStore, "sqlite");

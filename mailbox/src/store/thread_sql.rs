@@ -1,5 +1,11 @@
-//! Portable statements for [`super::thread::ThreadStore`] and the thread half of
-//! storing a step envelope (used inside `insert_envelope`'s transaction).
+//! Statements of [`ThreadStore`] and its implementation for [`SqlStore`]; the
+//! thread half of storing a step envelope is in [`super::writes`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::backend::{Dialect, SqlStore, expect_one};
+use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, ThreadStore, UsageRow};
+use super::{StoreError, StoreResult};
 
 const THREAD_COLUMNS: &str = "t.id, t.kind, t.state, t.version, t.opener_id, t.requester_id, \
     t.requester_facility, t.target, t.target_facility, t.claimed_by, t.assignee_id, t.reader_id, \
@@ -85,242 +91,169 @@ pub(super) const USAGE: &str = "SELECT a.id AS account_id, a.last_sign_in_at, \
         AND t.closed_at IS NULL AND t.wanted_by IS NOT NULL AND t.wanted_by < $2) AS overdue \
     FROM accounts a WHERE a.facility_code = $1 AND NOT a.removed ORDER BY a.role, a.id";
 
-/// Inside a transaction `$tx`: stores the thread side of a step envelope.
-macro_rules! apply_thread_change {
-    ($tx:expr, $change:expr, $now:expr) => {{
-        use $crate::store::thread::ThreadChange;
-        match $change {
-            ThreadChange::Open(t) => {
-                sqlx::query(thread_sql::INSERT_THREAD)
-                    .bind(&t.id)
-                    .bind(&t.kind)
-                    .bind(&t.state)
-                    .bind(t.version)
-                    .bind(&t.opener_id)
-                    .bind(&t.requester_id)
-                    .bind(&t.requester_facility)
-                    .bind(&t.target)
-                    .bind(&t.target_facility)
-                    .bind(&t.claimed_by)
-                    .bind(&t.assignee_id)
-                    .bind(&t.reader_id)
-                    .bind(&t.urgency)
-                    .bind(&t.wanted_by)
-                    .bind(&t.resource_id)
-                    .bind(&t.booked_slot)
-                    .bind(&t.template)
-                    .bind(t.stage)
-                    .bind(t.created_at)
-                    .bind(t.updated_at)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            ThreadChange::Advance {
-                thread_id,
-                version,
-                patch,
-                ..
-            } => {
-                let (target, target_facility) = match &patch.target {
-                    Some((t, f)) => (Some(t.as_str()), Some(f.as_str())),
-                    None => (None, None),
-                };
-                let done = sqlx::query(thread_sql::ADVANCE_THREAD)
-                    .bind(thread_id)
-                    .bind(*version)
-                    .bind(&patch.state)
-                    .bind($now)
-                    .bind(patch.closed_at)
-                    .bind(&patch.reader_id)
-                    .bind(&patch.booked_slot)
-                    .bind(patch.stage)
-                    .bind(target)
-                    .bind(target_facility)
-                    .execute(&mut *$tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict(
-                        "the thread was changed by someone else".into(),
-                    ));
-                }
-            }
+#[async_trait::async_trait]
+impl<DB: Dialect> ThreadStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn thread(&self, id: &str) -> StoreResult<Option<ThreadRow>> {
+        Ok(sqlx::query_as::<_, ThreadRow>(&select_thread())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn threads_for(&self, principal: &str) -> StoreResult<Vec<ThreadRow>> {
+        Ok(sqlx::query_as::<_, ThreadRow>(&threads_for())
+            .bind(principal)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn threads_of_facility(&self, code: &str) -> StoreResult<Vec<ThreadRow>> {
+        Ok(sqlx::query_as::<_, ThreadRow>(&threads_of_facility())
+            .bind(code)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn thread_steps(&self, thread_id: &str) -> StoreResult<Vec<StepRow>> {
+        Ok(sqlx::query_as::<_, StepRow>(STEPS)
+            .bind(thread_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn mark_thread_opened(
+        &self,
+        opener_id: &str,
+        principal: &str,
+        account: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(MARK_OPENED)
+            .bind(opener_id)
+            .bind(principal)
+            .bind(now)
+            .bind(account)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()> {
+        let done = sqlx::query(CLAIM)
+            .bind(id)
+            .bind(liaison)
+            .execute(&self.writer)
+            .await?;
+        if DB::rows_affected(&done) == 1 {
+            return Ok(());
         }
-    }};
-}
-pub(super) use apply_thread_change;
-
-macro_rules! impl_thread_store {
-    ($backend:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::thread::ThreadStore for $backend {
-            async fn thread(&self, id: &str) -> StoreResult<Option<ThreadRow>> {
-                Ok(sqlx::query_as::<_, ThreadRow>(&thread_sql::select_thread())
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn threads_for(&self, principal: &str) -> StoreResult<Vec<ThreadRow>> {
-                Ok(sqlx::query_as::<_, ThreadRow>(&thread_sql::threads_for())
-                    .bind(principal)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn threads_of_facility(&self, code: &str) -> StoreResult<Vec<ThreadRow>> {
-                Ok(
-                    sqlx::query_as::<_, ThreadRow>(&thread_sql::threads_of_facility())
-                        .bind(code)
-                        .fetch_all(&self.pool)
-                        .await?,
-                )
-            }
-
-            async fn thread_steps(&self, thread_id: &str) -> StoreResult<Vec<StepRow>> {
-                Ok(sqlx::query_as::<_, StepRow>(thread_sql::STEPS)
-                    .bind(thread_id)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn mark_thread_opened(
-                &self,
-                opener_id: &str,
-                principal: &str,
-                account: &str,
-                now: i64,
-            ) -> StoreResult<()> {
-                sqlx::query(thread_sql::MARK_OPENED)
-                    .bind(opener_id)
-                    .bind(principal)
-                    .bind(now)
-                    .bind(account)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()> {
-                let done = sqlx::query(thread_sql::CLAIM)
-                    .bind(id)
-                    .bind(liaison)
-                    .execute(&self.writer)
-                    .await?;
-                if done.rows_affected() == 1 {
-                    return Ok(());
-                }
-                let holder: Option<Option<String>> = sqlx::query_scalar(thread_sql::CLAIMED_BY)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                match holder {
-                    Some(Some(h)) => Err(StoreError::Conflict(h)),
-                    _ => Err(StoreError::NotFound),
-                }
-            }
-
-            async fn release_thread(&self, id: &str) -> StoreResult<()> {
-                sqlx::query(thread_sql::RELEASE)
-                    .bind(id)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn set_assignee(
-                &self,
-                id: &str,
-                doctor: Option<&str>,
-                now: i64,
-            ) -> StoreResult<()> {
-                let done = sqlx::query(thread_sql::SET_ASSIGNEE)
-                    .bind(id)
-                    .bind(doctor)
-                    .bind(now)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn remove_thread_access(
-                &self,
-                thread_id: &str,
-                principal: &str,
-            ) -> StoreResult<u64> {
-                let mut tx = self.writer.begin().await?;
-                let slots = sqlx::query(thread_sql::REMOVE_SLOTS)
-                    .bind(thread_id)
-                    .bind(principal)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(thread_sql::REMOVE_ENTRIES)
-                    .bind(thread_id)
-                    .bind(principal)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(slots)
-            }
-
-            async fn insert_resource(&self, r: &ResourceRow) -> StoreResult<()> {
-                sqlx::query(thread_sql::INSERT_RESOURCE)
-                    .bind(&r.id)
-                    .bind(&r.facility_code)
-                    .bind(&r.name)
-                    .bind(&r.opening_hours)
-                    .bind(r.active)
-                    .bind(r.created_at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn resources_of(&self, code: &str) -> StoreResult<Vec<ResourceRow>> {
-                Ok(sqlx::query_as::<_, ResourceRow>(thread_sql::RESOURCES_OF)
-                    .bind(code)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn resource(&self, id: &str) -> StoreResult<Option<ResourceRow>> {
-                Ok(sqlx::query_as::<_, ResourceRow>(thread_sql::RESOURCE)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn held_slots(&self, resource_id: &str) -> StoreResult<Vec<(String, String)>> {
-                Ok(
-                    sqlx::query_as::<_, (String, String)>(thread_sql::HELD_SLOTS)
-                        .bind(resource_id)
-                        .fetch_all(&self.pool)
-                        .await?,
-                )
-            }
-
-            async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
-                Ok(
-                    sqlx::query_as::<_, ReadingCount>(thread_sql::READING_COUNTS)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_all(&self.pool)
-                        .await?,
-                )
-            }
-
-            async fn usage_of_facility(
-                &self,
-                code: &str,
-                today: &str,
-            ) -> StoreResult<Vec<UsageRow>> {
-                Ok(sqlx::query_as::<_, UsageRow>(thread_sql::USAGE)
-                    .bind(code)
-                    .bind(today)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
+        let holder: Option<Option<String>> = sqlx::query_scalar(CLAIMED_BY)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match holder {
+            Some(Some(h)) => Err(StoreError::Conflict(h)),
+            _ => Err(StoreError::NotFound),
         }
-    };
+    }
+
+    async fn release_thread(&self, id: &str) -> StoreResult<()> {
+        sqlx::query(RELEASE).bind(id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn set_assignee(&self, id: &str, doctor: Option<&str>, now: i64) -> StoreResult<()> {
+        let done = sqlx::query(SET_ASSIGNEE)
+            .bind(id)
+            .bind(doctor)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn remove_thread_access(&self, thread_id: &str, principal: &str) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(REMOVE_SLOTS)
+            .bind(thread_id)
+            .bind(principal)
+            .execute(&mut *tx)
+            .await?;
+        let slots = DB::rows_affected(&done);
+        sqlx::query(REMOVE_ENTRIES)
+            .bind(thread_id)
+            .bind(principal)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(slots)
+    }
+
+    async fn insert_resource(&self, r: &ResourceRow) -> StoreResult<()> {
+        sqlx::query(INSERT_RESOURCE)
+            .bind(&r.id)
+            .bind(&r.facility_code)
+            .bind(&r.name)
+            .bind(&r.opening_hours)
+            .bind(r.active)
+            .bind(r.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn resources_of(&self, code: &str) -> StoreResult<Vec<ResourceRow>> {
+        Ok(sqlx::query_as::<_, ResourceRow>(RESOURCES_OF)
+            .bind(code)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn resource(&self, id: &str) -> StoreResult<Option<ResourceRow>> {
+        Ok(sqlx::query_as::<_, ResourceRow>(RESOURCE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn held_slots(&self, resource_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(sqlx::query_as::<_, (String, String)>(HELD_SLOTS)
+            .bind(resource_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
+        Ok(sqlx::query_as::<_, ReadingCount>(READING_COUNTS)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>> {
+        Ok(sqlx::query_as::<_, UsageRow>(USAGE)
+            .bind(code)
+            .bind(today)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 }
-pub(super) use impl_thread_store;

@@ -1,5 +1,17 @@
-//! Portable statements for [`super::vault::VaultStore`] and the macro that
-//! implements it for a pool-holding backend (see `sql.rs` for the pattern).
+//! Statements of [`VaultStore`] and its implementation for [`SqlStore`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::backend::{Dialect, SqlStore, expect_one};
+use super::thread::ThreadChange;
+use super::vault::{
+    AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
+    VaultStore,
+};
+use super::{StoreResult, list, list_from};
+use crate::account::AccountId;
+use crate::clock;
+use crate::facility::FacilityCode;
 
 pub(super) const RECOVERY_CERT: &str = "SELECT cert FROM recovery_certificate WHERE id = 1";
 pub(super) const INSERT_RECOVERY_CERT: &str =
@@ -80,494 +92,409 @@ pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.send
     e.body_size FROM envelopes e JOIN envelope_slots s ON s.envelope_id = e.id WHERE s.principal = $1 \
     ORDER BY e.created_at DESC, e.id";
 
-macro_rules! impl_vault_store {
-    ($backend:ty, $db:ty) => {
-        impl $backend {
-            /// The statements of one submission, inside a transaction the
-            /// caller commits (SQLite's group commit runs several in one).
-            pub(super) async fn insert_envelope_in(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                e: &EnvelopeRow,
-                slots: &[SlotRow],
-                attachments: &[AttachmentRow],
-                thread: Option<&$crate::store::thread::ThreadChange>,
-            ) -> StoreResult<()> {
-                let tx = &mut *tx;
-                sqlx::query(vault_sql::INSERT_ENVELOPE)
-                    .bind(&e.id)
-                    .bind(&e.kind)
-                    .bind(&e.sender_id)
-                    .bind(&e.sender_facility)
-                    .bind(e.created_at)
-                    .bind(&e.body)
-                    .bind(e.body_size)
-                    .bind(&e.blind_index)
-                    .bind(&e.consent_obtained_on)
-                    .bind(&e.consent_method)
-                    .bind(&e.consent_obtained_by)
-                    .bind(&e.thread_id)
-                    .bind(&e.step)
-                    .bind(e.thread_seq)
-                    .execute(&mut **tx)
-                    .await?;
-                if let Some(change) = thread {
-                    super::thread_sql::apply_thread_change!(
-                        (*tx),
-                        change,
-                        chrono::Utc::now().timestamp_millis()
-                    );
-                }
-                if !slots.is_empty() {
-                    let sql = format!(
-                        "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
-                         VALUES {} ON CONFLICT (envelope_id, principal) DO NOTHING",
-                        $crate::store::placeholders(slots.len(), 4)
-                    );
-                    let mut q = sqlx::query(&sql);
-                    for s in slots {
-                        q = q
-                            .bind(&s.envelope_id)
-                            .bind(&s.principal)
-                            .bind(&s.added_by)
-                            .bind(s.added_at);
-                    }
-                    q.execute(&mut **tx).await?;
-                }
-                // The queue entry commits with the envelope: acknowledged means deliverable.
-                sqlx::query(super::queue_sql::INSERT_QUEUE)
-                    .bind(&e.id)
-                    .bind(chrono::Utc::now().timestamp_millis())
-                    .execute(&mut **tx)
-                    .await?;
-                for a in attachments {
-                    sqlx::query(vault_sql::INSERT_ATTACHMENT)
-                        .bind(&a.envelope_id)
-                        .bind(a.idx)
-                        .bind(&a.blob_key)
-                        .bind(a.sealed_size)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Ok(())
-            }
+#[async_trait::async_trait]
+impl<DB: Dialect> VaultStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn recovery_cert(&self) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar::<_, Vec<u8>>(RECOVERY_CERT)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
 
-            /// One submission in its own transaction.
-            pub(super) async fn insert_envelope_alone(
-                &self,
-                e: &EnvelopeRow,
-                slots: &[SlotRow],
-                attachments: &[AttachmentRow],
-                thread: Option<&$crate::store::thread::ThreadChange>,
-            ) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                Self::insert_envelope_in(&mut tx, e, slots, attachments, thread).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+    async fn insert_recovery_cert(&self, cert: &[u8]) -> StoreResult<()> {
+        sqlx::query(INSERT_RECOVERY_CERT)
+            .bind(cert)
+            .bind(clock::now_secs())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
+        sqlx::query(INSERT_ACCOUNT_KEY)
+            .bind(&r.account_id)
+            .bind(&r.fingerprint)
+            .bind(&r.cert)
+            .bind(&r.locked_key)
+            .bind(&r.recovery_sealed)
+            .bind(r.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn account_key(&self, id: &AccountId) -> StoreResult<Option<AccountKeyRow>> {
+        Ok(sqlx::query_as::<_, AccountKeyRow>(ACCOUNT_KEY)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn slot_certs(
+        &self,
+        accounts: &[&str],
+        facilities: &[&str],
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        // Principal texts as `keyring::Principal` spells them; a facility
+        // key's role is its principal prefix (`liaison`, `oversight`).
+        // An empty side keeps a never-true list so the statement stays one.
+        let (a, f) = (accounts.len().max(1), facilities.len().max(1));
+        let sql = format!(
+            "SELECT 'account:' || account_id, cert FROM account_keys \
+             WHERE account_id IN ({}) UNION ALL \
+             SELECT role || ':' || facility_code, cert FROM facility_keys \
+             WHERE facility_code IN ({})",
+            list(a),
+            list_from(a + 1, f)
+        );
+        let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql);
+        for id in accounts {
+            q = q.bind(*id);
         }
-
-        #[async_trait::async_trait]
-        impl $crate::store::vault::VaultStore for $backend {
-            async fn recovery_cert(&self) -> StoreResult<Option<Vec<u8>>> {
-                Ok(sqlx::query_scalar::<_, Vec<u8>>(vault_sql::RECOVERY_CERT)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn insert_recovery_cert(&self, cert: &[u8]) -> StoreResult<()> {
-                sqlx::query(vault_sql::INSERT_RECOVERY_CERT)
-                    .bind(cert)
-                    .bind(chrono::Utc::now().timestamp())
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn insert_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
-                sqlx::query(vault_sql::INSERT_ACCOUNT_KEY)
-                    .bind(&r.account_id)
-                    .bind(&r.fingerprint)
-                    .bind(&r.cert)
-                    .bind(&r.locked_key)
-                    .bind(&r.recovery_sealed)
-                    .bind(r.created_at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn account_key(&self, id: &AccountId) -> StoreResult<Option<AccountKeyRow>> {
-                Ok(sqlx::query_as::<_, AccountKeyRow>(vault_sql::ACCOUNT_KEY)
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn slot_certs(
-                &self,
-                accounts: &[&str],
-                facilities: &[&str],
-            ) -> StoreResult<Vec<(String, Vec<u8>)>> {
-                // Principal texts as `keyring::Principal` spells them; a facility
-                // key's role is its principal prefix (`liaison`, `oversight`).
-                // An empty side keeps a never-true list so the statement stays one.
-                let (a, f) = (accounts.len().max(1), facilities.len().max(1));
-                let sql = format!(
-                    "SELECT 'account:' || account_id, cert FROM account_keys \
-                     WHERE account_id IN ({}) UNION ALL \
-                     SELECT role || ':' || facility_code, cert FROM facility_keys \
-                     WHERE facility_code IN ({})",
-                    $crate::store::list(a),
-                    $crate::store::list_from(a + 1, f)
-                );
-                let mut q = sqlx::query_as::<_, (String, Vec<u8>)>(&sql);
-                for id in accounts {
-                    q = q.bind(*id);
-                }
-                if accounts.is_empty() {
-                    q = q.bind("");
-                }
-                for code in facilities {
-                    q = q.bind(*code);
-                }
-                if facilities.is_empty() {
-                    q = q.bind("");
-                }
-                Ok(q.fetch_all(&self.pool).await?)
-            }
-
-            async fn cert_by_fingerprint(
-                &self,
-                fingerprint: &str,
-            ) -> StoreResult<Option<(String, Vec<u8>)>> {
-                Ok(
-                    sqlx::query_as::<_, (String, Vec<u8>)>(vault_sql::CERT_BY_FINGERPRINT)
-                        .bind(fingerprint)
-                        .fetch_optional(&self.pool)
-                        .await?,
-                )
-            }
-
-            async fn replace_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                sqlx::query(vault_sql::RETIRE_ACCOUNT_KEY)
-                    .bind(&r.account_id)
-                    .bind(chrono::Utc::now().timestamp())
-                    .execute(&mut *tx)
-                    .await?;
-                let done = sqlx::query(vault_sql::REPLACE_ACCOUNT_KEY)
-                    .bind(&r.account_id)
-                    .bind(&r.fingerprint)
-                    .bind(&r.cert)
-                    .bind(&r.locked_key)
-                    .bind(&r.recovery_sealed)
-                    .bind(r.created_at)
-                    .execute(&mut *tx)
-                    .await?;
-                expect_one(done.rows_affected())?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn set_locked_key(&self, id: &AccountId, locked_key: &[u8]) -> StoreResult<()> {
-                let done = sqlx::query(vault_sql::SET_LOCKED_KEY)
-                    .bind(id.as_str())
-                    .bind(locked_key)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn set_password_and_key(
-                &self,
-                id: &AccountId,
-                digest: &crate::password::PasswordDigest,
-                must_change: bool,
-                locked_key: &[u8],
-            ) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                let done = sqlx::query(super::sql::SET_PASSWORD)
-                    .bind(id.as_str())
-                    .bind(&digest.0)
-                    .bind(must_change)
-                    .execute(&mut *tx)
-                    .await?;
-                expect_one(done.rows_affected())?;
-                let done = sqlx::query(vault_sql::SET_LOCKED_KEY)
-                    .bind(id.as_str())
-                    .bind(locked_key)
-                    .execute(&mut *tx)
-                    .await?;
-                expect_one(done.rows_affected())?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn set_account_recovery_sealed(
-                &self,
-                id: &AccountId,
-                sealed: &[u8],
-            ) -> StoreResult<()> {
-                let done = sqlx::query(vault_sql::SET_ACCOUNT_RECOVERY)
-                    .bind(id.as_str())
-                    .bind(sealed)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn insert_facility_key(&self, r: &FacilityKeyRow) -> StoreResult<()> {
-                sqlx::query(vault_sql::INSERT_FACILITY_KEY)
-                    .bind(&r.facility_code)
-                    .bind(&r.role)
-                    .bind(&r.fingerprint)
-                    .bind(&r.cert)
-                    .bind(&r.recovery_sealed)
-                    .bind(r.created_at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn facility_key(
-                &self,
-                code: &FacilityCode,
-                role: &str,
-            ) -> StoreResult<Option<FacilityKeyRow>> {
-                Ok(sqlx::query_as::<_, FacilityKeyRow>(vault_sql::FACILITY_KEY)
-                    .bind(code.as_str())
-                    .bind(role)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn set_facility_recovery_sealed(
-                &self,
-                code: &FacilityCode,
-                role: &str,
-                sealed: &[u8],
-            ) -> StoreResult<()> {
-                let done = sqlx::query(vault_sql::SET_FACILITY_RECOVERY)
-                    .bind(code.as_str())
-                    .bind(role)
-                    .bind(sealed)
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn insert_grant(&self, r: &GrantRow) -> StoreResult<()> {
-                sqlx::query(vault_sql::INSERT_GRANT)
-                    .bind(&r.facility_code)
-                    .bind(&r.role)
-                    .bind(&r.account_id)
-                    .bind(&r.sealed_key)
-                    .bind(r.created_at)
-                    .bind(r.granted_at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn grants_of(&self, id: &AccountId) -> StoreResult<Vec<GrantRow>> {
-                Ok(sqlx::query_as::<_, GrantRow>(&vault_sql::grants_of())
-                    .bind(id.as_str())
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn pending_grants(
-                &self,
-                facility: Option<&FacilityCode>,
-            ) -> StoreResult<Vec<GrantRow>> {
-                Ok(match facility {
-                    Some(code) => {
-                        sqlx::query_as::<_, GrantRow>(&vault_sql::pending_grants_of())
-                            .bind(code.as_str())
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                    None => {
-                        sqlx::query_as::<_, GrantRow>(&vault_sql::pending_grants())
-                            .fetch_all(&self.pool)
-                            .await?
-                    }
-                })
-            }
-
-            async fn complete_grant(
-                &self,
-                code: &str,
-                role: &str,
-                account: &str,
-                sealed: &[u8],
-                at: i64,
-            ) -> StoreResult<()> {
-                sqlx::query(vault_sql::COMPLETE_GRANT)
-                    .bind(code)
-                    .bind(role)
-                    .bind(account)
-                    .bind(sealed)
-                    .bind(at)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
-            }
-
-            async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64> {
-                Ok(sqlx::query(vault_sql::DELETE_GRANTS_OF)
-                    .bind(id.as_str())
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected())
-            }
-
-            async fn set_removed(&self, id: &AccountId) -> StoreResult<()> {
-                let done = sqlx::query(vault_sql::SET_REMOVED)
-                    .bind(id.as_str())
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
-
-            async fn insert_envelope(
-                &self,
-                e: &EnvelopeRow,
-                slots: &[SlotRow],
-                attachments: &[AttachmentRow],
-                thread: Option<&$crate::store::thread::ThreadChange>,
-            ) -> StoreResult<()> {
-                self.insert_envelope_now(e, slots, attachments, thread)
-                    .await
-            }
-
-            async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
-                Ok(sqlx::query_as::<_, EnvelopeRow>(vault_sql::ENVELOPE_HEAD)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
-                Ok(sqlx::query_as::<_, EnvelopeRow>(vault_sql::ENVELOPE)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>> {
-                Ok(sqlx::query_as::<_, SlotRow>(vault_sql::SLOTS)
-                    .bind(id)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn envelopes_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<EnvelopeRow>> {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(500) {
-                    let sql = format!(
-                        "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
-                         blind_index, consent_obtained_on, consent_method, consent_obtained_by, \
-                         thread_id, step, thread_seq FROM envelopes WHERE id IN ({})",
-                        $crate::store::list(chunk.len())
-                    );
-                    let mut q = sqlx::query_as::<_, EnvelopeRow>(&sql);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    out.extend(q.fetch_all(&self.pool).await?);
-                }
-                Ok(out)
-            }
-
-            async fn slots_held(
-                &self,
-                ids: &[&str],
-                principals: &[String],
-            ) -> StoreResult<Vec<SlotRow>> {
-                let mut out = Vec::new();
-                if principals.is_empty() {
-                    return Ok(out);
-                }
-                for chunk in ids.chunks(500) {
-                    let sql = format!(
-                        "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
-                         WHERE envelope_id IN ({}) AND principal IN ({})",
-                        $crate::store::list(chunk.len()),
-                        $crate::store::list_from(chunk.len() + 1, principals.len())
-                    );
-                    let mut q = sqlx::query_as::<_, SlotRow>(&sql);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    for p in principals {
-                        q = q.bind(p.as_str());
-                    }
-                    out.extend(q.fetch_all(&self.pool).await?);
-                }
-                Ok(out)
-            }
-
-            async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>> {
-                Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENTS)
-                    .bind(id)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>> {
-                Ok(sqlx::query_as::<_, AttachmentRow>(vault_sql::ATTACHMENT)
-                    .bind(id)
-                    .bind(idx)
-                    .fetch_optional(&self.pool)
-                    .await?)
-            }
-
-            async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {
-                let mut tx = self.writer.begin().await?;
-                let done = sqlx::query(vault_sql::SET_BODY)
-                    .bind(id)
-                    .bind(body)
-                    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-                expect_one(done.rows_affected())?;
-                sqlx::query(vault_sql::INSERT_SLOT)
-                    .bind(&slot.envelope_id)
-                    .bind(&slot.principal)
-                    .bind(&slot.added_by)
-                    .bind(slot.added_at)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>> {
-                Ok(sqlx::query_as::<_, EnvelopeMeta>(vault_sql::ENVELOPES_FOR)
-                    .bind(principal)
-                    .fetch_all(&self.pool)
-                    .await?)
-            }
-
-            async fn envelope_exists(&self, id: &str) -> StoreResult<bool> {
-                Ok(sqlx::query_scalar::<_, i64>(vault_sql::ENVELOPE_EXISTS)
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await?
-                    > 0)
-            }
-
-            async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()> {
-                let done = sqlx::query(vault_sql::SET_BODY)
-                    .bind(id)
-                    .bind(body)
-                    .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
-                    .execute(&self.writer)
-                    .await?;
-                expect_one(done.rows_affected())
-            }
+        if accounts.is_empty() {
+            q = q.bind("");
         }
-    };
+        for code in facilities {
+            q = q.bind(*code);
+        }
+        if facilities.is_empty() {
+            q = q.bind("");
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
+    async fn cert_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> StoreResult<Option<(String, Vec<u8>)>> {
+        Ok(sqlx::query_as::<_, (String, Vec<u8>)>(CERT_BY_FINGERPRINT)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn replace_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(RETIRE_ACCOUNT_KEY)
+            .bind(&r.account_id)
+            .bind(clock::now_secs())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(REPLACE_ACCOUNT_KEY)
+            .bind(&r.account_id)
+            .bind(&r.fingerprint)
+            .bind(&r.cert)
+            .bind(&r.locked_key)
+            .bind(&r.recovery_sealed)
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await?;
+        expect_one(DB::rows_affected(&done))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_locked_key(&self, id: &AccountId, locked_key: &[u8]) -> StoreResult<()> {
+        let done = sqlx::query(SET_LOCKED_KEY)
+            .bind(id.as_str())
+            .bind(locked_key)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn set_password_and_key(
+        &self,
+        id: &AccountId,
+        digest: &crate::password::PasswordDigest,
+        must_change: bool,
+        locked_key: &[u8],
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(super::sql::SET_PASSWORD)
+            .bind(id.as_str())
+            .bind(&digest.0)
+            .bind(must_change)
+            .execute(&mut *tx)
+            .await?;
+        expect_one(DB::rows_affected(&done))?;
+        let done = sqlx::query(SET_LOCKED_KEY)
+            .bind(id.as_str())
+            .bind(locked_key)
+            .execute(&mut *tx)
+            .await?;
+        expect_one(DB::rows_affected(&done))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_account_recovery_sealed(&self, id: &AccountId, sealed: &[u8]) -> StoreResult<()> {
+        let done = sqlx::query(SET_ACCOUNT_RECOVERY)
+            .bind(id.as_str())
+            .bind(sealed)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn insert_facility_key(&self, r: &FacilityKeyRow) -> StoreResult<()> {
+        sqlx::query(INSERT_FACILITY_KEY)
+            .bind(&r.facility_code)
+            .bind(&r.role)
+            .bind(&r.fingerprint)
+            .bind(&r.cert)
+            .bind(&r.recovery_sealed)
+            .bind(r.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn facility_key(
+        &self,
+        code: &FacilityCode,
+        role: &str,
+    ) -> StoreResult<Option<FacilityKeyRow>> {
+        Ok(sqlx::query_as::<_, FacilityKeyRow>(FACILITY_KEY)
+            .bind(code.as_str())
+            .bind(role)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_facility_recovery_sealed(
+        &self,
+        code: &FacilityCode,
+        role: &str,
+        sealed: &[u8],
+    ) -> StoreResult<()> {
+        let done = sqlx::query(SET_FACILITY_RECOVERY)
+            .bind(code.as_str())
+            .bind(role)
+            .bind(sealed)
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn insert_grant(&self, r: &GrantRow) -> StoreResult<()> {
+        sqlx::query(INSERT_GRANT)
+            .bind(&r.facility_code)
+            .bind(&r.role)
+            .bind(&r.account_id)
+            .bind(&r.sealed_key)
+            .bind(r.created_at)
+            .bind(r.granted_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn grants_of(&self, id: &AccountId) -> StoreResult<Vec<GrantRow>> {
+        Ok(sqlx::query_as::<_, GrantRow>(&grants_of())
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn pending_grants(&self, facility: Option<&FacilityCode>) -> StoreResult<Vec<GrantRow>> {
+        Ok(match facility {
+            Some(code) => {
+                sqlx::query_as::<_, GrantRow>(&pending_grants_of())
+                    .bind(code.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as::<_, GrantRow>(&pending_grants())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        })
+    }
+
+    async fn complete_grant(
+        &self,
+        code: &str,
+        role: &str,
+        account: &str,
+        sealed: &[u8],
+        at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(COMPLETE_GRANT)
+            .bind(code)
+            .bind(role)
+            .bind(account)
+            .bind(sealed)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64> {
+        let done = sqlx::query(DELETE_GRANTS_OF)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn set_removed(&self, id: &AccountId) -> StoreResult<()> {
+        let done = sqlx::query(SET_REMOVED)
+            .bind(id.as_str())
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
+
+    async fn insert_envelope(
+        &self,
+        e: &EnvelopeRow,
+        slots: &[SlotRow],
+        attachments: &[AttachmentRow],
+        thread: Option<&ThreadChange>,
+    ) -> StoreResult<()> {
+        self.submit(e, slots, attachments, thread).await
+    }
+
+    async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+        Ok(sqlx::query_as::<_, EnvelopeRow>(ENVELOPE_HEAD)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {
+        Ok(sqlx::query_as::<_, EnvelopeRow>(ENVELOPE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>> {
+        Ok(sqlx::query_as::<_, SlotRow>(SLOTS)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn envelopes_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<EnvelopeRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
+                 blind_index, consent_obtained_on, consent_method, consent_obtained_by, \
+                 thread_id, step, thread_seq FROM envelopes WHERE id IN ({})",
+                list(chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, EnvelopeRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>> {
+        let mut out = Vec::new();
+        if principals.is_empty() {
+            return Ok(out);
+        }
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
+                 WHERE envelope_id IN ({}) AND principal IN ({})",
+                list(chunk.len()),
+                list_from(chunk.len() + 1, principals.len())
+            );
+            let mut q = sqlx::query_as::<_, SlotRow>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for p in principals {
+                q = q.bind(p.as_str());
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(out)
+    }
+
+    async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>> {
+        Ok(sqlx::query_as::<_, AttachmentRow>(ATTACHMENTS)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>> {
+        Ok(sqlx::query_as::<_, AttachmentRow>(ATTACHMENT)
+            .bind(id)
+            .bind(idx)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(SET_BODY)
+            .bind(id)
+            .bind(body)
+            .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        expect_one(DB::rows_affected(&done))?;
+        sqlx::query(INSERT_SLOT)
+            .bind(&slot.envelope_id)
+            .bind(&slot.principal)
+            .bind(&slot.added_by)
+            .bind(slot.added_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>> {
+        Ok(sqlx::query_as::<_, EnvelopeMeta>(ENVELOPES_FOR)
+            .bind(principal)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn envelope_exists(&self, id: &str) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar::<_, i64>(ENVELOPE_EXISTS)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            > 0)
+    }
+
+    async fn overwrite_body(&self, id: &str, body: &[u8]) -> StoreResult<()> {
+        let done = sqlx::query(SET_BODY)
+            .bind(id)
+            .bind(body)
+            .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .execute(&self.writer)
+            .await?;
+        expect_one(DB::rows_affected(&done))
+    }
 }
-pub(super) use impl_vault_store;

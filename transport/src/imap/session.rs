@@ -24,7 +24,7 @@ use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
 use mailbox::folders::{Folder, Folders, UID_VALIDITY};
 use mailbox::postroom::Postroom;
-use mailbox::store::imap::FolderRow;
+use mailbox::store::folder::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
 use super::render::{Parties, Rendered, SharedBuf, Summary, render, summarize};

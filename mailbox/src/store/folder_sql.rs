@@ -1,4 +1,10 @@
-//! Portable statements for [`super::imap::ImapStore`].
+//! Statements of [`FolderStore`] and its implementation for [`SqlStore`].
+
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::backend::{Dialect, SqlStore};
+use super::folder::{FolderRow, FolderStore};
+use super::{StoreError, StoreResult};
 
 /// The items a folder holds, as `(envelope_id, arrived)`; `$1` is the principal.
 fn source(folder: &str) -> Option<&'static str> {
@@ -69,62 +75,67 @@ pub(super) fn version(folder: &str) -> Option<&'static str> {
 
 pub(super) const MAX_UID: &str = "SELECT COALESCE(MAX(uid), 0) FROM imap_uids";
 
-macro_rules! impl_imap_store {
-    ($backend:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::imap::ImapStore for $backend {
-            async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()> {
-                let (Some(prune), Some(number)) =
-                    (imap_sql::prune(folder), imap_sql::number(folder))
-                else {
-                    return Err(StoreError::NotFound);
-                };
-                let mut tx = self.writer.begin().await?;
-                sqlx::query(&prune)
-                    .bind(principal)
-                    .bind(folder)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(&number)
-                    .bind(principal)
-                    .bind(folder)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
-            }
+#[async_trait::async_trait]
+impl<DB: Dialect> FolderStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Decode<'r, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> Option<&'q [u8]>: Encode<'q, DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<Vec<u8>>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
+    for<'n> &'n str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+{
+    async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()> {
+        let (Some(prune), Some(number)) = (prune(folder), number(folder)) else {
+            return Err(StoreError::NotFound);
+        };
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(&prune)
+            .bind(principal)
+            .bind(folder)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&number)
+            .bind(principal)
+            .bind(folder)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-            async fn folder_rows(
-                &self,
-                principal: &str,
-                folder: &str,
-            ) -> StoreResult<Vec<$crate::store::imap::FolderRow>> {
-                Ok(
-                    sqlx::query_as::<_, $crate::store::imap::FolderRow>(imap_sql::ROWS)
-                        .bind(principal)
-                        .bind(folder)
-                        .fetch_all(&self.pool)
-                        .await?,
-                )
-            }
+    async fn folder_rows(&self, principal: &str, folder: &str) -> StoreResult<Vec<FolderRow>> {
+        Ok(sqlx::query_as::<_, FolderRow>(ROWS)
+            .bind(principal)
+            .bind(folder)
+            .fetch_all(&self.pool)
+            .await?)
+    }
 
-            async fn folder_version(&self, principal: &str, folder: &str) -> StoreResult<Vec<i64>> {
-                let Some(sql) = imap_sql::version(folder) else {
-                    return Err(StoreError::NotFound);
-                };
-                let (a, b, c, d, e) = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(sql)
-                    .bind(principal)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(vec![a, b, c, d, e])
-            }
+    async fn folder_version(&self, principal: &str, folder: &str) -> StoreResult<Vec<i64>> {
+        let Some(sql) = version(folder) else {
+            return Err(StoreError::NotFound);
+        };
+        let (a, b, c, d, e) = sqlx::query_as::<_, (i64, i64, i64, i64, i64)>(sql)
+            .bind(principal)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(vec![a, b, c, d, e])
+    }
 
-            async fn max_uid(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar::<_, i64>(imap_sql::MAX_UID)
-                    .fetch_one(&self.pool)
-                    .await?)
-            }
-        }
-    };
+    async fn max_uid(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(MAX_UID)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }
-pub(super) use impl_imap_store;

@@ -1,11 +1,12 @@
-//! Storage behind the IMAP view of a reader's folders: stable UIDs and the clear
-//! metadata a listing needs. Content stays sealed; rendering opens it.
+//! Stable numbers (UIDs) of the items in a reader's folders, and the clear
+//! metadata a listing of them needs, for clients that address items by number.
+//! Content stays sealed; rendering opens it.
 
 use async_trait::async_trait;
 
 use super::StoreResult;
 
-/// One message of a folder as IMAP numbers it.
+/// One item of a folder with its stable number.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FolderRow {
     pub uid: i64,
@@ -22,7 +23,7 @@ pub struct FolderRow {
 }
 
 #[async_trait]
-pub trait ImapStore: Send + Sync {
+pub trait FolderStore: Send + Sync {
     /// Brings the folder's UID rows in line with its items: items that left lose
     /// their row, new ones get the next UIDs in arrival order. `folder` is one of
     /// `inbox`, `sent`, `archive` (of `principal`'s entries), `shared` (a liaison

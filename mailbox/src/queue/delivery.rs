@@ -1,11 +1,13 @@
 //! Delivery rules: which principal gets which mailbox entry for an item, how long a
-//! claim lasts, and how failed attempts back off. The loop that drives it lives in
-//! `transport::delivery`.
+//! claim lasts, and how failed attempts back off (the queue's [`BackOff`]). The
+//! loop that drives it lives in `transport::delivery`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{BackOff, GiveUp};
+use crate::clock;
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
 use crate::notify::Notices;
@@ -19,8 +21,8 @@ pub struct DeliveryPolicy {
     /// claimed again once this has passed.
     pub lease: Duration,
     pub batch: i64,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// How long a failed attempt waits before the next.
+    pub retry: BackOff,
     /// Attempts before the item is marked failed and shown as such to the sender.
     pub max_attempts: i64,
 }
@@ -30,26 +32,20 @@ impl Default for DeliveryPolicy {
         Self {
             lease: Duration::from_secs(30),
             batch: 64,
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(15 * 60),
+            retry: BackOff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(15 * 60),
+            },
             max_attempts: 20,
         }
     }
 }
 
 impl DeliveryPolicy {
-    /// Exponential back-off: base × 2^(attempts-1), capped.
+    /// The wait after `attempts` failed attempts.
     pub fn backoff(&self, attempts: i64) -> Duration {
-        let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
-        self.base_backoff
-            .checked_mul(1u32 << exp.min(20))
-            .unwrap_or(self.max_backoff)
-            .min(self.max_backoff)
+        self.retry.delay(attempts)
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The mailbox entries an item produces: the sender's Sent copy, and an Inbox
@@ -108,8 +104,8 @@ impl Deliverer {
     /// The batch is written in one transaction (falling back to one item at a
     /// time if that fails, so one bad item cannot hold up the others).
     pub async fn deliver_due(&self) -> Result<usize> {
-        let now = chrono::Utc::now().timestamp_millis();
-        let lease_until = now + millis(self.policy.lease);
+        let now = clock::now_millis();
+        let lease_until = super::lease_until(now, self.policy.lease);
         let claimed = self
             .store
             .claim_deliveries(now, lease_until, self.policy.batch)
@@ -179,8 +175,11 @@ impl Deliverer {
 
     async fn failed_attempt(&self, entry: &QueueEntry, e: &Error) -> Result<()> {
         let attempts = entry.attempts + 1;
-        let next = (attempts < self.policy.max_attempts)
-            .then(|| chrono::Utc::now().timestamp_millis() + millis(self.policy.backoff(attempts)));
+        let next = self.policy.retry.next_attempt(
+            attempts,
+            clock::now_millis(),
+            GiveUp::AfterAttempts(self.policy.max_attempts),
+        );
         tracing::warn!(envelope = entry.envelope_id, attempts, error = %e, "delivery attempt failed");
         self.store
             .defer_delivery(&entry.envelope_id, attempts, next, &e.to_string())
@@ -247,7 +246,7 @@ impl Deliverer {
             None => self.store.envelope_slots(&entry.envelope_id).await?,
         };
         let entries = plan(&envelope, &slots, now);
-        let today = (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive();
+        let today = clock::today_jst();
         let mut unreachable = Vec::new();
         for e in entries.iter().filter(|e| e.folder == "inbox") {
             if !lookups.reachability.contains_key(&e.principal) {
@@ -314,7 +313,7 @@ mod tests {
         assert_eq!(p.backoff(1), Duration::from_secs(1));
         assert_eq!(p.backoff(2), Duration::from_secs(2));
         assert_eq!(p.backoff(5), Duration::from_secs(16));
-        assert_eq!(p.backoff(29), p.max_backoff);
+        assert_eq!(p.backoff(29), p.retry.max);
     }
 
     #[test]
