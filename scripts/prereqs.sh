@@ -2,7 +2,7 @@
 # tests need that is not a crate, when it is missing. Debian package names.
 #   libclang-dev  bindgen (openssl-sys, pulled in by Sequoia's OpenSSL backend)
 #   libssl-dev, pkg-config  Sequoia's OpenSSL backend
-# The Japanese PDF font (IPAex Gothic) ships in mailbox/fonts and is compiled in,
+# The Japanese PDF font (IPAex Gothic) ships in pdf/fonts and is compiled in,
 # so running needs no font package; the tests add poppler-utils (pdftotext).
 # Extra packages to check can be passed as arguments: "command:package".
 

@@ -552,14 +552,18 @@ pub(crate) fn decrypt_verify(
         _ => return Err(CryptoError::BodyDamaged),
     }
 
-    // Keep the worst result: one bad signature taints the message.
+    Ok((data, worst_verification(&sigs, lookup)))
+}
+
+/// The worst result of a message's signatures: one bad signature taints it.
+fn worst_verification(sigs: &[openpgp::packet::Signature], lookup: Lookup<'_>) -> Verified {
     let rank = |s: &Verification| match s {
         Verification::Valid => 0,
         Verification::UnknownSigner => 1,
         _ => 2,
     };
     let mut best: Option<Verified> = None;
-    for sig in &sigs {
+    for sig in sigs {
         let v = verify_one(sig, lookup);
         if best
             .as_ref()
@@ -568,12 +572,11 @@ pub(crate) fn decrypt_verify(
             best = Some(v);
         }
     }
-    let verified = best.unwrap_or(Verified {
+    best.unwrap_or(Verified {
         status: Verification::BadSignature, // unsigned: we never produce these
         signer: None,
         signed_at: None,
-    });
-    Ok((data, verified))
+    })
 }
 
 /// Checks one signature as the streaming `Decryptor` does (policy at signature

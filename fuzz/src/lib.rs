@@ -2,14 +2,14 @@
 //! (`fuzz_targets/imap_session.rs`) and the stable replay test
 //! (`tests/replay.rs`).
 //!
-//! Arbitrary bytes go through imap-next's `Server` exactly as
-//! `transport::imap::connection` feeds it (same options: literal limit, command
-//! limit, reject texts), and every event goes where that loop sends it: parsed
-//! commands into `transport::imap::session::Session`, AUTHENTICATE PLAIN into
-//! `Session::sign_in`, IDLE into `changes`, and every reply back through the
-//! server's encoder. Each input is played twice:
+//! Arbitrary bytes are a client's whole input on one connection, served by
+//! the server's own connection loop (`transport::imap::serve_session`, the loop
+//! the TLS listeners run after the handshake) over an in-memory pipe
+//! (`tokio::io::duplex`); the pass reads the server's answers until it closes.
+//! Each input is played twice:
 //!
-//! 1. against a new, not-authenticated `Session` (the pre-login attack surface),
+//! 1. against a new, not-authenticated `Session` (the pre-login attack surface;
+//!    `transport::imap::serve_connection`, as a listener runs it after TLS),
 //! 2. against an authenticated `Session` kept for the life of the process
 //!    (signed in once; after a LOGOUT or expiry it is signed in again, and a
 //!    folder left selected by the previous input is unselected first).
@@ -24,15 +24,11 @@
 
 pub mod dicom;
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::{Command, CommandBody};
-use imap_next::imap_types::core::Tag;
-use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
-use imap_next::server::{Event, Options, Server};
-use imap_next::{Interrupt, Io, State};
 use mailbox::folders::Folders;
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
@@ -43,13 +39,14 @@ use mailbox::{
     Password, Role,
 };
 use renkei_crypto::{BlindIndexKey, LockParams};
-use transport::imap::ImapSettings;
-use transport::imap::session::{Reply, Services, Session, bad, capabilities, no, ok};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use transport::imap::session::{Services, Session};
+use transport::imap::{ImapSettings, Tally, serve_connection, serve_session};
 
 const HOSPITAL: &str = "3710123450";
 const CLINIC: &str = "3710300017";
-/// Events handled per pass at most (a guard against a flow that never stops).
-const MAX_EVENTS: usize = 10_000;
+/// The in-memory pipe's buffer each way.
+const PIPE: usize = 64 * 1024;
 
 /// The signed-in account the authenticated pass uses.
 pub struct Fixture {
@@ -198,48 +195,6 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-/// The server flow with the options `transport::imap::connection` sets.
-fn server() -> Server {
-    let settings = ImapSettings::default();
-    let mut options = Options::default();
-    options.max_literal_size = settings.max_literal;
-    options.max_command_size = settings.max_literal.saturating_add(8 * 1024);
-    let _ = options.set_literal_reject_text("literal too large: refused unread".into());
-    let _ = options.set_literal_accept_text("ready for the literal".into());
-    let greeting = Greeting::ok(Some(Code::Capability(capabilities())), "Renkei IMAP ready")
-        .unwrap_or_else(|e| panic!("greeting: {e:?}"));
-    Server::new(options, greeting)
-}
-
-fn status(reply: Reply) -> Option<Status<'static>> {
-    match reply {
-        Reply::Status(s) => Some(s),
-        Reply::Data(_) => None,
-    }
-}
-
-fn plain(data: &[u8]) -> Option<(String, String)> {
-    let mut parts = data.split(|b| *b == 0);
-    let _authz = parts.next()?;
-    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
-    Some((user, password))
-}
-
-async fn authenticate(session: &mut Session, tag: Tag<'static>, data: &[u8]) -> Reply {
-    match plain(data) {
-        Some((user, password)) => match session.sign_in(&user, password).await {
-            Ok(()) => ok(
-                Some(tag),
-                Some(Code::Capability(capabilities())),
-                "signed in",
-            ),
-            Err(text) => no(Some(tag), None, &text),
-        },
-        None => bad(Some(tag), "malformed PLAIN credentials"),
-    }
-}
-
 /// What one pass saw (for the replay test's summary).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PassStats {
@@ -248,143 +203,33 @@ pub struct PassStats {
     pub output_bytes: usize,
 }
 
-/// Plays `data` as the whole input of one connection against `session`,
-/// following `transport::imap::connection` event by event.
-async fn play(session: &mut Session, data: &[u8]) -> PassStats {
-    let mut stats = PassStats::default();
-    let mut server = server();
-    server.enqueue_input(data);
-    let mut pending_auth: Option<Tag<'static>> = None;
-    let mut idling: Option<Tag<'static>> = None;
-    for _ in 0..MAX_EVENTS {
-        if session.logged_out() {
-            break;
-        }
-        let event = match server.next() {
-            Ok(event) => event,
-            Err(Interrupt::Io(Io::Output(bytes))) => {
-                stats.output_bytes += bytes.len();
-                continue;
-            }
-            Err(Interrupt::Io(Io::NeedMoreInput)) => break,
-            Err(Interrupt::Error(e)) => {
-                stats.refused += 1;
-                use imap_next::server::Error as E;
-                let text = match &e {
-                    E::LiteralTooLong { .. } => continue,
-                    E::CommandTooLong { .. } => "command too long",
-                    E::MalformedMessage { .. } | E::ExpectedCrlfGotLf { .. } => {
-                        "unparsable command"
-                    }
-                };
-                if let Some(s) = status(bad(None, text)) {
-                    server.enqueue_status(s);
-                }
-                continue;
-            }
-        };
-        match event {
-            Event::GreetingSent { .. } | Event::ResponseSent { .. } => {}
-            Event::CommandReceived { command } => {
-                stats.commands += 1;
-                for reply in session.command(command).await {
-                    match reply {
-                        Reply::Data(d) => {
-                            server.enqueue_data(d);
-                        }
-                        Reply::Status(s) => {
-                            server.enqueue_status(s);
-                        }
-                    }
-                }
-            }
-            Event::CommandAuthenticateReceived {
-                command_authenticate,
-            } => {
-                stats.commands += 1;
-                let tag = command_authenticate.tag;
-                if session.authenticated() {
-                    if let Some(s) = status(bad(Some(tag), "already signed in")) {
-                        let _ = server.authenticate_finish(s);
-                    }
-                    continue;
-                }
-                if command_authenticate.mechanism != AuthMechanism::Plain {
-                    if let Some(s) = status(no(Some(tag), None, "only AUTHENTICATE PLAIN")) {
-                        let _ = server.authenticate_finish(s);
-                    }
-                    continue;
-                }
-                match command_authenticate.initial_response {
-                    Some(data) => {
-                        let reply = authenticate(session, tag, data.declassify()).await;
-                        if let Some(s) = status(reply) {
-                            let _ = server.authenticate_finish(s);
-                        }
-                    }
-                    None => {
-                        pending_auth = Some(tag);
-                        let _ = server.authenticate_continue(CommandContinuationRequest::base64(
-                            Vec::<u8>::new(),
-                        ));
-                    }
-                }
-            }
-            Event::AuthenticateDataReceived { authenticate_data } => {
-                let Some(tag) = pending_auth.take() else {
-                    continue;
-                };
-                let reply = match authenticate_data {
-                    AuthenticateData::Continue(data) => {
-                        authenticate(session, tag, data.declassify()).await
-                    }
-                    AuthenticateData::Cancel => bad(Some(tag), "authentication cancelled"),
-                };
-                if let Some(s) = status(reply) {
-                    let _ = server.authenticate_finish(s);
-                }
-            }
-            Event::IdleCommandReceived { tag } => {
-                stats.commands += 1;
-                if session.selected() {
-                    let accepted = CommandContinuationRequest::basic(None, "idling")
-                        .map(|c| server.idle_accept(c).is_ok())
-                        .unwrap_or(false);
-                    if accepted {
-                        idling = Some(tag);
-                        for reply in session.changes().await {
-                            match reply {
-                                Reply::Data(d) => {
-                                    server.enqueue_data(d);
-                                }
-                                Reply::Status(s) => {
-                                    server.enqueue_status(s);
-                                }
-                            }
-                        }
-                    }
-                } else if let Some(s) = status(bad(Some(tag), "select a folder first")) {
-                    let _ = server.idle_reject(s);
-                }
-            }
-            Event::IdleDoneReceived => {
-                if let Some(tag) = idling.take()
-                    && let Some(s) = status(ok(Some(tag), None, "IDLE done"))
-                {
-                    server.enqueue_status(s);
-                }
-            }
-        }
+/// Plays `data` as the whole input of one connection served by `serve` (the
+/// server's connection loop) over an in-memory pipe, reading every byte the
+/// server answers until it closes the connection.
+async fn play<F>(data: &[u8], serve: impl FnOnce(DuplexStream) -> F) -> PassStats
+where
+    F: Future<Output = Tally>,
+{
+    let (client, server) = tokio::io::duplex(PIPE);
+    let (mut from_server, mut to_server) = tokio::io::split(client);
+    let feed = async {
+        // The server may stop reading (LOGOUT, too many bad lines): the rest is
+        // refused by a closed pipe, as a TCP peer would see it.
+        let _ = to_server.write_all(data).await;
+        let _ = to_server.shutdown().await;
+    };
+    let drain = async {
+        let mut out = Vec::new();
+        let _ = from_server.read_to_end(&mut out).await;
+        out.len()
+    };
+    // `serve` drops its end of the pipe when it returns, which ends the drain.
+    let ((), output_bytes, tally) = tokio::join!(feed, drain, serve(server));
+    PassStats {
+        commands: tally.commands,
+        refused: tally.refused,
+        output_bytes,
     }
-    // Flush whatever is still queued through the encoder.
-    for _ in 0..MAX_EVENTS {
-        match server.next() {
-            Err(Interrupt::Io(Io::Output(bytes))) => stats.output_bytes += bytes.len(),
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    stats
 }
 
 fn peer() -> IpAddr {
@@ -422,11 +267,13 @@ fn substitute(data: &[u8], user: &str, password: &str) -> Vec<u8> {
 pub fn run(data: &[u8]) -> (PassStats, PassStats) {
     let fx = fixture();
     let data = &substitute(data, &fx.user, &fx.password)[..];
+    let settings = ImapSettings::default();
     fx.rt.block_on(async {
         // 1. Not authenticated: a fresh session per input.
-        let mut fresh = Session::new(fx.services.clone(), peer());
-        let first = play(&mut fresh, data).await;
-        fresh.sign_out().await;
+        let first = play(data, |pipe| {
+            serve_connection(pipe, peer(), fx.services.clone(), &settings)
+        })
+        .await;
 
         // 2. Authenticated: the long-lived session, back in the authenticated state.
         let mut slot = authenticated_slot()
@@ -450,7 +297,7 @@ pub fn run(data: &[u8]) -> (PassStats, PassStats) {
         {
             let _ = session.command(unselect).await;
         }
-        let second = play(session, data).await;
+        let second = play(data, |pipe| serve_session(pipe, session, &settings)).await;
         (first, second)
     })
 }

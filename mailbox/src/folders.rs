@@ -33,24 +33,6 @@ impl Folder {
         Self::Facility,
     ];
 
-    /// The name a client sees.
-    pub fn imap_name(self) -> &'static str {
-        match self {
-            Self::Inbox => "INBOX",
-            Self::Sent => "Sent",
-            Self::Archive => "Archive",
-            Self::Shared => "Shared",
-            Self::Facility => "Facility",
-        }
-    }
-
-    /// INBOX in any case (as RFC 3501 says), the others case-insensitively too.
-    pub fn parse_imap(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.imap_name().eq_ignore_ascii_case(name.trim()))
-    }
-
     /// EXAMINE semantics only: no flags, no expunge, no append.
     pub fn read_only(self) -> bool {
         self == Self::Facility

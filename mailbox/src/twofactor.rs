@@ -715,12 +715,8 @@ impl Directory {
             "otpauth://totp/{}?secret={b32}&issuer=Renkei&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
             label.replace(':', "%3A")
         );
-        let qr = qrcode::QrCode::new(uri.as_bytes())
-            .map_err(|e| Error::Internal(format!("QR code: {e}")))?;
-        let svg = qr
-            .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(200, 200)
-            .build();
+        let svg =
+            renkei_pdf::qr_svg(uri.as_bytes(), 200).map_err(|e| Error::Internal(e.to_string()))?;
         tracing::info!(
             account = session.account.id.as_str(),
             "TOTP enrolment started"

@@ -653,8 +653,6 @@ async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_del
         folders.expunge(&clerk, Folder::Facility, &ids[2]).await,
         Err(mailbox::Error::Forbidden)
     ));
-    assert_eq!(Folder::parse_imap("inbox"), Some(Folder::Inbox));
-    assert_eq!(Folder::parse_imap("Trash"), None);
 }
 
 #[tokio::test]

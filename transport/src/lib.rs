@@ -1,5 +1,7 @@
-//! What crosses the wire besides HTTP: the TLS material every listener shares, the
-//! delivery worker and the notification mail sender. The IMAP server comes here next.
+//! What crosses the wire besides HTTP: the TLS material every listener shares,
+//! the delivery worker, the notification mail sender and the IMAP server for
+//! mail clients (`imap`: listeners, the connection loop, the session state
+//! machine and the message rendering).
 
 pub mod delivery;
 pub mod imap;

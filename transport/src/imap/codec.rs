@@ -1,0 +1,112 @@
+//! IMAP syntax the session speaks (imap-codec's types): replies and their
+//! builders, the capabilities, sequence sets, flags and literals.
+
+use std::num::NonZeroU32;
+
+use imap_next::imap_types::core::{NString, Tag, Text, Vec1};
+use imap_next::imap_types::flag::{Flag, FlagFetch};
+use imap_next::imap_types::response::{
+    Capability, Code, Data, Status, StatusBody, StatusKind, Tagged,
+};
+use imap_next::imap_types::sequence::SequenceSet;
+use mailbox::store::folder::FolderRow;
+
+/// One untagged or tagged response, in the order it must be sent.
+pub enum Reply {
+    Data(Data<'static>),
+    Status(Status<'static>),
+}
+
+/// A status response that cannot fail to build: the text is made valid
+/// (control characters become spaces), so a tagged answer is never lost.
+fn status(
+    kind: StatusKind,
+    tag: Option<Tag<'static>>,
+    code: Option<Code<'static>>,
+    text: &str,
+) -> Reply {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text =
+        Text::try_from(clean.trim().to_string()).unwrap_or_else(|_| Text::unvalidated("done"));
+    let body = StatusBody { kind, code, text };
+    Reply::Status(match tag {
+        Some(tag) => Status::Tagged(Tagged { tag, body }),
+        None => Status::Untagged(body),
+    })
+}
+
+pub fn ok(tag: Option<Tag<'static>>, code: Option<Code<'static>>, text: &str) -> Reply {
+    status(StatusKind::Ok, tag, code, text)
+}
+
+pub fn no(tag: Option<Tag<'static>>, code: Option<Code<'static>>, text: &str) -> Reply {
+    status(StatusKind::No, tag, code, text)
+}
+
+pub fn bad(tag: Option<Tag<'static>>, text: &str) -> Reply {
+    status(StatusKind::Bad, tag, None, text)
+}
+
+/// The capabilities announced before and after sign-in.
+pub fn capabilities() -> Vec1<Capability<'static>> {
+    let mut caps = vec![
+        Capability::Imap4Rev1,
+        Capability::Idle,
+        Capability::Id,
+        Capability::Namespace,
+        Capability::Unselect,
+    ];
+    if let Ok(plain) = imap_next::imap_types::auth::AuthMechanism::try_from("PLAIN") {
+        caps.push(Capability::Auth(plain));
+    }
+    Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+}
+
+pub fn nz(n: usize) -> Option<NonZeroU32> {
+    u32::try_from(n).ok().and_then(NonZeroU32::new)
+}
+
+/// Whether `value` is in `set`, `*` being `largest`. Tested, never expanded: a
+/// client may name `1:4294967295`, and expanding that would take gigabytes.
+pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
+    use imap_next::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(a) => v(a) == value,
+        Sequence::Range(a, b) => {
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            lo <= value && value <= hi
+        }
+    })
+}
+
+pub fn uid_of(row: &FolderRow) -> Option<NonZeroU32> {
+    u32::try_from(row.uid).ok().and_then(NonZeroU32::new)
+}
+
+pub fn flags_of(row: &FolderRow, deleted: bool) -> Vec<FlagFetch<'static>> {
+    let mut flags = Vec::new();
+    if row.seen {
+        flags.push(FlagFetch::Flag(Flag::Seen));
+    }
+    if row.flagged {
+        flags.push(FlagFetch::Flag(Flag::Flagged));
+    }
+    if deleted {
+        flags.push(FlagFetch::Flag(Flag::Deleted));
+    }
+    flags
+}
+
+pub fn literal(bytes: &[u8]) -> NString<'static> {
+    match imap_next::imap_types::core::Literal::try_from(bytes.to_vec()) {
+        Ok(l) => NString::from(l),
+        Err(_) => NString::NIL,
+    }
+}

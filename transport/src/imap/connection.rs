@@ -1,0 +1,340 @@
+//! The connection loop: imap-next's server flow (literal limits, AUTHENTICATE,
+//! IDLE) over any byte stream, its events into the session state machine and
+//! the replies back. The TLS listeners and the fuzzer both run this loop.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_next::imap_types::core::Tag;
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
+use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
+use imap_next::types::CommandAuthenticate;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::ImapSettings;
+use super::session::{Reply, Services, Session, bad, capabilities, no, ok};
+use super::wire::{Wire, WireError};
+
+/// How long the last answers (BYE, LOGOUT) may take to leave before the
+/// connection is dropped anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Bad lines tolerated from a client that has not signed in.
+const MAX_BAD_LINES: u32 = 10;
+
+/// What a connection did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Commands handed to the session (IDLE and AUTHENTICATE included).
+    pub commands: usize,
+    /// Lines the parser refused.
+    pub refused: usize,
+}
+
+/// Serves one connection on an established stream (plain, or after TLS) with a
+/// new session, and signs it out at the end.
+pub async fn serve_connection<S>(
+    stream: S,
+    peer: IpAddr,
+    services: Services,
+    settings: &ImapSettings,
+) -> Tally
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session::new(services, peer);
+    let tally = serve_session(stream, &mut session, settings).await;
+    session.sign_out().await;
+    tally
+}
+
+/// Serves one connection with `session` in whatever state it is (the fuzzer
+/// keeps a signed-in session across connections); the session is left as the
+/// connection leaves it.
+pub async fn serve_session<S>(stream: S, session: &mut Session, settings: &ImapSettings) -> Tally
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Ok(greeting) = Greeting::ok(Some(Code::Capability(capabilities())), "Renkei IMAP ready")
+    else {
+        return Tally::default();
+    };
+    let mut conn = Connection {
+        server: Server::new(options(settings), greeting),
+        wire: Wire::new(stream),
+        session,
+        settings,
+        pending_auth: None,
+        idling: None,
+        bad_lines: 0,
+        closing: None,
+        tally: Tally::default(),
+    };
+    conn.run().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, conn.wire.flush()).await;
+    conn.tally
+}
+
+fn options(settings: &ImapSettings) -> Options {
+    let mut options = Options::default();
+    options.max_literal_size = settings.max_literal;
+    options.max_command_size = settings.max_literal.saturating_add(8 * 1024);
+    // imap-next answers an oversized literal itself (tagged BAD) before any of
+    // it is read; these are the texts it uses.
+    let _ = options.set_literal_reject_text("literal too large: refused unread".into());
+    let _ = options.set_literal_accept_text("ready for the literal".into());
+    options
+}
+
+/// Whether the loop goes on after an event.
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Connection<'a, S> {
+    server: Server,
+    wire: Wire<S>,
+    session: &'a mut Session,
+    settings: &'a ImapSettings,
+    pending_auth: Option<Tag<'static>>,
+    idling: Option<Tag<'static>>,
+    bad_lines: u32,
+    /// The handle of the last response before closing (LOGOUT, BYE).
+    closing: Option<ResponseHandle>,
+    tally: Tally,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+    async fn run(&mut self) {
+        loop {
+            let limit = if self.session.authenticated() {
+                self.settings.idle_timeout
+            } else {
+                self.settings.login_timeout
+            };
+            let idle_poll = self.idling.is_some().then_some(self.settings.idle_poll);
+            let next = async {
+                match idle_poll {
+                    // While idling, wake up regularly to report news.
+                    Some(poll) => tokio::time::timeout(poll, self.wire.next(&mut self.server))
+                        .await
+                        .ok(),
+                    None => Some(self.wire.next(&mut self.server).await),
+                }
+            };
+            let event = match tokio::time::timeout(limit, next).await {
+                Err(_) => {
+                    // Silent for too long: say goodbye and close.
+                    if let Ok(bye) = Status::bye(None, "idle for too long") {
+                        self.server.enqueue_status(bye);
+                    }
+                    let _ =
+                        tokio::time::timeout(CLOSE_GRACE, self.wire.next(&mut self.server)).await;
+                    break;
+                }
+                Ok(None) => {
+                    // IDLE tick.
+                    let news = self.session.changes().await;
+                    enqueue(&mut self.server, news);
+                    continue;
+                }
+                Ok(Some(event)) => event,
+            };
+            let flow = match event {
+                Ok(event) => self.on_event(event).await,
+                Err(WireError::State(e)) => self.on_refused(&e),
+                Err(WireError::Closed) => Flow::Close,
+                Err(e) => {
+                    tracing::warn!(error = %e, "imap connection error");
+                    Flow::Close
+                }
+            };
+            if matches!(flow, Flow::Close) {
+                break;
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) -> Flow {
+        match event {
+            Event::GreetingSent { .. } => {}
+            Event::ResponseSent { handle, .. } => {
+                if self.closing == Some(handle) {
+                    return Flow::Close;
+                }
+            }
+            Event::CommandReceived { command } => {
+                self.tally.commands += 1;
+                let replies = self.session.command(command).await;
+                let logout = self.session.logged_out();
+                let mut last = None;
+                for reply in replies {
+                    last = Some(match reply {
+                        Reply::Data(d) => self.server.enqueue_data(d),
+                        Reply::Status(s) => self.server.enqueue_status(s),
+                    });
+                }
+                if logout {
+                    self.closing = last;
+                    if self.closing.is_none() {
+                        return Flow::Close;
+                    }
+                }
+            }
+            Event::CommandAuthenticateReceived {
+                command_authenticate,
+            } => {
+                self.tally.commands += 1;
+                self.on_authenticate(command_authenticate).await;
+            }
+            Event::AuthenticateDataReceived { authenticate_data } => {
+                let Some(tag) = self.pending_auth.take() else {
+                    return Flow::Continue;
+                };
+                let reply = match authenticate_data {
+                    AuthenticateData::Continue(data) => {
+                        authenticate(self.session, tag, data.declassify()).await
+                    }
+                    AuthenticateData::Cancel => bad(Some(tag), "authentication cancelled"),
+                };
+                if let Some(s) = status(reply) {
+                    let _ = self.server.authenticate_finish(s);
+                }
+            }
+            Event::IdleCommandReceived { tag } => {
+                self.tally.commands += 1;
+                self.on_idle(tag).await;
+            }
+            Event::IdleDoneReceived => {
+                if let Some(tag) = self.idling.take() {
+                    enqueue(&mut self.server, vec![ok(Some(tag), None, "IDLE done")]);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_authenticate(&mut self, command: CommandAuthenticate) {
+        let tag = command.tag;
+        if self.session.authenticated() {
+            if let Some(s) = status(bad(Some(tag), "already signed in")) {
+                let _ = self.server.authenticate_finish(s);
+            }
+            return;
+        }
+        if command.mechanism != AuthMechanism::Plain {
+            if let Some(s) = status(no(Some(tag), None, "only AUTHENTICATE PLAIN")) {
+                let _ = self.server.authenticate_finish(s);
+            }
+            return;
+        }
+        match command.initial_response {
+            Some(data) => {
+                let reply = authenticate(self.session, tag, data.declassify()).await;
+                if let Some(s) = status(reply) {
+                    let _ = self.server.authenticate_finish(s);
+                }
+            }
+            None => {
+                self.pending_auth = Some(tag);
+                let _ = self
+                    .server
+                    .authenticate_continue(CommandContinuationRequest::base64(Vec::<u8>::new()));
+            }
+        }
+    }
+
+    async fn on_idle(&mut self, tag: Tag<'static>) {
+        if self.session.selected() {
+            let accepted = CommandContinuationRequest::basic(None, "idling")
+                .map(|c| self.server.idle_accept(c).is_ok())
+                .unwrap_or(false);
+            if accepted {
+                self.idling = Some(tag);
+                let news = self.session.changes().await;
+                enqueue(&mut self.server, news);
+            }
+        } else if let Some(s) = status(bad(Some(tag), "select a folder first")) {
+            let _ = self.server.idle_reject(s);
+        }
+    }
+
+    fn on_refused(&mut self, e: &ServerError) -> Flow {
+        self.tally.refused += 1;
+        self.bad_lines += 1;
+        let (bytes, text) = match e {
+            // Already refused by imap-next with the reject text.
+            ServerError::LiteralTooLong { .. } => return Flow::Continue,
+            ServerError::CommandTooLong { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "command too long")
+            }
+            ServerError::MalformedMessage { discarded_bytes }
+            | ServerError::ExpectedCrlfGotLf { discarded_bytes } => {
+                (discarded_bytes.declassify().to_vec(), "unparsable command")
+            }
+        };
+        tracing::debug!(peer = %self.session.remote(), error = %e, "imap: refused input");
+        enqueue(&mut self.server, vec![bad(tag_of(&bytes), text)]);
+        // A client that only sends garbage before signing in is dropped.
+        if !self.session.authenticated()
+            && self.bad_lines > MAX_BAD_LINES
+            && let Ok(bye) = Status::bye(None, "too many bad commands")
+        {
+            self.closing = Some(self.server.enqueue_status(bye));
+        }
+        Flow::Continue
+    }
+}
+
+/// The tag at the start of a line the parser refused, if it looks like one.
+pub(super) fn tag_of(bytes: &[u8]) -> Option<Tag<'static>> {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')?;
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    Tag::try_from(text.to_string()).ok()
+}
+
+pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
+    for reply in replies {
+        match reply {
+            Reply::Data(d) => {
+                server.enqueue_data(d);
+            }
+            Reply::Status(s) => {
+                server.enqueue_status(s);
+            }
+        }
+    }
+}
+
+pub(super) fn status(reply: Reply) -> Option<Status<'static>> {
+    match reply {
+        Reply::Status(s) => Some(s),
+        Reply::Data(_) => None,
+    }
+}
+
+/// SASL PLAIN: `authzid NUL authcid NUL password`.
+fn plain(data: &[u8]) -> Option<(String, String)> {
+    let mut parts = data.split(|b| *b == 0);
+    let _authz = parts.next()?;
+    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((user, password))
+}
+
+async fn authenticate(session: &mut Session, tag: Tag<'static>, data: &[u8]) -> Reply {
+    match plain(data) {
+        Some((user, password)) => match session.sign_in(&user, password).await {
+            Ok(()) => ok(
+                Some(tag),
+                Some(Code::Capability(capabilities())),
+                "signed in",
+            ),
+            Err(text) => no(Some(tag), None, &text),
+        },
+        None => bad(Some(tag), "malformed PLAIN credentials"),
+    }
+}
