@@ -33,7 +33,7 @@ use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
 use imap_next::server::{Event, Options, Server};
 use imap_next::{Interrupt, Io, State};
-use mailbox::folders::Folders;
+use mailbox::postroom::folders::Folders;
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };

@@ -361,7 +361,7 @@ pub fn credential_letter(c: &CredentialLetter<'_>) -> Result<Vec<u8>> {
     s.render("credential letter")
 }
 
-pub fn billing_statement(st: &crate::billing::Statement) -> Result<Vec<u8>> {
+pub fn billing_statement(st: &crate::records::billing::Statement) -> Result<Vec<u8>> {
     let mut s = Sheet::new();
     s.title(
         &format!("ご利用料金明細書 {}", st.month),
@@ -375,8 +375,8 @@ pub fn billing_statement(st: &crate::billing::Statement) -> Result<Vec<u8>> {
         "料金 / Fee",
         &format!(
             "1施設あたり月額 {} 円（日割りなし） / {} JPY per facility per month, no proration",
-            crate::billing::MONTHLY_FEE_JPY,
-            crate::billing::MONTHLY_FEE_JPY
+            crate::records::billing::MONTHLY_FEE_JPY,
+            crate::records::billing::MONTHLY_FEE_JPY
         ),
     );
     s.heading("施設別 / Per facility");

@@ -1,6 +1,6 @@
 //! The IMAP session state machine (RFC 3501 states): what each command does in
 //! each state. Syntax is imap-codec's, flows (literals, AUTHENTICATE, IDLE) are
-//! imap-next's, mailbox rules are `mailbox::folders`'; this file only connects them.
+//! imap-next's, mailbox rules are `mailbox::postroom::folders`'; this file only connects them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -22,8 +22,8 @@ use imap_next::imap_types::response::{
 use imap_next::imap_types::search::SearchKey;
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
-use mailbox::folders::{Folder, Folders, UID_VALIDITY};
 use mailbox::postroom::Postroom;
+use mailbox::postroom::folders::{Folder, Folders, UID_VALIDITY};
 use mailbox::store::imap::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
