@@ -7,7 +7,7 @@ use mailbox::{
 
 use mailbox::notify::{Notices, kind_labels};
 
-use mailbox::audit::{AuditEvent, action};
+use mailbox::records::audit::{AuditEvent, action};
 
 use mailbox::records::{Actor, DeletionReport, Records};
 
@@ -306,7 +306,7 @@ async fn billing(
     csv: Option<std::path::PathBuf>,
     pdf: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let statement = mailbox::billing::statement(&directory.facilities().await?, month)?;
+    let statement = mailbox::records::billing::statement(&directory.facilities().await?, month)?;
     println!(
         "statement {}: {} facilities, total {} JPY",
         statement.month,
@@ -340,10 +340,12 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
             }
         }
         AuditCommand::Export { from, to, out } => {
-            let (start, end) =
-                mailbox::audit::jst_days(parse_date("from", &from)?, parse_date("to", &to)?)?;
+            let (start, end) = mailbox::records::audit::jst_days(
+                parse_date("from", &from)?,
+                parse_date("to", &to)?,
+            )?;
             let rows = directory.audit().all_entries(start, end).await?;
-            let csv = mailbox::audit::to_csv(&rows);
+            let csv = mailbox::records::audit::to_csv(&rows);
             match out {
                 Some(path) => {
                     std::fs::write(&path, csv)

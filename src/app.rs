@@ -228,7 +228,7 @@ impl Server {
             }
         });
         let records = Arc::new(mailbox::records::Records::new(
-            self.postroom.clone(),
+            self.postroom.vault(),
             self.records.retention_days,
         ));
         let retention = {
@@ -315,7 +315,7 @@ impl Server {
         let mut imap = Vec::new();
         if let Some((listeners, tls, settings)) = self.imap {
             let services = transport::imap::session::Services {
-                folders: Arc::new(mailbox::folders::Folders::new(
+                folders: Arc::new(mailbox::postroom::folders::Folders::new(
                     directory_for_imap.clone(),
                     postroom_for_imap.clone(),
                 )),

@@ -116,8 +116,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             directory
                 .audit()
                 .note(
-                    mailbox::audit::AuditEvent::cli(mailbox::audit::action::ADMIN)
-                        .detail("restore: ok"),
+                    mailbox::records::audit::AuditEvent::cli(
+                        mailbox::records::audit::action::ADMIN,
+                    )
+                    .detail("restore: ok"),
                 )
                 .await;
             Ok(())
@@ -127,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let notices =
                 mailbox::notify::Notices::new(directory.store().clone(), settings.notify.clone());
             let records =
-                mailbox::records::Records::new(postroom.clone(), settings.records.retention_days);
+                mailbox::records::Records::new(postroom.vault(), settings.records.retention_days);
             let services = admin::Services {
                 settings: &settings,
                 directory: &directory,

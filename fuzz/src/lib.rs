@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use imap_next::imap_types::command::{Command, CommandBody};
-use mailbox::folders::Folders;
+use mailbox::postroom::folders::Folders;
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use renkei_crypto::LockParams;
 
 use crate::account::{Account, AccountId, Role};
-use crate::audit::{Audit, AuditEvent, action};
 use crate::error::{Error, Result};
 use crate::facility::{DEFAULT_HOME_PREFECTURE, Facility, FacilityCode, PublicListing};
 use crate::keyring::{Keyring, Keyrings};
 use crate::password::{self, Password};
+use crate::records::audit::{Audit, AuditEvent, action};
 use crate::store::{SessionRecord, Store, StoreError};
 use crate::twofactor::{AddressLimit, FactorState, SecondFactorKey, SignInStep};
 

@@ -300,10 +300,10 @@ impl Directory {
                 .await?;
             tracing::info!(facility = %code, role = grant.role, member = grant.account_id, "grant completed");
             self.audit()
-                .note(crate::audit::AuditEvent {
+                .note(crate::records::audit::AuditEvent {
                     actor: Some("system".into()),
                     facility: Some(code.to_string()),
-                    action: crate::audit::action::GRANT,
+                    action: crate::records::audit::action::GRANT,
                     item: Some(grant.account_id.clone()),
                     detail: Some(format!("key={}", grant.role)),
                     ..Default::default()

@@ -4,25 +4,17 @@
 //! imports sqlx.
 
 pub mod account;
-pub mod attachment_policy;
-pub mod audit;
-pub mod billing;
+mod acting;
 pub mod blob;
-pub mod booking;
 pub mod clock;
-pub mod csv;
 pub mod directory;
 pub mod error;
 pub mod facility;
-pub mod folders;
 pub mod ids;
-pub mod intake;
 pub mod keyring;
 pub mod keys;
-pub mod listing;
 pub mod notify;
 pub mod password;
-pub mod pathway;
 pub mod pdf;
 pub mod postroom;
 pub mod queue;
@@ -30,7 +22,6 @@ pub mod records;
 pub mod store;
 pub mod threads;
 pub mod twofactor;
-pub mod workflow;
 
 /// The delivery engine, where it has always been found.
 pub use queue::delivery;

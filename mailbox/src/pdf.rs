@@ -18,12 +18,12 @@ pub fn credential_letter(c: &CredentialLetter<'_>) -> Result<Vec<u8>> {
     renkei_pdf::credential_letter(c).map_err(internal)
 }
 
-pub fn billing_statement(st: &crate::billing::Statement) -> Result<Vec<u8>> {
+pub fn billing_statement(st: &crate::records::billing::Statement) -> Result<Vec<u8>> {
     let print = renkei_pdf::StatementPrint {
         month: st.month.clone(),
         first_day: st.first_day.to_string(),
         last_day: st.last_day.to_string(),
-        monthly_fee_jpy: crate::billing::MONTHLY_FEE_JPY,
+        monthly_fee_jpy: crate::records::billing::MONTHLY_FEE_JPY,
         lines: st
             .lines
             .iter()

@@ -949,7 +949,7 @@ impl Directory {
                 Error::BadSecondFactor
             })?;
         let row = WebauthnRow {
-            id: crate::postroom::new_id(),
+            id: crate::ids::new_id(),
             account_id: id.as_str().into(),
             name: reg.name,
             passkey: serde_json::to_string(&passkey)
@@ -1132,7 +1132,7 @@ impl Directory {
             None => return Err(Error::SessionExpired),
         };
         let row = AppPasswordRow {
-            id: crate::postroom::new_id(),
+            id: crate::ids::new_id(),
             account_id: session.account.id.as_str().into(),
             name: name.into(),
             secret_hash: sha256(&normalise_code(secret.expose())),

@@ -12,13 +12,13 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::delivery::{Deliverer, DeliveryPolicy};
-use mailbox::folders::{Folder, FolderListing, Folders};
 use mailbox::notify::{Notices, NotifyPolicy};
+use mailbox::postroom::folders::{Folder, FolderListing, Folders};
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };
+use mailbox::threads::workflow::ThreadKind;
 use mailbox::threads::{NewThread, Threads, Urgency};
-use mailbox::workflow::ThreadKind;
 use mailbox::{
     AuthPolicy, CurrentSession, Directory, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role,
@@ -657,9 +657,9 @@ async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_del
 
 #[tokio::test]
 async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_search() {
-    use mailbox::listing::{FolderFilter, MailFolder};
+    use mailbox::postroom::listing::{FolderFilter, MailFolder};
     use mailbox::threads::StepInput;
-    use mailbox::workflow::{Step, ThreadState};
+    use mailbox::threads::workflow::{Step, ThreadState};
 
     let n = net().await;
     let gp = n.person(Role::Doctor, CLINIC, "gp").await;
@@ -839,21 +839,25 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
 
 /// The free times of a resource tomorrow (Japan time), as written.
 async fn free_tomorrow(threads: &Threads, who: &CurrentSession, resource: &str) -> Vec<String> {
-    let tomorrow = mailbox::booking::now_jst().date() + chrono::Duration::days(1);
+    let tomorrow = mailbox::clock::now_jst().date() + chrono::Duration::days(1);
     let free = threads
         .free_times(who, resource, Some(tomorrow), 1)
         .await
         .unwrap();
     free.days
         .iter()
-        .flat_map(|d| d.slots.iter().map(|t| mailbox::booking::slot_text(*t)))
+        .flat_map(|d| {
+            d.slots
+                .iter()
+                .map(|t| mailbox::threads::booking::slot_text(*t))
+        })
         .collect()
 }
 
 #[tokio::test]
 async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_one() {
     use mailbox::threads::StepInput;
-    use mailbox::workflow::Step;
+    use mailbox::threads::workflow::Step;
 
     let n = net().await;
     let threads = Threads::new(n.dir.clone(), n.post.clone());
@@ -866,7 +870,7 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
         .add_resource(&liaison, "CT", "毎日 9:00-12:00")
         .await
         .unwrap();
-    let day = (mailbox::booking::now_jst().date() + chrono::Duration::days(1)).to_string();
+    let day = (mailbox::clock::now_jst().date() + chrono::Duration::days(1)).to_string();
     let at = |time: &str| format!("{day} {time}");
     assert_eq!(
         free_tomorrow(&threads, &gp, &ct.id).await,
@@ -979,7 +983,7 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
 #[tokio::test]
 async fn a_forwarded_thread_follows_the_colleague_read_only_and_a_refusal_changes_nothing() {
     use mailbox::threads::StepInput;
-    use mailbox::workflow::Step;
+    use mailbox::threads::workflow::Step;
     let n = net().await;
     let gp = n.person(Role::Doctor, CLINIC, "gp").await;
     let surgeon = n.person(Role::Doctor, HOSPITAL, "surgeon").await;

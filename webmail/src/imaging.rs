@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use imaging::{Preset, Window, WindowChoice};
 use mailbox::Error;
-use mailbox::intake::IntakeRecord;
+use mailbox::postroom::intake::IntakeRecord;
 use serde::Deserialize;
 
 use crate::AppState;

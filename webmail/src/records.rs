@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use mailbox::audit::{AuditEvent, action};
+use mailbox::records::audit::{AuditEvent, action};
 use mailbox::{Error, FacilityCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -79,7 +79,7 @@ pub async fn audit(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let session = api_session(&state, &headers).await?;
-    let (from, to) = mailbox::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
+    let (from, to) = mailbox::records::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
     let audit = state.directory.audit();
     let rows = audit.entries(&session, from, to).await?;
     audit
@@ -89,7 +89,7 @@ pub async fn audit(
         )
         .await;
     if q.format.as_deref() == Some("csv") {
-        return Ok(csv(mailbox::audit::to_csv(&rows), "audit.csv"));
+        return Ok(csv(mailbox::records::audit::to_csv(&rows), "audit.csv"));
     }
     let lines: Vec<AuditLine> = rows
         .into_iter()
@@ -126,8 +126,8 @@ pub async fn readings_csv(
 ) -> Result<Response, ApiError> {
     let session = api_session(&state, &headers).await?;
     let rows = state.threads.reading_stats(&session, &q.month).await?;
-    let mut out = String::from(mailbox::csv::BOM);
-    out.push_str(&mailbox::csv::line(&[
+    let mut out = String::from(mailbox::records::csv::BOM);
+    out.push_str(&mailbox::records::csv::line(&[
         "集計月 / month",
         "読影医 / reader",
         "施設 / facility",
@@ -136,14 +136,14 @@ pub async fn readings_csv(
     let mut total = 0;
     for r in &rows {
         total += r.reports;
-        out.push_str(&mailbox::csv::line(&[
+        out.push_str(&mailbox::records::csv::line(&[
             q.month.trim(),
             &r.reader_id,
             &r.facility_code,
             &r.reports.to_string(),
         ]));
     }
-    out.push_str(&mailbox::csv::line(&[
+    out.push_str(&mailbox::records::csv::line(&[
         q.month.trim(),
         "合計 / total",
         "",
@@ -181,8 +181,8 @@ pub async fn usage_csv(
         .transpose()
         .map_err(Error::from)?;
     let rows = state.threads.usage_of(&session, facility.as_ref()).await?;
-    let mut out = String::from(mailbox::csv::BOM);
-    out.push_str(&mailbox::csv::line(&[
+    let mut out = String::from(mailbox::records::csv::BOM);
+    out.push_str(&mailbox::records::csv::line(&[
         "利用者ID / account",
         "最終ログイン / last sign-in",
         "送信 / sent",
@@ -196,7 +196,7 @@ pub async fn usage_csv(
             .and_then(chrono::DateTime::from_timestamp_millis)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
-        out.push_str(&mailbox::csv::line(&[
+        out.push_str(&mailbox::records::csv::line(&[
             r.account_id.clone(),
             last,
             r.sent.to_string(),

@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use mailbox::Error;
-use mailbox::intake::IntakeRecord;
+use mailbox::postroom::intake::IntakeRecord;
 use mailbox::postroom::{ArchiveScope, SealedArchive};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;

@@ -9,8 +9,8 @@ use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use mailbox::store::thread::{ReadingCount, ResourceRow, ThreadRow, UsageRow};
+use mailbox::threads::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::threads::{NewThread, StepInput, Urgency};
-use mailbox::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -542,7 +542,7 @@ pub async fn add_resource(
 pub async fn pathways(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Vec<mailbox::pathway::PathwayTemplate>>, ApiError> {
+) -> Result<Json<Vec<mailbox::threads::pathway::PathwayTemplate>>, ApiError> {
     let session = api_session(&state, &headers).await?;
     session.require_ready()?;
     Ok(Json(state.threads.templates()))

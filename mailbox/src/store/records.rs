@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::StoreResult;
 
 /// One audit entry as stored. `hash` covers `prev_hash` and every other field
-/// (see `crate::audit::entry_hash`).
+/// (see `crate::records::audit::entry_hash`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,

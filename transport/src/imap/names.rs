@@ -2,7 +2,7 @@
 //! what a client calls them) and LIST's patterns over them.
 
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
-use mailbox::folders::Folder;
+use mailbox::postroom::folders::Folder;
 
 /// The name a client sees.
 pub fn imap_name(folder: Folder) -> &'static str {

@@ -1,8 +1,8 @@
 //! Bookings (`/booking`): a facility's bookable resources and their free
 //! times; request a time, confirm, propose another time, cancel. A booking is
 //! a thread of its own kind: every action is a step through `Threads`, the
-//! role table of `mailbox::workflow` decides who may take it (clerks may, on
-//! either side), and `mailbox::booking` computes the free times.
+//! role table of `mailbox::threads::workflow` decides who may take it (clerks may, on
+//! either side), and `mailbox::threads::booking` computes the free times.
 
 use std::collections::HashMap;
 
@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Duration, NaiveDate};
-use mailbox::booking::{FreeDay, slot_text};
 use mailbox::postroom::{Consent, ConsentMethod};
 use mailbox::store::thread::ThreadRow;
+use mailbox::threads::booking::{FreeDay, slot_text};
+use mailbox::threads::workflow::{Step, ThreadKind};
 use mailbox::threads::{NewThread, StepInput, Urgency};
-use mailbox::workflow::{Step, ThreadKind};
 use mailbox::{Error, FacilityCode, Role};
 use serde::Deserialize;
 
@@ -443,7 +443,7 @@ async fn booking_page(state: &AppState, ctx: PageCtx, raw: Option<&str>, view: V
                         slot_minutes: f
                             .hours
                             .as_ref()
-                            .map(mailbox::booking::OpeningHours::slot_minutes),
+                            .map(mailbox::threads::booking::OpeningHours::slot_minutes),
                         days: day_views(lang, &f.days),
                     }),
                     Err(e) => {
@@ -551,7 +551,7 @@ async fn lines(
             };
             offers.insert(resource_id.clone(), days);
         }
-        let proposed = t.state == mailbox::workflow::ThreadState::Proposed.as_str();
+        let proposed = t.state == mailbox::threads::workflow::ThreadState::Proposed.as_str();
         out.push(BookingLine {
             id: t.id.clone(),
             resource: resource_names

@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::get;
 use chrono::{Datelike, NaiveDate};
 use mailbox::store::thread::ThreadRow;
-use mailbox::workflow::{ThreadKind, ThreadState};
+use mailbox::threads::workflow::{ThreadKind, ThreadState};
 use mailbox::{FacilityCode, Role};
 use serde::Deserialize;
 
@@ -104,7 +104,7 @@ pub(super) fn jst_ms(ms: i64) -> String {
 
 /// Today in Japan, as stored in `wanted_by`.
 pub(super) fn today_jst() -> NaiveDate {
-    mailbox::booking::now_jst().date()
+    mailbox::clock::now_jst().date()
 }
 
 pub(super) fn is_overdue(t: &ThreadRow) -> bool {

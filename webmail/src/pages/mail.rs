@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mailbox::listing::{FolderFilter, FolderPage, MailFolder};
+use mailbox::postroom::listing::{FolderFilter, FolderPage, MailFolder};
 use mailbox::store::queue::ListingRow;
-use mailbox::workflow::{ThreadKind, ThreadState};
+use mailbox::threads::workflow::{ThreadKind, ThreadState};
 use mailbox::{Error, Role};
 use serde::Deserialize;
 
@@ -198,8 +198,8 @@ fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
 
 /// The unread count as a badge says it.
 pub(super) fn unread_label(n: i64) -> String {
-    if n >= mailbox::listing::UNREAD_CAP {
-        format!("{}+", mailbox::listing::UNREAD_CAP - 1)
+    if n >= mailbox::postroom::listing::UNREAD_CAP {
+        format!("{}+", mailbox::postroom::listing::UNREAD_CAP - 1)
     } else {
         n.to_string()
     }

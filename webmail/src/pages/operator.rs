@@ -18,9 +18,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::NaiveDate;
-use mailbox::audit::{AuditEvent, action};
 use mailbox::facility::parse_departments;
 use mailbox::notify::{NotifyReason, kind_labels};
+use mailbox::records::audit::{AuditEvent, action};
 use mailbox::{
     Account, AccountId, CurrentSession, Error, Facility, FacilityCode, Localized, NewAccount, Role,
 };

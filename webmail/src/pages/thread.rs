@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use mailbox::postroom::{OpenedItem, SignatureStatus};
 use mailbox::store::thread::ThreadRow;
+use mailbox::threads::workflow::{Step, ThreadState};
 use mailbox::threads::{StepInput, ThreadSteps};
-use mailbox::workflow::{Step, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode, Role};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -156,7 +156,7 @@ fn field_label(lang: Lang, name: &str) -> String {
     if let Some((ja, en)) = fixed {
         return pick(lang, ja, en).to_string();
     }
-    mailbox::pathway::templates()
+    mailbox::threads::pathway::templates()
         .iter()
         .flat_map(|t| t.stages.iter())
         .flat_map(|s| s.fields.iter())
@@ -637,7 +637,7 @@ async fn action_forms(
                 let stage_fields = thread
                     .template
                     .as_deref()
-                    .and_then(|t| mailbox::pathway::template(t).ok())
+                    .and_then(|t| mailbox::threads::pathway::template(t).ok())
                     .and_then(|t| {
                         let i = usize::try_from(thread.stage.unwrap_or(0)).ok()?;
                         t.stages.get(i).cloned()

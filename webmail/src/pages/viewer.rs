@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use imaging::{Preset, Study};
-use mailbox::intake::IntakeRecord;
+use mailbox::postroom::intake::IntakeRecord;
 use serde::Deserialize;
 
 use super::thread::css;

@@ -20,7 +20,7 @@ use imap_next::imap_types::extensions::namespace::Namespace;
 use imap_next::imap_types::flag::StoreResponse;
 use imap_next::imap_types::response::{Code, Data, Status};
 use imap_next::imap_types::sequence::SequenceSet;
-use mailbox::folders::{Folder, Folders};
+use mailbox::postroom::folders::{Folder, Folders};
 use mailbox::postroom::Postroom;
 use mailbox::store::folder::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};

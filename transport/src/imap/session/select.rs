@@ -11,7 +11,7 @@ use imap_next::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_next::imap_types::response::{Code, Data};
 use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
 use mailbox::CurrentSession;
-use mailbox::folders::UID_VALIDITY;
+use mailbox::postroom::folders::UID_VALIDITY;
 
 use super::{Selected, Session, State, error_text};
 use crate::imap::codec::{Reply, flags_of, no, nz, ok, uid_of};

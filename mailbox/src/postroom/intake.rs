@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use imaging::{Checked, DicomMeta, ImageInfo, Intake, IntakeError, Mismatch, Study};
 use serde::{Deserialize, Serialize};
 
-use crate::attachment_policy::{Refusal, RefusedAttachment};
+use crate::postroom::attachment_policy::{Refusal, RefusedAttachment};
 
 /// The sealed part that carries the intake record (the last attachment).
 pub const RECORD_NAME: &str = "renkei-intake.json";

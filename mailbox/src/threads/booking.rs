@@ -14,7 +14,11 @@ use std::collections::HashSet;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 
+use crate::Role;
+use crate::directory::CurrentSession;
 use crate::error::{Error, Result};
+use crate::facility::FacilityCode;
+use crate::store::thread::ResourceRow;
 use crate::threads::Threads;
 
 /// The one written form of a booked time.
@@ -278,17 +282,65 @@ pub fn slot_text(t: NaiveDateTime) -> String {
     t.format(SLOT_FORMAT).to_string()
 }
 
-/// Now in Japan, where every facility of the network is.
-pub fn now_jst() -> NaiveDateTime {
-    (chrono::Utc::now() + Duration::hours(9)).naive_utc()
-}
-
 impl Threads {
+    /// A liaison office lists something its facility takes bookings for.
+    pub async fn add_resource(
+        &self,
+        session: &CurrentSession,
+        name: &str,
+        opening_hours: &str,
+    ) -> Result<ResourceRow> {
+        let actor = session.require_ready()?;
+        let (Role::Liaison, Some(code)) = (actor.role, actor.facility.as_ref()) else {
+            return Err(Error::Forbidden);
+        };
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid(
+                "name",
+                "a resource needs a name of at most 100 characters",
+                "名称を100文字以内で入力してください。",
+            ));
+        }
+        if opening_hours.trim().is_empty() || opening_hours.chars().count() > 500 {
+            return Err(Error::invalid(
+                "opening_hours",
+                "give the opening hours (at most 500 characters)",
+                "受付時間を500文字以内で入力してください。",
+            ));
+        }
+        let row = ResourceRow {
+            id: crate::ids::new_id(),
+            facility_code: code.to_string(),
+            name: name.trim().into(),
+            opening_hours: opening_hours.trim().into(),
+            active: true,
+            created_at: self.clock.now_millis(),
+        };
+        self.directory.store().insert_resource(&row).await?;
+        Ok(row)
+    }
+
+    pub async fn resources(
+        &self,
+        session: &CurrentSession,
+        code: &FacilityCode,
+    ) -> Result<Vec<ResourceRow>> {
+        session.require_ready()?;
+        Ok(self
+            .directory
+            .store()
+            .resources_of(&code.to_string())
+            .await?
+            .into_iter()
+            .filter(|r| r.active)
+            .collect())
+    }
+
     /// A resource's free times from `first` (today in Japan if `None`) for
     /// `days` days.
     pub async fn free_times(
         &self,
-        session: &crate::CurrentSession,
+        session: &CurrentSession,
         resource_id: &str,
         first: Option<NaiveDate>,
         days: u32,
@@ -301,7 +353,7 @@ impl Threads {
             .filter(|r| r.active)
             .ok_or(Error::NotFound("resource"))?;
         let hours = OpeningHours::parse(&resource.opening_hours);
-        let now = now_jst();
+        let now = self.clock.now_jst();
         let days = match &hours {
             Some(h) => {
                 let held = self.held_slots(resource_id, None).await?;

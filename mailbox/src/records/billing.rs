@@ -4,9 +4,9 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::csv;
 use crate::error::{Error, Result};
 use crate::facility::Facility;
+use crate::records::csv;
 
 /// The monthly fee per facility, in yen.
 pub const MONTHLY_FEE_JPY: i64 = 6_500;

@@ -31,8 +31,8 @@ pub struct PathwayTemplate {
 }
 
 const BUILT_IN: [&str; 2] = [
-    include_str!("../pathways/stroke.toml"),
-    include_str!("../pathways/hip_fracture.toml"),
+    include_str!("../../pathways/stroke.toml"),
+    include_str!("../../pathways/hip_fracture.toml"),
 ];
 
 /// The shipped templates. A malformed built-in file is a build defect, caught by

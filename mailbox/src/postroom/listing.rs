@@ -6,8 +6,9 @@ use crate::directory::CurrentSession;
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
 use crate::postroom::{OpenedItem, Postroom};
-use crate::store::queue::{ListingQuery, ListingRow};
-use crate::workflow::{ThreadKind, ThreadState};
+use crate::store::queue::{ListingQuery, ListingRow, MailboxListing};
+use crate::store::vault::EnvelopeMeta;
+use crate::threads::workflow::{ThreadKind, ThreadState};
 
 /// The personal folders of the webmail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +185,63 @@ impl Postroom {
             }
         }
         Ok(found)
+    }
+}
+
+impl Postroom {
+    /// A folder of the reader: `inbox`, `sent`, `archive` (archived items of both),
+    /// or `shared` (the facility's liaison inbox, for liaisons).
+    pub async fn mailbox(
+        &self,
+        session: &CurrentSession,
+        folder: &str,
+    ) -> Result<Vec<MailboxListing>> {
+        let keyring = self.keyring(session)?;
+        let own = Principal::Account(keyring.account.clone()).key();
+        let store = self.directory.store();
+        Ok(match folder {
+            "inbox" | "sent" => store.mailbox(&own, folder, false).await?,
+            "archive" => {
+                let mut all = store.mailbox(&own, "inbox", true).await?;
+                all.extend(store.mailbox(&own, "sent", true).await?);
+                all.sort_by_key(|e| std::cmp::Reverse(e.delivered_at));
+                all
+            }
+            "shared" => {
+                let Some(code) = keyring
+                    .liaison_inbox
+                    .as_ref()
+                    .and(keyring.facility.as_ref())
+                else {
+                    return Err(Error::Forbidden);
+                };
+                store
+                    .mailbox(&Principal::LiaisonInbox(code.clone()).key(), "inbox", false)
+                    .await?
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "folder",
+                    "folder must be inbox, sent, archive or shared",
+                    "フォルダは受信箱・送信済み・アーカイブ・共有受信箱のいずれかです。",
+                ));
+            }
+        })
+    }
+
+    /// Items this reader holds a slot for (clear metadata only).
+    pub async fn list(&self, session: &CurrentSession) -> Result<Vec<EnvelopeMeta>> {
+        let keyring = self.keyring(session)?;
+        let mut out: Vec<EnvelopeMeta> = Vec::new();
+        for p in keyring.principals() {
+            for e in self.directory.store().envelopes_for(&p.key()).await? {
+                if !out.iter().any(|o| o.id == e.id) {
+                    out.push(e);
+                }
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::directory::CurrentSession;
+use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::records::AuditRow;
@@ -56,15 +56,39 @@ pub struct AuditEvent {
     pub remote_addr: Option<String>,
 }
 
+/// Who acted, as the trail records it: the signed-in account and the
+/// request's address. The session implements it (`crate::acting`), so the
+/// audit trail imports no service.
+pub trait Acting {
+    fn acting_account(&self) -> &Account;
+    fn remote_addr(&self) -> Option<String>;
+    /// The account, once the session may act (see `CurrentSession::require_ready`).
+    fn ready_account(&self) -> Result<&Account>;
+}
+
+impl<T: Acting + ?Sized> Acting for &T {
+    fn acting_account(&self) -> &Account {
+        (**self).acting_account()
+    }
+
+    fn remote_addr(&self) -> Option<String> {
+        (**self).remote_addr()
+    }
+
+    fn ready_account(&self) -> Result<&Account> {
+        (**self).ready_account()
+    }
+}
+
 impl AuditEvent {
-    pub fn by(session: &CurrentSession, action: &'static str) -> Self {
-        let a = &session.account;
+    pub fn by(session: &impl Acting, action: &'static str) -> Self {
+        let a = session.acting_account();
         Self {
             actor: Some(a.id.as_str().to_string()),
             role: Some(a.role.as_str().to_string()),
             facility: a.facility.as_ref().map(|c| c.to_string()),
             action,
-            remote_addr: session.record.remote_addr.clone(),
+            remote_addr: session.remote_addr(),
             ..Self::default()
         }
     }
@@ -140,8 +164,7 @@ pub fn jst_days(from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<(i64, 
         ));
     }
     let start = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis() - JST_OFFSET_MS)
+        crate::clock::jst_day_start_millis(d)
             .ok_or_else(|| Error::Internal("date out of range".into()))
     };
     let next = to
@@ -150,12 +173,10 @@ pub fn jst_days(from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<(i64, 
     Ok((start(from)?, start(next)?))
 }
 
-const JST_OFFSET_MS: i64 = 9 * 3600 * 1000;
-
 /// Entries as CSV, with a header line; times in JST (ISO 8601 with +09:00).
 pub fn to_csv(rows: &[AuditRow]) -> String {
-    let mut out = String::from(crate::csv::BOM);
-    out.push_str(&crate::csv::line(&[
+    let mut out = String::from(crate::records::csv::BOM);
+    out.push_str(&crate::records::csv::line(&[
         "seq",
         "at",
         "actor",
@@ -168,14 +189,13 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
         "prev_hash",
         "hash",
     ]));
-    let jst = chrono::FixedOffset::east_opt(9 * 3600);
     for r in rows {
-        let at = match (chrono::DateTime::from_timestamp_millis(r.at), jst) {
-            (Some(t), Some(z)) => t.with_timezone(&z).to_rfc3339(),
-            _ => r.at.to_string(),
+        let at = match chrono::DateTime::from_timestamp_millis(r.at) {
+            Some(t) => crate::clock::rfc3339_jst(t),
+            None => r.at.to_string(),
         };
         let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        out.push_str(&crate::csv::line(&[
+        out.push_str(&crate::records::csv::line(&[
             r.seq.to_string(),
             at,
             o(&r.actor),
@@ -228,7 +248,7 @@ impl Audit {
     /// Appends several entries (a mail client opening a folder's items in one
     /// batch) in one group, and returns once all are committed.
     pub async fn record_many(&self, events: Vec<AuditEvent>) -> Result<()> {
-        let at = chrono::Utc::now().timestamp_millis();
+        let at = crate::clock::now_millis();
         let mut answers = Vec::with_capacity(events.len());
         {
             let mut pending = self
@@ -323,11 +343,11 @@ impl Audit {
     /// facility's for a clerk; nobody else reads the log.
     pub async fn entries(
         &self,
-        session: &CurrentSession,
+        session: &impl Acting,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<AuditRow>> {
-        let a = session.require_ready()?;
+        let a = session.ready_account()?;
         let facility = match a.role {
             crate::Role::Operator => None,
             crate::Role::Clerk => Some(a.facility.as_ref().ok_or(Error::Forbidden)?.to_string()),

@@ -6,6 +6,10 @@
 //! keyed so that repeating the event queues nothing twice; `transport::notify`
 //! sends them.
 
+mod text;
+
+pub use text::{NoticeText, compose, compose_digest, kind_labels, link};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 use crate::account::{AccountId, Role};
+use crate::clock::SharedClock;
 use crate::directory::{CurrentSession, validate_email};
 use crate::error::{Error, Result};
 use crate::keyring::Principal;
@@ -23,11 +28,6 @@ use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;
 use crate::store::vault::EnvelopeRow;
-use crate::workflow::ThreadKind;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -132,19 +132,6 @@ impl NotifyReason {
     }
 }
 
-/// Japanese and English names of an item's kind; a kind this network does not
-/// know is called a message (the free-form kind is the sender's text).
-pub fn kind_labels(kind: Option<&str>) -> (&'static str, &'static str) {
-    match kind.and_then(|k| ThreadKind::parse(k).ok()) {
-        Some(ThreadKind::ReadingRequest) => ("読影依頼", "reading request"),
-        Some(ThreadKind::Referral) => ("患者紹介", "referral"),
-        Some(ThreadKind::Share) => ("医療情報連携・経過報告", "information share"),
-        Some(ThreadKind::Booking) => ("予約受付", "booking"),
-        Some(ThreadKind::Pathway) => ("地域連携クリティカルパス", "care pathway"),
-        None => ("メッセージ", "message"),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct NotifyPolicy {
     /// Off when no relay is configured: nothing is queued.
@@ -202,121 +189,6 @@ impl NotifyPolicy {
     }
 }
 
-/// The text of one mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoticeText {
-    pub subject: String,
-    pub body: String,
-}
-
-const FOOTER: &str = "このメールには患者情報を含めていません。内容は Renkei にサインインしてご確認ください。\n\
-This mail carries no patient data. Sign in to Renkei to read the item.\n";
-
-/// Where a notice links: the thread, the item, or nothing.
-pub fn link(base_url: &str, row: &NotificationRow) -> String {
-    let base = base_url.trim_end_matches('/');
-    match (&row.thread_id, &row.envelope_id) {
-        (Some(t), _) => format!("{base}/threads/{t}"),
-        (None, Some(e)) => format!("{base}/items/{e}"),
-        (None, None) => format!("{base}/"),
-    }
-}
-
-/// What a notice says. `facility` is the name of the facility concerned.
-pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) -> NoticeText {
-    let (kind_ja, kind_en) = kind_labels(row.kind.as_deref());
-    let from_ja = facility.map(|f| format!("{f} から")).unwrap_or_default();
-    let from_en = facility.map(|f| format!(" from {f}")).unwrap_or_default();
-    let link = link(base_url, row);
-    let reason = NotifyReason::parse(&row.reason).unwrap_or(NotifyReason::NewItem);
-    let (subject, ja, en) = match reason {
-        NotifyReason::NewItem => (
-            format!("[Renkei] {kind_ja}が届きました / New {kind_en}"),
-            format!("{from_ja}{kind_ja}が届きました。"),
-            format!("A new {kind_en} has arrived{from_en}."),
-        ),
-        NotifyReason::Report => (
-            "[Renkei] 読影レポートが届きました / Reading report".to_string(),
-            format!("{from_ja}読影レポートが届きました。"),
-            format!("A reading report has arrived{from_en}."),
-        ),
-        NotifyReason::Reply => (
-            "[Renkei] 返書が届きました / Reply letter".to_string(),
-            format!("{from_ja}返書が届きました。"),
-            format!("A reply letter has arrived{from_en}."),
-        ),
-        NotifyReason::ActionNeeded => (
-            format!("[Renkei] {kind_ja}の対応をお願いします / Action needed"),
-            format!("{from_ja}{kind_ja}について対応をお願いします。"),
-            format!("A {kind_en}{from_en} waits for your action."),
-        ),
-        NotifyReason::Assigned => (
-            format!("[Renkei] {kind_ja}の担当になりました / Assigned to you"),
-            format!("地域連携室から{kind_ja}の担当に指定されました。"),
-            format!("The liaison office assigned a {kind_en} to you."),
-        ),
-        NotifyReason::Escalation => (
-            format!("[Renkei] 未開封の{kind_ja}があります / Unopened {kind_en}"),
-            format!("{from_ja}届いた{kind_ja}が、まだ開封されていません。"),
-            format!("A {kind_en}{from_en} has not been opened yet."),
-        ),
-        NotifyReason::DeliveryFailed => (
-            format!("[Renkei] {kind_ja}を届けられませんでした / Not delivered"),
-            format!(
-                "送信した{kind_ja}を届けられませんでした。送信済みフォルダで理由をご確認ください。"
-            ),
-            format!("A {kind_en} you sent could not be delivered. The reason is shown in Sent."),
-        ),
-        NotifyReason::SecurityChange => (
-            "[Renkei] ログイン設定が変更されました / Sign-in settings changed".to_string(),
-            "ヘルプデスクがあなたの二要素認証をリセットしました。心当たりがない場合は、ヘルプデスクにご連絡ください。"
-                .to_string(),
-            "The help desk reset your second factor. If you did not ask for this, contact the help desk."
-                .to_string(),
-        ),
-        NotifyReason::ConfirmAddress => {
-            let token = row.secret.as_deref().unwrap_or_default();
-            let base = base_url.trim_end_matches('/');
-            let confirm = format!("{base}/email/confirm?token={token}");
-            return NoticeText {
-                subject: "[Renkei] メールアドレスの確認 / Confirm your address".into(),
-                body: format!(
-                    "Renkei の通知先としてこのアドレスが登録されました。\n\
-                     次のリンクを開いて確認してください（24時間有効）。\n{confirm}\n\n\
-                     This address was entered to receive Renkei notifications.\n\
-                     Open the link above to confirm it (valid for 24 hours).\n\
-                     心当たりがない場合はこのメールを破棄してください。 / \
-                     If you did not ask for this, ignore this mail.\n"
-                ),
-            };
-        }
-    };
-    NoticeText {
-        subject,
-        body: format!("{ja}\n{link}\n\n{en}\n{link}\n\n{FOOTER}"),
-    }
-}
-
-/// One daily summary for several rows of one person.
-pub fn compose_digest(lines: &[(NotificationRow, Option<String>)], base_url: &str) -> NoticeText {
-    let mut body = format!(
-        "前回のお知らせ以降の Renkei の新着は {} 件です。 / {} update(s) since the last summary.\n\n",
-        lines.len(),
-        lines.len()
-    );
-    for (row, facility) in lines {
-        let one = compose(row, facility.as_deref(), base_url);
-        let title = one.subject.trim_start_matches("[Renkei] ").to_string();
-        body.push_str(&format!("・{title}\n  {}\n", link(base_url, row)));
-    }
-    body.push('\n');
-    body.push_str(FOOTER);
-    NoticeText {
-        subject: format!("[Renkei] 本日のお知らせ {} 件 / Daily summary", lines.len()),
-        body,
-    }
-}
-
 /// A new pending row for one person.
 fn row(
     dedup_key: String,
@@ -327,7 +199,7 @@ fn row(
 ) -> NotificationRow {
     let digest = target.notify_mode == NotifyMode::Digest.as_str();
     NotificationRow {
-        id: crate::postroom::new_id(),
+        id: crate::ids::new_id(),
         dedup_key,
         account_id: target.account_id.clone(),
         reason: reason.as_str().into(),
@@ -355,11 +227,24 @@ fn row(
 pub struct Notices {
     store: Arc<dyn Store>,
     policy: NotifyPolicy,
+    /// When rows are queued and when confirmation links run out.
+    clock: SharedClock,
 }
 
 impl Notices {
     pub fn new(store: Arc<dyn Store>, policy: NotifyPolicy) -> Self {
-        Self { store, policy }
+        Self {
+            store,
+            policy,
+            clock: crate::clock::system(),
+        }
+    }
+
+    /// The same notices reading time from `clock` (tests move it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn policy(&self) -> &NotifyPolicy {
@@ -475,7 +360,7 @@ impl Notices {
         let Some(target) = self.store.notify_target(account.as_str()).await? else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = self.clock.now_millis();
         let mut r = row(
             format!("security:{what}:{}:{now}", account.as_str()),
             &target,
@@ -504,7 +389,7 @@ impl Notices {
         let Some(target) = self.store.notify_target(doctor.as_str()).await? else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = self.clock.now_millis();
         let mut r = row(
             format!("assign:{thread_id}:{}:{now}", doctor.as_str()),
             &target,
@@ -607,9 +492,9 @@ impl Notices {
         OsRng.fill_bytes(&mut token);
         let token = hex::encode(token);
         let token_hash = Sha256::digest(token.as_bytes()).to_vec();
-        let now = now_ms();
+        let now = self.clock.now_millis();
         let confirmation = NotificationRow {
-            id: crate::postroom::new_id(),
+            id: crate::ids::new_id(),
             dedup_key: format!("confirm:{}:{}", account.as_str(), hex::encode(&token_hash)),
             account_id: account.as_str().into(),
             reason: NotifyReason::ConfirmAddress.as_str().into(),
@@ -649,7 +534,7 @@ impl Notices {
         let token_hash = Sha256::digest(token.trim().as_bytes()).to_vec();
         let id = self
             .store
-            .confirm_email(&token_hash, now_ms())
+            .confirm_email(&token_hash, self.clock.now_millis())
             .await?
             .ok_or_else(|| {
                 Error::invalid(

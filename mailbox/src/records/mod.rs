@@ -9,15 +9,25 @@
 //! notifications), then the blobs, and the deletion log keeps what went: IDs,
 //! kinds, dates and sizes — never anything that names the patient.
 
+pub mod audit;
+pub mod billing;
+pub mod csv;
+mod deletion;
+
 use std::sync::Arc;
 
-use crate::audit::{AuditEvent, action};
-use crate::directory::CurrentSession;
+use renkei_crypto::BlindIndexKey;
+
+pub use deletion::DeletionReport;
+
+use crate::Role;
+use crate::blob::BlobStore;
+use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::postroom::Postroom;
+use crate::records::audit::{Acting, Audit, AuditEvent, action};
+use crate::store::Store;
 use crate::store::records::{DeletionCandidate, DeletionLogRow};
-use crate::{Role, csv};
 
 /// Default retention period, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
@@ -26,7 +36,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 /// server's own schedule.
 #[derive(Clone, Copy)]
 pub enum Actor<'a> {
-    Session(&'a CurrentSession),
+    /// A signed-in session (`&CurrentSession`).
+    Session(&'a (dyn Acting + Sync)),
     Cli,
     System,
 }
@@ -42,96 +53,44 @@ impl Actor<'_> {
 
     fn require_operator(&self) -> Result<()> {
         match self {
-            Self::Session(s) if s.require_ready()?.role != Role::Operator => Err(Error::Forbidden),
+            Self::Session(s) if s.ready_account()?.role != Role::Operator => Err(Error::Forbidden),
             _ => Ok(()),
         }
     }
 }
 
-/// What a run deleted (or, dry, would delete).
-#[derive(Debug, Clone)]
-pub struct DeletionReport {
-    pub run_id: String,
-    /// `retention` or `patient_request`.
-    pub reason: &'static str,
-    pub applied: bool,
-    /// Unix seconds.
-    pub at: i64,
-    pub items: Vec<DeletionLogRow>,
-    /// Blob files removed from the blob folder.
-    pub blobs_removed: u64,
-}
-
-impl DeletionReport {
-    pub fn total_bytes(&self) -> i64 {
-        self.items
-            .iter()
-            .map(|i| i.body_size + i.attachment_bytes)
-            .sum()
-    }
-
-    /// The record as CSV: one line per item, then the totals.
-    pub fn to_csv(&self) -> String {
-        let mut out = String::from(csv::BOM);
-        out.push_str(&csv::line(&[
-            "run",
-            "reason",
-            "applied",
-            "item",
-            "kind",
-            "sender_facility",
-            "sealed_on",
-            "body_bytes",
-            "attachments",
-            "attachment_bytes",
-        ]));
-        for i in &self.items {
-            out.push_str(&csv::line(&[
-                self.run_id.clone(),
-                self.reason.to_string(),
-                self.applied.to_string(),
-                i.envelope_id.clone(),
-                i.kind.clone(),
-                i.sender_facility.clone().unwrap_or_default(),
-                day(i.created_at),
-                i.body_size.to_string(),
-                i.attachments.to_string(),
-                i.attachment_bytes.to_string(),
-            ]));
-        }
-        out.push_str(&csv::line(&[
-            self.run_id.clone(),
-            self.reason.to_string(),
-            self.applied.to_string(),
-            format!("total {} items", self.items.len()),
-            String::new(),
-            String::new(),
-            day(self.at),
-            String::new(),
-            self.blobs_removed.to_string(),
-            self.total_bytes().to_string(),
-        ]));
-        out
-    }
-}
-
-fn day(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default()
+/// What deletion reaches: the store, the audit trail, the blob folder and the
+/// blind-index key, handed over explicitly (see `Postroom::vault`), so records
+/// depend on no other service.
+#[derive(Clone)]
+pub struct Vault {
+    pub store: Arc<dyn Store>,
+    pub audit: Audit,
+    pub blobs: BlobStore,
+    pub blind_key: Arc<BlindIndexKey>,
 }
 
 pub struct Records {
-    postroom: Arc<Postroom>,
+    vault: Vault,
     retention_days: u32,
+    /// When a deletion run happened.
+    clock: SharedClock,
 }
 
 impl Records {
-    pub fn new(postroom: Arc<Postroom>, retention_days: u32) -> Self {
+    pub fn new(vault: Vault, retention_days: u32) -> Self {
         Self {
-            postroom,
+            vault,
             retention_days,
+            clock: crate::clock::system(),
         }
+    }
+
+    /// The same service reading time from `clock` (tests move it).
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn retention_days(&self) -> u32 {
@@ -148,7 +107,7 @@ impl Records {
     ) -> Result<DeletionReport> {
         by.require_operator()?;
         let cutoff = now.timestamp() - i64::from(self.retention_days) * 86_400;
-        let store = self.postroom.directory().store();
+        let store = &self.vault.store;
         let expired = store.expired_items(cutoff).await?;
         self.delete(by, "retention", expired, apply).await
     }
@@ -162,15 +121,9 @@ impl Records {
     ) -> Result<Vec<DeletionCandidate>> {
         by.require_operator()?;
         let index = self.blind_index(facility, patient_id)?;
-        let found = self
-            .postroom
-            .directory()
-            .store()
-            .patient_items(&index)
-            .await?;
-        self.postroom
-            .directory()
-            .audit()
+        let found = self.vault.store.patient_items(&index).await?;
+        self.vault
+            .audit
             .record(
                 by.event(action::PATIENT_SEARCH)
                     .detail(format!("facility={facility} matches={}", found.len())),
@@ -191,12 +144,7 @@ impl Records {
     ) -> Result<DeletionReport> {
         by.require_operator()?;
         let index = self.blind_index(facility, patient_id)?;
-        let found = self
-            .postroom
-            .directory()
-            .store()
-            .patient_items(&index)
-            .await?;
+        let found = self.vault.store.patient_items(&index).await?;
         if found.len() != confirm {
             return Err(Error::Conflict(format!(
                 "{} item(s) match now, not the {confirm} confirmed; look at the matches again",
@@ -214,7 +162,10 @@ impl Records {
                 "患者IDを入力してください。",
             ));
         }
-        Ok(self.postroom.blind_index_of(facility, patient_id))
+        Ok(
+            renkei_crypto::blind_index(&self.vault.blind_key, facility.as_str(), patient_id)
+                .to_vec(),
+        )
     }
 
     async fn delete(
@@ -224,11 +175,11 @@ impl Records {
         items: Vec<DeletionCandidate>,
         apply: bool,
     ) -> Result<DeletionReport> {
-        let store = self.postroom.directory().store();
+        let store = &self.vault.store;
         let ids: Vec<String> = items.iter().map(|i| i.envelope_id.clone()).collect();
         let blobs = store.blobs_of(&ids).await?;
-        let run_id = crate::postroom::new_id();
-        let at = chrono::Utc::now().timestamp();
+        let run_id = crate::ids::new_id();
+        let at = self.clock.now_secs();
         let log: Vec<DeletionLogRow> = items
             .iter()
             .map(|i| {
@@ -262,7 +213,7 @@ impl Records {
         // (the orphan sweep removes them), never rows whose blobs are gone.
         store.delete_items(&ids, &report.items).await?;
         for b in &blobs {
-            match self.postroom.blobs().delete(&b.blob_key) {
+            match self.vault.blobs.delete(&b.blob_key) {
                 Ok(()) => report.blobs_removed += 1,
                 Err(e) => tracing::warn!(
                     envelope = b.envelope_id,
@@ -283,9 +234,8 @@ impl Records {
         } else {
             action::PATIENT_DELETE
         };
-        self.postroom
-            .directory()
-            .audit()
+        self.vault
+            .audit
             .record(by.event(what).item(run_id).detail(format!(
                 "items={} bytes={}",
                 report.items.len(),
@@ -297,11 +247,6 @@ impl Records {
 
     /// The deletion log of one run (the receipt, again).
     pub async fn run_log(&self, run_id: &str) -> Result<Vec<DeletionLogRow>> {
-        Ok(self
-            .postroom
-            .directory()
-            .store()
-            .deletion_log(run_id)
-            .await?)
+        Ok(self.vault.store.deletion_log(run_id).await?)
     }
 }

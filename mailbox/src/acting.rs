@@ -1,0 +1,21 @@
+//! The session as the audit trail's actor: the one place that knows both, so
+//! neither the directory nor the records import each other for it.
+
+use crate::account::Account;
+use crate::directory::CurrentSession;
+use crate::error::Result;
+use crate::records::audit::Acting;
+
+impl Acting for CurrentSession {
+    fn acting_account(&self) -> &Account {
+        &self.account
+    }
+
+    fn remote_addr(&self) -> Option<String> {
+        self.record.remote_addr.clone()
+    }
+
+    fn ready_account(&self) -> Result<&Account> {
+        self.require_ready()
+    }
+}

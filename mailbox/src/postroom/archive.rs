@@ -1,0 +1,181 @@
+//! A streamed archive (ZIP) of an item's files, a study or a series.
+
+use std::io::Write;
+
+use super::attachments::{attachment_info, read_record, record_index};
+use super::{AttachmentInfo, BlobStore, Postroom, PreparedAttachment, crypto};
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::postroom::intake::IntakeRecord;
+use crate::records::audit::{AuditEvent, action};
+
+impl Postroom {
+    /// Opens the item once and readies the files of `scope` for one streamed
+    /// archive: their manifest entries, where intake placed each (study and
+    /// series, from the sealed intake record) and their sealed blobs, opened
+    /// only when streamed. Audited as one download; a study or series the
+    /// record does not have is `NotFound`.
+    pub async fn archive(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        scope: ArchiveScope,
+    ) -> Result<SealedArchive> {
+        let (_, _, row, opened) = self.open_raw(session, id).await?;
+        let manifest = &opened.inner.manifest;
+        let record_at = record_index(manifest);
+        let blob_rows = self.directory.store().attachments(id).await?;
+        let blob_key = |index: usize| {
+            blob_rows
+                .iter()
+                .find(|r| r.idx == index as i64)
+                .map(|r| r.blob_key.clone())
+                .ok_or(Error::NotFound("attachment"))
+        };
+        let record = match record_at {
+            Some(at) => {
+                let prepared = PreparedAttachment {
+                    info: attachment_info(at, &manifest[at]),
+                    entry: manifest[at].clone(),
+                    file: self
+                        .blobs
+                        .open(&blob_key(at)?)
+                        .map_err(|_| Error::Tampered("attachment"))?,
+                };
+                Some(read_record(prepared).await?)
+            }
+            None => None,
+        };
+        let studies = record.as_ref().map(|r| r.studies.as_slice()).unwrap_or(&[]);
+        let places: std::collections::HashMap<usize, (usize, usize)> = studies
+            .iter()
+            .enumerate()
+            .flat_map(|(s, study)| {
+                study
+                    .series
+                    .iter()
+                    .enumerate()
+                    .flat_map(move |(n, series)| {
+                        series.instances.iter().map(move |i| (i.attachment, (s, n)))
+                    })
+            })
+            .collect();
+        let wanted: Vec<(usize, Option<(usize, usize)>)> = match scope {
+            ArchiveScope::Item => (0..manifest.len())
+                .filter(|i| Some(*i) != record_at)
+                .map(|i| (i, places.get(&i).copied()))
+                .collect(),
+            ArchiveScope::Study(s) => {
+                let study = studies.get(s).ok_or(Error::NotFound("study"))?;
+                study
+                    .series
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(n, series)| {
+                        series
+                            .instances
+                            .iter()
+                            .map(move |i| (i.attachment, Some((s, n))))
+                    })
+                    .collect()
+            }
+            ArchiveScope::Series { study, series } => studies
+                .get(study)
+                .and_then(|st| st.series.get(series))
+                .ok_or(Error::NotFound("series"))?
+                .instances
+                .iter()
+                .map(|i| (i.attachment, Some((study, series))))
+                .collect(),
+        };
+        let mut files = Vec::with_capacity(wanted.len());
+        let mut sealed = Vec::with_capacity(wanted.len());
+        for (index, place) in wanted {
+            // The record names attachments of this item only; one outside the
+            // signed manifest would be a damaged record.
+            let entry = manifest
+                .get(index)
+                .filter(|_| Some(index) != record_at)
+                .ok_or(Error::Tampered("attachment"))?;
+            files.push(ArchiveFile {
+                info: attachment_info(index, entry),
+                place,
+            });
+            sealed.push((entry.clone(), blob_key(index)?));
+        }
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::DOWNLOAD)
+                    .item(id)
+                    .detail(format!("zip {} files={}", scope.describe(), files.len())),
+            )
+            .await?;
+        Ok(SealedArchive {
+            created_at: row.created_at,
+            files,
+            record,
+            sealed,
+            blobs: self.blobs.clone(),
+        })
+    }
+}
+
+/// Which files of an item one archive holds. Studies and series are named by
+/// their position in the sealed intake record, never by their UIDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveScope {
+    /// Every attachment (the intake record itself excepted).
+    Item,
+    Study(usize),
+    Series {
+        study: usize,
+        series: usize,
+    },
+}
+
+impl ArchiveScope {
+    fn describe(self) -> String {
+        match self {
+            Self::Item => "item".into(),
+            Self::Study(s) => format!("study={s}"),
+            Self::Series { study, series } => format!("study={study} series={series}"),
+        }
+    }
+}
+
+/// One file of an archive: what the signed manifest says of it, and the
+/// study and series intake placed it in (by position in the record).
+#[derive(Debug, Clone)]
+pub struct ArchiveFile {
+    pub info: AttachmentInfo,
+    pub place: Option<(usize, usize)>,
+}
+
+/// The files of an archive, ready to stream one by one.
+pub struct SealedArchive {
+    /// When the item was sent (Unix seconds).
+    pub created_at: i64,
+    pub files: Vec<ArchiveFile>,
+    /// The intake record, for naming studies and series.
+    pub record: Option<IntakeRecord>,
+    /// Per file: its manifest entry and blob key.
+    sealed: Vec<(renkei_crypto::ManifestEntry, String)>,
+    blobs: BlobStore,
+}
+
+impl SealedArchive {
+    /// Blocking: decrypts file `i` (a position in `files`) into `out`,
+    /// checked against the signed manifest. On `Tampered("attachment")`
+    /// whatever reached `out` must be discarded.
+    pub fn stream(&self, i: usize, out: impl Write + Send) -> Result<u64> {
+        let (entry, key) = self.sealed.get(i).ok_or(Error::NotFound("attachment"))?;
+        let file = self
+            .blobs
+            .open(key)
+            .map_err(|_| Error::Tampered("attachment"))?;
+        renkei_crypto::open_attachment(std::io::BufReader::with_capacity(1 << 20, file), entry, out)
+            .map(|o| o.size)
+            .map_err(crypto)
+    }
+}

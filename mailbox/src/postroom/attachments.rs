@@ -1,0 +1,223 @@
+//! One attachment of an opened item: streamed downloads, rendered DICOM
+//! slices, and the sealed intake record.
+
+use std::io::Write;
+
+use super::{Postroom, crypto};
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::postroom::intake::IntakeRecord;
+use crate::records::audit::{AuditEvent, action};
+
+#[derive(Debug, Clone)]
+pub struct AttachmentInfo {
+    pub index: usize,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// One attachment of an opened item, ready to stream.
+pub struct PreparedAttachment {
+    pub info: AttachmentInfo,
+    pub(super) entry: renkei_crypto::ManifestEntry,
+    pub(super) file: std::fs::File,
+}
+
+impl PreparedAttachment {
+    /// Blocking: decrypts into `out`, checking size and SHA-256 against the signed
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    pub fn stream(self, out: impl Write + Send) -> Result<u64> {
+        renkei_crypto::open_attachment(
+            std::io::BufReader::with_capacity(1 << 20, self.file),
+            &self.entry,
+            out,
+        )
+        .map(|o| o.size)
+        .map_err(crypto)
+    }
+}
+
+impl Postroom {
+    /// Opens the item once and readies one attachment for streaming: what it is
+    /// (from the signed manifest) and its sealed blob.
+    pub async fn attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+    ) -> Result<PreparedAttachment> {
+        let (prepared, _) = self
+            .prepare_attachment(session, id, |_| Some(index))
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::DOWNLOAD)
+                    .item(id)
+                    .detail(format!("attachment={index}")),
+            )
+            .await?;
+        Ok(prepared)
+    }
+
+    /// The sealed blob and signed manifest entry of the attachment `pick`
+    /// chooses from the manifest (`None` when it chooses none), unaudited —
+    /// each caller records what it does with it — and the manifest's record
+    /// index.
+    async fn prepare_attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        pick: impl FnOnce(&[renkei_crypto::ManifestEntry]) -> Option<usize>,
+    ) -> Result<Option<(PreparedAttachment, Option<usize>)>> {
+        let opened = self.open_recent(session, id).await?;
+        let Some(index) = pick(&opened.inner.manifest) else {
+            return Ok(None);
+        };
+        let Some(entry) = opened.inner.manifest.get(index).cloned() else {
+            return Err(Error::NotFound("attachment"));
+        };
+        let record = record_index(&opened.inner.manifest);
+        let row = self
+            .directory
+            .store()
+            .attachment(id, index as i64)
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
+        let file = self
+            .blobs
+            .open(&row.blob_key)
+            .map_err(|_| Error::Tampered("attachment"))?;
+        Ok(Some((
+            PreparedAttachment {
+                info: AttachmentInfo {
+                    index,
+                    name: entry.name.clone(),
+                    media_type: entry.media_type.clone(),
+                    size: entry.size,
+                    sha256: hex::encode(entry.sha256),
+                },
+                entry,
+                file,
+            },
+            record,
+        )))
+    }
+
+    /// What intake recorded when the item was sent — each file's DICOM
+    /// metadata or image size, its studies and series, the wrong-patient
+    /// check — decrypted from the item's sealed record. `None` for an item
+    /// without attachments (or sent before intake records existed).
+    pub async fn intake_record(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+    ) -> Result<Option<IntakeRecord>> {
+        let Some((prepared, _)) = self.prepare_attachment(session, id, record_index).await? else {
+            return Ok(None);
+        };
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::VIEW)
+                    .item(id)
+                    .detail("intake_record"),
+            )
+            .await?;
+        read_record(prepared).await.map(Some)
+    }
+
+    /// Renders frame `frame` of the DICOM attachment `index` as PNG with the
+    /// given window: decrypted with the reader's key into memory (one
+    /// instance, checked against the signed manifest), decoded, windowed.
+    /// Audited as a render. A slice that cannot be decoded is
+    /// `Error::Render`; the file itself still downloads.
+    pub async fn render_slice(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+        frame: u32,
+        window: imaging::WindowChoice,
+    ) -> Result<imaging::Rendered> {
+        let (prepared, record) = self
+            .prepare_attachment(session, id, |_| Some(index))
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
+        if record == Some(index) {
+            return Err(Error::NotFound("attachment"));
+        }
+        self.directory
+            .audit()
+            .record(
+                AuditEvent::by(session, action::RENDER)
+                    .item(id)
+                    .detail(format!("dicom attachment={index} frame={frame}")),
+            )
+            .await?;
+        if prepared.info.size > MAX_RENDER_BYTES {
+            return Err(imaging::RenderError::TooLarge {
+                pixels: prepared.info.size,
+            }
+            .into());
+        }
+        tokio::task::spawn_blocking(move || -> Result<imaging::Rendered> {
+            let mut bytes = Vec::with_capacity(prepared.info.size as usize);
+            prepared.stream(&mut bytes)?;
+            Ok(imaging::render_png(&bytes, frame, window)?)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("render task: {e}")))?
+    }
+
+    /// Streams one attachment's plaintext to `out`, checked against the signed
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    pub async fn open_attachment(
+        &self,
+        session: &CurrentSession,
+        id: &str,
+        index: usize,
+        out: impl Write + Send + 'static,
+    ) -> Result<u64> {
+        let prepared = self.attachment(session, id, index).await?;
+        tokio::task::spawn_blocking(move || prepared.stream(out))
+            .await
+            .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
+    }
+}
+
+pub(super) fn attachment_info(index: usize, m: &renkei_crypto::ManifestEntry) -> AttachmentInfo {
+    AttachmentInfo {
+        index,
+        name: m.name.clone(),
+        media_type: m.media_type.clone(),
+        size: m.size,
+        sha256: hex::encode(m.sha256),
+    }
+}
+
+/// The intake record, decrypted into memory (a few hundred bytes per file).
+pub(super) async fn read_record(prepared: PreparedAttachment) -> Result<IntakeRecord> {
+    let json = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        prepared.stream(&mut out)?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("record task: {e}")))??;
+    serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("intake record: {e}")))
+}
+
+/// Where the intake record sits: the last entry, named and typed as one.
+pub(super) fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<usize> {
+    let last = manifest.last()?;
+    (last.name == crate::postroom::intake::RECORD_NAME
+        && last.media_type == crate::postroom::intake::RECORD_MEDIA_TYPE)
+        .then(|| manifest.len() - 1)
+}
+
+/// The largest attachment decrypted into memory to render a slice.
+const MAX_RENDER_BYTES: u64 = 1 << 30;

@@ -1,0 +1,140 @@
+//! The first step of sending: what the sender wrote, checked, and the draft
+//! that gets sealed.
+
+use renkei_crypto::{Certificate, Draft, ProtectedHeaders, SenderInfo};
+
+use super::{OutgoingAttachment, Sealing, ThreadLink};
+use crate::account::Account;
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::keyring::Principal;
+use crate::postroom::intake::EnteredPatient;
+use crate::postroom::{Consent, Postroom};
+use crate::records::audit::{AuditEvent, action};
+use crate::store::thread::ThreadChange;
+
+/// A sealing that passed validation: what is stored in clear next to the
+/// sealed envelope, and the audit entry written once it is committed.
+pub(super) struct Checked {
+    pub id: String,
+    pub kind: String,
+    pub slots: Vec<(Principal, Certificate)>,
+    pub blind_index: Option<Vec<u8>>,
+    pub consent: Option<Consent>,
+    pub thread: Option<ThreadLink>,
+    pub audit: AuditEvent,
+}
+
+impl Postroom {
+    /// Checks the consent record and the attachments' media types, and splits
+    /// the sealing into what stays in clear, the draft to seal and the
+    /// patient entered (for the intake record's wrong-patient check).
+    pub(super) fn validate(
+        &self,
+        session: &CurrentSession,
+        sender: &Account,
+        sealing: Sealing,
+        attachments: &[OutgoingAttachment],
+    ) -> Result<(Checked, Draft, EnteredPatient)> {
+        let audit = match &sealing.thread {
+            None => AuditEvent::by(session, action::SEND),
+            Some(link) => {
+                let what = match link.change {
+                    ThreadChange::Open(_) => action::THREAD_OPEN,
+                    ThreadChange::Advance { .. } => action::THREAD_STEP,
+                };
+                let step = link.step.as_deref().unwrap_or("open");
+                AuditEvent::by(session, what)
+                    .detail(format!("thread={} step={step}", link.thread_id))
+            }
+        };
+        self.check_consent(&sealing)?;
+        let blind_index = if sealing.patient_id.trim().is_empty() {
+            None
+        } else {
+            let code = sender
+                .facility
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            Some(renkei_crypto::blind_index(&self.blind_key, &code, &sealing.patient_id).to_vec())
+        };
+        let patient = EnteredPatient {
+            id: sealing.patient_id.clone(),
+            name: sealing.patient_name.clone(),
+            confirmed: sealing.confirmed_patient_files.clone(),
+            sender: sender.id.as_str().to_string(),
+        };
+        let draft = Draft {
+            headers: ProtectedHeaders {
+                kind: sealing.kind.clone(),
+                subject: sealing.subject,
+                patient_id: sealing.patient_id,
+                patient_name: sealing.patient_name,
+            },
+            sender: SenderInfo {
+                account_id: sender.id.as_str().to_string(),
+                name: sender.name.clone(),
+                facility: sender
+                    .facility
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            },
+            body: sealing.body,
+            fields: sealing.fields,
+        };
+        if attachments
+            .iter()
+            .any(|a| a.media_type == crate::postroom::intake::RECORD_MEDIA_TYPE)
+        {
+            return Err(Error::invalid(
+                "attachment",
+                "that media type is reserved for the intake record",
+                "この種類のファイルは添付できません。",
+            ));
+        }
+        let checked = Checked {
+            id: sealing.envelope_id,
+            kind: sealing.kind,
+            slots: sealing.slots,
+            blind_index,
+            consent: sealing.consent,
+            thread: sealing.thread,
+            audit,
+        };
+        Ok((checked, draft, patient))
+    }
+
+    /// Patient data goes out only with the patient's consent on record, taken
+    /// by a named staff member on a day that has come.
+    fn check_consent(&self, sealing: &Sealing) -> Result<()> {
+        let carries_patient =
+            !sealing.patient_id.trim().is_empty() || !sealing.patient_name.trim().is_empty();
+        if let Some(c) = &sealing.consent {
+            if c.obtained_by.trim().is_empty() {
+                return Err(Error::invalid(
+                    "consent.obtained_by",
+                    "the consent record must name who obtained it",
+                    "同意を取得した職員の氏名を入力してください。",
+                ));
+            }
+            // Today in Japan, where consent is taken, whatever the server's zone.
+            if c.obtained_on > self.clock.today_jst() {
+                return Err(Error::invalid(
+                    "consent.obtained_on",
+                    "the consent date is in the future",
+                    "同意取得日が未来の日付です。",
+                ));
+            }
+        }
+        if carries_patient && sealing.consent.is_none() {
+            return Err(Error::invalid(
+                "consent",
+                "patient data can only be sent with the patient's consent on record",
+                "患者さんの同意が記録されていないため送信できません。",
+            ));
+        }
+        Ok(())
+    }
+}

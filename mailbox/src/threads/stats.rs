@@ -1,0 +1,103 @@
+//! What the clerk and the operator see across threads: the facility's
+//! overview, reading counts per month and per-account usage.
+
+use chrono::{Datelike, NaiveDate};
+
+use super::Threads;
+use crate::account::Role;
+use crate::directory::CurrentSession;
+use crate::error::{Error, Result};
+use crate::facility::FacilityCode;
+use crate::store::thread::{ReadingCount, ThreadRow, UsageRow};
+
+impl Threads {
+    /// Every thread the facility sent or received, with its progress (clerks and
+    /// liaisons; clear metadata only).
+    pub async fn facility_overview(&self, session: &CurrentSession) -> Result<Vec<ThreadRow>> {
+        let actor = session.require_ready()?;
+        let (Role::Clerk | Role::Liaison, Some(code)) = (actor.role, actor.facility.as_ref())
+        else {
+            return Err(Error::Forbidden);
+        };
+        Ok(self
+            .directory
+            .store()
+            .threads_of_facility(&code.to_string())
+            .await?)
+    }
+
+    /// Reading reports in a calendar month (JST), per reading doctor and facility.
+    /// Declines never count. Doctors see their own line, clerks and liaisons their
+    /// facility's, the operator the network's.
+    pub async fn reading_stats(
+        &self,
+        session: &CurrentSession,
+        month: &str,
+    ) -> Result<Vec<ReadingCount>> {
+        let actor = session.require_ready()?;
+        let bad = || {
+            Error::invalid(
+                "month",
+                format!("month must look like 2026-11, got {month:?}"),
+                "集計月は 2026-11 の形式で指定してください。",
+            )
+        };
+        let first = NaiveDate::parse_from_str(&format!("{}-01", month.trim()), "%Y-%m-%d")
+            .map_err(|_| bad())?;
+        let next = if first.month() == 12 {
+            NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+        }
+        .ok_or_else(bad)?;
+        let jst = |d: NaiveDate| crate::clock::jst_day_start_millis(d).ok_or_else(bad);
+        let all = self
+            .directory
+            .store()
+            .reading_counts(jst(first)?, jst(next)?)
+            .await?;
+        let own_facility = actor.facility.as_ref().map(|c| c.to_string());
+        Ok(all
+            .into_iter()
+            .filter(|c| match actor.role {
+                Role::Operator => true,
+                Role::Doctor => c.reader_id == actor.id.as_str(),
+                Role::Clerk | Role::Liaison => Some(&c.facility_code) == own_facility.as_ref(),
+            })
+            .collect())
+    }
+
+    /// Per-account usage of the clerk's facility.
+    pub async fn usage(&self, session: &CurrentSession) -> Result<Vec<UsageRow>> {
+        self.usage_of(session, None).await
+    }
+
+    /// Per-account usage of a facility: a clerk's own, or any one the operator
+    /// names.
+    pub async fn usage_of(
+        &self,
+        session: &CurrentSession,
+        facility: Option<&FacilityCode>,
+    ) -> Result<Vec<UsageRow>> {
+        let actor = session.require_ready()?;
+        let code = match (actor.role, actor.facility.as_ref(), facility) {
+            (Role::Clerk, Some(own), None) => own,
+            (Role::Clerk, Some(own), Some(asked)) if own == asked => own,
+            (Role::Operator, _, Some(asked)) => asked,
+            (Role::Operator, _, None) => {
+                return Err(Error::invalid(
+                    "facility",
+                    "name the facility",
+                    "施設コードを指定してください。",
+                ));
+            }
+            _ => return Err(Error::Forbidden),
+        };
+        let today = self.clock.today_jst().format("%Y-%m-%d").to_string();
+        Ok(self
+            .directory
+            .store()
+            .usage_of_facility(&code.to_string(), &today)
+            .await?)
+    }
+}
