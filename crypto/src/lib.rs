@@ -20,6 +20,7 @@ mod error;
 mod fast;
 mod keys;
 mod pgp;
+pub mod staging;
 mod stream;
 
 pub use blind::{BlindIndexKey, blind_index, normalise_patient_id};

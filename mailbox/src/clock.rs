@@ -147,6 +147,13 @@ pub fn format_jst_minutes(secs: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds as `YYYY-MM-DD HH:MM` in Japan; empty out of range.
+pub fn format_jst_minutes_millis(ms: i64) -> String {
+    jst_from_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
 /// The first millisecond of a JST calendar day, as Unix milliseconds.
 pub fn jst_day_start_millis(day: NaiveDate) -> Option<i64> {
     day.and_hms_opt(0, 0, 0)

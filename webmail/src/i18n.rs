@@ -2,7 +2,7 @@
 
 use axum::http::HeaderMap;
 
-use crate::session::cookie;
+use crate::http::session::cookie;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -20,7 +20,7 @@ impl Lang {
         });
         match from_query
             .as_deref()
-            .or_else(|| cookie(headers, crate::session::LANG_COOKIE))
+            .or_else(|| cookie(headers, crate::http::session::LANG_COOKIE))
         {
             Some("en") => Self::En,
             _ => Self::Ja,

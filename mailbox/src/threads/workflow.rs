@@ -253,6 +253,104 @@ impl Step {
     }
 }
 
+// --- step form spec (what a step's form asks for; labels are the edge's) -----
+
+/// Whether a step's field must be filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Required,
+    Optional,
+    /// Required unless the booking already holds a time (confirming a request
+    /// keeps the time it names).
+    UnlessBooked,
+}
+
+/// One field of a step's form, as the domain knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepField {
+    /// The field's name in [`Step::required_fields`] and the step's fields;
+    /// `body` is the step's free text.
+    pub name: &'static str,
+    pub need: Need,
+    /// Free text of several lines rather than one value.
+    pub long: bool,
+}
+
+impl StepField {
+    const fn new(name: &'static str, need: Need, long: bool) -> Self {
+        Self { name, need, long }
+    }
+
+    /// Whether the field must be filled on a thread that does or does not
+    /// hold a booked time.
+    pub fn is_required(self, booked: bool) -> bool {
+        match self.need {
+            Need::Required => true,
+            Need::Optional => false,
+            Need::UnlessBooked => !booked,
+        }
+    }
+}
+
+impl Step {
+    /// The fields of this step's form, in order. Required ones are exactly
+    /// [`Step::required_fields`] (plus `slot` when confirming an unbooked
+    /// request); a pathway stage's fields come from its template instead.
+    pub fn form_fields(self, kind: ThreadKind) -> Vec<StepField> {
+        let need = |name| {
+            if self.required_fields(kind).contains(&name) {
+                Need::Required
+            } else {
+                Need::Optional
+            }
+        };
+        let body = StepField::new("body", need("body"), true);
+        match self {
+            Self::Accept | Self::Withdraw | Self::Cancel | Self::Reply => vec![body],
+            Self::Report => vec![
+                StepField::new("findings", need("findings"), true),
+                StepField::new("impression", need("impression"), true),
+                body,
+            ],
+            Self::Decline => vec![StepField::new("reason", need("reason"), true)],
+            Self::Acknowledge | Self::Stage => Vec::new(),
+            Self::Confirm => vec![StepField::new("slot", Need::UnlessBooked, false)],
+            Self::Propose => vec![StepField::new("slot", need("slot"), false), body],
+        }
+    }
+
+    /// Whether the step may carry files (a report's images, a reply letter's
+    /// documents).
+    pub fn takes_files(self) -> bool {
+        matches!(self, Self::Reply | Self::Report)
+    }
+
+    /// Whether the step refuses, withdraws or calls something off.
+    pub fn is_refusal(self) -> bool {
+        matches!(self, Self::Decline | Self::Withdraw | Self::Cancel)
+    }
+}
+
+#[cfg(test)]
+mod step_form_tests {
+    use super::*;
+
+    #[test]
+    fn a_form_requires_exactly_what_the_step_requires() {
+        for kind in ThreadKind::ALL {
+            for step in Step::ALL {
+                let fields = step.form_fields(kind);
+                let required: Vec<&str> = fields
+                    .iter()
+                    .filter(|f| f.need == Need::Required)
+                    .map(|f| f.name)
+                    .collect();
+                assert_eq!(required, step.required_fields(kind), "{kind:?} {step:?}");
+            }
+        }
+    }
+}
+
 /// How the person acting stands to the thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {

@@ -12,10 +12,10 @@ use mailbox::twofactor::{PendingToken, SecondFactor, SecurityKeyView, SignInStep
 use mailbox::{CurrentSession, Error, Password};
 use serde::Deserialize;
 
-use super::{Chrome, PageCtx, message, render};
-use crate::error::status_of;
+use super::{AnyPage, Chrome, PageSession, message, render};
+use crate::http::error::status_of;
+use crate::http::session;
 use crate::i18n::{Lang, Texts};
-use crate::session;
 use crate::{AppState, RemoteAddr};
 
 pub fn routes() -> Router<AppState> {
@@ -140,13 +140,9 @@ struct HomePage {
 
 pub async fn home(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = &ctx.session;
     let lang = ctx.lang;
     let facility = match &s.account.facility {
@@ -183,14 +179,10 @@ struct PasswordPage {
 }
 
 pub async fn password_form(
-    State(state): State<AppState>,
     headers: HeaderMap,
+    AnyPage(ctx): AnyPage,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::any(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = &ctx.session;
     let lang = Lang::from_request(&headers, query.as_deref());
     let page = PasswordPage {
@@ -214,12 +206,9 @@ pub struct PasswordForm {
 pub async fn password_submit(
     State(state): State<AppState>,
     headers: HeaderMap,
+    AnyPage(ctx): AnyPage,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let ctx = match PageCtx::any(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = &ctx.session;
     let lang = Lang::from_request(&headers, None);
     let t = lang.texts();
@@ -440,12 +429,9 @@ struct SecurityPage {
 pub async fn security(
     State(state): State<AppState>,
     headers: HeaderMap,
+    AnyPage(ctx): AnyPage,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::any(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = &ctx.session;
     if s.account.must_change_password {
         return Redirect::to("/password").into_response();
@@ -485,12 +471,9 @@ pub struct ConfirmTotpForm {
 pub async fn security_confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
+    AnyPage(ctx): AnyPage,
     Form(form): Form<ConfirmTotpForm>,
 ) -> Response {
-    let ctx = match PageCtx::any(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = &ctx.session;
     let lang = Lang::from_request(&headers, None);
     let mut page = SecurityPage {

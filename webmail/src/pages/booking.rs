@@ -8,23 +8,24 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Duration, NaiveDate};
+use mailbox::threads::booking::{FreeDay, slot_text};
+use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::{Consent, ConsentMethod};
 use mailbox::store::thread::ThreadRow;
-use mailbox::threads::booking::{FreeDay, slot_text};
-use mailbox::threads::workflow::{Step, ThreadKind};
 use mailbox::threads::{NewThread, StepInput, Urgency};
+use mailbox::threads::workflow::{Step, ThreadKind};
 use mailbox::{Error, FacilityCode, Role};
 use serde::Deserialize;
 
-use super::clerk::{facility, facility_names, jst_ms, refused, state_label, today_jst};
-use super::{Chrome, PageCtx, message, render};
+use super::clerk::{facility, facility_names, refused, state_label};
+use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -337,14 +338,10 @@ fn day_views(lang: Lang, days: &[FreeDay]) -> Vec<DayView> {
 /// `GET /booking[?facility=CODE][&from=YYYY-MM-DD]`
 pub async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(raw): RawQuery,
     Query(q): Query<BookingQuery>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, raw.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let x = texts(ctx.lang);
     let done = match q.done.as_deref() {
         Some("requested") => Some(x.done_requested),
@@ -566,7 +563,7 @@ async fn lines(
             receiver: facility(names, &t.target_facility),
             state: state_label(lang, &t.state),
             time: t.booked_slot.clone(),
-            requested_at: jst_ms(t.created_at),
+            requested_at: format_jst_minutes_millis(t.created_at),
             closed: t.closed_at.is_some(),
             confirm_requested: allowed(Step::Confirm) && !proposed,
             accept_proposal: allowed(Step::Confirm) && proposed,
@@ -617,13 +614,9 @@ fn consent_of(form: &RequestForm) -> Result<Option<Consent>, Error> {
 /// `POST /booking/request`: a doctor or liaison office asks for a time.
 pub async fn request(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<RequestForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let slot = form.slot.trim().to_string();
     let preferred = if form.preferred_times.trim().is_empty() {
         slot.clone()
@@ -680,13 +673,9 @@ pub struct ResourceForm {
 /// `POST /booking/resources`: a liaison office lists something bookable.
 pub async fn add_resource(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<ResourceForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match state
         .threads
         .add_resource(&ctx.session, &form.name, &form.opening_hours)
@@ -719,14 +708,10 @@ pub struct StepForm {
 /// `POST /booking/{id}/step`: confirm, propose another time, or cancel.
 pub async fn step(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
     Form(form): Form<StepForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let step = match Step::parse(&form.step) {
         Ok(s @ (Step::Confirm | Step::Propose | Step::Cancel)) => Ok(s),
         Ok(_) => Err(Error::invalid(

@@ -11,18 +11,19 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use chrono::{Datelike, NaiveDate};
-use mailbox::store::thread::ThreadRow;
+use mailbox::clock::{format_jst_minutes_millis, today_jst};
+use mailbox::store::thread::{ThreadRow, UsageRow};
 use mailbox::threads::workflow::{ThreadKind, ThreadState};
 use mailbox::{FacilityCode, Role};
 use serde::Deserialize;
 
-use super::{Chrome, PageCtx, message, render};
+use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -93,18 +94,6 @@ pub(super) fn urgency_label(lang: Lang, urgency: &str) -> &'static str {
         (Lang::En, true) => "Urgent",
         (Lang::En, false) => "Routine",
     }
-}
-
-/// Unix milliseconds as a Japan time.
-pub(super) fn jst_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms + 9 * 3600 * 1000)
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_default()
-}
-
-/// Today in Japan, as stored in `wanted_by`.
-pub(super) fn today_jst() -> NaiveDate {
-    mailbox::clock::now_jst().date()
 }
 
 pub(super) fn is_overdue(t: &ThreadRow) -> bool {
@@ -409,17 +398,86 @@ fn neighbours(month: &str) -> Option<(String, String)> {
     Some((month_of(previous), month_of(next)))
 }
 
+/// One thread of the facility with its milestones.
+fn item_line(
+    lang: Lang,
+    own: &str,
+    names: &HashMap<String, String>,
+    people: &HashMap<String, (String, Role)>,
+    t: &ThreadRow,
+) -> ItemLine {
+    let x = texts(lang);
+    let sent = t.requester_facility.as_deref() == Some(own) && t.target_facility != own;
+    let counterpart = if sent {
+        facility(names, &t.target_facility)
+    } else {
+        t.requester_facility
+            .as_deref()
+            .map(|c| facility(names, c))
+            .unwrap_or_default()
+    };
+    ItemLine {
+        id: t.id.clone(),
+        sent,
+        kind: kind_label(lang, &t.kind),
+        counterpart,
+        state: state_label(lang, &t.state),
+        progress: vec![
+            Milestone {
+                label: x.step_sent,
+                at: Some(format_jst_minutes_millis(t.created_at)),
+            },
+            Milestone {
+                label: x.step_delivered,
+                at: t.delivered_at.map(format_jst_minutes_millis),
+            },
+            Milestone {
+                label: x.step_opened,
+                at: t.opened_at.map(format_jst_minutes_millis),
+            },
+            Milestone {
+                label: x.step_closed,
+                at: t.closed_at.map(format_jst_minutes_millis),
+            },
+        ],
+        due: t.wanted_by.clone(),
+        overdue: is_overdue(t),
+        urgent: t.urgency == "urgent",
+        urgency: urgency_label(lang, &t.urgency),
+        claimed_by: t.claimed_by.as_deref().map(|id| person(people, id)),
+        assignee: t.assignee_id.as_deref().map(|id| person(people, id)),
+    }
+}
+
+/// One account's use of the system, for the clerk.
+fn usage_line(lang: Lang, people: &HashMap<String, (String, Role)>, u: UsageRow) -> UsageLine {
+    let (name, role) = people
+        .get(&u.account_id)
+        .map_or((u.account_id.clone(), None), |(n, r)| (n.clone(), Some(*r)));
+    UsageLine {
+        account: mailbox::AccountId::parse(&u.account_id)
+            .map_or_else(|_| u.account_id.clone(), |id| id.display_grouped()),
+        name,
+        role: match (lang, role) {
+            (_, None) => "",
+            (Lang::Ja, Some(r)) => r.label_ja(),
+            (Lang::En, Some(r)) => r.as_str(),
+        },
+        last_sign_in: u.last_sign_in_at.map(format_jst_minutes_millis),
+        sent: u.sent,
+        received: u.received,
+        unopened: u.unopened,
+        overdue: u.overdue,
+    }
+}
+
 /// `GET /clerk[?month=2026-11]`
 pub async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(raw): RawQuery,
     Query(q): Query<ClerkQuery>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, raw.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let lang = ctx.lang;
     let x = texts(lang);
     let account = ctx.session.account.clone();
@@ -442,49 +500,7 @@ pub async fn page(
     };
     let items: Vec<ItemLine> = rows
         .iter()
-        .map(|t| {
-            let sent =
-                t.requester_facility.as_deref() == Some(own.as_str()) && t.target_facility != own;
-            let counterpart = if sent {
-                facility(&names, &t.target_facility)
-            } else {
-                t.requester_facility
-                    .as_deref()
-                    .map(|c| facility(&names, c))
-                    .unwrap_or_default()
-            };
-            ItemLine {
-                id: t.id.clone(),
-                sent,
-                kind: kind_label(lang, &t.kind),
-                counterpart,
-                state: state_label(lang, &t.state),
-                progress: vec![
-                    Milestone {
-                        label: x.step_sent,
-                        at: Some(jst_ms(t.created_at)),
-                    },
-                    Milestone {
-                        label: x.step_delivered,
-                        at: t.delivered_at.map(jst_ms),
-                    },
-                    Milestone {
-                        label: x.step_opened,
-                        at: t.opened_at.map(jst_ms),
-                    },
-                    Milestone {
-                        label: x.step_closed,
-                        at: t.closed_at.map(jst_ms),
-                    },
-                ],
-                due: t.wanted_by.clone(),
-                overdue: is_overdue(t),
-                urgent: t.urgency == "urgent",
-                urgency: urgency_label(lang, &t.urgency),
-                claimed_by: t.claimed_by.as_deref().map(|id| person(&people, id)),
-                assignee: t.assignee_id.as_deref().map(|id| person(&people, id)),
-            }
-        })
+        .map(|t| item_line(lang, &own, &names, &people, t))
         .collect();
     let overdue_count = items.iter().filter(|i| i.overdue).count();
 
@@ -492,26 +508,7 @@ pub async fn page(
         match state.threads.usage(&ctx.session).await {
             Ok(rows) => Some(
                 rows.into_iter()
-                    .map(|u| {
-                        let (name, role) = people
-                            .get(&u.account_id)
-                            .map_or((u.account_id.clone(), None), |(n, r)| (n.clone(), Some(*r)));
-                        UsageLine {
-                            account: mailbox::AccountId::parse(&u.account_id)
-                                .map_or_else(|_| u.account_id.clone(), |id| id.display_grouped()),
-                            name,
-                            role: match (lang, role) {
-                                (_, None) => "",
-                                (Lang::Ja, Some(r)) => r.label_ja(),
-                                (Lang::En, Some(r)) => r.as_str(),
-                            },
-                            last_sign_in: u.last_sign_in_at.map(jst_ms),
-                            sent: u.sent,
-                            received: u.received,
-                            unopened: u.unopened,
-                            overdue: u.overdue,
-                        }
-                    })
+                    .map(|u| usage_line(lang, &people, u))
                     .collect(),
             ),
             Err(e) => {

@@ -8,16 +8,17 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use mailbox::postroom::OpenedItem;
 use serde::Deserialize;
 
-use super::thread::{AttachmentLink, kind_label, pick};
-use super::{Chrome, PageCtx, message, render};
+use super::labels::{kind_label, pick};
+use super::thread::AttachmentLink;
+use super::{Chrome, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 /// Up to this many DICOM files a step lists them one by one.
@@ -190,14 +191,10 @@ struct FilesQuery {
 /// the audit trail, as everywhere; each download is audited on its own.
 async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, raw.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let lang = ctx.lang;
     let ft = match lang {
         Lang::Ja => &JA,

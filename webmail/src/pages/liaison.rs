@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -15,9 +15,9 @@ use super::clerk::{
     facility, facility_names, is_overdue, kind_label, people_of, person, refused, state_label,
     urgency_label,
 };
-use super::{Chrome, PageCtx, message, render};
+use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -181,14 +181,10 @@ pub struct LiaisonQuery {
 /// `GET /liaison[?show=all]`
 pub async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(raw): RawQuery,
     Query(q): Query<LiaisonQuery>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, raw.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let x = texts(ctx.lang);
     let done = match q.done.as_deref() {
         Some("claim") => Some(x.done_claim),
@@ -250,7 +246,9 @@ async fn inbox(
                 .map(|c| facility(&names, c))
                 .unwrap_or_default(),
             state: state_label(lang, &t.state),
-            received: super::clerk::jst_ms(t.delivered_at.unwrap_or(t.created_at)),
+            received: mailbox::clock::format_jst_minutes_millis(
+                t.delivered_at.unwrap_or(t.created_at),
+            ),
             due: t.wanted_by.clone(),
             overdue: is_overdue(&t),
             urgent: t.urgency == "urgent",
@@ -291,16 +289,7 @@ enum Action {
     Unassign,
 }
 
-async fn act(
-    state: AppState,
-    headers: HeaderMap,
-    id: String,
-    action: Result<Action, Error>,
-) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn act(state: AppState, ctx: PageCtx, id: String, action: Result<Action, Error>) -> Response {
     let x = texts(ctx.lang);
     // Only the liaison office acts here; the service refuses everyone else too.
     if ctx.session.account.role != Role::Liaison {
@@ -334,19 +323,19 @@ async fn act(
 /// `POST /liaison/{id}/claim`
 pub async fn claim(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    act(state, headers, id, Ok(Action::Claim)).await
+    act(state, ctx, id, Ok(Action::Claim)).await
 }
 
 /// `POST /liaison/{id}/release`
 pub async fn release(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    act(state, headers, id, Ok(Action::Release)).await
+    act(state, ctx, id, Ok(Action::Release)).await
 }
 
 #[derive(Deserialize)]
@@ -358,11 +347,11 @@ pub struct AssignForm {
 /// `POST /liaison/{id}/assign` (form field `doctor`: an account ID)
 pub async fn assign(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
     Form(form): Form<AssignForm>,
 ) -> Response {
-    let lang = Lang::from_request(&headers, None);
+    let lang = ctx.lang;
     let doctor = if form.doctor.trim().is_empty() {
         Err(Error::invalid(
             "doctor",
@@ -372,14 +361,14 @@ pub async fn assign(
     } else {
         AccountId::parse(&form.doctor)
     };
-    act(state, headers, id, doctor.map(Action::Assign)).await
+    act(state, ctx, id, doctor.map(Action::Assign)).await
 }
 
 /// `POST /liaison/{id}/unassign`
 pub async fn unassign(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    act(state, headers, id, Ok(Action::Unassign)).await
+    act(state, ctx, id, Ok(Action::Unassign)).await
 }

@@ -9,20 +9,21 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::listing::{FolderFilter, FolderPage, MailFolder};
 use mailbox::store::queue::ListingRow;
 use mailbox::threads::workflow::{ThreadKind, ThreadState};
 use mailbox::{Error, Role};
 use serde::Deserialize;
 
-use super::thread::{jst, kind_label, state_label, step_label, today_jst, urgency_label};
-use super::{Chrome, PageCtx, message, render};
+use super::labels::{kind_label, state_label, step_label, urgency_label};
+use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -185,7 +186,7 @@ fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
             .map_or("", |s| state_label(lang, s)),
         urgency: r.urgency.as_deref().map_or("", |u| urgency_label(lang, u)),
         urgent: r.urgency.as_deref() == Some("urgent"),
-        at: jst(r.delivered_at, true),
+        at: format_jst_minutes_millis(r.delivered_at),
         unread: !r.seen,
         archived: r.archived,
         received: r.folder == "inbox",
@@ -349,16 +350,16 @@ fn state_choices(lang: Lang, selected: &str) -> Vec<Choice> {
         .collect()
 }
 
-async fn inbox(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
-    folder(state, headers, query, MailFolder::Inbox).await
+async fn inbox(state: State<AppState>, page: PageSession, query: RawQuery) -> Response {
+    folder(state, page, query, MailFolder::Inbox).await
 }
 
-async fn sent(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
-    folder(state, headers, query, MailFolder::Sent).await
+async fn sent(state: State<AppState>, page: PageSession, query: RawQuery) -> Response {
+    folder(state, page, query, MailFolder::Sent).await
 }
 
-async fn archive(state: State<AppState>, headers: HeaderMap, query: RawQuery) -> Response {
-    folder(state, headers, query, MailFolder::Archive).await
+async fn archive(state: State<AppState>, page: PageSession, query: RawQuery) -> Response {
+    folder(state, page, query, MailFolder::Archive).await
 }
 
 /// The personal folders belong to people who receive items in their own name.
@@ -371,14 +372,10 @@ fn personal_mail(ctx: &PageCtx) -> Result<(), Error> {
 
 async fn folder(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(query): RawQuery,
     which: MailFolder,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let lang = ctx.lang;
     let m = texts(lang);
     let q = FolderQuery::from_query(query.as_deref());
@@ -399,7 +396,7 @@ async fn folder(
         Ok((p, u)) => (StatusCode::OK, None, Some(p), u),
         Err(e) => (status_of(e.kind()), Some(message(lang, &e)), None, 0),
     };
-    let today = today_jst();
+    let today = today_jst().to_string();
     let name = which.as_str();
     let view = FolderView {
         lang,
@@ -451,13 +448,9 @@ struct SearchView {
 /// `GET /mail/search` — the form only; the text is posted, never in the URL.
 async fn search_form(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     search_page(&state, ctx, String::new(), None, query.as_deref()).await
 }
 
@@ -470,13 +463,9 @@ struct SearchForm {
 /// `POST /mail/search`
 async fn search(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<SearchForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let found = match personal_mail(&ctx) {
         Ok(()) => {
             state
@@ -502,7 +491,7 @@ async fn search_page(
         .unread_in_inbox(&ctx.session)
         .await
         .unwrap_or(0);
-    let today = today_jst();
+    let today = today_jst().to_string();
     let (status, error, items, searched) = match found {
         None => (StatusCode::OK, None, Vec::new(), false),
         Some(Ok(rows)) => (
@@ -553,14 +542,10 @@ struct FlagsForm {
 /// the folder page the form was on.
 async fn flags(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
     Form(form): Form<FlagsForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let (seen, archived) = match form.action.as_str() {
         "archive" => (None, Some(true)),
         "unarchive" => (None, Some(false)),

@@ -4,16 +4,20 @@
 //! `account` (sign-in, password, second factor, home), `mail` (inbox, sent,
 //! archive, search), `compose`, `thread`, `liaison`, `clerk`, `booking`,
 //! `settings`, `operator`, `public` (the facility list, no sign-in),
-//! `viewer` (the DICOM viewer of an item).
-//! What every page shares lives here: the frame around the content
-//! ([`Chrome`]), the session lookup with its redirects ([`PageCtx`]) and
-//! rendering.
+//! `viewer` (the DICOM viewer of an item), `files`.
+//! What every page shares: the frame around the content ([`Chrome`]) and
+//! rendering here; who is asking ([`ctx`]: `PageSession`, `AnyPage`, and the
+//! console's `OperatorPage`); labels ([`labels`]); a multipart form's text
+//! and staged files ([`form_upload`]).
 
 pub mod account;
 pub mod booking;
 pub mod clerk;
 pub mod compose;
+pub mod ctx;
 pub mod files;
+pub mod form_upload;
+pub mod labels;
 pub mod liaison;
 pub mod mail;
 pub mod operator;
@@ -21,18 +25,20 @@ pub mod public;
 pub mod settings;
 pub mod thread;
 pub mod viewer;
+pub mod zip_links;
 
 use askama::Template;
 use axum::Router;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use mailbox::{CurrentSession, Error, Localized, Role};
 
 use crate::AppState;
-use crate::csrf;
-use crate::i18n::{Lang, Texts};
-use crate::session::{self, LANG_COOKIE};
+use crate::http::csrf;
+use crate::http::session::{self, LANG_COOKIE};
+use crate::i18n::Lang;
+pub use ctx::{AnyPage, PageCtx, PageSession};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -84,7 +90,7 @@ impl Chrome {
         let csrf = session::token(headers)
             .map(|t| csrf::token_for(&t))
             .unwrap_or_default();
-        let now = chrono::Utc::now().timestamp();
+        let now = mailbox::clock::now_secs();
         Self {
             signed_in: true,
             csrf,
@@ -150,63 +156,6 @@ fn nav_for(lang: Lang, role: Role) -> Vec<NavLink> {
     nav
 }
 
-/// A signed-in page request: the session, the language and the frame.
-pub struct PageCtx {
-    pub session: CurrentSession,
-    pub lang: Lang,
-    pub chrome: Chrome,
-}
-
-impl PageCtx {
-    /// The session behind a page, sending the browser to sign in, to change an
-    /// issued password or to enrol a required second factor first.
-    pub async fn ready(
-        state: &AppState,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Self, Response> {
-        let s = page_session(state, headers).await?;
-        if s.account.must_change_password {
-            return Err(Redirect::to("/password").into_response());
-        }
-        if s.enrolment_required {
-            return Err(Redirect::to("/security").into_response());
-        }
-        Ok(Self::of(s, headers, query))
-    }
-
-    /// Like [`PageCtx::ready`] without the redirects (the password and
-    /// enrolment pages themselves).
-    pub async fn any(
-        state: &AppState,
-        headers: &HeaderMap,
-        query: Option<&str>,
-    ) -> Result<Self, Response> {
-        let s = page_session(state, headers).await?;
-        Ok(Self::of(s, headers, query))
-    }
-
-    fn of(session: CurrentSession, headers: &HeaderMap, query: Option<&str>) -> Self {
-        let lang = Lang::from_request(headers, query);
-        let chrome = Chrome::for_session(lang, &session, headers);
-        Self {
-            session,
-            lang,
-            chrome,
-        }
-    }
-
-    #[allow(dead_code)] // used by the area modules as they land
-    pub fn t(&self) -> &'static Texts {
-        self.lang.texts()
-    }
-
-    #[allow(dead_code)]
-    pub fn message(&self, e: &Error) -> String {
-        message(self.lang, e)
-    }
-}
-
 pub fn render(
     status: StatusCode,
     lang: Lang,
@@ -242,27 +191,5 @@ pub fn message(lang: Lang, e: &Error) -> String {
     match lang {
         Lang::Ja => e.message_ja(),
         Lang::En => e.message_en(),
-    }
-}
-
-/// The session behind a page request, or where to send the browser instead.
-pub async fn page_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<CurrentSession, Response> {
-    let Some(token) = session::token(headers) else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    match state.directory.authenticate(&token).await {
-        Ok(s) => Ok(session::at_request(s, headers)),
-        Err(Error::SessionExpired | Error::NotSignedIn | Error::AccountLocked) => Err((
-            [(SET_COOKIE, session::clear_cookie())],
-            Redirect::to("/login?expired=1"),
-        )
-            .into_response()),
-        Err(e) => {
-            tracing::error!(error = %e, "session lookup failed");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
     }
 }

@@ -93,11 +93,6 @@ pub struct Filter {
     q: String,
 }
 
-/// Today in Japan, the day participation is judged by.
-pub(crate) fn today_jst() -> chrono::NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive()
-}
-
 /// Whether a listing matches every word of the filter (name, city, departments).
 fn matches(l: &PublicListing, q: &str) -> bool {
     q.split_whitespace().all(|word| {
@@ -117,7 +112,11 @@ pub async fn list(
     let q = serde_urlencoded::from_str::<Filter>(query.as_deref().unwrap_or(""))
         .map(|f| f.q.trim().to_string())
         .unwrap_or_default();
-    let (facilities, error, status) = match state.directory.public_listings(today_jst()).await {
+    let (facilities, error, status) = match state
+        .directory
+        .public_listings(mailbox::clock::today_jst())
+        .await
+    {
         Ok(all) => (
             all.into_iter().filter(|l| matches(l, &q)).collect(),
             None,

@@ -7,18 +7,19 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use mailbox::clock::format_jst_minutes;
 use mailbox::notify::NotifyMode;
 use mailbox::twofactor::{AppPasswordView, SecondFactor};
 use mailbox::{CurrentSession, Error};
 use serde::Deserialize;
 
-use super::{Chrome, PageCtx, message, render};
+use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -185,26 +186,15 @@ pub struct AppPasswordLine {
     pub last_used: Option<String>,
 }
 
-/// Unix seconds as a JST date and time.
-pub(crate) fn jst(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| {
-            (t + chrono::Duration::hours(9))
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 impl From<AppPasswordView> for AppPasswordLine {
     fn from(v: AppPasswordView) -> Self {
         Self {
             id: v.id,
             name: v.name,
-            created_at: jst(v.created_at),
+            created_at: format_jst_minutes(v.created_at),
             last_used: v.last_used_at.map(|at| match v.last_used_from {
-                Some(from) => format!("{} ({from})", jst(at)),
-                None => jst(at),
+                Some(from) => format!("{} ({from})", format_jst_minutes(at)),
+                None => format_jst_minutes(at),
             }),
         }
     }
@@ -293,13 +283,9 @@ async fn answer(
 /// `GET /settings`
 pub async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, query.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let lang = ctx.lang;
     let session = ctx.session.clone();
     match page(&state, ctx).await {
@@ -347,13 +333,9 @@ pub struct EmailForm {
 /// `POST /settings/email` — mails a confirmation link to the new address.
 pub async fn change_email(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<EmailForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = ctx.session.clone();
     let outcome = async {
         form.reauth.apply(&state, &s).await?;
@@ -380,13 +362,9 @@ pub struct NotifyForm {
 /// `POST /settings/notifications` — immediate, digest or off.
 pub async fn set_notifications(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<NotifyForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let outcome = match NotifyMode::parse(&form.mode) {
         Ok(mode) => state.notices.set_mode(&ctx.session, mode).await,
         Err(e) => Err(e),
@@ -410,13 +388,9 @@ pub struct AppPasswordForm {
 /// `POST /settings/app-passwords` — the new password is on this answer only.
 pub async fn create_app_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Form(form): Form<AppPasswordForm>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let s = ctx.session.clone();
     let created = async {
         form.reauth.apply(&state, &s).await?;
@@ -438,13 +412,9 @@ pub async fn create_app_password(
 /// `POST /settings/app-passwords/{id}/revoke`
 pub async fn revoke_app_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let outcome = state.directory.revoke_app_password(&ctx.session, &id).await;
     let ok = outcome.is_ok();
     answer(&state, ctx, outcome, |p| {

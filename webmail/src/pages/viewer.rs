@@ -10,7 +10,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use imaging::{Preset, Study};
@@ -18,9 +18,9 @@ use mailbox::postroom::intake::IntakeRecord;
 use serde::Deserialize;
 
 use super::thread::css;
-use super::{Chrome, PageCtx, message, render};
+use super::{Chrome, PageSession, message, render};
 use crate::AppState;
-use crate::error::status_of;
+use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 pub fn routes() -> Router<AppState> {
@@ -307,14 +307,10 @@ fn study_patient(record: &IntakeRecord, study: &Study) -> String {
 /// `GET /items/{id}/viewer?series=&preset=|&center=&width=`
 async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    PageSession(ctx): PageSession,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let ctx = match PageCtx::ready(&state, &headers, raw.as_deref()).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let lang = ctx.lang;
     // A repeated or unknown parameter is ignored rather than refused.
     let q: ViewerQuery = raw

@@ -16,8 +16,8 @@ use mailbox::SessionToken;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::http::session;
 use crate::i18n::Lang;
-use crate::session;
 
 /// The hidden form field every page form carries.
 pub const FIELD: &str = "csrf";

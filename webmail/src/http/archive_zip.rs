@@ -1,13 +1,5 @@
-//! `/api/v1/envelopes/{id}/zip`, `…/studies/{study}/zip` and
-//! `…/studies/{study}/series/{series}/zip`: an item's files, one study or
-//! one series as a stored ZIP streamed on the fly, resumable with `Range`.
-//! The browser's links on the thread page use the same routes (the session
-//! cookie authenticates them, as for the PDF).
-//!
-//! Studies and series are named by their position in the sealed intake
-//! record, not by their Study/Series Instance UIDs: DICOM's de-identification
-//! profile treats UIDs as identifying (they often embed dates, device serials
-//! or accession numbers), and URLs end up in logs and browser histories.
+//! A sealed archive (an item, a study or a series) as a stored ZIP streamed
+//! on the fly, resumable with `Range`.
 //!
 //! Every byte offset comes from the manifest sizes ([`zipstream::Layout`]),
 //! so `Content-Length` is exact and the same request yields the same bytes.
@@ -26,7 +18,6 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::{Mutex, OnceLock};
 
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
@@ -36,202 +27,29 @@ use mailbox::postroom::{ArchiveScope, SealedArchive};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::AppState;
-use crate::api::api_session;
-use crate::error::ApiError;
-use crate::pages::thread::content_disposition;
-use crate::ranges::{
-    Download, RangeAnswers, RangeHeaders, client_gone, respond, send_file_range, strong_etag,
-};
-use crate::zipstream::{Entry, Layout, Part, safe_file_name};
+use crate::http::download::content_disposition;
+use crate::http::ranges::{Download, client_gone, respond, send_file_range, strong_etag};
+use crate::http::zipstream::{Entry, Layout, Part, safe_file_name};
 
-/// `GET /api/v1/envelopes/{id}/zip`
-#[utoipa::path(get, path = "/envelopes/{id}/zip", tag = "envelopes", operation_id = "item_zip",
-    params(("id" = String, Path, description = "Item ID"),
-        RangeHeaders),
-    responses(
-        (status = 200, description = "Every attachment as a stored ZIP, DICOM files in study and series folders; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
-            content_type = "application/zip", body = crate::openapi::Binary),
-        RangeAnswers))]
-pub async fn item(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    serve(state, headers, id, ArchiveScope::Item).await
-}
-
-/// `GET /api/v1/envelopes/{id}/studies/{study}/zip`
-#[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
-    params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        RangeHeaders),
-    responses(
-        (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
-            content_type = "application/zip", body = crate::openapi::Binary),
-        RangeAnswers))]
-pub async fn study(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, study)): Path<(String, usize)>,
-) -> Result<Response, ApiError> {
-    serve(state, headers, id, ArchiveScope::Study(study)).await
-}
-
-/// `GET /api/v1/envelopes/{id}/studies/{study}/series/{series}/zip`
-#[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/series/{series}/zip", tag = "envelopes", operation_id = "series_zip",
-    params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
-        RangeHeaders),
-    responses(
-        (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
-            content_type = "application/zip", body = crate::openapi::Binary),
-        RangeAnswers))]
-pub async fn series(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, study, series)): Path<(String, usize, usize)>,
-) -> Result<Response, ApiError> {
-    serve(state, headers, id, ArchiveScope::Series { study, series }).await
-}
-
-async fn serve(
-    state: AppState,
-    headers: HeaderMap,
-    id: String,
+/// The answer to a request for `archive`: the whole ZIP or the range asked for.
+pub fn respond_with(
+    headers: &HeaderMap,
+    id: &str,
     scope: ArchiveScope,
-) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
-    let archive = state.postroom.archive(&session, &id, scope).await?;
+    archive: SealedArchive,
+) -> Response {
     let layout = Layout::new(entries(&archive), jst(archive.created_at));
     let download = Download {
-        etag: etag(&id, scope, &archive, &layout),
+        etag: etag(id, scope, &archive, &layout),
         len: layout.total_len(),
         content_type: HeaderValue::from_static("application/zip"),
-        content_disposition: HeaderValue::from_str(&content_disposition(&zip_name(&id, scope)))
+        content_disposition: HeaderValue::from_str(&content_disposition(&zip_name(id, scope)))
             .unwrap_or(HeaderValue::from_static("attachment")),
         log_as: format!("archive of {id}"),
     };
-    Ok(respond(&headers, download, move |range, tx| {
+    respond(headers, download, move |range, tx| {
         produce(&archive, &layout, &range, tx)
-    }))
-}
-
-/// The ZIP links of one item on the thread page: every attachment at once,
-/// and each study and series of its sealed intake record.
-pub struct ZipLinks {
-    pub all_href: String,
-    pub all_label: &'static str,
-    pub studies: Vec<StudyLink>,
-}
-
-pub struct StudyLink {
-    pub summary: String,
-    pub href: String,
-    pub label: &'static str,
-    pub series: Vec<SeriesLink>,
-}
-
-pub struct SeriesLink {
-    pub summary: String,
-    pub href: String,
-    pub label: &'static str,
-}
-
-struct ZipTexts {
-    all: &'static str,
-    study: &'static str,
-    series: &'static str,
-    images: &'static str,
-}
-
-const JA: ZipTexts = ZipTexts {
-    all: "添付ファイルをまとめてZIPでダウンロード",
-    study: "検査をZIPでダウンロード",
-    series: "シリーズをZIPでダウンロード",
-    images: "枚",
-};
-const EN: ZipTexts = ZipTexts {
-    all: "Download all attachments as ZIP",
-    study: "Download study as ZIP",
-    series: "Download series as ZIP",
-    images: " images",
-};
-
-/// The links for an opened item (`None` without attachments). Reading the
-/// intake record is a view in the audit trail, as on the API; an item whose
-/// record cannot be read still offers the whole-item ZIP.
-pub async fn page_links(
-    state: &AppState,
-    session: &mailbox::CurrentSession,
-    lang: crate::i18n::Lang,
-    item: &mailbox::postroom::OpenedItem,
-) -> Option<ZipLinks> {
-    if item.attachments.is_empty() {
-        return None;
-    }
-    let tt = match lang {
-        crate::i18n::Lang::Ja => &JA,
-        crate::i18n::Lang::En => &EN,
-    };
-    let base = format!("/api/v1/envelopes/{}", item.id);
-    let record = match state.postroom.intake_record(session, &item.id).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(envelope = item.id, error = %e, "intake record unreadable for the ZIP links");
-            None
-        }
-    };
-    let studies = record
-        .map(|r| r.studies)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(s, study)| StudyLink {
-            summary: words(&[
-                study.study_date.as_deref().unwrap_or(""),
-                &study.modalities().join("/"),
-                &study.description,
-                &format!("（{}{}）", study.image_count(), tt.images),
-            ]),
-            href: format!("{base}/studies/{s}/zip"),
-            label: tt.study,
-            series: study
-                .series
-                .iter()
-                .enumerate()
-                .map(|(n, series)| SeriesLink {
-                    summary: words(&[
-                        &series
-                            .series_number
-                            .map(|k| format!("#{k}"))
-                            .unwrap_or_default(),
-                        &series.modality,
-                        &series.body_part,
-                        &series.description,
-                        &format!("（{}{}）", series.image_count(), tt.images),
-                    ]),
-                    href: format!("{base}/studies/{s}/series/{n}/zip"),
-                    label: tt.series,
-                })
-                .collect(),
-        })
-        .collect();
-    Some(ZipLinks {
-        all_href: format!("{base}/zip"),
-        all_label: tt.all,
-        studies,
     })
-}
-
-fn words(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .map(|w| w.trim())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A strong validator: the archive's bytes follow from the item, the scope,
@@ -266,9 +84,7 @@ fn zip_name(id: &str, scope: ArchiveScope) -> String {
 /// The archive's one timestamp: when the item was sent, in Japan time (ZIP
 /// times are local and carry no zone).
 fn jst(created_at: i64) -> chrono::NaiveDateTime {
-    chrono::DateTime::from_timestamp(created_at, 0)
-        .map(|t| t.naive_utc() + chrono::Duration::hours(9))
-        .unwrap_or_default()
+    mailbox::clock::jst_from_secs(created_at).unwrap_or_default()
 }
 
 /// Paths inside the archive: `study1_DATE_DESCRIPTION/series3_CT_DESCRIPTION/NAME`

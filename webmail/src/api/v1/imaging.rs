@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use imaging::{Preset, Window, WindowChoice};
 use mailbox::Error;
@@ -13,8 +13,8 @@ use mailbox::postroom::intake::IntakeRecord;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::api_session;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
 
 /// `GET /api/v1/envelopes/{id}/studies` — the sealed intake record
 /// (`null` for an item without attachments).
@@ -23,10 +23,9 @@ use crate::error::ApiError;
     responses((status = 200, description = "Studies, series and image counts recorded at intake, from inside the sealed item (null without attachments)", body = Object)))]
 pub async fn studies(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<Json<Option<IntakeRecord>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     Ok(Json(state.postroom.intake_record(&session, &id).await?))
 }
 
@@ -75,14 +74,13 @@ impl RenderQuery {
         ("center" = Option<f64>, Query, description = "Window centre (with width)"),
         ("width" = Option<f64>, Query, description = "Window width (with center)")),
     responses((status = 200, description = "The frame as PNG; `x-renkei-frames` gives the frame count, `x-renkei-window` the window used",
-        content_type = "image/png", body = crate::openapi::Binary)))]
+        content_type = "image/png", body = crate::api::v1::openapi::Binary)))]
 pub async fn render(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path((id, index)): Path<(String, usize)>,
     Query(query): Query<RenderQuery>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let window = query.window()?;
     let rendered = state
         .postroom

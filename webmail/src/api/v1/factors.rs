@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use mailbox::twofactor::PendingToken;
 use mailbox::webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::api_session;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
 
 #[derive(Serialize, ToSchema)]
 pub struct AppPasswordJson {
@@ -51,9 +51,8 @@ pub struct FactorsJson {
     responses((status = 200, description = "The person's second factors and app passwords", body = FactorsJson)))]
 pub async fn factors(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<FactorsJson>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let v = state.directory.factors(&s).await?;
     Ok(Json(FactorsJson {
         security_keys: v.security_keys.into_iter().map(Into::into).collect(),
@@ -77,9 +76,8 @@ pub struct TotpJson {
     responses((status = 200, description = "A new secret, its otpauth URI and QR code", body = TotpJson)))]
 pub async fn begin_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<TotpJson>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let e = state.directory.begin_totp(&s).await?;
     Ok(Json(TotpJson {
         secret: e.secret_base32,
@@ -104,10 +102,9 @@ pub struct RecoveryCodes {
     responses((status = 200, description = "Enrolled; the recovery codes, shown once", body = RecoveryCodes)))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<Code>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let codes = state.directory.confirm_totp(&s, &body.code).await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
@@ -119,9 +116,8 @@ pub async fn confirm_totp(
     responses((status = 204, description = "Removed")))]
 pub async fn remove_totp(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.remove_totp(&s).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -131,9 +127,8 @@ pub async fn remove_totp(
     responses((status = 200, description = "New codes, shown once", body = RecoveryCodes)))]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let codes = state.directory.regenerate_recovery_codes(&s).await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
@@ -158,9 +153,8 @@ pub struct CreatedAppPassword {
     responses((status = 200, description = "The person's app passwords (never the secrets)", body = Vec<AppPasswordJson>)))]
 pub async fn app_passwords(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Vec<AppPasswordJson>>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     s.require_ready()?;
     let v = state.directory.factors(&s).await?;
     Ok(Json(v.app_passwords.into_iter().map(Into::into).collect()))
@@ -171,10 +165,9 @@ pub async fn app_passwords(
     responses((status = 201, description = "Made; the password is in this answer only", body = CreatedAppPassword)))]
 pub async fn create_app_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<NewAppPassword>,
 ) -> Result<(StatusCode, Json<CreatedAppPassword>), ApiError> {
-    let s = api_session(&state, &headers).await?;
     let (view, secret) = state.directory.create_app_password(&s, &body.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -191,10 +184,9 @@ pub async fn create_app_password(
     responses((status = 204, description = "Revoked at once")))]
 pub async fn revoke_app_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.revoke_app_password(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -221,9 +213,8 @@ fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
     responses((status = 200, description = "Which account has which factors (operator)", body = Vec<FactorSummaryJson>)))]
 pub async fn admin_factors(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Vec<FactorSummaryJson>>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     operator(&s)?;
     let rows = state.directory.factor_summaries().await?;
     Ok(Json(
@@ -245,10 +236,9 @@ pub async fn admin_factors(
     responses((status = 204, description = "Factors removed; the person enrols again")))]
 pub async fn admin_reset(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     operator(&s)?;
     let id = AccountId::parse(&id).map_err(|_| Error::NotFound("account"))?;
     tracing::warn!(
@@ -295,10 +285,9 @@ pub struct KeyName {
     responses((status = 200, description = "`navigator.credentials.create` options", body = Object)))]
 pub async fn begin_webauthn(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<KeyName>,
 ) -> Result<Json<CreationChallengeResponse>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     Ok(Json(state.directory.begin_webauthn(&s, &body.name).await?))
 }
 
@@ -322,10 +311,9 @@ pub struct RegisteredKey {
     responses((status = 201, description = "Registered", body = RegisteredKey)))]
 pub async fn finish_webauthn(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<FinishRegistration>,
 ) -> Result<(StatusCode, Json<RegisteredKey>), ApiError> {
-    let s = api_session(&state, &headers).await?;
     let (key, codes) = state
         .directory
         .finish_webauthn(&s, &body.credential)
@@ -344,9 +332,8 @@ pub async fn finish_webauthn(
     responses((status = 200, description = "The person's security keys and passkeys", body = Vec<SecurityKeyJson>)))]
 pub async fn security_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Vec<SecurityKeyJson>>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let v = state.directory.factors(&s).await?;
     Ok(Json(v.security_keys.into_iter().map(Into::into).collect()))
 }
@@ -357,11 +344,10 @@ pub async fn security_keys(
     responses((status = 204, description = "Renamed")))]
 pub async fn rename_webauthn(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Path(id): Path<String>,
     Json(body): Json<KeyName>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.rename_webauthn(&s, &id, &body.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -372,10 +358,9 @@ pub async fn rename_webauthn(
     responses((status = 204, description = "Removed")))]
 pub async fn remove_webauthn(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.remove_webauthn(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -405,8 +390,7 @@ pub async fn sign_in_challenge(
     responses((status = 200, description = "`navigator.credentials.get` options for re-authenticating", body = Object)))]
 pub async fn reauth_challenge(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<RequestChallengeResponse>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     Ok(Json(state.directory.reauth_webauthn_challenge(&s).await?))
 }

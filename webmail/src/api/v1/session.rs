@@ -10,17 +10,10 @@ use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
-use crate::{AppState, RemoteAddr, session};
-
-pub(crate) async fn api_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<CurrentSession, ApiError> {
-    let token = session::token(headers).ok_or(Error::NotSignedIn)?;
-    let s = state.directory.authenticate(&token).await?;
-    Ok(session::at_request(s, headers))
-}
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
+use crate::http::session;
+use crate::{AppState, RemoteAddr};
 
 #[derive(Serialize, ToSchema)]
 pub struct AccountView {
@@ -170,10 +163,9 @@ pub async fn second_factor(
     responses((status = 204, description = "Re-authenticated for the next five minutes")))]
 pub async fn reauth(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<FactorInput>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.reauthenticate(&s, &body.factor()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -205,10 +197,9 @@ pub struct ChangePassword {
     responses((status = 204, description = "Changed; other sessions of the account end")))]
 pub async fn change_password(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state
         .directory
         .change_password(
@@ -232,8 +223,7 @@ pub struct Me {
 /// password is changed, like everything else but the password and sign-out.
 #[utoipa::path(get, path = "/me", tag = "account",
     responses((status = 200, description = "The signed-in account", body = Me)))]
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
-    let s = api_session(&state, &headers).await?;
+pub async fn me(ApiSession(s): ApiSession) -> Result<Json<Me>, ApiError> {
     let account = s.require_ready()?;
     Ok(Json(Me {
         account: AccountView::from(account),

@@ -7,21 +7,22 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use mailbox::store::thread::{ReadingCount, ResourceRow, ThreadRow, UsageRow};
-use mailbox::threads::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::threads::{NewThread, StepInput, Urgency};
+use mailbox::threads::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::api_session;
-use crate::envelopes::{
-    AttachmentSpec, ConsentSpec, ItemView, SendWarning, To, attachment_channels, counted,
-    feed_and_finish, large_item_warning, read_spec,
+use crate::api::v1::envelopes::{ConsentSpec, ItemView, To};
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
+use crate::http::upload::{
+    AttachmentSpec, SendWarning, attachment_channels, counted, feed_and_finish, large_item_warning,
+    read_spec,
 };
-use crate::error::ApiError;
 
 /// The first multipart part, `thread`, of `POST /api/v1/threads`.
 #[derive(Deserialize, ToSchema)]
@@ -94,14 +95,13 @@ pub struct CreatedThread {
 
 /// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/threads", tag = "threads", operation_id = "open_thread",
-    request_body(content = crate::openapi::ThreadUpload, content_type = "multipart/form-data"),
+    request_body(content = crate::api::v1::openapi::ThreadUpload, content_type = "multipart/form-data"),
     responses((status = 201, description = "The thread and its first signed step", body = CreatedThread)))]
 pub async fn open(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<CreatedThread>), ApiError> {
-    let session = api_session(&state, &headers).await?;
     session.require_ready()?;
     let spec: ThreadSpec = read_spec(&mut multipart, "thread").await?;
     let new = NewThread {
@@ -163,16 +163,15 @@ pub struct CreatedStep {
 
 /// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
 #[utoipa::path(post, path = "/threads/{id}/steps", tag = "threads",
-    request_body(content = crate::openapi::StepUpload, content_type = "multipart/form-data"),
+    request_body(content = crate::api::v1::openapi::StepUpload, content_type = "multipart/form-data"),
     params(("id" = String, Path, description = "Thread ID")),
     responses((status = 201, description = "The step, sealed to the counterpart", body = CreatedStep)))]
 pub async fn step(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<CreatedStep>), ApiError> {
-    let session = api_session(&state, &headers).await?;
     session.require_ready()?;
     let spec: StepSpec = read_spec(&mut multipart, "step").await?;
     let input = StepInput {
@@ -238,9 +237,7 @@ pub struct ThreadSummary {
 
 impl From<ThreadRow> for ThreadSummary {
     fn from(t: ThreadRow) -> Self {
-        let today = (chrono::Utc::now() + chrono::Duration::hours(9))
-            .format("%Y-%m-%d")
-            .to_string();
+        let today = mailbox::clock::today_jst().to_string();
         let overdue =
             t.closed_at.is_none() && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str());
         Self {
@@ -277,9 +274,8 @@ impl From<ThreadRow> for ThreadSummary {
     responses((status = 200, description = "The person's threads (metadata)", body = Vec<ThreadSummary>)))]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
 ) -> Result<Json<Vec<ThreadSummary>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let rows = state.threads.list(&session).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -297,10 +293,9 @@ pub struct ThreadDetail {
     responses((status = 200, description = "State, every step opened and verified, and the steps the reader may take", body = ThreadDetail)))]
 pub async fn view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<Json<ThreadDetail>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let v = state.threads.view(&session, &id).await?;
     Ok(Json(ThreadDetail {
         thread: v.thread.into(),
@@ -315,10 +310,9 @@ pub async fn view(
     responses((status = 204, description = "Claimed by this liaison")))]
 pub async fn claim(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let session = api_session(&state, &headers).await?;
     state.threads.claim(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -329,10 +323,9 @@ pub async fn claim(
     responses((status = 204, description = "Released")))]
 pub async fn release(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let session = api_session(&state, &headers).await?;
     state.threads.release(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -348,11 +341,10 @@ pub struct Assign {
     responses((status = 204, description = "Assigned; the doctor gets key slots for every step")))]
 pub async fn assign(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
     Json(body): Json<Assign>,
 ) -> Result<StatusCode, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let doctor = AccountId::parse(&body.doctor)?;
     state.threads.assign(&session, &id, &doctor).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -371,11 +363,10 @@ pub struct ForwardThread {
     responses((status = 204, description = "Forwarded; the colleague gets key slots for every step and reads the thread")))]
 pub async fn forward(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
     Json(body): Json<ForwardThread>,
 ) -> Result<StatusCode, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let to = AccountId::parse(&body.to)?;
     state.threads.forward(&session, &id, &to).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -387,10 +378,9 @@ pub async fn forward(
     responses((status = 204, description = "Unassigned")))]
 pub async fn unassign(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let session = api_session(&state, &headers).await?;
     state.threads.unassign(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -400,9 +390,8 @@ pub async fn unassign(
     responses((status = 200, description = "Every thread of the facility (clerks, liaisons)", body = Vec<ThreadSummary>)))]
 pub async fn facility_overview(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
 ) -> Result<Json<Vec<ThreadSummary>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let rows = state.threads.facility_overview(&session).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -437,10 +426,9 @@ impl From<ReadingCount> for ReadingLine {
     responses((status = 200, description = "Reports per reader in the month (declines excluded)", body = Vec<ReadingLine>)))]
 pub async fn reading_stats(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<Vec<ReadingLine>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let rows = state.threads.reading_stats(&session, &q.month).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -473,9 +461,8 @@ impl From<UsageRow> for UsageLine {
     responses((status = 200, description = "Per-account usage of the clerk's facility", body = Vec<UsageLine>)))]
 pub async fn usage(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
 ) -> Result<Json<Vec<UsageLine>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let rows = state.threads.usage(&session).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -505,10 +492,9 @@ impl From<ResourceRow> for ResourceView {
     responses((status = 200, description = "The facility's bookable resources", body = Vec<ResourceView>)))]
 pub async fn resources(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Path(code): Path<String>,
 ) -> Result<Json<Vec<ResourceView>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let code = FacilityCode::parse(&code)?;
     let rows = state.threads.resources(&session, &code).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
@@ -525,10 +511,9 @@ pub struct NewResource {
     responses((status = 201, description = "Listed", body = ResourceView)))]
 pub async fn add_resource(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Json(body): Json<NewResource>,
 ) -> Result<(StatusCode, Json<ResourceView>), ApiError> {
-    let session = api_session(&state, &headers).await?;
     let row = state
         .threads
         .add_resource(&session, &body.name, &body.opening_hours)
@@ -541,9 +526,8 @@ pub async fn add_resource(
     responses((status = 200, description = "Care-pathway templates: stages and their fields", body = Vec<Object>)))]
 pub async fn pathways(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
 ) -> Result<Json<Vec<mailbox::threads::pathway::PathwayTemplate>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     session.require_ready()?;
     Ok(Json(state.threads.templates()))
 }

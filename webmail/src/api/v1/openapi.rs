@@ -11,11 +11,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::envelopes::EnvelopeSpec;
-use crate::error::ErrorBody;
-use crate::session::SESSION_COOKIE;
-use crate::threads::{StepSpec, ThreadSpec};
-use crate::{api, envelopes, factors, imaging, notify, records, study_zip, threads};
+use super::{envelopes, factors, imaging, notify, records, session as api, study_zip, threads};
+use crate::api::v1::envelopes::EnvelopeSpec;
+use crate::api::v1::threads::{StepSpec, ThreadSpec};
+use crate::http::error::ErrorBody;
+use crate::http::session::SESSION_COOKIE;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -2,7 +2,6 @@
 //! and usage as CSV downloads, and the operator's patient deletion requests.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -12,8 +11,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::api_session;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
 
 fn day(field: &'static str, s: &str) -> Result<NaiveDate, Error> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
@@ -75,10 +74,9 @@ pub struct AuditLine {
         ))))]
 pub async fn audit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let (from, to) = mailbox::records::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
     let audit = state.directory.audit();
     let rows = audit.entries(&session, from, to).await?;
@@ -121,10 +119,9 @@ pub struct MonthQuery {
     responses((status = 200, description = "Reading statistics as CSV (UTF-8 with BOM)", content_type = "text/csv", body = String)))]
 pub async fn readings_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let rows = state.threads.reading_stats(&session, &q.month).await?;
     let mut out = String::from(mailbox::records::csv::BOM);
     out.push_str(&mailbox::records::csv::line(&[
@@ -170,10 +167,9 @@ pub struct UsageQuery {
     responses((status = 200, description = "Per-account usage as CSV (UTF-8 with BOM)", content_type = "text/csv", body = String)))]
 pub async fn usage_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     Query(q): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let facility = q
         .facility
         .as_deref()
@@ -239,10 +235,9 @@ pub struct MatchLine {
     responses((status = 200, description = "What the request would delete: metadata only", body = Vec<MatchLine>)))]
 pub async fn deletion_search(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     axum::Json(form): axum::Json<PatientForm>,
 ) -> Result<axum::Json<Vec<MatchLine>>, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
     let found = state
         .records
@@ -272,15 +267,14 @@ pub async fn deletion_search(
 #[utoipa::path(post, path = "/admin/deletion-requests", tag = "admin", request_body = PatientForm,
     responses((status = 200, description = "Deleted; the receipt (PDF, or CSV with `format: csv`)",
         content(
-            (crate::openapi::Binary = "application/pdf"),
+            (crate::api::v1::openapi::Binary = "application/pdf"),
             (String = "text/csv"),
         ))))]
 pub async fn deletion_apply(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     axum::Json(form): axum::Json<PatientForm>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
     let Some(confirm) = form.confirm else {
         return Err(Error::invalid(
@@ -325,13 +319,12 @@ pub async fn deletion_apply(
 /// `GET /api/v1/envelopes/{id}/pdf` — the item as PDF (text leaves only as PDF).
 #[utoipa::path(get, path = "/envelopes/{id}/pdf", tag = "envelopes",
     params(("id" = String, Path, description = "Item ID")),
-    responses((status = 200, description = "The item as PDF", content_type = "application/pdf", body = crate::openapi::Binary)))]
+    responses((status = 200, description = "The item as PDF", content_type = "application/pdf", body = crate::api::v1::openapi::Binary)))]
 pub async fn item_pdf(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let (pdf, _) = state.postroom.export_pdf(&session, &id).await?;
     Ok((
         [
@@ -354,10 +347,9 @@ pub async fn item_pdf(
         content_type = "application/pgp-signature", body = String)))]
 pub async fn item_pdf_signature(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(session): ApiSession,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let session = api_session(&state, &headers).await?;
     let (_, signature) = state.postroom.export_pdf(&session, &id).await?;
     Ok((
         [

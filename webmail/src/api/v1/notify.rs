@@ -3,15 +3,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use mailbox::notify::{NotifyMode, NotifyReason, kind_labels};
 use mailbox::store::notify::NotificationRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::api_session;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::extract::ApiSession;
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangeEmail {
@@ -24,10 +24,9 @@ pub struct ChangeEmail {
     responses((status = 202, description = "A confirmation link is mailed; the address is used once it is opened")))]
 pub async fn change_email(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<ChangeEmail>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state.directory.require_recent_reauth(&s)?;
     state
         .notices
@@ -74,9 +73,8 @@ pub struct Settings {
     responses((status = 200, description = "Address, its confirmation and the mode", body = Settings)))]
 pub async fn settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Settings>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let n = state.notices.settings(&s).await?;
     Ok(Json(Settings {
         email: n.email,
@@ -98,10 +96,9 @@ pub struct SetMode {
     responses((status = 204, description = "Saved")))]
 pub async fn set_mode(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
     Json(body): Json<SetMode>,
 ) -> Result<StatusCode, ApiError> {
-    let s = api_session(&state, &headers).await?;
     state
         .notices
         .set_mode(&s, NotifyMode::parse(&body.mode)?)
@@ -149,9 +146,8 @@ impl From<NotificationRow> for FailedNotice {
     responses((status = 200, description = "The person's notices that could not be sent", body = Vec<FailedNotice>)))]
 pub async fn failed_mine(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Vec<FailedNotice>>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let rows = state.notices.failed_for(&s).await?;
     Ok(Json(rows.into_iter().map(FailedNotice::from).collect()))
 }
@@ -162,9 +158,8 @@ pub async fn failed_mine(
     responses((status = 200, description = "Every failed notice (operator)", body = Vec<FailedNotice>)))]
 pub async fn failed_all(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ApiSession(s): ApiSession,
 ) -> Result<Json<Vec<FailedNotice>>, ApiError> {
-    let s = api_session(&state, &headers).await?;
     let rows = state.notices.failed_all(&s).await?;
     Ok(Json(rows.into_iter().map(FailedNotice::from).collect()))
 }

@@ -8,7 +8,7 @@
 //! only known once its plaintext has streamed by. The central directory at
 //! the end needs every CRC: an entry this response did not stream is decrypted
 //! again only to compute it (cached per process), never sent twice. Which
-//! range a request gets is [`crate::ranges`]' decision.
+//! range a request gets is [`crate::http::ranges`]' decision.
 
 use std::ops::Range;
 

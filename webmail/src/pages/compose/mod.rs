@@ -1,0 +1,500 @@
+//! Pages: compose (`/compose?kind=…`) for every kind of thread — reading
+//! request, referral, information share, booking and care pathway — with the
+//! patient, the consent record and any number of attachments (files, a
+//! folder; `static/compose.js` also unpacks a ZIP in the browser and shows a
+//! progress bar per file). When the files picked add up to more than
+//! `[attachments] warn_above_mib`, compose.js warns before sending; the item
+//! is still sent (a soft warning, never a limit), and the server logs it.
+//!
+//! `POST /compose` is multipart and streams: with JavaScript the form's text
+//! comes first, then a `manifest` part naming the files, so sealing starts at
+//! once and each file part flows straight into its sealed blob (the API's
+//! path, `attachment_channels` + `feed_and_finish`). A plain form (no
+//! JavaScript) names each file only in its own part, after the previous
+//! file's bytes, while sealing needs every name first: those parts go through
+//! [`staged`], encrypted temp files under a key held only by the request.
+//! Either way no upload is ever held whole in memory.
+
+use std::sync::atomic::Ordering;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use mailbox::postroom::{Consent, ConsentMethod, Recipient};
+use mailbox::threads::{Created, NewThread, Urgency};
+use mailbox::threads::workflow::ThreadKind;
+use mailbox::{AccountId, Error, FacilityCode, Role};
+use serde::Deserialize;
+
+use super::form_upload::{bad_form, media_type_of, read_text, stage_file, staged};
+use super::labels::kind_label;
+use super::{Chrome, PageCtx, PageSession, message, render};
+use crate::AppState;
+use crate::http::csrf::CheckedMultipart;
+use crate::http::error::status_of;
+use crate::http::upload::{
+    AttachmentSpec, attachment_channels, counted, feed_and_finish, large_item_warning,
+};
+use crate::i18n::{Lang, Texts};
+
+mod texts;
+mod values;
+
+pub(super) use texts::size_warning_text;
+use texts::*;
+use values::*;
+
+const COMPOSE_JS: &str = include_str!("../../../static/compose.js");
+const SIZE_WARNING_JS: &str = include_str!("../../../static/size_warning.js");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/compose",
+            get(form).post(submit).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/static/compose.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    COMPOSE_JS,
+                )
+            }),
+        )
+        .route(
+            "/static/size_warning.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SIZE_WARNING_JS,
+                )
+            }),
+        )
+}
+
+/// A recipient choice: `account:ID` or `liaison:CODE`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// Recipients of one facility.
+pub struct FacilityGroup {
+    pub name: String,
+    pub choices: Vec<Choice>,
+}
+
+pub struct KindTab {
+    pub kind: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+pub struct StageField {
+    pub name: String,
+    pub label: String,
+    pub required: bool,
+    pub value: String,
+}
+
+#[derive(Template)]
+#[template(path = "compose.html")]
+struct ComposePage {
+    lang: Lang,
+    t: &'static Texts,
+    chrome: Chrome,
+    c: &'static ComposeTexts,
+    kind: &'static str,
+    kind_title: &'static str,
+    kinds: Vec<KindTab>,
+    recipients: Vec<FacilityGroup>,
+    /// Booking: facilities to choose, then their resources.
+    facilities: Vec<Choice>,
+    resources: Vec<Choice>,
+    /// Pathway: templates, the chosen one's first-stage fields.
+    templates: Vec<Choice>,
+    stage_fields: Vec<StageField>,
+    v: Values,
+    error: Option<String>,
+    /// Above this total of the files picked, compose.js shows `size_warning`.
+    warn_above_bytes: u64,
+}
+
+/// What the person typed, kept when the form comes back with an error.
+#[derive(Default, Deserialize)]
+pub struct Values {
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub patient_id: String,
+    #[serde(default)]
+    pub patient_name: String,
+    #[serde(default)]
+    pub consent_on: String,
+    #[serde(default)]
+    pub consent_method: String,
+    #[serde(default)]
+    pub consent_by: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub urgency: String,
+    #[serde(default)]
+    pub wanted_by: String,
+    #[serde(default)]
+    pub modality: String,
+    #[serde(default)]
+    pub body_part: String,
+    #[serde(default)]
+    pub clinical_question: String,
+    #[serde(default)]
+    pub purpose: String,
+    #[serde(default)]
+    pub diagnosis: String,
+    #[serde(default)]
+    pub preferred_times: String,
+    #[serde(default)]
+    pub facility: String,
+    #[serde(default)]
+    pub resource_id: String,
+    #[serde(default)]
+    pub template: String,
+    /// Every other field (a pathway stage's).
+    #[serde(skip)]
+    pub extra: Vec<(String, String)>,
+}
+
+impl Values {
+    fn extra_value(&self, name: &str) -> String {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The GET parameters that choose the form (no patient data).
+#[derive(Deserialize, Default)]
+struct FormQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    facility: String,
+    #[serde(default)]
+    template: String,
+}
+
+/// Form fields that are not structured fields of the thread.
+const OWN_FIELDS: &[&str] = &[
+    "csrf",
+    "kind",
+    "to",
+    "subject",
+    "patient_id",
+    "patient_name",
+    "consent_on",
+    "consent_method",
+    "consent_by",
+    "body",
+    "urgency",
+    "wanted_by",
+    "facility",
+    "resource_id",
+    "template",
+    "manifest",
+    "attachments",
+    "folder",
+];
+
+fn may_compose(role: Role) -> Result<(), Error> {
+    match role {
+        Role::Doctor | Role::Liaison => Ok(()),
+        Role::Clerk | Role::Operator => Err(Error::Forbidden),
+    }
+}
+
+/// `GET /compose?kind=reading_request` (and `&facility=` for a booking,
+/// `&template=` for a pathway).
+async fn form(
+    State(state): State<AppState>,
+    PageSession(ctx): PageSession,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let q: FormQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
+    let kind = ThreadKind::parse(&q.kind).unwrap_or(ThreadKind::ReadingRequest);
+    let values = Values {
+        facility: q.facility,
+        template: q.template,
+        ..Values::default()
+    };
+    let error = may_compose(ctx.session.account.role)
+        .err()
+        .map(|e| (status_of(e.kind()), message(ctx.lang, &e)));
+    page(&state, ctx, kind, values, error, query.as_deref()).await
+}
+
+/// Who can be written to, by facility: its liaison office, then its doctors
+/// (not the writer; a pathway goes to a liaison office only).
+fn recipient_groups(
+    c: &ComposeTexts,
+    kind: ThreadKind,
+    v: &Values,
+    me: &mailbox::Account,
+    facilities: &[mailbox::Facility],
+    accounts: &[mailbox::Account],
+) -> Vec<FacilityGroup> {
+    let mut recipients = Vec::new();
+    for f in facilities.iter().filter(|f| f.active_until.is_none()) {
+        let code = f.code.to_string();
+        let mut choices = vec![Choice {
+            value: format!("liaison:{code}"),
+            label: format!("{}（{}）", c.liaison_office, f.name),
+            selected: v.to == format!("liaison:{code}"),
+        }];
+        // A pathway is handed to a liaison office only.
+        if kind != ThreadKind::Pathway {
+            for a in accounts.iter().filter(|a| {
+                a.role == Role::Doctor
+                    && !a.removed
+                    && a.id != me.id
+                    && a.facility.as_ref() == Some(&f.code)
+            }) {
+                let value = format!("account:{}", a.id.as_str());
+                choices.push(Choice {
+                    selected: v.to == value,
+                    label: format!("{}（{}）", a.name, a.id.display_grouped()),
+                    value,
+                });
+            }
+        }
+        recipients.push(FacilityGroup {
+            name: format!("{}（{code}）", f.name),
+            choices,
+        });
+    }
+    recipients
+}
+
+/// The fields of the chosen pathway template's first stage, as typed so far.
+fn first_stage_fields(
+    lang: Lang,
+    templates: &[mailbox::threads::pathway::PathwayTemplate],
+    v: &Values,
+) -> Vec<StageField> {
+    templates
+        .iter()
+        .find(|t| t.id == v.template)
+        .and_then(|t| t.stages.first())
+        .map(|s| {
+            s.fields
+                .iter()
+                .map(|f| StageField {
+                    value: v.extra_value(&f.name),
+                    name: f.name.clone(),
+                    label: match lang {
+                        Lang::Ja => f.label_ja.clone(),
+                        Lang::En => f.label_en.clone(),
+                    },
+                    required: f.required,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn page(
+    state: &AppState,
+    ctx: PageCtx,
+    kind: ThreadKind,
+    v: Values,
+    error: Option<(StatusCode, String)>,
+    query: Option<&str>,
+) -> Response {
+    let lang = ctx.lang;
+    let c = texts(lang);
+    let me = &ctx.session.account;
+    let facilities = state.directory.facilities().await.unwrap_or_default();
+    let accounts = state.directory.accounts(None).await.unwrap_or_default();
+    let recipients = recipient_groups(c, kind, &v, me, &facilities, &accounts);
+    let facility_choices = facilities
+        .iter()
+        .filter(|f| f.active_until.is_none())
+        .map(|f| Choice {
+            value: f.code.to_string(),
+            label: format!("{}（{}）", f.name, f.code),
+            selected: v.facility == f.code.as_str(),
+        })
+        .collect();
+    let resources = match (kind, FacilityCode::parse(&v.facility)) {
+        (ThreadKind::Booking, Ok(code)) => state
+            .threads
+            .resources(&ctx.session, &code)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| Choice {
+                selected: v.resource_id == r.id,
+                label: format!("{}（{}）", r.name, r.opening_hours),
+                value: r.id,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let all_templates = state.threads.templates();
+    let templates = all_templates
+        .iter()
+        .map(|t| Choice {
+            value: t.id.clone(),
+            label: match lang {
+                Lang::Ja => t.name_ja.clone(),
+                Lang::En => t.name_en.clone(),
+            },
+            selected: v.template == t.id,
+        })
+        .collect();
+    let stage_fields = first_stage_fields(lang, &all_templates, &v);
+    let (status, error) = match error {
+        Some((s, m)) => (s, Some(m)),
+        None => (StatusCode::OK, None),
+    };
+    let view = ComposePage {
+        lang,
+        t: lang.texts(),
+        c,
+        kind: kind.as_str(),
+        kind_title: kind_label(lang, kind.as_str()),
+        kinds: ThreadKind::ALL
+            .iter()
+            .map(|k| KindTab {
+                kind: k.as_str(),
+                label: kind_label(lang, k.as_str()),
+                current: *k == kind,
+            })
+            .collect(),
+        recipients,
+        facilities: facility_choices,
+        resources,
+        templates,
+        stage_fields,
+        v,
+        error,
+        warn_above_bytes: state.upload.warn_above_bytes,
+        chrome: ctx.chrome,
+    };
+    render(status, lang, query, &view)
+}
+
+/// A file the browser names in the `manifest` part (compose.js).
+#[derive(Deserialize)]
+struct ManifestEntry {
+    name: String,
+    #[serde(default)]
+    media_type: String,
+}
+
+/// `POST /compose` (multipart; see the module comment for the two shapes).
+async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    CheckedMultipart(multipart): CheckedMultipart,
+) -> Result<Response, Response> {
+    // The session only after the CSRF check of the first part, so a stale
+    // form is refused as such rather than sent to sign in.
+    let ctx = PageCtx::ready(&state, &headers, None).await?;
+    let mut values = Values::default();
+    let mut kind_name = String::new();
+    let outcome = receive(&state, &ctx, multipart, &mut values, &mut kind_name).await;
+    Ok(match outcome {
+        Ok(created) => Redirect::to(&format!("/threads/{}", created.thread_id)).into_response(),
+        Err(e) => {
+            let kind = ThreadKind::parse(&kind_name).unwrap_or(ThreadKind::ReadingRequest);
+            let status = status_of(e.kind());
+            let text = message(ctx.lang, &e);
+            page(&state, ctx, kind, values, Some((status, text)), None).await
+        }
+    })
+}
+
+/// Reads the form's text, then hands the files to sealing (streamed with a
+/// manifest, else staged).
+async fn receive(
+    state: &AppState,
+    ctx: &PageCtx,
+    mut multipart: Multipart,
+    values: &mut Values,
+    kind_name: &mut String,
+) -> Result<Created, Error> {
+    may_compose(ctx.session.account.role)?;
+    let mut staged: Vec<staged::Staged> = Vec::new();
+    let mut manifest: Option<Vec<ManifestEntry>> = None;
+    loop {
+        let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| bad_form(format!("multipart: {e}")))?
+        else {
+            break;
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if field.file_name().is_some() {
+            staged.extend(stage_file(&mut field).await?);
+            continue;
+        }
+        let value = read_text(&mut field).await?;
+        if name == "manifest" {
+            let entries: Vec<ManifestEntry> =
+                serde_json::from_str(&value).map_err(|e| bad_form(format!("manifest: {e}")))?;
+            manifest = Some(entries);
+            // Everything after the manifest is its files, in order.
+            break;
+        }
+        set_value(values, kind_name, &name, value);
+    }
+    let kind = ThreadKind::parse(kind_name)?;
+    let new = new_thread(kind, values)?;
+    let threads = state.threads.clone();
+    let session = ctx.session.clone();
+    let (created, total) = match manifest {
+        Some(entries) => {
+            let specs = entries
+                .into_iter()
+                .map(|e| AttachmentSpec {
+                    media_type: media_type_of(&e.media_type, &e.name),
+                    name: e.name,
+                })
+                .collect();
+            let (senders, attachments) = attachment_channels(specs);
+            let (attachments, total) = counted(attachments);
+            let task = tokio::spawn(async move { threads.open(&session, new, attachments).await });
+            let created = feed_and_finish(multipart, senders, task)
+                .await
+                .map_err(|e| e.0)?;
+            (created, total)
+        }
+        None => {
+            let (attachments, total) = counted(
+                staged
+                    .into_iter()
+                    .map(staged::Staged::into_attachment)
+                    .collect(),
+            );
+            (threads.open(&session, new, attachments).await?, total)
+        }
+    };
+    // The sender was warned on the page before sending; this only logs it.
+    let _ = large_item_warning(
+        &state.upload,
+        &created.envelope_id,
+        total.load(Ordering::Relaxed),
+    );
+    Ok(created)
+}

@@ -1,0 +1,508 @@
+//! Pages: one thread (`/threads/{id}`) with every step in order, who signed it
+//! and whether the signature verifies, its attachments, and the forms for the
+//! steps the domain's role table lets this reader take; a single item outside
+//! any thread (`/items/{id}`); attachment downloads with safe file names.
+//! Opening is a view and each download is a download in the audit trail
+//! (the postroom records both, as for the API).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use mailbox::clock::{format_jst_minutes, today_jst};
+use mailbox::postroom::{OpenedItem, SignatureStatus};
+use mailbox::store::thread::ThreadRow;
+use mailbox::threads::{StepInput, ThreadSteps};
+use mailbox::threads::workflow::{Step, StepField, ThreadKind};
+use mailbox::{AccountId, Error, FacilityCode, Role};
+
+use super::form_upload::{bad_form, read_text, stage_file};
+use super::labels::{field_label, kind_label, pick, state_label, step_label, urgency_label};
+use super::{Chrome, PageCtx, PageSession, message, render};
+use crate::AppState;
+use crate::http::csrf::CheckedMultipart;
+use crate::http::download::{attachment_download, content_disposition};
+use crate::http::error::status_of;
+use crate::i18n::{Lang, Texts};
+
+mod forms;
+mod steps;
+mod texts;
+
+use forms::*;
+use steps::*;
+use texts::*;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/threads/{id}", get(view))
+        .route("/threads/{id}/steps", post(take_step))
+        .route(
+            "/threads/{id}/steps/files",
+            post(take_step_with_files).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/threads/{id}/forward", post(forward))
+        .route("/items/{id}", get(item))
+        .route("/items/{id}/attachments/{index}", get(download))
+        .route("/static/thread.css", get(|| async { css(THREAD_CSS) }))
+}
+
+const THREAD_CSS: &str = include_str!("../../../static/thread.css");
+
+pub(super) fn css(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], body).into_response()
+}
+
+// --- views ---------------------------------------------------------------------
+
+pub struct AttachmentLink {
+    pub href: String,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+pub struct FieldLine {
+    pub label: String,
+    pub value: String,
+}
+
+/// One step as shown: who, when, the signature verdict and the content.
+pub struct StepView {
+    pub id: String,
+    pub label: &'static str,
+    pub signer: String,
+    pub signer_facility: String,
+    pub at: String,
+    /// Verified signature: green; anything else red with what broke.
+    pub sig_ok: bool,
+    pub sig_text: &'static str,
+    pub fingerprint: String,
+    pub signed_sha256: String,
+    pub subject: String,
+    pub patient: String,
+    pub consent: Option<String>,
+    pub body: String,
+    pub fields: Vec<FieldLine>,
+    pub attachments: Vec<AttachmentLink>,
+    /// Stands for the DICOM files of a large study (listed on the files page).
+    pub dicom_files: Option<super::files::DicomFiles>,
+    /// The whole item, each study and each series as a ZIP.
+    pub zip: Option<super::zip_links::ZipLinks>,
+    pub pdf_href: String,
+    /// The DICOM viewer, for an item with DICOM files.
+    pub viewer_href: Option<String>,
+    /// Set when the step could not be opened at all.
+    pub broken: Option<&'static str>,
+}
+
+/// A field of an action form.
+pub struct ActionField {
+    pub name: String,
+    pub label: String,
+    pub required: bool,
+    pub long: bool,
+    pub value: String,
+}
+
+/// A step this reader may take, as a form.
+pub struct ActionForm {
+    pub step: &'static str,
+    pub label: &'static str,
+    pub button: &'static str,
+    pub danger: bool,
+    pub fields: Vec<ActionField>,
+    /// Pathway: where the next stage goes (facility code, name).
+    pub next_facilities: Vec<(String, String)>,
+    /// Letters and reports may carry files (a multipart form).
+    pub files: bool,
+}
+
+#[derive(Template)]
+#[template(path = "thread.html")]
+struct ThreadPage {
+    lang: Lang,
+    t: &'static Texts,
+    chrome: Chrome,
+    tt: &'static ThreadTexts,
+    title: &'static str,
+    state: &'static str,
+    requester: String,
+    target: String,
+    urgency: &'static str,
+    urgent: bool,
+    wanted_by: String,
+    overdue: bool,
+    booked_slot: String,
+    steps: Vec<StepView>,
+    actions: Vec<ActionForm>,
+    thread_id: String,
+    error: Option<String>,
+    done: bool,
+    /// Offered to whoever may forward: the facility's other doctors (ID, name).
+    forward: Option<Vec<(String, String)>>,
+    /// Forms with files warn above this total (`[attachments] warn_above_mib`).
+    warn_above_bytes: u64,
+    size_warning: &'static str,
+}
+
+/// Names of people and facilities, looked up once per page.
+#[derive(Default)]
+struct Names {
+    people: HashMap<String, (String, Option<String>)>,
+    facilities: HashMap<String, String>,
+}
+
+impl Names {
+    async fn person(&mut self, state: &AppState, id: &str) -> (String, Option<String>) {
+        if let Some(p) = self.people.get(id) {
+            return p.clone();
+        }
+        let found = match AccountId::parse(id) {
+            Ok(aid) => state.directory.account(&aid).await.ok(),
+            Err(_) => None,
+        };
+        let p = match found {
+            Some(a) => (
+                format!("{}（{}）", a.name, a.id.display_grouped()),
+                a.facility.map(|c| c.to_string()),
+            ),
+            None => (id.to_string(), None),
+        };
+        self.people.insert(id.to_string(), p.clone());
+        p
+    }
+
+    async fn facility(&mut self, state: &AppState, code: &str) -> String {
+        if let Some(n) = self.facilities.get(code) {
+            return n.clone();
+        }
+        let name = match FacilityCode::parse(code) {
+            Ok(c) => match state.directory.facility(&c).await {
+                Ok(f) => format!("{}（{}）", f.name, f.code),
+                Err(_) => code.to_string(),
+            },
+            Err(_) => code.to_string(),
+        };
+        self.facilities.insert(code.to_string(), name.clone());
+        name
+    }
+}
+
+fn signature_text(tt: &ThreadTexts, s: SignatureStatus) -> &'static str {
+    match s {
+        SignatureStatus::Valid => tt.sig_valid,
+        SignatureStatus::UnknownSigner => tt.sig_unknown_signer,
+        SignatureStatus::BadSignature => tt.sig_bad,
+        SignatureStatus::SignerMismatch => tt.sig_mismatch,
+    }
+}
+
+async fn step_view(
+    state: &AppState,
+    lang: Lang,
+    names: &mut Names,
+    kind: &str,
+    item: &OpenedItem,
+) -> StepView {
+    let tt = texts(lang);
+    let (attachments, dicom_files) = super::files::step_attachments(lang, item);
+    let (signer, signer_facility) = names.person(state, &item.sender_id).await;
+    let signer_facility = match signer_facility {
+        Some(code) => names.facility(state, &code).await,
+        None => String::new(),
+    };
+    let patient = [item.patient_id.as_str(), item.patient_name.as_str()]
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    StepView {
+        id: item.id.clone(),
+        label: step_label(lang, kind, item.step.as_deref()),
+        signer,
+        signer_facility,
+        at: format_jst_minutes(item.created_at),
+        sig_ok: item.signature == SignatureStatus::Valid,
+        sig_text: signature_text(tt, item.signature),
+        fingerprint: item.signer_fingerprint.clone().unwrap_or_default(),
+        signed_sha256: item.signed_sha256.clone(),
+        subject: item.subject.clone(),
+        patient,
+        consent: item.consent.as_ref().map(|c| {
+            format!(
+                "{} {}（{} {}）",
+                c.obtained_on.format("%Y-%m-%d"),
+                match c.method {
+                    mailbox::postroom::ConsentMethod::Written => tt.consent_written,
+                    mailbox::postroom::ConsentMethod::Verbal => tt.consent_verbal,
+                },
+                tt.consent_by,
+                c.obtained_by
+            )
+        }),
+        body: item.body.clone(),
+        fields: item
+            .fields
+            .iter()
+            .map(|(n, v)| FieldLine {
+                label: field_label(lang, n),
+                value: v.clone(),
+            })
+            .collect(),
+        attachments,
+        dicom_files,
+        zip: None,
+        pdf_href: format!("/api/v1/envelopes/{}/pdf", item.id),
+        viewer_href: super::viewer::href_for(item),
+        broken: None,
+    }
+}
+
+fn broken_view(
+    lang: Lang,
+    kind: &str,
+    row: &mailbox::store::thread::StepRow,
+    e: &Error,
+) -> StepView {
+    let tt = texts(lang);
+    let what = match e {
+        Error::Tampered("key_slot") => tt.broken_key_slot,
+        Error::Tampered(_) => tt.broken_body,
+        _ => tt.broken_other,
+    };
+    StepView {
+        id: row.envelope_id.clone(),
+        label: step_label(lang, kind, row.step.as_deref()),
+        signer: row.sender_id.clone(),
+        signer_facility: row.sender_facility.clone().unwrap_or_default(),
+        at: format_jst_minutes(row.created_at),
+        sig_ok: false,
+        sig_text: what,
+        fingerprint: String::new(),
+        signed_sha256: String::new(),
+        subject: String::new(),
+        patient: String::new(),
+        consent: None,
+        body: String::new(),
+        fields: Vec::new(),
+        attachments: Vec::new(),
+        dicom_files: None,
+        zip: None,
+        pdf_href: String::new(),
+        viewer_href: None,
+        broken: Some(what),
+    }
+}
+
+async fn thread_page(
+    state: &AppState,
+    ctx: PageCtx,
+    id: &str,
+    error: Option<(StatusCode, String)>,
+    done: bool,
+    query: Option<&str>,
+) -> Response {
+    let lang = ctx.lang;
+    let tt = texts(lang);
+    let view: ThreadSteps = match state.threads.view_each(&ctx.session, id).await {
+        Ok(v) => v,
+        Err(e) => return error_page(ctx, &e, query),
+    };
+    let thread = &view.thread;
+    let mut names = Names::default();
+    let mut steps = Vec::with_capacity(view.steps.len());
+    for s in &view.steps {
+        steps.push(match &s.opened {
+            Ok(item) => StepView {
+                zip: super::zip_links::page_links(state, &ctx.session, lang, item).await,
+                ..step_view(state, lang, &mut names, &thread.kind, item).await
+            },
+            Err(e) => broken_view(lang, &thread.kind, &s.row, e),
+        });
+    }
+    let requester = {
+        let (who, _) = names.person(state, &thread.requester_id).await;
+        match &thread.requester_facility {
+            Some(code) => format!("{} — {who}", names.facility(state, code).await),
+            None => who,
+        }
+    };
+    let target = {
+        let facility = names.facility(state, &thread.target_facility).await;
+        match thread.target.strip_prefix("account:") {
+            Some(acc) => format!("{facility} — {}", names.person(state, acc).await.0),
+            None => format!(
+                "{facility} — {}",
+                pick(lang, "地域連携室", "liaison office")
+            ),
+        }
+    };
+    let actions = action_forms(
+        state,
+        lang,
+        thread,
+        &view.allowed_steps,
+        ctx.session.account.facility.as_ref(),
+    )
+    .await;
+    let forward = if state.threads.may_forward(&ctx.session, thread).await {
+        Some(colleagues(state, &ctx.session.account).await)
+    } else {
+        None
+    };
+    let overdue = thread.closed_at.is_none()
+        && thread
+            .wanted_by
+            .as_deref()
+            .is_some_and(|w| w < today_jst().to_string().as_str());
+    let (status, error) = match error {
+        Some((s, m)) => (s, Some(m)),
+        None => (StatusCode::OK, None),
+    };
+    let page = ThreadPage {
+        lang,
+        t: lang.texts(),
+        chrome: ctx.chrome,
+        tt,
+        title: kind_label(lang, &thread.kind),
+        state: state_label(lang, &thread.state),
+        requester,
+        target,
+        urgency: urgency_label(lang, &thread.urgency),
+        urgent: thread.urgency == "urgent",
+        wanted_by: thread.wanted_by.clone().unwrap_or_default(),
+        overdue,
+        booked_slot: thread.booked_slot.clone().unwrap_or_default(),
+        steps,
+        actions,
+        thread_id: thread.id.clone(),
+        error,
+        done,
+        forward,
+        warn_above_bytes: state.upload.warn_above_bytes,
+        size_warning: super::compose::size_warning_text(lang),
+    };
+    render(status, lang, query, &page)
+}
+
+/// The other doctors of the reader's facility, by name (those a thread can be
+/// forwarded to; the domain checks again when it is).
+async fn colleagues(state: &AppState, me: &mailbox::Account) -> Vec<(String, String)> {
+    let Some(code) = me.facility.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = match state.directory.accounts(Some(code)).await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|a| a.role == Role::Doctor && !a.removed && !a.locked && a.id != me.id)
+            .map(|a| (a.id.display_grouped(), a.name))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "listing the facility's doctors failed");
+            Vec::new()
+        }
+    };
+    out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+#[derive(Template)]
+#[template(path = "thread_error.html")]
+struct ErrorPage {
+    lang: Lang,
+    t: &'static Texts,
+    chrome: Chrome,
+    tt: &'static ThreadTexts,
+    error: String,
+}
+
+fn error_page(ctx: PageCtx, e: &Error, query: Option<&str>) -> Response {
+    let lang = ctx.lang;
+    let page = ErrorPage {
+        lang,
+        t: lang.texts(),
+        chrome: ctx.chrome,
+        tt: texts(lang),
+        error: message(lang, e),
+    };
+    render(status_of(e.kind()), lang, query, &page)
+}
+
+/// `GET /threads/{id}`
+async fn view(
+    State(state): State<AppState>,
+    PageSession(ctx): PageSession,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let done = query.as_deref().is_some_and(|q| q.contains("done=1"));
+    thread_page(&state, ctx, &id, None, done, query.as_deref()).await
+}
+
+#[derive(Template)]
+#[template(path = "thread_item.html")]
+struct ItemPage {
+    lang: Lang,
+    t: &'static Texts,
+    chrome: Chrome,
+    tt: &'static ThreadTexts,
+    title: &'static str,
+    step: StepView,
+}
+
+/// `GET /items/{id}` — an item outside any thread (a thread's step goes to
+/// its thread).
+async fn item(
+    State(state): State<AppState>,
+    PageSession(ctx): PageSession,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let lang = ctx.lang;
+    let opened = match state.postroom.open(&ctx.session, &id).await {
+        Ok(o) => o,
+        Err(e) => return error_page(ctx, &e, query.as_deref()),
+    };
+    if let Some(thread) = &opened.thread_id {
+        return Redirect::to(&format!("/threads/{thread}")).into_response();
+    }
+    let mut names = Names::default();
+    let step = StepView {
+        zip: super::zip_links::page_links(&state, &ctx.session, lang, &opened).await,
+        ..step_view(&state, lang, &mut names, &opened.kind, &opened).await
+    };
+    let page = ItemPage {
+        lang,
+        t: lang.texts(),
+        chrome: ctx.chrome,
+        tt: texts(lang),
+        title: kind_label(lang, &opened.kind),
+        step,
+    };
+    render(StatusCode::OK, lang, query.as_deref(), &page)
+}
+
+/// `GET /items/{id}/attachments/{index}` — as the API's download (resumable
+/// with `Range`, aborted if the blob does not match its signed manifest),
+/// under the file's own name, always as a download.
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PageSession(ctx): PageSession,
+    Path((id, index)): Path<(String, usize)>,
+) -> Response {
+    let prepared = match state.postroom.attachment(&ctx.session, &id, index).await {
+        Ok(p) => p,
+        Err(e) => return error_page(ctx, &e, None),
+    };
+    let disposition = HeaderValue::from_str(&content_disposition(&prepared.info.name))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    attachment_download(&headers, &id, prepared, disposition)
+}
