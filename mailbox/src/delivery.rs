@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::notify::Notices;
 use crate::store::Store;
 use crate::store::queue::{Completion, MailboxEntryRow, QueueEntry};

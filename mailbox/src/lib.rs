@@ -6,6 +6,7 @@
 pub mod account;
 pub mod attachment_policy;
 pub mod audit;
+pub mod auth;
 pub mod billing;
 pub mod blob;
 pub mod booking;
@@ -18,26 +19,21 @@ pub mod facility;
 pub mod folders;
 pub mod ids;
 pub mod intake;
-pub mod keyring;
 pub mod keys;
 pub mod listing;
 pub mod notify;
-pub mod password;
 pub mod pathway;
 pub mod pdf;
 pub mod postroom;
 pub mod records;
 pub mod store;
 pub mod threads;
-pub mod twofactor;
 pub mod workflow;
 
 pub use account::{Account, AccountId, Role};
-pub use directory::{
-    AuthPolicy, CurrentSession, Directory, NetworkPolicy, NewAccount, SessionToken,
-};
+pub use auth::{AuthPolicy, CurrentSession, Password, SessionToken};
+pub use directory::{Directory, NetworkPolicy, NewAccount};
 pub use error::{Error, ErrorKind, Localized, Result};
 pub use facility::{Facility, FacilityCode, FacilityCodeError};
-pub use password::Password;
 /// Re-exported so the edges use the same WebAuthn types as the domain.
 pub use webauthn_rs;

@@ -15,9 +15,10 @@ use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 use crate::account::{AccountId, Role};
-use crate::directory::{CurrentSession, validate_email};
+use crate::auth::CurrentSession;
+use crate::directory::validate_email;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;

@@ -14,11 +14,12 @@ use renkei_crypto::{
 use crate::account::{AccountId, Role};
 use crate::attachment_policy::{PolicedReader, Refusal, RefusedAttachment};
 use crate::audit::{AuditEvent, action};
-use crate::directory::{CurrentSession, Directory};
+use crate::auth::CurrentSession;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::intake::{EnteredPatient, IntakeLog, IntakeReader, IntakeRecord, RecordReader};
-use crate::keyring::{Keyring, Principal};
+use crate::keys::{Keyring, Principal};
 use crate::store::queue::{DeliveryStatus, MailboxEntryRow, MailboxListing};
 use crate::store::vault::{AttachmentRow, EnvelopeMeta, EnvelopeRow, SlotRow};
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::audit::{AuditEvent, action};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::postroom::Postroom;

@@ -10,10 +10,11 @@ use renkei_crypto::Field;
 
 use crate::account::{Account, AccountId, Role};
 use crate::audit::{AuditEvent, action};
-use crate::directory::{CurrentSession, Directory};
+use crate::auth::CurrentSession;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::pathway::{self, PathwayTemplate};
 use crate::postroom::{
     Consent, OpenedItem, OutgoingAttachment, PatientConfirmation, Postroom, Recipient, Sealing,

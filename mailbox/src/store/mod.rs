@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -20,9 +20,9 @@ use super::vault::{
 };
 use super::vault_sql::{self, impl_vault_store};
 use super::{FailedLogin, SessionRecord, StoreError, StoreResult};
+use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

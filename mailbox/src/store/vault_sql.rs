@@ -281,7 +281,7 @@ macro_rules! impl_vault_store {
             async fn set_password_and_key(
                 &self,
                 id: &AccountId,
-                digest: &crate::password::PasswordDigest,
+                digest: &crate::account::PasswordDigest,
                 must_change: bool,
                 locked_key: &[u8],
             ) -> StoreResult<()> {

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use mailbox::auth::{AppPasswordView, SecondFactor};
 use mailbox::notify::NotifyMode;
-use mailbox::twofactor::{AppPasswordView, SecondFactor};
 use mailbox::{CurrentSession, Error};
 use serde::Deserialize;
 
