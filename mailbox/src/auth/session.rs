@@ -93,14 +93,14 @@ pub enum SessionKeys {
     UnlockWithPassword,
     /// Already unlocked by an earlier step (the password step before a second
     /// factor, an app password's copy of the key).
-    Unlocked(Keyring),
+    Unlocked(Box<Keyring>),
     /// None: the operator holds no key.
     Keyless,
 }
 
 impl From<Option<Keyring>> for SessionKeys {
     fn from(keyring: Option<Keyring>) -> Self {
-        keyring.map_or(Self::Keyless, Self::Unlocked)
+        keyring.map_or(Self::Keyless, |k| Self::Unlocked(Box::new(k)))
     }
 }
 
@@ -127,7 +127,7 @@ impl Auth {
                     .unlock_keyring(&account, password.expose().as_bytes())
                     .await?
             }
-            SessionKeys::Unlocked(keyring) => Some(keyring),
+            SessionKeys::Unlocked(keyring) => Some(*keyring),
             SessionKeys::Keyless => None,
         };
         let enrolment_required =
