@@ -44,8 +44,8 @@ pub async fn open_services(settings: &Settings) -> anyhow::Result<(Arc<Directory
 /// The key TOTP secrets are sealed under: `RENKEI_SECOND_FACTOR_KEY` (hex), or a
 /// key file (made on first start, mode 0600). Nodes sharing a database must
 /// share this key too.
-fn second_factor_key(settings: &Settings) -> anyhow::Result<mailbox::twofactor::SecondFactorKey> {
-    use mailbox::twofactor::SecondFactorKey;
+fn second_factor_key(settings: &Settings) -> anyhow::Result<mailbox::auth::SecondFactorKey> {
+    use mailbox::auth::SecondFactorKey;
     if let Ok(hex) = std::env::var("RENKEI_SECOND_FACTOR_KEY") {
         return SecondFactorKey::from_hex(&hex).context("RENKEI_SECOND_FACTOR_KEY");
     }

@@ -223,7 +223,7 @@ impl Settings {
                     bail!("second_factor must be `required` or `optional`, got {other:?}")
                 }
             },
-            address_limit: mailbox::twofactor::AddressLimit {
+            address_limit: mailbox::auth::AddressLimit {
                 failures: file
                     .auth
                     .address_failures

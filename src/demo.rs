@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use mailbox::{Directory, Facility, FacilityCode, NewAccount, Role, password};
+use mailbox::auth::password;
+use mailbox::{Directory, Facility, FacilityCode, NewAccount, Role};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.tsv";
 const HEADER: &str = "id\tpassword\trole\tfacility_code\tfacility_name";

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::facility::FacilityCode;
-use crate::password::PasswordDigest;
 
 /// Characters that cannot be confused when read over the phone or from a letter:
 /// no 0/O, 1/I/L, 5/S, 2/Z, 8/B, U/V.
@@ -167,6 +166,16 @@ pub struct Account {
     /// A removed member keeps the row (items refer to it) but no grants, and stays locked.
     pub removed: bool,
     pub created_at: i64,
+}
+
+/// A PHC-format Argon2id hash, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordDigest(pub String);
+
+impl fmt::Debug for PasswordDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordDigest([REDACTED])")
+    }
 }
 
 #[cfg(test)]

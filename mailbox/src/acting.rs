@@ -2,7 +2,7 @@
 //! neither the directory nor the records import each other for it.
 
 use crate::account::Account;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::Result;
 use crate::records::audit::Acting;
 

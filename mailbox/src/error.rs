@@ -1,8 +1,9 @@
 //! The domain's errors, classified once so every edge (HTTP, CLI, later IMAP) maps
 //! them the same way.
 
+use std::fmt;
+
 use crate::facility::FacilityCodeError;
-use crate::password::PolicyViolations;
 use crate::store::StoreError;
 
 /// An error a person may see: a stable machine code, Japanese text for pages,
@@ -272,5 +273,80 @@ impl Localized for Error {
                 "内部エラーが発生しました。時間をおいて再度お試しください。".into()
             }
         }
+    }
+}
+/// What a refused password lacks, per MHLW guideline 6.0 (Q&A シQ-54): at least 13
+/// characters mixing letters, digits and symbols, or at least 8 with a second factor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyViolations {
+    pub too_short: Option<usize>,
+    pub no_letter: bool,
+    pub no_digit: bool,
+    pub no_symbol: bool,
+    pub same_as_current: bool,
+    pub contains_id: bool,
+}
+
+impl PolicyViolations {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn parts_en(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(min) = self.too_short {
+            parts.push(format!("at least {min} characters"));
+        }
+        if self.no_letter {
+            parts.push("a letter".into());
+        }
+        if self.no_digit {
+            parts.push("a digit".into());
+        }
+        if self.no_symbol {
+            parts.push("a symbol".into());
+        }
+        if self.same_as_current {
+            parts.push("a value different from the current password".into());
+        }
+        if self.contains_id {
+            parts.push("no copy of the account ID".into());
+        }
+        parts
+    }
+}
+
+impl fmt::Display for PolicyViolations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "needs {}", self.parts_en().join(", "))
+    }
+}
+
+impl Localized for PolicyViolations {
+    fn code(&self) -> &'static str {
+        "weak_password"
+    }
+
+    fn message_ja(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(min) = self.too_short {
+            parts.push(format!("{min}文字以上にしてください"));
+        }
+        if self.no_letter {
+            parts.push("英字を含めてください".to_string());
+        }
+        if self.no_digit {
+            parts.push("数字を含めてください".to_string());
+        }
+        if self.no_symbol {
+            parts.push("記号を含めてください".to_string());
+        }
+        if self.same_as_current {
+            parts.push("現在のパスワードと異なるものにしてください".to_string());
+        }
+        if self.contains_id {
+            parts.push("ユーザーIDを含めないでください".to_string());
+        }
+        format!("パスワードの条件を満たしていません：{}。", parts.join("、"))
     }
 }

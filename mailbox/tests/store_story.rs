@@ -10,10 +10,11 @@ use chrono::NaiveDate;
 mod common;
 
 use common::fresh_store;
+use mailbox::auth::password;
 use mailbox::store::{SessionRecord, Store, StoreError};
 use mailbox::{
     AccountId, AuthPolicy, Directory, Error, Facility, FacilityCode, NetworkPolicy, NewAccount,
-    Password, Role, password,
+    Password, Role,
 };
 
 fn facility(code: &str, name: &str) -> Facility {

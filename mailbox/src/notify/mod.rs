@@ -19,10 +19,11 @@ use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
 use crate::account::{AccountId, Role};
+use crate::auth::CurrentSession;
 use crate::clock::SharedClock;
-use crate::directory::{CurrentSession, validate_email};
+use crate::directory::validate_email;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::queue::{BackOff, GiveUp};
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::attachments::{attachment_info, read_record, record_index};
 use super::{AttachmentInfo, BlobStore, Postroom, PreparedAttachment, crypto};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::postroom::intake::IntakeRecord;
 use crate::records::audit::{AuditEvent, action};

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::{Postroom, crypto};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::postroom::intake::IntakeRecord;
 use crate::records::audit::{AuditEvent, action};

@@ -2,7 +2,7 @@
 
 use super::{Postroom, crypto};
 use crate::account::AccountId;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::records::audit::{AuditEvent, action};
 

@@ -1,9 +1,9 @@
 //! A reader's own flags on an item, and an item's delivery progress for its sender.
 
 use super::Postroom;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::records::audit::{AuditEvent, action};
 use crate::store::queue::DeliveryStatus;
 

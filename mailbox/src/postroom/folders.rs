@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use crate::account::Role;
-use crate::directory::{CurrentSession, Directory};
+use crate::auth::CurrentSession;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::postroom::{OpenedItem, Postroom};
 use crate::store::folder::FolderRow;
 

@@ -5,9 +5,9 @@ use renkei_crypto::{Certificate, SealedEnvelope};
 
 use super::{Postroom, crypto};
 use crate::account::{AccountId, Role};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::{Keyring, Principal};
+use crate::keys::{Keyring, Principal};
 use crate::records::audit::{AuditEvent, action};
 use crate::store::queue::MailboxEntryRow;
 use crate::store::vault::SlotRow;

@@ -2,9 +2,9 @@
 //! indexed query over clear metadata (nothing is decrypted to list it), and
 //! search over what the person can open, which decrypts in batches.
 
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::postroom::{OpenedItem, Postroom};
 use crate::store::queue::{ListingQuery, ListingRow, MailboxListing};
 use crate::store::vault::EnvelopeMeta;

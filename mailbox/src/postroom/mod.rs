@@ -24,10 +24,11 @@ use renkei_crypto::{BlindIndexKey, Certificate, CryptoError};
 use crate::account::AccountId;
 pub use crate::blob::BlobStore;
 use crate::clock::SharedClock;
-use crate::directory::{CurrentSession, Directory};
+use crate::auth::CurrentSession;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::keyring::{Keyring, Principal};
+use crate::keys::{Keyring, Principal};
 
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment};

@@ -7,9 +7,9 @@ use renkei_crypto::{Certificate, Fingerprint, SealedEnvelope, Verification};
 
 use super::attachments::record_index;
 use super::{AttachmentInfo, Consent, ConsentMethod, PARSED_CERTS, Postroom, crypto};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::{Keyring, Principal};
+use crate::keys::{Keyring, Principal};
 use crate::records::audit::{AuditEvent, action};
 use crate::store::vault::EnvelopeRow;
 

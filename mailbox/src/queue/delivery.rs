@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{BackOff, GiveUp};
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::notify::Notices;
 use crate::store::Store;
 use crate::store::queue::{Completion, MailboxEntryRow, QueueEntry};

@@ -32,9 +32,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
 
 pub use backend::{Dialect, SqlStore};
 pub use postgres::PgStore;

@@ -4,9 +4,9 @@
 use chrono::NaiveDate;
 
 use super::{SessionRecord, StoreError};
+use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
 use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct FacilityRow {

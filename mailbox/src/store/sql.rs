@@ -9,7 +9,7 @@ use super::{FailedLogin, SessionRecord, Store, StoreError, StoreResult, rows};
 use crate::account::{Account, AccountId};
 use crate::clock;
 use crate::facility::{Facility, FacilityCode};
-use crate::password::PasswordDigest;
+use crate::account::PasswordDigest;
 
 pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
     (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, \

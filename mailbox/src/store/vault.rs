@@ -113,7 +113,7 @@ pub trait VaultStore: Send + Sync {
     async fn set_password_and_key(
         &self,
         id: &AccountId,
-        digest: &crate::password::PasswordDigest,
+        digest: &crate::account::PasswordDigest,
         must_change: bool,
         locked_key: &[u8],
     ) -> StoreResult<()>;

@@ -223,7 +223,7 @@ where
     async fn set_password_and_key(
         &self,
         id: &AccountId,
-        digest: &crate::password::PasswordDigest,
+        digest: &crate::account::PasswordDigest,
         must_change: bool,
         locked_key: &[u8],
     ) -> StoreResult<()> {

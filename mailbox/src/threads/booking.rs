@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 
 use crate::Role;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::store::thread::ResourceRow;

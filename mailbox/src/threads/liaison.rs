@@ -4,9 +4,9 @@
 use super::Threads;
 use super::workflow::Relation;
 use crate::account::{Account, AccountId, Role};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::records::audit::{AuditEvent, action};
 use crate::store::StoreError;
 use crate::store::thread::ThreadRow;

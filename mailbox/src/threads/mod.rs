@@ -19,10 +19,11 @@ use renkei_crypto::Field;
 
 use crate::account::{Account, Role};
 use crate::clock::SharedClock;
-use crate::directory::{CurrentSession, Directory};
+use crate::auth::CurrentSession;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::postroom::{Consent, OpenedItem, Postroom, Recipient};
 use crate::store::StoreError;
 use crate::store::thread::{StepRow, ThreadRow};

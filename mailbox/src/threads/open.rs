@@ -6,7 +6,7 @@ use super::pathway;
 use super::workflow::ThreadKind;
 use super::{Created, NewThread, Threads, field, require_fields, sealed_fields};
 use crate::account::{Account, Role};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::postroom::{OutgoingAttachment, PatientConfirmation, Recipient, Sealing, ThreadLink};

@@ -5,7 +5,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::Threads;
 use crate::account::Role;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::store::thread::{ReadingCount, ThreadRow, UsageRow};

@@ -6,9 +6,9 @@ use super::pathway;
 use super::workflow::{Step, ThreadKind, ThreadState, next_state};
 use super::{StepInput, Threads, conflict, field, require_fields, sealed_fields};
 use crate::account::Account;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::{Keyring, Principal};
+use crate::keys::{Keyring, Principal};
 use crate::postroom::{OutgoingAttachment, Recipient, Sealing, ThreadLink};
 use crate::store::thread::{ThreadChange, ThreadPatch, ThreadRow};
 

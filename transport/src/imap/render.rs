@@ -335,7 +335,7 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailbox::keyring::Principal;
+    use mailbox::keys::Principal;
     use mailbox::postroom::{AttachmentInfo, SignatureStatus};
 
     fn item(sizes: &[u64]) -> OpenedItem {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mailbox::twofactor::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
+use mailbox::auth::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
 use mailbox::{CurrentSession, Error, Password};
 use serde::Deserialize;
 

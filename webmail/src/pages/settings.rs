@@ -12,8 +12,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mailbox::clock::format_jst_minutes;
+use mailbox::auth::{AppPasswordView, SecondFactor};
 use mailbox::notify::NotifyMode;
-use mailbox::twofactor::{AppPasswordView, SecondFactor};
 use mailbox::{CurrentSession, Error};
 use serde::Deserialize;
 

@@ -14,9 +14,9 @@ use std::io::Read;
 use renkei_crypto::Certificate;
 
 use super::{Consent, Outgoing, Postroom};
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 
 /// Everything `seal_and_store` needs for one envelope. Plaintext: never stored.
 pub(crate) struct Sealing {

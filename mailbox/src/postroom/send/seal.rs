@@ -10,7 +10,7 @@ use renkei_crypto::{AttachmentInput, Certificate, CryptoError, Draft};
 use super::OutgoingAttachment;
 use crate::blob::{BlobStore, BlobWriter, EarlySync, PendingBlob};
 use crate::error::{Error, Result};
-use crate::keyring::Keyring;
+use crate::keys::Keyring;
 use crate::postroom::attachment_policy::{PolicedReader, Refusal, RefusedAttachment};
 use crate::postroom::intake::{EnteredPatient, IntakeLog, IntakeReader, RecordReader};
 use crate::postroom::{Postroom, crypto};

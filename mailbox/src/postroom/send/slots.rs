@@ -6,7 +6,7 @@ use renkei_crypto::Certificate;
 use crate::account::Role;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::postroom::Postroom;
 use crate::postroom::Recipient;
 

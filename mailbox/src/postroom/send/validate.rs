@@ -5,9 +5,9 @@ use renkei_crypto::{Certificate, Draft, ProtectedHeaders, SenderInfo};
 
 use super::{OutgoingAttachment, Sealing, ThreadLink};
 use crate::account::Account;
-use crate::directory::CurrentSession;
+use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
-use crate::keyring::Principal;
+use crate::keys::Principal;
 use crate::postroom::intake::EnteredPatient;
 use crate::postroom::{Consent, Postroom};
 use crate::records::audit::{AuditEvent, action};

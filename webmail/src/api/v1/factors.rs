@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use mailbox::twofactor::PendingToken;
+use mailbox::auth::PendingToken;
 use mailbox::webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
@@ -24,8 +24,8 @@ pub struct AppPasswordJson {
     last_used_from: Option<String>,
 }
 
-impl From<mailbox::twofactor::AppPasswordView> for AppPasswordJson {
-    fn from(v: mailbox::twofactor::AppPasswordView) -> Self {
+impl From<mailbox::auth::AppPasswordView> for AppPasswordJson {
+    fn from(v: mailbox::auth::AppPasswordView) -> Self {
         Self {
             id: v.id,
             name: v.name,
@@ -264,8 +264,8 @@ pub struct SecurityKeyJson {
     last_used_at: Option<i64>,
 }
 
-impl From<mailbox::twofactor::SecurityKeyView> for SecurityKeyJson {
-    fn from(v: mailbox::twofactor::SecurityKeyView) -> Self {
+impl From<mailbox::auth::SecurityKeyView> for SecurityKeyJson {
+    fn from(v: mailbox::auth::SecurityKeyView) -> Self {
         Self {
             id: v.id,
             name: v.name,

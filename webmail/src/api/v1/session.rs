@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mailbox::twofactor::{PendingToken, SecondFactor, SignInStep};
+use mailbox::auth::{PendingToken, SecondFactor, SignInStep};
 use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

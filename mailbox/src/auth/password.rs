@@ -8,7 +8,8 @@ use rand::Rng;
 use rand::rngs::OsRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::error::{Error, Localized, Result};
+use crate::account::PasswordDigest;
+use crate::error::{Error, PolicyViolations, Result};
 
 /// A password as typed; wiped from memory when dropped and never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -26,16 +27,6 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password([REDACTED])")
-    }
-}
-
-/// A PHC-format Argon2id hash, as stored.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordDigest(pub String);
-
-impl fmt::Debug for PasswordDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordDigest([REDACTED])")
     }
 }
 
@@ -70,82 +61,6 @@ pub fn dummy_digest() -> PasswordDigest {
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1ZfV0Sh+8R4Vw8Q5O6cZ0nK9eZL1r4u7j7PpG0k7Qh8"
             .to_string(),
     )
-}
-
-/// What a refused password lacks, per MHLW guideline 6.0 (Q&A シQ-54): at least 13
-/// characters mixing letters, digits and symbols, or at least 8 with a second factor.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PolicyViolations {
-    pub too_short: Option<usize>,
-    pub no_letter: bool,
-    pub no_digit: bool,
-    pub no_symbol: bool,
-    pub same_as_current: bool,
-    pub contains_id: bool,
-}
-
-impl PolicyViolations {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    fn parts_en(&self) -> Vec<String> {
-        let mut parts = Vec::new();
-        if let Some(min) = self.too_short {
-            parts.push(format!("at least {min} characters"));
-        }
-        if self.no_letter {
-            parts.push("a letter".into());
-        }
-        if self.no_digit {
-            parts.push("a digit".into());
-        }
-        if self.no_symbol {
-            parts.push("a symbol".into());
-        }
-        if self.same_as_current {
-            parts.push("a value different from the current password".into());
-        }
-        if self.contains_id {
-            parts.push("no copy of the account ID".into());
-        }
-        parts
-    }
-}
-
-impl fmt::Display for PolicyViolations {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "needs {}", self.parts_en().join(", "))
-    }
-}
-
-impl Localized for PolicyViolations {
-    fn code(&self) -> &'static str {
-        "weak_password"
-    }
-
-    fn message_ja(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(min) = self.too_short {
-            parts.push(format!("{min}文字以上にしてください"));
-        }
-        if self.no_letter {
-            parts.push("英字を含めてください".to_string());
-        }
-        if self.no_digit {
-            parts.push("数字を含めてください".to_string());
-        }
-        if self.no_symbol {
-            parts.push("記号を含めてください".to_string());
-        }
-        if self.same_as_current {
-            parts.push("現在のパスワードと異なるものにしてください".to_string());
-        }
-        if self.contains_id {
-            parts.push("ユーザーIDを含めないでください".to_string());
-        }
-        format!("パスワードの条件を満たしていません：{}。", parts.join("、"))
-    }
 }
 
 /// Minimum length without and with a second factor.
@@ -206,6 +121,7 @@ pub fn issue() -> Password {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Localized;
 
     #[test]
     fn policy_names_every_missing_part() {

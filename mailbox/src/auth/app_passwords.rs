@@ -1,0 +1,190 @@
+//! App passwords: one per mail client, shown once, each locking its own copy
+//! of the person's key; and the mail clients' sign-in that accepts them.
+
+use super::password::Password;
+use super::session::{CurrentSession, SessionKeys, SessionToken};
+use super::sign_in::SignInStep;
+use super::totp::{normalise_code, random_code};
+use super::{Auth, sha256};
+use crate::account::{Account, AccountId, Role};
+use crate::error::{Error, Result};
+use crate::ids::new_id;
+use crate::store::factor::AppPasswordRow;
+
+#[derive(Debug, Clone)]
+pub struct AppPasswordView {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub last_used_from: Option<String>,
+}
+
+impl From<AppPasswordRow> for AppPasswordView {
+    fn from(r: AppPasswordRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            last_used_from: r.last_used_from,
+        }
+    }
+}
+
+impl Auth {
+    /// Generates an app password for mail clients, shown once; the person's key
+    /// is locked under it too.
+    pub async fn create_app_password(
+        &self,
+        session: &CurrentSession,
+        name: &str,
+    ) -> Result<(AppPasswordView, Password)> {
+        session.require_ready()?;
+        // An app password opens mail without the second factor: making one is a
+        // change of factors.
+        self.require_recent_reauth(session)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::invalid(
+                "name",
+                "give the app password a name of at most 64 characters",
+                "アプリパスワードの名前を64文字以内で入力してください。",
+            ));
+        }
+        let secret = Password::new(random_code(20));
+        let locked_key = match self.keyring(session) {
+            Some(keyring) => Some(
+                self.keys
+                    .relock(&keyring, secret.expose().as_bytes())
+                    .await?,
+            ),
+            None if session.account.role == Role::Operator => None,
+            None => return Err(Error::SessionExpired),
+        };
+        let row = AppPasswordRow {
+            id: new_id(),
+            account_id: session.account.id.as_str().into(),
+            name: name.into(),
+            secret_hash: sha256(&normalise_code(secret.expose())),
+            locked_key,
+            created_at: self.now(),
+            last_used_at: None,
+            last_used_from: None,
+        };
+        self.store.insert_app_password(&row).await?;
+        tracing::info!(
+            account = row.account_id,
+            app_password = row.id,
+            "app password created"
+        );
+        Ok((AppPasswordView::from(row), secret))
+    }
+
+    pub async fn revoke_app_password(&self, session: &CurrentSession, id: &str) -> Result<()> {
+        session.require_ready()?;
+        if !self
+            .store
+            .delete_app_password(session.account.id.as_str(), id)
+            .await?
+        {
+            return Err(Error::NotFound("app password"));
+        }
+        // Mail sessions it opened end too: their next command is refused.
+        for digest in self.factors.sessions_of_app_password(id) {
+            self.end_session_by_hash(&digest).await?;
+        }
+        tracing::info!(
+            account = session.account.id.as_str(),
+            app_password = id,
+            "app password revoked"
+        );
+        Ok(())
+    }
+
+    /// Sign-in for mail clients (IMAP): an app password always works; the
+    /// account password only while the account neither must have nor has a
+    /// second factor. Same lockout and address limit as the web.
+    pub async fn sign_in_mail(
+        &self,
+        id_input: &str,
+        secret: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
+        let limit = self.policy.address_limit;
+        self.refuse_blocked_address(remote_addr.as_deref(), "mail sign-in")?;
+        let account = match AccountId::parse(id_input) {
+            Ok(id) => self.store.account(&id).await?,
+            Err(_) => None,
+        };
+        if let Some(account) = &account {
+            if account.locked || account.removed {
+                self.factors.address_failed(remote_addr.as_deref(), limit);
+                return Err(Error::AccountLocked);
+            }
+            let hash = sha256(&normalise_code(secret.expose()));
+            if let Some(app) = self
+                .store
+                .app_password_by_hash(account.id.as_str(), &hash)
+                .await?
+            {
+                return self
+                    .open_mail_session(account.clone(), app, secret, remote_addr)
+                    .await;
+            }
+            let two_factor =
+                account.has_second_factor || self.second_factor_required(account).await?;
+            if two_factor {
+                // Tell apart only what the web tells apart too: a right password
+                // here still needs an app password; a wrong one counts.
+                let checked = self
+                    .check_password(id_input, secret, remote_addr.clone())
+                    .await;
+                return match checked {
+                    Ok(_) => Err(Error::AppPasswordRequired),
+                    Err(e) => {
+                        self.factors.address_failed(remote_addr.as_deref(), limit);
+                        Err(e)
+                    }
+                };
+            }
+        }
+        match self.sign_in_password(id_input, secret, remote_addr).await? {
+            SignInStep::Done(token, session) => Ok((token, *session)),
+            SignInStep::SecondFactor { .. } => Err(Error::AppPasswordRequired),
+        }
+    }
+
+    async fn open_mail_session(
+        &self,
+        account: Account,
+        app: AppPasswordRow,
+        secret: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
+        let keyring = match &app.locked_key {
+            Some(locked) => {
+                let user = self
+                    .keys
+                    .unlock_locked(locked.clone(), secret.expose().as_bytes())
+                    .await?;
+                Some(self.keys.keyring_from(&account, user).await?)
+            }
+            None => None,
+        };
+        self.store
+            .touch_app_password(&app.id, self.now(), remote_addr.as_deref())
+            .await?;
+        tracing::info!(
+            account = account.id.as_str(),
+            app_password = app.id,
+            "signed in with an app password"
+        );
+        let (token, session) = self
+            .open_session(account, secret, SessionKeys::from(keyring), remote_addr)
+            .await?;
+        self.factors
+            .opened_by_app_password(&session.record.token_hash, &app.id);
+        Ok((token, session))
+    }
+}

@@ -1,0 +1,390 @@
+//! The sign-in steps: the password (a session at once, or a pending sign-in
+//! when a second factor is enrolled), the second factor, and re-authentication
+//! before sensitive actions.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
+
+use super::password::{self, Password};
+use super::session::{CurrentSession, SessionKeys, SessionToken};
+use super::state::Pending;
+use super::totp::normalise_code;
+use super::{Auth, sha256, verify_blocking};
+use crate::account::{Account, AccountId};
+use crate::records::audit::{AuditEvent, action};
+use crate::error::{Error, Result};
+use crate::ids::random_bytes;
+
+/// How long the second step of a sign-in may take after the password.
+pub const PENDING_VALID_FOR: Duration = Duration::from_secs(5 * 60);
+/// How long a re-authentication covers sensitive actions.
+pub const REAUTH_VALID_FOR: Duration = Duration::from_secs(5 * 60);
+
+/// What a person enters as the second step.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    Totp(String),
+    RecoveryCode(String),
+    /// The browser's answer to the challenge of `webauthn_challenge`.
+    WebAuthn(Box<PublicKeyCredential>),
+}
+
+/// A sign-in waiting for its second factor: the password was right and the key
+/// is unlocked in memory, but no session exists yet.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingToken(String);
+
+impl PendingToken {
+    fn generate() -> Self {
+        Self(hex::encode(random_bytes::<32>()))
+    }
+    pub fn from_client(value: &str) -> Self {
+        Self(value.trim().to_string())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PendingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingToken([REDACTED])")
+    }
+}
+
+/// The outcome of the password step.
+#[derive(Debug)]
+pub enum SignInStep {
+    /// No factor is enrolled: the session exists (it may still have to enrol).
+    Done(SessionToken, Box<CurrentSession>),
+    /// A factor is enrolled: the second step must follow.
+    SecondFactor {
+        pending: PendingToken,
+        methods: Vec<&'static str>,
+    },
+}
+
+impl Auth {
+    /// Checks the password and opens a session when the account has no second
+    /// factor; with one, [`Auth::sign_in_password`] and
+    /// [`Auth::complete_sign_in`] are the two steps.
+    pub async fn sign_in(
+        &self,
+        id_input: &str,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
+        match self
+            .sign_in_password(id_input, password, remote_addr)
+            .await?
+        {
+            SignInStep::Done(token, session) => Ok((token, *session)),
+            SignInStep::SecondFactor { .. } => Err(Error::SecondFactorRequired),
+        }
+    }
+
+    /// The password step: a wrong ID and a wrong password look the same from
+    /// outside and take the same time; a wrong password counts toward the lockout.
+    pub(crate) async fn check_password(
+        &self,
+        id_input: &str,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<Account> {
+        let account = match AccountId::parse(id_input) {
+            Ok(id) => self.store.account(&id).await?,
+            Err(_) => None,
+        };
+        let Some(account) = account else {
+            verify_blocking(password.clone(), password::dummy_digest()).await;
+            // What was typed is not recorded: it could be anything, even a name.
+            self.audit
+                .record(AuditEvent {
+                    action: action::SIGN_IN_FAILED,
+                    detail: Some("unknown_account".into()),
+                    remote_addr: remote_addr.clone(),
+                    ..AuditEvent::default()
+                })
+                .await?;
+            return Err(Error::BadCredentials);
+        };
+        let failed = |detail: &'static str| AuditEvent {
+            actor: Some(account.id.as_str().to_string()),
+            role: Some(account.role.as_str().to_string()),
+            facility: account.facility.as_ref().map(|c| c.to_string()),
+            action: action::SIGN_IN_FAILED,
+            detail: Some(detail.into()),
+            remote_addr: remote_addr.clone(),
+            item: None,
+        };
+        if account.locked || account.removed {
+            self.audit.record(failed("locked")).await?;
+            return Err(Error::AccountLocked);
+        }
+        if !verify_blocking(password.clone(), account.password.clone()).await {
+            let outcome = self
+                .store
+                .record_failed_login(&account.id, self.policy.lock_after)
+                .await?;
+            tracing::warn!(
+                account = account.id.as_str(),
+                attempts = outcome.failed_attempts,
+                locked = outcome.locked,
+                "sign-in failed: wrong password"
+            );
+            self.audit
+                .record(failed(if outcome.locked {
+                    "wrong_password_now_locked"
+                } else {
+                    "wrong_password"
+                }))
+                .await?;
+            return Err(if outcome.locked {
+                Error::AccountLocked
+            } else {
+                Error::BadCredentials
+            });
+        }
+        Ok(account)
+    }
+
+    /// Refuses an address over its failure limit.
+    pub(super) fn refuse_blocked_address(
+        &self,
+        remote_addr: Option<&str>,
+        what: &str,
+    ) -> Result<()> {
+        if self
+            .factors
+            .address_blocked(remote_addr, self.policy.address_limit)
+        {
+            tracing::warn!(
+                remote = remote_addr.unwrap_or("-"),
+                "{what} refused: too many failures from this address"
+            );
+            return Err(Error::TooManyAttempts);
+        }
+        Ok(())
+    }
+
+    /// After the password: a session at once, or a pending sign-in for the
+    /// second step. Refused while the address is over its failure limit.
+    pub async fn sign_in_password(
+        &self,
+        id_input: &str,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<SignInStep> {
+        self.refuse_blocked_address(remote_addr.as_deref(), "sign-in")?;
+        let checked = self
+            .check_password(id_input, password, remote_addr.clone())
+            .await;
+        let account = match checked {
+            Ok(a) => a,
+            Err(e) => {
+                if matches!(e, Error::BadCredentials | Error::AccountLocked) {
+                    self.factors
+                        .address_failed(remote_addr.as_deref(), self.policy.address_limit);
+                }
+                return Err(e);
+            }
+        };
+        if !account.has_second_factor {
+            let (token, session) = self
+                .open_session(
+                    account,
+                    password,
+                    SessionKeys::UnlockWithPassword,
+                    remote_addr,
+                )
+                .await?;
+            return Ok(SignInStep::Done(token, Box::new(session)));
+        }
+        self.await_second_factor(account, password, remote_addr)
+            .await
+    }
+
+    /// The password was right and a factor is enrolled: unlock the keys, keep
+    /// them with a pending sign-in, and say which factors may follow.
+    async fn await_second_factor(
+        &self,
+        account: Account,
+        password: &Password,
+        remote_addr: Option<String>,
+    ) -> Result<SignInStep> {
+        let keyring = self
+            .keys
+            .unlock_keyring(&account, password.expose().as_bytes())
+            .await?;
+        let token = PendingToken::generate();
+        self.factors.put_pending(
+            &token,
+            Pending {
+                account: account.id.clone(),
+                webauthn: None,
+                keyring,
+                remote: remote_addr,
+                created: Instant::now(),
+            },
+        );
+        tracing::info!(
+            account = account.id.as_str(),
+            "password accepted; waiting for the second factor"
+        );
+        let mut methods = vec!["totp", "recovery_code"];
+        if !self
+            .store
+            .webauthn_credentials(account.id.as_str())
+            .await?
+            .is_empty()
+        {
+            methods.push("webauthn");
+        }
+        Ok(SignInStep::SecondFactor {
+            pending: token,
+            methods,
+        })
+    }
+
+    /// The second step: the session is created only now.
+    pub async fn complete_sign_in(
+        &self,
+        pending: &PendingToken,
+        factor: &SecondFactor,
+        remote_addr: Option<String>,
+    ) -> Result<(SessionToken, CurrentSession)> {
+        let remote = remote_addr.clone();
+        if self
+            .factors
+            .address_blocked(remote.as_deref(), self.policy.address_limit)
+        {
+            return Err(Error::TooManyAttempts);
+        }
+        let Some(p) = self.factors.take_pending(pending) else {
+            return Err(Error::SessionExpired);
+        };
+        let account = self.stored_account(&p.account).await?;
+        if account.locked || account.removed {
+            return Err(Error::AccountLocked);
+        }
+        match self
+            .check_factor(&account, factor, remote.as_deref(), p.webauthn.as_ref())
+            .await
+        {
+            Ok(()) => {}
+            Err(Error::BadSecondFactor) => {
+                // A wrong code may be retried within the same pending sign-in.
+                let locked = self.stored_account(&p.account).await?.locked;
+                if !locked {
+                    self.factors.put_pending(pending, p);
+                    return Err(Error::BadSecondFactor);
+                }
+                return Err(Error::AccountLocked);
+            }
+            Err(e) => return Err(e),
+        }
+        let (token, session) = self
+            .open_session(
+                account,
+                &Password::new(String::new()),
+                SessionKeys::from(p.keyring),
+                p.remote.or(remote_addr),
+            )
+            .await?;
+        Ok((token, session))
+    }
+
+    /// Checks a TOTP or recovery code; a failure counts toward the account's
+    /// lockout and the address limit, exactly like a wrong password.
+    async fn check_factor(
+        &self,
+        account: &Account,
+        factor: &SecondFactor,
+        remote: Option<&str>,
+        webauthn: Option<&PasskeyAuthentication>,
+    ) -> Result<()> {
+        let ok = match factor {
+            SecondFactor::WebAuthn(credential) => match webauthn {
+                Some(state) => self.check_webauthn(account, credential, state).await?,
+                None => false,
+            },
+            SecondFactor::Totp(code) => self.check_totp(account, code).await?,
+            SecondFactor::RecoveryCode(code) => {
+                let used = self
+                    .store
+                    .use_recovery_code(
+                        account.id.as_str(),
+                        &sha256(&normalise_code(code)),
+                        self.now(),
+                    )
+                    .await?;
+                if used {
+                    tracing::warn!(account = account.id.as_str(), "a recovery code was used");
+                }
+                used
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        let outcome = self
+            .store
+            .record_failed_login(&account.id, self.policy.lock_after)
+            .await?;
+        self.factors
+            .address_failed(remote, self.policy.address_limit);
+        tracing::warn!(
+            account = account.id.as_str(),
+            attempts = outcome.failed_attempts,
+            locked = outcome.locked,
+            "second factor refused"
+        );
+        if outcome.locked {
+            self.end_sessions_of(&account.id).await?;
+            Err(Error::AccountLocked)
+        } else {
+            Err(Error::BadSecondFactor)
+        }
+    }
+
+    /// Re-authentication before sensitive actions.
+    pub async fn reauthenticate(
+        &self,
+        session: &CurrentSession,
+        factor: &SecondFactor,
+    ) -> Result<()> {
+        let account = self.stored_account(&session.account.id).await?;
+        let challenge = self
+            .factors
+            .take_reauth_challenge(&session.record.token_hash);
+        self.check_factor(
+            &account,
+            factor,
+            session.record.remote_addr.as_deref(),
+            challenge.as_ref(),
+        )
+        .await?;
+        self.factors.reauthenticated(&session.record.token_hash);
+        tracing::info!(account = account.id.as_str(), "re-authenticated");
+        Ok(())
+    }
+
+    /// The check before changing the address, the password or the factors, and
+    /// before exporting a whole study: an account with a second factor must have
+    /// re-authenticated with it within the last five minutes.
+    pub fn require_recent_reauth(&self, session: &CurrentSession) -> Result<()> {
+        if !session.account.has_second_factor {
+            return Ok(());
+        }
+        if self
+            .factors
+            .recently_reauthenticated(&session.record.token_hash)
+        {
+            Ok(())
+        } else {
+            Err(Error::ReauthRequired)
+        }
+    }
+}

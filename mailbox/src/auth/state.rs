@@ -1,0 +1,167 @@
+//! Memory-only state of sign-in: pending second steps, recent
+//! re-authentications, per-address failures, security-key registrations under
+//! way. Like the keyrings, it lives in this process only.
+//!
+//! Its windows are short and measured on the monotonic clock (`Instant`), so a
+//! change of the wall clock neither extends nor cuts them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use webauthn_rs::prelude::{PasskeyAuthentication, PasskeyRegistration};
+
+use super::policy::AddressLimit;
+use super::sha256;
+use super::sign_in::{PENDING_VALID_FOR, PendingToken, REAUTH_VALID_FOR};
+use crate::account::AccountId;
+use crate::keys::Keyring;
+
+/// A sign-in whose password was right, waiting for its second factor.
+pub(super) struct Pending {
+    pub account: AccountId,
+    /// The WebAuthn challenge issued for this sign-in, if one was asked for.
+    pub webauthn: Option<PasskeyAuthentication>,
+    pub keyring: Option<Keyring>,
+    pub remote: Option<String>,
+    pub created: Instant,
+}
+
+pub(super) struct PendingRegistration {
+    pub state: PasskeyRegistration,
+    pub name: String,
+    pub created: Instant,
+}
+
+/// Pending sign-ins, recent re-authentications and per-address failures.
+#[derive(Default)]
+pub struct FactorState {
+    pending: Mutex<HashMap<Vec<u8>, Pending>>,
+    reauth: Mutex<HashMap<Vec<u8>, Instant>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Session token hash → the app password it was opened with, so revoking
+    /// one also ends the mail sessions it opened.
+    mail_sessions: Mutex<HashMap<Vec<u8>, String>>,
+    /// Session hash → a security-key registration under way (state, name).
+    registrations: Mutex<HashMap<Vec<u8>, PendingRegistration>>,
+    /// Session hash → the WebAuthn challenge of a re-authentication.
+    reauth_challenges: Mutex<HashMap<Vec<u8>, PasskeyAuthentication>>,
+}
+
+impl FactorState {
+    pub(crate) fn address_blocked(&self, addr: Option<&str>, limit: AddressLimit) -> bool {
+        let Some(addr) = addr else { return false };
+        let Ok(mut map) = self.failures.lock() else {
+            return false;
+        };
+        let Some(q) = map.get_mut(addr) else {
+            return false;
+        };
+        while q.front().is_some_and(|t| t.elapsed() >= limit.window) {
+            q.pop_front();
+        }
+        q.len() >= limit.failures as usize
+    }
+
+    pub(crate) fn address_failed(&self, addr: Option<&str>, limit: AddressLimit) {
+        let Some(addr) = addr else { return };
+        if let Ok(mut map) = self.failures.lock() {
+            if map.len() > 100_000 {
+                // Bound the memory an address sweep can take.
+                map.retain(|_, q| q.back().is_some_and(|t| t.elapsed() < limit.window));
+            }
+            let q = map.entry(addr.to_string()).or_default();
+            q.push_back(Instant::now());
+            while q.len() > limit.failures as usize + 1 {
+                q.pop_front();
+            }
+        }
+    }
+
+    pub(super) fn take_pending(&self, token: &PendingToken) -> Option<Pending> {
+        let mut map = self.pending.lock().ok()?;
+        map.retain(|_, p| p.created.elapsed() < PENDING_VALID_FOR);
+        map.remove(&sha256(token.expose()))
+    }
+
+    pub(super) fn put_pending(&self, token: &PendingToken, pending: Pending) {
+        if let Ok(mut map) = self.pending.lock() {
+            map.insert(sha256(token.expose()), pending);
+        }
+    }
+
+    pub(super) fn forget_account(&self, account: &AccountId) {
+        if let Ok(mut map) = self.pending.lock() {
+            map.retain(|_, p| p.account != *account);
+        }
+    }
+
+    pub(crate) fn forget_session(&self, token_hash: &[u8]) {
+        if let Ok(mut map) = self.reauth.lock() {
+            map.remove(token_hash);
+        }
+        if let Ok(mut map) = self.mail_sessions.lock() {
+            map.remove(token_hash);
+        }
+    }
+
+    /// The session just proved its factor: sensitive actions are allowed for a while.
+    pub(super) fn reauthenticated(&self, token_hash: &[u8]) {
+        if let Ok(mut map) = self.reauth.lock() {
+            map.insert(token_hash.to_vec(), Instant::now());
+        }
+    }
+
+    pub(super) fn recently_reauthenticated(&self, token_hash: &[u8]) -> bool {
+        self.reauth
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token_hash).copied())
+            .is_some_and(|t| t.elapsed() < REAUTH_VALID_FOR)
+    }
+
+    pub(super) fn put_reauth_challenge(&self, token_hash: &[u8], state: PasskeyAuthentication) {
+        if let Ok(mut map) = self.reauth_challenges.lock() {
+            map.insert(token_hash.to_vec(), state);
+        }
+    }
+
+    pub(super) fn take_reauth_challenge(&self, token_hash: &[u8]) -> Option<PasskeyAuthentication> {
+        self.reauth_challenges
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(token_hash))
+    }
+
+    pub(super) fn put_registration(&self, token_hash: &[u8], registration: PendingRegistration) {
+        if let Ok(mut map) = self.registrations.lock() {
+            map.retain(|_, r| r.created.elapsed() < PENDING_VALID_FOR);
+            map.insert(token_hash.to_vec(), registration);
+        }
+    }
+
+    pub(super) fn take_registration(&self, token_hash: &[u8]) -> Option<PendingRegistration> {
+        self.registrations
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(token_hash))
+    }
+
+    pub(super) fn opened_by_app_password(&self, token_hash: &[u8], app: &str) {
+        if let Ok(mut map) = self.mail_sessions.lock() {
+            map.insert(token_hash.to_vec(), app.to_string());
+        }
+    }
+
+    pub(super) fn sessions_of_app_password(&self, app: &str) -> Vec<Vec<u8>> {
+        self.mail_sessions
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, a)| a.as_str() == app)
+                    .map(|(s, _)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
