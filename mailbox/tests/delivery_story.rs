@@ -25,8 +25,11 @@ use mailbox::{
 };
 use renkei_crypto::{BlindIndexKey, LockParams};
 
+#[path = "delivery_story/folders.rs"]
 mod folders;
+#[path = "delivery_story/notices.rs"]
 mod notices;
+#[path = "delivery_story/threads.rs"]
 mod threads;
 
 fn consent() -> Consent {
@@ -285,7 +288,6 @@ async fn concurrent_workers_deliver_a_burst_without_duplicates_or_loss() {
     assert_eq!(n.post.mailbox(&rad, "inbox").await.unwrap().len(), count);
     assert_eq!(n.post.mailbox(&gp, "sent").await.unwrap().len(), count);
 }
-
 
 fn reading_request(to: Recipient) -> NewThread {
     NewThread {

@@ -20,8 +20,11 @@ use mailbox::{
 };
 use renkei_crypto::{BlindIndexKey, CryptoError, LockParams, SealedEnvelope};
 
+#[path = "sealed_story/access.rs"]
 mod access;
+#[path = "sealed_story/integrity.rs"]
 mod integrity;
+#[path = "sealed_story/keys.rs"]
 mod keys;
 
 fn consent() -> Consent {

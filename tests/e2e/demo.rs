@@ -1,5 +1,4 @@
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 use crate::harness::{Network, Server};
 

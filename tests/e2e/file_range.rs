@@ -199,12 +199,16 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
         // Whatever was still in flight settles: the count stops growing.
         // (unchanged over two polls, 100 ms).
         let mut seen: Vec<u64> = Vec::new();
-        let settled = wait_until("the server's reads to settle", Duration::from_secs(10), || {
-            seen.push(bytes_read_by(pid));
-            let n = seen.len();
-            let still = n >= 3 && seen[n - 3] == seen[n - 1];
-            std::future::ready(still.then_some(seen[n - 1]))
-        })
+        let settled = wait_until(
+            "the server's reads to settle",
+            Duration::from_secs(10),
+            || {
+                seen.push(bytes_read_by(pid));
+                let n = seen.len();
+                let still = n >= 3 && seen[n - 3] == seen[n - 1];
+                std::future::ready(still.then_some(seen[n - 1]))
+            },
+        )
         .await;
         read_for.push(settled - before);
     }

@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest;
 

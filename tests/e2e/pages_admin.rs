@@ -285,9 +285,7 @@ async fn operator_console_public_list_and_settings_in_chromium() {
     assert_eq!(revoked["login"], "NO", "{revoked}");
 
     // Every operator action is in the audit trail, done or refused.
-    let today = mailbox::clock::today_jst()
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = mailbox::clock::today_jst().format("%Y-%m-%d").to_string();
     let trail: Value = op
         .get(server.url(&format!("/api/v1/audit?from={yesterday}&to={today}")))
         .send()

@@ -4,8 +4,6 @@
 //! refused) and bookings (requested, another time proposed by the hospital's
 //! clerk, accepted, cancelled).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -110,7 +110,10 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     // The delivery worker puts it in the radiologist's Inbox within moments.
     let inbox = wait_until("the item in the Inbox", Duration::from_secs(10), || async {
         let (_, inbox) = server.get_answer(&rad_c, "/api/v1/mailbox/inbox").await;
-        inbox.as_array().is_some_and(|a| !a.is_empty()).then_some(inbox)
+        inbox
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(inbox)
     })
     .await;
     assert_eq!(inbox[0]["id"], id.as_str(), "{inbox}");

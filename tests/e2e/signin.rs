@@ -136,11 +136,15 @@ async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
     let server = net.serve(&[]);
     let client = server.client();
     for attempt in 1..=4 {
-        let (status, body) = server.post_session(&client, &id, "Wrong-Password-99!").await;
+        let (status, body) = server
+            .post_session(&client, &id, "Wrong-Password-99!")
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
         assert_eq!(body["error"], "bad_credentials");
     }
-    let (status, body) = server.post_session(&client, &id, "Wrong-Password-99!").await;
+    let (status, body) = server
+        .post_session(&client, &id, "Wrong-Password-99!")
+        .await;
     assert_eq!(status, StatusCode::LOCKED);
     assert_eq!(body["error"], "account_locked");
     assert!(body["message_ja"].as_str().unwrap().contains("ロック"));

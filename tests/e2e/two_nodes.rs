@@ -66,9 +66,11 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
     assert_eq!(submitted.len(), BURST);
 
     // Both workers drain the queue.
-    wait_until("both nodes' delivery logs", Duration::from_secs(60), || async {
-        (delivered_lines(&a).len() + delivered_lines(&b).len() >= BURST).then_some(())
-    })
+    wait_until(
+        "both nodes' delivery logs",
+        Duration::from_secs(60),
+        || async { (delivered_lines(&a).len() + delivered_lines(&b).len() >= BURST).then_some(()) },
+    )
     .await;
     // A duplicate delivery would have been made by the time no queue entry
     // is left to deliver.

@@ -264,9 +264,7 @@ async fn totp_and_recovery_codes_gate_the_session() {
     let (status, _) = get(&client, &server, "/api/v1/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let fresh = server.client();
-    let (status, v) = server
-    .post_session(&fresh, &id, &password)
-    .await;
+    let (status, v) = server.post_session(&fresh, &id, &password).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["second_factor_enrolment_required"], true);
     let (status, v) = get(&fresh, &server, "/api/v1/mailbox/inbox").await;
@@ -405,37 +403,28 @@ async fn lockout_and_address_limit_span_web_and_imap() {
         assert_eq!(imap(&net, port, &a, "wrong-password-1")["login"], "NO");
     }
     let web = server.client();
-    let (status, _) = server
-    .post_session(&web, &a, "wrong")
-    .await;
+    let (status, _) = server.post_session(&web, &a, "wrong").await;
     assert_eq!(status, StatusCode::LOCKED);
     let v = imap(&net, port, &a, &a_pw);
     assert_eq!(v["login"], "NO");
     assert!(v["text"].as_str().unwrap().contains("locked"), "{v}");
-    let (status, _) = server
-    .post_session(&web, &a, &a_pw)
-    .await;
+    let (status, _) = server.post_session(&web, &a, &a_pw).await;
     assert_eq!(status, StatusCode::LOCKED);
 
     // Those were five failures from 127.0.0.1 (attempts on a locked account
     // count too); an unknown ID reaches the limit of six, after which the
     // address is refused on both protocols, even with a right password.
-    let (status, _) = server
-    .post_session(&web, "XXXX-XXXX", "x")
-    .await;
+    let (status, _) = server.post_session(&web, "XXXX-XXXX", "x").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let v = imap(&net, port, "nobody", "x");
     assert_eq!(v["login"], "NO");
-    let (status, v) = server
-    .post_session(&web, &b, &b_pw)
-    .await;
+    let (status, v) = server.post_session(&web, &b, &b_pw).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"], "too_many_attempts");
     let v = imap(&net, port, &b, &b_pw);
     assert_eq!(v["login"], "NO");
     assert!(v["text"].as_str().unwrap().contains("too many"), "{v}");
 }
-
 
 #[tokio::test]
 async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
@@ -466,7 +455,6 @@ async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
         .expect("account listed");
     assert!(row.ends_with("\t0"), "no key left: {row}");
 }
-
 
 /// The authenticator-app path in headless Chromium: enrolment from the page
 /// (QR code and secret, confirmed by a pyotp code, ten recovery codes), then

@@ -83,15 +83,7 @@ impl Server {
         path: &str,
         body: &Value,
     ) -> (StatusCode, Value) {
-        answer(
-            client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        answer(client.post(self.url(path)).json(body).send().await.unwrap()).await
     }
 
     /// Uploads `spec` and `files` to `path` (see [`upload_form`]).

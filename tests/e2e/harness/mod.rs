@@ -7,7 +7,7 @@ mod wait;
 
 pub use api::{answer, no_files, upload_form};
 pub use db::Db;
-pub use wait::{log_lines, wait_until};
+pub use wait::wait_until;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -26,14 +26,3 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
-
-/// The lines of a server's log (its data folder's `server.log`) that contain
-/// every one of `needles`.
-pub fn log_lines(data_dir: &std::path::Path, needles: &[&str]) -> Vec<String> {
-    std::fs::read_to_string(data_dir.join("server.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .map(str::to_owned)
-        .collect()
-}

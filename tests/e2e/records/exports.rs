@@ -113,9 +113,7 @@ async fn reading_report_pdf_carries_the_japanese_text_signer_and_hash() {
     );
     assert!(flat.contains(&sha), "hash:\n{text}");
     assert!(flat.contains("有効"), "signature status:\n{text}");
-    let today = mailbox::clock::today_jst()
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = mailbox::clock::today_jst().format("%Y-%m-%d").to_string();
     assert!(flat.contains(&today), "date:\n{text}");
 
     // The detached signature verifies against the exporter's certificate.
@@ -290,4 +288,3 @@ async fn billing_charges_whole_months_without_proration() {
     let out = net.run(&["admin", "billing", "--month", "2026/10"]);
     assert_eq!(out.code, Some(65));
 }
-

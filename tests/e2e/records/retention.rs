@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{FINDINGS, PATIENT_ID, PATIENT_NAME, dicom, reported_thread, send_item, wait_delivered};
+use super::{
+    FINDINGS, PATIENT_ID, PATIENT_NAME, dicom, reported_thread, send_item, wait_delivered,
+};
 use crate::harness::{CLINIC, Db, HOSPITAL, Network, wait_until};
 
 /// Every table that refers to an item, and how many rows name it.
@@ -370,4 +372,3 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
     let out = net.admin(&["audit", "verify"]);
     assert!(out.contains("intact"), "{out}");
 }
-

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{REHAB, PATIENT_NAME, PATIENT_ID, consent, World, steps_of, field};
+use super::{PATIENT_ID, PATIENT_NAME, REHAB, World, consent, field, steps_of};
 use crate::harness::{CLINIC, HOSPITAL};
 
 #[tokio::test]

@@ -12,7 +12,6 @@ mod requests;
 mod roles;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -114,7 +113,9 @@ impl World {
     }
 
     async fn post(&self, who: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.server.post_json(&self.p(who).client, path, &body).await
+        self.server
+            .post_json(&self.p(who).client, path, &body)
+            .await
     }
 
     async fn multipart(

@@ -1,11 +1,13 @@
 //! Reading requests (to a doctor and through a liaison office), referrals and
 //! information shares, end to end; statistics.
 
+use std::collections::HashMap;
+
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{PATIENT_NAME, PATIENT_ID, consent, dicom_bytes, World, steps_of, field, this_month};
-use crate::harness::{HOSPITAL};
+use super::{PATIENT_ID, PATIENT_NAME, World, consent, dicom_bytes, field, steps_of, this_month};
+use crate::harness::HOSPITAL;
 
 #[tokio::test]
 async fn reading_requests_referrals_and_shares_run_end_to_end() {

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{World, steps_of};
-use crate::harness::{HOSPITAL};
+use crate::harness::HOSPITAL;
 
 /// What each role may do to an item, by how it stands to the item — the design's
 /// table, row by row. Every action runs on a fresh thread so rows do not interfere.
