@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use rand::Rng;
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, upload_form, wait_until};
 
 const TARGET: usize = 2000;
 
@@ -24,9 +23,7 @@ async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> Option<S
         "patient_id": "P-1", "patient_name": "香川 太郎", "body": "所見をお願いします", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
         "attachments": [{ "name": "a.dcm", "media_type": "application/dicom" }],
     });
-    let form = Form::new()
-        .part("envelope", Part::text(envelope.to_string()))
-        .part("file", Part::bytes(dicom).file_name("a.dcm"));
+    let form = upload_form("envelope", &envelope, vec![("a.dcm", dicom)]);
     let r = client
         .post(server.url("/api/v1/envelopes"))
         .multipart(form)
@@ -147,16 +144,15 @@ async fn acknowledged_submissions_survive_sigkill_exactly_once() {
     // A last start drains the queue, including items claimed by a killed worker.
     {
         let server = net.serve(&[]);
-        let mut drained = false;
-        for _ in 0..600 {
-            let (_, queue, _) = rows(&net).await;
-            if queue.values().all(|s| s == "done") {
-                drained = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(drained, "the queue drained after restart");
+        wait_until(
+            "the queue to drain after restart",
+            Duration::from_secs(60),
+            || async {
+                let (_, queue, _) = rows(&net).await;
+                queue.values().all(|s| s == "done").then_some(())
+            },
+        )
+        .await;
         drop(server);
     }
 

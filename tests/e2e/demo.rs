@@ -1,5 +1,4 @@
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 use crate::harness::{Network, Server};
 
@@ -50,26 +49,13 @@ async fn demo_writes_its_accounts_and_every_one_signs_in() {
 
     for a in &accounts {
         let client = server.client();
-        let r = client
-            .post(server.url("/api/v1/session"))
-            .json(&json!({ "id": a[0], "password": a[1] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{} cannot sign in", a[0]);
-        let body: Value = r.json().await.unwrap();
+        let (status, body) = server.post_session(&client, a[0], a[1]).await;
+        assert_eq!(status, StatusCode::OK, "{} cannot sign in", a[0]);
         assert_eq!(
             body["must_change_password"], false,
             "demo accounts are ready to use"
         );
-        let me: Value = client
-            .get(server.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, me) = server.get_answer(&client, "/api/v1/me").await;
         assert_eq!(me["role"], a[2]);
     }
 

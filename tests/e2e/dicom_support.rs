@@ -2,12 +2,24 @@
 //! which generates the studies) and a reading request's network — a GP at
 //! the clinic sending DICOM files to a radiologist at the hospital, both
 //! signed in on a running server.
+//!
+//! This file is the DICOM tests' shared setup: the oracle
+//! (pydicom) that generates studies, and `Reading` (a GP at the clinic sending to a
+//! radiologist at the hospital, both signed in; `send`/`sent`, `studies`,
+//! `colleague`, `restart`). `tests/e2e/dicom_zip.rs` resumes a study ZIP;
+//! `tests/e2e/file_range.rs` sends a 40 MiB multi-frame DICOM file and a PDF and
+//! breaks the file's download off half-way with Python's `http.client`
+//! (`clients/resume_download.py`), resumes it with `Range` + `If-Range` and checks
+//! the joined SHA-256; mid-file and suffix ranges against the original's slices,
+//! stale/weak `If-Range`, several ranges and garbage give 200 whole, past the end
+//! 416, no key slot 404; the server's `/proc/PID/io` read count shows a range at
+//! the start stops the decryption (a few MiB read) while a suffix range reads the
+//! whole blob; the ETag survives a restart; each answer is one audit row.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::harness::{CLINIC, HOSPITAL, Network, Server};
@@ -136,19 +148,9 @@ impl Reading {
             "attachments": files.iter().map(|(n, _)| json!({ "name": n })).collect::<Vec<_>>(),
             "confirm_patient_mismatch": confirm,
         });
-        let mut form = Form::new().part("envelope", Part::text(envelope.to_string()));
-        for (name, bytes) in files {
-            form = form.part("file", Part::bytes(bytes.clone()).file_name(name.clone()));
-        }
-        let r = self
-            .gp_c
-            .post(self.server.url("/api/v1/envelopes"))
-            .multipart(form)
-            .send()
+        self.server
+            .send_envelope(&self.gp_c, &envelope, files.to_vec())
             .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// As [`Reading::send`], for files the server must accept: the item's ID.

@@ -6,6 +6,8 @@
 //! the same bytes; a changed `If-Range` gets the whole archive, a range past
 //! the end 416; a reader without a key slot gets 404; each download is in
 //! the audit trail.
+//!
+//! The download tests as a whole are described in `dicom_support.rs`.
 
 use std::path::Path;
 

@@ -10,6 +10,8 @@
 //! of the blob), a suffix range decrypts it all. The thread page's download
 //! link resumes the same way. After a restart the ETag is
 //! the same and the resume still fits. Every answer is audited as a download.
+//!
+//! The download tests as a whole are described in `dicom_support.rs`.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::dicom_support::{PATIENT, Reading, named, oracle, python};
-use crate::harness::{content_range, get_range, header, sha256_hex};
+use crate::harness::{content_range, get_range, header, sha256_hex, wait_until};
 
 /// 80 sections of 512² 16-bit pixels: a 40 MiB file.
 const FRAMES: &str = "80";
@@ -194,9 +196,21 @@ async fn a_single_file_download_resumes_with_range_and_stays_the_original() {
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         let part = r.bytes().await.unwrap();
         assert_eq!(part.len(), 65536);
-        // Whatever was still in flight settles.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        read_for.push(bytes_read_by(pid) - before);
+        // Whatever was still in flight settles: the count stops growing.
+        // (unchanged over two polls, 100 ms).
+        let mut seen: Vec<u64> = Vec::new();
+        let settled = wait_until(
+            "the server's reads to settle",
+            Duration::from_secs(10),
+            || {
+                seen.push(bytes_read_by(pid));
+                let n = seen.len();
+                let still = n >= 3 && seen[n - 3] == seen[n - 1];
+                std::future::ready(still.then_some(seen[n - 1]))
+            },
+        )
+        .await;
+        read_for.push(settled - before);
     }
     println!(
         "file_range: server read {} MiB for the first 64 KiB, {} MiB for the last (file {} MiB)",

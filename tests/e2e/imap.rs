@@ -7,12 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, wait_until};
 
 const CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -52,23 +50,9 @@ pub(crate) async fn send_request(
         "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
         "attachments": [{ "name": "CT0001.dcm", "media_type": "application/dicom" }],
     });
-    let form = Form::new()
-        .part(
-            "thread",
-            Part::text(spec.to_string())
-                .mime_str("application/json")
-                .unwrap(),
-        )
-        .part("file", Part::bytes(dicom_bytes()).file_name("CT0001.dcm"));
-    let r = client
-        .post(server.url("/api/v1/threads"))
-        .multipart(form)
-        .send()
+    server
+        .opened_thread(client, &spec, vec![("CT0001.dcm", dicom_bytes())])
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let v: Value = r.json().await.unwrap();
-    v["thread_id"].as_str().unwrap().to_string()
 }
 
 fn python(
@@ -102,21 +86,22 @@ fn result(child: std::process::Child) -> Value {
 }
 
 pub(crate) async fn inbox_delivered(server: &Server, client: &reqwest::Client, n: usize) {
-    for _ in 0..200 {
-        let v: Value = client
-            .get(server.url("/api/v1/mailbox/inbox"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v.as_array().map_or(0, Vec::len) >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not delivered");
+    wait_until(
+        &format!("{n} items in the Inbox"),
+        Duration::from_secs(20),
+        || async {
+            let v: Value = client
+                .get(server.url("/api/v1/mailbox/inbox"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v.as_array().map_or(0, Vec::len) >= n).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
+use crate::harness::{CLINIC, Db, HOSPITAL, Network, Server, answer, no_files, wait_until};
 use crate::smtp::{Mail, SmtpSink};
 
 const HOSPITAL_NAME: &str = "さぬき中央病院";
@@ -41,15 +40,8 @@ struct World {
 impl World {
     async fn new(smtp: &SmtpSink, notify: &str, roster: &[(&'static str, &str, &str)]) -> Self {
         let net = Network::new().await;
-        net.admin(&[
-            "facility",
-            "add",
-            "--code",
-            HOSPITAL,
-            "--name",
-            HOSPITAL_NAME,
-        ]);
-        net.admin(&["facility", "add", "--code", CLINIC, "--name", CLINIC_NAME]);
+        // HOSPITAL_NAME and CLINIC_NAME.
+        net.add_hospital_and_clinic();
         let mut issued = Vec::new();
         for (key, role, code) in roster {
             let (id, pw) = net.add_user(role, code, &format!("{key} 様"));
@@ -94,20 +86,11 @@ impl World {
             .send()
             .await
             .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
+        answer(r).await
     }
 
     async fn get(&self, who: &str, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .p(who)
-            .client
-            .get(self.server.url(path))
-            .send()
-            .await
-            .unwrap();
-        let s = r.status();
-        (s, r.json().await.unwrap_or(Value::Null))
+        self.server.get_answer(&self.p(who).client, path).await
     }
 
     /// Asks for the address to be used; the link comes by mail.
@@ -126,62 +109,24 @@ impl World {
     }
 
     async fn open_thread(&self, who: &str, spec: Value) -> String {
-        let form = Form::new().part(
-            "thread",
-            Part::text(spec.to_string())
-                .mime_str("application/json")
-                .unwrap(),
-        );
-        let r = self
-            .p(who)
-            .client
-            .post(self.server.url("/api/v1/threads"))
-            .multipart(form)
-            .send()
+        self.server
+            .opened_thread(&self.p(who).client, &spec, no_files())
             .await
-            .unwrap();
-        let s = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        assert_eq!(s, StatusCode::CREATED, "{body}");
-        body["thread_id"].as_str().unwrap().to_string()
     }
 
     async fn step(&self, who: &str, thread: &str, spec: Value) {
-        let form = Form::new().part(
-            "step",
-            Part::text(spec.to_string())
-                .mime_str("application/json")
-                .unwrap(),
-        );
-        let r = self
-            .p(who)
-            .client
-            .post(self.server.url(&format!("/api/v1/threads/{thread}/steps")))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
+        let (s, body) = self
+            .server
+            .take_step(&self.p(who).client, thread, &spec, no_files())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
     }
 
     /// Waits until the thread has left `sent` for whoever can list it.
     async fn delivered(&self, who: &str, thread: &str) {
-        for _ in 0..200 {
-            let (_, list) = self.get(who, "/api/v1/threads").await;
-            let delivered = list
-                .as_array()
-                .is_some_and(|a| a.iter().any(|t| t["id"] == thread && t["state"] != "sent"));
-            if delivered {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("thread {thread} was not delivered");
+        self.server
+            .threads_delivered(&self.p(who).client, &[thread])
+            .await;
     }
 }
 
@@ -402,17 +347,6 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
     )
     .await;
     w.delivered("gp", &to_rad[0]).await;
-    // Several failed attempts while the relay is down; nothing given up yet.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(smtp.mails().len(), before);
-    let (s, failed) = w
-        .get("operator", "/api/v1/admin/notifications/failed")
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(failed, json!([]), "retrying, not failed");
-
-    // The relay comes back: everything queued arrives, once.
-    smtp.start();
     // (who, about which thread, what the subject says, which facility the text names)
     let expected: Vec<(&str, String, &str, &str)> = to_rad
         .iter()
@@ -433,10 +367,43 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
             ),
         ])
         .collect();
+
+    // Several failed attempts while the relay is down; nothing given up yet.
+    let db = Db::open(&w.net).await;
+    let failed_twice = "SELECT COUNT(*) FROM notifications \
+        WHERE digest = false AND state = 'pending' AND attempts >= 2";
+    wait_until(
+        "every notice due to have failed twice",
+        Duration::from_secs(30),
+        || async { (db.count(failed_twice).await >= expected.len() as i64).then_some(()) },
+    )
+    .await;
+    assert_eq!(smtp.mails().len(), before);
+    let (s, failed) = w
+        .get("operator", "/api/v1/admin/notifications/failed")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(failed, json!([]), "retrying, not failed");
+
+    // The relay comes back: everything queued arrives, once.
+    smtp.start();
     smtp.wait_for(before + expected.len(), Duration::from_secs(60))
         .await;
-    // Anything extra (a duplicate, a mail to someone not due one) would show up here.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Anything extra (a duplicate, a mail to someone not due one) would have
+    // been sent by the time no immediate notice is left in the queue.
+    wait_until(
+        "the queue of immediate notices to drain",
+        Duration::from_secs(30),
+        || async {
+            let left = db
+                .count(
+                    "SELECT COUNT(*) FROM notifications WHERE digest = false AND state = 'pending'",
+                )
+                .await;
+            (left == 0).then_some(())
+        },
+    )
+    .await;
     let mails: Vec<Mail> = smtp
         .mails()
         .into_iter()
@@ -505,19 +472,15 @@ async fn a_notice_that_cannot_be_sent_is_shown_as_failed_to_the_person_and_the_o
         .open_thread("gp", reading_request(json!({ "account": w.p("rad").id })))
         .await;
     w.delivered("gp", &t).await;
-    let mut failed = Value::Null;
-    for _ in 0..100 {
-        let (_, v) = w.get("rad", "/api/v1/me/notifications/failed").await;
-        if v.as_array().is_some_and(|a| !a.is_empty()) {
-            failed = v;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let failed = failed
-        .as_array()
-        .expect("a failed notice for the person")
-        .clone();
+    let failed = wait_until(
+        "a failed notice for the person",
+        Duration::from_secs(20),
+        || async {
+            let (_, v) = w.get("rad", "/api/v1/me/notifications/failed").await;
+            v.as_array().filter(|a| !a.is_empty()).cloned()
+        },
+    )
+    .await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["thread_id"], t.as_str());
     assert_eq!(failed[0]["kind_ja"], "読影依頼");

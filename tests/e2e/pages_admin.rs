@@ -6,6 +6,20 @@
 //! the public list; a doctor's notification mode, address change (with the
 //! re-authentication asked for on the page) and app passwords, checked over
 //! IMAP afterwards. Every operator action is in the audit trail.
+//!
+//! In detail (+ `clients/pages_admin.cjs`, headless Chromium, both
+//! backends): a check-digit typo and an out-of-prefecture code without approval
+//! refused with their Japanese rule, accepted with the approval; an account issued
+//! (password shown once), locked (its open session ends, sign-in refused),
+//! unlocked, reset (old password refused); a facility deactivated leaves the
+//! public list; none of the words of an item sent beforehand on any operator
+//! page; the public list shows published details only, without sign-in; a doctor
+//! with TOTP sets the notification mode, changes the address (the page asks for
+//! the code; a recovery code re-authenticates; the pending address shows), makes
+//! two app passwords (each shown once) and revokes one — IMAP then accepts the
+//! kept one and refuses the revoked one; every operator action is in the audit
+//! trail. Screenshots: `operator`, `operator-accounts`, `facilities`, `settings`
+//! (`-ja`, `-en`).
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -116,7 +130,7 @@ async fn operator_console_public_list_and_settings_in_chromium() {
     inbox_delivered(&server, &rad_c, 1).await;
     let recovery = enrol_totp(&server, &rad_c).await;
 
-    let yesterday = (chrono::Utc::now() + chrono::Duration::hours(9) - chrono::Duration::days(1))
+    let yesterday = (mailbox::clock::today_jst() - chrono::Days::new(1))
         .format("%Y-%m-%d")
         .to_string();
     let cfg = json!({
@@ -271,9 +285,7 @@ async fn operator_console_public_list_and_settings_in_chromium() {
     assert_eq!(revoked["login"], "NO", "{revoked}");
 
     // Every operator action is in the audit trail, done or refused.
-    let today = (chrono::Utc::now() + chrono::Duration::hours(9))
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = mailbox::clock::today_jst().format("%Y-%m-%d").to_string();
     let trail: Value = op
         .get(server.url(&format!("/api/v1/audit?from={yesterday}&to={today}")))
         .send()

@@ -4,13 +4,10 @@
 //! refused) and bookings (requested, another time proposed by the hospital's
 //! clerk, accepted, cancelled).
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server, run_browser};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, no_files, run_browser};
 
 struct Member {
     id: String,
@@ -35,12 +32,8 @@ async fn member(net: &Network, server: &Server, role: &str, code: &str, name: &s
     }
 }
 
-fn today_jst() -> chrono::NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(9)).date_naive()
-}
-
 fn consent() -> Value {
-    json!({ "obtained_on": today_jst().to_string(), "method": "written", "obtained_by": "琴平 看護師" })
+    json!({ "obtained_on": mailbox::clock::today_jst().to_string(), "method": "written", "obtained_by": "琴平 看護師" })
 }
 
 fn reading_request(to: Value, wanted_by: chrono::NaiveDate, urgency: &str) -> Value {
@@ -64,21 +57,9 @@ async fn post_multipart(
     part: &str,
     spec: Value,
 ) -> (StatusCode, Value) {
-    let form = Form::new().part(
-        part.to_string(),
-        Part::text(spec.to_string())
-            .mime_str("application/json")
-            .unwrap(),
-    );
-    let r = who
-        .client
-        .post(server.url(path))
-        .multipart(form)
-        .send()
+    server
+        .upload(&who.client, path, part, &spec, no_files())
         .await
-        .unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Opens a thread through the JSON API; returns its ID.
@@ -101,9 +82,7 @@ async fn step(server: &Server, who: &Member, thread: &str, spec: Value) {
 }
 
 async fn get(server: &Server, who: &Member, path: &str) -> (StatusCode, Value) {
-    let r = who.client.get(server.url(path)).send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
+    server.get_answer(&who.client, path).await
 }
 
 async fn thread(server: &Server, who: &Member, id: &str) -> Value {
@@ -114,19 +93,7 @@ async fn thread(server: &Server, who: &Member, id: &str) -> Value {
 
 /// Waits until the delivery worker has delivered every listed thread.
 async fn delivered(server: &Server, who: &Member, ids: &[&str]) {
-    for _ in 0..200 {
-        let (_, list) = get(server, who, "/api/v1/threads").await;
-        let done = ids.iter().all(|id| {
-            list.as_array()
-                .and_then(|a| a.iter().find(|t| t["id"] == *id))
-                .is_some_and(|t| t["state"] != "sent")
-        });
-        if done {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("threads {ids:?} were not delivered");
+    server.threads_delivered(&who.client, ids).await;
 }
 
 #[tokio::test]
@@ -144,7 +111,7 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     // The clinic's doctor sends two reading requests to the hospital's liaison
     // inbox (one already past its due date) and two straight to the
     // radiologist, who reports one and declines the other.
-    let today = today_jst();
+    let today = mailbox::clock::today_jst();
     let to_inbox = json!({ "liaison": HOSPITAL });
     let fresh = open(
         &server,

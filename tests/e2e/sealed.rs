@@ -3,12 +3,13 @@
 //! `pg_dump` holds any patient marker in UTF-8, UTF-16 or Shift_JIS.
 
 use std::path::Path;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, wait_until};
 
 const PATIENT_KANJI: &str = "香川 太郎";
 const PATIENT_KANA: &str = "カガワ タロウ";
@@ -42,23 +43,7 @@ async fn send(
         "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
         "attachments": files.iter().map(|(n, _)| json!({"name": n, "media_type": "application/dicom"})).collect::<Vec<_>>(),
     });
-    let mut form = Form::new().part(
-        "envelope",
-        Part::text(envelope.to_string())
-            .mime_str("application/json")
-            .unwrap(),
-    );
-    for (name, bytes) in files {
-        form = form.part("file", Part::bytes(bytes).file_name(name.to_string()));
-    }
-    let r = client
-        .post(server.url("/api/v1/envelopes"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    server.send_envelope(client, &envelope, files).await
 }
 
 fn encodings(marker: &str) -> Vec<(String, Vec<u8>)> {
@@ -123,21 +108,14 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     let id = body["id"].as_str().unwrap().to_string();
 
     // The delivery worker puts it in the radiologist's Inbox within moments.
-    let mut inbox = Value::Null;
-    for _ in 0..50 {
-        inbox = rad_c
-            .get(server.url("/api/v1/mailbox/inbox"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if inbox.as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let inbox = wait_until("the item in the Inbox", Duration::from_secs(10), || async {
+        let (_, inbox) = server.get_answer(&rad_c, "/api/v1/mailbox/inbox").await;
+        inbox
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(inbox)
+    })
+    .await;
     assert_eq!(inbox[0]["id"], id.as_str(), "{inbox}");
     assert_eq!(inbox[0]["seen"], false);
     let delivery: Value = gp_c

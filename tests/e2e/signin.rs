@@ -5,33 +5,13 @@ use serde_json::{Value, json};
 
 use crate::harness::{HOSPITAL, Network, csrf_from};
 
-async fn post_session(
-    client: &reqwest::Client,
-    url: &str,
-    id: &str,
-    pw: &str,
-) -> (StatusCode, Value) {
-    let r = client
-        .post(url)
-        .json(&json!({ "id": id, "password": pw }))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+/// The idle timeout of [`idle_sessions_expire`]: the shortest the flag takes.
+const IDLE: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
+    net.add_hospital();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&[]);
     let client = server.client();
@@ -126,10 +106,10 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
     let r = client.delete(&session_url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let fresh = server.client();
-    let (status, body) = post_session(&fresh, &session_url, &id, &issued).await;
+    let (status, body) = server.post_session(&fresh, &id, &issued).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "bad_credentials");
-    let (status, body) = post_session(&fresh, &session_url, &id, new_pw).await;
+    let (status, body) = server.post_session(&fresh, &id, new_pw).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["must_change_password"], false);
     let token = body["token"].as_str().unwrap().to_string();
@@ -151,28 +131,24 @@ async fn issued_password_must_be_changed_then_sign_out_ends_the_session() {
 #[tokio::test]
 async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
+    net.add_hospital();
     let (id, issued) = net.add_user("clerk", HOSPITAL, "坂出 明美");
     let server = net.serve(&[]);
     let client = server.client();
-    let url = server.url("/api/v1/session");
     for attempt in 1..=4 {
-        let (status, body) = post_session(&client, &url, &id, "Wrong-Password-99!").await;
+        let (status, body) = server
+            .post_session(&client, &id, "Wrong-Password-99!")
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
         assert_eq!(body["error"], "bad_credentials");
     }
-    let (status, body) = post_session(&client, &url, &id, "Wrong-Password-99!").await;
+    let (status, body) = server
+        .post_session(&client, &id, "Wrong-Password-99!")
+        .await;
     assert_eq!(status, StatusCode::LOCKED);
     assert_eq!(body["error"], "account_locked");
     assert!(body["message_ja"].as_str().unwrap().contains("ロック"));
-    let (status, _) = post_session(&client, &url, &id, &issued).await;
+    let (status, _) = server.post_session(&client, &id, &issued).await;
     assert_eq!(
         status,
         StatusCode::LOCKED,
@@ -186,38 +162,33 @@ async fn five_wrong_passwords_lock_until_the_operator_unlocks() {
     // The operator unlocks from the CLI while the server runs.
     let out = net.admin(&["user", "unlock", &id]);
     assert!(out.contains("unlocked"), "{out}");
-    let (status, body) = post_session(&client, &url, &id, &issued).await;
+    let (status, body) = server.post_session(&client, &id, &issued).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
 async fn idle_sessions_expire() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
+    net.add_hospital();
     let (id, issued) = net.add_user("liaison", HOSPITAL, "地域連携室");
-    let server = net.serve(&["--idle-timeout-secs", "2"]);
+    let server = net.serve(&["--idle-timeout-secs", &IDLE.as_secs().to_string()]);
     let client = server.client();
-    let (status, _) = post_session(&client, &server.url("/api/v1/session"), &id, &issued).await;
+    let (status, _) = server.post_session(&client, &id, &issued).await;
     assert_eq!(status, StatusCode::OK);
     // Still there right away (the password change is pending, so 403, not 401).
     let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // Only time passing ends it: any request in between would count as
+    // activity, so there is nothing to poll. The window plus a margin.
+    tokio::time::sleep(IDLE + Duration::from_millis(200)).await;
     let r = client.get(server.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "session_expired");
 
     // The page sends the browser to a sign-in page that says why.
-    let (status, _) = post_session(&client, &server.url("/api/v1/session"), &id, &issued).await;
+    let (status, _) = server.post_session(&client, &id, &issued).await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    tokio::time::sleep(IDLE + Duration::from_millis(200)).await;
     let r = client.get(server.url("/password")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login?expired=1");
@@ -235,14 +206,7 @@ async fn idle_sessions_expire() {
 #[tokio::test]
 async fn the_pages_sign_in_force_the_change_and_sign_out() {
     let net = Network::new().await;
-    net.admin(&[
-        "facility",
-        "add",
-        "--code",
-        HOSPITAL,
-        "--name",
-        "さぬき中央病院",
-    ]);
+    net.add_hospital();
     let (id, issued) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let server = net.serve(&[]);
     let client = server.client();

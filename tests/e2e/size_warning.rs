@@ -6,6 +6,23 @@
 //! the files inside a ZIP) add up to more than the threshold, the warning goes
 //! when they shrink, and a large item is sent all the same; the thread's
 //! report form, which takes files, warns the same way.
+//!
+//! In detail (+ `clients/size_warning.cjs`, headless Chromium),
+//! on both backends, with `Reading::start_with` and a 1 MiB threshold: through
+//! the API (threshold from a config file) 1.5 MiB of PDFs answer 201 with the
+//! `large_item` warning and its exact totals and arrive whole, exactly 1 MiB and
+//! 0.5 MiB answer `{id}` alone, all three answers fit the served OpenAPI schema
+//! (`openapi::check`), and so does opening a thread through `POST /threads`;
+//! the log holds one info line per large item with the envelope and
+//! sizes, no names; `--attachments-warn-above-mib 0` stops `serve` with its
+//! message. In Chromium (threshold from the flag) two files together over the
+//! threshold show the warning (ja and en, screenshots `size-warning`), one of
+//! them or a small file hides it, a deflated ZIP far under the threshold shows it
+//! for its unpacked files, and the large pair is sent all the same (the thread
+//! lists both; one log line); the radiologist, once the request is accepted,
+//! picks the same pair in the report form's file field and sees the warning,
+//! a small file hides it, and the report sent with the pair is logged too. `src/config.rs` unit tests: the key, the default,
+//! the flag over the file, 0 and overflow refused, a misspelt key refused.
 
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};

@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server};
+use crate::harness::{CLINIC, Db, HOSPITAL, Network, Server, no_files, wait_until};
 
 const BURST: usize = 2000;
 
@@ -17,18 +15,7 @@ async fn submit(server: &Server, client: &reqwest::Client, to: &str) -> String {
         "kind": "share", "to": [{ "account": to }], "subject": "経過報告",
         "patient_id": "P-2", "patient_name": "讃岐 花子", "body": "経過は良好です", "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
     });
-    let form = Form::new().part("envelope", Part::text(envelope.to_string()));
-    let r = client
-        .post(server.url("/api/v1/envelopes"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    server.sent_envelope(client, &envelope, no_files()).await
 }
 
 fn delivered_lines(net: &Network) -> Vec<String> {
@@ -79,14 +66,22 @@ async fn two_nodes_share_one_queue_without_duplicates_or_loss() {
     assert_eq!(submitted.len(), BURST);
 
     // Both workers drain the queue.
-    for _ in 0..600 {
-        if delivered_lines(&a).len() + delivered_lines(&b).len() >= BURST {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // A moment more, so a duplicate delivery would have time to show up.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(
+        "both nodes' delivery logs",
+        Duration::from_secs(60),
+        || async { (delivered_lines(&a).len() + delivered_lines(&b).len() >= BURST).then_some(()) },
+    )
+    .await;
+    // A duplicate delivery would have been made by the time no queue entry
+    // is left to deliver.
+    let db = Db::open(&a).await;
+    wait_until("the queue to drain", Duration::from_secs(60), || async {
+        let left = db
+            .count("SELECT COUNT(*) FROM delivery_queue WHERE state <> 'done'")
+            .await;
+        (left == 0).then_some(())
+    })
+    .await;
     let by_a = delivered_lines(&a);
     let by_b = delivered_lines(&b);
     let mut count: HashMap<String, usize> = HashMap::new();

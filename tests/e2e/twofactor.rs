@@ -10,7 +10,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, Server, node_path};
+use crate::harness::{CLINIC, HOSPITAL, Network, Server, run_browser};
 use crate::imap::{imap_port, inbox_delivered, send_request};
 
 const CLIENT: &str = concat!(
@@ -65,20 +65,11 @@ async fn post(
     path: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let r = client
-        .post(server.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    server.post_json(client, path, &body).await
 }
 
 async fn get(client: &reqwest::Client, server: &Server, path: &str) -> (StatusCode, Value) {
-    let r = client.get(server.url(path)).send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    server.get_answer(client, path).await
 }
 
 /// Signs in with the issued password, changes it, enrols TOTP (confirmed by a
@@ -273,13 +264,7 @@ async fn totp_and_recovery_codes_gate_the_session() {
     let (status, _) = get(&client, &server, "/api/v1/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let fresh = server.client();
-    let (status, v) = post(
-        &fresh,
-        &server,
-        "/api/v1/session",
-        json!({ "id": id, "password": password }),
-    )
-    .await;
+    let (status, v) = server.post_session(&fresh, &id, &password).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["second_factor_enrolment_required"], true);
     let (status, v) = get(&fresh, &server, "/api/v1/mailbox/inbox").await;
@@ -418,46 +403,22 @@ async fn lockout_and_address_limit_span_web_and_imap() {
         assert_eq!(imap(&net, port, &a, "wrong-password-1")["login"], "NO");
     }
     let web = server.client();
-    let (status, _) = post(
-        &web,
-        &server,
-        "/api/v1/session",
-        json!({ "id": a, "password": "wrong" }),
-    )
-    .await;
+    let (status, _) = server.post_session(&web, &a, "wrong").await;
     assert_eq!(status, StatusCode::LOCKED);
     let v = imap(&net, port, &a, &a_pw);
     assert_eq!(v["login"], "NO");
     assert!(v["text"].as_str().unwrap().contains("locked"), "{v}");
-    let (status, _) = post(
-        &web,
-        &server,
-        "/api/v1/session",
-        json!({ "id": a, "password": a_pw }),
-    )
-    .await;
+    let (status, _) = server.post_session(&web, &a, &a_pw).await;
     assert_eq!(status, StatusCode::LOCKED);
 
     // Those were five failures from 127.0.0.1 (attempts on a locked account
     // count too); an unknown ID reaches the limit of six, after which the
     // address is refused on both protocols, even with a right password.
-    let (status, _) = post(
-        &web,
-        &server,
-        "/api/v1/session",
-        json!({ "id": "XXXX-XXXX", "password": "x" }),
-    )
-    .await;
+    let (status, _) = server.post_session(&web, "XXXX-XXXX", "x").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let v = imap(&net, port, "nobody", "x");
     assert_eq!(v["login"], "NO");
-    let (status, v) = post(
-        &web,
-        &server,
-        "/api/v1/session",
-        json!({ "id": b, "password": b_pw }),
-    )
-    .await;
+    let (status, v) = server.post_session(&web, &b, &b_pw).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"], "too_many_attempts");
     let v = imap(&net, port, &b, &b_pw);
@@ -465,12 +426,6 @@ async fn lockout_and_address_limit_span_web_and_imap() {
     assert!(v["text"].as_str().unwrap().contains("too many"), "{v}");
 }
 
-const WEBAUTHN_CLIENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/e2e/clients/webauthn.cjs"
-);
-
-/// Where scripts/test-all installs playwright-core.
 #[tokio::test]
 async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
     let net = Network::new().await;
@@ -480,22 +435,7 @@ async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
     let server = net.serve(&[]);
     let _ = net.ready_client(&server, &id, &issued).await;
     let password = format!("{issued}-Mine-2026");
-    let out = Command::new("node")
-        .arg(WEBAUTHN_CLIENT)
-        .arg(server.url(""))
-        .args([&id, &password])
-        .env("NODE_PATH", node_path())
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
-            panic!(
-                "browser output: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    assert!(v.get("error").is_none(), "{v}");
+    let v = run_browser("webauthn.cjs", &[&server.url(""), &id, &password]);
     assert_eq!(v["after_password"], "/", "{v}");
     assert_eq!(v["register_error"], Value::Null, "{v}");
     assert_eq!(v["credentials_in_authenticator"], 1, "{v}");
@@ -516,11 +456,6 @@ async fn security_keys_register_sign_in_and_go_in_headless_chromium() {
     assert!(row.ends_with("\t0"), "no key left: {row}");
 }
 
-const TOTP_BROWSER_CLIENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/e2e/clients/totp_browser.cjs"
-);
-
 /// The authenticator-app path in headless Chromium: enrolment from the page
 /// (QR code and secret, confirmed by a pyotp code, ten recovery codes), then
 /// the password alone gives no session, a fresh pyotp code does, the same code
@@ -533,22 +468,7 @@ async fn authenticator_codes_in_headless_chromium() {
     let server = net.serve(&[]);
     let _ = net.ready_client(&server, &id, &issued).await;
     let password = format!("{issued}-Mine-2026");
-    let out = Command::new("node")
-        .arg(TOTP_BROWSER_CLIENT)
-        .arg(server.url(""))
-        .args([&id, &password])
-        .env("NODE_PATH", node_path())
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
-            panic!(
-                "browser output: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    assert!(v.get("error").is_none(), "{v}");
+    let v = run_browser("totp_browser.cjs", &[&server.url(""), &id, &password]);
     assert_eq!(v["qr_code_shown"], true, "{v}");
     assert_eq!(v["recovery_codes"], 10, "{v}");
     assert_eq!(v["second_step_page"], true, "{v}");

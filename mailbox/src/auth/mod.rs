@@ -25,10 +25,10 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::account::{Account, AccountId, PasswordDigest};
-use crate::records::audit::Audit;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::records::audit::Audit;
 use crate::store::Store;
 
 pub use app_passwords::AppPasswordView;

@@ -11,11 +11,11 @@ use sha2::{Digest, Sha256};
 use super::password::{self, Password};
 use super::{Auth, hash_blocking, verify_blocking};
 use crate::account::{Account, AccountId, Role};
-use crate::records::audit::{AuditEvent, action};
 use crate::clock::millis;
 use crate::error::{Error, Result};
 use crate::ids::random_bytes;
 use crate::keys::Keyring;
+use crate::records::audit::{AuditEvent, action};
 use crate::store::SessionRecord;
 
 /// The secret a session cookie carries; only its SHA-256 is stored.

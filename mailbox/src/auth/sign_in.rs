@@ -13,9 +13,9 @@ use super::state::Pending;
 use super::totp::normalise_code;
 use super::{Auth, sha256, verify_blocking};
 use crate::account::{Account, AccountId};
-use crate::records::audit::{AuditEvent, action};
 use crate::error::{Error, Result};
 use crate::ids::random_bytes;
+use crate::records::audit::{AuditEvent, action};
 
 /// How long the second step of a sign-in may take after the password.
 pub const PENDING_VALID_FOR: Duration = Duration::from_secs(5 * 60);

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use renkei_crypto::SecretKey;
 
 use crate::account::Role;
-use crate::records::audit::Audit;
 use crate::auth::{Auth, AuthPolicy, SecondFactorKey};
 use crate::clock::{self, SharedClock};
 use crate::error::Result;
 use crate::facility::{DEFAULT_HOME_PREFECTURE, FacilityCode};
 use crate::keys::Keys;
+use crate::records::audit::Audit;
 use crate::store::Store;
 use crate::store::vault::GrantRow;
 

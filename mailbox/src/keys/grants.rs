@@ -6,10 +6,10 @@ use renkei_crypto::{Certificate, FacilityRole, SecretKey, seal_secret_key};
 
 use super::{Keys, blocking, crypto, facility_roles};
 use crate::account::{Account, AccountId, Role};
-use crate::records::audit::{AuditEvent, action};
 use crate::error::Result;
 use crate::facility::FacilityCode;
 use crate::keys::keyring::role_key;
+use crate::records::audit::{AuditEvent, action};
 use crate::store::StoreError;
 use crate::store::vault::{FacilityKeyRow, GrantRow};
 

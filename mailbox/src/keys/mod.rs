@@ -17,9 +17,9 @@ use renkei_crypto::{FacilityRole, LockParams};
 use zeroize::Zeroizing;
 
 use crate::account::Role;
-use crate::records::audit::Audit;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::records::audit::Audit;
 use crate::store::Store;
 
 pub use keyring::{Keyring, Keyrings, Principal, parse_role, role_key};

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use renkei_crypto::{BlindIndexKey, Certificate, CryptoError};
 
 use crate::account::AccountId;
+use crate::auth::CurrentSession;
 pub use crate::blob::BlobStore;
 use crate::clock::SharedClock;
-use crate::auth::CurrentSession;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;

@@ -6,10 +6,10 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, expect_one};
 use super::{FailedLogin, SessionRecord, Store, StoreError, StoreResult, rows};
+use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
 use crate::clock;
 use crate::facility::{Facility, FacilityCode};
-use crate::account::PasswordDigest;
 
 pub(super) const INSERT_FACILITY: &str = "INSERT INTO facilities \
     (code, name, address, phone, departments, publish_details, active_from, active_until, approval_ref, \

@@ -18,8 +18,8 @@ use chrono::NaiveDate;
 use renkei_crypto::Field;
 
 use crate::account::{Account, Role};
-use crate::clock::SharedClock;
 use crate::auth::CurrentSession;
+use crate::clock::SharedClock;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Duration, NaiveDate};
-use mailbox::threads::booking::{FreeDay, slot_text};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::{Consent, ConsentMethod};
 use mailbox::store::thread::ThreadRow;
-use mailbox::threads::{NewThread, StepInput, Urgency};
+use mailbox::threads::booking::{FreeDay, slot_text};
 use mailbox::threads::workflow::{Step, ThreadKind};
+use mailbox::threads::{NewThread, StepInput, Urgency};
 use mailbox::{Error, FacilityCode, Role};
 use serde::Deserialize;
 

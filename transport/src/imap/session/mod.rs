@@ -20,8 +20,8 @@ use imap_next::imap_types::extensions::namespace::Namespace;
 use imap_next::imap_types::flag::StoreResponse;
 use imap_next::imap_types::response::{Code, Data, Status};
 use imap_next::imap_types::sequence::SequenceSet;
-use mailbox::postroom::folders::{Folder, Folders};
 use mailbox::postroom::Postroom;
+use mailbox::postroom::folders::{Folder, Folders};
 use mailbox::store::folder::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 

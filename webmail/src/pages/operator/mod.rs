@@ -20,10 +20,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::NaiveDate;
-use mailbox::records::audit::{AuditEvent, action};
 use mailbox::clock::{format_jst_minutes, today_jst};
 use mailbox::facility::parse_departments;
 use mailbox::notify::{NotifyReason, kind_labels};
+use mailbox::records::audit::{AuditEvent, action};
 use mailbox::{
     Account, AccountId, CurrentSession, Error, Facility, FacilityCode, Localized, NewAccount, Role,
 };

@@ -1,6 +1,14 @@
 //! Starts the real `renkei` binary on a free port with a fresh data folder (and a
 //! fresh PostgreSQL database when `RENKEI_TEST_BACKEND=postgres`), and runs its CLI.
 
+mod api;
+mod db;
+mod wait;
+
+pub use api::{answer, no_files, upload_form};
+pub use db::Db;
+pub use wait::wait_until;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,8 +36,8 @@ pub const HOSPITAL: &str = "3710123450";
 pub const CLINIC: &str = "3710300017";
 
 impl Network {
-    /// Registers [`HOSPITAL`] (さぬき中央病院) and [`CLINIC`] (ことひら内科クリニック).
-    pub fn add_hospital_and_clinic(&self) {
+    /// Registers [`HOSPITAL`] (さぬき中央病院).
+    pub fn add_hospital(&self) {
         self.admin(&[
             "facility",
             "add",
@@ -38,6 +46,11 @@ impl Network {
             "--name",
             "さぬき中央病院",
         ]);
+    }
+
+    /// Registers [`HOSPITAL`] (さぬき中央病院) and [`CLINIC`] (ことひら内科クリニック).
+    pub fn add_hospital_and_clinic(&self) {
+        self.add_hospital();
         self.admin(&[
             "facility",
             "add",
@@ -128,13 +141,8 @@ impl Network {
     /// Signs in with an issued password, changes it, and returns a ready client.
     pub async fn ready_client(&self, server: &Server, id: &str, issued: &str) -> reqwest::Client {
         let client = server.client();
-        let r = client
-            .post(server.url("/api/v1/session"))
-            .json(&serde_json::json!({ "id": id, "password": issued }))
-            .send()
-            .await
-            .expect("sign in");
-        assert_eq!(r.status(), reqwest::StatusCode::OK, "sign-in of {id}");
+        let (status, _) = server.post_session(&client, id, issued).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "sign-in of {id}");
         let r = client
             .post(server.url("/api/v1/password"))
             .json(&serde_json::json!({ "current_password": issued, "new_password": format!("{issued}-Mine-2026") }))
@@ -295,18 +303,6 @@ impl Server {
 }
 
 impl Server {
-    /// Signs in through the API; `None` when refused or the server is gone.
-    pub async fn sign_in(&self, id: &str, pw: &str) -> Option<reqwest::Client> {
-        let client = self.client();
-        let r = client
-            .post(self.url("/api/v1/session"))
-            .json(&serde_json::json!({ "id": id, "password": pw }))
-            .send()
-            .await
-            .ok()?;
-        (r.status() == reqwest::StatusCode::OK).then_some(client)
-    }
-
     /// Stops the server and waits for its end, so that another can take its
     /// data folder.
     pub fn stop(&mut self) {
