@@ -755,7 +755,8 @@ async fn user(directory: &Directory, notices: &Notices, command: UserCommand) ->
                 account = id.as_str(),
                 "second-factor reset requested by the operator"
             );
-            let a = directory.reset_second_factor(&id, Some(notices)).await?;
+            let a = directory.reset_second_factor(&id).await?;
+            notices.security_notice(&id, "second_factor_reset").await?;
             println!(
                 "second factor of {} reset: sessions ended, the person must enrol again at the next sign-in",
                 a.id

@@ -28,8 +28,8 @@ use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };
 use mailbox::store::StoreTarget;
-use mailbox::threads::workflow::ThreadKind;
 use mailbox::threads::{NewThread, Threads, Urgency};
+use mailbox::workflow::ThreadKind;
 use mailbox::{
     AuthPolicy, CurrentSession, Directory, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role,

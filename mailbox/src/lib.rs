@@ -4,7 +4,6 @@
 //! imports sqlx.
 
 pub mod account;
-mod acting;
 pub mod auth;
 pub mod blob;
 pub mod clock;
@@ -20,6 +19,7 @@ pub mod queue;
 pub mod records;
 pub mod store;
 pub mod threads;
+pub mod workflow;
 
 /// The delivery engine, where it has always been found.
 pub use queue::delivery;

@@ -17,8 +17,8 @@ use mailbox::postroom::folders::{Folder, FolderListing, Folders};
 use mailbox::postroom::{
     BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom, Recipient,
 };
-use mailbox::threads::workflow::ThreadKind;
 use mailbox::threads::{NewThread, Threads, Urgency};
+use mailbox::workflow::ThreadKind;
 use mailbox::{
     AuthPolicy, CurrentSession, Directory, Facility, FacilityCode, NetworkPolicy, NewAccount,
     Password, Role,

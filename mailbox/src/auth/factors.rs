@@ -114,14 +114,11 @@ impl Auth {
     }
 
     /// After an identity check at the help desk: removes the person's TOTP and
-    /// recovery codes, ends their sessions, logs it, and queues a mail without
-    /// content. App passwords stay (they are separate credentials, listed and
-    /// revocable by the person).
-    pub async fn reset_second_factor(
-        &self,
-        id: &AccountId,
-        notices: Option<&crate::notify::Notices>,
-    ) -> Result<Account> {
+    /// recovery codes, ends their sessions and logs it. App passwords stay (they
+    /// are separate credentials, listed and revocable by the person). The caller
+    /// queues the contentless mail that tells the person
+    /// (`Notices::security_notice`): auth does not depend on notify.
+    pub async fn reset_second_factor(&self, id: &AccountId) -> Result<Account> {
         let account = self.stored_account(id).await?;
         self.store.delete_totp(id.as_str()).await?;
         self.store.delete_recovery_codes(id.as_str()).await?;
@@ -134,9 +131,6 @@ impl Auth {
             account = id.as_str(),
             "the operator reset the second factor"
         );
-        if let Some(notices) = notices {
-            notices.security_notice(id, "second_factor_reset").await?;
-        }
         let _ = account;
         self.stored_account(id).await
     }

@@ -10,6 +10,7 @@
 //! locks a copy of the person's OpenPGP key (the same Argon2 S2K as the password
 //! lock), so a mail client's session can open items without the account password.
 
+mod acting;
 mod app_passwords;
 mod factors;
 pub mod password;

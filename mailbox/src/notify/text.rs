@@ -3,7 +3,7 @@
 
 use super::NotifyReason;
 use crate::store::notify::NotificationRow;
-use crate::threads::workflow::ThreadKind;
+use crate::workflow::ThreadKind;
 
 /// Japanese and English names of an item's kind; a kind this network does not
 /// know is called a message (the free-form kind is the sender's text).

@@ -8,7 +8,7 @@ use crate::keys::Principal;
 use crate::postroom::{OpenedItem, Postroom};
 use crate::store::queue::{ListingQuery, ListingRow, MailboxListing};
 use crate::store::vault::EnvelopeMeta;
-use crate::threads::workflow::{ThreadKind, ThreadState};
+use crate::workflow::{ThreadKind, ThreadState};
 
 /// The personal folders of the webmail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

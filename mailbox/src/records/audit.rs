@@ -57,7 +57,7 @@ pub struct AuditEvent {
 }
 
 /// Who acted, as the trail records it: the signed-in account and the
-/// request's address. The session implements it (`crate::acting`), so the
+/// request's address. The session implements it (`crate::auth::acting`), so the
 /// audit trail imports no service.
 pub trait Acting {
     fn acting_account(&self) -> &Account;

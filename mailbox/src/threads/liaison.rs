@@ -2,7 +2,6 @@
 //! handing on inside the facility.
 
 use super::Threads;
-use super::workflow::Relation;
 use crate::account::{Account, AccountId, Role};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
@@ -10,6 +9,7 @@ use crate::keys::Principal;
 use crate::records::audit::{AuditEvent, action};
 use crate::store::StoreError;
 use crate::store::thread::ThreadRow;
+use crate::workflow::Relation;
 
 impl Threads {
     /// The liaison office's view of one of its shared-inbox threads.

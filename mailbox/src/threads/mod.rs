@@ -1,11 +1,10 @@
 //! Request workflows over sealed envelopes: opening a thread, taking steps on it,
 //! the liaison office's claim/assign, the clerk's overview and the statistics.
-//! The rules themselves are in [`crate::threads::workflow`]; every step is an envelope
+//! The rules themselves are in [`crate::workflow`]; every step is an envelope
 //! signed by the person who took it, so the history is tamper-evident.
 
 pub mod booking;
 pub mod pathway;
-pub mod workflow;
 
 mod liaison;
 mod open;
@@ -27,8 +26,8 @@ use crate::keys::Principal;
 use crate::postroom::{Consent, OpenedItem, Postroom, Recipient};
 use crate::store::StoreError;
 use crate::store::thread::{StepRow, ThreadRow};
+use crate::workflow::{Relation, Step, ThreadKind, ThreadState, next_state};
 use pathway::PathwayTemplate;
-use workflow::{Relation, Step, ThreadKind, ThreadState, next_state};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Urgency {

@@ -3,7 +3,6 @@
 //! transaction.
 
 use super::pathway;
-use super::workflow::ThreadKind;
 use super::{Created, NewThread, Threads, field, require_fields, sealed_fields};
 use crate::account::{Account, Role};
 use crate::auth::CurrentSession;
@@ -11,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::postroom::{OutgoingAttachment, PatientConfirmation, Recipient, Sealing, ThreadLink};
 use crate::store::thread::{ResourceRow, ThreadChange, ThreadRow};
+use crate::workflow::ThreadKind;
 
 /// Whom a new thread is addressed to, and what its kind adds to the row.
 struct Addressed {

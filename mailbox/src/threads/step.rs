@@ -3,7 +3,6 @@
 //! advanced in the same transaction.
 
 use super::pathway;
-use super::workflow::{Step, ThreadKind, ThreadState, next_state};
 use super::{StepInput, Threads, conflict, field, require_fields, sealed_fields};
 use crate::account::Account;
 use crate::auth::CurrentSession;
@@ -11,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::keys::{Keyring, Principal};
 use crate::postroom::{OutgoingAttachment, Recipient, Sealing, ThreadLink};
 use crate::store::thread::{ThreadChange, ThreadPatch, ThreadRow};
+use crate::workflow::{Step, ThreadKind, ThreadState, next_state};
 
 /// What a step does to the thread, built up branch by branch.
 struct StepChange {

@@ -128,7 +128,7 @@ async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_del
 async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_search() {
     use mailbox::postroom::listing::{FolderFilter, MailFolder};
     use mailbox::threads::StepInput;
-    use mailbox::threads::workflow::{Step, ThreadState};
+    use mailbox::workflow::{Step, ThreadState};
 
     let n = net().await;
     let gp = n.person(Role::Doctor, CLINIC, "gp").await;

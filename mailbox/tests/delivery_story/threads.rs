@@ -22,7 +22,7 @@ async fn free_tomorrow(threads: &Threads, who: &CurrentSession, resource: &str) 
 #[tokio::test]
 async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_one() {
     use mailbox::threads::StepInput;
-    use mailbox::threads::workflow::Step;
+    use mailbox::workflow::Step;
 
     let n = net().await;
     let threads = Threads::new(n.dir.clone(), n.post.clone());
@@ -148,7 +148,7 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
 #[tokio::test]
 async fn a_forwarded_thread_follows_the_colleague_read_only_and_a_refusal_changes_nothing() {
     use mailbox::threads::StepInput;
-    use mailbox::threads::workflow::Step;
+    use mailbox::workflow::Step;
     let n = net().await;
     let gp = n.person(Role::Doctor, CLINIC, "gp").await;
     let surgeon = n.person(Role::Doctor, HOSPITAL, "surgeon").await;

@@ -1,7 +1,7 @@
 //! Bookings (`/booking`): a facility's bookable resources and their free
 //! times; request a time, confirm, propose another time, cancel. A booking is
 //! a thread of its own kind: every action is a step through `Threads`, the
-//! role table of `mailbox::threads::workflow` decides who may take it (clerks may, on
+//! role table of `mailbox::workflow` decides who may take it (clerks may, on
 //! either side), and `mailbox::threads::booking` computes the free times.
 
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::{Consent, ConsentMethod};
 use mailbox::store::thread::ThreadRow;
 use mailbox::threads::booking::{FreeDay, slot_text};
-use mailbox::threads::workflow::{Step, ThreadKind};
 use mailbox::threads::{NewThread, StepInput, Urgency};
+use mailbox::workflow::{Step, ThreadKind};
 use mailbox::{Error, FacilityCode, Role};
 use serde::Deserialize;
 
@@ -548,7 +548,7 @@ async fn lines(
             };
             offers.insert(resource_id.clone(), days);
         }
-        let proposed = t.state == mailbox::threads::workflow::ThreadState::Proposed.as_str();
+        let proposed = t.state == mailbox::workflow::ThreadState::Proposed.as_str();
         out.push(BookingLine {
             id: t.id.clone(),
             resource: resource_names

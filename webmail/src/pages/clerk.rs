@@ -17,7 +17,7 @@ use axum::routing::get;
 use chrono::{Datelike, NaiveDate};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::store::thread::{ThreadRow, UsageRow};
-use mailbox::threads::workflow::{ThreadKind, ThreadState};
+use mailbox::workflow::{ThreadKind, ThreadState};
 use mailbox::{FacilityCode, Role};
 use serde::Deserialize;
 

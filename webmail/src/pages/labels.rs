@@ -1,7 +1,7 @@
 //! Labels of thread kinds, states, steps, urgencies and form fields, shared
 //! by the folder, thread, compose, files and office pages.
 
-use mailbox::threads::workflow::{Step, ThreadState};
+use mailbox::workflow::{Step, ThreadState};
 
 use crate::i18n::Lang;
 

@@ -16,7 +16,7 @@ use axum::{Form, Router};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::listing::{FolderFilter, FolderPage, MailFolder};
 use mailbox::store::queue::ListingRow;
-use mailbox::threads::workflow::{ThreadKind, ThreadState};
+use mailbox::workflow::{ThreadKind, ThreadState};
 use mailbox::{Error, Role};
 use serde::Deserialize;
 

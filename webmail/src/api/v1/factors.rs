@@ -247,9 +247,10 @@ pub async fn admin_reset(
         account = id.as_str(),
         "second-factor reset requested on the API"
     );
+    state.directory.reset_second_factor(&id).await?;
     state
-        .directory
-        .reset_second_factor(&id, Some(&state.notices))
+        .notices
+        .security_notice(&id, "second_factor_reset")
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use mailbox::postroom::{Consent, ConsentMethod, Recipient};
-use mailbox::threads::workflow::ThreadKind;
 use mailbox::threads::{Created, NewThread, Urgency};
+use mailbox::workflow::ThreadKind;
 use mailbox::{AccountId, Error, FacilityCode, Role};
 use serde::Deserialize;
 

@@ -368,10 +368,8 @@ pub async fn reset_second_factor(
         done,
         async |id| {
             form.check()?;
-            directory
-                .reset_second_factor(id, Some(&notices))
-                .await
-                .map(|_| ())
+            directory.reset_second_factor(id).await?;
+            notices.security_notice(id, "second_factor_reset").await
         },
     )
     .await

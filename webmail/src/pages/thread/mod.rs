@@ -16,8 +16,8 @@ use axum::{Form, Router};
 use mailbox::clock::{format_jst_minutes, today_jst};
 use mailbox::postroom::{OpenedItem, SignatureStatus};
 use mailbox::store::thread::ThreadRow;
-use mailbox::threads::workflow::{Step, StepField, ThreadKind};
 use mailbox::threads::{StepInput, ThreadSteps};
+use mailbox::workflow::{Step, StepField, ThreadKind};
 use mailbox::{AccountId, Error, FacilityCode, Role};
 
 use super::form_upload::{bad_form, read_text, stage_file};

@@ -1,5 +1,5 @@
-//! The session as the audit trail's actor: the one place that knows both, so
-//! neither the directory nor the records import each other for it.
+//! The session as the audit trail's actor: auth knows records' `Acting`, never
+//! the other way round.
 
 use crate::account::Account;
 use crate::auth::CurrentSession;
