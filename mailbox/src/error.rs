@@ -4,17 +4,9 @@
 use std::fmt;
 
 use crate::facility::FacilityCodeError;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
-/// An error a person may see: a stable machine code, Japanese text for pages,
-/// English (the `Display` impl) for logs and the API.
-pub trait Localized: std::fmt::Display {
-    fn code(&self) -> &'static str;
-    fn message_ja(&self) -> String;
-    fn message_en(&self) -> String {
-        self.to_string()
-    }
-}
+pub use crate::localized::Localized;
 
 /// Protocol-neutral class of an error; edges map it to a status or exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Localized;
+use crate::localized::Localized;
 
 /// The prefecture a network serves unless configured otherwise: Kagawa.
 pub const DEFAULT_HOME_PREFECTURE: u8 = 37;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod facility;
 pub mod ids;
 pub mod keys;
+mod localized;
 pub mod notify;
 pub mod pdf;
 pub mod postroom;

@@ -27,6 +27,9 @@ pub mod vault;
 mod vault_sql;
 mod writes;
 
+pub mod error;
+pub use error::{StoreError, StoreResult};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,36 +42,6 @@ use crate::facility::{Facility, FacilityCode};
 pub use backend::{Dialect, SqlStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A unique key already exists.
-    #[error("already exists: {0}")]
-    Conflict(String),
-    #[error("not found")]
-    NotFound,
-    /// A stored row no longer satisfies the domain's rules.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    #[error("database: {0}")]
-    Backend(#[source] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::RowNotFound => Self::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Self::Conflict(db.message().to_string())
-            }
-            _ => Self::Backend(e),
-        }
-    }
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders: one statement
 /// instead of one per row (each statement is a round trip, or on SQLite a hop to
