@@ -1,7 +1,7 @@
 //! The OpenAPI document at `/api/v1/openapi.json`: served without sign-in,
 //! valid OpenAPI 3 by an independent validator (Python's
 //! openapi-spec-validator), listing exactly the routes of the API router in
-//! `webmail/src/lib.rs` (a route added without its annotation fails here), and
+//! `webmail/src/api/v1/mod.rs` (a route added without its annotation fails here), and
 //! describing what the API really answers.
 
 use std::collections::BTreeSet;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::harness::{HOSPITAL, Network};
 
 /// The router whose routes the document must list.
-const ROUTER_SOURCE: &str = include_str!("../../webmail/src/lib.rs");
+const ROUTER_SOURCE: &str = include_str!("../../webmail/src/api/v1/mod.rs");
 const CHECK: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/e2e/clients/openapi_check.py"
@@ -30,10 +30,10 @@ fn router_operations(source: &str) -> BTreeSet<(String, String)> {
         .collect::<Vec<_>>()
         .join("\n");
     let start = source
-        .find("let api = Router::new()")
-        .expect("the API router in webmail/src/lib.rs");
+        .find("fn routes() -> Router<AppState>")
+        .expect("the API router in webmail/src/api/v1/mod.rs");
     let block = &source[start..];
-    let block = &block[..block.find(';').expect("the end of the API router")];
+    let block = &block[..block.find("\n}").expect("the end of the API router")];
     let mut ops = BTreeSet::new();
     let mut rest = block;
     while let Some(at) = rest.find(".route(") {
@@ -78,13 +78,17 @@ fn router_operations(source: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_route_reader_finds_methods_and_paths() {
-    let src = r#"let api = Router::new()
-        // a comment; with a semicolon
+    let src = r#"pub fn routes() -> Router<AppState> {
+    Router::new()
+        // a comment; with a semicolon }
         .route("/a", post(x::a).delete(x::b))
         .route("/b/{id}", axum::routing::delete(x::c))
         .route("/c", post(x::d).get(x::e).layer(DefaultBodyLimit::disable()))
-        .route("/d", get(x::f));
-    let other = Router::new().route("/e", get(y));"#;
+        .route("/d", get(x::f))
+}
+pub fn other() -> Router<AppState> {
+    Router::new().route("/e", get(y))
+}"#;
     let expected: BTreeSet<(String, String)> = [
         ("POST", "/a"),
         ("DELETE", "/a"),
