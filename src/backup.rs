@@ -7,6 +7,11 @@
 //! are written before the row that names them, so every blob of a committed
 //! item is there to copy), the blind-index key file (deletion requests need
 //! the same key), and `backup.toml` saying what is inside.
+//!
+//! Blobs of items deleted while the backup runs are counted as skipped. `admin
+//! restore DIR` runs before the store is opened, into a new data folder (and an
+//! empty PostgreSQL database, with `pg_restore`), then migrates and records the
+//! restore in the audit trail.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

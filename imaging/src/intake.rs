@@ -3,6 +3,12 @@
 //! media type (`application/dicom`) or the `DICM` marker — must be a DICOM file
 //! that can be placed in a study; JPEG and PNG images must have a readable
 //! header. Memory stays bounded whatever the file says about itself.
+//!
+//! JPEG and PNG headers are read with jpeg-decoder and png from the first MiB.
+//! A DICOM file goes through the bounded walk (`scan`), then
+//! `DicomMeta::from_scan` (required tags, native pixel geometry) and
+//! dicom-object reading the checked copy up to the pixel data; `check_file`
+//! seeks past the pixel data once its length is checked.
 
 use std::io::{self, Read};
 

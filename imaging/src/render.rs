@@ -7,6 +7,17 @@
 //! `codestream`. Then the modality LUT (rescale slope and intercept, or an RT
 //! Dose's Dose Grid Scaling), a window (PS3.3 C.11.2.1.2), MONOCHROME1
 //! inverted; colour images as 8-bit RGB.
+//!
+//! Uncompressed samples of 1, 8, 16 and 32 bits, signed or not, big endian too
+//! (8-bit OW big endian swapped as pydicom does), without a dicom-object copy
+//! of the file. A compressed frame is decoded only after the registry says it
+//! has a decoder for the transfer syntax (else
+//! `dicom_unsupported_transfer_syntax`: JPEG-LS, JPEG XL …). The window is the
+//! preset (lung, mediastinum, bone, brain), the file's, or else the frame's
+//! min/max modality values; linear, or LINEAR_EXACT for a width below 1 (a dose
+//! in Gy). Colour: RGB, YBR_FULL, uncompressed YBR_FULL_422 and palette colour
+//! (8- or 16-bit tables, read by dicom-rs from the walk's header copy). The
+//! decoder runs under `catch_unwind`.
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -7,6 +7,15 @@
 //! keeps a copy of the data set up to the pixel data (capped, cut at a
 //! top-level element boundary) for dicom-rs to parse afterwards — every length
 //! in that copy has then been checked against the bytes actually there.
+//!
+//! Bounds: sequences nest 16 deep at most; 29 top-level tags are kept, up to 64
+//! KiB each; the copy for dicom-rs is 4 MiB at most. Explicit and implicit VR,
+//! big endian, undefined lengths and encapsulated fragments are walked;
+//! deflated syntaxes are refused, and so is any VR outside PS3.5 (dicom-rs
+//! reads one as UN with a 4-byte length, so the two would disagree about where
+//! the next element starts — the fuzzer found a 775 MB allocation there) and a
+//! binary value whose length is not a whole number of its size (an `FL` of two
+//! bytes made dicom-rs read a length out of the next element's text: 1.3 GB).
 
 use dicom_core::Tag;
 use dicom_core::VR;

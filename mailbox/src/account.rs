@@ -1,4 +1,7 @@
 //! Accounts: one person each, with a system-assigned ID and one role.
+//!
+//! An [`AccountId`] is 8 characters from a 23-symbol alphabet with no
+//! look-alikes, shown as `XXXX-XXXX`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,11 @@
 //! Facilities (医療施設) and their 10-digit codes (医療機関番号).
+//!
+//! A code is 10 digits: a prefecture 01–47, a score-table digit 1, 3 or 4, and
+//! a Luhn check over all ten digits. Each refused rule is its own
+//! [`FacilityCodeError`] variant with English and Japanese text. What the
+//! public list shows is decided here: name, city and departments always;
+//! address, phone and the facility's note only when it chose to publish them
+//! (`publish_details`).
 
 use std::fmt;
 

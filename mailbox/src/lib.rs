@@ -1,7 +1,12 @@
-//! Renkei's domain: facilities, accounts, roles, sign-in and storage.
+//! Renkei's domain: facilities, accounts and roles (pure modules), the services
+//! by concern — `auth`, `keys`, `directory`, `postroom`, `threads`, `records`,
+//! `notify`, `queue` — and their storage (`store`, the blob folder).
 //!
 //! Invariant: this crate knows nothing about HTTP, IMAP or SMTP; only [`store`]
-//! imports sqlx.
+//! imports sqlx. The service folders do not import each other in a loop: each
+//! uses only those before it in `records, keys, auth, directory, postroom,
+//! notify, threads`; shared utilities live in `clock`, `ids`, `error`,
+//! `account`, `facility` and `workflow`.
 
 pub mod account;
 pub mod auth;

@@ -1,5 +1,11 @@
 //! Request workflows as pure rules: which step may follow which state, and who
 //! may take it. No I/O here; `threads` applies these rules to stored threads.
+//!
+//! `next_state(kind, state, step, role, relation)` is the one function that
+//! says who may take which step when (the role table of the design, unit-tested
+//! row by row and again end to end in `tests/e2e/workflows/`). The step spec
+//! (required fields per step) is the one source the page forms and the API's
+//! validation both derive from.
 
 use crate::account::Role;
 use crate::error::{Error, Result};

@@ -2,6 +2,9 @@
 //! killed with SIGKILL at random moments and restarted. Every acknowledged item
 //! must be delivered exactly once to each mailbox; nothing unacknowledged may be
 //! left half-made.
+//!
+//! The server is killed six times during the run; the blobs of unacknowledged
+//! submissions are the sweep's to remove.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -1,3 +1,5 @@
+//! `renkei demo`: the demo network writes its accounts file, and every account
+//! listed there signs in.
 use reqwest::StatusCode;
 
 use crate::harness::{Network, Server};

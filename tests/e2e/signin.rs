@@ -1,3 +1,8 @@
+//! Sign-in against the real server: an issued password must be changed first
+//! and sign-out ends the session (a replayed cookie is refused); five wrong
+//! passwords lock the account until the operator unlocks it; idle sessions
+//! expire; the pages' sign-in, forced change and sign-out; TLS 1.2 refused
+//! unless configured; the CLI refusing bad facility codes with the broken rule.
 use std::time::Duration;
 
 use reqwest::StatusCode;

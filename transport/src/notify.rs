@@ -2,6 +2,14 @@
 //! implicit TLS or STARTTLS), retries with back-off until the give-up time, sends
 //! the daily digests, and runs the escalation sweep. What a mail says and who gets
 //! it are `mailbox::notify`'s rules; this is the wire.
+//!
+//! Relay security: STARTTLS required, implicit TLS, or plain for a relay on the
+//! same host; an extra CA file for a private relay certificate. The person's
+//! verified address is read again at send time. A failed attempt backs off (the
+//! queue's one `BackOff`) until `give_up_after` (default 24 h) and is then
+//! `failed`, which the person and the operator see; a permanent SMTP refusal
+//! fails at once. `serve` starts the sender only when `[smtp]` is configured;
+//! without it nothing is queued.
 
 use std::collections::BTreeMap;
 use std::future::Future;

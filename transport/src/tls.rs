@@ -1,5 +1,7 @@
-//! TLS material shared by every listener (HTTPS now, IMAP later): load the
-//! configured certificate, or make a self-signed one on first start.
+//! TLS material shared by every listener (HTTPS and IMAP): load the configured
+//! certificate, or make a self-signed one (rcgen) into the data folder on first
+//! start. rustls with the ring provider limited to AEAD/ECDHE suites; TLS 1.3
+//! only unless `allow_tls12`.
 
 use std::fs;
 use std::io::Write;

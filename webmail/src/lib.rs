@@ -1,4 +1,8 @@
 //! Renkei's web face: server-rendered pages and the JSON API, served over HTTPS.
+//!
+//! The router sets the security headers on every answer (CSP `'self'`, HSTS,
+//! nosniff, no-referrer, no-store) and checks the origin of every
+//! state-changing request.
 
 mod api;
 pub mod http;

@@ -1,5 +1,15 @@
 //! Attachments as separate streamed OpenPGP messages: sealed on a few workers,
 //! hashed as they go, opened and checked against their signed manifest entry.
+//!
+//! Attachments are sealed on one worker per core (at most four), taken in order
+//! so an upload's parts, fed one after another, always have a worker; the last
+//! attachment starts only after all others (the intake record summarises them).
+//! Each worker hands its 1 MiB plaintext buffers (`BufferPool`) from one
+//! attachment to the next: a fresh pair per file, zeroed on allocation and
+//! wiped on drop, was four times the study in memory writes and a third of an
+//! ingest's user time. Attachments are decrypted straight off Sequoia's packet
+//! parser, not its streaming `Decryptor`, which held several times the
+//! attachment in memory.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::sync::mpsc::sync_channel;

@@ -1,6 +1,17 @@
 //! Sealed envelopes: sign-then-encrypt of an inner MIME message, one key slot per
 //! principal, and attachments as separate streamed OpenPGP messages whose session
 //! keys and SHA-256 sit in the signed manifest.
+//!
+//! Format: OpenPGP v6 — PKESK v6 key slots and one SEIPDv2 (AES-256-OCB) body,
+//! SHA-256 signature digests; attachments with 256 KiB AEAD chunks, bodies with
+//! one chunk sized to the body (4 KiB floor). The reasons and the figures are
+//! in `bench/seal/README.md`; the frozen fixture in `crypto/tests/fixtures`
+//! pins the format. `open` reads the envelope straight off the packet parser
+//! (key slots, then one-pass signature, literal, signature) instead of the
+//! streaming `Decryptor`, with the same failure naming and the same signature
+//! checks (policy at signature time, key alive, not revoked, signing-capable,
+//! signature alive), verifying once. `Certificate` sits behind an `Arc` and
+//! caches its encryption subkey and signing keys.
 
 use std::fmt;
 use std::io::{Read, Write};

@@ -1,5 +1,13 @@
 //! App passwords: one per mail client, shown once, each locking its own copy
 //! of the person's key; and the mail clients' sign-in that accepts them.
+//!
+//! An app password is 20 random characters (about 100 bits), shown once and
+//! stored as SHA-256, with its own copy of the person's key locked under it, so
+//! `sign_in_mail` unlocks the key without the account password. When a factor
+//! is required or enrolled, the account password alone is refused on IMAP
+//! (`AppPasswordRequired`). Revoking deletes the row (the next connection is
+//! refused) and ends the mail sessions it opened; a password reset that
+//! replaces the key deletes every app password.
 
 use super::password::Password;
 use super::session::{CurrentSession, SessionKeys, SessionToken};

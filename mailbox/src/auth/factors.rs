@@ -1,5 +1,14 @@
 //! Second factors as a whole: whether an account must have one, what it has,
 //! its recovery codes, and the operator's reset after an identity check.
+//!
+//! Recovery codes carry 80 random bits, are stored as SHA-256, and each is used
+//! once by one `UPDATE`. Whether an account must have a factor is the network
+//! rule (`required` or `optional`), overridden per facility
+//! (`facility_second_factor`); a session whose account must have one and has
+//! none carries `enrolment_required`, and `require_ready` refuses everything
+//! but enrolling. The operator's reset removes TOTP and recovery codes and ends
+//! the sessions; it is audited as `second_factor_reset`, and the caller queues
+//! a `security_change` notice (no content) to the person.
 
 use super::app_passwords::AppPasswordView;
 use super::session::CurrentSession;

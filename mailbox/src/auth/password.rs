@@ -1,4 +1,7 @@
 //! Passwords: Argon2id hashes, the guideline's strength policy, issued passwords.
+//!
+//! The MHLW policy: at least 13 characters with letters, digits and symbols, or
+//! at least 8 with a second factor. Hashes are PHC strings.
 
 use std::fmt;
 

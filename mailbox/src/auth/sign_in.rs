@@ -1,6 +1,16 @@
 //! The sign-in steps: the password (a session at once, or a pending sign-in
 //! when a second factor is enrolled), the second factor, and re-authentication
 //! before sensitive actions.
+//!
+//! `sign_in_password` answers `SignInStep::Done` (no factor) or `SecondFactor {
+//! pending }`: the key is unlocked and held in memory with the pending token
+//! for five minutes, and no session row exists until `complete_sign_in`. Wrong
+//! codes count toward the same lockout counter as wrong passwords.
+//! `reauthenticate` and `require_recent_reauth` (five minutes) guard changing
+//! the address, the password and the factors, making app passwords, and a
+//! whole-study export. The per-address limit counts failed attempts (password,
+//! code, locked account) per remote address across the web and IMAP, in memory,
+//! and answers `TooManyAttempts` (HTTP 429) for the rest of the window.
 
 use std::fmt;
 use std::time::{Duration, Instant};

@@ -1,5 +1,16 @@
 //! TOTP (RFC 6238): the server's key that seals each secret, the code
 //! arithmetic, and enrolling, checking and removing an authenticator app.
+//!
+//! Codes: HMAC-SHA-1, 30 s steps, six digits, one step either side accepted. A
+//! code is used once: the highest accepted step is stored, and only a later
+//! step passes, checked and stored in one `UPDATE`, so two sign-ins racing with
+//! the same code cannot both win. The secret is sealed with AES-256-GCM (the
+//! account ID as associated data) under the server's second-factor key, kept
+//! outside the database (a file made at first start, mode 0600, or
+//! `RENKEI_SECOND_FACTOR_KEY`); nodes sharing a database must share it, like
+//! the blind-index key. Enrolment returns the `otpauth://` URI, the secret in
+//! base32 and a QR code (SVG); confirming with a first code makes ten recovery
+//! codes.
 
 use std::fmt;
 

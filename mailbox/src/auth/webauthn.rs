@@ -1,5 +1,14 @@
 //! Security keys and passkeys (WebAuthn): registering, naming, removing, and
 //! the challenges of a sign-in or a re-authentication.
+//!
+//! webauthn-rs 0.5 (OpenSSL, like Sequoia; 0.6 moved to a pre-release
+//! RustCrypto stack of about a hundred crates). The relying party is the host
+//! of `[http] public_url`, or `localhost`, any port. A person may register
+//! several named keys; the first factor also gets recovery codes. Removing
+//! needs a fresh re-authentication, and the last factor of an account that must
+//! have one stays. A challenge is bound to the pending sign-in (or
+//! re-authentication); completing it updates the signature counter.
+//! Registration and challenge states live in memory only.
 
 use std::time::Instant;
 

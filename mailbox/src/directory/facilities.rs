@@ -1,5 +1,8 @@
 //! The registry of facilities: registering, updating and ending participation,
 //! the public list, and each facility's second-factor requirement.
+//!
+//! A facility outside the network's home prefecture is registered only with an
+//! approval reference.
 
 use chrono::NaiveDate;
 

@@ -1,6 +1,9 @@
 //! Facility keys and their grants: the first member of a role makes the
 //! facility key; later members wait for a grant, completed by a member who
 //! holds the key (at their next sign-in) or by the operator with the recovery key.
+//!
+//! The operator completes grants with `renkei admin grants complete
+//! --recovery-key`. Removing a member deletes their grants.
 
 use renkei_crypto::{Certificate, FacilityRole, SecretKey, seal_secret_key};
 

@@ -1,6 +1,13 @@
 //! Keys unlocked for a signed-in session. They live only in this process's memory,
 //! keyed by the session, and are wiped (Sequoia's `Protected` memory zeroizes) when
 //! the session ends by sign-out, idle or absolute timeout.
+//!
+//! A keyring also keeps the last four envelopes its session opened
+//! (`RecentlyOpened`), which attachment reads reuse: scrolling a 2,048-slice
+//! study had decrypted and parsed its 2,049-entry manifest for every slice. The
+//! key slots are still checked on every read; the plaintext goes with the
+//! session. A session without its keyring (after a restart) is treated as
+//! expired.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -1,5 +1,9 @@
 //! A person's key: made locked under their password, unlocked at sign-in into
 //! the session's keyring, re-locked when the password changes or is reset.
+//!
+//! The lock is Argon2id S2K (cost in `AuthPolicy::key_lock`); every key is also
+//! sealed to the recovery certificate, so a password reset with the recovery
+//! key keeps what the person could read, and one without it makes a new key.
 
 use std::sync::Arc;
 

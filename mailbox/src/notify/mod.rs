@@ -5,6 +5,16 @@
 //! in the same transaction as the event (delivery, escalation, address change),
 //! keyed so that repeating the event queues nothing twice; `transport::notify`
 //! sends them.
+//!
+//! `Notices` turns a delivery into rows (one per person behind each Inbox
+//! entry, for the steps that need the person: a new item, a report, a reply, a
+//! proposed time, a pathway stage), queues assignment notices, escalates
+//! unopened items to the receiving facility's liaisons and clerks after its
+//! `escalation_hours` (default 4), keeps each person's mode (immediate, a daily
+//! digest at 08:00 JST, off) and the address-change flow (a link to the new
+//! address, used only once opened). Rows carry a `dedup_key`
+//! (`item:ENVELOPE:ACCOUNT`, …) and are inserted with `ON CONFLICT DO NOTHING`.
+//! Only verified addresses get mail.
 
 mod text;
 

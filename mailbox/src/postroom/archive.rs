@@ -1,4 +1,8 @@
 //! A streamed archive (ZIP) of an item's files, a study or a series.
+//!
+//! The item is opened once, the scope resolved (studies and series by position
+//! in the intake record), and one download audited (`zip study=S series=N
+//! files=K`); the streaming is the edge's.
 
 use std::io::Write;
 

@@ -2,6 +2,11 @@
 //! decision is made on the content's first bytes, never on the file name: an
 //! allow-list of DICOM, JPEG, PNG and PDF; everything else is refused with a reason
 //! that names what the file turned out to be.
+//!
+//! Refusals name PE/ELF/Mach-O programs, scripts, OLE or OOXML Office documents
+//! and archives. `PolicedReader` judges the first 132 bytes (the DICOM preamble
+//! plus `DICM`) as the file streams into sealing, so a refusal never reads
+//! ahead of the pipeline.
 
 use std::fmt;
 use std::io::{self, Read};

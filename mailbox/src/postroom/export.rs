@@ -1,4 +1,9 @@
 //! An item as a PDF with its exporter's detached signature.
+//!
+//! The signature is made with the exporting person's key, unlocked only in
+//! their session: the server holds no signing secret of its own, and the
+//! author's signature is represented by the printed hash and fingerprint. The
+//! PDF is deterministic per item and exporter, so `/pdf` and `/pdf.asc` match.
 
 use super::{Postroom, crypto};
 use crate::account::AccountId;

@@ -2,6 +2,13 @@
 //! stable UIDs, flags, and "expunge" as archiving (nothing is ever destroyed
 //! from a client). The IMAP protocol lives in `transport::imap`; these are the
 //! mailbox rules it calls.
+//!
+//! Folders: INBOX, Sent and Archive for everyone, Shared for liaisons, and a
+//! read-only Facility folder for clerks and liaisons. UIDs come from one
+//! ascending counter (`imap_uids`): an item is numbered the first time its
+//! folder is listed, loses its number when it leaves, and gets a higher one if
+//! it comes back — so UIDVALIDITY never changes. Setting `\Seen` opens the item
+//! (the workflow's receipt); `Postroom::peek` opens without marking.
 
 use std::sync::Arc;
 

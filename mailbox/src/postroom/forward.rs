@@ -1,5 +1,10 @@
 //! Handing an item on: a new key slot made with the holder's own key, nothing
 //! re-encrypted.
+//!
+//! The key that forwards is the one that opens the item for the forwarder: a
+//! liaison's shared-inbox key, or a doctor's or liaison's own key for their own
+//! items (the role table of the design) — never the oversight key.
+//! `forwarding_principal` decides and writes nothing.
 
 use renkei_crypto::{Certificate, SealedEnvelope};
 

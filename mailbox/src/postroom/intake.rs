@@ -9,6 +9,18 @@
 //! wrong-patient check — is sealed into the envelope as one more attachment
 //! ([`RECORD_NAME`], [`RECORD_MEDIA_TYPE`]), written last, after every file
 //! has been read. It is never kept in a clear column.
+//!
+//! A file named `.dcm` that the policy does not recognise is told it is not
+//! DICOM; a recognised program keeps the policy's refusal; intake's refusals
+//! carry its code (`not_dicom`, `dicom_truncated`, …) in
+//! `Error::AttachmentRefused`. The record is hidden from
+//! `OpenedItem.attachments` (so from the API, IMAP and PDFs) and read with
+//! `Postroom::intake_record`. The wrong-patient guard: when the entered patient
+//! (ID or name) differs from the patient inside DICOM files, the send fails
+//! with `Error::PatientMismatch` (409, naming the files) after sealing and
+//! before the commit, so nothing is kept; sending again with those file names
+//! confirmed (`send_confirming`, `open_confirming`) seals `confirmed_by` into
+//! the record and adds `patient_mismatch_confirmed=N` to the audit entry.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};

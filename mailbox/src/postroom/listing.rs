@@ -1,6 +1,20 @@
 //! A person's folders as the webmail lists them: one page of a folder is one
 //! indexed query over clear metadata (nothing is decrypted to list it), and
 //! search over what the person can open, which decrypts in batches.
+//!
+//! `folder_page` is one indexed query (`mailbox_entries_listing`: principal,
+//! folder, archived, delivered_at, envelope_id, so the order needs no sort)
+//! joining the envelope head, the thread (state, urgency, due date) and the
+//! facility on the other side, newest first, with optional kind and state
+//! filters, paged by offset (one row more than shown says whether a next page
+//! exists). The page comes back as one row — the rows as a JSON array
+//! (`json_group_array` / `json_agg`) plus the Inbox's unread count — because
+//! sqlx's SQLite worker hands rows over one at a time, a wake-up each, which
+//! cost a busy Inbox more than the query itself. The unread count reads a range
+//! of a covering index (`mailbox_entries_unread`). `search` opens the reader's
+//! own items in batches of 256 (`peek_many`, each audited as `view
+//! detail=peek`) and matches subject, text, fields, patient and attachment
+//! names.
 
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};

@@ -2,6 +2,10 @@
 //! and adding key slots when someone forwards inside their facility.
 //! Access is enforced twice: by the slot table here, and by the crypto (no key
 //! slot, no session key).
+//!
+//! An item with patient data needs a [`Consent`] record (date, written or
+//! verbal, the staff member who obtained it), kept as clear metadata on the
+//! envelope row: it names no patient.
 
 pub mod attachment_policy;
 pub mod folders;

@@ -1,5 +1,10 @@
 //! Opening an item for one reader: the key slot that opens it, the signature
 //! check, and the reads that mark it seen (or only peek).
+//!
+//! The verdict is a `SignatureStatus`: valid, unknown signer, bad signature, or
+//! signer mismatch. A damaged key slot, body or attachment is
+//! `Error::Tampered`, never a silent failure; an item the reader has no slot
+//! for is `NotFound`, like a missing one.
 
 use std::sync::Arc;
 

@@ -1,4 +1,8 @@
 //! Blob sweeping: what a crash between sealing and commit left behind.
+//!
+//! Blobs are written before the commit, so a crash in between leaves blobs of
+//! an unacknowledged submission. The sweep removes blobs no row names, at
+//! start-up for files older than an hour, or on `renkei admin blobs sweep`.
 
 use super::Postroom;
 use crate::error::Result;

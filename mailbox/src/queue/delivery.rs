@@ -1,6 +1,28 @@
 //! Delivery rules: which principal gets which mailbox entry for an item, how long a
 //! claim lasts, and how failed attempts back off (the queue's [`BackOff`]). The
 //! loop that drives it lives in `transport::delivery`.
+//!
+//! The plan: the sender's Sent entry, an Inbox entry per addressed person and
+//! liaison inbox, none for oversight slots. The submission writes its
+//! `delivery_queue` row in the envelope's own transaction; delivery writes
+//! every `mailbox_entries` row (keyed envelope × principal, `ON CONFLICT DO
+//! NOTHING`), the notification rows (keyed by their `dedup_key`) and the thread
+//! states, and marks the row done, in one transaction — so a crash at any point
+//! redelivers without duplicating. Claims are leases (`UPDATE … RETURNING`), so
+//! several workers or nodes share the queue.
+//!
+//! A worker claims up to 64 entries, reads their heads (never the sealed body)
+//! and key slots in two queries, looks recipients up once per batch, and writes
+//! the whole batch in one transaction of a few multi-row statements; if that
+//! fails it falls back to one item at a time. The postroom wakes the worker
+//! after every committed submission; a 50 ms poll still finds work queued by
+//! other nodes and retries.
+//!
+//! An addressee that can no longer receive (a removed account, a facility that
+//! left the network) fails the item at once instead of retrying: the sender
+//! keeps it in Sent with `delivery_state = failed` and the reason, and is told
+//! by mail. The blob folder is per node: an item's attachments open on the node
+//! that took it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

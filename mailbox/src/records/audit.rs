@@ -2,6 +2,30 @@
 //! what the item says. Entries form a hash chain: each entry's hash covers the
 //! previous entry's hash and its own canonical fields, so changing, removing or
 //! reordering a stored entry breaks the chain at exactly that entry.
+//!
+//! One entry per sign-in (ok or failed, the reason as a fixed word; a mistyped
+//! ID is not recorded), sign-out, password change, view (`detail=peek` for IMAP
+//! `BODY.PEEK`), download, PDF render, send, thread open and step,
+//! claim/release/assign/unassign, flag change, forward, grant, every `renkei
+//! admin` command (`detail` = command and outcome, `item` = a well-formed
+//! facility code or account ID only), retention and patient deletions, audit
+//! and report exports. An entry holds who (account ID, `cli` or `system`),
+//! role, facility, action (a constant of `action`), item ID, detail, time (ms)
+//! and the request's address — never patient data.
+//!
+//! Each entry's `hash` is SHA-256 over the JSON array of its fields and the
+//! previous entry's hash. Appending first updates the one-row `audit_head`
+//! (`UPDATE … RETURNING`), which locks it until commit, so concurrent appenders
+//! (tasks, admin processes, nodes) queue instead of forking the chain. Appends
+//! are group-committed: callers queue their entry and whoever holds the writing
+//! lock appends everything queued in one transaction, answering each caller
+//! after the commit. `verify` walks the chain from `seq` 1 and names the first
+//! entry whose seq, previous hash or own hash does not fit (and entries cut off
+//! the end, via the head). Reads are recorded with `note` (a failed write is
+//! logged, the answer not withheld); actions whose record must exist use
+//! `record` and fail with it. The address comes from the edge: HTTPS sets
+//! `x-renkei-peer` on every request (replacing any client value), IMAP sessions
+//! carry the address they signed in from.
 
 use std::sync::Arc;
 

@@ -1,5 +1,8 @@
 //! The few lines of CSV the records need (RFC 4180 quoting), with a UTF-8 byte
 //! order mark so spreadsheet programs in Japan read the Japanese correctly.
+//!
+//! Cells that a spreadsheet would evaluate (starting with `=`, `+`, `-` or `@`
+//! and not a number) are quoted with a leading `'`.
 
 pub const BOM: &str = "\u{feff}";
 

@@ -8,6 +8,16 @@
 //! attachments, mailbox entries, queue rows, threads, IMAP numbers,
 //! notifications), then the blobs, and the deletion log keeps what went: IDs,
 //! kinds, dates and sizes — never anything that names the patient.
+//!
+//! Retention runs on a schedule inside `serve` (`[records]
+//! retention_interval_secs`, hourly by default, first at start-up) and by
+//! `renkei admin retention run --dry-run|--apply`. A deletion request computes
+//! the blind index with the same HMAC as sealing, finds the items carrying it
+//! plus every other item of their threads (steps carry no blind index), shows
+//! them as metadata only, and deletes them only when the operator confirms the
+//! count seen: a stale count deletes nothing. A crash between the transaction
+//! and the blob removal leaves only orphan blobs, which the sweep removes. The
+//! audit trail and deletion log keep the random item IDs, nothing else.
 
 pub mod audit;
 pub mod billing;

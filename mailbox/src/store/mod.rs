@@ -4,6 +4,12 @@
 //! trait for both engines; each trait's statements sit in its `*_sql.rs` file,
 //! the few differences in [`Dialect`] (`sqlite.rs`, `postgres.rs`). Each
 //! backend has its own migrations.
+//!
+//! Both engines store the same shapes: timestamps are Unix seconds in `BIGINT`
+//! (sessions, queues, threads and notifications: milliseconds), dates are
+//! `YYYY-MM-DD` text, lists are JSON text, so one row type decodes in both.
+//! Migrations live in `mailbox/migrations/{sqlite,postgres}/` and are
+//! append-only: a migration that has shipped never changes.
 
 mod backend;
 pub mod factor;

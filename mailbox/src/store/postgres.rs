@@ -1,4 +1,7 @@
 //! PostgreSQL, for larger networks and several server nodes sharing one database.
+//!
+//! Queue claims add `FOR UPDATE SKIP LOCKED`, so several nodes' workers share
+//! one queue without waiting on each other's rows.
 
 use std::time::Duration;
 

@@ -9,6 +9,14 @@
 //! `月〜金 9:00-16:00`, `月・水・金 13:00-17:00`, `Mon-Fri 09:00-16:00 30min`.
 //! Text in no such form (`要相談`) is kept as it is: the requester then writes
 //! the times they would like and the facility answers with one.
+//!
+//! Free times are slots after now, in Japan time, not held by another booking.
+//! The held time is written `YYYY-MM-DD HH:MM`: a request may name a free time,
+//! a proposal or a confirmation moves the hold, a cancellation frees it. A time
+//! another live booking holds is refused with the time named, and the unique
+//! partial index `threads_booked_slot_held` settles two requests at once.
+//! National holidays are not known: the facility declines or proposes another
+//! time.
 
 use std::collections::HashSet;
 

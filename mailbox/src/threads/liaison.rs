@@ -1,5 +1,9 @@
 //! The liaison office's shared inbox: claiming, assigning to a doctor and
 //! handing on inside the facility.
+//!
+//! Assigning adds the doctor's key slot to every step of the thread;
+//! unassigning removes those slot rows and inbox entries — what was read cannot
+//! be un-read.
 
 use super::Threads;
 use crate::account::{Account, AccountId, Role};

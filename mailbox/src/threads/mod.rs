@@ -2,6 +2,14 @@
 //! the liaison office's claim/assign, the clerk's overview and the statistics.
 //! The rules themselves are in [`crate::workflow`]; every step is an envelope
 //! signed by the person who took it, so the history is tamper-evident.
+//!
+//! Each step is its own signed envelope to the counterpart; the thread row is
+//! advanced in the envelope's own transaction with an optimistic version check,
+//! so two people acting at once get a `Conflict`, never a forked history.
+//! Per-kind required fields are sealed as structured fields of the inner
+//! message. `steps_open_to` gives the steps a person may take from the clear
+//! state alone, so lists can offer actions without opening every item. Reading
+//! statistics count by Japan-time month, declines excluded.
 
 pub mod booking;
 pub mod pathway;

@@ -1,5 +1,8 @@
 //! Regional care pathway templates (地域連携クリティカルパス): stages with named
 //! fields, defined in data files under `mailbox/pathways/` and built in.
+//!
+//! A stage is filled by one facility and handed to the next, whose shared inbox
+//! then gets key slots for the whole history of the thread.
 
 use serde::{Deserialize, Serialize};
 

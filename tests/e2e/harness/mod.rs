@@ -1,5 +1,12 @@
 //! Starts the real `renkei` binary on a free port with a fresh data folder (and a
 //! fresh PostgreSQL database when `RENKEI_TEST_BACKEND=postgres`), and runs its CLI.
+//!
+//! Browser tests share `clients/browser.cjs` (launch headless Chromium through
+//! playwright-core, sign in, screenshots, download and hash) and
+//! `clients/thread_page.cjs`, started by [`run_browser`]; screenshots land in
+//! `artifacts/screenshots/`. `RENKEI_TEST_BIN` points the harness at a copy of
+//! the binary (worktrees sharing one target folder overwrite each other's
+//! `target/debug/renkei`).
 
 mod api;
 mod db;

@@ -1,5 +1,9 @@
 //! IMAP syntax the session speaks (imap-codec's types): replies and their
 //! builders, the capabilities, sequence sets, flags and literals.
+//!
+//! Sequence and UID sets are tested for membership (`in_set`), never expanded:
+//! `1:4294967295` is legal input, and expanding it once took seconds on a
+//! runtime thread or gigabytes of memory.
 
 use std::num::NonZeroU32;
 

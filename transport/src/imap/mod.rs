@@ -1,8 +1,21 @@
-//! IMAP for mail clients: TLS listeners (implicit, or STARTTLS in `starttls.rs`)
-//! with per-address connection limits, handing each connection to the loop of
-//! `connection.rs`, which drives imap-next's server flows (literal limits,
-//! AUTHENTICATE, IDLE) over any byte stream (`wire.rs`) into the session state
-//! machine of `session.rs`; messages are rendered on demand by `render.rs`.
+//! IMAP for mail clients: TLS listeners (implicit, or STARTTLS in
+//! `starttls.rs`) with per-address connection limits, handing each connection
+//! to the loop of `connection.rs`, which drives imap-next's server flows
+//! (literal limits, AUTHENTICATE, IDLE) over any byte stream (`wire.rs`) into
+//! the session state machine of `session/`; messages are rendered on demand by
+//! `render.rs`.
+//!
+//! Both listeners are off unless configured (`[imap] listen`,
+//! `starttls_listen`). Login and idle timeouts; a literal limit enforced by
+//! imap-next before the literal is read; AUTHENTICATE PLAIN. IDLE looks every
+//! 500 ms with one read of a folder fingerprint (count, newest arrival,
+//! arrival-weighted flag sums) and lists the folder only when it changed.
+//! Refused input gets a BAD with the tag recovered from the discarded line.
+//! Sign-in goes through `Directory::sign_in_mail` (app passwords, or the
+//! account password where no second factor is required or enrolled) with the
+//! web's lockout and per-address limit. Not yet: a FETCH response is built
+//! whole in memory before it is written, so a study of hundreds of MB is held
+//! twice.
 
 pub mod codec;
 pub mod connection;

@@ -1,5 +1,14 @@
 //! An opened item as an RFC 5322 message (mail-builder), built on demand in
 //! memory and never written to disk; and the IMAP ENVELOPE taken from it.
+//!
+//! The signature status travels in `X-Renkei-Signature`. The MIME boundary is
+//! fixed per item, so every render is the same bytes (a message fetched in
+//! pieces never mixes two renders, and RFC822.SIZE always matches `BODY[]`).
+//! `summarize` gives size, header, ENVELOPE and BODYSTRUCTURE without
+//! decrypting any attachment: their encoded lengths follow from the signed
+//! clear sizes (base64 at 76 characters a line depends only on the size; a unit
+//! test checks summary against full render around every line and padding
+//! boundary).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,11 @@
 //! The plain-text phase of a STARTTLS listener (port 143 by convention):
 //! nothing but CAPABILITY, NOOP, LOGOUT and STARTTLS is served before TLS, so
 //! no password crosses the wire in clear.
+//!
+//! The plain-text phase has its own imap-next server, dropped with whatever the
+//! client sent behind STARTTLS; the TLS phase starts from nothing (its greeting
+//! is an untagged OK), so nothing injected before the handshake is ever
+//! executed.
 
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Vec1;

@@ -5,6 +5,12 @@
 //! The token is derived from the session secret (HMAC-SHA-256 keyed by it), so
 //! it needs no storage, changes with every sign-in, and cannot be computed by
 //! anyone who cannot read the HttpOnly cookie.
+//!
+//! A token travels as the `csrf` field of a url-encoded form (checked by
+//! middleware), as the first part of a multipart form (`CheckedMultipart`), or
+//! as the `x-csrf-token` header from scripts. The sign-in steps and the e-mail
+//! link have no session and rely on SameSite and the Origin check; so does the
+//! JSON API, which systems call with bearer tokens.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequest, Multipart, Request};

@@ -1,5 +1,12 @@
 //! Downloads of opened attachments: resumable byte ranges, a strong ETag from
 //! the signed manifest, and a `Content-Disposition` that is always a download.
+//!
+//! The strong `ETag` is made of the item ID, the attachment's index and its
+//! signed SHA-256, so it is stable across restarts. A download whose blob fails
+//! its signed hash is aborted: the last piece is held back until the hash is
+//! checked. The file name is the last path segment, control characters removed,
+//! as an RFC 6266 `filename*` with an ASCII fallback. Every request is audited
+//! as a download by the service.
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;

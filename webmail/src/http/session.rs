@@ -1,5 +1,9 @@
 //! Finding the session behind a request: the `__Host-` cookie for browsers, or a
 //! bearer token for hospital systems calling the API.
+//!
+//! The cookie is `__Host-renkei-session`: Secure, HttpOnly, SameSite=Strict.
+//! The peer address (`x-renkei-peer`) goes into the `CurrentSession` for the
+//! audit trail.
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};

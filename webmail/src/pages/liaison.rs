@@ -1,6 +1,9 @@
 //! The liaison office's shared inbox (`/liaison`): every item addressed to the
 //! facility's liaison inbox with who holds it; claim, release, assign to a
 //! doctor of the facility, unassign — through `Threads`, like the API.
+//!
+//! Anyone but a liaison gets a 403 page before the service is asked (which
+//! would refuse too).
 
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, State};

@@ -9,6 +9,12 @@
 //! rendering here; who is asking ([`ctx`]: `PageSession`, `AnyPage`, and the
 //! console's `OperatorPage`); labels ([`labels`]); a multipart form's text
 //! and staged files ([`form_upload`]).
+//!
+//! `static/session.js` warns shortly before the idle timeout (two minutes, or a
+//! fifth of a short timeout); "stay signed in" touches the session, and at the
+//! deadline the page reloads so the server shows the expired page. The e-mail
+//! confirmation page only asks: its button confirms, because mail scanners open
+//! links.
 
 pub mod account;
 pub mod booking;

@@ -6,6 +6,17 @@
 //! prefetches the next slices and applies window presets; without scripts the
 //! page still shows the first slice of each series. Only IDs and indexes go
 //! into URLs; the title names no patient.
+//!
+//! `viewer.js` fetches each frame as a blob URL and prefetches six ahead and
+//! two behind, but only once the slice on screen has arrived, so the first
+//! slice does not share the cores with its neighbours. It adopts the plain
+//! first `<img>` when the page knows its window (a file without one, such as a
+//! dose map, is fetched again for the window the server chose), scrolls with
+//! the wheel, ↑/↓, PageUp/PageDown, Home/End, a slider and a vertical touch
+//! drag, and shows the render route's message for a slice that cannot be
+//! decoded (its download link stays). It marks `#viewport` with what it shows
+//! (`data-shown`, `data-first-slice-ms`) for the browser test and
+//! `bench/dicom/first_slice.sh`.
 
 use askama::Template;
 use axum::Router;

@@ -1,5 +1,8 @@
 //! Who an item is sealed to: the recipients checked, the sender, and the
 //! oversight key of every facility involved.
+//!
+//! The slots are resolved in two queries however many recipients there are:
+//! accounts, then certificates.
 
 use renkei_crypto::Certificate;
 

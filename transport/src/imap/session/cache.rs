@@ -1,5 +1,10 @@
 //! What a session keeps of what it decrypted: rendered messages and summaries,
 //! in this process's memory only and dropped with the session.
+//!
+//! Summaries (up to about 64 MiB) serve message lists; whole rendered messages
+//! (32 MiB, least recently used) serve bodies. Signer certificates are looked
+//! up once per process (a fingerprint names one certificate forever), sender
+//! names once per session.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

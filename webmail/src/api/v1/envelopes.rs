@@ -1,5 +1,13 @@
 //! `/api/v1/envelopes`: send sealed items with streamed attachments, open them,
 //! download attachments, and hand liaison-inbox items to a doctor.
+//!
+//! File parts stream through a channel into the sealing thread, never held
+//! whole. The total the sealer reads is counted; above
+//! `UploadPolicy::warn_above_bytes` the 201 answer carries `warnings: [{code:
+//! "large_item", total_bytes, warn_above_bytes, message}]` (absent otherwise)
+//! and one info line is logged with the envelope ID and the sizes — never a
+//! limit. The same holds for `POST /compose`, the thread page's step forms,
+//! `POST /threads` and `/threads/{id}/steps`.
 
 use std::sync::atomic::Ordering;
 

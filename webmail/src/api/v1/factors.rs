@@ -1,4 +1,8 @@
 //! `/api/v1/me/…` second factors and app passwords, and the operator's view.
+//!
+//! The browser half of WebAuthn is `static/webauthn.js`, served from this
+//! origin so the CSP stays `'self'`: base64url ↔ ArrayBuffer around
+//! `navigator.credentials.create/get`.
 
 use axum::Json;
 use axum::extract::{Path, State};

@@ -1,4 +1,8 @@
 //! The JSON API under `/api/v1`, over the same directory service as the pages.
+//!
+//! `POST /api/v1/session` answers 200 with a session, or 202 `{pending}` when a
+//! second factor follows (`/session/second-factor`); `/session/reauth`
+//! re-authenticates before sensitive actions.
 
 use axum::Json;
 use axum::extract::State;

@@ -4,6 +4,17 @@
 //! any thread (`/items/{id}`); attachment downloads with safe file names.
 //! Opening is a view and each download is a download in the audit trail
 //! (the postroom records both, as for the API).
+//!
+//! A step that did not open at all (a damaged body or key slot) is shown in red
+//! in its place, from `Threads::view_each`. The domain refuses any step the
+//! role table does not allow, so a forged post is a 403. Reply letters and
+//! reports post multipart to `/threads/{id}/steps/files`, staged as on the
+//! plain compose form. The forward form is offered to whoever
+//! `Threads::may_forward` allows: slots on every step, the colleague reads and
+//! takes no step. Above 24 DICOM files a step lists its study as one line
+//! (count, size) with a link to the files page. A download's file name is the
+//! last path segment, control characters removed, as RFC 6266 `filename*` plus
+//! an ASCII fallback.
 
 use std::collections::HashMap;
 
