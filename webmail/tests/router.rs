@@ -99,7 +99,11 @@ async fn app() -> (Router, TestNet) {
         (LATER, "これからの薬局", next_month),
     ] {
         directory
-            .add_facility(Facility::new(FacilityCode::parse(code).unwrap(), name, from))
+            .add_facility(Facility::new(
+                FacilityCode::parse(code).unwrap(),
+                name,
+                from,
+            ))
             .await
             .unwrap();
     }
@@ -140,7 +144,11 @@ impl TestNet {
     async fn send(&self, from: &Person, to: &Person) -> String {
         let session = self
             .directory
-            .sign_in(from.id.as_str(), &Password::new(from.password.clone()), None)
+            .sign_in(
+                from.id.as_str(),
+                &Password::new(from.password.clone()),
+                None,
+            )
             .await
             .unwrap()
             .1;
@@ -209,7 +217,7 @@ async fn text_of(r: Response<Body>) -> String {
     String::from_utf8(bytes(r).await).unwrap()
 }
 
-fn header_of<'a>(r: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+fn header_of(r: &Response<Body>, name: header::HeaderName) -> &str {
     r.headers()
         .get(&name)
         .unwrap_or_else(|| panic!("no {name} header"))
@@ -553,7 +561,10 @@ async fn an_item_another_person_may_not_read_answers_like_a_missing_one() {
         "the refusal says nothing of the item"
     );
     let refused = String::from_utf8(refused).unwrap();
-    assert!(!refused.contains("香川") && !refused.contains(&id), "{refused}");
+    assert!(
+        !refused.contains("香川") && !refused.contains(&id),
+        "{refused}"
+    );
 }
 
 // --- public answers ----------------------------------------------------------------
@@ -596,6 +607,52 @@ async fn the_openapi_document_is_served_without_sign_in_and_names_the_main_paths
     assert!(doc["paths"]["/me"]["get"].get("security").is_none());
 }
 
+/// Every operation the document lists is routed: without a session it gets
+/// the API's refusal (or its answer), never the router's bare 404 or a 405.
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let (app, _net) = app().await;
+    let doc = json_of(
+        call(
+            &app,
+            get("/api/v1/openapi.json").body(Body::empty()).unwrap(),
+        )
+        .await,
+    )
+    .await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        // Every path parameter as `1`.
+        let concrete: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "1" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = call(
+                &app,
+                Request::builder()
+                    .method(method.clone())
+                    .uri(format!("/api/v1{concrete}"))
+                    .header(header::HOST, "localhost")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            let status = r.status();
+            let body = bytes(r).await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(
+                !(status == StatusCode::NOT_FOUND && body.is_empty()),
+                "{method} {path} is documented but not routed"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} operations documented");
+}
+
 #[tokio::test]
 async fn the_public_list_shows_facilities_taking_part_today_only() {
     let (app, _net) = app().await;
@@ -607,7 +664,10 @@ async fn the_public_list_shows_facilities_taking_part_today_only() {
         page.contains("さぬき中央病院") && page.contains("ことひら内科"),
         "{page}"
     );
-    assert!(!page.contains("これからの薬局"), "not yet taking part: {page}");
+    assert!(
+        !page.contains("これからの薬局"),
+        "not yet taking part: {page}"
+    );
 
     // The filter narrows the list.
     let r = call(
@@ -653,8 +713,16 @@ async fn every_answer_carries_the_security_headers() {
             "max-age=31536000",
             "{at}"
         );
-        assert_eq!(header_of(&r, header::X_CONTENT_TYPE_OPTIONS), "nosniff", "{at}");
-        assert_eq!(header_of(&r, header::REFERRER_POLICY), "no-referrer", "{at}");
+        assert_eq!(
+            header_of(&r, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{at}"
+        );
+        assert_eq!(
+            header_of(&r, header::REFERRER_POLICY),
+            "no-referrer",
+            "{at}"
+        );
         assert_eq!(header_of(&r, header::CACHE_CONTROL), "no-store", "{at}");
     }
     // The health check answers for load balancers, without a session.
