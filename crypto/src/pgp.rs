@@ -21,9 +21,23 @@ use openpgp::types::SymmetricAlgorithm;
 use openpgp::{Cert, Fingerprint, KeyHandle, Packet};
 use zeroize::Zeroizing;
 
-use crate::envelope::Verification;
 use crate::error::{CryptoError, Result};
 use crate::keys::{AEAD, Certificate, LockParams, SYM, SecretKey};
+
+/// How far a reader may trust what they opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Signed by the key the look-up returned, and the signature checks.
+    Valid,
+    /// Signed, but the look-up knows no certificate for the signer's fingerprint.
+    UnknownSigner,
+    /// The signature does not verify (or is missing): content must not be shown as genuine.
+    BadSignature,
+    /// An attachment blob does not match its signed manifest entry.
+    /// ([`crate::open_attachment`] reports this as [`CryptoError::AttachmentChanged`];
+    /// the variant lets callers fold it into one status.)
+    AttachmentChanged,
+}
 
 /// Sequoia's standard policy (rejects SHA-1 signatures, weak ciphers, …).
 pub(crate) static POLICY: StandardPolicy<'static> = StandardPolicy::new();

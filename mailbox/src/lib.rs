@@ -23,6 +23,7 @@ pub mod pdf;
 pub mod postroom;
 pub mod queue;
 pub mod records;
+pub mod retry;
 pub mod store;
 pub mod threads;
 pub mod workflow;

@@ -35,26 +35,13 @@ mod attachments;
 mod mime;
 mod signing;
 
+/// Defined beside the verifier that decides it; envelopes report it.
+pub use crate::pgp::Verification;
 use attachments::seal_attachments;
 pub use attachments::{AttachmentOpened, open_attachment};
 use mime::{build_mime, parse_mime};
 use signing::seal_body;
 pub use signing::{sign_detached, verify_detached};
-
-/// How far a reader may trust what they opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verification {
-    /// Signed by the key the look-up returned, and the signature checks.
-    Valid,
-    /// Signed, but the look-up knows no certificate for the signer's fingerprint.
-    UnknownSigner,
-    /// The signature does not verify (or is missing): content must not be shown as genuine.
-    BadSignature,
-    /// An attachment blob does not match its signed manifest entry.
-    /// ([`open_attachment`] reports this as [`CryptoError::AttachmentChanged`];
-    /// the variant lets callers fold it into one status.)
-    AttachmentChanged,
-}
 
 /// Headers that are part of the signed, encrypted content (never in clear metadata).
 #[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]

@@ -34,7 +34,7 @@ use crate::clock::SharedClock;
 use crate::directory::validate_email;
 use crate::error::{Error, Result};
 use crate::keys::Principal;
-use crate::queue::{BackOff, GiveUp};
+use crate::retry::{BackOff, GiveUp};
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;

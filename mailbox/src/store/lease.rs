@@ -7,7 +7,10 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::StoreResult;
 use super::backend::{Dialect, SqlStore};
-use super::notify_sql::NOTIFICATION_COLUMNS;
+
+pub(super) const NOTIFICATION_COLUMNS: &str = "id, dedup_key, account_id, reason, kind, thread_id, \
+    envelope_id, facility_code, to_address, secret, digest, state, attempts, next_attempt_at, \
+    last_error, created_at, sent_at";
 
 /// One table worked as a leased queue.
 pub(super) struct Leased {

@@ -5,12 +5,9 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::StoreResult;
 use super::backend::{Dialect, SqlStore, expect_one};
-use super::lease::NOTIFICATIONS;
+use super::lease::{NOTIFICATION_COLUMNS, NOTIFICATIONS};
 use super::notify::{NotificationRow, NotifySettings, NotifyStore, NotifyTarget, UnopenedThread};
 
-pub(super) const NOTIFICATION_COLUMNS: &str = "id, dedup_key, account_id, reason, kind, thread_id, \
-    envelope_id, facility_code, to_address, secret, digest, state, attempts, next_attempt_at, \
-    last_error, created_at, sent_at";
 pub(super) const NOTIFY_TARGET: &str = "SELECT id AS account_id, email, notify_mode FROM accounts \
     WHERE id = $1 AND email IS NOT NULL AND email_verified AND NOT removed AND notify_mode <> 'off'";
 pub(super) const FACILITY_NOTIFY_TARGETS: &str = "SELECT id AS account_id, email, notify_mode \
