@@ -1,5 +1,7 @@
 //! `renkei admin …`: the operator's commands, on the same data as `serve`.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use mailbox::{
     Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result,
@@ -7,7 +9,8 @@ use mailbox::{
 
 use mailbox::notify::{Notices, kind_labels};
 
-use mailbox::records::audit::{AuditEvent, action};
+use mailbox::records::audit::{Audit, AuditEvent, action};
+use mailbox::store::Store;
 
 use mailbox::records::{Actor, DeletionReport, Records};
 
@@ -17,10 +20,10 @@ use crate::cli::{
     UserCommand,
 };
 
-async fn notifications(directory: &Directory, command: NotificationsCommand) -> Result<()> {
+async fn notifications(store: &dyn Store, command: NotificationsCommand) -> Result<()> {
     match command {
         NotificationsCommand::Failed => {
-            let rows = directory.store().failed_notifications(None).await?;
+            let rows = store.failed_notifications(None).await?;
             println!("{} failed notification(s)", rows.len());
             for r in rows {
                 let created = chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -104,6 +107,8 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
 /// What the operator's commands work on.
 pub struct Services<'a> {
     pub settings: &'a crate::config::Settings,
+    pub store: &'a Arc<dyn Store>,
+    pub audit: &'a Audit,
     pub directory: &'a Directory,
     pub postroom: &'a mailbox::postroom::Postroom,
     pub records: &'a Records,
@@ -112,36 +117,37 @@ pub struct Services<'a> {
 
 /// Runs an operator command and appends it to the audit trail, done or refused.
 pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
-    let directory = services.directory;
-    let notices = services.notices;
     let (what, item) = describe(&command);
     let result = match command {
         AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
         AdminCommand::Backup { dir } => {
-            crate::backup::backup(services.settings, directory.store(), &dir)
+            crate::backup::backup(services.settings, services.store, &dir)
                 .await
                 .map_err(|e| Error::Internal(format!("{e:#}")))
         }
         AdminCommand::Retention { command } => retention(services.records, command).await,
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
-        other => dispatch(directory, notices, other).await,
+        other => dispatch(services, other).await,
     };
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
     if let Some(item) = item {
         event = event.item(item);
     }
-    directory.audit().note(event).await;
+    services.audit.note(event).await;
     result
 }
 
-async fn dispatch(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
+async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> {
+    let (directory, notices) = (services.directory, services.notices);
     match command {
-        AdminCommand::Audit { command } => audit(directory, command).await,
+        AdminCommand::Audit { command } => audit(services.audit, command).await,
         AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
-        AdminCommand::Facility { command } => facility(directory, command).await,
+        AdminCommand::Facility { command } => facility(directory, services.store, command).await,
         AdminCommand::User { command } => user(directory, notices, command).await,
-        AdminCommand::Notifications { command } => notifications(directory, command).await,
+        AdminCommand::Notifications { command } => {
+            notifications(services.store.as_ref(), command).await
+        }
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
         // Dispatched by `run`, which has the postroom.
@@ -327,10 +333,10 @@ async fn billing(
     Ok(())
 }
 
-async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
+async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Verify => {
-            let v = directory.audit().verify().await?;
+            let v = trail.verify().await?;
             match v.first_broken {
                 None => println!("audit chain intact: {} entries", v.entries),
                 Some((seq, reason)) => {
@@ -344,7 +350,7 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
                 parse_date("from", &from)?,
                 parse_date("to", &to)?,
             )?;
-            let rows = directory.audit().all_entries(start, end).await?;
+            let rows = trail.all_entries(start, end).await?;
             let csv = mailbox::records::audit::to_csv(&rows);
             match out {
                 Some(path) => {
@@ -354,8 +360,7 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
                 }
                 None => print!("{csv}"),
             }
-            directory
-                .audit()
+            trail
                 .note(
                     AuditEvent::cli(action::AUDIT_EXPORT)
                         .detail(format!("from={from} to={to} entries={}", rows.len())),
@@ -484,7 +489,11 @@ fn print_facility(f: &Facility) {
     );
 }
 
-async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
+async fn facility(
+    directory: &Directory,
+    store: &Arc<dyn Store>,
+    command: FacilityCommand,
+) -> Result<()> {
     match command {
         FacilityCommand::Add { code, fields } => {
             let mut f = Facility::new(FacilityCode::parse(&code)?, String::new(), today());
@@ -518,8 +527,7 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
         FacilityCommand::Escalation { code, hours } => {
             let code = FacilityCode::parse(&code)?;
             directory.facility(&code).await?;
-            directory
-                .store()
+            store
                 .set_escalation_hours(code.as_str(), i64::from(hours.max(1)))
                 .await?;
             println!(

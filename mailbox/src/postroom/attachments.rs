@@ -52,8 +52,7 @@ impl Postroom {
             .prepare_attachment(session, id, |_| Some(index))
             .await?
             .ok_or(Error::NotFound("attachment"))?;
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::DOWNLOAD)
                     .item(id)
@@ -82,8 +81,7 @@ impl Postroom {
         };
         let record = record_index(&opened.inner.manifest);
         let row = self
-            .directory
-            .store()
+            .store
             .attachment(id, index as i64)
             .await?
             .ok_or(Error::NotFound("attachment"))?;
@@ -119,8 +117,7 @@ impl Postroom {
         let Some((prepared, _)) = self.prepare_attachment(session, id, record_index).await? else {
             return Ok(None);
         };
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::VIEW)
                     .item(id)
@@ -150,8 +147,7 @@ impl Postroom {
         if record == Some(index) {
             return Err(Error::NotFound("attachment"));
         }
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::RENDER)
                     .item(id)
