@@ -1,4 +1,5 @@
-//! Wiring: open the store, load TLS, bind, serve until shutdown.
+//! Wiring: build the services once over one store, bind the listeners,
+//! serve until shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,8 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mailbox::Directory;
+use mailbox::clock::SharedClock;
+use mailbox::delivery::{Deliverer, DeliveryPolicy};
+use mailbox::notify::Notices;
+use mailbox::postroom::folders::Folders;
 use mailbox::postroom::{BlobStore, Postroom};
+use mailbox::records::Records;
+use mailbox::records::audit::Audit;
+use mailbox::store::Store;
+use mailbox::threads::Threads;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use transport::tls;
 
 use crate::config::Settings;
@@ -28,17 +39,6 @@ fn blind_index_key(settings: &Settings) -> anyhow::Result<renkei_crypto::BlindIn
     }
     renkei_crypto::BlindIndexKey::from_file(path)
         .with_context(|| format!("reading {}", path.display()))
-}
-
-/// The directory and the postroom over one store.
-pub async fn open_services(settings: &Settings) -> anyhow::Result<(Arc<Directory>, Arc<Postroom>)> {
-    let directory = open_directory(settings).await?;
-    let postroom = Arc::new(Postroom::new(
-        directory.clone(),
-        BlobStore::new(settings.data_dir.join("blobs")),
-        Arc::new(blind_index_key(settings)?),
-    ));
-    Ok((directory, postroom))
 }
 
 /// The key TOTP secrets are sealed under: `RENKEI_SECOND_FACTOR_KEY` (hex), or a
@@ -64,23 +64,6 @@ fn second_factor_key(settings: &Settings) -> anyhow::Result<mailbox::auth::Secon
     SecondFactorKey::from_hex(&text).with_context(|| format!("reading {}", path.display()))
 }
 
-pub async fn open_directory(settings: &Settings) -> anyhow::Result<Arc<Directory>> {
-    if let mailbox::store::StoreTarget::Sqlite(_) = settings.store {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
-    }
-    let store = mailbox::store::open(&settings.store)
-        .await
-        .with_context(|| format!("opening {}", settings.store.describe()))?;
-    let (rp_id, origin) = webauthn_party(settings);
-    Ok(Arc::new(
-        Directory::new(store, settings.auth.clone(), settings.network.clone())
-            .with_second_factor_key(second_factor_key(settings)?)
-            .with_webauthn(&rp_id, &origin)
-            .context("WebAuthn settings")?,
-    ))
-}
-
 /// The WebAuthn relying party: the host of `[http] public_url` if set, else
 /// `localhost` (any port). Security keys are bound to this name, so it must
 /// not change once people have registered keys.
@@ -98,34 +81,98 @@ fn webauthn_party(settings: &Settings) -> (String, String) {
     ("localhost".into(), "https://localhost".into())
 }
 
-/// A bound server, ready to run.
-/// IMAP listeners (implicit TLS, STARTTLS), their TLS set-up and limits.
-type ImapListeners = (
-    Vec<(TcpListener, transport::imap::TlsMode)>,
-    Arc<rustls::ServerConfig>,
-    transport::imap::ImapSettings,
-);
-
-pub struct Server {
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    directory: Arc<Directory>,
-    postroom: Arc<Postroom>,
-    relay: Option<transport::notify::RelaySettings>,
-    notify: mailbox::notify::NotifyPolicy,
-    public_url: Option<String>,
-    records: crate::config::RecordsSettings,
-    upload: webmail::UploadPolicy,
-    imap: Option<ImapListeners>,
-    pub fingerprint: String,
+/// The services of one node, built once over one store and one audit trail,
+/// each handed what it needs. The key and sign-in services are built by the
+/// directory, which hands them the same store, audit trail and clock.
+pub struct Application {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub audit: Audit,
+    pub directory: Arc<Directory>,
+    pub postroom: Arc<Postroom>,
+    pub threads: Arc<Threads>,
+    pub notices: Arc<Notices>,
+    pub records: Arc<Records>,
+    pub folders: Arc<Folders>,
+    pub deliverer: Arc<Deliverer>,
 }
 
-impl Server {
-    pub async fn bind(
-        settings: &Settings,
-        directory: Arc<Directory>,
-        postroom: Arc<Postroom>,
-    ) -> anyhow::Result<Self> {
+impl Application {
+    /// Opens the store (creating the data folder for SQLite) and builds the services.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if let mailbox::store::StoreTarget::Sqlite(_) = settings.store {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
+        }
+        let store = mailbox::store::open(&settings.store)
+            .await
+            .with_context(|| format!("opening {}", settings.store.describe()))?;
+        let clock = mailbox::clock::system();
+        let audit = Audit::new(store.clone());
+        let (rp_id, origin) = webauthn_party(&settings);
+        let directory = Arc::new(
+            Directory::assemble(
+                store.clone(),
+                audit.clone(),
+                clock.clone(),
+                settings.auth.clone(),
+                settings.network.clone(),
+            )
+            .with_second_factor_key(second_factor_key(&settings)?)
+            .with_webauthn(&rp_id, &origin)
+            .context("WebAuthn settings")?,
+        );
+        let postroom = Arc::new(
+            Postroom::new(
+                directory.clone(),
+                store.clone(),
+                audit.clone(),
+                BlobStore::new(settings.data_dir.join("blobs")),
+                Arc::new(blind_index_key(&settings)?),
+            )
+            .with_clock(clock.clone()),
+        );
+        let notices = Arc::new(
+            Notices::new(store.clone(), settings.notify.clone()).with_clock(clock.clone()),
+        );
+        let records = Arc::new(
+            Records::new(postroom.vault(), settings.records.retention_days)
+                .with_clock(clock.clone()),
+        );
+        let threads = Arc::new(
+            Threads::new(
+                directory.clone(),
+                postroom.clone(),
+                store.clone(),
+                audit.clone(),
+            )
+            .with_clock(clock.clone())
+            .notifying(notices.clone()),
+        );
+        let folders = Arc::new(Folders::new(postroom.clone(), store.clone()));
+        let deliverer = Arc::new(
+            Deliverer::new(store.clone(), DeliveryPolicy::default()).notifying(notices.clone()),
+        );
+        Ok(Self {
+            settings,
+            store,
+            clock,
+            audit,
+            directory,
+            postroom,
+            threads,
+            notices,
+            records,
+            folders,
+            deliverer,
+        })
+    }
+
+    /// Binds the HTTPS listener and the configured IMAP listeners (port 0
+    /// picks a free port), loading or making the TLS certificate first.
+    pub async fn bind(&self) -> anyhow::Result<Listeners> {
+        let settings = &self.settings;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data folder {}", settings.data_dir.display()))?;
         let material =
@@ -134,7 +181,7 @@ impl Server {
             tracing::info!(path = %material.cert_path.display(), "generated a self-signed certificate");
         }
         let tls = tls::server_config(&material, &settings.tls, &[b"h2", b"http/1.1"])?;
-        let listener = TcpListener::bind(settings.listen)
+        let https = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let mut imap_listeners = Vec::new();
@@ -155,188 +202,49 @@ impl Server {
         let imap = if imap_listeners.is_empty() {
             None
         } else {
-            Some((
-                imap_listeners,
-                tls::server_config(&material, &settings.tls, &[b"imap"])?,
-                settings.imap.clone(),
-            ))
+            Some(ImapListeners {
+                listeners: imap_listeners,
+                tls: tls::server_config(&material, &settings.tls, &[b"imap"])?,
+            })
         };
-        Ok(Self {
-            listener,
+        Ok(Listeners {
+            https,
             tls,
-            directory,
-            postroom,
-            relay: settings.relay.clone(),
-            notify: settings.notify.clone(),
-            public_url: settings.public_url.clone(),
-            records: settings.records.clone(),
-            upload: settings.upload,
             imap,
             fingerprint: material.fingerprint(),
         })
     }
 
-    pub fn url(&self) -> anyhow::Result<String> {
-        let addr = self.listener.local_addr()?;
-        let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
-            "localhost".to_string()
-        } else {
-            addr.ip().to_string()
-        };
-        Ok(format!("https://{host}:{}/", addr.port()))
-    }
-
+    /// Serves on `listeners` until `shutdown` resolves, with the background
+    /// work (blob sweep, session purge, retention, delivery, notification mails)
+    /// beside it; waits for the workers to stop.
     pub async fn run(
         self,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // Blobs of submissions a crash cut off before their commit: swept beside
-        // serving rather than before it, since the scan grows with the stored items.
-        let postroom = self.postroom.clone();
-        tokio::spawn(async move {
-            match postroom.sweep_orphan_blobs(Duration::from_secs(3600)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "swept orphaned blobs"),
-                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blobs failed"),
-            }
-        });
-        if let Some((listeners, _, _)) = &self.imap {
-            // Printed before the HTTPS line, which tests and scripts wait for.
-            for (listener, mode) in listeners {
-                match mode {
-                    transport::imap::TlsMode::Implicit => {
-                        println!("renkei imap listening on {}", listener.local_addr()?)
-                    }
-                    transport::imap::TlsMode::StartTls => println!(
-                        "renkei imap starttls listening on {}",
-                        listener.local_addr()?
-                    ),
-                }
-            }
-        }
-        let addr = self.listener.local_addr()?;
-        // Tests and scripts wait for this exact line.
-        println!("renkei listening on https://{addr}");
-        let directory = self.directory.clone();
-        let purge = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                if let Err(e) = directory.purge_expired_sessions().await {
-                    tracing::warn!(error = %e, "purging expired sessions failed");
-                }
-            }
-        });
-        let records = Arc::new(mailbox::records::Records::new(
-            self.postroom.vault(),
-            self.records.retention_days,
-        ));
-        let retention = {
-            let records = records.clone();
-            let every = self.records.retention_interval;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    match records
-                        .run_retention(mailbox::records::Actor::System, chrono::Utc::now(), true)
-                        .await
-                    {
-                        Ok(r) if r.items.is_empty() => {}
-                        Ok(r) => tracing::info!(
-                            run = r.run_id,
-                            items = r.items.len(),
-                            blobs = r.blobs_removed,
-                            "retention deleted expired items"
-                        ),
-                        Err(e) => tracing::warn!(error = %e, "retention run failed"),
-                    }
-                }
-            })
-        };
-        let store = self.directory.store().clone();
-        let notices = Arc::new(mailbox::notify::Notices::new(
-            store.clone(),
-            self.notify.clone(),
-        ));
-        let deliverer = Arc::new(
-            mailbox::delivery::Deliverer::new(
-                store.clone(),
-                mailbox::delivery::DeliveryPolicy::default(),
-            )
-            .notifying(notices.clone()),
-        );
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        self.sweep_orphan_blobs();
+        listeners.announce()?;
+        let purge = self.purge_sessions();
+        let retention = self.retention();
+        let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(transport::delivery::run_woken(
-            deliverer,
+            self.deliverer.clone(),
             self.postroom.delivery_wake(),
-            async move {
-                let mut rx = stop_rx;
-                let _ = rx.wait_for(|stop| *stop).await;
-            },
+            stopped(stop_rx),
         ));
-        let notifier = match &self.relay {
-            Some(relay) => {
-                let base_url = match &self.public_url {
-                    Some(url) => url.clone(),
-                    None => self.url()?,
-                };
-                let notifier = Arc::new(transport::notify::Notifier::new(
-                    relay,
-                    store.clone(),
-                    notices.clone(),
-                    base_url,
-                )?);
-                let mut rx = stop_tx.subscribe();
-                Some(tokio::spawn(transport::notify::run(notifier, async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })))
-            }
-            None => {
-                tracing::info!("no smtp relay configured: notification mails are off");
-                None
-            }
-        };
-        let threads = Arc::new(
-            mailbox::threads::Threads::new(self.directory.clone(), self.postroom.clone())
-                .notifying(notices.clone()),
-        );
-        let directory_for_imap = self.directory.clone();
-        let postroom_for_imap = self.postroom.clone();
+        let notifier = self.notifier(&listeners, &stop_tx)?;
+        let imap = self.serve_imap(listeners.imap, &stop_tx);
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
             postroom: self.postroom,
-            threads,
-            notices,
-            records,
-            upload: self.upload,
+            threads: self.threads,
+            notices: self.notices,
+            records: self.records,
+            audit: self.audit,
+            upload: self.settings.upload,
         });
-        let mut imap = Vec::new();
-        if let Some((listeners, tls, settings)) = self.imap {
-            let services = transport::imap::session::Services {
-                folders: Arc::new(mailbox::postroom::folders::Folders::new(
-                    directory_for_imap.clone(),
-                    postroom_for_imap.clone(),
-                )),
-                directory: directory_for_imap,
-                postroom: postroom_for_imap,
-            };
-            for (listener, mode) in listeners {
-                let mut rx = stop_tx.subscribe();
-                imap.push(tokio::spawn(transport::imap::serve_with(
-                    listener,
-                    mode,
-                    tls.clone(),
-                    services.clone(),
-                    settings.clone(),
-                    async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    },
-                )));
-            }
-        }
-        webmail::serve_https(self.listener, self.tls, app, shutdown).await;
+        webmail::serve_https(listeners.https, listeners.tls, app, shutdown).await;
         let _ = stop_tx.send(true);
         for listener in imap {
             let _ = listener.await;
@@ -350,8 +258,163 @@ impl Server {
         tracing::info!("server stopped");
         Ok(())
     }
+
+    /// Blobs of submissions a crash cut off before their commit: swept beside
+    /// serving rather than before it, since the scan grows with the stored items.
+    fn sweep_orphan_blobs(&self) {
+        let postroom = self.postroom.clone();
+        tokio::spawn(async move {
+            match postroom.sweep_orphan_blobs(Duration::from_secs(3600)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "swept orphaned blobs"),
+                Err(e) => tracing::warn!(error = %e, "sweeping orphaned blobs failed"),
+            }
+        });
+    }
+
+    fn purge_sessions(&self) -> JoinHandle<()> {
+        let directory = self.directory.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = directory.purge_expired_sessions().await {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            }
+        })
+    }
+
+    fn retention(&self) -> JoinHandle<()> {
+        let records = self.records.clone();
+        let every = self.settings.records.retention_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match records
+                    .run_retention(mailbox::records::Actor::System, chrono::Utc::now(), true)
+                    .await
+                {
+                    Ok(r) if r.items.is_empty() => {}
+                    Ok(r) => tracing::info!(
+                        run = r.run_id,
+                        items = r.items.len(),
+                        blobs = r.blobs_removed,
+                        "retention deleted expired items"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "retention run failed"),
+                }
+            }
+        })
+    }
+
+    /// The notification mail worker, if a relay is configured.
+    fn notifier(
+        &self,
+        listeners: &Listeners,
+        stop: &watch::Sender<bool>,
+    ) -> anyhow::Result<Option<JoinHandle<()>>> {
+        let Some(relay) = &self.settings.relay else {
+            tracing::info!("no smtp relay configured: notification mails are off");
+            return Ok(None);
+        };
+        let base_url = match &self.settings.public_url {
+            Some(url) => url.clone(),
+            None => listeners.url()?,
+        };
+        let notifier = Arc::new(transport::notify::Notifier::new(
+            relay,
+            self.store.clone(),
+            self.notices.clone(),
+            base_url,
+        )?);
+        Ok(Some(tokio::spawn(transport::notify::run(
+            notifier,
+            stopped(stop.subscribe()),
+        ))))
+    }
+
+    fn serve_imap(
+        &self,
+        imap: Option<ImapListeners>,
+        stop: &watch::Sender<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let Some(imap) = imap else {
+            return Vec::new();
+        };
+        let services = transport::imap::session::Services {
+            directory: self.directory.clone(),
+            postroom: self.postroom.clone(),
+            folders: self.folders.clone(),
+        };
+        imap.listeners
+            .into_iter()
+            .map(|(listener, mode)| {
+                tokio::spawn(transport::imap::serve_with(
+                    listener,
+                    mode,
+                    imap.tls.clone(),
+                    services.clone(),
+                    self.settings.imap.clone(),
+                    stopped(stop.subscribe()),
+                ))
+            })
+            .collect()
+    }
 }
 
+/// Resolves once the stop flag is raised.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// IMAP listeners (implicit TLS, STARTTLS) and their TLS set-up.
+struct ImapListeners {
+    listeners: Vec<(TcpListener, transport::imap::TlsMode)>,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+/// The bound listeners, ready to serve.
+pub struct Listeners {
+    https: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    imap: Option<ImapListeners>,
+    pub fingerprint: String,
+}
+
+impl Listeners {
+    pub fn url(&self) -> anyhow::Result<String> {
+        let addr = self.https.local_addr()?;
+        let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        Ok(format!("https://{host}:{}/", addr.port()))
+    }
+
+    /// The lines tests and scripts wait for: IMAP first, HTTPS last.
+    fn announce(&self) -> anyhow::Result<()> {
+        if let Some(imap) = &self.imap {
+            for (listener, mode) in &imap.listeners {
+                match mode {
+                    transport::imap::TlsMode::Implicit => {
+                        println!("renkei imap listening on {}", listener.local_addr()?)
+                    }
+                    transport::imap::TlsMode::StartTls => println!(
+                        "renkei imap starttls listening on {}",
+                        listener.local_addr()?
+                    ),
+                }
+            }
+        }
+        // Tests and scripts wait for this exact line.
+        println!("renkei listening on https://{}", self.https.local_addr()?);
+        Ok(())
+    }
+}
 /// Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

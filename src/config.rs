@@ -175,16 +175,7 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("renkei-data"));
-        let store = match args.database_url.clone().or(file.database_url) {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                StoreTarget::Postgres(url)
-            }
-            Some(url) if url.starts_with("sqlite:") => {
-                StoreTarget::Sqlite(PathBuf::from(url.trim_start_matches("sqlite:")))
-            }
-            Some(_) => bail!("database URL must start with postgres:// or sqlite:"),
-            None => StoreTarget::Sqlite(data_dir.join("renkei.db")),
-        };
+        let store = store_target(args.database_url.clone().or(file.database_url), &data_dir)?;
         let home_prefecture = args
             .home_prefecture
             .or(file.home_prefecture)
@@ -192,50 +183,7 @@ impl Settings {
         if !(1..=47).contains(&home_prefecture) {
             bail!("home_prefecture must be 01-47, got {home_prefecture}");
         }
-        let defaults = AuthPolicy::default();
-        let auth = AuthPolicy {
-            lock_after: args
-                .lock_after
-                .or(file.auth.lock_after)
-                .unwrap_or(defaults.lock_after)
-                .max(1),
-            idle_timeout: args
-                .idle_timeout_secs
-                .or(file.auth.idle_timeout_secs)
-                .map(Duration::from_secs)
-                .unwrap_or(defaults.idle_timeout),
-            absolute_timeout: args
-                .absolute_timeout_secs
-                .or(file.auth.absolute_timeout_secs)
-                .map(Duration::from_secs)
-                .unwrap_or(defaults.absolute_timeout),
-            key_lock: defaults.key_lock,
-            second_factor_required: match args
-                .second_factor
-                .clone()
-                .or(file.auth.second_factor.clone())
-                .as_deref()
-            {
-                None => defaults.second_factor_required,
-                Some("required") => true,
-                Some("optional") => false,
-                Some(other) => {
-                    bail!("second_factor must be `required` or `optional`, got {other:?}")
-                }
-            },
-            address_limit: mailbox::auth::AddressLimit {
-                failures: file
-                    .auth
-                    .address_failures
-                    .unwrap_or(defaults.address_limit.failures)
-                    .max(1),
-                window: file
-                    .auth
-                    .address_window_secs
-                    .map(Duration::from_secs)
-                    .unwrap_or(defaults.address_limit.window),
-            },
-        };
+        let auth = auth_policy(args, &file.auth)?;
         let second_factor_key_file = file
             .auth
             .second_factor_key_file
@@ -248,87 +196,11 @@ impl Settings {
         let blind_index_key_file = file
             .blind_index_key_file
             .unwrap_or_else(|| data_dir.join("blind-index.key"));
-        let relay = match file.smtp {
-            Some(s) => {
-                let security = RelaySecurity::parse(s.security.as_deref().unwrap_or("starttls"))?;
-                let port = s.port.unwrap_or(match security {
-                    RelaySecurity::Implicit => 465,
-                    RelaySecurity::StartTls => 587,
-                    RelaySecurity::Plain => 25,
-                });
-                Some(RelaySettings {
-                    host: s.host,
-                    port,
-                    security,
-                    username: s.username,
-                    password: s.password,
-                    from: s.from,
-                    ca_file: s.ca_file,
-                })
-            }
-            None => None,
-        };
-        let d = NotifyPolicy::default();
-        let n = file.notify;
-        let notify = NotifyPolicy {
-            enabled: relay.is_some(),
-            give_up_after: n
-                .give_up_secs
-                .or(n.give_up_hours.map(|h| h.saturating_mul(3600)))
-                .map(Duration::from_secs)
-                .unwrap_or(d.give_up_after),
-            retry: mailbox::queue::BackOff {
-                base: n
-                    .base_backoff_secs
-                    .map(Duration::from_secs)
-                    .unwrap_or(d.retry.base),
-                max: n
-                    .max_backoff_secs
-                    .map(Duration::from_secs)
-                    .unwrap_or(d.retry.max),
-            },
-            digest_hour: match n.digest_hour {
-                Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
-                Some(h) => h,
-                None => d.digest_hour,
-            },
-            confirm_valid_for: d.confirm_valid_for,
-        };
-        let imap_defaults = transport::imap::ImapSettings::default();
-        let imap = transport::imap::ImapSettings {
-            max_literal: file
-                .imap
-                .max_literal_bytes
-                .unwrap_or(imap_defaults.max_literal),
-            max_per_address: file
-                .imap
-                .max_connections_per_address
-                .unwrap_or(imap_defaults.max_per_address)
-                .max(1),
-            ..imap_defaults
-        };
-        let records = RecordsSettings {
-            retention_days: match args.retention_days.or(file.records.retention_days) {
-                Some(0) => bail!("records.retention_days must be at least 1"),
-                Some(d) => d,
-                None => mailbox::records::DEFAULT_RETENTION_DAYS,
-            },
-            retention_interval: Duration::from_secs(
-                file.records.retention_interval_secs.unwrap_or(3600).max(1),
-            ),
-        };
-        let upload = webmail::UploadPolicy {
-            warn_above_bytes: match args
-                .attachments_warn_above_mib
-                .or(file.attachments.warn_above_mib)
-            {
-                Some(0) => bail!("attachments.warn_above_mib must be at least 1"),
-                Some(mib) => mib
-                    .checked_mul(1024 * 1024)
-                    .with_context(|| format!("attachments.warn_above_mib is too large: {mib}"))?,
-                None => webmail::UploadPolicy::default().warn_above_bytes,
-            },
-        };
+        let relay = relay_settings(file.smtp)?;
+        let notify = notify_policy(file.notify, relay.is_some())?;
+        let imap = imap_settings(&file.imap);
+        let records = records_settings(args, &file.records)?;
+        let upload = upload_policy(args, &file.attachments)?;
         Ok(Self {
             records,
             upload,
@@ -353,6 +225,166 @@ impl Settings {
             },
         })
     }
+}
+
+/// Where the data lives: a PostgreSQL URL, a `sqlite:` path, or the data folder.
+fn store_target(url: Option<String>, data_dir: &Path) -> anyhow::Result<StoreTarget> {
+    Ok(match url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            StoreTarget::Postgres(url)
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            StoreTarget::Sqlite(PathBuf::from(url.trim_start_matches("sqlite:")))
+        }
+        Some(_) => bail!("database URL must start with postgres:// or sqlite:"),
+        None => StoreTarget::Sqlite(data_dir.join("renkei.db")),
+    })
+}
+
+/// Sign-in rules: the command line over the file over the defaults.
+fn auth_policy(args: &GlobalArgs, auth: &AuthSection) -> anyhow::Result<AuthPolicy> {
+    let defaults = AuthPolicy::default();
+    Ok(AuthPolicy {
+        lock_after: args
+            .lock_after
+            .or(auth.lock_after)
+            .unwrap_or(defaults.lock_after)
+            .max(1),
+        idle_timeout: args
+            .idle_timeout_secs
+            .or(auth.idle_timeout_secs)
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.idle_timeout),
+        absolute_timeout: args
+            .absolute_timeout_secs
+            .or(auth.absolute_timeout_secs)
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.absolute_timeout),
+        key_lock: defaults.key_lock,
+        second_factor_required: match args
+            .second_factor
+            .clone()
+            .or(auth.second_factor.clone())
+            .as_deref()
+        {
+            None => defaults.second_factor_required,
+            Some("required") => true,
+            Some("optional") => false,
+            Some(other) => {
+                bail!("second_factor must be `required` or `optional`, got {other:?}")
+            }
+        },
+        address_limit: mailbox::auth::AddressLimit {
+            failures: auth
+                .address_failures
+                .unwrap_or(defaults.address_limit.failures)
+                .max(1),
+            window: auth
+                .address_window_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.address_limit.window),
+        },
+    })
+}
+
+/// The relay notification mails go through, if the file names one.
+fn relay_settings(smtp: Option<SmtpSection>) -> anyhow::Result<Option<RelaySettings>> {
+    Ok(match smtp {
+        Some(s) => {
+            let security = RelaySecurity::parse(s.security.as_deref().unwrap_or("starttls"))?;
+            let port = s.port.unwrap_or(match security {
+                RelaySecurity::Implicit => 465,
+                RelaySecurity::StartTls => 587,
+                RelaySecurity::Plain => 25,
+            });
+            Some(RelaySettings {
+                host: s.host,
+                port,
+                security,
+                username: s.username,
+                password: s.password,
+                from: s.from,
+                ca_file: s.ca_file,
+            })
+        }
+        None => None,
+    })
+}
+
+/// Notification mail retries and the digest hour; on only with a relay.
+fn notify_policy(n: NotifySection, enabled: bool) -> anyhow::Result<NotifyPolicy> {
+    let d = NotifyPolicy::default();
+    Ok(NotifyPolicy {
+        enabled,
+        give_up_after: n
+            .give_up_secs
+            .or(n.give_up_hours.map(|h| h.saturating_mul(3600)))
+            .map(Duration::from_secs)
+            .unwrap_or(d.give_up_after),
+        retry: mailbox::queue::BackOff {
+            base: n
+                .base_backoff_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.retry.base),
+            max: n
+                .max_backoff_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.retry.max),
+        },
+        digest_hour: match n.digest_hour {
+            Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
+            Some(h) => h,
+            None => d.digest_hour,
+        },
+        confirm_valid_for: d.confirm_valid_for,
+    })
+}
+
+fn imap_settings(imap: &ImapSection) -> transport::imap::ImapSettings {
+    let imap_defaults = transport::imap::ImapSettings::default();
+    transport::imap::ImapSettings {
+        max_literal: imap.max_literal_bytes.unwrap_or(imap_defaults.max_literal),
+        max_per_address: imap
+            .max_connections_per_address
+            .unwrap_or(imap_defaults.max_per_address)
+            .max(1),
+        ..imap_defaults
+    }
+}
+
+fn records_settings(
+    args: &GlobalArgs,
+    records: &RecordsSection,
+) -> anyhow::Result<RecordsSettings> {
+    Ok(RecordsSettings {
+        retention_days: match args.retention_days.or(records.retention_days) {
+            Some(0) => bail!("records.retention_days must be at least 1"),
+            Some(d) => d,
+            None => mailbox::records::DEFAULT_RETENTION_DAYS,
+        },
+        retention_interval: Duration::from_secs(
+            records.retention_interval_secs.unwrap_or(3600).max(1),
+        ),
+    })
+}
+
+/// When senders are warned that an item is large.
+fn upload_policy(
+    args: &GlobalArgs,
+    attachments: &AttachmentsSection,
+) -> anyhow::Result<webmail::UploadPolicy> {
+    Ok(webmail::UploadPolicy {
+        warn_above_bytes: match args
+            .attachments_warn_above_mib
+            .or(attachments.warn_above_mib)
+        {
+            Some(0) => bail!("attachments.warn_above_mib must be at least 1"),
+            Some(mib) => mib
+                .checked_mul(1024 * 1024)
+                .with_context(|| format!("attachments.warn_above_mib is too large: {mib}"))?,
+            None => webmail::UploadPolicy::default().warn_above_bytes,
+        },
+    })
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -110,7 +110,14 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let directory = Arc::new(Directory::new(store, policy, NetworkPolicy::default()));
+    let audit = mailbox::records::audit::Audit::new(store.clone());
+    let directory = Arc::new(Directory::assemble(
+        store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
+        policy,
+        NetworkPolicy::default(),
+    ));
     for code in [HOSPITAL, CLINIC] {
         directory
             .add_facility(Facility {
@@ -134,6 +141,8 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
     let (rad, rad_account, rad_pw) = person(&directory, Role::Doctor, HOSPITAL, "rad").await?;
     let postroom = Arc::new(Postroom::new(
         directory.clone(),
+        store.clone(),
+        audit,
         BlobStore::new(dir.join("blobs")),
         Arc::new(BlindIndexKey::generate()?),
     ));
@@ -154,11 +163,11 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
     }
     postroom.send(&rad, item(9, &gp_account.id), vec![]).await?;
     let deliverer = mailbox::delivery::Deliverer::new(
-        directory.store().clone(),
+        store.clone(),
         mailbox::delivery::DeliveryPolicy::default(),
     );
     while deliverer.deliver_due().await? > 0 {}
-    let folders = Arc::new(Folders::new(directory.clone(), postroom.clone()));
+    let folders = Arc::new(Folders::new(postroom.clone(), store));
     Ok((
         Services {
             directory,

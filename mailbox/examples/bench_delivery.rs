@@ -190,6 +190,7 @@ struct Net {
 
 async fn person(
     dir: &Directory,
+    store: &dyn Store,
     role: Role,
     facility: &str,
     name: &str,
@@ -209,7 +210,7 @@ async fn person(
         )
         .await?;
     // Verified addresses, so delivery has someone to notify.
-    dir.store().set_email(&a.id, Some(&email), true).await?;
+    store.set_email(&a.id, Some(&email), true).await?;
     let (_, session) = dir.sign_in(a.id.as_str(), &pw, None).await?;
     Ok((session, a))
 }
@@ -221,8 +222,11 @@ async fn setup(store: Arc<dyn Store>, blobs: std::path::PathBuf) -> Res<Net> {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let dir = Arc::new(Directory::new(
+    let audit = mailbox::records::audit::Audit::new(store.clone());
+    let dir = Arc::new(Directory::assemble(
         store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
         policy,
         NetworkPolicy::default(),
     ));
@@ -243,12 +247,14 @@ async fn setup(store: Arc<dyn Store>, blobs: std::path::PathBuf) -> Res<Net> {
         .await?;
     }
     // A clerk per facility signs in once, which makes the facility's oversight key.
-    person(&dir, Role::Clerk, HOSPITAL, "clerk-h").await?;
-    person(&dir, Role::Clerk, CLINIC, "clerk-c").await?;
-    let (sender, _) = person(&dir, Role::Doctor, CLINIC, "gp").await?;
-    let (_, reader) = person(&dir, Role::Doctor, HOSPITAL, "rad").await?;
+    person(&dir, store.as_ref(), Role::Clerk, HOSPITAL, "clerk-h").await?;
+    person(&dir, store.as_ref(), Role::Clerk, CLINIC, "clerk-c").await?;
+    let (sender, _) = person(&dir, store.as_ref(), Role::Doctor, CLINIC, "gp").await?;
+    let (_, reader) = person(&dir, store.as_ref(), Role::Doctor, HOSPITAL, "rad").await?;
     let post = Arc::new(Postroom::new(
         dir.clone(),
+        store.clone(),
+        audit,
         BlobStore::new(blobs),
         Arc::new(BlindIndexKey::generate()?),
     ));

@@ -93,7 +93,14 @@ async fn main() -> Res<()> {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let dir = Arc::new(Directory::new(store, policy, NetworkPolicy::default()));
+    let audit = mailbox::records::audit::Audit::new(store.clone());
+    let dir = Arc::new(Directory::assemble(
+        store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
+        policy,
+        NetworkPolicy::default(),
+    ));
     for code in [HOSPITAL, CLINIC] {
         dir.add_facility(Facility {
             code: FacilityCode::parse(code)?,
@@ -114,6 +121,8 @@ async fn main() -> Res<()> {
     let (reader, reader_account) = person(&dir, Role::Doctor, HOSPITAL, "rad").await?;
     let post = Postroom::new(
         dir.clone(),
+        store,
+        audit,
         BlobStore::new(work.join("blobs")),
         Arc::new(BlindIndexKey::generate()?),
     );

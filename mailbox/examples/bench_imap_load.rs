@@ -211,8 +211,11 @@ async fn run() -> Res<()> {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let directory = Arc::new(Directory::new(
+    let audit = mailbox::records::audit::Audit::new(store.clone());
+    let directory = Arc::new(Directory::assemble(
         store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
         policy,
         NetworkPolicy::default(),
     ));
@@ -239,10 +242,17 @@ async fn run() -> Res<()> {
     let (_, reader) = person(&directory, Role::Doctor, HOSPITAL, "rad").await?;
     let post = Arc::new(Postroom::new(
         directory.clone(),
+        store.clone(),
+        audit.clone(),
         BlobStore::new(dir.join("blobs")),
         Arc::new(key),
     ));
-    let threads = Arc::new(Threads::new(directory.clone(), post.clone()));
+    let threads = Arc::new(Threads::new(
+        directory.clone(),
+        post.clone(),
+        store.clone(),
+        audit.clone(),
+    ));
 
     let t = Instant::now();
     let next = Arc::new(AtomicU64::new(0));

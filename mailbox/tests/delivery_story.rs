@@ -5,6 +5,7 @@
 
 mod common;
 
+use mailbox::records::audit::Audit;
 use std::io::Cursor;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,7 @@ struct Net {
     t: common::TestStore,
     dir: Arc<Directory>,
     post: Arc<Postroom>,
+    audit: Audit,
 }
 
 async fn net() -> Net {
@@ -56,8 +58,12 @@ async fn net() -> Net {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let dir = Arc::new(Directory::new(
+    // One audit trail for every service, as the binary builds it.
+    let audit = Audit::new(t.store.clone());
+    let dir = Arc::new(Directory::assemble(
         t.store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
         policy,
         NetworkPolicy::default(),
     ));
@@ -80,10 +86,17 @@ async fn net() -> Net {
     }
     let post = Arc::new(Postroom::new(
         dir.clone(),
+        t.store.clone(),
+        audit.clone(),
         BlobStore::new(t.dir.path().join("blobs")),
         Arc::new(BlindIndexKey::generate().unwrap()),
     ));
-    Net { t, dir, post }
+    Net {
+        t,
+        dir,
+        post,
+        audit,
+    }
 }
 
 impl Net {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use mailbox::records::audit::Audit;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +48,7 @@ struct Net {
     t: common::TestStore,
     dir: Arc<Directory>,
     post: Postroom,
+    audit: Audit,
 }
 
 struct Person {
@@ -61,8 +63,12 @@ async fn net() -> Net {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let dir = Arc::new(Directory::new(
+    // One audit trail for every service, as the binary builds it.
+    let audit = Audit::new(t.store.clone());
+    let dir = Arc::new(Directory::assemble(
         t.store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
         policy,
         NetworkPolicy::default(),
     ));
@@ -85,10 +91,17 @@ async fn net() -> Net {
     }
     let post = Postroom::new(
         dir.clone(),
+        t.store.clone(),
+        audit.clone(),
         BlobStore::new(t.dir.path().join("blobs")),
         Arc::new(BlindIndexKey::generate().unwrap()),
     );
-    Net { t, dir, post }
+    Net {
+        t,
+        dir,
+        post,
+        audit,
+    }
 }
 
 impl Net {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub threads: Arc<mailbox::threads::Threads>,
     pub notices: Arc<mailbox::notify::Notices>,
     pub records: Arc<mailbox::records::Records>,
+    /// The one audit trail the services write to; the audit pages read it.
+    pub audit: mailbox::records::audit::Audit,
     pub upload: UploadPolicy,
 }
 

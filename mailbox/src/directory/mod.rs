@@ -50,7 +50,6 @@ pub struct NewAccount {
 pub struct Directory {
     store: Arc<dyn Store>,
     network: NetworkPolicy,
-    audit: Audit,
     clock: SharedClock,
     keys: Arc<Keys>,
     auth: Auth,
@@ -70,6 +69,18 @@ impl Directory {
         clock: SharedClock,
     ) -> Self {
         let audit = Audit::new(store.clone());
+        Self::assemble(store, audit, clock, auth, network)
+    }
+
+    /// The directory over `store`, writing to the one `audit` trail the other
+    /// services share, reading `clock`. Builds the key and sign-in services.
+    pub fn assemble(
+        store: Arc<dyn Store>,
+        audit: Audit,
+        clock: SharedClock,
+        auth: AuthPolicy,
+        network: NetworkPolicy,
+    ) -> Self {
         let keys = Arc::new(Keys::new(
             store.clone(),
             audit.clone(),
@@ -86,7 +97,6 @@ impl Directory {
         Self {
             store,
             network,
-            audit,
             clock,
             keys,
             auth,
@@ -104,15 +114,6 @@ impl Directory {
     pub fn with_second_factor_key(mut self, key: SecondFactorKey) -> Self {
         self.auth = self.auth.with_second_factor_key(key);
         self
-    }
-
-    /// The audit trail every service writes to.
-    pub fn audit(&self) -> &Audit {
-        &self.audit
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// Sign-in, sessions and second factors.

@@ -28,7 +28,7 @@ impl Postroom {
         let (_, _, row, opened) = self.open_raw(session, id).await?;
         let manifest = &opened.inner.manifest;
         let record_at = record_index(manifest);
-        let blob_rows = self.directory.store().attachments(id).await?;
+        let blob_rows = self.store.attachments(id).await?;
         let blob_key = |index: usize| {
             blob_rows
                 .iter()
@@ -107,8 +107,7 @@ impl Postroom {
             });
             sealed.push((entry.clone(), blob_key(index)?));
         }
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::DOWNLOAD)
                     .item(id)

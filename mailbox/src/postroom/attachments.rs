@@ -58,8 +58,7 @@ impl Postroom {
             .prepare_attachment(session, id, |_| Some(index))
             .await?
             .ok_or(Error::NotFound("attachment"))?;
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::DOWNLOAD)
                     .item(id)
@@ -88,8 +87,7 @@ impl Postroom {
         };
         let record = record_index(&opened.inner.manifest);
         let row = self
-            .directory
-            .store()
+            .store
             .attachment(id, index as i64)
             .await?
             .ok_or(Error::NotFound("attachment"))?;
@@ -125,8 +123,7 @@ impl Postroom {
         let Some((prepared, _)) = self.prepare_attachment(session, id, record_index).await? else {
             return Ok(None);
         };
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::VIEW)
                     .item(id)
@@ -156,8 +153,7 @@ impl Postroom {
         if record == Some(index) {
             return Err(Error::NotFound("attachment"));
         }
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::RENDER)
                     .item(id)

@@ -52,7 +52,7 @@ impl Postroom {
         if patient_id.is_empty()
             && patient_name.is_empty()
             && let Some(thread) = &item.thread_id
-            && let Some(row) = self.directory.store().thread(thread).await?
+            && let Some(row) = self.store.thread(thread).await?
             && row.opener_id != item.id
             && let Ok((_, _, _, opener)) = self.open_raw(session, &row.opener_id).await
         {
@@ -91,8 +91,7 @@ impl Postroom {
         })
         .await
         .map_err(|e| Error::Internal(format!("pdf task: {e}")))??;
-        self.directory
-            .audit()
+        self.audit
             .record(
                 AuditEvent::by(session, action::RENDER)
                     .item(id)

@@ -24,8 +24,7 @@ impl Postroom {
                 continue;
             }
             match self
-                .directory
-                .store()
+                .store
                 .set_flags(id, &p.key(), seen, flagged, archived)
                 .await
             {
@@ -39,8 +38,7 @@ impl Postroom {
                     .into_iter()
                     .flatten()
                     .collect();
-                    self.directory
-                        .audit()
+                    self.audit
                         .note(
                             AuditEvent::by(session, action::FLAGS)
                                 .item(id)
@@ -63,9 +61,9 @@ impl Postroom {
         id: &str,
     ) -> Result<Option<DeliveryStatus>> {
         let account = session.require_ready()?;
-        match self.directory.store().envelope(id).await? {
+        match self.store.envelope(id).await? {
             Some(e) if e.sender_id == account.id.as_str() => {
-                Ok(self.directory.store().delivery_status(id).await?)
+                Ok(self.store.delivery_status(id).await?)
             }
             _ => Ok(None),
         }

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use crate::account::Role;
 use crate::auth::CurrentSession;
-use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::keys::Principal;
 use crate::postroom::{OpenedItem, Postroom};
+use crate::store::Store;
 use crate::store::folder::FolderRow;
 
 /// A folder of the IMAP view.
@@ -70,16 +70,13 @@ pub struct FolderListing {
 pub const UID_VALIDITY: u32 = 1;
 
 pub struct Folders {
-    directory: Arc<Directory>,
     postroom: Arc<Postroom>,
+    store: Arc<dyn Store>,
 }
 
 impl Folders {
-    pub fn new(directory: Arc<Directory>, postroom: Arc<Postroom>) -> Self {
-        Self {
-            directory,
-            postroom,
-        }
+    pub fn new(postroom: Arc<Postroom>, store: Arc<dyn Store>) -> Self {
+        Self { postroom, store }
     }
 
     /// The folders this person has, in display order.
@@ -114,7 +111,7 @@ impl Folders {
     /// Numbers anything new and lists the folder.
     pub async fn listing(&self, session: &CurrentSession, folder: Folder) -> Result<FolderListing> {
         let principal = self.principal(session, folder)?;
-        let store = self.directory.store();
+        let store = &self.store;
         store.sync_folder(&principal, folder.key()).await?;
         let messages = store.folder_rows(&principal, folder.key()).await?;
         let uid_next = store.max_uid().await?.saturating_add(1);
@@ -128,11 +125,7 @@ impl Folders {
     /// A fingerprint of what `listing` would show; unchanged means no news.
     pub async fn version(&self, session: &CurrentSession, folder: Folder) -> Result<Vec<i64>> {
         let principal = self.principal(session, folder)?;
-        Ok(self
-            .directory
-            .store()
-            .folder_version(&principal, folder.key())
-            .await?)
+        Ok(self.store.folder_version(&principal, folder.key()).await?)
     }
 
     /// Sets or clears \Seen and \Flagged. Setting \Seen opens the item, which
@@ -152,8 +145,7 @@ impl Folders {
         if seen == Some(true) {
             self.postroom.open(session, envelope_id).await?;
         }
-        self.directory
-            .store()
+        self.store
             .set_flags(envelope_id, &principal, seen, flagged, None)
             .await
             .map_err(|e| match e {
@@ -174,8 +166,7 @@ impl Folders {
             return Err(Error::Forbidden);
         }
         let principal = self.principal(session, folder)?;
-        self.directory
-            .store()
+        self.store
             .set_flags(
                 envelope_id,
                 &principal,

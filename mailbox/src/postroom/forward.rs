@@ -28,22 +28,20 @@ impl Postroom {
         cert: &Certificate,
         added_by: &AccountId,
     ) -> Result<()> {
-        let slots = self.directory.store().envelope_slots(id).await?;
+        let slots = self.store.envelope_slots(id).await?;
         if slots.iter().any(|s| s.principal == to.key()) {
             return Ok(());
         }
         let principal = self.reader_principal(keyring, id).await?;
         let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
         let row = self
-            .directory
-            .store()
+            .store
             .envelope(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
         let new = renkei_crypto::add_key_slot(&envelope, key, cert).map_err(crypto)?;
-        self.directory
-            .store()
+        self.store
             .add_slot(
                 id,
                 new.as_bytes(),
@@ -77,7 +75,7 @@ impl Postroom {
         else {
             return Err(Error::Forbidden);
         };
-        let slots = self.directory.store().envelope_slots(id).await?;
+        let slots = self.store.envelope_slots(id).await?;
         let holds = |p: &Principal| slots.iter().any(|s| s.principal == p.key());
         let Some(principal) = keyring
             .principals()
@@ -124,15 +122,13 @@ impl Postroom {
         let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
         let cert = self.account_cert(to).await?;
         let row = self
-            .directory
-            .store()
+            .store
             .envelope(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
         let new = renkei_crypto::add_key_slot(&envelope, key, &cert).map_err(crypto)?;
-        self.directory
-            .store()
+        self.store
             .add_slot(
                 id,
                 new.as_bytes(),
@@ -145,8 +141,7 @@ impl Postroom {
             )
             .await?;
         // The doctor finds it in their Inbox right away (an existing entry is kept).
-        self.directory
-            .store()
+        self.store
             .insert_mailbox_entry(&MailboxEntryRow {
                 envelope_id: id.into(),
                 principal: Principal::Account(to.clone()).key(),
@@ -163,8 +158,7 @@ impl Postroom {
             to = to.as_str(),
             "key slot added"
         );
-        self.directory
-            .audit()
+        self.audit
             .note(
                 AuditEvent::by(session, action::FORWARD)
                     .item(id)

@@ -104,8 +104,7 @@ impl Postroom {
             MailFolder::Archive => (None, true),
         };
         let listed = self
-            .directory()
-            .store()
+            .store
             .mailbox_listing(&ListingQuery {
                 principal: &own,
                 folder: folder_name,
@@ -134,11 +133,7 @@ impl Postroom {
     pub async fn unread_in_inbox(&self, session: &CurrentSession) -> Result<i64> {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
-        Ok(self
-            .directory()
-            .store()
-            .unread_count(&own, UNREAD_CAP)
-            .await?)
+        Ok(self.store.unread_count(&own, UNREAD_CAP).await?)
     }
 
     /// The reader's items (every folder, archived or not) whose subject, text,
@@ -162,8 +157,7 @@ impl Postroom {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
         let all = self
-            .directory()
-            .store()
+            .store
             .mailbox_listing(&ListingQuery {
                 principal: &own,
                 folder: None,
@@ -212,7 +206,7 @@ impl Postroom {
     ) -> Result<Vec<MailboxListing>> {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
-        let store = self.directory.store();
+        let store = &self.store;
         Ok(match folder {
             "inbox" | "sent" => store.mailbox(&own, folder, false).await?,
             "archive" => {
@@ -248,7 +242,7 @@ impl Postroom {
         let keyring = self.keyring(session)?;
         let mut out: Vec<EnvelopeMeta> = Vec::new();
         for p in keyring.principals() {
-            for e in self.directory.store().envelopes_for(&p.key()).await? {
+            for e in self.store.envelopes_for(&p.key()).await? {
                 if !out.iter().any(|o| o.id == e.id) {
                     out.push(e);
                 }

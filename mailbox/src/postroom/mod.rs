@@ -33,6 +33,8 @@ use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keys::{Keyring, Principal};
+use crate::records::audit::Audit;
+use crate::store::Store;
 
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment};
@@ -108,6 +110,8 @@ pub struct Consent {
 
 pub struct Postroom {
     directory: Arc<Directory>,
+    store: Arc<dyn Store>,
+    audit: Audit,
     blobs: BlobStore,
     blind_key: Arc<BlindIndexKey>,
     /// Parsed certificates keyed by the SHA-256 of their stored bytes: the rows are
@@ -139,12 +143,22 @@ fn crypto(e: CryptoError) -> Error {
 }
 
 impl Postroom {
-    pub fn new(directory: Arc<Directory>, blobs: BlobStore, blind_key: Arc<BlindIndexKey>) -> Self {
+    /// The postroom over `store`, writing to `audit` (the trail the directory
+    /// writes to too) and asking `directory` for keys and accounts.
+    pub fn new(
+        directory: Arc<Directory>,
+        store: Arc<dyn Store>,
+        audit: Audit,
+        blobs: BlobStore,
+        blind_key: Arc<BlindIndexKey>,
+    ) -> Self {
         Self {
             parsed: std::sync::Mutex::default(),
             signers: Arc::default(),
             delivery_wake: Arc::default(),
             directory,
+            store,
+            audit,
             blobs,
             blind_key,
             clock: crate::clock::system(),
@@ -180,8 +194,8 @@ impl Postroom {
     /// What the records service deletes through, handed over explicitly.
     pub fn vault(&self) -> crate::records::Vault {
         crate::records::Vault {
-            store: self.directory.store().clone(),
-            audit: self.directory.audit().clone(),
+            store: self.store.clone(),
+            audit: self.audit.clone(),
             blobs: self.blobs.clone(),
             blind_key: self.blind_key.clone(),
         }
@@ -195,8 +209,7 @@ impl Postroom {
 
     async fn account_cert(&self, id: &AccountId) -> Result<Certificate> {
         let row = self
-            .directory
-            .store()
+            .store
             .account_key(id)
             .await?
             .ok_or(Error::NotFound("recipient"))?;
@@ -204,7 +217,7 @@ impl Postroom {
     }
 
     async fn facility_cert(&self, code: &FacilityCode, role: &str) -> Result<Option<Certificate>> {
-        match self.directory.store().facility_key(code, role).await? {
+        match self.store.facility_key(code, role).await? {
             Some(row) => Ok(Some(self.parse_cert(&row.cert)?)),
             None => Ok(None),
         }

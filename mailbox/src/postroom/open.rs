@@ -77,7 +77,7 @@ impl Postroom {
     /// Which of this reader's principals holds a slot on the item; `NotFound` when
     /// none does, so an outsider cannot tell whether the item exists.
     pub(crate) async fn reader_principal(&self, keyring: &Keyring, id: &str) -> Result<Principal> {
-        let slots = self.directory.store().envelope_slots(id).await?;
+        let slots = self.store.envelope_slots(id).await?;
         keyring
             .principals()
             .into_iter()
@@ -98,8 +98,7 @@ impl Postroom {
         let keyring = self.keyring(session)?;
         let principal = self.reader_principal(&keyring, id).await?;
         let row = self
-            .directory
-            .store()
+            .store
             .envelope(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
@@ -140,7 +139,7 @@ impl Postroom {
     fn signer_lookup(
         &self,
     ) -> impl Fn(&Fingerprint) -> Option<Certificate> + Send + Sync + 'static {
-        let store = self.directory.store().clone();
+        let store = self.store.clone();
         let handle = tokio::runtime::Handle::current();
         let signers = self.signers.clone();
         move |fp: &Fingerprint| {
@@ -189,8 +188,7 @@ impl Postroom {
         let signer_account = match (&opened.signer, cached) {
             (_, Some(account)) => Some(account),
             (Some(fp), None) => self
-                .directory
-                .store()
+                .store
                 .cert_by_fingerprint(fp)
                 .await?
                 .map(|(account, _)| account),
@@ -217,7 +215,7 @@ impl Postroom {
         let principals = keyring.principals();
         let keys: Vec<String> = principals.iter().map(Principal::key).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let store = self.directory.store();
+        let store = &self.store;
         let slots = store.slots_held(&refs, &keys).await?;
         let mut rows: std::collections::HashMap<String, EnvelopeRow> = store
             .envelopes_by_ids(&refs)
@@ -252,7 +250,7 @@ impl Postroom {
                     .detail("peek")
             })
             .collect();
-        self.directory.audit().record_many(views).await?;
+        self.audit.record_many(views).await?;
         let lookup = self.signer_lookup();
         let kr = keyring.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -318,13 +316,12 @@ impl Postroom {
         if !mark {
             view = view.detail("peek");
         }
-        self.directory.audit().record(view).await?;
+        self.audit.record(view).await?;
         let signature = self.signature_status(&row, &opened).await?;
         // Opening marks the reader's own entry seen (oversight readers have none).
         if mark {
             match self
-                .directory
-                .store()
+                .store
                 .set_flags(id, &principal.key(), Some(true), None, None)
                 .await
             {
@@ -336,8 +333,7 @@ impl Postroom {
         // is the thread's receipt.
         if mark && row.thread_id.is_some() {
             let reader = session.require_ready()?;
-            self.directory
-                .store()
+            self.store
                 .mark_thread_opened(
                     id,
                     &principal.key(),

@@ -33,7 +33,7 @@ impl Postroom {
             if !path.is_dir() || !old_enough(&path) {
                 continue;
             }
-            if self.directory.store().envelope_exists(&id).await? {
+            if self.store.envelope_exists(&id).await? {
                 // A committed item: only leftovers of an interrupted write go.
                 for f in std::fs::read_dir(&path).into_iter().flatten().flatten() {
                     if f.path().extension().is_some_and(|e| e == "partial") && old_enough(&f.path())

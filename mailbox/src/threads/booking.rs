@@ -324,7 +324,7 @@ impl Threads {
             active: true,
             created_at: self.clock.now_millis(),
         };
-        self.directory.store().insert_resource(&row).await?;
+        self.store.insert_resource(&row).await?;
         Ok(row)
     }
 
@@ -335,8 +335,7 @@ impl Threads {
     ) -> Result<Vec<ResourceRow>> {
         session.require_ready()?;
         Ok(self
-            .directory
-            .store()
+            .store
             .resources_of(&code.to_string())
             .await?
             .into_iter()

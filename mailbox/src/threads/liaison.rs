@@ -33,15 +33,9 @@ impl Threads {
     /// A liaison takes a shared-inbox item; refused while another liaison holds it.
     pub async fn claim(&self, session: &CurrentSession, id: &str) -> Result<()> {
         let (actor, _) = self.shared_inbox_thread(session, id).await?;
-        match self
-            .directory
-            .store()
-            .claim_thread(id, actor.id.as_str())
-            .await
-        {
+        match self.store.claim_thread(id, actor.id.as_str()).await {
             Ok(()) => {
-                self.directory
-                    .audit()
+                self.audit
                     .note(AuditEvent::by(session, action::CLAIM).item(id))
                     .await;
                 Ok(())
@@ -55,9 +49,8 @@ impl Threads {
 
     pub async fn release(&self, session: &CurrentSession, id: &str) -> Result<()> {
         self.shared_inbox_thread(session, id).await?;
-        self.directory.store().release_thread(id).await?;
-        self.directory
-            .audit()
+        self.store.release_thread(id).await?;
+        self.audit
             .note(AuditEvent::by(session, action::RELEASE).item(id))
             .await;
         Ok(())
@@ -92,23 +85,20 @@ impl Threads {
             ));
         }
         if let Some(previous) = &thread.assignee_id {
-            self.directory
-                .store()
+            self.store
                 .remove_thread_access(id, &format!("account:{previous}"))
                 .await?;
         }
-        for step in self.directory.store().thread_steps(id).await? {
+        for step in self.store.thread_steps(id).await? {
             self.postroom
                 .forward(session, &step.envelope_id, doctor)
                 .await?;
         }
-        self.directory
-            .store()
+        self.store
             .set_assignee(id, Some(doctor.as_str()), self.clock.now_millis())
             .await?;
         tracing::info!(thread = id, to = doctor.as_str(), "thread assigned");
-        self.directory
-            .audit()
+        self.audit
             .note(
                 AuditEvent::by(session, action::ASSIGN)
                     .item(id)
@@ -140,7 +130,7 @@ impl Threads {
     /// slot is added, so a refusal changes nothing.
     pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
         self.readable(session, id).await?;
-        let steps = self.directory.store().thread_steps(id).await?;
+        let steps = self.store.thread_steps(id).await?;
         for step in &steps {
             self.postroom
                 .forwarding_principal(session, &step.envelope_id, to)
@@ -183,17 +173,14 @@ impl Threads {
         let Some(previous) = thread.assignee_id else {
             return Ok(());
         };
-        self.directory
-            .store()
+        self.store
             .remove_thread_access(id, &format!("account:{previous}"))
             .await?;
-        self.directory
-            .store()
+        self.store
             .set_assignee(id, None, self.clock.now_millis())
             .await?;
         tracing::info!(thread = id, "thread unassigned");
-        self.directory
-            .audit()
+        self.audit
             .note(
                 AuditEvent::by(session, action::UNASSIGN)
                     .item(id)

@@ -32,6 +32,8 @@ use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::keys::Principal;
 use crate::postroom::{Consent, OpenedItem, Postroom, Recipient};
+use crate::records::audit::Audit;
+use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::thread::{StepRow, ThreadRow};
 use crate::workflow::{Relation, Step, ThreadKind, ThreadState, next_state};
@@ -177,16 +179,25 @@ fn conflict(e: StoreError) -> Error {
 pub struct Threads {
     directory: Arc<Directory>,
     postroom: Arc<Postroom>,
+    store: Arc<dyn Store>,
+    audit: Audit,
     notices: Option<Arc<crate::notify::Notices>>,
     /// Booking slots and usage days are Japan calendar times.
     clock: SharedClock,
 }
 
 impl Threads {
-    pub fn new(directory: Arc<Directory>, postroom: Arc<Postroom>) -> Self {
+    pub fn new(
+        directory: Arc<Directory>,
+        postroom: Arc<Postroom>,
+        store: Arc<dyn Store>,
+        audit: Audit,
+    ) -> Self {
         Self {
             directory,
             postroom,
+            store,
+            audit,
             notices: None,
             clock: crate::clock::system(),
         }
@@ -215,8 +226,7 @@ impl Threads {
     async fn readable(&self, session: &CurrentSession, id: &str) -> Result<ThreadRow> {
         let keyring = self.postroom.keyring(session)?;
         let thread = self
-            .directory
-            .store()
+            .store
             .thread(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
@@ -250,7 +260,7 @@ impl Threads {
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn crate::store::Store> {
-        self.directory.store()
+        &self.store
     }
 
     /// The steps this person may take on a thread now (step names), from its
@@ -310,7 +320,7 @@ impl Threads {
         let actor = session.require_ready()?.clone();
         self.readable(session, id).await?;
         let mut steps = Vec::new();
-        for step in self.directory.store().thread_steps(id).await? {
+        for step in self.store.thread_steps(id).await? {
             let opened = match self.postroom.open(session, &step.envelope_id).await {
                 Err(e @ Error::Tampered(_)) => Err(e),
                 Err(e) => return Err(e),
@@ -320,8 +330,7 @@ impl Threads {
         }
         // Re-read: opening may have recorded the receipt.
         let thread = self
-            .directory
-            .store()
+            .store
             .thread(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
@@ -338,7 +347,7 @@ impl Threads {
         let keyring = self.postroom.keyring(session)?;
         let mut out: Vec<ThreadRow> = Vec::new();
         for p in keyring.principals() {
-            for t in self.directory.store().threads_for(&p.key()).await? {
+            for t in self.store.threads_for(&p.key()).await? {
                 if !out.iter().any(|o| o.id == t.id) {
                     out.push(t);
                 }

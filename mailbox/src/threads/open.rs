@@ -219,7 +219,7 @@ impl Threads {
             )
         };
         let id = id.filter(|s| !s.trim().is_empty()).ok_or_else(missing)?;
-        match self.directory.store().resource(id).await? {
+        match self.store.resource(id).await? {
             Some(r) if r.active => Ok(r),
             _ => Err(missing()),
         }

@@ -19,11 +19,7 @@ impl Threads {
         else {
             return Err(Error::Forbidden);
         };
-        Ok(self
-            .directory
-            .store()
-            .threads_of_facility(&code.to_string())
-            .await?)
+        Ok(self.store.threads_of_facility(&code.to_string()).await?)
     }
 
     /// Reading reports in a calendar month (JST), per reading doctor and facility.
@@ -51,11 +47,7 @@ impl Threads {
         }
         .ok_or_else(bad)?;
         let jst = |d: NaiveDate| crate::clock::jst_day_start_millis(d).ok_or_else(bad);
-        let all = self
-            .directory
-            .store()
-            .reading_counts(jst(first)?, jst(next)?)
-            .await?;
+        let all = self.store.reading_counts(jst(first)?, jst(next)?).await?;
         let own_facility = actor.facility.as_ref().map(|c| c.to_string());
         Ok(all
             .into_iter()
@@ -95,8 +87,7 @@ impl Threads {
         };
         let today = self.clock.today_jst().format("%Y-%m-%d").to_string();
         Ok(self
-            .directory
-            .store()
+            .store
             .usage_of_facility(&code.to_string(), &today)
             .await?)
     }

@@ -50,8 +50,7 @@ impl Threads {
 
         // Everyone on the thread so far gets a slot on the step.
         let mut principals: Vec<Principal> = self
-            .directory
-            .store()
+            .store
             .envelope_slots(&thread.opener_id)
             .await?
             .iter()
@@ -210,7 +209,7 @@ impl Threads {
             {
                 grant.push((Principal::Oversight(code.clone()), c));
             }
-            for step in self.directory.store().thread_steps(thread_id).await? {
+            for step in self.store.thread_steps(thread_id).await? {
                 for (p, cert) in &grant {
                     self.postroom
                         .extend_access(keyring, &step.envelope_id, p, cert, &actor.id)

@@ -9,7 +9,7 @@ async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_del
     let rad = n.person(Role::Doctor, HOSPITAL, "rad").await;
     let col = n.person(Role::Doctor, HOSPITAL, "col").await;
     let clerk = n.person(Role::Clerk, HOSPITAL, "clerk").await;
-    let folders = Folders::new(n.dir.clone(), n.post.clone());
+    let folders = Folders::new(n.post.clone(), n.t.store.clone());
     let d = deliverer(&n, Duration::from_secs(30));
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -133,7 +133,12 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
     let n = net().await;
     let gp = n.person(Role::Doctor, CLINIC, "gp").await;
     let rad = n.person(Role::Doctor, HOSPITAL, "rad").await;
-    let threads = Threads::new(n.dir.clone(), n.post.clone());
+    let threads = Threads::new(
+        n.dir.clone(),
+        n.post.clone(),
+        n.t.store.clone(),
+        n.audit.clone(),
+    );
     let mut opened = Vec::new();
     for i in 0..5 {
         let mut new = reading_request(Recipient::Person(rad.account.id.clone()));

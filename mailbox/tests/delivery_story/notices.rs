@@ -90,7 +90,13 @@ async fn notices_are_queued_once_with_delivery_and_unopened_items_escalate_once(
         .await
         .unwrap();
     let notices = notices(&n);
-    let threads = Threads::new(n.dir.clone(), n.post.clone()).notifying(notices.clone());
+    let threads = Threads::new(
+        n.dir.clone(),
+        n.post.clone(),
+        n.t.store.clone(),
+        n.audit.clone(),
+    )
+    .notifying(notices.clone());
     let hospital = FacilityCode::parse(HOSPITAL).unwrap();
     let unopened = threads
         .open(

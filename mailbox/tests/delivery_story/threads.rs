@@ -25,7 +25,12 @@ async fn a_booking_holds_its_time_until_cancelled_and_two_requests_never_share_o
     use mailbox::workflow::Step;
 
     let n = net().await;
-    let threads = Threads::new(n.dir.clone(), n.post.clone());
+    let threads = Threads::new(
+        n.dir.clone(),
+        n.post.clone(),
+        n.t.store.clone(),
+        n.audit.clone(),
+    );
     // The clerk first: the first member who needs the facility's oversight key
     // makes it (later members get it at a holder's next sign-in).
     let clerk = n.person(Role::Clerk, HOSPITAL, "clerk").await;
@@ -154,7 +159,12 @@ async fn a_forwarded_thread_follows_the_colleague_read_only_and_a_refusal_change
     let surgeon = n.person(Role::Doctor, HOSPITAL, "surgeon").await;
     let colleague = n.person(Role::Doctor, HOSPITAL, "colleague").await;
     let outsider = n.person(Role::Doctor, HOSPITAL, "outsider").await;
-    let threads = Threads::new(n.dir.clone(), n.post.clone());
+    let threads = Threads::new(
+        n.dir.clone(),
+        n.post.clone(),
+        n.t.store.clone(),
+        n.audit.clone(),
+    );
     let referral = threads
         .open(
             &gp,

@@ -330,7 +330,7 @@ async fn a_doctor_forwards_an_own_item_to_a_colleague_of_the_same_facility() {
     // It is in the colleague's Inbox, and the forward is in the audit trail.
     let inbox = n.post.mailbox(&col_s, "inbox").await.unwrap();
     assert!(inbox.iter().any(|e| e.envelope_id == id));
-    let audit = n.dir.audit().all_entries(0, i64::MAX).await.unwrap();
+    let audit = n.audit.all_entries(0, i64::MAX).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "forward"
         && e.actor.as_deref() == Some(rad.id.as_str())
         && e.item.as_deref() == Some(id.as_str())

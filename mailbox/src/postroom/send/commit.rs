@@ -89,8 +89,7 @@ impl Postroom {
             })
             .collect();
         if let Err(e) = self
-            .directory
-            .store()
+            .store
             .insert_envelope(
                 &row,
                 &slot_rows,
@@ -112,7 +111,7 @@ impl Postroom {
         );
         // Committed already: a failed entry is logged, not turned into a failed
         // send that the client would repeat.
-        self.directory.audit().note(audit.item(id.clone())).await;
+        self.audit.note(audit.item(id.clone())).await;
         Ok(id)
     }
 

@@ -62,7 +62,7 @@ impl Postroom {
         recipients: &[Recipient],
         principals: Vec<Principal>,
     ) -> Result<Vec<(Principal, Certificate)>> {
-        let store = self.directory.store();
+        let store = &self.store;
         let mut all: Vec<Principal> = recipients.iter().map(Recipient::principal).collect();
         all.extend(principals);
         all.push(Principal::Account(sender.id.clone()));

@@ -78,7 +78,7 @@ pub async fn audit(
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let (from, to) = mailbox::records::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
-    let audit = state.directory.audit();
+    let audit = &state.audit;
     let rows = audit.entries(&session, from, to).await?;
     audit
         .note(
@@ -147,8 +147,7 @@ pub async fn readings_csv(
         &total.to_string(),
     ]));
     state
-        .directory
-        .audit()
+        .audit
         .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("readings_csv"))
         .await;
     Ok(csv(out, "readings.csv"))
@@ -202,8 +201,7 @@ pub async fn usage_csv(
         ]));
     }
     state
-        .directory
-        .audit()
+        .audit
         .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("usage_csv"))
         .await;
     Ok(csv(out, "usage.csv"))

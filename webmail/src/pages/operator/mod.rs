@@ -138,7 +138,7 @@ async fn audit(state: &AppState, s: &CurrentSession, what: &str, item: Option<St
     if let Some(item) = item {
         event = event.item(item);
     }
-    state.directory.audit().note(event).await;
+    state.audit.note(event).await;
 }
 
 fn parse_day(field: &'static str, s: &str) -> Result<Option<NaiveDate>, Error> {

@@ -1,15 +1,18 @@
 //! `renkei admin …`: the operator's commands, on the same data as `serve`.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
-use mailbox::{
-    Account, AccountId, Directory, Error, Facility, FacilityCode, NewAccount, Password, Result,
-};
+use mailbox::{AccountId, Directory, Error, Facility, FacilityCode, Result};
 
 use mailbox::notify::{Notices, kind_labels};
 
-use mailbox::records::audit::{AuditEvent, action};
+use mailbox::records::audit::{Audit, AuditEvent, action};
+use mailbox::store::Store;
 
 use mailbox::records::{Actor, DeletionReport, Records};
+
+mod user;
 
 use crate::cli::{
     AdminCommand, AuditCommand, BlobsCommand, DeletionCommand, FacilityCommand, FacilityFields,
@@ -17,10 +20,10 @@ use crate::cli::{
     UserCommand,
 };
 
-async fn notifications(directory: &Directory, command: NotificationsCommand) -> Result<()> {
+async fn notifications(store: &dyn Store, command: NotificationsCommand) -> Result<()> {
     match command {
         NotificationsCommand::Failed => {
-            let rows = directory.store().failed_notifications(None).await?;
+            let rows = store.failed_notifications(None).await?;
             println!("{} failed notification(s)", rows.len());
             for r in rows {
                 let created = chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -104,6 +107,8 @@ fn describe(command: &AdminCommand) -> (String, Option<String>) {
 /// What the operator's commands work on.
 pub struct Services<'a> {
     pub settings: &'a crate::config::Settings,
+    pub store: &'a Arc<dyn Store>,
+    pub audit: &'a Audit,
     pub directory: &'a Directory,
     pub postroom: &'a mailbox::postroom::Postroom,
     pub records: &'a Records,
@@ -112,36 +117,37 @@ pub struct Services<'a> {
 
 /// Runs an operator command and appends it to the audit trail, done or refused.
 pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
-    let directory = services.directory;
-    let notices = services.notices;
     let (what, item) = describe(&command);
     let result = match command {
         AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
         AdminCommand::Backup { dir } => {
-            crate::backup::backup(services.settings, directory.store(), &dir)
+            crate::backup::backup(services.settings, services.store, &dir)
                 .await
                 .map_err(|e| Error::Internal(format!("{e:#}")))
         }
         AdminCommand::Retention { command } => retention(services.records, command).await,
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
-        other => dispatch(directory, notices, other).await,
+        other => dispatch(services, other).await,
     };
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
     if let Some(item) = item {
         event = event.item(item);
     }
-    directory.audit().note(event).await;
+    services.audit.note(event).await;
     result
 }
 
-async fn dispatch(directory: &Directory, notices: &Notices, command: AdminCommand) -> Result<()> {
+async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> {
+    let (directory, notices) = (services.directory, services.notices);
     match command {
-        AdminCommand::Audit { command } => audit(directory, command).await,
+        AdminCommand::Audit { command } => audit(services.audit, command).await,
         AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
-        AdminCommand::Facility { command } => facility(directory, command).await,
-        AdminCommand::User { command } => user(directory, notices, command).await,
-        AdminCommand::Notifications { command } => notifications(directory, command).await,
+        AdminCommand::Facility { command } => facility(directory, services.store, command).await,
+        AdminCommand::User { command } => user::user(directory, notices, command).await,
+        AdminCommand::Notifications { command } => {
+            notifications(services.store.as_ref(), command).await
+        }
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
         // Dispatched by `run`, which has the postroom.
@@ -327,10 +333,10 @@ async fn billing(
     Ok(())
 }
 
-async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
+async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Verify => {
-            let v = directory.audit().verify().await?;
+            let v = trail.verify().await?;
             match v.first_broken {
                 None => println!("audit chain intact: {} entries", v.entries),
                 Some((seq, reason)) => {
@@ -344,7 +350,7 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
                 parse_date("from", &from)?,
                 parse_date("to", &to)?,
             )?;
-            let rows = directory.audit().all_entries(start, end).await?;
+            let rows = trail.all_entries(start, end).await?;
             let csv = mailbox::records::audit::to_csv(&rows);
             match out {
                 Some(path) => {
@@ -354,8 +360,7 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
                 }
                 None => print!("{csv}"),
             }
-            directory
-                .audit()
+            trail
                 .note(
                     AuditEvent::cli(action::AUDIT_EXPORT)
                         .detail(format!("from={from} to={to} entries={}", rows.len())),
@@ -484,7 +489,11 @@ fn print_facility(f: &Facility) {
     );
 }
 
-async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
+async fn facility(
+    directory: &Directory,
+    store: &Arc<dyn Store>,
+    command: FacilityCommand,
+) -> Result<()> {
     match command {
         FacilityCommand::Add { code, fields } => {
             let mut f = Facility::new(FacilityCode::parse(&code)?, String::new(), today());
@@ -518,8 +527,7 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
         FacilityCommand::Escalation { code, hours } => {
             let code = FacilityCode::parse(&code)?;
             directory.facility(&code).await?;
-            directory
-                .store()
+            store
                 .set_escalation_hours(code.as_str(), i64::from(hours.max(1)))
                 .await?;
             println!(
@@ -559,212 +567,6 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                 f.code,
                 f.active_until.map(|d| d.to_string()).unwrap_or_default()
             );
-        }
-    }
-    Ok(())
-}
-
-fn print_account(a: &Account) {
-    println!("id:               {}", a.id);
-    println!("name:             {}", a.name);
-    println!("role:             {}", a.role);
-    println!(
-        "facility:         {}",
-        a.facility
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "-".into())
-    );
-    println!(
-        "e-mail:           {} ({})",
-        a.email.as_deref().unwrap_or("-"),
-        if a.email_verified {
-            "verified"
-        } else {
-            "not verified"
-        }
-    );
-    println!("must change pw:   {}", a.must_change_password);
-    println!("locked:           {}", a.locked);
-    println!("failed attempts:  {}", a.failed_attempts);
-}
-
-/// The text of a credential letter, to print and send by post.
-fn credential_letter(a: &Account, facility_name: Option<&str>, password: &Password) {
-    println!("==================== Renkei 利用者ID通知書 ====================");
-    if let Some(name) = facility_name {
-        println!("施設 / Facility:      {name}");
-    }
-    println!("氏名 / Name:          {}", a.name);
-    println!("役割 / Role:          {} ({})", a.role.label_ja(), a.role);
-    println!("ユーザーID / ID:      {}", a.id);
-    println!("初期パスワード / Initial password: {}", password.expose());
-    println!("初回ログイン時にパスワードの変更が必要です。");
-    println!("You must change this password when you first sign in.");
-    println!("===============================================================");
-}
-
-/// The credential letter as PDF, readable by the owner only (it holds a password).
-fn credential_letter_pdf(
-    path: &std::path::Path,
-    a: &Account,
-    facility_name: Option<&str>,
-    password: &Password,
-    reset: bool,
-) -> Result<()> {
-    let facility = match (&a.facility, facility_name) {
-        (Some(code), Some(name)) => Some(format!("{name}（{code}）")),
-        (Some(code), None) => Some(code.to_string()),
-        _ => None,
-    };
-    let issued = (chrono::Utc::now() + chrono::Duration::hours(9))
-        .format("%Y-%m-%d")
-        .to_string();
-    let role = format!("{}（{}）", a.role.label_ja(), a.role);
-    let pdf = mailbox::pdf::credential_letter(&mailbox::pdf::CredentialLetter {
-        account_id: &a.id.display_grouped(),
-        name: &a.name,
-        role_ja: &role,
-        facility: facility.as_deref(),
-        password: password.expose(),
-        issued_on: &issued,
-        reset,
-    })?;
-    crate::demo::write_private_bytes(path, &pdf).map_err(|e| Error::Internal(format!("{e:#}")))?;
-    println!("credential letter PDF written to {}", path.display());
-    Ok(())
-}
-
-async fn facility_name(directory: &Directory, a: &Account) -> Option<String> {
-    match &a.facility {
-        Some(code) => directory.facility(code).await.ok().map(|f| f.name),
-        None => None,
-    }
-}
-
-async fn user(directory: &Directory, notices: &Notices, command: UserCommand) -> Result<()> {
-    match command {
-        UserCommand::Add {
-            role,
-            facility,
-            name,
-            email,
-            letter_pdf,
-        } => {
-            let new = NewAccount {
-                role: role.parse()?,
-                facility: facility.as_deref().map(FacilityCode::parse).transpose()?,
-                name,
-                email: email.filter(|e| !e.trim().is_empty()),
-            };
-            let (account, password) = directory.add_account(new).await?;
-            let fname = facility_name(directory, &account).await;
-            credential_letter(&account, fname.as_deref(), &password);
-            if let Some(path) = letter_pdf {
-                credential_letter_pdf(&path, &account, fname.as_deref(), &password, false)?;
-            }
-            // Notices go only to a confirmed address: mail the link now.
-            if let Some(address) = &account.email {
-                notices.request_confirmation(&account.id, address).await?;
-                if notices.policy().enabled {
-                    println!("A confirmation link is being mailed to the address.");
-                } else {
-                    println!("No mail relay is configured: the address stays unconfirmed.");
-                }
-            }
-        }
-        UserCommand::List { facility } => {
-            let code = facility.as_deref().map(FacilityCode::parse).transpose()?;
-            println!("id\trole\tfacility\tname\tlocked");
-            for a in directory.accounts(code.as_ref()).await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    a.id,
-                    a.role,
-                    a.facility
-                        .as_ref()
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    a.name,
-                    a.locked
-                );
-            }
-        }
-        UserCommand::Show { id } => {
-            print_account(&directory.account(&AccountId::parse(&id)?).await?);
-        }
-        UserCommand::Lock { id } => {
-            let a = directory.set_locked(&AccountId::parse(&id)?, true).await?;
-            println!("account {} locked", a.id);
-        }
-        UserCommand::Unlock { id } => {
-            let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
-            println!("account {} unlocked", a.id);
-        }
-        UserCommand::ResetPassword {
-            id,
-            recovery_key,
-            letter_pdf,
-        } => {
-            let id = AccountId::parse(&id)?;
-            let key = recovery_key.as_deref().map(read_recovery_key).transpose()?;
-            let outcome = directory.reset_password_with(&id, key.as_ref()).await?;
-            let account = directory.account(&id).await?;
-            let fname = facility_name(directory, &account).await;
-            credential_letter(&account, fname.as_deref(), &outcome.password);
-            if let Some(path) = letter_pdf {
-                credential_letter_pdf(&path, &account, fname.as_deref(), &outcome.password, true)?;
-            }
-            if outcome.key_replaced {
-                println!(
-                    "WARNING: reset without the recovery key: {} has a NEW key and can no longer open {} earlier item(s) addressed to them personally:",
-                    account.id,
-                    outcome.unreadable_items.len()
-                );
-                for item in &outcome.unreadable_items {
-                    println!("  {item}");
-                }
-                println!(
-                    "Facility grants are pending again until another member signs in or `admin grants complete` runs."
-                );
-            } else if key.is_some() {
-                println!("The person keeps their key: every earlier item stays readable.");
-            }
-        }
-        UserCommand::Factors => {
-            println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
-            for r in directory.factor_summaries().await? {
-                let id = AccountId::parse(&r.account_id)
-                    .map(|a| a.display_grouped())
-                    .unwrap_or(r.account_id);
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    id,
-                    if r.totp { "yes" } else { "no" },
-                    r.recovery_codes_left,
-                    r.app_passwords,
-                    r.security_keys
-                );
-            }
-        }
-        UserCommand::ResetSecondFactor { id } => {
-            let id = AccountId::parse(&id)?;
-            tracing::warn!(
-                audit = "second_factor_reset",
-                via = "cli",
-                account = id.as_str(),
-                "second-factor reset requested by the operator"
-            );
-            let a = directory.reset_second_factor(&id).await?;
-            notices.security_notice(&id, "second_factor_reset").await?;
-            println!(
-                "second factor of {} reset: sessions ended, the person must enrol again at the next sign-in",
-                a.id
-            );
-        }
-        UserCommand::Remove { id } => {
-            let a = directory.remove_account(&AccountId::parse(&id)?).await?;
-            println!("account {} removed: grants deleted, account locked", a.id);
         }
     }
     Ok(())
