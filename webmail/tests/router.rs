@@ -69,13 +69,19 @@ async fn app() -> (Router, TestNet) {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let directory = Arc::new(Directory::new(
+    // One audit trail for every service, as `Application::build` wires it.
+    let audit = mailbox::records::audit::Audit::new(store.clone());
+    let directory = Arc::new(Directory::assemble(
         store.clone(),
+        audit.clone(),
+        mailbox::clock::system(),
         policy,
         NetworkPolicy::default(),
     ));
     let postroom = Arc::new(Postroom::new(
         directory.clone(),
+        store.clone(),
+        audit.clone(),
         BlobStore::new(dir.path().join("blobs")),
         Arc::new(BlindIndexKey::generate().unwrap()),
     ));
@@ -84,8 +90,13 @@ async fn app() -> (Router, TestNet) {
         mailbox::notify::NotifyPolicy::default(),
     ));
     let threads = Arc::new(
-        mailbox::threads::Threads::new(directory.clone(), postroom.clone())
-            .notifying(notices.clone()),
+        mailbox::threads::Threads::new(
+            directory.clone(),
+            postroom.clone(),
+            store.clone(),
+            audit.clone(),
+        )
+        .notifying(notices.clone()),
     );
     let records = Arc::new(mailbox::records::Records::new(postroom.vault(), 365));
     let router = webmail::router(AppState {
@@ -94,6 +105,7 @@ async fn app() -> (Router, TestNet) {
         threads,
         notices,
         records,
+        audit,
         upload: UploadPolicy::default(),
     });
 

@@ -5,8 +5,8 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, Submission};
+use super::lease::NOTIFICATION_COLUMNS;
 use super::notify::NotificationRow;
-use super::notify_sql::NOTIFICATION_COLUMNS;
 use super::queue::MailboxEntryRow;
 use super::thread::ThreadChange;
 use super::thread_sql::{ADVANCE_THREAD, INSERT_THREAD};
