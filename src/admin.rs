@@ -7,8 +7,6 @@ use mailbox::{
 
 use mailbox::notify::{Notices, kind_labels};
 
-use mailbox::records::audit::{AuditEvent, action};
-
 use mailbox::records::{Actor, DeletionReport, Records};
 
 use crate::cli::{
@@ -126,12 +124,10 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
         other => dispatch(directory, notices, other).await,
     };
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
-    if let Some(item) = item {
-        event = event.item(item);
-    }
-    directory.audit().note(event).await;
+    directory
+        .audit()
+        .admin(Actor::Cli, &what, item, result.is_ok())
+        .await;
     result
 }
 
@@ -340,11 +336,14 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
             }
         }
         AuditCommand::Export { from, to, out } => {
-            let (start, end) = mailbox::records::audit::jst_days(
-                parse_date("from", &from)?,
-                parse_date("to", &to)?,
-            )?;
-            let rows = directory.audit().all_entries(start, end).await?;
+            let rows = directory
+                .audit()
+                .export(
+                    Actor::Cli,
+                    parse_date("from", &from)?,
+                    parse_date("to", &to)?,
+                )
+                .await?;
             let csv = mailbox::records::audit::to_csv(&rows);
             match out {
                 Some(path) => {
@@ -354,13 +353,6 @@ async fn audit(directory: &Directory, command: AuditCommand) -> Result<()> {
                 }
                 None => print!("{csv}"),
             }
-            directory
-                .audit()
-                .note(
-                    AuditEvent::cli(action::AUDIT_EXPORT)
-                        .detail(format!("from={from} to={to} entries={}", rows.len())),
-                )
-                .await;
         }
     }
     Ok(())

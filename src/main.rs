@@ -115,12 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (directory, _) = app::open_services(&settings).await?;
             directory
                 .audit()
-                .note(
-                    mailbox::records::audit::AuditEvent::cli(
-                        mailbox::records::audit::action::ADMIN,
-                    )
-                    .detail("restore: ok"),
-                )
+                .admin(mailbox::records::Actor::Cli, "restore", None, true)
                 .await;
             Ok(())
         }
