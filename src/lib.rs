@@ -77,12 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             backup::restore(&settings, &dir).await?;
             let app = Application::build(settings).await?;
             app.audit
-                .note(
-                    mailbox::records::audit::AuditEvent::cli(
-                        mailbox::records::audit::action::ADMIN,
-                    )
-                    .detail("restore: ok"),
-                )
+                .admin(mailbox::records::Actor::Cli, "restore", None, true)
                 .await;
             Ok(())
         }

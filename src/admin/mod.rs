@@ -7,10 +7,9 @@ use mailbox::{AccountId, Directory, Error, Facility, FacilityCode, Result};
 
 use mailbox::notify::{Notices, kind_labels};
 
-use mailbox::records::audit::{Audit, AuditEvent, action};
-use mailbox::store::Store;
-
+use mailbox::records::audit::Audit;
 use mailbox::records::{Actor, DeletionReport, Records};
+use mailbox::store::Store;
 
 mod user;
 
@@ -129,12 +128,10 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
         other => dispatch(services, other).await,
     };
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    let mut event = AuditEvent::cli(action::ADMIN).detail(format!("{what}: {outcome}"));
-    if let Some(item) = item {
-        event = event.item(item);
-    }
-    services.audit.note(event).await;
+    services
+        .audit
+        .admin(Actor::Cli, &what, item, result.is_ok())
+        .await;
     result
 }
 
@@ -346,11 +343,13 @@ async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
             }
         }
         AuditCommand::Export { from, to, out } => {
-            let (start, end) = mailbox::records::audit::jst_days(
-                parse_date("from", &from)?,
-                parse_date("to", &to)?,
-            )?;
-            let rows = trail.all_entries(start, end).await?;
+            let rows = trail
+                .export(
+                    Actor::Cli,
+                    parse_date("from", &from)?,
+                    parse_date("to", &to)?,
+                )
+                .await?;
             let csv = mailbox::records::audit::to_csv(&rows);
             match out {
                 Some(path) => {
@@ -360,12 +359,6 @@ async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
                 }
                 None => print!("{csv}"),
             }
-            trail
-                .note(
-                    AuditEvent::cli(action::AUDIT_EXPORT)
-                        .detail(format!("from={from} to={to} entries={}", rows.len())),
-                )
-                .await;
         }
     }
     Ok(())

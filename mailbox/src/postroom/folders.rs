@@ -57,11 +57,35 @@ impl Folder {
     }
 }
 
+/// One message of a folder, as a mail client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderItem {
+    /// Stable, never renumbered (see `UID_VALIDITY`).
+    pub uid: i64,
+    pub envelope_id: String,
+    pub seen: bool,
+    pub flagged: bool,
+    /// Unix seconds the item was sealed.
+    pub created_at: i64,
+}
+
+impl From<FolderRow> for FolderItem {
+    fn from(r: FolderRow) -> Self {
+        Self {
+            uid: r.uid,
+            envelope_id: r.envelope_id,
+            seen: r.seen,
+            flagged: r.flagged,
+            created_at: r.created_at,
+        }
+    }
+}
+
 /// A folder's messages in UID order.
 #[derive(Debug, Clone)]
 pub struct FolderListing {
     pub folder: Folder,
-    pub messages: Vec<FolderRow>,
+    pub messages: Vec<FolderItem>,
     /// Above every UID handed out so far; never goes down.
     pub uid_next: i64,
 }
@@ -113,7 +137,12 @@ impl Folders {
         let principal = self.principal(session, folder)?;
         let store = &self.store;
         store.sync_folder(&principal, folder.key()).await?;
-        let messages = store.folder_rows(&principal, folder.key()).await?;
+        let messages = store
+            .folder_rows(&principal, folder.key())
+            .await?
+            .into_iter()
+            .map(FolderItem::from)
+            .collect();
         let uid_next = store.max_uid().await?.saturating_add(1);
         Ok(FolderListing {
             folder,

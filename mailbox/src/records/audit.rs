@@ -104,6 +104,38 @@ impl<T: Acting + ?Sized> Acting for &T {
     }
 }
 
+/// Who asks: a signed-in operator, the command line on the server, or the
+/// server's own schedule.
+#[derive(Clone, Copy)]
+pub enum Actor<'a> {
+    /// A signed-in session (`&CurrentSession`).
+    Session(&'a (dyn Acting + Sync)),
+    Cli,
+    System,
+}
+
+impl Actor<'_> {
+    /// The entry this actor's `what` makes.
+    pub fn event(&self, what: &'static str) -> AuditEvent {
+        match self {
+            Self::Session(s) => AuditEvent::by(s, what),
+            Self::Cli => AuditEvent::cli(what),
+            Self::System => AuditEvent::system(what),
+        }
+    }
+
+    /// Refuses a session that is not the operator's (the command line and
+    /// the schedule act as the operator).
+    pub fn require_operator(&self) -> Result<()> {
+        match self {
+            Self::Session(s) if s.ready_account()?.role != crate::Role::Operator => {
+                Err(Error::Forbidden)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl AuditEvent {
     pub fn by(session: &impl Acting, action: &'static str) -> Self {
         let a = session.acting_account();
@@ -386,6 +418,47 @@ impl Audit {
     /// Every entry in `[from_ms, to_ms)` (the operator's command line).
     pub async fn all_entries(&self, from_ms: i64, to_ms: i64) -> Result<Vec<AuditRow>> {
         Ok(self.store.audit_entries(from_ms, to_ms, None).await?)
+    }
+
+    /// The entries of the JST days `[from, to]` that `by` may read, and the
+    /// export itself on the trail: the API, the records page and `renkei admin
+    /// audit export` all come through here. The command line also records the
+    /// period it asked for.
+    pub async fn export(
+        &self,
+        by: Actor<'_>,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<AuditRow>> {
+        let (start, end) = jst_days(from, to)?;
+        let (rows, detail) = match by {
+            Actor::Session(s) => {
+                let rows = self.entries(&s, start, end).await?;
+                let detail = format!("entries={}", rows.len());
+                (rows, detail)
+            }
+            Actor::Cli | Actor::System => {
+                let rows = self.all_entries(start, end).await?;
+                let detail = format!("from={from} to={to} entries={}", rows.len());
+                (rows, detail)
+            }
+        };
+        self.note(by.event(action::AUDIT_EXPORT).detail(detail))
+            .await;
+        Ok(rows)
+    }
+
+    /// An operator's console action (a page of the console or `renkei
+    /// admin`), in the same words either way: "user lock: ok". The item is
+    /// a facility code or account ID only.
+    pub async fn admin(&self, by: Actor<'_>, what: &str, item: Option<String>, ok: bool) {
+        let mut event = by
+            .event(action::ADMIN)
+            .detail(format!("{what}: {}", if ok { "ok" } else { "failed" }));
+        if let Some(item) = item {
+            event = event.item(item);
+        }
+        self.note(event).await;
     }
 
     /// Walks the whole chain from the first entry and names the first entry

@@ -28,46 +28,19 @@ use std::sync::Arc;
 
 use renkei_crypto::BlindIndexKey;
 
+pub use audit::Actor;
 pub use deletion::DeletionReport;
 
-use crate::Role;
 use crate::blob::BlobStore;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::records::audit::{Acting, Audit, AuditEvent, action};
+use crate::records::audit::{Audit, action};
 use crate::store::Store;
 use crate::store::records::{DeletionCandidate, DeletionLogRow};
 
 /// Default retention period, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
-
-/// Who asks: a signed-in operator, the command line on the server, or the
-/// server's own schedule.
-#[derive(Clone, Copy)]
-pub enum Actor<'a> {
-    /// A signed-in session (`&CurrentSession`).
-    Session(&'a (dyn Acting + Sync)),
-    Cli,
-    System,
-}
-
-impl Actor<'_> {
-    fn event(&self, what: &'static str) -> AuditEvent {
-        match self {
-            Self::Session(s) => AuditEvent::by(s, what),
-            Self::Cli => AuditEvent::cli(what),
-            Self::System => AuditEvent::system(what),
-        }
-    }
-
-    fn require_operator(&self) -> Result<()> {
-        match self {
-            Self::Session(s) if s.ready_account()?.role != Role::Operator => Err(Error::Forbidden),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// What deletion reaches: the store, the audit trail, the blob folder and the
 /// blind-index key, handed over explicitly (see `Postroom::vault`), so records

@@ -14,7 +14,7 @@
 mod backend;
 pub mod factor;
 mod factor_sql;
-pub mod folder;
+pub(crate) mod folder;
 mod folder_sql;
 mod lease;
 pub mod notify;

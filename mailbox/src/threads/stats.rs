@@ -8,6 +8,7 @@ use crate::account::Role;
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
+use crate::records::audit::{AuditEvent, action};
 use crate::store::thread::{ReadingCount, ThreadRow, UsageRow};
 
 impl Threads {
@@ -57,6 +58,36 @@ impl Threads {
                 Role::Clerk | Role::Liaison => Some(&c.facility_code) == own_facility.as_ref(),
             })
             .collect())
+    }
+
+    /// The reading counts of `month` as an export (the CSV download): the
+    /// same rows as `reading_stats`, and the export on the audit trail.
+    pub async fn export_reading_stats(
+        &self,
+        session: &CurrentSession,
+        month: &str,
+    ) -> Result<Vec<ReadingCount>> {
+        let rows = self.reading_stats(session, month).await?;
+        self.note_report_export(session, "readings_csv").await;
+        Ok(rows)
+    }
+
+    /// A facility's per-account usage as an export (the CSV download): the
+    /// same rows as `usage_of`, and the export on the audit trail.
+    pub async fn export_usage_of(
+        &self,
+        session: &CurrentSession,
+        facility: Option<&FacilityCode>,
+    ) -> Result<Vec<UsageRow>> {
+        let rows = self.usage_of(session, facility).await?;
+        self.note_report_export(session, "usage_csv").await;
+        Ok(rows)
+    }
+
+    async fn note_report_export(&self, session: &CurrentSession, report: &'static str) {
+        self.audit
+            .note(AuditEvent::by(session, action::REPORT_EXPORT).detail(report))
+            .await;
     }
 
     /// Per-account usage of the clerk's facility.

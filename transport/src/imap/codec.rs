@@ -13,7 +13,7 @@ use imap_next::imap_types::response::{
     Capability, Code, Data, Status, StatusBody, StatusKind, Tagged,
 };
 use imap_next::imap_types::sequence::SequenceSet;
-use mailbox::store::folder::FolderRow;
+use mailbox::postroom::folders::FolderItem;
 
 /// One untagged or tagged response, in the order it must be sent.
 pub enum Reply {
@@ -90,11 +90,11 @@ pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
     })
 }
 
-pub fn uid_of(row: &FolderRow) -> Option<NonZeroU32> {
+pub fn uid_of(row: &FolderItem) -> Option<NonZeroU32> {
     u32::try_from(row.uid).ok().and_then(NonZeroU32::new)
 }
 
-pub fn flags_of(row: &FolderRow, deleted: bool) -> Vec<FlagFetch<'static>> {
+pub fn flags_of(row: &FolderItem, deleted: bool) -> Vec<FlagFetch<'static>> {
     let mut flags = Vec::new();
     if row.seen {
         flags.push(FlagFetch::Flag(Flag::Seen));

@@ -14,7 +14,7 @@ use imap_next::imap_types::fetch::{
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 use mailbox::CurrentSession;
-use mailbox::store::folder::FolderRow;
+use mailbox::postroom::folders::FolderItem;
 
 use super::{Session, State, error_text};
 use crate::imap::codec::{Reply, bad, flags_of, literal, no, nz, ok, uid_of};
@@ -23,7 +23,7 @@ use crate::imap::structure::header_fields;
 
 /// What one message's FETCH items are made from.
 struct Sources {
-    row: FolderRow,
+    row: FolderItem,
     deleted: bool,
     rendered: Option<Arc<Rendered>>,
     summary: Option<Arc<Summary>>,

@@ -21,8 +21,8 @@ use imap_next::imap_types::flag::StoreResponse;
 use imap_next::imap_types::response::{Code, Data, Status};
 use imap_next::imap_types::sequence::SequenceSet;
 use mailbox::postroom::Postroom;
+use mailbox::postroom::folders::FolderItem;
 use mailbox::postroom::folders::{Folder, Folders};
-use mailbox::store::folder::FolderRow;
 use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
 pub use super::codec::{Reply, bad, capabilities, no, ok};
@@ -41,7 +41,7 @@ pub struct Services {
 struct Selected {
     folder: Folder,
     read_only: bool,
-    messages: Vec<FolderRow>,
+    messages: Vec<FolderItem>,
     /// Marked `\Deleted` in this session; EXPUNGE archives them.
     deleted: HashSet<String>,
     /// The folder's fingerprint when last listed (see `changes`).

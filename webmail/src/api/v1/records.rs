@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use mailbox::records::audit::{AuditEvent, action};
+use mailbox::records::Actor;
 use mailbox::{Error, FacilityCode};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -77,15 +77,14 @@ pub async fn audit(
     ApiSession(session): ApiSession,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ApiError> {
-    let (from, to) = mailbox::records::audit::jst_days(day("from", &q.from)?, day("to", &q.to)?)?;
-    let audit = &state.audit;
-    let rows = audit.entries(&session, from, to).await?;
-    audit
-        .note(
-            AuditEvent::by(&session, action::AUDIT_EXPORT)
-                .detail(format!("entries={}", rows.len())),
+    let rows = state
+        .audit
+        .export(
+            Actor::Session(&session),
+            day("from", &q.from)?,
+            day("to", &q.to)?,
         )
-        .await;
+        .await?;
     if q.format.as_deref() == Some("csv") {
         return Ok(csv(mailbox::records::audit::to_csv(&rows), "audit.csv"));
     }
@@ -122,7 +121,10 @@ pub async fn readings_csv(
     ApiSession(session): ApiSession,
     Query(q): Query<MonthQuery>,
 ) -> Result<Response, ApiError> {
-    let rows = state.threads.reading_stats(&session, &q.month).await?;
+    let rows = state
+        .threads
+        .export_reading_stats(&session, &q.month)
+        .await?;
     let mut out = String::from(mailbox::records::csv::BOM);
     out.push_str(&mailbox::records::csv::line(&[
         "集計月 / month",
@@ -146,10 +148,6 @@ pub async fn readings_csv(
         "",
         &total.to_string(),
     ]));
-    state
-        .audit
-        .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("readings_csv"))
-        .await;
     Ok(csv(out, "readings.csv"))
 }
 
@@ -175,7 +173,10 @@ pub async fn usage_csv(
         .map(FacilityCode::parse)
         .transpose()
         .map_err(Error::from)?;
-    let rows = state.threads.usage_of(&session, facility.as_ref()).await?;
+    let rows = state
+        .threads
+        .export_usage_of(&session, facility.as_ref())
+        .await?;
     let mut out = String::from(mailbox::records::csv::BOM);
     out.push_str(&mailbox::records::csv::line(&[
         "利用者ID / account",
@@ -200,10 +201,6 @@ pub async fn usage_csv(
             r.overdue.to_string(),
         ]));
     }
-    state
-        .audit
-        .note(AuditEvent::by(&session, action::REPORT_EXPORT).detail("usage_csv"))
-        .await;
     Ok(csv(out, "usage.csv"))
 }
 

@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use mailbox::clock::{format_jst_minutes, today_jst};
 use mailbox::facility::parse_departments;
 use mailbox::notify::{NotifyReason, kind_labels};
-use mailbox::records::audit::{AuditEvent, action};
+use mailbox::records::Actor;
 use mailbox::{
     Account, AccountId, CurrentSession, Error, Facility, FacilityCode, Localized, NewAccount, Role,
 };
@@ -133,12 +133,7 @@ impl FromRequestParts<AppState> for OperatorPage {
 /// Appends an operator action to the audit trail in the words of `renkei
 /// admin` ("user lock: ok"); the item is a facility code or account ID only.
 async fn audit(state: &AppState, s: &CurrentSession, what: &str, item: Option<String>, ok: bool) {
-    let mut event = AuditEvent::by(s, action::ADMIN)
-        .detail(format!("{what}: {}", if ok { "ok" } else { "failed" }));
-    if let Some(item) = item {
-        event = event.item(item);
-    }
-    state.audit.note(event).await;
+    state.audit.admin(Actor::Session(s), what, item, ok).await;
 }
 
 fn parse_day(field: &'static str, s: &str) -> Result<Option<NaiveDate>, Error> {
