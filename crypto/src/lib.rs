@@ -26,7 +26,7 @@ mod stream;
 pub use blind::{BlindIndexKey, blind_index, normalise_patient_id};
 pub use envelope::{
     AttachmentInput, AttachmentOpened, Draft, Field, InnerMessage, ManifestEntry, OpenedEnvelope,
-    ProtectedHeaders, Sealed, SealedAttachment, SealedEnvelope, SenderInfo, Verification,
+    Place, ProtectedHeaders, Sealed, SealedAttachment, SealedEnvelope, SenderInfo, Verification,
     add_key_slot, key_slots, open, open_attachment, seal, sign_detached, verify_detached,
 };
 pub use error::{CryptoError, Result};

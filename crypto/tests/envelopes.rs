@@ -80,6 +80,34 @@ fn structured_fields_are_sealed_and_come_back_in_order() {
 }
 
 #[test]
+fn the_place_is_sealed_and_comes_back_and_the_older_format_has_none() {
+    let (a, b) = (key("a"), key("b"));
+    let mut d = draft("読影所見");
+    d.place = Some(Place {
+        envelope_id: "01JEXAMPLEENVELOPE".into(),
+        thread_id: Some("01JEXAMPLETHREAD".into()),
+        step_seq: Some(2),
+        step_kind: Some("report".into()),
+        item_kind: "reading_request".into(),
+        sender_account: "42".into(),
+        sender_facility: "F001".into(),
+        recipients: vec!["account:T3AN9GX9".into(), "liaison:3710123450".into()],
+        created_at: 1_765_000_000,
+        patient_blind_index: Some("ab".repeat(32)),
+    });
+    let (env, _) = seal_with(&a, &[&b.cert()], &d, &[]);
+    let o = open(&env, &b, lookup(vec![a.cert()])).expect("open");
+    assert_eq!(o.verification, Verification::Valid);
+    assert_eq!(o.inner.place, d.place);
+    // The place is inside the encryption: no ID is readable in the sealed bytes.
+    assert!(!contains(env.as_bytes(), b"01JEXAMPLETHREAD"));
+    // A draft without a place opens with none (what older items look like).
+    let (env, _) = seal_with(&a, &[&b.cert()], &draft("x"), &[]);
+    let o = open(&env, &b, lookup(vec![a.cert()])).expect("open");
+    assert_eq!(o.inner.place, None);
+}
+
+#[test]
 fn round_trip_four_recipients_with_attachments() {
     let a = key("a");
     let rs: Vec<SecretKey> = (0..4).map(|i| key(&format!("r{i}"))).collect();

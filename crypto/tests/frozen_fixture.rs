@@ -35,6 +35,7 @@ fn draft() -> Draft {
         },
         body: BODY.into(),
         fields: Vec::new(),
+        place: None,
     }
 }
 
@@ -87,6 +88,7 @@ fn the_frozen_envelope_still_opens() {
     assert_eq!(opened.inner.headers, expected.headers);
     assert_eq!(opened.inner.sender, expected.sender);
     assert_eq!(opened.inner.body, BODY);
+    assert_eq!(opened.inner.place, None, "sealed before places were signed");
     let entry = &opened.inner.manifest[0];
     assert_eq!(
         (entry.name.as_str(), entry.media_type.as_str(), entry.size),

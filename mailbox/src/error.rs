@@ -56,8 +56,10 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
-    /// What failed: `key_slot`, `body` or `attachment`.
-    #[error("the stored {0} failed its integrity check; it was damaged or altered")]
+    /// What failed: `key_slot`, `body` or `attachment`; or how a row no
+    /// longer matches the place its sender signed (`moved`, `step_reordered`,
+    /// `relabelled`, `recipients_changed`, `time_changed`, `step_missing`).
+    #[error("{}", tampered_en(.0))]
     Tampered(&'static str),
     #[error("the password was right; the second factor must follow")]
     SecondFactorRequired,
@@ -192,6 +194,10 @@ impl Localized for Error {
             Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
             Self::Tampered("key_slot") => "tampered_key_slot",
             Self::Tampered("attachment") => "tampered_attachment",
+            Self::Tampered(
+                c @ ("moved" | "step_reordered" | "relabelled" | "recipients_changed"
+                | "time_changed" | "step_missing"),
+            ) => c,
             Self::Tampered(_) => "tampered_body",
             Self::AttachmentRefused { code, .. } => code,
             Self::PatientMismatch(_) => "patient_mismatch",
@@ -239,12 +245,7 @@ impl Localized for Error {
             }
             Self::NotFound(_) => "見つかりません。".into(),
             Self::Conflict(msg) => format!("競合が発生しました: {msg}"),
-            Self::Tampered("attachment") => {
-                "添付ファイルが署名された内容と一致しません。改ざんまたは破損の可能性があります。".into()
-            }
-            Self::Tampered(_) => {
-                "この項目は改ざんまたは破損しているため表示できません。".into()
-            }
+            Self::Tampered(what) => tampered_ja(what).into(),
             Self::AttachmentRefused {
                 name, reason_ja, ..
             } => format!("ファイル「{name}」は送信できません：{reason_ja}。"),
@@ -267,6 +268,47 @@ impl Localized for Error {
         }
     }
 }
+fn tampered_en(what: &str) -> String {
+    match what {
+        "moved" => "the item was signed for another item, thread or patient than its record says; \
+                    its content is withheld"
+            .into(),
+        "step_reordered" => "the item was signed as another step of its thread; its content is withheld".into(),
+        "relabelled" => "the record's kind or step differs from what was signed; its content is withheld".into(),
+        "recipients_changed" => {
+            "the record names a recipient the sender did not address; its content is withheld".into()
+        }
+        "time_changed" => "the record's time differs from the signed time; its content is withheld".into(),
+        "step_missing" => "a step of this thread is missing from the records".into(),
+        other => format!("the stored {other} failed its integrity check; it was damaged or altered"),
+    }
+}
+
+fn tampered_ja(what: &str) -> &'static str {
+    match what {
+        "attachment" => {
+            "添付ファイルが署名された内容と一致しません。改ざんまたは破損の可能性があります。"
+        }
+        "moved" => {
+            "この項目は別の項目・スレッド・患者のものとして署名されています（移動の疑い）。内容は表示しません。"
+        }
+        "step_reordered" => {
+            "この項目は別の手順番号で署名されています（順序の改ざんの疑い）。内容は表示しません。"
+        }
+        "relabelled" => {
+            "記録上の種別・手順が署名された内容と異なります（書き換えの疑い）。内容は表示しません。"
+        }
+        "recipients_changed" => {
+            "記録上の宛先が送信者の指定した宛先と異なります。内容は表示しません。"
+        }
+        "time_changed" => {
+            "記録上の日時が署名された日時と異なります（日時の書き換えの疑い）。内容は表示しません。"
+        }
+        "step_missing" => "このスレッドの手順が記録から失われています（削除の疑い）。",
+        _ => "この項目は改ざんまたは破損しているため表示できません。",
+    }
+}
+
 /// What a refused password lacks, per MHLW guideline 6.0 (Q&A シQ-54): at least 13
 /// characters mixing letters, digits and symbols, or at least 8 with a second factor.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

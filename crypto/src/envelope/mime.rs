@@ -7,11 +7,12 @@ use sequoia_openpgp::crypto::SessionKey;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::{Draft, Field, InnerMessage, ManifestEntry, ProtectedHeaders, SenderInfo};
+use super::{Draft, Field, InnerMessage, ManifestEntry, Place, ProtectedHeaders, SenderInfo};
 use crate::error::{CryptoError, Result};
 
 const MANIFEST_TYPE: &str = "application/vnd.renkei.manifest+json";
 const FIELDS_TYPE: &str = "application/vnd.renkei.fields+json";
+const PLACE_TYPE: &str = "application/vnd.renkei.place+json";
 const H_KIND: &str = "X-Renkei-Kind";
 const H_PATIENT_ID: &str = "X-Renkei-Patient-Id";
 const H_PATIENT_NAME: &str = "X-Renkei-Patient-Name";
@@ -77,10 +78,23 @@ pub(super) fn build_mime(draft: &Draft, manifest: &[ManifestEntry]) -> Result<Ze
     if !draft.fields.is_empty() {
         builder = builder.attachment(FIELDS_TYPE, "fields.json", fields_json.as_slice());
     }
+    let place_json = match &draft.place {
+        Some(p) => Zeroizing::new(
+            serde_json::to_vec(p).map_err(|e| CryptoError::InvalidInput(e.to_string()))?,
+        ),
+        None => Zeroizing::new(Vec::new()),
+    };
+    if draft.place.is_some() {
+        builder = builder.attachment(PLACE_TYPE, "place.json", place_json.as_slice());
+    }
     // Reserve generously (encodings expand text up to ~3x) so the buffer holding
     // plaintext is not reallocated, which would leave unwiped copies behind.
     let mut out = Zeroizing::new(Vec::with_capacity(
-        draft.body.len() * 3 + json.len() * 2 + fields_json.len() * 3 + 8192,
+        draft.body.len() * 3
+            + json.len() * 2
+            + fields_json.len() * 3
+            + place_json.len() * 2
+            + 8192,
     ));
     builder.write_to(&mut *out)?;
     Ok(out)
@@ -140,6 +154,10 @@ pub(super) fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
         Some(p) => serde_json::from_slice(p.contents()).map_err(|_| bad("fields unreadable"))?,
         None => Vec::new(),
     };
+    let place: Option<Place> = match part_of(PLACE_TYPE) {
+        Some(p) => Some(serde_json::from_slice(p.contents()).map_err(|_| bad("place unreadable"))?),
+        None => None,
+    };
     let part = part_of(MANIFEST_TYPE).ok_or_else(|| bad("no manifest"))?;
     let m: ManifestJson =
         serde_json::from_slice(part.contents()).map_err(|_| bad("manifest unreadable"))?;
@@ -171,6 +189,7 @@ pub(super) fn parse_mime(bytes: &[u8]) -> Result<InnerMessage> {
         sender,
         body,
         fields,
+        place,
         manifest,
     })
 }

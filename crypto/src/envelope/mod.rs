@@ -80,6 +80,36 @@ pub struct Draft {
     /// Structured fields of the form (for example modality, findings), signed with
     /// the body, in order.
     pub fields: Vec<Field>,
+    /// Where the item belongs, signed with it (see [`Place`]); `None` only for
+    /// tests of the older format.
+    pub place: Option<Place>,
+}
+
+/// The item's place, signed in the inner message so that a row moved to another
+/// thread or patient, relabelled, re-addressed or re-dated no longer matches
+/// what the sender signed. Items sealed before places were signed have none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
+pub struct Place {
+    /// The envelope's own ID.
+    pub envelope_id: String,
+    /// The thread it belongs to, if any.
+    pub thread_id: Option<String>,
+    /// Its step's sequence number in the thread (1 for the opening envelope).
+    pub step_seq: Option<i64>,
+    /// Its step's kind (`open`, `report`, `decline`, …).
+    pub step_kind: Option<String>,
+    /// The item's kind as stored in clear (`message`, `reading_request`, …).
+    pub item_kind: String,
+    /// The sending account.
+    pub sender_account: String,
+    /// The sending account's facility (empty for operators).
+    pub sender_facility: String,
+    /// The principals it was sealed to (key slot owners), sorted.
+    pub recipients: Vec<String>,
+    /// Creation time, seconds since the Unix epoch, as stored in clear.
+    pub created_at: i64,
+    /// The patient's blind index (hex), when the item names a patient.
+    pub patient_blind_index: Option<String>,
 }
 
 /// One named field of a structured form.
@@ -119,6 +149,8 @@ pub struct InnerMessage {
     pub body: String,
     /// Structured fields, as sealed.
     pub fields: Vec<Field>,
+    /// The signed place; `None` for items sealed before places were signed.
+    pub place: Option<Place>,
     /// One entry per attachment, in the order given to [`seal`].
     pub manifest: Vec<ManifestEntry>,
 }
@@ -296,6 +328,13 @@ pub fn seal(
         ("sender facility", &draft.sender.facility),
     ] {
         check_header(what, v)?;
+    }
+    if let Some(p) = &draft.place {
+        if p.envelope_id.is_empty() || p.recipients.is_empty() {
+            return Err(CryptoError::InvalidInput(
+                "a place names its envelope and recipients".into(),
+            ));
+        }
     }
     for a in &attachments {
         check_header("attachment name", &a.name)?;

@@ -24,6 +24,7 @@ pub fn draft(body: &str) -> Draft {
         },
         body: body.into(),
         fields: Vec::new(),
+        place: None,
     }
 }
 

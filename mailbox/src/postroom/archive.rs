@@ -25,7 +25,9 @@ impl Postroom {
         id: &str,
         scope: ArchiveScope,
     ) -> Result<SealedArchive> {
-        let (_, _, row, opened) = self.open_raw(session, id).await?;
+        let raw = self.open_raw(session, id).await?;
+        raw.refuse_if_moved()?;
+        let (row, opened) = (raw.row, raw.opened);
         let manifest = &opened.inner.manifest;
         let record_at = record_index(manifest);
         let blob_rows = self.store.attachments(id).await?;

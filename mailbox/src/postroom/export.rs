@@ -27,6 +27,10 @@ impl Postroom {
     ) -> Result<(Vec<u8>, String)> {
         let keyring = self.keyring(session)?;
         let item = self.open_marking(session, id, false).await?;
+        // Nothing printed under a place its sender did not sign.
+        if let Some(e) = item.place_error() {
+            return Err(e);
+        }
         let sender = AccountId::parse(&item.sender_id)
             .map_err(|_| Error::Internal("stored sender ID".into()))?;
         let sender = self.directory.account(&sender).await?;
@@ -54,10 +58,11 @@ impl Postroom {
             && let Some(thread) = &item.thread_id
             && let Some(row) = self.store.thread(thread).await?
             && row.opener_id != item.id
-            && let Ok((_, _, _, opener)) = self.open_raw(session, &row.opener_id).await
+            && let Ok(opener) = self.open_raw(session, &row.opener_id).await
+            && opener.refuse_if_moved().is_ok()
         {
-            patient_id = opener.inner.headers.patient_id.clone();
-            patient_name = opener.inner.headers.patient_name.clone();
+            patient_id = opener.opened.inner.headers.patient_id.clone();
+            patient_name = opener.opened.inner.headers.patient_name.clone();
         }
         let print = crate::pdf::ItemPrint {
             item_id: item.id.clone(),

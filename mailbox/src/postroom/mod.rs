@@ -18,6 +18,7 @@ mod export;
 mod flags;
 mod forward;
 mod open;
+mod place;
 mod send;
 mod sweep;
 
@@ -39,6 +40,7 @@ use crate::store::Store;
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment};
 pub use open::{OpenedItem, SignatureStatus};
+pub use place::PlaceCheck;
 pub use send::{OutgoingAttachment, PatientConfirmation};
 pub(crate) use send::{Sealing, ThreadLink};
 

@@ -1,8 +1,10 @@
 //! Opening an item for one reader: the key slot that opens it, the signature
 //! check, and the reads that mark it seen (or only peek).
 //!
-//! The verdict is a `SignatureStatus`: valid, unknown signer, bad signature, or
-//! signer mismatch. A damaged key slot, body or attachment is
+//! The verdict is a `SignatureStatus`: valid, unknown signer, bad signature,
+//! signer mismatch, or a row that no longer sits where its sender signed it
+//! (moved, reordered, relabelled, recipients or time changed; see
+//! [`super::place`]) — such an item comes with its content withheld. A damaged key slot, body or attachment is
 //! `Error::Tampered`, never a silent failure; an item the reader has no slot
 //! for is `NotFound`, like a missing one.
 
@@ -11,12 +13,13 @@ use std::sync::Arc;
 use renkei_crypto::{Certificate, Fingerprint, SealedEnvelope, Verification};
 
 use super::attachments::record_index;
+use super::place::{self, PlaceCheck};
 use super::{AttachmentInfo, Consent, ConsentMethod, PARSED_CERTS, Postroom, crypto};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::keys::{Keyring, Principal};
 use crate::records::audit::{AuditEvent, action};
-use crate::store::vault::EnvelopeRow;
+use crate::store::vault::{EnvelopeRow, SlotRow};
 
 /// How far a reader may trust an opened item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,16 @@ pub enum SignatureStatus {
     BadSignature,
     /// A good signature, but not by the account the envelope says sent it.
     SignerMismatch,
+    /// Signed for another item, thread or patient than the row says.
+    Moved,
+    /// Signed as another step number of its thread.
+    StepReordered,
+    /// Signed as another kind of item or step.
+    Relabelled,
+    /// The row names a recipient the sender did not address.
+    RecipientsChanged,
+    /// The row's time is not the time the sender signed.
+    TimeChanged,
 }
 
 impl SignatureStatus {
@@ -35,6 +48,45 @@ impl SignatureStatus {
             Self::UnknownSigner => "unknown_signer",
             Self::BadSignature => "bad_signature",
             Self::SignerMismatch => "signer_mismatch",
+            Self::Moved => "moved",
+            Self::StepReordered => "step_reordered",
+            Self::Relabelled => "relabelled",
+            Self::RecipientsChanged => "recipients_changed",
+            Self::TimeChanged => "time_changed",
+        }
+    }
+
+    /// Whether the row was changed after signing: its content is withheld.
+    pub fn is_place_difference(self) -> bool {
+        matches!(
+            self,
+            Self::Moved
+                | Self::StepReordered
+                | Self::Relabelled
+                | Self::RecipientsChanged
+                | Self::TimeChanged
+        )
+    }
+}
+
+/// An envelope decrypted for one reader, before any verdict.
+pub(super) struct RawOpening {
+    pub keyring: Arc<Keyring>,
+    pub principal: Principal,
+    pub row: EnvelopeRow,
+    /// Every key slot of the item (for the signed recipients).
+    pub slots: Vec<SlotRow>,
+    pub opened: renkei_crypto::OpenedEnvelope,
+}
+
+impl RawOpening {
+    /// `Tampered` naming the difference when the row no longer sits where its
+    /// sender signed it: for paths that hand out content without a verdict
+    /// (attachments, archives, the opening item's patient on a print).
+    pub fn refuse_if_moved(&self) -> Result<()> {
+        match place::check(&self.row, &self.slots, self.opened.inner.place.as_ref()) {
+            PlaceCheck::Differs(status) => Err(Error::Tampered(status.as_str())),
+            PlaceCheck::Matches | PlaceCheck::NotSigned => Ok(()),
         }
     }
 }
@@ -54,6 +106,8 @@ pub struct OpenedItem {
     pub thread_id: Option<String>,
     pub step: Option<String>,
     pub signature: SignatureStatus,
+    /// False for items sealed before places were signed ("older format").
+    pub place_signed: bool,
     pub signer_fingerprint: Option<String>,
     /// SHA-256 (hex) of the signed content.
     pub signed_sha256: String,
@@ -61,6 +115,16 @@ pub struct OpenedItem {
     /// The principal whose key slot opened it.
     pub opened_as: Principal,
     pub consent: Option<Consent>,
+}
+
+impl OpenedItem {
+    /// The error an edge that must not show this item answers with (an API
+    /// 422 naming the difference), when its row was changed after signing.
+    pub fn place_error(&self) -> Option<Error> {
+        self.signature
+            .is_place_difference()
+            .then(|| Error::Tampered(self.signature.as_str()))
+    }
 }
 
 impl std::fmt::Debug for OpenedItem {
@@ -77,26 +141,23 @@ impl Postroom {
     /// Which of this reader's principals holds a slot on the item; `NotFound` when
     /// none does, so an outsider cannot tell whether the item exists.
     pub(crate) async fn reader_principal(&self, keyring: &Keyring, id: &str) -> Result<Principal> {
+        Ok(self.reader_slots(keyring, id).await?.0)
+    }
+
+    /// `reader_principal`, with every key slot of the item.
+    async fn reader_slots(&self, keyring: &Keyring, id: &str) -> Result<(Principal, Vec<SlotRow>)> {
         let slots = self.store.envelope_slots(id).await?;
-        keyring
+        let principal = keyring
             .principals()
             .into_iter()
             .find(|p| slots.iter().any(|s| s.principal == p.key()))
-            .ok_or(Error::NotFound("item"))
+            .ok_or(Error::NotFound("item"))?;
+        Ok((principal, slots))
     }
 
-    pub(super) async fn open_raw(
-        &self,
-        session: &CurrentSession,
-        id: &str,
-    ) -> Result<(
-        Arc<Keyring>,
-        Principal,
-        EnvelopeRow,
-        renkei_crypto::OpenedEnvelope,
-    )> {
+    pub(super) async fn open_raw(&self, session: &CurrentSession, id: &str) -> Result<RawOpening> {
         let keyring = self.keyring(session)?;
-        let principal = self.reader_principal(&keyring, id).await?;
+        let (principal, slots) = self.reader_slots(&keyring, id).await?;
         let row = self
             .store
             .envelope(id)
@@ -112,7 +173,13 @@ impl Postroom {
         })
         .await
         .map_err(|e| Error::Internal(format!("open task: {e}")))??;
-        Ok((keyring, principal, row, opened))
+        Ok(RawOpening {
+            keyring,
+            principal,
+            row,
+            slots,
+            opened,
+        })
     }
 
     /// The envelope opened with the session's key, reusing the session's
@@ -128,7 +195,11 @@ impl Postroom {
             self.reader_principal(&keyring, id).await?;
             return Ok(opened);
         }
-        let (keyring, _, _, opened) = self.open_raw(session, id).await?;
+        let raw = self.open_raw(session, id).await?;
+        raw.refuse_if_moved()?;
+        let RawOpening {
+            keyring, opened, ..
+        } = raw;
         let opened = Arc::new(opened);
         keyring.recent.put(id, opened.clone());
         Ok(opened)
@@ -165,6 +236,26 @@ impl Postroom {
     /// The signature status of an opened item: a valid signature must also be
     /// by the key of the account the envelope row and the inner message name.
     async fn signature_status(
+        &self,
+        row: &EnvelopeRow,
+        slots: &[SlotRow],
+        opened: &renkei_crypto::OpenedEnvelope,
+    ) -> Result<SignatureStatus> {
+        let signature = self.signer_status(row, opened).await?;
+        if signature != SignatureStatus::Valid {
+            return Ok(signature);
+        }
+        Ok(
+            match place::check(row, slots, opened.inner.place.as_ref()) {
+                PlaceCheck::Differs(status) => status,
+                PlaceCheck::Matches | PlaceCheck::NotSigned => SignatureStatus::Valid,
+            },
+        )
+    }
+
+    /// Whether the signature is good and by the account the row and the inner
+    /// message name.
+    async fn signer_status(
         &self,
         row: &EnvelopeRow,
         opened: &renkei_crypto::OpenedEnvelope,
@@ -213,10 +304,9 @@ impl Postroom {
     ) -> Result<Vec<(String, Result<OpenedItem>)>> {
         let keyring = self.keyring(session)?;
         let principals = keyring.principals();
-        let keys: Vec<String> = principals.iter().map(Principal::key).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let store = &self.store;
-        let slots = store.slots_held(&refs, &keys).await?;
+        let slots = store.slots_of(&refs).await?;
         let mut rows: std::collections::HashMap<String, EnvelopeRow> = store
             .envelopes_by_ids(&refs)
             .await?
@@ -283,7 +373,7 @@ impl Postroom {
         for (principal, row, r) in opened {
             let id = row.id.clone();
             let item = match r {
-                Ok(o) => match self.signature_status(&row, &o).await {
+                Ok(o) => match self.signature_status(&row, &slots, &o).await {
                     Ok(sig) => assemble(row, principal, &o, sig),
                     Err(e) => Err(e),
                 },
@@ -311,13 +401,19 @@ impl Postroom {
         id: &str,
         mark: bool,
     ) -> Result<OpenedItem> {
-        let (_, principal, row, opened) = self.open_raw(session, id).await?;
+        let RawOpening {
+            principal,
+            row,
+            slots,
+            opened,
+            ..
+        } = self.open_raw(session, id).await?;
         let mut view = AuditEvent::by(session, action::VIEW).item(id);
         if !mark {
             view = view.detail("peek");
         }
         self.audit.record(view).await?;
-        let signature = self.signature_status(&row, &opened).await?;
+        let signature = self.signature_status(&row, &slots, &opened).await?;
         // Opening marks the reader's own entry seen (oversight readers have none).
         if mark {
             match self
@@ -346,7 +442,9 @@ impl Postroom {
     }
 }
 
-/// An `OpenedItem` from its row, the principal that opened it and the crypto's result.
+/// An `OpenedItem` from its row, the principal that opened it and the crypto's
+/// result. A row changed after signing keeps its clear metadata and status
+/// but none of the content, so no edge can show it under the wrong place.
 fn assemble(
     row: EnvelopeRow,
     principal: Principal,
@@ -354,7 +452,7 @@ fn assemble(
     signature: SignatureStatus,
 ) -> Result<OpenedItem> {
     let inner = &opened.inner;
-    Ok(OpenedItem {
+    let mut item = OpenedItem {
         id: row.id.clone(),
         kind: row.kind.clone(),
         sender_id: row.sender_id.clone(),
@@ -371,6 +469,7 @@ fn assemble(
         thread_id: row.thread_id.clone(),
         step: row.step.clone(),
         signature,
+        place_signed: inner.place.is_some(),
         signer_fingerprint: opened.signer.clone(),
         signed_sha256: hex::encode(opened.signed_sha256),
         attachments: inner
@@ -400,5 +499,14 @@ fn assemble(
             }),
             _ => None,
         },
-    })
+    };
+    if signature.is_place_difference() {
+        item.subject.clear();
+        item.patient_id.clear();
+        item.patient_name.clear();
+        item.body.clear();
+        item.fields.clear();
+        item.attachments.clear();
+    }
+    Ok(item)
 }

@@ -163,8 +163,8 @@ pub trait VaultStore: Send + Sync {
     async fn envelope_slots(&self, id: &str) -> StoreResult<Vec<SlotRow>>;
     /// `envelope` for many at once (those that exist, in no order).
     async fn envelopes_by_ids(&self, ids: &[&str]) -> StoreResult<Vec<EnvelopeRow>>;
-    /// The key slots of `ids` held by any of `principals`, in one query.
-    async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>>;
+    /// Every key slot of the given envelopes (what their signed places are checked against).
+    async fn slots_of(&self, ids: &[&str]) -> StoreResult<Vec<SlotRow>>;
     async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
     /// One attachment row (a study has thousands; a slice needs one).
     async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>>;

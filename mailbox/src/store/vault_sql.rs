@@ -414,24 +414,17 @@ where
         Ok(out)
     }
 
-    async fn slots_held(&self, ids: &[&str], principals: &[String]) -> StoreResult<Vec<SlotRow>> {
+    async fn slots_of(&self, ids: &[&str]) -> StoreResult<Vec<SlotRow>> {
         let mut out = Vec::new();
-        if principals.is_empty() {
-            return Ok(out);
-        }
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
-                 WHERE envelope_id IN ({}) AND principal IN ({})",
-                list(chunk.len()),
-                list_from(chunk.len() + 1, principals.len())
+                 WHERE envelope_id IN ({})",
+                list(chunk.len())
             );
             let mut q = sqlx::query_as::<_, SlotRow>(&sql);
             for id in chunk {
                 q = q.bind(*id);
-            }
-            for p in principals {
-                q = q.bind(p.as_str());
             }
             out.extend(q.fetch_all(&self.pool).await?);
         }

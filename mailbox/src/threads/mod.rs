@@ -120,6 +120,53 @@ pub struct ThreadSteps {
     pub thread: ThreadRow,
     pub steps: Vec<StepOutcome>,
     pub allowed_steps: Vec<&'static str>,
+    /// The thread's steps against their signed sequence numbers.
+    pub check: ThreadCheck,
+}
+
+/// What a thread's rows say against what its steps signed: each step signs
+/// its sequence number (1 for the opening item) and the thread's version
+/// counts the steps, so a deleted step leaves a gap and a rewritten thread
+/// kind no longer matches its opening item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadCheck {
+    /// Sequence numbers with no step row (deleted from the database).
+    pub missing_steps: Vec<i64>,
+    /// The thread row's kind is not the kind its opening item was sealed as.
+    pub relabelled: bool,
+}
+
+impl ThreadCheck {
+    fn of(thread: &ThreadRow, steps: &[StepOutcome]) -> Self {
+        let present: Vec<i64> = steps.iter().filter_map(|s| s.row.thread_seq).collect();
+        let last = present.iter().copied().max().unwrap_or(0).max(thread.version);
+        let missing_steps = (1..=last).filter(|n| !present.contains(n)).collect();
+        // The opening item's own row kind is checked against its signed place.
+        let relabelled = steps
+            .iter()
+            .find(|s| s.row.envelope_id == thread.opener_id)
+            .and_then(|s| s.opened.as_ref().ok())
+            .is_some_and(|o| o.kind != thread.kind);
+        Self {
+            missing_steps,
+            relabelled,
+        }
+    }
+
+    pub fn is_intact(&self) -> bool {
+        self.missing_steps.is_empty() && !self.relabelled
+    }
+
+    /// The error an edge that must not show the thread as whole answers with.
+    pub fn error(&self) -> Option<Error> {
+        if !self.missing_steps.is_empty() {
+            Some(Error::Tampered("step_missing"))
+        } else if self.relabelled {
+            Some(Error::Tampered("relabelled"))
+        } else {
+            None
+        }
+    }
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -304,7 +351,14 @@ impl Threads {
         let each = self.view_each(session, id).await?;
         let mut steps = Vec::with_capacity(each.steps.len());
         for s in each.steps {
-            steps.push(s.opened?);
+            let item = s.opened?;
+            if let Some(e) = item.place_error() {
+                return Err(e);
+            }
+            steps.push(item);
+        }
+        if let Some(e) = each.check.error() {
+            return Err(e);
         }
         Ok(ThreadView {
             thread: each.thread,
@@ -334,11 +388,18 @@ impl Threads {
             .thread(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
-        let allowed_steps = Self::allowed_steps(&thread, &actor);
+        let check = ThreadCheck::of(&thread, &steps);
+        // A thread whose history was cut or relabelled takes no further steps.
+        let allowed_steps = if check.is_intact() {
+            Self::allowed_steps(&thread, &actor)
+        } else {
+            Vec::new()
+        };
         Ok(ThreadSteps {
             thread,
             steps,
             allowed_steps,
+            check,
         })
     }
 

@@ -135,6 +135,15 @@ fn imap_address(name: &str, id: &str) -> Address<'static> {
 /// and the signature status.
 fn text_of(item: &OpenedItem) -> String {
     let mut text = String::new();
+    if item.signature.is_place_difference() {
+        // The domain withheld the content; say why instead.
+        text.push_str(&format!(
+            "改ざんの疑い：この項目の記録は送信者が署名した場所と一致しません。内容は表示しません。\n\
+             Tampering suspected: this item's record does not match the place its sender signed \
+             ({}); its content is withheld.\n\n",
+            item.signature.as_str()
+        ));
+    }
     if !item.patient_id.is_empty() || !item.patient_name.is_empty() {
         text.push_str(&format!(
             "患者 / Patient: {} ({})\n",
@@ -164,6 +173,9 @@ fn text_of(item: &OpenedItem) -> String {
             .map(|f| format!(" ({f})"))
             .unwrap_or_default()
     ));
+    if !item.place_signed {
+        text.push_str("旧形式：場所は署名されていません / older format: place not signed\n");
+    }
     text
 }
 
@@ -272,12 +284,17 @@ fn build(
         .header(
             "X-Renkei-Signature",
             Raw::new(format!(
-                "{}{}",
+                "{}{}{}",
                 item.signature.as_str(),
                 item.signer_fingerprint
                     .as_deref()
                     .map(|f| format!("; signer={f}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if item.place_signed {
+                    ""
+                } else {
+                    "; place=unsigned"
+                }
             )),
         )
         .header("X-Renkei-Kind", Raw::new(item.kind.clone()));
@@ -361,6 +378,7 @@ mod tests {
             thread_id: Some("01JDTHREAD".into()),
             step: Some("open".into()),
             signature: SignatureStatus::Valid,
+            place_signed: true,
             signer_fingerprint: Some("AB".repeat(32)),
             signed_sha256: "00".repeat(32),
             attachments: sizes

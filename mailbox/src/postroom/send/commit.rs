@@ -40,7 +40,8 @@ impl Postroom {
             self.delete_blobs(&keys);
             return Err(Error::Internal(format!("blob commit: {e}")));
         }
-        let t = self.clock.now_secs();
+        // The time the sender signed, not the commit's.
+        let t = checked.created_at;
         let body = sealed.envelope.to_bytes();
         let row = EnvelopeRow {
             id: id.clone(),

@@ -1,7 +1,7 @@
 //! The first step of sending: what the sender wrote, checked, and the draft
 //! that gets sealed.
 
-use renkei_crypto::{Certificate, Draft, ProtectedHeaders, SenderInfo};
+use renkei_crypto::{Certificate, Draft, Place, ProtectedHeaders, SenderInfo};
 
 use super::{OutgoingAttachment, Sealing, ThreadLink};
 use crate::account::Account;
@@ -22,6 +22,8 @@ pub(super) struct Checked {
     pub blind_index: Option<Vec<u8>>,
     pub consent: Option<Consent>,
     pub thread: Option<ThreadLink>,
+    /// Seconds since the epoch; signed in the place and stored in clear.
+    pub created_at: i64,
     pub audit: AuditEvent,
 }
 
@@ -65,6 +67,8 @@ impl Postroom {
             confirmed: sealing.confirmed_patient_files.clone(),
             sender: sender.id.as_str().to_string(),
         };
+        let created_at = self.clock.now_secs();
+        let place = place_of(&sealing, sender, blind_index.as_deref(), created_at);
         let draft = Draft {
             headers: ProtectedHeaders {
                 kind: sealing.kind.clone(),
@@ -83,6 +87,7 @@ impl Postroom {
             },
             body: sealing.body,
             fields: sealing.fields,
+            place: Some(place),
         };
         if attachments
             .iter()
@@ -101,6 +106,7 @@ impl Postroom {
             blind_index,
             consent: sealing.consent,
             thread: sealing.thread,
+            created_at,
             audit,
         };
         Ok((checked, draft, patient))
@@ -136,5 +142,33 @@ impl Postroom {
             ));
         }
         Ok(())
+    }
+}
+
+/// The place the sender signs: what the clear row will say about the item.
+fn place_of(
+    sealing: &Sealing,
+    sender: &Account,
+    blind_index: Option<&[u8]>,
+    created_at: i64,
+) -> Place {
+    let mut recipients: Vec<String> = sealing.slots.iter().map(|(p, _)| p.key()).collect();
+    recipients.sort();
+    recipients.dedup();
+    Place {
+        envelope_id: sealing.envelope_id.clone(),
+        thread_id: sealing.thread.as_ref().map(|t| t.thread_id.clone()),
+        step_seq: sealing.thread.as_ref().map(|t| t.seq),
+        step_kind: sealing.thread.as_ref().and_then(|t| t.step.clone()),
+        item_kind: sealing.kind.clone(),
+        sender_account: sender.id.as_str().to_string(),
+        sender_facility: sender
+            .facility
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        recipients,
+        created_at,
+        patient_blind_index: blind_index.map(hex::encode),
     }
 }

@@ -185,6 +185,9 @@ pub async fn list(
 #[derive(Serialize, ToSchema)]
 pub struct SignatureView {
     status: &'static str,
+    /// False for an item sealed before its place (ID, thread, step, kinds,
+    /// recipients, time, patient) was signed: "older format: place not signed".
+    place_signed: bool,
     fingerprint: Option<String>,
     /// SHA-256 (hex) of the signed content, as printed on the PDF.
     signed_sha256: String,
@@ -230,6 +233,7 @@ impl From<OpenedItem> for ItemView {
         Self {
             signature: SignatureView {
                 status: o.signature.as_str(),
+                place_signed: o.place_signed,
                 fingerprint: o.signer_fingerprint.clone(),
                 signed_sha256: o.signed_sha256.clone(),
             },
@@ -275,13 +279,18 @@ impl From<OpenedItem> for ItemView {
 /// `GET /api/v1/envelopes/{id}`
 #[utoipa::path(get, path = "/envelopes/{id}", tag = "envelopes", operation_id = "open_envelope",
     params(("id" = String, Path, description = "Item ID")),
-    responses((status = 200, description = "Opened and verified; the view is audited", body = ItemView)))]
+    responses((status = 200, description = "Opened and verified; the view is audited", body = ItemView),
+        (status = 422, description = "Damaged, or its record no longer matches the place its sender signed: `error` is `moved`, `step_reordered`, `relabelled`, `recipients_changed`, `time_changed`, `tampered_body` or `tampered_key_slot`; no content", body = crate::http::error::ErrorBody)))]
 pub async fn open(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
     Path(id): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
-    Ok(Json(state.postroom.open(&session, &id).await?.into()))
+    let item = state.postroom.open(&session, &id).await?;
+    if let Some(e) = item.place_error() {
+        return Err(e.into());
+    }
+    Ok(Json(item.into()))
 }
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed, resumable

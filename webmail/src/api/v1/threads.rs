@@ -290,7 +290,8 @@ pub struct ThreadDetail {
 /// `GET /api/v1/threads/{id}` — the state and every step, opened and verified.
 #[utoipa::path(get, path = "/threads/{id}", tag = "threads", operation_id = "view_thread",
     params(("id" = String, Path, description = "Thread ID")),
-    responses((status = 200, description = "State, every step opened and verified, and the steps the reader may take", body = ThreadDetail)))]
+    responses((status = 200, description = "State, every step opened and verified, and the steps the reader may take", body = ThreadDetail),
+        (status = 422, description = "A step is damaged or no longer sits where its sender signed it, or a step is missing: `error` is `step_missing`, `moved`, `step_reordered`, `relabelled`, `recipients_changed`, `time_changed`, `tampered_body` or `tampered_key_slot`", body = crate::http::error::ErrorBody)))]
 pub async fn view(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,

@@ -93,6 +93,10 @@ pub struct StepView {
     /// Verified signature: green; anything else red with what broke.
     pub sig_ok: bool,
     pub sig_text: &'static str,
+    /// The verdict's stable code (`valid`, `moved`, `tampered_body`, …).
+    pub status: &'static str,
+    /// Sealed before places were signed.
+    pub older_format: bool,
     pub fingerprint: String,
     pub signed_sha256: String,
     pub subject: String,
@@ -151,6 +155,8 @@ struct ThreadPage {
     overdue: bool,
     booked_slot: String,
     steps: Vec<StepView>,
+    /// Red, above the history, when a step is missing or the thread relabelled.
+    integrity_alert: Option<&'static str>,
     actions: Vec<ActionForm>,
     thread_id: String,
     error: Option<String>,
@@ -211,6 +217,11 @@ fn signature_text(tt: &ThreadTexts, s: SignatureStatus) -> &'static str {
         SignatureStatus::UnknownSigner => tt.sig_unknown_signer,
         SignatureStatus::BadSignature => tt.sig_bad,
         SignatureStatus::SignerMismatch => tt.sig_mismatch,
+        SignatureStatus::Moved => tt.sig_moved,
+        SignatureStatus::StepReordered => tt.sig_reordered,
+        SignatureStatus::Relabelled => tt.sig_relabelled,
+        SignatureStatus::RecipientsChanged => tt.sig_recipients,
+        SignatureStatus::TimeChanged => tt.sig_time,
     }
 }
 
@@ -242,6 +253,8 @@ async fn step_view(
         at: format_jst_minutes(item.created_at),
         sig_ok: item.signature == SignatureStatus::Valid,
         sig_text: signature_text(tt, item.signature),
+        status: item.signature.as_str(),
+        older_format: !item.place_signed,
         fingerprint: item.signer_fingerprint.clone().unwrap_or_default(),
         signed_sha256: item.signed_sha256.clone(),
         subject: item.subject.clone(),
@@ -272,7 +285,11 @@ async fn step_view(
         zip: None,
         pdf_href: format!("/api/v1/envelopes/{}/pdf", item.id),
         viewer_href: super::viewer::href_for(item),
-        broken: None,
+        // Moved, relabelled, re-addressed or re-dated: the content is withheld.
+        broken: item
+            .signature
+            .is_place_difference()
+            .then(|| signature_text(tt, item.signature)),
     }
 }
 
@@ -288,7 +305,13 @@ fn broken_view(
         Error::Tampered(_) => tt.broken_body,
         _ => tt.broken_other,
     };
+    let status = match e {
+        Error::Tampered(_) => mailbox::Localized::code(e),
+        _ => "unreadable",
+    };
     StepView {
+        status,
+        older_format: false,
         id: row.envelope_id.clone(),
         label: step_label(lang, kind, row.step.as_deref()),
         signer: row.sender_id.clone(),
@@ -312,6 +335,35 @@ fn broken_view(
     }
 }
 
+/// A step the thread's version counts but no row holds (deleted).
+fn missing_view(lang: Lang, seq: i64) -> StepView {
+    let tt = texts(lang);
+    StepView {
+        id: format!("missing-{seq}"),
+        label: tt.step_missing,
+        signer: String::new(),
+        signer_facility: String::new(),
+        at: String::new(),
+        sig_ok: false,
+        sig_text: tt.step_missing,
+        status: "step_missing",
+        older_format: false,
+        fingerprint: String::new(),
+        signed_sha256: String::new(),
+        subject: String::new(),
+        patient: String::new(),
+        consent: None,
+        body: String::new(),
+        fields: Vec::new(),
+        attachments: Vec::new(),
+        dicom_files: None,
+        zip: None,
+        pdf_href: String::new(),
+        viewer_href: None,
+        broken: Some(tt.step_missing),
+    }
+}
+
 async fn thread_page(
     state: &AppState,
     ctx: PageCtx,
@@ -329,7 +381,12 @@ async fn thread_page(
     let thread = &view.thread;
     let mut names = Names::default();
     let mut steps = Vec::with_capacity(view.steps.len());
+    let mut missing = view.check.missing_steps.iter().copied().peekable();
     for s in &view.steps {
+        // A step deleted from the records is shown in its place, in red.
+        while let Some(n) = missing.next_if(|n| s.row.thread_seq.is_some_and(|at| *n < at)) {
+            steps.push(missing_view(lang, n));
+        }
         steps.push(match &s.opened {
             Ok(item) => StepView {
                 zip: super::zip_links::page_links(state, &ctx.session, lang, item).await,
@@ -338,6 +395,14 @@ async fn thread_page(
             Err(e) => broken_view(lang, &thread.kind, &s.row, e),
         });
     }
+    steps.extend(missing.map(|n| missing_view(lang, n)));
+    let integrity_alert = if view.check.relabelled {
+        Some(tt.thread_relabelled)
+    } else if !view.check.missing_steps.is_empty() {
+        Some(tt.step_missing)
+    } else {
+        None
+    };
     let requester = {
         let (who, _) = names.person(state, &thread.requester_id).await;
         match &thread.requester_facility {
@@ -392,6 +457,7 @@ async fn thread_page(
         overdue,
         booked_slot: thread.booked_slot.clone().unwrap_or_default(),
         steps,
+        integrity_alert,
         actions,
         thread_id: thread.id.clone(),
         error,
