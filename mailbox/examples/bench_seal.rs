@@ -63,6 +63,24 @@ fn draft(body: String) -> Draft {
         },
         body,
         fields: Vec::new(),
+        // As the server seals: the item's place signed with it.
+        place: Some(renkei_crypto::Place {
+            envelope_id: "01JF0000000000000000000000".into(),
+            thread_id: Some("01JF0000000000000000000001".into()),
+            step_seq: Some(1),
+            step_kind: Some("open".into()),
+            item_kind: "reading_request".into(),
+            sender_account: "K7M4QX9R".into(),
+            sender_facility: "3710123450".into(),
+            recipients: vec![
+                "account:K7M4QX9R".into(),
+                "account:T3AN9GX9".into(),
+                "liaison:3710300017".into(),
+                "oversight:3710300017".into(),
+            ],
+            created_at: 1_765_000_000,
+            patient_blind_index: Some("5f".repeat(32)),
+        }),
     }
 }
 
