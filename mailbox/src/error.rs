@@ -273,14 +273,23 @@ fn tampered_en(what: &str) -> String {
         "moved" => "the item was signed for another item, thread or patient than its record says; \
                     its content is withheld"
             .into(),
-        "step_reordered" => "the item was signed as another step of its thread; its content is withheld".into(),
-        "relabelled" => "the record's kind or step differs from what was signed; its content is withheld".into(),
-        "recipients_changed" => {
-            "the record names a recipient the sender did not address; its content is withheld".into()
+        "step_reordered" => {
+            "the item was signed as another step of its thread; its content is withheld".into()
         }
-        "time_changed" => "the record's time differs from the signed time; its content is withheld".into(),
+        "relabelled" => {
+            "the record's kind or step differs from what was signed; its content is withheld".into()
+        }
+        "recipients_changed" => {
+            "the record names a recipient the sender did not address; its content is withheld"
+                .into()
+        }
+        "time_changed" => {
+            "the record's time differs from the signed time; its content is withheld".into()
+        }
         "step_missing" => "a step of this thread is missing from the records".into(),
-        other => format!("the stored {other} failed its integrity check; it was damaged or altered"),
+        other => {
+            format!("the stored {other} failed its integrity check; it was damaged or altered")
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod pages_admin;
 mod pages_doctor;
 mod pages_office;
 mod pages_referral;
+mod place;
 mod records;
 mod sealed;
 mod signin;

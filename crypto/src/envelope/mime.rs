@@ -90,11 +90,7 @@ pub(super) fn build_mime(draft: &Draft, manifest: &[ManifestEntry]) -> Result<Ze
     // Reserve generously (encodings expand text up to ~3x) so the buffer holding
     // plaintext is not reallocated, which would leave unwiped copies behind.
     let mut out = Zeroizing::new(Vec::with_capacity(
-        draft.body.len() * 3
-            + json.len() * 2
-            + fields_json.len() * 3
-            + place_json.len() * 2
-            + 8192,
+        draft.body.len() * 3 + json.len() * 2 + fields_json.len() * 3 + place_json.len() * 2 + 8192,
     ));
     builder.write_to(&mut *out)?;
     Ok(out)

@@ -329,12 +329,12 @@ pub fn seal(
     ] {
         check_header(what, v)?;
     }
-    if let Some(p) = &draft.place {
-        if p.envelope_id.is_empty() || p.recipients.is_empty() {
-            return Err(CryptoError::InvalidInput(
-                "a place names its envelope and recipients".into(),
-            ));
-        }
+    if let Some(p) = &draft.place
+        && (p.envelope_id.is_empty() || p.recipients.is_empty())
+    {
+        return Err(CryptoError::InvalidInput(
+            "a place names its envelope and recipients".into(),
+        ));
     }
     for a in &attachments {
         check_header("attachment name", &a.name)?;

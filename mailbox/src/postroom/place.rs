@@ -125,7 +125,8 @@ mod tests {
             check(&r, &slots, Some(&p))
         };
         use SignatureStatus as S;
-        let cases: [(&dyn Fn(&mut EnvelopeRow), S); 9] = [
+        type Rewrite<'a> = &'a dyn Fn(&mut EnvelopeRow);
+        let cases: [(Rewrite<'_>, S); 9] = [
             (&|r| r.id = "E2".into(), S::Moved),
             (&|r| r.thread_id = Some("T2".into()), S::Moved),
             (&|r| r.blind_index = Some(vec![0xcd; 32]), S::Moved),

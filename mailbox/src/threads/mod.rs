@@ -134,12 +134,19 @@ pub struct ThreadCheck {
     pub missing_steps: Vec<i64>,
     /// The thread row's kind is not the kind its opening item was sealed as.
     pub relabelled: bool,
+    /// Steps that are damaged or no longer sit where their sender signed them.
+    pub altered_steps: usize,
 }
 
 impl ThreadCheck {
     fn of(thread: &ThreadRow, steps: &[StepOutcome]) -> Self {
         let present: Vec<i64> = steps.iter().filter_map(|s| s.row.thread_seq).collect();
-        let last = present.iter().copied().max().unwrap_or(0).max(thread.version);
+        let last = present
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(thread.version);
         let missing_steps = (1..=last).filter(|n| !present.contains(n)).collect();
         // The opening item's own row kind is checked against its signed place.
         let relabelled = steps
@@ -147,14 +154,24 @@ impl ThreadCheck {
             .find(|s| s.row.envelope_id == thread.opener_id)
             .and_then(|s| s.opened.as_ref().ok())
             .is_some_and(|o| o.kind != thread.kind);
+        let altered_steps = steps
+            .iter()
+            .filter(|s| match &s.opened {
+                Ok(item) => item.signature.is_place_difference(),
+                Err(_) => true,
+            })
+            .count();
         Self {
             missing_steps,
             relabelled,
+            altered_steps,
         }
     }
 
+    /// No step missing, damaged or moved, and the kind as signed: the thread
+    /// may take further steps.
     pub fn is_intact(&self) -> bool {
-        self.missing_steps.is_empty() && !self.relabelled
+        self.missing_steps.is_empty() && !self.relabelled && self.altered_steps == 0
     }
 
     /// The error an edge that must not show the thread as whole answers with.

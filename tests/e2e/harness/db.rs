@@ -51,4 +51,26 @@ impl Db {
             Self::Lite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
         }
     }
+
+    /// Replaces an envelope's sealed body (as a restored or doctored backup would).
+    pub async fn set_body(&self, id: &str, body: &[u8]) {
+        let sql = "UPDATE envelopes SET body = $1 WHERE id = $2";
+        let n = match self {
+            Self::Pg(p) => sqlx::query(sql)
+                .bind(body)
+                .bind(id)
+                .execute(p)
+                .await
+                .unwrap()
+                .rows_affected(),
+            Self::Lite(p) => sqlx::query(sql)
+                .bind(body)
+                .bind(id)
+                .execute(p)
+                .await
+                .unwrap()
+                .rows_affected(),
+        };
+        assert_eq!(n, 1);
+    }
 }
