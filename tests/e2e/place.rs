@@ -49,7 +49,7 @@ async fn message(
     body: &str,
 ) -> String {
     let spec =
-        json!({ "kind": "letter", "to": { "account": to }, "subject": subject, "body": body });
+        json!({ "kind": "letter", "to": [{ "account": to }], "subject": subject, "body": body });
     server
         .sent_envelope(gp, &spec, Vec::<(&str, Vec<u8>)>::new())
         .await
@@ -100,7 +100,8 @@ async fn refused(server: &Server, c: &reqwest::Client, path: &str, code: &str, h
 async fn reseal_without_place(db: &Db, id: &str, sender: &str, password: &str) {
     let locked = db
         .bytes(&format!(
-            "SELECT locked_key FROM account_keys WHERE account_id = '{sender}'"
+            "SELECT locked_key FROM account_keys WHERE account_id = '{}'",
+            sender.replace('-', "")
         ))
         .await;
     let key = renkei_crypto::LockedKey::from_bytes(locked)
@@ -219,11 +220,15 @@ async fn rows_moved_relabelled_redated_readdressed_or_deleted_show_as_tampered()
         "UPDATE envelopes SET created_at = created_at - 200 * 86400 WHERE id = '{redated_opener}'"
     ))
     .await;
-    db.exec(&format!(
-        "UPDATE envelope_slots SET principal = 'account:{col}' \
-         WHERE envelope_id = '{readdressed}' AND principal = 'account:{gp}'"
-    ))
-    .await;
+    let n = db
+        .exec(&format!(
+            "UPDATE envelope_slots SET principal = 'account:{}' \
+             WHERE envelope_id = '{readdressed}' AND principal = 'account:{}'",
+            col.replace('-', ""),
+            gp.replace('-', "")
+        ))
+        .await;
+    assert_eq!(n, 1);
     db.exec(&format!(
         "DELETE FROM mailbox_entries WHERE envelope_id = '{accepted}'"
     ))
