@@ -466,7 +466,8 @@ fn every_attachment_size_edge_in_one_item() {
         .collect();
     let d = draft(&KINDS[2], body(2));
     let (env, blobs) = seal_item(&c.sender, &[&doctor], &d, &originals);
-    let mime = rpgp_open(&env, &c.readers[0], &c.sender_rpgp).expect("rPGP opens the body");
+    let mime = rpgp_open(&env, &c.readers[0], &c.sender_rpgp)
+        .unwrap_or_else(|e| panic!("rPGP opens the body: {e}"));
     let (got_body, _, _, entries) = read_mime(&mime);
     assert_eq!(got_body, body(2));
     assert_eq!(entries.len(), sizes.len());
@@ -504,10 +505,12 @@ fn rpgp_rejects_a_flipped_byte_in_body_or_attachment() {
         let d = draft(&KINDS[2], text);
         let (env, blobs) = seal_item(&c.sender, &[&doctor], &d, &originals);
         // The untouched copies open, so a refusal below is the flip's doing.
-        let mime = rpgp_open(&env, r, &c.sender_rpgp).expect("intact body opens");
+        let mime =
+            rpgp_open(&env, r, &c.sender_rpgp).unwrap_or_else(|e| panic!("intact body opens: {e}"));
         let (_, _, _, entries) = read_mime(&mime);
         for (e, blob) in entries.iter().zip(&blobs) {
-            rpgp_attachment(blob, &e.session_key).expect("intact attachment opens");
+            rpgp_attachment(blob, &e.session_key)
+                .unwrap_or_else(|e| panic!("intact attachment opens: {e}"));
         }
 
         // Body ciphertext: in the middle, and just before the two final tags.
@@ -537,4 +540,37 @@ fn rpgp_rejects_a_flipped_byte_in_body_or_attachment() {
             assert!(rpgp_attachment(blob, &wrong).is_err());
         }
     }
+}
+
+/// The frozen fixture (`tests/fixtures`, the format as first shipped) opens in
+/// rPGP too, down to the reader's password-locked key (SKESK v6 with Argon2).
+#[test]
+fn rpgp_opens_the_frozen_fixture() {
+    let read = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        std::fs::read(path.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    };
+    let locked = read("reader.locked");
+    let mut unlocked = Message::from_bytes(&locked[..])
+        .unwrap()
+        .decrypt_with_password(&Password::from("frozen-fixture-password"))
+        .unwrap_or_else(|e| panic!("rPGP unlocks the locked key: {e}"));
+    let tsk = unlocked.as_data_vec().unwrap();
+    let secret = SignedSecretKey::from_bytes(&tsk[..]).expect("rPGP parses the unlocked key");
+    secret.verify_bindings().unwrap();
+    let sender = SignedPublicKey::from_bytes(&read("sender.cert")[..]).unwrap();
+    let r = Reader {
+        secret,
+        slot: String::new(),
+    };
+    let mime = rpgp_open(&read("envelope.pgp"), &r, &sender)
+        .unwrap_or_else(|e| panic!("rPGP opens the frozen envelope: {e}"));
+    let (body, subject, _, entries) = read_mime(&mime);
+    assert_eq!(body, "右上葉に8mmの結節影。経過観察を推奨します。");
+    assert_eq!(subject, "読影レポート");
+    assert_eq!(entries.len(), 1);
+    let plain = rpgp_attachment(&read("attachment.pgp"), &entries[0].session_key)
+        .unwrap_or_else(|e| panic!("rPGP opens the frozen attachment: {e}"));
+    assert_eq!(plain, b"DICM frozen fixture attachment \x00\x01\x02\x03");
+    assert_eq!(hex::encode(Sha256::digest(&plain)), entries[0].sha256);
 }
