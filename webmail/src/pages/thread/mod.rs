@@ -71,11 +71,14 @@ pub(super) fn css(body: &'static str) -> Response {
 // --- views ---------------------------------------------------------------------
 
 pub struct AttachmentLink {
+    pub index: usize,
     pub href: String,
     pub name: String,
     pub media_type: String,
     pub size: u64,
     pub sha256: String,
+    /// What is known of the file's integrity, once a read checked it.
+    pub integrity: Option<super::files::IntegrityMark>,
 }
 
 pub struct FieldLine {
@@ -338,6 +341,7 @@ async fn thread_page(
             Err(e) => broken_view(lang, &thread.kind, &s.row, e),
         });
     }
+    super::files::show_integrity(state, &ctx.session, lang, &mut steps).await;
     let requester = {
         let (who, _) = names.person(state, &thread.requester_id).await;
         match &thread.requester_facility {
@@ -485,10 +489,11 @@ async fn item(
         return Redirect::to(&format!("/threads/{thread}")).into_response();
     }
     let mut names = Names::default();
-    let step = StepView {
+    let mut step = StepView {
         zip: super::zip_links::page_links(&state, &ctx.session, lang, &opened).await,
         ..step_view(&state, lang, &mut names, &opened.kind, &opened).await
     };
+    super::files::show_integrity(&state, &ctx.session, lang, std::slice::from_mut(&mut step)).await;
     let page = ItemPage {
         lang,
         t: lang.texts(),
