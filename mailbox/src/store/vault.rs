@@ -215,8 +215,11 @@ pub trait VaultStore: Send + Sync {
     /// The integrity state of every attachment of an item, by index.
     async fn attachment_integrity(&self, id: &str) -> StoreResult<Vec<IntegrityRow>>;
     /// The integrity state of one attachment (`None`: no such attachment).
-    async fn attachment_integrity_of(&self, id: &str, idx: i64)
-    -> StoreResult<Option<IntegrityRow>>;
+    async fn attachment_integrity_of(
+        &self,
+        id: &str,
+        idx: i64,
+    ) -> StoreResult<Option<IntegrityRow>>;
     /// Sets one attachment's state at `at` (ms): `Damaged` unless it already
     /// is, `Verified` only from `Unknown` (damaged never goes back), `Unknown`
     /// never. True when the row changed.
