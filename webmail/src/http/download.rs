@@ -2,9 +2,12 @@
 //! the signed manifest, and a `Content-Disposition` that is always a download.
 //!
 //! The strong `ETag` is made of the item ID, the attachment's index and its
-//! signed SHA-256, so it is stable across restarts. A download whose blob fails
-//! its signed hash is aborted: the last piece is held back until the hash is
-//! checked. The file name is the last path segment, control characters removed,
+//! signed SHA-256, so it is stable across restarts. An attachment of up to
+//! 64 MiB comes here already checked whole by the postroom (a damaged one was
+//! refused with 422 `tampered_attachment` before any answer); a larger one is
+//! checked as it streams, and a download whose blob fails its signed hash is
+//! aborted: the last piece is held back until the hash is checked, and the
+//! attachment is marked damaged, so the next request is refused at once. The file name is the last path segment, control characters removed,
 //! as an RFC 6266 `filename*` with an ASCII fallback. Every request is audited
 //! as a download by the service.
 
