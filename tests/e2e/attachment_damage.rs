@@ -125,7 +125,11 @@ async fn a_damaged_attachment_is_refused_before_any_byte_and_shown_damaged() {
             format!("/items/{id}/attachments/{i}"),
         ] {
             let r = rad_c.get(server.url(&path)).send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name} {path}");
+            assert_eq!(
+                r.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name} {path}"
+            );
             assert!(r.headers().get("content-disposition").is_none(), "{path}");
             assert!(r.headers().get("x-renkei-sha256").is_none(), "{path}");
             let api = path.starts_with("/api/");
@@ -193,7 +197,10 @@ async fn a_damaged_attachment_is_refused_before_any_byte_and_shown_damaged() {
     marked.sort();
     for name in &NAMES[..3] {
         let detail = format!("attachment={}", index(name));
-        assert!(marked.iter().any(|l| l.contains(&detail)), "{detail}: {marked:?}");
+        assert!(
+            marked.iter().any(|l| l.contains(&detail)),
+            "{detail}: {marked:?}"
+        );
     }
 
     // The thread page in Chromium: damaged in red, the sound one verified.

@@ -74,10 +74,11 @@ impl PreparedAttachment {
     }
 
     /// Decrypts the whole attachment once, checking it against the signed
-    /// manifest and keeping nothing, and records what that found; the blob
-    /// is then read again from its start by `stream`. A damaged blob is
-    /// refused here, before the first byte of an answer.
-    async fn verified_whole(self) -> Result<Self> {
+    /// manifest and keeping nothing (no plaintext is parked in memory or on
+    /// disk), and records what that found; `stream` then reads the blob again
+    /// from its start. A damaged blob is refused here with
+    /// `Tampered("attachment")` (and marked), before the first byte of an answer.
+    pub async fn checked_whole(self) -> Result<Self> {
         let (index, known, report) = (self.info.index, self.known, self.report.clone());
         let (outcome, this) = tokio::task::spawn_blocking(move || {
             let outcome = renkei_crypto::open_attachment(
@@ -107,10 +108,10 @@ impl PreparedAttachment {
 impl Postroom {
     /// Opens the item once and readies one attachment for streaming: what it is
     /// (from the signed manifest) and its sealed blob. One already found
-    /// damaged is refused before anything is read; one of up to
-    /// [`VERIFY_WHOLE_BYTES`] is decrypted and checked whole first, so a
-    /// damaged one is refused (`Tampered("attachment")`, and marked) before
-    /// any answer starts. A larger one is checked as it streams.
+    /// damaged is refused before anything is read. An edge about to answer
+    /// with the whole file checks one of up to [`VERIFY_WHOLE_BYTES`] with
+    /// [`PreparedAttachment::checked_whole`] first; otherwise it is checked as
+    /// it streams.
     pub async fn attachment(
         &self,
         session: &CurrentSession,
@@ -128,9 +129,6 @@ impl Postroom {
                     .detail(format!("attachment={index}")),
             )
             .await?;
-        if prepared.info.size <= VERIFY_WHOLE_BYTES {
-            return prepared.verified_whole().await;
-        }
         Ok(prepared)
     }
 

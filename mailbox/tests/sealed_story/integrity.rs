@@ -201,12 +201,13 @@ async fn a_damaged_attachment_is_marked_once_and_refused_from_then_on() {
     );
     assert_eq!(states(&n, &rad_s, &id).await[1], (1, Damaged));
 
-    // A blob cut short, found by the download the edges serve (checked whole
-    // before it answers): refused, and marked at once.
+    // A blob cut short, found by the check a whole download gets before it
+    // answers: refused, and marked at once.
     let good2 = std::fs::read(blob(2)).unwrap();
     std::fs::write(blob(2), &good2[..good2.len() - 100]).unwrap();
+    let cut = n.post.attachment(&rad_s, &id, 2).await.unwrap();
     assert!(matches!(
-        n.post.attachment(&rad_s, &id, 2).await,
+        cut.checked_whole().await,
         Err(Error::Tampered("attachment"))
     ));
     assert_eq!(states(&n, &rad_s, &id).await[2], (2, Damaged));
@@ -425,11 +426,13 @@ async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_chec
         all.stream(2, Vec::new()),
         Err(Error::Tampered("attachment"))
     ));
-    // The stream's failure marks the file damaged (on a task of its own), and
-    // an archive holding it is then refused before any byte.
+    // The stream's failure marks the file damaged, with its audit entry (on a
+    // task of its own), and an archive holding it is then refused before any byte.
     let mut marked = false;
     for _ in 0..200 {
-        if states(&n, &rad_s, &id).await[2] == (2, AttachmentIntegrity::Damaged) {
+        if states(&n, &rad_s, &id).await[2] == (2, AttachmentIntegrity::Damaged)
+            && !damage_entries(&n).await.is_empty()
+        {
             marked = true;
             break;
         }

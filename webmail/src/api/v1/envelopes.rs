@@ -333,11 +333,11 @@ pub async fn open(
 }
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed, resumable
-/// with `Range`. An attachment of up to 64 MiB is checked whole against its
+/// with `Range`. A whole download of up to 64 MiB is checked against its
 /// signed manifest before the answer starts: a damaged one is 422
-/// `tampered_attachment` (JSON, no byte of the file). A larger one is
-/// checked as it streams: if the blob turns out not to match, the transfer
-/// is aborted (a client never receives a complete-looking altered file).
+/// `tampered_attachment` (JSON, no byte of the file). A larger one, or a
+/// range, is checked as it streams: if the blob turns out not to match, the
+/// transfer is aborted (a client never receives a complete-looking altered file).
 /// Either way the attachment is then marked damaged, and every later
 /// request is 422 `tampered_attachment` at once.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
@@ -361,7 +361,8 @@ pub async fn attachment(
         &id,
         prepared,
         HeaderValue::from_static("attachment"),
-    ))
+    )
+    .await?)
 }
 
 #[derive(Deserialize, ToSchema)]

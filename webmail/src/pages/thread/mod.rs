@@ -520,5 +520,8 @@ async fn download(
     };
     let disposition = HeaderValue::from_str(&content_disposition(&prepared.info.name))
         .unwrap_or(HeaderValue::from_static("attachment"));
-    attachment_download(&headers, &id, prepared, disposition)
+    match attachment_download(&headers, &id, prepared, disposition).await {
+        Ok(response) => response,
+        Err(e) => error_page(ctx, &e, None),
+    }
 }
