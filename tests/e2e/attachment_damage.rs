@@ -115,6 +115,7 @@ async fn a_damaged_attachment_is_refused_before_any_byte_and_shown_damaged() {
         .await;
     assert_eq!(repointed, 1);
 
+    let mut refusal = Value::Null;
     // Each damaged file: 422 with the error's JSON and nothing of the file,
     // found now and refused at once from then on, on the API and the page.
     for (name, file) in NAMES[..3].iter().zip(&files) {
@@ -143,6 +144,7 @@ async fn a_damaged_attachment_is_refused_before_any_byte_and_shown_damaged() {
                 assert!(media.starts_with("application/json"), "{media}");
                 let v: Value = serde_json::from_slice(&body).unwrap();
                 assert_eq!(v["error"], "tampered_attachment", "{path}: {v}");
+                refusal = v;
             } else {
                 assert!(media.starts_with("text/html"), "{media}");
                 let html = String::from_utf8_lossy(&body);
@@ -181,6 +183,25 @@ async fn a_damaged_attachment_is_refused_before_any_byte_and_shown_damaged() {
         .map(|a| (a.0, a.2))
         .collect();
     assert_eq!(states, want);
+
+    // The answers are what the OpenAPI document describes.
+    let doc = server
+        .get_json(&server.client(), "/api/v1/openapi.json")
+        .await;
+    assert_eq!(
+        doc["components"]["schemas"]["IntegrityView"]["enum"],
+        json!(["unknown", "verified", "damaged"])
+    );
+    let item = server.get_json(&rad_c, &item_path).await;
+    let v = crate::openapi::check(
+        &doc,
+        &json!([
+            ["ItemView", item],
+            ["ThreadDetail", in_thread],
+            ["ErrorBody", refusal]
+        ]),
+    );
+    assert_eq!(v["sample_errors"], json!([]), "{v}");
 
     // One audit entry per damaged attachment, naming its index only.
     let audit = net.audit_export();
