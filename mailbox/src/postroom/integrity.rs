@@ -8,10 +8,11 @@
 //! (`attachment_damaged`, detail `attachment=N`: the index only) by the reader
 //! whose read found it; the state is written only when it changes.
 //!
-//! Reads done by the postroom itself record what they found before they
-//! answer. The streamed reads the edges drive on a blocking thread
-//! ([`super::PreparedAttachment::stream`], [`super::SealedArchive::stream`])
-//! record it on a task of their own, a moment after the transfer broke off.
+//! Reads done by the postroom itself record damage before they answer (a
+//! verified state follows on a task of its own). The streamed reads the edges
+//! drive on a blocking thread ([`super::PreparedAttachment::stream`],
+//! [`super::SealedArchive::stream`]) record either on a task of their own, a
+//! moment after the transfer ended.
 
 use std::sync::Arc;
 
@@ -91,8 +92,10 @@ impl IntegrityReport {
 
     /// Records what a whole read of attachment `index` (known to be in
     /// state `known` before it) found: damaged on `Tampered("attachment")`,
-    /// verified on success when nothing was known; other failures (the
-    /// client left, the reader stopped early) say nothing of the blob.
+    /// before the read is answered; verified on success when nothing was
+    /// known, on a task of its own (a slice of a study is not held up by a
+    /// write); other failures (the client left, the reader stopped early)
+    /// say nothing of the blob.
     pub(super) async fn settle<T>(
         &self,
         index: usize,
@@ -101,8 +104,8 @@ impl IntegrityReport {
     ) {
         match outcome {
             Err(Error::Tampered("attachment")) => self.damaged(index).await,
-            Ok(_) if known == AttachmentIntegrity::Unknown => self.verified(index).await,
-            _ => {}
+            Ok(_) => self.settle_later(index, known, outcome),
+            Err(_) => {}
         }
     }
 
