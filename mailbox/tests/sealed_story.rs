@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use common::fresh_store;
 use mailbox::postroom::{
-    ArchiveScope, BlobStore, Consent, ConsentMethod, Outgoing, OutgoingAttachment, Postroom,
-    Recipient, SignatureStatus,
+    ArchiveScope, AttachmentIntegrity, BlobStore, Consent, ConsentMethod, Outgoing,
+    OutgoingAttachment, Postroom, Recipient, SignatureStatus,
 };
 use mailbox::{
     AccountId, AuthPolicy, CurrentSession, Directory, Error, Facility, FacilityCode, NetworkPolicy,

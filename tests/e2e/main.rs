@@ -2,6 +2,7 @@
 //! the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attachment_damage;
 mod crash;
 mod demo;
 mod dicom;

@@ -7,6 +7,7 @@
 use std::io::Write;
 
 use super::attachments::{attachment_info, read_record, record_index};
+use super::integrity::{AttachmentIntegrity, IntegrityReport, blob_missing};
 use super::{AttachmentInfo, BlobStore, Postroom, PreparedAttachment, crypto};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
@@ -38,15 +39,31 @@ impl Postroom {
                 .map(|r| r.blob_key.clone())
                 .ok_or(Error::NotFound("attachment"))
         };
+        let report = self.integrity_report(session, id);
+        let states = self.store.attachment_integrity(id).await?;
+        let known = |index: usize| {
+            states
+                .iter()
+                .find(|r| r.idx == index as i64)
+                .map_or(AttachmentIntegrity::Unknown, |r| r.state())
+        };
         let record = match record_at {
             Some(at) => {
+                IntegrityReport::refuse_damaged(known(at))?;
+                let file = match self.blobs.open(&blob_key(at)?) {
+                    Ok(file) => file,
+                    Err(e) if blob_missing(&e) => {
+                        report.damaged(at).await;
+                        return Err(Error::Tampered("attachment"));
+                    }
+                    Err(e) => return Err(Error::Internal(format!("attachment blob: {e}"))),
+                };
                 let prepared = PreparedAttachment {
                     info: attachment_info(at, &manifest[at]),
                     entry: manifest[at].clone(),
-                    file: self
-                        .blobs
-                        .open(&blob_key(at)?)
-                        .map_err(|_| Error::Tampered("attachment"))?,
+                    file,
+                    known: known(at),
+                    report: report.clone(),
                 };
                 Some(read_record(prepared).await?)
             }
@@ -103,11 +120,13 @@ impl Postroom {
                 .get(index)
                 .filter(|_| Some(index) != record_at)
                 .ok_or(Error::Tampered("attachment"))?;
+            // A file already found damaged: refused before any byte.
+            IntegrityReport::refuse_damaged(known(index))?;
             files.push(ArchiveFile {
                 info: attachment_info(index, entry),
                 place,
             });
-            sealed.push((entry.clone(), blob_key(index)?));
+            sealed.push((entry.clone(), blob_key(index)?, known(index)));
         }
         self.audit
             .record(
@@ -122,6 +141,7 @@ impl Postroom {
             record,
             sealed,
             blobs: self.blobs.clone(),
+            report,
         })
     }
 }
@@ -164,23 +184,32 @@ pub struct SealedArchive {
     pub files: Vec<ArchiveFile>,
     /// The intake record, for naming studies and series.
     pub record: Option<IntakeRecord>,
-    /// Per file: its manifest entry and blob key.
-    sealed: Vec<(renkei_crypto::ManifestEntry, String)>,
+    /// Per file: its manifest entry, blob key and what was known of it.
+    sealed: Vec<(renkei_crypto::ManifestEntry, String, AttachmentIntegrity)>,
     blobs: BlobStore,
+    report: IntegrityReport,
 }
 
 impl SealedArchive {
     /// Blocking: decrypts file `i` (a position in `files`) into `out`,
     /// checked against the signed manifest. On `Tampered("attachment")`
-    /// whatever reached `out` must be discarded.
+    /// whatever reached `out` must be discarded; the file is then marked
+    /// damaged (a moment later, on a task of its own).
     pub fn stream(&self, i: usize, out: impl Write + Send) -> Result<u64> {
-        let (entry, key) = self.sealed.get(i).ok_or(Error::NotFound("attachment"))?;
-        let file = self
-            .blobs
-            .open(key)
-            .map_err(|_| Error::Tampered("attachment"))?;
-        renkei_crypto::open_attachment(std::io::BufReader::with_capacity(1 << 20, file), entry, out)
+        let (entry, key, known) = self.sealed.get(i).ok_or(Error::NotFound("attachment"))?;
+        let index = self.files.get(i).map_or(i, |f| f.info.index);
+        let outcome = match self.blobs.open(key) {
+            Ok(file) => renkei_crypto::open_attachment(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                entry,
+                out,
+            )
             .map(|o| o.size)
-            .map_err(crypto)
+            .map_err(crypto),
+            Err(e) if blob_missing(&e) => Err(Error::Tampered("attachment")),
+            Err(e) => Err(Error::Internal(format!("attachment blob: {e}"))),
+        };
+        self.report.settle_later(index, *known, &outcome);
+        outcome
     }
 }

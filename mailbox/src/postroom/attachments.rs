@@ -7,8 +7,9 @@
 //! and the blob from one attachment row (a 512×512 slice of a 2,048-file study:
 //! 3.7 ms, median; see `bench/dicom`).
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 
+use super::integrity::{AttachmentIntegrity, IntegrityReport, blob_missing};
 use super::{Postroom, crypto};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
@@ -29,12 +30,25 @@ pub struct PreparedAttachment {
     pub info: AttachmentInfo,
     pub(super) entry: renkei_crypto::ManifestEntry,
     pub(super) file: std::fs::File,
+    /// What was known of the blob before this read.
+    pub(super) known: AttachmentIntegrity,
+    pub(super) report: IntegrityReport,
 }
 
 impl PreparedAttachment {
     /// Blocking: decrypts into `out`, checking size and SHA-256 against the signed
-    /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
+    /// manifest. On `Tampered("attachment")` whatever reached `out` must be
+    /// discarded; the attachment is then marked damaged (a moment later, on a
+    /// task of its own).
     pub fn stream(self, out: impl Write + Send) -> Result<u64> {
+        let (index, known, report) = (self.info.index, self.known, self.report.clone());
+        let outcome = self.read(out);
+        report.settle_later(index, known, &outcome);
+        outcome
+    }
+
+    /// Blocking: the decryption, recording nothing.
+    fn read(self, out: impl Write + Send) -> Result<u64> {
         renkei_crypto::open_attachment(
             std::io::BufReader::with_capacity(1 << 20, self.file),
             &self.entry,
@@ -43,11 +57,61 @@ impl PreparedAttachment {
         .map(|o| o.size)
         .map_err(crypto)
     }
+
+    /// Decrypts into `out` on a blocking thread, then records what the read
+    /// found before answering.
+    pub(super) async fn read_into<W: Write + Send + 'static>(self, out: W) -> Result<(u64, W)> {
+        let (index, known, report) = (self.info.index, self.known, self.report.clone());
+        let (outcome, out) = tokio::task::spawn_blocking(move || {
+            let mut out = out;
+            let outcome = self.read(&mut out);
+            (outcome, out)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("attachment task: {e}")))?;
+        report.settle(index, known, &outcome).await;
+        outcome.map(|n| (n, out))
+    }
+
+    /// Decrypts the whole attachment once, checking it against the signed
+    /// manifest and keeping nothing (no plaintext is parked in memory or on
+    /// disk), and records what that found; `stream` then reads the blob again
+    /// from its start. A damaged blob is refused here with
+    /// `Tampered("attachment")` (and marked), before the first byte of an answer.
+    pub async fn checked_whole(self) -> Result<Self> {
+        let (index, known, report) = (self.info.index, self.known, self.report.clone());
+        let (outcome, this) = tokio::task::spawn_blocking(move || {
+            let outcome = renkei_crypto::open_attachment(
+                std::io::BufReader::with_capacity(1 << 20, &self.file),
+                &self.entry,
+                std::io::sink(),
+            )
+            .map_err(crypto)
+            .and_then(|_| {
+                (&self.file)
+                    .seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::Internal(format!("attachment rewind: {e}")))
+            });
+            (outcome, self)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("attachment task: {e}")))?;
+        report.settle(index, known, &outcome).await;
+        outcome?;
+        Ok(Self {
+            known: AttachmentIntegrity::Verified,
+            ..this
+        })
+    }
 }
 
 impl Postroom {
     /// Opens the item once and readies one attachment for streaming: what it is
-    /// (from the signed manifest) and its sealed blob.
+    /// (from the signed manifest) and its sealed blob. One already found
+    /// damaged is refused before anything is read. An edge about to answer
+    /// with the whole file checks one of up to [`VERIFY_WHOLE_BYTES`] with
+    /// [`PreparedAttachment::checked_whole`] first; otherwise it is checked as
+    /// it streams.
     pub async fn attachment(
         &self,
         session: &CurrentSession,
@@ -86,15 +150,22 @@ impl Postroom {
             return Err(Error::NotFound("attachment"));
         };
         let record = record_index(&opened.inner.manifest);
+        let report = self.integrity_report(session, id);
+        let known = report.known(index).await?;
+        IntegrityReport::refuse_damaged(known)?;
         let row = self
             .store
             .attachment(id, index as i64)
             .await?
             .ok_or(Error::NotFound("attachment"))?;
-        let file = self
-            .blobs
-            .open(&row.blob_key)
-            .map_err(|_| Error::Tampered("attachment"))?;
+        let file = match self.blobs.open(&row.blob_key) {
+            Ok(file) => file,
+            Err(e) if blob_missing(&e) => {
+                report.damaged(index).await;
+                return Err(Error::Tampered("attachment"));
+            }
+            Err(e) => return Err(Error::Internal(format!("attachment blob: {e}"))),
+        };
         Ok(Some((
             PreparedAttachment {
                 info: AttachmentInfo {
@@ -106,6 +177,8 @@ impl Postroom {
                 },
                 entry,
                 file,
+                known,
+                report,
             },
             record,
         )))
@@ -166,9 +239,9 @@ impl Postroom {
             }
             .into());
         }
+        let capacity = prepared.info.size as usize;
+        let (_, bytes) = prepared.read_into(Vec::with_capacity(capacity)).await?;
         tokio::task::spawn_blocking(move || -> Result<imaging::Rendered> {
-            let mut bytes = Vec::with_capacity(prepared.info.size as usize);
-            prepared.stream(&mut bytes)?;
             Ok(imaging::render_png(&bytes, frame, window)?)
         })
         .await
@@ -184,10 +257,18 @@ impl Postroom {
         index: usize,
         out: impl Write + Send + 'static,
     ) -> Result<u64> {
-        let prepared = self.attachment(session, id, index).await?;
-        tokio::task::spawn_blocking(move || prepared.stream(out))
-            .await
-            .map_err(|e| Error::Internal(format!("attachment task: {e}")))?
+        let (prepared, _) = self
+            .prepare_attachment(session, id, |_| Some(index))
+            .await?
+            .ok_or(Error::NotFound("attachment"))?;
+        self.audit
+            .record(
+                AuditEvent::by(session, action::DOWNLOAD)
+                    .item(id)
+                    .detail(format!("attachment={index}")),
+            )
+            .await?;
+        prepared.read_into(out).await.map(|(n, _)| n)
     }
 }
 
@@ -203,13 +284,7 @@ pub(super) fn attachment_info(index: usize, m: &renkei_crypto::ManifestEntry) ->
 
 /// The intake record, decrypted into memory (a few hundred bytes per file).
 pub(super) async fn read_record(prepared: PreparedAttachment) -> Result<IntakeRecord> {
-    let json = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        prepared.stream(&mut out)?;
-        Ok(out)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("record task: {e}")))??;
+    let (_, json) = prepared.read_into(Vec::new()).await?;
     serde_json::from_slice(&json).map_err(|e| Error::Internal(format!("intake record: {e}")))
 }
 
@@ -220,6 +295,10 @@ pub(super) fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<
         && last.media_type == crate::postroom::intake::RECORD_MEDIA_TYPE)
         .then(|| manifest.len() - 1)
 }
+
+/// Attachments up to this size (64 MiB of plaintext) are checked whole
+/// before a download's answer starts.
+pub const VERIFY_WHOLE_BYTES: u64 = 64 << 20;
 
 /// The largest attachment decrypted into memory to render a slice.
 const MAX_RENDER_BYTES: u64 = 1 << 30;

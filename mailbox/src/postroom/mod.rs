@@ -17,6 +17,7 @@ mod attachments;
 mod export;
 mod flags;
 mod forward;
+mod integrity;
 mod open;
 mod place;
 mod send;
@@ -38,7 +39,8 @@ use crate::records::audit::Audit;
 use crate::store::Store;
 
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
-pub use attachments::{AttachmentInfo, PreparedAttachment};
+pub use attachments::{AttachmentInfo, PreparedAttachment, VERIFY_WHOLE_BYTES};
+pub use integrity::AttachmentIntegrity;
 pub use open::{OpenedItem, SignatureStatus};
 pub use place::PlaceCheck;
 pub use send::{OutgoingAttachment, PatientConfirmation};

@@ -65,6 +65,8 @@ pub mod action {
     pub const BILLING: &str = "billing";
     pub const AUDIT_EXPORT: &str = "audit_export";
     pub const REPORT_EXPORT: &str = "report_export";
+    /// A read found an attachment not to match its signed manifest (detail: its index).
+    pub const ATTACHMENT_DAMAGED: &str = "attachment_damaged";
 }
 
 /// One thing to record. Built from a session (actor, role, facility and the

@@ -77,6 +77,50 @@ pub struct AttachmentRow {
     pub sealed_size: i64,
 }
 
+/// What is known of one attachment's sealed blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttachmentIntegrity {
+    /// Not read whole since it was stored.
+    Unknown,
+    /// Read whole and matched its signed manifest.
+    Verified,
+    /// A read found it not to match its signed manifest. Sticky.
+    Damaged,
+}
+
+impl AttachmentIntegrity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Verified => "verified",
+            Self::Damaged => "damaged",
+        }
+    }
+
+    /// The stored word; anything else reads as `Unknown`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "verified" => Self::Verified,
+            "damaged" => Self::Damaged,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One attachment's integrity state and when it was set (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct IntegrityRow {
+    pub idx: i64,
+    pub integrity: String,
+    pub integrity_at: Option<i64>,
+}
+
+impl IntegrityRow {
+    pub fn state(&self) -> AttachmentIntegrity {
+        AttachmentIntegrity::parse(&self.integrity)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SlotRow {
     pub envelope_id: String,
@@ -168,6 +212,24 @@ pub trait VaultStore: Send + Sync {
     async fn attachments(&self, id: &str) -> StoreResult<Vec<AttachmentRow>>;
     /// One attachment row (a study has thousands; a slice needs one).
     async fn attachment(&self, id: &str, idx: i64) -> StoreResult<Option<AttachmentRow>>;
+    /// The integrity state of every attachment of an item, by index.
+    async fn attachment_integrity(&self, id: &str) -> StoreResult<Vec<IntegrityRow>>;
+    /// The integrity state of one attachment (`None`: no such attachment).
+    async fn attachment_integrity_of(
+        &self,
+        id: &str,
+        idx: i64,
+    ) -> StoreResult<Option<IntegrityRow>>;
+    /// Sets one attachment's state at `at` (ms): `Damaged` unless it already
+    /// is, `Verified` only from `Unknown` (damaged never goes back), `Unknown`
+    /// never. True when the row changed.
+    async fn set_attachment_integrity(
+        &self,
+        id: &str,
+        idx: i64,
+        state: AttachmentIntegrity,
+        at: i64,
+    ) -> StoreResult<bool>;
     /// Replaces the body with one that has an extra key slot, and records its holder.
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;
     /// Envelopes any of these principals holds a slot for, newest first.

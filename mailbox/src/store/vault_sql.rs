@@ -5,8 +5,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 use super::backend::{Dialect, SqlStore, expect_one};
 use super::thread::ThreadChange;
 use super::vault::{
-    AccountKeyRow, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow, GrantRow, SlotRow,
-    VaultStore,
+    AccountKeyRow, AttachmentIntegrity, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow,
+    GrantRow, IntegrityRow, SlotRow, VaultStore,
 };
 use super::{StoreResult, list, list_from};
 use crate::account::AccountId;
@@ -86,6 +86,15 @@ pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_
     WHERE envelope_id = $1 ORDER BY idx";
 pub(super) const ATTACHMENT: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
     WHERE envelope_id = $1 AND idx = $2";
+pub(super) const INTEGRITY: &str = "SELECT idx, integrity, integrity_at FROM attachments \
+    WHERE envelope_id = $1 ORDER BY idx";
+pub(super) const INTEGRITY_OF: &str = "SELECT idx, integrity, integrity_at FROM attachments \
+    WHERE envelope_id = $1 AND idx = $2";
+/// Damaged is sticky, and set once.
+pub(super) const MARK_DAMAGED: &str = "UPDATE attachments SET integrity = 'damaged', \
+    integrity_at = $3 WHERE envelope_id = $1 AND idx = $2 AND integrity <> 'damaged'";
+pub(super) const MARK_VERIFIED: &str = "UPDATE attachments SET integrity = 'verified', \
+    integrity_at = $3 WHERE envelope_id = $1 AND idx = $2 AND integrity = 'unknown'";
 pub(super) const ENVELOPE_EXISTS: &str = "SELECT COUNT(*) FROM envelopes WHERE id = $1";
 pub(super) const SET_BODY: &str = "UPDATE envelopes SET body = $2, body_size = $3 WHERE id = $1";
 pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, e.created_at, \
@@ -444,6 +453,46 @@ where
             .bind(idx)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    async fn attachment_integrity(&self, id: &str) -> StoreResult<Vec<IntegrityRow>> {
+        Ok(sqlx::query_as::<_, IntegrityRow>(INTEGRITY)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn attachment_integrity_of(
+        &self,
+        id: &str,
+        idx: i64,
+    ) -> StoreResult<Option<IntegrityRow>> {
+        Ok(sqlx::query_as::<_, IntegrityRow>(INTEGRITY_OF)
+            .bind(id)
+            .bind(idx)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_attachment_integrity(
+        &self,
+        id: &str,
+        idx: i64,
+        state: AttachmentIntegrity,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let sql = match state {
+            AttachmentIntegrity::Damaged => MARK_DAMAGED,
+            AttachmentIntegrity::Verified => MARK_VERIFIED,
+            AttachmentIntegrity::Unknown => return Ok(false),
+        };
+        let done = sqlx::query(sql)
+            .bind(id)
+            .bind(idx)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {

@@ -78,14 +78,190 @@ async fn tampering_gives_distinct_statuses() {
         n.attachment(&rad_s, &id, 1).await,
         Err(Error::Tampered("attachment"))
     ));
+    // Found damaged, each stays damaged: with the blobs whole again, both are
+    // still refused (the blob is not read; see the test below).
     std::fs::write(&path0, &blob0).unwrap();
     std::fs::write(&path1, &blob1).unwrap();
-    let restored = n.attachment(&rad_s, &id, 1).await.unwrap();
+    for index in [0, 1] {
+        assert!(
+            matches!(
+                n.attachment(&rad_s, &id, index).await,
+                Err(Error::Tampered("attachment"))
+            ),
+            "{index}"
+        );
+    }
+}
+
+/// Integrity states of an item's attachments, as its reader sees them.
+async fn states(n: &Net, s: &CurrentSession, id: &str) -> Vec<(usize, AttachmentIntegrity)> {
+    n.post.attachment_integrity(s, id).await.unwrap()
+}
+
+/// Waits (up to two seconds) until the states are `want`: a verified
+/// state is written on a task of its own, a moment after the read.
+async fn settled(n: &Net, s: &CurrentSession, id: &str, want: &[(usize, AttachmentIntegrity)]) {
+    for _ in 0..200 {
+        if states(n, s, id).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(states(n, s, id).await, want);
+}
+
+/// The `attachment_damaged` entries of the trail: (actor, item, detail).
+async fn damage_entries(n: &Net) -> Vec<(String, String, String)> {
+    n.audit
+        .all_entries(0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "attachment_damaged")
+        .map(|e| {
+            (
+                e.actor.unwrap_or_default(),
+                e.item.unwrap_or_default(),
+                e.detail.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// A read that finds an attachment changed, cut short or gone marks it
+/// damaged, once, with one audit entry naming its index; from then on every
+/// read of it is refused before its blob is read, even once the blob is whole
+/// again, and a whole read of a sound one marks it verified. The state shows
+/// to the item's readers only.
+#[tokio::test]
+async fn a_damaged_attachment_is_marked_once_and_refused_from_then_on() {
+    use AttachmentIntegrity::{Damaged, Unknown, Verified};
+    let n = net().await;
+    let rad = n.person(Role::Doctor, Some(HOSPITAL), "rad").await;
+    let other = n.person(Role::Doctor, Some(HOSPITAL), "other").await;
+    let gp = n.person(Role::Doctor, Some(CLINIC), "gp").await;
+    let gp_s = n.sign_in(&gp).await;
+    let rad_s = n.sign_in(&rad).await;
+    let files = [
+        ("a.dcm", dicom(&[1u8; 30_000])),
+        ("b.dcm", dicom(&[2u8; 30_000])),
+        ("c.dcm", dicom(&[3u8; 30_000])),
+        ("d.dcm", dicom(&[4u8; 30_000])),
+    ];
+    let id = n
+        .send(&gp_s, vec![Recipient::Person(rad.id.clone())], "", &files)
+        .await;
+    let all_unknown = states(&n, &rad_s, &id).await;
+    assert_eq!(all_unknown.len(), 5, "four files and the intake record");
     assert!(
-        restored == dicom(&[2u8; 50_000]),
-        "restored attachment differs ({} bytes)",
-        restored.len()
+        all_unknown.iter().all(|(_, s)| *s == Unknown),
+        "{all_unknown:?}"
     );
+    let other_s = n.sign_in(&other).await;
+    assert!(matches!(
+        n.post.attachment_integrity(&other_s, &id).await,
+        Err(Error::NotFound(_))
+    ));
+
+    // A sound file read whole: verified, written once.
+    assert!(n.attachment(&rad_s, &id, 0).await.unwrap() == files[0].1);
+    let mut want: Vec<_> = (0..5).map(|i| (i, Unknown)).collect();
+    want[0].1 = Verified;
+    settled(&n, &rad_s, &id, &want).await;
+    let first = n.t.store.attachment_integrity_of(&id, 0).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(n.attachment(&rad_s, &id, 0).await.is_ok());
+    let again = n.t.store.attachment_integrity_of(&id, 0).await.unwrap();
+    assert_eq!(first, again, "verified once, not on every read");
+    assert!(first.unwrap().integrity_at.is_some());
+
+    // A flipped byte: refused, marked damaged, one audit entry by the reader.
+    let blob = |i: usize| n.post.blobs().file_path(&format!("{id}/{i}")).unwrap();
+    let good1 = std::fs::read(blob(1)).unwrap();
+    let mut bad = good1.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    std::fs::write(blob(1), &bad).unwrap();
+    assert!(matches!(
+        n.attachment(&rad_s, &id, 1).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert_eq!(states(&n, &rad_s, &id).await[1], (1, Damaged));
+    let one = vec![(
+        rad.id.as_str().to_string(),
+        id.clone(),
+        "attachment=1".to_string(),
+    )];
+    assert_eq!(damage_entries(&n).await, one);
+
+    // Whole again, yet refused without reading: no second entry, no way back.
+    std::fs::write(blob(1), &good1).unwrap();
+    assert!(matches!(
+        n.attachment(&rad_s, &id, 1).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert!(matches!(
+        n.post.attachment(&rad_s, &id, 1).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert_eq!(damage_entries(&n).await, one, "marked once");
+    let now = mailbox::clock::now_millis();
+    assert!(
+        !n.t.store
+            .set_attachment_integrity(&id, 1, Verified, now)
+            .await
+            .unwrap(),
+        "damaged never goes back to verified"
+    );
+    assert_eq!(states(&n, &rad_s, &id).await[1], (1, Damaged));
+
+    // A blob cut short, found by the check a whole download gets before it
+    // answers: refused, and marked at once.
+    let good2 = std::fs::read(blob(2)).unwrap();
+    std::fs::write(blob(2), &good2[..good2.len() - 100]).unwrap();
+    let cut = n.post.attachment(&rad_s, &id, 2).await.unwrap();
+    assert!(matches!(
+        cut.checked_whole().await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert_eq!(states(&n, &rad_s, &id).await[2], (2, Damaged));
+
+    // A blob gone (its key pointing at nothing).
+    std::fs::remove_file(blob(3)).unwrap();
+    assert!(matches!(
+        n.post.attachment(&rad_s, &id, 3).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert_eq!(states(&n, &rad_s, &id).await[3], (3, Damaged));
+    let mut details: Vec<String> = damage_entries(&n).await.into_iter().map(|e| e.2).collect();
+    details.sort();
+    assert_eq!(details, ["attachment=1", "attachment=2", "attachment=3"]);
+
+    // An archive holding a damaged file is refused before any byte; the
+    // sound file still downloads.
+    assert!(matches!(
+        n.post.archive(&rad_s, &id, ArchiveScope::Item).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    let sound = n.post.attachment(&rad_s, &id, 0).await.unwrap();
+    assert_eq!(sound.info.index, 0);
+    let mut out = Vec::new();
+    sound.stream(&mut out).unwrap();
+    assert!(out == files[0].1);
+    // The intake record was read whole by the archive.
+    settled(
+        &n,
+        &rad_s,
+        &id,
+        &[
+            (0, Verified),
+            (1, Damaged),
+            (2, Damaged),
+            (3, Damaged),
+            (4, Verified),
+        ],
+    )
+    .await;
 }
 
 /// Opening many at once (a mail client listing a folder) gives, item by item,
@@ -204,6 +380,7 @@ async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_chec
     );
     assert_eq!(all.record.as_ref().unwrap().studies[0].series.len(), 2);
     let a = all.files[0].place.unwrap();
+    let b = all.files[1].place.unwrap();
     assert_eq!(all.files[2].place, Some(a));
     assert_ne!(all.files[1].place, Some(a));
     for (i, (_, bytes)) in files.iter().enumerate() {
@@ -265,4 +442,43 @@ async fn an_archive_holds_the_files_of_its_study_or_series_and_streams_them_chec
         all.stream(2, Vec::new()),
         Err(Error::Tampered("attachment"))
     ));
+    // The stream's failure marks the file damaged, with its audit entry (on a
+    // task of its own), and an archive holding it is then refused before any byte.
+    let mut marked = false;
+    for _ in 0..200 {
+        if states(&n, &rad_s, &id).await[2] == (2, AttachmentIntegrity::Damaged)
+            && !damage_entries(&n).await.is_empty()
+        {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(marked, "{:?}", states(&n, &rad_s, &id).await);
+    assert_eq!(
+        damage_entries(&n).await,
+        [(
+            rad.id.as_str().to_string(),
+            id.clone(),
+            "attachment=2".to_string()
+        )]
+    );
+    assert!(matches!(
+        n.post.archive(&rad_s, &id, ArchiveScope::Item).await,
+        Err(Error::Tampered("attachment"))
+    ));
+    assert!(
+        n.post
+            .archive(
+                &rad_s,
+                &id,
+                ArchiveScope::Series {
+                    study: b.0,
+                    series: b.1
+                }
+            )
+            .await
+            .is_ok(),
+        "a series without the damaged file"
+    );
 }

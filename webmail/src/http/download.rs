@@ -2,31 +2,47 @@
 //! the signed manifest, and a `Content-Disposition` that is always a download.
 //!
 //! The strong `ETag` is made of the item ID, the attachment's index and its
-//! signed SHA-256, so it is stable across restarts. A download whose blob fails
-//! its signed hash is aborted: the last piece is held back until the hash is
-//! checked. The file name is the last path segment, control characters removed,
+//! signed SHA-256, so it is stable across restarts. A whole download of up to
+//! 64 MiB is checked whole before its answer starts (a damaged one is 422
+//! `tampered_attachment`, no byte of it sent); a larger one, or a range, is
+//! checked as it streams, and a download whose blob fails its signed hash is
+//! aborted: the last piece is held back until the hash is checked. Either way
+//! the attachment is then marked damaged, and the next request is refused at
+//! once. The file name is the last path segment, control characters removed,
 //! as an RFC 6266 `filename*` with an ASCII fallback. Every request is audited
 //! as a download by the service.
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use mailbox::postroom::{AttachmentInfo, PreparedAttachment};
+use mailbox::Error;
+use mailbox::postroom::{AttachmentInfo, PreparedAttachment, VERIFY_WHOLE_BYTES};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
-use crate::http::ranges::{self, Download, send_file_range, strong_etag};
+use crate::http::ranges::{self, Download, RangeHeaders, Wanted, send_file_range, strong_etag};
 
 /// The download of one opened attachment, whole or the range asked for
 /// (see [`crate::http::ranges`]), always as a download, never rendered (ASVS 12.5.2).
-pub fn attachment_download(
+/// A whole answer of up to [`VERIFY_WHOLE_BYTES`] is checked first: a
+/// damaged file is `Tampered("attachment")` before any answer starts. A
+/// range passes on only bytes the AEAD authenticated (see
+/// [`send_file_range`]), so it is not held up by a check of the rest.
+pub async fn attachment_download(
     headers: &HeaderMap,
     id: &str,
     prepared: PreparedAttachment,
     content_disposition: HeaderValue,
-) -> Response {
+) -> Result<Response, Error> {
     let info = prepared.info.clone();
+    let etag = attachment_etag(id, &info);
+    let whole = RangeHeaders::of(headers).wanted(&etag, info.size) == Wanted::Whole;
+    let prepared = if whole && info.size <= VERIFY_WHOLE_BYTES {
+        prepared.checked_whole().await?
+    } else {
+        prepared
+    };
     let download = Download {
-        etag: attachment_etag(id, &info),
+        etag,
         len: info.size,
         content_type: HeaderValue::from_str(&info.media_type)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
@@ -39,7 +55,7 @@ pub fn attachment_download(
     if let Ok(v) = HeaderValue::from_str(&info.sha256) {
         response.headers_mut().insert("x-renkei-sha256", v);
     }
-    response
+    Ok(response)
 }
 
 /// A strong validator of one attachment's bytes: the item, the position and

@@ -11,7 +11,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use mailbox::postroom::OpenedItem;
+use mailbox::CurrentSession;
+use mailbox::postroom::{AttachmentIntegrity, OpenedItem};
 use serde::Deserialize;
 
 use super::labels::{kind_label, pick};
@@ -83,6 +84,8 @@ fn links<'a>(
 ) -> Vec<AttachmentLink> {
     attachments
         .map(|a| AttachmentLink {
+            index: a.index,
+            integrity: None,
             href: format!("/items/{}/attachments/{}", item.id, a.index),
             name: a.name.clone(),
             media_type: a.media_type.clone(),
@@ -90,6 +93,62 @@ fn links<'a>(
             sha256: a.sha256.clone(),
         })
         .collect()
+}
+
+/// An attachment's integrity as a line shows it: damaged in red, verified
+/// in green; nothing while unknown.
+pub struct IntegrityMark {
+    /// `verified` or `damaged` (the class and `data-integrity`).
+    pub state: &'static str,
+    pub damaged: bool,
+    pub text: &'static str,
+}
+
+fn integrity_mark(lang: Lang, state: AttachmentIntegrity) -> Option<IntegrityMark> {
+    match state {
+        AttachmentIntegrity::Unknown => None,
+        AttachmentIntegrity::Verified => Some(IntegrityMark {
+            state: "verified",
+            damaged: false,
+            text: pick(lang, "検証済み", "Verified"),
+        }),
+        AttachmentIntegrity::Damaged => Some(IntegrityMark {
+            state: "damaged",
+            damaged: true,
+            text: pick(
+                lang,
+                "破損（署名と一致しません）",
+                "Damaged (does not match its signature)",
+            ),
+        }),
+    }
+}
+
+/// Marks each listed attachment of `links` with what is known of it.
+fn mark(lang: Lang, links: &mut [AttachmentLink], known: &[(usize, AttachmentIntegrity)]) {
+    for link in links {
+        link.integrity = known
+            .iter()
+            .find(|(index, _)| *index == link.index)
+            .and_then(|(_, state)| integrity_mark(lang, *state));
+    }
+}
+
+/// Shows on each opened step's attachment lines what is known of their
+/// integrity (one query per step with attachments). A failure leaves the
+/// lines as they are: the page still shows the item.
+pub(super) async fn show_integrity(
+    state: &AppState,
+    session: &CurrentSession,
+    lang: Lang,
+    steps: &mut [super::thread::StepView],
+) {
+    for step in steps.iter_mut().filter(|s| !s.attachments.is_empty()) {
+        match state.postroom.attachment_integrity(session, &step.id).await {
+            Ok(known) => mark(lang, &mut step.attachments, &known),
+            Err(e) => tracing::warn!(item = %step.id, error = %e, "attachment integrity not shown"),
+        }
+    }
 }
 
 /// `12345` → `12,345`.
@@ -235,7 +294,12 @@ async fn view(
         .unwrap_or(1);
     let start = (n - 1) * PAGE_ROWS;
     let end = (start + PAGE_ROWS).min(total);
-    page.rows = links(&item, item.attachments[start..end].iter())
+    let mut listed = links(&item, item.attachments[start..end].iter());
+    match state.postroom.attachment_integrity(&ctx.session, &id).await {
+        Ok(known) => mark(lang, &mut listed, &known),
+        Err(e) => tracing::warn!(item = %id, error = %e, "attachment integrity not shown"),
+    }
+    page.rows = listed
         .into_iter()
         .map(|link| FileRow {
             size: human_size(link.size),

@@ -16,7 +16,8 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mailbox::postroom::{
-    Consent, ConsentMethod, OpenedItem, Outgoing, PatientConfirmation, Recipient,
+    AttachmentIntegrity, Consent, ConsentMethod, OpenedItem, Outgoing, PatientConfirmation,
+    Recipient,
 };
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
@@ -200,6 +201,30 @@ pub struct AttachmentView {
     media_type: String,
     size: u64,
     sha256: String,
+    integrity: IntegrityView,
+}
+
+/// What is known of an attachment's sealed file: `unknown` until a download
+/// checked it whole, `verified` once one did, `damaged` once a read found it
+/// not to match its signed manifest (changed, cut short or swapped). A damaged
+/// attachment stays damaged: its downloads answer 422 `tampered_attachment`
+/// before any byte.
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityView {
+    Unknown,
+    Verified,
+    Damaged,
+}
+
+impl From<AttachmentIntegrity> for IntegrityView {
+    fn from(i: AttachmentIntegrity) -> Self {
+        match i {
+            AttachmentIntegrity::Unknown => Self::Unknown,
+            AttachmentIntegrity::Verified => Self::Verified,
+            AttachmentIntegrity::Damaged => Self::Damaged,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -252,6 +277,7 @@ impl From<OpenedItem> for ItemView {
                     media_type: a.media_type.clone(),
                     size: a.size,
                     sha256: a.sha256.clone(),
+                    integrity: IntegrityView::Unknown,
                 })
                 .collect(),
             id: o.id.clone(),
@@ -276,10 +302,31 @@ impl From<OpenedItem> for ItemView {
     }
 }
 
+impl ItemView {
+    /// The view of an opened item with what is known of each attachment.
+    pub(crate) async fn of(
+        state: &AppState,
+        session: &mailbox::CurrentSession,
+        item: OpenedItem,
+    ) -> Result<Self, Error> {
+        let known = state
+            .postroom
+            .attachment_integrity(session, &item.id)
+            .await?;
+        let mut view = Self::from(item);
+        for a in &mut view.attachments {
+            if let Some((_, i)) = known.iter().find(|(index, _)| *index == a.index) {
+                a.integrity = (*i).into();
+            }
+        }
+        Ok(view)
+    }
+}
+
 /// `GET /api/v1/envelopes/{id}`
 #[utoipa::path(get, path = "/envelopes/{id}", tag = "envelopes", operation_id = "open_envelope",
     params(("id" = String, Path, description = "Item ID")),
-    responses((status = 200, description = "Opened and verified; the view is audited", body = ItemView),
+    responses((status = 200, description = "Opened and verified; the view is audited. Each attachment says what is known of its integrity", body = ItemView),
         (status = 422, description = "Damaged, or its record no longer matches the place its sender signed: `error` is `moved`, `step_reordered`, `relabelled`, `recipients_changed`, `time_changed`, `tampered_body` or `tampered_key_slot`; no content", body = crate::http::error::ErrorBody)))]
 pub async fn open(
     State(state): State<AppState>,
@@ -290,19 +337,25 @@ pub async fn open(
     if let Some(e) = item.place_error() {
         return Err(e.into());
     }
-    Ok(Json(item.into()))
+    Ok(Json(ItemView::of(&state, &session, item).await?))
 }
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}` — streamed, resumable
-/// with `Range`; if the blob turns out not to match its signed manifest the
-/// transfer is aborted, so a client never receives a complete-looking altered file.
+/// with `Range`. A whole download of up to 64 MiB is checked against its
+/// signed manifest before the answer starts: a damaged one is 422
+/// `tampered_attachment` (JSON, no byte of the file). A larger one, or a
+/// range, is checked as it streams: if the blob turns out not to match, the
+/// transfer is aborted (a client never receives a complete-looking altered file).
+/// Either way the attachment is then marked damaged, and every later
+/// request is 422 `tampered_attachment` at once.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
     params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
         RangeHeaders),
     responses(
         (status = 200, description = "The attachment, byte for byte as sent, streamed; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "application/octet-stream", body = crate::api::v1::openapi::Binary),
-        RangeAnswers))]
+        RangeAnswers,
+        (status = 422, description = "`tampered_attachment`: the attachment does not match its signed manifest (found now, or by an earlier read); no byte of it is sent", body = crate::http::error::ErrorBody)))]
 pub async fn attachment(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -316,7 +369,8 @@ pub async fn attachment(
         &id,
         prepared,
         HeaderValue::from_static("attachment"),
-    ))
+    )
+    .await?)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -298,9 +298,13 @@ pub async fn view(
     Path(id): Path<String>,
 ) -> Result<Json<ThreadDetail>, ApiError> {
     let v = state.threads.view(&session, &id).await?;
+    let mut steps = Vec::with_capacity(v.steps.len());
+    for item in v.steps {
+        steps.push(ItemView::of(&state, &session, item).await?);
+    }
     Ok(Json(ThreadDetail {
         thread: v.thread.into(),
-        steps: v.steps.into_iter().map(Into::into).collect(),
+        steps,
         allowed_steps: v.allowed_steps,
     }))
 }

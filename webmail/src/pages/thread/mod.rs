@@ -71,11 +71,14 @@ pub(super) fn css(body: &'static str) -> Response {
 // --- views ---------------------------------------------------------------------
 
 pub struct AttachmentLink {
+    pub index: usize,
     pub href: String,
     pub name: String,
     pub media_type: String,
     pub size: u64,
     pub sha256: String,
+    /// What is known of the file's integrity, once a read checked it.
+    pub integrity: Option<super::files::IntegrityMark>,
 }
 
 pub struct FieldLine {
@@ -396,6 +399,7 @@ async fn thread_page(
         });
     }
     steps.extend(missing.map(|n| missing_view(lang, n)));
+    super::files::show_integrity(state, &ctx.session, lang, &mut steps).await;
     let integrity_alert = if view.check.relabelled {
         Some(tt.thread_relabelled)
     } else if !view.check.missing_steps.is_empty() {
@@ -551,10 +555,11 @@ async fn item(
         return Redirect::to(&format!("/threads/{thread}")).into_response();
     }
     let mut names = Names::default();
-    let step = StepView {
+    let mut step = StepView {
         zip: super::zip_links::page_links(&state, &ctx.session, lang, &opened).await,
         ..step_view(&state, lang, &mut names, &opened.kind, &opened).await
     };
+    super::files::show_integrity(&state, &ctx.session, lang, std::slice::from_mut(&mut step)).await;
     let page = ItemPage {
         lang,
         t: lang.texts(),
@@ -581,5 +586,8 @@ async fn download(
     };
     let disposition = HeaderValue::from_str(&content_disposition(&prepared.info.name))
         .unwrap_or(HeaderValue::from_static("attachment"));
-    attachment_download(&headers, &id, prepared, disposition)
+    match attachment_download(&headers, &id, prepared, disposition).await {
+        Ok(response) => response,
+        Err(e) => error_page(ctx, &e, None),
+    }
 }
