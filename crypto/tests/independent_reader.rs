@@ -33,7 +33,9 @@ use pgp::crypto::aead::{AeadAlgorithm, ChunkSize};
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::packet::{ProtectedDataConfig, SignatureType, SymEncryptedProtectedDataConfig};
 use pgp::types::{KeyDetails, Password};
-use renkei_crypto::{AttachmentInput, Certificate, Draft, Field, ProtectedHeaders, SecretKey};
+use renkei_crypto::{
+    AttachmentInput, Certificate, Draft, Field, Place, ProtectedHeaders, SecretKey,
+};
 use renkei_crypto::{SenderInfo, seal};
 use sha2::{Digest, Sha256};
 
@@ -152,6 +154,19 @@ fn draft(k: &Kind, body: String) -> Draft {
         },
         body,
         fields: k.fields.iter().map(|(n, v)| Field::new(*n, *v)).collect(),
+        // As the server seals today: the item's place signed with it.
+        place: Some(Place {
+            envelope_id: format!("ENV-{}", k.kind),
+            thread_id: Some("THREAD-1".into()),
+            step_seq: Some(2),
+            step_kind: Some(k.kind.into()),
+            item_kind: k.kind.into(),
+            sender_account: "42".into(),
+            sender_facility: "F001".into(),
+            recipients: vec!["account:42".into(), "liaison:F002".into()],
+            created_at: 1_765_000_000,
+            patient_blind_index: Some("ab".repeat(32)),
+        }),
     }
 }
 
@@ -330,6 +345,22 @@ fn read_mime(mime: &[u8]) -> (String, String, Option<serde_json::Value>, Vec<Ent
     (body, subject, fields, entries)
 }
 
+/// The signed place part of an inner message, as JSON.
+fn place_of(mime: &[u8]) -> serde_json::Value {
+    use mail_parser::{MessageParser, MimeHeaders};
+    let msg = MessageParser::new().parse(mime).expect("MIME parses");
+    let part = msg
+        .attachments()
+        .find(|p| {
+            p.content_type().is_some_and(|ct| {
+                ct.subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("vnd.renkei.place+json"))
+            })
+        })
+        .expect("a place part");
+    serde_json::from_slice(part.contents()).expect("place JSON")
+}
+
 /// The sender, three recipients (a doctor and a facility's two keys) and their
 /// rPGP forms.
 struct Cast {
@@ -407,6 +438,12 @@ fn every_kind_of_item_opens_and_verifies_in_rpgp() {
             let (got_body, subject, fields, entries) = read_mime(&mime);
             assert_eq!(got_body, text, "{}: body text", k.kind);
             assert_eq!(subject, k.subject, "{}: subject", k.kind);
+            assert_eq!(
+                place_of(&mime)["envelope_id"],
+                format!("ENV-{}", k.kind),
+                "{}: the signed place is in what rPGP verified",
+                k.kind
+            );
             if !k.fields.is_empty() {
                 let fields = fields.unwrap_or_else(|| panic!("{}: no fields part", k.kind));
                 for (n, v) in k.fields {
