@@ -63,10 +63,58 @@ pub struct FolderFilter {
     pub state: Option<ThreadState>,
 }
 
+/// One item of a folder page: the reader's entry, its thread's progress and
+/// the facility on the other side (the sender's for received items, the other
+/// party's of the thread for sent ones). Clear metadata only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedItem {
+    pub envelope_id: String,
+    /// In the reader's Inbox (received), not in Sent.
+    pub received: bool,
+    pub seen: bool,
+    pub archived: bool,
+    /// Unix milliseconds.
+    pub delivered_at: i64,
+    pub kind: String,
+    pub step: Option<String>,
+    pub thread_id: Option<String>,
+    pub thread_state: Option<String>,
+    pub urgency: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub wanted_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub counterpart_facility: Option<String>,
+    pub counterpart_name: Option<String>,
+    /// `pending`, `done` or `failed` (sent items).
+    pub delivery_state: Option<String>,
+}
+
+impl From<ListingRow> for ListedItem {
+    fn from(r: ListingRow) -> Self {
+        Self {
+            envelope_id: r.envelope_id,
+            received: r.folder == "inbox",
+            seen: r.seen,
+            archived: r.archived,
+            delivered_at: r.delivered_at,
+            kind: r.kind,
+            step: r.step,
+            thread_id: r.thread_id,
+            thread_state: r.thread_state,
+            urgency: r.urgency,
+            wanted_by: r.wanted_by,
+            closed_at: r.closed_at,
+            counterpart_facility: r.counterpart_facility,
+            counterpart_name: r.counterpart_name,
+            delivery_state: r.delivery_state,
+        }
+    }
+}
+
 /// One page of a folder, newest first.
 #[derive(Debug, Clone)]
 pub struct FolderPage {
-    pub rows: Vec<ListingRow>,
+    pub rows: Vec<ListedItem>,
     /// 1-based.
     pub page: u32,
     pub has_more: bool,
@@ -121,7 +169,7 @@ impl Postroom {
         let has_more = rows.len() as i64 > per_page;
         rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
         Ok(FolderPage {
-            rows,
+            rows: rows.into_iter().map(ListedItem::from).collect(),
             page,
             has_more,
             unread: listed.unread,
@@ -145,7 +193,7 @@ impl Postroom {
         session: &CurrentSession,
         text: &str,
         limit: usize,
-    ) -> Result<Vec<ListingRow>> {
+    ) -> Result<Vec<ListedItem>> {
         let needle = text.trim().to_lowercase();
         if needle.is_empty() || needle.chars().count() > SEARCH_MAX_CHARS {
             return Err(Error::invalid(
@@ -185,7 +233,8 @@ impl Postroom {
                 batch
                     .iter()
                     .filter(|r| hits.contains(&r.envelope_id))
-                    .cloned(),
+                    .cloned()
+                    .map(ListedItem::from),
             );
             if found.len() >= limit {
                 found.truncate(limit);

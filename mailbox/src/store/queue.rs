@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+pub(crate) use super::internal::{ListingPage, ListingRow};
 
 /// A claimed queue entry.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -70,36 +71,6 @@ pub struct ListingQuery<'a> {
     /// The principal's unread Inbox entries are counted up to this, in the
     /// same statement (every folder page shows the Inbox's count).
     pub unread_cap: i64,
-}
-
-/// A page of [`ListingRow`]s and the Inbox's unread count.
-#[derive(Debug, Clone, Default)]
-pub struct ListingPage {
-    pub rows: Vec<ListingRow>,
-    pub unread: i64,
-}
-
-/// One row of a folder page: the entry, its thread's progress and the facility
-/// on the other side (the sender's for received items, the other party's of
-/// the thread for sent ones).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ListingRow {
-    pub envelope_id: String,
-    pub folder: String,
-    pub seen: bool,
-    pub archived: bool,
-    pub delivered_at: i64,
-    pub kind: String,
-    pub step: Option<String>,
-    pub sender_id: String,
-    pub thread_id: Option<String>,
-    pub thread_state: Option<String>,
-    pub urgency: Option<String>,
-    pub wanted_by: Option<String>,
-    pub closed_at: Option<i64>,
-    pub counterpart_facility: Option<String>,
-    pub counterpart_name: Option<String>,
-    pub delivery_state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
