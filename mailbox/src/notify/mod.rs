@@ -19,7 +19,7 @@
 mod notice;
 mod text;
 
-pub use notice::{FailedNotice, PendingNotice};
+pub use notice::{FailedNotice, PendingNotice, Preferences};
 pub use text::{NoticeText, compose, compose_digest, kind_labels, link};
 
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::keys::Principal;
 use crate::retry::{BackOff, GiveUp};
 use crate::store::Store;
-use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
+use crate::store::notify::{NotificationRow, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;
 use crate::store::vault::EnvelopeRow;
 
@@ -469,11 +469,12 @@ impl Notices {
 
     // --- a person's settings ---------------------------------------------------
 
-    pub async fn settings(&self, session: &CurrentSession) -> Result<NotifySettings> {
+    pub async fn settings(&self, session: &CurrentSession) -> Result<Preferences> {
         session.require_ready()?;
         self.store
             .notify_settings(session.account.id.as_str())
             .await?
+            .map(Preferences::from)
             .ok_or(Error::NotFound("account"))
     }
 

@@ -1,7 +1,7 @@
 //! Notices as the sender and the people concerned see them: the queued row
 //! stays in the store, these carry what a mail or a list needs.
 
-use crate::store::notify::NotificationRow;
+use crate::store::notify::{NotificationRow, NotifySettings};
 
 /// A notice leased for sending: what the mail says and whom it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,29 @@ impl From<NotificationRow> for FailedNotice {
             attempts: r.attempts,
             last_error: r.last_error,
             created_at: r.created_at,
+        }
+    }
+}
+
+/// A person's notification settings as shown to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preferences {
+    /// The verified address, or one still waiting to be verified.
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// Waiting for its confirmation link; not used until then.
+    pub pending_email: Option<String>,
+    /// A [`super::NotifyMode`] as stored (`immediate`, `digest`, `off`).
+    pub mode: String,
+}
+
+impl From<NotifySettings> for Preferences {
+    fn from(s: NotifySettings) -> Self {
+        Self {
+            email: s.email,
+            email_verified: s.email_verified,
+            pending_email: s.pending_email,
+            mode: s.notify_mode,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! re-export them `pub(crate)`: outside the crate nothing can name them, and
 //! the edges (webmail, transport, the CLI) get the services' domain views
 //! (`postroom::listing::ListedItem`, `notify::FailedNotice`,
-//! `notify::PendingNotice`, `threads::stats::{ReadingCount, Usage}`,
+//! `notify::PendingNotice`, `notify::Preferences`,
+//! `threads::stats::{ReadingCount, Usage}`,
 //! `threads::booking::Resource`).
 
 /// A bookable resource as stored.
@@ -60,6 +61,15 @@ pub struct NotificationRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+}
+
+/// A person's notification settings as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NotifySettings {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub pending_email: Option<String>,
+    pub notify_mode: String,
 }
 
 /// A page of [`ListingRow`]s and the Inbox's unread count.

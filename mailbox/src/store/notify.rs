@@ -4,22 +4,13 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-pub(crate) use super::internal::NotificationRow;
+pub(crate) use super::internal::{NotificationRow, NotifySettings};
 
 /// Someone who gets notification mails: a verified address and a mode other than off.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotifyTarget {
     pub account_id: String,
     pub email: String,
-    pub notify_mode: String,
-}
-
-/// A person's notification settings as shown to them.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct NotifySettings {
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub pending_email: Option<String>,
     pub notify_mode: String,
 }
 

@@ -79,7 +79,7 @@ pub async fn settings(
         email: n.email,
         email_verified: n.email_verified,
         pending_email: n.pending_email,
-        mode: n.notify_mode,
+        mode: n.mode,
     }))
 }
 
