@@ -111,6 +111,50 @@ impl From<ListingRow> for ListedItem {
     }
 }
 
+/// An item of one of the reader's folders with its flags and clear metadata
+/// (`Postroom::mailbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxItem {
+    pub envelope_id: String,
+    /// `inbox` or `sent`.
+    pub folder: String,
+    pub seen: bool,
+    pub flagged: bool,
+    pub archived: bool,
+    /// Unix milliseconds.
+    pub delivered_at: i64,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+    pub thread_state: Option<String>,
+    /// `pending`, `done` or `failed`; with the reason when it failed.
+    pub delivery_state: Option<String>,
+    pub delivery_error: Option<String>,
+}
+
+impl From<MailboxListing> for MailboxItem {
+    fn from(e: MailboxListing) -> Self {
+        Self {
+            envelope_id: e.envelope_id,
+            folder: e.folder,
+            seen: e.seen,
+            flagged: e.flagged,
+            archived: e.archived,
+            delivered_at: e.delivered_at,
+            kind: e.kind,
+            sender_id: e.sender_id,
+            sender_facility: e.sender_facility,
+            thread_id: e.thread_id,
+            step: e.step,
+            thread_state: e.thread_state,
+            delivery_state: e.delivery_state,
+            delivery_error: e.delivery_error,
+        }
+    }
+}
+
 /// One page of a folder, newest first.
 #[derive(Debug, Clone)]
 pub struct FolderPage {
@@ -252,11 +296,11 @@ impl Postroom {
         &self,
         session: &CurrentSession,
         folder: &str,
-    ) -> Result<Vec<MailboxListing>> {
+    ) -> Result<Vec<MailboxItem>> {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
         let store = &self.store;
-        Ok(match folder {
+        let entries = match folder {
             "inbox" | "sent" => store.mailbox(&own, folder, false).await?,
             "archive" => {
                 let mut all = store.mailbox(&own, "inbox", true).await?;
@@ -283,7 +327,8 @@ impl Postroom {
                     "フォルダは受信箱・送信済み・アーカイブ・共有受信箱のいずれかです。",
                 ));
             }
-        })
+        };
+        Ok(entries.into_iter().map(MailboxItem::from).collect())
     }
 
     /// Items this reader holds a slot for (clear metadata only).

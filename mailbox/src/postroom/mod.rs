@@ -38,6 +38,7 @@ use crate::store::Store;
 
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment};
+pub use flags::DeliveryProgress;
 pub use open::{OpenedItem, SignatureStatus};
 pub use send::{OutgoingAttachment, PatientConfirmation};
 pub(crate) use send::{Sealing, ThreadLink};

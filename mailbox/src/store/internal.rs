@@ -2,7 +2,8 @@
 //! they are `pub` here, but this module is private and the store modules
 //! re-export them `pub(crate)`: outside the crate nothing can name them, and
 //! the edges (webmail, transport, the CLI) get the services' domain views
-//! (`postroom::listing::ListedItem`, `notify::FailedNotice`,
+//! (`postroom::listing::{ListedItem, MailboxItem}`,
+//! `postroom::DeliveryProgress`, `notify::FailedNotice`,
 //! `notify::PendingNotice`, `notify::Preferences`,
 //! `threads::stats::{ReadingCount, Usage}`,
 //! `threads::booking::Resource`).
@@ -70,6 +71,36 @@ pub struct NotifySettings {
     pub email_verified: bool,
     pub pending_email: Option<String>,
     pub notify_mode: String,
+}
+
+/// A mailbox entry joined with the envelope's clear metadata, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MailboxListing {
+    pub envelope_id: String,
+    pub principal: String,
+    pub folder: String,
+    pub seen: bool,
+    pub flagged: bool,
+    pub archived: bool,
+    pub delivered_at: i64,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+    pub thread_state: Option<String>,
+    /// `pending`, `done` or `failed`; with the reason when it failed.
+    pub delivery_state: Option<String>,
+    pub delivery_error: Option<String>,
+}
+
+/// A delivery queue row as its sender may see it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryStatus {
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
 }
 
 /// A page of [`ListingRow`]s and the Inbox's unread count.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-pub(crate) use super::internal::{ListingPage, ListingRow};
+pub(crate) use super::internal::{DeliveryStatus, ListingPage, ListingRow, MailboxListing};
 
 /// A claimed queue entry.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -33,27 +33,6 @@ pub struct Completion {
     pub notices: Vec<super::notify::NotificationRow>,
 }
 
-/// A mailbox entry joined with the envelope's clear metadata, for listings.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MailboxListing {
-    pub envelope_id: String,
-    pub principal: String,
-    pub folder: String,
-    pub seen: bool,
-    pub flagged: bool,
-    pub archived: bool,
-    pub delivered_at: i64,
-    pub kind: String,
-    pub sender_id: String,
-    pub sender_facility: Option<String>,
-    pub thread_id: Option<String>,
-    pub step: Option<String>,
-    pub thread_state: Option<String>,
-    /// `pending`, `done` or `failed`; with the reason when it failed.
-    pub delivery_state: Option<String>,
-    pub delivery_error: Option<String>,
-}
-
 /// Which entries one page of a folder lists (clear metadata only).
 #[derive(Debug, Clone, Copy)]
 pub struct ListingQuery<'a> {
@@ -71,14 +50,6 @@ pub struct ListingQuery<'a> {
     /// The principal's unread Inbox entries are counted up to this, in the
     /// same statement (every folder page shows the Inbox's count).
     pub unread_cap: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DeliveryStatus {
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<i64>,
 }
 
 #[async_trait]
