@@ -19,10 +19,10 @@ use crate::cli::{
     UserCommand,
 };
 
-async fn notifications(store: &dyn Store, command: NotificationsCommand) -> Result<()> {
+async fn notifications(notices: &Notices, command: NotificationsCommand) -> Result<()> {
     match command {
         NotificationsCommand::Failed => {
-            let rows = store.failed_notifications(None).await?;
+            let rows = notices.failed_on_console().await?;
             println!("{} failed notification(s)", rows.len());
             for r in rows {
                 let created = chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -142,9 +142,7 @@ async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> 
         AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
         AdminCommand::Facility { command } => facility(directory, services.store, command).await,
         AdminCommand::User { command } => user::user(directory, notices, command).await,
-        AdminCommand::Notifications { command } => {
-            notifications(services.store.as_ref(), command).await
-        }
+        AdminCommand::Notifications { command } => notifications(notices, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
         AdminCommand::Grants { command } => grants(directory, command).await,
         // Dispatched by `run`, which has the postroom.

@@ -23,10 +23,9 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use mailbox::FacilityCode;
 use mailbox::clock::now_millis;
-use mailbox::notify::{NoticeText, Notices, compose, compose_digest};
+use mailbox::notify::{NoticeText, Notices, PendingNotice, compose, compose_digest};
 use mailbox::queue::lease_until;
 use mailbox::store::Store;
-use mailbox::store::notify::NotificationRow;
 
 /// How the connection to the relay is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +148,7 @@ impl Notifier {
 
     /// The address a row goes to now: the one being confirmed, or the person's
     /// verified address if they still want mail.
-    async fn address_of(&self, row: &NotificationRow) -> Result<Option<String>, NotifyError> {
+    async fn address_of(&self, row: &PendingNotice) -> Result<Option<String>, NotifyError> {
         if let Some(to) = &row.to_address {
             return Ok(Some(to.clone()));
         }
@@ -182,7 +181,7 @@ impl Notifier {
     /// once failed when the relay refused it for good.
     async fn attempt_failed(
         &self,
-        row: &NotificationRow,
+        row: &PendingNotice,
         permanent: bool,
         error: &str,
     ) -> Result<(), NotifyError> {
@@ -220,8 +219,8 @@ impl Notifier {
     /// Sends one batch of due immediate notices; returns how many were handled.
     pub async fn send_due(&self, now: i64) -> Result<usize, NotifyError> {
         let rows = self
-            .store
-            .claim_notifications(now, lease_until(now, LEASE), false, BATCH)
+            .notices
+            .claim_due(now, lease_until(now, LEASE), false, BATCH)
             .await?;
         for row in &rows {
             let Some(to) = self.address_of(row).await? else {
@@ -250,10 +249,10 @@ impl Notifier {
     /// Sends one summary per person for their due digest lines.
     pub async fn send_digests(&self, now: i64) -> Result<usize, NotifyError> {
         let rows = self
-            .store
-            .claim_notifications(now, lease_until(now, LEASE), true, 1000)
+            .notices
+            .claim_due(now, lease_until(now, LEASE), true, 1000)
             .await?;
-        let mut by_account: BTreeMap<String, Vec<NotificationRow>> = BTreeMap::new();
+        let mut by_account: BTreeMap<String, Vec<PendingNotice>> = BTreeMap::new();
         for row in rows {
             by_account
                 .entry(row.account_id.clone())

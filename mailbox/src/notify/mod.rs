@@ -16,8 +16,10 @@
 //! (`item:ENVELOPE:ACCOUNT`, …) and are inserted with `ON CONFLICT DO NOTHING`.
 //! Only verified addresses get mail.
 
+mod notice;
 mod text;
 
+pub use notice::{FailedNotice, PendingNotice, Preferences};
 pub use text::{NoticeText, compose, compose_digest, kind_labels, link};
 
 use std::collections::HashMap;
@@ -36,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::keys::Principal;
 use crate::retry::{BackOff, GiveUp};
 use crate::store::Store;
-use crate::store::notify::{NotificationRow, NotifySettings, NotifyTarget};
+use crate::store::notify::{NotificationRow, NotifyTarget};
 use crate::store::queue::MailboxEntryRow;
 use crate::store::vault::EnvelopeRow;
 
@@ -293,7 +295,7 @@ impl Notices {
     }
 
     /// As [`Self::for_delivery`], reusing the targets a batch has looked up.
-    pub async fn for_delivery_with(
+    pub(crate) async fn for_delivery_with(
         &self,
         envelope: &EnvelopeRow,
         entries: &[MailboxEntryRow],
@@ -337,7 +339,7 @@ impl Notices {
     }
 
     /// Tells the sender an item could not be delivered.
-    pub async fn for_failure(
+    pub(crate) async fn for_failure(
         &self,
         envelope: &EnvelopeRow,
         now: i64,
@@ -467,11 +469,12 @@ impl Notices {
 
     // --- a person's settings ---------------------------------------------------
 
-    pub async fn settings(&self, session: &CurrentSession) -> Result<NotifySettings> {
+    pub async fn settings(&self, session: &CurrentSession) -> Result<Preferences> {
         session.require_ready()?;
         self.store
             .notify_settings(session.account.id.as_str())
             .await?
+            .map(Preferences::from)
             .ok_or(Error::NotFound("account"))
     }
 
@@ -559,20 +562,51 @@ impl Notices {
     }
 
     /// The person's own notices that could not be sent.
-    pub async fn failed_for(&self, session: &CurrentSession) -> Result<Vec<NotificationRow>> {
+    pub async fn failed_for(&self, session: &CurrentSession) -> Result<Vec<FailedNotice>> {
         session.require_ready()?;
-        Ok(self
-            .store
-            .failed_notifications(Some(session.account.id.as_str()))
-            .await?)
+        self.failed(Some(session.account.id.as_str())).await
     }
 
     /// Every failed notice, for the operator (metadata only: reason, kind, IDs).
-    pub async fn failed_all(&self, session: &CurrentSession) -> Result<Vec<NotificationRow>> {
+    pub async fn failed_all(&self, session: &CurrentSession) -> Result<Vec<FailedNotice>> {
         if session.require_ready()?.role != Role::Operator {
             return Err(Error::Forbidden);
         }
-        Ok(self.store.failed_notifications(None).await?)
+        self.failed(None).await
+    }
+
+    /// Every failed notice, for the operator's command line on the server
+    /// (`renkei admin notifications failed`).
+    pub async fn failed_on_console(&self) -> Result<Vec<FailedNotice>> {
+        self.failed(None).await
+    }
+
+    async fn failed(&self, account: Option<&str>) -> Result<Vec<FailedNotice>> {
+        Ok(self
+            .store
+            .failed_notifications(account)
+            .await?
+            .into_iter()
+            .map(FailedNotice::from)
+            .collect())
+    }
+
+    /// Leases due notices to the sender until `lease_until`: immediate ones,
+    /// or (`digest`) the lines of daily summaries.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        digest: bool,
+        limit: i64,
+    ) -> Result<Vec<PendingNotice>> {
+        Ok(self
+            .store
+            .claim_notifications(now, lease_until, digest, limit)
+            .await?
+            .into_iter()
+            .map(PendingNotice::from)
+            .collect())
     }
 }
 
@@ -580,10 +614,9 @@ impl Notices {
 mod tests {
     use super::*;
 
-    fn sample(reason: NotifyReason) -> NotificationRow {
-        NotificationRow {
+    fn sample(reason: NotifyReason) -> PendingNotice {
+        PendingNotice {
             id: "n1".into(),
-            dedup_key: "k".into(),
             account_id: "K7M4QX9R".into(),
             reason: reason.as_str().into(),
             kind: Some("reading_request".into()),
@@ -591,14 +624,9 @@ mod tests {
             envelope_id: Some("e1".into()),
             facility_code: Some("3710300017".into()),
             to_address: None,
-            secret: None,
-            digest: false,
-            state: "pending".into(),
+            token: None,
             attempts: 0,
-            next_attempt_at: 0,
-            last_error: None,
             created_at: 0,
-            sent_at: None,
         }
     }
 

@@ -1,8 +1,7 @@
 //! What a notice mail says: the kind of item, the facility and a link, never
 //! a patient's name or ID, a subject, or any content.
 
-use super::NotifyReason;
-use crate::store::notify::NotificationRow;
+use super::{NotifyReason, PendingNotice};
 use crate::workflow::ThreadKind;
 
 /// Japanese and English names of an item's kind; a kind this network does not
@@ -29,7 +28,7 @@ const FOOTER: &str = "このメールには患者情報を含めていません�
 This mail carries no patient data. Sign in to Renkei to read the item.\n";
 
 /// Where a notice links: the thread, the item, or nothing.
-pub fn link(base_url: &str, row: &NotificationRow) -> String {
+pub fn link(base_url: &str, row: &PendingNotice) -> String {
     let base = base_url.trim_end_matches('/');
     match (&row.thread_id, &row.envelope_id) {
         (Some(t), _) => format!("{base}/threads/{t}"),
@@ -39,7 +38,7 @@ pub fn link(base_url: &str, row: &NotificationRow) -> String {
 }
 
 /// What a notice says. `facility` is the name of the facility concerned.
-pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) -> NoticeText {
+pub fn compose(row: &PendingNotice, facility: Option<&str>, base_url: &str) -> NoticeText {
     let (kind_ja, kind_en) = kind_labels(row.kind.as_deref());
     let from_ja = facility.map(|f| format!("{f} から")).unwrap_or_default();
     let from_en = facility.map(|f| format!(" from {f}")).unwrap_or_default();
@@ -91,7 +90,7 @@ pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) ->
                 .to_string(),
         ),
         NotifyReason::ConfirmAddress => {
-            let token = row.secret.as_deref().unwrap_or_default();
+            let token = row.token.as_deref().unwrap_or_default();
             let base = base_url.trim_end_matches('/');
             let confirm = format!("{base}/email/confirm?token={token}");
             return NoticeText {
@@ -114,7 +113,7 @@ pub fn compose(row: &NotificationRow, facility: Option<&str>, base_url: &str) ->
 }
 
 /// One daily summary for several rows of one person.
-pub fn compose_digest(lines: &[(NotificationRow, Option<String>)], base_url: &str) -> NoticeText {
+pub fn compose_digest(lines: &[(PendingNotice, Option<String>)], base_url: &str) -> NoticeText {
     let mut body = format!(
         "前回のお知らせ以降の Renkei の新着は {} 件です。 / {} update(s) since the last summary.\n\n",
         lines.len(),

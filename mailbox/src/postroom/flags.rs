@@ -7,6 +7,29 @@ use crate::keys::Principal;
 use crate::records::audit::{AuditEvent, action};
 use crate::store::queue::DeliveryStatus;
 
+/// How far an item's delivery got, as its sender sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryProgress {
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    /// Why the last attempt failed (for a failed item: why it was not delivered).
+    pub last_error: Option<String>,
+    /// Unix milliseconds, once delivered.
+    pub delivered_at: Option<i64>,
+}
+
+impl From<DeliveryStatus> for DeliveryProgress {
+    fn from(d: DeliveryStatus) -> Self {
+        Self {
+            state: d.state,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            delivered_at: d.delivered_at,
+        }
+    }
+}
+
 impl Postroom {
     /// Sets the reader's own flags on an item (its personal entry, else the shared
     /// inbox entry of a liaison).
@@ -59,11 +82,11 @@ impl Postroom {
         &self,
         session: &CurrentSession,
         id: &str,
-    ) -> Result<Option<DeliveryStatus>> {
+    ) -> Result<Option<DeliveryProgress>> {
         let account = session.require_ready()?;
         match self.store.envelope(id).await? {
             Some(e) if e.sender_id == account.id.as_str() => {
-                Ok(self.store.delivery_status(id).await?)
+                Ok(self.store.delivery_status(id).await?.map(Into::into))
             }
             _ => Ok(None),
         }

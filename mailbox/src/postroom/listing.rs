@@ -63,10 +63,102 @@ pub struct FolderFilter {
     pub state: Option<ThreadState>,
 }
 
+/// One item of a folder page: the reader's entry, its thread's progress and
+/// the facility on the other side (the sender's for received items, the other
+/// party's of the thread for sent ones). Clear metadata only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedItem {
+    pub envelope_id: String,
+    /// In the reader's Inbox (received), not in Sent.
+    pub received: bool,
+    pub seen: bool,
+    pub archived: bool,
+    /// Unix milliseconds.
+    pub delivered_at: i64,
+    pub kind: String,
+    pub step: Option<String>,
+    pub thread_id: Option<String>,
+    pub thread_state: Option<String>,
+    pub urgency: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub wanted_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub counterpart_facility: Option<String>,
+    pub counterpart_name: Option<String>,
+    /// `pending`, `done` or `failed` (sent items).
+    pub delivery_state: Option<String>,
+}
+
+impl From<ListingRow> for ListedItem {
+    fn from(r: ListingRow) -> Self {
+        Self {
+            envelope_id: r.envelope_id,
+            received: r.folder == "inbox",
+            seen: r.seen,
+            archived: r.archived,
+            delivered_at: r.delivered_at,
+            kind: r.kind,
+            step: r.step,
+            thread_id: r.thread_id,
+            thread_state: r.thread_state,
+            urgency: r.urgency,
+            wanted_by: r.wanted_by,
+            closed_at: r.closed_at,
+            counterpart_facility: r.counterpart_facility,
+            counterpart_name: r.counterpart_name,
+            delivery_state: r.delivery_state,
+        }
+    }
+}
+
+/// An item of one of the reader's folders with its flags and clear metadata
+/// (`Postroom::mailbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxItem {
+    pub envelope_id: String,
+    /// `inbox` or `sent`.
+    pub folder: String,
+    pub seen: bool,
+    pub flagged: bool,
+    pub archived: bool,
+    /// Unix milliseconds.
+    pub delivered_at: i64,
+    pub kind: String,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub thread_id: Option<String>,
+    pub step: Option<String>,
+    pub thread_state: Option<String>,
+    /// `pending`, `done` or `failed`; with the reason when it failed.
+    pub delivery_state: Option<String>,
+    pub delivery_error: Option<String>,
+}
+
+impl From<MailboxListing> for MailboxItem {
+    fn from(e: MailboxListing) -> Self {
+        Self {
+            envelope_id: e.envelope_id,
+            folder: e.folder,
+            seen: e.seen,
+            flagged: e.flagged,
+            archived: e.archived,
+            delivered_at: e.delivered_at,
+            kind: e.kind,
+            sender_id: e.sender_id,
+            sender_facility: e.sender_facility,
+            thread_id: e.thread_id,
+            step: e.step,
+            thread_state: e.thread_state,
+            delivery_state: e.delivery_state,
+            delivery_error: e.delivery_error,
+        }
+    }
+}
+
 /// One page of a folder, newest first.
 #[derive(Debug, Clone)]
 pub struct FolderPage {
-    pub rows: Vec<ListingRow>,
+    pub rows: Vec<ListedItem>,
     /// 1-based.
     pub page: u32,
     pub has_more: bool,
@@ -121,7 +213,7 @@ impl Postroom {
         let has_more = rows.len() as i64 > per_page;
         rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
         Ok(FolderPage {
-            rows,
+            rows: rows.into_iter().map(ListedItem::from).collect(),
             page,
             has_more,
             unread: listed.unread,
@@ -145,7 +237,7 @@ impl Postroom {
         session: &CurrentSession,
         text: &str,
         limit: usize,
-    ) -> Result<Vec<ListingRow>> {
+    ) -> Result<Vec<ListedItem>> {
         let needle = text.trim().to_lowercase();
         if needle.is_empty() || needle.chars().count() > SEARCH_MAX_CHARS {
             return Err(Error::invalid(
@@ -185,7 +277,8 @@ impl Postroom {
                 batch
                     .iter()
                     .filter(|r| hits.contains(&r.envelope_id))
-                    .cloned(),
+                    .cloned()
+                    .map(ListedItem::from),
             );
             if found.len() >= limit {
                 found.truncate(limit);
@@ -203,11 +296,11 @@ impl Postroom {
         &self,
         session: &CurrentSession,
         folder: &str,
-    ) -> Result<Vec<MailboxListing>> {
+    ) -> Result<Vec<MailboxItem>> {
         let keyring = self.keyring(session)?;
         let own = Principal::Account(keyring.account.clone()).key();
         let store = &self.store;
-        Ok(match folder {
+        let entries = match folder {
             "inbox" | "sent" => store.mailbox(&own, folder, false).await?,
             "archive" => {
                 let mut all = store.mailbox(&own, "inbox", true).await?;
@@ -234,7 +327,8 @@ impl Postroom {
                     "フォルダは受信箱・送信済み・アーカイブ・共有受信箱のいずれかです。",
                 ));
             }
-        })
+        };
+        Ok(entries.into_iter().map(MailboxItem::from).collect())
     }
 
     /// Items this reader holds a slot for (clear metadata only).

@@ -40,6 +40,7 @@ use crate::store::Store;
 
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment, VERIFY_WHOLE_BYTES};
+pub use flags::DeliveryProgress;
 pub use integrity::AttachmentIntegrity;
 pub use open::{OpenedItem, SignatureStatus};
 pub use place::PlaceCheck;

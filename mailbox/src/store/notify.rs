@@ -4,47 +4,13 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-
-/// One queued notification mail (or one line of a digest).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct NotificationRow {
-    pub id: String,
-    /// Same event, same person → same key; queuing twice stores one row.
-    pub dedup_key: String,
-    pub account_id: String,
-    pub reason: String,
-    pub kind: Option<String>,
-    pub thread_id: Option<String>,
-    pub envelope_id: Option<String>,
-    /// The facility the text names (the sender's, or the facility concerned).
-    pub facility_code: Option<String>,
-    /// Set only for address confirmations (the address is not verified yet).
-    pub to_address: Option<String>,
-    /// The confirmation token; cleared once the mail has gone.
-    pub secret: Option<String>,
-    pub digest: bool,
-    pub state: String,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-    pub sent_at: Option<i64>,
-}
+pub(crate) use super::internal::{NotificationRow, NotifySettings};
 
 /// Someone who gets notification mails: a verified address and a mode other than off.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotifyTarget {
     pub account_id: String,
     pub email: String,
-    pub notify_mode: String,
-}
-
-/// A person's notification settings as shown to them.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct NotifySettings {
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub pending_email: Option<String>,
     pub notify_mode: String,
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+pub(crate) use super::internal::{DeliveryStatus, ListingPage, ListingRow, MailboxListing};
 
 /// A claimed queue entry.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -32,27 +33,6 @@ pub struct Completion {
     pub notices: Vec<super::notify::NotificationRow>,
 }
 
-/// A mailbox entry joined with the envelope's clear metadata, for listings.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MailboxListing {
-    pub envelope_id: String,
-    pub principal: String,
-    pub folder: String,
-    pub seen: bool,
-    pub flagged: bool,
-    pub archived: bool,
-    pub delivered_at: i64,
-    pub kind: String,
-    pub sender_id: String,
-    pub sender_facility: Option<String>,
-    pub thread_id: Option<String>,
-    pub step: Option<String>,
-    pub thread_state: Option<String>,
-    /// `pending`, `done` or `failed`; with the reason when it failed.
-    pub delivery_state: Option<String>,
-    pub delivery_error: Option<String>,
-}
-
 /// Which entries one page of a folder lists (clear metadata only).
 #[derive(Debug, Clone, Copy)]
 pub struct ListingQuery<'a> {
@@ -70,44 +50,6 @@ pub struct ListingQuery<'a> {
     /// The principal's unread Inbox entries are counted up to this, in the
     /// same statement (every folder page shows the Inbox's count).
     pub unread_cap: i64,
-}
-
-/// A page of [`ListingRow`]s and the Inbox's unread count.
-#[derive(Debug, Clone, Default)]
-pub struct ListingPage {
-    pub rows: Vec<ListingRow>,
-    pub unread: i64,
-}
-
-/// One row of a folder page: the entry, its thread's progress and the facility
-/// on the other side (the sender's for received items, the other party's of
-/// the thread for sent ones).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ListingRow {
-    pub envelope_id: String,
-    pub folder: String,
-    pub seen: bool,
-    pub archived: bool,
-    pub delivered_at: i64,
-    pub kind: String,
-    pub step: Option<String>,
-    pub sender_id: String,
-    pub thread_id: Option<String>,
-    pub thread_state: Option<String>,
-    pub urgency: Option<String>,
-    pub wanted_by: Option<String>,
-    pub closed_at: Option<i64>,
-    pub counterpart_facility: Option<String>,
-    pub counterpart_name: Option<String>,
-    pub delivery_state: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct DeliveryStatus {
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<i64>,
 }
 
 #[async_trait]

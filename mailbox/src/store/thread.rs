@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+pub(crate) use super::internal::{ReadingCountRow, ResourceRow, UsageRow};
 
 /// A thread as stored. See the `threads` table for what each column means.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -74,35 +75,6 @@ pub struct StepRow {
     pub thread_seq: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ResourceRow {
-    pub id: String,
-    pub facility_code: String,
-    pub name: String,
-    pub opening_hours: String,
-    pub active: bool,
-    pub created_at: i64,
-}
-
-/// Reports by one reading doctor for one facility.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ReadingCount {
-    pub reader_id: String,
-    pub facility_code: String,
-    pub reports: i64,
-}
-
-/// Usage figures of one account, for its facility's clerks.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UsageRow {
-    pub account_id: String,
-    pub last_sign_in_at: Option<i64>,
-    pub sent: i64,
-    pub received: i64,
-    pub unopened: i64,
-    pub overdue: i64,
-}
-
 #[async_trait]
 pub trait ThreadStore: Send + Sync {
     async fn thread(&self, id: &str) -> StoreResult<Option<ThreadRow>>;
@@ -137,6 +109,6 @@ pub trait ThreadStore: Send + Sync {
 
     /// Reports per reading doctor and facility whose report came in `[from, to)`;
     /// declines are not reports, so they never count.
-    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>>;
+    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCountRow>>;
     async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>>;
 }

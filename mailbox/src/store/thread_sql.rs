@@ -4,7 +4,7 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, expect_one};
-use super::thread::{ReadingCount, ResourceRow, StepRow, ThreadRow, ThreadStore, UsageRow};
+use super::thread::{ReadingCountRow, ResourceRow, StepRow, ThreadRow, ThreadStore, UsageRow};
 use super::{StoreError, StoreResult};
 
 const THREAD_COLUMNS: &str = "t.id, t.kind, t.state, t.version, t.opener_id, t.requester_id, \
@@ -241,8 +241,8 @@ where
             .await?)
     }
 
-    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCount>> {
-        Ok(sqlx::query_as::<_, ReadingCount>(READING_COUNTS)
+    async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCountRow>> {
+        Ok(sqlx::query_as::<_, ReadingCountRow>(READING_COUNTS)
             .bind(from)
             .bind(to)
             .fetch_all(&self.pool)

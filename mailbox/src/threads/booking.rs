@@ -51,10 +51,34 @@ pub struct FreeDay {
     pub slots: Vec<NaiveDateTime>,
 }
 
+/// Something a facility takes bookings for: a listed, active resource with
+/// its opening hours as the liaison office wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub id: String,
+    pub facility_code: String,
+    pub name: String,
+    pub opening_hours: String,
+    /// Unix milliseconds it was listed.
+    pub created_at: i64,
+}
+
+impl From<ResourceRow> for Resource {
+    fn from(r: ResourceRow) -> Self {
+        Self {
+            id: r.id,
+            facility_code: r.facility_code,
+            name: r.name,
+            opening_hours: r.opening_hours,
+            created_at: r.created_at,
+        }
+    }
+}
+
 /// A resource with its free times over a stretch of days.
 #[derive(Debug, Clone)]
 pub struct FreeTimes {
-    pub resource: crate::store::thread::ResourceRow,
+    pub resource: Resource,
     /// `None` when the opening hours are free text: no times can be offered.
     pub hours: Option<OpeningHours>,
     pub days: Vec<FreeDay>,
@@ -297,7 +321,7 @@ impl Threads {
         session: &CurrentSession,
         name: &str,
         opening_hours: &str,
-    ) -> Result<ResourceRow> {
+    ) -> Result<Resource> {
         let actor = session.require_ready()?;
         let (Role::Liaison, Some(code)) = (actor.role, actor.facility.as_ref()) else {
             return Err(Error::Forbidden);
@@ -325,14 +349,14 @@ impl Threads {
             created_at: self.clock.now_millis(),
         };
         self.store.insert_resource(&row).await?;
-        Ok(row)
+        Ok(row.into())
     }
 
     pub async fn resources(
         &self,
         session: &CurrentSession,
         code: &FacilityCode,
-    ) -> Result<Vec<ResourceRow>> {
+    ) -> Result<Vec<Resource>> {
         session.require_ready()?;
         Ok(self
             .store
@@ -340,6 +364,7 @@ impl Threads {
             .await?
             .into_iter()
             .filter(|r| r.active)
+            .map(Resource::from)
             .collect())
     }
 
@@ -369,7 +394,7 @@ impl Threads {
             None => Vec::new(),
         };
         Ok(FreeTimes {
-            resource,
+            resource: resource.into(),
             hours,
             days,
         })

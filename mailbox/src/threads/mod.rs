@@ -16,7 +16,7 @@ pub mod pathway;
 
 mod liaison;
 mod open;
-mod stats;
+pub mod stats;
 mod step;
 
 use std::sync::Arc;

@@ -9,7 +9,53 @@ use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::records::audit::{AuditEvent, action};
-use crate::store::thread::{ReadingCount, ThreadRow, UsageRow};
+use crate::store::thread::{ReadingCountRow, ThreadRow, UsageRow};
+
+/// Reports by one reading doctor for one facility in a month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadingCount {
+    pub reader_id: String,
+    pub facility_code: String,
+    pub reports: i64,
+}
+
+impl From<ReadingCountRow> for ReadingCount {
+    fn from(r: ReadingCountRow) -> Self {
+        Self {
+            reader_id: r.reader_id,
+            facility_code: r.facility_code,
+            reports: r.reports,
+        }
+    }
+}
+
+/// Usage figures of one account, for its facility's clerks. Times are Unix
+/// milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub account_id: String,
+    pub last_sign_in_at: Option<i64>,
+    /// Items the account sent.
+    pub sent: i64,
+    /// Items in the account's Inbox, and those not yet opened.
+    pub received: i64,
+    pub unopened: i64,
+    /// Open threads addressed or assigned to the account past their wanted-by date.
+    pub overdue: i64,
+}
+
+impl From<UsageRow> for Usage {
+    fn from(u: UsageRow) -> Self {
+        Self {
+            account_id: u.account_id,
+            last_sign_in_at: u.last_sign_in_at,
+            sent: u.sent,
+            received: u.received,
+            unopened: u.unopened,
+            overdue: u.overdue,
+        }
+    }
+}
 
 impl Threads {
     /// Every thread the facility sent or received, with its progress (clerks and
@@ -57,6 +103,7 @@ impl Threads {
                 Role::Doctor => c.reader_id == actor.id.as_str(),
                 Role::Clerk | Role::Liaison => Some(&c.facility_code) == own_facility.as_ref(),
             })
+            .map(ReadingCount::from)
             .collect())
     }
 
@@ -78,7 +125,7 @@ impl Threads {
         &self,
         session: &CurrentSession,
         facility: Option<&FacilityCode>,
-    ) -> Result<Vec<UsageRow>> {
+    ) -> Result<Vec<Usage>> {
         let rows = self.usage_of(session, facility).await?;
         self.note_report_export(session, "usage_csv").await;
         Ok(rows)
@@ -91,7 +138,7 @@ impl Threads {
     }
 
     /// Per-account usage of the clerk's facility.
-    pub async fn usage(&self, session: &CurrentSession) -> Result<Vec<UsageRow>> {
+    pub async fn usage(&self, session: &CurrentSession) -> Result<Vec<Usage>> {
         self.usage_of(session, None).await
     }
 
@@ -101,7 +148,7 @@ impl Threads {
         &self,
         session: &CurrentSession,
         facility: Option<&FacilityCode>,
-    ) -> Result<Vec<UsageRow>> {
+    ) -> Result<Vec<Usage>> {
         let actor = session.require_ready()?;
         let code = match (actor.role, actor.facility.as_ref(), facility) {
             (Role::Clerk, Some(own), None) => own,
@@ -120,6 +167,9 @@ impl Threads {
         Ok(self
             .store
             .usage_of_facility(&code.to_string(), &today)
-            .await?)
+            .await?
+            .into_iter()
+            .map(Usage::from)
+            .collect())
     }
 }

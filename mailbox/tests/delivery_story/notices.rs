@@ -36,7 +36,8 @@ async fn an_item_for_a_removed_account_comes_back_to_the_sender_as_failed_with_t
         .await;
     // Between the acknowledgement and delivery the reader leaves.
     n.dir.remove_account(&rad.account.id).await.unwrap();
-    let d = deliverer(&n, Duration::from_secs(30)).notifying(notices(&n));
+    let notices = notices(&n);
+    let d = deliverer(&n, Duration::from_secs(30)).notifying(notices.clone());
     assert_eq!(d.deliver_due().await.unwrap(), 1);
 
     let status = n.post.delivery_status(&gp, &id).await.unwrap().unwrap();
@@ -63,11 +64,10 @@ async fn an_item_for_a_removed_account_comes_back_to_the_sender_as_failed_with_t
         "nothing left to retry"
     );
     // And the sender is told by mail (once; the text has no content).
-    let rows =
-        n.t.store
-            .claim_notifications(i64::MAX - 1, i64::MAX, false, 10)
-            .await
-            .unwrap();
+    let rows = notices
+        .claim_due(i64::MAX - 1, i64::MAX, false, 10)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].account_id, gp.account.id.as_str());
     assert_eq!(rows[0].reason, "delivery_failed");
@@ -152,11 +152,7 @@ async fn notices_are_queued_once_with_delivery_and_unopened_items_escalate_once(
         .await
         .unwrap();
     assert_eq!(n.t.store.count_notifications("pending").await.unwrap(), 3);
-    let immediate =
-        n.t.store
-            .claim_notifications(now, now + 1000, false, 10)
-            .await
-            .unwrap();
+    let immediate = notices.claim_due(now, now + 1000, false, 10).await.unwrap();
     let mut got: Vec<(String, String)> = immediate
         .iter()
         .map(|r| (r.account_id.clone(), r.thread_id.clone().unwrap()))
@@ -176,18 +172,14 @@ async fn notices_are_queued_once_with_delivery_and_unopened_items_escalate_once(
     assert_eq!(got, want, "no notice for the liaison without an address");
     // The digest reader's line waits for 08:00 Japan time.
     assert!(
-        n.t.store
-            .claim_notifications(now, now + 1000, true, 10)
+        notices
+            .claim_due(now, now + 1000, true, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let at = notices.policy().next_digest_at(now);
-    let digest =
-        n.t.store
-            .claim_notifications(at, at + 1000, true, 10)
-            .await
-            .unwrap();
+    let digest = notices.claim_due(at, at + 1000, true, 10).await.unwrap();
     assert_eq!(digest.len(), 1);
     assert_eq!(
         digest[0].thread_id.as_deref(),
@@ -205,14 +197,13 @@ async fn notices_are_queued_once_with_delivery_and_unopened_items_escalate_once(
         0,
         "once"
     );
-    let escalations: Vec<_> =
-        n.t.store
-            .claim_notifications(later, later + 1000, false, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|r| r.reason == "escalation")
-            .collect();
+    let escalations: Vec<_> = notices
+        .claim_due(later, later + 1000, false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.reason == "escalation")
+        .collect();
     let mut told: Vec<&str> = escalations.iter().map(|r| r.account_id.as_str()).collect();
     told.sort_unstable();
     let mut want = vec![liaison.account.id.as_str(), clerk.account.id.as_str()];

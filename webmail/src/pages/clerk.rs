@@ -16,7 +16,8 @@ use axum::response::Response;
 use axum::routing::get;
 use chrono::{Datelike, NaiveDate};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
-use mailbox::store::thread::{ThreadRow, UsageRow};
+use mailbox::store::thread::ThreadRow;
+use mailbox::threads::stats::Usage;
 use mailbox::workflow::{ThreadKind, ThreadState};
 use mailbox::{FacilityCode, Role};
 use serde::Deserialize;
@@ -450,7 +451,7 @@ fn item_line(
 }
 
 /// One account's use of the system, for the clerk.
-fn usage_line(lang: Lang, people: &HashMap<String, (String, Role)>, u: UsageRow) -> UsageLine {
+fn usage_line(lang: Lang, people: &HashMap<String, (String, Role)>, u: Usage) -> UsageLine {
     let (name, role) = people
         .get(&u.account_id)
         .map_or((u.account_id.clone(), None), |(n, r)| (n.clone(), Some(*r)));

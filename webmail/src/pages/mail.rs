@@ -14,8 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
-use mailbox::postroom::listing::{FolderFilter, FolderPage, MailFolder};
-use mailbox::store::queue::ListingRow;
+use mailbox::postroom::listing::{FolderFilter, FolderPage, ListedItem, MailFolder};
 use mailbox::workflow::{ThreadKind, ThreadState};
 use mailbox::{Error, Role};
 use serde::Deserialize;
@@ -165,7 +164,7 @@ pub struct ItemLine {
     pub failed: bool,
 }
 
-fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
+fn line(lang: Lang, today: &str, r: ListedItem) -> ItemLine {
     let href = match &r.thread_id {
         Some(t) => format!("/threads/{t}"),
         None => format!("/items/{}", r.envelope_id),
@@ -189,7 +188,7 @@ fn line(lang: Lang, today: &str, r: ListingRow) -> ItemLine {
         at: format_jst_minutes_millis(r.delivered_at),
         unread: !r.seen,
         archived: r.archived,
-        received: r.folder == "inbox",
+        received: r.received,
         failed: r.delivery_state.as_deref() == Some("failed"),
         wanted_by,
         href,
@@ -482,7 +481,7 @@ async fn search_page(
     state: &AppState,
     ctx: PageCtx,
     q: String,
-    found: Option<Result<Vec<ListingRow>, Error>>,
+    found: Option<Result<Vec<ListedItem>, Error>>,
     query: Option<&str>,
 ) -> Response {
     let lang = ctx.lang;

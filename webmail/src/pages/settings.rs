@@ -236,7 +236,7 @@ async fn page(state: &AppState, ctx: PageCtx) -> Result<SettingsPage, Error> {
         email_verified: notify.email_verified,
         pending_email: notify.pending_email,
         relay: state.notices.policy().enabled,
-        mode: notify.notify_mode,
+        mode: notify.mode,
         reauth: Reauth {
             needed: state.directory.require_recent_reauth(s).is_err(),
             totp: factors.totp,

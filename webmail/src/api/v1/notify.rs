@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mailbox::notify::{NotifyMode, NotifyReason, kind_labels};
-use mailbox::store::notify::NotificationRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,7 +79,7 @@ pub async fn settings(
         email: n.email,
         email_verified: n.email_verified,
         pending_email: n.pending_email,
-        mode: n.notify_mode,
+        mode: n.mode,
     }))
 }
 
@@ -121,8 +120,8 @@ pub struct FailedNotice {
     created_at: i64,
 }
 
-impl From<NotificationRow> for FailedNotice {
-    fn from(r: NotificationRow) -> Self {
+impl From<mailbox::notify::FailedNotice> for FailedNotice {
+    fn from(r: mailbox::notify::FailedNotice) -> Self {
         let (kind_ja, kind_en) = kind_labels(r.kind.as_deref());
         Self {
             id: r.id,

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
-use mailbox::store::thread::{ReadingCount, ResourceRow, ThreadRow, UsageRow};
+use mailbox::store::thread::ThreadRow;
+use mailbox::threads::booking::Resource;
+use mailbox::threads::stats::{ReadingCount, Usage};
 use mailbox::threads::{NewThread, StepInput, Urgency};
 use mailbox::workflow::{Step, ThreadKind, ThreadState};
 use mailbox::{AccountId, Error, FacilityCode};
@@ -448,8 +450,8 @@ pub struct UsageLine {
     overdue: i64,
 }
 
-impl From<UsageRow> for UsageLine {
-    fn from(u: UsageRow) -> Self {
+impl From<Usage> for UsageLine {
+    fn from(u: Usage) -> Self {
         Self {
             account: u.account_id,
             last_sign_in_at: u.last_sign_in_at,
@@ -480,8 +482,8 @@ pub struct ResourceView {
     opening_hours: String,
 }
 
-impl From<ResourceRow> for ResourceView {
-    fn from(r: ResourceRow) -> Self {
+impl From<Resource> for ResourceView {
+    fn from(r: Resource) -> Self {
         Self {
             id: r.id,
             facility: r.facility_code,
