@@ -44,17 +44,6 @@ fn existing_account(id: &str) -> Result<AccountId> {
 }
 
 impl Directory {
-    /// Runs `work` for the operator `by` and records it as `what` on `item`.
-    async fn console<T>(
-        &self,
-        by: Actor<'_>,
-        what: &str,
-        item: Option<String>,
-        work: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.audit.console(by, what, item, work).await
-    }
-
     /// `facility add`: a new facility with `code`, participating from today
     /// unless `fill` (the edge's form) says otherwise.
     pub async fn register_facility(
@@ -68,7 +57,8 @@ impl Directory {
             fill(&mut f)?;
             self.add_facility(f).await
         };
-        self.console(by, "facility add", facility_item(code), work)
+        self.audit
+            .console(by, "facility add", facility_item(code), work)
             .await
     }
 
@@ -84,7 +74,8 @@ impl Directory {
             fill(&mut f)?;
             self.update_facility(f).await
         };
-        self.console(by, "facility update", facility_item(code), work)
+        self.audit
+            .console(by, "facility update", facility_item(code), work)
             .await
     }
 
@@ -101,7 +92,8 @@ impl Directory {
             let last = last_day()?.unwrap_or_else(|| self.clock.today_jst());
             self.deactivate_facility(&code, last).await
         };
-        self.console(by, "facility deactivate", facility_item(code), work)
+        self.audit
+            .console(by, "facility deactivate", facility_item(code), work)
             .await
     }
 
@@ -117,7 +109,8 @@ impl Directory {
                 .await?;
             Ok(hours)
         };
-        self.console(by, "facility escalation", facility_item(code), work)
+        self.audit
+            .console(by, "facility escalation", facility_item(code), work)
             .await
     }
 
@@ -145,7 +138,8 @@ impl Directory {
             };
             self.set_facility_second_factor(&code, required).await
         };
-        self.console(by, "facility second-factor", facility_item(code), work)
+        self.audit
+            .console(by, "facility second-factor", facility_item(code), work)
             .await
     }
 
@@ -169,7 +163,7 @@ impl Directory {
     pub async fn lock_account(&self, by: Actor<'_>, id: &str, locked: bool) -> Result<Account> {
         let what = if locked { "user lock" } else { "user unlock" };
         let work = async { self.set_locked(&existing_account(id)?, locked).await };
-        self.console(by, what, account_item(id), work).await
+        self.audit.console(by, what, account_item(id), work).await
     }
 
     /// `user reset-password`: `recovery` reads the edge's input (the
@@ -186,7 +180,8 @@ impl Directory {
             let outcome = self.reset_password_with(&id, key.as_ref()).await?;
             Ok((self.account(&id).await?, outcome))
         };
-        self.console(by, "user reset-password", account_item(id), work)
+        self.audit
+            .console(by, "user reset-password", account_item(id), work)
             .await
     }
 
@@ -203,14 +198,16 @@ impl Directory {
             let id = existing_account(id)?;
             self.reset_second_factor(&id).await
         };
-        self.console(by, "user reset-second-factor", account_item(id), work)
+        self.audit
+            .console(by, "user reset-second-factor", account_item(id), work)
             .await
     }
 
     /// `user remove`: every grant goes, the account stays locked for good.
     pub async fn remove_member(&self, by: Actor<'_>, id: &str) -> Result<Account> {
         let work = async { self.remove_account(&existing_account(id)?).await };
-        self.console(by, "user remove", account_item(id), work)
+        self.audit
+            .console(by, "user remove", account_item(id), work)
             .await
     }
 
@@ -225,7 +222,7 @@ impl Directory {
             ready()?;
             self.init_recovery().await
         };
-        self.console(by, "recovery init", None, work).await
+        self.audit.console(by, "recovery init", None, work).await
     }
 
     /// `grants complete` with the recovery key `key` reads.
@@ -235,19 +232,21 @@ impl Directory {
         key: impl FnOnce() -> Result<SecretKey>,
     ) -> Result<u64> {
         let work = async { self.complete_grants_with_recovery(&key()?).await };
-        self.console(by, "grants complete", None, work).await
+        self.audit.console(by, "grants complete", None, work).await
     }
 
     /// `facility list`.
     pub async fn list_facilities(&self, by: Actor<'_>) -> Result<Vec<Facility>> {
-        self.console(by, "facility list", None, self.facilities())
+        self.audit
+            .console(by, "facility list", None, self.facilities())
             .await
     }
 
     /// `facility show`.
     pub async fn show_facility(&self, by: Actor<'_>, code: &str) -> Result<Facility> {
         let work = async { self.facility(&existing_facility(code)?).await };
-        self.console(by, "facility show", facility_item(code), work)
+        self.audit
+            .console(by, "facility show", facility_item(code), work)
             .await
     }
 
@@ -261,24 +260,28 @@ impl Directory {
             let code = facility.map(FacilityCode::parse).transpose()?;
             self.accounts(code.as_ref()).await
         };
-        self.console(by, "user list", None, work).await
+        self.audit.console(by, "user list", None, work).await
     }
 
     /// `user show`.
     pub async fn show_account(&self, by: Actor<'_>, id: &str) -> Result<Account> {
         let work = async { self.account(&existing_account(id)?).await };
-        self.console(by, "user show", account_item(id), work).await
+        self.audit
+            .console(by, "user show", account_item(id), work)
+            .await
     }
 
     /// `user factors`: who has which second factor (counts only).
     pub async fn list_factors(&self, by: Actor<'_>) -> Result<Vec<FactorSummaryRow>> {
-        self.console(by, "user factors", None, self.factor_summaries())
+        self.audit
+            .console(by, "user factors", None, self.factor_summaries())
             .await
     }
 
     /// `grants list`: facility keys waiting for a member to hand them on.
     pub async fn list_pending_grants(&self, by: Actor<'_>) -> Result<Vec<GrantRow>> {
-        self.console(by, "grants list", None, self.pending_grants())
+        self.audit
+            .console(by, "grants list", None, self.pending_grants())
             .await
     }
 }
