@@ -134,7 +134,9 @@ impl Application {
             .with_clock(clock.clone()),
         );
         let notices = Arc::new(
-            Notices::new(store.clone(), settings.notify.clone()).with_clock(clock.clone()),
+            Notices::new(store.clone(), settings.notify.clone())
+                .with_clock(clock.clone())
+                .with_audit(audit.clone()),
         );
         let records = Arc::new(
             Records::new(postroom.vault(), settings.records.retention_days)

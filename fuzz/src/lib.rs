@@ -277,6 +277,12 @@ pub fn run(data: &[u8]) -> (PassStats, PassStats) {
     let fx = fixture();
     let data = &substitute(data, &fx.user, &fx.password)[..];
     let settings = ImapSettings::default();
+    // One input at a time, taken before entering the runtime: the runtime has
+    // one thread, and a caller blocked on this lock inside it would stall the
+    // caller that holds it (parallel tests call `run` from several threads).
+    let mut slot = authenticated_slot()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     fx.rt.block_on(async {
         // 1. Not authenticated: a fresh session per input.
         let first = play(data, |pipe| {
@@ -285,9 +291,6 @@ pub fn run(data: &[u8]) -> (PassStats, PassStats) {
         .await;
 
         // 2. Authenticated: the long-lived session, back in the authenticated state.
-        let mut slot = authenticated_slot()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let reusable = slot
             .as_ref()
             .is_some_and(|s| s.authenticated() && !s.logged_out());

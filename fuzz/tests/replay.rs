@@ -43,7 +43,7 @@ fn seeds_sign_in_and_fetch() {
     );
     assert!(b.output_bytes > 10_000, "{b:?}");
     let (a, _) =
-        renkei_fuzz::run(b"a LOGIN $USER $PASS\r\nb SELECT INBOX\r\nc FETCH 2 BODY.PEEK[]\r\n");
+        renkei_fuzz::run(b"a LOGIN $USER $PASS\r\nb SELECT INBOX\r\nc FETCH 1:* BODY.PEEK[]\r\n");
     assert!(a.output_bytes > 10_000, "{a:?}");
 }
 

@@ -11,6 +11,7 @@ mod common;
 
 use common::fresh_store;
 use mailbox::auth::password;
+use mailbox::clock::{ManualClock, SharedClock};
 use mailbox::store::{SessionRecord, Store, StoreError};
 use mailbox::{
     AccountId, AuthPolicy, Directory, Error, Facility, FacilityCode, NetworkPolicy, NewAccount,
@@ -34,13 +35,18 @@ fn facility(code: &str, name: &str) -> Facility {
 }
 
 fn directory(store: Arc<dyn Store>, policy: AuthPolicy) -> Directory {
+    directory_at(store, policy, mailbox::clock::system())
+}
+
+/// The directory reading `clock`, so a test moves time instead of sleeping.
+fn directory_at(store: Arc<dyn Store>, policy: AuthPolicy, clock: SharedClock) -> Directory {
     // Cheap Argon2 for the key lock keeps the suite fast; the cost is a parameter.
     let policy = AuthPolicy {
         key_lock: renkei_crypto::LockParams::insecure_for_tests(),
         second_factor_required: false,
         ..policy
     };
-    Directory::new(store, policy, NetworkPolicy::default())
+    Directory::with_clock(store, policy, NetworkPolicy::default(), clock)
 }
 
 #[tokio::test]
@@ -371,7 +377,9 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
         second_factor_required: false,
         ..AuthPolicy::default()
     };
-    let dir = directory(t.store.clone(), policy);
+    // The clock stands still unless the test moves it: no waiting for time to pass.
+    let clock = Arc::new(ManualClock::starting_now());
+    let dir = directory_at(t.store.clone(), policy, clock.clone());
     let pw = Password::new("Issued-Pass-2026!");
     let id = doctor_with_password(&dir, &pw).await;
 
@@ -388,12 +396,12 @@ async fn sessions_expire_when_idle_and_end_on_sign_out() {
     ));
 
     // Activity keeps it alive past the idle timeout in total.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     dir.authenticate(&token).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     dir.authenticate(&token).await.unwrap();
     // Idleness ends it, and it stays ended.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    clock.advance(Duration::from_millis(3100));
     assert!(matches!(
         dir.authenticate(&token).await,
         Err(Error::SessionExpired)

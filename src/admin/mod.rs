@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use mailbox::{AccountId, Directory, Error, Facility, FacilityCode, Result};
+use mailbox::{Directory, Error, Facility, FacilityCode, Result};
 
 use mailbox::notify::{Notices, kind_labels};
 
@@ -16,13 +16,12 @@ mod user;
 use crate::cli::{
     AdminCommand, AuditCommand, BlobsCommand, DeletionCommand, FacilityCommand, FacilityFields,
     GrantsCommand, NotificationsCommand, PatientArgs, RecoveryCommand, RetentionCommand,
-    UserCommand,
 };
 
 async fn notifications(notices: &Notices, command: NotificationsCommand) -> Result<()> {
     match command {
         NotificationsCommand::Failed => {
-            let rows = notices.failed_on_console().await?;
+            let rows = notices.failed_for_console(Actor::Cli).await?;
             println!("{} failed notification(s)", rows.len());
             for r in rows {
                 let created = chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -44,65 +43,6 @@ async fn notifications(notices: &Notices, command: NotificationsCommand) -> Resu
     Ok(())
 }
 
-/// What the audit trail says of an operator command: its name and the
-/// facility or account it concerns (never names, addresses or passwords).
-fn describe(command: &AdminCommand) -> (String, Option<String>) {
-    let (what, item): (&str, Option<&str>) = match command {
-        AdminCommand::Facility { command } => match command {
-            FacilityCommand::Add { code, .. } => ("facility add", Some(code)),
-            FacilityCommand::List => ("facility list", None),
-            FacilityCommand::Show { code } => ("facility show", Some(code)),
-            FacilityCommand::Update { code, .. } => ("facility update", Some(code)),
-            FacilityCommand::Escalation { code, .. } => ("facility escalation", Some(code)),
-            FacilityCommand::Deactivate { code, .. } => ("facility deactivate", Some(code)),
-            FacilityCommand::SecondFactor { code, .. } => ("facility second-factor", Some(code)),
-        },
-        AdminCommand::User { command } => match command {
-            UserCommand::Add { .. } => ("user add", None),
-            UserCommand::List { .. } => ("user list", None),
-            UserCommand::Show { id } => ("user show", Some(id)),
-            UserCommand::Lock { id } => ("user lock", Some(id)),
-            UserCommand::Unlock { id } => ("user unlock", Some(id)),
-            UserCommand::ResetPassword { id, .. } => ("user reset-password", Some(id)),
-            UserCommand::Remove { id } => ("user remove", Some(id)),
-            UserCommand::Factors => ("user factors", None),
-            UserCommand::ResetSecondFactor { id } => ("user reset-second-factor", Some(id)),
-        },
-        AdminCommand::Recovery { .. } => ("recovery init", None),
-        AdminCommand::Grants { command } => match command {
-            GrantsCommand::List => ("grants list", None),
-            GrantsCommand::Complete { .. } => ("grants complete", None),
-        },
-        AdminCommand::Blobs { .. } => ("blobs sweep", None),
-        AdminCommand::Notifications { .. } => ("notifications failed", None),
-        AdminCommand::Retention { command } => match command {
-            RetentionCommand::Run { apply: true, .. } => ("retention run --apply", None),
-            RetentionCommand::Run { .. } => ("retention run --dry-run", None),
-        },
-        AdminCommand::DeletionRequest { command } => match command {
-            DeletionCommand::Find { patient } => ("deletion-request find", Some(&patient.facility)),
-            DeletionCommand::Apply { patient, .. } => {
-                ("deletion-request apply", Some(&patient.facility))
-            }
-        },
-        AdminCommand::Billing { .. } => ("billing", None),
-        AdminCommand::Backup { .. } => ("backup", None),
-        AdminCommand::Restore { .. } => ("restore", None),
-        AdminCommand::Audit { command } => match command {
-            AuditCommand::Verify => ("audit verify", None),
-            AuditCommand::Export { .. } => ("audit export", None),
-        },
-    };
-    // Only well-formed codes and IDs reach the log, whatever was typed.
-    let item = item.and_then(|i| {
-        FacilityCode::parse(i)
-            .map(|c| c.to_string())
-            .or_else(|_| AccountId::parse(i).map(|a| a.as_str().to_string()))
-            .ok()
-    });
-    (what.to_string(), item)
-}
-
 /// What the operator's commands work on.
 pub struct Services<'a> {
     pub settings: &'a crate::config::Settings,
@@ -114,33 +54,36 @@ pub struct Services<'a> {
     pub notices: &'a Notices,
 }
 
-/// Runs an operator command and appends it to the audit trail, done or refused.
+/// Runs an operator command. Each is recorded on the audit trail, done or
+/// refused, by the service method it calls (the same entry a console page
+/// writes); only the backup, which no service makes, is recorded here.
 pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
-    let (what, item) = describe(&command);
-    let result = match command {
+    match command {
         AdminCommand::Blobs { command } => blobs(services.postroom, command).await,
         AdminCommand::Backup { dir } => {
-            crate::backup::backup(services.settings, services.store, &dir)
+            let result = crate::backup::backup(services.settings, services.store, &dir)
                 .await
-                .map_err(|e| Error::Internal(format!("{e:#}")))
+                .map_err(|e| Error::Internal(format!("{e:#}")));
+            services
+                .audit
+                .admin(Actor::Cli, "backup", None, result.is_ok())
+                .await;
+            result
         }
         AdminCommand::Retention { command } => retention(services.records, command).await,
         AdminCommand::DeletionRequest { command } => deletion(services.records, command).await,
         other => dispatch(services, other).await,
-    };
-    services
-        .audit
-        .admin(Actor::Cli, &what, item, result.is_ok())
-        .await;
-    result
+    }
 }
 
 async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> {
     let (directory, notices) = (services.directory, services.notices);
     match command {
         AdminCommand::Audit { command } => audit(services.audit, command).await,
-        AdminCommand::Billing { month, csv, pdf } => billing(directory, &month, csv, pdf).await,
-        AdminCommand::Facility { command } => facility(directory, services.store, command).await,
+        AdminCommand::Billing { month, csv, pdf } => {
+            billing(services.records, &month, csv, pdf).await
+        }
+        AdminCommand::Facility { command } => facility(directory, command).await,
         AdminCommand::User { command } => user::user(directory, notices, command).await,
         AdminCommand::Notifications { command } => notifications(notices, command).await,
         AdminCommand::Recovery { command } => recovery(directory, command).await,
@@ -158,7 +101,7 @@ pub async fn blobs(postroom: &mailbox::postroom::Postroom, command: BlobsCommand
     match command {
         BlobsCommand::Sweep { min_age_secs } => {
             let n = postroom
-                .sweep_orphan_blobs(std::time::Duration::from_secs(min_age_secs))
+                .sweep_blobs(Actor::Cli, std::time::Duration::from_secs(min_age_secs))
                 .await?;
             println!(
                 "{n} orphaned blob entr{} removed",
@@ -227,9 +170,7 @@ fn print_report(report: &DeletionReport) {
 async fn retention(records: &Records, command: RetentionCommand) -> Result<()> {
     match command {
         RetentionCommand::Run { apply, record, .. } => {
-            let report = records
-                .run_retention(Actor::Cli, chrono::Utc::now(), apply)
-                .await?;
+            let report = records.retention_for(Actor::Cli, apply).await?;
             print_report(&report);
             if let Some(path) = record {
                 write_file(&path, &report.to_csv())?;
@@ -240,9 +181,8 @@ async fn retention(records: &Records, command: RetentionCommand) -> Result<()> {
 }
 
 /// The patient ID from the flag, or one line of standard input.
-fn patient_id(args: &PatientArgs) -> Result<(FacilityCode, String)> {
-    let facility = FacilityCode::parse(&args.facility)?;
-    let id = match &args.patient {
+fn patient_id(args: &PatientArgs) -> Result<String> {
+    Ok(match &args.patient {
         Some(p) => p.clone(),
         None => {
             let mut line = String::new();
@@ -251,15 +191,15 @@ fn patient_id(args: &PatientArgs) -> Result<(FacilityCode, String)> {
             })?;
             line.trim().to_string()
         }
-    };
-    Ok((facility, id))
+    })
 }
 
 async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
     match command {
         DeletionCommand::Find { patient } => {
-            let (facility, id) = patient_id(&patient)?;
-            let found = records.patient_matches(Actor::Cli, &facility, &id).await?;
+            let found = records
+                .patient_matches_for(Actor::Cli, &patient.facility, || patient_id(&patient))
+                .await?;
             println!("{} matching item(s)", found.len());
             println!("item\tkind\tsender_facility\tsealed_on\tbytes\tthread");
             for c in found {
@@ -281,9 +221,13 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
             confirm,
             receipt,
         } => {
-            let (facility, id) = patient_id(&patient)?;
             let report = records
-                .delete_patient(Actor::Cli, &facility, &id, confirm)
+                .delete_patient_for(
+                    Actor::Cli,
+                    &patient.facility,
+                    || patient_id(&patient),
+                    confirm,
+                )
                 .await?;
             let pdf = mailbox::pdf::deletion_receipt(&report)?;
             std::fs::write(&receipt, pdf)
@@ -302,12 +246,12 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
 }
 
 async fn billing(
-    directory: &Directory,
+    records: &Records,
     month: &str,
     csv: Option<std::path::PathBuf>,
     pdf: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let statement = mailbox::records::billing::statement(&directory.facilities().await?, month)?;
+    let statement = records.billing_for(Actor::Cli, month).await?;
     println!(
         "statement {}: {} facilities, total {} JPY",
         statement.month,
@@ -331,7 +275,7 @@ async fn billing(
 async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Verify => {
-            let v = trail.verify().await?;
+            let v = trail.verify_for(Actor::Cli).await?;
             match v.first_broken {
                 None => println!("audit chain intact: {} entries", v.entries),
                 Some((seq, reason)) => {
@@ -342,11 +286,9 @@ async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
         }
         AuditCommand::Export { from, to, out } => {
             let rows = trail
-                .export(
-                    Actor::Cli,
-                    parse_date("from", &from)?,
-                    parse_date("to", &to)?,
-                )
+                .export_for(Actor::Cli, || {
+                    Ok((parse_date("from", &from)?, parse_date("to", &to)?))
+                })
                 .await?;
             let csv = mailbox::records::audit::to_csv(&rows);
             match out {
@@ -365,13 +307,17 @@ async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
 async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()> {
     match command {
         RecoveryCommand::Init { out } => {
-            if out.exists() {
-                return Err(Error::Conflict(format!(
-                    "{} already exists; not overwriting it",
-                    out.display()
-                )));
-            }
-            let key = directory.init_recovery().await?;
+            let key = directory
+                .create_recovery_key(Actor::Cli, || {
+                    if out.exists() {
+                        return Err(Error::Conflict(format!(
+                            "{} already exists; not overwriting it",
+                            out.display()
+                        )));
+                    }
+                    Ok(())
+                })
+                .await?;
             let armored = key
                 .to_armored_secret()
                 .map_err(|e| Error::Internal(format!("exporting the recovery key: {e}")))?;
@@ -394,7 +340,7 @@ async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
     match command {
         GrantsCommand::List => {
             println!("facility_code\tkey\taccount\twaiting_since");
-            for g in directory.pending_grants().await? {
+            for g in directory.list_pending_grants(Actor::Cli).await? {
                 let since = chrono::DateTime::from_timestamp(g.created_at, 0)
                     .map(|d| d.to_rfc3339())
                     .unwrap_or_default();
@@ -405,8 +351,9 @@ async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
             }
         }
         GrantsCommand::Complete { recovery_key } => {
-            let key = read_recovery_key(&recovery_key)?;
-            let n = directory.complete_grants_with_recovery(&key).await?;
+            let n = directory
+                .complete_grants(Actor::Cli, || read_recovery_key(&recovery_key))
+                .await?;
             println!("{n} pending grant(s) completed");
         }
     }
@@ -421,10 +368,6 @@ fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate> {
             "日付は 2026-04-01 の形式で入力してください。",
         )
     })
-}
-
-fn today() -> NaiveDate {
-    chrono::Local::now().date_naive()
 }
 
 fn apply(f: &mut Facility, fields: FacilityFields) -> Result<()> {
@@ -480,21 +423,18 @@ fn print_facility(f: &Facility) {
     );
 }
 
-async fn facility(
-    directory: &Directory,
-    store: &Arc<dyn Store>,
-    command: FacilityCommand,
-) -> Result<()> {
+async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
+    let by = Actor::Cli;
     match command {
         FacilityCommand::Add { code, fields } => {
-            let mut f = Facility::new(FacilityCode::parse(&code)?, String::new(), today());
-            apply(&mut f, *fields)?;
-            let f = directory.add_facility(f).await?;
+            let f = directory
+                .register_facility(by, &code, |f| apply(f, *fields))
+                .await?;
             println!("registered facility {} {}", f.code, f.name);
         }
         FacilityCommand::List => {
             println!("code\tname\tactive_from\tactive_until\tpublished");
-            for f in directory.facilities().await? {
+            for f in directory.list_facilities(by).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     f.code,
@@ -508,50 +448,32 @@ async fn facility(
             }
         }
         FacilityCommand::Show { code } => {
-            print_facility(&directory.facility(&FacilityCode::parse(&code)?).await?);
+            print_facility(&directory.show_facility(by, &code).await?);
         }
         FacilityCommand::Update { code, fields } => {
-            let mut f = directory.facility(&FacilityCode::parse(&code)?).await?;
-            apply(&mut f, *fields)?;
-            print_facility(&directory.update_facility(f).await?);
+            let f = directory
+                .edit_facility(by, &code, |f| apply(f, *fields))
+                .await?;
+            print_facility(&f);
         }
         FacilityCommand::Escalation { code, hours } => {
+            let hours = directory.set_escalation(by, &code, hours).await?;
             let code = FacilityCode::parse(&code)?;
-            directory.facility(&code).await?;
-            store
-                .set_escalation_hours(code.as_str(), i64::from(hours.max(1)))
-                .await?;
-            println!(
-                "Unopened items for {code} escalate after {} hour(s).",
-                hours.max(1)
-            );
+            println!("Unopened items for {code} escalate after {hours} hour(s).");
         }
         FacilityCommand::SecondFactor { code, rule } => {
+            directory.set_second_factor_rule(by, &code, &rule).await?;
             let code = FacilityCode::parse(&code)?;
-            let required = match rule.as_str() {
-                "required" => Some(true),
-                "optional" => Some(false),
-                "network" => None,
-                _ => {
-                    return Err(mailbox::Error::invalid(
-                        "rule",
-                        "the rule is `required`, `optional` or `network`",
-                        "設定は required・optional・network のいずれかです。",
-                    ));
-                }
-            };
-            directory
-                .set_facility_second_factor(&code, required)
-                .await?;
             println!("Second factor for {code}: {rule}.");
         }
         FacilityCommand::Deactivate { code, last_day } => {
-            let last = match last_day {
-                Some(d) => parse_date("last_day", &d)?,
-                None => today(),
-            };
             let f = directory
-                .deactivate_facility(&FacilityCode::parse(&code)?, last)
+                .end_facility(by, &code, || {
+                    last_day
+                        .as_deref()
+                        .map(|d| parse_date("last_day", d))
+                        .transpose()
+                })
                 .await?;
             println!(
                 "facility {} active until {}",

@@ -2,6 +2,7 @@
 //! second-factor resets.
 
 use mailbox::notify::Notices;
+use mailbox::records::Actor;
 use mailbox::{Account, AccountId, Directory, Error, FacilityCode, NewAccount, Password, Result};
 
 use super::read_recovery_key;
@@ -103,13 +104,16 @@ async fn add_user(directory: &Directory, notices: &Notices, new: UserAdd) -> Res
         email,
         letter_pdf,
     } = new;
-    let new = NewAccount {
-        role: role.parse()?,
-        facility: facility.as_deref().map(FacilityCode::parse).transpose()?,
-        name,
-        email: email.filter(|e| !e.trim().is_empty()),
-    };
-    let (account, password) = directory.add_account(new).await?;
+    let (account, password) = directory
+        .issue_account(Actor::Cli, || {
+            Ok(NewAccount {
+                role: role.parse()?,
+                facility: facility.as_deref().map(FacilityCode::parse).transpose()?,
+                name,
+                email: email.filter(|e| !e.trim().is_empty()),
+            })
+        })
+        .await?;
     let fname = facility_name(directory, &account).await;
     credential_letter(&account, fname.as_deref(), &password);
     if let Some(path) = letter_pdf {
@@ -134,10 +138,12 @@ async fn reset_password(
     recovery_key: Option<std::path::PathBuf>,
     letter_pdf: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let id = AccountId::parse(id)?;
-    let key = recovery_key.as_deref().map(read_recovery_key).transpose()?;
-    let outcome = directory.reset_password_with(&id, key.as_ref()).await?;
-    let account = directory.account(&id).await?;
+    let with_key = recovery_key.is_some();
+    let (account, outcome) = directory
+        .reset_account_password(Actor::Cli, id, || {
+            recovery_key.as_deref().map(read_recovery_key).transpose()
+        })
+        .await?;
     let fname = facility_name(directory, &account).await;
     credential_letter(&account, fname.as_deref(), &outcome.password);
     if let Some(path) = letter_pdf {
@@ -155,7 +161,7 @@ async fn reset_password(
         println!(
             "Facility grants are pending again until another member signs in or `admin grants complete` runs."
         );
-    } else if key.is_some() {
+    } else if with_key {
         println!("The person keeps their key: every earlier item stays readable.");
     }
     Ok(())
@@ -188,9 +194,11 @@ pub(super) async fn user(
             .await?;
         }
         UserCommand::List { facility } => {
-            let code = facility.as_deref().map(FacilityCode::parse).transpose()?;
             println!("id\trole\tfacility\tname\tlocked");
-            for a in directory.accounts(code.as_ref()).await? {
+            for a in directory
+                .list_accounts(Actor::Cli, facility.as_deref())
+                .await?
+            {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     a.id,
@@ -205,14 +213,14 @@ pub(super) async fn user(
             }
         }
         UserCommand::Show { id } => {
-            print_account(&directory.account(&AccountId::parse(&id)?).await?);
+            print_account(&directory.show_account(Actor::Cli, &id).await?);
         }
         UserCommand::Lock { id } => {
-            let a = directory.set_locked(&AccountId::parse(&id)?, true).await?;
+            let a = directory.lock_account(Actor::Cli, &id, true).await?;
             println!("account {} locked", a.id);
         }
         UserCommand::Unlock { id } => {
-            let a = directory.set_locked(&AccountId::parse(&id)?, false).await?;
+            let a = directory.lock_account(Actor::Cli, &id, false).await?;
             println!("account {} unlocked", a.id);
         }
         UserCommand::ResetPassword {
@@ -222,7 +230,7 @@ pub(super) async fn user(
         } => reset_password(directory, &id, recovery_key, letter_pdf).await?,
         UserCommand::Factors => {
             println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
-            for r in directory.factor_summaries().await? {
+            for r in directory.list_factors(Actor::Cli).await? {
                 let id = AccountId::parse(&r.account_id)
                     .map(|a| a.display_grouped())
                     .unwrap_or(r.account_id);
@@ -237,22 +245,19 @@ pub(super) async fn user(
             }
         }
         UserCommand::ResetSecondFactor { id } => {
-            let id = AccountId::parse(&id)?;
-            tracing::warn!(
-                audit = "second_factor_reset",
-                via = "cli",
-                account = id.as_str(),
-                "second-factor reset requested by the operator"
-            );
-            let a = directory.reset_second_factor(&id).await?;
-            notices.security_notice(&id, "second_factor_reset").await?;
+            let a = directory
+                .reset_account_factor(Actor::Cli, &id, || Ok(()))
+                .await?;
+            notices
+                .security_notice(&a.id, "second_factor_reset")
+                .await?;
             println!(
                 "second factor of {} reset: sessions ended, the person must enrol again at the next sign-in",
                 a.id
             );
         }
         UserCommand::Remove { id } => {
-            let a = directory.remove_account(&AccountId::parse(&id)?).await?;
+            let a = directory.remove_member(Actor::Cli, &id).await?;
             println!("account {} removed: grants deleted, account locked", a.id);
         }
     }

@@ -5,6 +5,7 @@
 //! through the directory.
 
 mod accounts;
+mod console;
 mod facilities;
 
 use std::ops::Deref;
@@ -49,6 +50,8 @@ pub struct NewAccount {
 
 pub struct Directory {
     store: Arc<dyn Store>,
+    /// The trail the console actions record themselves on.
+    audit: Audit,
     network: NetworkPolicy,
     clock: SharedClock,
     keys: Arc<Keys>,
@@ -96,6 +99,7 @@ impl Directory {
         );
         Self {
             store,
+            audit,
             network,
             clock,
             keys,

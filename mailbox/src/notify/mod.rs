@@ -36,6 +36,8 @@ use crate::clock::SharedClock;
 use crate::directory::validate_email;
 use crate::error::{Error, Result};
 use crate::keys::Principal;
+use crate::records::Actor;
+use crate::records::audit::Audit;
 use crate::retry::{BackOff, GiveUp};
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifyTarget};
@@ -239,6 +241,8 @@ fn row(
 /// Queues notices for events, and keeps each person's notification settings.
 pub struct Notices {
     store: Arc<dyn Store>,
+    /// The trail the console's look at failed notices is recorded on.
+    audit: Audit,
     policy: NotifyPolicy,
     /// When rows are queued and when confirmation links run out.
     clock: SharedClock,
@@ -247,10 +251,18 @@ pub struct Notices {
 impl Notices {
     pub fn new(store: Arc<dyn Store>, policy: NotifyPolicy) -> Self {
         Self {
+            audit: Audit::new(store.clone()),
             store,
             policy,
             clock: crate::clock::system(),
         }
+    }
+
+    /// The same notices recording on `audit` (the one trail of the application).
+    #[must_use]
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The same notices reading time from `clock` (tests move it).
@@ -567,17 +579,20 @@ impl Notices {
         self.failed(Some(session.account.id.as_str())).await
     }
 
+    /// `notifications failed` on the console: every failed notice, recorded
+    /// (metadata only: reason, kind, IDs).
+    pub async fn failed_for_console(&self, by: Actor<'_>) -> Result<Vec<FailedNotice>> {
+        let work = self.failed(None);
+        self.audit
+            .console(by, "notifications failed", None, work)
+            .await
+    }
+
     /// Every failed notice, for the operator (metadata only: reason, kind, IDs).
     pub async fn failed_all(&self, session: &CurrentSession) -> Result<Vec<FailedNotice>> {
         if session.require_ready()?.role != Role::Operator {
             return Err(Error::Forbidden);
         }
-        self.failed(None).await
-    }
-
-    /// Every failed notice, for the operator's command line on the server
-    /// (`renkei admin notifications failed`).
-    pub async fn failed_on_console(&self) -> Result<Vec<FailedNotice>> {
         self.failed(None).await
     }
 

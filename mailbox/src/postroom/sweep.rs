@@ -6,8 +6,15 @@
 
 use super::Postroom;
 use crate::error::Result;
+use crate::records::Actor;
 
 impl Postroom {
+    /// `blobs sweep` on the console: [`Postroom::sweep_orphan_blobs`], recorded.
+    pub async fn sweep_blobs(&self, by: Actor<'_>, min_age: std::time::Duration) -> Result<u64> {
+        let work = self.sweep_orphan_blobs(min_age);
+        self.audit.console(by, "blobs sweep", None, work).await
+    }
+
     /// Removes blobs that belong to no stored item — left by a crash between sealing
     /// and the database commit (the submission was never acknowledged) — and
     /// unfinished `*.partial` files. Only entries older than `min_age` go, so a

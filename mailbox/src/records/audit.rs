@@ -450,9 +450,30 @@ impl Audit {
         Ok(rows)
     }
 
+    /// Runs a console action `work` for `by` (the operator, or the command
+    /// line) and records it as `what` on `item`, done or refused: the
+    /// services' console methods come through here, so the pages, the API
+    /// and `renkei admin` write the same entry.
+    pub async fn console<T>(
+        &self,
+        by: Actor<'_>,
+        what: &str,
+        item: Option<String>,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let result = match by.require_operator() {
+            Ok(()) => work.await,
+            Err(e) => Err(e),
+        };
+        self.admin(by, what, item, result.is_ok()).await;
+        result
+    }
+
     /// An operator's console action (a page of the console or `renkei
     /// admin`), in the same words either way: "user lock: ok". The item is
-    /// a facility code or account ID only.
+    /// a facility code or account ID only. Services record through
+    /// [`Audit::console`]; only what no service does (a backup of the
+    /// files, a restore) is recorded by its command directly.
     pub async fn admin(&self, by: Actor<'_>, what: &str, item: Option<String>, ok: bool) {
         let mut event = by
             .event(action::ADMIN)
@@ -461,6 +482,32 @@ impl Audit {
             event = event.item(item);
         }
         self.note(event).await;
+    }
+
+    /// `audit verify` on the console: the walk of [`Audit::verify`], recorded
+    /// as refused when the chain is broken.
+    pub async fn verify_for(&self, by: Actor<'_>) -> Result<Verification> {
+        let result = match by.require_operator() {
+            Ok(()) => self.verify().await,
+            Err(e) => Err(e),
+        };
+        let intact = result.as_ref().is_ok_and(|v| v.first_broken.is_none());
+        self.admin(by, "audit verify", None, intact).await;
+        result
+    }
+
+    /// `audit export` on the console: [`Audit::export`] of the JST days
+    /// `period` reads from the edge's input.
+    pub async fn export_for(
+        &self,
+        by: Actor<'_>,
+        period: impl FnOnce() -> Result<(chrono::NaiveDate, chrono::NaiveDate)>,
+    ) -> Result<Vec<AuditRow>> {
+        let work = async {
+            let (from, to) = period()?;
+            self.export(by, from, to).await
+        };
+        self.console(by, "audit export", None, work).await
     }
 
     /// Walks the whole chain from the first entry and names the first entry

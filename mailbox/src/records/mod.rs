@@ -21,6 +21,7 @@
 
 pub mod audit;
 pub mod billing;
+mod console;
 pub mod csv;
 mod deletion;
 

@@ -42,6 +42,9 @@ pub trait Dialect: Database {
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
 
+/// A statement with its arguments, on either engine.
+pub(super) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
 /// The store: a pool for reads and a pool for writes (the same pool on
 /// PostgreSQL; SQLite's single writer connection), and on SQLite the group
 /// writer that commits submissions together.

@@ -4,7 +4,7 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::backend::{Dialect, SqlStore, expect_one};
+use super::backend::{Dialect, Query, SqlStore, expect_one};
 use super::{FailedLogin, SessionRecord, Store, StoreError, StoreResult, rows};
 use crate::account::PasswordDigest;
 use crate::account::{Account, AccountId};
@@ -84,6 +84,28 @@ pub(super) const DELETE_SESSIONS_OF: &str = "DELETE FROM sessions WHERE account_
 pub(super) const PURGE_SESSIONS: &str =
     "DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2";
 
+/// The facility's columns in the order `INSERT_FACILITY` and
+/// `UPDATE_FACILITY` both name them.
+fn bind_facility<'q, DB: Dialect>(q: Query<'q, DB>, f: &'q Facility) -> Query<'q, DB>
+where
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
+    for<'r> String: Encode<'r, DB> + Type<DB>,
+    for<'r> bool: Encode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Encode<'r, DB>,
+{
+    q.bind(f.code.as_str())
+        .bind(&f.name)
+        .bind(&f.address)
+        .bind(&f.phone)
+        .bind(rows::departments_json(f))
+        .bind(f.publish_details)
+        .bind(rows::date_text(f.active_from))
+        .bind(f.active_until.map(rows::date_text))
+        .bind(&f.approval_ref)
+        .bind(&f.city)
+        .bind(&f.public_note)
+}
+
 #[async_trait::async_trait]
 impl<DB: Dialect> Store for SqlStore<DB>
 where
@@ -109,18 +131,7 @@ where
     }
 
     async fn insert_facility(&self, f: &Facility) -> StoreResult<()> {
-        sqlx::query(INSERT_FACILITY)
-            .bind(f.code.as_str())
-            .bind(&f.name)
-            .bind(&f.address)
-            .bind(&f.phone)
-            .bind(rows::departments_json(f))
-            .bind(f.publish_details)
-            .bind(rows::date_text(f.active_from))
-            .bind(f.active_until.map(rows::date_text))
-            .bind(&f.approval_ref)
-            .bind(&f.city)
-            .bind(&f.public_note)
+        bind_facility(sqlx::query(INSERT_FACILITY), f)
             .bind(clock::now_secs())
             .execute(&self.writer)
             .await?;
@@ -128,18 +139,7 @@ where
     }
 
     async fn update_facility(&self, f: &Facility) -> StoreResult<()> {
-        let done = sqlx::query(UPDATE_FACILITY)
-            .bind(f.code.as_str())
-            .bind(&f.name)
-            .bind(&f.address)
-            .bind(&f.phone)
-            .bind(rows::departments_json(f))
-            .bind(f.publish_details)
-            .bind(rows::date_text(f.active_from))
-            .bind(f.active_until.map(rows::date_text))
-            .bind(&f.approval_ref)
-            .bind(&f.city)
-            .bind(&f.public_note)
+        let done = bind_facility(sqlx::query(UPDATE_FACILITY), f)
             .execute(&self.writer)
             .await?;
         if DB::rows_affected(&done) == 0 {

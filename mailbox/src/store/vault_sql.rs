@@ -2,7 +2,7 @@
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::backend::{Dialect, SqlStore, expect_one};
+use super::backend::{Dialect, Query, SqlStore, expect_one};
 use super::thread::ThreadChange;
 use super::vault::{
     AccountKeyRow, AttachmentIntegrity, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow,
@@ -101,6 +101,23 @@ pub(super) const ENVELOPES_FOR: &str = "SELECT e.id, e.kind, e.sender_id, e.send
     e.body_size FROM envelopes e JOIN envelope_slots s ON s.envelope_id = e.id WHERE s.principal = $1 \
     ORDER BY e.created_at DESC, e.id";
 
+/// The key's columns in the order `INSERT_ACCOUNT_KEY` and
+/// `REPLACE_ACCOUNT_KEY` both name them.
+fn bind_account_key<'q, DB: Dialect>(q: Query<'q, DB>, r: &'q AccountKeyRow) -> Query<'q, DB>
+where
+    for<'r> String: Encode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Encode<'r, DB> + Type<DB>,
+    for<'r> i64: Encode<'r, DB> + Type<DB>,
+    for<'r> Option<Vec<u8>>: Encode<'r, DB>,
+{
+    q.bind(&r.account_id)
+        .bind(&r.fingerprint)
+        .bind(&r.cert)
+        .bind(&r.locked_key)
+        .bind(&r.recovery_sealed)
+        .bind(r.created_at)
+}
+
 #[async_trait::async_trait]
 impl<DB: Dialect> VaultStore for SqlStore<DB>
 where
@@ -137,13 +154,7 @@ where
     }
 
     async fn insert_account_key(&self, r: &AccountKeyRow) -> StoreResult<()> {
-        sqlx::query(INSERT_ACCOUNT_KEY)
-            .bind(&r.account_id)
-            .bind(&r.fingerprint)
-            .bind(&r.cert)
-            .bind(&r.locked_key)
-            .bind(&r.recovery_sealed)
-            .bind(r.created_at)
+        bind_account_key(sqlx::query(INSERT_ACCOUNT_KEY), r)
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -206,13 +217,7 @@ where
             .bind(clock::now_secs())
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query(REPLACE_ACCOUNT_KEY)
-            .bind(&r.account_id)
-            .bind(&r.fingerprint)
-            .bind(&r.cert)
-            .bind(&r.locked_key)
-            .bind(&r.recovery_sealed)
-            .bind(r.created_at)
+        let done = bind_account_key(sqlx::query(REPLACE_ACCOUNT_KEY), r)
             .execute(&mut *tx)
             .await?;
         expect_one(DB::rows_affected(&done))?;

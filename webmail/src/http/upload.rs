@@ -247,3 +247,33 @@ pub(crate) async fn feed_and_finish<T: Send + 'static>(
         (Err(e), _) => Err(ApiError(e)),
     }
 }
+
+/// An item sent with its files streamed from the upload: the declared
+/// attachments are fed from `multipart` into `seal` (the service call, run on
+/// its own task so sealing reads while the body arrives), and the answer comes
+/// with the size warning the item earns. `envelope_id` names the sealed item
+/// in what `seal` made, for the log.
+pub(crate) async fn seal_upload<T, Fut>(
+    multipart: Multipart,
+    specs: Vec<AttachmentSpec>,
+    upload: &crate::UploadPolicy,
+    seal: impl FnOnce(Vec<OutgoingAttachment>) -> Fut,
+    envelope_id: impl FnOnce(&T) -> &str,
+) -> Result<(T, Vec<SendWarning>), ApiError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let (senders, attachments) = attachment_channels(specs);
+    let (attachments, total_bytes) = counted(attachments);
+    let task = tokio::spawn(seal(attachments));
+    let made = feed_and_finish(multipart, senders, task).await?;
+    let warnings = large_item_warning(
+        upload,
+        envelope_id(&made),
+        total_bytes.load(Ordering::Relaxed),
+    )
+    .into_iter()
+    .collect();
+    Ok((made, warnings))
+}

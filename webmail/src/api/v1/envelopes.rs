@@ -9,8 +9,6 @@
 //! limit. The same holds for `POST /compose`, the thread page's step forms,
 //! `POST /threads` and `/threads/{id}/steps`.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,10 +26,7 @@ use crate::http::download::attachment_download;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiSession;
 use crate::http::ranges::{RangeAnswers, RangeHeaders};
-use crate::http::upload::{
-    AttachmentSpec, SendWarning, attachment_channels, counted, feed_and_finish, large_item_warning,
-    read_spec,
-};
+use crate::http::upload::{AttachmentSpec, SendWarning, read_spec, seal_upload};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -125,8 +120,6 @@ pub async fn send(
     for t in spec.to {
         to.push(t.recipient()?);
     }
-    let (senders, attachments) = attachment_channels(spec.attachments);
-    let (attachments, total_bytes) = counted(attachments);
     let outgoing = Outgoing {
         kind: spec.kind,
         to,
@@ -140,15 +133,19 @@ pub async fn send(
     let confirmed = PatientConfirmation {
         files: spec.confirm_patient_mismatch,
     };
-    let task = tokio::spawn(async move {
+    let seal = async move |attachments| {
         postroom
             .send_confirming(&session, outgoing, attachments, confirmed)
             .await
-    });
-    let id = feed_and_finish(multipart, senders, task).await?;
-    let warnings = large_item_warning(&state.upload, &id, total_bytes.load(Ordering::Relaxed))
-        .into_iter()
-        .collect();
+    };
+    let (id, warnings) = seal_upload(
+        multipart,
+        spec.attachments,
+        &state.upload,
+        seal,
+        String::as_str,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(Created { id, warnings })))
 }
 

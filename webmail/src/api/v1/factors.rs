@@ -8,10 +8,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use mailbox::auth::PendingToken;
+use mailbox::records::Actor;
 use mailbox::webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
-use mailbox::{AccountId, Error, Role};
+use mailbox::{Error, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -244,17 +245,13 @@ pub async fn admin_reset(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     operator(&s)?;
-    let id = AccountId::parse(&id).map_err(|_| Error::NotFound("account"))?;
-    tracing::warn!(
-        audit = "second_factor_reset",
-        operator = s.account.id.as_str(),
-        account = id.as_str(),
-        "second-factor reset requested on the API"
-    );
-    state.directory.reset_second_factor(&id).await?;
+    let a = state
+        .directory
+        .reset_account_factor(Actor::Session(&s), &id, || Ok(()))
+        .await?;
     state
         .notices
-        .security_notice(&id, "second_factor_reset")
+        .security_notice(&a.id, "second_factor_reset")
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

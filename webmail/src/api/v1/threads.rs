@@ -3,7 +3,6 @@
 //! assignment, the clerk's overview, statistics and bookable resources.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
@@ -21,10 +20,7 @@ use crate::AppState;
 use crate::api::v1::envelopes::{ConsentSpec, ItemView, To};
 use crate::http::error::ApiError;
 use crate::http::extract::ApiSession;
-use crate::http::upload::{
-    AttachmentSpec, SendWarning, attachment_channels, counted, feed_and_finish, large_item_warning,
-    read_spec,
-};
+use crate::http::upload::{AttachmentSpec, SendWarning, read_spec, seal_upload};
 
 /// The first multipart part, `thread`, of `POST /api/v1/threads`.
 #[derive(Deserialize, ToSchema)]
@@ -125,25 +121,23 @@ pub async fn open(
         resource_id: spec.resource_id,
         template: spec.template,
     };
-    let (senders, attachments) = attachment_channels(spec.attachments);
-    let (attachments, total_bytes) = counted(attachments);
     let threads = state.threads.clone();
     let confirmed = mailbox::postroom::PatientConfirmation {
         files: spec.confirm_patient_mismatch,
     };
-    let task = tokio::spawn(async move {
+    let seal = async move |attachments| {
         threads
             .open_confirming(&session, new, attachments, confirmed)
             .await
-    });
-    let created = feed_and_finish(multipart, senders, task).await?;
-    let warnings = large_item_warning(
+    };
+    let (created, warnings) = seal_upload(
+        multipart,
+        spec.attachments,
         &state.upload,
-        &created.envelope_id,
-        total_bytes.load(Ordering::Relaxed),
+        seal,
+        |c: &mailbox::threads::Created| c.envelope_id.as_str(),
     )
-    .into_iter()
-    .collect();
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedThread {
@@ -187,18 +181,16 @@ pub async fn step(
             .map(FacilityCode::parse)
             .transpose()?,
     };
-    let (senders, attachments) = attachment_channels(spec.attachments);
-    let (attachments, total_bytes) = counted(attachments);
     let threads = state.threads.clone();
-    let task = tokio::spawn(async move { threads.act(&session, &id, input, attachments).await });
-    let envelope_id = feed_and_finish(multipart, senders, task).await?;
-    let warnings = large_item_warning(
+    let seal = async move |attachments| threads.act(&session, &id, input, attachments).await;
+    let (envelope_id, warnings) = seal_upload(
+        multipart,
+        spec.attachments,
         &state.upload,
-        &envelope_id,
-        total_bytes.load(Ordering::Relaxed),
+        seal,
+        String::as_str,
     )
-    .into_iter()
-    .collect();
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedStep {

@@ -210,24 +210,25 @@ pub async fn add_account(
 ) -> Response {
     let lang = ctx.lang;
     let added = async {
-        let role: Role = form.role.parse()?;
-        let facility = match form.facility.trim() {
-            "" => None,
-            code => Some(FacilityCode::parse(code)?),
-        };
-        let email = Some(form.email.trim().to_string()).filter(|e| !e.is_empty());
-        let (account, password) = state
-            .directory
-            .add_account(NewAccount {
-                role,
+        let new = || {
+            let facility = match form.facility.trim() {
+                "" => None,
+                code => Some(FacilityCode::parse(code)?),
+            };
+            Ok(NewAccount {
+                role: form.role.parse()?,
                 facility,
                 name: form.name.clone(),
-                email: email.clone(),
+                email: Some(form.email.trim().to_string()).filter(|e| !e.is_empty()),
             })
+        };
+        let (account, password) = state
+            .directory
+            .issue_account(Actor::Session(&ctx.session), new)
             .await?;
         // Notices go only to a confirmed address: mail the link now, as the
         // command line does.
-        if let Some(address) = &email {
+        if let Some(address) = &account.email {
             state
                 .notices
                 .request_confirmation(&account.id, address)
@@ -236,8 +237,6 @@ pub async fn add_account(
         Ok::<_, Error>((account, password))
     }
     .await;
-    let item = added.as_ref().ok().map(|(a, _)| a.id.as_str().to_string());
-    audit(&state, &ctx.session, "user add", item, added.is_ok()).await;
     match added {
         Ok((account, password)) => {
             let facility = facility_label(&state, &account).await;
@@ -273,29 +272,20 @@ pub(super) async fn facility_label(state: &AppState, a: &Account) -> Option<Stri
     })
 }
 
-/// A lock, unlock or second-factor reset: done, audited, and the accounts
-/// page with the outcome.
+/// A lock, unlock or second-factor reset (each recorded by the directory),
+/// and the accounts page with the outcome.
 pub(super) async fn account_action(
     state: &AppState,
     ctx: PageCtx,
-    id: &str,
-    what: &'static str,
     done: &'static str,
-    act: impl AsyncFnOnce(&AccountId) -> Result<(), Error>,
+    outcome: Result<Account, Error>,
 ) -> Response {
-    let parsed = AccountId::parse(id).ok();
-    let outcome = match &parsed {
-        Some(id) => act(id).await,
-        None => Err(Error::NotFound("account")),
-    };
-    let item = parsed.map(|a| a.as_str().to_string());
-    audit(state, &ctx.session, what, item, outcome.is_ok()).await;
     accounts_page(
         state,
         ctx,
         "",
         AccountForm::default(),
-        outcome.map(|()| Some(done)),
+        outcome.map(|_| Some(done)),
         None,
     )
     .await
@@ -308,11 +298,9 @@ pub async fn lock(
     Path(id): Path<String>,
 ) -> Response {
     let done = texts(ctx.lang).account_locked;
-    let directory = state.directory.clone();
-    account_action(&state, ctx, &id, "user lock", done, async |id| {
-        directory.set_locked(id, true).await.map(|_| ())
-    })
-    .await
+    let by = Actor::Session(&ctx.session);
+    let outcome = state.directory.lock_account(by, &id, true).await;
+    account_action(&state, ctx, done, outcome).await
 }
 
 /// `POST /operator/accounts/{id}/unlock` — also clears the failure count.
@@ -322,11 +310,9 @@ pub async fn unlock(
     Path(id): Path<String>,
 ) -> Response {
     let done = texts(ctx.lang).account_unlocked;
-    let directory = state.directory.clone();
-    account_action(&state, ctx, &id, "user unlock", done, async |id| {
-        directory.set_locked(id, false).await.map(|_| ())
-    })
-    .await
+    let by = Actor::Session(&ctx.session);
+    let outcome = state.directory.lock_account(by, &id, false).await;
+    account_action(&state, ctx, done, outcome).await
 }
 
 /// The tick box a destructive action needs.
@@ -359,20 +345,20 @@ pub async fn reset_second_factor(
     Form(form): Form<Confirmed>,
 ) -> Response {
     let done = texts(ctx.lang).factor_reset;
-    let (directory, notices) = (state.directory.clone(), state.notices.clone());
-    account_action(
-        &state,
-        ctx,
-        &id,
-        "user reset-second-factor",
-        done,
-        async |id| {
-            form.check()?;
-            directory.reset_second_factor(id).await?;
-            notices.security_notice(id, "second_factor_reset").await
-        },
-    )
-    .await
+    let by = Actor::Session(&ctx.session);
+    let outcome = async {
+        let a = state
+            .directory
+            .reset_account_factor(by, &id, || form.check())
+            .await?;
+        state
+            .notices
+            .security_notice(&a.id, "second_factor_reset")
+            .await?;
+        Ok(a)
+    }
+    .await;
+    account_action(&state, ctx, done, outcome).await
 }
 
 /// `POST /operator/accounts/{id}/reset-password` — a new issued password,
@@ -386,24 +372,12 @@ pub async fn reset_password(
     Form(form): Form<Confirmed>,
 ) -> Response {
     let lang = ctx.lang;
-    let parsed = AccountId::parse(&id).ok();
-    let reset = async {
-        form.check()?;
-        let id = parsed.clone().ok_or(Error::NotFound("account"))?;
-        let outcome = state.directory.reset_password_with(&id, None).await?;
-        let account = state.directory.account(&id).await?;
-        Ok::<_, Error>((account, outcome))
-    }
-    .await;
-    let item = parsed.map(|a| a.as_str().to_string());
-    audit(
-        &state,
-        &ctx.session,
-        "user reset-password",
-        item,
-        reset.is_ok(),
-    )
-    .await;
+    let reset = state
+        .directory
+        .reset_account_password(Actor::Session(&ctx.session), &id, || {
+            form.check().map(|()| None)
+        })
+        .await;
     match reset {
         Ok((account, outcome)) => {
             let facility = facility_label(&state, &account).await;

@@ -59,12 +59,6 @@ impl FacilityForm {
         f.approval_ref = Some(self.approval_ref.trim().to_string()).filter(|r| !r.is_empty());
         Ok(())
     }
-
-    fn facility(&self) -> Result<Facility, Error> {
-        let mut f = Facility::new(FacilityCode::parse(&self.code)?, "", today_jst());
-        self.apply(&mut f)?;
-        Ok(f)
-    }
 }
 
 pub struct FacilityLine {
@@ -173,12 +167,10 @@ pub async fn add_facility(
     Form(form): Form<FacilityForm>,
 ) -> Response {
     let lang = ctx.lang;
-    let added = match form.facility() {
-        Ok(f) => state.directory.add_facility(f).await,
-        Err(e) => Err(e),
-    };
-    let code = FacilityCode::parse(&form.code).ok().map(|c| c.to_string());
-    audit(&state, &ctx.session, "facility add", code, added.is_ok()).await;
+    let added = state
+        .directory
+        .register_facility(Actor::Session(&ctx.session), &form.code, |f| form.apply(f))
+        .await;
     match added {
         Ok(f) => {
             let done = format!("{} {}（{}）", texts(lang).facility_added, f.name, f.code);
@@ -276,15 +268,10 @@ pub async fn update_facility(
     Form(form): Form<FacilityForm>,
 ) -> Response {
     let lang = ctx.lang;
-    let saved = async {
-        let code = FacilityCode::parse(&code).map_err(|_| Error::NotFound("facility"))?;
-        let mut f = state.directory.facility(&code).await?;
-        form.apply(&mut f)?;
-        state.directory.update_facility(f).await
-    }
-    .await;
-    let item = FacilityCode::parse(&code).ok().map(|c| c.to_string());
-    audit(&state, &ctx.session, "facility update", item, saved.is_ok()).await;
+    let saved = state
+        .directory
+        .edit_facility(Actor::Session(&ctx.session), &code, |f| form.apply(f))
+        .await;
     match saved {
         Ok(_) => {
             facility_page(
@@ -334,21 +321,12 @@ pub async fn deactivate_facility(
     Form(form): Form<DeactivateForm>,
 ) -> Response {
     let lang = ctx.lang;
-    let ended = async {
-        let code = FacilityCode::parse(&code).map_err(|_| Error::NotFound("facility"))?;
-        let last = parse_day("last_day", &form.last_day)?.unwrap_or_else(today_jst);
-        state.directory.deactivate_facility(&code, last).await
-    }
-    .await;
-    let item = FacilityCode::parse(&code).ok().map(|c| c.to_string());
-    audit(
-        &state,
-        &ctx.session,
-        "facility deactivate",
-        item,
-        ended.is_ok(),
-    )
-    .await;
+    let ended = state
+        .directory
+        .end_facility(Actor::Session(&ctx.session), &code, || {
+            parse_day("last_day", &form.last_day)
+        })
+        .await;
     let (status, done, error) = match ended {
         Ok(_) => (StatusCode::OK, Some(texts(lang).facility_deactivated), None),
         Err(e) => (status_of(e.kind()), None, Some(message(lang, &e))),

@@ -4,9 +4,9 @@
 //! shown once, lock, unlock, password and second-factor resets, pending
 //! facility-key grants) and notices that could not be sent.
 //!
-//! Everything goes through `Directory` and `Notices`, as `renkei admin` does,
-//! and every change is written to the audit trail in the same words as the
-//! command line ("facility add: ok"). No page here shows any content: the
+//! Everything goes through `Directory` and `Notices`, as `renkei admin` does;
+//! the directory's console methods write every change to the audit trail in
+//! the same words as the command line ("facility add: ok"). No page here shows any content: the
 //! operator holds no key and sees metadata only.
 
 use std::collections::HashMap;
@@ -128,12 +128,6 @@ impl FromRequestParts<AppState> for OperatorPage {
             .await
             .map(Self)
     }
-}
-
-/// Appends an operator action to the audit trail in the words of `renkei
-/// admin` ("user lock: ok"); the item is a facility code or account ID only.
-async fn audit(state: &AppState, s: &CurrentSession, what: &str, item: Option<String>, ok: bool) {
-    state.audit.admin(Actor::Session(s), what, item, ok).await;
 }
 
 fn parse_day(field: &'static str, s: &str) -> Result<Option<NaiveDate>, Error> {
