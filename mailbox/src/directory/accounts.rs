@@ -96,7 +96,7 @@ impl Directory {
             }
             (true, Some(code)) => {
                 let facility = self.facility(code).await?;
-                if !facility.is_active_on(self.clock.now().date_naive()) {
+                if !facility.is_active_on(self.clock.today_jst()) {
                     return Err(Error::invalid(
                         "facility",
                         "the facility is not active",
