@@ -6,7 +6,7 @@
 //! `postroom::DeliveryProgress`, `notify::FailedNotice`,
 //! `notify::PendingNotice`, `notify::Preferences`,
 //! `threads::stats::{ReadingCount, Usage}`,
-//! `threads::booking::Resource`).
+//! `threads::booking::Resource`, `threads::{Thread, StepRecord}`).
 
 /// A bookable resource as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -131,4 +131,45 @@ pub struct ListingRow {
     pub counterpart_facility: Option<String>,
     pub counterpart_name: Option<String>,
     pub delivery_state: Option<String>,
+}
+
+/// A thread as stored. See the `threads` table for what each column means.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ThreadRow {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub version: i64,
+    pub opener_id: String,
+    pub requester_id: String,
+    pub requester_facility: Option<String>,
+    pub target: String,
+    pub target_facility: String,
+    pub claimed_by: Option<String>,
+    pub assignee_id: Option<String>,
+    pub reader_id: Option<String>,
+    pub urgency: String,
+    pub wanted_by: Option<String>,
+    pub resource_id: Option<String>,
+    pub booked_slot: Option<String>,
+    pub template: Option<String>,
+    pub stage: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub delivered_at: Option<i64>,
+    pub opened_at: Option<i64>,
+    pub opened_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+}
+
+/// One step of a thread in order (clear metadata of its envelope).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StepRow {
+    pub envelope_id: String,
+    pub step: Option<String>,
+    pub sender_id: String,
+    pub sender_facility: Option<String>,
+    pub created_at: i64,
+    pub thread_seq: Option<i64>,
 }

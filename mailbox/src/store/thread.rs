@@ -4,37 +4,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-pub(crate) use super::internal::{ReadingCountRow, ResourceRow, UsageRow};
-
-/// A thread as stored. See the `threads` table for what each column means.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ThreadRow {
-    pub id: String,
-    pub kind: String,
-    pub state: String,
-    pub version: i64,
-    pub opener_id: String,
-    pub requester_id: String,
-    pub requester_facility: Option<String>,
-    pub target: String,
-    pub target_facility: String,
-    pub claimed_by: Option<String>,
-    pub assignee_id: Option<String>,
-    pub reader_id: Option<String>,
-    pub urgency: String,
-    pub wanted_by: Option<String>,
-    pub resource_id: Option<String>,
-    pub booked_slot: Option<String>,
-    pub template: Option<String>,
-    pub stage: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub delivered_at: Option<i64>,
-    pub opened_at: Option<i64>,
-    pub opened_by: Option<String>,
-    pub closed_at: Option<i64>,
-    pub escalated_at: Option<i64>,
-}
+pub(crate) use super::internal::{ReadingCountRow, ResourceRow, StepRow, ThreadRow, UsageRow};
 
 /// What a step changes on its thread; `None` keeps the stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,17 +32,6 @@ pub enum ThreadChange {
         version: i64,
         patch: ThreadPatch,
     },
-}
-
-/// One step of a thread in order (clear metadata of its envelope).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct StepRow {
-    pub envelope_id: String,
-    pub step: Option<String>,
-    pub sender_id: String,
-    pub sender_facility: Option<String>,
-    pub created_at: i64,
-    pub thread_seq: Option<i64>,
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 //! unassigning removes those slot rows and inbox entries — what was read cannot
 //! be un-read.
 
+use super::Thread;
 use super::Threads;
 use crate::account::{Account, AccountId, Role};
 use crate::auth::CurrentSession;
@@ -12,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::keys::Principal;
 use crate::records::audit::{AuditEvent, action};
 use crate::store::StoreError;
-use crate::store::thread::ThreadRow;
 use crate::workflow::Relation;
 
 impl Threads {
@@ -21,7 +21,7 @@ impl Threads {
         &self,
         session: &CurrentSession,
         id: &str,
-    ) -> Result<(Account, ThreadRow)> {
+    ) -> Result<(Account, Thread)> {
         let actor = session.require_ready()?.clone();
         let thread = self.readable(session, id).await?;
         if Self::relation(&thread, &actor) != Some(Relation::SharedInbox) {
@@ -148,7 +148,7 @@ impl Threads {
     /// Whether this reader may forward the thread at all (a doctor or liaison
     /// who holds it through their own key or the shared inbox), for pages that
     /// offer the form; [`Threads::forward`] decides for a given colleague.
-    pub async fn may_forward(&self, session: &CurrentSession, thread: &ThreadRow) -> bool {
+    pub async fn may_forward(&self, session: &CurrentSession, thread: &Thread) -> bool {
         let (Ok(account), Ok(keyring)) = (session.require_ready(), self.postroom.keyring(session))
         else {
             return false;

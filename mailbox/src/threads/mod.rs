@@ -18,6 +18,7 @@ mod liaison;
 mod open;
 pub mod stats;
 mod step;
+mod view;
 
 use std::sync::Arc;
 
@@ -35,9 +36,9 @@ use crate::postroom::{Consent, OpenedItem, Postroom, Recipient};
 use crate::records::audit::Audit;
 use crate::store::Store;
 use crate::store::StoreError;
-use crate::store::thread::{StepRow, ThreadRow};
 use crate::workflow::{Relation, Step, ThreadKind, ThreadState, next_state};
 use pathway::PathwayTemplate;
+pub use view::{StepRecord, Thread};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Urgency {
@@ -102,7 +103,7 @@ pub struct Created {
 /// A thread opened for one reader: its clear state and every step, decrypted
 /// and signature-checked.
 pub struct ThreadView {
-    pub thread: ThreadRow,
+    pub thread: Thread,
     pub steps: Vec<OpenedItem>,
     /// What this reader may do next (step names).
     pub allowed_steps: Vec<&'static str>,
@@ -111,13 +112,13 @@ pub struct ThreadView {
 /// One step of a thread as a reader found it: its clear metadata, and the
 /// opened item or why it could not be opened (`Error::Tampered`).
 pub struct StepOutcome {
-    pub row: StepRow,
+    pub record: StepRecord,
     pub opened: Result<OpenedItem>,
 }
 
 /// A thread for one reader with each step's own outcome ([`Threads::view_each`]).
 pub struct ThreadSteps {
-    pub thread: ThreadRow,
+    pub thread: Thread,
     pub steps: Vec<StepOutcome>,
     pub allowed_steps: Vec<&'static str>,
     /// The thread's steps against their signed sequence numbers.
@@ -139,8 +140,8 @@ pub struct ThreadCheck {
 }
 
 impl ThreadCheck {
-    fn of(thread: &ThreadRow, steps: &[StepOutcome]) -> Self {
-        let present: Vec<i64> = steps.iter().filter_map(|s| s.row.thread_seq).collect();
+    fn of(thread: &Thread, steps: &[StepOutcome]) -> Self {
+        let present: Vec<i64> = steps.iter().filter_map(|s| s.record.thread_seq).collect();
         let last = present
             .iter()
             .copied()
@@ -151,7 +152,7 @@ impl ThreadCheck {
         // The opening item's own row kind is checked against its signed place.
         let relabelled = steps
             .iter()
-            .find(|s| s.row.envelope_id == thread.opener_id)
+            .find(|s| s.record.envelope_id == thread.opener_id)
             .and_then(|s| s.opened.as_ref().ok())
             .is_some_and(|o| o.kind != thread.kind);
         let altered_steps = steps
@@ -287,12 +288,13 @@ impl Threads {
 
     /// The thread, if this session can read its opening envelope; `NotFound`
     /// otherwise, whether or not it exists.
-    async fn readable(&self, session: &CurrentSession, id: &str) -> Result<ThreadRow> {
+    async fn readable(&self, session: &CurrentSession, id: &str) -> Result<Thread> {
         let keyring = self.postroom.keyring(session)?;
         let thread = self
             .store
             .thread(id)
             .await?
+            .map(Thread::from)
             .ok_or(Error::NotFound("item"))?;
         self.postroom
             .reader_principal(&keyring, &thread.opener_id)
@@ -300,7 +302,7 @@ impl Threads {
         Ok(thread)
     }
 
-    fn relation(thread: &ThreadRow, actor: &Account) -> Option<Relation> {
+    fn relation(thread: &Thread, actor: &Account) -> Option<Relation> {
         let me = actor.id.as_str();
         let facility = actor.facility.as_ref().map(|c| c.to_string());
         if thread.requester_id == me {
@@ -330,14 +332,14 @@ impl Threads {
     /// The steps this person may take on a thread now (step names), from its
     /// clear state alone: for lists that offer actions without opening every
     /// item.
-    pub fn steps_open_to(&self, session: &CurrentSession, thread: &ThreadRow) -> Vec<&'static str> {
+    pub fn steps_open_to(&self, session: &CurrentSession, thread: &Thread) -> Vec<&'static str> {
         match session.require_ready() {
             Ok(actor) => Self::allowed_steps(thread, actor),
             Err(_) => Vec::new(),
         }
     }
 
-    fn allowed_steps(thread: &ThreadRow, actor: &Account) -> Vec<&'static str> {
+    fn allowed_steps(thread: &Thread, actor: &Account) -> Vec<&'static str> {
         let (Ok(kind), Some(state), Some(relation)) = (
             ThreadKind::parse(&thread.kind),
             ThreadState::parse(&thread.state),
@@ -391,19 +393,29 @@ impl Threads {
         let actor = session.require_ready()?.clone();
         self.readable(session, id).await?;
         let mut steps = Vec::new();
-        for step in self.store.thread_steps(id).await? {
+        for step in self
+            .store
+            .thread_steps(id)
+            .await?
+            .into_iter()
+            .map(StepRecord::from)
+        {
             let opened = match self.postroom.open(session, &step.envelope_id).await {
                 Err(e @ Error::Tampered(_)) => Err(e),
                 Err(e) => return Err(e),
                 Ok(item) => Ok(item),
             };
-            steps.push(StepOutcome { row: step, opened });
+            steps.push(StepOutcome {
+                record: step,
+                opened,
+            });
         }
         // Re-read: opening may have recorded the receipt.
         let thread = self
             .store
             .thread(id)
             .await?
+            .map(Thread::from)
             .ok_or(Error::NotFound("item"))?;
         let check = ThreadCheck::of(&thread, &steps);
         // A thread whose history was cut or relabelled takes no further steps.
@@ -421,11 +433,17 @@ impl Threads {
     }
 
     /// The threads this reader takes part in (through any of its keys).
-    pub async fn list(&self, session: &CurrentSession) -> Result<Vec<ThreadRow>> {
+    pub async fn list(&self, session: &CurrentSession) -> Result<Vec<Thread>> {
         let keyring = self.postroom.keyring(session)?;
-        let mut out: Vec<ThreadRow> = Vec::new();
+        let mut out: Vec<Thread> = Vec::new();
         for p in keyring.principals() {
-            for t in self.store.threads_for(&p.key()).await? {
+            for t in self
+                .store
+                .threads_for(&p.key())
+                .await?
+                .into_iter()
+                .map(Thread::from)
+            {
                 if !out.iter().any(|o| o.id == t.id) {
                     out.push(t);
                 }

@@ -3,13 +3,14 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use super::Thread;
 use super::Threads;
 use crate::account::Role;
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
 use crate::records::audit::{AuditEvent, action};
-use crate::store::thread::{ReadingCountRow, ThreadRow, UsageRow};
+use crate::store::thread::{ReadingCountRow, UsageRow};
 
 /// Reports by one reading doctor for one facility in a month.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +61,19 @@ impl From<UsageRow> for Usage {
 impl Threads {
     /// Every thread the facility sent or received, with its progress (clerks and
     /// liaisons; clear metadata only).
-    pub async fn facility_overview(&self, session: &CurrentSession) -> Result<Vec<ThreadRow>> {
+    pub async fn facility_overview(&self, session: &CurrentSession) -> Result<Vec<Thread>> {
         let actor = session.require_ready()?;
         let (Role::Clerk | Role::Liaison, Some(code)) = (actor.role, actor.facility.as_ref())
         else {
             return Err(Error::Forbidden);
         };
-        Ok(self.store.threads_of_facility(&code.to_string()).await?)
+        Ok(self
+            .store
+            .threads_of_facility(&code.to_string())
+            .await?
+            .into_iter()
+            .map(Thread::from)
+            .collect())
     }
 
     /// Reading reports in a calendar month (JST), per reading doctor and facility.

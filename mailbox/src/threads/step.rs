@@ -2,6 +2,7 @@
 //! the step sealed as an envelope to everyone on the thread, and the thread
 //! advanced in the same transaction.
 
+use super::Thread;
 use super::pathway;
 use super::{StepInput, Threads, conflict, field, require_fields, sealed_fields};
 use crate::account::Account;
@@ -9,7 +10,7 @@ use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::keys::{Keyring, Principal};
 use crate::postroom::{OutgoingAttachment, Recipient, Sealing, ThreadLink};
-use crate::store::thread::{ThreadChange, ThreadPatch, ThreadRow};
+use crate::store::thread::{ThreadChange, ThreadPatch};
 use crate::workflow::{Step, ThreadKind, ThreadState, next_state};
 
 /// What a step does to the thread, built up branch by branch.
@@ -110,7 +111,7 @@ impl Threads {
     async fn step_patch(
         &self,
         keyring: &Keyring,
-        thread: &ThreadRow,
+        thread: &Thread,
         input: &StepInput,
         state: ThreadState,
         next: ThreadState,
@@ -166,7 +167,7 @@ impl Threads {
     async fn hand_on_stage(
         &self,
         keyring: &Keyring,
-        thread: &ThreadRow,
+        thread: &Thread,
         input: &StepInput,
         actor: &Account,
         change: &mut StepChange,

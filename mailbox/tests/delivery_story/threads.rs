@@ -219,7 +219,7 @@ async fn a_forwarded_thread_follows_the_colleague_read_only_and_a_refusal_change
     assert!(threads.view(&colleague, id).await.is_err());
 
     // Forwarded: the colleague reads every step so far, and may take none.
-    let opened = n.t.store.thread(id).await.unwrap().unwrap();
+    let opened: mailbox::threads::Thread = n.t.store.thread(id).await.unwrap().unwrap().into();
     assert!(threads.may_forward(&surgeon, &opened).await);
     assert!(!threads.may_forward(&outsider, &opened).await);
     threads

@@ -15,7 +15,7 @@ use axum::{Form, Router};
 use chrono::{Datelike, Duration, NaiveDate};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
 use mailbox::postroom::{Consent, ConsentMethod};
-use mailbox::store::thread::ThreadRow;
+use mailbox::threads::Thread;
 use mailbox::threads::booking::{FreeDay, slot_text};
 use mailbox::threads::{NewThread, StepInput, Urgency};
 use mailbox::workflow::{Step, ThreadKind};
@@ -495,7 +495,7 @@ async fn booking_page(state: &AppState, ctx: PageCtx, raw: Option<&str>, view: V
 
 /// The bookings this person sees: their facility's for clerks and liaison
 /// offices, the ones they take part in for doctors.
-async fn bookings_of(state: &AppState, ctx: &PageCtx) -> Result<Vec<ThreadRow>, Error> {
+async fn bookings_of(state: &AppState, ctx: &PageCtx) -> Result<Vec<Thread>, Error> {
     let rows = match ctx.session.account.role {
         Role::Clerk | Role::Liaison => state.threads.facility_overview(&ctx.session).await?,
         _ => state.threads.list(&ctx.session).await?,
@@ -510,7 +510,7 @@ async fn lines(
     state: &AppState,
     ctx: &PageCtx,
     names: &HashMap<String, String>,
-    rows: Vec<ThreadRow>,
+    rows: Vec<Thread>,
 ) -> Vec<BookingLine> {
     let lang = ctx.lang;
     // Resource names of every facility the bookings are at.

@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::get;
 use chrono::{Datelike, NaiveDate};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
-use mailbox::store::thread::ThreadRow;
+use mailbox::threads::Thread;
 use mailbox::threads::stats::Usage;
 use mailbox::workflow::{ThreadKind, ThreadState};
 use mailbox::{FacilityCode, Role};
@@ -97,7 +97,7 @@ pub(super) fn urgency_label(lang: Lang, urgency: &str) -> &'static str {
     }
 }
 
-pub(super) fn is_overdue(t: &ThreadRow) -> bool {
+pub(super) fn is_overdue(t: &Thread) -> bool {
     let today = today_jst().format("%Y-%m-%d").to_string();
     t.closed_at.is_none() && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str())
 }
@@ -405,7 +405,7 @@ fn item_line(
     own: &str,
     names: &HashMap<String, String>,
     people: &HashMap<String, (String, Role)>,
-    t: &ThreadRow,
+    t: &Thread,
 ) -> ItemLine {
     let x = texts(lang);
     let sent = t.requester_facility.as_deref() == Some(own) && t.target_facility != own;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
-use mailbox::store::thread::ThreadRow;
+use mailbox::threads::Thread;
 use mailbox::threads::booking::Resource;
 use mailbox::threads::stats::{ReadingCount, Usage};
 use mailbox::threads::{NewThread, StepInput, Urgency};
@@ -229,8 +229,8 @@ pub struct ThreadSummary {
     closed_at: Option<i64>,
 }
 
-impl From<ThreadRow> for ThreadSummary {
-    fn from(t: ThreadRow) -> Self {
+impl From<Thread> for ThreadSummary {
+    fn from(t: Thread) -> Self {
         let today = mailbox::clock::today_jst().to_string();
         let overdue =
             t.closed_at.is_none() && t.wanted_by.as_deref().is_some_and(|w| w < today.as_str());

@@ -7,7 +7,7 @@ use super::*;
 pub(super) async fn action_forms(
     state: &AppState,
     lang: Lang,
-    thread: &ThreadRow,
+    thread: &Thread,
     allowed: &[&'static str],
     own_facility: Option<&FacilityCode>,
 ) -> Vec<ActionForm> {
@@ -61,12 +61,7 @@ pub(super) fn button(step: Step) -> (&'static str, &'static str) {
 
 /// One field of a step's form as the domain specifies it, with the page's
 /// label; confirming a booking offers the time it already holds.
-pub(super) fn action_field(
-    lang: Lang,
-    thread: &ThreadRow,
-    step: Step,
-    f: StepField,
-) -> ActionField {
+pub(super) fn action_field(lang: Lang, thread: &Thread, step: Step, f: StepField) -> ActionField {
     let tt = texts(lang);
     let booked = thread.booked_slot.is_some();
     let label = match (step, f.name) {
@@ -88,7 +83,7 @@ pub(super) fn action_field(
 }
 
 /// The fields of a pathway's current stage, from its template.
-pub(super) fn stage_fields(lang: Lang, thread: &ThreadRow) -> Vec<ActionField> {
+pub(super) fn stage_fields(lang: Lang, thread: &Thread) -> Vec<ActionField> {
     thread
         .template
         .as_deref()

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use mailbox::clock::{format_jst_minutes, today_jst};
 use mailbox::postroom::{OpenedItem, SignatureStatus};
-use mailbox::store::thread::ThreadRow;
+use mailbox::threads::Thread;
 use mailbox::threads::{StepInput, ThreadSteps};
 use mailbox::workflow::{Step, StepField, ThreadKind};
 use mailbox::{AccountId, Error, FacilityCode, Role};
@@ -296,12 +296,7 @@ async fn step_view(
     }
 }
 
-fn broken_view(
-    lang: Lang,
-    kind: &str,
-    row: &mailbox::store::thread::StepRow,
-    e: &Error,
-) -> StepView {
+fn broken_view(lang: Lang, kind: &str, row: &mailbox::threads::StepRecord, e: &Error) -> StepView {
     let tt = texts(lang);
     let what = match e {
         Error::Tampered("key_slot") => tt.broken_key_slot,
@@ -387,7 +382,7 @@ async fn thread_page(
     let mut missing = view.check.missing_steps.iter().copied().peekable();
     for s in &view.steps {
         // A step deleted from the records is shown in its place, in red.
-        while let Some(n) = missing.next_if(|n| s.row.thread_seq.is_some_and(|at| *n < at)) {
+        while let Some(n) = missing.next_if(|n| s.record.thread_seq.is_some_and(|at| *n < at)) {
             steps.push(missing_view(lang, n));
         }
         steps.push(match &s.opened {
@@ -395,7 +390,7 @@ async fn thread_page(
                 zip: super::zip_links::page_links(state, &ctx.session, lang, item).await,
                 ..step_view(state, lang, &mut names, &thread.kind, item).await
             },
-            Err(e) => broken_view(lang, &thread.kind, &s.row, e),
+            Err(e) => broken_view(lang, &thread.kind, &s.record, e),
         });
     }
     steps.extend(missing.map(|n| missing_view(lang, n)));
