@@ -308,28 +308,11 @@ fn broken_view(lang: Lang, kind: &str, row: &mailbox::threads::StepRecord, e: &E
         _ => "unreadable",
     };
     StepView {
-        status,
-        older_format: false,
-        id: row.envelope_id.clone(),
         label: step_label(lang, kind, row.step.as_deref()),
         signer: row.sender_id.clone(),
         signer_facility: row.sender_facility.clone().unwrap_or_default(),
         at: format_jst_minutes(row.created_at),
-        sig_ok: false,
-        sig_text: what,
-        fingerprint: String::new(),
-        signed_sha256: String::new(),
-        subject: String::new(),
-        patient: String::new(),
-        consent: None,
-        body: String::new(),
-        fields: Vec::new(),
-        attachments: Vec::new(),
-        dicom_files: None,
-        zip: None,
-        pdf_href: String::new(),
-        viewer_href: None,
-        broken: Some(what),
+        ..StepView::red(row.envelope_id.clone(), what, status)
     }
 }
 
@@ -337,28 +320,38 @@ fn broken_view(lang: Lang, kind: &str, row: &mailbox::threads::StepRecord, e: &E
 fn missing_view(lang: Lang, seq: i64) -> StepView {
     let tt = texts(lang);
     StepView {
-        id: format!("missing-{seq}"),
         label: tt.step_missing,
-        signer: String::new(),
-        signer_facility: String::new(),
-        at: String::new(),
-        sig_ok: false,
-        sig_text: tt.step_missing,
-        status: "step_missing",
-        older_format: false,
-        fingerprint: String::new(),
-        signed_sha256: String::new(),
-        subject: String::new(),
-        patient: String::new(),
-        consent: None,
-        body: String::new(),
-        fields: Vec::new(),
-        attachments: Vec::new(),
-        dicom_files: None,
-        zip: None,
-        pdf_href: String::new(),
-        viewer_href: None,
-        broken: Some(tt.step_missing),
+        ..StepView::red(format!("missing-{seq}"), tt.step_missing, "step_missing")
+    }
+}
+
+impl StepView {
+    /// A step shown only by what broke, in red, with no content.
+    fn red(id: String, what: &'static str, status: &'static str) -> Self {
+        StepView {
+            id,
+            label: "",
+            signer: String::new(),
+            signer_facility: String::new(),
+            at: String::new(),
+            sig_ok: false,
+            sig_text: what,
+            status,
+            older_format: false,
+            fingerprint: String::new(),
+            signed_sha256: String::new(),
+            subject: String::new(),
+            patient: String::new(),
+            consent: None,
+            body: String::new(),
+            fields: Vec::new(),
+            attachments: Vec::new(),
+            dicom_files: None,
+            zip: None,
+            pdf_href: String::new(),
+            viewer_href: None,
+            broken: Some(what),
+        }
     }
 }
 
