@@ -257,17 +257,7 @@ impl Postroom {
         index: usize,
         out: impl Write + Send + 'static,
     ) -> Result<u64> {
-        let (prepared, _) = self
-            .prepare_attachment(session, id, |_| Some(index))
-            .await?
-            .ok_or(Error::NotFound("attachment"))?;
-        self.audit
-            .record(
-                AuditEvent::by(session, action::DOWNLOAD)
-                    .item(id)
-                    .detail(format!("attachment={index}")),
-            )
-            .await?;
+        let prepared = self.attachment(session, id, index).await?;
         prepared.read_into(out).await.map(|(n, _)| n)
     }
 }
