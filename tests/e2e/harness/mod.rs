@@ -36,6 +36,9 @@ pub fn bin() -> String {
 pub struct Network {
     pub dir: tempfile::TempDir,
     pub database_url: Option<String>,
+    /// libfaketime's offset for every process started from now on (`-400d`):
+    /// what they seal is signed and stored at that time, as if sent then.
+    clock: std::sync::Mutex<Option<String>>,
 }
 
 /// The two facilities most tests use: a hospital and a clinic in Kagawa (37).
@@ -74,7 +77,35 @@ impl Network {
             Ok("postgres") => Some(create_pg_database().await),
             _ => None,
         };
-        Self { dir, database_url }
+        Self {
+            dir,
+            database_url,
+            clock: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Moves the clock of the processes started from now on (`None`: today).
+    /// Monotonic time is left alone, so timers behave.
+    pub fn set_clock(&self, offset: Option<&str>) {
+        if let Ok(mut c) = self.clock.lock() {
+            *c = offset.map(str::to_string);
+        }
+    }
+
+    /// The environment that moves a process's clock, when one is set.
+    fn clock_env(&self) -> Vec<(&'static str, String)> {
+        match self.clock.lock().ok().and_then(|c| c.clone()) {
+            None => Vec::new(),
+            Some(offset) => vec![
+                (
+                    "LD_PRELOAD",
+                    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into(),
+                ),
+                ("FAKETIME", offset),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+                ("FAKETIME_DONT_RESET", "1".into()),
+            ],
+        }
     }
 
     /// A second node of the same network: its own data folder (certificate,
@@ -83,6 +114,7 @@ impl Network {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             database_url: self.database_url.clone(),
+            clock: std::sync::Mutex::new(None),
         }
     }
 
@@ -108,6 +140,7 @@ impl Network {
         let output = Command::new(bin())
             .args(self.args())
             .args(args)
+            .envs(self.clock_env())
             // Tests of other features run with the second factor optional; the
             // two-factor tests pass `--second-factor required`.
             .env("RENKEI_SECOND_FACTOR", "optional")
@@ -231,6 +264,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .arg(command)
+            .envs(network.clock_env())
             .env("RENKEI_SECOND_FACTOR", "optional")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())

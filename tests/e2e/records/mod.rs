@@ -51,7 +51,7 @@ pub async fn send_item(
         "patient_id": patient_id,
         "patient_name": PATIENT_NAME,
         "body": format!("臨床所見：{FINDINGS}。"),
-        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+        "consent": { "obtained_on": "2025-06-01", "method": "written", "obtained_by": "坂出 明美" },
         "attachments": files.iter().map(|(n, _)| json!({"name": n, "media_type": "application/dicom"})).collect::<Vec<_>>(),
     });
     server.sent_envelope(client, &envelope, files).await
@@ -252,19 +252,7 @@ pub async fn reported_thread(
     rad_id: &str,
     patient_id: &str,
 ) -> String {
-    let spec = json!({
-        "kind": "reading_request",
-        "to": { "account": rad_id },
-        "subject": "胸部CT 読影依頼",
-        "patient_id": patient_id,
-        "patient_name": PATIENT_NAME,
-        "body": "ご高診をお願いします。",
-        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
-        "urgency": "routine",
-        "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
-    });
-    let body = multipart(server, gp, "/api/v1/threads", "thread", spec).await;
-    let thread = body["thread_id"].as_str().unwrap().to_string();
+    let (thread, _) = request(server, gp, rad_id, patient_id).await;
     // Wait for delivery, then open (the receipt), accept and report.
     wait_until(
         &format!("thread {thread} to be delivered"),
@@ -283,6 +271,36 @@ pub async fn reported_thread(
         },
     )
     .await;
+    report(server, rad, &thread).await;
+    thread
+}
+
+/// A reading request from `gp` to `rad_id`: the thread's and its opening
+/// item's IDs.
+pub async fn request(
+    server: &Server,
+    gp: &reqwest::Client,
+    rad_id: &str,
+    patient_id: &str,
+) -> (String, String) {
+    let spec = json!({
+        "kind": "reading_request",
+        "to": { "account": rad_id },
+        "subject": "胸部CT 読影依頼",
+        "patient_id": patient_id,
+        "patient_name": PATIENT_NAME,
+        "body": "ご高診をお願いします。",
+        "consent": { "obtained_on": "2025-06-01", "method": "written", "obtained_by": "坂出 明美" },
+        "urgency": "routine",
+        "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
+    });
+    let body = multipart(server, gp, "/api/v1/threads", "thread", spec).await;
+    let id = |k: &str| body[k].as_str().unwrap().to_string();
+    (id("thread_id"), id("envelope_id"))
+}
+
+/// The reader accepts a delivered, opened request and reports on it.
+pub async fn report(server: &Server, rad: &reqwest::Client, thread: &str) {
     let path = format!("/api/v1/threads/{thread}/steps");
     multipart(server, rad, &path, "step", json!({ "step": "accept" })).await;
     multipart(
@@ -293,7 +311,6 @@ pub async fn reported_thread(
         json!({ "step": "report", "fields": { "findings": FINDINGS, "impression": "炎症性変化を疑います" } }),
     )
     .await;
-    thread
 }
 
 /// Waits until the delivery worker has delivered every one of `ids`.

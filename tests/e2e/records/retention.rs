@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{
-    FINDINGS, PATIENT_ID, PATIENT_NAME, dicom, reported_thread, send_item, wait_delivered,
+    FINDINGS, PATIENT_ID, PATIENT_NAME, dicom, report, reported_thread, request, send_item,
+    wait_delivered,
 };
 use crate::harness::{CLINIC, Db, HOSPITAL, Network, wait_until};
 
@@ -47,19 +48,46 @@ async fn blob_keys(db: &Db, id: &str) -> Vec<String> {
 #[tokio::test]
 async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     let net = Network::new().await;
+    // The network, its people and their first items come from 400 days ago:
+    // every process runs with its clock moved back, so what it seals signs
+    // the time it was sealed. `old` and the opening of a thread that is
+    // reported on today are sent then, `later` 40 days ago.
+    net.set_clock(Some("-400d"));
     net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
-    let server = net.serve(&[]);
-    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
-    let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
     let to = json!([{ "account": rad }]);
-    let old = send_item(&server, &gp_c, to.clone(), "P-1", vec![("a.dcm", dicom(1))]).await;
-    let young = send_item(&server, &gp_c, to.clone(), "P-2", vec![("b.dcm", dicom(2))]).await;
-    let later = send_item(&server, &gp_c, to.clone(), "P-3", vec![("c.dcm", dicom(3))]).await;
-    // A thread whose opening is old but whose report is recent stays whole.
-    let thread = reported_thread(&server, &gp_c, &rad_c, &rad, "P-4").await;
     let db = Db::open(&net).await;
+    let mut past = net.serve(&[]);
+    let _ = net.ready_client(&past, &rad, &rad_pw).await;
+    let gp_c = net.ready_client(&past, &gp, &gp_pw).await;
+    let (rad_pw, gp_pw) = (format!("{rad_pw}-Mine-2026"), format!("{gp_pw}-Mine-2026"));
+    let old = send_item(&past, &gp_c, to.clone(), "P-1", vec![("a.dcm", dicom(1))]).await;
+    let (thread, opener) = request(&past, &gp_c, &rad, "P-4").await;
+    wait_delivered(&db, &[&old, &opener]).await;
+    past.stop();
+    net.set_clock(Some("-40d"));
+    let mut past = net.serve(&[]);
+    let gp_c = past
+        .sign_in(&gp, &gp_pw)
+        .await
+        .expect("sign-in 40 days ago");
+    let later = send_item(&past, &gp_c, to.clone(), "P-3", vec![("c.dcm", dicom(3))]).await;
+    wait_delivered(&db, &[&later]).await;
+    past.stop();
+    net.set_clock(None);
+    // Today's server keeps everything (its retention job runs at start-up);
+    // the command below applies the default limit of 365 days.
+    let server = net.serve(&["--retention-days", "3650"]);
+    let gp_c = server.sign_in(&gp, &gp_pw).await.expect("sign-in");
+    let rad_c = server.sign_in(&rad, &rad_pw).await.expect("sign-in");
+    let young = send_item(&server, &gp_c, to.clone(), "P-2", vec![("b.dcm", dicom(2))]).await;
+    // A thread whose opening is old but whose report is recent stays whole.
+    let (s, v) = server
+        .get_answer(&rad_c, &format!("/api/v1/threads/{thread}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "opened today: {v}");
+    report(&server, &rad_c, &thread).await;
     wait_delivered(&db, &[&old, &young, &later]).await;
     let old_blobs = blob_keys(&db, &old).await;
     assert_eq!(
@@ -69,26 +97,18 @@ async fn retention_deletes_what_is_older_than_the_limit_with_its_blobs() {
     );
     let blob_dir = net.data_dir().join("blobs");
     assert!(blob_dir.join(&old_blobs[0]).exists());
-
-    // The clock, moved for the items: `old` was sealed 400 days ago, `later`
-    // 40 days ago, the thread's opening 400 days ago (its steps are today's).
-    let day = 86_400;
-    db.exec(&format!(
-        "UPDATE envelopes SET created_at = created_at - {} WHERE id = '{old}'",
-        400 * day
-    ))
-    .await;
-    db.exec(&format!(
-        "UPDATE envelopes SET created_at = created_at - {} WHERE id = '{later}'",
-        40 * day
-    ))
-    .await;
-    db.exec(&format!(
-        "UPDATE envelopes SET created_at = created_at - {} WHERE id IN \
-         (SELECT opener_id FROM threads WHERE id = '{thread}')",
-        400 * day
-    ))
-    .await;
+    // Each item is stored with the time it was sealed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let weeks_ago = now.saturating_sub(5 * 7 * 86_400);
+    let age = |id: &str| {
+        format!("SELECT COUNT(*) FROM envelopes WHERE id = '{id}' AND created_at < {weeks_ago}")
+    };
+    assert_eq!(db.count(&age(&old)).await, 1, "sealed in the past");
+    assert_eq!(db.count(&age(&later)).await, 1, "sealed in the past");
+    assert_eq!(db.count(&age(&young)).await, 0);
 
     let out = net.admin(&["retention", "run", "--dry-run"]);
     assert!(out.contains("would delete 1 item(s)"), "{out}");
