@@ -70,47 +70,7 @@ impl Postroom {
             None => None,
         };
         let studies = record.as_ref().map(|r| r.studies.as_slice()).unwrap_or(&[]);
-        let places: std::collections::HashMap<usize, (usize, usize)> = studies
-            .iter()
-            .enumerate()
-            .flat_map(|(s, study)| {
-                study
-                    .series
-                    .iter()
-                    .enumerate()
-                    .flat_map(move |(n, series)| {
-                        series.instances.iter().map(move |i| (i.attachment, (s, n)))
-                    })
-            })
-            .collect();
-        let wanted: Vec<(usize, Option<(usize, usize)>)> = match scope {
-            ArchiveScope::Item => (0..manifest.len())
-                .filter(|i| Some(*i) != record_at)
-                .map(|i| (i, places.get(&i).copied()))
-                .collect(),
-            ArchiveScope::Study(s) => {
-                let study = studies.get(s).ok_or(Error::NotFound("study"))?;
-                study
-                    .series
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(n, series)| {
-                        series
-                            .instances
-                            .iter()
-                            .map(move |i| (i.attachment, Some((s, n))))
-                    })
-                    .collect()
-            }
-            ArchiveScope::Series { study, series } => studies
-                .get(study)
-                .and_then(|st| st.series.get(series))
-                .ok_or(Error::NotFound("series"))?
-                .instances
-                .iter()
-                .map(|i| (i.attachment, Some((study, series))))
-                .collect(),
-        };
+        let wanted = wanted_files(scope, studies, manifest.len(), record_at)?;
         let mut files = Vec::with_capacity(wanted.len());
         let mut sealed = Vec::with_capacity(wanted.len());
         for (index, place) in wanted {
@@ -144,6 +104,60 @@ impl Postroom {
             report,
         })
     }
+}
+
+/// Where intake placed a file: its study and series, by position.
+type Place = (usize, usize);
+
+/// The files of `scope` in the item's order, each with its place (study,
+/// series) from the intake record's `studies`; the record itself is never one.
+fn wanted_files(
+    scope: ArchiveScope,
+    studies: &[imaging::Study],
+    count: usize,
+    record_at: Option<usize>,
+) -> Result<Vec<(usize, Option<Place>)>> {
+    let places: std::collections::HashMap<usize, Place> = studies
+        .iter()
+        .enumerate()
+        .flat_map(|(s, study)| {
+            study
+                .series
+                .iter()
+                .enumerate()
+                .flat_map(move |(n, series)| {
+                    series.instances.iter().map(move |i| (i.attachment, (s, n)))
+                })
+        })
+        .collect();
+    Ok(match scope {
+        ArchiveScope::Item => (0..count)
+            .filter(|i| Some(*i) != record_at)
+            .map(|i| (i, places.get(&i).copied()))
+            .collect(),
+        ArchiveScope::Study(s) => {
+            let study = studies.get(s).ok_or(Error::NotFound("study"))?;
+            study
+                .series
+                .iter()
+                .enumerate()
+                .flat_map(|(n, series)| {
+                    series
+                        .instances
+                        .iter()
+                        .map(move |i| (i.attachment, Some((s, n))))
+                })
+                .collect()
+        }
+        ArchiveScope::Series { study, series } => studies
+            .get(study)
+            .and_then(|st| st.series.get(series))
+            .ok_or(Error::NotFound("series"))?
+            .instances
+            .iter()
+            .map(|i| (i.attachment, Some((study, series))))
+            .collect(),
+    })
 }
 
 /// Which files of an item one archive holds. Studies and series are named by
