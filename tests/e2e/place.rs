@@ -191,7 +191,18 @@ async fn rows_moved_relabelled_redated_readdressed_or_deleted_show_as_tampered()
     let readdressed = message(&server, &gp_c, &rad, "連絡Z", "Zの本文").await;
     let rekinded = message(&server, &gp_c, &rad, "連絡W", "Wの本文").await;
     let old = message(&server, &gp_c, &rad, "旧形式の連絡", OLD_BODY).await;
-    inbox_delivered(&server, &rad_c, 10).await;
+    let with_file = {
+        let spec = json!({ "kind": "letter", "to": [{ "account": rad }], "subject": "画像つき連絡",
+            "body": "画像を添付します", "attachments": [{ "name": "図.png", "media_type": "image/png" }] });
+        server
+            .sent_envelope(
+                &gp_c,
+                &spec,
+                vec![("図.png", crate::pages_doctor::PNG.to_vec())],
+            )
+            .await
+    };
+    inbox_delivered(&server, &rad_c, 11).await;
     let redated_opener = step_ids(&server, &rad_c, &redated).await.remove(0);
 
     // The rogue administrator's changes, each one statement or two.
@@ -240,6 +251,19 @@ async fn rows_moved_relabelled_redated_readdressed_or_deleted_show_as_tampered()
     db.exec(&format!("DELETE FROM envelopes WHERE id = '{accepted}'"))
         .await;
     reseal_without_place(&db, &old, &gp, &pw(&gp_issued)).await;
+    // And one byte of an attachment's sealed blob flipped on disk.
+    let key = db
+        .strings(&format!(
+            "SELECT blob_key FROM attachments WHERE envelope_id = '{with_file}' AND idx = 0"
+        ))
+        .await
+        .remove(0)
+        .unwrap();
+    let blob = net.data_dir().join("blobs").join(key);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&blob, &bytes).unwrap();
 
     // The API: 422 with the difference named, and no content.
     let env = |id: &str| format!("/api/v1/envelopes/{id}");
