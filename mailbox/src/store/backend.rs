@@ -62,6 +62,7 @@ pub(super) struct Submission {
     pub slots: Vec<SlotRow>,
     pub attachments: Vec<AttachmentRow>,
     pub thread: Option<ThreadChange>,
+    pub audit: super::records::AuditRow,
     pub done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 

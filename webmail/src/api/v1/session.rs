@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mailbox::auth::{PendingToken, SecondFactor, SignInStep};
+use mailbox::auth::{Peer, PendingToken, SecondFactor, SignInStep};
 use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -98,7 +98,7 @@ pub async fn sign_in(
     let remote = remote.map(|r| r.0.0.ip().to_string());
     match state
         .directory
-        .sign_in_password(&body.id, &password, remote)
+        .sign_in_password(&body.id, &password, Peer::api(remote))
         .await?
     {
         SignInStep::Done(token, s) => Ok(signed_in(&state, &token, &s)),
@@ -157,7 +157,11 @@ pub async fn second_factor(
     let factor = body.factor.factor()?;
     let (token, s) = state
         .directory
-        .complete_sign_in(&PendingToken::from_client(&body.pending), &factor, remote)
+        .complete_sign_in(
+            &PendingToken::from_client(&body.pending),
+            &factor,
+            Peer::api(remote),
+        )
         .await?;
     Ok(signed_in(&state, &token, &s))
 }
