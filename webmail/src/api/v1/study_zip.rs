@@ -10,7 +10,7 @@
 //! profile treats UIDs as identifying (they often embed dates, device serials
 //! or accession numbers), and URLs end up in logs and browser histories.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mailbox::CurrentSession;
@@ -19,7 +19,7 @@ use mailbox::postroom::ArchiveScope;
 use crate::AppState;
 use crate::http::archive_zip;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiPath, ApiSession};
 use crate::http::ranges::{RangeAnswers, RangeHeaders};
 
 /// `GET /api/v1/envelopes/{id}/zip`
@@ -34,7 +34,7 @@ pub async fn item(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     serve(&state, &headers, &session, id, ArchiveScope::Item).await
 }
@@ -52,7 +52,7 @@ pub async fn study(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path((id, study)): Path<(String, usize)>,
+    ApiPath((id, study)): ApiPath<(String, usize)>,
 ) -> Result<Response, ApiError> {
     serve(&state, &headers, &session, id, ArchiveScope::Study(study)).await
 }
@@ -71,7 +71,7 @@ pub async fn series(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path((id, study, series)): Path<(String, usize, usize)>,
+    ApiPath((id, study, series)): ApiPath<(String, usize, usize)>,
 ) -> Result<Response, ApiError> {
     serve(
         &state,
