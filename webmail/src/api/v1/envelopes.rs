@@ -346,11 +346,11 @@ pub async fn open(
 /// Either way the attachment is then marked damaged, and every later
 /// request is 422 `tampered_attachment` at once.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
-    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         RangeHeaders),
     responses(
-        (status = 200, description = "The attachment, byte for byte as sent, streamed; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
-            content_type = "application/octet-stream", body = crate::api::v1::openapi::Binary),
+        (status = 200, description = "The attachment, byte for byte as sent, streamed, always as a download (`Content-Disposition: attachment`): its `Content-Type` is the `media_type` the item declares for it (`application/octet-stream` when that is not a valid header value), so any media type may come; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+            content_type = "*/*", body = crate::api::v1::openapi::Binary),
         RangeAnswers,
         (status = 422, description = "`tampered_attachment`: the attachment does not match its signed manifest (found now, or by an earlier read); no byte of it is sent", body = crate::http::error::ErrorBody)))]
 pub async fn attachment(
@@ -409,9 +409,21 @@ pub struct MailboxItem {
     delivery_error: Option<String>,
 }
 
+/// The folders of `GET /mailbox/{folder}` (documentation only: the
+/// postroom names and checks them).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Folder {
+    Inbox,
+    Sent,
+    Archive,
+    Shared,
+}
+
 /// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
 #[utoipa::path(get, path = "/mailbox/{folder}", tag = "envelopes",
-    params(("folder" = String, Path, description = "`inbox`, `sent`, `archive` or `shared`")),
+    params(("folder" = inline(Folder), Path, description = "`inbox`, `sent`, `archive` or `shared`")),
     responses((status = 200, description = "The folder's entries (metadata)", body = Vec<MailboxItem>)))]
 pub async fn mailbox(
     State(state): State<AppState>,

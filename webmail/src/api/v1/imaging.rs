@@ -86,7 +86,7 @@ impl RenderQuery {
 /// `GET /api/v1/envelopes/{id}/attachments/{index}/render?frame=&preset=` (or
 /// `&center=&width=`) — one frame as PNG, never cached by the browser.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}/render", tag = "envelopes", operation_id = "render_slice",
-    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         ("frame" = Option<u32>, Query, description = "Frame of a multi-frame image, from 0"),
         ("preset" = Option<String>, Query, description = "default, lung, mediastinum, bone or brain"),
         ("center" = Option<f64>, Query, description = "Window centre (with width)"),

@@ -86,7 +86,7 @@ pub async fn settings(
 #[derive(Deserialize, ToSchema)]
 pub struct SetMode {
     /// `immediate`, `digest` or `off`.
-    #[schema(example = "digest")]
+    #[schema(example = "digest", pattern = "^(immediate|digest|off)$")]
     mode: String,
 }
 

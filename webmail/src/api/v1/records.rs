@@ -43,8 +43,10 @@ fn csv(body: String, file: &str) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// First day, `YYYY-MM-DD` (JST)
+    #[param(format = Date, example = "2026-11-01")]
     from: String,
     /// Last day, `YYYY-MM-DD` (JST)
+    #[param(format = Date, example = "2026-11-30")]
     to: String,
     /// `csv` for a download; JSON otherwise.
     format: Option<String>,
@@ -110,6 +112,7 @@ pub async fn audit(
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM` (JST)
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     month: String,
 }
 

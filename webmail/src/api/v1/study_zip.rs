@@ -42,7 +42,7 @@ pub async fn item(
 /// `GET /api/v1/envelopes/{id}/studies/{study}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
+        ("study" = usize, Path, maximum = 2147483647, description = "The study's position in the item's `studies` (from 0)"),
         RangeHeaders),
     responses(
         (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
@@ -60,8 +60,8 @@ pub async fn study(
 /// `GET /api/v1/envelopes/{id}/studies/{study}/series/{series}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/series/{series}/zip", tag = "envelopes", operation_id = "series_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
+        ("study" = usize, Path, maximum = 2147483647, description = "The study's position in the item's `studies` (from 0)"),
+        ("series" = usize, Path, maximum = 2147483647, description = "The series' position in that study's `series` (from 0)"),
         RangeHeaders),
     responses(
         (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",

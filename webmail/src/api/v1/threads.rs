@@ -399,7 +399,7 @@ pub async fn facility_overview(
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM` (JST)
-    #[param(example = "2026-11")]
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     month: String,
 }
 
