@@ -487,7 +487,9 @@ mod tests {
             format!("[{section}]\nzz_no_such_key = 1\n")
         };
         let e = format!("{:#}", resolve(&toml).err()?);
-        let (_, listed) = e.split_once("expected one of ")?;
+        // serde lists them as "expected `a`", "expected `a` or `b`" or
+        // "expected one of `a`, `b`, …".
+        let (_, listed) = e.split_once("unknown field `zz_no_such_key`, expected ")?;
         Some(
             listed
                 .split('`')
