@@ -361,13 +361,13 @@ async fn every_api_refusal_is_the_json_error_body_with_a_code() {
             "an unknown path",
             doctor.get(url("/api/v1/no/such/thing")),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "unknown_path",
         ),
         (
             "an unknown path without a session",
             server.client().get(url("/api/v1/nothing")),
             StatusCode::NOT_FOUND,
-            "not_found",
+            "unknown_path",
         ),
         (
             "a method the path lacks",

@@ -107,7 +107,7 @@ impl RequestError {
             Self::Body(_) => "invalid_body",
             Self::MediaType(_) => "unsupported_media_type",
             Self::TooLarge => "payload_too_large",
-            Self::NoRoute => "not_found",
+            Self::NoRoute => "unknown_path",
             Self::Method => "method_not_allowed",
             Self::CrossOrigin => "cross_origin",
             Self::Internal(_) => "internal",

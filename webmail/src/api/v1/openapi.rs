@@ -231,7 +231,7 @@ fn refusals(doc: &mut utoipa::openapi::OpenApi) {
             .insert((*name).to_string(), refusal(description).into());
     }
     let default = refusal(
-        "Any other refusal, with the HTTP status of the error's class: `method_not_allowed` (405, with `Allow`), `payload_too_large` (413), `unsupported_media_type` (415), `account_locked` (423), `too_many_attempts` (429), `internal` (500)",
+        "Any other refusal, with the HTTP status of the error's class: `unknown_path` (404: no such operation), `method_not_allowed` (405, with `Allow`), `payload_too_large` (413), `unsupported_media_type` (415), `account_locked` (423), `too_many_attempts` (429), `internal` (500)",
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [
