@@ -162,6 +162,14 @@ async fn the_openapi_document_is_valid_and_lists_every_api_route() {
             .await
             .unwrap()
     };
+    // An item (to oneself, no consent, no thread: the nullable fields null).
+    let spec =
+        json!({ "kind": "letter", "to": [{ "account": id }], "subject": "件名", "body": "本文" });
+    let (status, created) = server
+        .send_envelope(&client, &spec, Vec::<(&str, Vec<u8>)>::new())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let item = created["id"].as_str().expect("the item's ID").to_string();
     let samples = json!([
         ["SignedIn", signed_in],
         ["ErrorBody", refused],
@@ -171,6 +179,17 @@ async fn the_openapi_document_is_valid_and_lists_every_api_route() {
             get("/api/v1/me/notifications").await
         ],
         ["FactorsJson", get("/api/v1/me/factors").await],
+        ["Created", created.clone()],
+        ["ItemView", get(&format!("/api/v1/envelopes/{item}")).await],
+        [
+            "IntakeView",
+            get(&format!("/api/v1/envelopes/{item}/studies")).await
+        ],
+        [
+            "DeliveryView",
+            get(&format!("/api/v1/envelopes/{item}/delivery")).await
+        ],
+        ["ListItem", get("/api/v1/envelopes").await[0]],
     ]);
 
     let v = check(&doc, &samples);
