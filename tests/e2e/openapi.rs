@@ -394,6 +394,16 @@ async fn every_api_refusal_is_the_json_error_body_with_a_code() {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),
+        // A write a browser marks as coming from another site.
+        (
+            "a cross-site write",
+            doctor
+                .post(url("/api/v1/envelopes/0/flags"))
+                .header("sec-fetch-site", "cross-site")
+                .json(&json!({ "seen": true })),
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+        ),
         // The operator without a facility to look at.
         (
             "the operator's usage without a facility",
