@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiSession};
 use crate::http::session;
 use crate::{AppState, RemoteAddr};
 
@@ -92,7 +92,7 @@ fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Resp
 pub async fn sign_in(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
-    Json(body): Json<SignIn>,
+    ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     let password = Password::new(body.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
@@ -151,7 +151,7 @@ pub struct SecondStep {
 pub async fn second_factor(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
-    Json(body): Json<SecondStep>,
+    ApiJson(body): ApiJson<SecondStep>,
 ) -> Result<Response, ApiError> {
     let remote = remote.map(|r| r.0.0.ip().to_string());
     let factor = body.factor.factor()?;
@@ -172,7 +172,7 @@ pub async fn second_factor(
 pub async fn reauth(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<FactorInput>,
+    ApiJson(body): ApiJson<FactorInput>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.reauthenticate(&s, &body.factor()?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -206,7 +206,7 @@ pub struct ChangePassword {
 pub async fn change_password(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<ChangePassword>,
+    ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     state
         .directory
