@@ -654,4 +654,25 @@ mod tests {
             assert_ne!(entry_hash(&r), base);
         }
     }
+
+    #[test]
+    fn entries_written_before_channels_keep_their_hash() {
+        use sha2::{Digest, Sha256};
+        let mut r = row();
+        r.channel = None;
+        let old_form = serde_json::json!([
+            r.seq,
+            r.at,
+            r.actor,
+            r.role,
+            r.facility,
+            r.action,
+            r.item,
+            r.detail,
+            r.remote_addr,
+            r.prev_hash,
+        ]);
+        let old = hex::encode(Sha256::digest(old_form.to_string().as_bytes()));
+        assert_eq!(entry_hash(&r), old);
+    }
 }
