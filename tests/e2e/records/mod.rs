@@ -165,7 +165,10 @@ async fn audit_trail_is_chained_scoped_and_names_the_damaged_entry() {
     // the guards first (see audit_evidence.rs for the guards themselves).
     let db = Db::open(&net).await;
     match db {
-        Db::Pg(_) => db.exec("DROP TRIGGER audit_log_append_only ON audit_log").await,
+        Db::Pg(_) => {
+            db.exec("DROP TRIGGER audit_log_append_only ON audit_log")
+                .await
+        }
         Db::Lite(_) => {
             db.exec("DROP TRIGGER audit_log_no_update").await;
             db.exec("DROP TRIGGER audit_log_no_delete").await
