@@ -484,6 +484,30 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_section_has_safe_defaults_and_is_read() {
+        let s = resolve("data_dir = \"/srv/r\"\n").unwrap();
+        assert_eq!(s.audit.key_file, PathBuf::from("/srv/r/audit.key"));
+        assert_eq!(
+            s.audit.checkpoint_file,
+            PathBuf::from("/srv/r/audit-checkpoints.jsonl")
+        );
+        assert_eq!(s.audit.checkpoint_every, Duration::from_secs(300));
+        assert_eq!(s.audit.retain_days, 0);
+        assert_eq!(s.audit.mail_to, None);
+        let s = resolve(
+            "[audit]\nkey_path = \"/k\"\ncheckpoint_secs = 60\ncheckpoint_file = \"/log/c\"\n\
+             retain_days = 3650\nnode = \"n1\"\n\
+             [smtp]\nhost = \"h\"\nfrom = \"a@b.jp\"\noperator_address = \"ops@b.jp\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.audit.key_file, PathBuf::from("/k"));
+        assert_eq!(s.audit.checkpoint_file, PathBuf::from("/log/c"));
+        assert_eq!(s.audit.checkpoint_every, Duration::from_secs(60));
+        assert_eq!((s.audit.retain_days, s.audit.node.as_str()), (3650, "n1"));
+        assert_eq!(s.audit.mail_to.as_deref(), Some("ops@b.jp"));
+    }
+
+    #[test]
     fn the_flag_wins_over_the_file() {
         let s = resolve_with(
             "[attachments]\nwarn_above_mib = 300\n",
