@@ -96,6 +96,8 @@ pub struct Application {
     pub records: Arc<Records>,
     pub folders: Arc<Folders>,
     pub deliverer: Arc<Deliverer>,
+    /// Signed checkpoints of the audit chain and the audit retention job.
+    pub evidence: Arc<crate::evidence::Evidence>,
 }
 
 impl Application {
@@ -109,7 +111,13 @@ impl Application {
             .await
             .with_context(|| format!("opening {}", settings.store.describe()))?;
         let clock = mailbox::clock::system();
-        let audit = Audit::new(store.clone());
+        let audit = Audit::new(store.clone())
+            .with_checkpoints(crate::evidence::checkpoint_files(&settings)?);
+        let evidence = Arc::new(crate::evidence::Evidence::build(
+            &settings,
+            store.clone(),
+            audit.clone(),
+        )?);
         let (rp_id, origin) = webauthn_party(&settings);
         let directory = Arc::new(
             Directory::assemble(
@@ -168,6 +176,7 @@ impl Application {
             records,
             folders,
             deliverer,
+            evidence,
         })
     }
 
@@ -226,6 +235,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.sweep_orphan_blobs();
+        // The clock-sync state each checkpoint carries (`unknown` until the
+        // time check gives one).
+        let clock_state = || None::<String>;
+        self.evidence.checkpoint(clock_state().as_deref()).await;
+        let evidence = self.evidence.clone().spawn(clock_state);
         listeners.announce()?;
         let purge = self.purge_sessions();
         let retention = self.retention();
@@ -257,6 +271,8 @@ impl Application {
         }
         purge.abort();
         retention.abort();
+        evidence.abort();
+        self.evidence.checkpoint(clock_state().as_deref()).await;
         tracing::info!("server stopped");
         Ok(())
     }

@@ -6,7 +6,9 @@
 //! the blob files the database refers to (blobs never change once written and
 //! are written before the row that names them, so every blob of a committed
 //! item is there to copy), the blind-index key file (deletion requests need
-//! the same key), and `backup.toml` saying what is inside.
+//! the same key), the audit key's public halves (`audit-keys.pub`: a restored
+//! network signs with a key of its own, and `verify` still checks the cut the
+//! old one signed), and `backup.toml` saying what is inside.
 //!
 //! Blobs of items deleted while the backup runs are counted as skipped. `admin
 //! restore DIR` runs before the store is opened, into a new data folder (and an
@@ -37,6 +39,7 @@ struct Manifest {
 const MANIFEST: &str = "backup.toml";
 const SQLITE_FILE: &str = "renkei.db";
 const PG_FILE: &str = "renkei.pgdump";
+const AUDIT_KEYS: &str = "audit-keys.pub";
 
 fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
     if let Some(parent) = to.parent() {
@@ -98,6 +101,10 @@ pub async fn backup(settings: &Settings, store: &Arc<dyn Store>, dir: &Path) -> 
     if key_file {
         let text = std::fs::read_to_string(&settings.blind_index_key_file)?;
         crate::demo::write_private(&dir.join("blind-index.key"), &text)?;
+    }
+    let public = crate::evidence::checkpoint_files(settings)?.public;
+    if public.exists() {
+        copy_file(&public, &dir.join(AUDIT_KEYS))?;
     }
     let manifest = Manifest {
         backend: backend.into(),
@@ -179,6 +186,17 @@ pub async fn restore(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
             &settings.blind_index_key_file,
             &std::fs::read_to_string(&key)?,
         )?;
+    }
+    let keys = dir.join(AUDIT_KEYS);
+    if keys.exists() {
+        let from = mailbox::records::checkpoint::CheckpointFiles {
+            log: PathBuf::new(),
+            public: keys,
+        };
+        let into = crate::evidence::checkpoint_files(settings)?;
+        for key in from.public_keys()? {
+            into.publish(&key)?;
+        }
     }
     println!(
         "restored the {} database and {copied} blob file(s) from {}",

@@ -39,6 +39,36 @@ pub struct FileConfig {
     pub records: RecordsSection,
     #[serde(default)]
     pub attachments: AttachmentsSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Key file of the audit key that signs checkpoints (default: in the data folder).
+    pub key_path: Option<PathBuf>,
+    /// How often each node signs a checkpoint of the chain's head (default 300 s).
+    pub checkpoint_secs: Option<u64>,
+    /// The write-once checkpoint file (default: in the data folder).
+    pub checkpoint_file: Option<PathBuf>,
+    /// Days audit entries are kept (default 0: forever).
+    pub retain_days: Option<u32>,
+    /// This node's name on its checkpoints (default: the host name).
+    pub node: Option<String>,
+}
+
+/// The audit trail as evidence, resolved.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub key_file: PathBuf,
+    pub checkpoint_every: Duration,
+    pub checkpoint_file: PathBuf,
+    /// 0: entries are kept forever.
+    pub retain_days: u32,
+    pub node: String,
+    /// The operator's address checkpoints are mailed to (with a relay).
+    pub mail_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +116,8 @@ pub struct SmtpSection {
     pub password: Option<String>,
     pub from: String,
     pub ca_file: Option<PathBuf>,
+    /// The operator's address: audit checkpoints are mailed there.
+    pub operator_address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +192,7 @@ pub struct Settings {
     pub records: RecordsSettings,
     /// When senders are warned that an item is large (never a limit).
     pub upload: webmail::UploadPolicy,
+    pub audit: AuditSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -196,6 +229,8 @@ impl Settings {
         let blind_index_key_file = file
             .blind_index_key_file
             .unwrap_or_else(|| data_dir.join("blind-index.key"));
+        let operator_address = file.smtp.as_ref().and_then(|s| s.operator_address.clone());
+        let audit = audit_settings(file.audit, &data_dir, operator_address);
         let relay = relay_settings(file.smtp)?;
         let notify = notify_policy(file.notify, relay.is_some())?;
         let imap = imap_settings(&file.imap);
@@ -204,6 +239,7 @@ impl Settings {
         Ok(Self {
             records,
             upload,
+            audit,
             imap_listen: args.imap_listen.or(file.imap.listen),
             imap_starttls_listen: args.imap_starttls_listen.or(file.imap.starttls_listen),
             imap,
@@ -285,6 +321,25 @@ fn auth_policy(args: &GlobalArgs, auth: &AuthSection) -> anyhow::Result<AuthPoli
                 .unwrap_or(defaults.address_limit.window),
         },
     })
+}
+
+/// The audit key, checkpoints and audit retention.
+fn audit_settings(audit: AuditSection, data_dir: &Path, mail_to: Option<String>) -> AuditSettings {
+    AuditSettings {
+        key_file: audit.key_path.unwrap_or_else(|| data_dir.join("audit.key")),
+        checkpoint_every: Duration::from_secs(audit.checkpoint_secs.unwrap_or(300).max(1)),
+        checkpoint_file: audit
+            .checkpoint_file
+            .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl")),
+        retain_days: audit.retain_days.unwrap_or(0),
+        node: audit.node.unwrap_or_else(|| {
+            hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "renkei".into())
+        }),
+        mail_to,
+    }
 }
 
 /// The relay notification mails go through, if the file names one.
@@ -426,6 +481,30 @@ mod tests {
         assert_eq!(s.upload.warn_above_bytes, 2048 * MIB);
         let s = resolve("[records]\nretention_days = 30\n").unwrap();
         assert_eq!(s.upload.warn_above_bytes, 2048 * MIB);
+    }
+
+    #[test]
+    fn the_audit_section_has_safe_defaults_and_is_read() {
+        let s = resolve("data_dir = \"/srv/r\"\n").unwrap();
+        assert_eq!(s.audit.key_file, PathBuf::from("/srv/r/audit.key"));
+        assert_eq!(
+            s.audit.checkpoint_file,
+            PathBuf::from("/srv/r/audit-checkpoints.jsonl")
+        );
+        assert_eq!(s.audit.checkpoint_every, Duration::from_secs(300));
+        assert_eq!(s.audit.retain_days, 0);
+        assert_eq!(s.audit.mail_to, None);
+        let s = resolve(
+            "[audit]\nkey_path = \"/k\"\ncheckpoint_secs = 60\ncheckpoint_file = \"/log/c\"\n\
+             retain_days = 3650\nnode = \"n1\"\n\
+             [smtp]\nhost = \"h\"\nfrom = \"a@b.jp\"\noperator_address = \"ops@b.jp\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.audit.key_file, PathBuf::from("/k"));
+        assert_eq!(s.audit.checkpoint_file, PathBuf::from("/log/c"));
+        assert_eq!(s.audit.checkpoint_every, Duration::from_secs(60));
+        assert_eq!((s.audit.retain_days, s.audit.node.as_str()), (3650, "n1"));
+        assert_eq!(s.audit.mail_to.as_deref(), Some("ops@b.jp"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod evidence;
 
 use mailbox::ErrorKind;
 

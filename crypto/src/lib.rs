@@ -10,10 +10,12 @@
 //!   encrypted once (SEIPDv2, AES-256-OCB), one key slot per principal; attachments
 //!   are separate streamed messages whose session key and SHA-256 are in the signed
 //!   manifest. [`add_key_slot`] forwards without re-encrypting.
+//! * [`AuditKey`] signs checkpoints of the audit chain's head (Ed25519).
 //! * [`blind_index`] gives a keyed hash of facility + patient ID for deletion requests.
 //!
 //! Why v6/SEIPDv2 and the OpenSSL backend: see the README of `bench/seal`.
 
+mod audit_key;
 mod blind;
 mod envelope;
 mod error;
@@ -23,6 +25,7 @@ mod pgp;
 pub mod staging;
 mod stream;
 
+pub use audit_key::{AuditKey, AuditPublicKey};
 pub use blind::{BlindIndexKey, blind_index, normalise_patient_id};
 pub use envelope::{
     AttachmentInput, AttachmentOpened, Draft, Field, InnerMessage, ManifestEntry, OpenedEnvelope,

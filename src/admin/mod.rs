@@ -272,6 +272,37 @@ async fn billing(
     Ok(())
 }
 
+/// What `audit verify` found, one finding a line.
+fn print_verification(v: &mailbox::records::audit::Verification) {
+    if let Some((line, why)) = v.bad_checkpoint {
+        println!("audit checkpoint line {line} is not valid: {why}");
+    }
+    if let Some(r) = &v.rewritten {
+        let from = match r.intact {
+            Some(seq) => format!("checkpoint at seq {seq} (intact)"),
+            None => format!("the first retained entry (seq {})", v.starts_after + 1),
+        };
+        println!(
+            "audit chain rewritten between {from} and checkpoint at seq {} (differs)",
+            r.differs
+        );
+        if let Some(seq) = r.first_differing {
+            println!("first differing entry: {seq}");
+        }
+    }
+    if let Some((seq, reason)) = v.first_broken {
+        println!("audit chain broken at entry {seq}: {reason}");
+    }
+    if v.intact() {
+        print!("audit chain intact: {} entries", v.entries);
+        print!(", {} checkpoints matched", v.checkpoints);
+        if v.starts_after > 0 {
+            print!(", retained from seq {}", v.starts_after + 1);
+        }
+        println!();
+    }
+}
+
 async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Patient { patient } => {
@@ -284,12 +315,9 @@ async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Resul
         }
         AuditCommand::Verify => {
             let v = trail.verify_for(Actor::Cli).await?;
-            match v.first_broken {
-                None => println!("audit chain intact: {} entries", v.entries),
-                Some((seq, reason)) => {
-                    println!("audit chain broken at entry {seq}: {reason}");
-                    return Err(Error::Tampered("audit_log"));
-                }
+            print_verification(&v);
+            if !v.intact() {
+                return Err(Error::Tampered("audit_log"));
             }
         }
         AuditCommand::Export { from, to, out } => {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attachment_damage;
+mod audit_evidence;
 mod crash;
 mod demo;
 mod dicom;

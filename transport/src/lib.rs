@@ -3,6 +3,7 @@
 //! mail clients (`imap`: listeners, the connection loop, the session state
 //! machine and the message rendering).
 
+pub mod audit_mail;
 pub mod delivery;
 pub mod imap;
 pub mod notify;

@@ -69,6 +69,8 @@ pub struct RelaySettings {
 pub enum NotifyError {
     #[error("notification settings: {0}")]
     Config(String),
+    #[error("smtp: {0}")]
+    Smtp(String),
     #[error(transparent)]
     Domain(#[from] mailbox::Error),
     #[error("storage: {0}")]
@@ -82,6 +84,39 @@ const BATCH: i64 = 32;
 pub const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the digest and escalation sweeps run.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The SMTP transport to the configured relay (also used for the audit
+/// checkpoint mails).
+pub fn relay_transport(
+    settings: &RelaySettings,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+    let tls = || -> Result<TlsParameters, NotifyError> {
+        let mut builder = TlsParameters::builder(settings.host.clone());
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                NotifyError::Config(format!("reading smtp ca_file {}: {e}", path.display()))
+            })?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| NotifyError::Config(format!("smtp ca_file: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| NotifyError::Config(format!("smtp TLS: {e}")))
+    };
+    let mut relay = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+        .port(settings.port)
+        .timeout(Some(Duration::from_secs(20)));
+    relay = match settings.security {
+        RelaySecurity::Implicit => relay.tls(Tls::Wrapper(tls()?)),
+        RelaySecurity::StartTls => relay.tls(Tls::Required(tls()?)),
+        RelaySecurity::Plain => relay.tls(Tls::None),
+    };
+    if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
+        relay = relay.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(relay.build())
+}
 
 pub struct Notifier {
     store: Arc<dyn Store>,
@@ -102,35 +137,10 @@ impl Notifier {
             .from
             .parse()
             .map_err(|e| NotifyError::Config(format!("smtp from address: {e}")))?;
-        let tls = || -> Result<TlsParameters, NotifyError> {
-            let mut builder = TlsParameters::builder(settings.host.clone());
-            if let Some(path) = &settings.ca_file {
-                let pem = std::fs::read(path).map_err(|e| {
-                    NotifyError::Config(format!("reading smtp ca_file {}: {e}", path.display()))
-                })?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| NotifyError::Config(format!("smtp ca_file: {e}")))?;
-                builder = builder.add_root_certificate(cert);
-            }
-            builder
-                .build_rustls()
-                .map_err(|e| NotifyError::Config(format!("smtp TLS: {e}")))
-        };
-        let mut relay = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            .port(settings.port)
-            .timeout(Some(Duration::from_secs(20)));
-        relay = match settings.security {
-            RelaySecurity::Implicit => relay.tls(Tls::Wrapper(tls()?)),
-            RelaySecurity::StartTls => relay.tls(Tls::Required(tls()?)),
-            RelaySecurity::Plain => relay.tls(Tls::None),
-        };
-        if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
-            relay = relay.credentials(Credentials::new(user.clone(), password.clone()));
-        }
         Ok(Self {
             store,
             notices,
-            relay: relay.build(),
+            relay: relay_transport(settings)?,
             from,
             base_url,
         })

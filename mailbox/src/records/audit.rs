@@ -24,9 +24,13 @@
 //! (tasks, admin processes, nodes) queue instead of forking the chain. Appends
 //! are group-committed: callers queue their entry and whoever holds the writing
 //! lock appends everything queued in one transaction, answering each caller
-//! after the commit. `verify` walks the chain from `seq` 1 and names the first
-//! entry whose seq, previous hash or own hash does not fit (and entries cut off
-//! the end, via the head). Reads are recorded with `note` (a failed write is
+//! after the commit. `verify` (in `verify.rs`) walks the chain from `seq` 1 (or
+//! the audit retention job's signed cut) and names the first entry whose seq,
+//! previous hash or own hash does not fit (and entries cut off the end, via the
+//! head); it also checks the chain against the signed checkpoints kept outside
+//! the database (`checkpoint.rs`), which catch a rewrite whose hashes were all
+//! recomputed. `audit_log` refuses UPDATE and DELETE (triggers on both
+//! backends); only the audit retention job removes entries. Reads are recorded with `note` (a failed write is
 //! logged, the answer not withheld); actions whose record must exist use
 //! `record` and fail with it. The address comes from the edge: HTTPS sets
 //! `x-renkei-peer` on every request (replacing any client value), IMAP sessions
@@ -265,14 +269,7 @@ pub fn entry_hash(e: &AuditRow) -> String {
     e.chain_hash()
 }
 
-/// The outcome of checking the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verification {
-    /// Entries checked.
-    pub entries: u64,
-    /// The first entry that does not fit the chain, and why.
-    pub first_broken: Option<(i64, &'static str)>,
-}
+pub use super::verify::{Rewritten, Verification};
 
 /// `[from, to]` in JST days as Unix milliseconds `[start, end)`.
 pub fn jst_days(from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<(i64, i64)> {
@@ -342,7 +339,9 @@ type Pending = (
 
 #[derive(Clone)]
 pub struct Audit {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
+    /// The signed checkpoints `verify` checks the chain against, if any.
+    pub(super) checkpoints: Option<super::checkpoint::CheckpointFiles>,
     /// Entries not yet written.
     pending: Arc<std::sync::Mutex<Vec<Pending>>>,
     /// Held by the one caller writing; whoever gets it next writes everything
@@ -355,9 +354,16 @@ impl Audit {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
+            checkpoints: None,
             pending: Arc::default(),
             writing: Arc::default(),
         }
+    }
+
+    /// `verify` also checks the chain against these signed checkpoints.
+    pub fn with_checkpoints(mut self, files: super::checkpoint::CheckpointFiles) -> Self {
+        self.checkpoints = Some(files);
+        self
     }
 
     /// Appends one entry and returns once it is committed. A failure is
@@ -543,7 +549,7 @@ impl Audit {
             Ok(()) => self.verify().await,
             Err(e) => Err(e),
         };
-        let intact = result.as_ref().is_ok_and(|v| v.first_broken.is_none());
+        let intact = result.as_ref().is_ok_and(Verification::intact);
         self.admin(by, "audit verify", None, intact).await;
         result
     }
@@ -560,53 +566,6 @@ impl Audit {
             self.export(by, from, to).await
         };
         self.console(by, "audit export", None, work).await
-    }
-
-    /// Walks the whole chain from the first entry and names the first entry
-    /// that does not fit: a changed field or hash, a missing or reordered
-    /// entry, or a head that does not match the last entry (entries cut off).
-    pub async fn verify(&self) -> Result<Verification> {
-        const PAGE: i64 = 5000;
-        let mut prev = GENESIS.to_string();
-        let mut expected = 1i64;
-        let mut entries = 0u64;
-        loop {
-            let page = self.store.audit_after(expected - 1, PAGE).await?;
-            if page.is_empty() {
-                break;
-            }
-            for row in &page {
-                entries += 1;
-                let broken = if row.seq != expected {
-                    Some("missing_entry_before")
-                } else if row.prev_hash != prev {
-                    Some("previous_hash_mismatch")
-                } else if entry_hash(row) != row.hash {
-                    Some("hash_mismatch")
-                } else {
-                    None
-                };
-                if let Some(reason) = broken {
-                    return Ok(Verification {
-                        entries,
-                        first_broken: Some((row.seq, reason)),
-                    });
-                }
-                prev = row.hash.clone();
-                expected += 1;
-            }
-        }
-        let (head_seq, head_hash) = self.store.audit_head().await?;
-        if head_seq != expected - 1 || head_hash != prev {
-            return Ok(Verification {
-                entries,
-                first_broken: Some((expected, "entries_missing_at_end")),
-            });
-        }
-        Ok(Verification {
-            entries,
-            first_broken: None,
-        })
     }
 }
 

@@ -21,9 +21,11 @@
 
 pub mod audit;
 pub mod billing;
+pub mod checkpoint;
 mod console;
 pub mod csv;
 mod deletion;
+mod verify;
 
 use std::sync::Arc;
 

@@ -37,6 +37,10 @@ pub trait Dialect: Database {
     /// Writes a consistent copy of the database to `$1` while others keep
     /// writing, where the engine has such a statement.
     const SNAPSHOT: Option<&'static str>;
+    /// Opens the audit log to the retention job's deletes for the rest of the
+    /// transaction, and closes it again before commit where that takes a
+    /// statement (see the migration `audit_append_only`).
+    const AUDIT_DOOR: (&'static str, Option<&'static str>);
 
     /// Rows a statement changed (each driver has its own result type).
     fn rows_affected(done: &Self::QueryResult) -> u64;

@@ -24,6 +24,11 @@ impl Dialect for Postgres {
     const PAGE_AGGREGATE: (&'static str, &'static str) = ("json_agg", "json_build_array");
     /// `pg_dump` takes the consistent copy instead.
     const SNAPSHOT: Option<&'static str> = None;
+    /// A transaction-local setting the trigger reads; it ends with the transaction.
+    const AUDIT_DOOR: (&'static str, Option<&'static str>) = (
+        "SELECT set_config('renkei.audit_retention', 'on', true)",
+        None,
+    );
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

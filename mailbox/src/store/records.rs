@@ -54,6 +54,22 @@ impl AuditRow {
     }
 }
 
+/// Where the retained audit chain starts: entries up to `seq` were removed by
+/// the audit retention job, the last of them had `hash`; `sig` is the audit
+/// key's signature over the cut (see `crate::records::checkpoint`). `seq` 0:
+/// nothing was ever removed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditCut {
+    pub seq: i64,
+    pub hash: String,
+    /// Unix milliseconds of the cut.
+    pub at: i64,
+    pub sig: String,
+}
+
+/// Signs a cut the store is about to record.
+pub type CutSigner<'a> = &'a (dyn Fn(&AuditCut) -> String + Send + Sync);
+
 /// An item that is about to be deleted, with what the deletion log keeps of it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeletionCandidate {
@@ -116,6 +132,18 @@ pub trait RecordsStore: Send + Sync {
     async fn audit_head(&self) -> StoreResult<(i64, String)>;
     /// Every entry naming one of `items` (envelope or thread IDs), by `seq`.
     async fn audit_of_items(&self, items: &[String]) -> StoreResult<Vec<AuditRow>>;
+    /// Where the retained chain starts.
+    async fn audit_cut(&self) -> StoreResult<AuditCut>;
+    /// The audit retention job: removes the oldest entries written before
+    /// `before_ms` (a prefix of the chain: it stops at the first younger entry)
+    /// and records the signed cut, in one transaction that alone may delete
+    /// from `audit_log`. `None` when nothing was removed.
+    async fn cut_audit(
+        &self,
+        before_ms: i64,
+        now_ms: i64,
+        sign: CutSigner<'_>,
+    ) -> StoreResult<Option<AuditCut>>;
 
     /// Items sealed before `cutoff` (Unix seconds), except those in a thread
     /// that has a younger item: a thread goes as a whole.

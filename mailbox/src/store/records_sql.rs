@@ -4,7 +4,9 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::StoreResult;
 use super::backend::{Dialect, SqlStore};
-use super::records::{AuditRow, BlobRef, DeletionCandidate, DeletionLogRow, RecordsStore};
+use super::records::{
+    AuditCut, AuditRow, BlobRef, CutSigner, DeletionCandidate, DeletionLogRow, RecordsStore,
+};
 
 const AUDIT_COLUMNS: &str =
     "seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash, channel";
@@ -24,6 +26,16 @@ pub(super) fn insert_audit(rows: usize) -> String {
         super::placeholders(rows, 12)
     )
 }
+pub(super) const CUT: &str = "SELECT seq, hash, at, sig FROM audit_cut WHERE id = 1";
+/// The last entry of the prefix written before `$1`: the entry before the first
+/// younger one, or the newest when none is younger.
+pub(super) const CUT_END: &str = "SELECT seq, hash FROM audit_log WHERE seq < \
+    COALESCE((SELECT MIN(seq) FROM audit_log WHERE at >= $1), \
+             (SELECT MAX(seq) FROM audit_log) + 1) \
+    ORDER BY seq DESC LIMIT 1";
+pub(super) const CUT_DELETE: &str = "DELETE FROM audit_log WHERE seq <= $1";
+pub(super) const SET_CUT: &str =
+    "UPDATE audit_cut SET seq = $1, hash = $2, at = $3, sig = $4 WHERE id = 1";
 pub(super) fn audit_between() -> String {
     format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND at < $2 ORDER BY seq")
 }
@@ -182,6 +194,52 @@ where
         }
         out.sort_by_key(|r| r.seq);
         Ok(out)
+    }
+
+    async fn audit_cut(&self) -> StoreResult<AuditCut> {
+        Ok(sqlx::query_as(CUT).fetch_one(&self.pool).await?)
+    }
+
+    async fn cut_audit(
+        &self,
+        before_ms: i64,
+        now_ms: i64,
+        sign: CutSigner<'_>,
+    ) -> StoreResult<Option<AuditCut>> {
+        let mut tx = self.writer.begin().await?;
+        let old: AuditCut = sqlx::query_as(CUT).fetch_one(&mut *tx).await?;
+        let end: Option<(i64, String)> = sqlx::query_as(CUT_END)
+            .bind(before_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((seq, hash)) = end.filter(|(seq, _)| *seq > old.seq) else {
+            return Ok(None);
+        };
+        let mut cut = AuditCut {
+            seq,
+            hash,
+            at: now_ms,
+            sig: String::new(),
+        };
+        cut.sig = sign(&cut);
+        let (open, close) = DB::AUDIT_DOOR;
+        sqlx::query(open).execute(&mut *tx).await?;
+        sqlx::query(CUT_DELETE)
+            .bind(cut.seq)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(close) = close {
+            sqlx::query(close).execute(&mut *tx).await?;
+        }
+        sqlx::query(SET_CUT)
+            .bind(cut.seq)
+            .bind(&cut.hash)
+            .bind(cut.at)
+            .bind(&cut.sig)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(cut))
     }
 
     async fn expired_items(&self, cutoff: i64) -> StoreResult<Vec<DeletionCandidate>> {

@@ -48,6 +48,11 @@ impl Dialect for Sqlite {
     /// A consistent copy of the database, taken from a reader connection while
     /// the writer goes on (the online backup `admin backup` uses).
     const SNAPSHOT: Option<&'static str> = Some("VACUUM INTO $1");
+    /// The one-row door, opened and closed inside the job's transaction.
+    const AUDIT_DOOR: (&'static str, Option<&'static str>) = (
+        "UPDATE audit_retention_door SET open = 1 WHERE id = 1",
+        Some("UPDATE audit_retention_door SET open = 0 WHERE id = 1"),
+    );
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()

@@ -9,6 +9,8 @@ use mailbox::store::{self, Store, StoreTarget};
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     pub dir: tempfile::TempDir,
+    /// Where the store is, for tests that reach the database directly.
+    pub target: StoreTarget,
 }
 
 pub async fn fresh_store() -> TestStore {
@@ -22,7 +24,7 @@ pub async fn fresh_store() -> TestStore {
         _ => StoreTarget::Sqlite(dir.path().join("renkei.db")),
     };
     let store = store::open(&target).await.unwrap();
-    TestStore { store, dir }
+    TestStore { store, dir, target }
 }
 
 async fn create_pg_database(admin_url: &str) -> String {

@@ -161,8 +161,20 @@ async fn audit_trail_is_chained_scoped_and_names_the_damaged_entry() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains(",view,"));
 
-    // Changing any field of one stored entry breaks the chain at exactly that entry.
+    // Changing any field of one stored entry breaks the chain at exactly that
+    // entry. The log refuses UPDATE and DELETE, so the writer here has dropped
+    // the guards first (see audit_evidence.rs for the guards themselves).
     let db = Db::open(&net).await;
+    match db {
+        Db::Pg(_) => {
+            db.exec("DROP TRIGGER audit_log_append_only ON audit_log")
+                .await
+        }
+        Db::Lite(_) => {
+            db.exec("DROP TRIGGER audit_log_no_update").await;
+            db.exec("DROP TRIGGER audit_log_no_delete").await
+        }
+    };
     let target: i64 = db
         .count(&format!(
             "SELECT MIN(seq) FROM audit_log WHERE action = 'view' AND item = '{id}'"
