@@ -20,6 +20,7 @@
 use sqlx::{Database, Pool};
 
 use super::StoreResult;
+use super::idempotency::IdempotencyRow;
 use super::thread::ThreadChange;
 use super::vault::{AttachmentRow, EnvelopeRow, SlotRow};
 
@@ -62,6 +63,8 @@ pub(super) struct Submission {
     pub slots: Vec<SlotRow>,
     pub attachments: Vec<AttachmentRow>,
     pub thread: Option<ThreadChange>,
+    /// The Idempotency-Key answer stored with it, if the client sent a key.
+    pub idempotency: Option<IdempotencyRow>,
     pub done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 

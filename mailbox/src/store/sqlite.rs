@@ -192,6 +192,7 @@ async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<
                             &j.slots,
                             &j.attachments,
                             j.thread.as_ref(),
+                            j.idempotency.as_ref(),
                         )
                         .await;
                     let _ = j.done.send(r);
@@ -210,6 +211,7 @@ async fn write_group(store: &SqliteStore, group: &[Submission]) -> StoreResult<(
             &j.slots,
             &j.attachments,
             j.thread.as_ref(),
+            j.idempotency.as_ref(),
         )
         .await?;
     }

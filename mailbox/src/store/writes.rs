@@ -5,6 +5,7 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, Submission};
+use super::idempotency::{INSERT_IDEMPOTENCY, IdempotencyRow, KEEP_MILLIS};
 use super::lease::NOTIFICATION_COLUMNS;
 use super::notify::NotificationRow;
 use super::queue::MailboxEntryRow;
@@ -43,10 +44,11 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let Some(group) = &self.group else {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread)
+                .insert_envelope_alone(e, slots, attachments, thread, idempotency)
                 .await;
         };
         let (done, answer) = tokio::sync::oneshot::channel();
@@ -55,11 +57,12 @@ where
             slots: slots.to_vec(),
             attachments: attachments.to_vec(),
             thread: thread.cloned(),
+            idempotency: idempotency.cloned(),
             done,
         };
         if group.send(job).await.is_err() {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread)
+                .insert_envelope_alone(e, slots, attachments, thread, idempotency)
                 .await;
         }
         answer
@@ -74,9 +77,10 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        Self::insert_envelope_in(&mut tx, e, slots, attachments, thread).await?;
+        Self::insert_envelope_in(&mut tx, e, slots, attachments, thread, idempotency).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -89,7 +93,13 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
+        // The Idempotency-Key first: a key still live refuses the whole
+        // submission, and a stored envelope never lacks its key.
+        if let Some(key) = idempotency {
+            Self::insert_idempotency(&mut *tx, key).await?;
+        }
         sqlx::query(INSERT_ENVELOPE)
             .bind(&e.id)
             .bind(&e.kind)
@@ -140,6 +150,25 @@ where
                 .bind(a.sealed_size)
                 .execute(&mut *tx)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Inside a submission's transaction: remembers its Idempotency-Key answer;
+    /// `Conflict` while the key is live (only an expired row is replaced).
+    async fn insert_idempotency(tx: &mut DB::Connection, key: &IdempotencyRow) -> StoreResult<()> {
+        let done = sqlx::query(INSERT_IDEMPOTENCY)
+            .bind(&key.account_id)
+            .bind(&key.key_hash)
+            .bind(&key.request_hash)
+            .bind(key.status)
+            .bind(&key.response)
+            .bind(key.created_at)
+            .bind(key.created_at - KEEP_MILLIS)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&done) != 1 {
+            return Err(StoreError::Conflict("the idempotency key is in use".into()));
         }
         Ok(())
     }
