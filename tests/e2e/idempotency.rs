@@ -319,7 +319,38 @@ async fn a_double_submitted_compose_form_makes_one_thread() {
 }
 
 const ROUNDS: usize = 4;
-const PER_ROUND: usize = 8;
+const CLIENTS: usize = 4;
+
+/// Sends one keyed item after another until the server is gone, noting each
+/// key before it is sent and the ID of each answer that arrived.
+async fn keep_sending(
+    server: &Server,
+    client: &reqwest::Client,
+    spec: &Value,
+    name: &str,
+    first: &Mutex<HashMap<String, Option<String>>>,
+) {
+    for n in 0.. {
+        let key = format!("crash-{name}-{n:04}");
+        first.lock().unwrap().insert(key.clone(), None);
+        let form = upload_form("envelope", spec, vec![("a.pdf", pdf(&[b'x'; 16 * 1024]))]);
+        let sent = client
+            .post(server.url("/api/v1/envelopes"))
+            .header("Idempotency-Key", &key)
+            .multipart(form)
+            .send()
+            .await;
+        let Ok(r) = sent else { return };
+        if r.status() != StatusCode::CREATED {
+            return;
+        }
+        let Ok(body) = r.json::<Value>().await else {
+            return;
+        };
+        let id = body["id"].as_str().map(str::to_owned);
+        first.lock().unwrap().insert(key, id);
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_cut_off_by_sigkill_and_retried_with_their_keys_are_stored_once() {
@@ -334,72 +365,69 @@ async fn submits_cut_off_by_sigkill_and_retried_with_their_keys_are_stored_once(
     }
     let gp_pw = format!("{gp_pw}-Mine-2026");
     let spec = envelope_to(&rad, "ご高診をお願いします。");
-    // key → the ID of the first answer that reached its client, if any.
+    // key → the ID of the answer that reached its client, if one did.
     let first: Arc<Mutex<HashMap<String, Option<String>>>> = Arc::default();
     for round in 0..ROUNDS {
         let server = Arc::new(net.serve(&[]));
         let client = server.sign_in(&gp, &gp_pw).await.unwrap();
         let mut sends = Vec::new();
-        for i in 0..PER_ROUND {
-            let key = format!("crash-{round}-{i}-0000");
-            first.lock().unwrap().insert(key.clone(), None);
+        for c in 0..CLIENTS {
             let (server, client, spec, first) =
                 (server.clone(), client.clone(), spec.clone(), first.clone());
             sends.push(tokio::spawn(async move {
-                let form = upload_form("envelope", &spec, vec![("a.pdf", pdf(&[b'x'; 64 * 1024]))]);
-                let sent = client
-                    .post(server.url("/api/v1/envelopes"))
-                    .header("Idempotency-Key", &key)
-                    .multipart(form)
-                    .send()
-                    .await;
-                if let Ok(r) = sent
-                    && r.status() == StatusCode::CREATED
-                    && let Ok(body) = r.json::<Value>().await
-                {
-                    first
-                        .lock()
-                        .unwrap()
-                        .insert(key, body["id"].as_str().map(str::to_owned));
-                }
+                let name = format!("{round}-{c}");
+                keep_sending(&server, &client, &spec, &name, &first).await;
             }));
         }
-        let wait = rand::thread_rng().gen_range(20..300);
+        let wait = rand::thread_rng().gen_range(300..1500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        server.kill(); // SIGKILL: some answers are lost, some submits cut off.
+        server.kill(); // SIGKILL: answers in flight are lost, submits cut off.
         for s in sends {
             s.await.unwrap();
         }
     }
     let first = first.lock().unwrap().clone();
-    let lost = first.values().filter(|id| id.is_none()).count();
+    let answered = first.values().filter(|id| id.is_some()).count();
+    let db = Db::open(&net).await;
+    let committed = db.count("SELECT COUNT(*) FROM envelopes").await;
     eprintln!(
-        "{} submits, {lost} without an answer before the kill",
+        "{} keyed submits, {answered} answered, {committed} committed before the retries",
         first.len()
     );
+    assert!(answered > 0, "some submits were answered before the kills");
 
-    // After a restart every key is retried: one item per key, the first ID kept.
+    // After a restart every key is retried: one item per key, the first ID
+    // kept; exactly the committed ones are answered again.
     let server = net.serve(&[]);
     let client = server.sign_in(&gp, &gp_pw).await.unwrap();
     let mut ids = HashSet::new();
+    let mut replays = 0;
     for (key, answered) in &first {
-        let form = upload_form("envelope", &spec, vec![("a.pdf", pdf(&[b'x'; 64 * 1024]))]);
-        let (s, body, _) = post_keyed(&server, &client, "/api/v1/envelopes", key, form).await;
+        let form = upload_form("envelope", &spec, vec![("a.pdf", pdf(&[b'x'; 16 * 1024]))]);
+        let (s, body, replayed) =
+            post_keyed(&server, &client, "/api/v1/envelopes", key, form).await;
         assert_eq!(s, StatusCode::CREATED, "{key}: {body}");
         let id = body["id"].as_str().unwrap().to_string();
         if let Some(answered) = answered {
+            assert!(replayed, "{key}: an answered submit is answered again");
             assert_eq!(&id, answered, "{key}: the retry answers the first ID");
         }
+        replays += usize::from(replayed);
         assert!(ids.insert(id), "{key}: a new ID for each key");
     }
-    let db = Db::open(&net).await;
+    assert_eq!(
+        i64::try_from(replays).unwrap(),
+        committed,
+        "every committed submit, answered or not, is answered again"
+    );
+    let keys = i64::try_from(first.len()).unwrap();
     assert_eq!(
         db.count("SELECT COUNT(*) FROM envelopes").await,
-        i64::try_from(first.len()).unwrap(),
+        keys,
         "exactly one item per key"
     );
     assert_eq!(
         db.count("SELECT COUNT(*) FROM idempotency_keys").await,
-        i64::try_from(first.len()).unwrap()
+        keys
     );
 }
