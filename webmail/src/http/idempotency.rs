@@ -288,3 +288,67 @@ pub(crate) async fn answer_after_conflict(
         .ok()??;
     Some(replay(&remembered, keyed.hash.finish()))
 }
+
+/// The header as the OpenAPI document states it on the three submitting
+/// operations (never read through this type).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub(crate) struct IdempotencyKeyHeader {
+    /// Optional. 8 to 128 characters of letters, digits, `-`, `_`, `.` and
+    /// `:` (a UUID fits), chosen by the client per submission and kept per
+    /// account for 24 hours. A retry with the same key gets the first answer
+    /// (same status and body, header `Idempotent-Replayed: true`) and stores
+    /// nothing; the same key with another request answers 422
+    /// `idempotency_key_reused`; while the first request with the key is still
+    /// running, 409 `idempotency_key_in_use` (retry once it has answered); a
+    /// malformed key 400 `idempotency_key_invalid`.
+    #[param(rename = "Idempotency-Key", pattern = "^[A-Za-z0-9._:-]{8,128}$")]
+    idempotency_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_8_to_128_safe_characters_are_taken() {
+        for good in [
+            "8b0c6c1e-5f7a-4d0e-9c43-2f1d0a7b9e11",
+            "abcdefgh",
+            "a.b_c:d-e",
+            &"x".repeat(128),
+        ] {
+            assert!(key_hash(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "short",
+            "has a space",
+            "ＵＴＦ８のキー12345",
+            &"x".repeat(129),
+            "a/b/c/d/e",
+        ] {
+            assert_eq!(key_hash(bad), Err(KeyRefusal::Invalid), "{bad}");
+        }
+        assert_ne!(key_hash("abcdefgh"), key_hash("abcdefgi"));
+    }
+
+    #[test]
+    fn the_three_submitting_operations_document_the_header() {
+        use utoipa::OpenApi;
+        let doc = serde_json::to_value(crate::api::v1::openapi::ApiDoc::openapi()).unwrap();
+        for path in ["/envelopes", "/threads", "/threads/{id}/steps"] {
+            let params = doc["paths"][path]["post"]["parameters"].as_array().unwrap();
+            let header = params
+                .iter()
+                .find(|p| p["name"] == "Idempotency-Key")
+                .unwrap_or_else(|| panic!("{path}: {params:?}"));
+            assert_eq!(header["in"], "header");
+            assert_ne!(header["required"], true);
+        }
+        // Nowhere else.
+        let everywhere = doc.to_string().matches("\"Idempotency-Key\"").count();
+        assert_eq!(everywhere, 3);
+    }
+}

@@ -109,6 +109,7 @@ pub struct Created {
 /// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/envelopes", tag = "envelopes", operation_id = "send_envelope",
     request_body(content = crate::api::v1::openapi::EnvelopeUpload, content_type = "multipart/form-data"),
+    params(crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "Sealed and queued for delivery. When the attachments add up to more than `[attachments] warn_above_mib`, `warnings` holds a `large_item` warning (the item is sent all the same); otherwise the key is absent", body = Created)))]
 pub async fn send(
     State(state): State<AppState>,

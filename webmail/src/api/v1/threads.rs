@@ -97,6 +97,7 @@ pub struct CreatedThread {
 /// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/threads", tag = "threads", operation_id = "open_thread",
     request_body(content = crate::api::v1::openapi::ThreadUpload, content_type = "multipart/form-data"),
+    params(crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "The thread and its first signed step", body = CreatedThread)))]
 pub async fn open(
     State(state): State<AppState>,
@@ -171,7 +172,7 @@ pub struct CreatedStep {
 /// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
 #[utoipa::path(post, path = "/threads/{id}/steps", tag = "threads",
     request_body(content = crate::api::v1::openapi::StepUpload, content_type = "multipart/form-data"),
-    params(("id" = String, Path, description = "Thread ID")),
+    params(("id" = String, Path, description = "Thread ID"), crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "The step, sealed to the counterpart", body = CreatedStep)))]
 pub async fn step(
     State(state): State<AppState>,
