@@ -208,6 +208,12 @@ pub enum DeletionCommand {
 pub enum AuditCommand {
     /// Check the whole chain; names the first entry that does not fit (exit 65).
     Verify,
+    /// Who opened, downloaded or handed on one patient's items (found through
+    /// the blind index); the patient ID is read from standard input.
+    Patient {
+        #[command(flatten)]
+        patient: PatientArgs,
+    },
     /// Write the entries of a period as CSV (JST days, both inclusive).
     Export {
         /// First day, YYYY-MM-DD.

@@ -476,4 +476,73 @@ mod tests {
             "{e:#}"
         );
     }
+
+    /// The keys `deny_unknown_fields` accepts in `section` (top level when
+    /// empty), as its error message lists them; `None` when `section` is no
+    /// table of the file.
+    fn keys_of(section: &str) -> Option<Vec<String>> {
+        let toml = if section.is_empty() {
+            "zz_no_such_key = 1\n".to_string()
+        } else {
+            format!("[{section}]\nzz_no_such_key = 1\n")
+        };
+        let e = format!("{:#}", resolve(&toml).err()?);
+        // serde lists them as "expected `a`", "expected `a` or `b`" or
+        // "expected one of `a`, `b`, …".
+        let (_, listed) = e.split_once("unknown field `zz_no_such_key`, expected ")?;
+        Some(
+            listed
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_readme_settings_table_names_every_key_of_the_file() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme
+            .find("| setting | TOML key |")
+            .expect("the settings table")..];
+        let table = &table[..table.find("\n\n").unwrap_or(table.len())];
+        // The TOML column of each row, `[auth] lock_after` read as `[auth] `lock_after``.
+        let columns: Vec<String> = table
+            .lines()
+            .filter_map(|row| row.split('|').nth(2))
+            .map(|c| {
+                let c = c.trim();
+                match c.strip_prefix("`[").and_then(|c| c.split_once("] ")) {
+                    Some((section, rest)) => format!("[{section}] `{rest}"),
+                    None => c.to_string(),
+                }
+            })
+            .collect();
+        let top = keys_of("").expect("the top-level keys");
+        let mut missing = Vec::new();
+        let mut sections = 0;
+        for key in &top {
+            if let Some(keys) = keys_of(key) {
+                sections += 1;
+                for k in keys {
+                    if !columns.iter().any(|c| {
+                        c.starts_with(&format!("[{key}]")) && c.contains(&format!("`{k}`"))
+                    }) {
+                        missing.push(format!("[{key}] {k}"));
+                    }
+                }
+            } else if !columns
+                .iter()
+                .any(|c| !c.starts_with('[') && c.contains(&format!("`{key}`")))
+            {
+                missing.push(key.clone());
+            }
+        }
+        assert!(sections >= 8 && top.len() > sections, "{top:?}");
+        assert!(
+            missing.is_empty(),
+            "not in the README's settings table: {missing:?}"
+        );
+    }
 }

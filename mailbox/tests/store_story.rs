@@ -496,6 +496,7 @@ async fn raw_session_rows_round_trip_and_purge() {
         created_at: 1_000,
         last_seen: 2_000,
         remote_addr: None,
+        channel: Some("api".into()),
     };
     t.store.insert_session(&record).await.unwrap();
     assert_eq!(
@@ -516,8 +517,11 @@ async fn raw_session_rows_round_trip_and_purge() {
         ..record.clone()
     };
     t.store.insert_session(&fresh).await.unwrap();
-    assert_eq!(t.store.purge_sessions(5_000, 0).await.unwrap(), 1);
+    let purged = t.store.purge_sessions(5_000, 0).await.unwrap();
+    assert_eq!(purged.len(), 1);
+    assert_eq!(purged[0].token_hash, vec![7; 32]);
+    assert_eq!(purged[0].channel.as_deref(), Some("api"));
     assert!(t.store.session(&[7; 32]).await.unwrap().is_none());
-    assert_eq!(t.store.delete_sessions_of(&id).await.unwrap(), 1);
+    assert_eq!(t.store.delete_sessions_of(&id).await.unwrap().len(), 1);
     assert!(t.store.session(&[8; 32]).await.unwrap().is_none());
 }

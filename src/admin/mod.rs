@@ -79,7 +79,7 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
 async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> {
     let (directory, notices) = (services.directory, services.notices);
     match command {
-        AdminCommand::Audit { command } => audit(services.audit, command).await,
+        AdminCommand::Audit { command } => audit(services.audit, services.records, command).await,
         AdminCommand::Billing { month, csv, pdf } => {
             billing(services.records, &month, csv, pdf).await
         }
@@ -272,8 +272,16 @@ async fn billing(
     Ok(())
 }
 
-async fn audit(trail: &Audit, command: AuditCommand) -> Result<()> {
+async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Result<()> {
     match command {
+        AuditCommand::Patient { patient } => {
+            let facility = FacilityCode::parse(&patient.facility)?;
+            let rows = records
+                .patient_access(Actor::Cli, &facility, &patient_id(&patient)?)
+                .await?;
+            eprintln!("{} access entr(ies)", rows.len());
+            print!("{}", mailbox::records::audit::to_csv(&rows));
+        }
         AuditCommand::Verify => {
             let v = trail.verify_for(Actor::Cli).await?;
             match v.first_broken {

@@ -22,6 +22,7 @@ mod pages_office;
 mod pages_referral;
 mod place;
 mod records;
+mod schemathesis;
 mod sealed;
 mod signin;
 mod size_warning;

@@ -4,7 +4,7 @@
 use crate::account::Account;
 use crate::auth::CurrentSession;
 use crate::error::Result;
-use crate::records::audit::Acting;
+use crate::records::audit::{Acting, Channel};
 
 impl Acting for CurrentSession {
     fn acting_account(&self) -> &Account {
@@ -13,6 +13,14 @@ impl Acting for CurrentSession {
 
     fn remote_addr(&self) -> Option<String> {
         self.record.remote_addr.clone()
+    }
+
+    fn channel(&self) -> Channel {
+        self.record
+            .channel
+            .as_deref()
+            .and_then(Channel::parse)
+            .unwrap_or_default()
     }
 
     fn ready_account(&self) -> Result<&Account> {

@@ -10,13 +10,14 @@
 //! replaces the key deletes every app password.
 
 use super::password::Password;
-use super::session::{CurrentSession, SessionKeys, SessionToken};
+use super::session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
 use super::sign_in::SignInStep;
 use super::totp::{normalise_code, random_code};
 use super::{Auth, sha256};
 use crate::account::{Account, AccountId, Role};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
+use crate::records::audit::action;
 use crate::store::factor::AppPasswordRow;
 
 #[derive(Debug, Clone)]
@@ -86,6 +87,9 @@ impl Auth {
             app_password = row.id,
             "app password created"
         );
+        let what = format!("created id={}", row.id);
+        self.audit_credentials(session, action::APP_PASSWORD_CHANGE, what)
+            .await?;
         Ok((AppPasswordView::from(row), secret))
     }
 
@@ -100,14 +104,17 @@ impl Auth {
         }
         // Mail sessions it opened end too: their next command is refused.
         for digest in self.factors.sessions_of_app_password(id) {
-            self.end_session_by_hash(&digest).await?;
+            self.end_session_by_hash(&digest, EndCause::AppPasswordRevoked)
+                .await?;
         }
         tracing::info!(
             account = session.account.id.as_str(),
             app_password = id,
             "app password revoked"
         );
-        Ok(())
+        let what = format!("revoked id={id}");
+        self.audit_credentials(session, action::APP_PASSWORD_CHANGE, what)
+            .await
     }
 
     /// Sign-in for mail clients (IMAP): an app password always works; the
@@ -146,7 +153,7 @@ impl Auth {
                 // Tell apart only what the web tells apart too: a right password
                 // here still needs an app password; a wrong one counts.
                 let checked = self
-                    .check_password(id_input, secret, remote_addr.clone())
+                    .check_password(id_input, secret, &Peer::imap(remote_addr.clone()))
                     .await;
                 return match checked {
                     Ok(_) => Err(Error::AppPasswordRequired),
@@ -157,7 +164,10 @@ impl Auth {
                 };
             }
         }
-        match self.sign_in_password(id_input, secret, remote_addr).await? {
+        match self
+            .sign_in_password(id_input, secret, Peer::imap(remote_addr))
+            .await?
+        {
             SignInStep::Done(token, session) => Ok((token, *session)),
             SignInStep::SecondFactor { .. } => Err(Error::AppPasswordRequired),
         }
@@ -189,7 +199,12 @@ impl Auth {
             "signed in with an app password"
         );
         let (token, session) = self
-            .open_session(account, secret, SessionKeys::from(keyring), remote_addr)
+            .open_session(
+                account,
+                secret,
+                SessionKeys::from(keyring),
+                Peer::imap(remote_addr),
+            )
             .await?;
         self.factors
             .opened_by_app_password(&session.record.token_hash, &app.id);

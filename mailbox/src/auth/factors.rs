@@ -17,6 +17,7 @@ use super::webauthn::SecurityKeyView;
 use super::{Auth, sha256};
 use crate::account::{Account, AccountId};
 use crate::error::{Error, Result};
+use crate::records::audit::action;
 use crate::store::factor::FactorSummaryRow;
 
 #[derive(Debug, Clone)]
@@ -72,6 +73,9 @@ impl Auth {
             account = session.account.id.as_str(),
             "recovery codes replaced"
         );
+        let what = "recovery_codes replaced".to_string();
+        self.audit_credentials(session, action::FACTOR_CHANGE, what)
+            .await?;
         Ok(codes)
     }
 
@@ -133,7 +137,8 @@ impl Auth {
         self.store.delete_recovery_codes(id.as_str()).await?;
         self.store.delete_webauthn_of(id.as_str()).await?;
         self.store.set_has_second_factor(id.as_str(), false).await?;
-        self.end_sessions_of(id).await?;
+        self.end_sessions_of(id, super::EndCause::SecondFactorReset, None)
+            .await?;
         self.factors.forget_account(id);
         tracing::warn!(
             audit = "second_factor_reset",

@@ -36,7 +36,7 @@ pub use app_passwords::AppPasswordView;
 pub use factors::FactorsView;
 pub use password::Password;
 pub use policy::{AddressLimit, AuthPolicy};
-pub use session::{CurrentSession, SessionKeys, SessionToken};
+pub use session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
 pub use sign_in::{PENDING_VALID_FOR, PendingToken, REAUTH_VALID_FOR, SecondFactor, SignInStep};
 pub use state::FactorState;
 pub use totp::{

@@ -15,8 +15,79 @@ use crate::clock::millis;
 use crate::error::{Error, Result};
 use crate::ids::random_bytes;
 use crate::keys::Keyring;
-use crate::records::audit::{AuditEvent, action};
+use crate::records::audit::{AuditEvent, Channel, action};
 use crate::store::SessionRecord;
+
+/// Where a sign-in comes from: the address the edge saw and the channel
+/// (pages, API, mail client) the session will belong to. A bare address is a
+/// sign-in on the pages.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub addr: Option<String>,
+    pub channel: Channel,
+}
+
+impl Peer {
+    pub fn api(addr: Option<String>) -> Self {
+        Self {
+            addr,
+            channel: Channel::Api,
+        }
+    }
+
+    pub fn imap(addr: Option<String>) -> Self {
+        Self {
+            addr,
+            channel: Channel::Imap,
+        }
+    }
+}
+
+impl From<Option<String>> for Peer {
+    fn from(addr: Option<String>) -> Self {
+        Self {
+            addr,
+            channel: Channel::Web,
+        }
+    }
+}
+
+/// Why a session ended other than by signing out, as the audit trail says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    IdleTimeout,
+    AbsoluteTimeout,
+    /// The server restarted: the keys held in memory are gone.
+    KeysLost,
+    AccountLocked,
+    AccountRemoved,
+    PasswordChanged,
+    PasswordReset,
+    SecondFactorReset,
+    AppPasswordRevoked,
+}
+
+impl EndCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdleTimeout => "idle_timeout",
+            Self::AbsoluteTimeout => "absolute_timeout",
+            Self::KeysLost => "keys_lost",
+            Self::AccountLocked => "account_locked",
+            Self::AccountRemoved => "account_removed",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::SecondFactorReset => "second_factor_reset",
+            Self::AppPasswordRevoked => "app_password_revoked",
+        }
+    }
+}
+
+/// `cause=… length_s=…` of an ended session (`cause` may be `sign_out`).
+fn end_detail(record: &SessionRecord, cause: &str, now_ms: i64) -> String {
+    let length_s = (now_ms - record.created_at).max(0) / 1000;
+    format!("cause={cause} length_s={length_s}")
+}
 
 /// The secret a session cookie carries; only its SHA-256 is stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -116,7 +187,7 @@ impl Auth {
         account: Account,
         password: &Password,
         keys: SessionKeys,
-        remote_addr: Option<String>,
+        peer: Peer,
     ) -> Result<(SessionToken, CurrentSession)> {
         if account.failed_attempts > 0 {
             self.store.reset_failed_logins(&account.id).await?;
@@ -139,7 +210,8 @@ impl Auth {
             account_id: account.id.clone(),
             created_at: t,
             last_seen: t,
-            remote_addr,
+            remote_addr: peer.addr,
+            channel: Some(peer.channel.as_str().to_string()),
         };
         self.store.insert_session(&record).await?;
         self.store.record_sign_in(account.id.as_str(), t).await?;
@@ -173,23 +245,24 @@ impl Auth {
             return Err(Error::NotSignedIn);
         };
         let t = self.clock.now_millis();
-        if t - record.last_seen >= millis(self.policy.idle_timeout)
-            || t - record.created_at >= millis(self.policy.absolute_timeout)
-        {
+        let ended = if t - record.created_at >= millis(self.policy.absolute_timeout) {
+            Some((EndCause::AbsoluteTimeout, Error::SessionExpired))
+        } else if t - record.last_seen >= millis(self.policy.idle_timeout) {
+            Some((EndCause::IdleTimeout, Error::SessionExpired))
+        } else if account.locked {
+            Some((EndCause::AccountLocked, Error::AccountLocked))
+        } else if account.role != Role::Operator && self.keys.keyrings().get(&digest).is_none() {
+            // Keys live only in this process: after a restart the session
+            // cannot read anything, so it ends like an expired one.
+            Some((EndCause::KeysLost, Error::SessionExpired))
+        } else {
+            None
+        };
+        if let Some((cause, error)) = ended {
             self.store.delete_session(&digest).await?;
             self.keys.keyrings().remove(&digest);
-            return Err(Error::SessionExpired);
-        }
-        if account.locked {
-            self.store.delete_session(&digest).await?;
-            self.keys.keyrings().remove(&digest);
-            return Err(Error::AccountLocked);
-        }
-        // Keys live only in this process: after a restart the session cannot read
-        // anything, so it ends like an expired one.
-        if account.role != Role::Operator && self.keys.keyrings().get(&digest).is_none() {
-            self.store.delete_session(&digest).await?;
-            return Err(Error::SessionExpired);
+            self.audit_end(&record, &account, cause.as_str()).await;
+            return Err(error);
         }
         // Activity is written at most once per a tenth of the idle timeout
         // (15 s at most): every page and API call wrote a row before, and on
@@ -220,18 +293,74 @@ impl Auth {
         self.keys.keyrings().get(&session.record.token_hash)
     }
 
-    /// Ends every session of the account and wipes their keys.
-    pub(crate) async fn end_sessions_of(&self, id: &AccountId) -> Result<()> {
-        self.store.delete_sessions_of(id).await?;
+    /// Ends every session of the account and wipes their keys; each end is
+    /// audited with its cause, except the session `keep` (a password change
+    /// re-opens the session that made it).
+    pub(crate) async fn end_sessions_of(
+        &self,
+        id: &AccountId,
+        cause: EndCause,
+        keep: Option<&[u8]>,
+    ) -> Result<()> {
+        let ended = self.store.delete_sessions_of(id).await?;
         self.keys.keyrings().remove_account(id);
+        let ended: Vec<_> = ended
+            .into_iter()
+            .filter(|r| Some(r.token_hash.as_slice()) != keep)
+            .collect();
+        if let (false, Some(account)) = (ended.is_empty(), self.store.account(id).await?) {
+            for record in &ended {
+                self.audit_end(record, &account, cause.as_str()).await;
+            }
+        }
         Ok(())
     }
 
+    /// A change to the person's own credentials (factors, app passwords), on
+    /// the trail: `what` is fixed words and IDs, never a secret or a name.
+    pub(crate) async fn audit_credentials(
+        &self,
+        session: &CurrentSession,
+        action: &'static str,
+        what: String,
+    ) -> Result<()> {
+        self.audit
+            .record(AuditEvent::by(session, action).detail(what))
+            .await
+    }
+
+    /// The audit entry of an ended session: who, from where, through which
+    /// channel, why and after how long. Written after the fact, so a failure
+    /// is logged rather than undoing the end.
+    async fn audit_end(&self, record: &SessionRecord, account: &Account, cause: &str) {
+        let action = if cause == "sign_out" {
+            action::SIGN_OUT
+        } else {
+            action::SESSION_END
+        };
+        let session = CurrentSession {
+            account: account.clone(),
+            record: record.clone(),
+            idle_deadline: 0,
+            enrolment_required: false,
+        };
+        let detail = end_detail(record, cause, self.clock.now_millis());
+        self.audit
+            .note(AuditEvent::by(&session, action).detail(detail))
+            .await;
+    }
+
     /// Ends one session by its stored hash (an app password's revocation).
-    pub(crate) async fn end_session_by_hash(&self, digest: &[u8]) -> Result<()> {
+    pub(crate) async fn end_session_by_hash(&self, digest: &[u8], cause: EndCause) -> Result<()> {
         self.keys.keyrings().remove(digest);
         self.factors.forget_session(digest);
+        let record = self.store.session(digest).await?;
         self.store.delete_session(digest).await?;
+        if let Some(record) = record
+            && let Some(account) = self.store.account(&record.account_id).await?
+        {
+            self.audit_end(&record, &account, cause.as_str()).await;
+        }
         Ok(())
     }
 
@@ -244,16 +373,15 @@ impl Auth {
         if let Some(record) = record
             && let Some(account) = self.store.account(&record.account_id).await?
         {
+            let session = CurrentSession {
+                account,
+                idle_deadline: 0,
+                enrolment_required: false,
+                record,
+            };
+            let detail = end_detail(&session.record, "sign_out", self.clock.now_millis());
             self.audit
-                .record(AuditEvent::by(
-                    &CurrentSession {
-                        account,
-                        record,
-                        idle_deadline: 0,
-                        enrolment_required: false,
-                    },
-                    action::SIGN_OUT,
-                ))
+                .record(AuditEvent::by(&session, action::SIGN_OUT).detail(detail))
                 .await?;
         }
         Ok(())
@@ -286,7 +414,9 @@ impl Auth {
                 self.store
                     .set_password_and_key(&account.id, &digest, false, &locked)
                     .await?;
-                self.end_sessions_of(&account.id).await?;
+                let keep = Some(session.record.token_hash.as_slice());
+                self.end_sessions_of(&account.id, EndCause::PasswordChanged, keep)
+                    .await?;
                 self.store.insert_session(&session.record).await?;
                 self.keys
                     .keyrings()
@@ -294,7 +424,9 @@ impl Auth {
             }
             None => {
                 self.store.set_password(&account.id, &digest, false).await?;
-                self.end_sessions_of(&account.id).await?;
+                let keep = Some(session.record.token_hash.as_slice());
+                self.end_sessions_of(&account.id, EndCause::PasswordChanged, keep)
+                    .await?;
                 self.store.insert_session(&session.record).await?;
             }
         }
@@ -308,13 +440,22 @@ impl Auth {
     /// Drops sessions past either timeout; run periodically by `serve`.
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         let t = self.clock.now_millis();
-        let purged = self
+        let absolute_before = t - millis(self.policy.absolute_timeout);
+        let ended = self
             .store
-            .purge_sessions(
-                t - millis(self.policy.idle_timeout),
-                t - millis(self.policy.absolute_timeout),
-            )
+            .purge_sessions(t - millis(self.policy.idle_timeout), absolute_before)
             .await?;
+        for record in &ended {
+            let cause = if record.created_at < absolute_before {
+                EndCause::AbsoluteTimeout
+            } else {
+                EndCause::IdleTimeout
+            };
+            if let Some(account) = self.store.account(&record.account_id).await? {
+                self.audit_end(record, &account, cause.as_str()).await;
+            }
+        }
+        let purged = ended.len() as u64;
         // Wipe the keys of every session that no longer exists.
         let mut gone = Vec::new();
         for digest in self.keys.keyrings().sessions() {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
 use super::password::{self, Password};
-use super::session::{CurrentSession, SessionKeys, SessionToken};
+use super::session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
 use super::state::Pending;
 use super::totp::normalise_code;
 use super::{Auth, sha256, verify_blocking};
@@ -84,7 +84,7 @@ impl Auth {
         &self,
         id_input: &str,
         password: &Password,
-        remote_addr: Option<String>,
+        remote_addr: impl Into<Peer>,
     ) -> Result<(SessionToken, CurrentSession)> {
         match self
             .sign_in_password(id_input, password, remote_addr)
@@ -101,8 +101,10 @@ impl Auth {
         &self,
         id_input: &str,
         password: &Password,
-        remote_addr: Option<String>,
+        peer: &Peer,
     ) -> Result<Account> {
+        let remote_addr = peer.addr.clone();
+        let channel = Some(peer.channel);
         let account = match AccountId::parse(id_input) {
             Ok(id) => self.store.account(&id).await?,
             Err(_) => None,
@@ -115,6 +117,7 @@ impl Auth {
                     action: action::SIGN_IN_FAILED,
                     detail: Some("unknown_account".into()),
                     remote_addr: remote_addr.clone(),
+                    channel,
                     ..AuditEvent::default()
                 })
                 .await?;
@@ -127,6 +130,7 @@ impl Auth {
             action: action::SIGN_IN_FAILED,
             detail: Some(detail.into()),
             remote_addr: remote_addr.clone(),
+            channel,
             item: None,
         };
         if account.locked || account.removed {
@@ -185,12 +189,12 @@ impl Auth {
         &self,
         id_input: &str,
         password: &Password,
-        remote_addr: Option<String>,
+        peer: impl Into<Peer>,
     ) -> Result<SignInStep> {
+        let peer: Peer = peer.into();
+        let remote_addr = peer.addr.clone();
         self.refuse_blocked_address(remote_addr.as_deref(), "sign-in")?;
-        let checked = self
-            .check_password(id_input, password, remote_addr.clone())
-            .await;
+        let checked = self.check_password(id_input, password, &peer).await;
         let account = match checked {
             Ok(a) => a,
             Err(e) => {
@@ -203,17 +207,11 @@ impl Auth {
         };
         if !account.has_second_factor {
             let (token, session) = self
-                .open_session(
-                    account,
-                    password,
-                    SessionKeys::UnlockWithPassword,
-                    remote_addr,
-                )
+                .open_session(account, password, SessionKeys::UnlockWithPassword, peer)
                 .await?;
             return Ok(SignInStep::Done(token, Box::new(session)));
         }
-        self.await_second_factor(account, password, remote_addr)
-            .await
+        self.await_second_factor(account, password, peer).await
     }
 
     /// The password was right and a factor is enrolled: unlock the keys, keep
@@ -222,7 +220,7 @@ impl Auth {
         &self,
         account: Account,
         password: &Password,
-        remote_addr: Option<String>,
+        peer: Peer,
     ) -> Result<SignInStep> {
         let keyring = self
             .keys
@@ -235,7 +233,8 @@ impl Auth {
                 account: account.id.clone(),
                 webauthn: None,
                 keyring,
-                remote: remote_addr,
+                remote: peer.addr,
+                channel: peer.channel,
                 created: Instant::now(),
             },
         );
@@ -263,8 +262,9 @@ impl Auth {
         &self,
         pending: &PendingToken,
         factor: &SecondFactor,
-        remote_addr: Option<String>,
+        remote_addr: impl Into<Peer>,
     ) -> Result<(SessionToken, CurrentSession)> {
+        let remote_addr = remote_addr.into().addr;
         let remote = remote_addr.clone();
         if self
             .factors
@@ -300,7 +300,10 @@ impl Auth {
                 account,
                 &Password::new(String::new()),
                 SessionKeys::from(p.keyring),
-                p.remote.or(remote_addr),
+                Peer {
+                    addr: p.remote.or(remote_addr),
+                    channel: p.channel,
+                },
             )
             .await?;
         Ok((token, session))
@@ -352,7 +355,8 @@ impl Auth {
             "second factor refused"
         );
         if outcome.locked {
-            self.end_sessions_of(&account.id).await?;
+            self.end_sessions_of(&account.id, EndCause::AccountLocked, None)
+                .await?;
             Err(Error::AccountLocked)
         } else {
             Err(Error::BadSecondFactor)

@@ -24,6 +24,8 @@ pub(super) struct Pending {
     pub webauthn: Option<PasskeyAuthentication>,
     pub keyring: Option<Keyring>,
     pub remote: Option<String>,
+    /// The channel the password step came through; the session keeps it.
+    pub channel: crate::records::audit::Channel,
     pub created: Instant,
 }
 

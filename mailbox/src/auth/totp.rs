@@ -25,6 +25,7 @@ use super::Auth;
 use super::session::CurrentSession;
 use crate::account::{Account, AccountId};
 use crate::error::{Error, Result};
+use crate::records::audit::action;
 
 /// RFC 6238 parameters: 30-second steps, six digits, HMAC-SHA-1 (what every
 /// authenticator app supports), one step of clock skew either way.
@@ -267,6 +268,8 @@ impl Auth {
         // Enrolling counts as re-authenticating for the next few minutes.
         self.factors.reauthenticated(&session.record.token_hash);
         tracing::info!(account = id.as_str(), "TOTP enrolled");
+        self.audit_credentials(session, action::FACTOR_CHANGE, "totp enrolled".into())
+            .await?;
         Ok(codes)
     }
 
@@ -290,7 +293,8 @@ impl Auth {
         self.store.delete_totp(id).await?;
         self.refresh_has_second_factor(&session.account.id).await?;
         tracing::info!(account = id, "TOTP removed by the person");
-        Ok(())
+        self.audit_credentials(session, action::FACTOR_CHANGE, "totp removed".into())
+            .await
     }
 }
 

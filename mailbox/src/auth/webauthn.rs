@@ -25,6 +25,7 @@ use super::state::PendingRegistration;
 use crate::account::{Account, AccountId};
 use crate::error::{Error, Result};
 use crate::ids::new_id;
+use crate::records::audit::action;
 use crate::store::factor::WebauthnRow;
 
 #[derive(Debug, Clone)]
@@ -159,6 +160,9 @@ impl Auth {
             key = row.id,
             "security key registered"
         );
+        let what = format!("security_key registered key={}", row.id);
+        self.audit_credentials(session, action::FACTOR_CHANGE, what)
+            .await?;
         Ok((SecurityKeyView::from(row), codes))
     }
 
@@ -205,7 +209,9 @@ impl Auth {
         self.store.delete_webauthn(id.as_str(), key).await?;
         self.refresh_has_second_factor(id).await?;
         tracing::info!(account = id.as_str(), key, "security key removed");
-        Ok(())
+        let what = format!("security_key removed key={key}");
+        self.audit_credentials(session, action::FACTOR_CHANGE, what)
+            .await
     }
 
     /// The challenge for signing in with a security key, bound to the pending

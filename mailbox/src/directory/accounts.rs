@@ -2,8 +2,8 @@
 //! locking, password resets by the operator, and removal.
 
 use crate::account::{Account, AccountId, Role};
-use crate::auth::hash_blocking;
 use crate::auth::password::{self, Password};
+use crate::auth::{EndCause, hash_blocking};
 use crate::error::{Error, Result};
 use crate::store::StoreError;
 
@@ -137,7 +137,9 @@ impl Directory {
             other => other?,
         }
         if locked {
-            self.auth.end_sessions_of(id).await?;
+            self.auth
+                .end_sessions_of(id, EndCause::AccountLocked, None)
+                .await?;
         }
         self.account(id).await
     }
@@ -175,14 +177,18 @@ impl Directory {
             self.store.delete_app_passwords_of(id.as_str()).await?;
             self.store.set_password(id, &digest, true).await?;
             self.keys.regrant(&account, &cert).await?;
-            self.auth.end_sessions_of(id).await?;
+            self.auth
+                .end_sessions_of(id, EndCause::PasswordReset, None)
+                .await?;
             return Ok(ResetOutcome {
                 password: issued,
                 key_replaced: true,
                 unreadable_items: lost,
             });
         };
-        self.auth.end_sessions_of(id).await?;
+        self.auth
+            .end_sessions_of(id, EndCause::PasswordReset, None)
+            .await?;
         Ok(ResetOutcome {
             password: issued,
             key_replaced,
@@ -195,7 +201,9 @@ impl Directory {
         self.account(id).await?;
         self.keys.revoke_grants(id).await?;
         self.store.set_removed(id).await?;
-        self.auth.end_sessions_of(id).await?;
+        self.auth
+            .end_sessions_of(id, EndCause::AccountRemoved, None)
+            .await?;
         self.account(id).await
     }
 }

@@ -37,7 +37,7 @@ use crate::directory::validate_email;
 use crate::error::{Error, Result};
 use crate::keys::Principal;
 use crate::records::Actor;
-use crate::records::audit::Audit;
+use crate::records::audit::{Audit, AuditEvent, Channel, action};
 use crate::retry::{BackOff, GiveUp};
 use crate::store::Store;
 use crate::store::notify::{NotificationRow, NotifyTarget};
@@ -507,6 +507,10 @@ impl Notices {
     ) -> Result<()> {
         session.require_ready()?;
         self.request_confirmation(&session.account.id, address)
+            .await?;
+        // The address itself stays off the trail.
+        self.audit
+            .record(AuditEvent::by(session, action::EMAIL_CHANGE).detail("requested"))
             .await
     }
 
@@ -570,7 +574,22 @@ impl Notices {
                 )
             })?;
         tracing::info!(account = id.as_str(), "address confirmed");
-        AccountId::parse(&id).map_err(|_| Error::Internal("stored account id".into()))
+        let id = AccountId::parse(&id).map_err(|_| Error::Internal("stored account id".into()))?;
+        // Opened from a mail link, not a session: the account is the actor.
+        if let Some(account) = self.store.account(&id).await? {
+            self.audit
+                .record(AuditEvent {
+                    actor: Some(id.as_str().to_string()),
+                    role: Some(account.role.as_str().to_string()),
+                    facility: account.facility.as_ref().map(|c| c.to_string()),
+                    action: action::EMAIL_CHANGE,
+                    detail: Some("verified".into()),
+                    channel: Some(Channel::Web),
+                    ..AuditEvent::default()
+                })
+                .await?;
+        }
+        Ok(id)
     }
 
     /// The person's own notices that could not be sent.

@@ -128,29 +128,28 @@ impl Postroom {
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
         let new = renkei_crypto::add_key_slot(&envelope, key, &cert).map_err(crypto)?;
-        self.store
-            .add_slot(
-                id,
-                new.as_bytes(),
-                &SlotRow {
-                    envelope_id: id.into(),
-                    principal: Principal::Account(to.clone()).key(),
-                    added_by: Some(account.id.as_str().into()),
-                    added_at: self.clock.now_secs(),
-                },
-            )
-            .await?;
+        let slot = SlotRow {
+            envelope_id: id.into(),
+            principal: Principal::Account(to.clone()).key(),
+            added_by: Some(account.id.as_str().into()),
+            added_at: self.clock.now_secs(),
+        };
         // The doctor finds it in their Inbox right away (an existing entry is kept).
+        let entry = MailboxEntryRow {
+            envelope_id: id.into(),
+            principal: Principal::Account(to.clone()).key(),
+            folder: "inbox".into(),
+            seen: false,
+            flagged: false,
+            archived: false,
+            delivered_at: self.clock.now_millis(),
+        };
+        let audit = AuditEvent::by(session, action::FORWARD)
+            .item(id)
+            .detail(format!("to={}", to.as_str()))
+            .row(crate::clock::now_millis());
         self.store
-            .insert_mailbox_entry(&MailboxEntryRow {
-                envelope_id: id.into(),
-                principal: Principal::Account(to.clone()).key(),
-                folder: "inbox".into(),
-                seen: false,
-                flagged: false,
-                archived: false,
-                delivered_at: self.clock.now_millis(),
-            })
+            .forward_envelope(id, new.as_bytes(), &slot, &entry, &audit)
             .await?;
         tracing::info!(
             envelope = id,
@@ -158,13 +157,6 @@ impl Postroom {
             to = to.as_str(),
             "key slot added"
         );
-        self.audit
-            .note(
-                AuditEvent::by(session, action::FORWARD)
-                    .item(id)
-                    .detail(format!("to={}", to.as_str())),
-            )
-            .await;
         Ok(())
     }
 }

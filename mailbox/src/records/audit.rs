@@ -10,8 +10,13 @@
 //! admin` command (`detail` = command and outcome, `item` = a well-formed
 //! facility code or account ID only), retention and patient deletions, audit
 //! and report exports. An entry holds who (account ID, `cli` or `system`),
-//! role, facility, action (a constant of `action`), item ID, detail, time (ms)
-//! and the request's address — never patient data.
+//! role, facility, action (a constant of `action`), item ID, detail, time (ms),
+//! the request's address and the channel it came through ([`Channel`]: the
+//! channel its session was opened through) — never patient data.
+//!
+//! Sends (and thread steps), forwards, claims and assignments write their
+//! entry in the action's own transaction ([`AuditEvent::row`] handed to the
+//! store), so no such action stands without its entry.
 //!
 //! Each entry's `hash` is SHA-256 over the JSON array of its fields and the
 //! previous entry's hash. Appending first updates the one-row `audit_head`
@@ -28,8 +33,6 @@
 //! carry the address they signed in from.
 
 use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
 
 use crate::account::Account;
 use crate::error::{Error, Result};
@@ -67,6 +70,50 @@ pub mod action {
     pub const REPORT_EXPORT: &str = "report_export";
     /// A read found an attachment not to match its signed manifest (detail: its index).
     pub const ATTACHMENT_DAMAGED: &str = "attachment_damaged";
+    /// A session ended other than by signing out (detail: cause and length).
+    pub const SESSION_END: &str = "session_end";
+    /// A second factor enrolled or removed (detail: which, and how).
+    pub const FACTOR_CHANGE: &str = "factor_change";
+    /// An app password made or revoked (detail: `created`/`revoked` and its ID).
+    pub const APP_PASSWORD_CHANGE: &str = "app_password_change";
+    /// The notification address set, verified or removed (never the address).
+    pub const EMAIL_CHANGE: &str = "email_change";
+}
+
+/// Where an action came from: the pages, the JSON API, a mail client, the
+/// operator's command line or the server's own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Channel {
+    #[default]
+    Web,
+    Api,
+    Imap,
+    Cli,
+    System,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Api => "api",
+            Self::Imap => "imap",
+            Self::Cli => "cli",
+            Self::System => "system",
+        }
+    }
+
+    /// The stored word back (a session's column); unknown words are `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "web" => Self::Web,
+            "api" => Self::Api,
+            "imap" => Self::Imap,
+            "cli" => Self::Cli,
+            "system" => Self::System,
+            _ => return None,
+        })
+    }
 }
 
 /// One thing to record. Built from a session (actor, role, facility and the
@@ -80,6 +127,7 @@ pub struct AuditEvent {
     pub item: Option<String>,
     pub detail: Option<String>,
     pub remote_addr: Option<String>,
+    pub channel: Option<Channel>,
 }
 
 /// Who acted, as the trail records it: the signed-in account and the
@@ -88,6 +136,8 @@ pub struct AuditEvent {
 pub trait Acting {
     fn acting_account(&self) -> &Account;
     fn remote_addr(&self) -> Option<String>;
+    /// The channel the session was opened through.
+    fn channel(&self) -> Channel;
     /// The account, once the session may act (see `CurrentSession::require_ready`).
     fn ready_account(&self) -> Result<&Account>;
 }
@@ -99,6 +149,10 @@ impl<T: Acting + ?Sized> Acting for &T {
 
     fn remote_addr(&self) -> Option<String> {
         (**self).remote_addr()
+    }
+
+    fn channel(&self) -> Channel {
+        (**self).channel()
     }
 
     fn ready_account(&self) -> Result<&Account> {
@@ -147,6 +201,7 @@ impl AuditEvent {
             facility: a.facility.as_ref().map(|c| c.to_string()),
             action,
             remote_addr: session.remote_addr(),
+            channel: Some(session.channel()),
             ..Self::default()
         }
     }
@@ -158,6 +213,7 @@ impl AuditEvent {
             role: Some("operator".into()),
             action,
             remote_addr: Some("local".into()),
+            channel: Some(Channel::Cli),
             ..Self::default()
         }
     }
@@ -167,6 +223,7 @@ impl AuditEvent {
         Self {
             actor: Some("system".into()),
             action,
+            channel: Some(Channel::System),
             ..Self::default()
         }
     }
@@ -181,26 +238,31 @@ impl AuditEvent {
         self.detail = Some(detail.into());
         self
     }
+
+    /// The entry as a row for the store to append inside the action's own
+    /// transaction (`seq` and the hashes are set there).
+    pub fn row(self, at_ms: i64) -> AuditRow {
+        AuditRow {
+            seq: 0,
+            at: at_ms,
+            actor: self.actor,
+            role: self.role,
+            facility: self.facility,
+            action: self.action.to_string(),
+            item: self.item,
+            detail: self.detail,
+            remote_addr: self.remote_addr,
+            prev_hash: String::new(),
+            hash: String::new(),
+            channel: self.channel.map(|c| c.as_str().to_string()),
+        }
+    }
 }
 
-/// The entry's hash: SHA-256 over the previous hash and the canonical form of
-/// every field (a JSON array, so no two different entries serialize alike).
+/// The entry's hash ([`AuditRow::chain_hash`]): SHA-256 over the previous
+/// hash and the canonical form of every field.
 pub fn entry_hash(e: &AuditRow) -> String {
-    let canonical = serde_json::json!([
-        e.seq,
-        e.at,
-        e.actor,
-        e.role,
-        e.facility,
-        e.action,
-        e.item,
-        e.detail,
-        e.remote_addr,
-        e.prev_hash,
-    ]);
-    let mut h = Sha256::new();
-    h.update(canonical.to_string().as_bytes());
-    hex::encode(h.finalize())
+    e.chain_hash()
 }
 
 /// The outcome of checking the chain.
@@ -246,6 +308,7 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
         "remote_addr",
         "prev_hash",
         "hash",
+        "channel",
     ]));
     for r in rows {
         let at = match chrono::DateTime::from_timestamp_millis(r.at) {
@@ -265,6 +328,7 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
             o(&r.remote_addr),
             r.prev_hash.clone(),
             r.hash.clone(),
+            o(&r.channel),
         ]));
     }
     out
@@ -314,19 +378,7 @@ impl Audit {
                 .lock()
                 .map_err(|_| Error::Internal("audit queue poisoned".into()))?;
             for event in events {
-                let row = AuditRow {
-                    seq: 0,
-                    at,
-                    actor: event.actor,
-                    role: event.role,
-                    facility: event.facility,
-                    action: event.action.to_string(),
-                    item: event.item,
-                    detail: event.detail,
-                    remote_addr: event.remote_addr,
-                    prev_hash: String::new(),
-                    hash: String::new(),
-                };
+                let row = event.row(at);
                 let (done, answer) = tokio::sync::oneshot::channel();
                 pending.push((row, done));
                 answers.push(answer);
@@ -575,13 +627,14 @@ mod tests {
             remote_addr: Some("127.0.0.1".into()),
             prev_hash: GENESIS.into(),
             hash: String::new(),
+            channel: Some("api".into()),
         }
     }
 
     #[test]
     fn every_field_is_covered_by_the_hash() {
         let base = entry_hash(&row());
-        let changes: [fn(&mut AuditRow); 10] = [
+        let changes: [fn(&mut AuditRow); 12] = [
             |r| r.seq = 2,
             |r| r.at += 1,
             |r| r.actor = Some("ABCD2346".into()),
@@ -592,11 +645,34 @@ mod tests {
             |r| r.detail = Some(String::new()),
             |r| r.remote_addr = Some("127.0.0.2".into()),
             |r| r.prev_hash = "1".repeat(64),
+            |r| r.channel = Some("web".into()),
+            |r| r.channel = None,
         ];
         for change in changes {
             let mut r = row();
             change(&mut r);
             assert_ne!(entry_hash(&r), base);
         }
+    }
+
+    #[test]
+    fn entries_written_before_channels_keep_their_hash() {
+        use sha2::{Digest, Sha256};
+        let mut r = row();
+        r.channel = None;
+        let old_form = serde_json::json!([
+            r.seq,
+            r.at,
+            r.actor,
+            r.role,
+            r.facility,
+            r.action,
+            r.item,
+            r.detail,
+            r.remote_addr,
+            r.prev_hash,
+        ]);
+        let old = hex::encode(Sha256::digest(old_form.to_string().as_bytes()));
+        assert_eq!(entry_hash(&r), old);
     }
 }

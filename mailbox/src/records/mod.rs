@@ -61,6 +61,20 @@ pub struct Records {
     clock: SharedClock,
 }
 
+/// What counts as someone reaching an item's content (or handing it on).
+const ACCESS_ACTIONS: &[&str] = &[
+    action::VIEW,
+    action::DOWNLOAD,
+    action::RENDER,
+    action::FORWARD,
+    action::REPORT_EXPORT,
+    action::CLAIM,
+    action::ASSIGN,
+    action::SEND,
+    action::THREAD_OPEN,
+    action::THREAD_STEP,
+];
+
 impl Records {
     pub fn new(vault: Vault, retention_days: u32) -> Self {
         Self {
@@ -114,6 +128,39 @@ impl Records {
             )
             .await?;
         Ok(found)
+    }
+
+    /// Who opened, downloaded, rendered, exported or handed on the patient's
+    /// items (found through the blind index, with the other items of their
+    /// threads): the audit entries naming those items or their threads. The
+    /// question itself is on the trail, without the patient ID.
+    pub async fn patient_access(
+        &self,
+        by: Actor<'_>,
+        facility: &FacilityCode,
+        patient_id: &str,
+    ) -> Result<Vec<crate::store::records::AuditRow>> {
+        by.require_operator()?;
+        let index = self.blind_index(facility, patient_id)?;
+        let found = self.vault.store.patient_items(&index).await?;
+        let mut names: Vec<String> = found.iter().map(|c| c.envelope_id.clone()).collect();
+        names.extend(found.iter().filter_map(|c| c.thread_id.clone()));
+        names.sort();
+        names.dedup();
+        let entries = self.vault.store.audit_of_items(&names).await?;
+        let accesses: Vec<_> = entries
+            .into_iter()
+            .filter(|e| ACCESS_ACTIONS.contains(&e.action.as_str()))
+            .collect();
+        self.vault
+            .audit
+            .record(by.event(action::PATIENT_SEARCH).detail(format!(
+                "purpose=access_report facility={facility} items={} entries={}",
+                found.len(),
+                accesses.len()
+            )))
+            .await?;
+        Ok(accesses)
     }
 
     /// Deletes every item of the patient. `confirm` is the number of matches

@@ -63,6 +63,7 @@ pub(super) struct Submission {
     pub slots: Vec<SlotRow>,
     pub attachments: Vec<AttachmentRow>,
     pub thread: Option<ThreadChange>,
+    pub audit: super::records::AuditRow,
     /// The Idempotency-Key answer stored with it, if the client sent a key.
     pub idempotency: Option<IdempotencyRow>,
     pub done: tokio::sync::oneshot::Sender<StoreResult<()>>,

@@ -95,6 +95,8 @@ pub struct SessionRecord {
     pub created_at: i64,
     pub last_seen: i64,
     pub remote_addr: Option<String>,
+    /// What the session was opened through (`web`, `api`, `imap`), for the audit trail.
+    pub channel: Option<String>,
 }
 
 /// Outcome of counting a failed sign-in.
@@ -165,9 +167,15 @@ pub trait Store:
     async fn touch_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()>;
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
     /// Signs the account out everywhere (password change, lock, reset).
-    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64>;
-    /// Removes sessions idle since `idle_before` or created before `created_before`.
-    async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
+    /// The sessions ended, so each end can be audited.
+    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<Vec<SessionRecord>>;
+    /// Removes sessions idle since `idle_before` or created before `created_before`,
+    /// and returns them.
+    async fn purge_sessions(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+    ) -> StoreResult<Vec<SessionRecord>>;
 }
 
 /// Where the data lives.

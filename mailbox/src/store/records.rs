@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::StoreResult;
 
 /// One audit entry as stored. `hash` covers `prev_hash` and every other field
-/// (see `crate::records::audit::entry_hash`).
+/// ([`AuditRow::chain_hash`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
@@ -21,6 +21,37 @@ pub struct AuditRow {
     pub remote_addr: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// `web`, `api`, `imap`, `cli` or `system`; `None` on entries written
+    /// before channels were recorded.
+    pub channel: Option<String>,
+}
+
+impl AuditRow {
+    /// SHA-256 over the previous hash and the canonical form of every field (a
+    /// JSON array, so no two different entries serialize alike). The channel
+    /// joins the array only when recorded, so entries written before it existed
+    /// keep their hash.
+    pub fn chain_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut fields = vec![
+            serde_json::json!(self.seq),
+            serde_json::json!(self.at),
+            serde_json::json!(self.actor),
+            serde_json::json!(self.role),
+            serde_json::json!(self.facility),
+            serde_json::json!(self.action),
+            serde_json::json!(self.item),
+            serde_json::json!(self.detail),
+            serde_json::json!(self.remote_addr),
+            serde_json::json!(self.prev_hash),
+        ];
+        if let Some(channel) = &self.channel {
+            fields.push(serde_json::json!(channel));
+        }
+        let mut h = Sha256::new();
+        h.update(serde_json::Value::Array(fields).to_string().as_bytes());
+        hex::encode(h.finalize())
+    }
 }
 
 /// An item that is about to be deleted, with what the deletion log keeps of it.
@@ -83,6 +114,8 @@ pub trait RecordsStore: Send + Sync {
     async fn audit_after(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
     /// `(seq, hash)` of the chain's head.
     async fn audit_head(&self) -> StoreResult<(i64, String)>;
+    /// Every entry naming one of `items` (envelope or thread IDs), by `seq`.
+    async fn audit_of_items(&self, items: &[String]) -> StoreResult<Vec<AuditRow>>;
 
     /// Items sealed before `cutoff` (Unix seconds), except those in a thread
     /// that has a younger item: a thread goes as a whole.

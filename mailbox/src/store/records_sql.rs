@@ -7,7 +7,7 @@ use super::backend::{Dialect, SqlStore};
 use super::records::{AuditRow, BlobRef, DeletionCandidate, DeletionLogRow, RecordsStore};
 
 const AUDIT_COLUMNS: &str =
-    "seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash";
+    "seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash, channel";
 
 /// Taking the head first locks it (the row on PostgreSQL, the database on
 /// SQLite) until commit: the next appender waits and then sees this entry.
@@ -19,9 +19,9 @@ pub(super) const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 pub(super) fn insert_audit(rows: usize) -> String {
     format!(
         "INSERT INTO audit_log \
-         (seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash) \
-         VALUES {}",
-        super::placeholders(rows, 11)
+         (seq, at, actor, role, facility, action, item, detail, remote_addr, prev_hash, hash, \
+          channel) VALUES {}",
+        super::placeholders(rows, 12)
     )
 }
 pub(super) fn audit_between() -> String {
@@ -31,6 +31,12 @@ pub(super) fn audit_between_of() -> String {
     format!(
         "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE at >= $1 AND at < $2 AND facility = $3 \
          ORDER BY seq"
+    )
+}
+pub(super) fn audit_of_items(n: usize) -> String {
+    format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE item IN ({}) ORDER BY seq",
+        super::list(n)
     )
 }
 pub(super) fn audit_after() -> String {
@@ -121,44 +127,8 @@ where
         if entries.is_empty() {
             return Ok(entries);
         }
-        let n = entries.len() as i64;
         let mut tx = self.writer.begin().await?;
-        let (last, mut prev): (i64, String) = sqlx::query_as(BUMP_HEAD)
-            .bind(n)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.into_iter().enumerate() {
-            let mut entry = AuditRow {
-                seq: last - n + 1 + i as i64,
-                prev_hash: prev,
-                hash: String::new(),
-                ..entry
-            };
-            entry.hash = hash(&entry);
-            prev = entry.hash.clone();
-            out.push(entry);
-        }
-        for chunk in out.chunks(200) {
-            let sql = insert_audit(chunk.len());
-            let mut q = sqlx::query(&sql);
-            for entry in chunk {
-                q = q
-                    .bind(entry.seq)
-                    .bind(entry.at)
-                    .bind(&entry.actor)
-                    .bind(&entry.role)
-                    .bind(&entry.facility)
-                    .bind(&entry.action)
-                    .bind(&entry.item)
-                    .bind(&entry.detail)
-                    .bind(&entry.remote_addr)
-                    .bind(&entry.prev_hash)
-                    .bind(&entry.hash);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        sqlx::query(SET_HEAD).bind(&prev).execute(&mut *tx).await?;
+        let out = Self::append_audit_in(&mut *tx, entries, hash).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -198,6 +168,20 @@ where
 
     async fn audit_head(&self) -> StoreResult<(i64, String)> {
         Ok(sqlx::query_as(HEAD).fetch_one(&self.pool).await?)
+    }
+
+    async fn audit_of_items(&self, items: &[String]) -> StoreResult<Vec<AuditRow>> {
+        let mut out = Vec::new();
+        for chunk in items.chunks(CHUNK) {
+            let sql = audit_of_items(chunk.len());
+            let mut q = sqlx::query_as::<_, AuditRow>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(q.fetch_all(&self.pool).await?);
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
     }
 
     async fn expired_items(&self, cutoff: i64) -> StoreResult<Vec<DeletionCandidate>> {

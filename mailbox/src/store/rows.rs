@@ -109,6 +109,7 @@ pub(super) struct SessionRow {
     pub created_at: i64,
     pub last_seen: i64,
     pub remote_addr: Option<String>,
+    pub channel: Option<String>,
 }
 
 /// [`SessionRow`] and [`AccountRow`] of one join (see `select_session_with_account`).
@@ -119,6 +120,7 @@ pub(super) struct SessionAccountRow {
     pub session_created_at: i64,
     pub last_seen: i64,
     pub remote_addr: Option<String>,
+    pub session_channel: Option<String>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -130,6 +132,7 @@ impl TryFrom<SessionRow> for SessionRecord {
             created_at: r.created_at,
             last_seen: r.last_seen,
             remote_addr: r.remote_addr,
+            channel: r.channel,
         })
     }
 }

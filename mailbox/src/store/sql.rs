@@ -43,7 +43,8 @@ pub(super) fn select_session_with_account() -> String {
         .map(|c| format!("a.{}", c.trim()))
         .collect();
     format!(
-        "SELECT {}, s.created_at AS session_created_at, s.last_seen, s.remote_addr \
+        "SELECT {}, s.created_at AS session_created_at, s.last_seen, s.remote_addr, \
+         s.channel AS session_channel \
          FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1",
         account.join(", ")
     )
@@ -75,14 +76,23 @@ pub(super) const UNLOCK: &str =
     "UPDATE accounts SET locked = FALSE, failed_attempts = 0 WHERE id = $1";
 
 pub(super) const INSERT_SESSION: &str = "INSERT INTO sessions \
-    (token_hash, account_id, created_at, last_seen, remote_addr) VALUES ($1, $2, $3, $4, $5)";
-pub(super) const SELECT_SESSION: &str = "SELECT token_hash, account_id, created_at, last_seen, \
-    remote_addr FROM sessions WHERE token_hash = $1";
+    (token_hash, account_id, created_at, last_seen, remote_addr, channel) \
+    VALUES ($1, $2, $3, $4, $5, $6)";
+const SESSION_COLUMNS: &str = "token_hash, account_id, created_at, last_seen, remote_addr, channel";
+pub(super) fn select_session() -> String {
+    format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1")
+}
 pub(super) const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen = $2 WHERE token_hash = $1";
 pub(super) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
-pub(super) const DELETE_SESSIONS_OF: &str = "DELETE FROM sessions WHERE account_id = $1";
-pub(super) const PURGE_SESSIONS: &str =
-    "DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2";
+/// Ended sessions come back, so each end is audited with its length.
+pub(super) fn delete_sessions_of() -> String {
+    format!("DELETE FROM sessions WHERE account_id = $1 RETURNING {SESSION_COLUMNS}")
+}
+pub(super) fn purge_sessions() -> String {
+    format!(
+        "DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2 RETURNING {SESSION_COLUMNS}"
+    )
+}
 
 /// The facility's columns in the order `INSERT_FACILITY` and
 /// `UPDATE_FACILITY` both name them.
@@ -295,13 +305,14 @@ where
             .bind(s.created_at)
             .bind(s.last_seen)
             .bind(&s.remote_addr)
+            .bind(&s.channel)
             .execute(&self.writer)
             .await?;
         Ok(())
     }
 
     async fn session(&self, token_hash: &[u8]) -> StoreResult<Option<SessionRecord>> {
-        sqlx::query_as::<_, rows::SessionRow>(SELECT_SESSION)
+        sqlx::query_as::<_, rows::SessionRow>(&select_session())
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?
@@ -327,6 +338,7 @@ where
             created_at: row.session_created_at,
             last_seen: row.last_seen,
             remote_addr: row.remote_addr,
+            channel: row.session_channel,
         })?;
         Ok(Some((session, Account::try_from(row.account)?)))
     }
@@ -348,20 +360,28 @@ where
         Ok(())
     }
 
-    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<u64> {
-        let done = sqlx::query(DELETE_SESSIONS_OF)
+    async fn delete_sessions_of(&self, id: &AccountId) -> StoreResult<Vec<SessionRecord>> {
+        sqlx::query_as::<_, rows::SessionRow>(&delete_sessions_of())
             .bind(id.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(DB::rows_affected(&done))
+            .fetch_all(&self.writer)
+            .await?
+            .into_iter()
+            .map(SessionRecord::try_from)
+            .collect()
     }
 
-    async fn purge_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(PURGE_SESSIONS)
+    async fn purge_sessions(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        sqlx::query_as::<_, rows::SessionRow>(&purge_sessions())
             .bind(idle_before)
             .bind(created_before)
-            .execute(&self.writer)
-            .await?;
-        Ok(DB::rows_affected(&done))
+            .fetch_all(&self.writer)
+            .await?
+            .into_iter()
+            .map(SessionRecord::try_from)
+            .collect()
     }
 }

@@ -29,6 +29,7 @@ use sqlx::sqlite::{
 };
 
 use super::backend::{Dialect, SqlStore, Submission};
+use super::records::AuditRow;
 use super::{StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -192,6 +193,7 @@ async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<
                             &j.slots,
                             &j.attachments,
                             j.thread.as_ref(),
+                            &j.audit,
                             j.idempotency.as_ref(),
                         )
                         .await;
@@ -215,6 +217,9 @@ async fn write_group(store: &SqliteStore, group: &[Submission]) -> StoreResult<(
         )
         .await?;
     }
+    // The group's audit entries in one append, after its envelopes.
+    let entries = group.iter().map(|j| j.audit.clone()).collect();
+    SqliteStore::append_audit_in(&mut tx, entries, AuditRow::chain_hash).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 pub(crate) use super::internal::{ReadingCountRow, ResourceRow, StepRow, ThreadRow, UsageRow};
+use super::records::AuditRow;
 
 /// What a step changes on its thread; `None` keeps the stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,10 +53,17 @@ pub trait ThreadStore: Send + Sync {
         now: i64,
     ) -> StoreResult<()>;
     /// Takes a shared-inbox item for `liaison`, unless another liaison holds it
-    /// (`Conflict` naming the holder).
-    async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()>;
-    async fn release_thread(&self, id: &str) -> StoreResult<()>;
-    async fn set_assignee(&self, id: &str, doctor: Option<&str>, now: i64) -> StoreResult<()>;
+    /// (`Conflict` naming the holder); the audit entry commits with the claim.
+    async fn claim_thread(&self, id: &str, liaison: &str, audit: &AuditRow) -> StoreResult<()>;
+    async fn release_thread(&self, id: &str, audit: &AuditRow) -> StoreResult<()>;
+    /// Sets or clears the assigned doctor, with its audit entry.
+    async fn set_assignee(
+        &self,
+        id: &str,
+        doctor: Option<&str>,
+        now: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<()>;
     /// Takes a principal's slots and mailbox entries off every envelope of a thread.
     async fn remove_thread_access(&self, thread_id: &str, principal: &str) -> StoreResult<u64>;
 

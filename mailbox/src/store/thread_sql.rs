@@ -4,6 +4,7 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, expect_one};
+use super::records::AuditRow;
 use super::thread::{ReadingCountRow, ResourceRow, StepRow, ThreadRow, ThreadStore, UsageRow};
 use super::{StoreError, StoreResult};
 
@@ -156,15 +157,19 @@ where
         Ok(())
     }
 
-    async fn claim_thread(&self, id: &str, liaison: &str) -> StoreResult<()> {
+    async fn claim_thread(&self, id: &str, liaison: &str, audit: &AuditRow) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(CLAIM)
             .bind(id)
             .bind(liaison)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
         if DB::rows_affected(&done) == 1 {
+            Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
+            tx.commit().await?;
             return Ok(());
         }
+        drop(tx);
         let holder: Option<Option<String>> = sqlx::query_scalar(CLAIMED_BY)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -175,19 +180,32 @@ where
         }
     }
 
-    async fn release_thread(&self, id: &str) -> StoreResult<()> {
-        sqlx::query(RELEASE).bind(id).execute(&self.writer).await?;
+    async fn release_thread(&self, id: &str, audit: &AuditRow) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(RELEASE).bind(id).execute(&mut *tx).await?;
+        Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn set_assignee(&self, id: &str, doctor: Option<&str>, now: i64) -> StoreResult<()> {
+    async fn set_assignee(
+        &self,
+        id: &str,
+        doctor: Option<&str>,
+        now: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(SET_ASSIGNEE)
             .bind(id)
             .bind(doctor)
             .bind(now)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
-        expect_one(DB::rows_affected(&done))
+        expect_one(DB::rows_affected(&done))?;
+        Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn remove_thread_access(&self, thread_id: &str, principal: &str) -> StoreResult<u64> {

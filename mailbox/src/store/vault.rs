@@ -192,14 +192,16 @@ pub trait VaultStore: Send + Sync {
     async fn delete_grants_of(&self, id: &AccountId) -> StoreResult<u64>;
     async fn set_removed(&self, id: &AccountId) -> StoreResult<()>;
 
-    /// Envelope, key-slot holders, attachment rows, the delivery-queue entry and
-    /// (for a workflow step) the thread change, in one transaction.
+    /// Envelope, key-slot holders, attachment rows, the delivery-queue entry,
+    /// (for a workflow step) the thread change and the send's audit entry, in
+    /// one transaction.
     async fn insert_envelope(
         &self,
         envelope: &EnvelopeRow,
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&super::thread::ThreadChange>,
+        audit: &super::records::AuditRow,
         idempotency: Option<&super::idempotency::IdempotencyRow>,
     ) -> StoreResult<()>;
     /// The live answer remembered for an idempotency key (created at or after `since`).
@@ -242,6 +244,16 @@ pub trait VaultStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Replaces the body with one that has an extra key slot, and records its holder.
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()>;
+    /// A forward: `add_slot`, the new holder's Inbox entry (an existing one is
+    /// kept) and the audit entry, in one transaction.
+    async fn forward_envelope(
+        &self,
+        id: &str,
+        body: &[u8],
+        slot: &SlotRow,
+        entry: &super::queue::MailboxEntryRow,
+        audit: &super::records::AuditRow,
+    ) -> StoreResult<()>;
     /// Envelopes any of these principals holds a slot for, newest first.
     async fn envelopes_for(&self, principal: &str) -> StoreResult<Vec<EnvelopeMeta>>;
     async fn envelope_exists(&self, id: &str) -> StoreResult<bool>;

@@ -4,6 +4,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, Query, SqlStore, expect_one};
 use super::idempotency::{IDEMPOTENCY_ANSWER, IdempotencyRow, PURGE_IDEMPOTENCY};
+use super::queue::MailboxEntryRow;
+use super::records::AuditRow;
 use super::thread::ThreadChange;
 use super::vault::{
     AccountKeyRow, AttachmentIntegrity, AttachmentRow, EnvelopeMeta, EnvelopeRow, FacilityKeyRow,
@@ -386,9 +388,10 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        audit: &super::records::AuditRow,
         idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
-        self.submit(e, slots, attachments, thread, idempotency)
+        self.submit(e, slots, attachments, thread, audit, idempotency)
             .await
     }
 
@@ -527,20 +530,23 @@ where
 
     async fn add_slot(&self, id: &str, body: &[u8], slot: &SlotRow) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(SET_BODY)
-            .bind(id)
-            .bind(body)
-            .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        expect_one(DB::rows_affected(&done))?;
-        sqlx::query(INSERT_SLOT)
-            .bind(&slot.envelope_id)
-            .bind(&slot.principal)
-            .bind(&slot.added_by)
-            .bind(slot.added_at)
-            .execute(&mut *tx)
-            .await?;
+        Self::add_slot_in(&mut tx, id, body, slot).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn forward_envelope(
+        &self,
+        id: &str,
+        body: &[u8],
+        slot: &SlotRow,
+        entry: &MailboxEntryRow,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        Self::add_slot_in(&mut tx, id, body, slot).await?;
+        Self::insert_entries(&mut tx, [entry]).await?;
+        Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Writes that several traits share inside their transactions: storing a
-//! submission (envelope, slots, attachments, queue entry, thread change),
-//! mailbox entries and notification rows, many rows per statement.
+//! submission (envelope, slots, attachments, queue entry, thread change, its
+//! audit entry), mailbox entries, notification rows and audit entries, many
+//! rows per statement.
 
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -9,10 +10,12 @@ use super::idempotency::{INSERT_IDEMPOTENCY, IdempotencyRow, KEEP_MILLIS};
 use super::lease::NOTIFICATION_COLUMNS;
 use super::notify::NotificationRow;
 use super::queue::MailboxEntryRow;
+use super::records::AuditRow;
+use super::records_sql::{BUMP_HEAD, SET_HEAD, insert_audit};
 use super::thread::ThreadChange;
 use super::thread_sql::{ADVANCE_THREAD, INSERT_THREAD};
 use super::vault::{AttachmentRow, EnvelopeRow, SlotRow};
-use super::vault_sql::{INSERT_ATTACHMENT, INSERT_ENVELOPE};
+use super::vault_sql::{INSERT_ATTACHMENT, INSERT_ENVELOPE, INSERT_SLOT, SET_BODY};
 use super::{StoreError, StoreResult, lease, placeholders};
 use crate::clock;
 
@@ -44,11 +47,12 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        audit: &AuditRow,
         idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let Some(group) = &self.group else {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread, idempotency)
+                .insert_envelope_alone(e, slots, attachments, thread, audit, idempotency)
                 .await;
         };
         let (done, answer) = tokio::sync::oneshot::channel();
@@ -57,12 +61,13 @@ where
             slots: slots.to_vec(),
             attachments: attachments.to_vec(),
             thread: thread.cloned(),
+            audit: audit.clone(),
             idempotency: idempotency.cloned(),
             done,
         };
         if group.send(job).await.is_err() {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread, idempotency)
+                .insert_envelope_alone(e, slots, attachments, thread, audit, idempotency)
                 .await;
         }
         answer
@@ -70,17 +75,19 @@ where
             .map_err(|_| StoreError::Backend(sqlx::Error::WorkerCrashed))?
     }
 
-    /// One submission in its own transaction.
+    /// One submission in its own transaction, its audit entry last.
     pub(super) async fn insert_envelope_alone(
         &self,
         e: &EnvelopeRow,
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        audit: &AuditRow,
         idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         Self::insert_envelope_in(&mut tx, e, slots, attachments, thread, idempotency).await?;
+        Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -303,6 +310,86 @@ where
             }
             q.execute(&mut *conn).await?;
         }
+        Ok(())
+    }
+
+    /// Appends audit entries to the chain inside the caller's transaction, so
+    /// an action and its entry commit together or not at all. Bumping the
+    /// head first locks it (the row on PostgreSQL, the database on SQLite)
+    /// until that commit; callers do this last, to hold it briefly.
+    pub(super) async fn append_audit_in(
+        conn: &mut DB::Connection,
+        entries: Vec<AuditRow>,
+        hash: for<'r> fn(&'r AuditRow) -> String,
+    ) -> StoreResult<Vec<AuditRow>> {
+        if entries.is_empty() {
+            return Ok(entries);
+        }
+        let n = entries.len() as i64;
+        let (last, mut prev): (i64, String) = sqlx::query_as(BUMP_HEAD)
+            .bind(n)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
+            let mut entry = AuditRow {
+                seq: last - n + 1 + i as i64,
+                prev_hash: prev,
+                hash: String::new(),
+                ..entry
+            };
+            entry.hash = hash(&entry);
+            prev = entry.hash.clone();
+            out.push(entry);
+        }
+        for chunk in out.chunks(200) {
+            let sql = insert_audit(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for entry in chunk {
+                q = q
+                    .bind(entry.seq)
+                    .bind(entry.at)
+                    .bind(&entry.actor)
+                    .bind(&entry.role)
+                    .bind(&entry.facility)
+                    .bind(&entry.action)
+                    .bind(&entry.item)
+                    .bind(&entry.detail)
+                    .bind(&entry.remote_addr)
+                    .bind(&entry.prev_hash)
+                    .bind(&entry.hash)
+                    .bind(&entry.channel);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        sqlx::query(SET_HEAD)
+            .bind(&prev)
+            .execute(&mut *conn)
+            .await?;
+        Ok(out)
+    }
+
+    /// Inside a transaction: the body with an extra key slot, and its holder.
+    pub(super) async fn add_slot_in(
+        conn: &mut DB::Connection,
+        id: &str,
+        body: &[u8],
+        slot: &SlotRow,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(SET_BODY)
+            .bind(id)
+            .bind(body)
+            .bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+        super::backend::expect_one(DB::rows_affected(&done))?;
+        sqlx::query(INSERT_SLOT)
+            .bind(&slot.envelope_id)
+            .bind(&slot.principal)
+            .bind(&slot.added_by)
+            .bind(slot.added_at)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 }

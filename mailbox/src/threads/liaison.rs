@@ -33,13 +33,11 @@ impl Threads {
     /// A liaison takes a shared-inbox item; refused while another liaison holds it.
     pub async fn claim(&self, session: &CurrentSession, id: &str) -> Result<()> {
         let (actor, _) = self.shared_inbox_thread(session, id).await?;
-        match self.store.claim_thread(id, actor.id.as_str()).await {
-            Ok(()) => {
-                self.audit
-                    .note(AuditEvent::by(session, action::CLAIM).item(id))
-                    .await;
-                Ok(())
-            }
+        let audit = AuditEvent::by(session, action::CLAIM)
+            .item(id)
+            .row(crate::clock::now_millis());
+        match self.store.claim_thread(id, actor.id.as_str(), &audit).await {
+            Ok(()) => Ok(()),
             Err(StoreError::Conflict(holder)) => Err(Error::Conflict(format!(
                 "already claimed by {holder}; they must release it first"
             ))),
@@ -49,10 +47,10 @@ impl Threads {
 
     pub async fn release(&self, session: &CurrentSession, id: &str) -> Result<()> {
         self.shared_inbox_thread(session, id).await?;
-        self.store.release_thread(id).await?;
-        self.audit
-            .note(AuditEvent::by(session, action::RELEASE).item(id))
-            .await;
+        let audit = AuditEvent::by(session, action::RELEASE)
+            .item(id)
+            .row(crate::clock::now_millis());
+        self.store.release_thread(id, &audit).await?;
         Ok(())
     }
 
@@ -94,17 +92,14 @@ impl Threads {
                 .forward(session, &step.envelope_id, doctor)
                 .await?;
         }
+        let audit = AuditEvent::by(session, action::ASSIGN)
+            .item(id)
+            .detail(format!("to={}", doctor.as_str()))
+            .row(crate::clock::now_millis());
         self.store
-            .set_assignee(id, Some(doctor.as_str()), self.clock.now_millis())
+            .set_assignee(id, Some(doctor.as_str()), self.clock.now_millis(), &audit)
             .await?;
         tracing::info!(thread = id, to = doctor.as_str(), "thread assigned");
-        self.audit
-            .note(
-                AuditEvent::by(session, action::ASSIGN)
-                    .item(id)
-                    .detail(format!("to={}", doctor.as_str())),
-            )
-            .await;
         if let Some(notices) = &self.notices {
             // The assignment stands even if the mail cannot be queued.
             if let Err(e) = notices
@@ -176,17 +171,14 @@ impl Threads {
         self.store
             .remove_thread_access(id, &format!("account:{previous}"))
             .await?;
+        let audit = AuditEvent::by(session, action::UNASSIGN)
+            .item(id)
+            .detail(format!("from={previous}"))
+            .row(crate::clock::now_millis());
         self.store
-            .set_assignee(id, None, self.clock.now_millis())
+            .set_assignee(id, None, self.clock.now_millis(), &audit)
             .await?;
         tracing::info!(thread = id, "thread unassigned");
-        self.audit
-            .note(
-                AuditEvent::by(session, action::UNASSIGN)
-                    .item(id)
-                    .detail(format!("from={previous}")),
-            )
-            .await;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@
 //! patient, [`send_item`] and [`reported_thread`].
 
 mod backup;
+mod evidence;
 mod exports;
 mod retention;
 

@@ -60,6 +60,9 @@ pub async fn same_origin_writes(request: Request, next: Next) -> Response {
         };
         if cross_site || origin_mismatch {
             tracing::warn!("refused a cross-origin {} request", request.method());
+            if request.uri().path().starts_with("/api/") {
+                return crate::http::error::RequestError::CrossOrigin.into_response();
+            }
             return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
         }
     }

@@ -1,6 +1,7 @@
 //! The last step of sending: the blobs made durable, then the envelope, its
-//! key slots, queue entry and thread change stored in one transaction. Until
-//! that commits nothing is acknowledged; a failure removes the blobs.
+//! key slots, queue entry, thread change and audit entry stored in one
+//! transaction. Until that commits nothing is acknowledged; a failure removes
+//! the blobs.
 
 use super::seal::SealedParts;
 use super::validate::Checked;
@@ -97,6 +98,7 @@ impl Postroom {
             };
             self.idempotency_row(sender.id.as_str(), key, &made)
         });
+        let audit = audit.item(id.clone()).row(crate::clock::now_millis());
         if let Err(e) = self
             .store
             .insert_envelope(
@@ -104,6 +106,7 @@ impl Postroom {
                 &slot_rows,
                 &attachment_rows,
                 checked.thread.as_ref().map(|t| &t.change),
+                &audit,
                 key_row.as_ref(),
             )
             .await
@@ -119,9 +122,6 @@ impl Postroom {
             attachments = attachment_rows.len(),
             "item sealed and stored"
         );
-        // Committed already: a failed entry is logged, not turned into a failed
-        // send that the client would repeat.
-        self.audit.note(audit.item(id.clone())).await;
         Ok(id)
     }
 

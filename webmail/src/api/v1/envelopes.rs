@@ -10,7 +10,7 @@
 //! `POST /threads` and `/threads/{id}/steps`.
 
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mailbox::postroom::{
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::http::download::attachment_download;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiMultipart, ApiPath, ApiSession};
 use crate::http::idempotency::{self, Begun};
 use crate::http::ranges::{RangeAnswers, RangeHeaders};
 use crate::http::upload::{AttachmentSpec, SendWarning, Sending, read_spec_raw, seal_upload};
@@ -115,7 +115,7 @@ pub async fn send(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Response, ApiError> {
     session.require_ready()?;
     let (raw, spec): (_, EnvelopeSpec) = read_spec_raw(&mut multipart, "envelope").await?;
@@ -344,7 +344,7 @@ impl ItemView {
 pub async fn open(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ItemView>, ApiError> {
     let item = state.postroom.open(&session, &id).await?;
     if let Some(e) = item.place_error() {
@@ -362,18 +362,18 @@ pub async fn open(
 /// Either way the attachment is then marked damaged, and every later
 /// request is 422 `tampered_attachment` at once.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}", tag = "envelopes",
-    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         RangeHeaders),
     responses(
-        (status = 200, description = "The attachment, byte for byte as sent, streamed; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
-            content_type = "application/octet-stream", body = crate::api::v1::openapi::Binary),
+        (status = 200, description = "The attachment, byte for byte as sent, streamed, always as a download (`Content-Disposition: attachment`): its `Content-Type` is the `media_type` the item declares for it (`application/octet-stream` when that is not a valid header value), so any media type may come; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+            content_type = "*/*", body = crate::api::v1::openapi::Binary),
         RangeAnswers,
         (status = 422, description = "`tampered_attachment`: the attachment does not match its signed manifest (found now, or by an earlier read); no byte of it is sent", body = crate::http::error::ErrorBody)))]
 pub async fn attachment(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path((id, index)): Path<(String, usize)>,
+    ApiPath((id, index)): ApiPath<(String, usize)>,
 ) -> Result<Response, ApiError> {
     // One decryption of the envelope: the manifest gives the headers, the blob streams.
     let prepared = state.postroom.attachment(&session, &id, index).await?;
@@ -398,8 +398,8 @@ pub struct Forward {
 pub async fn forward(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
-    Json(body): Json<Forward>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Forward>,
 ) -> Result<StatusCode, ApiError> {
     let to = AccountId::parse(&body.to)?;
     state.postroom.forward(&session, &id, &to).await?;
@@ -425,14 +425,26 @@ pub struct MailboxItem {
     delivery_error: Option<String>,
 }
 
+/// The folders of `GET /mailbox/{folder}` (documentation only: the
+/// postroom names and checks them).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Folder {
+    Inbox,
+    Sent,
+    Archive,
+    Shared,
+}
+
 /// `GET /api/v1/mailbox/{folder}` — inbox, sent, archive or shared.
 #[utoipa::path(get, path = "/mailbox/{folder}", tag = "envelopes",
-    params(("folder" = String, Path, description = "`inbox`, `sent`, `archive` or `shared`")),
+    params(("folder" = inline(Folder), Path, description = "`inbox`, `sent`, `archive` or `shared`")),
     responses((status = 200, description = "The folder's entries (metadata)", body = Vec<MailboxItem>)))]
 pub async fn mailbox(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(folder): Path<String>,
+    ApiPath(folder): ApiPath<String>,
 ) -> Result<Json<Vec<MailboxItem>>, ApiError> {
     let entries = state.postroom.mailbox(&session, &folder).await?;
     Ok(Json(
@@ -472,8 +484,8 @@ pub struct Flags {
 pub async fn flags(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
-    Json(body): Json<Flags>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Flags>,
 ) -> Result<StatusCode, ApiError> {
     state
         .postroom
@@ -497,7 +509,7 @@ pub struct DeliveryView {
 pub async fn delivery(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     let status = state
         .postroom

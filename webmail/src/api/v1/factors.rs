@@ -5,7 +5,7 @@
 //! `navigator.credentials.create/get`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use mailbox::auth::PendingToken;
 use mailbox::records::Actor;
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiPath, ApiSession};
 
 #[derive(Serialize, ToSchema)]
 pub struct AppPasswordJson {
@@ -108,7 +108,7 @@ pub struct RecoveryCodes {
 pub async fn confirm_totp(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<Code>,
+    ApiJson(body): ApiJson<Code>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let codes = state.directory.confirm_totp(&s, &body.code).await?;
     Ok(Json(RecoveryCodes {
@@ -171,7 +171,7 @@ pub async fn app_passwords(
 pub async fn create_app_password(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<NewAppPassword>,
+    ApiJson(body): ApiJson<NewAppPassword>,
 ) -> Result<(StatusCode, Json<CreatedAppPassword>), ApiError> {
     let (view, secret) = state.directory.create_app_password(&s, &body.name).await?;
     Ok((
@@ -190,7 +190,7 @@ pub async fn create_app_password(
 pub async fn revoke_app_password(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.revoke_app_password(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -242,7 +242,7 @@ pub async fn admin_factors(
 pub async fn admin_reset(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     operator(&s)?;
     let a = state
@@ -288,7 +288,7 @@ pub struct KeyName {
 pub async fn begin_webauthn(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<KeyName>,
+    ApiJson(body): ApiJson<KeyName>,
 ) -> Result<Json<CreationChallengeResponse>, ApiError> {
     Ok(Json(state.directory.begin_webauthn(&s, &body.name).await?))
 }
@@ -314,7 +314,7 @@ pub struct RegisteredKey {
 pub async fn finish_webauthn(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<FinishRegistration>,
+    ApiJson(body): ApiJson<FinishRegistration>,
 ) -> Result<(StatusCode, Json<RegisteredKey>), ApiError> {
     let (key, codes) = state
         .directory
@@ -347,8 +347,8 @@ pub async fn security_keys(
 pub async fn rename_webauthn(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Path(id): Path<String>,
-    Json(body): Json<KeyName>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<KeyName>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.rename_webauthn(&s, &id, &body.name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -361,7 +361,7 @@ pub async fn rename_webauthn(
 pub async fn remove_webauthn(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.remove_webauthn(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -377,7 +377,7 @@ pub struct Pending {
     responses((status = 200, description = "`navigator.credentials.get` options for the second step", body = Object)))]
 pub async fn sign_in_challenge(
     State(state): State<AppState>,
-    Json(body): Json<Pending>,
+    ApiJson(body): ApiJson<Pending>,
 ) -> Result<Json<RequestChallengeResponse>, ApiError> {
     Ok(Json(
         state

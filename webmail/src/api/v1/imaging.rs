@@ -4,7 +4,7 @@
 //! open the item with the reader's key and are audited by the postroom.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use imaging::{Preset, Window, WindowChoice};
@@ -14,19 +14,37 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiPath, ApiQuery, ApiSession};
 
-/// `GET /api/v1/envelopes/{id}/studies` — the sealed intake record
-/// (`null` for an item without attachments).
+/// What intake recorded of an item's attachments, as sealed inside it
+/// (`renkei-intake.json`); empty lists for an item without attachments.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the answer; the handler serializes `IntakeRecord`
+pub(crate) struct IntakeView {
+    /// One entry per attachment intake read: `attachment` (index), `name`,
+    /// and `dicom` or `image` metadata where it applies.
+    #[schema(value_type = Vec<Object>)]
+    files: Vec<serde_json::Value>,
+    /// DICOM studies with their series (study UID, date or null, description, series).
+    #[schema(value_type = Vec<Object>)]
+    studies: Vec<serde_json::Value>,
+    /// The wrong-patient check: `mismatches` and, when the sender confirmed
+    /// them, `confirmed_by`.
+    #[schema(value_type = Object)]
+    patient_check: serde_json::Value,
+}
+
+/// `GET /api/v1/envelopes/{id}/studies` — the sealed intake record.
 #[utoipa::path(get, path = "/envelopes/{id}/studies", tag = "envelopes", operation_id = "envelope_studies",
     params(("id" = String, Path, description = "Item ID")),
-    responses((status = 200, description = "Studies, series and image counts recorded at intake, from inside the sealed item (null without attachments)", body = Object)))]
+    responses((status = 200, description = "Studies, series and image counts recorded at intake, from inside the sealed item (empty lists for an item without attachments)", body = IntakeView)))]
 pub async fn studies(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
-) -> Result<Json<Option<IntakeRecord>>, ApiError> {
-    Ok(Json(state.postroom.intake_record(&session, &id).await?))
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<IntakeRecord>, ApiError> {
+    let record = state.postroom.intake_record(&session, &id).await?;
+    Ok(Json(record.unwrap_or_default()))
 }
 
 #[derive(Deserialize)]
@@ -68,7 +86,7 @@ impl RenderQuery {
 /// `GET /api/v1/envelopes/{id}/attachments/{index}/render?frame=&preset=` (or
 /// `&center=&width=`) — one frame as PNG, never cached by the browser.
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}/render", tag = "envelopes", operation_id = "render_slice",
-    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, description = "Attachment index"),
+    params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         ("frame" = Option<u32>, Query, description = "Frame of a multi-frame image, from 0"),
         ("preset" = Option<String>, Query, description = "default, lung, mediastinum, bone or brain"),
         ("center" = Option<f64>, Query, description = "Window centre (with width)"),
@@ -78,8 +96,8 @@ impl RenderQuery {
 pub async fn render(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path((id, index)): Path<(String, usize)>,
-    Query(query): Query<RenderQuery>,
+    ApiPath((id, index)): ApiPath<(String, usize)>,
+    ApiQuery(query): ApiQuery<RenderQuery>,
 ) -> Result<Response, ApiError> {
     let window = query.window()?;
     let rendered = state

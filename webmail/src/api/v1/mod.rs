@@ -126,4 +126,7 @@ pub fn routes() -> Router<AppState> {
         .route("/me/notifications/failed", get(notify::failed_mine))
         .route("/admin/notifications/failed", get(notify::failed_all))
         .route("/openapi.json", get(openapi::document))
+        // Unknown paths and methods get the JSON error body too (axum adds `Allow`).
+        .method_not_allowed_fallback(crate::http::error::no_such_method)
+        .fallback(crate::http::error::no_such_path)
 }

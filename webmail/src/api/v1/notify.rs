@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiSession};
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangeEmail {
@@ -24,7 +24,7 @@ pub struct ChangeEmail {
 pub async fn change_email(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<ChangeEmail>,
+    ApiJson(body): ApiJson<ChangeEmail>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.require_recent_reauth(&s)?;
     state
@@ -49,7 +49,7 @@ pub struct Confirmed {
     responses((status = 200, description = "The address is confirmed", body = Confirmed)))]
 pub async fn confirm_email(
     State(state): State<AppState>,
-    Json(body): Json<ConfirmEmail>,
+    ApiJson(body): ApiJson<ConfirmEmail>,
 ) -> Result<Json<Confirmed>, ApiError> {
     let id = state.notices.confirm_email(&body.token).await?;
     Ok(Json(Confirmed {
@@ -86,7 +86,7 @@ pub async fn settings(
 #[derive(Deserialize, ToSchema)]
 pub struct SetMode {
     /// `immediate`, `digest` or `off`.
-    #[schema(example = "digest")]
+    #[schema(example = "digest", pattern = "^(immediate|digest|off)$")]
     mode: String,
 }
 
@@ -96,7 +96,7 @@ pub struct SetMode {
 pub async fn set_mode(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<SetMode>,
+    ApiJson(body): ApiJson<SetMode>,
 ) -> Result<StatusCode, ApiError> {
     state
         .notices

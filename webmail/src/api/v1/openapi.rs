@@ -91,10 +91,129 @@ impl Modify for Conventions {
             SecurityRequirement::new("session_cookie", Vec::<String>::new()),
             SecurityRequirement::new("bearer", Vec::<String>::new()),
         ]);
-        let refusal = ResponseBuilder::new()
-            .description(
-                "Refused: `{error, message, message_ja}` with the HTTP status of the error's class",
-            )
+        refusals(doc);
+    }
+}
+
+/// The refusals every operation may meet, as shared responses; which of them
+/// an operation lists is decided by [`refusal_statuses`].
+const REFUSALS: &[(&str, &str, &str)] = &[
+    (
+        "400",
+        "BadRequest",
+        "The request does not fit: `invalid_path`, `invalid_query` or `invalid_body` (it could not be read as the operation describes), `invalid` or a field's own code (e.g. `weak_password`, `invalid_facility_code`, an attachment's refusal)",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "Not signed in, or the sign-in failed: `not_signed_in`, `session_expired`, `bad_credentials`, `second_factor_required`, `bad_second_factor`",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "Signed in but not allowed: `forbidden` (role or facility), `password_change_required`, `second_factor_enrolment_required`, `reauthentication_required`, `cross_origin`",
+    ),
+    (
+        "404",
+        "NotFound",
+        "`not_found`: there is no such thing, or the account may not see it (the same answer, so IDs do not leak)",
+    ),
+    (
+        "409",
+        "Conflict",
+        "`conflict` (someone else changed it meanwhile, or the confirmed count no longer matches) or `patient_mismatch` (files whose patient differs must be confirmed)",
+    ),
+    (
+        "422",
+        "Tampered",
+        "The stored item failed its integrity check: `tampered_body`, `tampered_key_slot`, `tampered_attachment`, or a place error (`moved`, `step_reordered`, `relabelled`, `recipients_changed`, `time_changed`, `step_missing`); no content is sent",
+    ),
+];
+
+/// Operations that need a session but never answer 403.
+const NEVER_FORBIDDEN: &[(&str, &str)] = &[("delete", "/session"), ("post", "/password")];
+
+/// Refusals beyond what an operation's shape implies, one line per
+/// operation: `(method, path, statuses)`.
+const MORE_REFUSALS: &[(&str, &str, &[&str])] = &[
+    ("post", "/session", &["401"]),
+    ("post", "/session/second-factor", &["401"]),
+    ("post", "/session/webauthn", &["401"]),
+    ("post", "/email/confirm", &["404"]),
+    ("post", "/envelopes", &["409"]),
+    ("post", "/envelopes/{id}/forward", &["422"]),
+    (
+        "get",
+        "/envelopes/{id}/attachments/{index}/render",
+        &["422"],
+    ),
+    ("get", "/envelopes/{id}/studies", &["422"]),
+    ("get", "/envelopes/{id}/zip", &["422"]),
+    ("get", "/envelopes/{id}/studies/{study}/zip", &["422"]),
+    (
+        "get",
+        "/envelopes/{id}/studies/{study}/series/{series}/zip",
+        &["422"],
+    ),
+    ("get", "/envelopes/{id}/pdf", &["422"]),
+    ("get", "/envelopes/{id}/pdf.asc", &["422"]),
+    ("post", "/threads", &["409"]),
+    ("post", "/threads/{id}/steps", &["409", "422"]),
+    ("post", "/threads/{id}/claim", &["409"]),
+    ("post", "/threads/{id}/release", &["409"]),
+    ("post", "/threads/{id}/assign", &["409"]),
+    ("post", "/threads/{id}/unassign", &["409"]),
+    ("post", "/threads/{id}/forward", &["409", "422"]),
+    ("post", "/admin/deletion-requests", &["409"]),
+];
+
+/// The refusal statuses `method path` lists besides `default`: 401 and 403
+/// (unless [`NEVER_FORBIDDEN`]) when it needs a session, 400 when it takes
+/// parameters or a body, 404 when its path names something, and
+/// [`MORE_REFUSALS`].
+fn refusal_statuses(
+    method: &str,
+    path: &str,
+    op: &utoipa::openapi::path::Operation,
+) -> Vec<&'static str> {
+    use utoipa::openapi::path::ParameterIn;
+    let mut out = Vec::new();
+    let params = op.parameters.as_deref().unwrap_or_default();
+    if !params.is_empty() || op.request_body.is_some() {
+        out.push("400");
+    }
+    // `security(())` (an empty requirement) marks an operation without a session.
+    let open = op
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+    if !open {
+        out.push("401");
+        if !NEVER_FORBIDDEN.contains(&(method, path)) {
+            out.push("403");
+        }
+    }
+    if params
+        .iter()
+        .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, ParameterIn::Path)))
+    {
+        out.push("404");
+    }
+    for (m, p, more) in MORE_REFUSALS {
+        if (*m, *p) == (method, path) {
+            out.extend(more.iter().copied());
+        }
+    }
+    out
+}
+
+/// Adds the shared refusals, the documented error body, and each
+/// operation's refusal statuses (an operation's own description of a
+/// status wins); `default` covers the rest (405, 413, 415, 423, 429, 500).
+fn refusals(doc: &mut utoipa::openapi::OpenApi) {
+    let refusal = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
             .content(
                 "application/json",
                 utoipa::openapi::ContentBuilder::new()
@@ -103,23 +222,40 @@ impl Modify for Conventions {
                     ))))
                     .build(),
             )
-            .build();
-        for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                op.responses
-                    .responses
-                    .entry("default".into())
-                    .or_insert_with(|| refusal.clone().into());
+            .build()
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (_, name, description) in REFUSALS {
+        components
+            .responses
+            .insert((*name).to_string(), refusal(description).into());
+    }
+    let default = refusal(
+        "Any other refusal, with the HTTP status of the error's class: `unknown_path` (404: no such operation), `method_not_allowed` (405, with `Allow`), `payload_too_large` (413), `unsupported_media_type` (415), `account_locked` (423), `too_many_attempts` (429), `internal` (500)",
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            let Some(op) = op else { continue };
+            for status in refusal_statuses(method, path, op) {
+                if let Some((_, name, _)) = REFUSALS.iter().find(|(s, _, _)| *s == status) {
+                    op.responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| {
+                            RefOr::Ref(utoipa::openapi::Ref::from_response_name(*name))
+                        });
+                }
             }
+            op.responses
+                .responses
+                .entry("default".into())
+                .or_insert_with(|| default.clone().into());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Records on the API: the audit trail for clerks and the operator, statistics
 //! and usage as CSV downloads, and the operator's patient deletion requests.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, ApiSession};
 
 fn day(field: &'static str, s: &str) -> Result<NaiveDate, Error> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
@@ -43,8 +43,10 @@ fn csv(body: String, file: &str) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// First day, `YYYY-MM-DD` (JST)
+    #[param(format = Date, example = "2026-11-01")]
     from: String,
     /// Last day, `YYYY-MM-DD` (JST)
+    #[param(format = Date, example = "2026-11-30")]
     to: String,
     /// `csv` for a download; JSON otherwise.
     format: Option<String>,
@@ -75,7 +77,7 @@ pub struct AuditLine {
 pub async fn audit(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Query(q): Query<PeriodQuery>,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let rows = state
         .audit
@@ -110,6 +112,7 @@ pub async fn audit(
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM` (JST)
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     month: String,
 }
 
@@ -119,7 +122,7 @@ pub struct MonthQuery {
 pub async fn readings_csv(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Query(q): Query<MonthQuery>,
+    ApiQuery(q): ApiQuery<MonthQuery>,
 ) -> Result<Response, ApiError> {
     let rows = state
         .threads
@@ -154,8 +157,19 @@ pub async fn readings_csv(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
-    /// The facility code (operator only; a clerk gets their own)
+    /// The facility code: required of the operator; a clerk gets their own
+    /// (naming another facility is 403)
     facility: Option<String>,
+}
+
+impl UsageQuery {
+    pub(crate) fn facility(&self) -> Result<Option<FacilityCode>, Error> {
+        Ok(self
+            .facility
+            .as_deref()
+            .map(FacilityCode::parse)
+            .transpose()?)
+    }
 }
 
 /// `GET /api/v1/stats/usage.csv[?facility=CODE]` — a clerk's own facility, or
@@ -165,14 +179,9 @@ pub struct UsageQuery {
 pub async fn usage_csv(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Query(q): Query<UsageQuery>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Response, ApiError> {
-    let facility = q
-        .facility
-        .as_deref()
-        .map(FacilityCode::parse)
-        .transpose()
-        .map_err(Error::from)?;
+    let facility = q.facility()?;
     let rows = state
         .threads
         .export_usage_of(&session, facility.as_ref())
@@ -231,7 +240,7 @@ pub struct MatchLine {
 pub async fn deletion_search(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    axum::Json(form): axum::Json<PatientForm>,
+    ApiJson(form): ApiJson<PatientForm>,
 ) -> Result<axum::Json<Vec<MatchLine>>, ApiError> {
     let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
     let found = state
@@ -268,7 +277,7 @@ pub async fn deletion_search(
 pub async fn deletion_apply(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    axum::Json(form): axum::Json<PatientForm>,
+    ApiJson(form): ApiJson<PatientForm>,
 ) -> Result<Response, ApiError> {
     let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
     let Some(confirm) = form.confirm else {
@@ -318,7 +327,7 @@ pub async fn deletion_apply(
 pub async fn item_pdf(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (pdf, _) = state.postroom.export_pdf(&session, &id).await?;
     Ok((
@@ -343,7 +352,7 @@ pub async fn item_pdf(
 pub async fn item_pdf_signature(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let (_, signature) = state.postroom.export_pdf(&session, &id).await?;
     Ok((

@@ -9,13 +9,13 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mailbox::auth::{PendingToken, SecondFactor, SignInStep};
+use mailbox::auth::{Peer, PendingToken, SecondFactor, SignInStep};
 use mailbox::{Account, CurrentSession, Error, Password, SessionToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiSession};
 use crate::http::session;
 use crate::{AppState, RemoteAddr};
 
@@ -92,13 +92,13 @@ fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Resp
 pub async fn sign_in(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
-    Json(body): Json<SignIn>,
+    ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     let password = Password::new(body.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
     match state
         .directory
-        .sign_in_password(&body.id, &password, remote)
+        .sign_in_password(&body.id, &password, Peer::api(remote))
         .await?
     {
         SignInStep::Done(token, s) => Ok(signed_in(&state, &token, &s)),
@@ -151,13 +151,17 @@ pub struct SecondStep {
 pub async fn second_factor(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
-    Json(body): Json<SecondStep>,
+    ApiJson(body): ApiJson<SecondStep>,
 ) -> Result<Response, ApiError> {
     let remote = remote.map(|r| r.0.0.ip().to_string());
     let factor = body.factor.factor()?;
     let (token, s) = state
         .directory
-        .complete_sign_in(&PendingToken::from_client(&body.pending), &factor, remote)
+        .complete_sign_in(
+            &PendingToken::from_client(&body.pending),
+            &factor,
+            Peer::api(remote),
+        )
         .await?;
     Ok(signed_in(&state, &token, &s))
 }
@@ -168,7 +172,7 @@ pub async fn second_factor(
 pub async fn reauth(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<FactorInput>,
+    ApiJson(body): ApiJson<FactorInput>,
 ) -> Result<StatusCode, ApiError> {
     state.directory.reauthenticate(&s, &body.factor()?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -202,7 +206,7 @@ pub struct ChangePassword {
 pub async fn change_password(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    Json(body): Json<ChangePassword>,
+    ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     state
         .directory

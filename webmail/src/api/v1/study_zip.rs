@@ -10,7 +10,7 @@
 //! profile treats UIDs as identifying (they often embed dates, device serials
 //! or accession numbers), and URLs end up in logs and browser histories.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use mailbox::CurrentSession;
@@ -19,7 +19,7 @@ use mailbox::postroom::ArchiveScope;
 use crate::AppState;
 use crate::http::archive_zip;
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiPath, ApiSession};
 use crate::http::ranges::{RangeAnswers, RangeHeaders};
 
 /// `GET /api/v1/envelopes/{id}/zip`
@@ -34,7 +34,7 @@ pub async fn item(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     serve(&state, &headers, &session, id, ArchiveScope::Item).await
 }
@@ -42,7 +42,7 @@ pub async fn item(
 /// `GET /api/v1/envelopes/{id}/studies/{study}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/zip", tag = "envelopes", operation_id = "study_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
+        ("study" = usize, Path, maximum = 2147483647, description = "The study's position in the item's `studies` (from 0)"),
         RangeHeaders),
     responses(
         (status = 200, description = "The study's files as a stored ZIP, one folder per series; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
@@ -52,7 +52,7 @@ pub async fn study(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path((id, study)): Path<(String, usize)>,
+    ApiPath((id, study)): ApiPath<(String, usize)>,
 ) -> Result<Response, ApiError> {
     serve(&state, &headers, &session, id, ArchiveScope::Study(study)).await
 }
@@ -60,8 +60,8 @@ pub async fn study(
 /// `GET /api/v1/envelopes/{id}/studies/{study}/series/{series}/zip`
 #[utoipa::path(get, path = "/envelopes/{id}/studies/{study}/series/{series}/zip", tag = "envelopes", operation_id = "series_zip",
     params(("id" = String, Path, description = "Item ID"),
-        ("study" = usize, Path, description = "The study's position in the item's `studies` (from 0)"),
-        ("series" = usize, Path, description = "The series' position in that study's `series` (from 0)"),
+        ("study" = usize, Path, maximum = 2147483647, description = "The study's position in the item's `studies` (from 0)"),
+        ("series" = usize, Path, maximum = 2147483647, description = "The series' position in that study's `series` (from 0)"),
         RangeHeaders),
     responses(
         (status = 200, description = "The series' files as a stored ZIP; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
@@ -71,7 +71,7 @@ pub async fn series(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiSession(session): ApiSession,
-    Path((id, study, series)): Path<(String, usize, usize)>,
+    ApiPath((id, study, series)): ApiPath<(String, usize, usize)>,
 ) -> Result<Response, ApiError> {
     serve(
         &state,

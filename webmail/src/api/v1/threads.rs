@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mailbox::postroom::Submitted;
@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::api::v1::envelopes::{ConsentSpec, ItemView, To};
 use crate::http::error::ApiError;
-use crate::http::extract::ApiSession;
+use crate::http::extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery, ApiSession};
 use crate::http::idempotency::{self, Begun};
 use crate::http::upload::{AttachmentSpec, SendWarning, Sending, read_spec_raw, seal_upload};
 
@@ -103,7 +103,7 @@ pub async fn open(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Response, ApiError> {
     session.require_ready()?;
     let (raw, spec): (_, ThreadSpec) = read_spec_raw(&mut multipart, "thread").await?;
@@ -177,9 +177,9 @@ pub struct CreatedStep {
 pub async fn step(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<Response, ApiError> {
     session.require_ready()?;
     let (raw, spec): (_, StepSpec) = read_spec_raw(&mut multipart, "step").await?;
@@ -321,7 +321,7 @@ pub struct ThreadDetail {
 pub async fn view(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ThreadDetail>, ApiError> {
     let v = state.threads.view(&session, &id).await?;
     let mut steps = Vec::with_capacity(v.steps.len());
@@ -342,7 +342,7 @@ pub async fn view(
 pub async fn claim(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.threads.claim(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -355,7 +355,7 @@ pub async fn claim(
 pub async fn release(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.threads.release(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -373,8 +373,8 @@ pub struct Assign {
 pub async fn assign(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
-    Json(body): Json<Assign>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Assign>,
 ) -> Result<StatusCode, ApiError> {
     let doctor = AccountId::parse(&body.doctor)?;
     state.threads.assign(&session, &id, &doctor).await?;
@@ -395,8 +395,8 @@ pub struct ForwardThread {
 pub async fn forward(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
-    Json(body): Json<ForwardThread>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ForwardThread>,
 ) -> Result<StatusCode, ApiError> {
     let to = AccountId::parse(&body.to)?;
     state.threads.forward(&session, &id, &to).await?;
@@ -410,7 +410,7 @@ pub async fn forward(
 pub async fn unassign(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.threads.unassign(&session, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -431,7 +431,7 @@ pub async fn facility_overview(
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// `YYYY-MM` (JST)
-    #[param(example = "2026-11")]
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     month: String,
 }
 
@@ -458,7 +458,7 @@ impl From<ReadingCount> for ReadingLine {
 pub async fn reading_stats(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Query(q): Query<MonthQuery>,
+    ApiQuery(q): ApiQuery<MonthQuery>,
 ) -> Result<Json<Vec<ReadingLine>>, ApiError> {
     let rows = state.threads.reading_stats(&session, &q.month).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
@@ -487,14 +487,17 @@ impl From<Usage> for UsageLine {
     }
 }
 
-/// `GET /api/v1/stats/usage` — per-account usage of the clerk's facility.
-#[utoipa::path(get, path = "/stats/usage", tag = "stats",
-    responses((status = 200, description = "Per-account usage of the clerk's facility", body = Vec<UsageLine>)))]
+/// `GET /api/v1/stats/usage[?facility=CODE]` — per-account usage of the
+/// clerk's own facility, or of the one the operator names.
+#[utoipa::path(get, path = "/stats/usage", tag = "stats", params(crate::api::v1::records::UsageQuery),
+    responses((status = 200, description = "Per-account usage of the clerk's facility, or of the facility the operator names", body = Vec<UsageLine>)))]
 pub async fn usage(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
+    ApiQuery(q): ApiQuery<crate::api::v1::records::UsageQuery>,
 ) -> Result<Json<Vec<UsageLine>>, ApiError> {
-    let rows = state.threads.usage(&session).await?;
+    let facility = q.facility()?;
+    let rows = state.threads.usage_of(&session, facility.as_ref()).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -524,7 +527,7 @@ impl From<Resource> for ResourceView {
 pub async fn resources(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Vec<ResourceView>>, ApiError> {
     let code = FacilityCode::parse(&code)?;
     let rows = state.threads.resources(&session, &code).await?;
@@ -543,7 +546,7 @@ pub struct NewResource {
 pub async fn add_resource(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
-    Json(body): Json<NewResource>,
+    ApiJson(body): ApiJson<NewResource>,
 ) -> Result<(StatusCode, Json<ResourceView>), ApiError> {
     let row = state
         .threads
