@@ -290,14 +290,19 @@ impl Application {
         });
     }
 
+    /// Every minute: expired sessions, and Idempotency-Keys older than 24 hours.
     fn purge_sessions(&self) -> JoinHandle<()> {
         let directory = self.directory.clone();
+        let postroom = self.postroom.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 if let Err(e) = directory.purge_expired_sessions().await {
                     tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+                if let Err(e) = postroom.sweep_idempotency_keys().await {
+                    tracing::warn!(error = %e, "sweeping old idempotency keys failed");
                 }
             }
         })

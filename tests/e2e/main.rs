@@ -12,6 +12,7 @@ mod dicom_zip;
 mod file_range;
 mod files_page;
 mod harness;
+mod idempotency;
 mod imap;
 mod notify;
 mod openapi;

@@ -17,6 +17,7 @@ mod attachments;
 mod export;
 mod flags;
 mod forward;
+mod idempotency;
 mod integrity;
 mod open;
 mod place;
@@ -41,6 +42,7 @@ use crate::store::Store;
 pub use archive::{ArchiveFile, ArchiveScope, SealedArchive};
 pub use attachments::{AttachmentInfo, PreparedAttachment, VERIFY_WHOLE_BYTES};
 pub use flags::DeliveryProgress;
+pub use idempotency::{Idempotency, KeyHold, RememberedAnswer, Submitted};
 pub use integrity::AttachmentIntegrity;
 pub use open::{OpenedItem, SignatureStatus};
 pub use place::PlaceCheck;
@@ -132,6 +134,8 @@ pub struct Postroom {
     delivery_wake: Arc<tokio::sync::Notify>,
     /// Creation times, and today in Japan for consent dates.
     clock: SharedClock,
+    /// Idempotency keys with a request running in this process.
+    held_keys: Arc<idempotency::HeldKeys>,
 }
 
 /// Beyond this many distinct certificates the cache starts over.
@@ -167,6 +171,7 @@ impl Postroom {
             blobs,
             blind_key,
             clock: crate::clock::system(),
+            held_keys: Arc::default(),
         }
     }
 

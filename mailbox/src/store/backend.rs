@@ -20,6 +20,7 @@
 use sqlx::{Database, Pool};
 
 use super::StoreResult;
+use super::idempotency::IdempotencyRow;
 use super::thread::ThreadChange;
 use super::vault::{AttachmentRow, EnvelopeRow, SlotRow};
 
@@ -67,6 +68,8 @@ pub(super) struct Submission {
     pub attachments: Vec<AttachmentRow>,
     pub thread: Option<ThreadChange>,
     pub audit: super::records::AuditRow,
+    /// The Idempotency-Key answer stored with it, if the client sent a key.
+    pub idempotency: Option<IdempotencyRow>,
     pub done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 

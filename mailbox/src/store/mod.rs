@@ -16,6 +16,7 @@ pub mod factor;
 mod factor_sql;
 pub(crate) mod folder;
 mod folder_sql;
+pub mod idempotency;
 mod internal;
 mod lease;
 pub mod notify;

@@ -199,6 +199,7 @@ async fn group_writer(store: SqliteStore, mut jobs: tokio::sync::mpsc::Receiver<
                             &j.attachments,
                             j.thread.as_ref(),
                             &j.audit,
+                            j.idempotency.as_ref(),
                         )
                         .await;
                     let _ = j.done.send(r);
@@ -217,6 +218,7 @@ async fn write_group(store: &SqliteStore, group: &[Submission]) -> StoreResult<(
             &j.slots,
             &j.attachments,
             j.thread.as_ref(),
+            j.idempotency.as_ref(),
         )
         .await?;
     }

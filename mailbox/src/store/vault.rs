@@ -202,7 +202,17 @@ pub trait VaultStore: Send + Sync {
         attachments: &[AttachmentRow],
         thread: Option<&super::thread::ThreadChange>,
         audit: &super::records::AuditRow,
+        idempotency: Option<&super::idempotency::IdempotencyRow>,
     ) -> StoreResult<()>;
+    /// The live answer remembered for an idempotency key (created at or after `since`).
+    async fn idempotency_answer(
+        &self,
+        account_id: &str,
+        key_hash: &[u8],
+        since: i64,
+    ) -> StoreResult<Option<super::idempotency::IdempotencyRow>>;
+    /// Forgets idempotency keys created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64>;
     async fn envelope(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;
     /// The envelope row with an empty `body`.
     async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>>;

@@ -3,6 +3,7 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, Query, SqlStore, expect_one};
+use super::idempotency::{IDEMPOTENCY_ANSWER, IdempotencyRow, PURGE_IDEMPOTENCY};
 use super::queue::MailboxEntryRow;
 use super::records::AuditRow;
 use super::thread::ThreadChange;
@@ -388,8 +389,32 @@ where
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
         audit: &super::records::AuditRow,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
-        self.submit(e, slots, attachments, thread, audit).await
+        self.submit(e, slots, attachments, thread, audit, idempotency)
+            .await
+    }
+
+    async fn idempotency_answer(
+        &self,
+        account_id: &str,
+        key_hash: &[u8],
+        since: i64,
+    ) -> StoreResult<Option<IdempotencyRow>> {
+        Ok(sqlx::query_as::<_, IdempotencyRow>(IDEMPOTENCY_ANSWER)
+            .bind(account_id)
+            .bind(key_hash)
+            .bind(since)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query(PURGE_IDEMPOTENCY)
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(DB::rows_affected(&done))
     }
 
     async fn envelope_head(&self, id: &str) -> StoreResult<Option<EnvelopeRow>> {

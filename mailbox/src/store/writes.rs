@@ -6,6 +6,7 @@
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::backend::{Dialect, SqlStore, Submission};
+use super::idempotency::{INSERT_IDEMPOTENCY, IdempotencyRow, KEEP_MILLIS};
 use super::lease::NOTIFICATION_COLUMNS;
 use super::notify::NotificationRow;
 use super::queue::MailboxEntryRow;
@@ -47,10 +48,11 @@ where
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
         audit: &AuditRow,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let Some(group) = &self.group else {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread, audit)
+                .insert_envelope_alone(e, slots, attachments, thread, audit, idempotency)
                 .await;
         };
         let (done, answer) = tokio::sync::oneshot::channel();
@@ -60,11 +62,12 @@ where
             attachments: attachments.to_vec(),
             thread: thread.cloned(),
             audit: audit.clone(),
+            idempotency: idempotency.cloned(),
             done,
         };
         if group.send(job).await.is_err() {
             return self
-                .insert_envelope_alone(e, slots, attachments, thread, audit)
+                .insert_envelope_alone(e, slots, attachments, thread, audit, idempotency)
                 .await;
         }
         answer
@@ -80,9 +83,10 @@ where
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
         audit: &AuditRow,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        Self::insert_envelope_in(&mut tx, e, slots, attachments, thread).await?;
+        Self::insert_envelope_in(&mut tx, e, slots, attachments, thread, idempotency).await?;
         Self::append_audit_in(&mut tx, vec![audit.clone()], AuditRow::chain_hash).await?;
         tx.commit().await?;
         Ok(())
@@ -96,7 +100,13 @@ where
         slots: &[SlotRow],
         attachments: &[AttachmentRow],
         thread: Option<&ThreadChange>,
+        idempotency: Option<&IdempotencyRow>,
     ) -> StoreResult<()> {
+        // The Idempotency-Key first: a key still live refuses the whole
+        // submission, and a stored envelope never lacks its key.
+        if let Some(key) = idempotency {
+            Self::insert_idempotency(&mut *tx, key).await?;
+        }
         sqlx::query(INSERT_ENVELOPE)
             .bind(&e.id)
             .bind(&e.kind)
@@ -147,6 +157,25 @@ where
                 .bind(a.sealed_size)
                 .execute(&mut *tx)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Inside a submission's transaction: remembers its Idempotency-Key answer;
+    /// `Conflict` while the key is live (only an expired row is replaced).
+    async fn insert_idempotency(tx: &mut DB::Connection, key: &IdempotencyRow) -> StoreResult<()> {
+        let done = sqlx::query(INSERT_IDEMPOTENCY)
+            .bind(&key.account_id)
+            .bind(&key.key_hash)
+            .bind(&key.request_hash)
+            .bind(key.status)
+            .bind(&key.response)
+            .bind(key.created_at)
+            .bind(key.created_at - KEEP_MILLIS)
+            .execute(&mut *tx)
+            .await?;
+        if DB::rows_affected(&done) != 1 {
+            return Err(StoreError::Conflict("the idempotency key is in use".into()));
         }
         Ok(())
     }

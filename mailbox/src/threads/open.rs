@@ -8,7 +8,9 @@ use crate::account::{Account, Role};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::facility::FacilityCode;
-use crate::postroom::{OutgoingAttachment, PatientConfirmation, Recipient, Sealing, ThreadLink};
+use crate::postroom::{
+    Idempotency, OutgoingAttachment, PatientConfirmation, Recipient, Sealing, ThreadLink,
+};
 use crate::store::thread::{ResourceRow, ThreadChange, ThreadRow};
 use crate::workflow::ThreadKind;
 
@@ -47,6 +49,20 @@ impl Threads {
         new: NewThread,
         attachments: Vec<OutgoingAttachment>,
         confirmed: PatientConfirmation,
+    ) -> Result<Created> {
+        self.open_with_key(session, new, attachments, confirmed, None)
+            .await
+    }
+
+    /// `open_confirming` with the client's Idempotency-Key, remembered with
+    /// the opening envelope (see `Postroom::send_with_key`).
+    pub async fn open_with_key(
+        &self,
+        session: &CurrentSession,
+        new: NewThread,
+        attachments: Vec<OutgoingAttachment>,
+        confirmed: PatientConfirmation,
+        idempotency: Option<Idempotency>,
     ) -> Result<Created> {
         let sender = session.require_ready()?.clone();
         let Some(own_facility) = sender.facility.clone() else {
@@ -104,6 +120,7 @@ impl Threads {
                         change: ThreadChange::Open(Box::new(row)),
                     }),
                     confirmed_patient_files: confirmed.files,
+                    idempotency,
                 },
                 attachments,
             )

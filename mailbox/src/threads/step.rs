@@ -9,7 +9,7 @@ use crate::account::Account;
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::keys::{Keyring, Principal};
-use crate::postroom::{OutgoingAttachment, Recipient, Sealing, ThreadLink};
+use crate::postroom::{Idempotency, OutgoingAttachment, Recipient, Sealing, ThreadLink};
 use crate::store::thread::{ThreadChange, ThreadPatch};
 use crate::workflow::{Step, ThreadKind, ThreadState, next_state};
 
@@ -30,6 +30,20 @@ impl Threads {
         thread_id: &str,
         input: StepInput,
         attachments: Vec<OutgoingAttachment>,
+    ) -> Result<String> {
+        self.act_with_key(session, thread_id, input, attachments, None)
+            .await
+    }
+
+    /// `act` with the client's Idempotency-Key, remembered with the step's
+    /// envelope (see `Postroom::send_with_key`).
+    pub async fn act_with_key(
+        &self,
+        session: &CurrentSession,
+        thread_id: &str,
+        input: StepInput,
+        attachments: Vec<OutgoingAttachment>,
+        idempotency: Option<Idempotency>,
     ) -> Result<String> {
         let actor = session.require_ready()?.clone();
         let keyring = self.postroom.keyring(session)?;
@@ -88,6 +102,7 @@ impl Threads {
                         },
                     }),
                     confirmed_patient_files: Vec::new(),
+                    idempotency,
                 },
                 attachments,
             )

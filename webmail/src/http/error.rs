@@ -155,3 +155,19 @@ pub async fn no_such_path() -> RequestError {
 pub async fn no_such_method() -> RequestError {
     RequestError::Method
 }
+
+/// A refusal decided at the edge (no domain error behind it), in the same
+/// JSON shape: the Idempotency-Key checks.
+pub(crate) fn refusal(
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    message_ja: String,
+) -> Response {
+    let body = ErrorBody {
+        error: code,
+        message,
+        message_ja,
+    };
+    (status, Json(body)).into_response()
+}

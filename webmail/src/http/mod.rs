@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod download;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod ranges;
 pub mod serve;
 pub mod session;

@@ -14,7 +14,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mailbox::postroom::{Idempotency, Submitted};
+
 use crate::http::error::ApiError;
+use crate::http::idempotency::{Keyed, answer_after_conflict, idempotency};
 
 #[derive(Deserialize, ToSchema)]
 pub struct AttachmentSpec {
@@ -148,11 +153,12 @@ pub(crate) fn large_item_warning(
     ))
 }
 
-/// Reads the first multipart part, which must be the JSON spec named `name`.
-pub(crate) async fn read_spec<T: serde::de::DeserializeOwned>(
+/// Reads the first multipart part, which must be the JSON spec named `name`;
+/// with the part's bytes (what an Idempotency-Key's request hash covers).
+pub(crate) async fn read_spec_raw<T: serde::de::DeserializeOwned>(
     multipart: &mut Multipart,
     name: &str,
-) -> Result<T, ApiError> {
+) -> Result<(Bytes, T), ApiError> {
     let first = multipart
         .next_field()
         .await
@@ -165,8 +171,9 @@ pub(crate) async fn read_spec<T: serde::de::DeserializeOwned>(
         .bytes()
         .await
         .map_err(|e| bad_upload(format!("multipart: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| bad_upload(format!("the {name} part is not valid JSON: {e}")))
+    let spec = serde_json::from_slice(&bytes)
+        .map_err(|e| bad_upload(format!("the {name} part is not valid JSON: {e}")))?;
+    Ok((bytes, spec))
 }
 
 /// The declared attachments as readers fed from the upload, and their feeders.
@@ -248,32 +255,85 @@ pub(crate) async fn feed_and_finish<T: Send + 'static>(
     }
 }
 
+/// Who sends through [`seal_upload`], with what key.
+pub(crate) struct Sending<'a> {
+    pub upload: crate::UploadPolicy,
+    pub postroom: &'a mailbox::postroom::Postroom,
+    pub session: &'a mailbox::auth::CurrentSession,
+    /// The Idempotency-Key, held (see `http::idempotency`).
+    pub keyed: Option<Keyed>,
+}
+
 /// An item sent with its files streamed from the upload: the declared
 /// attachments are fed from `multipart` into `seal` (the service call, run on
-/// its own task so sealing reads while the body arrives), and the answer comes
-/// with the size warning the item earns. `envelope_id` names the sealed item
-/// in what `seal` made, for the log.
-pub(crate) async fn seal_upload<T, Fut>(
+/// its own task so sealing reads while the body arrives), and the answer —
+/// 201 with `answer` of the IDs `made` names and the size warning the item
+/// earns — is built once; with a key it is stored with the envelope, built
+/// the same way, to answer a retry with.
+pub(crate) async fn seal_upload<T, Fut, B>(
     multipart: Multipart,
     specs: Vec<AttachmentSpec>,
-    upload: &crate::UploadPolicy,
-    seal: impl FnOnce(Vec<OutgoingAttachment>) -> Fut,
-    envelope_id: impl FnOnce(&T) -> &str,
-) -> Result<(T, Vec<SendWarning>), ApiError>
+    sending: Sending<'_>,
+    seal: impl FnOnce(Vec<OutgoingAttachment>, Option<Idempotency>) -> Fut,
+    made: impl FnOnce(&T) -> Submitted,
+    answer: fn(&Submitted, Vec<SendWarning>) -> B,
+) -> Result<Response, ApiError>
 where
     T: Send + 'static,
     Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    B: Serialize + 'static,
 {
-    let (senders, attachments) = attachment_channels(specs);
-    let (attachments, total_bytes) = counted(attachments);
-    let task = tokio::spawn(seal(attachments));
-    let made = feed_and_finish(multipart, senders, task).await?;
-    let warnings = large_item_warning(
+    let Sending {
         upload,
-        envelope_id(&made),
+        postroom,
+        session,
+        mut keyed,
+    } = sending;
+    let (senders, attachments) = attachment_channels(specs);
+    let (mut attachments, total_bytes) = counted(attachments);
+    let idempotency = keyed.as_mut().map(|k| {
+        attachments = k.hash.hashing(std::mem::take(&mut attachments));
+        let total = total_bytes.clone();
+        idempotency(k, move |m| {
+            let total = total.load(Ordering::Relaxed);
+            let warnings = upload
+                .is_large(total)
+                .then(|| SendWarning::large_item(total, upload.warn_above_bytes));
+            json_bytes(&answer(m, warnings.into_iter().collect()))
+        })
+    });
+    let task = tokio::spawn(seal(attachments, idempotency));
+    let result = feed_and_finish(multipart, senders, task).await;
+    let made = match (result, &keyed) {
+        (Ok(t), _) => made(&t),
+        (Err(e), Some(k)) if e.0.kind() == mailbox::ErrorKind::Conflict => {
+            // Another node committed this key meanwhile: its answer.
+            return match answer_after_conflict(postroom, session, k).await {
+                Some(response) => Ok(response),
+                None => Err(e),
+            };
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let warnings = large_item_warning(
+        &upload,
+        &made.envelope_id,
         total_bytes.load(Ordering::Relaxed),
     )
     .into_iter()
     .collect();
-    Ok((made, warnings))
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json_bytes(&answer(&made, warnings)),
+    )
+        .into_response())
+}
+
+/// An answer body; the same bytes whether sent now or remembered.
+fn json_bytes(body: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
 }

@@ -26,6 +26,7 @@ pub mod form_upload;
 pub mod labels;
 pub mod liaison;
 pub mod mail;
+pub(crate) mod once;
 pub mod operator;
 pub mod public;
 pub mod settings;

@@ -7,7 +7,7 @@ use super::seal::SealedParts;
 use super::validate::Checked;
 use crate::account::Account;
 use crate::error::{Error, Result};
-use crate::postroom::Postroom;
+use crate::postroom::{Idempotency, Postroom, Submitted};
 use crate::store::vault::{AttachmentRow, EnvelopeRow, SlotRow};
 
 impl Postroom {
@@ -17,6 +17,7 @@ impl Postroom {
         sender: &Account,
         checked: Checked,
         parts: SealedParts,
+        idempotency: Option<Idempotency>,
     ) -> Result<String> {
         let SealedParts {
             sealed,
@@ -90,6 +91,13 @@ impl Postroom {
                 sealed_size: i64::try_from(a.sealed_size).unwrap_or(i64::MAX),
             })
             .collect();
+        let key_row = idempotency.map(|key| {
+            let made = Submitted {
+                envelope_id: id.clone(),
+                thread_id: checked.thread.as_ref().map(|t| t.thread_id.clone()),
+            };
+            self.idempotency_row(sender.id.as_str(), key, &made)
+        });
         let audit = audit.item(id.clone()).row(crate::clock::now_millis());
         if let Err(e) = self
             .store
@@ -99,6 +107,7 @@ impl Postroom {
                 &attachment_rows,
                 checked.thread.as_ref().map(|t| &t.change),
                 &audit,
+                key_row.as_ref(),
             )
             .await
         {

@@ -32,6 +32,8 @@ pub(crate) struct Sealing {
     pub thread: Option<ThreadLink>,
     /// Attachment names the sender confirmed despite a differing patient.
     pub confirmed_patient_files: Vec<String>,
+    /// The client's Idempotency-Key, stored in the envelope's transaction.
+    pub idempotency: Option<super::Idempotency>,
 }
 
 /// How an envelope belongs to a thread.
@@ -86,6 +88,21 @@ impl Postroom {
         attachments: Vec<OutgoingAttachment>,
         confirmed: PatientConfirmation,
     ) -> Result<String> {
+        self.send_with_key(session, outgoing, attachments, confirmed, None)
+            .await
+    }
+
+    /// `send_confirming` with the client's Idempotency-Key, remembered with
+    /// the envelope in its transaction (a key still live refuses the send as
+    /// a conflict; the caller answers with what is remembered).
+    pub async fn send_with_key(
+        &self,
+        session: &CurrentSession,
+        outgoing: Outgoing,
+        attachments: Vec<OutgoingAttachment>,
+        confirmed: PatientConfirmation,
+        idempotency: Option<super::Idempotency>,
+    ) -> Result<String> {
         let sender = session.require_ready()?.clone();
         if outgoing.to.is_empty() {
             return Err(Error::invalid(
@@ -119,6 +136,7 @@ impl Postroom {
                 consent: outgoing.consent,
                 thread: None,
                 confirmed_patient_files: confirmed.files,
+                idempotency,
             },
             attachments,
         )
@@ -131,9 +149,10 @@ impl Postroom {
     pub(crate) async fn seal_and_store(
         &self,
         session: &CurrentSession,
-        sealing: Sealing,
+        mut sealing: Sealing,
         attachments: Vec<OutgoingAttachment>,
     ) -> Result<String> {
+        let idempotency = sealing.idempotency.take();
         let keyring = self.keyring(session)?;
         let sender = session.require_ready()?.clone();
         let (checked, draft, patient) = self.validate(session, &sender, sealing, &attachments)?;
@@ -141,6 +160,6 @@ impl Postroom {
         let sealed = self
             .seal(&checked.id, keyring, certs, draft, patient, attachments)
             .await?;
-        self.commit(&sender, checked, sealed).await
+        self.commit(&sender, checked, sealed, idempotency).await
     }
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mailbox::postroom::{
     AttachmentIntegrity, Consent, ConsentMethod, OpenedItem, Outgoing, PatientConfirmation,
-    Recipient,
+    Recipient, Submitted,
 };
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,9 @@ use crate::AppState;
 use crate::http::download::attachment_download;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiMultipart, ApiPath, ApiSession};
+use crate::http::idempotency::{self, Begun};
 use crate::http::ranges::{RangeAnswers, RangeHeaders};
-use crate::http::upload::{AttachmentSpec, SendWarning, read_spec, seal_upload};
+use crate::http::upload::{AttachmentSpec, SendWarning, Sending, read_spec_raw, seal_upload};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -108,14 +109,22 @@ pub struct Created {
 /// `POST /api/v1/envelopes` (multipart: `envelope` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/envelopes", tag = "envelopes", operation_id = "send_envelope",
     request_body(content = crate::api::v1::openapi::EnvelopeUpload, content_type = "multipart/form-data"),
+    params(crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "Sealed and queued for delivery. When the attachments add up to more than `[attachments] warn_above_mib`, `warnings` holds a `large_item` warning (the item is sent all the same); otherwise the key is absent", body = Created)))]
 pub async fn send(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
+    headers: HeaderMap,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<Created>), ApiError> {
+) -> Result<Response, ApiError> {
     session.require_ready()?;
-    let spec: EnvelopeSpec = read_spec(&mut multipart, "envelope").await?;
+    let (raw, spec): (_, EnvelopeSpec) = read_spec_raw(&mut multipart, "envelope").await?;
+    let op = "POST /api/v1/envelopes";
+    let (multipart, keyed) =
+        match idempotency::begin(&state.postroom, &session, &headers, op, &raw, multipart).await? {
+            Begun::Answered(response) => return Ok(response),
+            Begun::Send(multipart, keyed) => (multipart, keyed),
+        };
     let mut to = Vec::new();
     for t in spec.to {
         to.push(t.recipient()?);
@@ -133,20 +142,27 @@ pub async fn send(
     let confirmed = PatientConfirmation {
         files: spec.confirm_patient_mismatch,
     };
-    let seal = async move |attachments| {
+    let sender = session.clone();
+    let sending = Sending {
+        upload: state.upload,
+        postroom: &state.postroom,
+        session: &sender,
+        keyed,
+    };
+    let seal = async move |attachments, key| {
         postroom
-            .send_confirming(&session, outgoing, attachments, confirmed)
+            .send_with_key(&session, outgoing, attachments, confirmed, key)
             .await
     };
-    let (id, warnings) = seal_upload(
-        multipart,
-        spec.attachments,
-        &state.upload,
-        seal,
-        String::as_str,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(Created { id, warnings })))
+    let made = |id: &String| Submitted {
+        envelope_id: id.clone(),
+        thread_id: None,
+    };
+    let answer = |m: &Submitted, warnings| Created {
+        id: m.envelope_id.clone(),
+        warnings,
+    };
+    seal_upload(multipart, spec.attachments, sending, seal, made, answer).await
 }
 
 #[derive(Serialize, ToSchema)]

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use mailbox::postroom::Submitted;
 use mailbox::threads::Thread;
 use mailbox::threads::booking::Resource;
 use mailbox::threads::stats::{ReadingCount, Usage};
@@ -20,7 +22,8 @@ use crate::AppState;
 use crate::api::v1::envelopes::{ConsentSpec, ItemView, To};
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery, ApiSession};
-use crate::http::upload::{AttachmentSpec, SendWarning, read_spec, seal_upload};
+use crate::http::idempotency::{self, Begun};
+use crate::http::upload::{AttachmentSpec, SendWarning, Sending, read_spec_raw, seal_upload};
 
 /// The first multipart part, `thread`, of `POST /api/v1/threads`.
 #[derive(Deserialize, ToSchema)]
@@ -94,14 +97,22 @@ pub struct CreatedThread {
 /// `POST /api/v1/threads` (multipart: `thread` JSON, then one part per attachment).
 #[utoipa::path(post, path = "/threads", tag = "threads", operation_id = "open_thread",
     request_body(content = crate::api::v1::openapi::ThreadUpload, content_type = "multipart/form-data"),
+    params(crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "The thread and its first signed step", body = CreatedThread)))]
 pub async fn open(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
+    headers: HeaderMap,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<CreatedThread>), ApiError> {
+) -> Result<Response, ApiError> {
     session.require_ready()?;
-    let spec: ThreadSpec = read_spec(&mut multipart, "thread").await?;
+    let (raw, spec): (_, ThreadSpec) = read_spec_raw(&mut multipart, "thread").await?;
+    let op = "POST /api/v1/threads";
+    let (multipart, keyed) =
+        match idempotency::begin(&state.postroom, &session, &headers, op, &raw, multipart).await? {
+            Begun::Answered(response) => return Ok(response),
+            Begun::Send(multipart, keyed) => (multipart, keyed),
+        };
     let new = NewThread {
         kind: ThreadKind::parse(&spec.kind)?,
         to: spec.to.as_ref().map(To::recipient).transpose()?,
@@ -125,27 +136,28 @@ pub async fn open(
     let confirmed = mailbox::postroom::PatientConfirmation {
         files: spec.confirm_patient_mismatch,
     };
-    let seal = async move |attachments| {
+    let sender = session.clone();
+    let sending = Sending {
+        upload: state.upload,
+        postroom: &state.postroom,
+        session: &sender,
+        keyed,
+    };
+    let seal = async move |attachments, key| {
         threads
-            .open_confirming(&session, new, attachments, confirmed)
+            .open_with_key(&session, new, attachments, confirmed, key)
             .await
     };
-    let (created, warnings) = seal_upload(
-        multipart,
-        spec.attachments,
-        &state.upload,
-        seal,
-        |c: &mailbox::threads::Created| c.envelope_id.as_str(),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedThread {
-            thread_id: created.thread_id,
-            envelope_id: created.envelope_id,
-            warnings,
-        }),
-    ))
+    let made = |c: &mailbox::threads::Created| Submitted {
+        envelope_id: c.envelope_id.clone(),
+        thread_id: Some(c.thread_id.clone()),
+    };
+    let answer = |m: &Submitted, warnings| CreatedThread {
+        thread_id: m.thread_id.clone().unwrap_or_default(),
+        envelope_id: m.envelope_id.clone(),
+        warnings,
+    };
+    seal_upload(multipart, spec.attachments, sending, seal, made, answer).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -160,16 +172,31 @@ pub struct CreatedStep {
 /// `POST /api/v1/threads/{id}/steps` (multipart: `step` JSON, then attachments).
 #[utoipa::path(post, path = "/threads/{id}/steps", tag = "threads",
     request_body(content = crate::api::v1::openapi::StepUpload, content_type = "multipart/form-data"),
-    params(("id" = String, Path, description = "Thread ID")),
+    params(("id" = String, Path, description = "Thread ID"), crate::http::idempotency::IdempotencyKeyHeader),
     responses((status = 201, description = "The step, sealed to the counterpart", body = CreatedStep)))]
 pub async fn step(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
     ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<CreatedStep>), ApiError> {
+) -> Result<Response, ApiError> {
     session.require_ready()?;
-    let spec: StepSpec = read_spec(&mut multipart, "step").await?;
+    let (raw, spec): (_, StepSpec) = read_spec_raw(&mut multipart, "step").await?;
+    let op = format!("POST /api/v1/threads/{id}/steps");
+    let (multipart, keyed) = match idempotency::begin(
+        &state.postroom,
+        &session,
+        &headers,
+        &op,
+        &raw,
+        multipart,
+    )
+    .await?
+    {
+        Begun::Answered(response) => return Ok(response),
+        Begun::Send(multipart, keyed) => (multipart, keyed),
+    };
     let input = StepInput {
         step: Step::parse(&spec.step)?,
         body: spec.body,
@@ -182,22 +209,27 @@ pub async fn step(
             .transpose()?,
     };
     let threads = state.threads.clone();
-    let seal = async move |attachments| threads.act(&session, &id, input, attachments).await;
-    let (envelope_id, warnings) = seal_upload(
-        multipart,
-        spec.attachments,
-        &state.upload,
-        seal,
-        String::as_str,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedStep {
-            envelope_id,
-            warnings,
-        }),
-    ))
+    let sender = session.clone();
+    let sending = Sending {
+        upload: state.upload,
+        postroom: &state.postroom,
+        session: &sender,
+        keyed,
+    };
+    let seal = async move |attachments, key| {
+        threads
+            .act_with_key(&session, &id, input, attachments, key)
+            .await
+    };
+    let made = |id: &String| Submitted {
+        envelope_id: id.clone(),
+        thread_id: None,
+    };
+    let answer = |m: &Submitted, warnings| CreatedStep {
+        envelope_id: m.envelope_id.clone(),
+        warnings,
+    };
+    seal_upload(multipart, spec.attachments, sending, seal, made, answer).await
 }
 
 /// A thread's clear metadata, as every side sees it.

@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use mailbox::postroom::{Consent, ConsentMethod, Recipient};
+use mailbox::postroom::{Consent, ConsentMethod, PatientConfirmation, Recipient};
 use mailbox::threads::{Created, NewThread, Urgency};
 use mailbox::workflow::ThreadKind;
 use mailbox::{AccountId, Error, FacilityCode, Role};
@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 use super::form_upload::{bad_form, media_type_of, read_text, stage_file, staged};
 use super::labels::kind_label;
+use super::once;
 use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
 use crate::http::csrf::CheckedMultipart;
@@ -123,6 +124,8 @@ struct ComposePage {
     error: Option<String>,
     /// Above this total of the files picked, compose.js shows `size_warning`.
     warn_above_bytes: u64,
+    /// This rendering's token: a second POST of the same form sends nothing new.
+    submit_token: String,
 }
 
 /// What the person typed, kept when the form comes back with an error.
@@ -388,6 +391,7 @@ async fn page(
         v,
         error,
         warn_above_bytes: state.upload.warn_above_bytes,
+        submit_token: once::new_token(),
         chrome: ctx.chrome,
     };
     render(status, lang, query, &view)
@@ -436,6 +440,7 @@ async fn receive(
     may_compose(ctx.session.account.role)?;
     let mut staged: Vec<staged::Staged> = Vec::new();
     let mut manifest: Option<Vec<ManifestEntry>> = None;
+    let mut texts: Vec<(String, String)> = Vec::new();
     loop {
         let Some(mut field) = multipart
             .next_field()
@@ -457,12 +462,26 @@ async fn receive(
             // Everything after the manifest is its files, in order.
             break;
         }
-        set_value(values, kind_name, &name, value);
+        if name != once::FIELD {
+            set_value(values, kind_name, &name, value.clone());
+        }
+        texts.push((name, value));
     }
     let kind = ThreadKind::parse(kind_name)?;
     let new = new_thread(kind, values)?;
+    let held = match once::begin(&state.postroom, &ctx.session, "POST /compose", &texts).await? {
+        once::Begun::Sent(made) => {
+            return Ok(Created {
+                thread_id: made.thread_id.unwrap_or_default(),
+                envelope_id: made.envelope_id,
+            });
+        }
+        once::Begun::Send(held) => held,
+    };
+    let key = held.as_ref().map(once::Once::idempotency);
     let threads = state.threads.clone();
     let session = ctx.session.clone();
+    let no = PatientConfirmation::default();
     let (created, total) = match manifest {
         Some(entries) => {
             let specs = entries
@@ -474,7 +493,11 @@ async fn receive(
                 .collect();
             let (senders, attachments) = attachment_channels(specs);
             let (attachments, total) = counted(attachments);
-            let task = tokio::spawn(async move { threads.open(&session, new, attachments).await });
+            let task = tokio::spawn(async move {
+                threads
+                    .open_with_key(&session, new, attachments, no, key)
+                    .await
+            });
             let created = feed_and_finish(multipart, senders, task)
                 .await
                 .map_err(|e| e.0)?;
@@ -487,7 +510,10 @@ async fn receive(
                     .map(staged::Staged::into_attachment)
                     .collect(),
             );
-            (threads.open(&session, new, attachments).await?, total)
+            let created = threads
+                .open_with_key(&session, new, attachments, no, key)
+                .await?;
+            (created, total)
         }
     };
     // The sender was warned on the page before sending; this only logs it.

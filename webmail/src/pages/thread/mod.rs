@@ -169,6 +169,8 @@ struct ThreadPage {
     /// Forms with files warn above this total (`[attachments] warn_above_mib`).
     warn_above_bytes: u64,
     size_warning: &'static str,
+    /// This rendering's token; each action form sends it with its step.
+    submit_token: String,
 }
 
 /// Names of people and facilities, looked up once per page.
@@ -457,6 +459,7 @@ async fn thread_page(
         forward,
         warn_above_bytes: state.upload.warn_above_bytes,
         size_warning: super::compose::size_warning_text(lang),
+        submit_token: crate::pages::once::new_token(),
     };
     render(status, lang, query, &page)
 }

@@ -1,9 +1,10 @@
 //! Taking a step or forwarding a thread from its page.
 
 use super::*;
+use crate::pages::once;
 
 /// Names an action form may send besides the step's structured fields.
-pub(super) const NOT_FIELDS: &[&str] = &["csrf", "step", "body", "next_facility"];
+pub(super) const NOT_FIELDS: &[&str] = &["csrf", once::FIELD, "step", "body", "next_facility"];
 
 /// The step a form names, with its text and structured fields.
 pub(super) fn step_input(form: &[(String, String)]) -> Result<StepInput, Error> {
@@ -71,19 +72,37 @@ pub(super) async fn act(
     form: Result<Vec<(String, String)>, Error>,
     attachments: Vec<mailbox::postroom::OutgoingAttachment>,
 ) -> Response {
-    let (attachments, total) = crate::http::upload::counted(attachments);
-    let result = match form.and_then(|f| step_input(&f)) {
-        Ok(input) => state
-            .threads
-            .act(&ctx.session, id, input, attachments)
-            .await
-            .map(|envelope_id| {
-                let total = total.load(std::sync::atomic::Ordering::Relaxed);
-                let _ = crate::http::upload::large_item_warning(&state.upload, &envelope_id, total);
-            }),
+    let result = match form.and_then(|f| step_input(&f).map(|input| (f, input))) {
+        Ok((form, input)) => send_step(state, &ctx, id, &form, input, attachments).await,
         Err(e) => Err(e),
     };
     after_change(state, ctx, id, result).await
+}
+
+/// Sends a step once per rendered form (its `submit_token`): a second POST of
+/// the same form leads back to the thread with nothing sent again.
+async fn send_step(
+    state: &AppState,
+    ctx: &PageCtx,
+    id: &str,
+    form: &[(String, String)],
+    input: StepInput,
+    attachments: Vec<mailbox::postroom::OutgoingAttachment>,
+) -> Result<(), Error> {
+    let operation = format!("POST /threads/{id}/steps");
+    let held = match once::begin(&state.postroom, &ctx.session, &operation, form).await? {
+        once::Begun::Sent(_) => return Ok(()),
+        once::Begun::Send(held) => held,
+    };
+    let key = held.as_ref().map(once::Once::idempotency);
+    let (attachments, total) = crate::http::upload::counted(attachments);
+    let envelope_id = state
+        .threads
+        .act_with_key(&ctx.session, id, input, attachments, key)
+        .await?;
+    let total = total.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = crate::http::upload::large_item_warning(&state.upload, &envelope_id, total);
+    Ok(())
 }
 
 /// `POST /threads/{id}/steps/files` — a reply letter or report with files
