@@ -21,8 +21,8 @@ pub use intake::{
     Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom,
 };
 pub use meta::{DicomMeta, Window};
-pub use pdf_active::{INFLATE_PER_FILE, INFLATE_PER_STREAM, check_pdf};
 pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
+pub use pdf_active::{INFLATE_PER_FILE, INFLATE_PER_STREAM, check_pdf};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
 pub use scan::{HEADER_CAP, MAX_DEPTH};
 pub use study::{InstanceRef, Series, Study, group};

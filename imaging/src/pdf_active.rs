@@ -1,7 +1,7 @@
 //! Active content in a PDF, found as the bytes stream past (a PDF attachment,
 //! or the Encapsulated Document of an Encapsulated PDF DICOM instance). What is
-//! refused: JavaScript, launch actions, an action run on opening (an
-//! `/OpenAction` that is not a plain destination array), additional actions,
+//! refused: JavaScript, launch actions, an action written into `/OpenAction`
+//! (a destination or a reference passes; see `destination_or_reference`), additional actions,
 //! embedded files and file attachments, XFA forms, rich media and renditions,
 //! form submission and data import, links that open another file.
 //!
@@ -264,8 +264,20 @@ enum Names {
     Anywhere,
 }
 
+/// What may follow `/OpenAction`: a destination array (`[3 0 R /Fit]`) or a
+/// reference (hyperref writes `/OpenAction 98 0 R`). An inline action
+/// dictionary is refused; an action reached by reference is judged by its
+/// type where it lies (JavaScript, Launch, … are refused wherever they are).
+fn destination_or_reference(e: &Event<'_>) -> bool {
+    match e {
+        Event::ArrayOpen => true,
+        Event::Word(Some(w), _) => w.first().is_some_and(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 /// Names judged in one run of bytes; an `/OpenAction` is let through only
-/// when a destination array follows it.
+/// when a destination or a reference follows it.
 struct Judge {
     names: Names,
     open_action: bool,
@@ -280,7 +292,7 @@ impl Judge {
     }
 
     fn event(&mut self, e: &Event<'_>) -> Result<(), IntakeError> {
-        if std::mem::take(&mut self.open_action) && *e != Event::ArrayOpen {
+        if std::mem::take(&mut self.open_action) && !destination_or_reference(e) {
             return Err(found(ActiveContent::OpenAction));
         }
         let Event::Name(Some(name)) = e else {
@@ -532,7 +544,8 @@ impl PdfScanner {
             self.end_stream()?;
             // What follows `endstream` in this chunk: `joined` held up to 8
             // bytes from before `data`, so the rest lies within `data`.
-            let consumed_from_data = (at + ENDSTREAM.len()).saturating_sub(joined.len() - data.len());
+            let consumed_from_data =
+                (at + ENDSTREAM.len()).saturating_sub(joined.len() - data.len());
             return Ok(&data[consumed_from_data..]);
         }
         // Hold back a tail that could be the start of `endstream`.
@@ -567,7 +580,13 @@ impl PdfScanner {
         let s = *s;
         s.raw.end()?;
         if let Some(mut inf) = s.inflating {
-            inflate(&mut inf, &[], &mut self.inflated, s.keys.object_stream, true)?;
+            inflate(
+                &mut inf,
+                &[],
+                &mut self.inflated,
+                s.keys.object_stream,
+                true,
+            )?;
             inf.search.end()?;
         }
         // `endstream` is a word of its own: the object lexer starts afresh.
@@ -582,9 +601,8 @@ impl PdfScanner {
             self.end_stream()?;
         }
         let (judge, keys, after_dict) = (&mut self.judge, &mut self.keys, &mut self.after_dict);
-        self.lexer.end(&mut |e: Event<'_>| {
-            object_event(judge, keys, after_dict, &e).map(drop)
-        })?;
+        self.lexer
+            .end(&mut |e: Event<'_>| object_event(judge, keys, after_dict, &e).map(drop))?;
         self.judge.end()
     }
 }
@@ -719,104 +737,5 @@ pub fn check_pdf(bytes: &[u8]) -> Result<(), IntakeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn verdict(bytes: &[u8]) -> Result<(), IntakeError> {
-        // Whole, and one byte at a time: the same answer.
-        let whole = check_pdf(bytes);
-        let mut s = PdfScanner::default();
-        let bytewise = bytes.iter().try_for_each(|b| s.feed(&[*b])).and_then(|()| s.finish());
-        assert_eq!(whole, bytewise);
-        whole
-    }
-
-    fn active(what: ActiveContent) -> Result<(), IntakeError> {
-        Err(found(what))
-    }
-
-    #[test]
-    fn names_are_compared_after_their_escapes_are_decoded() {
-        assert_eq!(verdict(b"<</S/J#61vaScript/JS(x)>>"), active(ActiveContent::JavaScript));
-        assert_eq!(verdict(b"<</S /Launch>>"), active(ActiveContent::Launch));
-        assert_eq!(verdict(b"<</#41A 3 0 R>>"), active(ActiveContent::AdditionalActions));
-        assert_eq!(verdict(b"<</Java#zzScript>>"), Ok(()));
-        assert_eq!(verdict(b"<</JavaScripts 1>>"), Ok(()));
-    }
-
-    #[test]
-    fn an_open_action_may_only_be_a_destination() {
-        assert_eq!(verdict(b"<</OpenAction[3 0 R/Fit]>>"), Ok(()));
-        assert_eq!(verdict(b"<</OpenAction [3 0 R /Fit]>>"), Ok(()));
-        assert_eq!(verdict(b"<</OpenAction 5 0 R>>"), active(ActiveContent::OpenAction));
-        assert_eq!(verdict(b"<</OpenAction<</S/URI>>>>"), active(ActiveContent::OpenAction));
-    }
-
-    #[test]
-    fn stream_data_is_searched_for_long_names_only() {
-        let image = b"1 0 obj<</Length 8>>stream\n/JS /AA \nendstream endobj";
-        assert_eq!(verdict(image), Ok(()));
-        let js = b"1 0 obj<</Length 8>>stream\r\n/JavaScript\nendstream endobj /JS";
-        assert_eq!(verdict(js), active(ActiveContent::JavaScript));
-        // After `endstream`, the short names count again.
-        let after = b"1 0 obj<</Length 1>>stream\nx\nendstream endobj 2 0 obj<</AA 1>>";
-        assert_eq!(verdict(after), active(ActiveContent::AdditionalActions));
-    }
-
-    fn deflate(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
-
-    #[test]
-    fn object_streams_are_inflated_and_searched_for_every_name() {
-        let objects = deflate(b"5 0 <</S/JS/JS(app.alert(1))>>");
-        let mut pdf = b"3 0 obj<</Type/ObjStm/N 1/First 4/Filter/FlateDecode>>stream\n".to_vec();
-        pdf.extend_from_slice(&objects);
-        pdf.extend_from_slice(b"\nendstream\nendobj\n");
-        assert_eq!(verdict(&pdf), active(ActiveContent::JavaScript));
-        // The same objects harmless: accepted.
-        let mut clean = b"3 0 obj<</N 1/First 4/Filter/FlateDecode>>stream\n".to_vec();
-        clean.extend_from_slice(&deflate(b"5 0 <</S/GoTo/D[1 0 R/Fit]>>"));
-        clean.extend_from_slice(b"\nendstream\nendobj\n");
-        assert_eq!(verdict(&clean), Ok(()));
-        // An object stream that cannot be read is refused.
-        let broken = b"3 0 obj<</N 1/First 4/Filter/FlateDecode>>stream\nnot zlib\nendstream";
-        assert_eq!(verdict(broken).unwrap_err().code(), "pdf_uncheckable");
-        let hex = b"3 0 obj<</N 1/First 4/Filter[/AHx/Fl]>>stream\n00\nendstream";
-        assert_eq!(verdict(hex).unwrap_err().code(), "pdf_uncheckable");
-        let by_ref = b"3 0 obj<</N 1/First 4/Filter 9 0 R>>stream\n00\nendstream";
-        assert_eq!(verdict(by_ref).unwrap_err().code(), "pdf_uncheckable");
-    }
-
-    #[test]
-    fn content_streams_are_inflated_and_searched_for_long_names() {
-        let mut pdf = b"4 0 obj<</Length 9/Filter/FlateDecode>>stream\n".to_vec();
-        pdf.extend_from_slice(&deflate(b"q /EmbeddedFile Do Q /JS /AA"));
-        pdf.extend_from_slice(b"\nendstream\nendobj\n");
-        assert_eq!(verdict(&pdf), active(ActiveContent::EmbeddedFile));
-        let mut fine = b"4 0 obj<</Filter/FlateDecode>>stream\n".to_vec();
-        fine.extend_from_slice(&deflate(b"q /JS Do /AA gs Q"));
-        fine.extend_from_slice(b"\nendstream\nendobj\n");
-        assert_eq!(verdict(&fine), Ok(()));
-    }
-
-    #[test]
-    fn inflating_past_the_bound_is_refused() {
-        use std::io::Write;
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        let spaces = vec![b' '; 1 << 20];
-        for _ in 0..=(INFLATE_PER_STREAM >> 20) {
-            e.write_all(&spaces).unwrap();
-        }
-        let bomb = e.finish().unwrap();
-        assert!(bomb.len() < 2 << 20, "a small file that inflates past the bound");
-        let mut pdf = b"4 0 obj<</Filter/FlateDecode>>stream\n".to_vec();
-        pdf.extend_from_slice(&bomb);
-        pdf.extend_from_slice(b"\nendstream\nendobj\n");
-        assert_eq!(check_pdf(&pdf).unwrap_err().code(), "pdf_too_large");
-    }
-}
+#[path = "pdf_active_tests.rs"]
+mod tests;

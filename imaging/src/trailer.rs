@@ -215,7 +215,10 @@ mod tests {
                 Err(trailing(ImageFormat::Jpeg))
             );
             let cut = &jpeg[..jpeg.len() - 2];
-            assert_eq!(walk(ImageFormat::Jpeg, cut, chunk).unwrap_err().code(), "bad_image");
+            assert_eq!(
+                walk(ImageFormat::Jpeg, cut, chunk).unwrap_err().code(),
+                "bad_image"
+            );
         }
     }
 

@@ -64,6 +64,8 @@ fn bundled_files_are_accepted_or_refused_with_their_own_reason() {
         ),
         ("GDCMJ2K_TextGBR.dcm", "dicom_missing_modality"),
         ("priv_SQ.dcm", "dicom_missing_sop_instance_uid"),
+        // A stray byte in the preamble, which must be zeros or a TIFF header.
+        ("dicomdirtests/77654033/CT2/17136", "dicom_preamble"),
     ];
     for (name, code) in refused {
         let err = check(&dir.join(name)).unwrap_err();
@@ -344,7 +346,12 @@ fn jpeg_and_png_images_are_accepted_with_their_size() {
     );
     let dcm = std::fs::read(test_files().join("SC_rgb_jpeg_dcmtk.dcm")).unwrap();
     let soi = dcm.windows(3).position(|w| w == b"\xFF\xD8\xFF").unwrap();
-    let jpeg = &dcm[soi..];
+    let eoi = dcm.windows(2).rposition(|w| w == b"\xFF\xD9").unwrap();
+    // What follows the image in the DICOM file (its sequence end) is data
+    // after the JPEG's end: refused.
+    let err = imaging::check_bytes("photo.jpg", "image/jpeg", &dcm[soi..]).unwrap_err();
+    assert_eq!(err.code(), "data_after_image_end", "{err}");
+    let jpeg = &dcm[soi..eoi + 2];
     assert_eq!(
         imaging::check_bytes("photo.jpg", "image/jpeg", jpeg),
         Ok(Checked::Image(imaging::ImageInfo {

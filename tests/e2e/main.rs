@@ -12,6 +12,7 @@ mod file_range;
 mod files_page;
 mod harness;
 mod imap;
+mod neutralise;
 mod notify;
 mod openapi;
 mod pages;
