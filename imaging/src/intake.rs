@@ -257,6 +257,13 @@ pub(crate) fn scan_dicom(bytes: &[u8]) -> Result<(DicomMeta, Scanned), IntakeErr
     }
 }
 
+/// The metadata of a DICOM file already stored, as rendering reads it: every
+/// structural check of intake, not its neutralisation (a file stored before
+/// a check was added still shows).
+pub fn stored_meta(bytes: &[u8]) -> Result<DicomMeta, IntakeError> {
+    scan_dicom(bytes).map(|(meta, _)| meta)
+}
+
 /// dicom-rs reads the data set up to the pixel data from the scanner's copy,
 /// whose every length has been checked against the bytes there, so it can
 /// allocate no more than that copy holds.

@@ -19,6 +19,7 @@ mod trailer;
 pub use error::{ActiveContent, IntakeError, RenderError, RequiredTag};
 pub use intake::{
     Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom,
+    stored_meta,
 };
 pub use meta::{DicomMeta, Window};
 pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};

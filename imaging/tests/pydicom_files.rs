@@ -468,13 +468,29 @@ fn every_pydicom_image_renders_its_first_and_last_frame_or_says_why_not() {
     let dir = test_files();
     let default = WindowChoice::Preset(Preset::Default);
     let mut images = Vec::new();
+    let mut preamble_refused = Vec::new();
     for (name, path) in files_under(&dir) {
-        if let Ok(Checked::Dicom(meta)) = check(&path)
-            && meta.has_pixel_data
-        {
+        let meta = match check(&path) {
+            Ok(Checked::Dicom(meta)) => meta,
+            // Refused at intake for a byte in its preamble, but a file stored
+            // before that check still renders: read as rendering reads it.
+            Err(IntakeError::DicomPreamble { .. }) => {
+                preamble_refused.push(name.clone());
+                Box::new(imaging::stored_meta(&std::fs::read(&path).unwrap()).unwrap())
+            }
+            _ => continue,
+        };
+        if meta.has_pixel_data {
             images.push((name, path, meta));
         }
     }
+    // pydicom's DICOMDIR set: files with one stray byte (0x01 at offset 16).
+    assert_eq!(preamble_refused.len(), 9, "{preamble_refused:?}");
+    assert!(
+        preamble_refused
+            .iter()
+            .all(|n| n.starts_with("dicomdirtests/"))
+    );
     let listed = |list: &[(&str, &str)]| -> Vec<String> {
         list.iter().map(|(n, _)| n.to_string()).collect()
     };
