@@ -397,8 +397,8 @@ struct InStream {
     keys: StreamKeys,
     /// Bytes held back: they may be the start of `endstream`.
     tail: Vec<u8>,
-    /// A CR ended `stream`; an LF right after it is not data.
-    skip_lf: bool,
+    /// What lies between `stream` and the data.
+    start: Start,
     raw: Searched,
     inflating: Option<Inflating>,
 }
@@ -434,8 +434,18 @@ impl Default for PdfScanner {
 /// What a token outside stream data means for the scan.
 enum Next {
     Go,
-    /// `stream` and its end of line: data follows (`true`: after a CR).
-    Stream(bool),
+    /// `stream`: its data follows the end of line.
+    Stream(Start),
+}
+
+/// Where stream data starts, after `stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Data,
+    /// A CR ended `stream`: an LF right after it is not data.
+    AfterCr,
+    /// Blanks ended `stream`; readers skip them to the end of the line.
+    ToEol,
 }
 
 fn object_event(
@@ -455,9 +465,12 @@ fn object_event(
             keys.expecting_filter = false;
             match *w {
                 b"obj" | b"endobj" => *keys = StreamKeys::default(),
-                b"stream" if was_dict && matches!(end, Some(b'\r' | b'\n')) => {
-                    return Ok(Next::Stream(*end == Some(b'\r')));
-                }
+                b"stream" if was_dict => match end {
+                    Some(b'\n') => return Ok(Next::Stream(Start::Data)),
+                    Some(b'\r') => return Ok(Next::Stream(Start::AfterCr)),
+                    Some(b' ' | b'\t') => return Ok(Next::Stream(Start::ToEol)),
+                    _ => {}
+                },
                 _ => {}
             }
         }
@@ -483,20 +496,20 @@ impl PdfScanner {
             let mut next = Next::Go;
             let (judge, keys, after_dict) = (&mut self.judge, &mut self.keys, &mut self.after_dict);
             self.lexer.push(b, &mut |e: Event<'_>| {
-                if let Next::Stream(cr) = object_event(judge, keys, after_dict, &e)? {
-                    next = Next::Stream(cr);
+                if let Next::Stream(start) = object_event(judge, keys, after_dict, &e)? {
+                    next = Next::Stream(start);
                 }
                 Ok(())
             })?;
-            if let Next::Stream(cr) = next {
-                self.begin_stream(cr)?;
+            if let Next::Stream(start) = next {
+                self.begin_stream(start)?;
                 return Ok(&data[i + 1..]);
             }
         }
         Ok(&[])
     }
 
-    fn begin_stream(&mut self, after_cr: bool) -> Result<(), IntakeError> {
+    fn begin_stream(&mut self, start: Start) -> Result<(), IntakeError> {
         let keys = std::mem::take(&mut self.keys);
         self.after_dict = false;
         let uncheckable = keys.other_filter || keys.predictor || keys.by_reference;
@@ -515,7 +528,7 @@ impl PdfScanner {
         self.mode = Mode::Stream(Box::new(InStream {
             keys,
             tail: Vec::new(),
-            skip_lf: after_cr,
+            start,
             raw: Searched::new(raw),
             inflating: inflated.map(|names| Inflating {
                 inflater: Box::new(Decompress::new(true)),
@@ -534,8 +547,29 @@ impl PdfScanner {
         let Mode::Stream(s) = &mut self.mode else {
             return Ok(data);
         };
-        if std::mem::take(&mut s.skip_lf) && data.first() == Some(&b'\n') {
-            data = &data[1..];
+        loop {
+            match s.start {
+                Start::Data => break,
+                Start::AfterCr => {
+                    s.start = Start::Data;
+                    if data.first() == Some(&b'\n') {
+                        data = &data[1..];
+                    }
+                }
+                // Blanks are passed to the end of the line; anything else is data.
+                Start::ToEol => match data.iter().position(|&b| b != b' ' && b != b'\t') {
+                    None => return Ok(&[]),
+                    Some(at) => {
+                        let (next, skip) = match data[at] {
+                            b'\r' => (Start::AfterCr, 1),
+                            b'\n' => (Start::Data, 1),
+                            _ => (Start::Data, 0),
+                        };
+                        s.start = next;
+                        data = &data[at + skip..];
+                    }
+                },
+            }
         }
         let mut joined = std::mem::take(&mut s.tail);
         joined.extend_from_slice(data);
