@@ -4,7 +4,8 @@
 //! unknown); both must accept it or both refuse it. An accepted file of modest
 //! size is rendered, so the decoders see what intake lets through. Run with
 //! `-rss_limit_mb`/`-malloc_limit_mb` so an allocation by a declared length
-//! is a crash.
+//! is a crash. The same bytes after `%PDF-` go through the PDF scanner of
+//! intake (active content), whole and streamed: the same verdict either way.
 
 use imaging::{Checked, Intake, Preset, WindowChoice};
 
@@ -16,11 +17,26 @@ pub enum Verdict {
     Other,
 }
 
+/// The bytes as the rest of a PDF attachment: whole and streamed agree.
+pub fn pdf(chunk: usize, file: &[u8]) -> Result<(), &'static str> {
+    let mut bytes = b"%PDF-".to_vec();
+    bytes.extend_from_slice(file);
+    let whole = imaging::check_bytes("fuzz.pdf", "application/pdf", &bytes);
+    let mut streamed = Intake::new("fuzz.pdf", "application/pdf");
+    let streamed = bytes
+        .chunks(chunk)
+        .try_for_each(|c| streamed.feed(c))
+        .and_then(|()| streamed.finish());
+    assert_eq!(whole, streamed, "a PDF judged whole and streamed differs");
+    whole.map(drop).map_err(|e| e.code())
+}
+
 pub fn intake(data: &[u8]) -> Verdict {
     let Some((&first, file)) = data.split_first() else {
         return Verdict::Other;
     };
     let chunk = usize::from(first) + 1;
+    let _ = pdf(chunk, file);
     let whole = imaging::check_bytes("fuzz.dcm", "application/dicom", file);
     let mut streamed = Intake::new("fuzz.dcm", "application/dicom");
     let streamed = file

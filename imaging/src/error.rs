@@ -40,6 +40,50 @@ impl RequiredTag {
     }
 }
 
+/// Active content found in a PDF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveContent {
+    JavaScript,
+    Launch,
+    OpenAction,
+    AdditionalActions,
+    EmbeddedFile,
+    Xfa,
+    Multimedia,
+    SubmitForm,
+    RemoteFile,
+}
+
+impl ActiveContent {
+    pub fn en(self) -> &'static str {
+        match self {
+            Self::JavaScript => "JavaScript",
+            Self::Launch => "an action that launches a program (/Launch)",
+            Self::OpenAction => "an action run when it is opened (/OpenAction)",
+            Self::AdditionalActions => "actions run on opening, closing or other events (/AA)",
+            Self::EmbeddedFile => "an embedded file or file attachment",
+            Self::Xfa => "an XFA form",
+            Self::Multimedia => "rich media or renditions that can run code",
+            Self::SubmitForm => "a form action that sends or imports data",
+            Self::RemoteFile => "a link that opens another file (/GoToR)",
+        }
+    }
+
+    pub fn ja(self) -> &'static str {
+        match self {
+            Self::JavaScript => "JavaScript",
+            Self::Launch => "プログラムを起動するアクション（/Launch）",
+            Self::OpenAction => "開いたときに実行されるアクション（/OpenAction）",
+            Self::AdditionalActions => "開閉などのときに実行されるアクション（/AA）",
+            Self::EmbeddedFile => "埋め込みファイル・添付ファイル",
+            Self::Xfa => "XFAフォーム",
+            Self::Multimedia => "コードを実行しうるリッチメディア",
+            Self::SubmitForm => "データを送信・取り込むフォームアクション",
+            Self::RemoteFile => "別のファイルを開くリンク（/GoToR）",
+        }
+    }
+}
+
 /// Why an uploaded file is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
@@ -91,6 +135,23 @@ pub enum IntakeError {
         format: &'static str,
         reason: String,
     },
+    #[error(
+        "the DICOM file's 128-byte preamble holds data{}: it must be zeros or a TIFF header, since such a file can also be run as a program (CVE-2019-11687)",
+        if *.program { " (a Windows program header)" } else { "" }
+    )]
+    DicomPreamble { program: bool },
+    #[error("data follows the end of the {format} image, where another file can hide")]
+    DataAfterEnd { format: &'static str },
+    #[error("the {} contains active content: {}", if *.encapsulated { "PDF inside the DICOM file" } else { "PDF" }, .what.en())]
+    PdfActiveContent {
+        what: ActiveContent,
+        /// The PDF is the Encapsulated Document of a DICOM instance.
+        encapsulated: bool,
+    },
+    #[error("the PDF cannot be checked for active content: {0}")]
+    PdfUncheckable(String),
+    #[error("the PDF's compressed content exceeds {limit_mib} MiB, more than is checked here")]
+    PdfTooLarge { limit_mib: u64 },
 }
 
 impl IntakeError {
@@ -106,6 +167,11 @@ impl IntakeError {
             Self::UnsupportedTransferSyntax(_) => "dicom_unsupported_transfer_syntax",
             Self::Malformed(_) => "dicom_malformed",
             Self::BadImage { .. } => "bad_image",
+            Self::DicomPreamble { .. } => "dicom_preamble",
+            Self::DataAfterEnd { .. } => "data_after_image_end",
+            Self::PdfActiveContent { .. } => "pdf_active_content",
+            Self::PdfUncheckable(_) => "pdf_uncheckable",
+            Self::PdfTooLarge { .. } => "pdf_too_large",
         }
     }
 
@@ -152,6 +218,24 @@ impl IntakeError {
             Self::BadImage { format, .. } => {
                 format!("{format}画像のように見えますが、ヘッダを読み取れません")
             }
+            Self::DicomPreamble { program } => format!(
+                "DICOMファイルの先頭128バイト（プリアンブル）にデータが入っています{}。プログラムとしても実行できるファイルになりうるため受け付けません（CVE-2019-11687）",
+                if *program { "（Windowsプログラムのヘッダ）" } else { "" }
+            ),
+            Self::DataAfterEnd { format } => format!(
+                "{format}画像の終わりの後にデータが続いています。別のファイルを隠せるため受け付けません"
+            ),
+            Self::PdfActiveContent { what, encapsulated } => format!(
+                "{}に{}が含まれているため受け付けません",
+                if *encapsulated { "DICOMファイル内のPDF" } else { "PDF" },
+                what.ja()
+            ),
+            Self::PdfUncheckable(_) => {
+                "PDFの中身（圧縮されたオブジェクト）を確認できないため受け付けません".into()
+            }
+            Self::PdfTooLarge { limit_mib } => format!(
+                "PDFの圧縮された中身が確認できる上限（{limit_mib} MiB）を超えています"
+            ),
         }
     }
 }

@@ -4,6 +4,11 @@
 //! that can be placed in a study; JPEG and PNG images must have a readable
 //! header. Memory stays bounded whatever the file says about itself.
 //!
+//! Neutralisation (issue 26): a DICOM preamble must be zeros or a TIFF
+//! header; a PDF, and the PDF inside an Encapsulated PDF instance, is refused
+//! when it holds active content (`pdf_active`); data after a JPEG's or PNG's
+//! end is refused (`trailer`). Each is judged on the streamed bytes.
+//!
 //! JPEG and PNG headers are read with jpeg-decoder and png from the first MiB.
 //! A DICOM file goes through the bounded walk (`scan`), then
 //! `DicomMeta::from_scan` (required tags, native pixel geometry) and
@@ -16,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::IntakeError;
 use crate::meta::DicomMeta;
+use crate::pdf_active::PdfScanner;
 use crate::scan::{Scanned, Scanner};
+use crate::trailer::EndWalk;
 
 /// Bytes of an image kept to read its header.
 const IMAGE_HEAD: usize = 1 << 20;
@@ -68,7 +75,9 @@ pub fn claims_dicom(name: &str, media_type: &str) -> bool {
 enum State {
     Sniffing(Vec<u8>),
     Dicom(Box<Scanner>),
-    Image(ImageFormat, Vec<u8>),
+    /// The header kept, and the walk to the image's end.
+    Image(ImageFormat, Vec<u8>, EndWalk),
+    Pdf(Box<PdfScanner>),
     Other,
 }
 
@@ -76,7 +85,24 @@ enum State {
 pub struct Intake {
     claims_dicom: bool,
     size_hint: Option<u64>,
+    /// Neutralisation checks (preamble, active content, data after the end);
+    /// off only to read back a file already stored.
+    neutralise: bool,
     state: State,
+}
+
+/// A DICOM preamble must be zeros or a TIFF header (PS3.10 7.1): anything
+/// else may make the file a program too (CVE-2019-11687). The file is
+/// refused rather than its preamble zeroed, so the bytes sealed are the
+/// sender's own, and so are their checksums.
+fn check_preamble(preamble: &[u8]) -> Result<(), IntakeError> {
+    let tiff = preamble.starts_with(b"II*\0") || preamble.starts_with(b"MM\0*");
+    if tiff || preamble.iter().all(|&b| b == 0) {
+        return Ok(());
+    }
+    Err(IntakeError::DicomPreamble {
+        program: preamble.starts_with(b"MZ"),
+    })
 }
 
 impl Intake {
@@ -84,8 +110,16 @@ impl Intake {
         Self {
             claims_dicom: claims_dicom(name, media_type),
             size_hint: None,
+            neutralise: true,
             state: State::Sniffing(Vec::with_capacity(SNIFF)),
         }
+    }
+
+    /// Reads a file already stored: the structure is checked, the
+    /// neutralisation of intake is not applied again.
+    fn stored(mut self) -> Self {
+        self.neutralise = false;
+        self
     }
 
     /// The file's total size, when known before it is read: a declared
@@ -109,11 +143,12 @@ impl Intake {
         match &mut self.state {
             State::Sniffing(_) | State::Other => Ok(()),
             State::Dicom(scanner) => scanner.feed(data),
-            State::Image(_, head) => {
+            State::Image(_, head, walk) => {
                 let n = (IMAGE_HEAD - head.len()).min(data.len());
                 head.extend_from_slice(&data[..n]);
-                Ok(())
+                walk.feed(data)
             }
+            State::Pdf(pdf) => pdf.feed(data),
         }
     }
 
@@ -121,6 +156,10 @@ impl Intake {
     fn decide(&mut self, head: &[u8]) -> Result<(), IntakeError> {
         self.state = if head.len() >= SNIFF && &head[128..132] == b"DICM" {
             let mut scanner = Box::new(Scanner::new(self.size_hint));
+            if self.neutralise {
+                check_preamble(&head[..128])?;
+                scanner.check_documents();
+            }
             scanner.feed(head)?;
             State::Dicom(scanner)
         } else if self.claims_dicom {
@@ -130,9 +169,13 @@ impl Intake {
                 IntakeError::NotDicom
             });
         } else if head.starts_with(b"\xFF\xD8\xFF") {
-            State::Image(ImageFormat::Jpeg, head.to_vec())
+            image(ImageFormat::Jpeg, head)?
         } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
-            State::Image(ImageFormat::Png, head.to_vec())
+            image(ImageFormat::Png, head)?
+        } else if self.neutralise && head.starts_with(b"%PDF-") {
+            let mut pdf = Box::<PdfScanner>::default();
+            pdf.feed(head)?;
+            State::Pdf(pdf)
         } else {
             State::Other
         };
@@ -176,9 +219,21 @@ impl Intake {
                 parse_with_dicom_rs(&scanned)?;
                 Ok(Finished::Dicom(Box::new((meta, scanned))))
             }
-            State::Image(format, head) => image_info(format, &head).map(Finished::Image),
+            State::Image(format, head, walk) => {
+                let info = image_info(format, &head)?;
+                walk.finish()?;
+                Ok(Finished::Image(info))
+            }
+            State::Pdf(pdf) => pdf.finish().map(|()| Finished::Other),
         }
     }
+}
+
+/// An image's first bytes: its header is kept, its end walked to.
+fn image(format: ImageFormat, head: &[u8]) -> Result<State, IntakeError> {
+    let mut walk = EndWalk::new(format);
+    walk.feed(head)?;
+    Ok(State::Image(format, head.to_vec(), walk))
 }
 
 /// [`Checked`] with, for DICOM, the walk itself (raw values, where the pixel
@@ -192,12 +247,21 @@ enum Finished {
 /// The intake of a DICOM file held in memory, for rendering: its metadata and
 /// the walk, every length checked. Anything but DICOM is `NotDicom`.
 pub(crate) fn scan_dicom(bytes: &[u8]) -> Result<(DicomMeta, Scanned), IntakeError> {
-    let mut intake = Intake::new("", "application/dicom").with_size(bytes.len() as u64);
+    let mut intake = Intake::new("", "application/dicom")
+        .with_size(bytes.len() as u64)
+        .stored();
     intake.feed(bytes)?;
     match intake.finish_scanned()? {
         Finished::Dicom(dicom) => Ok(*dicom),
         Finished::Image(_) | Finished::Other => Err(IntakeError::NotDicom),
     }
+}
+
+/// The metadata of a DICOM file already stored, as rendering reads it: every
+/// structural check of intake, not its neutralisation (a file stored before
+/// a check was added still shows).
+pub fn stored_meta(bytes: &[u8]) -> Result<DicomMeta, IntakeError> {
+    scan_dicom(bytes).map(|(meta, _)| meta)
 }
 
 /// dicom-rs reads the data set up to the pixel data from the scanner's copy,

@@ -9,17 +9,21 @@ pub mod error;
 pub mod intake;
 pub mod meta;
 pub mod patient;
+mod pdf_active;
 pub mod render;
 pub mod sample;
 mod scan;
 pub mod study;
+mod trailer;
 
-pub use error::{IntakeError, RenderError, RequiredTag};
+pub use error::{ActiveContent, IntakeError, RenderError, RequiredTag};
 pub use intake::{
     Checked, ImageFormat, ImageInfo, Intake, check_bytes, check_file, check_reader, claims_dicom,
+    stored_meta,
 };
 pub use meta::{DicomMeta, Window};
 pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
+pub use pdf_active::{INFLATE_PER_FILE, INFLATE_PER_STREAM, check_pdf};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
 pub use scan::{HEADER_CAP, MAX_DEPTH};
 pub use study::{InstanceRef, Series, Study, group};

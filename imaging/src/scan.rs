@@ -23,6 +23,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_dictionary_std::StandardDataDictionary;
 
 use crate::error::IntakeError;
+use crate::pdf_active::{ENCAPSULATED_PDF_CLASS, EncapsulatedDocument};
 
 /// Deepest sequence nesting accepted (real files rarely exceed 5).
 pub const MAX_DEPTH: usize = 16;
@@ -33,6 +34,9 @@ const VALUE_CAP: u64 = 64 * 1024;
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 pub const PIXEL_DATA: u32 = 0x7FE0_0010;
 pub const TRANSFER_SYNTAX: u32 = 0x0002_0010;
+/// Encapsulated Document (0042,0011): the PDF of an Encapsulated PDF instance.
+const ENCAPSULATED_DOCUMENT: u32 = 0x0042_0011;
+const SOP_CLASS: u32 = 0x0008_0016;
 
 /// Top-level tags whose values intake reads.
 const WANTED: &[u32] = &[
@@ -173,6 +177,9 @@ pub struct Scanner {
     header_open: bool,
     top_start: usize,
     pixel: Option<PixelData>,
+    /// Whether a top-level Encapsulated Document is searched for active content.
+    documents: bool,
+    document: Option<EncapsulatedDocument>,
 }
 
 /// A finished walk.
@@ -269,7 +276,15 @@ impl Scanner {
             header_open: true,
             top_start: 0,
             pixel: None,
+            documents: false,
+            document: None,
         }
+    }
+
+    /// Searches a top-level Encapsulated Document (0042,0011) for active
+    /// content as it streams past, when it is a PDF.
+    pub fn check_documents(&mut self) {
+        self.documents = true;
     }
 
     fn consume(&mut self, bytes: &[u8]) {
@@ -297,10 +312,16 @@ impl Scanner {
                 v.left -= n as u64;
                 let done = v.left == 0;
                 let (chunk, rest) = data.split_at(n);
+                if let Some(doc) = &mut self.document {
+                    doc.feed(chunk)?;
+                }
                 self.consume(chunk);
                 data = rest;
                 if done {
                     self.end_value();
+                    if let Some(doc) = self.document.take() {
+                        doc.finish()?;
+                    }
                 }
                 continue;
             }
@@ -318,7 +339,7 @@ impl Scanner {
     /// neither kept nor part of the copy for dicom-rs (pixel data, in practice).
     pub fn skippable(&self) -> u64 {
         match &self.value {
-            Some(v) if v.keep.is_none() && !self.header_open => v.left,
+            Some(v) if v.keep.is_none() && !self.header_open && self.document.is_none() => v.left,
             _ => 0,
         }
     }
@@ -586,6 +607,12 @@ impl Scanner {
         self.check_fits(tag, len)?;
         let keep = (top_level && WANTED.contains(&tag) && len <= VALUE_CAP)
             .then(|| Vec::with_capacity(len as usize));
+        if self.documents && top_level && tag == ENCAPSULATED_DOCUMENT && len > 0 {
+            let class = crate::charset::trim_value(self.value_of(SOP_CLASS).unwrap_or(&[]));
+            self.document = Some(EncapsulatedDocument::new(
+                class == ENCAPSULATED_PDF_CLASS.as_bytes(),
+            ));
+        }
         self.value = Some(Value {
             tag,
             declared: len,

@@ -261,6 +261,29 @@ mod tests {
         ));
     }
 
+    /// The renamed macro documents of imaging's neutralisation corpus
+    /// (`imaging/tests/neutral/make.py`): a `.docm` named `.pdf`, an OLE
+    /// document named `.jpg` — refused by what they are, whatever the name.
+    #[test]
+    fn renamed_macro_documents_of_the_corpus_are_refused_by_content() {
+        let docm = include_bytes!("../../../imaging/tests/neutral/renamed-macro-document.pdf");
+        let ole = include_bytes!("../../../imaging/tests/neutral/renamed-ole-document.jpg");
+        for (name, bytes, what) in [
+            ("report.pdf", &docm[..], "Office Open XML"),
+            ("photo.jpg", &ole[..], "OLE compound file: .doc/.xls/.ppt"),
+        ] {
+            let err = PolicedReader::new(io::Cursor::new(bytes.to_vec()), name)
+                .read_to_end(&mut Vec::new())
+                .unwrap_err();
+            let refused = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<RefusedAttachment>())
+                .unwrap();
+            assert_eq!(refused.refusal, Refusal::MacroDocument(what), "{name}");
+            assert!(refused.refusal.reason_ja().contains("マクロ"));
+        }
+    }
+
     #[test]
     fn the_policed_reader_passes_accepted_bytes_through_unchanged() {
         let mut file = dicom();
