@@ -12,6 +12,7 @@ pub mod patient;
 pub mod render;
 pub mod sample;
 mod scan;
+mod stream;
 pub mod study;
 
 pub use error::{IntakeError, RenderError, RequiredTag};
@@ -22,4 +23,5 @@ pub use meta::{DicomMeta, Window};
 pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
 pub use scan::{HEADER_CAP, MAX_DEPTH};
+pub use stream::{FRAME_CAP, FrameCapture};
 pub use study::{InstanceRef, Series, Study, group};
