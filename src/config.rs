@@ -39,6 +39,17 @@ pub struct FileConfig {
     pub records: RecordsSection,
     #[serde(default)]
     pub attachments: AttachmentsSection,
+    #[serde(default)]
+    pub imaging: ImagingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingSection {
+    /// Slices rendered at once (default: the core count).
+    pub max_renders: Option<usize>,
+    /// Seconds a render waits for a slot before it is refused (default 30).
+    pub render_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +171,8 @@ pub struct Settings {
     pub records: RecordsSettings,
     /// When senders are warned that an item is large (never a limit).
     pub upload: webmail::UploadPolicy,
+    /// Rendered slices at once, and how long one waits for a slot.
+    pub renders: mailbox::postroom::RenderLimit,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -201,7 +214,9 @@ impl Settings {
         let imap = imap_settings(&file.imap);
         let records = records_settings(args, &file.records)?;
         let upload = upload_policy(args, &file.attachments)?;
+        let renders = render_limit(&file.imaging)?;
         Ok(Self {
+            renders,
             records,
             upload,
             imap_listen: args.imap_listen.or(file.imap.listen),
@@ -387,6 +402,21 @@ fn upload_policy(
     })
 }
 
+/// How many slices render at once (at least 1), and the wait for a slot.
+fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::RenderLimit> {
+    let defaults = mailbox::postroom::RenderLimit::default();
+    Ok(mailbox::postroom::RenderLimit {
+        max_renders: match imaging.max_renders {
+            Some(0) => bail!("imaging.max_renders must be at least 1"),
+            Some(n) => n,
+            None => defaults.max_renders,
+        },
+        wait: imaging
+            .render_wait_secs
+            .map_or(defaults.wait, Duration::from_secs),
+    })
+}
+
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
@@ -439,6 +469,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.upload.warn_above_bytes, MIB);
+    }
+
+    #[test]
+    fn render_slots_come_from_the_imaging_section() {
+        let e = resolve("[imaging]\nmax_renders = 0\n").unwrap_err();
+        assert!(format!("{e:#}").contains("imaging.max_renders must be at least 1"));
+        let s = resolve("[imaging]\nmax_renders = 3\nrender_wait_secs = 5\n").unwrap();
+        assert_eq!(s.renders.max_renders, 3);
+        assert_eq!(s.renders.wait, Duration::from_secs(5));
+        let s = resolve("").unwrap();
+        assert!(s.renders.max_renders >= 1);
+        assert_eq!(s.renders.wait, Duration::from_secs(30));
     }
 
     #[test]

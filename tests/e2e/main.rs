@@ -19,6 +19,7 @@ mod pages_admin;
 mod pages_doctor;
 mod pages_office;
 mod pages_referral;
+mod render_memory;
 mod place;
 mod records;
 mod sealed;

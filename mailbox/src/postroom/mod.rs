@@ -20,6 +20,7 @@ mod forward;
 mod integrity;
 mod open;
 mod place;
+mod render;
 mod send;
 mod sweep;
 
@@ -44,6 +45,7 @@ pub use flags::DeliveryProgress;
 pub use integrity::AttachmentIntegrity;
 pub use open::{OpenedItem, SignatureStatus};
 pub use place::PlaceCheck;
+pub use render::RenderLimit;
 pub use send::{OutgoingAttachment, PatientConfirmation};
 pub(crate) use send::{Sealing, ThreadLink};
 
@@ -132,6 +134,8 @@ pub struct Postroom {
     delivery_wake: Arc<tokio::sync::Notify>,
     /// Creation times, and today in Japan for consent dates.
     clock: SharedClock,
+    /// Slots for rendered slices (`[imaging] max_renders`).
+    renders: render::RenderGate,
 }
 
 /// Beyond this many distinct certificates the cache starts over.
@@ -167,6 +171,7 @@ impl Postroom {
             blobs,
             blind_key,
             clock: crate::clock::system(),
+            renders: render::RenderGate::new(&RenderLimit::default()),
         }
     }
 
