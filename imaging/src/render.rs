@@ -426,16 +426,18 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
         crate::intake::scan_dicom(bytes).map_err(|e| RenderError::Open(e.to_string()))?;
     let plan = Plan::of(&meta, &scanned, frame)?;
     let frames = meta.frames;
-    render_planned(&meta, &scanned, &plan, choice, |plan| match plan.codestream {
-        None => {
-            let value = usize::try_from(plan.pixel.offset)
-                .ok()
-                .zip(plan.pixel.length.and_then(|n| usize::try_from(n).ok()))
-                .and_then(|(start, len)| bytes.get(start..)?.get(..len))
-                .ok_or_else(short)?;
-            native_frame(value, 0, value.len() as u64, plan, frame)
+    render_planned(&meta, &scanned, &plan, choice, |plan| {
+        match plan.codestream {
+            None => {
+                let value = usize::try_from(plan.pixel.offset)
+                    .ok()
+                    .zip(plan.pixel.length.and_then(|n| usize::try_from(n).ok()))
+                    .and_then(|(start, len)| bytes.get(start..)?.get(..len))
+                    .ok_or_else(short)?;
+                native_frame(value, 0, value.len() as u64, plan, frame)
+            }
+            Some(c) => crate::stream::compressed_frame(bytes, frame, frames, c, &plan.layout),
         }
-        Some(c) => crate::stream::compressed_frame(bytes, frame, frames, c, &plan.layout),
     })
 }
 
@@ -588,7 +590,9 @@ pub(crate) fn native_frame<'a>(
         if k >= value_len {
             return None;
         }
-        window.get(usize::try_from(k.checked_sub(base)?).ok()?).copied()
+        window
+            .get(usize::try_from(k.checked_sub(base)?).ok()?)
+            .copied()
     };
     let per_frame = l.stored_samples();
     if l.bits_allocated == 1 {

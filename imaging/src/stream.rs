@@ -114,9 +114,7 @@ impl FrameCapture {
     fn keep(&mut self, n: usize) -> Result<(), RenderError> {
         self.kept += n as u64;
         if self.kept > FRAME_CAP {
-            return Err(RenderError::TooLarge {
-                pixels: self.kept,
-            });
+            return Err(RenderError::TooLarge { pixels: self.kept });
         }
         Ok(())
     }
@@ -201,21 +199,23 @@ impl FrameCapture {
         let (window, window_start) = (self.window, self.window_start);
         let (own, by_table, overflow) = (self.own, self.by_table, self.overflow);
         let value_len = plan.pixel.length.unwrap_or(0);
-        render_planned(&meta, &scanned, &plan, choice, |plan| match plan.codestream {
-            None => crate::render::native_frame(&window, window_start, value_len, plan, plan.frame),
-            Some(c) => {
-                let frags = if c == Codestream::Rle || fragments == meta.frames {
-                    vec![own.ok_or_else(|| missing(plan.frame))?]
-                } else if overflow {
-                    return Err(RenderError::TooLarge {
-                        pixels: FRAME_CAP,
-                    });
-                } else if by_table.is_empty() {
-                    return Err(missing(plan.frame));
-                } else {
-                    by_table
-                };
-                fragments_frame(&scanned, frags, c, &plan.layout)
+        render_planned(&meta, &scanned, &plan, choice, |plan| {
+            match plan.codestream {
+                None => {
+                    crate::render::native_frame(&window, window_start, value_len, plan, plan.frame)
+                }
+                Some(c) => {
+                    let frags = if c == Codestream::Rle || fragments == meta.frames {
+                        vec![own.ok_or_else(|| missing(plan.frame))?]
+                    } else if overflow {
+                        return Err(RenderError::TooLarge { pixels: FRAME_CAP });
+                    } else if by_table.is_empty() {
+                        return Err(missing(plan.frame));
+                    } else {
+                        by_table
+                    };
+                    fragments_frame(&scanned, frags, c, &plan.layout)
+                }
             }
         })
     }
@@ -330,4 +330,3 @@ pub(crate) fn compressed_frame(
         big_endian: false,
     })
 }
-

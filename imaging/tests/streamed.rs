@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{oracle, test_files};
-use imaging::{Checked, FrameCapture, Preset, Rendered, RenderError, Window, WindowChoice};
+use imaging::{Checked, FrameCapture, Preset, RenderError, Rendered, Window, WindowChoice};
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -91,8 +91,10 @@ fn every_pydicom_image_streams_to_the_same_frames_as_in_memory() {
             match same(&name, &bytes, frame, default) {
                 Ok(true) => {
                     rendered += 1;
-                    compressed += usize::from(meta.transfer_syntax.starts_with("1.2.840.10008.1.2.4")
-                        || meta.transfer_syntax == "1.2.840.10008.1.2.5");
+                    compressed += usize::from(
+                        meta.transfer_syntax.starts_with("1.2.840.10008.1.2.4")
+                            || meta.transfer_syntax == "1.2.840.10008.1.2.5",
+                    );
                     multi += usize::from(meta.frames > 1 && frame > 0);
                 }
                 Ok(false) => {}
@@ -103,7 +105,10 @@ fn every_pydicom_image_streams_to_the_same_frames_as_in_memory() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(rendered >= 85, "{rendered} frames rendered");
     assert!(compressed >= 30, "{compressed} compressed frames rendered");
-    assert!(multi >= 10, "{multi} later frames of multi-frame files rendered");
+    assert!(
+        multi >= 10,
+        "{multi} later frames of multi-frame files rendered"
+    );
 }
 
 #[test]

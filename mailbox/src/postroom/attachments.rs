@@ -245,4 +245,3 @@ pub(super) fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<
 /// Attachments up to this size (64 MiB of plaintext) are checked whole
 /// before a download's answer starts.
 pub const VERIFY_WHOLE_BYTES: u64 = 64 << 20;
-
