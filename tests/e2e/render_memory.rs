@@ -7,11 +7,13 @@
 //! the server's peak resident memory (`VmHWM` in /proc/PID/status, upload
 //! included) stays under 512 MiB — a render holds one frame, not the file
 //! (it used to decrypt the whole file into memory: 1 GiB per render). The
-//! first and the last frame rendered alone are timed and printed.
+//! first and the last frame rendered alone are timed and printed. Then one
+//! byte of the blob flipped far past frame 0 makes frame 0 refused as
+//! `tampered_attachment` and the file `damaged`.
 //! `RENKEI_RENDER_CONCURRENCY=N` renders N at once instead, with the server's
 //! own defaults (no `[imaging]` section: to measure an older server).
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,6 +22,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
 use crate::dicom_support::{PATIENT, Reading};
+use crate::harness::Db;
 
 const SIZE: usize = 512;
 /// Just under 1 GiB of pixels: the most the in-memory renderer took.
@@ -275,4 +278,45 @@ async fn twenty_concurrent_renders_of_a_1_gib_file_stay_under_512_mib() {
         started.elapsed().as_secs_f64()
     );
     assert!(peak < 512, "server peak resident memory {peak} MiB");
+
+    // One flipped byte three quarters into the blob, far past frame 0: the
+    // whole file is checked before a frame is shown, so frame 0 is refused
+    // (422, nothing of it) and the file is marked damaged.
+    let db = Db::open(&r.net).await;
+    let key = db
+        .strings(&format!(
+            "SELECT blob_key FROM attachments WHERE envelope_id = '{id}' AND idx = 0"
+        ))
+        .await[0]
+        .clone()
+        .unwrap();
+    let blob = r.net.data_dir().join("blobs").join(key);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&blob)
+        .unwrap();
+    let at = f.metadata().unwrap().len() / 4 * 3;
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[byte[0] ^ 1]).unwrap();
+    drop(f);
+    let answer = r
+        .rad_c
+        .get(r.server.url(&format!(
+            "/api/v1/envelopes/{id}/attachments/0/render?frame=0"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refusal: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(refusal["error"], "tampered_attachment", "{refusal}");
+    let item = r
+        .server
+        .get_json(&r.rad_c, &format!("/api/v1/envelopes/{id}"))
+        .await;
+    assert_eq!(item["attachments"][0]["integrity"], "damaged", "{item}");
 }
