@@ -139,7 +139,8 @@ impl Application {
                 BlobStore::new(settings.data_dir.join("blobs")),
                 Arc::new(blind_index_key(&settings)?),
             )
-            .with_clock(clock.clone()),
+            .with_clock(clock.clone())
+            .with_render_limit(&settings.renders),
         );
         let notices = Arc::new(
             Notices::new(store.clone(), settings.notify.clone())

@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub attachments: AttachmentsSection,
     #[serde(default)]
     pub audit: AuditSection,
+    pub imaging: ImagingSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +70,15 @@ pub struct AuditSettings {
     pub node: String,
     /// The operator's address checkpoints are mailed to (with a relay).
     pub mail_to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingSection {
+    /// Slices rendered at once (default: the core count).
+    pub max_renders: Option<usize>,
+    /// Seconds a render waits for a slot before it is refused (default 30).
+    pub render_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +203,8 @@ pub struct Settings {
     /// When senders are warned that an item is large (never a limit).
     pub upload: webmail::UploadPolicy,
     pub audit: AuditSettings,
+    /// Rendered slices at once, and how long one waits for a slot.
+    pub renders: mailbox::postroom::RenderLimit,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -236,7 +248,9 @@ impl Settings {
         let imap = imap_settings(&file.imap);
         let records = records_settings(args, &file.records)?;
         let upload = upload_policy(args, &file.attachments)?;
+        let renders = render_limit(&file.imaging)?;
         Ok(Self {
+            renders,
             records,
             upload,
             audit,
@@ -442,6 +456,21 @@ fn upload_policy(
     })
 }
 
+/// How many slices render at once (at least 1), and the wait for a slot.
+fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::RenderLimit> {
+    let defaults = mailbox::postroom::RenderLimit::default();
+    Ok(mailbox::postroom::RenderLimit {
+        max_renders: match imaging.max_renders {
+            Some(0) => bail!("imaging.max_renders must be at least 1"),
+            Some(n) => n,
+            None => defaults.max_renders,
+        },
+        wait: imaging
+            .render_wait_secs
+            .map_or(defaults.wait, Duration::from_secs),
+    })
+}
+
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
@@ -518,6 +547,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.upload.warn_above_bytes, MIB);
+    }
+
+    #[test]
+    fn render_slots_come_from_the_imaging_section() {
+        let e = resolve("[imaging]\nmax_renders = 0\n").unwrap_err();
+        assert!(format!("{e:#}").contains("imaging.max_renders must be at least 1"));
+        let s = resolve("[imaging]\nmax_renders = 3\nrender_wait_secs = 5\n").unwrap();
+        assert_eq!(s.renders.max_renders, 3);
+        assert_eq!(s.renders.wait, Duration::from_secs(5));
+        let s = resolve("").unwrap();
+        assert!(s.renders.max_renders >= 1);
+        assert_eq!(s.renders.wait, Duration::from_secs(30));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         | ErrorKind::Forbidden
         | ErrorKind::PasswordChangeRequired => 77,
         ErrorKind::Tampered => 65,
-        ErrorKind::RateLimited => 75,
+        ErrorKind::RateLimited | ErrorKind::Busy => 75,
         ErrorKind::Internal => 70,
     }
 }

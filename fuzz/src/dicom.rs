@@ -2,7 +2,8 @@
 //! through `imaging::Intake` as a file that claims to be DICOM, whole (size
 //! known, as from disk) and streamed in chunks (as an upload arrives, size
 //! unknown); both must accept it or both refuse it. An accepted file of modest
-//! size is rendered, so the decoders see what intake lets through. Run with
+//! size is rendered, so the decoders see what intake lets through, from the
+//! bytes in memory and from a stream (`FrameCapture`), alike. Run with
 //! `-rss_limit_mb`/`-malloc_limit_mb` so an allocation by a declared length
 //! is a crash. The same bytes after `%PDF-` go through the PDF scanner of
 //! intake (active content), whole and streamed: the same verdict either way.
@@ -62,9 +63,24 @@ pub fn intake(data: &[u8]) -> Verdict {
         Ok(Checked::Dicom(meta)) => {
             let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));
             let rendered = (pixels <= 1 << 20).then(|| {
-                match imaging::render_png(file, 0, WindowChoice::Preset(Preset::Default)) {
-                    Ok(_) => "png",
-                    Err(e) => e.code(),
+                let choice = WindowChoice::Preset(Preset::Default);
+                let whole = imaging::render_png(file, 0, choice);
+                // The same frame from a stream (a rendered slice), in the same chunks.
+                let mut capture = imaging::FrameCapture::new(0, Some(file.len() as u64));
+                let streamed = file
+                    .chunks(chunk)
+                    .try_for_each(|c| capture.feed(c))
+                    .and_then(|()| capture.render(choice));
+                match (whole, streamed) {
+                    (Ok(a), Ok(b)) => {
+                        assert!(a.png == b.png, "the streamed frame differs");
+                        "png"
+                    }
+                    (Err(a), Err(b)) => {
+                        assert_eq!(a.code(), b.code(), "whole {a} and streamed {b} differ");
+                        a.code()
+                    }
+                    (a, b) => panic!("whole {:?} and streamed {:?} differ", a.err(), b.err()),
                 }
             });
             Verdict::Dicom { rendered }

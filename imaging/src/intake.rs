@@ -216,7 +216,7 @@ impl Intake {
             State::Dicom(scanner) => {
                 let scanned = scanner.finish()?;
                 let meta = DicomMeta::from_scan(&scanned)?;
-                parse_with_dicom_rs(&scanned)?;
+                parse_header(&scanned)?;
                 Ok(Finished::Dicom(Box::new((meta, scanned))))
             }
             State::Image(format, head, walk) => {
@@ -267,7 +267,7 @@ pub fn stored_meta(bytes: &[u8]) -> Result<DicomMeta, IntakeError> {
 /// dicom-rs reads the data set up to the pixel data from the scanner's copy,
 /// whose every length has been checked against the bytes there, so it can
 /// allocate no more than that copy holds.
-fn parse_with_dicom_rs(scanned: &Scanned) -> Result<(), IntakeError> {
+pub(crate) fn parse_header(scanned: &Scanned) -> Result<(), IntakeError> {
     dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Always)
         .read_until(dicom_dictionary_std::tags::PIXEL_DATA)

@@ -13,6 +13,7 @@ mod pdf_active;
 pub mod render;
 pub mod sample;
 mod scan;
+mod stream;
 pub mod study;
 mod trailer;
 
@@ -26,4 +27,5 @@ pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_pati
 pub use pdf_active::{INFLATE_PER_FILE, INFLATE_PER_STREAM, check_pdf};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
 pub use scan::{HEADER_CAP, MAX_DEPTH};
+pub use stream::{FRAME_CAP, FrameCapture};
 pub use study::{InstanceRef, Series, Study, group};

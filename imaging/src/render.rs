@@ -22,11 +22,10 @@
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use serde::{Deserialize, Serialize};
 
-use crate::codestream::{self, Codestream, Geometry};
+use crate::codestream::{Codestream, Geometry};
 use crate::error::RenderError;
 use crate::meta::{DicomMeta, Window, number};
 use crate::scan::{PixelData, Scanned};
@@ -151,7 +150,7 @@ pub fn apply_window(x: f64, w: Window) -> u8 {
 
 /// A decoder's error with its causes (dicom-pixeldata's own text is only
 /// "Could not decode pixel data").
-fn undecodable(e: &dyn std::error::Error) -> RenderError {
+pub(crate) fn undecodable(e: &dyn std::error::Error) -> RenderError {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -210,21 +209,21 @@ impl Photometric {
 
 /// What the intake walk says about a frame's samples.
 #[derive(Debug, Clone, Copy)]
-struct Layout {
-    pixels: u64,
-    columns: u32,
-    samples: u32,
-    bits_allocated: u32,
-    bits_stored: u32,
-    signed: bool,
+pub(crate) struct Layout {
+    pub(crate) pixels: u64,
+    pub(crate) columns: u32,
+    pub(crate) samples: u32,
+    pub(crate) bits_allocated: u32,
+    pub(crate) bits_stored: u32,
+    pub(crate) signed: bool,
     /// Planar configuration 1 (uncompressed only): each sample's plane in turn.
-    planar: bool,
+    pub(crate) planar: bool,
     /// Uncompressed samples in explicit VR big endian.
-    big_endian: bool,
+    pub(crate) big_endian: bool,
     photometric: Photometric,
     /// The modality LUT: stored value × slope + intercept.
-    slope: f64,
-    intercept: f64,
+    pub(crate) slope: f64,
+    pub(crate) intercept: f64,
 }
 
 impl Layout {
@@ -279,12 +278,12 @@ impl Layout {
         })
     }
 
-    fn bytes_per_sample(&self) -> u32 {
+    pub(crate) fn bytes_per_sample(&self) -> u32 {
         self.bits_allocated.div_ceil(8)
     }
 
     /// Samples stored for one frame: 4:2:2 keeps two per pixel.
-    fn stored_samples(&self) -> u64 {
+    pub(crate) fn stored_samples(&self) -> u64 {
         let per_pixel = if self.photometric == Photometric::YbrFull422 {
             2
         } else {
@@ -293,7 +292,7 @@ impl Layout {
         self.pixels * u64::from(per_pixel)
     }
 
-    fn geometry(&self) -> Geometry {
+    pub(crate) fn geometry(&self) -> Geometry {
         Geometry {
             pixels: self.pixels,
             columns: self.columns,
@@ -305,11 +304,11 @@ impl Layout {
 
 /// One frame's samples: as stored (uncompressed), or as a decoder left them
 /// (little endian, pixel by pixel).
-struct Samples<'a> {
-    data: Cow<'a, [u8]>,
+pub(crate) struct Samples<'a> {
+    pub(crate) data: Cow<'a, [u8]>,
     /// Bytes per sample: 1, 2 or 4 (1-bit samples are unpacked to bytes).
-    width: usize,
-    big_endian: bool,
+    pub(crate) width: usize,
+    pub(crate) big_endian: bool,
 }
 
 impl Samples<'_> {
@@ -425,54 +424,112 @@ pub fn render_png(bytes: &[u8], frame: u32, choice: WindowChoice) -> Result<Rend
     // cannot be made to allocate beyond the file it is given.
     let (meta, scanned) =
         crate::intake::scan_dicom(bytes).map_err(|e| RenderError::Open(e.to_string()))?;
-    let Some(pixel) = scanned.pixel else {
-        return Err(RenderError::NoPixelData);
-    };
-    if frame >= meta.frames {
-        return Err(RenderError::NoSuchFrame {
+    let plan = Plan::of(&meta, &scanned, frame)?;
+    let frames = meta.frames;
+    render_planned(&meta, &scanned, &plan, choice, |plan| {
+        match plan.codestream {
+            None => {
+                let value = usize::try_from(plan.pixel.offset)
+                    .ok()
+                    .zip(plan.pixel.length.and_then(|n| usize::try_from(n).ok()))
+                    .and_then(|(start, len)| bytes.get(start..)?.get(..len))
+                    .ok_or_else(short)?;
+                native_frame(value, 0, value.len() as u64, plan, frame)
+            }
+            Some(c) => crate::stream::compressed_frame(bytes, frame, frames, c, &plan.layout),
+        }
+    })
+}
+
+/// What rendering a frame needs from the walk, checked before any pixel is read.
+pub(crate) struct Plan {
+    pub(crate) pixel: PixelData,
+    pub(crate) codestream: Option<Codestream>,
+    pub(crate) layout: Layout,
+    pub(crate) frame: u32,
+}
+
+impl Plan {
+    pub(crate) fn of(meta: &DicomMeta, scanned: &Scanned, frame: u32) -> Result<Self, RenderError> {
+        let Some(pixel) = scanned.pixel else {
+            return Err(RenderError::NoPixelData);
+        };
+        if frame >= meta.frames {
+            return Err(RenderError::NoSuchFrame {
+                frame,
+                frames: meta.frames,
+            });
+        }
+        let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));
+        if pixels > MAX_PIXELS {
+            return Err(RenderError::TooLarge { pixels });
+        }
+        let codestream = decodable(&meta.transfer_syntax, pixel)?;
+        let layout = Layout::of(meta, scanned, codestream)?;
+        Ok(Self {
+            pixel,
+            codestream,
+            layout,
             frame,
-            frames: meta.frames,
-        });
+        })
     }
-    let pixels = u64::from(meta.rows.unwrap_or(0)) * u64::from(meta.columns.unwrap_or(0));
-    if pixels > MAX_PIXELS {
-        return Err(RenderError::TooLarge { pixels });
+
+    /// The bytes of the native pixel value frame `frame` lies in: `[start,
+    /// end)`, a byte wider each side (8-bit OW big endian reads pairs).
+    pub(crate) fn native_bytes(&self) -> (u64, u64) {
+        let l = &self.layout;
+        let per_frame = l.stored_samples();
+        let (start, end) = if l.bits_allocated == 1 {
+            let first = u64::from(self.frame) * per_frame;
+            (first / 8, (first + per_frame).div_ceil(8))
+        } else {
+            let len = per_frame * u64::from(l.bytes_per_sample());
+            let start = u64::from(self.frame) * len;
+            (start, start + len)
+        };
+        (start.saturating_sub(1), end + 1)
     }
-    let codestream = decodable(&meta.transfer_syntax, pixel)?;
-    let layout = Layout::of(&meta, &scanned, codestream)?;
+}
+
+/// Renders a planned frame whose samples `samples` reads.
+pub(crate) fn render_planned<'a>(
+    meta: &DicomMeta,
+    scanned: &Scanned,
+    plan: &Plan,
+    choice: WindowChoice,
+    samples: impl FnOnce(&Plan) -> Result<Samples<'a>, RenderError>,
+) -> Result<Rendered, RenderError> {
+    let layout = &plan.layout;
     let palette = match layout.photometric {
-        Photometric::Palette => Some(Palette::of(&scanned)?),
+        Photometric::Palette => Some(Palette::of(scanned)?),
         _ => None,
     };
     let frames = meta.frames;
     // Decoders are third-party code fed untrusted data: a panic in one is a
     // slice that cannot be shown, not a crashed server.
     catch_unwind(AssertUnwindSafe(|| {
-        let samples = match codestream {
-            None => native_frame(bytes, pixel, frame, &layout)?,
-            Some(c) => compressed_frame(bytes, frame, frames, c, &layout)?,
-        };
+        let samples = samples(plan)?;
         let n = layout.pixels as usize;
         let (png, window) = match layout.photometric {
             Photometric::Monochrome { invert } => {
                 let file_window = meta.window;
-                let (gray, window) = monochrome(&samples, &layout, n, choice, file_window)?;
+                let (gray, window) = monochrome(&samples, layout, n, choice, file_window)?;
                 let gray = if invert {
                     gray.into_iter().map(|g| 255 - g).collect()
                 } else {
                     gray
                 };
                 (
-                    encode(&gray, &meta, png::ColorType::Grayscale)?,
+                    encode(&gray, meta, png::ColorType::Grayscale)?,
                     Some(window),
                 )
             }
             _ => {
                 let rgb = match &palette {
-                    Some(palette) => palette.apply(&samples, &layout, n)?,
-                    None => colour(&samples, &layout, n)?,
+                    Some(palette) => palette.apply(&samples, layout, n)?,
+                    None => colour(&samples, layout, n)?,
                 };
-                (encode(&rgb, &meta, png::ColorType::Rgb)?, None)
+                (encode(&rgb, meta, png::ColorType::Rgb)?, None)
             }
         };
         Ok(Rendered {
@@ -515,29 +572,35 @@ fn decodable(transfer_syntax: &str, pixel: PixelData) -> Result<Option<Codestrea
     Ok(compressed.then(|| Codestream::of(transfer_syntax)))
 }
 
-/// Frame `frame` of uncompressed pixel data, borrowed from the file's bytes.
-fn native_frame<'a>(
-    bytes: &'a [u8],
-    pixel: PixelData,
+fn short() -> RenderError {
+    RenderError::Undecodable("the pixel data is shorter than its frames".into())
+}
+
+/// Frame `frame` of uncompressed pixel data, borrowed from `window`: the
+/// bytes of the pixel value (`value_len` long) from byte `base` on.
+pub(crate) fn native_frame<'a>(
+    window: &'a [u8],
+    base: u64,
+    value_len: u64,
+    plan: &Plan,
     frame: u32,
-    l: &Layout,
 ) -> Result<Samples<'a>, RenderError> {
-    let short = || RenderError::Undecodable("the pixel data is shorter than its frames".into());
-    let value = usize::try_from(pixel.offset)
-        .ok()
-        .zip(pixel.length.and_then(|n| usize::try_from(n).ok()))
-        .and_then(|(start, len)| bytes.get(start..)?.get(..len))
-        .ok_or_else(short)?;
+    let l = &plan.layout;
+    let byte = |k: u64| -> Option<u8> {
+        if k >= value_len {
+            return None;
+        }
+        window
+            .get(usize::try_from(k.checked_sub(base)?).ok()?)
+            .copied()
+    };
     let per_frame = l.stored_samples();
     if l.bits_allocated == 1 {
         // Frames follow one another bit by bit, each pixel one bit, the
         // first in the least significant bit of a byte (PS3.5 8.1.1, D.2).
         let first = u64::from(frame) * per_frame;
         let bits = (first..first + per_frame)
-            .map(|k| {
-                let byte = value.get(usize::try_from(k / 8).ok()?)?;
-                Some((byte >> (k % 8)) & 1)
-            })
+            .map(|k| Some((byte(k / 8)? >> (k % 8)) & 1))
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(short)?;
         return Ok(Samples {
@@ -548,77 +611,31 @@ fn native_frame<'a>(
     }
     let len = per_frame * u64::from(l.bytes_per_sample());
     let start = u64::from(frame) * len;
-    let (start, len) = usize::try_from(start)
-        .ok()
-        .zip(usize::try_from(len).ok())
-        .filter(|(start, len)| {
-            start
-                .checked_add(*len)
-                .is_some_and(|end| end <= value.len())
-        })
-        .ok_or_else(short)?;
-    let data = if l.big_endian && l.bits_allocated == 8 && &pixel.vr == b"OW" {
+    if start.checked_add(len).is_none_or(|end| end > value_len) {
+        return Err(short());
+    }
+    let data = if l.big_endian && l.bits_allocated == 8 && &plan.pixel.vr == b"OW" {
         // 8-bit samples in OW words, each word big endian (PS3.5 7.1.2):
         // the bytes of every pair are swapped.
         let swapped = (start..start + len)
-            .map(|k| value.get(k ^ 1).copied())
+            .map(|k| byte(k ^ 1))
             .collect::<Option<Vec<u8>>>()
             .ok_or_else(short)?;
         Cow::Owned(swapped)
     } else {
-        Cow::Borrowed(&value[start..start + len])
+        let from = usize::try_from(start - base.min(start))
+            .ok()
+            .filter(|_| base <= start);
+        let frame_bytes = from
+            .zip(usize::try_from(len).ok())
+            .and_then(|(from, len)| window.get(from..)?.get(..len))
+            .ok_or_else(short)?;
+        Cow::Borrowed(frame_bytes)
     };
     Ok(Samples {
         data,
         width: l.bytes_per_sample() as usize,
         big_endian: l.big_endian,
-    })
-}
-
-/// Frame `frame` of compressed pixel data, its codestream checked, then decoded.
-fn compressed_frame(
-    bytes: &[u8],
-    frame: u32,
-    frames: u32,
-    codestream: Codestream,
-    l: &Layout,
-) -> Result<Samples<'static>, RenderError> {
-    let obj = dicom_object::OpenFileOptions::new()
-        .read_preamble(dicom_object::file::ReadPreamble::Always)
-        .from_reader(bytes)
-        .map_err(|e| RenderError::Open(e.to_string()))?;
-    let fragments = obj
-        .element(dicom_dictionary_std::tags::PIXEL_DATA)
-        .ok()
-        .and_then(|e| e.value().fragments())
-        .unwrap_or(&[]);
-    let geometry = l.geometry();
-    let fragment = || codestream::frame_fragment(fragments, frame, frames, codestream);
-    match codestream {
-        Codestream::Rle => {
-            let fragment = fragments.get(frame as usize).ok_or_else(|| {
-                RenderError::Undecodable(format!("no RLE fragment for frame {frame}"))
-            })?;
-            codestream::check_rle(fragment, geometry)?;
-            if l.bits_allocated == 32 {
-                return Ok(Samples {
-                    data: Cow::Owned(codestream::decode_rle(fragment, geometry)),
-                    width: 4,
-                    big_endian: false,
-                });
-            }
-        }
-        Codestream::Jpeg => codestream::check_jpeg(fragment())?,
-        Codestream::Jpeg2000 => codestream::check_jpeg2000(fragment(), geometry)?,
-        Codestream::Other => {}
-    }
-    let decoded = obj
-        .decode_pixel_data_frame(frame)
-        .map_err(|e| undecodable(&e))?;
-    Ok(Samples {
-        data: Cow::Owned(decoded.into_data()),
-        width: l.bytes_per_sample() as usize,
-        big_endian: false,
     })
 }
 

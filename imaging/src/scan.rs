@@ -158,6 +158,22 @@ struct Value {
     declared: u64,
     left: u64,
     keep: Option<Vec<u8>>,
+    /// Top-level pixel data: `Some(None)` for a native value, `Some(Some((k,
+    /// start)))` for item `k` of encapsulated pixel data (0 is the basic
+    /// offset table) whose item header starts at `start`.
+    pixel: Option<Option<(u32, u64)>>,
+}
+
+/// Where the bytes about to be read lie in the top-level pixel data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelValue {
+    /// `None` for a native value; else the item (0: the basic offset table,
+    /// 1…: fragments) and the file offset of its item header.
+    pub item: Option<(u32, u64)>,
+    /// Bytes of this value already read.
+    pub at: u64,
+    /// Bytes of it still to come.
+    pub left: u64,
 }
 
 pub struct Scanner {
@@ -180,6 +196,8 @@ pub struct Scanner {
     /// Whether a top-level Encapsulated Document is searched for active content.
     documents: bool,
     document: Option<EncapsulatedDocument>,
+    /// Items of encapsulated pixel data met so far (the offset table too).
+    items: u32,
 }
 
 /// A finished walk.
@@ -278,6 +296,7 @@ impl Scanner {
             pixel: None,
             documents: false,
             document: None,
+            items: 0,
         }
     }
 
@@ -300,9 +319,25 @@ impl Scanner {
         }
     }
 
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), IntakeError> {
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), IntakeError> {
+        self.walk(data, false).map(drop)
+    }
+
+    /// Feeds `data` up to the first byte of top-level pixel data (a native
+    /// value or a fragment) and returns how many bytes it took: the caller
+    /// reads the pixel bytes itself ([`Scanner::pixel_value`]) and passes
+    /// them with [`Scanner::skip`].
+    pub fn feed_structure(&mut self, data: &[u8]) -> Result<usize, IntakeError> {
+        self.walk(data, true)
+    }
+
+    fn walk(&mut self, mut data: &[u8], stop_at_pixels: bool) -> Result<usize, IntakeError> {
+        let len = data.len();
         while !data.is_empty() {
             if let Some(v) = &mut self.value {
+                if stop_at_pixels && v.pixel.is_some() {
+                    break;
+                }
                 let n = usize::try_from(v.left)
                     .unwrap_or(usize::MAX)
                     .min(data.len());
@@ -332,7 +367,34 @@ impl Scanner {
                 self.step()?;
             }
         }
-        Ok(())
+        Ok(len - data.len())
+    }
+
+    /// The top-level pixel data value being read, if the next byte is one of it.
+    pub fn pixel_value(&self) -> Option<PixelValue> {
+        let v = self.value.as_ref()?;
+        let item = v.pixel?;
+        (v.left > 0).then_some(PixelValue {
+            item,
+            at: v.declared - v.left,
+            left: v.left,
+        })
+    }
+
+    /// The walk so far, as if it ended here (the header copy is complete
+    /// once the top-level pixel data has begun).
+    pub fn snapshot(&self) -> Scanned {
+        Scanned {
+            values: self.values.clone(),
+            header: self.header.clone(),
+            pixel: self.pixel,
+            syntax: if self.in_meta { META } else { self.dataset },
+        }
+    }
+
+    /// Items of encapsulated pixel data met so far, the offset table included.
+    pub fn items(&self) -> u32 {
+        self.items
     }
 
     /// Bytes that may be passed over unread: the rest of a value that is
@@ -618,6 +680,7 @@ impl Scanner {
             declared: len,
             left: len,
             keep,
+            pixel: (top_level && tag == PIXEL_DATA).then_some(None),
         });
         if len == 0 {
             self.end_value();
@@ -652,7 +715,9 @@ impl Scanner {
                     declared: len as u64,
                     left: len as u64,
                     keep: None,
+                    pixel: Some(Some((self.items, start))),
                 });
+                self.items += 1;
                 if len == 0 {
                     self.value = None;
                 }

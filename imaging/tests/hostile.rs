@@ -111,7 +111,8 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// Runs in the memory-capped child: judges every file, streamed in small
-/// chunks (as an upload arrives) and whole, then renders the accepted ones.
+/// chunks (as an upload arrives) and whole, then renders the accepted ones,
+/// from the bytes in memory and from a stream.
 fn judge_corpus() {
     // A decoder panic is caught and shown as an undecodable slice, but every
     // one known is prevented by a check first: any panic here is a finding.
@@ -159,6 +160,17 @@ fn judge_corpus() {
             Err(e) => e.code(),
         };
         assert_eq!(got, *render, "{name}: {:?}", rendered.err());
+        // The same frame rendered from a stream (as a rendered slice is).
+        let mut capture = imaging::FrameCapture::new(0, Some(bytes.len() as u64));
+        let streamed = bytes
+            .chunks(13)
+            .try_for_each(|c| capture.feed(c))
+            .and_then(|()| capture.render(WindowChoice::Preset(Preset::Lung)));
+        let got = match &streamed {
+            Ok(_) => "png",
+            Err(e) => e.code(),
+        };
+        assert_eq!(got, *render, "{name} streamed: {:?}", streamed.err());
     }
     // Names are kept as written (escaping is the page's job) and decoded.
     let meta = |name: &str| match imaging::check_file(&corpus().join(name)).unwrap() {

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Tampered,
     /// Too many failed attempts from one address; try again later.
     RateLimited,
+    /// The server is at capacity for this kind of work; try again shortly.
+    Busy,
     Internal,
 }
 
@@ -73,6 +75,9 @@ pub enum Error {
     AppPasswordRequired,
     #[error("too many failed sign-ins from this address; try again later")]
     TooManyAttempts,
+    /// Every render slot stayed taken for the whole wait (`[imaging] max_renders`).
+    #[error("too many images are being rendered at once; try again in a moment")]
+    RendersBusy,
     /// An attachment refused by imaging intake; `code` names the reason.
     #[error("the file {name:?} cannot be sent: {reason}")]
     AttachmentRefused {
@@ -157,6 +162,7 @@ impl Error {
             | Self::AppPasswordRequired => ErrorKind::Unauthenticated,
             Self::SecondFactorEnrolmentRequired | Self::ReauthRequired => ErrorKind::Forbidden,
             Self::TooManyAttempts => ErrorKind::RateLimited,
+            Self::RendersBusy => ErrorKind::Busy,
             Self::AccountLocked => ErrorKind::Locked,
             Self::PasswordChangeRequired => ErrorKind::PasswordChangeRequired,
             Self::Forbidden => ErrorKind::Forbidden,
@@ -190,6 +196,7 @@ impl Localized for Error {
             Self::ReauthRequired => "reauthentication_required",
             Self::AppPasswordRequired => "app_password_required",
             Self::TooManyAttempts => "too_many_attempts",
+            Self::RendersBusy => "renders_busy",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
             Self::Tampered("key_slot") => "tampered_key_slot",
@@ -242,6 +249,9 @@ impl Localized for Error {
             }
             Self::TooManyAttempts => {
                 "このアドレスからのログイン失敗が多すぎます。しばらくしてから再度お試しください。".into()
+            }
+            Self::RendersBusy => {
+                "画像の表示が混み合っています。しばらくしてから再度お試しください。".into()
             }
             Self::NotFound(_) => "見つかりません。".into(),
             Self::Conflict(msg) => format!("競合が発生しました: {msg}"),

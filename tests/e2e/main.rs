@@ -24,6 +24,7 @@ mod pages_office;
 mod pages_referral;
 mod place;
 mod records;
+mod render_memory;
 mod schemathesis;
 mod sealed;
 mod signin;

@@ -53,7 +53,8 @@
           const body = await r.json();
           text = (ja ? body.message_ja : body.message) || body.message || '';
         } catch (_) { /* not JSON: the generic text below */ }
-        return { error: text || viewport.dataset.failed };
+        // 503: every render slot was busy; shown, but asked again next time.
+        return { error: text || viewport.dataset.failed, busy: r.status === 503 };
       })
       .catch(() => ({ error: viewport.dataset.failed }));
   }
@@ -62,6 +63,7 @@
     const entry = { index, result: null, dropped: false };
     entry.promise = promise.then((result) => {
       entry.result = result;
+      if (result.busy && cache.get(key) === entry) cache.delete(key);
       if (entry.dropped) release(result);
       return result;
     });

@@ -1,11 +1,9 @@
-//! One attachment of an opened item: streamed downloads, rendered DICOM
-//! slices, and the sealed intake record.
+//! One attachment of an opened item: streamed downloads and the sealed intake
+//! record; rendered DICOM slices read it through `super::render`.
 //!
-//! A rendered slice opens one attachment with the reader's key (audited as
-//! `render`), decrypts it into memory (up to 1 GiB) and renders one frame with
-//! `imaging::render_png`; the envelope comes from the session's recent openings
-//! and the blob from one attachment row (a 512×512 slice of a 2,048-file study:
-//! 3.7 ms, median; see `bench/dicom`).
+//! The envelope comes from the session's recent openings and the blob from one
+//! attachment row (a 512×512 slice of a 2,048-file study renders in 3.7 ms,
+//! median; see `bench/dicom`).
 
 use std::io::{Seek, SeekFrom, Write};
 
@@ -136,7 +134,7 @@ impl Postroom {
     /// chooses from the manifest (`None` when it chooses none), unaudited —
     /// each caller records what it does with it — and the manifest's record
     /// index.
-    async fn prepare_attachment(
+    pub(super) async fn prepare_attachment(
         &self,
         session: &CurrentSession,
         id: &str,
@@ -206,48 +204,6 @@ impl Postroom {
         read_record(prepared).await.map(Some)
     }
 
-    /// Renders frame `frame` of the DICOM attachment `index` as PNG with the
-    /// given window: decrypted with the reader's key into memory (one
-    /// instance, checked against the signed manifest), decoded, windowed.
-    /// Audited as a render. A slice that cannot be decoded is
-    /// `Error::Render`; the file itself still downloads.
-    pub async fn render_slice(
-        &self,
-        session: &CurrentSession,
-        id: &str,
-        index: usize,
-        frame: u32,
-        window: imaging::WindowChoice,
-    ) -> Result<imaging::Rendered> {
-        let (prepared, record) = self
-            .prepare_attachment(session, id, |_| Some(index))
-            .await?
-            .ok_or(Error::NotFound("attachment"))?;
-        if record == Some(index) {
-            return Err(Error::NotFound("attachment"));
-        }
-        self.audit
-            .record(
-                AuditEvent::by(session, action::RENDER)
-                    .item(id)
-                    .detail(format!("dicom attachment={index} frame={frame}")),
-            )
-            .await?;
-        if prepared.info.size > MAX_RENDER_BYTES {
-            return Err(imaging::RenderError::TooLarge {
-                pixels: prepared.info.size,
-            }
-            .into());
-        }
-        let capacity = prepared.info.size as usize;
-        let (_, bytes) = prepared.read_into(Vec::with_capacity(capacity)).await?;
-        tokio::task::spawn_blocking(move || -> Result<imaging::Rendered> {
-            Ok(imaging::render_png(&bytes, frame, window)?)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("render task: {e}")))?
-    }
-
     /// Streams one attachment's plaintext to `out`, checked against the signed
     /// manifest. On `Tampered("attachment")` whatever reached `out` must be discarded.
     pub async fn open_attachment(
@@ -289,6 +245,3 @@ pub(super) fn record_index(manifest: &[renkei_crypto::ManifestEntry]) -> Option<
 /// Attachments up to this size (64 MiB of plaintext) are checked whole
 /// before a download's answer starts.
 pub const VERIFY_WHOLE_BYTES: u64 = 64 << 20;
-
-/// The largest attachment decrypted into memory to render a slice.
-const MAX_RENDER_BYTES: u64 = 1 << 30;

@@ -21,6 +21,7 @@ mod idempotency;
 mod integrity;
 mod open;
 mod place;
+mod render;
 mod send;
 mod sweep;
 
@@ -46,6 +47,7 @@ pub use idempotency::{Idempotency, KeyHold, RememberedAnswer, Submitted};
 pub use integrity::AttachmentIntegrity;
 pub use open::{OpenedItem, SignatureStatus};
 pub use place::PlaceCheck;
+pub use render::RenderLimit;
 pub use send::{OutgoingAttachment, PatientConfirmation};
 pub(crate) use send::{Sealing, ThreadLink};
 
@@ -136,6 +138,8 @@ pub struct Postroom {
     clock: SharedClock,
     /// Idempotency keys with a request running in this process.
     held_keys: Arc<idempotency::HeldKeys>,
+    /// Slots for rendered slices (`[imaging] max_renders`).
+    renders: render::RenderGate,
 }
 
 /// Beyond this many distinct certificates the cache starts over.
@@ -172,6 +176,7 @@ impl Postroom {
             blind_key,
             clock: crate::clock::system(),
             held_keys: Arc::default(),
+            renders: render::RenderGate::new(&RenderLimit::default()),
         }
     }
 

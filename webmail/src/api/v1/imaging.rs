@@ -84,7 +84,8 @@ impl RenderQuery {
 }
 
 /// `GET /api/v1/envelopes/{id}/attachments/{index}/render?frame=&preset=` (or
-/// `&center=&width=`) — one frame as PNG, never cached by the browser.
+/// `&center=&width=`) — one frame as PNG, never cached by the browser; the
+/// file decrypted as a stream, only that frame kept (`postroom::render`).
 #[utoipa::path(get, path = "/envelopes/{id}/attachments/{index}/render", tag = "envelopes", operation_id = "render_slice",
     params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         ("frame" = Option<u32>, Query, description = "Frame of a multi-frame image, from 0"),
@@ -92,7 +93,9 @@ impl RenderQuery {
         ("center" = Option<f64>, Query, description = "Window centre (with width)"),
         ("width" = Option<f64>, Query, description = "Window width (with center)")),
     responses((status = 200, description = "The frame as PNG; `x-renkei-frames` gives the frame count, `x-renkei-window` the window used",
-        content_type = "image/png", body = crate::api::v1::openapi::Binary)))]
+        content_type = "image/png", body = crate::api::v1::openapi::Binary),
+        (status = 422, description = "`tampered_attachment`: the file does not match its signed manifest (every render checks the whole file); nothing is rendered", body = crate::http::error::ErrorBody),
+        (status = 503, description = "`renders_busy`: every render slot (`[imaging] max_renders`) stayed taken for `[imaging] render_wait_secs`; try again", body = crate::http::error::ErrorBody)))]
 pub async fn render(
     State(state): State<AppState>,
     ApiSession(session): ApiSession,
