@@ -16,6 +16,7 @@ use mailbox::records::Records;
 use mailbox::records::audit::Audit;
 use mailbox::store::Store;
 use mailbox::threads::Threads;
+use mailbox::timesync::TimeSync;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -96,6 +97,8 @@ pub struct Application {
     pub records: Arc<Records>,
     pub folders: Arc<Folders>,
     pub deliverer: Arc<Deliverer>,
+    /// The trusted-time check (its state goes to the console and checkpoints).
+    pub time: Arc<TimeSync>,
 }
 
 impl Application {
@@ -156,7 +159,13 @@ impl Application {
         let deliverer = Arc::new(
             Deliverer::new(store.clone(), DeliveryPolicy::default()).notifying(notices.clone()),
         );
+        let time = Arc::new(TimeSync::new(
+            store.clone(),
+            audit.clone(),
+            settings.time.clone(),
+        ));
         Ok(Self {
+            time,
             settings,
             store,
             clock,
@@ -218,8 +227,8 @@ impl Application {
     }
 
     /// Serves on `listeners` until `shutdown` resolves, with the background
-    /// work (blob sweep, session purge, retention, delivery, notification mails)
-    /// beside it; waits for the workers to stop.
+    /// work (blob sweep, session purge, retention, clock check, delivery,
+    /// notification mails) beside it; waits for the workers to stop.
     pub async fn run(
         self,
         listeners: Listeners,
@@ -229,6 +238,7 @@ impl Application {
         listeners.announce()?;
         let purge = self.purge_sessions();
         let retention = self.retention();
+        let time_check = self.check_time();
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(transport::delivery::run_woken(
             self.deliverer.clone(),
@@ -244,6 +254,7 @@ impl Application {
             notices: self.notices,
             records: self.records,
             audit: self.audit,
+            time: self.time,
             upload: self.settings.upload,
         });
         webmail::serve_https(listeners.https, listeners.tls, app, shutdown).await;
@@ -257,6 +268,7 @@ impl Application {
         }
         purge.abort();
         retention.abort();
+        time_check.abort();
         tracing::info!("server stopped");
         Ok(())
     }
@@ -308,6 +320,20 @@ impl Application {
                     ),
                     Err(e) => tracing::warn!(error = %e, "retention run failed"),
                 }
+            }
+        })
+    }
+
+    /// The trusted-time check, at start and every `[time] check_secs`.
+    fn check_time(&self) -> JoinHandle<()> {
+        let time = self.time.clone();
+        let every = time.policy().check_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                time.check().await;
             }
         })
     }

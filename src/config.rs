@@ -39,6 +39,22 @@ pub struct FileConfig {
     pub records: RecordsSection,
     #[serde(default)]
     pub attachments: AttachmentsSection,
+    #[serde(default)]
+    pub time: TimeSection,
+}
+
+/// Trusted time: how often the clock is checked and how far nodes may differ.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSection {
+    /// Seconds between two checks (default 60).
+    pub check_secs: Option<u64>,
+    /// Largest difference allowed between nodes, and the largest estimated
+    /// error of the kernel clock, in ms (default 1000).
+    pub max_skew_ms: Option<u64>,
+    /// A command that says whether the clock is synchronised, instead of the
+    /// kernel's state (e.g. `chronyc -n tracking`); split on spaces, no shell.
+    pub sync_command: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +176,8 @@ pub struct Settings {
     pub records: RecordsSettings,
     /// When senders are warned that an item is large (never a limit).
     pub upload: webmail::UploadPolicy,
+    /// The trusted-time check.
+    pub time: mailbox::timesync::TimePolicy,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -201,7 +219,9 @@ impl Settings {
         let imap = imap_settings(&file.imap);
         let records = records_settings(args, &file.records)?;
         let upload = upload_policy(args, &file.attachments)?;
+        let time = time_policy(args, &file.time)?;
         Ok(Self {
+            time,
             records,
             upload,
             imap_listen: args.imap_listen.or(file.imap.listen),
@@ -387,6 +407,36 @@ fn upload_policy(
     })
 }
 
+/// The trusted-time check: the command line over the file over the defaults.
+fn time_policy(
+    args: &GlobalArgs,
+    time: &TimeSection,
+) -> anyhow::Result<mailbox::timesync::TimePolicy> {
+    let d = mailbox::timesync::TimePolicy::default();
+    let sync_command = match args
+        .time_sync_command
+        .as_ref()
+        .or(time.sync_command.as_ref())
+    {
+        Some(c) if c.trim().is_empty() => bail!("time.sync_command is empty"),
+        Some(c) => Some(c.split_whitespace().map(str::to_string).collect()),
+        None => None,
+    };
+    Ok(mailbox::timesync::TimePolicy {
+        check_every: match args.time_check_secs.or(time.check_secs) {
+            Some(0) => bail!("time.check_secs must be at least 1"),
+            Some(s) => Duration::from_secs(s),
+            None => d.check_every,
+        },
+        max_skew: match time.max_skew_ms {
+            Some(0) => bail!("time.max_skew_ms must be at least 1"),
+            Some(ms) => Duration::from_millis(ms),
+            None => d.max_skew,
+        },
+        sync_command,
+    })
+}
+
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
@@ -475,5 +525,28 @@ mod tests {
             format!("{e:#}").contains("unknown field `warn_above_mb`"),
             "{e:#}"
         );
+    }
+
+    #[test]
+    fn the_time_section_is_read_and_the_flags_win() {
+        let s = Settings::resolve(&GlobalArgs::default()).unwrap();
+        assert_eq!(s.time, mailbox::timesync::TimePolicy::default());
+        assert_eq!(s.time.check_every, Duration::from_secs(60));
+        let s = resolve_with(
+            "[time]\ncheck_secs = 30\nmax_skew_ms = 500\nsync_command = \"chronyc -n tracking\"\n",
+            GlobalArgs {
+                time_check_secs: Some(2),
+                ..GlobalArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.time.check_every, Duration::from_secs(2));
+        assert_eq!(s.time.max_skew, Duration::from_millis(500));
+        assert_eq!(
+            s.time.sync_command,
+            Some(vec!["chronyc".into(), "-n".into(), "tracking".into()])
+        );
+        let e = resolve("[time]\ncheck_secs = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "time.check_secs must be at least 1");
     }
 }

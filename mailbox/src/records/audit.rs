@@ -67,6 +67,9 @@ pub mod action {
     pub const REPORT_EXPORT: &str = "report_export";
     /// A read found an attachment not to match its signed manifest (detail: its index).
     pub const ATTACHMENT_DAMAGED: &str = "attachment_damaged";
+    /// The node's clock changed between trusted and not (`crate::timesync`;
+    /// item: the node, detail: the state, e.g. `unsynchronised`).
+    pub const TIME_SYNC: &str = "time_sync";
 }
 
 /// One thing to record. Built from a session (actor, role, facility and the

@@ -18,6 +18,7 @@ pub(crate) mod folder;
 mod folder_sql;
 mod internal;
 mod lease;
+pub mod node_clock;
 pub mod notify;
 mod notify_sql;
 mod postgres;
@@ -112,6 +113,7 @@ pub trait Store:
     + folder::FolderStore
     + records::RecordsStore
     + factor::FactorStore
+    + node_clock::NodeClockStore
     + Send
     + Sync
     + 'static
