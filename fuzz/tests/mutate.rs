@@ -34,7 +34,9 @@ impl Rng {
     }
 }
 
-const BOUNDARY: &[u8] = &[0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, b'\r', b'\n', b'{', b'*', b'9'];
+const BOUNDARY: &[u8] = &[
+    0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, b'\r', b'\n', b'{', b'*', b'9',
+];
 
 /// One to four mutations of `seed`, sometimes spliced with `other`.
 fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8], max_len: usize) -> Vec<u8> {
@@ -70,7 +72,9 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8], max_len: usize) -> Vec<u8> {
             5 => {
                 let to = rng.below(v.len() + 1);
                 let n = rng.below(8) + 1;
-                let bytes: Vec<u8> = (0..n).map(|_| BOUNDARY[rng.below(BOUNDARY.len())]).collect();
+                let bytes: Vec<u8> = (0..n)
+                    .map(|_| BOUNDARY[rng.below(BOUNDARY.len())])
+                    .collect();
                 v.splice(to..to, bytes);
             }
             _ => {
@@ -84,16 +88,26 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8], max_len: usize) -> Vec<u8> {
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     paths.sort();
     paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs `harness` over the seeds, then mutated inputs until the time or the
@@ -119,10 +133,15 @@ fn run(target: &str, max_len: usize, harness: impl Fn(&[u8])) -> u64 {
         };
         count += 1;
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| harness(&input))) {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts").join(target);
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("artifacts")
+                .join(target);
             let path = dir.join(format!("stable-{count}"));
             let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, &input));
-            eprintln!("{target}: input {count} panicked; saved to {}", path.display());
+            eprintln!(
+                "{target}: input {count} panicked; saved to {}",
+                path.display()
+            );
             resume_unwind(panic);
         }
     }
