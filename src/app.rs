@@ -16,6 +16,7 @@ use mailbox::records::Records;
 use mailbox::records::audit::Audit;
 use mailbox::store::Store;
 use mailbox::threads::Threads;
+use mailbox::timesync::TimeSync;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -98,6 +99,8 @@ pub struct Application {
     pub deliverer: Arc<Deliverer>,
     /// Signed checkpoints of the audit chain and the audit retention job.
     pub evidence: Arc<crate::evidence::Evidence>,
+    /// The trusted-time check (its state goes to the console and checkpoints).
+    pub time: Arc<TimeSync>,
 }
 
 impl Application {
@@ -165,7 +168,13 @@ impl Application {
         let deliverer = Arc::new(
             Deliverer::new(store.clone(), DeliveryPolicy::default()).notifying(notices.clone()),
         );
+        let time = Arc::new(TimeSync::new(
+            store.clone(),
+            audit.clone(),
+            settings.time.clone(),
+        ));
         Ok(Self {
+            time,
             settings,
             store,
             clock,
@@ -228,8 +237,8 @@ impl Application {
     }
 
     /// Serves on `listeners` until `shutdown` resolves, with the background
-    /// work (blob sweep, session purge, retention, delivery, notification mails)
-    /// beside it; waits for the workers to stop.
+    /// work (blob sweep, session purge, retention, clock check, delivery,
+    /// notification mails) beside it; waits for the workers to stop.
     pub async fn run(
         self,
         listeners: Listeners,
@@ -238,12 +247,14 @@ impl Application {
         self.sweep_orphan_blobs();
         // The clock-sync state each checkpoint carries (`unknown` until the
         // time check gives one).
-        let clock_state = || None::<String>;
+        let time = self.time.clone();
+        let clock_state = move || time.checked().map(|s| s.as_str().into_owned());
         self.evidence.checkpoint(clock_state().as_deref()).await;
         let evidence = self.evidence.clone().spawn(clock_state);
         listeners.announce()?;
         let purge = self.purge_sessions();
         let retention = self.retention();
+        let time_check = self.check_time();
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(transport::delivery::run_woken(
             self.deliverer.clone(),
@@ -259,6 +270,7 @@ impl Application {
             notices: self.notices,
             records: self.records,
             audit: self.audit,
+            time: self.time,
             upload: self.settings.upload,
         });
         webmail::serve_https(listeners.https, listeners.tls, app, shutdown).await;
@@ -274,6 +286,7 @@ impl Application {
         retention.abort();
         evidence.abort();
         self.evidence.checkpoint(clock_state().as_deref()).await;
+        time_check.abort();
         tracing::info!("server stopped");
         Ok(())
     }
@@ -330,6 +343,20 @@ impl Application {
                     ),
                     Err(e) => tracing::warn!(error = %e, "retention run failed"),
                 }
+            }
+        })
+    }
+
+    /// The trusted-time check, at start and every `[time] check_secs`.
+    fn check_time(&self) -> JoinHandle<()> {
+        let time = self.time.clone();
+        let every = time.policy().check_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                time.check().await;
             }
         })
     }

@@ -74,6 +74,14 @@ pub struct GlobalArgs {
     /// Absolute lifetime of a session in seconds (default 43200).
     #[arg(long, global = true, env = "RENKEI_ABSOLUTE_TIMEOUT_SECS")]
     pub absolute_timeout_secs: Option<u64>,
+    /// Seconds between two checks of the system clock (default 60).
+    #[arg(long, global = true, env = "RENKEI_TIME_CHECK_SECS")]
+    pub time_check_secs: Option<u64>,
+    /// A command that says whether the clock is synchronised (`yes`/`no`, as
+    /// `timedatectl show -p NTPSynchronized --value` prints), instead of the
+    /// kernel's state; split on spaces, no shell.
+    #[arg(long, global = true, env = "RENKEI_TIME_SYNC_COMMAND")]
+    pub time_sync_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

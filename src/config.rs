@@ -41,7 +41,10 @@ pub struct FileConfig {
     pub attachments: AttachmentsSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
     pub imaging: ImagingSection,
+    #[serde(default)]
+    pub time: TimeSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +82,20 @@ pub struct ImagingSection {
     pub max_renders: Option<usize>,
     /// Seconds a render waits for a slot before it is refused (default 30).
     pub render_wait_secs: Option<u64>,
+}
+
+/// Trusted time: how often the clock is checked and how far nodes may differ.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSection {
+    /// Seconds between two checks (default 60).
+    pub check_secs: Option<u64>,
+    /// Largest difference allowed between nodes, and the largest estimated
+    /// error of the kernel clock, in ms (default 1000).
+    pub max_skew_ms: Option<u64>,
+    /// A command that says whether the clock is synchronised, instead of the
+    /// kernel's state (e.g. `chronyc -n tracking`); split on spaces, no shell.
+    pub sync_command: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +222,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Rendered slices at once, and how long one waits for a slot.
     pub renders: mailbox::postroom::RenderLimit,
+    /// The trusted-time check.
+    pub time: mailbox::timesync::TimePolicy,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -251,6 +270,9 @@ impl Settings {
         let renders = render_limit(&file.imaging)?;
         Ok(Self {
             renders,
+        let time = time_policy(args, &file.time)?;
+        Ok(Self {
+            time,
             records,
             upload,
             audit,
@@ -468,6 +490,33 @@ fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::R
         wait: imaging
             .render_wait_secs
             .map_or(defaults.wait, Duration::from_secs),
+/// The trusted-time check: the command line over the file over the defaults.
+fn time_policy(
+    args: &GlobalArgs,
+    time: &TimeSection,
+) -> anyhow::Result<mailbox::timesync::TimePolicy> {
+    let d = mailbox::timesync::TimePolicy::default();
+    let sync_command = match args
+        .time_sync_command
+        .as_ref()
+        .or(time.sync_command.as_ref())
+    {
+        Some(c) if c.trim().is_empty() => bail!("time.sync_command is empty"),
+        Some(c) => Some(c.split_whitespace().map(str::to_string).collect()),
+        None => None,
+    };
+    Ok(mailbox::timesync::TimePolicy {
+        check_every: match args.time_check_secs.or(time.check_secs) {
+            Some(0) => bail!("time.check_secs must be at least 1"),
+            Some(s) => Duration::from_secs(s),
+            None => d.check_every,
+        },
+        max_skew: match time.max_skew_ms {
+            Some(0) => bail!("time.max_skew_ms must be at least 1"),
+            Some(ms) => Duration::from_millis(ms),
+            None => d.max_skew,
+        },
+        sync_command,
     })
 }
 
@@ -664,5 +713,26 @@ mod tests {
             missing.is_empty(),
             "not in the README's settings table: {missing:?}"
         );
+    #[test]
+    fn the_time_section_is_read_and_the_flags_win() {
+        let s = Settings::resolve(&GlobalArgs::default()).unwrap();
+        assert_eq!(s.time, mailbox::timesync::TimePolicy::default());
+        assert_eq!(s.time.check_every, Duration::from_secs(60));
+        let s = resolve_with(
+            "[time]\ncheck_secs = 30\nmax_skew_ms = 500\nsync_command = \"chronyc -n tracking\"\n",
+            GlobalArgs {
+                time_check_secs: Some(2),
+                ..GlobalArgs::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.time.check_every, Duration::from_secs(2));
+        assert_eq!(s.time.max_skew, Duration::from_millis(500));
+        assert_eq!(
+            s.time.sync_command,
+            Some(vec!["chronyc".into(), "-n".into(), "tracking".into()])
+        );
+        let e = resolve("[time]\ncheck_secs = 0\n").unwrap_err();
+        assert_eq!(e.to_string(), "time.check_secs must be at least 1");
     }
 }

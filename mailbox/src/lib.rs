@@ -26,6 +26,7 @@ pub mod records;
 pub mod retry;
 pub mod store;
 pub mod threads;
+pub mod timesync;
 pub mod workflow;
 
 /// The delivery engine, where it has always been found.

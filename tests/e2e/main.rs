@@ -31,6 +31,7 @@ mod signin;
 mod size_warning;
 mod smtp;
 mod story;
+mod time_sync;
 mod two_nodes;
 mod twofactor;
 mod viewer;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub records: Arc<mailbox::records::Records>,
     /// The one audit trail the services write to; the audit pages read it.
     pub audit: mailbox::records::audit::Audit,
+    /// The trusted-time check; the console shows its state.
+    pub time: Arc<mailbox::timesync::TimeSync>,
     pub upload: UploadPolicy,
 }
 

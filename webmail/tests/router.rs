@@ -105,6 +105,11 @@ async fn app() -> (Router, TestNet) {
         threads,
         notices,
         records,
+        time: Arc::new(mailbox::timesync::TimeSync::new(
+            store.clone(),
+            audit.clone(),
+            mailbox::timesync::TimePolicy::default(),
+        )),
         audit,
         upload: UploadPolicy::default(),
     });

@@ -82,6 +82,9 @@ pub mod action {
     pub const APP_PASSWORD_CHANGE: &str = "app_password_change";
     /// The notification address set, verified or removed (never the address).
     pub const EMAIL_CHANGE: &str = "email_change";
+    /// The node's clock changed between trusted and not (`crate::timesync`;
+    /// item: the node, detail: the state, e.g. `unsynchronised`).
+    pub const TIME_SYNC: &str = "time_sync";
 }
 
 /// Where an action came from: the pages, the JSON API, a mail client, the

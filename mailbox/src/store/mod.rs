@@ -19,6 +19,7 @@ mod folder_sql;
 pub mod idempotency;
 mod internal;
 mod lease;
+pub mod node_clock;
 pub mod notify;
 mod notify_sql;
 mod postgres;
@@ -115,6 +116,7 @@ pub trait Store:
     + folder::FolderStore
     + records::RecordsStore
     + factor::FactorStore
+    + node_clock::NodeClockStore
     + Send
     + Sync
     + 'static

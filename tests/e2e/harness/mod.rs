@@ -122,6 +122,19 @@ impl Network {
         self.dir.path()
     }
 
+    /// What this network's time source says, read by the servers' clock
+    /// check (`--time-sync-command`, as `timedatectl show -p NTPSynchronized
+    /// --value` answers): synchronised unless a test says otherwise, since a
+    /// test machine's kernel may well report an unsynchronised clock.
+    pub fn set_time_synchronised(&self, synchronised: bool) {
+        let answer = if synchronised { "yes\n" } else { "no\n" };
+        std::fs::write(self.time_source(), answer).expect("time source");
+    }
+
+    fn time_source(&self) -> std::path::PathBuf {
+        self.data_dir().join("time-synchronised")
+    }
+
     /// The global options every command of this network gets.
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
@@ -259,12 +272,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(network: &Network, command: &str, extra: &[&str]) -> Self {
+        if !network.time_source().exists() {
+            network.set_time_synchronised(true);
+        }
         let mut child = Command::new(bin())
             .args(network.args())
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .arg(command)
             .envs(network.clock_env())
+            .env(
+                "RENKEI_TIME_SYNC_COMMAND",
+                format!("cat {}", network.time_source().display()),
+            )
             .env("RENKEI_SECOND_FACTOR", "optional")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())

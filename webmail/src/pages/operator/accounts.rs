@@ -46,6 +46,8 @@ pub(super) struct AccountsPage {
     chrome: Chrome,
     x: &'static OperatorTexts,
     tab: &'static str,
+    /// The warning while the clock cannot be trusted.
+    clock: Option<String>,
     filter: String,
     choices: Vec<FacilityChoice>,
     roles: Vec<(&'static str, &'static str)>,
@@ -101,6 +103,7 @@ pub(super) async fn accounts_page(
         chrome: ctx.chrome,
         x,
         tab: "accounts",
+        clock: clock_banner(state, lang),
         filter: filter.to_string(),
         choices: facilities
             .iter()
@@ -191,6 +194,8 @@ pub(super) struct IssuedPage {
     chrome: Chrome,
     x: &'static OperatorTexts,
     tab: &'static str,
+    /// The warning while the clock cannot be trusted.
+    clock: Option<String>,
     reset: bool,
     account_id: String,
     name: String,
@@ -245,6 +250,7 @@ pub async fn add_account(
                 t: lang.texts(),
                 x: texts(lang),
                 tab: "accounts",
+                clock: clock_banner(&state, lang),
                 reset: false,
                 account_id: account.id.display_grouped(),
                 name: account.name.clone(),
@@ -386,6 +392,7 @@ pub async fn reset_password(
                 t: lang.texts(),
                 x: texts(lang),
                 tab: "accounts",
+                clock: clock_banner(&state, lang),
                 reset: true,
                 account_id: account.id.display_grouped(),
                 name: account.name.clone(),

@@ -107,6 +107,8 @@ pub(super) struct FacilitiesPage {
     chrome: Chrome,
     x: &'static OperatorTexts,
     tab: &'static str,
+    /// The warning while the clock cannot be trusted.
+    clock: Option<String>,
     facilities: Vec<FacilityLine>,
     form: FacilityForm,
     done: Option<String>,
@@ -134,6 +136,7 @@ pub(super) async fn facilities_page(
         chrome: ctx.chrome,
         x: texts(lang),
         tab: "facilities",
+        clock: clock_banner(state, lang),
         facilities: list.iter().map(|f| FacilityLine::of(f, today)).collect(),
         form,
         done,
@@ -208,6 +211,8 @@ pub(super) struct FacilityPage {
     chrome: Chrome,
     x: &'static OperatorTexts,
     tab: &'static str,
+    /// The warning while the clock cannot be trusted.
+    clock: Option<String>,
     line: FacilityLine,
     form: FacilityForm,
     today: String,
@@ -240,6 +245,7 @@ pub(super) async fn facility_page(
         chrome: ctx.chrome,
         x: texts(lang),
         tab: "facilities",
+        clock: clock_banner(state, lang),
         line: FacilityLine::of(&f, today),
         form: FacilityForm::of(&f),
         today: today.to_string(),

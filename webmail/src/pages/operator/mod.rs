@@ -24,6 +24,7 @@ use mailbox::clock::{format_jst_minutes, today_jst};
 use mailbox::facility::parse_departments;
 use mailbox::notify::{NotifyReason, kind_labels};
 use mailbox::records::Actor;
+use mailbox::timesync::ClockState;
 use mailbox::{
     Account, AccountId, CurrentSession, Error, Facility, FacilityCode, Localized, NewAccount, Role,
 };
@@ -128,6 +129,21 @@ impl FromRequestParts<AppState> for OperatorPage {
             .await
             .map(Self)
     }
+}
+
+/// The console's warning while the clock cannot be trusted (none before the
+/// first check): the same words on every console page.
+fn clock_banner(state: &AppState, lang: Lang) -> Option<String> {
+    let x = texts(lang);
+    Some(match state.time.checked()? {
+        ClockState::Synchronised => return None,
+        ClockState::Unsynchronised => x.clock_unsynchronised.to_string(),
+        ClockState::NodesDisagree { skew_ms } => x.clock_disagree.replace(
+            "{skew}",
+            &format!("{}.{}", skew_ms / 1000, (skew_ms % 1000) / 100),
+        ),
+        ClockState::Unknown => x.clock_unknown.to_string(),
+    })
 }
 
 fn parse_day(field: &'static str, s: &str) -> Result<Option<NaiveDate>, Error> {

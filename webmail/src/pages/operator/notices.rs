@@ -40,6 +40,8 @@ pub(super) struct NoticesPage {
     chrome: Chrome,
     x: &'static OperatorTexts,
     tab: &'static str,
+    /// The warning while the clock cannot be trusted.
+    clock: Option<String>,
     notices: Vec<NoticeLine>,
 }
 
@@ -60,6 +62,7 @@ pub async fn failed_notices(
         t: lang.texts(),
         x: texts(lang),
         tab: "notices",
+        clock: clock_banner(&state, lang),
         notices: rows
             .into_iter()
             .map(|r| {

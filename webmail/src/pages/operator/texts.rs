@@ -9,6 +9,11 @@ pub struct OperatorTexts {
     pub tab_accounts: &'static str,
     pub tab_notices: &'static str,
     pub no_content: &'static str,
+    // trusted time
+    pub clock_unsynchronised: &'static str,
+    /// `{skew}` is replaced by the difference in seconds.
+    pub clock_disagree: &'static str,
+    pub clock_unknown: &'static str,
     // facilities
     pub facilities_title: &'static str,
     pub add_facility_title: &'static str,
@@ -106,6 +111,9 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     tab_accounts: "利用者ID",
     tab_notices: "送信できなかった通知",
     no_content: "運営者の画面には、依頼や報告の内容・患者情報は表示されません。",
+    clock_unsynchronised: "このサーバーの時刻が同期されていません（NTP）。監査ログの時刻が正しくない可能性があります。時刻同期を確認してください。",
+    clock_disagree: "サーバー間の時刻が {skew} 秒ずれています。監査ログの時刻が正しくない可能性があります。各サーバーの時刻同期を確認してください。",
+    clock_unknown: "このサーバーの時刻が同期されているか確認できません。監査ログの時刻が正しくない可能性があります。",
     facilities_title: "参加医療施設",
     add_facility_title: "医療施設の登録",
     edit_facility_title: "医療施設の情報",
@@ -199,6 +207,9 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     tab_accounts: "Accounts",
     tab_notices: "Failed notices",
     no_content: "The operator's pages never show the content of requests or reports, nor patient data.",
+    clock_unsynchronised: "This server's clock is not synchronised (NTP): audit times may be wrong. Check the time synchronisation.",
+    clock_disagree: "The servers' clocks differ by {skew} s: audit times may be wrong. Check each server's time synchronisation.",
+    clock_unknown: "Whether this server's clock is synchronised cannot be checked: audit times may be wrong.",
     facilities_title: "Participating facilities",
     add_facility_title: "Register a facility",
     edit_facility_title: "Facility details",
