@@ -250,7 +250,7 @@ impl Application {
         let time = self.time.clone();
         let clock_state = move || time.checked().map(|s| s.as_str().into_owned());
         self.evidence.checkpoint(clock_state().as_deref()).await;
-        let evidence = self.evidence.clone().spawn(clock_state);
+        let evidence = self.evidence.clone().spawn(clock_state.clone());
         listeners.announce()?;
         let purge = self.purge_sessions();
         let retention = self.retention();

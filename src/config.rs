@@ -268,10 +268,9 @@ impl Settings {
         let records = records_settings(args, &file.records)?;
         let upload = upload_policy(args, &file.attachments)?;
         let renders = render_limit(&file.imaging)?;
-        Ok(Self {
-            renders,
         let time = time_policy(args, &file.time)?;
         Ok(Self {
+            renders,
             time,
             records,
             upload,
@@ -490,6 +489,9 @@ fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::R
         wait: imaging
             .render_wait_secs
             .map_or(defaults.wait, Duration::from_secs),
+    })
+}
+
 /// The trusted-time check: the command line over the file over the defaults.
 fn time_policy(
     args: &GlobalArgs,
@@ -713,6 +715,8 @@ mod tests {
             missing.is_empty(),
             "not in the README's settings table: {missing:?}"
         );
+    }
+
     #[test]
     fn the_time_section_is_read_and_the_flags_win() {
         let s = Settings::resolve(&GlobalArgs::default()).unwrap();
