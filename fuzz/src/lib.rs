@@ -108,6 +108,12 @@ async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxE
         lock_after: u32::MAX,
         key_lock: LockParams::insecure_for_tests(),
         second_factor_required: false,
+        // Nor must they use up the address's failure limit: the fuzzer's
+        // connections all come from one address, and the fixture signs in from it.
+        address_limit: mailbox::auth::AddressLimit {
+            failures: u32::MAX,
+            ..mailbox::auth::AddressLimit::default()
+        },
         ..AuthPolicy::default()
     };
     let audit = mailbox::records::audit::Audit::new(store.clone());
