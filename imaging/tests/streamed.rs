@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{oracle, test_files};
-use imaging::{Checked, FrameCapture, Preset, RenderError, Rendered, Window, WindowChoice};
+use imaging::{FrameCapture, Preset, RenderError, Rendered, Window, WindowChoice};
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -77,13 +77,15 @@ fn every_pydicom_image_streams_to_the_same_frames_as_in_memory() {
     let mut problems = Vec::new();
     let (mut rendered, mut compressed, mut multi) = (0, 0, 0);
     for path in files_under(&test_files()) {
-        let Ok(Ok(Checked::Dicom(meta))) = imaging::check_file(&path) else {
+        // Read as stored files are: intake now refuses pydicom's DICOMDIR
+        // files with a stray preamble byte, but what was stored before renders.
+        let bytes = std::fs::read(&path).unwrap();
+        let Ok(meta) = imaging::stored_meta(&bytes) else {
             continue;
         };
         if !meta.has_pixel_data {
             continue;
         }
-        let bytes = std::fs::read(&path).unwrap();
         let name = path.display().to_string();
         let mut frames = vec![0, meta.frames / 2, meta.frames - 1];
         frames.dedup();
