@@ -95,9 +95,16 @@ async fn a_recomputed_chain_is_named_by_verify_against_the_signed_checkpoints() 
         std::fs::read_to_string(net.data_dir().join("audit-checkpoints.jsonl.pub")).unwrap();
     assert_eq!(public.trim().len(), 64);
     let lines = checkpoint_lines(&net);
+    // Each line carries the clock-sync state: `unknown` until the first time
+    // check, then what it found (the harness's clock is synchronised).
     assert!(lines.iter().all(|c| c["node"].is_string()
-        && c["clock"] == "unknown"
+        && (c["clock"] == "unknown" || c["clock"] == "synchronised")
         && c["sig"].as_str().is_some_and(|s| s.len() == 128)));
+    assert_eq!(
+        lines.last().map(|c| c["clock"].clone()),
+        Some(serde_json::json!("synchronised")),
+        "{lines:?}"
+    );
     // The operator got them by mail, without anything but the line.
     let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
     assert!(mails.len() >= 2, "{} mails", mails.len());
