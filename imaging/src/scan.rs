@@ -198,6 +198,10 @@ pub struct Scanner {
     document: Option<EncapsulatedDocument>,
     /// Items of encapsulated pixel data met so far (the offset table too).
     items: u32,
+    /// The last top-level tag: a data set is in ascending tag order (PS3.5
+    /// 7.1), and a reader that stops at the pixel data must see every
+    /// element a whole-file reader sees.
+    last_top_tag: Option<u32>,
 }
 
 /// A finished walk.
@@ -297,6 +301,7 @@ impl Scanner {
             documents: false,
             document: None,
             items: 0,
+            last_top_tag: None,
         }
     }
 
@@ -503,6 +508,14 @@ impl Scanner {
         };
         let top_level = self.stack.is_empty();
         if top_level {
+            if let Some(last) = self.last_top_tag.filter(|last| *last >= tag) {
+                return Err(IntakeError::Malformed(format!(
+                    "element {} comes after {}: elements must be in ascending tag order",
+                    tag_name(tag),
+                    tag_name(last)
+                )));
+            }
+            self.last_top_tag = Some(tag);
             self.top_start = self.header.len();
         }
         self.take_pending();

@@ -115,11 +115,15 @@ def corpus():
     c["meta-length-past-end.dcm"] = meta()[:-30] + el(0x0002, 0x0013, "SH", b"x", 60000)
     c["deeply-nested-sequences.dcm"] = base + nested_undefined(5000) + px
     c["deeply-nested-defined-sequences.dcm"] = base + nested_defined(400) + px
-    c["nested-within-limit.dcm"] = base + nested_undefined(8) + px
+    c["nested-within-limit.dcm"] = base + image(2, 2) + nested_undefined(8) + el(0x7FE0, 0x0010, "OW", b"\1\0" * 4)
     c["item-longer-than-sequence.dcm"] = base + el(0x0040, 0xA730, "SQ", item(b"", 1000), 8) + px
     c["undefined-length-text.dcm"] = base + el(0x0040, 0xA160, "UT", b"abc", UNDEFINED) + px
     c["stray-sequence-end.dcm"] = base + SEQ_END + px
-    c["unclosed-sequence.dcm"] = base + px + el(0x0040, 0xA730, "SQ", b"", UNDEFINED) + item(b"", UNDEFINED)
+    c["unclosed-sequence.dcm"] = base + image(2, 2) + el(0x0040, 0xA730, "SQ", b"", UNDEFINED) + item(b"", UNDEFINED)
+    # A window after the pixel data: a reader that stops at the pixel data
+    # would render with another window than one that reads the whole file.
+    c["element-after-pixel-data.dcm"] = base + px + el(0x0028, 0x1050, "DS", "40")
+    c["duplicate-element.dcm"] = base + el(0x0020, 0x000E, "UI", "1.2.3.4.5.3") + px
     c["pixel-geometry-larger-than-data.dcm"] = base + image(4096, 4096) + el(0x7FE0, 0x0010, "OW", b"\0" * 16)
     c["frame-count-absurd.dcm"] = base + image(16, 16, frames=2147483647) + el(0x7FE0, 0x0010, "OW", b"\0" * 512)
     c["zero-rows.dcm"] = base + image(0, 16) + el(0x7FE0, 0x0010, "OW", b"\0" * 16)
@@ -148,6 +152,15 @@ def corpus():
     c["unterminated-fragments.dcm"] = meta(RLE) + ids() + image(64, 64) + encapsulated(b"\0" * 64, close=False)
     c["implicit-vr-length-past-end.dcm"] = meta(IMPLICIT_LE) + implicit(0x0008, 0x0018, b"1.2.3\0") + implicit(0x0010, 0x0010, b"A^B", 0x7FFFFFF0)
     c["implicit-deep-sequences.dcm"] = meta(IMPLICIT_LE) + (implicit(0x0040, 0xA730, b"", UNDEFINED) + item(b"", UNDEFINED)) * 3000
+    # The fuzzer's findings with their one stray tag, (14FF,0107) between
+    # (0028,0106) and (0028,1050), put back to (0028,0107): in tag order, so
+    # intake accepts them and the render-time checks they found are reached.
+    for found in ("fuzz-bits-stored-out-of-range.dcm", "fuzz-jpeg2000-larger-than-its-geometry.dcm"):
+        with open(os.path.join(HERE, found), "rb") as f:
+            data = bytearray(f.read())
+        assert data[0x5CE:0x5D2] == struct.pack("<HH", 0x14FF, 0x0107), found
+        data[0x5CE:0x5D0] = struct.pack("<H", 0x0028)
+        c["ordered-" + found] = bytes(data)
     return c
 
 
