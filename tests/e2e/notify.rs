@@ -347,6 +347,19 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
     )
     .await;
     w.delivered("gp", &to_rad[0]).await;
+    // The assigned doctor declines the shared one: the requester is told, the
+    // reading facility's own liaison office is not (its own outgoing step).
+    w.step(
+        "col",
+        &shared,
+        json!({ "step": "decline", "fields": { "reason": MARKERS[4] } }),
+    )
+    .await;
+    // The requester withdraws another: the doctor it was sent to is told.
+    w.step("gp", &to_rad[1], json!({ "step": "withdraw" }))
+        .await;
+    w.delivered("gp", &shared).await;
+    w.delivered("gp", &to_rad[1]).await;
     // (who, about which thread, what the subject says, which facility the text names)
     let expected: Vec<(&str, String, &str, &str)> = to_rad
         .iter()
@@ -365,6 +378,8 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
                 "読影レポートが届きました",
                 HOSPITAL_NAME,
             ),
+            ("gp", shared.clone(), "辞退されました", HOSPITAL_NAME),
+            ("rad", to_rad[1].clone(), "取り下げられました", CLINIC_NAME),
         ])
         .collect();
 
@@ -430,6 +445,28 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
         let hit = hits[0];
         assert!(hit.body.contains(names), "{names} is named: {}", hit.body);
         assert!(hit.body.contains("患者情報を含めていません"));
+        // Every request here was sent urgent with a wanted-by date: both are
+        // told (neither is patient data).
+        assert!(hit.subject.contains("【至急】"), "{}", hit.subject);
+        assert!(
+            hit.body.contains("至急") && hit.body.contains("希望期日: 2026-12-01"),
+            "{}",
+            hit.body
+        );
+    }
+    // Every mail carries what large providers require of it.
+    for m in smtp.mails() {
+        let raw = m.raw.replace("\r\n", "\n");
+        let headers =
+            format!("\n{}", raw.split("\n\n").next().unwrap_or_default()).to_ascii_lowercase();
+        assert!(
+            headers.contains("\nmessage-id: <"),
+            "no Message-ID:\n{headers}"
+        );
+        assert!(
+            headers.contains("\nmime-version: 1.0"),
+            "no MIME-Version:\n{headers}"
+        );
     }
     for quiet in ["digest_dr", "unconfirmed", "clerk_h"] {
         assert!(

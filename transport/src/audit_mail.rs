@@ -4,10 +4,10 @@
 //! (node name, time, sequence number, hashes, clock state, signature). A failed
 //! mail is logged by the caller; the checkpoint file already holds the line.
 
-use lettre::message::{Mailbox, header::ContentType};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::notify::{NotifyError, RelaySettings, relay_transport};
+use crate::notify::{NotifyError, RelaySettings, plain_mail, relay_transport};
 
 pub struct CheckpointMailer {
     relay: AsyncSmtpTransport<Tokio1Executor>,
@@ -35,13 +35,14 @@ impl CheckpointMailer {
             "Renkei 監査証跡のチェックポイントです（署名付き、患者情報は含みません）。\n\
              保管してください。`renkei admin audit verify` がこの記録と照合します。\n\n{line}\n"
         );
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(self.to.clone())
-            .subject(format!("[Renkei] 監査チェックポイント {node} seq {seq}"))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| NotifyError::Smtp(format!("building the mail: {e}")))?;
+        let message = plain_mail(
+            &self.from,
+            self.to.clone(),
+            format!("[Renkei] 監査チェックポイント {node} seq {seq}"),
+            body,
+            &format!("checkpoint-{node}-{seq}"),
+        )
+        .map_err(|e| NotifyError::Smtp(format!("building the mail: {e}")))?;
         self.relay
             .send(message)
             .await

@@ -17,11 +17,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use mailbox::FacilityCode;
 use mailbox::clock::now_millis;
 use mailbox::notify::{NoticeText, Notices, PendingNotice, compose, compose_digest};
 use mailbox::queue::lease_until;
@@ -118,6 +117,28 @@ pub fn relay_transport(
     Ok(relay.build())
 }
 
+/// A plain-text mail as large providers accept it: MIME-Version, a UTF-8
+/// text part and a Message-ID `<id@domain of from>`.
+pub(crate) fn plain_mail(
+    from: &Mailbox,
+    to: Mailbox,
+    subject: String,
+    body: String,
+    id: &str,
+) -> Result<Message, lettre::error::Error> {
+    // A msg-id's left part is a dot-atom: keep only what is always safe there.
+    let id: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .collect();
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(format!("<{id}@{}>", from.email.domain())))
+        .singlepart(SinglePart::plain(body))
+}
+
 pub struct Notifier {
     store: Arc<dyn Store>,
     notices: Arc<Notices>,
@@ -146,16 +167,6 @@ impl Notifier {
         })
     }
 
-    async fn facility_name(&self, code: Option<&str>) -> Option<String> {
-        let code = FacilityCode::parse(code?).ok()?;
-        self.store
-            .facility(&code)
-            .await
-            .ok()
-            .flatten()
-            .map(|f| f.name)
-    }
-
     /// The address a row goes to now: the one being confirmed, or the person's
     /// verified address if they still want mail.
     async fn address_of(&self, row: &PendingNotice) -> Result<Option<String>, NotifyError> {
@@ -169,16 +180,13 @@ impl Notifier {
             .map(|t| t.email))
     }
 
-    async fn transmit(&self, to: &str, text: NoticeText) -> Result<(), (bool, String)> {
+    /// Sends one notice; `id` names it in its Message-ID, so a retry of the
+    /// same notice carries the same one.
+    async fn transmit(&self, to: &str, text: NoticeText, id: &str) -> Result<(), (bool, String)> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| (true, format!("the address cannot be used: {e}")))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(text.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(text.body)
+        let message = plain_mail(&self.from, to, text.subject, text.body, id)
             .map_err(|e| (true, format!("building the mail: {e}")))?;
         self.relay
             .send(message)
@@ -239,9 +247,9 @@ impl Notifier {
                     .await?;
                 continue;
             };
-            let facility = self.facility_name(row.facility_code.as_deref()).await;
-            let text = compose(row, facility.as_deref(), &self.base_url);
-            match self.transmit(&to, text).await {
+            let facts = self.notices.facts(row).await;
+            let text = compose(row, &facts, &self.base_url);
+            match self.transmit(&to, text, &row.id).await {
                 Ok(()) => {
                     self.store.notification_sent(&row.id, now_millis()).await?;
                     tracing::info!(
@@ -281,11 +289,12 @@ impl Notifier {
             };
             let mut lines = Vec::with_capacity(rows.len());
             for row in rows {
-                let facility = self.facility_name(row.facility_code.as_deref()).await;
-                lines.push((row, facility));
+                let facts = self.notices.facts(&row).await;
+                lines.push((row, facts));
             }
             let text = compose_digest(&lines, &self.base_url);
-            match self.transmit(&target.email, text).await {
+            let id = format!("digest-{}", mailbox::ids::new_id());
+            match self.transmit(&target.email, text, &id).await {
                 Ok(()) => {
                     let at = now_millis();
                     for (row, _) in &lines {

@@ -7,8 +7,10 @@
 //! sends them.
 //!
 //! `Notices` turns a delivery into rows (one per person behind each Inbox
-//! entry, for the steps that need the person: a new item, a report, a reply, a
-//! proposed time, a pathway stage), queues assignment notices, escalates
+//! entry, for the steps the other side must know of: a new item, a report, a
+//! reply, a decline, a withdrawal, a booking confirmed, moved or cancelled, a
+//! pathway stage — never to the sending facility's own liaison inbox about its
+//! own outgoing step), queues assignment notices, escalates
 //! unopened items to the receiving facility's liaisons and clerks after its
 //! `escalation_hours` (default 4), keeps each person's mode (immediate, a daily
 //! digest at 08:00 JST, off) and the address-change flow (a link to the new
@@ -17,10 +19,12 @@
 //! Only verified addresses get mail.
 
 mod notice;
+mod reason;
 mod text;
 
 pub use notice::{FailedNotice, PendingNotice, Preferences};
-pub use text::{NoticeText, compose, compose_digest, kind_labels, link};
+pub use reason::NotifyReason;
+pub use text::{NoticeFacts, NoticeText, compose, compose_digest, kind_labels, link};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,74 +79,6 @@ impl NotifyMode {
                 "notification mode must be immediate, digest or off",
                 "通知方法は「すぐに」「1日1回まとめて」「通知しない」のいずれかです。",
             )),
-        }
-    }
-}
-
-/// Why a person is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotifyReason {
-    /// A new item or request has arrived.
-    NewItem,
-    /// A reading report has arrived.
-    Report,
-    /// A reply letter has arrived.
-    Reply,
-    /// A step that waits for this person (a proposed time, a pathway stage).
-    ActionNeeded,
-    /// The liaison office handed an item to this doctor.
-    Assigned,
-    /// An item addressed to this person's facility has not been opened in time.
-    Escalation,
-    /// The link that confirms a new address.
-    ConfirmAddress,
-    /// An item the person sent could not be delivered.
-    DeliveryFailed,
-    /// The operator changed the person's sign-in (a second-factor reset).
-    SecurityChange,
-}
-
-impl NotifyReason {
-    const ALL: [Self; 9] = [
-        Self::SecurityChange,
-        Self::NewItem,
-        Self::Report,
-        Self::Reply,
-        Self::ActionNeeded,
-        Self::Assigned,
-        Self::Escalation,
-        Self::ConfirmAddress,
-        Self::DeliveryFailed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NewItem => "new_item",
-            Self::Report => "report",
-            Self::Reply => "reply",
-            Self::ActionNeeded => "action_needed",
-            Self::Assigned => "assigned",
-            Self::Escalation => "escalation",
-            Self::ConfirmAddress => "confirm_address",
-            Self::DeliveryFailed => "delivery_failed",
-            Self::SecurityChange => "security_change",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// The reason a delivered envelope gives its addressees, by the step it carries.
-    /// Steps that need nothing from the addressee (accept, decline, acknowledge,
-    /// withdraw, cancel, confirm) are visible in the mailbox without a mail.
-    pub fn for_step(step: Option<&str>) -> Option<Self> {
-        match step {
-            None | Some("open") => Some(Self::NewItem),
-            Some("report") => Some(Self::Report),
-            Some("reply") => Some(Self::Reply),
-            Some("propose" | "stage") => Some(Self::ActionNeeded),
-            Some(_) => None,
         }
     }
 }
@@ -202,6 +138,18 @@ impl NotifyPolicy {
         }
         at - 9 * HOUR
     }
+}
+
+/// Whether `principal` is the sending facility's own liaison inbox and the
+/// envelope a later step of a thread: a facility is not told of what its own
+/// doctor sent out (the copy is for the office's overview, not news).
+fn own_outgoing_step(envelope: &EnvelopeRow, principal: &str) -> bool {
+    let later_step = !matches!(envelope.step.as_deref(), None | Some("open"));
+    later_step
+        && matches!(
+            (Principal::parse(principal), envelope.sender_facility.as_deref()),
+            (Some(Principal::LiaisonInbox(code)), Some(sender)) if code.as_str() == sender
+        )
 }
 
 /// A new pending row for one person.
@@ -317,11 +265,15 @@ impl Notices {
         if !self.policy.enabled {
             return Ok(Vec::new());
         }
-        let Some(reason) = NotifyReason::for_step(envelope.step.as_deref()) else {
+        let Some(reason) = NotifyReason::for_step(Some(&envelope.kind), envelope.step.as_deref())
+        else {
             return Ok(Vec::new());
         };
         let mut rows: Vec<NotificationRow> = Vec::new();
-        for entry in entries.iter().filter(|e| e.folder == "inbox") {
+        for entry in entries
+            .iter()
+            .filter(|e| e.folder == "inbox" && !own_outgoing_step(envelope, &e.principal))
+        {
             if !known.contains_key(&entry.principal) {
                 let targets = self.targets_of(&entry.principal).await?;
                 known.insert(entry.principal.clone(), targets);
@@ -625,6 +577,35 @@ impl Notices {
             .collect())
     }
 
+    /// What a notice may say of its facility and thread, looked up as it is
+    /// sent (a facility renamed meanwhile is named as it is now). A lookup that
+    /// fails leaves the fact out rather than holding the notice back.
+    pub async fn facts(&self, row: &PendingNotice) -> NoticeFacts {
+        let facility = match row
+            .facility_code
+            .as_deref()
+            .and_then(|c| crate::FacilityCode::parse(c).ok())
+        {
+            Some(code) => self
+                .store
+                .facility(&code)
+                .await
+                .ok()
+                .flatten()
+                .map(|f| f.name),
+            None => None,
+        };
+        let thread = match row.thread_id.as_deref() {
+            Some(id) => self.store.thread(id).await.ok().flatten(),
+            None => None,
+        };
+        NoticeFacts {
+            facility,
+            urgent: thread.as_ref().is_some_and(|t| t.urgency == "urgent"),
+            wanted_by: thread.and_then(|t| t.wanted_by),
+        }
+    }
+
     /// Leases due notices to the sender until `lease_until`: immediate ones,
     /// or (`digest`) the lines of daily summaries.
     pub async fn claim_due(
@@ -666,11 +647,18 @@ mod tests {
 
     #[test]
     fn a_notice_names_kind_facility_and_link() {
+        let facts = NoticeFacts {
+            facility: Some("高松クリニック".into()),
+            urgent: true,
+            wanted_by: Some("2026-12-01".into()),
+        };
         let text = compose(
             &sample(NotifyReason::NewItem),
-            Some("高松クリニック"),
+            &facts,
             "https://renkei.example/",
         );
+        assert!(text.subject.contains("【至急】"), "{}", text.subject);
+        assert!(text.body.contains("至急") && text.body.contains("希望期日: 2026-12-01"));
         assert!(text.subject.contains("読影依頼"), "{}", text.subject);
         assert!(
             text.body
@@ -678,33 +666,6 @@ mod tests {
         );
         assert!(text.body.contains("https://renkei.example/threads/t1"));
         assert!(text.body.contains("reading request"));
-    }
-
-    #[test]
-    fn steps_that_need_nothing_send_nothing() {
-        assert_eq!(
-            NotifyReason::for_step(Some("open")),
-            Some(NotifyReason::NewItem)
-        );
-        assert_eq!(NotifyReason::for_step(None), Some(NotifyReason::NewItem));
-        assert_eq!(
-            NotifyReason::for_step(Some("report")),
-            Some(NotifyReason::Report)
-        );
-        assert_eq!(
-            NotifyReason::for_step(Some("propose")),
-            Some(NotifyReason::ActionNeeded)
-        );
-        for quiet in [
-            "accept",
-            "decline",
-            "acknowledge",
-            "withdraw",
-            "cancel",
-            "confirm",
-        ] {
-            assert_eq!(NotifyReason::for_step(Some(quiet)), None, "{quiet}");
-        }
     }
 
     #[test]
@@ -741,9 +702,12 @@ mod tests {
         let rows = vec![
             (
                 sample(NotifyReason::NewItem),
-                Some("高松クリニック".to_string()),
+                NoticeFacts {
+                    facility: Some("高松クリニック".to_string()),
+                    ..NoticeFacts::default()
+                },
             ),
-            (sample(NotifyReason::Report), None),
+            (sample(NotifyReason::Report), NoticeFacts::default()),
         ];
         let text = compose_digest(&rows, "https://renkei.example");
         assert!(text.subject.contains("2"));

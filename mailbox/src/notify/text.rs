@@ -37,9 +37,37 @@ pub fn link(base_url: &str, row: &PendingNotice) -> String {
     }
 }
 
-/// What a notice says. `facility` is the name of the facility concerned.
-pub fn compose(row: &PendingNotice, facility: Option<&str>, base_url: &str) -> NoticeText {
+/// What a notice may say besides its reason, looked up when it is sent: the
+/// facility's name and the thread's urgency and wanted-by date, none of which
+/// is patient data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoticeFacts {
+    /// The name of the facility concerned.
+    pub facility: Option<String>,
+    /// The thread was sent as urgent (至急).
+    pub urgent: bool,
+    /// The date the requester wants an answer by (`YYYY-MM-DD`).
+    pub wanted_by: Option<String>,
+}
+
+impl NoticeFacts {
+    /// The lines a notice about a thread carries: urgency and wanted-by date.
+    fn lines(&self) -> String {
+        let mut out = String::new();
+        if self.urgent {
+            out.push_str("緊急度: 至急 / Urgency: urgent\n");
+        }
+        if let Some(d) = &self.wanted_by {
+            out.push_str(&format!("希望期日: {d} / Wanted by: {d}\n"));
+        }
+        out
+    }
+}
+
+/// What a notice says, with what `facts` tells of the facility and thread.
+pub fn compose(row: &PendingNotice, facts: &NoticeFacts, base_url: &str) -> NoticeText {
     let (kind_ja, kind_en) = kind_labels(row.kind.as_deref());
+    let facility = facts.facility.as_deref();
     let from_ja = facility.map(|f| format!("{f} から")).unwrap_or_default();
     let from_en = facility.map(|f| format!(" from {f}")).unwrap_or_default();
     let link = link(base_url, row);
@@ -64,6 +92,31 @@ pub fn compose(row: &PendingNotice, facility: Option<&str>, base_url: &str) -> N
             format!("[Renkei] {kind_ja}の対応をお願いします / Action needed"),
             format!("{from_ja}{kind_ja}について対応をお願いします。"),
             format!("A {kind_en}{from_en} waits for your action."),
+        ),
+        NotifyReason::Declined => (
+            format!("[Renkei] {kind_ja}が辞退されました / {kind_en} declined"),
+            format!("{from_ja}{kind_ja}を受けられないとの返事がありました。理由をご確認ください。"),
+            format!("The {kind_en} was declined{from_en}. See the reason in Renkei."),
+        ),
+        NotifyReason::Withdrawn => (
+            format!("[Renkei] {kind_ja}が取り下げられました / {kind_en} withdrawn"),
+            format!("{from_ja}{kind_ja}が取り下げられました。"),
+            format!("The {kind_en} was withdrawn{from_en}."),
+        ),
+        NotifyReason::BookingConfirmed => (
+            "[Renkei] 予約が確定しました / Booking confirmed".to_string(),
+            format!("{from_ja}予約が確定しました。日時をご確認ください。"),
+            format!("The booking was confirmed{from_en}. See the time in Renkei."),
+        ),
+        NotifyReason::BookingRescheduled => (
+            "[Renkei] 予約日時の変更が提案されました / New time proposed".to_string(),
+            format!("{from_ja}予約の別の日時が提案されました。ご確認ください。"),
+            format!("Another time was proposed for the booking{from_en}."),
+        ),
+        NotifyReason::BookingCancelled => (
+            "[Renkei] 予約が取り消されました / Booking cancelled".to_string(),
+            format!("{from_ja}予約が取り消されました。"),
+            format!("The booking was cancelled{from_en}."),
         ),
         NotifyReason::Assigned => (
             format!("[Renkei] {kind_ja}の担当になりました / Assigned to you"),
@@ -106,21 +159,27 @@ pub fn compose(row: &PendingNotice, facility: Option<&str>, base_url: &str) -> N
             };
         }
     };
+    let subject = if facts.urgent {
+        subject.replacen("[Renkei] ", "[Renkei] 【至急】", 1)
+    } else {
+        subject
+    };
+    let facts = facts.lines();
     NoticeText {
         subject,
-        body: format!("{ja}\n{link}\n\n{en}\n{link}\n\n{FOOTER}"),
+        body: format!("{ja}\n{facts}{link}\n\n{en}\n{link}\n\n{FOOTER}"),
     }
 }
 
 /// One daily summary for several rows of one person.
-pub fn compose_digest(lines: &[(PendingNotice, Option<String>)], base_url: &str) -> NoticeText {
+pub fn compose_digest(lines: &[(PendingNotice, NoticeFacts)], base_url: &str) -> NoticeText {
     let mut body = format!(
         "前回のお知らせ以降の Renkei の新着は {} 件です。 / {} update(s) since the last summary.\n\n",
         lines.len(),
         lines.len()
     );
-    for (row, facility) in lines {
-        let one = compose(row, facility.as_deref(), base_url);
+    for (row, facts) in lines {
+        let one = compose(row, facts, base_url);
         let title = one.subject.trim_start_matches("[Renkei] ").to_string();
         body.push_str(&format!("・{title}\n  {}\n", link(base_url, row)));
     }
