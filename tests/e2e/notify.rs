@@ -360,6 +360,48 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
         .await;
     w.delivered("gp", &shared).await;
     w.delivered("gp", &to_rad[1]).await;
+    // A booking of the hospital's CT: the hospital's office proposes another
+    // time, the clinic confirms it and later calls it off. Each side is told
+    // of the other's step, never of its own.
+    let (s, resource) = w
+        .send(
+            "liaison_h",
+            reqwest::Method::POST,
+            "/api/v1/resources",
+            json!({ "name": "CT（64列）", "opening_hours": "平日 9:00-16:00" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{resource}");
+    let booking = w
+        .open_thread(
+            "gp",
+            json!({
+                "kind": "booking",
+                "resource_id": resource["id"],
+                "patient_id": MARKERS[1],
+                "patient_name": MARKERS[0],
+                "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+                "fields": { "preferred_times": "12/3 午前" },
+            }),
+        )
+        .await;
+    w.delivered("gp", &booking).await;
+    w.step(
+        "liaison_h",
+        &booking,
+        json!({ "step": "propose", "fields": { "slot": "2026-12-05 10:00" } }),
+    )
+    .await;
+    w.delivered("liaison_h", &booking).await;
+    w.step("gp", &booking, json!({ "step": "confirm" })).await;
+    w.delivered("gp", &booking).await;
+    w.step(
+        "gp",
+        &booking,
+        json!({ "step": "cancel", "body": "都合により" }),
+    )
+    .await;
+    w.delivered("gp", &booking).await;
     // (who, about which thread, what the subject says, which facility the text names)
     let expected: Vec<(&str, String, &str, &str)> = to_rad
         .iter()
@@ -380,6 +422,30 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
             ),
             ("gp", shared.clone(), "辞退されました", HOSPITAL_NAME),
             ("rad", to_rad[1].clone(), "取り下げられました", CLINIC_NAME),
+            (
+                "liaison_h",
+                booking.clone(),
+                "予約受付が届きました",
+                CLINIC_NAME,
+            ),
+            (
+                "gp",
+                booking.clone(),
+                "予約日時の変更が提案されました",
+                HOSPITAL_NAME,
+            ),
+            (
+                "liaison_h",
+                booking.clone(),
+                "予約が確定しました",
+                CLINIC_NAME,
+            ),
+            (
+                "liaison_h",
+                booking.clone(),
+                "予約が取り消されました",
+                CLINIC_NAME,
+            ),
         ])
         .collect();
 
@@ -445,8 +511,12 @@ async fn notices_arrive_once_through_a_relay_that_was_down_and_carry_no_patient_
         let hit = hits[0];
         assert!(hit.body.contains(names), "{names} is named: {}", hit.body);
         assert!(hit.body.contains("患者情報を含めていません"));
-        // Every request here was sent urgent with a wanted-by date: both are
-        // told (neither is patient data).
+        // Every reading request here was sent urgent with a wanted-by date:
+        // both are told (neither is patient data). The booking is routine.
+        if *thread == booking {
+            assert!(!hit.subject.contains("至急"), "{}", hit.subject);
+            continue;
+        }
         assert!(hit.subject.contains("【至急】"), "{}", hit.subject);
         assert!(
             hit.body.contains("至急") && hit.body.contains("希望期日: 2026-12-01"),
