@@ -97,6 +97,7 @@ fn item(n: usize, to: &mailbox::AccountId) -> Outgoing {
             obtained_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default(),
             method: ConsentMethod::Verbal,
             obtained_by: "坂出 明美".into(),
+            given_by: mailbox::postroom::ConsentGiver::Patient,
         }),
     }
 }

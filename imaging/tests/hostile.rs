@@ -133,7 +133,11 @@ fn judge_corpus() {
         eprintln!(
             "panic: {}: {}",
             info.location().map(|l| l.to_string()).unwrap_or_default(),
-            info.payload_as_str().unwrap_or_default()
+            info.payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or_default()
         );
     }));
     let mut names: Vec<String> = std::fs::read_dir(corpus())

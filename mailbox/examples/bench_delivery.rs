@@ -288,6 +288,7 @@ impl Net {
                         obtained_on: today,
                         method: ConsentMethod::Written,
                         obtained_by: "坂出 明美".into(),
+                        given_by: mailbox::postroom::ConsentGiver::Patient,
                     }),
                 },
                 vec![],

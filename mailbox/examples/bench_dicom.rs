@@ -165,6 +165,7 @@ async fn main() -> Res<()> {
                     obtained_on: chrono::Local::now().date_naive(),
                     method: ConsentMethod::Written,
                     obtained_by: "坂出 明美".into(),
+                    given_by: mailbox::postroom::ConsentGiver::Patient,
                 }),
             },
             attachments,

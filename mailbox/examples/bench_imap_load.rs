@@ -111,6 +111,7 @@ async fn send(
                 obtained_on: today,
                 method: ConsentMethod::Written,
                 obtained_by: "坂出 明美".into(),
+                given_by: mailbox::postroom::ConsentGiver::Patient,
             }),
         },
         if attach == 0 {
@@ -149,6 +150,7 @@ async fn open_thread(
                     obtained_on: today,
                     method: ConsentMethod::Written,
                     obtained_by: "坂出 明美".into(),
+                    given_by: mailbox::postroom::ConsentGiver::Patient,
                 }),
                 fields: vec![
                     ("modality".into(), "CT".into()),

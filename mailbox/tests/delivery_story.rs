@@ -38,6 +38,7 @@ fn consent() -> Consent {
         obtained_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         method: ConsentMethod::Written,
         obtained_by: "坂出 明美".into(),
+        given_by: mailbox::postroom::ConsentGiver::Patient,
     }
 }
 

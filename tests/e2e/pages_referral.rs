@@ -70,6 +70,7 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
         "右鼠径ヘルニア 紹介状",
         "KTH-0815 琴平 花子",
         "琴平 看護師",
+        "同意者: 代諾者（母）",
         "手術適応のご判断をお願いします",
         "右鼠径ヘルニア",
         "紹介状.pdf",

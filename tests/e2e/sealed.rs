@@ -141,6 +141,9 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     assert_eq!(item["signature"]["status"], "valid");
     assert_eq!(item["consent"]["method"], "written");
     assert_eq!(item["consent"]["obtained_on"], "2026-11-20");
+    // Who consented defaults to the patient when the sender does not say.
+    assert_eq!(item["consent"]["given_by"], "patient", "{item}");
+    assert_eq!(item["consent"]["relation"], Value::Null);
     assert_eq!(item["sender"], gp.replace('-', ""));
     assert_eq!(item["attachments"][0]["name"], "CT0001.dcm");
     let r = rad_c
@@ -235,6 +238,27 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
     let body: Value = r.json().await.unwrap();
     assert!(
         body["message_ja"].as_str().unwrap().contains("同意"),
+        "{body}"
+    );
+    // A guardian's consent must say their relation to the patient.
+    let no_relation = json!({ "kind": "referral", "to": [{ "account": rad }], "patient_id": PATIENT_ID,
+        "patient_name": PATIENT_KANJI, "body": "紹介状",
+        "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美",
+            "given_by": "guardian" } });
+    let r = gp_c
+        .post(server.url("/api/v1/envelopes"))
+        .multipart(Form::new().part("envelope", Part::text(no_relation.to_string())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("relation"),
+        "{body}"
+    );
+    assert!(
+        body["message_ja"].as_str().unwrap().contains("続柄"),
         "{body}"
     );
     let after: Value = gp_c

@@ -190,6 +190,7 @@ impl TestNet {
                         obtained_on: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
                         method: ConsentMethod::Written,
                         obtained_by: "坂出 明美".into(),
+                        given_by: mailbox::postroom::ConsentGiver::Patient,
                     }),
                 },
                 vec![],

@@ -109,12 +109,96 @@ impl ConsentMethod {
     }
 }
 
-/// The consent record kept with an item: when, how, and by which staff member.
+/// Who gave the consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentGiver {
+    /// The patient themself (本人).
+    Patient,
+    /// A guardian (代諾者), for a minor or a patient who cannot consent, with
+    /// their relation to the patient (母, 父, 成年後見人, …).
+    Guardian { relation: String },
+    /// Recorded before who consented was asked.
+    Unrecorded,
+}
+
+impl ConsentGiver {
+    /// The longest relation kept (a word or two, never a name).
+    pub const MAX_RELATION: usize = 32;
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::Guardian { .. } => "guardian",
+            Self::Unrecorded => "unrecorded",
+        }
+    }
+
+    pub fn relation(&self) -> Option<&str> {
+        match self {
+            Self::Guardian { relation } => Some(relation),
+            _ => None,
+        }
+    }
+
+    /// From what a form or the API says: `patient` (the default when
+    /// nothing is said) or `guardian` with a relation.
+    pub fn parse(given_by: Option<&str>, relation: Option<&str>) -> Result<Self> {
+        let relation = relation.map(str::trim).filter(|r| !r.is_empty());
+        match given_by.map(str::trim).filter(|g| !g.is_empty()) {
+            None | Some("patient" | "本人") => match relation {
+                None => Ok(Self::Patient),
+                Some(_) => Err(Error::invalid(
+                    "consent.relation",
+                    "a relation is given only when a guardian consented",
+                    "続柄は代諾者が同意した場合にのみ入力します。",
+                )),
+            },
+            Some("guardian" | "代諾者") => match relation {
+                None => Err(Error::invalid(
+                    "consent.relation",
+                    "a guardian's consent must say their relation to the patient",
+                    "代諾者の患者との続柄（母、父、後見人など）を入力してください。",
+                )),
+                Some(r) if r.chars().count() > Self::MAX_RELATION => Err(Error::invalid(
+                    "consent.relation",
+                    format!(
+                        "the relation is longer than {} characters",
+                        Self::MAX_RELATION
+                    ),
+                    "続柄が長すぎます（32文字まで）。",
+                )),
+                Some(r) => Ok(Self::Guardian {
+                    relation: r.to_string(),
+                }),
+            },
+            Some(other) => Err(Error::invalid(
+                "consent.given_by",
+                format!("consent given_by must be patient or guardian, got {other:?}"),
+                "同意者は「本人」または「代諾者」です。",
+            )),
+        }
+    }
+
+    /// From the stored columns (`None`: a row from before they existed).
+    pub fn from_stored(given_by: Option<&str>, relation: Option<&str>) -> Self {
+        match (given_by, relation) {
+            (Some("patient"), _) => Self::Patient,
+            (Some("guardian"), Some(r)) => Self::Guardian {
+                relation: r.to_string(),
+            },
+            _ => Self::Unrecorded,
+        }
+    }
+}
+
+/// The consent record kept with an item: when, how, by which staff member,
+/// and who gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consent {
     pub obtained_on: chrono::NaiveDate,
     pub method: ConsentMethod,
     pub obtained_by: String,
+    pub given_by: ConsentGiver,
 }
 
 pub struct Postroom {
@@ -262,5 +346,40 @@ impl Postroom {
             Principal::LiaisonInbox(code) => self.facility_cert(code, "liaison").await,
             Principal::Oversight(code) => self.facility_cert(code, "oversight").await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConsentGiver;
+
+    #[test]
+    fn who_consented_is_the_patient_or_a_guardian_with_a_relation() {
+        assert_eq!(
+            ConsentGiver::parse(None, None).ok(),
+            Some(ConsentGiver::Patient)
+        );
+        assert_eq!(
+            ConsentGiver::parse(Some("patient"), Some(" ")).ok(),
+            Some(ConsentGiver::Patient)
+        );
+        assert_eq!(
+            ConsentGiver::parse(Some("guardian"), Some(" 母 ")).ok(),
+            Some(ConsentGiver::Guardian {
+                relation: "母".into()
+            })
+        );
+        assert!(ConsentGiver::parse(Some("guardian"), None).is_err());
+        assert!(ConsentGiver::parse(Some("patient"), Some("母")).is_err());
+        assert!(ConsentGiver::parse(Some("friend"), None).is_err());
+        assert!(ConsentGiver::parse(Some("guardian"), Some(&"長".repeat(33))).is_err());
+        assert_eq!(
+            ConsentGiver::from_stored(None, None),
+            ConsentGiver::Unrecorded
+        );
+        assert_eq!(
+            ConsentGiver::from_stored(Some("guardian"), Some("父")).relation(),
+            Some("父")
+        );
     }
 }

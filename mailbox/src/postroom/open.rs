@@ -14,7 +14,7 @@ use renkei_crypto::{Certificate, Fingerprint, SealedEnvelope, Verification};
 
 use super::attachments::record_index;
 use super::place::{self, PlaceCheck};
-use super::{AttachmentInfo, Consent, ConsentMethod, PARSED_CERTS, Postroom, crypto};
+use super::{AttachmentInfo, Consent, ConsentGiver, ConsentMethod, PARSED_CERTS, Postroom, crypto};
 use crate::auth::CurrentSession;
 use crate::error::{Error, Result};
 use crate::keys::{Keyring, Principal};
@@ -496,6 +496,10 @@ fn assemble(
                     .map_err(|e| Error::Internal(format!("stored consent date: {e}")))?,
                 method: ConsentMethod::parse(method)?,
                 obtained_by: by.clone(),
+                given_by: ConsentGiver::from_stored(
+                    row.consent_given_by.as_deref(),
+                    row.consent_relation.as_deref(),
+                ),
             }),
             _ => None,
         },

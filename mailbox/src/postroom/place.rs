@@ -78,6 +78,8 @@ mod tests {
             consent_obtained_on: None,
             consent_method: None,
             consent_obtained_by: None,
+            consent_given_by: None,
+            consent_relation: None,
             thread_id: Some("T1".into()),
             step: Some("report".into()),
             thread_seq: Some(3),

@@ -352,6 +352,8 @@ mod tests {
             consent_obtained_on: None,
             consent_method: None,
             consent_obtained_by: None,
+            consent_given_by: None,
+            consent_relation: None,
             thread_id: None,
             step: None,
             thread_seq: None,

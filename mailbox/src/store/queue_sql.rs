@@ -176,7 +176,8 @@ pub(super) const SET_FLAGS: &str = "UPDATE mailbox_entries SET seen = COALESCE($
 /// The clear metadata of every entry claimed with this lease, in one query.
 pub(super) const CLAIMED_HEADS: &str = "SELECT e.id, e.kind, e.sender_id, e.sender_facility, \
     e.created_at, substr(e.body, 1, 0) AS body, e.body_size, e.blind_index, e.consent_obtained_on, \
-    e.consent_method, e.consent_obtained_by, e.thread_id, e.step, e.thread_seq \
+    e.consent_method, e.consent_obtained_by, e.thread_id, e.step, e.thread_seq, \
+    e.consent_given_by, e.consent_relation \
     FROM envelopes e JOIN delivery_queue q ON q.envelope_id = e.id \
     WHERE q.lease_until = $1 AND q.state = 'pending'";
 pub(super) const CLAIMED_SLOTS: &str = "SELECT s.envelope_id, s.principal, s.added_by, s.added_at \

@@ -52,6 +52,9 @@ pub struct EnvelopeRow {
     pub consent_obtained_on: Option<String>,
     pub consent_method: Option<String>,
     pub consent_obtained_by: Option<String>,
+    /// `patient` or `guardian`, and a guardian's relation to the patient.
+    pub consent_given_by: Option<String>,
+    pub consent_relation: Option<String>,
     /// The thread this envelope is a step of, which step, and the thread's version after it.
     pub thread_id: Option<String>,
     pub step: Option<String>,

@@ -70,19 +70,21 @@ pub(super) const SET_REMOVED: &str =
 
 pub(super) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
     (id, kind, sender_id, sender_facility, created_at, body, body_size, blind_index, \
-     consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq, \
+     consent_given_by, consent_relation) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 pub(super) const INSERT_SLOT: &str = "INSERT INTO envelope_slots (envelope_id, principal, added_by, added_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (envelope_id, principal) DO NOTHING";
 pub(super) const INSERT_ATTACHMENT: &str =
     "INSERT INTO attachments (envelope_id, idx, blob_key, sealed_size) VALUES ($1, $2, $3, $4)";
 pub(super) const ENVELOPE: &str = "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
-    blind_index, consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq \
-    FROM envelopes WHERE id = $1";
+    blind_index, consent_obtained_on, consent_method, consent_obtained_by, thread_id, step, thread_seq, \
+    consent_given_by, consent_relation FROM envelopes WHERE id = $1";
 /// The clear metadata only: delivery never needs the sealed body.
 pub(super) const ENVELOPE_HEAD: &str = "SELECT id, kind, sender_id, sender_facility, created_at, \
     substr(body, 1, 0) AS body, body_size, blind_index, consent_obtained_on, consent_method, \
-    consent_obtained_by, thread_id, step, thread_seq FROM envelopes WHERE id = $1";
+    consent_obtained_by, thread_id, step, thread_seq, consent_given_by, consent_relation \
+    FROM envelopes WHERE id = $1";
 pub(super) const SLOTS: &str = "SELECT envelope_id, principal, added_by, added_at FROM envelope_slots \
     WHERE envelope_id = $1 ORDER BY added_at, principal";
 pub(super) const ATTACHMENTS: &str = "SELECT envelope_id, idx, blob_key, sealed_size FROM attachments \
@@ -444,7 +446,8 @@ where
             let sql = format!(
                 "SELECT id, kind, sender_id, sender_facility, created_at, body, body_size, \
                  blind_index, consent_obtained_on, consent_method, consent_obtained_by, \
-                 thread_id, step, thread_seq FROM envelopes WHERE id IN ({})",
+                 thread_id, step, thread_seq, consent_given_by, consent_relation \
+                 FROM envelopes WHERE id IN ({})",
                 list(chunk.len())
             );
             let mut q = sqlx::query_as::<_, EnvelopeRow>(&sql);

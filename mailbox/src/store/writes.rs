@@ -122,6 +122,8 @@ where
             .bind(&e.thread_id)
             .bind(&e.step)
             .bind(e.thread_seq)
+            .bind(&e.consent_given_by)
+            .bind(&e.consent_relation)
             .execute(&mut *tx)
             .await?;
         if let Some(change) = thread {

@@ -160,6 +160,7 @@ async fn who_can_open_what() {
         (
             Consent {
                 obtained_by: " ".into(),
+                given_by: mailbox::postroom::ConsentGiver::Patient,
                 ..consent()
             },
             "consent.obtained_by",

@@ -53,6 +53,9 @@ async function compose(page, to, subject, files) {
   await page.fill('#consent_on', today);
   await page.selectOption('#consent_method', 'written');
   await page.fill('#consent_by', '琴平 看護師');
+  // The patient is a minor: her mother consented.
+  await page.selectOption('#consent_given_by', 'guardian');
+  await page.fill('#consent_relation', '母');
   await page.fill('#purpose', '手術適応のご判断をお願いします');
   await page.fill('#diagnosis', '右鼠径ヘルニア');
   await page.fill('#body', '平素より大変お世話になっております。右鼠径部の膨隆を認め、ご紹介申し上げます。');

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Duration, NaiveDate};
 use mailbox::clock::{format_jst_minutes_millis, today_jst};
-use mailbox::postroom::{Consent, ConsentMethod};
+use mailbox::postroom::{Consent, ConsentGiver, ConsentMethod};
 use mailbox::threads::Thread;
 use mailbox::threads::booking::{FreeDay, slot_text};
 use mailbox::threads::{NewThread, StepInput, Urgency};
@@ -67,6 +67,10 @@ pub struct BookingTexts {
     written: &'static str,
     verbal: &'static str,
     consent_by: &'static str,
+    consent_given_by: &'static str,
+    consent_patient: &'static str,
+    consent_guardian: &'static str,
+    consent_relation: &'static str,
     note: &'static str,
     add_resource: &'static str,
     resource_name: &'static str,
@@ -122,6 +126,10 @@ const JA: BookingTexts = BookingTexts {
     written: "書面",
     verbal: "口頭",
     consent_by: "同意を取得した職員",
+    consent_given_by: "同意者",
+    consent_patient: "本人",
+    consent_guardian: "代諾者（未成年者の親権者など）",
+    consent_relation: "代諾者の続柄",
     note: "連絡事項",
     add_resource: "予約できる機器・枠を登録",
     resource_name: "名称",
@@ -177,6 +185,10 @@ const EN: BookingTexts = BookingTexts {
     written: "Written",
     verbal: "Verbal",
     consent_by: "Staff member who obtained it",
+    consent_given_by: "Consent given by",
+    consent_patient: "the patient",
+    consent_guardian: "a guardian (e.g. a minor's parent)",
+    consent_relation: "Guardian's relation",
     note: "Note",
     add_resource: "List something bookable",
     resource_name: "Name",
@@ -279,6 +291,10 @@ pub struct RequestForm {
     consent_method: String,
     #[serde(default)]
     consent_by: String,
+    #[serde(default)]
+    consent_given_by: String,
+    #[serde(default)]
+    consent_relation: String,
     #[serde(default)]
     body: String,
 }
@@ -608,6 +624,7 @@ fn consent_of(form: &RequestForm) -> Result<Option<Consent>, Error> {
         obtained_on,
         method: ConsentMethod::parse(&form.consent_method)?,
         obtained_by: form.consent_by.trim().to_string(),
+        given_by: ConsentGiver::parse(Some(&form.consent_given_by), Some(&form.consent_relation))?,
     }))
 }
 

@@ -66,6 +66,14 @@ impl Postroom {
                 .consent
                 .as_ref()
                 .map(|c| c.obtained_by.trim().to_string()),
+            consent_given_by: checked
+                .consent
+                .as_ref()
+                .map(|c| c.given_by.as_str().to_string()),
+            consent_relation: checked
+                .consent
+                .as_ref()
+                .and_then(|c| c.given_by.relation().map(str::to_string)),
             thread_id: checked.thread.as_ref().map(|t| t.thread_id.clone()),
             step: checked.thread.as_ref().and_then(|t| t.step.clone()),
             thread_seq: checked.thread.as_ref().map(|t| t.seq),

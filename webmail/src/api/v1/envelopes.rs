@@ -14,8 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use mailbox::postroom::{
-    AttachmentIntegrity, Consent, ConsentMethod, OpenedItem, Outgoing, PatientConfirmation,
-    Recipient, Submitted,
+    AttachmentIntegrity, Consent, ConsentGiver, ConsentMethod, OpenedItem, Outgoing,
+    PatientConfirmation, Recipient, Submitted,
 };
 use mailbox::{AccountId, Error, FacilityCode};
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,15 @@ pub struct ConsentSpec {
     method: String,
     /// The staff member who obtained it.
     obtained_by: String,
+    /// Who consented: `patient` (the default) or `guardian` (a minor's
+    /// parent or another guardian, with `relation`). Read back as
+    /// `unrecorded` for items sent before this was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    given_by: Option<String>,
+    /// A guardian's relation to the patient (母, 父, 成年後見人, …); only with
+    /// `given_by: guardian`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    relation: Option<String>,
 }
 
 impl ConsentSpec {
@@ -93,6 +102,7 @@ impl ConsentSpec {
                 })?,
             method: ConsentMethod::parse(&self.method)?,
             obtained_by: self.obtained_by.clone(),
+            given_by: ConsentGiver::parse(self.given_by.as_deref(), self.relation.as_deref())?,
         })
     }
 }
@@ -280,6 +290,8 @@ impl From<OpenedItem> for ItemView {
                 obtained_on: c.obtained_on.format("%Y-%m-%d").to_string(),
                 method: c.method.as_str().into(),
                 obtained_by: c.obtained_by.clone(),
+                given_by: Some(c.given_by.as_str().into()),
+                relation: c.given_by.relation().map(str::to_string),
             }),
             attachments: o
                 .attachments

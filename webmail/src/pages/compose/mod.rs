@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use mailbox::postroom::{Consent, ConsentMethod, PatientConfirmation, Recipient};
+use mailbox::postroom::{Consent, ConsentGiver, ConsentMethod, PatientConfirmation, Recipient};
 use mailbox::threads::{Created, NewThread, Urgency};
 use mailbox::workflow::ThreadKind;
 use mailbox::{AccountId, Error, FacilityCode, Role};
@@ -146,6 +146,10 @@ pub struct Values {
     #[serde(default)]
     pub consent_by: String,
     #[serde(default)]
+    pub consent_given_by: String,
+    #[serde(default)]
+    pub consent_relation: String,
+    #[serde(default)]
     pub body: String,
     #[serde(default)]
     pub urgency: String,
@@ -206,6 +210,8 @@ const OWN_FIELDS: &[&str] = &[
     "consent_on",
     "consent_method",
     "consent_by",
+    "consent_given_by",
+    "consent_relation",
     "body",
     "urgency",
     "wanted_by",

@@ -56,6 +56,7 @@ pub(super) fn consent(v: &Values) -> Result<Option<Consent>, Error> {
         obtained_on,
         method: ConsentMethod::parse(&v.consent_method)?,
         obtained_by: v.consent_by.trim().to_string(),
+        given_by: ConsentGiver::parse(Some(&v.consent_given_by), Some(&v.consent_relation))?,
     }))
 }
 

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mailbox::clock::{format_jst_minutes, today_jst};
-use mailbox::postroom::{OpenedItem, SignatureStatus};
+use mailbox::postroom::{ConsentGiver, OpenedItem, SignatureStatus};
 use mailbox::threads::Thread;
 use mailbox::threads::{StepInput, ThreadSteps};
 use mailbox::workflow::{Step, StepField, ThreadKind};
@@ -265,8 +265,15 @@ async fn step_view(
         subject: item.subject.clone(),
         patient,
         consent: item.consent.as_ref().map(|c| {
+            let giver = match &c.given_by {
+                ConsentGiver::Patient => tt.consent_patient.to_string(),
+                ConsentGiver::Guardian { relation } => {
+                    format!("{}（{relation}）", tt.consent_guardian)
+                }
+                ConsentGiver::Unrecorded => String::new(),
+            };
             format!(
-                "{} {}（{} {}）",
+                "{} {}（{} {}{giver}）",
                 c.obtained_on.format("%Y-%m-%d"),
                 match c.method {
                     mailbox::postroom::ConsentMethod::Written => tt.consent_written,
