@@ -12,7 +12,7 @@ use mailbox::records::Actor;
 use mailbox::webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
-use mailbox::{Error, Role};
+use mailbox::Error;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -206,11 +206,7 @@ pub struct FactorSummaryJson {
 }
 
 fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
-    if s.require_ready()?.role == Role::Operator {
-        Ok(())
-    } else {
-        Err(Error::Forbidden)
-    }
+    s.require_operator().map(|_| ())
 }
 
 /// `GET /api/v1/admin/factors` — which accounts have which factors.
