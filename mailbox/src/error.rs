@@ -389,7 +389,9 @@ impl PolicyViolations {
             parts.push("not a common or breached password".into());
         }
         if self.guessable {
-            parts.push("something harder to guess (not words, dates, keyboard walks or repeats)".into());
+            parts.push(
+                "something harder to guess (not words, dates, keyboard walks or repeats)".into(),
+            );
         }
         parts
     }

@@ -132,7 +132,12 @@ mod tests {
         let table = [
             (
                 Role::Doctor,
-                &[Action::Send, Action::ActOnItem, Action::Forward, Action::Booking][..],
+                &[
+                    Action::Send,
+                    Action::ActOnItem,
+                    Action::Forward,
+                    Action::Booking,
+                ][..],
             ),
             (Role::Clerk, &[Action::Booking][..]),
             (

@@ -178,17 +178,29 @@ mod tests {
     #[test]
     fn common_and_guessable_passwords_are_refused_with_what_is_wrong() {
         // On the shipped list, also with digits and symbols around it.
-        for common in ["Password2026!!", "!!Kagawa-Renkei-2026", "Takamatsu#2026-11"] {
+        for common in [
+            "Password2026!!",
+            "!!Kagawa-Renkei-2026",
+            "Takamatsu#2026-11",
+        ] {
             let v = check_policy(&Password::new(common), None, "", false).unwrap_err();
             assert!(v.common, "{common}");
-            assert!(v.message_ja().contains("よく使われる"), "{}", v.message_ja());
+            assert!(
+                v.message_ja().contains("よく使われる"),
+                "{}",
+                v.message_ja()
+            );
         }
         // Long and mixed, but a keyboard walk and a year.
         let v = check_policy(&Password::new("Qwertyuiop-1234!"), None, "", false).unwrap_err();
         assert!(v.common || v.guessable, "{v:?}");
         let v = check_policy(&Password::new("aaaaaaaaaaaaaa1!"), None, "", false).unwrap_err();
         assert!(v.guessable, "{v:?}");
-        assert!(v.message_ja().contains("推測されやすい"), "{}", v.message_ja());
+        assert!(
+            v.message_ja().contains("推測されやすい"),
+            "{}",
+            v.message_ja()
+        );
         // The passwords the tests and the demo use stay acceptable.
         for fine in [
             "Sanuki-Udon-2026!",
@@ -199,7 +211,11 @@ mod tests {
             "Changed-Pass-2026!",
             "Another-Pass-2026!",
         ] {
-            assert_eq!(check_policy(&Password::new(fine), None, "", false), Ok(()), "{fine}");
+            assert_eq!(
+                check_policy(&Password::new(fine), None, "", false),
+                Ok(()),
+                "{fine}"
+            );
         }
     }
 

@@ -139,7 +139,11 @@ impl Auth {
                 );
             }
             // What was typed as an ID is not recorded: it could be anything.
-            let detail = if account.is_some() { "wrong_password" } else { "unknown_account" };
+            let detail = if account.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_account"
+            };
             self.audit.record(event(account.as_ref(), detail)).await?;
             return Err(Error::BadCredentials);
         };

@@ -42,7 +42,12 @@ fn key(parts: &[&str]) -> String {
 fn canonical_id(id_input: &str) -> String {
     match AccountId::parse(id_input) {
         Ok(id) => id.as_str().to_string(),
-        Err(_) => id_input.trim().chars().take(64).collect::<String>().to_uppercase(),
+        Err(_) => id_input
+            .trim()
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .to_uppercase(),
     }
 }
 
@@ -96,7 +101,10 @@ impl Auth {
                 && failures >= limit.failures
                 && row.first_at > now - secs(limit.window)
             {
-                tracing::warn!(failures, "sign-in refused: too many failures from this address");
+                tracing::warn!(
+                    failures,
+                    "sign-in refused: too many failures from this address"
+                );
                 return Err(Error::TooManyAttempts);
             }
         }
@@ -107,7 +115,11 @@ impl Auth {
     pub(super) async fn throttle_failed(&self, attempt: &Attempt) -> Result<()> {
         let now = self.now();
         self.store
-            .throttle_failed(&attempt.pair, now, Reset::QuietSince(now - secs(PAIR_QUIET)))
+            .throttle_failed(
+                &attempt.pair,
+                now,
+                Reset::QuietSince(now - secs(PAIR_QUIET)),
+            )
             .await?;
         if let Some(a) = &attempt.address {
             let window = secs(self.policy.address_limit.window);
@@ -126,7 +138,11 @@ impl Auth {
     /// After a successful sign-in: remembers the browser's device cookie for
     /// the account (a new one when it brought none), and returns the value to
     /// set. One cookie may stand for several accounts on a shared workstation.
-    pub async fn remember_device(&self, account: &AccountId, presented: Option<&str>) -> Result<String> {
+    pub async fn remember_device(
+        &self,
+        account: &AccountId,
+        presented: Option<&str>,
+    ) -> Result<String> {
         let token = match presented {
             Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => t.to_string(),
             _ => hex::encode(random_bytes::<32>()),

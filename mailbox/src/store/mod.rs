@@ -14,7 +14,6 @@
 mod backend;
 pub mod factor;
 mod factor_sql;
-pub mod throttle;
 pub(crate) mod folder;
 mod folder_sql;
 pub mod idempotency;
@@ -33,6 +32,7 @@ mod sql;
 mod sqlite;
 pub mod thread;
 mod thread_sql;
+pub mod throttle;
 pub mod vault;
 mod vault_sql;
 mod writes;

@@ -34,15 +34,13 @@ pub trait ThrottleStore: Send + Sync {
     async fn throttle(&self, keys: &[&str]) -> StoreResult<Vec<ThrottleRow>>;
     /// Counts one failure under `key` in one statement, so concurrent attempts
     /// on several nodes cannot undercount.
-    async fn throttle_failed(&self, key: &str, now: i64, reset: Reset)
-    -> StoreResult<ThrottleRow>;
+    async fn throttle_failed(&self, key: &str, now: i64, reset: Reset) -> StoreResult<ThrottleRow>;
     async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
     /// Forgets counters whose last failure is older than `before`.
     async fn purge_throttle(&self, before: i64) -> StoreResult<u64>;
 
     /// Remembers a device (its cookie's token hash) for an account.
-    async fn remember_device(&self, token_hash: &[u8], account: &str, now: i64)
-    -> StoreResult<()>;
+    async fn remember_device(&self, token_hash: &[u8], account: &str, now: i64) -> StoreResult<()>;
     /// Whether the device signed in to the account before (and not before
     /// `since`); touches it when it did.
     async fn device_known(
@@ -106,12 +104,7 @@ where
         Ok(q.fetch_all(&self.pool).await?)
     }
 
-    async fn throttle_failed(
-        &self,
-        key: &str,
-        now: i64,
-        reset: Reset,
-    ) -> StoreResult<ThrottleRow> {
+    async fn throttle_failed(&self, key: &str, now: i64, reset: Reset) -> StoreResult<ThrottleRow> {
         let (column, before) = match reset {
             Reset::WindowStartedBefore(t) => ("first_at", t),
             Reset::QuietSince(t) => ("last_at", t),
@@ -130,16 +123,14 @@ where
     }
 
     async fn purge_throttle(&self, before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(PURGE).bind(before).execute(&self.writer).await?;
+        let done = sqlx::query(PURGE)
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
         Ok(DB::rows_affected(&done))
     }
 
-    async fn remember_device(
-        &self,
-        token_hash: &[u8],
-        account: &str,
-        now: i64,
-    ) -> StoreResult<()> {
+    async fn remember_device(&self, token_hash: &[u8], account: &str, now: i64) -> StoreResult<()> {
         sqlx::query(REMEMBER_DEVICE)
             .bind(token_hash)
             .bind(account)

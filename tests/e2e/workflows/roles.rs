@@ -146,16 +146,28 @@ async fn the_role_table_holds_for_every_role_relation_and_action() {
 async fn every_role_tries_every_action_on_the_api_and_the_pages() {
     let w = World::new().await;
     // An item of the clinic the clinic's clerk can read (oversight).
-    let sent = w.open("gp", w.reading_request(json!({ "account": w.p("rad").id })), vec![]).await;
+    let sent = w
+        .open(
+            "gp",
+            w.reading_request(json!({ "account": w.p("rad").id })),
+            vec![],
+        )
+        .await;
     w.delivered("gp", &sent).await;
     let view = w.thread("gp", &sent).await;
-    let item = view["steps"][0]["envelope_id"].as_str().unwrap_or_default().to_string();
+    let item = view["steps"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let resource = json!({ "name": "MRI 1号機", "opening_hours": "平日 9:00-17:00" });
     // (who, allowed actions)
     let table: [(&str, &[&str]); 4] = [
         ("gp", &["send", "open", "forward"]),
         ("clerk_c", &[]),
-        ("liaison_c", &["send", "open", "forward", "claim", "resource"]),
+        (
+            "liaison_c",
+            &["send", "open", "forward", "claim", "resource"],
+        ),
         ("operator", &["admin"]),
     ];
     for (who, allowed) in table {
@@ -164,22 +176,30 @@ async fn every_role_tries_every_action_on_the_api_and_the_pages() {
                 "send" => {
                     let mut spec = w.reading_request(json!({ "account": w.p("rad").id }));
                     spec["to"] = json!([{ "account": w.p("rad").id }]);
-                    w.multipart(who, "/api/v1/envelopes", "envelope", spec, vec![]).await
+                    w.multipart(who, "/api/v1/envelopes", "envelope", spec, vec![])
+                        .await
                 }
                 "open" => {
                     let spec = w.reading_request(json!({ "account": w.p("rad").id }));
-                    w.multipart(who, "/api/v1/threads", "thread", spec, vec![]).await
+                    w.multipart(who, "/api/v1/threads", "thread", spec, vec![])
+                        .await
                 }
                 "forward" => {
                     let to = json!({ "to": w.p("gp").id });
-                    w.post(who, &format!("/api/v1/envelopes/{item}/forward"), to).await
+                    w.post(who, &format!("/api/v1/envelopes/{item}/forward"), to)
+                        .await
                 }
                 "claim" => {
                     let t = w
-                        .open("rad", w.reading_request(json!({ "liaison": super::CLINIC })), vec![])
+                        .open(
+                            "rad",
+                            w.reading_request(json!({ "liaison": super::CLINIC })),
+                            vec![],
+                        )
                         .await;
                     w.delivered("rad", &t).await;
-                    w.post(who, &format!("/api/v1/threads/{t}/claim"), json!({})).await
+                    w.post(who, &format!("/api/v1/threads/{t}/claim"), json!({}))
+                        .await
                 }
                 "resource" => w.post(who, "/api/v1/resources", resource.clone()).await,
                 _ => w.get(who, "/api/v1/admin/factors").await,
@@ -200,7 +220,12 @@ async fn every_role_tries_every_action_on_the_api_and_the_pages() {
 
     // The pages: the compose form refuses a clerk and the operator up front and
     // on submission; the console refuses everyone but the operator.
-    for (who, may_send) in [("gp", true), ("clerk_c", false), ("liaison_c", true), ("operator", false)] {
+    for (who, may_send) in [
+        ("gp", true),
+        ("clerk_c", false),
+        ("liaison_c", true),
+        ("operator", false),
+    ] {
         let client = &w.p(who).client;
         let r = client.get(w.server.url("/compose")).send().await.unwrap();
         let status = r.status();
@@ -218,19 +243,37 @@ async fn every_role_tries_every_action_on_the_api_and_the_pages() {
             assert_eq!(status, StatusCode::OK);
         } else {
             assert_eq!(status, StatusCode::FORBIDDEN, "{who} console");
-            assert!(page.contains("「施設・アカウントの管理」はできません"), "{who}: {page}");
+            assert!(
+                page.contains("「施設・アカウントの管理」はできません"),
+                "{who}: {page}"
+            );
         }
     }
     // A clerk's form post reaches the service and is refused there.
     let clerk = &w.p("clerk_c").client;
-    let page = clerk.get(w.server.url("/compose")).send().await.unwrap().text().await.unwrap();
+    let page = clerk
+        .get(w.server.url("/compose"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let form = reqwest::multipart::Form::new()
         .text("csrf", crate::harness::csrf_of(&page))
         .text("kind", "reading_request")
         .text("to", format!("account:{}", w.p("rad").id))
         .text("subject", "胸部CT");
-    let r = clerk.post(w.server.url("/compose")).multipart(form).send().await.unwrap();
+    let r = clerk
+        .post(w.server.url("/compose"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let page = r.text().await.unwrap();
-    assert!(page.contains("事務員のアカウントでは「送信」はできません"), "{page}");
+    assert!(
+        page.contains("事務員のアカウントでは「送信」はできません"),
+        "{page}"
+    );
 }
