@@ -365,8 +365,12 @@ pub enum UserCommand {
     Show {
         id: String,
     },
+    /// Locks an account until unlocked (failed sign-ins never do).
     Lock {
         id: String,
+        /// Why (on the audit trail; no patient data).
+        #[arg(long)]
+        reason: String,
     },
     Unlock {
         id: String,

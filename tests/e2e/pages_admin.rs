@@ -313,6 +313,7 @@ async fn operator_console_public_list_and_settings_in_chromium() {
         ("facility add: ok", "0110113719"),
         ("user add: ok", new_id.as_str()),
         ("user lock: ok", new_id.as_str()),
+        ("lock reason: 端末紛失の届出: ok", new_id.as_str()),
         ("user unlock: ok", new_id.as_str()),
         ("user reset-password: ok", new_id.as_str()),
         ("facility deactivate: ok", "0110113719"),

@@ -186,7 +186,7 @@ async fn wrong_passwords_never_lock_only_the_help_desk_does() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // The help desk locks: then only the right password learns it is locked.
-    let out = net.admin(&["user", "lock", &id]);
+    let out = net.admin(&["user", "lock", &id, "--reason", "端末紛失の届出"]);
     assert!(out.contains("locked"), "{out}");
     let fresh = server.client();
     let (status, body) = server.post_session(&fresh, &id, "Wrong-Password-99!").await;
@@ -211,7 +211,7 @@ async fn unknown_locked_removed_and_wrong_password_look_alike() {
     let (wrong, _) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (locked, _) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let (removed, _) = net.add_user("doctor", HOSPITAL, "丸亀 次郎");
-    net.admin(&["user", "lock", &locked]);
+    net.admin(&["user", "lock", &locked, "--reason", "退職"]);
     net.admin(&["user", "remove", &removed]);
     // No delays in the way of the repeated attempts.
     let server = net.serve(&["--delay-after", "1000"]);
