@@ -375,7 +375,7 @@ async fn failed_attempts_are_counted_atomically() {
         task.await.unwrap().unwrap();
     }
     assert_eq!(dir.account(&id).await.unwrap().failed_attempts, 12);
-    let outcome = t.store.record_failed_login(&id).await.unwrap();
+    let outcome = t.store.record_failed_login(&id).await.unwrap().unwrap();
     assert_eq!(outcome.failed_attempts, 13);
     assert!(!outcome.locked, "counting never locks");
     // The throttle's counters, too, from many tasks at once.

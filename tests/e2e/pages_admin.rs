@@ -150,7 +150,11 @@ async fn operator_console_public_list_and_settings_in_chromium() {
     assert_eq!(v["operator_landed"], "/", "{v}");
     assert_eq!(v["doctor_operator_status"], 403, "{v}");
     assert!(
-        contains(&v, "doctor_operator_text", "許可されていません"),
+        contains(
+            &v,
+            "doctor_operator_text",
+            "医師のアカウントでは「施設・アカウントの管理」はできません"
+        ),
         "{v}"
     );
 

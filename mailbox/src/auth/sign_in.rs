@@ -130,10 +130,13 @@ impl Auth {
         };
         let Some(account) = account.clone().filter(|_| right) else {
             self.throttle_failed(attempt).await?;
-            if let Some(a) = &account {
-                let outcome = self.store.record_failed_login(&a.id).await?;
+            // The same statements whether or not the account exists.
+            if let Ok(id) = AccountId::parse(id_input)
+                && let Some(outcome) = self.store.record_failed_login(&id).await?
+                && account.is_some()
+            {
                 tracing::warn!(
-                    account = a.id.as_str(),
+                    account = id.as_str(),
                     attempts = outcome.failed_attempts,
                     "sign-in failed: wrong password"
                 );
@@ -314,7 +317,7 @@ impl Auth {
         }
         tracing::warn!(
             account = account.id.as_str(),
-            attempts = outcome.failed_attempts,
+            attempts = outcome.map_or(0, |o| o.failed_attempts),
             "second factor refused"
         );
         Err(Error::BadSecondFactor)

@@ -150,8 +150,9 @@ pub trait Store:
         verified: bool,
     ) -> StoreResult<()>;
     /// Counts one failed sign-in atomically (shown on the operator's console;
-    /// it never locks the account).
-    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<FailedLogin>;
+    /// it never locks the account). `None` when no such account exists (the
+    /// statement runs all the same, so an unknown ID costs what a real one does).
+    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<Option<FailedLogin>>;
     /// A successful sign-in resets the counter.
     async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()>;
     /// Locking keeps the counter; unlocking resets it.

@@ -267,15 +267,15 @@ where
         expect_one(DB::rows_affected(&done))
     }
 
-    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<FailedLogin> {
+    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<Option<FailedLogin>> {
         let row = sqlx::query_as::<_, rows::FailedLoginRow>(RECORD_FAILED_LOGIN)
             .bind(id.as_str())
-            .fetch_one(&self.writer)
+            .fetch_optional(&self.writer)
             .await?;
-        Ok(FailedLogin {
+        Ok(row.map(|row| FailedLogin {
             failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
             locked: row.locked,
-        })
+        }))
     }
 
     async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {

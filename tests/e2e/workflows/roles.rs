@@ -40,7 +40,9 @@ async fn the_role_table_holds_for_every_role_relation_and_action() {
             ("col", To::Doctor, "read", S::NOT_FOUND),
             ("col", To::Doctor, "accept", S::NOT_FOUND),
             ("col", To::SharedInbox, "read", S::NOT_FOUND),
-            ("col", To::SharedInbox, "claim", S::NOT_FOUND),
+            // Claiming is no doctor's action at all: the role table refuses it
+            // before the item is looked at (which says nothing about the item).
+            ("col", To::SharedInbox, "claim", S::FORBIDDEN),
             // Doctor, another facility.
             ("rehab_dr", To::Doctor, "read", S::NOT_FOUND),
             ("rehab_dr", To::Doctor, "decline", S::NOT_FOUND),
