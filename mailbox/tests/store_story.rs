@@ -286,7 +286,13 @@ async fn only_a_ready_operator_passes_the_operator_check() {
         .await
         .unwrap();
     let (_, doc) = dir.sign_in(doctor.as_str(), &pw, None).await.unwrap();
-    assert!(matches!(doc.require_operator(), Err(Error::Forbidden)));
+    assert!(matches!(
+        doc.require_operator(),
+        Err(Error::RoleForbids {
+            role: Role::Doctor,
+            action: mailbox::roles::Action::RunNetwork
+        })
+    ));
 }
 
 async fn doctor_with_password(dir: &Directory, pw: &Password) -> AccountId {
