@@ -216,7 +216,7 @@ async fn unknown_locked_removed_and_wrong_password_look_alike() {
     // No delays in the way of the repeated attempts.
     let server = net.serve(&["--delay-after", "1000"]);
     let client = server.client();
-    const ROUNDS: usize = 21;
+    const ROUNDS: usize = 41;
     let cases = [
         ("unknown", "K7M4-QX9R"),
         ("locked", &locked[..]),

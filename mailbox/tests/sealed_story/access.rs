@@ -151,7 +151,13 @@ async fn who_can_open_what() {
         )
         .await;
     assert!(
-        matches!(clerk_send, Err(Error::RoleForbids { role: Role::Clerk, .. })),
+        matches!(
+            clerk_send,
+            Err(Error::RoleForbids {
+                role: Role::Clerk,
+                ..
+            })
+        ),
         "{clerk_send:?}"
     );
 
