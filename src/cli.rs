@@ -62,9 +62,10 @@ pub struct GlobalArgs {
     /// many MiB (default 2048); the item is still sent.
     #[arg(long, global = true, env = "RENKEI_ATTACHMENTS_WARN_ABOVE_MIB")]
     pub attachments_warn_above_mib: Option<u64>,
-    /// Failed sign-ins in a row that lock an account (default 5).
-    #[arg(long, global = true, env = "RENKEI_LOCK_AFTER")]
-    pub lock_after: Option<u32>,
+    /// Failed sign-ins per (ID, address or device) before each further attempt
+    /// waits a growing delay (default 5). Nothing locks an account but the help desk.
+    #[arg(long, global = true, env = "RENKEI_DELAY_AFTER")]
+    pub delay_after: Option<u32>,
     /// Idle timeout of a session in seconds (default 1800).
     #[arg(long, global = true, env = "RENKEI_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
@@ -364,8 +365,12 @@ pub enum UserCommand {
     Show {
         id: String,
     },
+    /// Locks an account until unlocked (failed sign-ins never do).
     Lock {
         id: String,
+        /// Why (on the audit trail; no patient data).
+        #[arg(long)]
+        reason: String,
     },
     Unlock {
         id: String,

@@ -181,7 +181,7 @@ pub struct TlsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
-    pub lock_after: Option<u32>,
+    pub delay_after: Option<u32>,
     pub idle_timeout_secs: Option<u64>,
     pub absolute_timeout_secs: Option<u64>,
     /// `required` (default) or `optional`: the network-wide second-factor rule;
@@ -316,11 +316,11 @@ fn store_target(url: Option<String>, data_dir: &Path) -> anyhow::Result<StoreTar
 fn auth_policy(args: &GlobalArgs, auth: &AuthSection) -> anyhow::Result<AuthPolicy> {
     let defaults = AuthPolicy::default();
     Ok(AuthPolicy {
-        lock_after: args
-            .lock_after
-            .or(auth.lock_after)
-            .unwrap_or(defaults.lock_after)
-            .max(1),
+        delay_after: args
+            .delay_after
+            .or(auth.delay_after)
+            .unwrap_or(defaults.delay_after),
+        max_delay: defaults.max_delay,
         idle_timeout: args
             .idle_timeout_secs
             .or(auth.idle_timeout_secs)
@@ -678,7 +678,7 @@ mod tests {
             .find("| setting | TOML key |")
             .expect("the settings table")..];
         let table = &table[..table.find("\n\n").unwrap_or(table.len())];
-        // The TOML column of each row, `[auth] lock_after` read as `[auth] `lock_after``.
+        // The TOML column of each row, `[auth] delay_after` read as `[auth] `delay_after``.
         let columns: Vec<String> = table
             .lines()
             .filter_map(|row| row.split('|').nth(2))

@@ -105,8 +105,8 @@ fn item(n: usize, to: &mailbox::AccountId) -> Outgoing {
 async fn build(dir: &std::path::Path) -> Result<(Services, String, String), BoxError> {
     let store = mailbox::store::open(&StoreTarget::Sqlite(dir.join("renkei.db"))).await?;
     let policy = AuthPolicy {
-        // Wrong passwords from the fuzzer must never lock the fixture account.
-        lock_after: u32::MAX,
+        // Wrong passwords from the fuzzer must never delay the fixture account.
+        delay_after: u32::MAX,
         key_lock: LockParams::insecure_for_tests(),
         second_factor_required: false,
         // Nor must they use up the address's failure limit: the fuzzer's

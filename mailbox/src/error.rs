@@ -53,6 +53,12 @@ pub enum Error {
     WeakPassword(PolicyViolations),
     #[error("not allowed for this account")]
     Forbidden,
+    /// The role table refuses the action for this role (DESIGN.md, "Who may do what").
+    #[error("a {} account may not {}", .role.as_str(), .action.as_str())]
+    RoleForbids {
+        role: crate::account::Role,
+        action: crate::roles::Action,
+    },
     /// Also used for things the actor may not see, so IDs do not leak existence.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -73,7 +79,9 @@ pub enum Error {
     ReauthRequired,
     #[error("this account signs in to mail clients with an app password")]
     AppPasswordRequired,
-    #[error("too many failed sign-ins from this address; try again later")]
+    #[error("the app password has expired (90 days); make a new one on the settings page")]
+    AppPasswordExpired,
+    #[error("too many failed sign-ins; wait a moment and try again")]
     TooManyAttempts,
     /// Every render slot stayed taken for the whole wait (`[imaging] max_renders`).
     #[error("too many images are being rendered at once; try again in a moment")]
@@ -159,13 +167,14 @@ impl Error {
             | Self::SessionExpired
             | Self::SecondFactorRequired
             | Self::BadSecondFactor
-            | Self::AppPasswordRequired => ErrorKind::Unauthenticated,
+            | Self::AppPasswordRequired
+            | Self::AppPasswordExpired => ErrorKind::Unauthenticated,
             Self::SecondFactorEnrolmentRequired | Self::ReauthRequired => ErrorKind::Forbidden,
             Self::TooManyAttempts => ErrorKind::RateLimited,
             Self::RendersBusy => ErrorKind::Busy,
             Self::AccountLocked => ErrorKind::Locked,
             Self::PasswordChangeRequired => ErrorKind::PasswordChangeRequired,
-            Self::Forbidden => ErrorKind::Forbidden,
+            Self::Forbidden | Self::RoleForbids { .. } => ErrorKind::Forbidden,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Tampered(_) => ErrorKind::Tampered,
@@ -190,11 +199,13 @@ impl Localized for Error {
             Self::WrongCurrentPassword => "wrong_current_password",
             Self::WeakPassword(_) => "weak_password",
             Self::Forbidden => "forbidden",
+            Self::RoleForbids { .. } => "role_forbids",
             Self::SecondFactorRequired => "second_factor_required",
             Self::BadSecondFactor => "bad_second_factor",
             Self::SecondFactorEnrolmentRequired => "second_factor_enrolment_required",
             Self::ReauthRequired => "reauthentication_required",
             Self::AppPasswordRequired => "app_password_required",
+            Self::AppPasswordExpired => "app_password_expired",
             Self::TooManyAttempts => "too_many_attempts",
             Self::RendersBusy => "renders_busy",
             Self::NotFound(_) => "not_found",
@@ -232,6 +243,7 @@ impl Localized for Error {
             Self::WrongCurrentPassword => "現在のパスワードが違います。".into(),
             Self::WeakPassword(v) => v.message_ja(),
             Self::Forbidden => "この操作は許可されていません。".into(),
+            Self::RoleForbids { role, action } => crate::roles::refusal_ja(*role, *action),
             Self::SecondFactorRequired => {
                 "続けて認証アプリの確認コードを入力してください。".into()
             }
@@ -247,8 +259,12 @@ impl Localized for Error {
             Self::AppPasswordRequired => {
                 "メールソフトからの接続にはアプリパスワードを使用してください。".into()
             }
+            Self::AppPasswordExpired => {
+                "このアプリパスワードは有効期限（作成から90日）が切れています。設定画面で新しく作成してください。"
+                    .into()
+            }
             Self::TooManyAttempts => {
-                "このアドレスからのログイン失敗が多すぎます。しばらくしてから再度お試しください。".into()
+                "ログインの失敗が続いたため、しばらく待ってから再度お試しください。".into()
             }
             Self::RendersBusy => {
                 "画像の表示が混み合っています。しばらくしてから再度お試しください。".into()
@@ -338,6 +354,10 @@ pub struct PolicyViolations {
     pub no_symbol: bool,
     pub same_as_current: bool,
     pub contains_id: bool,
+    /// On the shipped list of common and breached passwords.
+    pub common: bool,
+    /// zxcvbn finds it guessable (words, dates, keyboard walks, repeats).
+    pub guessable: bool,
 }
 
 impl PolicyViolations {
@@ -364,6 +384,14 @@ impl PolicyViolations {
         }
         if self.contains_id {
             parts.push("no copy of the account ID".into());
+        }
+        if self.common {
+            parts.push("not a common or breached password".into());
+        }
+        if self.guessable {
+            parts.push(
+                "something harder to guess (not words, dates, keyboard walks or repeats)".into(),
+            );
         }
         parts
     }
@@ -399,6 +427,18 @@ impl Localized for PolicyViolations {
         }
         if self.contains_id {
             parts.push("ユーザーIDを含めないでください".to_string());
+        }
+        if self.common {
+            parts.push(
+                "よく使われるパスワードや流出したパスワードの一覧に含まれています。別のものにしてください"
+                    .to_string(),
+            );
+        }
+        if self.guessable {
+            parts.push(
+                "推測されやすい並び（単語・日付・キーボードの並び・繰り返し）です。より長く予測しにくいものにしてください"
+                    .to_string(),
+            );
         }
         format!("パスワードの条件を満たしていません：{}。", parts.join("、"))
     }

@@ -24,6 +24,7 @@ pub mod postroom;
 pub mod queue;
 pub mod records;
 pub mod retry;
+pub mod roles;
 pub mod store;
 pub mod threads;
 pub mod timesync;

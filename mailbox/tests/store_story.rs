@@ -286,7 +286,13 @@ async fn only_a_ready_operator_passes_the_operator_check() {
         .await
         .unwrap();
     let (_, doc) = dir.sign_in(doctor.as_str(), &pw, None).await.unwrap();
-    assert!(matches!(doc.require_operator(), Err(Error::Forbidden)));
+    assert!(matches!(
+        doc.require_operator(),
+        Err(Error::RoleForbids {
+            role: Role::Doctor,
+            action: mailbox::roles::Action::RunNetwork
+        })
+    ));
 }
 
 async fn doctor_with_password(dir: &Directory, pw: &Password) -> AccountId {
@@ -312,37 +318,50 @@ async fn doctor_with_password(dir: &Directory, pw: &Password) -> AccountId {
 }
 
 #[tokio::test]
-async fn five_wrong_passwords_lock_until_unlocked() {
+async fn wrong_passwords_delay_but_never_lock_and_counts_are_shared() {
     let t = fresh_store().await;
     let dir = directory(t.store.clone(), AuthPolicy::default());
     let pw = Password::new("Issued-Pass-2026!");
     let id = doctor_with_password(&dir, &pw).await;
     let wrong = Password::new("wrong-password-1!");
-    for attempt in 1..=4 {
-        let e = dir.sign_in(id.as_str(), &wrong, None).await.unwrap_err();
+    let addr = || Some("192.0.2.7".to_string());
+    for attempt in 1..=5 {
+        let e = dir.sign_in(id.as_str(), &wrong, addr()).await.unwrap_err();
         assert!(
             matches!(e, Error::BadCredentials),
             "attempt {attempt}: {e:?}"
         );
     }
-    // A success in between resets the run.
-    dir.sign_in(id.as_str(), &pw, None).await.unwrap();
-    for _ in 1..=4 {
-        dir.sign_in(id.as_str(), &wrong, None).await.unwrap_err();
-    }
-    let fifth = dir.sign_in(id.as_str(), &wrong, None).await.unwrap_err();
-    assert!(matches!(fifth, Error::AccountLocked), "{fifth:?}");
-    let right = dir.sign_in(id.as_str(), &pw, None).await.unwrap_err();
-    assert!(matches!(right, Error::AccountLocked), "{right:?}");
-    assert!(dir.account(&id).await.unwrap().locked);
-
-    dir.set_locked(&id, false).await.unwrap();
+    // The sixth waits, even with the right password; nothing is locked.
+    let e = dir.sign_in(id.as_str(), &pw, addr()).await.unwrap_err();
+    assert!(matches!(e, Error::TooManyAttempts), "{e:?}");
     let a = dir.account(&id).await.unwrap();
     assert!(!a.locked);
-    assert_eq!(a.failed_attempts, 0);
+    assert_eq!(a.failed_attempts, 5, "shown on the operator's console");
+    // Another node over the same database sees the same count.
+    let other = directory(t.store.clone(), AuthPolicy::default());
+    let e = other.sign_in(id.as_str(), &pw, addr()).await.unwrap_err();
+    assert!(matches!(e, Error::TooManyAttempts), "{e:?}");
+    // Another address is not held up by this one.
+    other
+        .sign_in(id.as_str(), &pw, Some("198.51.100.1".to_string()))
+        .await
+        .unwrap();
+    assert_eq!(dir.account(&id).await.unwrap().failed_attempts, 0);
+
+    // Only the help desk locks; then only the right password learns it.
+    dir.set_locked(&id, true).await.unwrap();
+    let e = dir.sign_in(id.as_str(), &wrong, None).await.unwrap_err();
+    assert!(matches!(e, Error::BadCredentials), "{e:?}");
+    let e = dir.sign_in(id.as_str(), &pw, None).await.unwrap_err();
+    assert!(matches!(e, Error::AccountLocked), "{e:?}");
+    dir.set_locked(&id, false).await.unwrap();
     dir.sign_in(&id.display_grouped().to_lowercase(), &pw, None)
         .await
         .unwrap();
+    // An ID that does not exist gets the wrong password's answer.
+    let e = dir.sign_in("K7M4-QX9R", &wrong, None).await.unwrap_err();
+    assert!(matches!(e, Error::BadCredentials), "{e:?}");
 }
 
 #[tokio::test]
@@ -354,24 +373,38 @@ async fn failed_attempts_are_counted_atomically() {
     for _ in 0..12 {
         let store = t.store.clone();
         let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            store.record_failed_login(&id, 100).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { store.record_failed_login(&id).await },
+        ));
     }
     for task in tasks {
         task.await.unwrap().unwrap();
     }
     assert_eq!(dir.account(&id).await.unwrap().failed_attempts, 12);
-    let outcome = t.store.record_failed_login(&id, 13).await.unwrap();
+    let outcome = t.store.record_failed_login(&id).await.unwrap().unwrap();
     assert_eq!(outcome.failed_attempts, 13);
-    assert!(outcome.locked);
+    assert!(!outcome.locked, "counting never locks");
+    // The throttle's counters, too, from many tasks at once.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = t.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .throttle_failed("k", 1_000, mailbox::store::throttle::Reset::QuietSince(0))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let rows = t.store.throttle(&["k"]).await.unwrap();
+    assert_eq!(rows[0].failures, 12);
 }
 
 #[tokio::test]
 async fn sessions_expire_when_idle_and_end_on_sign_out() {
     let t = fresh_store().await;
     let policy = AuthPolicy {
-        lock_after: 5,
         idle_timeout: Duration::from_secs(2),
         absolute_timeout: Duration::from_secs(3600),
         second_factor_required: false,

@@ -215,12 +215,14 @@ pub(super) async fn user(
         UserCommand::Show { id } => {
             print_account(&directory.show_account(Actor::Cli, &id).await?);
         }
-        UserCommand::Lock { id } => {
-            let a = directory.lock_account(Actor::Cli, &id, true).await?;
+        UserCommand::Lock { id, reason } => {
+            let a = directory
+                .lock_account(Actor::Cli, &id, true, Some(&reason))
+                .await?;
             println!("account {} locked", a.id);
         }
         UserCommand::Unlock { id } => {
-            let a = directory.lock_account(Actor::Cli, &id, false).await?;
+            let a = directory.lock_account(Actor::Cli, &id, false, None).await?;
             println!("account {} unlocked", a.id);
         }
         UserCommand::ResetPassword {

@@ -150,7 +150,11 @@ async fn operator_console_public_list_and_settings_in_chromium() {
     assert_eq!(v["operator_landed"], "/", "{v}");
     assert_eq!(v["doctor_operator_status"], 403, "{v}");
     assert!(
-        contains(&v, "doctor_operator_text", "許可されていません"),
+        contains(
+            &v,
+            "doctor_operator_text",
+            "医師のアカウントでは「施設・アカウントの管理」はできません"
+        ),
         "{v}"
     );
 
@@ -313,6 +317,7 @@ async fn operator_console_public_list_and_settings_in_chromium() {
         ("facility add: ok", "0110113719"),
         ("user add: ok", new_id.as_str()),
         ("user lock: ok", new_id.as_str()),
+        ("lock reason: 端末紛失の届出: ok", new_id.as_str()),
         ("user unlock: ok", new_id.as_str()),
         ("user reset-password: ok", new_id.as_str()),
         ("facility deactivate: ok", "0110113719"),

@@ -3,7 +3,9 @@
 //!
 //! An app password is 20 random characters (about 100 bits), shown once and
 //! stored as SHA-256, with its own copy of the person's key locked under it, so
-//! `sign_in_mail` unlocks the key without the account password. When a factor
+//! `sign_in_mail` unlocks the key without the account password. App passwords
+//! open IMAP only (the web and API sign-in never look at them) and only for
+//! 90 days after they are made. When a factor
 //! is required or enrolled, the account password alone is refused on IMAP
 //! (`AppPasswordRequired`). Revoking deletes the row (the next connection is
 //! refused) and ends the mail sessions it opened; a password reset that
@@ -11,10 +13,20 @@
 
 use super::password::Password;
 use super::session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
-use super::sign_in::SignInStep;
 use super::totp::{normalise_code, random_code};
 use super::{Auth, sha256};
 use crate::account::{Account, AccountId, Role};
+
+/// App passwords open mail for this long after they are made (ASVS: limited
+/// lifetime); the settings page shows when each ends.
+pub const APP_PASSWORD_VALID_FOR: std::time::Duration =
+    std::time::Duration::from_secs(90 * 24 * 60 * 60);
+
+/// When an app password stops opening mail (Unix seconds).
+fn app_password_expiry(row: &AppPasswordRow) -> i64 {
+    row.created_at
+        .saturating_add(i64::try_from(APP_PASSWORD_VALID_FOR.as_secs()).unwrap_or(i64::MAX))
+}
 use crate::error::{Error, Result};
 use crate::ids::new_id;
 use crate::records::audit::action;
@@ -27,11 +39,14 @@ pub struct AppPasswordView {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub last_used_from: Option<String>,
+    /// When it stops opening mail (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl From<AppPasswordRow> for AppPasswordView {
     fn from(r: AppPasswordRow) -> Self {
         Self {
+            expires_at: app_password_expiry(&r),
             id: r.id,
             name: r.name,
             created_at: r.created_at,
@@ -117,60 +132,54 @@ impl Auth {
             .await
     }
 
-    /// Sign-in for mail clients (IMAP): an app password always works; the
-    /// account password only while the account neither must have nor has a
-    /// second factor. Same lockout and address limit as the web.
+    /// Sign-in for mail clients (IMAP), the only place app passwords open: an
+    /// app password younger than 90 days always works; the account password
+    /// only while the account neither must have nor has a second factor, and
+    /// through the same check as the web (same answers, same Argon2 cost, same
+    /// throttle).
     pub async fn sign_in_mail(
         &self,
         id_input: &str,
         secret: &Password,
         remote_addr: Option<String>,
     ) -> Result<(SessionToken, CurrentSession)> {
-        let limit = self.policy.address_limit;
-        self.refuse_blocked_address(remote_addr.as_deref(), "mail sign-in")?;
+        let peer = Peer::imap(remote_addr.clone());
+        let attempt = self.attempt_of(id_input, &peer).await?;
+        self.throttle_check(&attempt).await?;
         let account = match AccountId::parse(id_input) {
-            Ok(id) => self.store.account(&id).await?,
+            Ok(id) => self.store.account(&id).await?.filter(|a| !a.removed),
             Err(_) => None,
         };
-        if let Some(account) = &account {
-            if account.locked || account.removed {
-                self.factors.address_failed(remote_addr.as_deref(), limit);
-                return Err(Error::AccountLocked);
-            }
+        if let Some(account) = account {
             let hash = sha256(&normalise_code(secret.expose()));
             if let Some(app) = self
                 .store
                 .app_password_by_hash(account.id.as_str(), &hash)
                 .await?
             {
+                // Only the holder of a 100-bit secret learns these.
+                if account.locked {
+                    return Err(Error::AccountLocked);
+                }
+                if self.now() >= app_password_expiry(&app) {
+                    return Err(Error::AppPasswordExpired);
+                }
+                self.throttle_succeeded(&attempt).await?;
                 return self
-                    .open_mail_session(account.clone(), app, secret, remote_addr)
+                    .open_mail_session(account, app, secret, remote_addr)
                     .await;
             }
-            let two_factor =
-                account.has_second_factor || self.second_factor_required(account).await?;
-            if two_factor {
-                // Tell apart only what the web tells apart too: a right password
-                // here still needs an app password; a wrong one counts.
-                let checked = self
-                    .check_password(id_input, secret, &Peer::imap(remote_addr.clone()))
-                    .await;
-                return match checked {
-                    Ok(_) => Err(Error::AppPasswordRequired),
-                    Err(e) => {
-                        self.factors.address_failed(remote_addr.as_deref(), limit);
-                        Err(e)
-                    }
-                };
-            }
         }
-        match self
-            .sign_in_password(id_input, secret, Peer::imap(remote_addr))
-            .await?
-        {
-            SignInStep::Done(token, session) => Ok((token, *session)),
-            SignInStep::SecondFactor { .. } => Err(Error::AppPasswordRequired),
+        let account = self
+            .check_password(id_input, secret, &peer, &attempt)
+            .await?;
+        if account.has_second_factor || self.second_factor_required(&account).await? {
+            // The password was right, but this account signs in with a factor.
+            return Err(Error::AppPasswordRequired);
         }
+        self.throttle_succeeded(&attempt).await?;
+        self.open_session(account, secret, SessionKeys::UnlockWithPassword, peer)
+            .await
     }
 
     async fn open_mail_session(

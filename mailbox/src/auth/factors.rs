@@ -106,7 +106,9 @@ impl Auth {
     }
 
     /// `has_second_factor` follows what is enrolled; recovery codes go with the
-    /// last factor.
+    /// last factor. When the last one goes, a password chosen under the
+    /// second-factor rule (12 characters) may be too short for the rule without
+    /// one (13): the person is asked for a new password before anything else.
     pub(super) async fn refresh_has_second_factor(&self, id: &AccountId) -> Result<bool> {
         let totp = self
             .store
@@ -121,6 +123,10 @@ impl Auth {
         let has = totp || keys;
         if !has {
             self.store.delete_recovery_codes(id.as_str()).await?;
+            let account = self.stored_account(id).await?;
+            if account.has_second_factor {
+                self.store.set_password(id, &account.password, true).await?;
+            }
         }
         self.store.set_has_second_factor(id.as_str(), has).await?;
         Ok(has)
@@ -133,6 +139,11 @@ impl Auth {
     /// (`Notices::security_notice`): auth does not depend on notify.
     pub async fn reset_second_factor(&self, id: &AccountId) -> Result<Account> {
         let account = self.stored_account(id).await?;
+        // Where factors are optional, the password must now meet the longer
+        // rule: a new one first (where required, enrolment comes first).
+        if account.has_second_factor && !self.second_factor_required(&account).await? {
+            self.store.set_password(id, &account.password, true).await?;
+        }
         self.store.delete_totp(id.as_str()).await?;
         self.store.delete_recovery_codes(id.as_str()).await?;
         self.store.delete_webauthn_of(id.as_str()).await?;

@@ -18,6 +18,7 @@ mod policy;
 mod session;
 mod sign_in;
 mod state;
+mod throttle;
 mod totp;
 mod webauthn;
 
@@ -39,6 +40,7 @@ pub use policy::{AddressLimit, AuthPolicy};
 pub use session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
 pub use sign_in::{PENDING_VALID_FOR, PendingToken, REAUTH_VALID_FOR, SecondFactor, SignInStep};
 pub use state::FactorState;
+pub use throttle::DEVICE_VALID_FOR;
 pub use totp::{
     RECOVERY_CODES, SecondFactorKey, TOTP_DIGITS, TOTP_SKEW_STEPS, TOTP_STEP_SECS, TotpEnrolment,
     base32, totp_code, totp_match,

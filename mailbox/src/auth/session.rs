@@ -21,10 +21,12 @@ use crate::store::SessionRecord;
 /// Where a sign-in comes from: the address the edge saw and the channel
 /// (pages, API, mail client) the session will belong to. A bare address is a
 /// sign-in on the pages.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Peer {
     pub addr: Option<String>,
     pub channel: Channel,
+    /// The browser's device cookie, if it brought one.
+    pub device: Option<String>,
 }
 
 impl Peer {
@@ -32,6 +34,7 @@ impl Peer {
         Self {
             addr,
             channel: Channel::Api,
+            device: None,
         }
     }
 
@@ -39,7 +42,24 @@ impl Peer {
         Self {
             addr,
             channel: Channel::Imap,
+            device: None,
         }
+    }
+
+    /// With the browser's device cookie.
+    pub fn with_device(mut self, device: Option<String>) -> Self {
+        self.device = device;
+        self
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("addr", &self.addr)
+            .field("channel", &self.channel)
+            .field("device", &self.device.as_ref().map(|_| "[REDACTED]"))
+            .finish()
     }
 }
 
@@ -48,6 +68,7 @@ impl From<Option<String>> for Peer {
         Self {
             addr,
             channel: Channel::Web,
+            device: None,
         }
     }
 }
@@ -141,11 +162,8 @@ impl CurrentSession {
     /// The operator's console and commands: facilities, accounts, locks.
     pub fn require_operator(&self) -> Result<&Account> {
         let account = self.require_ready()?;
-        if account.role == Role::Operator {
-            Ok(account)
-        } else {
-            Err(Error::Forbidden)
-        }
+        crate::roles::require(account, crate::roles::Action::RunNetwork)?;
+        Ok(account)
     }
 
     /// What enrolling a second factor needs: the issued password replaced.
@@ -466,6 +484,7 @@ impl Auth {
         for digest in gone {
             self.keys.keyrings().remove(&digest);
         }
+        self.purge_throttle().await?;
         Ok(purged)
     }
 }

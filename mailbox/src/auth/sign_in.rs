@@ -8,9 +8,9 @@
 //! codes count toward the same lockout counter as wrong passwords.
 //! `reauthenticate` and `require_recent_reauth` (five minutes) guard changing
 //! the address, the password and the factors, making app passwords, and a
-//! whole-study export. The per-address limit counts failed attempts (password,
-//! code, locked account) per remote address across the web and IMAP, in memory,
-//! and answers `TooManyAttempts` (HTTP 429) for the rest of the window.
+//! whole-study export. Failed passwords and codes are counted by the throttle
+//! (`throttle.rs`, in the database) per (ID, address or known device) and per
+//! address, across the web and IMAP; over either, `TooManyAttempts` (HTTP 429).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
 use super::password::{self, Password};
-use super::session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
+use super::session::{CurrentSession, Peer, SessionKeys, SessionToken};
 use super::state::Pending;
+use super::throttle::Attempt;
 use super::totp::normalise_code;
 use super::{Auth, sha256, verify_blocking};
 use crate::account::{Account, AccountId};
@@ -95,92 +96,65 @@ impl Auth {
         }
     }
 
-    /// The password step: a wrong ID and a wrong password look the same from
-    /// outside and take the same time; a wrong password counts toward the lockout.
-    pub(crate) async fn check_password(
+    /// The password step. Unknown, removed, locked and wrong-password
+    /// attempts get the same answer after the same Argon2 work (a dummy hash
+    /// for IDs that do not exist); only a right password learns that the help
+    /// desk locked the account. Each failure is counted by the throttle and
+    /// on the account (for the operator's console), and never locks it.
+    pub(super) async fn check_password(
         &self,
         id_input: &str,
         password: &Password,
         peer: &Peer,
+        attempt: &Attempt,
     ) -> Result<Account> {
         let remote_addr = peer.addr.clone();
         let channel = Some(peer.channel);
         let account = match AccountId::parse(id_input) {
-            Ok(id) => self.store.account(&id).await?,
+            Ok(id) => self.store.account(&id).await?.filter(|a| !a.removed),
             Err(_) => None,
         };
-        let Some(account) = account else {
-            verify_blocking(password.clone(), password::dummy_digest()).await;
-            // What was typed is not recorded: it could be anything, even a name.
-            self.audit
-                .record(AuditEvent {
-                    action: action::SIGN_IN_FAILED,
-                    detail: Some("unknown_account".into()),
-                    remote_addr: remote_addr.clone(),
-                    channel,
-                    ..AuditEvent::default()
-                })
-                .await?;
-            return Err(Error::BadCredentials);
-        };
-        let failed = |detail: &'static str| AuditEvent {
-            actor: Some(account.id.as_str().to_string()),
-            role: Some(account.role.as_str().to_string()),
-            facility: account.facility.as_ref().map(|c| c.to_string()),
+        let digest = account
+            .as_ref()
+            .map_or_else(password::dummy_digest, |a| a.password.clone());
+        let right = verify_blocking(password.clone(), digest).await;
+        let event = |account: Option<&Account>, detail: &'static str| AuditEvent {
+            actor: account.map(|a| a.id.as_str().to_string()),
+            role: account.map(|a| a.role.as_str().to_string()),
+            facility: account.and_then(|a| a.facility.as_ref().map(|c| c.to_string())),
             action: action::SIGN_IN_FAILED,
             detail: Some(detail.into()),
             remote_addr: remote_addr.clone(),
             channel,
             item: None,
         };
-        if account.locked || account.removed {
-            self.audit.record(failed("locked")).await?;
+        let Some(account) = account.clone().filter(|_| right) else {
+            self.throttle_failed(attempt).await?;
+            // The same statements whether or not the account exists.
+            if let Ok(id) = AccountId::parse(id_input)
+                && let Some(outcome) = self.store.record_failed_login(&id).await?
+                && account.is_some()
+            {
+                tracing::warn!(
+                    account = id.as_str(),
+                    attempts = outcome.failed_attempts,
+                    "sign-in failed: wrong password"
+                );
+            }
+            // What was typed as an ID is not recorded: it could be anything.
+            let detail = if account.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_account"
+            };
+            self.audit.record(event(account.as_ref(), detail)).await?;
+            return Err(Error::BadCredentials);
+        };
+        if account.locked {
+            self.audit.record(event(Some(&account), "locked")).await?;
             return Err(Error::AccountLocked);
         }
-        if !verify_blocking(password.clone(), account.password.clone()).await {
-            let outcome = self
-                .store
-                .record_failed_login(&account.id, self.policy.lock_after)
-                .await?;
-            tracing::warn!(
-                account = account.id.as_str(),
-                attempts = outcome.failed_attempts,
-                locked = outcome.locked,
-                "sign-in failed: wrong password"
-            );
-            self.audit
-                .record(failed(if outcome.locked {
-                    "wrong_password_now_locked"
-                } else {
-                    "wrong_password"
-                }))
-                .await?;
-            return Err(if outcome.locked {
-                Error::AccountLocked
-            } else {
-                Error::BadCredentials
-            });
-        }
         Ok(account)
-    }
-
-    /// Refuses an address over its failure limit.
-    pub(super) fn refuse_blocked_address(
-        &self,
-        remote_addr: Option<&str>,
-        what: &str,
-    ) -> Result<()> {
-        if self
-            .factors
-            .address_blocked(remote_addr, self.policy.address_limit)
-        {
-            tracing::warn!(
-                remote = remote_addr.unwrap_or("-"),
-                "{what} refused: too many failures from this address"
-            );
-            return Err(Error::TooManyAttempts);
-        }
-        Ok(())
     }
 
     /// After the password: a session at once, or a pending sign-in for the
@@ -192,26 +166,21 @@ impl Auth {
         peer: impl Into<Peer>,
     ) -> Result<SignInStep> {
         let peer: Peer = peer.into();
-        let remote_addr = peer.addr.clone();
-        self.refuse_blocked_address(remote_addr.as_deref(), "sign-in")?;
-        let checked = self.check_password(id_input, password, &peer).await;
-        let account = match checked {
-            Ok(a) => a,
-            Err(e) => {
-                if matches!(e, Error::BadCredentials | Error::AccountLocked) {
-                    self.factors
-                        .address_failed(remote_addr.as_deref(), self.policy.address_limit);
-                }
-                return Err(e);
-            }
-        };
+        let attempt = self.attempt_of(id_input, &peer).await?;
+        self.throttle_check(&attempt).await?;
+        let account = self
+            .check_password(id_input, password, &peer, &attempt)
+            .await?;
         if !account.has_second_factor {
+            // With a factor the count is cleared only once the code is right.
+            self.throttle_succeeded(&attempt).await?;
             let (token, session) = self
                 .open_session(account, password, SessionKeys::UnlockWithPassword, peer)
                 .await?;
             return Ok(SignInStep::Done(token, Box::new(session)));
         }
-        self.await_second_factor(account, password, peer).await
+        self.await_second_factor(account, password, peer, attempt)
+            .await
     }
 
     /// The password was right and a factor is enrolled: unlock the keys, keep
@@ -221,6 +190,7 @@ impl Auth {
         account: Account,
         password: &Password,
         peer: Peer,
+        attempt: Attempt,
     ) -> Result<SignInStep> {
         let keyring = self
             .keys
@@ -235,6 +205,7 @@ impl Auth {
                 keyring,
                 remote: peer.addr,
                 channel: peer.channel,
+                attempt,
                 created: Instant::now(),
             },
         );
@@ -265,33 +236,27 @@ impl Auth {
         remote_addr: impl Into<Peer>,
     ) -> Result<(SessionToken, CurrentSession)> {
         let remote_addr = remote_addr.into().addr;
-        let remote = remote_addr.clone();
-        if self
-            .factors
-            .address_blocked(remote.as_deref(), self.policy.address_limit)
-        {
-            return Err(Error::TooManyAttempts);
-        }
         let Some(p) = self.factors.take_pending(pending) else {
             return Err(Error::SessionExpired);
         };
+        // Codes wait out the same delay as passwords.
+        if let Err(e) = self.throttle_check(&p.attempt).await {
+            self.factors.put_pending(pending, p);
+            return Err(e);
+        }
         let account = self.stored_account(&p.account).await?;
         if account.locked || account.removed {
             return Err(Error::AccountLocked);
         }
         match self
-            .check_factor(&account, factor, remote.as_deref(), p.webauthn.as_ref())
+            .check_factor(&account, factor, Some(&p.attempt), p.webauthn.as_ref())
             .await
         {
             Ok(()) => {}
             Err(Error::BadSecondFactor) => {
                 // A wrong code may be retried within the same pending sign-in.
-                let locked = self.stored_account(&p.account).await?.locked;
-                if !locked {
-                    self.factors.put_pending(pending, p);
-                    return Err(Error::BadSecondFactor);
-                }
-                return Err(Error::AccountLocked);
+                self.factors.put_pending(pending, p);
+                return Err(Error::BadSecondFactor);
             }
             Err(e) => return Err(e),
         }
@@ -303,19 +268,20 @@ impl Auth {
                 Peer {
                     addr: p.remote.or(remote_addr),
                     channel: p.channel,
+                    device: None,
                 },
             )
             .await?;
         Ok((token, session))
     }
 
-    /// Checks a TOTP or recovery code; a failure counts toward the account's
-    /// lockout and the address limit, exactly like a wrong password.
+    /// Checks a TOTP or recovery code; a failure is counted on the account and
+    /// by the throttle, exactly like a wrong password.
     async fn check_factor(
         &self,
         account: &Account,
         factor: &SecondFactor,
-        remote: Option<&str>,
+        attempt: Option<&Attempt>,
         webauthn: Option<&PasskeyAuthentication>,
     ) -> Result<()> {
         let ok = match factor {
@@ -340,27 +306,21 @@ impl Auth {
             }
         };
         if ok {
+            if let Some(attempt) = attempt {
+                self.throttle_succeeded(attempt).await?;
+            }
             return Ok(());
         }
-        let outcome = self
-            .store
-            .record_failed_login(&account.id, self.policy.lock_after)
-            .await?;
-        self.factors
-            .address_failed(remote, self.policy.address_limit);
+        let outcome = self.store.record_failed_login(&account.id).await?;
+        if let Some(attempt) = attempt {
+            self.throttle_failed(attempt).await?;
+        }
         tracing::warn!(
             account = account.id.as_str(),
-            attempts = outcome.failed_attempts,
-            locked = outcome.locked,
+            attempts = outcome.map_or(0, |o| o.failed_attempts),
             "second factor refused"
         );
-        if outcome.locked {
-            self.end_sessions_of(&account.id, EndCause::AccountLocked, None)
-                .await?;
-            Err(Error::AccountLocked)
-        } else {
-            Err(Error::BadSecondFactor)
-        }
+        Err(Error::BadSecondFactor)
     }
 
     /// Re-authentication before sensitive actions.
@@ -373,13 +333,14 @@ impl Auth {
         let challenge = self
             .factors
             .take_reauth_challenge(&session.record.token_hash);
-        self.check_factor(
-            &account,
-            factor,
-            session.record.remote_addr.as_deref(),
-            challenge.as_ref(),
-        )
-        .await?;
+        let peer = Peer {
+            addr: session.record.remote_addr.clone(),
+            ..Peer::default()
+        };
+        let attempt = self.attempt_of(account.id.as_str(), &peer).await?;
+        self.throttle_check(&attempt).await?;
+        self.check_factor(&account, factor, Some(&attempt), challenge.as_ref())
+            .await?;
         self.factors.reauthenticated(&session.record.token_hash);
         tracing::info!(account = account.id.as_str(), "re-authenticated");
         Ok(())

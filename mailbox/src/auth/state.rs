@@ -1,17 +1,16 @@
 //! Memory-only state of sign-in: pending second steps, recent
-//! re-authentications, per-address failures, security-key registrations under
-//! way. Like the keyrings, it lives in this process only.
+//! re-authentications, security-key registrations under way (failed sign-ins
+//! are counted in the database, see `throttle.rs`). Like the keyrings, it lives in this process only.
 //!
 //! Its windows are short and measured on the monotonic clock (`Instant`), so a
 //! change of the wall clock neither extends nor cuts them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use webauthn_rs::prelude::{PasskeyAuthentication, PasskeyRegistration};
 
-use super::policy::AddressLimit;
 use super::sha256;
 use super::sign_in::{PENDING_VALID_FOR, PendingToken, REAUTH_VALID_FOR};
 use crate::account::AccountId;
@@ -26,6 +25,8 @@ pub(super) struct Pending {
     pub remote: Option<String>,
     /// The channel the password step came through; the session keeps it.
     pub channel: crate::records::audit::Channel,
+    /// What the attempt is counted under, so wrong codes count like passwords.
+    pub attempt: super::throttle::Attempt,
     pub created: Instant,
 }
 
@@ -35,12 +36,11 @@ pub(super) struct PendingRegistration {
     pub created: Instant,
 }
 
-/// Pending sign-ins, recent re-authentications and per-address failures.
+/// Pending sign-ins and recent re-authentications.
 #[derive(Default)]
 pub struct FactorState {
     pending: Mutex<HashMap<Vec<u8>, Pending>>,
     reauth: Mutex<HashMap<Vec<u8>, Instant>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Session token hash → the app password it was opened with, so revoking
     /// one also ends the mail sessions it opened.
     mail_sessions: Mutex<HashMap<Vec<u8>, String>>,
@@ -51,35 +51,6 @@ pub struct FactorState {
 }
 
 impl FactorState {
-    pub(crate) fn address_blocked(&self, addr: Option<&str>, limit: AddressLimit) -> bool {
-        let Some(addr) = addr else { return false };
-        let Ok(mut map) = self.failures.lock() else {
-            return false;
-        };
-        let Some(q) = map.get_mut(addr) else {
-            return false;
-        };
-        while q.front().is_some_and(|t| t.elapsed() >= limit.window) {
-            q.pop_front();
-        }
-        q.len() >= limit.failures as usize
-    }
-
-    pub(crate) fn address_failed(&self, addr: Option<&str>, limit: AddressLimit) {
-        let Some(addr) = addr else { return };
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 100_000 {
-                // Bound the memory an address sweep can take.
-                map.retain(|_, q| q.back().is_some_and(|t| t.elapsed() < limit.window));
-            }
-            let q = map.entry(addr.to_string()).or_default();
-            q.push_back(Instant::now());
-            while q.len() > limit.failures as usize + 1 {
-                q.pop_front();
-            }
-        }
-    }
-
     pub(super) fn take_pending(&self, token: &PendingToken) -> Option<Pending> {
         let mut map = self.pending.lock().ok()?;
         map.retain(|_, p| p.created.elapsed() < PENDING_VALID_FOR);

@@ -159,11 +159,34 @@ impl Directory {
         result
     }
 
-    /// `user lock` / `user unlock`.
-    pub async fn lock_account(&self, by: Actor<'_>, id: &str, locked: bool) -> Result<Account> {
+    /// `user lock --reason` / `user unlock`. Only the help desk locks an
+    /// account (failed sign-ins only delay), and says why: the reason (at most
+    /// 200 characters, no patient data) goes on the audit trail.
+    pub async fn lock_account(
+        &self,
+        by: Actor<'_>,
+        id: &str,
+        locked: bool,
+        reason: Option<&str>,
+    ) -> Result<Account> {
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         let what = if locked { "user lock" } else { "user unlock" };
-        let work = async { self.set_locked(&existing_account(id)?, locked).await };
-        self.audit.console(by, what, account_item(id), work).await
+        let work = async {
+            if locked && reason.is_none_or(|r| r.chars().count() > 200) {
+                return Err(Error::invalid(
+                    "reason",
+                    "give the reason for the lock (at most 200 characters)",
+                    "ロックの理由を200文字以内で入力してください。",
+                ));
+            }
+            self.set_locked(&existing_account(id)?, locked).await
+        };
+        let result = self.audit.console(by, what, account_item(id), work).await;
+        if let (Ok(_), true, Some(reason)) = (&result, locked, reason) {
+            let what = format!("lock reason: {reason}");
+            self.audit.admin(by, &what, account_item(id), true).await;
+        }
+        result
     }
 
     /// `user reset-password`: `recovery` reads the edge's input (the

@@ -69,6 +69,7 @@ impl Postroom {
         id: &str,
         to: &AccountId,
     ) -> Result<Principal> {
+        crate::roles::require(session.require_ready()?, crate::roles::Action::Forward)?;
         let keyring = self.keyring(session)?;
         let account = session.require_ready()?;
         let (Role::Doctor | Role::Liaison, Some(code)) = (account.role, account.facility.as_ref())

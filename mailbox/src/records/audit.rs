@@ -191,8 +191,8 @@ impl Actor<'_> {
     /// the schedule act as the operator).
     pub fn require_operator(&self) -> Result<()> {
         match self {
-            Self::Session(s) if s.ready_account()?.role != crate::Role::Operator => {
-                Err(Error::Forbidden)
+            Self::Session(s) => {
+                crate::roles::require(s.ready_account()?, crate::roles::Action::RunNetwork)
             }
             _ => Ok(()),
         }

@@ -32,6 +32,7 @@ mod sql;
 mod sqlite;
 pub mod thread;
 mod thread_sql;
+pub mod throttle;
 pub mod vault;
 mod vault_sql;
 mod writes;
@@ -116,6 +117,7 @@ pub trait Store:
     + folder::FolderStore
     + records::RecordsStore
     + factor::FactorStore
+    + throttle::ThrottleStore
     + node_clock::NodeClockStore
     + Send
     + Sync
@@ -147,12 +149,10 @@ pub trait Store:
         email: Option<&str>,
         verified: bool,
     ) -> StoreResult<()>;
-    /// Counts one failed sign-in atomically and locks at `lock_after` in a row.
-    async fn record_failed_login(
-        &self,
-        id: &AccountId,
-        lock_after: u32,
-    ) -> StoreResult<FailedLogin>;
+    /// Counts one failed sign-in atomically (shown on the operator's console;
+    /// it never locks the account). `None` when no such account exists (the
+    /// statement runs all the same, so an unknown ID costs what a real one does).
+    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<Option<FailedLogin>>;
     /// A successful sign-in resets the counter.
     async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()>;
     /// Locking keeps the counter; unlocking resets it.

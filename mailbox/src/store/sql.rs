@@ -65,9 +65,10 @@ pub(super) const SET_PASSWORD: &str =
     "UPDATE accounts SET password_hash = $2, must_change_password = $3 WHERE id = $1";
 pub(super) const SET_EMAIL: &str =
     "UPDATE accounts SET email = $2, email_verified = $3 WHERE id = $1";
-/// One statement, so two concurrent wrong passwords cannot both read the old count.
+/// One statement, so two concurrent wrong passwords cannot both read the old
+/// count. It never locks: only the help desk does (see `auth::throttle`).
 pub(super) const RECORD_FAILED_LOGIN: &str = "UPDATE accounts \
-    SET failed_attempts = failed_attempts + 1, locked = (locked OR failed_attempts + 1 >= $2) \
+    SET failed_attempts = failed_attempts + 1 \
     WHERE id = $1 RETURNING failed_attempts, locked";
 pub(super) const RESET_FAILED_LOGINS: &str =
     "UPDATE accounts SET failed_attempts = 0 WHERE id = $1";
@@ -266,20 +267,15 @@ where
         expect_one(DB::rows_affected(&done))
     }
 
-    async fn record_failed_login(
-        &self,
-        id: &AccountId,
-        lock_after: u32,
-    ) -> StoreResult<FailedLogin> {
+    async fn record_failed_login(&self, id: &AccountId) -> StoreResult<Option<FailedLogin>> {
         let row = sqlx::query_as::<_, rows::FailedLoginRow>(RECORD_FAILED_LOGIN)
             .bind(id.as_str())
-            .bind(i64::from(lock_after))
-            .fetch_one(&self.writer)
+            .fetch_optional(&self.writer)
             .await?;
-        Ok(FailedLogin {
+        Ok(row.map(|row| FailedLogin {
             failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
             locked: row.locked,
-        })
+        }))
     }
 
     async fn reset_failed_logins(&self, id: &AccountId) -> StoreResult<()> {

@@ -323,6 +323,7 @@ impl Threads {
         opening_hours: &str,
     ) -> Result<Resource> {
         let actor = session.require_ready()?;
+        crate::roles::require(actor, crate::roles::Action::ManageResources)?;
         let (Role::Liaison, Some(code)) = (actor.role, actor.facility.as_ref()) else {
             return Err(Error::Forbidden);
         };

@@ -23,6 +23,7 @@ impl Threads {
         id: &str,
     ) -> Result<(Account, Thread)> {
         let actor = session.require_ready()?.clone();
+        crate::roles::require(&actor, crate::roles::Action::WorkSharedInbox)?;
         let thread = self.readable(session, id).await?;
         if Self::relation(&thread, &actor) != Some(Relation::SharedInbox) {
             return Err(Error::Forbidden);

@@ -65,12 +65,10 @@ impl Threads {
         idempotency: Option<Idempotency>,
     ) -> Result<Created> {
         let sender = session.require_ready()?.clone();
+        crate::roles::require(&sender, crate::roles::Action::Send)?;
         let Some(own_facility) = sender.facility.clone() else {
             return Err(Error::Forbidden);
         };
-        if !matches!(sender.role, Role::Doctor | Role::Liaison) {
-            return Err(Error::Forbidden);
-        }
         let mut addressed = self.addressed(&new, &own_facility).await?;
         let Some(to) = addressed.to.take() else {
             return Err(Error::invalid(

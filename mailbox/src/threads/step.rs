@@ -49,6 +49,7 @@ impl Threads {
         let keyring = self.postroom.keyring(session)?;
         let thread = self.readable(session, thread_id).await?;
         let kind = ThreadKind::parse(&thread.kind)?;
+        crate::roles::require(&actor, crate::roles::Action::of_step(kind, input.step))?;
         let state = ThreadState::parse(&thread.state)
             .ok_or_else(|| Error::Internal(format!("stored thread state {:?}", thread.state)))?;
         let relation = Self::relation(&thread, &actor).ok_or(Error::Forbidden)?;

@@ -128,8 +128,38 @@ async fn who_can_open_what() {
     ));
     assert!(matches!(
         n.post.forward(&clerk_s, &to_inbox, &colleague.id).await,
-        Err(Error::Forbidden)
+        Err(Error::RoleForbids {
+            role: Role::Clerk,
+            action: mailbox::roles::Action::Forward
+        })
     ));
+    // Nor does a clerk send anything at all (the role table, in the service).
+    let clerk_send = n
+        .post
+        .send(
+            &clerk_s,
+            Outgoing {
+                kind: "share".into(),
+                to: vec![Recipient::Person(colleague.id.clone())],
+                subject: "s".into(),
+                patient_id: "P-1".into(),
+                patient_name: "p".into(),
+                body: "b".into(),
+                consent: None,
+            },
+            vec![],
+        )
+        .await;
+    assert!(
+        matches!(
+            clerk_send,
+            Err(Error::RoleForbids {
+                role: Role::Clerk,
+                ..
+            })
+        ),
+        "{clerk_send:?}"
+    );
 
     // No consent, no send.
     let refused = n

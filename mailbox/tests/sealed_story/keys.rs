@@ -172,9 +172,10 @@ async fn later_members_get_grants_and_removal_takes_them() {
     // Removing a member removes the grants and ends the session.
     n.dir.remove_account(&third.id).await.unwrap();
     assert!(n.t.store.grants_of(&third.id).await.unwrap().is_empty());
+    // A removed account answers like an unknown one, even to its password.
     assert!(matches!(
         n.dir.sign_in(third.id.as_str(), &third.pw, None).await,
-        Err(Error::AccountLocked)
+        Err(Error::BadCredentials)
     ));
     assert!(matches!(
         n.dir.set_locked(&third.id, false).await,

@@ -131,6 +131,7 @@ run(async (out) => {
     // Locked: the person's open session ends and a new sign-in is refused.
     const person = await launch();
     await signIn(person.page, base, id, issued);
+    await page.fill(`tr[data-account="${id}"] form[action$="/lock"] input[name=reason]`, '端末紛失の届出');
     await submit(page, `tr[data-account="${id}"] form[action$="/lock"]`);
     out.lock_notice = await text(page, '#done');
     out.locked_status = await text(page, `tr[data-account="${id}"] .account-status`);

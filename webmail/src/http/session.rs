@@ -11,6 +11,9 @@ use mailbox::SessionToken;
 
 pub const SESSION_COOKIE: &str = "__Host-renkei-session";
 pub const LANG_COOKIE: &str = "renkei-lang";
+/// Set at every successful sign-in: this browser signed in to the account
+/// before, so a right password from it is not refused by the per-address cap.
+pub const DEVICE_COOKIE: &str = "__Host-renkei-device";
 /// Set by `serve_https` on every request to the connection's peer address
 /// (overwriting whatever the client sent), so handlers that only see headers
 /// can still say where a request came from.
@@ -66,6 +69,40 @@ pub fn set_cookie(token: &SessionToken) -> String {
     )
 }
 
+/// The device cookie the browser brought, if any.
+pub fn device(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, DEVICE_COOKIE)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The device cookie: opaque (its SHA-256 is stored per account), kept as long
+/// as the store remembers it.
+pub fn set_device_cookie(token: &str) -> String {
+    let max_age = mailbox::auth::DEVICE_VALID_FOR.as_secs();
+    format!("{DEVICE_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}")
+}
+
 pub fn clear_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// After a successful sign-in: remembers this browser for the account and
+/// answers the device cookie to set (none if the store could not, which only
+/// costs the exemption next time).
+pub async fn device_cookie(
+    auth: &mailbox::auth::Auth,
+    account: &mailbox::AccountId,
+    headers: &HeaderMap,
+) -> Option<String> {
+    match auth
+        .remember_device(account, device(headers).as_deref())
+        .await
+    {
+        Ok(token) => Some(set_device_cookie(&token)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remember the device");
+            None
+        }
+    }
 }

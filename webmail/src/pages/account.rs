@@ -81,16 +81,13 @@ pub async fn login_submit(
     let lang = Lang::from_request(&headers, None);
     let password = Password::new(form.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
+    let peer = mailbox::auth::Peer::from(remote).with_device(session::device(&headers));
     match state
         .directory
-        .sign_in_password(&form.id, &password, remote)
+        .sign_in_password(&form.id, &password, peer)
         .await
     {
-        Ok(SignInStep::Done(token, s)) => (
-            [(SET_COOKIE, session::set_cookie(&token))],
-            Redirect::to(landing(&s)),
-        )
-            .into_response(),
+        Ok(SignInStep::Done(token, s)) => signed_in_page(&state, &token, &s, &headers).await,
         // The password was right: the code comes next, no session yet.
         Ok(SignInStep::SecondFactor { pending, methods }) => second_factor_page(
             lang,
@@ -111,6 +108,26 @@ pub async fn login_submit(
             render(status_of(e.kind()), lang, None, &page)
         }
     }
+}
+
+/// The session cookie, the device cookie, and on to the landing page.
+async fn signed_in_page(
+    state: &AppState,
+    token: &mailbox::SessionToken,
+    s: &mailbox::CurrentSession,
+    headers: &HeaderMap,
+) -> Response {
+    let mut response = (
+        [(SET_COOKIE, session::set_cookie(token))],
+        Redirect::to(landing(s)),
+    )
+        .into_response();
+    if let Some(device) = session::device_cookie(&state.directory, &s.account.id, headers).await
+        && let Ok(v) = device.parse()
+    {
+        response.headers_mut().append(SET_COOKIE, v);
+    }
+    response
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -383,11 +400,7 @@ pub async fn second_factor_submit(
         .complete_sign_in(&pending, &factor, remote)
         .await
     {
-        Ok((token, s)) => (
-            [(SET_COOKIE, session::set_cookie(&token))],
-            Redirect::to(landing(&s)),
-        )
-            .into_response(),
+        Ok((token, s)) => signed_in_page(&state, &token, &s, &headers).await,
         // A wrong code may be tried again on the same page.
         Err(e @ Error::BadSecondFactor) => second_factor_page(
             lang,

@@ -65,6 +65,8 @@ pub struct SettingsTexts {
     pub app_name_hint: &'static str,
     pub app_created_at: &'static str,
     pub app_last_used: &'static str,
+    pub app_expires_at: &'static str,
+    pub app_expired: &'static str,
     pub app_never: &'static str,
     pub app_none: &'static str,
     pub app_button: &'static str,
@@ -108,6 +110,8 @@ static JA: SettingsTexts = SettingsTexts {
     app_name_hint: "名前（例：診察室のPC）",
     app_created_at: "作成日時",
     app_last_used: "最終利用",
+    app_expires_at: "有効期限（メールソフトのみ）",
+    app_expired: "期限切れ",
     app_never: "未使用",
     app_none: "アプリパスワードはありません。",
     app_button: "アプリパスワードを作成",
@@ -151,6 +155,8 @@ static EN: SettingsTexts = SettingsTexts {
     app_name_hint: "Name (e.g. office PC)",
     app_created_at: "Created",
     app_last_used: "Last used",
+    app_expires_at: "Expires (mail clients only)",
+    app_expired: "expired",
     app_never: "never",
     app_none: "No app passwords.",
     app_button: "Create app password",
@@ -184,6 +190,9 @@ pub struct AppPasswordLine {
     pub name: String,
     pub created_at: String,
     pub last_used: Option<String>,
+    /// After this the app password no longer opens mail (90 days).
+    pub expires_at: String,
+    pub expired: bool,
 }
 
 impl From<AppPasswordView> for AppPasswordLine {
@@ -192,6 +201,8 @@ impl From<AppPasswordView> for AppPasswordLine {
             id: v.id,
             name: v.name,
             created_at: format_jst_minutes(v.created_at),
+            expires_at: format_jst_minutes(v.expires_at),
+            expired: v.expires_at <= mailbox::clock::now_secs(),
             last_used: v.last_used_at.map(|at| match v.last_used_from {
                 Some(from) => format!("{} ({from})", format_jst_minutes(at)),
                 None => format_jst_minutes(at),

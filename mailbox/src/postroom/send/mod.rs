@@ -104,6 +104,7 @@ impl Postroom {
         idempotency: Option<super::Idempotency>,
     ) -> Result<String> {
         let sender = session.require_ready()?.clone();
+        crate::roles::require(&sender, crate::roles::Action::Send)?;
         if outgoing.to.is_empty() {
             return Err(Error::invalid(
                 "to",

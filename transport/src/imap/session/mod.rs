@@ -133,8 +133,12 @@ impl Session {
                     .into(),
             ),
             Err(Error::TooManyAttempts) => {
-                Err("[UNAVAILABLE] too many failed sign-ins from this address; try later".into())
+                Err("[UNAVAILABLE] too many failed sign-ins; try later".into())
             }
+            Err(Error::AppPasswordExpired) => Err(
+                "[AUTHENTICATIONFAILED] the app password has expired (90 days): make a new one on the web pages"
+                    .into(),
+            ),
             Err(_) => Err("[AUTHENTICATIONFAILED] the ID or password is wrong".into()),
         }
     }

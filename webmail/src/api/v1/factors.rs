@@ -7,12 +7,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use mailbox::Error;
 use mailbox::auth::PendingToken;
 use mailbox::records::Actor;
 use mailbox::webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
-use mailbox::{Error, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -27,6 +27,8 @@ pub struct AppPasswordJson {
     created_at: i64,
     last_used_at: Option<i64>,
     last_used_from: Option<String>,
+    /// Unix seconds after which it no longer opens mail (90 days after it was made).
+    expires_at: i64,
 }
 
 impl From<mailbox::auth::AppPasswordView> for AppPasswordJson {
@@ -37,6 +39,7 @@ impl From<mailbox::auth::AppPasswordView> for AppPasswordJson {
             created_at: v.created_at,
             last_used_at: v.last_used_at,
             last_used_from: v.last_used_from,
+            expires_at: v.expires_at,
         }
     }
 }
@@ -206,11 +209,7 @@ pub struct FactorSummaryJson {
 }
 
 fn operator(s: &mailbox::CurrentSession) -> Result<(), Error> {
-    if s.require_ready()?.role == Role::Operator {
-        Ok(())
-    } else {
-        Err(Error::Forbidden)
-    }
+    s.require_operator().map(|_| ())
 }
 
 /// `GET /api/v1/admin/factors` — which accounts have which factors.

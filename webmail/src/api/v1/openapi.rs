@@ -111,7 +111,7 @@ const REFUSALS: &[(&str, &str, &str)] = &[
     (
         "403",
         "Forbidden",
-        "Signed in but not allowed: `forbidden` (role or facility), `password_change_required`, `second_factor_enrolment_required`, `reauthentication_required`, `cross_origin`",
+        "Signed in but not allowed: `role_forbids` (the role table refuses the action for this role), `forbidden` (facility or relation to the item), `password_change_required`, `second_factor_enrolment_required`, `reauthentication_required`, `cross_origin`",
     ),
     (
         "404",
@@ -231,7 +231,7 @@ fn refusals(doc: &mut utoipa::openapi::OpenApi) {
             .insert((*name).to_string(), refusal(description).into());
     }
     let default = refusal(
-        "Any other refusal, with the HTTP status of the error's class: `unknown_path` (404: no such operation), `method_not_allowed` (405, with `Allow`), `payload_too_large` (413), `unsupported_media_type` (415), `account_locked` (423), `too_many_attempts` (429), `internal` (500)",
+        "Any other refusal, with the HTTP status of the error's class: `unknown_path` (404: no such operation), `method_not_allowed` (405, with `Allow`), `payload_too_large` (413), `unsupported_media_type` (415), `account_locked` (423: the right password of an account the help desk locked), `too_many_attempts` (429: failed sign-ins wait a growing delay), `internal` (500)",
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [

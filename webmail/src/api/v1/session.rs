@@ -70,7 +70,12 @@ pub struct SecondFactorNeeded {
     methods: Vec<&'static str>,
 }
 
-fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Response {
+async fn signed_in(
+    state: &AppState,
+    token: &SessionToken,
+    s: &CurrentSession,
+    headers: &HeaderMap,
+) -> Response {
     let out = SignedIn {
         account: AccountView::from(&s.account),
         must_change_password: s.account.must_change_password,
@@ -78,7 +83,13 @@ fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Resp
         token: token.expose().to_string(),
         idle_timeout_secs: state.directory.auth_policy().idle_timeout.as_secs(),
     };
-    ([(SET_COOKIE, session::set_cookie(token))], Json(out)).into_response()
+    let mut response = ([(SET_COOKIE, session::set_cookie(token))], Json(out)).into_response();
+    if let Some(device) = session::device_cookie(&state.directory, &s.account.id, headers).await
+        && let Ok(v) = device.parse()
+    {
+        response.headers_mut().append(SET_COOKIE, v);
+    }
+    response
 }
 
 /// `POST /api/v1/session` — the password step. Without a second factor the
@@ -92,16 +103,18 @@ fn signed_in(state: &AppState, token: &SessionToken, s: &CurrentSession) -> Resp
 pub async fn sign_in(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     let password = Password::new(body.password);
     let remote = remote.map(|r| r.0.0.ip().to_string());
+    let peer = Peer::api(remote).with_device(session::device(&headers));
     match state
         .directory
-        .sign_in_password(&body.id, &password, Peer::api(remote))
+        .sign_in_password(&body.id, &password, peer)
         .await?
     {
-        SignInStep::Done(token, s) => Ok(signed_in(&state, &token, &s)),
+        SignInStep::Done(token, s) => Ok(signed_in(&state, &token, &s, &headers).await),
         SignInStep::SecondFactor { pending, methods } => Ok((
             StatusCode::ACCEPTED,
             Json(SecondFactorNeeded {
@@ -151,6 +164,7 @@ pub struct SecondStep {
 pub async fn second_factor(
     State(state): State<AppState>,
     remote: Option<axum::Extension<RemoteAddr>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SecondStep>,
 ) -> Result<Response, ApiError> {
     let remote = remote.map(|r| r.0.0.ip().to_string());
@@ -163,7 +177,7 @@ pub async fn second_factor(
             Peer::api(remote),
         )
         .await?;
-    Ok(signed_in(&state, &token, &s))
+    Ok(signed_in(&state, &token, &s, &headers).await)
 }
 
 /// `POST /api/v1/session/reauth` — confirms the person before sensitive actions.

@@ -223,10 +223,15 @@ const OWN_FIELDS: &[&str] = &[
     "folder",
 ];
 
+/// The role table's answer, so the page says what the service would.
 fn may_compose(role: Role) -> Result<(), Error> {
-    match role {
-        Role::Doctor | Role::Liaison => Ok(()),
-        Role::Clerk | Role::Operator => Err(Error::Forbidden),
+    if mailbox::roles::permits(role, mailbox::roles::Action::Send) {
+        Ok(())
+    } else {
+        Err(Error::RoleForbids {
+            role,
+            action: mailbox::roles::Action::Send,
+        })
     }
 }
 

@@ -297,15 +297,26 @@ pub(super) async fn account_action(
     .await
 }
 
+/// The lock form: why the help desk locks.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LockForm {
+    reason: String,
+}
+
 /// `POST /operator/accounts/{id}/lock` — the person's sessions end at once.
 pub async fn lock(
     State(state): State<AppState>,
     OperatorPage(ctx): OperatorPage,
     Path(id): Path<String>,
+    Form(form): Form<LockForm>,
 ) -> Response {
     let done = texts(ctx.lang).account_locked;
     let by = Actor::Session(&ctx.session);
-    let outcome = state.directory.lock_account(by, &id, true).await;
+    let outcome = state
+        .directory
+        .lock_account(by, &id, true, Some(&form.reason))
+        .await;
     account_action(&state, ctx, done, outcome).await
 }
 
@@ -317,7 +328,7 @@ pub async fn unlock(
 ) -> Response {
     let done = texts(ctx.lang).account_unlocked;
     let by = Actor::Session(&ctx.session);
-    let outcome = state.directory.lock_account(by, &id, false).await;
+    let outcome = state.directory.lock_account(by, &id, false, None).await;
     account_action(&state, ctx, done, outcome).await
 }
 
