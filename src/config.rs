@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mailbox::notify::NotifyPolicy;
 use mailbox::store::StoreTarget;
 use mailbox::{AuthPolicy, NetworkPolicy};
@@ -14,6 +14,62 @@ use transport::notify::{RelaySecurity, RelaySettings};
 use transport::tls::TlsSettings;
 
 use crate::cli::GlobalArgs;
+
+/// A setting that cannot be used: which one and what is wrong with it. The
+/// binary exits 78 (EX_CONFIG) with this message.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration: {}: {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The error of a setting that cannot be used.
+pub fn bad(setting: &'static str, problem: impl Into<String>) -> anyhow::Error {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+    .into()
+}
+
+/// The host of `[http] public_url` (`https://host[:port][/…]`), checked.
+pub fn public_url_host(url: &str) -> anyhow::Result<String> {
+    let rest = url.strip_prefix("https://").ok_or_else(|| {
+        bad(
+            "http.public_url",
+            format!("must start with https://, got {url:?}"),
+        )
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default().to_string()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_string()
+    };
+    let port_ok = match authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, p)| p)
+        .split_once(':')
+    {
+        Some((_, port)) => port.parse::<u16>().is_ok(),
+        None => true,
+    };
+    if host.is_empty() || !port_ok || host.chars().any(|c| c.is_whitespace() || c == '@') {
+        return Err(bad(
+            "http.public_url",
+            format!("must be https://host[:port], got {url:?}"),
+        ));
+    }
+    Ok(host)
+}
 
 /// The file format; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -129,7 +185,14 @@ pub struct ImapSection {
     /// IMAP with STARTTLS; off unless set.
     pub starttls_listen: Option<SocketAddr>,
     pub max_literal_bytes: Option<u32>,
+    /// Signed-in connections at once per (address, account).
     pub max_connections_per_address: Option<usize>,
+    /// Connections at once per address that have not signed in yet.
+    pub max_unauthenticated_per_address: Option<usize>,
+    /// Seconds from connecting to signing in (default 60).
+    pub login_timeout_secs: Option<u64>,
+    /// Seconds between the checks of an idling connection's session (default 5).
+    pub session_recheck_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,7 +308,10 @@ impl Settings {
             .or(file.home_prefecture)
             .unwrap_or(mailbox::facility::DEFAULT_HOME_PREFECTURE);
         if !(1..=47).contains(&home_prefecture) {
-            bail!("home_prefecture must be 01-47, got {home_prefecture}");
+            return Err(bad(
+                "home_prefecture",
+                format!("must be 01-47, got {home_prefecture}"),
+            ));
         }
         let auth = auth_policy(args, &file.auth)?;
         let second_factor_key_file = file
@@ -280,7 +346,10 @@ impl Settings {
             imap,
             relay,
             notify,
-            public_url: file.http.public_url,
+            public_url: match file.http.public_url {
+                Some(url) => public_url_host(&url).map(|_| Some(url))?,
+                None => None,
+            },
             blind_index_key_file,
             second_factor_key_file,
             data_dir,
@@ -307,7 +376,12 @@ fn store_target(url: Option<String>, data_dir: &Path) -> anyhow::Result<StoreTar
         Some(url) if url.starts_with("sqlite:") => {
             StoreTarget::Sqlite(PathBuf::from(url.trim_start_matches("sqlite:")))
         }
-        Some(_) => bail!("database URL must start with postgres:// or sqlite:"),
+        Some(_) => {
+            return Err(bad(
+                "database_url",
+                "must start with postgres:// or sqlite:",
+            ));
+        }
         None => StoreTarget::Sqlite(data_dir.join("renkei.db")),
     })
 }
@@ -342,7 +416,10 @@ fn auth_policy(args: &GlobalArgs, auth: &AuthSection) -> anyhow::Result<AuthPoli
             Some("required") => true,
             Some("optional") => false,
             Some(other) => {
-                bail!("second_factor must be `required` or `optional`, got {other:?}")
+                return Err(bad(
+                    "auth.second_factor",
+                    format!("must be `required` or `optional`, got {other:?}"),
+                ));
             }
         },
         address_limit: mailbox::auth::AddressLimit {
@@ -422,7 +499,9 @@ fn notify_policy(n: NotifySection, enabled: bool) -> anyhow::Result<NotifyPolicy
                 .unwrap_or(d.retry.max),
         },
         digest_hour: match n.digest_hour {
-            Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
+            Some(h) if h > 23 => {
+                return Err(bad("notify.digest_hour", format!("must be 0-23, got {h}")));
+            }
             Some(h) => h,
             None => d.digest_hour,
         },
@@ -438,6 +517,20 @@ fn imap_settings(imap: &ImapSection) -> transport::imap::ImapSettings {
             .max_connections_per_address
             .unwrap_or(imap_defaults.max_per_address)
             .max(1),
+        max_unauthenticated_per_address: imap
+            .max_unauthenticated_per_address
+            .unwrap_or(imap_defaults.max_unauthenticated_per_address)
+            .max(1),
+        login_timeout: imap
+            .login_timeout_secs
+            .map_or(imap_defaults.login_timeout, |s| {
+                Duration::from_secs(s.max(1))
+            }),
+        session_recheck: imap
+            .session_recheck_secs
+            .map_or(imap_defaults.session_recheck, |s| {
+                Duration::from_secs(s.max(1))
+            }),
         ..imap_defaults
     }
 }
@@ -448,7 +541,7 @@ fn records_settings(
 ) -> anyhow::Result<RecordsSettings> {
     Ok(RecordsSettings {
         retention_days: match args.retention_days.or(records.retention_days) {
-            Some(0) => bail!("records.retention_days must be at least 1"),
+            Some(0) => return Err(bad("records.retention_days", "must be at least 1")),
             Some(d) => d,
             None => mailbox::records::DEFAULT_RETENTION_DAYS,
         },
@@ -468,10 +561,10 @@ fn upload_policy(
             .attachments_warn_above_mib
             .or(attachments.warn_above_mib)
         {
-            Some(0) => bail!("attachments.warn_above_mib must be at least 1"),
+            Some(0) => return Err(bad("attachments.warn_above_mib", "must be at least 1")),
             Some(mib) => mib
                 .checked_mul(1024 * 1024)
-                .with_context(|| format!("attachments.warn_above_mib is too large: {mib}"))?,
+                .ok_or_else(|| bad("attachments.warn_above_mib", format!("is too large: {mib}")))?,
             None => webmail::UploadPolicy::default().warn_above_bytes,
         },
     })
@@ -482,7 +575,7 @@ fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::R
     let defaults = mailbox::postroom::RenderLimit::default();
     Ok(mailbox::postroom::RenderLimit {
         max_renders: match imaging.max_renders {
-            Some(0) => bail!("imaging.max_renders must be at least 1"),
+            Some(0) => return Err(bad("imaging.max_renders", "must be at least 1")),
             Some(n) => n,
             None => defaults.max_renders,
         },
@@ -503,18 +596,18 @@ fn time_policy(
         .as_ref()
         .or(time.sync_command.as_ref())
     {
-        Some(c) if c.trim().is_empty() => bail!("time.sync_command is empty"),
+        Some(c) if c.trim().is_empty() => return Err(bad("time.sync_command", "is empty")),
         Some(c) => Some(c.split_whitespace().map(str::to_string).collect()),
         None => None,
     };
     Ok(mailbox::timesync::TimePolicy {
         check_every: match args.time_check_secs.or(time.check_secs) {
-            Some(0) => bail!("time.check_secs must be at least 1"),
+            Some(0) => return Err(bad("time.check_secs", "must be at least 1")),
             Some(s) => Duration::from_secs(s),
             None => d.check_every,
         },
         max_skew: match time.max_skew_ms {
-            Some(0) => bail!("time.max_skew_ms must be at least 1"),
+            Some(0) => return Err(bad("time.max_skew_ms", "must be at least 1")),
             Some(ms) => Duration::from_millis(ms),
             None => d.max_skew,
         },
@@ -524,8 +617,9 @@ fn time_policy(
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|e| bad("config", format!("{} is not valid: {e}", path.display())).into())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod dicom_support;
 mod dicom_zip;
 mod file_range;
 mod files_page;
+mod hardening;
 mod harness;
 mod idempotency;
 mod imap;

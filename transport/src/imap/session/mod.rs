@@ -88,6 +88,19 @@ impl Session {
         self.signed_in.is_some()
     }
 
+    /// The signed-in account's ID (for the per-account connection limit).
+    pub fn account_id(&self) -> Option<String> {
+        self.signed_in
+            .as_ref()
+            .map(|(_, s)| s.account.id.as_str().to_string())
+    }
+
+    /// Whether the session still holds (see `current`); when not, the session
+    /// is left signed out and the connection says BYE.
+    pub async fn still_signed_in(&mut self) -> bool {
+        self.current().await.is_ok()
+    }
+
     pub fn logged_out(&self) -> bool {
         matches!(self.state, State::Logout)
     }
