@@ -134,7 +134,8 @@ impl Application {
             settings.auth.clone(),
             settings.network.clone(),
         )
-        .with_second_factor_key(second_factor_key(&settings)?);
+        .with_second_factor_key(second_factor_key(&settings)?)
+        .with_reauth_window(settings.reauth_window);
         if let Some((rp_id, origin)) = webauthn_party(&settings)? {
             directory = directory
                 .with_webauthn(&rp_id, &origin)

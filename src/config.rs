@@ -101,6 +101,16 @@ pub struct FileConfig {
     pub imaging: ImagingSection,
     #[serde(default)]
     pub time: TimeSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `renkei admin` for scripts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// The operator account scheduled commands run as (also `RENKEI_ADMIN_OPERATOR`).
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +254,9 @@ pub struct TlsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
+    /// Seconds a sign-in or re-authentication covers whole downloads, PDF
+    /// exports, forwards and deletion requests (default 300).
+    pub reauth_secs: Option<u64>,
     pub lock_after: Option<u32>,
     pub idle_timeout_secs: Option<u64>,
     pub absolute_timeout_secs: Option<u64>,
@@ -274,6 +287,10 @@ pub struct Settings {
     pub relay: Option<RelaySettings>,
     pub notify: NotifyPolicy,
     /// Links in mails start with this; by default the listening address.
+    /// The operator scripted `renkei admin` commands run as (`[admin] operator`).
+    pub admin_operator: Option<String>,
+    /// How long a sign-in or re-authentication covers exports and forwards.
+    pub reauth_window: Duration,
     pub public_url: Option<String>,
     /// IMAP over TLS, when configured.
     pub imap_listen: Option<SocketAddr>,
@@ -346,6 +363,15 @@ impl Settings {
             imap,
             relay,
             notify,
+            admin_operator: std::env::var("RENKEI_ADMIN_OPERATOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or(file.admin.operator),
+            reauth_window: match file.auth.reauth_secs {
+                Some(0) => return Err(bad("auth.reauth_secs", "must be at least 1")),
+                Some(s) => Duration::from_secs(s),
+                None => mailbox::auth::REAUTH_VALID_FOR,
+            },
             public_url: match file.http.public_url {
                 Some(url) => public_url_host(&url).map(|_| Some(url))?,
                 None => None,

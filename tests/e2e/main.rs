@@ -2,6 +2,7 @@
 //! the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_operator;
 mod attachment_damage;
 mod audit_evidence;
 mod crash;
@@ -15,6 +16,8 @@ mod hardening;
 mod harness;
 mod idempotency;
 mod imap;
+mod imap_hold;
+mod networks;
 mod neutralise;
 mod notify;
 mod openapi;
@@ -24,6 +27,7 @@ mod pages_doctor;
 mod pages_office;
 mod pages_referral;
 mod place;
+mod reauth;
 mod records;
 mod render_memory;
 mod schemathesis;

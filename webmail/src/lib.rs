@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .nest("/api/v1", api::v1::routes())
+        .layer(middleware::from_fn(pages::reauth::redirect_to_reauth))
         .layer(middleware::from_fn(http::csrf::require_token))
         .layer(middleware::from_fn(http::same_origin_writes))
         .layer(SetResponseHeaderLayer::if_not_present(

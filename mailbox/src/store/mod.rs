@@ -19,6 +19,7 @@ mod folder_sql;
 pub mod idempotency;
 mod internal;
 mod lease;
+pub mod facility_network;
 pub mod node_clock;
 pub mod notify;
 mod notify_sql;
@@ -117,6 +118,7 @@ pub trait Store:
     + records::RecordsStore
     + factor::FactorStore
     + node_clock::NodeClockStore
+    + facility_network::FacilityNetworkStore
     + Send
     + Sync
     + 'static

@@ -39,6 +39,11 @@ pub struct Network {
     /// libfaketime's offset for every process started from now on (`-400d`):
     /// what they seal is signed and stored at that time, as if sent then.
     clock: std::sync::Mutex<Option<String>>,
+    /// The first operator registered through [`Network::admin`]: the operator
+    /// every later `renkei admin` runs as (`RENKEI_ADMIN_OPERATOR`, the
+    /// configured operator for scripts). Before one exists, commands run as
+    /// `bootstrap`.
+    operator: std::sync::Mutex<Option<String>>,
 }
 
 /// The two facilities most tests use: a hospital and a clinic in Kagawa (37).
@@ -81,6 +86,7 @@ impl Network {
             dir,
             database_url,
             clock: std::sync::Mutex::new(None),
+            operator: std::sync::Mutex::new(None),
         }
     }
 
@@ -115,6 +121,7 @@ impl Network {
             dir: tempfile::tempdir().expect("temp dir"),
             database_url: self.database_url.clone(),
             clock: std::sync::Mutex::new(None),
+            operator: std::sync::Mutex::new(self.operator()),
         }
     }
 
@@ -148,12 +155,18 @@ impl Network {
         args
     }
 
-    /// Runs `renkei <args…>` to completion.
+    /// The operator `renkei admin` runs as, once one is registered.
+    pub fn operator(&self) -> Option<String> {
+        self.operator.lock().ok().and_then(|o| o.clone())
+    }
+
+    /// Runs `renkei <args…>` to completion (an admin command as [`Network::operator`]).
     pub fn run(&self, args: &[&str]) -> CommandOutput {
         let output = Command::new(bin())
             .args(self.args())
             .args(args)
             .envs(self.clock_env())
+            .envs(self.operator().map(|id| ("RENKEI_ADMIN_OPERATOR", id)))
             // Tests of other features run with the second factor optional; the
             // two-factor tests pass `--second-factor required`.
             .env("RENKEI_SECOND_FACTOR", "optional")
@@ -173,6 +186,13 @@ impl Network {
         full.extend_from_slice(args);
         let out = self.run(&full);
         assert_eq!(out.code, Some(0), "renkei {full:?} failed: {}", out.stderr);
+        if args.starts_with(&["user", "add"])
+            && args.windows(2).any(|w| w == ["--role", "operator"])
+            && let Ok(mut op) = self.operator.lock()
+            && op.is_none()
+        {
+            *op = Some(parse_letter(&out.stdout).0);
+        }
         out.stdout
     }
 

@@ -137,7 +137,7 @@ async fn a_cookie_api_write_from_origin_null_is_refused_and_a_bearer_one_is_not(
     )
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(json_of(r).await["code"], "cross_origin");
+    assert_eq!(json_of(r).await["error"], "cross_origin");
     assert_eq!(
         me((header::COOKIE, cookie.clone())).await,
         StatusCode::OK,

@@ -141,6 +141,7 @@ impl Session {
                 Ok(())
             }
             Err(Error::AccountLocked) => Err("[ALERT] the account is locked".into()),
+            Err(Error::NetworkNotAllowed) => Err(format!("[AUTHORIZATIONFAILED] {}", Error::NetworkNotAllowed)),
             Err(Error::AppPasswordRequired) => Err(
                 "[AUTHENTICATIONFAILED] two-factor sign-in is on: use an app password made on the web pages"
                     .into(),
