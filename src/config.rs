@@ -15,61 +15,9 @@ use transport::tls::TlsSettings;
 
 use crate::cli::GlobalArgs;
 
-/// A setting that cannot be used: which one and what is wrong with it. The
-/// binary exits 78 (EX_CONFIG) with this message.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub problem: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "configuration: {}: {}", self.setting, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// The error of a setting that cannot be used.
-pub fn bad(setting: &'static str, problem: impl Into<String>) -> anyhow::Error {
-    ConfigError {
-        setting,
-        problem: problem.into(),
-    }
-    .into()
-}
-
-/// The host of `[http] public_url` (`https://host[:port][/…]`), checked.
-pub fn public_url_host(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| {
-        bad(
-            "http.public_url",
-            format!("must start with https://, got {url:?}"),
-        )
-    })?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default().to_string()
-    } else {
-        authority.split(':').next().unwrap_or_default().to_string()
-    };
-    let port_ok = match authority
-        .rsplit_once(']')
-        .map_or(authority, |(_, p)| p)
-        .split_once(':')
-    {
-        Some((_, port)) => port.parse::<u16>().is_ok(),
-        None => true,
-    };
-    if host.is_empty() || !port_ok || host.chars().any(|c| c.is_whitespace() || c == '@') {
-        return Err(bad(
-            "http.public_url",
-            format!("must be https://host[:port], got {url:?}"),
-        ));
-    }
-    Ok(host)
-}
+#[path = "config_check.rs"]
+mod check;
+pub use check::{AdminSection, ConfigError, bad, public_url_host};
 
 /// The file format; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -103,14 +51,6 @@ pub struct FileConfig {
     pub time: TimeSection,
     #[serde(default)]
     pub admin: AdminSection,
-}
-
-/// `renkei admin` for scripts.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminSection {
-    /// The operator account scheduled commands run as (also `RENKEI_ADMIN_OPERATOR`).
-    pub operator: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -363,15 +303,8 @@ impl Settings {
             imap,
             relay,
             notify,
-            admin_operator: std::env::var("RENKEI_ADMIN_OPERATOR")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .or(file.admin.operator),
-            reauth_window: match file.auth.reauth_secs {
-                Some(0) => return Err(bad("auth.reauth_secs", "must be at least 1")),
-                Some(s) => Duration::from_secs(s),
-                None => mailbox::auth::REAUTH_VALID_FOR,
-            },
+            admin_operator: check::admin_operator(file.admin),
+            reauth_window: check::reauth_window(file.auth.reauth_secs)?,
             public_url: match file.http.public_url {
                 Some(url) => public_url_host(&url).map(|_| Some(url))?,
                 None => None,

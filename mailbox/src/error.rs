@@ -69,9 +69,13 @@ pub enum Error {
     BadSecondFactor,
     #[error("a second factor is required for this account; enrol one first")]
     SecondFactorEnrolmentRequired,
-    #[error("confirm it is you first (your password or second factor): POST /api/v1/session/reauth")]
+    #[error(
+        "confirm it is you first (your password or second factor): POST /api/v1/session/reauth"
+    )]
     ReauthRequired,
-    #[error("this facility's accounts sign in only from its own networks (the hospital network or its VPN)")]
+    #[error(
+        "this facility's accounts sign in only from its own networks (the hospital network or its VPN)"
+    )]
     NetworkNotAllowed,
     #[error("this account signs in to mail clients with an app password")]
     AppPasswordRequired,

@@ -102,7 +102,10 @@ pub async fn blobs(postroom: &mailbox::postroom::Postroom, command: BlobsCommand
     match command {
         BlobsCommand::Sweep { min_age_secs } => {
             let n = postroom
-                .sweep_blobs(operator::actor(), std::time::Duration::from_secs(min_age_secs))
+                .sweep_blobs(
+                    operator::actor(),
+                    std::time::Duration::from_secs(min_age_secs),
+                )
                 .await?;
             println!(
                 "{n} orphaned blob entr{} removed",
@@ -199,7 +202,9 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
     match command {
         DeletionCommand::Find { patient } => {
             let found = records
-                .patient_matches_for(operator::actor(), &patient.facility, || patient_id(&patient))
+                .patient_matches_for(operator::actor(), &patient.facility, || {
+                    patient_id(&patient)
+                })
                 .await?;
             println!("{} matching item(s)", found.len());
             println!("item\tkind\tsender_facility\tsealed_on\tbytes\tthread");

@@ -52,8 +52,8 @@ pub async fn identify(
             .await?;
         account.id
     } else if let Some(id) = configured {
-        let parsed = AccountId::parse(id)
-            .map_err(|_| refused(format!("{id:?} is not an account ID")))?;
+        let parsed =
+            AccountId::parse(id).map_err(|_| refused(format!("{id:?} is not an account ID")))?;
         let account = directory
             .account(&parsed)
             .await

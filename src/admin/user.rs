@@ -212,14 +212,22 @@ pub(super) async fn user(
             }
         }
         UserCommand::Show { id } => {
-            print_account(&directory.show_account(super::operator::actor(), &id).await?);
+            print_account(
+                &directory
+                    .show_account(super::operator::actor(), &id)
+                    .await?,
+            );
         }
         UserCommand::Lock { id } => {
-            let a = directory.lock_account(super::operator::actor(), &id, true).await?;
+            let a = directory
+                .lock_account(super::operator::actor(), &id, true)
+                .await?;
             println!("account {} locked", a.id);
         }
         UserCommand::Unlock { id } => {
-            let a = directory.lock_account(super::operator::actor(), &id, false).await?;
+            let a = directory
+                .lock_account(super::operator::actor(), &id, false)
+                .await?;
             println!("account {} unlocked", a.id);
         }
         UserCommand::ResetPassword {
@@ -256,7 +264,9 @@ pub(super) async fn user(
             );
         }
         UserCommand::Remove { id } => {
-            let a = directory.remove_member(super::operator::actor(), &id).await?;
+            let a = directory
+                .remove_member(super::operator::actor(), &id)
+                .await?;
             println!("account {} removed: grants deleted, account locked", a.id);
         }
     }

@@ -50,10 +50,23 @@ async fn admin_commands_are_recorded_as_the_operator_who_ran_them() {
         "{stderr}"
     );
     // An operator ID with a wrong password: refused; with theirs: done.
-    let out = list_as(&net, &["--operator", &op], &[("RENKEI_OPERATOR_PASSWORD", "wrong-password")]);
+    let out = list_as(
+        &net,
+        &["--operator", &op],
+        &[("RENKEI_OPERATOR_PASSWORD", "wrong-password")],
+    );
     assert_ne!(out.status.code(), Some(0));
-    let out = list_as(&net, &["--operator", &op], &[("RENKEI_OPERATOR_PASSWORD", &op_password)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = list_as(
+        &net,
+        &["--operator", &op],
+        &[("RENKEI_OPERATOR_PASSWORD", &op_password)],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A configured operator that is not one: refused.
     let (doctor, _) = net.add_user("doctor", HOSPITAL, "高松 花子");
     let out = list_as(&net, &[], &[("RENKEI_ADMIN_OPERATOR", &doctor)]);
@@ -64,9 +77,15 @@ async fn admin_commands_are_recorded_as_the_operator_who_ran_them() {
     let facility_add = rows.iter().find(|l| l.contains("facility add")).unwrap();
     assert!(facility_add.contains(",bootstrap,"), "{facility_add}");
     let user_adds: Vec<&String> = rows.iter().filter(|l| l.contains("user add")).collect();
-    assert!(user_adds[0].contains(",bootstrap,"), "the first operator: {:?}", user_adds[0]);
     assert!(
-        user_adds[1..].iter().all(|l| l.contains(&format!(",{stored},"))),
+        user_adds[0].contains(",bootstrap,"),
+        "the first operator: {:?}",
+        user_adds[0]
+    );
+    assert!(
+        user_adds[1..]
+            .iter()
+            .all(|l| l.contains(&format!(",{stored},"))),
         "{user_adds:?}"
     );
     assert!(
@@ -80,5 +99,8 @@ async fn admin_commands_are_recorded_as_the_operator_who_ran_them() {
         actors.iter().all(|a| *a == "bootstrap" || *a == stored),
         "no anonymous actor: {actors:?}"
     );
-    assert!(rows.iter().all(|l| l.trim_end().ends_with(",cli")), "channel cli: {rows:?}");
+    assert!(
+        rows.iter().all(|l| l.trim_end().ends_with(",cli")),
+        "channel cli: {rows:?}"
+    );
 }

@@ -62,7 +62,7 @@ async fn an_ip_address_as_public_url_serves_the_pages_and_says_security_keys_nee
     let client = net.ready_client(&server, &id, &issued).await;
     let r = client
         .post(server.url("/api/v1/me/webauthn/register"))
-        .json(&json!({}))
+        .json(&json!({ "name": "USB キー" }))
         .send()
         .await
         .unwrap();

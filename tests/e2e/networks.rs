@@ -41,9 +41,9 @@ except imaplib.IMAP4.error as e:
 async fn a_facility_limited_to_its_networks_refuses_sign_ins_from_elsewhere() {
     let net = Network::new().await;
     net.add_hospital_and_clinic();
-    let (op, op_issued) = crate::harness::parse_letter(&net.admin(&[
-        "user", "add", "--role", "operator", "--name", "運営",
-    ]));
+    let (op, op_issued) = crate::harness::parse_letter(
+        &net.admin(&["user", "add", "--role", "operator", "--name", "運営"]),
+    );
     let (gp, gp_issued) = net.add_user("doctor", CLINIC, "琴平 健");
     let (rad, rad_issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let server = net.serve(&["--imap-listen", "127.0.0.1:0"]);
@@ -54,9 +54,21 @@ async fn a_facility_limited_to_its_networks_refuses_sign_ins_from_elsewhere() {
     let gp_pw = format!("{gp_issued}-Mine-2026");
     let rad_pw = format!("{rad_issued}-Mine-2026");
 
-    let shown = net.admin(&["facility", "networks", CLINIC, "--set", "192.0.2.0/24, 10.20.0.0/16"]);
-    assert!(shown.contains("only from: 10.20.0.0/16, 192.0.2.0/24"), "{shown}");
-    assert!(net.admin(&["facility", "networks", CLINIC]).contains("192.0.2.0/24"));
+    let shown = net.admin(&[
+        "facility",
+        "networks",
+        CLINIC,
+        "--set",
+        "192.0.2.0/24, 10.20.0.0/16",
+    ]);
+    assert!(
+        shown.contains("only from: 10.20.0.0/16, 192.0.2.0/24"),
+        "{shown}"
+    );
+    assert!(
+        net.admin(&["facility", "networks", CLINIC])
+            .contains("192.0.2.0/24")
+    );
 
     // API: refused with its own code, even with the right password.
     let (status, body) = server.post_session(&server.client(), &gp, &gp_pw).await;
@@ -78,11 +90,21 @@ async fn a_facility_limited_to_its_networks_refuses_sign_ins_from_elsewhere() {
     assert_eq!(typ, "NO");
     assert!(text.contains("own networks"), "{text}");
     // The hospital has no range.
-    assert_eq!(server.post_session(&server.client(), &rad, &rad_pw).await.0, StatusCode::OK);
+    assert_eq!(
+        server.post_session(&server.client(), &rad, &rad_pw).await.0,
+        StatusCode::OK
+    );
     assert_eq!(imap_login(&net, port, &rad, &rad_pw).0, "OK");
 
     // A malformed range is refused and changes nothing.
-    let out = net.run(&["admin", "facility", "networks", CLINIC, "--set", "10.0.0.0/33"]);
+    let out = net.run(&[
+        "admin",
+        "facility",
+        "networks",
+        CLINIC,
+        "--set",
+        "10.0.0.0/33",
+    ]);
     assert_eq!(out.code, Some(65), "{}", out.stderr);
     assert!(out.stderr.contains("10.0.0.0/33"), "{}", out.stderr);
 
@@ -97,14 +119,26 @@ async fn a_facility_limited_to_its_networks_refuses_sign_ins_from_elsewhere() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
-    assert!(page.contains("127.0.0.0/8") && page.contains("保存しました"), "{page}");
-    assert_eq!(server.post_session(&server.client(), &gp, &gp_pw).await.0, StatusCode::OK);
+    assert!(
+        page.contains("127.0.0.0/8") && page.contains("保存しました"),
+        "{page}"
+    );
+    assert_eq!(
+        server.post_session(&server.client(), &gp, &gp_pw).await.0,
+        StatusCode::OK
+    );
     assert_eq!(imap_login(&net, port, &gp, &gp_pw).0, "OK");
 
     // Cleared: from anywhere.
     net.admin(&["facility", "networks", CLINIC, "--set", ""]);
-    assert!(net.admin(&["facility", "networks", CLINIC]).contains("any network"));
+    assert!(
+        net.admin(&["facility", "networks", CLINIC])
+            .contains("any network")
+    );
     let csv = net.audit_export();
-    let changes = csv.lines().filter(|l| l.contains("facility networks")).count();
+    let changes = csv
+        .lines()
+        .filter(|l| l.contains("facility networks"))
+        .count();
     assert!(changes >= 3, "{csv}");
 }

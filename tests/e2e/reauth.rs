@@ -18,13 +18,24 @@ const WINDOW: Duration = Duration::from_secs(4);
 async fn code(r: reqwest::Response) -> (StatusCode, String) {
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
-    (status, body["error"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// (status, error code) of the four actions for `client` on item `id`.
-async fn actions(server: &Server, client: &reqwest::Client, id: &str, to: &str) -> Vec<(StatusCode, String)> {
+async fn actions(
+    server: &Server,
+    client: &reqwest::Client,
+    id: &str,
+    to: &str,
+) -> Vec<(StatusCode, String)> {
     let mut out = Vec::new();
-    for path in [format!("/api/v1/envelopes/{id}/zip"), format!("/api/v1/envelopes/{id}/pdf")] {
+    for path in [
+        format!("/api/v1/envelopes/{id}/zip"),
+        format!("/api/v1/envelopes/{id}/pdf"),
+    ] {
         out.push(code(client.get(server.url(&path)).send().await.unwrap()).await);
     }
     let r = client
@@ -44,10 +55,15 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
     let (gp, gp_issued) = net.add_user("doctor", CLINIC, "琴平 健");
     let (rad, _) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (colleague, _) = net.add_user("doctor", CLINIC, "丸亀 次郎");
-    let (op, op_issued) =
-        crate::harness::parse_letter(&net.admin(&["user", "add", "--role", "operator", "--name", "運営"]));
+    let (op, op_issued) = crate::harness::parse_letter(
+        &net.admin(&["user", "add", "--role", "operator", "--name", "運営"]),
+    );
     let config = net.data_dir().join("renkei.toml");
-    std::fs::write(&config, format!("[auth]\nreauth_secs = {}\n", WINDOW.as_secs())).unwrap();
+    std::fs::write(
+        &config,
+        format!("[auth]\nreauth_secs = {}\n", WINDOW.as_secs()),
+    )
+    .unwrap();
     let server = net.serve(&["--config", config.to_str().unwrap()]);
     let gp_c = net.ready_client(&server, &gp, &gp_issued).await;
     let op_c = net.ready_client(&server, &op, &op_issued).await;
@@ -79,7 +95,10 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
         .send()
         .await
         .unwrap();
-    assert_eq!(code(r).await, (StatusCode::FORBIDDEN, "reauthentication_required".into()));
+    assert_eq!(
+        code(r).await,
+        (StatusCode::FORBIDDEN, "reauthentication_required".into())
+    );
 
     // A browser following the ZIP link is sent to confirm, then back.
     let zip = format!("/api/v1/envelopes/{id}/zip");
@@ -93,13 +112,27 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = header(&r, "location").to_string();
     assert!(to.starts_with("/reauth?next="), "{to}");
-    let page = gp_c.get(server.url(&to)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("本人確認") && page.contains("name=\"password\""), "{page}");
+    let page = gp_c
+        .get(server.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("本人確認") && page.contains("name=\"password\""),
+        "{page}"
+    );
     let csrf = csrf_of(&page);
     let wrong = gp_c
         .post(server.url("/reauth"))
         .header("origin", server.url(""))
-        .form(&[("csrf", csrf.as_str()), ("next", zip.as_str()), ("password", "not-my-password")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", zip.as_str()),
+            ("password", "not-my-password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -108,7 +141,11 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
     let r = gp_c
         .post(server.url("/reauth"))
         .header("origin", server.url(""))
-        .form(&[("csrf", csrf.as_str()), ("next", zip.as_str()), ("password", gp_pw.as_str())])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", zip.as_str()),
+            ("password", gp_pw.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -121,10 +158,7 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
 
     // The API's own way: a wrong password is refused, the right one opens.
     tokio::time::sleep(WINDOW + Duration::from_secs(1)).await;
-    let (status, _) = code(
-        gp_c.get(server.url(&zip)).send().await.unwrap(),
-    )
-    .await;
+    let (status, _) = code(gp_c.get(server.url(&zip)).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let reauth = async |password: &str| {
         gp_c.post(server.url("/api/v1/session/reauth"))
@@ -136,7 +170,10 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
     };
     assert_eq!(reauth("not-my-password").await, StatusCode::UNAUTHORIZED);
     assert_eq!(reauth(&gp_pw).await, StatusCode::NO_CONTENT);
-    assert_eq!(gp_c.get(server.url(&zip)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        gp_c.get(server.url(&zip)).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     let op_pw = format!("{op_issued}-Mine-2026");
     let r = op_c
         .post(server.url("/api/v1/session/reauth"))

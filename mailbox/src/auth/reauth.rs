@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
+use super::Auth;
 use super::password::Password;
 use super::session::{CurrentSession, Peer};
 use super::sign_in::SecondFactor;
-use super::Auth;
 use crate::error::{Error, Result};
 use crate::records::audit::Acting;
 
@@ -49,7 +49,10 @@ impl Auth {
                     return Err(Error::BadCredentials);
                 }
                 self.factors.reauthenticated(&session.record.token_hash);
-                tracing::info!(account = account.id.as_str(), "re-authenticated with the password");
+                tracing::info!(
+                    account = account.id.as_str(),
+                    "re-authenticated with the password"
+                );
                 Ok(())
             }
         }

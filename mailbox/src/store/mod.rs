@@ -12,6 +12,7 @@
 //! append-only: a migration that has shipped never changes.
 
 mod backend;
+pub mod facility_network;
 pub mod factor;
 mod factor_sql;
 pub(crate) mod folder;
@@ -19,7 +20,6 @@ mod folder_sql;
 pub mod idempotency;
 mod internal;
 mod lease;
-pub mod facility_network;
 pub mod node_clock;
 pub mod notify;
 mod notify_sql;

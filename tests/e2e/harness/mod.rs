@@ -243,6 +243,34 @@ impl Network {
     }
 }
 
+/// A server whose clock is moved back would make its self-signed certificate
+/// (397 days from its own today) expired for the test's client, which lives
+/// in the present: the certificate is made here first, valid from today, and
+/// the server keeps it (it is far from its end by the server's clock too).
+fn present_certificate(dir: &Path) {
+    let (cert, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    if cert.exists() && key.exists() {
+        return;
+    }
+    let ymd = |d: chrono::NaiveDate| {
+        use chrono::Datelike;
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    let today = chrono::Utc::now().date_naive();
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let mut params = rcgen::CertificateParams::new(names).expect("names");
+    params.not_before = ymd(today.pred_opt().expect("yesterday"));
+    params.not_after = ymd(today + chrono::Days::new(396));
+    let pair = rcgen::KeyPair::generate().expect("key");
+    let made = params.self_signed(&pair).expect("certificate");
+    std::fs::write(&key, pair.serialize_pem()).expect("key file");
+    std::fs::write(&cert, made.pem()).expect("certificate file");
+}
+
 pub struct CommandOutput {
     pub code: Option<i32>,
     pub stdout: String,
@@ -294,6 +322,9 @@ impl Server {
     pub fn start(network: &Network, command: &str, extra: &[&str]) -> Self {
         if !network.time_source().exists() {
             network.set_time_synchronised(true);
+        }
+        if !network.clock_env().is_empty() {
+            present_certificate(network.data_dir());
         }
         let mut child = Command::new(bin())
             .args(network.args())

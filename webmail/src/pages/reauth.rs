@@ -83,7 +83,12 @@ fn page(s: &PageSession, next: &str, error: Option<&str>) -> Response {
         String::new()
     };
     let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", escape(e)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title><link rel=\"stylesheet\" href=\"/static/renkei.css\"></head><body><main><h1>{title}</h1>{error}<p>{lead}</p><form method=\"post\" action=\"/reauth\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"next\" value=\"{next}\"><p><label>{password}<br><input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\"></label></p>{code_field}<p><button type=\"submit\" id=\"confirm\">{go}</button></p></form></main></body></html>",
@@ -175,7 +180,10 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_returned_to() {
-        assert_eq!(safe_next("/api/v1/envelopes/ab/zip"), "/api/v1/envelopes/ab/zip");
+        assert_eq!(
+            safe_next("/api/v1/envelopes/ab/zip"),
+            "/api/v1/envelopes/ab/zip"
+        );
         assert_eq!(safe_next("//evil.example/x"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
