@@ -578,7 +578,7 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text)
-        .map_err(|e| bad("config", format!("{} is not valid: {e}", path.display())).into())
+        .map_err(|e| bad("config", format!("{} is not valid: {e}", path.display())))
 }
 
 #[cfg(test)]
