@@ -67,19 +67,25 @@ fn second_factor_key(settings: &Settings) -> anyhow::Result<mailbox::auth::Secon
 
 /// The WebAuthn relying party: the host of `[http] public_url` if set, else
 /// `localhost` (any port). Security keys are bound to this name, so it must
-/// not change once people have registered keys.
-fn webauthn_party(settings: &Settings) -> (String, String) {
-    if let Some(url) = &settings.public_url
-        && let Some(rest) = url.strip_prefix("https://")
-    {
-        let host = rest
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("localhost")
-            .to_string();
-        return (host.clone(), format!("https://{host}"));
+/// not change once people have registered keys. `None` when `public_url`
+/// names an IP address: security keys need a host name, so they are off (the
+/// pages work, and say so when someone tries to register one).
+fn webauthn_party(settings: &Settings) -> anyhow::Result<Option<(String, String)>> {
+    let Some(url) = &settings.public_url else {
+        return Ok(Some(("localhost".into(), "https://localhost".into())));
+    };
+    let host = crate::config::public_url_host(url)?;
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        tracing::warn!(
+            public_url = url.as_str(),
+            "[http] public_url is an IP address: security keys (WebAuthn) need a host name, so they are off; pages, the API and IMAP work"
+        );
+        eprintln!(
+            "note: [http] public_url is an IP address: security keys (WebAuthn) need a host name and are off"
+        );
+        return Ok(None);
     }
-    ("localhost".into(), "https://localhost".into())
+    Ok(Some((host.clone(), format!("https://{host}"))))
 }
 
 /// The services of one node, built once over one store and one audit trail,
@@ -121,19 +127,21 @@ impl Application {
             store.clone(),
             audit.clone(),
         )?);
-        let (rp_id, origin) = webauthn_party(&settings);
-        let directory = Arc::new(
-            Directory::assemble(
-                store.clone(),
-                audit.clone(),
-                clock.clone(),
-                settings.auth.clone(),
-                settings.network.clone(),
-            )
-            .with_second_factor_key(second_factor_key(&settings)?)
-            .with_webauthn(&rp_id, &origin)
-            .context("WebAuthn settings")?,
-        );
+        let mut directory = Directory::assemble(
+            store.clone(),
+            audit.clone(),
+            clock.clone(),
+            settings.auth.clone(),
+            settings.network.clone(),
+        )
+        .with_second_factor_key(second_factor_key(&settings)?)
+        .with_reauth_window(settings.reauth_window);
+        if let Some((rp_id, origin)) = webauthn_party(&settings)? {
+            directory = directory
+                .with_webauthn(&rp_id, &origin)
+                .map_err(|e| crate::config::bad("http.public_url", e.to_string()))?;
+        }
+        let directory = Arc::new(directory);
         let postroom = Arc::new(
             Postroom::new(
                 directory.clone(),

@@ -21,6 +21,10 @@ pub struct Cli {
 /// Options every command understands; each can also come from the environment.
 #[derive(Debug, Args, Clone, Default)]
 pub struct GlobalArgs {
+    /// The operator who runs `renkei admin` (their account ID); their password
+    /// comes from RENKEI_OPERATOR_PASSWORD. See `src/admin/operator.rs`.
+    #[arg(long, global = true, env = "RENKEI_OPERATOR")]
+    pub operator: Option<String>,
     /// TOML configuration file.
     #[arg(long, global = true, env = "RENKEI_CONFIG")]
     pub config: Option<PathBuf>,
@@ -330,6 +334,14 @@ pub enum FacilityCommand {
     SecondFactor {
         code: String,
         rule: String,
+    },
+    /// The networks the facility's accounts may sign in from (web, API,
+    /// IMAP): CIDR ranges separated by commas or spaces; "" for anywhere.
+    /// Without `--set`, shows them.
+    Networks {
+        code: String,
+        #[arg(long)]
+        set: Option<String>,
     },
     /// End participation (the facility is billed through the month of the last day).
     Deactivate {

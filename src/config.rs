@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mailbox::notify::NotifyPolicy;
 use mailbox::store::StoreTarget;
 use mailbox::{AuthPolicy, NetworkPolicy};
@@ -14,6 +14,10 @@ use transport::notify::{RelaySecurity, RelaySettings};
 use transport::tls::TlsSettings;
 
 use crate::cli::GlobalArgs;
+
+#[path = "config_check.rs"]
+mod check;
+pub use check::{AdminSection, ConfigError, bad, public_url_host};
 
 /// The file format; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +49,8 @@ pub struct FileConfig {
     pub imaging: ImagingSection,
     #[serde(default)]
     pub time: TimeSection,
+    #[serde(default)]
+    pub admin: AdminSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,7 +135,14 @@ pub struct ImapSection {
     /// IMAP with STARTTLS; off unless set.
     pub starttls_listen: Option<SocketAddr>,
     pub max_literal_bytes: Option<u32>,
+    /// Signed-in connections at once per (address, account).
     pub max_connections_per_address: Option<usize>,
+    /// Connections at once per address that have not signed in yet.
+    pub max_unauthenticated_per_address: Option<usize>,
+    /// Seconds from connecting to signing in (default 60).
+    pub login_timeout_secs: Option<u64>,
+    /// Seconds between the checks of an idling connection's session (default 5).
+    pub session_recheck_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +195,9 @@ pub struct TlsSection {
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
     pub delay_after: Option<u32>,
+    /// Seconds a sign-in or re-authentication covers whole downloads, PDF
+    /// exports, forwards and deletion requests (default 300).
+    pub reauth_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub absolute_timeout_secs: Option<u64>,
     /// `required` (default) or `optional`: the network-wide second-factor rule;
@@ -211,6 +227,10 @@ pub struct Settings {
     pub relay: Option<RelaySettings>,
     pub notify: NotifyPolicy,
     /// Links in mails start with this; by default the listening address.
+    /// The operator scripted `renkei admin` commands run as (`[admin] operator`).
+    pub admin_operator: Option<String>,
+    /// How long a sign-in or re-authentication covers exports and forwards.
+    pub reauth_window: Duration,
     pub public_url: Option<String>,
     /// IMAP over TLS, when configured.
     pub imap_listen: Option<SocketAddr>,
@@ -245,7 +265,10 @@ impl Settings {
             .or(file.home_prefecture)
             .unwrap_or(mailbox::facility::DEFAULT_HOME_PREFECTURE);
         if !(1..=47).contains(&home_prefecture) {
-            bail!("home_prefecture must be 01-47, got {home_prefecture}");
+            return Err(bad(
+                "home_prefecture",
+                format!("must be 01-47, got {home_prefecture}"),
+            ));
         }
         let auth = auth_policy(args, &file.auth)?;
         let second_factor_key_file = file
@@ -280,7 +303,12 @@ impl Settings {
             imap,
             relay,
             notify,
-            public_url: file.http.public_url,
+            admin_operator: check::admin_operator(file.admin),
+            reauth_window: check::reauth_window(file.auth.reauth_secs)?,
+            public_url: match file.http.public_url {
+                Some(url) => public_url_host(&url).map(|_| Some(url))?,
+                None => None,
+            },
             blind_index_key_file,
             second_factor_key_file,
             data_dir,
@@ -307,7 +335,12 @@ fn store_target(url: Option<String>, data_dir: &Path) -> anyhow::Result<StoreTar
         Some(url) if url.starts_with("sqlite:") => {
             StoreTarget::Sqlite(PathBuf::from(url.trim_start_matches("sqlite:")))
         }
-        Some(_) => bail!("database URL must start with postgres:// or sqlite:"),
+        Some(_) => {
+            return Err(bad(
+                "database_url",
+                "must start with postgres:// or sqlite:",
+            ));
+        }
         None => StoreTarget::Sqlite(data_dir.join("renkei.db")),
     })
 }
@@ -342,7 +375,10 @@ fn auth_policy(args: &GlobalArgs, auth: &AuthSection) -> anyhow::Result<AuthPoli
             Some("required") => true,
             Some("optional") => false,
             Some(other) => {
-                bail!("second_factor must be `required` or `optional`, got {other:?}")
+                return Err(bad(
+                    "auth.second_factor",
+                    format!("must be `required` or `optional`, got {other:?}"),
+                ));
             }
         },
         address_limit: mailbox::auth::AddressLimit {
@@ -422,7 +458,9 @@ fn notify_policy(n: NotifySection, enabled: bool) -> anyhow::Result<NotifyPolicy
                 .unwrap_or(d.retry.max),
         },
         digest_hour: match n.digest_hour {
-            Some(h) if h > 23 => bail!("notify.digest_hour must be 0-23, got {h}"),
+            Some(h) if h > 23 => {
+                return Err(bad("notify.digest_hour", format!("must be 0-23, got {h}")));
+            }
             Some(h) => h,
             None => d.digest_hour,
         },
@@ -438,6 +476,20 @@ fn imap_settings(imap: &ImapSection) -> transport::imap::ImapSettings {
             .max_connections_per_address
             .unwrap_or(imap_defaults.max_per_address)
             .max(1),
+        max_unauthenticated_per_address: imap
+            .max_unauthenticated_per_address
+            .unwrap_or(imap_defaults.max_unauthenticated_per_address)
+            .max(1),
+        login_timeout: imap
+            .login_timeout_secs
+            .map_or(imap_defaults.login_timeout, |s| {
+                Duration::from_secs(s.max(1))
+            }),
+        session_recheck: imap
+            .session_recheck_secs
+            .map_or(imap_defaults.session_recheck, |s| {
+                Duration::from_secs(s.max(1))
+            }),
         ..imap_defaults
     }
 }
@@ -448,7 +500,7 @@ fn records_settings(
 ) -> anyhow::Result<RecordsSettings> {
     Ok(RecordsSettings {
         retention_days: match args.retention_days.or(records.retention_days) {
-            Some(0) => bail!("records.retention_days must be at least 1"),
+            Some(0) => return Err(bad("records.retention_days", "must be at least 1")),
             Some(d) => d,
             None => mailbox::records::DEFAULT_RETENTION_DAYS,
         },
@@ -468,10 +520,10 @@ fn upload_policy(
             .attachments_warn_above_mib
             .or(attachments.warn_above_mib)
         {
-            Some(0) => bail!("attachments.warn_above_mib must be at least 1"),
+            Some(0) => return Err(bad("attachments.warn_above_mib", "must be at least 1")),
             Some(mib) => mib
                 .checked_mul(1024 * 1024)
-                .with_context(|| format!("attachments.warn_above_mib is too large: {mib}"))?,
+                .ok_or_else(|| bad("attachments.warn_above_mib", format!("is too large: {mib}")))?,
             None => webmail::UploadPolicy::default().warn_above_bytes,
         },
     })
@@ -482,7 +534,7 @@ fn render_limit(imaging: &ImagingSection) -> anyhow::Result<mailbox::postroom::R
     let defaults = mailbox::postroom::RenderLimit::default();
     Ok(mailbox::postroom::RenderLimit {
         max_renders: match imaging.max_renders {
-            Some(0) => bail!("imaging.max_renders must be at least 1"),
+            Some(0) => return Err(bad("imaging.max_renders", "must be at least 1")),
             Some(n) => n,
             None => defaults.max_renders,
         },
@@ -503,18 +555,18 @@ fn time_policy(
         .as_ref()
         .or(time.sync_command.as_ref())
     {
-        Some(c) if c.trim().is_empty() => bail!("time.sync_command is empty"),
+        Some(c) if c.trim().is_empty() => return Err(bad("time.sync_command", "is empty")),
         Some(c) => Some(c.split_whitespace().map(str::to_string).collect()),
         None => None,
     };
     Ok(mailbox::timesync::TimePolicy {
         check_every: match args.time_check_secs.or(time.check_secs) {
-            Some(0) => bail!("time.check_secs must be at least 1"),
+            Some(0) => return Err(bad("time.check_secs", "must be at least 1")),
             Some(s) => Duration::from_secs(s),
             None => d.check_every,
         },
         max_skew: match time.max_skew_ms {
-            Some(0) => bail!("time.max_skew_ms must be at least 1"),
+            Some(0) => return Err(bad("time.max_skew_ms", "must be at least 1")),
             Some(ms) => Duration::from_millis(ms),
             None => d.max_skew,
         },
@@ -524,8 +576,9 @@ fn time_policy(
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text)
+        .map_err(|e| bad("config", format!("{} is not valid: {e}", path.display())))
 }
 
 #[cfg(test)]

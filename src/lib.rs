@@ -77,13 +77,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // Before the store is opened: opening would create an empty one.
             backup::restore(&settings, &dir).await?;
             let app = Application::build(settings).await?;
+            admin::operator::identify(
+                &app.directory,
+                cli.global.operator.as_deref(),
+                app.settings.admin_operator.as_deref(),
+            )
+            .await?;
             app.audit
-                .admin(mailbox::records::Actor::Cli, "restore", None, true)
+                .admin(admin::operator::actor(), "restore", None, true)
                 .await;
             Ok(())
         }
         Command::Admin { command } => {
             let app = Application::build(settings).await?;
+            admin::operator::identify(
+                &app.directory,
+                cli.global.operator.as_deref(),
+                app.settings.admin_operator.as_deref(),
+            )
+            .await?;
             let services = admin::Services {
                 settings: &app.settings,
                 store: &app.store,

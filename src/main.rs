@@ -35,7 +35,10 @@ fn main() -> ExitCode {
     match runtime.block_on(renkei::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(domain) = e.downcast_ref::<mailbox::Error>() {
+            if let Some(config) = e.downcast_ref::<renkei::config::ConfigError>() {
+                eprintln!("error: {config}");
+                ExitCode::from(78)
+            } else if let Some(domain) = e.downcast_ref::<mailbox::Error>() {
                 eprintln!("error: {} / {}", domain.message_en(), domain.message_ja());
                 ExitCode::from(renkei::exit_code(domain.kind()))
             } else {

@@ -75,8 +75,14 @@ pub enum Error {
     BadSecondFactor,
     #[error("a second factor is required for this account; enrol one first")]
     SecondFactorEnrolmentRequired,
-    #[error("confirm it is you with your second factor first")]
+    #[error(
+        "confirm it is you first (your password or second factor): POST /api/v1/session/reauth"
+    )]
     ReauthRequired,
+    #[error(
+        "this facility's accounts sign in only from its own networks (the hospital network or its VPN)"
+    )]
+    NetworkNotAllowed,
     #[error("this account signs in to mail clients with an app password")]
     AppPasswordRequired,
     #[error("the app password has expired (90 days); make a new one on the settings page")]
@@ -169,7 +175,9 @@ impl Error {
             | Self::BadSecondFactor
             | Self::AppPasswordRequired
             | Self::AppPasswordExpired => ErrorKind::Unauthenticated,
-            Self::SecondFactorEnrolmentRequired | Self::ReauthRequired => ErrorKind::Forbidden,
+            Self::SecondFactorEnrolmentRequired
+            | Self::ReauthRequired
+            | Self::NetworkNotAllowed => ErrorKind::Forbidden,
             Self::TooManyAttempts => ErrorKind::RateLimited,
             Self::RendersBusy => ErrorKind::Busy,
             Self::AccountLocked => ErrorKind::Locked,
@@ -204,6 +212,7 @@ impl Localized for Error {
             Self::BadSecondFactor => "bad_second_factor",
             Self::SecondFactorEnrolmentRequired => "second_factor_enrolment_required",
             Self::ReauthRequired => "reauthentication_required",
+            Self::NetworkNotAllowed => "network_not_allowed",
             Self::AppPasswordRequired => "app_password_required",
             Self::AppPasswordExpired => "app_password_expired",
             Self::TooManyAttempts => "too_many_attempts",
@@ -254,7 +263,10 @@ impl Localized for Error {
                 "このアカウントには二要素認証が必要です。先に認証アプリを登録してください。".into()
             }
             Self::ReauthRequired => {
-                "この操作の前に、確認コードで本人確認を行ってください。".into()
+                "この操作の前に、パスワードまたは確認コードで本人確認を行ってください。".into()
+            }
+            Self::NetworkNotAllowed => {
+                "この施設のアカウントは、施設が許可したネットワーク（院内ネットワークやVPN）からのみログインできます。接続先のネットワークを確認してください。".into()
             }
             Self::AppPasswordRequired => {
                 "メールソフトからの接続にはアプリパスワードを使用してください。".into()

@@ -8,9 +8,10 @@ use mailbox::{Directory, Error, Facility, FacilityCode, Result};
 use mailbox::notify::{Notices, kind_labels};
 
 use mailbox::records::audit::Audit;
-use mailbox::records::{Actor, DeletionReport, Records};
+use mailbox::records::{DeletionReport, Records};
 use mailbox::store::Store;
 
+pub mod operator;
 mod user;
 
 use crate::cli::{
@@ -21,7 +22,7 @@ use crate::cli::{
 async fn notifications(notices: &Notices, command: NotificationsCommand) -> Result<()> {
     match command {
         NotificationsCommand::Failed => {
-            let rows = notices.failed_for_console(Actor::Cli).await?;
+            let rows = notices.failed_for_console(operator::actor()).await?;
             println!("{} failed notification(s)", rows.len());
             for r in rows {
                 let created = chrono::DateTime::from_timestamp_millis(r.created_at)
@@ -66,7 +67,7 @@ pub async fn run(services: &Services<'_>, command: AdminCommand) -> Result<()> {
                 .map_err(|e| Error::Internal(format!("{e:#}")));
             services
                 .audit
-                .admin(Actor::Cli, "backup", None, result.is_ok())
+                .admin(operator::actor(), "backup", None, result.is_ok())
                 .await;
             result
         }
@@ -101,7 +102,10 @@ pub async fn blobs(postroom: &mailbox::postroom::Postroom, command: BlobsCommand
     match command {
         BlobsCommand::Sweep { min_age_secs } => {
             let n = postroom
-                .sweep_blobs(Actor::Cli, std::time::Duration::from_secs(min_age_secs))
+                .sweep_blobs(
+                    operator::actor(),
+                    std::time::Duration::from_secs(min_age_secs),
+                )
                 .await?;
             println!(
                 "{n} orphaned blob entr{} removed",
@@ -170,7 +174,7 @@ fn print_report(report: &DeletionReport) {
 async fn retention(records: &Records, command: RetentionCommand) -> Result<()> {
     match command {
         RetentionCommand::Run { apply, record, .. } => {
-            let report = records.retention_for(Actor::Cli, apply).await?;
+            let report = records.retention_for(operator::actor(), apply).await?;
             print_report(&report);
             if let Some(path) = record {
                 write_file(&path, &report.to_csv())?;
@@ -198,7 +202,9 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
     match command {
         DeletionCommand::Find { patient } => {
             let found = records
-                .patient_matches_for(Actor::Cli, &patient.facility, || patient_id(&patient))
+                .patient_matches_for(operator::actor(), &patient.facility, || {
+                    patient_id(&patient)
+                })
                 .await?;
             println!("{} matching item(s)", found.len());
             println!("item\tkind\tsender_facility\tsealed_on\tbytes\tthread");
@@ -223,7 +229,7 @@ async fn deletion(records: &Records, command: DeletionCommand) -> Result<()> {
         } => {
             let report = records
                 .delete_patient_for(
-                    Actor::Cli,
+                    operator::actor(),
                     &patient.facility,
                     || patient_id(&patient),
                     confirm,
@@ -251,7 +257,7 @@ async fn billing(
     csv: Option<std::path::PathBuf>,
     pdf: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let statement = records.billing_for(Actor::Cli, month).await?;
+    let statement = records.billing_for(operator::actor(), month).await?;
     println!(
         "statement {}: {} facilities, total {} JPY",
         statement.month,
@@ -308,13 +314,13 @@ async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Resul
         AuditCommand::Patient { patient } => {
             let facility = FacilityCode::parse(&patient.facility)?;
             let rows = records
-                .patient_access(Actor::Cli, &facility, &patient_id(&patient)?)
+                .patient_access(operator::actor(), &facility, &patient_id(&patient)?)
                 .await?;
             eprintln!("{} access entr(ies)", rows.len());
             print!("{}", mailbox::records::audit::to_csv(&rows));
         }
         AuditCommand::Verify => {
-            let v = trail.verify_for(Actor::Cli).await?;
+            let v = trail.verify_for(operator::actor()).await?;
             print_verification(&v);
             if !v.intact() {
                 return Err(Error::Tampered("audit_log"));
@@ -322,7 +328,7 @@ async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Resul
         }
         AuditCommand::Export { from, to, out } => {
             let rows = trail
-                .export_for(Actor::Cli, || {
+                .export_for(operator::actor(), || {
                     Ok((parse_date("from", &from)?, parse_date("to", &to)?))
                 })
                 .await?;
@@ -344,7 +350,7 @@ async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()>
     match command {
         RecoveryCommand::Init { out } => {
             let key = directory
-                .create_recovery_key(Actor::Cli, || {
+                .create_recovery_key(operator::actor(), || {
                     if out.exists() {
                         return Err(Error::Conflict(format!(
                             "{} already exists; not overwriting it",
@@ -376,7 +382,7 @@ async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
     match command {
         GrantsCommand::List => {
             println!("facility_code\tkey\taccount\twaiting_since");
-            for g in directory.list_pending_grants(Actor::Cli).await? {
+            for g in directory.list_pending_grants(operator::actor()).await? {
                 let since = chrono::DateTime::from_timestamp(g.created_at, 0)
                     .map(|d| d.to_rfc3339())
                     .unwrap_or_default();
@@ -388,7 +394,7 @@ async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
         }
         GrantsCommand::Complete { recovery_key } => {
             let n = directory
-                .complete_grants(Actor::Cli, || read_recovery_key(&recovery_key))
+                .complete_grants(operator::actor(), || read_recovery_key(&recovery_key))
                 .await?;
             println!("{n} pending grant(s) completed");
         }
@@ -460,7 +466,7 @@ fn print_facility(f: &Facility) {
 }
 
 async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()> {
-    let by = Actor::Cli;
+    let by = operator::actor();
     match command {
         FacilityCommand::Add { code, fields } => {
             let f = directory
@@ -491,6 +497,23 @@ async fn facility(directory: &Directory, command: FacilityCommand) -> Result<()>
                 .edit_facility(by, &code, |f| apply(f, *fields))
                 .await?;
             print_facility(&f);
+        }
+        FacilityCommand::Networks { code, set } => {
+            let nets = match set {
+                Some(text) => directory.set_facility_networks(by, &code, &text).await?,
+                None => {
+                    directory.show_facility(by, &code).await?;
+                    directory
+                        .facility_networks(&FacilityCode::parse(&code)?)
+                        .await?
+                }
+            };
+            if nets.is_empty() {
+                println!("Accounts of {code} sign in from any network.");
+            } else {
+                let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                println!("Accounts of {code} sign in only from: {}", list.join(", "));
+            }
         }
         FacilityCommand::Escalation { code, hours } => {
             let hours = directory.set_escalation(by, &code, hours).await?;

@@ -2,7 +2,6 @@
 //! second-factor resets.
 
 use mailbox::notify::Notices;
-use mailbox::records::Actor;
 use mailbox::{Account, AccountId, Directory, Error, FacilityCode, NewAccount, Password, Result};
 
 use super::read_recovery_key;
@@ -105,7 +104,7 @@ async fn add_user(directory: &Directory, notices: &Notices, new: UserAdd) -> Res
         letter_pdf,
     } = new;
     let (account, password) = directory
-        .issue_account(Actor::Cli, || {
+        .issue_account(super::operator::actor(), || {
             Ok(NewAccount {
                 role: role.parse()?,
                 facility: facility.as_deref().map(FacilityCode::parse).transpose()?,
@@ -140,7 +139,7 @@ async fn reset_password(
 ) -> Result<()> {
     let with_key = recovery_key.is_some();
     let (account, outcome) = directory
-        .reset_account_password(Actor::Cli, id, || {
+        .reset_account_password(super::operator::actor(), id, || {
             recovery_key.as_deref().map(read_recovery_key).transpose()
         })
         .await?;
@@ -196,7 +195,7 @@ pub(super) async fn user(
         UserCommand::List { facility } => {
             println!("id\trole\tfacility\tname\tlocked");
             for a in directory
-                .list_accounts(Actor::Cli, facility.as_deref())
+                .list_accounts(super::operator::actor(), facility.as_deref())
                 .await?
             {
                 println!(
@@ -213,16 +212,22 @@ pub(super) async fn user(
             }
         }
         UserCommand::Show { id } => {
-            print_account(&directory.show_account(Actor::Cli, &id).await?);
+            print_account(
+                &directory
+                    .show_account(super::operator::actor(), &id)
+                    .await?,
+            );
         }
         UserCommand::Lock { id, reason } => {
             let a = directory
-                .lock_account(Actor::Cli, &id, true, Some(&reason))
+                .lock_account(super::operator::actor(), &id, true, Some(&reason))
                 .await?;
             println!("account {} locked", a.id);
         }
         UserCommand::Unlock { id } => {
-            let a = directory.lock_account(Actor::Cli, &id, false, None).await?;
+            let a = directory
+                .lock_account(super::operator::actor(), &id, false, None)
+                .await?;
             println!("account {} unlocked", a.id);
         }
         UserCommand::ResetPassword {
@@ -232,7 +237,7 @@ pub(super) async fn user(
         } => reset_password(directory, &id, recovery_key, letter_pdf).await?,
         UserCommand::Factors => {
             println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
-            for r in directory.list_factors(Actor::Cli).await? {
+            for r in directory.list_factors(super::operator::actor()).await? {
                 let id = AccountId::parse(&r.account_id)
                     .map(|a| a.display_grouped())
                     .unwrap_or(r.account_id);
@@ -248,7 +253,7 @@ pub(super) async fn user(
         }
         UserCommand::ResetSecondFactor { id } => {
             let a = directory
-                .reset_account_factor(Actor::Cli, &id, || Ok(()))
+                .reset_account_factor(super::operator::actor(), &id, || Ok(()))
                 .await?;
             notices
                 .security_notice(&a.id, "second_factor_reset")
@@ -259,7 +264,9 @@ pub(super) async fn user(
             );
         }
         UserCommand::Remove { id } => {
-            let a = directory.remove_member(Actor::Cli, &id).await?;
+            let a = directory
+                .remove_member(super::operator::actor(), &id)
+                .await?;
             println!("account {} removed: grants deleted, account locked", a.id);
         }
     }

@@ -2,6 +2,7 @@
 //! the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_operator;
 mod attachment_damage;
 mod audit_evidence;
 mod crash;
@@ -11,9 +12,12 @@ mod dicom_support;
 mod dicom_zip;
 mod file_range;
 mod files_page;
+mod hardening;
 mod harness;
 mod idempotency;
 mod imap;
+mod imap_hold;
+mod networks;
 mod neutralise;
 mod notify;
 mod openapi;
@@ -23,6 +27,7 @@ mod pages_doctor;
 mod pages_office;
 mod pages_referral;
 mod place;
+mod reauth;
 mod records;
 mod render_memory;
 mod schemathesis;

@@ -1,6 +1,9 @@
 //! TLS material shared by every listener (HTTPS and IMAP): load the configured
 //! certificate, or make a self-signed one (rcgen) into the data folder on first
-//! start. rustls with the ring provider limited to AEAD/ECDHE suites; TLS 1.3
+//! start. The self-signed one is valid for [`SELF_SIGNED_DAYS`] (397, the CA/B
+//! limit browsers hold any certificate to) and made anew at start-up when it
+//! has less than [`RENEW_WITHIN_DAYS`] left or is not one of ours (an older
+//! one valid for longer, an unreadable one). rustls with the ring provider limited to AEAD/ECDHE suites; TLS 1.3
 //! only unless `allow_tls12`.
 
 use std::fs;
@@ -12,6 +15,11 @@ use rustls::ServerConfig;
 use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
+
+/// How long a self-signed certificate is valid, counted from an hour ago.
+pub const SELF_SIGNED_DAYS: i64 = 397;
+/// A self-signed certificate with less than this left is replaced at start-up.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -95,8 +103,46 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     file.sync_all().map_err(err)
 }
 
+/// Whether the self-signed certificate at `cert` must be made anew: missing,
+/// unreadable, valid for longer than [`SELF_SIGNED_DAYS`], or within
+/// [`RENEW_WITHIN_DAYS`] of its end.
+fn needs_renewal(cert: &Path, now: time::OffsetDateTime) -> bool {
+    let Ok(pem) = fs::read(cert) else {
+        return true;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return true;
+    };
+    let Ok(parsed) = pem.parse_x509() else {
+        return true;
+    };
+    let validity = parsed.validity();
+    let (start, end) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    let day = 24 * 60 * 60;
+    end - start > (SELF_SIGNED_DAYS + 1) * day
+        || end - now.unix_timestamp() < RENEW_WITHIN_DAYS * day
+}
+
+/// A self-signed certificate for `names`, valid from an hour ago for
+/// [`SELF_SIGNED_DAYS`] days, as (certificate PEM, key PEM).
+fn self_signed(
+    names: Vec<String>,
+    now: time::OffsetDateTime,
+) -> Result<(String, String), TlsError> {
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = params.not_before + time::Duration::days(SELF_SIGNED_DAYS);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// Loads the configured pair, or the self-signed pair in `data_dir`, generating it
-/// (for localhost and 127.0.0.1 plus `extra_names`) if it does not exist yet.
+/// (for localhost and 127.0.0.1 plus `extra_names`) if it does not exist yet or
+/// is near its end (see [`needs_renewal`]).
 pub fn load_or_generate(
     settings: &TlsSettings,
     data_dir: &Path,
@@ -107,7 +153,8 @@ pub fn load_or_generate(
         _ => {
             let cert = data_dir.join("tls-cert.pem");
             let key = data_dir.join("tls-key.pem");
-            let generated = !(cert.exists() && key.exists());
+            let now = time::OffsetDateTime::now_utc();
+            let generated = !key.exists() || needs_renewal(&cert, now);
             if generated {
                 let mut names = vec![
                     "localhost".to_string(),
@@ -115,9 +162,9 @@ pub fn load_or_generate(
                     "::1".to_string(),
                 ];
                 names.extend(extra_names.iter().cloned());
-                let pair = rcgen::generate_simple_self_signed(names)?;
-                write_private(&key, pair.key_pair.serialize_pem().as_bytes())?;
-                write_private(&cert, pair.cert.pem().as_bytes())?;
+                let (cert_pem, key_pem) = self_signed(names, now)?;
+                write_private(&key, key_pem.as_bytes())?;
+                write_private(&cert, cert_pem.as_bytes())?;
             }
             (cert, key, generated)
         }
@@ -194,6 +241,59 @@ mod tests {
         assert_eq!(first.fingerprint(), again.fingerprint());
         assert_eq!(first.fingerprint().len(), 32 * 3 - 1);
         server_config(&again, &settings, &[b"http/1.1"]).unwrap();
+    }
+
+    fn validity(path: &Path) -> (i64, i64) {
+        let pem = fs::read(path).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let v = cert.validity();
+        (v.not_before.timestamp(), v.not_after.timestamp())
+    }
+
+    #[test]
+    fn self_signed_certificates_last_397_days_and_are_renewed_near_their_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = TlsSettings {
+            cert_path: None,
+            key_path: None,
+            allow_tls12: false,
+        };
+        let first = load_or_generate(&settings, dir.path(), &[]).unwrap();
+        let (start, end) = validity(&first.cert_path);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!(start <= now && now - start < 2 * 3600, "{start} vs {now}");
+        assert_eq!(end - start, 397 * 86_400);
+
+        // One that is 20 days from its end is replaced at the next start.
+        let old = time::OffsetDateTime::now_utc() - time::Duration::days(377);
+        let (cert, key) = self_signed(vec!["localhost".into()], old).unwrap();
+        fs::write(dir.path().join("tls-cert.pem"), cert).unwrap();
+        fs::write(dir.path().join("tls-key.pem"), key).unwrap();
+        let renewed = load_or_generate(&settings, dir.path(), &[]).unwrap();
+        assert!(renewed.generated);
+        let (_, end) = validity(&renewed.cert_path);
+        assert!(end - now > 390 * 86_400);
+
+        // So is one valid for longer than 397 days (as rcgen's default made them).
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        fs::write(dir.path().join("tls-cert.pem"), pair.cert.pem()).unwrap();
+        fs::write(
+            dir.path().join("tls-key.pem"),
+            pair.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        assert!(
+            load_or_generate(&settings, dir.path(), &[])
+                .unwrap()
+                .generated
+        );
+        // And a fresh one is kept.
+        assert!(
+            !load_or_generate(&settings, dir.path(), &[])
+                .unwrap()
+                .generated
+        );
     }
 
     #[test]

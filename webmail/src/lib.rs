@@ -1,8 +1,10 @@
 //! Renkei's web face: server-rendered pages and the JSON API, served over HTTPS.
 //!
-//! The router sets the security headers on every answer (CSP `'self'`, HSTS,
-//! nosniff, no-referrer, no-store) and checks the origin of every
-//! state-changing request.
+//! The router sets the security headers on every answer (CSP `'self'` unless
+//! the handler set a stricter one, as downloads do; HSTS, nosniff, a
+//! same-origin referrer, no-store, a Permissions-Policy turning off every
+//! powerful feature but security keys, and Cross-Origin-Opener-Policy
+//! `same-origin`) and checks the origin of every state-changing request.
 
 mod api;
 pub mod http;
@@ -65,6 +67,9 @@ impl Default for UploadPolicy {
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub SocketAddr);
 
+/// Every powerful browser feature off, except security keys for this origin.
+pub const PERMISSIONS_POLICY: &str = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), display-capture=(), fullscreen=(self), publickey-credentials-get=(self), publickey-credentials-create=(self)";
+
 const CSS: &str = include_str!("../static/renkei.css");
 const WEBAUTHN_JS: &str = include_str!("../static/webauthn.js");
 const SESSION_JS: &str = include_str!("../static/session.js");
@@ -96,9 +101,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .nest("/api/v1", api::v1::routes())
+        .layer(middleware::from_fn(pages::reauth::redirect_to_reauth))
         .layer(middleware::from_fn(http::csrf::require_token))
         .layer(middleware::from_fn(http::same_origin_writes))
-        .layer(SetResponseHeaderLayer::overriding(
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -114,7 +120,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

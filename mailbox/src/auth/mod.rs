@@ -13,8 +13,10 @@
 mod acting;
 mod app_passwords;
 mod factors;
+pub mod networks;
 pub mod password;
 mod policy;
+mod reauth;
 mod session;
 mod sign_in;
 mod state;
@@ -37,6 +39,7 @@ pub use app_passwords::AppPasswordView;
 pub use factors::FactorsView;
 pub use password::Password;
 pub use policy::{AddressLimit, AuthPolicy};
+pub use reauth::Proof;
 pub use session::{CurrentSession, EndCause, Peer, SessionKeys, SessionToken};
 pub use sign_in::{PENDING_VALID_FOR, PendingToken, REAUTH_VALID_FOR, SecondFactor, SignInStep};
 pub use state::FactorState;
@@ -63,6 +66,8 @@ pub struct Auth {
     second_factor_key: Option<SecondFactorKey>,
     /// The relying party for security keys and passkeys.
     webauthn: Option<webauthn_rs::Webauthn>,
+    /// How long a sign-in or re-authentication covers exports and forwards.
+    reauth_window: std::time::Duration,
 }
 
 impl Auth {
@@ -82,6 +87,7 @@ impl Auth {
             factors: FactorState::default(),
             second_factor_key: None,
             webauthn: None,
+            reauth_window: REAUTH_VALID_FOR,
         }
     }
 
@@ -95,6 +101,13 @@ impl Auth {
             .map_err(|e| Error::Internal(format!("WebAuthn relying party: {e}")))?;
         self.webauthn = Some(w);
         Ok(self)
+    }
+
+    /// How long a sign-in or re-authentication covers the actions of
+    /// `require_proved_recently` (`[auth] reauth_secs`; five minutes by default).
+    pub fn with_reauth_window(mut self, window: std::time::Duration) -> Self {
+        self.reauth_window = window;
+        self
     }
 
     /// The key TOTP secrets are sealed under (kept outside the database).

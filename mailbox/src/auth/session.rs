@@ -207,6 +207,8 @@ impl Auth {
         keys: SessionKeys,
         peer: Peer,
     ) -> Result<(SessionToken, CurrentSession)> {
+        self.refuse_outside_networks(&account, peer.addr.as_deref())
+            .await?;
         if account.failed_attempts > 0 {
             self.store.reset_failed_logins(&account.id).await?;
         }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use webauthn_rs::prelude::{PasskeyAuthentication, PasskeyRegistration};
 
@@ -91,6 +91,15 @@ impl FactorState {
             .ok()
             .and_then(|m| m.get(token_hash).copied())
             .is_some_and(|t| t.elapsed() < REAUTH_VALID_FOR)
+    }
+
+    /// Whether the session re-authenticated within `window`.
+    pub(super) fn proved_within(&self, token_hash: &[u8], window: Duration) -> bool {
+        self.reauth
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token_hash).copied())
+            .is_some_and(|t| t.elapsed() < window)
     }
 
     pub(super) fn put_reauth_challenge(&self, token_hash: &[u8], state: PasskeyAuthentication) {

@@ -51,7 +51,13 @@ impl Auth {
     fn webauthn(&self) -> Result<&Webauthn> {
         self.webauthn
             .as_ref()
-            .ok_or_else(|| Error::Internal("WebAuthn is not configured".into()))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "security_key",
+                    "security keys need the server's address ([http] public_url) to be a host name, not an IP address",
+                    "セキュリティキーを使うには、サーバーのアドレス（[http] public_url）がIPアドレスではなくホスト名である必要があります。運用担当者にお問い合わせください。",
+                )
+            })
     }
 
     /// The WebAuthn user handle: stable per account, reveals nothing.

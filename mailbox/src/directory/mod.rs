@@ -120,6 +120,12 @@ impl Directory {
         self
     }
 
+    /// See [`Auth::with_reauth_window`].
+    pub fn with_reauth_window(mut self, window: std::time::Duration) -> Self {
+        self.auth = self.auth.with_reauth_window(window);
+        self
+    }
+
     /// Sign-in, sessions and second factors.
     pub fn auth(&self) -> &Auth {
         &self.auth

@@ -26,6 +26,10 @@ impl Postroom {
         id: &str,
         scope: ArchiveScope,
     ) -> Result<SealedArchive> {
+        // A whole item or study leaves at once: the person proves themselves first.
+        if !matches!(scope, ArchiveScope::Series { .. }) {
+            self.directory.require_proved_recently(session)?;
+        }
         let raw = self.open_raw(session, id).await?;
         raw.refuse_if_moved()?;
         let (row, opened) = (raw.row, raw.opened);

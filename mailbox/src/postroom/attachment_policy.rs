@@ -23,6 +23,21 @@ pub enum AcceptedKind {
 }
 
 impl AcceptedKind {
+    pub const ALL: [Self; 4] = [Self::Dicom, Self::Jpeg, Self::Png, Self::Pdf];
+
+    /// The type a download is served as: the sender's declared type only when
+    /// it is one of the allow-list's (intake already refused any other
+    /// content), `application/octet-stream` otherwise — a declared
+    /// `text/html` is never served as HTML.
+    pub fn served_media_type(declared: &str) -> &'static str {
+        let bare = declared.split(';').next().unwrap_or_default().trim();
+        Self::ALL
+            .iter()
+            .map(|k| k.media_type())
+            .find(|m| m.eq_ignore_ascii_case(bare))
+            .unwrap_or("application/octet-stream")
+    }
+
     pub fn media_type(self) -> &'static str {
         match self {
             Self::Dicom => "application/dicom",
@@ -219,6 +234,24 @@ mod tests {
         let mut v = vec![0u8; 128];
         v.extend_from_slice(b"DICM\x02\x00\x00\x00");
         v
+    }
+
+    #[test]
+    fn downloads_are_served_only_as_allow_listed_types() {
+        for (declared, served) in [
+            ("image/png", "image/png"),
+            ("Application/PDF; name=a.pdf", "application/pdf"),
+            ("application/dicom", "application/dicom"),
+            ("text/html", "application/octet-stream"),
+            ("image/svg+xml", "application/octet-stream"),
+            ("", "application/octet-stream"),
+        ] {
+            assert_eq!(
+                AcceptedKind::served_media_type(declared),
+                served,
+                "{declared}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ impl Postroom {
         session: &CurrentSession,
         id: &str,
     ) -> Result<(Vec<u8>, String)> {
+        self.directory.require_proved_recently(session)?;
         let keyring = self.keyring(session)?;
         let item = self.open_marking(session, id, false).await?;
         // Nothing printed under a place its sender did not sign.

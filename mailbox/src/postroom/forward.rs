@@ -117,6 +117,7 @@ impl Postroom {
     /// for who may): the doctor gets a key slot, made with the forwarder's own key
     /// (or the shared inbox's), and the item in their Inbox; nothing is re-encrypted.
     pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+        self.directory.require_proved_recently(session)?;
         let principal = self.forwarding_principal(session, id, to).await?;
         let keyring = self.keyring(session)?;
         let account = session.require_ready()?;

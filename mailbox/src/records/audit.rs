@@ -9,7 +9,8 @@
 //! claim/release/assign/unassign, flag change, forward, grant, every `renkei
 //! admin` command (`detail` = command and outcome, `item` = a well-formed
 //! facility code or account ID only), retention and patient deletions, audit
-//! and report exports. An entry holds who (account ID, `cli` or `system`),
+//! and report exports. An entry holds who (account ID — for `renkei admin` the
+//! operator who runs it —, `bootstrap` before any operator exists, or `system`),
 //! role, facility, action (a constant of `action`), item ID, detail, time (ms),
 //! the request's address and the channel it came through ([`Channel`]: the
 //! channel its session was opened through) — never patient data.
@@ -173,7 +174,9 @@ impl<T: Acting + ?Sized> Acting for &T {
 pub enum Actor<'a> {
     /// A signed-in session (`&CurrentSession`).
     Session(&'a (dyn Acting + Sync)),
-    Cli,
+    /// `renkei admin …`, run by the operator it names (their account ID; see
+    /// `src/admin/operator.rs`), recorded as the actor on channel `cli`.
+    Cli(&'a str),
     System,
 }
 
@@ -182,7 +185,7 @@ impl Actor<'_> {
     pub fn event(&self, what: &'static str) -> AuditEvent {
         match self {
             Self::Session(s) => AuditEvent::by(s, what),
-            Self::Cli => AuditEvent::cli(what),
+            Self::Cli(operator) => AuditEvent::cli(operator, what),
             Self::System => AuditEvent::system(what),
         }
     }
@@ -213,10 +216,11 @@ impl AuditEvent {
         }
     }
 
-    /// The operator at the server's command line (`renkei admin …`).
-    pub fn cli(action: &'static str) -> Self {
+    /// The operator at the server's command line (`renkei admin …`), named
+    /// by their account ID.
+    pub fn cli(operator: &str, action: &'static str) -> Self {
         Self {
-            actor: Some("cli".into()),
+            actor: Some(operator.to_string()),
             role: Some("operator".into()),
             action,
             remote_addr: Some("local".into()),
@@ -500,7 +504,7 @@ impl Audit {
                 let detail = format!("entries={}", rows.len());
                 (rows, detail)
             }
-            Actor::Cli | Actor::System => {
+            Actor::Cli(_) | Actor::System => {
                 let rows = self.all_entries(start, end).await?;
                 let detail = format!("from={from} to={to} entries={}", rows.len());
                 (rows, detail)

@@ -12,6 +12,7 @@
 //! append-only: a migration that has shipped never changes.
 
 mod backend;
+pub mod facility_network;
 pub mod factor;
 mod factor_sql;
 pub(crate) mod folder;
@@ -119,6 +120,7 @@ pub trait Store:
     + factor::FactorStore
     + throttle::ThrottleStore
     + node_clock::NodeClockStore
+    + facility_network::FacilityNetworkStore
     + Send
     + Sync
     + 'static

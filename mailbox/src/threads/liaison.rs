@@ -125,6 +125,7 @@ impl Threads {
     /// table gives a forwarded doctor none). Every step is checked before any
     /// slot is added, so a refusal changes nothing.
     pub async fn forward(&self, session: &CurrentSession, id: &str, to: &AccountId) -> Result<()> {
+        self.directory.require_proved_recently(session)?;
         self.readable(session, id).await?;
         let steps = self.store.thread_steps(id).await?;
         for step in &steps {

@@ -39,6 +39,11 @@ pub struct Network {
     /// libfaketime's offset for every process started from now on (`-400d`):
     /// what they seal is signed and stored at that time, as if sent then.
     clock: std::sync::Mutex<Option<String>>,
+    /// The first operator registered through [`Network::admin`]: the operator
+    /// every later `renkei admin` runs as (`RENKEI_ADMIN_OPERATOR`, the
+    /// configured operator for scripts). Before one exists, commands run as
+    /// `bootstrap`.
+    operator: std::sync::Mutex<Option<String>>,
 }
 
 /// The two facilities most tests use: a hospital and a clinic in Kagawa (37).
@@ -81,6 +86,7 @@ impl Network {
             dir,
             database_url,
             clock: std::sync::Mutex::new(None),
+            operator: std::sync::Mutex::new(None),
         }
     }
 
@@ -115,6 +121,7 @@ impl Network {
             dir: tempfile::tempdir().expect("temp dir"),
             database_url: self.database_url.clone(),
             clock: std::sync::Mutex::new(None),
+            operator: std::sync::Mutex::new(self.operator()),
         }
     }
 
@@ -148,12 +155,18 @@ impl Network {
         args
     }
 
-    /// Runs `renkei <args…>` to completion.
+    /// The operator `renkei admin` runs as, once one is registered.
+    pub fn operator(&self) -> Option<String> {
+        self.operator.lock().ok().and_then(|o| o.clone())
+    }
+
+    /// Runs `renkei <args…>` to completion (an admin command as [`Network::operator`]).
     pub fn run(&self, args: &[&str]) -> CommandOutput {
         let output = Command::new(bin())
             .args(self.args())
             .args(args)
             .envs(self.clock_env())
+            .envs(self.operator().map(|id| ("RENKEI_ADMIN_OPERATOR", id)))
             // Tests of other features run with the second factor optional; the
             // two-factor tests pass `--second-factor required`.
             .env("RENKEI_SECOND_FACTOR", "optional")
@@ -173,6 +186,13 @@ impl Network {
         full.extend_from_slice(args);
         let out = self.run(&full);
         assert_eq!(out.code, Some(0), "renkei {full:?} failed: {}", out.stderr);
+        if args.starts_with(&["user", "add"])
+            && args.windows(2).any(|w| w == ["--role", "operator"])
+            && let Ok(mut op) = self.operator.lock()
+            && op.is_none()
+        {
+            *op = Some(parse_letter(&out.stdout).0);
+        }
         out.stdout
     }
 
@@ -221,6 +241,34 @@ impl Network {
             "2100-01-01",
         ])
     }
+}
+
+/// A server whose clock is moved back would make its self-signed certificate
+/// (397 days from its own today) expired for the test's client, which lives
+/// in the present: the certificate is made here first, valid from today, and
+/// the server keeps it (it is far from its end by the server's clock too).
+fn present_certificate(dir: &Path) {
+    let (cert, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    if cert.exists() && key.exists() {
+        return;
+    }
+    let ymd = |d: chrono::NaiveDate| {
+        use chrono::Datelike;
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    let today = chrono::Utc::now().date_naive();
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let mut params = rcgen::CertificateParams::new(names).expect("names");
+    params.not_before = ymd(today.pred_opt().expect("yesterday"));
+    params.not_after = ymd(today + chrono::Days::new(396));
+    let pair = rcgen::KeyPair::generate().expect("key");
+    let made = params.self_signed(&pair).expect("certificate");
+    std::fs::write(&key, pair.serialize_pem()).expect("key file");
+    std::fs::write(&cert, made.pem()).expect("certificate file");
 }
 
 pub struct CommandOutput {
@@ -274,6 +322,9 @@ impl Server {
     pub fn start(network: &Network, command: &str, extra: &[&str]) -> Self {
         if !network.time_source().exists() {
             network.set_time_synchronised(true);
+        }
+        if !network.clock_env().is_empty() {
+            present_certificate(network.data_dir());
         }
         let mut child = Command::new(bin())
             .args(network.args())

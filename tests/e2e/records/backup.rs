@@ -63,10 +63,12 @@ async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens()
     let target = backup_dir.path().join("b1");
     let out = tokio::task::spawn_blocking({
         let args = net.args();
+        let operator = net.operator();
         let target = target.clone();
         move || {
             std::process::Command::new(crate::harness::bin())
                 .args(args)
+                .envs(operator.map(|id| ("RENKEI_ADMIN_OPERATOR", id)))
                 .args(["admin", "backup"])
                 .arg(&target)
                 .env("RUST_LOG", "warn")

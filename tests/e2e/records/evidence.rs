@@ -27,6 +27,7 @@ fn rows<'a>(csv: &'a str, action: &str) -> Vec<&'a str> {
 fn audit_patient(net: &Network, facility: &str, patient: &str) -> String {
     let mut child = Command::new(bin())
         .args(net.args())
+        .envs(net.operator().map(|id| ("RENKEI_ADMIN_OPERATOR", id)))
         .args(["admin", "audit", "patient", "--facility", facility])
         .env("RENKEI_SECOND_FACTOR", "optional")
         .env("RUST_LOG", "warn")

@@ -291,6 +291,7 @@ async fn patient_deletion_request_leaves_no_trace_and_spares_other_patients() {
     // The CLI sees the same (patient ID on standard input).
     let out = std::process::Command::new(crate::harness::bin())
         .args(net.args())
+        .envs(net.operator().map(|id| ("RENKEI_ADMIN_OPERATOR", id)))
         .args(["admin", "deletion-request", "find", "--facility", CLINIC])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -1,20 +1,29 @@
 //! The connection loop: imap-next's server flow (literal limits, AUTHENTICATE,
 //! IDLE) over any byte stream, its events into the session state machine and
 //! the replies back. The TLS listeners and the fuzzer both run this loop.
+//!
+//! Before sign-in the connection has one deadline, counted from the connection
+//! (what the client sends does not move it). Once signed in, the connection
+//! takes its place under the per-(address, account) limit, and every command
+//! and every `session_recheck` of an IDLE look at the session: when it has
+//! ended (timeout, lock, removal, password change, a revoked app password) the
+//! client gets `* BYE` and the connection closes.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
 use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
 use imap_next::types::CommandAuthenticate;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
-use super::ImapSettings;
 use super::session::{Reply, Services, Session, bad, capabilities, no, ok};
 use super::wire::{Wire, WireError};
+use super::{Admission, ImapSettings};
 
 /// How long the last answers (BYE, LOGOUT) may take to leave before the
 /// connection is dropped anyway.
@@ -43,7 +52,26 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut session = Session::new(services, peer);
-    let tally = serve_session(stream, &mut session, settings).await;
+    let deadline = Instant::now() + settings.login_timeout;
+    let tally = serve_gated(stream, &mut session, settings, deadline, None).await;
+    session.sign_out().await;
+    tally
+}
+
+/// As [`serve_connection`] for a listener's connection: the sign-in
+/// `deadline` counted from its accept, and its place under the limits.
+pub async fn serve_admitted<S>(
+    stream: S,
+    admission: Admission,
+    deadline: Instant,
+    services: Services,
+    settings: &ImapSettings,
+) -> Tally
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut session = Session::new(services, admission.ip);
+    let tally = serve_gated(stream, &mut session, settings, deadline, Some(admission)).await;
     session.sign_out().await;
     tally
 }
@@ -52,6 +80,20 @@ where
 /// keeps a signed-in session across connections); the session is left as the
 /// connection leaves it.
 pub async fn serve_session<S>(stream: S, session: &mut Session, settings: &ImapSettings) -> Tally
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + settings.login_timeout;
+    serve_gated(stream, session, settings, deadline, None).await
+}
+
+async fn serve_gated<S>(
+    stream: S,
+    session: &mut Session,
+    settings: &ImapSettings,
+    deadline: Instant,
+    admission: Option<Admission>,
+) -> Tally
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -69,6 +111,10 @@ where
         bad_lines: 0,
         closing: None,
         tally: Tally::default(),
+        deadline,
+        admission,
+        admitted: false,
+        rechecked: Instant::now(),
     };
     conn.run().await;
     let _ = tokio::time::timeout(CLOSE_GRACE, conn.wire.flush()).await;
@@ -103,15 +149,23 @@ struct Connection<'a, S> {
     /// The handle of the last response before closing (LOGOUT, BYE).
     closing: Option<ResponseHandle>,
     tally: Tally,
+    /// When a connection that has not signed in is dropped.
+    deadline: Instant,
+    admission: Option<Admission>,
+    /// Whether the signed-in connection has taken its place under the limits.
+    admitted: bool,
+    /// When an idling connection last checked its session.
+    rechecked: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     async fn run(&mut self) {
         loop {
-            let limit = if self.session.authenticated() {
-                self.settings.idle_timeout
+            let signed_in = self.session.authenticated();
+            let limit = if signed_in {
+                Instant::now() + self.settings.idle_timeout
             } else {
-                self.settings.login_timeout
+                self.deadline
             };
             let idle_poll = self.idling.is_some().then_some(self.settings.idle_poll);
             let next = async {
@@ -123,10 +177,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     None => Some(self.wire.next(&mut self.server).await),
                 }
             };
-            let event = match tokio::time::timeout(limit, next).await {
+            let event = match tokio::time::timeout_at(limit, next).await {
                 Err(_) => {
-                    // Silent for too long: say goodbye and close.
-                    if let Ok(bye) = Status::bye(None, "idle for too long") {
+                    // Silent for too long, or not signed in in time: say goodbye and close.
+                    let why = if signed_in {
+                        "idle for too long"
+                    } else {
+                        "sign-in took too long"
+                    };
+                    if let Ok(bye) = Status::bye(None, why) {
                         self.server.enqueue_status(bye);
                     }
                     let _ =
@@ -134,7 +193,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     break;
                 }
                 Ok(None) => {
-                    // IDLE tick.
+                    // IDLE tick: now and then, whether the session still holds.
+                    if self.rechecked.elapsed() >= self.settings.session_recheck {
+                        self.rechecked = Instant::now();
+                        if !self.session.still_signed_in().await {
+                            self.end_session();
+                            let _ =
+                                tokio::time::timeout(CLOSE_GRACE, self.wire.next(&mut self.server))
+                                    .await;
+                            break;
+                        }
+                    }
                     let news = self.session.changes().await;
                     enqueue(&mut self.server, news);
                     continue;
@@ -150,9 +219,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     Flow::Close
                 }
             };
+            let flow = match flow {
+                Flow::Continue => self.admit(),
+                Flow::Close => Flow::Close,
+            };
             if matches!(flow, Flow::Close) {
                 break;
             }
+        }
+    }
+
+    /// Once signed in, the connection trades its place before sign-in for one
+    /// of its (address, account); when those are all taken it says BYE.
+    fn admit(&mut self) -> Flow {
+        if self.admitted || !self.session.authenticated() {
+            return Flow::Continue;
+        }
+        self.admitted = true;
+        if let (Some(admission), Some(account)) =
+            (self.admission.as_mut(), self.session.account_id())
+            && !admission.signed_in(&account)
+        {
+            tracing::warn!(peer = %self.session.remote(), "imap: too many connections for one account from one address");
+            if let Ok(bye) = Status::bye(
+                None,
+                "too many connections for this account from this address",
+            ) {
+                self.closing = Some(self.server.enqueue_status(bye));
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The session ended under the connection (lock, removal, expiry, a
+    /// password change): BYE, and the connection closes once it is sent.
+    fn end_session(&mut self) {
+        tracing::info!(peer = %self.session.remote(), "imap: session ended; closing the connection");
+        if let Ok(bye) = Status::bye(None, "the session has ended; sign in again") {
+            self.closing = Some(self.server.enqueue_status(bye));
         }
     }
 
@@ -166,6 +270,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
             Event::CommandReceived { command } => {
                 self.tally.commands += 1;
+                let was_signed_in =
+                    self.session.authenticated() && !matches!(command.body, CommandBody::Logout);
+                // The commands that do not read the session look at it here.
+                if was_signed_in
+                    && matches!(
+                        command.body,
+                        CommandBody::Capability | CommandBody::Id { .. }
+                    )
+                    && !self.session.still_signed_in().await
+                {
+                    self.end_session();
+                    return Flow::Continue;
+                }
                 let replies = self.session.command(command).await;
                 let logout = self.session.logged_out();
                 let mut last = None;
@@ -175,7 +292,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                         Reply::Status(s) => self.server.enqueue_status(s),
                     });
                 }
-                if logout {
+                if was_signed_in && !self.session.authenticated() {
+                    self.end_session();
+                } else if logout {
                     self.closing = last;
                     if self.closing.is_none() {
                         return Flow::Close;
@@ -204,6 +323,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
             Event::IdleCommandReceived { tag } => {
                 self.tally.commands += 1;
+                if self.session.authenticated() && !self.session.still_signed_in().await {
+                    if let Some(s) = status(no(Some(tag), None, "the session has ended")) {
+                        let _ = self.server.idle_reject(s);
+                    }
+                    self.end_session();
+                    return Flow::Continue;
+                }
+                self.rechecked = Instant::now();
                 self.on_idle(tag).await;
             }
             Event::IdleDoneReceived => {

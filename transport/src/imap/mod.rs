@@ -6,7 +6,13 @@
 //! `render.rs`.
 //!
 //! Both listeners are off unless configured (`[imap] listen`,
-//! `starttls_listen`). Login and idle timeouts; a literal limit enforced by
+//! `starttls_listen`). A sign-in deadline counted from the connection (NOOP or
+//! CAPABILITY do not extend it) and a few connections per address before
+//! sign-in, then a cap per (address, account), so a hospital behind one NAT
+//! address is not limited as one client; an idle timeout; every command and an
+//! idling connection (every `session_recheck`) check that the session still
+//! holds, and end with BYE once it was locked, removed, expired or its password
+//! changed; a literal limit enforced by
 //! imap-next before the literal is read; AUTHENTICATE PLAIN. IDLE looks every
 //! 500 ms with one read of a folder fingerprint (count, newest arrival,
 //! arrival-weighted flag sums) and lists the folder only when it changed.
@@ -28,14 +34,15 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-pub use connection::{Tally, serve_connection, serve_session};
+pub use connection::{Tally, serve_admitted, serve_connection, serve_session};
 use session::Services;
 use starttls::before_starttls;
 
@@ -43,14 +50,21 @@ use starttls::before_starttls;
 pub struct ImapSettings {
     /// Largest literal accepted; a bigger one is refused before it is read.
     pub max_literal: u32,
-    /// Connections at once from one address.
+    /// Signed-in connections at once from one address for one account.
     pub max_per_address: usize,
-    /// How long a client may take to sign in after connecting.
+    /// Connections at once from one address that have not signed in yet; a
+    /// connection gives its place back as it signs in.
+    pub max_unauthenticated_per_address: usize,
+    /// How long a client may take to sign in, counted from the connection
+    /// (TLS handshake and STARTTLS included), whatever it sends meanwhile.
     pub login_timeout: Duration,
     /// How long a signed-in connection may stay silent (RFC 3501: at least 30 min).
     pub idle_timeout: Duration,
     /// How often IDLE looks for news (a new item shows within this).
     pub idle_poll: Duration,
+    /// How often an idling connection checks that its session still holds
+    /// (expiry, lock, removal, password change); it ends with BYE when not.
+    pub session_recheck: Duration,
 }
 
 impl Default for ImapSettings {
@@ -58,32 +72,45 @@ impl Default for ImapSettings {
         Self {
             max_literal: 64 * 1024,
             max_per_address: 20,
+            max_unauthenticated_per_address: 10,
             login_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30 * 60),
             idle_poll: Duration::from_millis(500),
+            session_recheck: Duration::from_secs(5),
         }
     }
 }
 
-/// Counts connections per address; the guard gives the slot back on drop.
-#[derive(Clone, Default)]
-struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+/// Counts connections per key; the slot gives its place back on drop.
+struct Counts<K>(Arc<Mutex<HashMap<K, usize>>>);
 
-struct Slot(PerAddress, IpAddr);
+impl<K> Clone for Counts<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
 
-impl PerAddress {
-    fn take(&self, ip: IpAddr, max: usize) -> Option<Slot> {
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+struct Slot<K: Hash + Eq + Clone>(Counts<K>, K);
+
+impl<K: Hash + Eq + Clone> Counts<K> {
+    fn take(&self, key: K, max: usize) -> Option<Slot<K>> {
         let mut map = self.0.lock().ok()?;
-        let n = map.entry(ip).or_insert(0);
+        let n = map.entry(key.clone()).or_insert(0);
         if *n >= max {
             return None;
         }
         *n += 1;
-        Some(Slot(self.clone(), ip))
+        Some(Slot(self.clone(), key))
     }
 }
 
-impl Drop for Slot {
+impl<K: Hash + Eq + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
         if let Ok(mut map) = (self.0).0.lock()
             && let Some(n) = map.get_mut(&self.1)
@@ -93,6 +120,37 @@ impl Drop for Slot {
                 map.remove(&self.1);
             }
         }
+    }
+}
+
+/// A listener's limits: connections not signed in per address, signed-in
+/// connections per (address, account).
+#[derive(Clone, Default)]
+struct Limits {
+    unauthenticated: Counts<IpAddr>,
+    accounts: Counts<(IpAddr, String)>,
+}
+
+/// The place a connection holds under its listener's limits: one of its
+/// address's few places before sign-in, then one of its (address, account).
+pub struct Admission {
+    limits: Limits,
+    ip: IpAddr,
+    max_per_account: usize,
+    pre_auth: Option<Slot<IpAddr>>,
+    account: Option<Slot<(IpAddr, String)>>,
+}
+
+impl Admission {
+    /// Gives back the place before sign-in and takes one for `account` from
+    /// this address; `false` when that account has all its places here.
+    pub fn signed_in(&mut self, account: &str) -> bool {
+        self.pre_auth = None;
+        self.account = self
+            .limits
+            .accounts
+            .take((self.ip, account.to_string()), self.max_per_account);
+        self.account.is_some()
     }
 }
 
@@ -136,7 +194,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let limits = PerAddress::default();
+    let limits = Limits::default();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -155,22 +213,33 @@ pub async fn serve_with(
         // delayed ACK (40 ms on Linux) before it leaves: every command that is not
         // a bulk transfer would take 40 ms.
         let _ = tcp.set_nodelay(true);
-        let Some(slot) = limits.take(peer.ip(), settings.max_per_address) else {
-            tracing::warn!(peer = %peer.ip(), "imap: too many connections from one address");
+        // The sign-in deadline counts from here, whatever the client sends.
+        let deadline = tokio::time::Instant::now() + settings.login_timeout;
+        let Some(slot) = limits
+            .unauthenticated
+            .take(peer.ip(), settings.max_unauthenticated_per_address)
+        else {
+            tracing::warn!(peer = %peer.ip(), "imap: too many connections signing in from one address");
             drop(tcp);
             continue;
+        };
+        let admission = Admission {
+            limits: limits.clone(),
+            ip: peer.ip(),
+            max_per_account: settings.max_per_address,
+            pre_auth: Some(slot),
+            account: None,
         };
         let acceptor = acceptor.clone();
         let services = services.clone();
         let settings = settings.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             let tcp = match mode {
                 TlsMode::Implicit => Some(tcp),
-                TlsMode::StartTls => before_starttls(tcp, &settings).await,
+                TlsMode::StartTls => before_starttls(tcp, deadline).await,
             };
             if let Some(tcp) = tcp {
-                tls_connection(tcp, peer, acceptor, services, settings).await;
+                tls_connection(tcp, admission, deadline, acceptor, services, settings).await;
             }
         });
     }
@@ -179,12 +248,13 @@ pub async fn serve_with(
 /// The TLS handshake, then the connection loop over the TLS stream.
 async fn tls_connection(
     tcp: TcpStream,
-    peer: SocketAddr,
+    admission: Admission,
+    deadline: tokio::time::Instant,
     acceptor: TlsAcceptor,
     services: Services,
     settings: ImapSettings,
 ) {
-    let mut tls = match tokio::time::timeout(settings.login_timeout, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "imap TLS handshake failed");
@@ -195,5 +265,5 @@ async fn tls_connection(
     // A whole response (a message with its attachments) goes to rustls at
     // once; rustls would otherwise refuse more than 64 KiB unsent.
     tls.get_mut().1.set_buffer_limit(None);
-    serve_connection(tls, peer.ip(), services, &settings).await;
+    serve_admitted(tls, admission, deadline, services, &settings).await;
 }

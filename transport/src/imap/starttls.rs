@@ -13,7 +13,6 @@ use imap_next::imap_types::response::{Capability, Code, Data, Greeting, Status};
 use imap_next::server::{Error as ServerError, Event, Options, Server};
 use tokio::net::TcpStream;
 
-use super::ImapSettings;
 use super::connection::{enqueue, status, tag_of};
 use super::session::{bad, no, ok};
 use super::wire::{Wire, WireError};
@@ -33,7 +32,10 @@ fn plaintext_capabilities() -> Vec1<Capability<'static>> {
 /// client asked for TLS and got its OK. Whatever the client sent after its
 /// STARTTLS line (in clear, so possibly injected) is dropped with this phase's
 /// buffers; the TLS phase starts from nothing.
-pub(super) async fn before_starttls(tcp: TcpStream, settings: &ImapSettings) -> Option<TcpStream> {
+pub(super) async fn before_starttls(
+    tcp: TcpStream,
+    deadline: tokio::time::Instant,
+) -> Option<TcpStream> {
     let mut options = Options::default();
     // No literal is needed for any command allowed here.
     options.max_literal_size = 0;
@@ -45,7 +47,6 @@ pub(super) async fn before_starttls(tcp: TcpStream, settings: &ImapSettings) -> 
     .ok()?;
     let mut server = Server::new(options, greeting);
     let mut wire = Wire::new(tcp);
-    let deadline = tokio::time::Instant::now() + settings.login_timeout;
     let mut bad_lines = 0u32;
     let mut upgrade = None;
     let mut closing = None;

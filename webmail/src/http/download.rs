@@ -9,12 +9,17 @@
 //! aborted: the last piece is held back until the hash is checked. Either way
 //! the attachment is then marked damaged, and the next request is refused at
 //! once. The file name is the last path segment, control characters removed,
-//! as an RFC 6266 `filename*` with an ASCII fallback. Every request is audited
-//! as a download by the service.
+//! as an RFC 6266 `filename*` with an ASCII fallback. The `Content-Type` is the
+//! declared type only when it is one of intake's allow-list (whose content
+//! intake checked), `application/octet-stream` otherwise, and the answer carries
+//! `Content-Security-Policy: sandbox`, so nothing in a file can run as this
+//! origin even if opened in place. Every request is audited as a download by
+//! the service.
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use mailbox::Error;
+use mailbox::postroom::attachment_policy::AcceptedKind;
 use mailbox::postroom::{AttachmentInfo, PreparedAttachment, VERIFY_WHOLE_BYTES};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
@@ -44,8 +49,7 @@ pub async fn attachment_download(
     let download = Download {
         etag,
         len: info.size,
-        content_type: HeaderValue::from_str(&info.media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        content_type: HeaderValue::from_static(AcceptedKind::served_media_type(&info.media_type)),
         content_disposition,
         log_as: format!("attachment {} of {id}", info.index),
     };
@@ -55,8 +59,13 @@ pub async fn attachment_download(
     if let Ok(v) = HeaderValue::from_str(&info.sha256) {
         response.headers_mut().insert("x-renkei-sha256", v);
     }
+
     Ok(response)
 }
+
+/// The policy of every download's answer (set by [`ranges::respond`]): a
+/// sandbox with nothing allowed.
+pub const DOWNLOAD_CSP: &str = "sandbox; default-src 'none'";
 
 /// A strong validator of one attachment's bytes: the item, the position and
 /// the plaintext's SHA-256 from the signed manifest (never anything read

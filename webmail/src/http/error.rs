@@ -57,9 +57,19 @@ impl IntoResponse for ApiError {
             },
             message_ja: self.0.message_ja(),
         };
-        (status_of(kind), Json(body)).into_response()
+        let reauth = matches!(self.0, Error::ReauthRequired);
+        let mut response = (status_of(kind), Json(body)).into_response();
+        if reauth {
+            response.extensions_mut().insert(ReauthNeeded);
+        }
+        response
     }
 }
+
+/// Marks an answer refused for want of a recent re-authentication, so that a
+/// page navigation is sent to `/reauth` (`pages::reauth::redirect_to_reauth`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReauthNeeded;
 
 /// A request the API could not take as it came: its path, query or body does
 /// not fit the operation, or there is no such operation. Answered with the

@@ -184,6 +184,10 @@ where
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, download.content_type);
     h.insert(header::CONTENT_DISPOSITION, download.content_disposition);
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::http::download::DOWNLOAD_CSP),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_LENGTH,

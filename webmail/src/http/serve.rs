@@ -6,8 +6,11 @@
 //! rendered slice took 50 ms to arrive instead of 10. Every request gets
 //! `x-renkei-peer`, the remote address, replacing any value a client sent; the
 //! session takes it into the audit trail. The same-origin check takes the host
-//! from the HTTP/2 `:authority` when there is no `Host` header: Chromium speaks
-//! h2 here and, under `no-referrer`, sends `Origin: null` on form posts.
+//! from the HTTP/2 `:authority` when there is no `Host` header (Chromium speaks
+//! h2 here). `Origin: null` (a sandboxed frame, a `data:` page, a redirect from
+//! elsewhere) is refused like another site unless the request carries a bearer
+//! token and no cookie, as a hospital system's call does; the pages' referrer
+//! policy is `same-origin` so that a browser names this origin on its own forms.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,14 +51,14 @@ pub async fn same_origin_writes(request: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .or(authority);
+        let bearer_only =
+            headers.contains_key(header::AUTHORIZATION) && !headers.contains_key(header::COOKIE);
         let origin_mismatch = match (
             headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
             host.as_deref(),
         ) {
-            (Some(origin), Some(host)) => {
-                origin != "null" && origin.split_once("://").map(|(_, h)| h) != Some(host)
-            }
-            (Some("null"), None) => true,
+            (Some("null"), _) => !bearer_only,
+            (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
             _ => false,
         };
         if cross_site || origin_mismatch {

@@ -29,6 +29,7 @@ pub mod mail;
 pub(crate) mod once;
 pub mod operator;
 pub mod public;
+pub mod reauth;
 pub mod settings;
 pub mod thread;
 pub mod viewer;
@@ -59,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .merge(clerk::routes())
         .merge(booking::routes())
         .merge(settings::routes())
+        .merge(reauth::routes())
         .merge(operator::routes())
         .merge(public::routes())
 }

@@ -169,7 +169,24 @@ async fn every_answer_carries_the_security_headers() {
         );
         assert_eq!(
             header_of(&r, header::REFERRER_POLICY),
-            "no-referrer",
+            "same-origin",
+            "{at}"
+        );
+        assert_eq!(
+            header_of(&r, header::HeaderName::from_static("permissions-policy")),
+            webmail::PERMISSIONS_POLICY,
+            "{at}"
+        );
+        assert!(
+            webmail::PERMISSIONS_POLICY.contains("camera=()"),
+            "powerful features off"
+        );
+        assert_eq!(
+            header_of(
+                &r,
+                header::HeaderName::from_static("cross-origin-opener-policy")
+            ),
+            "same-origin",
             "{at}"
         );
         assert_eq!(header_of(&r, header::CACHE_CONTROL), "no-store", "{at}");

@@ -45,6 +45,18 @@ async fn cross_origin_and_token_less_form_posts_are_refused() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A form from a sandboxed frame or a `data:` page says `Origin: null`.
+    let r = call(
+        &app,
+        form_body(
+            post("/logout")
+                .header(header::COOKIE, &cookie)
+                .header(header::ORIGIN, "null"),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // The same origin without the page's token, or with another session's.
     let other = csrf_of("__Host-renkei-session=someone-else");
     for fields in [vec![], vec![("csrf", other.as_str())]] {
@@ -93,6 +105,72 @@ async fn a_cross_origin_api_write_is_refused() {
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.headers().get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn a_cookie_api_write_from_origin_null_is_refused_and_a_bearer_one_is_not() {
+    let (app, net) = app().await;
+    let doctor = net.person(Role::Doctor, Some(HOSPITAL), "高松 花子").await;
+    let cookie = cookie_of(&app, &doctor).await;
+    let csrf = csrf_of(&cookie);
+    let me = async |auth: (header::HeaderName, String)| {
+        call(
+            &app,
+            get("/api/v1/me")
+                .header(auth.0, auth.1)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .status()
+    };
+    // Signing out is a write: with the cookie and `Origin: null`, refused.
+    let r = call(
+        &app,
+        Request::delete("/api/v1/session")
+            .header(header::HOST, "localhost")
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, "null")
+            .header(webmail::csrf::HEADER, &csrf)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_of(r).await["error"], "cross_origin");
+    assert_eq!(
+        me((header::COOKIE, cookie.clone())).await,
+        StatusCode::OK,
+        "still signed in"
+    );
+    // A sign-in from `Origin: null` is refused too (no session to plant).
+    let r = call(
+        &app,
+        json_body(
+            post("/api/v1/session").header(header::ORIGIN, "null"),
+            &json!({ "id": doctor.id.display_grouped(), "password": doctor.password }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    // A hospital system's bearer call is not a browser's: it goes through.
+    let token = cookie.split_once('=').unwrap().1.to_string();
+    let r = call(
+        &app,
+        Request::delete("/api/v1/session")
+            .header(header::HOST, "localhost")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::ORIGIN, "null")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        me((header::AUTHORIZATION, format!("Bearer {token}"))).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 // --- what another person may not read ----------------------------------------------

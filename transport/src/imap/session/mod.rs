@@ -88,6 +88,19 @@ impl Session {
         self.signed_in.is_some()
     }
 
+    /// The signed-in account's ID (for the per-account connection limit).
+    pub fn account_id(&self) -> Option<String> {
+        self.signed_in
+            .as_ref()
+            .map(|(_, s)| s.account.id.as_str().to_string())
+    }
+
+    /// Whether the session still holds (see `current`); when not, the session
+    /// is left signed out and the connection says BYE.
+    pub async fn still_signed_in(&mut self) -> bool {
+        self.current().await.is_ok()
+    }
+
     pub fn logged_out(&self) -> bool {
         matches!(self.state, State::Logout)
     }
@@ -128,6 +141,7 @@ impl Session {
                 Ok(())
             }
             Err(Error::AccountLocked) => Err("[ALERT] the account is locked".into()),
+            Err(Error::NetworkNotAllowed) => Err(format!("[AUTHORIZATIONFAILED] {}", Error::NetworkNotAllowed)),
             Err(Error::AppPasswordRequired) => Err(
                 "[AUTHENTICATIONFAILED] two-factor sign-in is on: use an app password made on the web pages"
                     .into(),

@@ -377,7 +377,7 @@ pub async fn open(
     params(("id" = String, Path, description = "Item ID"), ("index" = usize, Path, maximum = 2147483647, description = "Attachment index"),
         RangeHeaders),
     responses(
-        (status = 200, description = "The attachment, byte for byte as sent, streamed, always as a download (`Content-Disposition: attachment`): its `Content-Type` is the `media_type` the item declares for it (`application/octet-stream` when that is not a valid header value), so any media type may come; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
+        (status = 200, description = "The attachment, byte for byte as sent, streamed, always as a download (`Content-Disposition: attachment`): its `Content-Type` is the `media_type` the item declares for it when that is one of the allow-list's (`application/dicom`, `image/jpeg`, `image/png`, `application/pdf`), `application/octet-stream` otherwise; `Content-Security-Policy: sandbox`; `x-renkei-sha256` carries its signed hash; `ETag`, `Accept-Ranges: bytes`, exact `Content-Length`. Audited as a download",
             content_type = "*/*", body = crate::api::v1::openapi::Binary),
         RangeAnswers,
         (status = 422, description = "`tampered_attachment`: the attachment does not match its signed manifest (found now, or by an earlier read); no byte of it is sent", body = crate::http::error::ErrorBody)))]

@@ -279,6 +279,7 @@ pub async fn deletion_apply(
     ApiSession(session): ApiSession,
     ApiJson(form): ApiJson<PatientForm>,
 ) -> Result<Response, ApiError> {
+    state.directory.require_proved_recently(&session)?;
     let facility = FacilityCode::parse(&form.facility).map_err(Error::from)?;
     let Some(confirm) = form.confirm else {
         return Err(Error::invalid(

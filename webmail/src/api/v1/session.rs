@@ -180,15 +180,31 @@ pub async fn second_factor(
     Ok(signed_in(&state, &token, &s, &headers).await)
 }
 
-/// `POST /api/v1/session/reauth` — confirms the person before sensitive actions.
-#[utoipa::path(post, path = "/session/reauth", tag = "session", request_body = FactorInput,
+/// What re-authentication takes: the password, or one second factor.
+#[derive(Deserialize, ToSchema)]
+pub struct ReauthInput {
+    password: Option<String>,
+    #[serde(flatten)]
+    factor: FactorInput,
+}
+
+/// `POST /api/v1/session/reauth` — confirms the person before sensitive
+/// actions: a whole-item or whole-study ZIP, a forward, a PDF export, a
+/// deletion request (refused with `reauthentication_required` more than five
+/// minutes after sign-in), and for accounts with a second factor, changing
+/// the password, the address or the factors (which take the factor).
+#[utoipa::path(post, path = "/session/reauth", tag = "session", request_body = ReauthInput,
     responses((status = 204, description = "Re-authenticated for the next five minutes")))]
 pub async fn reauth(
     State(state): State<AppState>,
     ApiSession(s): ApiSession,
-    ApiJson(body): ApiJson<FactorInput>,
+    ApiJson(body): ApiJson<ReauthInput>,
 ) -> Result<StatusCode, ApiError> {
-    state.directory.reauthenticate(&s, &body.factor()?).await?;
+    let proof = match body.password {
+        Some(p) => mailbox::auth::Proof::Password(mailbox::Password::new(p)),
+        None => mailbox::auth::Proof::Factor(body.factor.factor()?),
+    };
+    state.directory.prove(&s, &proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -216,6 +216,8 @@ pub(super) struct FacilityPage {
     line: FacilityLine,
     form: FacilityForm,
     today: String,
+    /// The facility's allowed networks, as the form shows them.
+    networks: String,
     done: Option<&'static str>,
     error: Option<String>,
 }
@@ -239,7 +241,17 @@ pub(super) async fn facility_page(
         Err(e) => return refusal(lang, &ctx.session, &e),
     };
     let today = today_jst();
+    let networks = state
+        .directory
+        .facility_networks(&f.code)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut page = FacilityPage {
+        networks,
         lang,
         t: lang.texts(),
         chrome: ctx.chrome,
@@ -343,6 +355,47 @@ pub async fn deactivate_facility(
         &code,
         move |p| {
             p.done = done;
+            p.error = error;
+        },
+        status,
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct NetworksForm {
+    #[serde(default)]
+    networks: String,
+}
+
+/// `POST /operator/facilities/{code}/networks` — the networks the facility's
+/// accounts may sign in from (empty: anywhere).
+pub async fn set_networks(
+    State(state): State<AppState>,
+    OperatorPage(ctx): OperatorPage,
+    Path(code): Path<String>,
+    Form(form): Form<NetworksForm>,
+) -> Response {
+    let lang = ctx.lang;
+    let saved = state
+        .directory
+        .set_facility_networks(Actor::Session(&ctx.session), &code, &form.networks)
+        .await;
+    let (status, done, error) = match saved {
+        Ok(_) => (StatusCode::OK, Some(texts(lang).networks_saved), None),
+        Err(e) => (status_of(e.kind()), None, Some(message(lang, &e))),
+    };
+    let typed = form.networks;
+    facility_page(
+        &state,
+        ctx,
+        &code,
+        move |p| {
+            p.done = done;
+            if error.is_some() {
+                p.networks = typed;
+            }
             p.error = error;
         },
         status,

@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
             "/operator/facilities/{code}/deactivate",
             post(deactivate_facility),
         )
+        .route("/operator/facilities/{code}/networks", post(set_networks))
         .route("/operator/accounts", get(accounts).post(add_account))
         .route("/operator/accounts/{id}/lock", post(lock))
         .route("/operator/accounts/{id}/unlock", post(unlock))
