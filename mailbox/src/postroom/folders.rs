@@ -342,3 +342,49 @@ impl Folders {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_archiving_and_its_undoing_move_anything() {
+        use Folder::{Archive, Facility, Inbox, Sent, Shared};
+        assert_eq!(
+            Transfer::between(Inbox, Archive, Some(Inbox)),
+            Ok(Transfer::Archive)
+        );
+        assert_eq!(
+            Transfer::between(Sent, Archive, Some(Sent)),
+            Ok(Transfer::Archive)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Inbox, Some(Inbox)),
+            Ok(Transfer::Unarchive)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Inbox, Some(Sent)),
+            Err(TransferRefused::WasSent)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Sent, Some(Inbox)),
+            Err(TransferRefused::WasReceived)
+        );
+        assert_eq!(
+            Transfer::between(Inbox, Sent, Some(Inbox)),
+            Err(TransferRefused::Between)
+        );
+        assert_eq!(
+            Transfer::between(Inbox, Inbox, Some(Inbox)),
+            Err(TransferRefused::SameFolder)
+        );
+        assert_eq!(
+            Transfer::between(Facility, Archive, None),
+            Err(TransferRefused::ReadOnly)
+        );
+        assert_eq!(
+            Transfer::between(Shared, Archive, Some(Inbox)),
+            Err(TransferRefused::Shared)
+        );
+    }
+}
