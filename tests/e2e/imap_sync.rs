@@ -343,6 +343,62 @@ async fn mbsync_syncs_inbox_sent_and_archive_both_ways() {
     let c = file_of(&sync.root, "sync-c");
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].0, "INBOX", "{c:?}");
+
+    // What else a client meets: special uses in LIST, LIST's reference, no
+    // Trash to create (it is Archive), UNCHANGEDSINCE, COPY to Trash archives.
+    let r = run_script(&net, port, &rad, &password, &["extras", "sync-b"]);
+    let lines = |k: &str| -> Vec<String> {
+        r[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = lines("list_all");
+    assert!(
+        all.iter()
+            .any(|l| l.contains("\\Sent") && l.ends_with("Sent")),
+        "{r}"
+    );
+    assert!(
+        all.iter()
+            .any(|l| l.contains("\\Archive") && l.ends_with("Archive")),
+        "{r}"
+    );
+    let by_ref = lines("list_inbox_ref");
+    assert_eq!(by_ref.len(), 2, "only INBOX under the reference INBOX: {r}");
+    assert!(by_ref[0].ends_with("INBOX"), "{r}");
+    assert!(
+        lines("create_trash")[0].contains("NO [ALREADYEXISTS]"),
+        "{r}"
+    );
+    assert_eq!(lines("enable")[0], "* ENABLED CONDSTORE", "{r}");
+    assert!(
+        lines("store_stale")
+            .last()
+            .unwrap()
+            .contains("OK [MODIFIED "),
+        "{r}"
+    );
+    let fresh = lines("store_fresh");
+    let modseq = r["modseq"].as_u64().unwrap();
+    let new_modseq: u64 = fresh[0]
+        .split("MODSEQ (")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(new_modseq > modseq, "{r}");
+    assert!(fresh.last().unwrap().contains(" OK "), "{r}");
+    let copy = lines("copy_trash");
+    assert!(copy.last().unwrap().contains("OK [COPYUID 1 "), "{r}");
+    assert!(
+        lines("noop_after_copy")
+            .iter()
+            .any(|l| l.ends_with(" EXPUNGE")),
+        "the copy left INBOX (archived): {r}"
+    );
+    entry(&server, &rad_c, "archive", &ids[1]).await;
 }
 
 #[tokio::test]
@@ -356,13 +412,16 @@ async fn qresync_sees_exactly_the_changes_made_on_the_web() {
     let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
     let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
     let password = format!("{rad_pw}-Mine-2026");
+    let subjects = ["q-1", "q-2", "q-3", "q-4"];
     let mut ids = Vec::new();
-    for s in ["q-1", "q-2", "q-3", "q-4"] {
+    for s in subjects {
         ids.push(letter(&server, &gp_c, &rad, s).await);
     }
     delivered(&server, &rad_c, 4).await;
 
-    let known = run_script(&net, port, &rad, &password, &["know"]);
+    let mut args = vec!["know"];
+    args.extend(subjects);
+    let known = run_script(&net, port, &rad, &password, &args);
     assert!(
         known["capabilities"]
             .as_array()

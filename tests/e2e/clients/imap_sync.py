@@ -4,11 +4,14 @@ Rust e2e test (tests/e2e/imap_sync.rs); prints one JSON object last.
 
 usage: imap_sync.py PORT CAFILE USER PASSWORD SCENARIO [ARGS...]
   move FROM SUBJECT TO    UID MOVE the message with that subject
-  know                    ENABLE QRESYNC, SELECT INBOX: HIGHESTMODSEQ and UIDs
+  know SUBJECT...         ENABLE QRESYNC, SELECT INBOX: HIGHESTMODSEQ, and the
+                          UIDs of the messages with those subjects, in order
   resync MODSEQ UIDS      SELECT INBOX (QRESYNC (1 MODSEQ UIDS)), then
                           UID FETCH 1:* (FLAGS) (CHANGEDSINCE MODSEQ VANISHED)
   idle                    SELECT INBOX, IDLE; prints IDLING, then waits for
                           the first FETCH and says when it came
+  extras SUBJECT          LIST with a reference and special uses, CREATE
+                          Trash, STORE with UNCHANGEDSINCE, COPY to Trash
 """
 import imaplib
 import json
@@ -68,8 +71,10 @@ elif scenario == "know":
     lines = command("SELECT INBOX")
     out["select"] = lines
     out["highestmodseq"] = int(re.search(r"HIGHESTMODSEQ (\d+)", " ".join(lines)).group(1))
-    lines = command("UID FETCH 1:* (FLAGS MODSEQ)")
-    out["uids"] = sorted(fetches(lines), key=int)
+    out["uids"] = [
+        re.search(r"^\* SEARCH ?(.*)$", command(f'UID SEARCH SUBJECT "{s}"')[0]).group(1)
+        for s in args
+    ]
 elif scenario == "resync":
     modseq, uids = args
     out["enable"] = command("ENABLE QRESYNC")
@@ -84,6 +89,22 @@ elif scenario == "resync":
     out["fetch_fetches"] = fetches(lines)
     lines = command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {out['highestmodseq']})")
     out["nothing_since"] = fetches(lines)
+elif scenario == "extras":
+    (subject,) = args
+    out["list_all"] = command('LIST "" "*"')
+    out["list_inbox_ref"] = command('LIST "INBOX" "*"')
+    out["create_trash"] = command("CREATE Trash")
+    out["enable"] = command("ENABLE CONDSTORE")
+    command("SELECT INBOX")
+    hit = command(f'UID SEARCH SUBJECT "{subject}"')
+    uid = re.search(r"^\* SEARCH ?(.*)$", hit[0]).group(1).split()[0]
+    lines = command(f"UID FETCH {uid} (MODSEQ)")
+    modseq = int(re.search(r"MODSEQ \((\d+)\)", " ".join(lines)).group(1))
+    out["modseq"] = modseq
+    out["store_stale"] = command(f"UID STORE {uid} (UNCHANGEDSINCE {modseq - 1}) +FLAGS (\\Seen)")
+    out["store_fresh"] = command(f"UID STORE {uid} (UNCHANGEDSINCE {modseq}) +FLAGS (\\Seen)")
+    out["copy_trash"] = command(f"UID COPY {uid} Trash")
+    out["noop_after_copy"] = command("NOOP")
 elif scenario == "idle":
     command("SELECT INBOX")
     counter[0] += 1

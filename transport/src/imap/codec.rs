@@ -162,3 +162,21 @@ pub fn literal(bytes: &[u8]) -> NString<'static> {
         Err(_) => NString::NIL,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_compact_ranges() {
+        let r: Vec<(u32, u32)> = ranges(&[7, 1, 3, 2, 0, 3, 9, 8])
+            .into_iter()
+            .map(|(a, b)| (a.get(), b.get()))
+            .collect();
+        assert_eq!(r, vec![(1, 3), (7, 9)]);
+        let set = sequence_set(&[5, 1, 2]).unwrap();
+        assert!(in_set(&set, 1, 5) && in_set(&set, 2, 5) && in_set(&set, 5, 5));
+        assert!(!in_set(&set, 3, 5) && !in_set(&set, 4, 5));
+        assert!(sequence_set(&[]).is_none());
+    }
+}

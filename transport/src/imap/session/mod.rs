@@ -50,8 +50,6 @@ struct Selected {
     deleted: HashSet<String>,
     /// The folder's fingerprint when last listed (see `changes`).
     version: Vec<i64>,
-    /// HIGHESTMODSEQ as last told to the client.
-    highest_modseq: i64,
 }
 
 enum State {

@@ -195,7 +195,6 @@ impl Session {
             messages: listing.messages,
             deleted: HashSet::new(),
             version,
-            highest_modseq: listing.highest_modseq,
         });
         if let Some(known) = known {
             self.resync(&known, session, out).await;
@@ -231,7 +230,6 @@ impl Session {
             return out;
         };
         sel.version = version;
-        sel.highest_modseq = listing.highest_modseq;
         let now: HashSet<i64> = listing.messages.iter().map(|m| m.uid).collect();
         // Expunges from the highest sequence number down keep numbers valid.
         let mut gone = Vec::new();
