@@ -346,7 +346,13 @@ async fn mbsync_syncs_inbox_sent_and_archive_both_ways() {
 
     // What else a client meets: special uses in LIST, LIST's reference, no
     // Trash to create (it is Archive), UNCHANGEDSINCE, COPY to Trash archives.
-    let r = run_script(&net, port, &rad, &password, &["extras", "sync-b"]);
+    let r = run_script(
+        &net,
+        port,
+        &rad,
+        &password,
+        &["extras", "sync-b", "sync-a", "sync-c"],
+    );
     let lines = |k: &str| -> Vec<String> {
         r[k].as_array()
             .unwrap()
@@ -373,6 +379,26 @@ async fn mbsync_syncs_inbox_sent_and_archive_both_ways() {
         "{r}"
     );
     assert_eq!(lines("enable")[0], "* ENABLED CONDSTORE", "{r}");
+    let numbers = |line: &str, head: &str| -> Vec<u32> {
+        line.strip_prefix(head)
+            .unwrap_or_else(|| panic!("{line}"))
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let by_subject: Vec<u32> = serde_json::from_value(r["uids"].clone()).unwrap();
+    assert_eq!(by_subject.len(), 3, "{r}");
+    assert_eq!(
+        numbers(&lines("sort")[0], "* SORT"),
+        by_subject,
+        "REVERSE SUBJECT: {r}"
+    );
+    let expunge = lines("uid_expunge");
+    assert_eq!(
+        expunge.iter().filter(|l| l.ends_with(" EXPUNGE")).count(),
+        1,
+        "only the named one: {r}"
+    );
     assert!(
         lines("store_stale")
             .last()
@@ -399,6 +425,8 @@ async fn mbsync_syncs_inbox_sent_and_archive_both_ways() {
         "the copy left INBOX (archived): {r}"
     );
     entry(&server, &rad_c, "archive", &ids[1]).await;
+    entry(&server, &rad_c, "archive", &ids[0]).await;
+    entry(&server, &rad_c, "inbox", &ids[2]).await;
 }
 
 #[tokio::test]

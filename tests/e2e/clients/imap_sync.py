@@ -10,8 +10,11 @@ usage: imap_sync.py PORT CAFILE USER PASSWORD SCENARIO [ARGS...]
                           UID FETCH 1:* (FLAGS) (CHANGEDSINCE MODSEQ VANISHED)
   idle                    SELECT INBOX, IDLE; prints IDLING, then waits for
                           the first FETCH and says when it came
-  extras SUBJECT          LIST with a reference and special uses, CREATE
-                          Trash, STORE with UNCHANGEDSINCE, COPY to Trash
+  extras SUBJECT GONE KEPT
+                          LIST with a reference and special uses, CREATE
+                          Trash, SORT, UID EXPUNGE of GONE (KEPT marked
+                          deleted too), STORE with UNCHANGEDSINCE, COPY of
+                          SUBJECT to Trash
 """
 import imaplib
 import json
@@ -90,14 +93,23 @@ elif scenario == "resync":
     lines = command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {out['highestmodseq']})")
     out["nothing_since"] = fetches(lines)
 elif scenario == "extras":
-    (subject,) = args
+    subject, gone, kept = args
     out["list_all"] = command('LIST "" "*"')
     out["list_inbox_ref"] = command('LIST "INBOX" "*"')
     out["create_trash"] = command("CREATE Trash")
     out["enable"] = command("ENABLE CONDSTORE")
     command("SELECT INBOX")
-    hit = command(f'UID SEARCH SUBJECT "{subject}"')
-    uid = re.search(r"^\* SEARCH ?(.*)$", hit[0]).group(1).split()[0]
+    out["sort"] = command("UID SORT (REVERSE SUBJECT) UTF-8 ALL")
+
+    def uid_of(s):
+        hit = command(f'UID SEARCH SUBJECT "{s}"')
+        return re.search(r"^\* SEARCH ?(.*)$", hit[0]).group(1).split()[0]
+
+    out["uids"] = [int(uid_of(s)) for s in sorted(args, reverse=True)]
+
+    command(f"UID STORE {uid_of(gone)},{uid_of(kept)} +FLAGS.SILENT (\\Deleted)")
+    out["uid_expunge"] = command(f"UID EXPUNGE {uid_of(gone)}")
+    uid = uid_of(subject)
     lines = command(f"UID FETCH {uid} (MODSEQ)")
     modseq = int(re.search(r"MODSEQ \((\d+)\)", " ".join(lines)).group(1))
     out["modseq"] = modseq
