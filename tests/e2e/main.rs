@@ -17,6 +17,7 @@ mod harness;
 mod idempotency;
 mod imap;
 mod imap_hold;
+mod imap_sync;
 mod networks;
 mod neutralise;
 mod notify;

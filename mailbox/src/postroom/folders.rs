@@ -67,6 +67,11 @@ pub struct FolderItem {
     pub flagged: bool,
     /// Unix seconds the item was sealed.
     pub created_at: i64,
+    /// The mod-sequence of its last change in this folder (RFC 7162).
+    pub modseq: i64,
+    /// Where the reader's entry lives when not archived: `Inbox` for what
+    /// they received, `Sent` for what they sent (`None` in Facility).
+    pub origin: Option<Folder>,
 }
 
 impl From<FolderRow> for FolderItem {
@@ -77,6 +82,67 @@ impl From<FolderRow> for FolderItem {
             seen: r.seen,
             flagged: r.flagged,
             created_at: r.created_at,
+            modseq: r.modseq,
+            origin: match r.entry_folder.as_deref() {
+                Some("inbox") => Some(Folder::Inbox),
+                Some("sent") => Some(Folder::Sent),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What moving an item between two folders means: folders are views of one
+/// set of entries, so only archiving and its undoing move anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Archive,
+    Unarchive,
+}
+
+/// Why a MOVE or COPY is refused (the text a mail client shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransferRefused {
+    #[error("the item is already in this folder")]
+    SameFolder,
+    #[error("the Facility folder is read-only")]
+    ReadOnly,
+    #[error(
+        "items of the shared inbox are archived with EXPUNGE there (or on the web pages), not moved"
+    )]
+    Shared,
+    #[error(
+        "received items live in INBOX and sent ones in Sent; they cannot move between the two (archive them instead)"
+    )]
+    Between,
+    #[error("only Archive takes items: moving there archives, moving out of it undoes that")]
+    NotArchive,
+    #[error("this item was sent, not received: move it back to Sent")]
+    WasSent,
+    #[error("this item was received, not sent: move it back to INBOX")]
+    WasReceived,
+}
+
+impl Transfer {
+    /// The meaning of moving `item` from `from` to `to`, or why there is none.
+    pub fn between(
+        from: Folder,
+        to: Folder,
+        origin: Option<Folder>,
+    ) -> std::result::Result<Self, TransferRefused> {
+        use Folder::{Archive, Facility, Inbox, Sent, Shared};
+        match (from, to) {
+            _ if from == to => Err(TransferRefused::SameFolder),
+            (Facility, _) | (_, Facility) => Err(TransferRefused::ReadOnly),
+            (Shared, _) | (_, Shared) => Err(TransferRefused::Shared),
+            (Inbox | Sent, Archive) => Ok(Self::Archive),
+            (Archive, Inbox | Sent) => match origin {
+                Some(o) if o == to => Ok(Self::Unarchive),
+                Some(Sent) => Err(TransferRefused::WasSent),
+                _ => Err(TransferRefused::WasReceived),
+            },
+            (Inbox, Sent) | (Sent, Inbox) => Err(TransferRefused::Between),
+            _ => Err(TransferRefused::NotArchive),
         }
     }
 }
@@ -88,6 +154,8 @@ pub struct FolderListing {
     pub messages: Vec<FolderItem>,
     /// Above every UID handed out so far; never goes down.
     pub uid_next: i64,
+    /// The folder's highest mod-sequence (RFC 7162 HIGHESTMODSEQ).
+    pub highest_modseq: i64,
 }
 
 /// UIDs are never renumbered, so the validity value never changes.
@@ -136,7 +204,7 @@ impl Folders {
     pub async fn listing(&self, session: &CurrentSession, folder: Folder) -> Result<FolderListing> {
         let principal = self.principal(session, folder)?;
         let store = &self.store;
-        store.sync_folder(&principal, folder.key()).await?;
+        let highest_modseq = store.sync_folder(&principal, folder.key()).await?;
         let messages = store
             .folder_rows(&principal, folder.key())
             .await?
@@ -148,7 +216,47 @@ impl Folders {
             folder,
             messages,
             uid_next,
+            highest_modseq,
         })
+    }
+
+    /// UIDs that left the folder after mod-sequence `modseq` (QRESYNC's
+    /// VANISHED), as of its last listing.
+    pub async fn vanished_since(
+        &self,
+        session: &CurrentSession,
+        folder: Folder,
+        modseq: i64,
+    ) -> Result<Vec<i64>> {
+        let principal = self.principal(session, folder)?;
+        Ok(self
+            .store
+            .vanished_since(&principal, folder.key(), modseq)
+            .await?)
+    }
+
+    /// Moves `item` of `from` as `Transfer::between` says: archives it, or
+    /// brings it back from Archive.
+    pub async fn transfer(
+        &self,
+        session: &CurrentSession,
+        from: Folder,
+        to: Folder,
+        item: &FolderItem,
+    ) -> Result<()> {
+        let archived = match Transfer::between(from, to, item.origin) {
+            Ok(Transfer::Archive) => true,
+            Ok(Transfer::Unarchive) => false,
+            Err(why) => return Err(Error::Conflict(why.to_string())),
+        };
+        let principal = self.principal(session, from)?;
+        self.store
+            .set_flags(&item.envelope_id, &principal, None, None, Some(archived))
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound => Error::NotFound("item"),
+                e => e.into(),
+            })
     }
 
     /// A fingerprint of what `listing` would show; unchanged means no news.
@@ -232,5 +340,51 @@ impl Folders {
         } else {
             self.postroom.peek(session, envelope_id).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_archiving_and_its_undoing_move_anything() {
+        use Folder::{Archive, Facility, Inbox, Sent, Shared};
+        assert_eq!(
+            Transfer::between(Inbox, Archive, Some(Inbox)),
+            Ok(Transfer::Archive)
+        );
+        assert_eq!(
+            Transfer::between(Sent, Archive, Some(Sent)),
+            Ok(Transfer::Archive)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Inbox, Some(Inbox)),
+            Ok(Transfer::Unarchive)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Inbox, Some(Sent)),
+            Err(TransferRefused::WasSent)
+        );
+        assert_eq!(
+            Transfer::between(Archive, Sent, Some(Inbox)),
+            Err(TransferRefused::WasReceived)
+        );
+        assert_eq!(
+            Transfer::between(Inbox, Sent, Some(Inbox)),
+            Err(TransferRefused::Between)
+        );
+        assert_eq!(
+            Transfer::between(Inbox, Inbox, Some(Inbox)),
+            Err(TransferRefused::SameFolder)
+        );
+        assert_eq!(
+            Transfer::between(Facility, Archive, None),
+            Err(TransferRefused::ReadOnly)
+        );
+        assert_eq!(
+            Transfer::between(Shared, Archive, Some(Inbox)),
+            Err(TransferRefused::Shared)
+        );
     }
 }

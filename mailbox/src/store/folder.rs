@@ -20,6 +20,10 @@ pub struct FolderRow {
     pub sender_facility: Option<String>,
     pub thread_id: Option<String>,
     pub step: Option<String>,
+    /// The mod-sequence of the row's last change (RFC 7162).
+    pub modseq: i64,
+    /// `inbox` or `sent`: where the reader's entry lives (none in Facility).
+    pub entry_folder: Option<String>,
 }
 
 #[async_trait]
@@ -28,7 +32,18 @@ pub trait FolderStore: Send + Sync {
     /// their row, new ones get the next UIDs in arrival order. `folder` is one of
     /// `inbox`, `sent`, `archive` (of `principal`'s entries), `shared` (a liaison
     /// inbox's entries) or `facility` (the items an oversight key holds a slot of).
-    async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<()>;
+    /// Rows that came, left or changed flags since the last sync get the
+    /// folder's next mod-sequence; returns the folder's highest mod-sequence.
+    async fn sync_folder(&self, principal: &str, folder: &str) -> StoreResult<i64>;
+    /// UIDs that left the folder at a mod-sequence above `modseq`, ascending.
+    async fn vanished_since(
+        &self,
+        principal: &str,
+        folder: &str,
+        modseq: i64,
+    ) -> StoreResult<Vec<i64>>;
+    /// The folder's highest mod-sequence as of its last sync (1 before any).
+    async fn highest_modseq(&self, principal: &str, folder: &str) -> StoreResult<i64>;
     /// The folder's messages in UID order.
     async fn folder_rows(&self, principal: &str, folder: &str) -> StoreResult<Vec<FolderRow>>;
     /// The highest UID handed out anywhere (UIDNEXT is above it).

@@ -5,14 +5,15 @@
 //! `1:4294967295` is legal input, and expanding it once took seconds on a
 //! runtime thread or gigabytes of memory.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
-use imap_next::imap_types::core::{NString, Tag, Text, Vec1};
+use imap_next::imap_types::core::{Atom, NString, Tag, Text, Vec1};
+use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::flag::{Flag, FlagFetch};
 use imap_next::imap_types::response::{
     Capability, Code, Data, Status, StatusBody, StatusKind, Tagged,
 };
-use imap_next::imap_types::sequence::SequenceSet;
+use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mailbox::postroom::folders::FolderItem;
 
 /// One untagged or tagged response, in the order it must be sent.
@@ -62,7 +63,14 @@ pub fn capabilities() -> Vec1<Capability<'static>> {
         Capability::Id,
         Capability::Namespace,
         Capability::Unselect,
+        Capability::LiteralPlus,
+        Capability::Enable,
+        Capability::Move,
+        Capability::UidPlus,
+        Capability::CondStore,
+        Capability::QResync,
     ];
+    caps.extend(Atom::try_from("SPECIAL-USE").ok().map(Capability::from));
     if let Ok(plain) = imap_next::imap_types::auth::AuthMechanism::try_from("PLAIN") {
         caps.push(Capability::Auth(plain));
     }
@@ -90,6 +98,46 @@ pub fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
     })
 }
 
+pub fn modseq(n: i64) -> Option<NonZeroU64> {
+    u64::try_from(n).ok().and_then(NonZeroU64::new)
+}
+
+/// Ascending values as ranges (`[1, 2, 3, 7]` → `1:3, 7`); zeros are dropped.
+pub fn ranges(values: &[u32]) -> Vec<(NonZeroU32, NonZeroU32)> {
+    let mut sorted: Vec<u32> = values.iter().copied().filter(|v| *v > 0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<(NonZeroU32, NonZeroU32)> = Vec::new();
+    for v in sorted.into_iter().filter_map(NonZeroU32::new) {
+        match out.last_mut() {
+            Some((_, hi)) if hi.get().checked_add(1) == Some(v.get()) => *hi = v,
+            _ => out.push((v, v)),
+        }
+    }
+    out
+}
+
+/// Values as a compact sequence set; `None` when there are none.
+pub fn sequence_set(values: &[u32]) -> Option<SequenceSet> {
+    let seqs: Vec<Sequence> = ranges(values)
+        .into_iter()
+        .map(|(lo, hi)| {
+            if lo == hi {
+                Sequence::Single(SeqOrUid::Value(lo))
+            } else {
+                Sequence::Range(SeqOrUid::Value(lo), SeqOrUid::Value(hi))
+            }
+        })
+        .collect();
+    SequenceSet::try_from(seqs).ok()
+}
+
+/// UIDs in the order given (COPYUID pairs source and destination by position).
+pub fn uid_set(values: &[NonZeroU32]) -> Option<UidSet> {
+    let elements: Vec<UidElement> = values.iter().map(|v| UidElement::Single(*v)).collect();
+    Vec1::try_from(elements).ok().map(UidSet)
+}
+
 pub fn uid_of(row: &FolderItem) -> Option<NonZeroU32> {
     u32::try_from(row.uid).ok().and_then(NonZeroU32::new)
 }
@@ -112,5 +160,23 @@ pub fn literal(bytes: &[u8]) -> NString<'static> {
     match imap_next::imap_types::core::Literal::try_from(bytes.to_vec()) {
         Ok(l) => NString::from(l),
         Err(_) => NString::NIL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_compact_ranges() {
+        let r: Vec<(u32, u32)> = ranges(&[7, 1, 3, 2, 0, 3, 9, 8])
+            .into_iter()
+            .map(|(a, b)| (a.get(), b.get()))
+            .collect();
+        assert_eq!(r, vec![(1, 3), (7, 9)]);
+        let set = sequence_set(&[5, 1, 2]).unwrap();
+        assert!(in_set(&set, 1, 5) && in_set(&set, 2, 5) && in_set(&set, 5, 5));
+        assert!(!in_set(&set, 3, 5) && !in_set(&set, 4, 5));
+        assert!(sequence_set(&[]).is_none());
     }
 }

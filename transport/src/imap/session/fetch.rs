@@ -17,7 +17,7 @@ use mailbox::CurrentSession;
 use mailbox::postroom::folders::FolderItem;
 
 use super::{Session, State, error_text};
-use crate::imap::codec::{Reply, bad, flags_of, literal, no, nz, ok, uid_of};
+use crate::imap::codec::{Reply, bad, flags_of, literal, modseq, no, nz, ok, uid_of};
 use crate::imap::render::{Parties, Rendered, SharedBuf, Summary, render, summarize};
 use crate::imap::structure::header_fields;
 
@@ -105,6 +105,7 @@ impl Sources {
             MessageDataItemName::BodyExt {
                 section, partial, ..
             } => self.body_section(section.as_ref(), *partial),
+            MessageDataItemName::ModSeq => modseq(row.modseq).map(MessageDataItem::ModSeq),
             _ => return Err("BINARY is not served; use BODY[]".into()),
         })
     }
@@ -198,25 +199,41 @@ fn item_names(m: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemNam
     }
 }
 
+/// What a FETCH names, and its CHANGEDSINCE (RFC 7162).
+pub(super) struct FetchArgs {
+    pub sequence_set: SequenceSet,
+    pub names: MacroOrMessageDataItemNames<'static>,
+    pub uid: bool,
+    pub changed_since: Option<i64>,
+}
+
 impl Session {
     pub(super) async fn fetch(
         &mut self,
         tag: Tag<'static>,
-        sequence_set: &SequenceSet,
-        names: MacroOrMessageDataItemNames<'static>,
-        uid: bool,
+        args: FetchArgs,
         session: &CurrentSession,
         out: &mut Vec<Reply>,
     ) {
+        let (sequence_set, uid) = (&args.sequence_set, args.uid);
         if !uid && self.out_of_range(sequence_set) {
             out.push(bad(Some(tag), "no such message number"));
             return;
         }
-        let mut names = item_names(names);
+        let mut names = item_names(args.names);
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
         }
-        let indices = self.resolve(sequence_set, uid);
+        // CONDSTORE on: FETCH answers carry MODSEQ (RFC 7162 3.1.4.1).
+        // Asking for MODSEQ turns CONDSTORE on (RFC 7162 3.1).
+        self.condstore |= names.contains(&MessageDataItemName::ModSeq);
+        if self.condstore && !names.contains(&MessageDataItemName::ModSeq) {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        let mut indices = self.resolve(sequence_set, uid);
+        if let (Some(since), State::Selected(sel)) = (args.changed_since, &self.state) {
+            indices.retain(|i| sel.messages.get(*i).is_some_and(|m| m.modseq > since));
+        }
         if summary_or_full(&names) == (false, true) {
             self.prefetch_summaries(session, &indices).await;
         }
@@ -426,6 +443,7 @@ fn summary_or_full(names: &[MessageDataItemName<'_>]) -> (bool, bool) {
     let full = names.iter().any(|n| match n {
         MessageDataItemName::Flags
         | MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq
         | MessageDataItemName::InternalDate
         | MessageDataItemName::Rfc822Size
         | MessageDataItemName::Envelope
@@ -447,6 +465,7 @@ fn summary_or_full(names: &[MessageDataItemName<'_>]) -> (bool, bool) {
             n,
             MessageDataItemName::Flags
                 | MessageDataItemName::Uid
+                | MessageDataItemName::ModSeq
                 | MessageDataItemName::InternalDate
         )
     });

@@ -2,23 +2,26 @@
 //! each state. Syntax is imap-codec's (`codec.rs`), flows (literals,
 //! AUTHENTICATE, IDLE) are imap-next's (`connection.rs`), mailbox rules are
 //! `mailbox::folders`'; the operations that call them are this module's
-//! children (`select`, `fetch`, `store`, `search`).
+//! children (`select`, `fetch`, `store`, `search`, `transfer` for COPY and
+//! MOVE, `condstore` for ENABLE and RFC 7162's mod-sequences).
 
 mod cache;
+mod condstore;
 mod fetch;
 mod search;
 mod select;
 mod store;
+mod transfer;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use imap_next::imap_types::command::{Command, CommandBody};
+use imap_next::imap_types::command::{Command, CommandBody, StoreModifier};
 use imap_next::imap_types::core::{IString, NString, Tag};
 use imap_next::imap_types::extensions::namespace::Namespace;
 use imap_next::imap_types::flag::StoreResponse;
-use imap_next::imap_types::response::{Code, Data, Status};
+use imap_next::imap_types::response::{Code, CodeOther, Data, Status};
 use imap_next::imap_types::sequence::SequenceSet;
 use mailbox::postroom::Postroom;
 use mailbox::postroom::folders::FolderItem;
@@ -27,6 +30,7 @@ use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
 pub use super::codec::{Reply, bad, capabilities, no, ok};
 use super::codec::{in_set, uid_of};
+use super::names;
 use cache::Decrypted;
 use store::StoreFlags;
 
@@ -61,6 +65,10 @@ pub struct Session {
     remote: IpAddr,
     signed_in: Option<(SessionToken, CurrentSession)>,
     decrypted: Decrypted,
+    /// CONDSTORE enabled (RFC 7162): FETCH responses carry MODSEQ.
+    condstore: bool,
+    /// QRESYNC enabled: expunges are told as VANISHED.
+    qresync: bool,
 }
 
 fn error_text(e: &Error) -> String {
@@ -76,6 +84,8 @@ impl Session {
             remote,
             signed_in: None,
             decrypted: Decrypted::default(),
+            condstore: false,
+            qresync: false,
         }
     }
 
@@ -281,29 +291,51 @@ impl Session {
                 out.push(ok(Some(tag), None, "NAMESPACE done"));
             }
             CommandBody::List {
-                mailbox_wildcard, ..
+                reference,
+                mailbox_wildcard,
             }
             | CommandBody::Lsub {
-                mailbox_wildcard, ..
-            } => self.list(tag, &mailbox_wildcard, session, out),
+                reference,
+                mailbox_wildcard,
+            } => self.list(tag, &reference, &mailbox_wildcard, session, out),
+            CommandBody::Enable { capabilities } => self.enable(tag, capabilities.as_ref(), out),
             CommandBody::Status {
                 mailbox,
                 item_names,
             } => self.status(tag, mailbox, &item_names, session, out).await,
-            CommandBody::Select { mailbox, .. } => {
-                self.select(tag, &mailbox, false, session, out).await;
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => {
+                self.select(tag, &mailbox, false, &parameters, session, out)
+                    .await;
             }
-            CommandBody::Examine { mailbox, .. } => {
-                self.select(tag, &mailbox, true, session, out).await;
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => {
+                self.select(tag, &mailbox, true, &parameters, session, out)
+                    .await;
+            }
+            CommandBody::Create { mailbox } if names::is_trash(&mailbox) => {
+                out.push(no(
+                    Some(tag),
+                    Some(Code::Other(CodeOther::unvalidated(&b"ALREADYEXISTS"[..]))),
+                    "nothing is deleted here: Trash is Archive (items moved there are archived)",
+                ));
+            }
+            CommandBody::Append { .. } => {
+                out.push(no(
+                    Some(tag),
+                    None,
+                    "items are sent from the web pages (signed and sealed there); APPEND is refused",
+                ));
             }
             CommandBody::Create { .. }
             | CommandBody::Delete { .. }
             | CommandBody::Rename { .. }
             | CommandBody::Subscribe { .. }
-            | CommandBody::Unsubscribe { .. }
-            | CommandBody::Append { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. } => {
+            | CommandBody::Unsubscribe { .. } => {
                 out.push(no(
                     Some(tag),
                     None,
@@ -377,35 +409,57 @@ impl Session {
                 let close = matches!(body, CommandBody::Close);
                 if close {
                     // CLOSE expunges silently (read-write folders only).
-                    let _ = self.expunge(session, true).await;
+                    let _ = self.expunge(session, true, None).await;
                 }
                 self.state = State::Authenticated;
                 out.push(ok(Some(tag), None, "folder closed"));
             }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                let args = transfer::TransferArgs {
+                    sequence_set,
+                    mailbox,
+                    uid,
+                    is_move: false,
+                };
+                self.transfer(tag, &args, session, out).await;
+            }
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                let args = transfer::TransferArgs {
+                    sequence_set,
+                    mailbox,
+                    uid,
+                    is_move: true,
+                };
+                self.transfer(tag, &args, session, out).await;
+            }
+            CommandBody::ExpungeUid { sequence_set } => {
+                self.expunge_command(tag, Some(&sequence_set), session, out)
+                    .await;
+            }
             CommandBody::Expunge => {
-                if self.read_only() {
-                    out.push(no(
-                        Some(tag),
-                        Some(Code::ReadOnly),
-                        "this folder is read-only",
-                    ));
-                    return;
-                }
-                match self.expunge(session, false).await {
-                    Ok(replies) => {
-                        out.extend(replies);
-                        out.push(ok(Some(tag), None, "EXPUNGE done (moved to Archive)"));
-                    }
-                    Err(text) => out.push(no(Some(tag), None, &text)),
-                }
+                self.expunge_command(tag, None, session, out).await;
             }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
+                modifiers,
             } => {
-                self.fetch(tag, &sequence_set, macro_or_item_names, uid, session, out)
+                let fetch = fetch::FetchArgs {
+                    sequence_set,
+                    names: macro_or_item_names,
+                    uid,
+                    changed_since: None,
+                };
+                self.fetch_command(tag, fetch, &modifiers, session, out)
                     .await;
             }
             CommandBody::Store {
@@ -414,27 +468,71 @@ impl Session {
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
                 let silent = matches!(response, StoreResponse::Silent);
                 let flags = StoreFlags {
                     kind,
                     flags,
                     silent,
+                    unchanged_since: modifiers
+                        .iter()
+                        .map(|StoreModifier::UnchangedSince(n)| *n)
+                        .next(),
                 };
                 self.store(tag, &sequence_set, &flags, uid, session, out)
                     .await;
             }
             CommandBody::Search { criteria, uid, .. } => {
                 match self.search(session, criteria.as_ref(), uid).await {
-                    Ok(hits) => {
-                        out.push(Reply::Data(Data::Search(hits)));
+                    Ok((hits, modseq)) => {
+                        out.push(Reply::Data(Data::Search(hits, modseq)));
                         out.push(ok(Some(tag), None, "SEARCH done"));
                     }
                     Err(text) => out.push(no(Some(tag), None, &text)),
                 }
             }
+            CommandBody::Sort {
+                sort_criteria,
+                search_criteria,
+                uid,
+                ..
+            } => {
+                self.sort(
+                    tag,
+                    sort_criteria.as_ref(),
+                    search_criteria.as_ref(),
+                    uid,
+                    session,
+                    out,
+                )
+                .await;
+            }
             _ => out.push(bad(Some(tag), "command not supported")),
+        }
+    }
+
+    async fn expunge_command(
+        &mut self,
+        tag: Tag<'static>,
+        only: Option<&SequenceSet>,
+        session: &CurrentSession,
+        out: &mut Vec<Reply>,
+    ) {
+        if self.read_only() {
+            out.push(no(
+                Some(tag),
+                Some(Code::ReadOnly),
+                "this folder is read-only",
+            ));
+            return;
+        }
+        match self.expunge(session, false, only).await {
+            Ok(replies) => {
+                out.extend(replies);
+                out.push(ok(Some(tag), None, "EXPUNGE done (moved to Archive)"));
+            }
+            Err(text) => out.push(no(Some(tag), None, &text)),
         }
     }
 

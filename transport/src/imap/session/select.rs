@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::num::NonZeroU32;
 
+use imap_next::imap_types::command::SelectParameter;
 use imap_next::imap_types::core::{Tag, Vec1};
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
@@ -14,13 +15,16 @@ use mailbox::CurrentSession;
 use mailbox::postroom::folders::UID_VALIDITY;
 
 use super::{Selected, Session, State, error_text};
-use crate::imap::codec::{Reply, flags_of, no, nz, ok, uid_of};
-use crate::imap::names::{folder_of, imap_name, list_pattern, matches_pattern, to_mailbox};
+use crate::imap::codec::{Reply, bad, flags_of, modseq, no, nz, ok, uid_of};
+use crate::imap::names::{
+    attributes, folder_of, full_pattern, imap_name, list_pattern, matches_pattern, to_mailbox,
+};
 
 impl Session {
     pub(super) fn list(
         &self,
         tag: Tag<'static>,
+        reference: &Mailbox<'_>,
         wildcard: &ListMailbox<'_>,
         session: &CurrentSession,
         out: &mut Vec<Reply>,
@@ -37,12 +41,13 @@ impl Session {
                 }));
             }
         } else {
+            let pattern = full_pattern(reference, &pattern);
             for f in available {
                 if matches_pattern(&pattern, imap_name(f))
                     && let Some(m) = to_mailbox(f)
                 {
                     out.push(Reply::Data(Data::List {
-                        items: Vec::new(),
+                        items: attributes(f),
                         delimiter: None,
                         mailbox: m,
                     }));
@@ -89,6 +94,9 @@ impl Session {
                 StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(
                     u32::try_from(unseen).unwrap_or(u32::MAX),
                 )),
+                StatusDataItemName::HighestModSeq => Some(StatusDataItem::HighestModSeq(
+                    u64::try_from(listing.highest_modseq).unwrap_or(1),
+                )),
                 _ => None,
             })
             .collect();
@@ -104,10 +112,22 @@ impl Session {
         tag: Tag<'static>,
         mailbox: &Mailbox<'static>,
         examine: bool,
+        parameters: &[SelectParameter],
         session: &CurrentSession,
         out: &mut Vec<Reply>,
     ) {
-        // A failed SELECT leaves no folder selected (RFC 3501 6.3.1).
+        let known = match self.select_parameters(parameters) {
+            Ok(known) => known,
+            Err(text) => {
+                out.push(bad(Some(tag), text));
+                return;
+            }
+        };
+        // A failed SELECT leaves no folder selected (RFC 3501 6.3.1); leaving
+        // one is told with CLOSED (RFC 7162 3.2.11).
+        if self.selected() {
+            out.push(ok(None, Some(Code::Closed), "previous folder closed"));
+        }
         self.state = State::Authenticated;
         let Some(folder) = folder_of(mailbox) else {
             out.push(no(Some(tag), None, "no such folder"));
@@ -162,6 +182,13 @@ impl Session {
             ]
         };
         out.push(ok(None, Some(Code::PermanentFlags(perm)), "flags"));
+        if let Some(m) = modseq(listing.highest_modseq) {
+            out.push(ok(
+                None,
+                Some(Code::HighestModSeq(m)),
+                "highest mod-sequence",
+            ));
+        }
         self.state = State::Selected(Selected {
             folder,
             read_only,
@@ -169,6 +196,9 @@ impl Session {
             deleted: HashSet::new(),
             version,
         });
+        if let Some(known) = known {
+            self.resync(&known, session, out).await;
+        }
         if read_only {
             out.push(ok(
                 Some(tag),
@@ -202,23 +232,22 @@ impl Session {
         sel.version = version;
         let now: HashSet<i64> = listing.messages.iter().map(|m| m.uid).collect();
         // Expunges from the highest sequence number down keep numbers valid.
+        let mut gone = Vec::new();
         for i in (0..sel.messages.len()).rev() {
             if !now.contains(&sel.messages[i].uid) {
-                sel.messages.remove(i);
-                if let Some(n) = nz(i + 1)
-                    && let Ok(d) = Data::expunge(n.get())
-                {
-                    out.push(Reply::Data(d));
-                }
+                gone.push((i + 1, sel.messages.remove(i).uid));
             }
         }
+        let condstore = self.condstore;
         let known: HashSet<i64> = sel.messages.iter().map(|m| m.uid).collect();
         let before = sel.messages.len();
         let mut changed_flags = Vec::new();
         for m in listing.messages {
             if known.contains(&m.uid) {
                 if let Some(pos) = sel.messages.iter().position(|o| o.uid == m.uid)
-                    && (sel.messages[pos].seen != m.seen || sel.messages[pos].flagged != m.flagged)
+                    && (sel.messages[pos].seen != m.seen
+                        || sel.messages[pos].flagged != m.flagged
+                        || (condstore && sel.messages[pos].modseq != m.modseq))
                 {
                     sel.messages[pos] = m;
                     changed_flags.push(pos);
@@ -235,15 +264,25 @@ impl Session {
         for pos in changed_flags {
             let row = &sel.messages[pos];
             let deleted = sel.deleted.contains(&row.envelope_id);
-            if let (Some(seq), Some(uid)) = (nz(pos + 1), uid_of(row))
-                && let Ok(items) = Vec1::try_from(vec![
+            if let (Some(seq), Some(uid)) = (nz(pos + 1), uid_of(row)) {
+                let mut items = vec![
                     MessageDataItem::Flags(flags_of(row, deleted)),
                     MessageDataItem::Uid(uid),
-                ])
-            {
-                out.push(Reply::Data(Data::Fetch { seq, items }));
+                ];
+                if condstore {
+                    items.extend(modseq(row.modseq).map(MessageDataItem::ModSeq));
+                }
+                if let Ok(items) = Vec1::try_from(items) {
+                    out.push(Reply::Data(Data::Fetch { seq, items }));
+                }
             }
         }
-        out
+        // Expunges first (in the order taken), then the rest, as numbered after them.
+        let mut told: Vec<Reply> = gone
+            .into_iter()
+            .filter_map(|(seq, uid)| self.expunged(seq, uid))
+            .collect();
+        told.append(&mut out);
+        told
     }
 }
