@@ -14,6 +14,7 @@ mod files_page;
 mod harness;
 mod idempotency;
 mod imap;
+mod imap_bodies;
 mod neutralise;
 mod notify;
 mod openapi;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ImapSettings;
 use super::session::{Reply, Services, Session, bad, capabilities, no, ok};
+use super::stream::{EMPTY_LITERAL_TAIL, Streamed};
 use super::wire::{Wire, WireError};
 
 /// How long the last answers (BYE, LOGOUT) may take to leave before the
@@ -173,6 +174,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     last = Some(match reply {
                         Reply::Data(d) => self.server.enqueue_data(d),
                         Reply::Status(s) => self.server.enqueue_status(s),
+                        Reply::Stream(s) => {
+                            if self.stream(*s).await.is_err() {
+                                return Flow::Close;
+                            }
+                            continue;
+                        }
                     });
                 }
                 if logout {
@@ -213,6 +220,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
         }
         Flow::Continue
+    }
+
+    /// Writes a FETCH response with a streamed literal (see `stream`): what
+    /// was queued before it first, then the response up to the literal, then
+    /// the literal as it is decrypted.
+    async fn stream(&mut self, s: Streamed) -> Result<(), ()> {
+        let handle = self.server.enqueue_data(s.data);
+        match self
+            .wire
+            .send_through(&mut self.server, handle, EMPTY_LITERAL_TAIL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!("imap: a streamed FETCH did not end in its literal");
+                return Err(());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "imap: connection lost before a streamed FETCH");
+                return Err(());
+            }
+        }
+        match s.body.write_to(self.wire.stream_mut()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Part of the literal is out: the connection cannot go on.
+                tracing::warn!(error = %e, "imap: streamed FETCH broken off");
+                Err(())
+            }
+        }
     }
 
     async fn on_authenticate(&mut self, command: CommandAuthenticate) {
@@ -305,6 +342,8 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
             Reply::Status(s) => {
                 server.enqueue_status(s);
             }
+            // Only FETCH answers stream, and never through here.
+            Reply::Stream(_) => {}
         }
     }
 }
@@ -312,7 +351,7 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
 pub(super) fn status(reply: Reply) -> Option<Status<'static>> {
     match reply {
         Reply::Status(s) => Some(s),
-        Reply::Data(_) => None,
+        Reply::Data(_) | Reply::Stream(_) => None,
     }
 }
 

@@ -18,11 +18,13 @@
 //! twice.
 
 pub mod codec;
+pub mod layout;
 pub mod connection;
 pub mod names;
 pub mod render;
 pub mod session;
 mod starttls;
+pub mod stream;
 pub mod structure;
 pub mod wire;
 

@@ -64,7 +64,7 @@ impl Decrypted {
             self.summaries.clear();
             self.summary_bytes = 0;
         }
-        self.summary_bytes += sum.header.len() + SUMMARY_OVERHEAD;
+        self.summary_bytes += sum.skeleton.bytes.len() + SUMMARY_OVERHEAD;
         self.summaries.insert(id.to_string(), sum);
     }
 }

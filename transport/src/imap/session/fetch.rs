@@ -22,11 +22,11 @@ use crate::imap::render::{Parties, Rendered, SharedBuf, Summary, render, summari
 use crate::imap::structure::header_fields;
 
 /// What one message's FETCH items are made from.
-struct Sources {
-    row: FolderItem,
-    deleted: bool,
-    rendered: Option<Arc<Rendered>>,
-    summary: Option<Arc<Summary>>,
+pub(super) struct Sources {
+    pub(super) row: FolderItem,
+    pub(super) deleted: bool,
+    pub(super) rendered: Option<Arc<Rendered>>,
+    pub(super) summary: Option<Arc<Summary>>,
 }
 
 impl Sources {
@@ -38,7 +38,7 @@ impl Sources {
         }
     }
 
-    fn size(&self) -> Option<u32> {
+    pub(super) fn size(&self) -> Option<u32> {
         match (&self.rendered, &self.summary) {
             (Some(r), _) => Some(u32::try_from(r.bytes.len()).unwrap_or(u32::MAX)),
             (None, Some(s)) => Some(s.size),
@@ -63,7 +63,7 @@ impl Sources {
     }
 
     /// One FETCH item; `None` when this message has nothing for it.
-    fn item(
+    pub(super) fn item(
         &self,
         name: &MessageDataItemName<'static>,
     ) -> Result<Option<MessageDataItem<'static>>, String> {
@@ -293,12 +293,13 @@ impl Session {
                 .open_attachment(session, envelope_id, a.index, buf.clone())
                 .await
                 .map_err(|e| error_text(&e))?;
-            files.push((a.name.clone(), a.media_type.clone(), buf.take()));
+            files.push(buf.take());
         }
-        let rendered = Arc::new(render(&item, &parties, files).map_err(|e| e.to_string())?);
-        if !self.decrypted.summaries.contains_key(envelope_id) {
-            self.decrypted
-                .keep_summary(envelope_id, Arc::new(Summary::of(&rendered)));
+        let rendered = Arc::new(render(&item, &parties, &files).map_err(|e| e.to_string())?);
+        if !self.decrypted.summaries.contains_key(envelope_id)
+            && let Ok(sum) = summarize(&item, &parties)
+        {
+            self.decrypted.keep_summary(envelope_id, Arc::new(sum));
         }
         self.decrypted.keep_rendered(envelope_id, rendered.clone());
         Ok(rendered)
@@ -381,6 +382,11 @@ impl Session {
                 )
             });
         let (needs_full, needs_summary) = summary_or_full(names);
+        if needs_full
+            && let Some(reply) = self.streamed(session, i, marks, names).await?
+        {
+            return Ok(Some(reply));
+        }
         let needs_full = needs_full || marks;
         let needs_summary = needs_summary && !needs_full;
         let rendered = if needs_full {
@@ -418,6 +424,11 @@ impl Session {
         };
         Ok(Some(Reply::Data(Data::Fetch { seq, items })))
     }
+}
+
+/// Whether one item needs the message's body.
+pub(super) fn needs_body(name: &MessageDataItemName<'_>) -> bool {
+    summary_or_full(std::slice::from_ref(name)).0
 }
 
 /// Whether a FETCH needs whole messages (body content), and whether it needs

@@ -9,6 +9,7 @@ mod fetch;
 mod search;
 mod select;
 mod store;
+mod streamed;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
