@@ -93,6 +93,7 @@ async fn every_declared_type_renders_parts_that_match_bodystructure() {
             "patient_name": PATIENT.1,
             "body": "ご高診をお願いします。",
             "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+            "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
             "attachments": [{ "name": name, "media_type": declared }],
         });
         r.server
