@@ -43,6 +43,10 @@ impl Decrypted {
         Some(r)
     }
 
+    pub(super) fn has_rendered(&self, id: &str) -> bool {
+        self.rendered.iter().any(|(k, _)| k == id)
+    }
+
     pub(super) fn keep_rendered(&mut self, id: &str, r: Arc<Rendered>) {
         if r.bytes.len() > RENDERED_BYTES {
             return;

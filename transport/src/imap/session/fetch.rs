@@ -217,16 +217,22 @@ impl Session {
             names.insert(0, MessageDataItemName::Uid);
         }
         let indices = self.resolve(sequence_set, uid);
-        if summary_or_full(&names) == (false, true) {
+        let (full, summary) = summary_or_full(&names);
+        if (full, summary) == (false, true) {
             self.prefetch_summaries(session, &indices).await;
         }
-        for i in indices {
-            match self.fetch_one(session, i, &names).await {
-                Ok(Some(reply)) => out.push(reply),
-                Ok(None) => {}
-                Err(text) => {
-                    out.push(no(Some(tag), None, &text));
-                    return;
+        for batch in indices.chunks(super::prefetch::BATCH) {
+            if full {
+                self.prefetch_rendered(session, batch).await;
+            }
+            for &i in batch {
+                match self.fetch_one(session, i, &names).await {
+                    Ok(Some(reply)) => out.push(reply),
+                    Ok(None) => {}
+                    Err(text) => {
+                        out.push(no(Some(tag), None, &text));
+                        return;
+                    }
                 }
             }
         }
@@ -324,12 +330,30 @@ impl Session {
             let Ok(opened) = self.services.folders.peek_many(session, chunk).await else {
                 return;
             };
+            let mut work = Vec::with_capacity(opened.len());
             for (id, item) in opened {
                 let Ok(item) = item else { continue };
                 let parties = self.parties(session, &item.sender_id).await;
-                if let Ok(sum) = summarize(&item, &parties) {
-                    self.decrypted.keep_summary(&id, Arc::new(sum));
-                }
+                work.push((id, item, parties));
+            }
+            // Built and read back on both cores.
+            let made = tokio::task::spawn_blocking(move || {
+                let one = |(id, item, parties): (String, _, _)| {
+                    summarize(&item, &parties).ok().map(|s| (id, s))
+                };
+                let mut second = work;
+                let first: Vec<_> = second.drain(..second.len() / 2).collect();
+                std::thread::scope(|s| {
+                    let other = s.spawn(|| first.into_iter().filter_map(one).collect::<Vec<_>>());
+                    let mut done: Vec<_> = second.into_iter().filter_map(one).collect();
+                    done.extend(other.join().unwrap_or_default());
+                    done
+                })
+            })
+            .await
+            .unwrap_or_default();
+            for (id, sum) in made {
+                self.decrypted.keep_summary(&id, Arc::new(sum));
             }
         }
     }

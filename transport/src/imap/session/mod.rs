@@ -6,6 +6,7 @@
 
 mod cache;
 mod fetch;
+mod prefetch;
 mod search;
 mod select;
 mod store;
