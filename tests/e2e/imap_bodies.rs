@@ -64,9 +64,15 @@ async fn every_declared_type_renders_parts_that_match_bodystructure() {
     let pdf_type = "application/pdf";
     let types: &[(&str, &str)] = &[
         ("application/pdf", pdf_type),
-        ("application/pdf; name*=utf-8''%E5%A0%B1%E5%91%8A.pdf", pdf_type),
+        (
+            "application/pdf; name*=utf-8''%E5%A0%B1%E5%91%8A.pdf",
+            pdf_type,
+        ),
         ("text/plain", pdf_type),
-        ("text/plain; charset=utf-8; format=flowed; delsp=yes", pdf_type),
+        (
+            "text/plain; charset=utf-8; format=flowed; delsp=yes",
+            pdf_type,
+        ),
         ("text/html; charset=shift_jis", pdf_type),
         ("image/png; name=\"画像.png\"", pdf_type),
         ("audio/wav", pdf_type),
@@ -82,7 +88,11 @@ async fn every_declared_type_renders_parts_that_match_bodystructure() {
     for (n, (declared, _)) in types.iter().enumerate() {
         // Sizes around base64's line and padding boundaries; the last one
         // large enough to be streamed.
-        let len = if n == types.len() - 1 { 9 << 20 } else { 1000 + 57 * n + n % 3 };
+        let len = if n == types.len() - 1 {
+            9 << 20
+        } else {
+            1000 + 57 * n + n % 3
+        };
         let name = format!("紹介状 {n}.pdf");
         let bytes = pdf(len, n as u8);
         let spec = json!({

@@ -251,13 +251,22 @@ mod tests {
     #[test]
     fn a_declared_type_that_contradicts_the_content_is_corrected() {
         let pdf = AcceptedKind::Pdf;
-        assert_eq!(corrected_type("text/plain; charset=utf-8", pdf), "application/pdf");
-        assert_eq!(corrected_type("application/octet-stream", pdf), "application/pdf");
+        assert_eq!(
+            corrected_type("text/plain; charset=utf-8", pdf),
+            "application/pdf"
+        );
+        assert_eq!(
+            corrected_type("application/octet-stream", pdf),
+            "application/pdf"
+        );
         assert_eq!(
             corrected_type("Application/PDF; name=\"a.pdf\"", pdf),
             "Application/PDF; name=\"a.pdf\""
         );
-        assert_eq!(corrected_type("image/jpg", AcceptedKind::Jpeg), "image/jpeg");
+        assert_eq!(
+            corrected_type("image/jpg", AcceptedKind::Jpeg),
+            "image/jpeg"
+        );
         let cell = Arc::new(OnceLock::new());
         let mut r = PolicedReader::new(io::Cursor::new(dicom()), "ct.dcm")
             .correcting("text/plain".into(), cell.clone());

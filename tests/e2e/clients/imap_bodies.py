@@ -3,7 +3,7 @@
 
   imap_bodies.py PORT CERT USER PASSWORD check OUTDIR
       For every INBOX message: BODYSTRUCTURE and RFC822.SIZE (imapclient's
-      parser), BODY.PEEK[] (its length against RFC822.SIZE, parsed with
+      parser), BODY.PEEK[] (the same in one FETCH of all of them, its length against RFC822.SIZE, parsed with
       Python's email package, written to OUTDIR/<uid>.eml for mail-parser),
       and each part's BODY.PEEK[n] and BODY.PEEK[n.MIME] (the size
       BODYSTRUCTURE gives, the bytes BODY[] holds at that part). Prints one
@@ -52,12 +52,17 @@ def check(port, cert, user, password, outdir):
     m.select_folder("INBOX", readonly=True)
     uids = m.search("ALL")
     meta = m.fetch(uids, ["BODYSTRUCTURE", "RFC822.SIZE"])
+    # All at once (rendered ahead in batches, the large one streamed), then
+    # one by one below: the same bytes.
+    bulk = m.fetch(uids, ["BODY.PEEK[]"])
     result = []
     problems = []
     for uid in uids:
         bs = meta[uid][b"BODYSTRUCTURE"]
         size = meta[uid][b"RFC822.SIZE"]
         whole = m.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"]
+        if bulk[uid][b"BODY[]"] != whole:
+            problems.append(f"{uid}: BODY[] of a whole-folder FETCH differs")
         if len(whole) != size:
             problems.append(f"{uid}: RFC822.SIZE {size}, BODY[] {len(whole)}")
         with open(os.path.join(outdir, f"{uid}.eml"), "wb") as f:

@@ -176,7 +176,10 @@ impl Skeleton {
     /// The whole message, each attachment's clear bytes in its gap.
     pub fn fill(&self, files: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
         if files.len() != self.gaps.len()
-            || files.iter().zip(&self.gaps).any(|(f, g)| f.len() as u64 != g.1)
+            || files
+                .iter()
+                .zip(&self.gaps)
+                .any(|(f, g)| f.len() as u64 != g.1)
         {
             return Err(std::io::Error::other(
                 "attachments differ from their signed sizes",
@@ -310,7 +313,10 @@ mod tests {
                     }
                 }
             }
-            let (a, b) = (usize::try_from(lo).expect("small"), usize::try_from(hi).expect("small"));
+            let (a, b) = (
+                usize::try_from(lo).expect("small"),
+                usize::try_from(hi).expect("small"),
+            );
             assert_eq!(out, whole[a..b], "range {lo}..{hi}");
         }
     }
@@ -326,7 +332,10 @@ mod tests {
             s
         };
         assert_eq!(shown("application/pdf"), "application/pdf");
-        assert_eq!(shown("TEXT/Plain; charset=UTF-8"), "text/plain;charset=UTF-8");
+        assert_eq!(
+            shown("TEXT/Plain; charset=UTF-8"),
+            "text/plain;charset=UTF-8"
+        );
         assert_eq!(
             shown("text/plain; format=flowed; delsp=yes"),
             "text/plain;format=flowed;delsp=yes"
@@ -335,7 +344,10 @@ mod tests {
             shown("image/png; name*=utf-8''%E7%94%BB%E5%83%8F.png"),
             "image/png;name=画像.png"
         );
-        assert_eq!(shown("multipart/mixed; boundary=x"), "application/octet-stream");
+        assert_eq!(
+            shown("multipart/mixed; boundary=x"),
+            "application/octet-stream"
+        );
         assert_eq!(shown("message/rfc822"), "application/octet-stream");
         assert_eq!(shown("nonsense"), "application/octet-stream");
         assert_eq!(shown("text/plain\r\nX-Evil: 1"), "application/octet-stream");

@@ -18,8 +18,8 @@
 //! twice.
 
 pub mod codec;
-pub mod layout;
 pub mod connection;
+pub mod layout;
 pub mod names;
 pub mod render;
 pub mod session;

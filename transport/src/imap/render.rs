@@ -187,7 +187,11 @@ fn text_of(item: &OpenedItem) -> String {
 }
 
 /// The message with every attachment's clear bytes (in manifest order) in it.
-pub fn render(item: &OpenedItem, parties: &Parties, files: &[Vec<u8>]) -> std::io::Result<Rendered> {
+pub fn render(
+    item: &OpenedItem,
+    parties: &Parties,
+    files: &[Vec<u8>],
+) -> std::io::Result<Rendered> {
     let (skeleton, header_len, envelope) = build(item, parties)?;
     let bytes = skeleton.fill(files)?;
     let structure = super::structure::analyse(&bytes);

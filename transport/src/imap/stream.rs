@@ -90,7 +90,12 @@ impl BodyStream {
         for piece in &self.pieces {
             match piece {
                 Piece::Skeleton(r) => {
-                    let bytes = self.summary.skeleton.bytes.get(r.clone()).unwrap_or_default();
+                    let bytes = self
+                        .summary
+                        .skeleton
+                        .bytes
+                        .get(r.clone())
+                        .unwrap_or_default();
                     out.write_all(bytes).await?;
                     written += bytes.len() as u64;
                 }

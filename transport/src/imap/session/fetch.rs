@@ -406,9 +406,7 @@ impl Session {
                 )
             });
         let (needs_full, needs_summary) = summary_or_full(names);
-        if needs_full
-            && let Some(reply) = self.streamed(session, i, marks, names).await?
-        {
+        if needs_full && let Some(reply) = self.streamed(session, i, marks, names).await? {
             return Ok(Some(reply));
         }
         let needs_full = needs_full || marks;

@@ -47,7 +47,11 @@ impl Session {
         let mut jobs: JoinSet<Made> = JoinSet::new();
         for (id, item) in opened {
             let Ok(item) = item else { continue };
-            let attached: u64 = item.attachments.iter().map(|a| base64_mime_len(a.size)).sum();
+            let attached: u64 = item
+                .attachments
+                .iter()
+                .map(|a| base64_mime_len(a.size))
+                .sum();
             if attached > STREAM_OVER {
                 continue;
             }
