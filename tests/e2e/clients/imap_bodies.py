@@ -67,6 +67,12 @@ def check(port, cert, user, password, outdir):
             problems.append(f"{uid}: RFC822.SIZE {size}, BODY[] {len(whole)}")
         with open(os.path.join(outdir, f"{uid}.eml"), "wb") as f:
             f.write(whole)
+        # Pieces, as a client resuming a download asks for them.
+        for start, length in ((0, 100), (size // 3, size // 2), (size - 10, 100)):
+            got = m.fetch([uid], [f"BODY.PEEK[]<{start}.{length}>"])[uid]
+            piece = got.get(f"BODY[]<{start}>".encode())
+            if piece != whole[start:start + length]:
+                problems.append(f"{uid}: BODY[]<{start}.{length}> differs")
         msg = email.message_from_bytes(whole, policy=email.policy.default)
         if msg.defects:
             problems.append(f"{uid}: email package defects {msg.defects}")

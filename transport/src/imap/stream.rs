@@ -23,7 +23,7 @@ use mailbox::postroom::Postroom;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::layout::{LineEncoder, Piece};
+use super::layout::{LineEncoder, Piece, base64_mime_len};
 use super::render::Summary;
 
 /// Chunks of plaintext in flight between the decrypting thread and the socket.
@@ -101,7 +101,18 @@ impl BodyStream {
                 }
                 Piece::Attachment { gap, skip, take } => {
                     let index = self.attachments.get(*gap).copied().unwrap_or(usize::MAX);
-                    written += self.attachment(index, *skip, *take, out, &mut buf).await?;
+                    let text = self
+                        .summary
+                        .skeleton
+                        .gaps
+                        .get(*gap)
+                        .map_or(0, |g| base64_mime_len(g.1));
+                    // Stopping before the end skips the whole-file check,
+                    // so only a range that ends early may stop early.
+                    let may_stop = skip + take < text;
+                    written += self
+                        .attachment(index, (*skip, *take, may_stop), out, &mut buf)
+                        .await?;
                 }
             }
         }
@@ -120,8 +131,7 @@ impl BodyStream {
     async fn attachment<W: AsyncWrite + Unpin>(
         &self,
         index: usize,
-        skip: u64,
-        take: u64,
+        (skip, take, may_stop): (u64, u64, bool),
         out: &mut W,
         buf: &mut Vec<u8>,
     ) -> Result<u64, StreamError> {
@@ -144,12 +154,12 @@ impl BodyStream {
                 written += buf.len() as u64;
                 buf.clear();
             }
-            if enc.done() {
+            if may_stop && enc.done() {
                 // The rest of the text is not wanted: stop decrypting.
                 break;
             }
         }
-        let stopped_early = enc.done();
+        let stopped_early = may_stop && enc.done();
         drop(rx);
         let outcome = reading
             .await
