@@ -15,7 +15,13 @@
 #
 # Pinned as the notes ask: servers on core 0, client on core 1.
 #
-# Usage: bash bench/imap/run.sh [COUNT] [RUNS] [ATTACH_BYTES]   (defaults 10000 5 8192)
+# Three parts: the first look at the folder (cold: both servers restarted before
+# each round, each operation on a fresh session, target <= 2x), the same
+# session again (warm, target <= 1x), and Renkei's peak resident memory while a
+# client fetches a 1 GiB study (BIG_BYTES; 0 skips it; target < 200 MiB).
+#
+# Usage: bash bench/imap/run.sh [COUNT] [RUNS] [ATTACH_BYTES] [BIG_BYTES]
+#        (defaults 10000 5 8192 1073741824)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/renkei/target}"
@@ -24,6 +30,7 @@ unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 COUNT="${1:-10000}"
 RUNS="${2:-5}"
 ATTACH="${3:-8192}"
+BIG="${4:-1073741824}"
 
 if ! [ -x /usr/sbin/dovecot ]; then
     apt-get update -qq
@@ -63,15 +70,23 @@ reader="$("$loader" "$WORK/renkei" "$COUNT" "$ATTACH" | sed -n 's/^READER //p')"
 user="${reader%% *}"
 password="${reader#* }"
 
-taskset -c 0 "$renkei" serve --data-dir "$WORK/renkei" --listen 127.0.0.1:0 --imap-listen 127.0.0.1:0 \
-    >"$WORK/renkei.out" 2>"$WORK/renkei.err" &
-RENKEI_PID=$!
-for _ in $(seq 1 200); do
-    grep -q '^renkei imap listening on ' "$WORK/renkei.out" 2>/dev/null && break
-    sleep 0.05
-done
-renkei_port="$(sed -n 's/^renkei imap listening on .*:\([0-9]*\)$/\1/p' "$WORK/renkei.out")"
-[ -n "$renkei_port" ] || { cat "$WORK/renkei.out" "$WORK/renkei.err"; exit 1; }
+# Sign-ins by password: the loaded accounts enrol no second factor.
+start_renkei() {
+    taskset -c 0 "$renkei" serve --data-dir "$1" --listen 127.0.0.1:0 --imap-listen 127.0.0.1:0 \
+        --second-factor optional >"$WORK/renkei.out" 2>"$WORK/renkei.err" &
+    RENKEI_PID=$!
+    for _ in $(seq 1 200); do
+        grep -q '^renkei imap listening on ' "$WORK/renkei.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    renkei_port="$(sed -n 's/^renkei imap listening on .*:\([0-9]*\)$/\1/p' "$WORK/renkei.out")"
+    [ -n "$renkei_port" ] || { cat "$WORK/renkei.out" "$WORK/renkei.err"; exit 1; }
+}
+stop_renkei() {
+    kill "$RENKEI_PID" 2>/dev/null && wait "$RENKEI_PID" 2>/dev/null || true
+    RENKEI_PID=""
+}
+start_renkei "$WORK/renkei"
 
 echo "== exporting the same messages, as Renkei renders them (BODY.PEEK[]), into Dovecot's Maildir"
 home="$WORK/dovecot/home/$user"
@@ -121,8 +136,48 @@ service imap-login {
 }
 EOF
 DOVECOT_CONF="$D/dovecot.conf"
-taskset -c 0 /usr/sbin/dovecot -c "$DOVECOT_CONF"
-wait_port "$dovecot_port"
+start_dovecot() {
+    taskset -c 0 /usr/sbin/dovecot -c "$DOVECOT_CONF"
+    wait_port "$dovecot_port"
+}
+stop_dovecot() {
+    /usr/sbin/dovecot -c "$DOVECOT_CONF" stop 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        [ -e "$D/run/master.pid" ] || break
+        sleep 0.05
+    done
+}
+start_dovecot
 
-echo "== timing (servers on core 0, client on core 1)"
+echo "== warm: timing (servers on core 0, client on core 1)"
 taskset -c 1 python3 "$client" bench "$user" "$password" "$RUNS" "renkei:$renkei_port" "dovecot:$dovecot_port"
+
+echo
+echo "== cold: $RUNS rounds, both servers restarted before each, a fresh session per operation"
+stop_renkei
+stop_dovecot
+: >"$WORK/cold.jsonl"
+for round in $(seq 1 "$RUNS"); do
+    start_renkei "$WORK/renkei"
+    start_dovecot
+    if [ $((round % 2)) -eq 1 ]; then
+        order=("renkei:$renkei_port" "dovecot:$dovecot_port")
+    else
+        order=("dovecot:$dovecot_port" "renkei:$renkei_port")
+    fi
+    taskset -c 1 python3 "$client" cold "$user" "$password" "${order[@]}" >>"$WORK/cold.jsonl"
+    stop_renkei
+    stop_dovecot
+done
+python3 "$client" coldreport "$WORK/cold.jsonl"
+
+if [ "$BIG" -gt 0 ]; then
+    echo
+    echo "== peak memory: one item with a $((BIG >> 20)) MiB attachment, fetched whole over IMAP"
+    big_reader="$("$loader" "$WORK/big" 1 "$BIG" | sed -n 's/^READER //p')"
+    start_renkei "$WORK/big"
+    taskset -c 1 python3 "$client" bigmem "$renkei_port" "${big_reader%% *}" "${big_reader#* }" "$RENKEI_PID"
+    stop_renkei
+fi
+echo
+echo "load: $(cat /proc/loadavg)"

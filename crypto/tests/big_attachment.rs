@@ -59,6 +59,7 @@ fn a_gibibyte_attachment_streams_in_bounded_memory() {
         &[&reader.cert()],
         &draft("large study"),
         vec![AttachmentInput {
+            checked_type: None,
             name: "study.dcm".into(),
             media_type: "application/dicom".into(),
             source: Box::new(Pattern::new(len)),

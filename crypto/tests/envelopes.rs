@@ -29,6 +29,7 @@ fn seal_with(
         .iter()
         .zip(blobs.iter_mut())
         .map(|(a, blob)| AttachmentInput {
+            checked_type: None,
             name: a.name.into(),
             media_type: "application/dicom".into(),
             source: Box::new(Cursor::new(a.data.clone())),

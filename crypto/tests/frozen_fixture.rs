@@ -50,6 +50,7 @@ fn regenerate() {
         &[&reader.cert()],
         &draft(),
         vec![AttachmentInput {
+            checked_type: None,
             name: "CT0001.dcm".into(),
             media_type: "application/dicom".into(),
             source: Box::new(Cursor::new(ATTACHMENT.to_vec())),

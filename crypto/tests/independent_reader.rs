@@ -182,6 +182,7 @@ fn seal_item(
         .iter()
         .zip(blobs.iter_mut())
         .map(|(a, blob)| AttachmentInput {
+            checked_type: None,
             name: a.name.clone(),
             media_type: a.media_type.into(),
             source: Box::new(Cursor::new(a.data.clone())),

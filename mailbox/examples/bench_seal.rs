@@ -227,6 +227,7 @@ fn main() {
             &[&certs[0]],
             &d,
             vec![AttachmentInput {
+                checked_type: None,
                 name: "study.dcm".into(),
                 media_type: "application/dicom".into(),
                 source: Box::new(BufReader::with_capacity(

@@ -16,6 +16,7 @@ mod hardening;
 mod harness;
 mod idempotency;
 mod imap;
+mod imap_bodies;
 mod imap_hold;
 mod imap_sync;
 mod networks;

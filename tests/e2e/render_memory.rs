@@ -61,7 +61,7 @@ fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8])
 
 /// Writes the 1 GiB file (explicit VR little endian, the patient of
 /// [`PATIENT`] as the generated studies name it).
-fn write_file(path: &Path) {
+pub(crate) fn write_file(path: &Path) {
     const SOP_CLASS: &[u8] = b"1.2.840.10008.5.1.4.1.1.7.3";
     const INSTANCE: &[u8] = b"1.2.826.0.1.3680043.8.498.7701.1";
     let mut meta = Vec::new();
@@ -171,7 +171,7 @@ fn grey(png_bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Peak resident memory of process `pid` so far, in MiB.
-fn peak_mib(pid: u32) -> u64 {
+pub(crate) fn peak_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let kib: u64 = status
         .lines()

@@ -194,6 +194,7 @@ fn seal_attachment(
     let AttachmentInput {
         name,
         media_type,
+        checked_type,
         mut source,
         sink,
     } = a;
@@ -252,6 +253,10 @@ fn seal_attachment(
     })?;
     out.flush()?;
     let sealed_size = out.n;
+    // The source has read the whole file by now.
+    let media_type = checked_type
+        .and_then(|c| c.get().cloned())
+        .unwrap_or(media_type);
     Ok((
         ManifestEntry {
             name,

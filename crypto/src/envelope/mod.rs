@@ -226,6 +226,10 @@ pub struct AttachmentInput<'a> {
     pub name: String,
     /// Media type (signed manifest only).
     pub media_type: String,
+    /// Set by the source once it has judged the content: the media type the
+    /// manifest records instead of `media_type` (a declared type that
+    /// contradicts the content is corrected; `None` keeps `media_type`).
+    pub checked_type: Option<std::sync::Arc<std::sync::OnceLock<String>>>,
     /// Plaintext.
     pub source: Box<dyn Read + Send + 'a>,
     /// Where the sealed OpenPGP message is written (the caller stores it as a blob).

@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::{Arc, OnceLock};
 
 /// Bytes needed to decide: the DICOM preamble (128) plus `DICM`.
 pub const SNIFF_LEN: usize = 132;
@@ -174,6 +175,20 @@ pub struct PolicedReader<R> {
     head: Vec<u8>,
     pos: usize,
     checked: bool,
+    /// The declared media type, and where the type to record goes.
+    correct: Option<(String, Arc<OnceLock<String>>)>,
+}
+
+/// The media type the manifest records for a file declared `declared` whose
+/// content is `kind`: the declared one (parameters kept) when it names that
+/// kind, the kind's own otherwise (a PDF declared `text/plain` is a PDF).
+pub fn corrected_type(declared: &str, kind: AcceptedKind) -> String {
+    let essence = declared.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(kind.media_type()) {
+        declared.trim().to_string()
+    } else {
+        kind.media_type().to_string()
+    }
 }
 
 impl<R: Read> PolicedReader<R> {
@@ -184,7 +199,15 @@ impl<R: Read> PolicedReader<R> {
             head: Vec::with_capacity(SNIFF_LEN),
             pos: 0,
             checked: false,
+            correct: None,
         }
+    }
+
+    /// Records in `cell`, once the content is judged, the type the manifest
+    /// should carry for a file declared `declared` ([`corrected_type`]).
+    pub fn correcting(mut self, declared: String, cell: Arc<OnceLock<String>>) -> Self {
+        self.correct = Some((declared, cell));
+        self
     }
 
     fn check(&mut self) -> io::Result<()> {
@@ -199,7 +222,11 @@ impl<R: Read> PolicedReader<R> {
             }
         }
         self.checked = true;
-        classify(&self.head).map(|_| ()).map_err(|refusal| {
+        let kind = classify(&self.head);
+        if let (Ok(kind), Some((declared, cell))) = (&kind, &self.correct) {
+            let _ = cell.set(corrected_type(declared, *kind));
+        }
+        kind.map(|_| ()).map_err(|refusal| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 RefusedAttachment {
@@ -252,6 +279,32 @@ mod tests {
                 "{declared}"
             );
         }
+    }
+
+    #[test]
+    fn a_declared_type_that_contradicts_the_content_is_corrected() {
+        let pdf = AcceptedKind::Pdf;
+        assert_eq!(
+            corrected_type("text/plain; charset=utf-8", pdf),
+            "application/pdf"
+        );
+        assert_eq!(
+            corrected_type("application/octet-stream", pdf),
+            "application/pdf"
+        );
+        assert_eq!(
+            corrected_type("Application/PDF; name=\"a.pdf\"", pdf),
+            "Application/PDF; name=\"a.pdf\""
+        );
+        assert_eq!(
+            corrected_type("image/jpg", AcceptedKind::Jpeg),
+            "image/jpeg"
+        );
+        let cell = Arc::new(OnceLock::new());
+        let mut r = PolicedReader::new(io::Cursor::new(dicom()), "ct.dcm")
+            .correcting("text/plain".into(), cell.clone());
+        io::copy(&mut r, &mut io::sink()).expect("accepted");
+        assert_eq!(cell.get().map(String::as_str), Some("application/dicom"));
     }
 
     #[test]

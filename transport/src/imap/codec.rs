@@ -20,6 +20,8 @@ use mailbox::postroom::folders::FolderItem;
 pub enum Reply {
     Data(Data<'static>),
     Status(Status<'static>),
+    /// A FETCH response whose body literal is streamed (`imap::stream`).
+    Stream(Box<super::stream::Streamed>),
 }
 
 /// A status response that cannot fail to build: the text is made valid

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::session::{Reply, Services, Session, bad, capabilities, no, ok};
+use super::stream::{EMPTY_LITERAL_TAIL, Streamed};
 use super::wire::{Wire, WireError};
 use super::{Admission, ImapSettings};
 
@@ -290,6 +291,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     last = Some(match reply {
                         Reply::Data(d) => self.server.enqueue_data(d),
                         Reply::Status(s) => self.server.enqueue_status(s),
+                        Reply::Stream(s) => {
+                            if self.stream(*s).await.is_err() {
+                                return Flow::Close;
+                            }
+                            continue;
+                        }
                     });
                 }
                 if was_signed_in && !self.session.authenticated() {
@@ -340,6 +347,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             }
         }
         Flow::Continue
+    }
+
+    /// Writes a FETCH response with a streamed literal (see `stream`): what
+    /// was queued before it first, then the response up to the literal, then
+    /// the literal as it is decrypted.
+    async fn stream(&mut self, s: Streamed) -> Result<(), ()> {
+        let handle = self.server.enqueue_data(s.data);
+        match self
+            .wire
+            .send_through(&mut self.server, handle, EMPTY_LITERAL_TAIL)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!("imap: a streamed FETCH did not end in its literal");
+                return Err(());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "imap: connection lost before a streamed FETCH");
+                return Err(());
+            }
+        }
+        match s.body.write_to(self.wire.stream_mut()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Part of the literal is out: the connection cannot go on.
+                tracing::warn!(error = %e, "imap: streamed FETCH broken off");
+                Err(())
+            }
+        }
     }
 
     async fn on_authenticate(&mut self, command: CommandAuthenticate) {
@@ -432,6 +469,8 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
             Reply::Status(s) => {
                 server.enqueue_status(s);
             }
+            // Only FETCH answers stream, and never through here.
+            Reply::Stream(_) => {}
         }
     }
 }
@@ -439,7 +478,7 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
 pub(super) fn status(reply: Reply) -> Option<Status<'static>> {
     match reply {
         Reply::Status(s) => Some(s),
-        Reply::Data(_) => None,
+        Reply::Data(_) | Reply::Stream(_) => None,
     }
 }
 

@@ -25,10 +25,12 @@
 
 pub mod codec;
 pub mod connection;
+pub mod layout;
 pub mod names;
 pub mod render;
 pub mod session;
 mod starttls;
+pub mod stream;
 pub mod structure;
 pub mod wire;
 

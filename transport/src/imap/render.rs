@@ -4,11 +4,12 @@
 //! The signature status travels in `X-Renkei-Signature`. The MIME boundary is
 //! fixed per item, so every render is the same bytes (a message fetched in
 //! pieces never mixes two renders, and RFC822.SIZE always matches `BODY[]`).
-//! `summarize` gives size, header, ENVELOPE and BODYSTRUCTURE without
-//! decrypting any attachment: their encoded lengths follow from the signed
-//! clear sizes (base64 at 76 characters a line depends only on the size; a unit
-//! test checks summary against full render around every line and padding
-//! boundary).
+//! The message is built around its attachments (`layout`): `summarize` gives
+//! size, header, ENVELOPE, BODYSTRUCTURE and part ranges without decrypting
+//! any attachment, since every attachment is written base64 whatever its
+//! declared type and its encoded length follows from the signed clear size; a
+//! unit test checks summary against full render for every top-level type, odd
+//! parameters and sizes around every line and padding boundary.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,17 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use mailbox::postroom::OpenedItem;
+
+use super::layout::{GAP, Skeleton, attachment_type, base64_mime_len, base64_mime_lines};
+
+/// A part's byte ranges in the whole message (`structure::PartRange` of a
+/// message that is never whole in memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartSpan {
+    pub path: Vec<u32>,
+    pub mime: std::ops::Range<u64>,
+    pub body: std::ops::Range<u64>,
+}
 
 /// The people and facilities a message names, resolved by the caller.
 pub struct Parties {
@@ -49,18 +61,13 @@ pub struct Summary {
     pub header: Vec<u8>,
     pub envelope: Envelope<'static>,
     pub body_structure: Option<imap_next::imap_types::body::BodyStructure<'static>>,
-}
-
-impl Summary {
-    /// The summary of a message already rendered whole.
-    pub fn of(r: &Rendered) -> Self {
-        Self {
-            size: u32::try_from(r.bytes.len()).unwrap_or(u32::MAX),
-            header: r.bytes[..r.header_len].to_vec(),
-            envelope: r.envelope.clone(),
-            body_structure: r.structure.as_ref().map(|s| s.body_structure.clone()),
-        }
-    }
+    /// Each part's ranges in the whole message (as `structure` finds them).
+    pub parts: Vec<PartSpan>,
+    /// The message with its attachments left out: what streaming writes
+    /// around them.
+    pub skeleton: Skeleton,
+    /// The manifest index of each attachment, in the skeleton's order.
+    pub attachments: Vec<usize>,
 }
 
 /// Collects streamed attachment plaintext (the stream needs a `'static` writer).
@@ -179,20 +186,14 @@ fn text_of(item: &OpenedItem) -> String {
     text
 }
 
-/// The length of `n` bytes as mail-builder writes an attachment: base64 in
-/// lines of 76 characters, each ended by CRLF.
-fn base64_mime_len(n: u64) -> u64 {
-    let chars = n.div_ceil(3) * 4;
-    chars + 2 * chars.div_ceil(76)
-}
-
-/// The message with every attachment (name, media type, plaintext) in it.
+/// The message with every attachment's clear bytes (in manifest order) in it.
 pub fn render(
     item: &OpenedItem,
     parties: &Parties,
-    attachments: Vec<(String, String, Vec<u8>)>,
+    files: &[Vec<u8>],
 ) -> std::io::Result<Rendered> {
-    let (bytes, header_len, envelope) = build(item, parties, attachments)?;
+    let (skeleton, header_len, envelope) = build(item, parties)?;
+    let bytes = skeleton.fill(files)?;
     let structure = super::structure::analyse(&bytes);
     Ok(Rendered {
         bytes,
@@ -203,50 +204,60 @@ pub fn render(
 }
 
 /// The summary of the message `render` makes, from the item and the clear
-/// sizes of its attachments alone: the message is built with empty
-/// attachments, whose encoded lengths then follow from the sizes (an
-/// attachment's media type is never text, so mail-builder always writes
-/// base64, whose length depends on nothing but the size).
+/// sizes of its attachments alone: the skeleton (attachments empty) is read
+/// back, and each attachment part grows to its base64 length, which depends
+/// on nothing but the size (see `layout`).
 pub fn summarize(item: &OpenedItem, parties: &Parties) -> std::io::Result<Summary> {
-    let empty = item
-        .attachments
-        .iter()
-        .map(|a| (a.name.clone(), a.media_type.clone(), Vec::new()))
-        .collect();
-    let (bytes, header_len, envelope) = build(item, parties, empty)?;
-    let grown: u64 = item
-        .attachments
-        .iter()
-        .map(|a| base64_mime_len(a.size))
-        .sum();
-    let size = u32::try_from(bytes.len() as u64 + grown).unwrap_or(u32::MAX);
-    let body_structure = super::structure::analyse(&bytes).map(|s| {
-        let mut b = s.body_structure;
-        grow_attachments(&mut b, &item.attachments);
-        b
-    });
+    let (skeleton, header_len, envelope) = build(item, parties)?;
+    let size = u32::try_from(skeleton.size()).unwrap_or(u32::MAX);
+    let (body_structure, parts) = match super::structure::analyse(&skeleton.bytes) {
+        Some(s) => {
+            let mut b = s.body_structure;
+            grow_attachments(&mut b, &skeleton);
+            let parts = s
+                .parts
+                .into_iter()
+                .map(|p| PartSpan {
+                    path: p.path,
+                    mime: skeleton.place(p.mime.start, false)..skeleton.place(p.mime.end, false),
+                    body: skeleton.place(p.body.start, false)..skeleton.place(p.body.end, true),
+                })
+                .collect();
+            (Some(b), parts)
+        }
+        None => (None, Vec::new()),
+    };
     Ok(Summary {
         size,
-        header: bytes[..header_len].to_vec(),
+        header: skeleton.bytes[..header_len].to_vec(),
         envelope,
         body_structure,
+        parts,
+        skeleton,
+        attachments: item.attachments.iter().map(|a| a.index).collect(),
     })
 }
 
 /// Sets the attachment parts' sizes (parts 2.. of the multipart `build`
-/// makes) to what the real attachments encode to.
+/// makes) to what the real attachments encode to, and a text part's lines.
 fn grow_attachments(
     b: &mut imap_next::imap_types::body::BodyStructure<'static>,
-    attachments: &[mailbox::postroom::AttachmentInfo],
+    skeleton: &Skeleton,
 ) {
-    use imap_next::imap_types::body::BodyStructure;
+    use imap_next::imap_types::body::{BodyStructure, SpecificFields};
     let BodyStructure::Multi { bodies, .. } = b else {
         return;
     };
     let mut parts: Vec<BodyStructure<'static>> = bodies.as_ref().to_vec();
-    for (part, a) in parts.iter_mut().skip(1).zip(attachments) {
+    for (part, (_, size)) in parts.iter_mut().skip(1).zip(&skeleton.gaps) {
         if let BodyStructure::Single { body, .. } = part {
-            body.basic.size = u32::try_from(base64_mime_len(a.size)).unwrap_or(u32::MAX);
+            body.basic.size = u32::try_from(base64_mime_len(*size)).unwrap_or(u32::MAX);
+            if let SpecificFields::Text {
+                number_of_lines, ..
+            } = &mut body.specific
+            {
+                *number_of_lines = u32::try_from(base64_mime_lines(*size)).unwrap_or(u32::MAX);
+            }
         }
     }
     if let Ok(v) = imap_next::imap_types::core::Vec1::try_from(parts) {
@@ -265,8 +276,7 @@ fn boundary(item: &OpenedItem) -> String {
 fn build(
     item: &OpenedItem,
     parties: &Parties,
-    attachments: Vec<(String, String, Vec<u8>)>,
-) -> std::io::Result<(Vec<u8>, usize, Envelope<'static>)> {
+) -> std::io::Result<(Skeleton, usize, Envelope<'static>)> {
     let from_name = display(&parties.sender_name, parties.sender_facility.as_deref());
     let date = item.created_at;
     let mut builder = MessageBuilder::new()
@@ -308,19 +318,27 @@ fn build(
             .references(parent.clone());
     }
     let text = MimePart::new("text/plain", text_of(item));
-    builder = if attachments.is_empty() {
+    builder = if item.attachments.is_empty() {
         builder.body(text)
     } else {
         let mut parts = vec![text];
-        for (name, media_type, bytes) in attachments {
-            parts.push(MimePart::new(media_type, bytes).attachment(name));
+        for a in &item.attachments {
+            // Always base64 (`layout`): the body is left as a gap, filled or
+            // streamed later.
+            parts.push(
+                MimePart::new(attachment_type(&a.media_type), GAP.to_vec())
+                    .attachment(a.name.clone())
+                    .transfer_encoding("base64"),
+            );
         }
         builder.body(MimePart::new(
             ContentType::new("multipart/mixed").attribute("boundary", boundary(item)),
             parts,
         ))
     };
-    let bytes = builder.write_to_vec()?;
+    let sizes: Vec<u64> = item.attachments.iter().map(|a| a.size).collect();
+    let skeleton = Skeleton::from_marked(builder.write_to_vec()?, &sizes)?;
+    let bytes = &skeleton.bytes;
     let header_len = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -355,7 +373,7 @@ fn build(
         in_reply_to: in_reply_to.map_or(NString::NIL, |p| nstring(&format!("<{p}>"))),
         message_id: nstring(&format!("<{}>", message_id(item))),
     };
-    Ok((bytes, header_len, envelope))
+    Ok((skeleton, header_len, envelope))
 }
 
 #[cfg(test)]
@@ -364,7 +382,7 @@ mod tests {
     use mailbox::keys::Principal;
     use mailbox::postroom::{AttachmentInfo, SignatureStatus};
 
-    fn item(sizes: &[u64]) -> OpenedItem {
+    fn item(files: &[(&str, &str, u64)]) -> OpenedItem {
         OpenedItem {
             id: "01JDTESTITEM".into(),
             kind: "reading_request".into(),
@@ -381,18 +399,14 @@ mod tests {
             place_signed: true,
             signer_fingerprint: Some("AB".repeat(32)),
             signed_sha256: "00".repeat(32),
-            attachments: sizes
+            attachments: files
                 .iter()
                 .enumerate()
-                .map(|(i, s)| AttachmentInfo {
+                .map(|(i, (name, media_type, size))| AttachmentInfo {
                     index: i,
-                    name: format!("file-{i}.pdf"),
-                    media_type: if i % 2 == 0 {
-                        "application/pdf".into()
-                    } else {
-                        "application/dicom".into()
-                    },
-                    size: *s,
+                    name: (*name).into(),
+                    media_type: (*media_type).into(),
+                    size: *size,
                     sha256: String::new(),
                 })
                 .collect(),
@@ -412,44 +426,85 @@ mod tests {
         }
     }
 
-    #[test]
-    fn base64_length_matches_mail_builder() {
-        for n in (0..2000u64).chain([8192, 65_537, 1 << 20]) {
-            let mut out = Vec::new();
-            let zeros = vec![0x5a_u8; usize::try_from(n).expect("small")];
-            mail_builder::encoders::base64::base64_encode_mime(&zeros, &mut out, false)
-                .expect("encodes");
-            assert_eq!(base64_mime_len(n), out.len() as u64, "n = {n}");
-        }
+    /// Every top-level type, and parameters that once changed the encoding.
+    const TYPES: &[&str] = &[
+        "application/pdf",
+        "application/dicom",
+        "image/jpeg",
+        "image/png; name=\"scan.png\"",
+        "text/plain",
+        "text/plain; charset=iso-2022-jp",
+        "text/plain; charset=utf-8; format=flowed; delsp=yes",
+        "text/html; charset=shift_jis",
+        "text/csv; name*=utf-8''%E6%A4%9C%E6%9F%BB.csv",
+        "audio/wav",
+        "video/mp4",
+        "font/woff2",
+        "model/stl",
+        "example/x",
+        "message/rfc822",
+        "multipart/mixed; boundary=\"inner\"",
+        "application/octet-stream; name=\"報告書.pdf\"",
+        "x-unknown",
+        "",
+    ];
+
+    fn clear(size: u64, seed: u64) -> Vec<u8> {
+        (0..size).map(|i| ((i * 7 + seed) % 251) as u8).collect()
     }
 
-    /// What a list shows (size, header, ENVELOPE, BODYSTRUCTURE) is what the
-    /// download is, with no attachment decrypted to know it; and every render
-    /// of an item is the same bytes.
+    /// What a list shows (size, header, ENVELOPE, BODYSTRUCTURE, part ranges)
+    /// is what the download is, for any declared type and size, with no
+    /// attachment decrypted to know it; every render is the same bytes.
     #[test]
     fn summary_matches_the_rendered_message() {
-        for sizes in [&[][..], &[0], &[1, 2, 3], &[56, 57, 58, 8192], &[100_003]] {
-            let it = item(sizes);
-            let files: Vec<(String, String, Vec<u8>)> = it
-                .attachments
-                .iter()
-                .map(|a| {
-                    let body = (0..a.size).map(|i| (i * 7 % 251) as u8).collect();
-                    (a.name.clone(), a.media_type.clone(), body)
-                })
-                .collect();
-            let full = render(&it, &parties(), files.clone()).expect("renders");
-            let again = render(&it, &parties(), files).expect("renders");
-            assert_eq!(full.bytes, again.bytes, "renders differ for {sizes:?}");
-            let sum = summarize(&it, &parties()).expect("summarizes");
-            assert_eq!(sum.size as usize, full.bytes.len(), "size for {sizes:?}");
-            assert_eq!(sum.header, full.bytes[..full.header_len].to_vec());
-            assert_eq!(sum.envelope, full.envelope);
-            assert_eq!(
-                sum.body_structure,
-                full.structure.map(|s| s.body_structure),
-                "structure for {sizes:?}"
-            );
+        let sizes: &[u64] = &[0, 1, 2, 3, 56, 57, 58, 8192, 100_003];
+        for (t, media_type) in TYPES.iter().enumerate() {
+            for (s, size) in sizes.iter().enumerate() {
+                let files_meta = [
+                    ("検査結果 報告.pdf", *media_type, *size),
+                    ("second.txt", "text/plain", sizes[(s + t) % sizes.len()]),
+                ];
+                let it = item(&files_meta);
+                let files: Vec<Vec<u8>> = files_meta
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| clear(f.2, i as u64))
+                    .collect();
+                let full = render(&it, &parties(), &files).expect("renders");
+                let again = render(&it, &parties(), &files).expect("renders");
+                assert_eq!(full.bytes, again.bytes, "renders differ for {media_type}");
+                let sum = summarize(&it, &parties()).expect("summarizes");
+                let what = format!("{media_type:?} of {size}");
+                assert_eq!(sum.size as usize, full.bytes.len(), "size, {what}");
+                assert_eq!(sum.header, full.bytes[..full.header_len].to_vec());
+                assert_eq!(sum.envelope, full.envelope);
+                let structure = full.structure.expect("read back");
+                assert_eq!(
+                    sum.body_structure,
+                    Some(structure.body_structure.clone()),
+                    "structure, {what}"
+                );
+                let spans: Vec<PartSpan> = structure
+                    .parts
+                    .iter()
+                    .map(|p| PartSpan {
+                        path: p.path.clone(),
+                        mime: p.mime.start as u64..p.mime.end as u64,
+                        body: p.body.start as u64..p.body.end as u64,
+                    })
+                    .collect();
+                assert_eq!(sum.parts, spans, "part ranges, {what}");
+                // The attachment parts are the very bytes, base64.
+                for (i, file) in files.iter().enumerate() {
+                    let part = structure
+                        .part(&[std::num::NonZeroU32::new(i as u32 + 2).expect("nonzero")])
+                        .expect("attachment part");
+                    let mut want = Vec::new();
+                    super::super::layout::encode(file, &mut want);
+                    assert_eq!(full.bytes[part.body.clone()], want[..], "bytes, {what}");
+                }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use imap_next::server::{Error as ServerError, Event, Server};
+use imap_next::server::{Error as ServerError, Event, ResponseHandle, Server};
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -89,6 +89,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             }
             poll_fn(|cx| self.poll_progress(cx)).await?;
         }
+    }
+
+    /// Has the flow encode everything queued up to and including `handle`,
+    /// and writes it, less `tail` at its end (see `stream`); nothing is read
+    /// meanwhile, so the caller may write to the stream next. Returns whether
+    /// the response ended with `tail`.
+    pub async fn send_through(
+        &mut self,
+        server: &mut Server,
+        handle: ResponseHandle,
+        tail: &[u8],
+    ) -> Result<bool, WireError> {
+        loop {
+            match server.next() {
+                Ok(Event::ResponseSent { handle: h, .. }) if h == handle => break,
+                // Responses queued before it, sent.
+                Ok(_) => {}
+                Err(Interrupt::Error(e)) => return Err(WireError::State(e)),
+                Err(Interrupt::Io(Io::Output(bytes))) => {
+                    self.output.extend_from_slice(&bytes);
+                    self.unflushed = true;
+                }
+                // Nothing left to send before it: cannot happen while it is queued.
+                Err(Interrupt::Io(Io::NeedMoreInput)) => return Ok(false),
+            }
+        }
+        let cut = self.output.ends_with(tail);
+        if cut {
+            self.output.truncate(self.output.len() - tail.len());
+        }
+        self.flush().await?;
+        Ok(cut)
+    }
+
+    /// The stream, to write to directly once [`Wire::send_through`] has
+    /// written everything before.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// Writes and flushes everything the flow has handed out so far.

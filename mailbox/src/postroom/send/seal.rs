@@ -177,11 +177,14 @@ fn seal_blocking(
         // The allow-list (no executables, scripts, macros) on the first
         // bytes, then imaging intake (DICOM placed in a study, images
         // readable), both judged as the file streams.
-        let policed = PolicedReader::new(a.source, a.name.clone());
+        let checked_type = std::sync::Arc::new(std::sync::OnceLock::new());
+        let policed = PolicedReader::new(a.source, a.name.clone())
+            .correcting(a.media_type.clone(), checked_type.clone());
         let checked = IntakeReader::new(policed, i, &a.name, &a.media_type, log.clone());
         inputs.push(AttachmentInput {
             name: a.name,
             media_type: a.media_type,
+            checked_type: Some(checked_type),
             source: Box::new(checked),
             sink: Box::new(file),
         });
@@ -195,6 +198,7 @@ fn seal_blocking(
         inputs.push(AttachmentInput {
             name: crate::postroom::intake::RECORD_NAME.into(),
             media_type: crate::postroom::intake::RECORD_MEDIA_TYPE.into(),
+            checked_type: None,
             source: Box::new(RecordReader::new(log.clone(), patient.clone())),
             sink: Box::new(file),
         });

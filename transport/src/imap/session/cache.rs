@@ -43,6 +43,10 @@ impl Decrypted {
         Some(r)
     }
 
+    pub(super) fn has_rendered(&self, id: &str) -> bool {
+        self.rendered.iter().any(|(k, _)| k == id)
+    }
+
     pub(super) fn keep_rendered(&mut self, id: &str, r: Arc<Rendered>) {
         if r.bytes.len() > RENDERED_BYTES {
             return;
@@ -64,7 +68,7 @@ impl Decrypted {
             self.summaries.clear();
             self.summary_bytes = 0;
         }
-        self.summary_bytes += sum.header.len() + SUMMARY_OVERHEAD;
+        self.summary_bytes += sum.skeleton.bytes.len() + SUMMARY_OVERHEAD;
         self.summaries.insert(id.to_string(), sum);
     }
 }

@@ -22,11 +22,11 @@ use crate::imap::render::{Parties, Rendered, SharedBuf, Summary, render, summari
 use crate::imap::structure::header_fields;
 
 /// What one message's FETCH items are made from.
-struct Sources {
-    row: FolderItem,
-    deleted: bool,
-    rendered: Option<Arc<Rendered>>,
-    summary: Option<Arc<Summary>>,
+pub(super) struct Sources {
+    pub(super) row: FolderItem,
+    pub(super) deleted: bool,
+    pub(super) rendered: Option<Arc<Rendered>>,
+    pub(super) summary: Option<Arc<Summary>>,
 }
 
 impl Sources {
@@ -38,7 +38,7 @@ impl Sources {
         }
     }
 
-    fn size(&self) -> Option<u32> {
+    pub(super) fn size(&self) -> Option<u32> {
         match (&self.rendered, &self.summary) {
             (Some(r), _) => Some(u32::try_from(r.bytes.len()).unwrap_or(u32::MAX)),
             (None, Some(s)) => Some(s.size),
@@ -63,7 +63,7 @@ impl Sources {
     }
 
     /// One FETCH item; `None` when this message has nothing for it.
-    fn item(
+    pub(super) fn item(
         &self,
         name: &MessageDataItemName<'static>,
     ) -> Result<Option<MessageDataItem<'static>>, String> {
@@ -234,16 +234,22 @@ impl Session {
         if let (Some(since), State::Selected(sel)) = (args.changed_since, &self.state) {
             indices.retain(|i| sel.messages.get(*i).is_some_and(|m| m.modseq > since));
         }
-        if summary_or_full(&names) == (false, true) {
+        let (full, summary) = summary_or_full(&names);
+        if (full, summary) == (false, true) {
             self.prefetch_summaries(session, &indices).await;
         }
-        for i in indices {
-            match self.fetch_one(session, i, &names).await {
-                Ok(Some(reply)) => out.push(reply),
-                Ok(None) => {}
-                Err(text) => {
-                    out.push(no(Some(tag), None, &text));
-                    return;
+        for batch in indices.chunks(super::prefetch::BATCH) {
+            if full {
+                self.prefetch_rendered(session, batch).await;
+            }
+            for &i in batch {
+                match self.fetch_one(session, i, &names).await {
+                    Ok(Some(reply)) => out.push(reply),
+                    Ok(None) => {}
+                    Err(text) => {
+                        out.push(no(Some(tag), None, &text));
+                        return;
+                    }
                 }
             }
         }
@@ -310,12 +316,13 @@ impl Session {
                 .open_attachment(session, envelope_id, a.index, buf.clone())
                 .await
                 .map_err(|e| error_text(&e))?;
-            files.push((a.name.clone(), a.media_type.clone(), buf.take()));
+            files.push(buf.take());
         }
-        let rendered = Arc::new(render(&item, &parties, files).map_err(|e| e.to_string())?);
-        if !self.decrypted.summaries.contains_key(envelope_id) {
-            self.decrypted
-                .keep_summary(envelope_id, Arc::new(Summary::of(&rendered)));
+        let rendered = Arc::new(render(&item, &parties, &files).map_err(|e| e.to_string())?);
+        if !self.decrypted.summaries.contains_key(envelope_id)
+            && let Ok(sum) = summarize(&item, &parties)
+        {
+            self.decrypted.keep_summary(envelope_id, Arc::new(sum));
         }
         self.decrypted.keep_rendered(envelope_id, rendered.clone());
         Ok(rendered)
@@ -340,12 +347,30 @@ impl Session {
             let Ok(opened) = self.services.folders.peek_many(session, chunk).await else {
                 return;
             };
+            let mut work = Vec::with_capacity(opened.len());
             for (id, item) in opened {
                 let Ok(item) = item else { continue };
                 let parties = self.parties(session, &item.sender_id).await;
-                if let Ok(sum) = summarize(&item, &parties) {
-                    self.decrypted.keep_summary(&id, Arc::new(sum));
-                }
+                work.push((id, item, parties));
+            }
+            // Built and read back on both cores.
+            let made = tokio::task::spawn_blocking(move || {
+                let one = |(id, item, parties): (String, _, _)| {
+                    summarize(&item, &parties).ok().map(|s| (id, s))
+                };
+                let mut second = work;
+                let first: Vec<_> = second.drain(..second.len() / 2).collect();
+                std::thread::scope(|s| {
+                    let other = s.spawn(|| first.into_iter().filter_map(one).collect::<Vec<_>>());
+                    let mut done: Vec<_> = second.into_iter().filter_map(one).collect();
+                    done.extend(other.join().unwrap_or_default());
+                    done
+                })
+            })
+            .await
+            .unwrap_or_default();
+            for (id, sum) in made {
+                self.decrypted.keep_summary(&id, Arc::new(sum));
             }
         }
     }
@@ -398,6 +423,9 @@ impl Session {
                 )
             });
         let (needs_full, needs_summary) = summary_or_full(names);
+        if needs_full && let Some(reply) = self.streamed(session, i, marks, names).await? {
+            return Ok(Some(reply));
+        }
         let needs_full = needs_full || marks;
         let needs_summary = needs_summary && !needs_full;
         let rendered = if needs_full {
@@ -435,6 +463,11 @@ impl Session {
         };
         Ok(Some(Reply::Data(Data::Fetch { seq, items })))
     }
+}
+
+/// Whether one item needs the message's body.
+pub(super) fn needs_body(name: &MessageDataItemName<'_>) -> bool {
+    summary_or_full(std::slice::from_ref(name)).0
 }
 
 /// Whether a FETCH needs whole messages (body content), and whether it needs

@@ -8,9 +8,11 @@
 mod cache;
 mod condstore;
 mod fetch;
+mod prefetch;
 mod search;
 mod select;
 mod store;
+mod streamed;
 mod transfer;
 
 use std::collections::HashSet;
