@@ -106,7 +106,7 @@ async fn idle_ends_with_bye_once_the_account_is_locked() {
     assert_eq!(out.next().unwrap()["idling"], true);
     std::thread::sleep(Duration::from_secs(2));
     let locked = Instant::now();
-    net.admin(&["user", "lock", &id]);
+    net.admin(&["user", "lock", &id, "--reason", "端末の紛失"]);
     let v = out.next().unwrap();
     let _ = c.wait();
     let bye = v["bye"].as_str().unwrap_or_default();

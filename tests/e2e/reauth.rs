@@ -82,6 +82,22 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
     let id = server
         .sent_envelope(&gp_c, &spec, vec![("letter.pdf", pdf)])
         .await;
+    let thread = server
+        .opened_thread(
+            &gp_c,
+            &json!({
+                "kind": "reading_request",
+                "to": { "account": rad },
+                "subject": "胸部CT",
+                "patient_id": "KGW-5190-2026",
+                "patient_name": "香川 太郎",
+                "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+                "urgency": "routine",
+                "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節" },
+            }),
+            crate::harness::no_files(),
+        )
+        .await;
 
     tokio::time::sleep(WINDOW + Duration::from_secs(1)).await;
     let refused = actions(&server, &gp_c, &id, &colleague).await;
@@ -158,6 +174,31 @@ async fn exports_forwards_and_deletions_ask_for_the_password_after_the_window() 
 
     // The API's own way: a wrong password is refused, the right one opens.
     tokio::time::sleep(WINDOW + Duration::from_secs(1)).await;
+    // The thread page's forward form, too, goes to confirm and then back to
+    // the thread.
+    let page = gp_c
+        .get(server.url(&format!("/threads/{thread}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = gp_c
+        .post(server.url(&format!("/threads/{thread}/forward")))
+        .header("origin", server.url(""))
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("to", colleague.replace('-', "").as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        header(&r, "location"),
+        format!("/reauth?next=%2Fthreads%2F{thread}")
+    );
     let (status, _) = code(gp_c.get(server.url(&zip)).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let reauth = async |password: &str| {

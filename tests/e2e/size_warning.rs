@@ -195,10 +195,11 @@ async fn the_api_warns_of_a_large_item_and_sends_it_all_the_same() {
 async fn a_zero_threshold_stops_the_server_from_starting() {
     let net = Network::new().await;
     let out = net.run(&["--attachments-warn-above-mib", "0", "serve"]);
-    assert_ne!(out.code, Some(0));
+    // EX_CONFIG, naming the setting.
+    assert_eq!(out.code, Some(78), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("attachments.warn_above_mib must be at least 1"),
+            .contains("attachments.warn_above_mib: must be at least 1"),
         "{}",
         out.stderr
     );

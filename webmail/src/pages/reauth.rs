@@ -162,10 +162,14 @@ pub async fn redirect_to_reauth(request: Request, next: Next) -> Response {
     if !navigation || response.extensions().get::<ReauthNeeded>().is_none() {
         return response;
     }
-    let back = back.unwrap_or_else(|| "/".into());
+    to_reauth(&back.unwrap_or_else(|| "/".into()))
+}
+
+/// A 303 to `/reauth`, which returns to `back` (a local path) once proved.
+pub(crate) fn to_reauth(back: &str) -> Response {
     let target = format!(
         "/reauth?next={}",
-        percent_encoding::utf8_percent_encode(safe_next(&back), percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(safe_next(back), percent_encoding::NON_ALPHANUMERIC)
     );
     let mut redirect = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(&target) {

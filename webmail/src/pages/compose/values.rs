@@ -105,6 +105,8 @@ pub(super) fn set_value(v: &mut Values, kind: &mut String, name: &str, value: St
         "consent_on" => v.consent_on = value,
         "consent_method" => v.consent_method = value,
         "consent_by" => v.consent_by = value,
+        "consent_given_by" => v.consent_given_by = value,
+        "consent_relation" => v.consent_relation = value,
         "body" => v.body = value,
         "urgency" => v.urgency = value,
         "wanted_by" => v.wanted_by = value,

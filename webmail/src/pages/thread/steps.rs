@@ -165,5 +165,9 @@ pub(super) async fn forward(
         Ok(to) => state.threads.forward(&ctx.session, &id, &to).await,
         Err(e) => Err(e),
     };
+    if matches!(result, Err(Error::ReauthRequired)) {
+        // Prove it is you, then back to the thread to forward again.
+        return crate::pages::reauth::to_reauth(&format!("/threads/{id}"));
+    }
     after_change(&state, ctx, &id, result).await
 }
