@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn render_slots_come_from_the_imaging_section() {
         let e = resolve("[imaging]\nmax_renders = 0\n").unwrap_err();
-        assert!(format!("{e:#}").contains("imaging.max_renders must be at least 1"));
+        assert!(format!("{e:#}").contains("imaging.max_renders: must be at least 1"));
         let s = resolve("[imaging]\nmax_renders = 3\nrender_wait_secs = 5\n").unwrap();
         assert_eq!(s.renders.max_renders, 3);
         assert_eq!(s.renders.wait, Duration::from_secs(5));
@@ -670,7 +670,7 @@ mod tests {
         let e = resolve("[attachments]\nwarn_above_mib = 0\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "attachments.warn_above_mib must be at least 1"
+            "configuration: attachments.warn_above_mib: must be at least 1"
         );
         let e = Settings::resolve(&GlobalArgs {
             attachments_warn_above_mib: Some(0),
@@ -679,7 +679,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "attachments.warn_above_mib must be at least 1"
+            "configuration: attachments.warn_above_mib: must be at least 1"
         );
     }
 
@@ -691,7 +691,7 @@ mod tests {
         ))
         .unwrap_err();
         assert!(
-            format!("{e:#}").contains("attachments.warn_above_mib is too large"),
+            format!("{e:#}").contains("attachments.warn_above_mib: is too large"),
             "{e:#}"
         );
         let e = resolve("[attachments]\nwarn_above_mb = 5\n").unwrap_err();
@@ -790,6 +790,9 @@ mod tests {
             Some(vec!["chronyc".into(), "-n".into(), "tracking".into()])
         );
         let e = resolve("[time]\ncheck_secs = 0\n").unwrap_err();
-        assert_eq!(e.to_string(), "time.check_secs must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "configuration: time.check_secs: must be at least 1"
+        );
     }
 }
