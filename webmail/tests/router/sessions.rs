@@ -163,7 +163,11 @@ async fn the_operator_console_is_for_the_operator_only() {
             .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
             let page = text_of(r).await;
-            assert!(page.contains("許可されていません"), "{path}: {page}");
+            // The role table's refusal names the role and what it may not do.
+            assert!(
+                page.contains("のアカウントでは「施設・アカウントの管理」はできません"),
+                "{path}: {page}"
+            );
         }
     }
     let cookie = cookie_of(&app, &operator).await;
