@@ -1,3 +1,8 @@
+-- A facility's third key: the custodian.
+ALTER TABLE facility_keys DROP CONSTRAINT facility_keys_role_check;
+ALTER TABLE facility_keys ADD CONSTRAINT facility_keys_role_check
+    CHECK (role IN ('liaison', 'oversight', 'custodian'));
+
 -- Keys that survive people (issue 24). Each person's decryption half (never
 -- the signing half), sealed to their facility's custodian key: one row per
 -- key the person has had, named by its key slot ID.

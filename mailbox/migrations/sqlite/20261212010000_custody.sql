@@ -1,3 +1,18 @@
+-- A facility's third key: the custodian (SQLite changes a CHECK by rebuilding).
+CREATE TABLE facility_keys_new (
+    facility_code   TEXT NOT NULL REFERENCES facilities (code),
+    role            TEXT NOT NULL CHECK (role IN ('liaison', 'oversight', 'custodian')),
+    fingerprint     TEXT NOT NULL UNIQUE,
+    cert            BLOB NOT NULL,
+    recovery_sealed BLOB,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (facility_code, role)
+);
+INSERT INTO facility_keys_new (facility_code, role, fingerprint, cert, recovery_sealed, created_at)
+    SELECT facility_code, role, fingerprint, cert, recovery_sealed, created_at FROM facility_keys;
+DROP TABLE facility_keys;
+ALTER TABLE facility_keys_new RENAME TO facility_keys;
+
 -- Keys that survive people (issue 24). Each person's decryption half (never
 -- the signing half), sealed to their facility's custodian key: one row per
 -- key the person has had, named by its key slot ID.

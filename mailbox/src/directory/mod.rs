@@ -154,7 +154,7 @@ impl Directory {
     /// The restorations this liaison (a custodian) may approve; see
     /// [`Keys::restorations`]. Refused to anyone without the custodian key.
     pub async fn restorations(&self, session: &CurrentSession) -> Result<Vec<Restoration>> {
-        let account = session.require_ready()?;
+        let account = custodian_role(session)?;
         let keyring = self.auth.keyring(session).ok_or(Error::SessionExpired)?;
         self.keys.restorations(account, &keyring).await
     }
@@ -165,11 +165,21 @@ impl Directory {
         session: &CurrentSession,
         target: &AccountId,
     ) -> Result<usize> {
-        session.require_ready()?;
+        custodian_role(session)?;
         let keyring = self.auth.keyring(session).ok_or(Error::SessionExpired)?;
         self.keys
             .approve_restoration(session, &keyring, target)
             .await
+    }
+}
+
+/// Only a liaison can hold a facility's custodian key (the operator holds no key).
+fn custodian_role(session: &CurrentSession) -> Result<&crate::account::Account> {
+    let account = session.require_ready()?;
+    if account.role == Role::Liaison {
+        Ok(account)
+    } else {
+        Err(Error::Forbidden)
     }
 }
 
