@@ -96,6 +96,7 @@ pub struct OperatorTexts {
     pub issued_once: &'static str,
     pub key_replaced: &'static str,
     pub key_replaced_items: &'static str,
+    pub restoration_requested: &'static str,
     pub confirmation_mailed: &'static str,
     pub to_accounts: &'static str,
     // failed notices
@@ -198,6 +199,7 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     issued_once: "このパスワードはこの画面でしか表示されません。利用者ID通知書に転記して本人に渡してください。初回ログイン時に変更が必要です。",
     key_replaced: "復旧鍵なしで再発行したため、この利用者には新しい鍵が作られました。",
     key_replaced_items: "本人宛てに届いていた過去の項目で開けなくなった件数",
+    restoration_requested: "本人がこのパスワードでサインインして自分のパスワードに変更した後、所属施設の地域連携室が本人確認のうえ承認すると、過去の項目は再び開けるようになります（運用者だけでは復元できません）。",
     confirmation_mailed: "登録したメールアドレスに確認メールを送ります。",
     to_accounts: "利用者IDの一覧に戻る",
     notices_title: "送信できなかった通知",
@@ -299,6 +301,7 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     issued_once: "This password is shown only now. Copy it onto the credential letter for the person, who must change it at the first sign-in.",
     key_replaced: "Reset without the recovery key: the person has a new key.",
     key_replaced_items: "Earlier items addressed to them that they can no longer open",
+    restoration_requested: "Once the person has signed in with this password and chosen their own, a liaison of their facility who checks them in person can approve restoring the earlier items (the operator alone cannot).",
     confirmation_mailed: "A confirmation mail goes to the address entered.",
     to_accounts: "Back to the accounts",
     notices_title: "Failed notices",
