@@ -38,7 +38,7 @@ async fn a_console_reset_and_a_liaisons_approval_keep_every_item_in_chromium() {
             &rad_c,
             &json!({
                 "kind": "reading_request",
-                "to": { "account": doc.replace('-', "") },
+                "to": [{ "account": doc.replace('-', "") }],
                 "subject": "胸部CT 読影結果",
                 "patient_id": "P-0042",
                 "patient_name": "香川 太郎",

@@ -240,4 +240,26 @@ async fn a_facilitys_first_clerk_sees_the_items_sent_before_they_joined() {
     let slots = n.t.store.envelope_slots(&to_doc).await.unwrap();
     n.sign_in(&doc).await;
     assert_eq!(n.t.store.envelope_slots(&to_doc).await.unwrap(), slots);
+
+    // A slot is only ever added to the body it was made from: a body that
+    // changed meanwhile (another slot came first) is left alone.
+    let body = n.t.store.envelope(&to_doc).await.unwrap().unwrap().body;
+    let stale = mailbox::store::vault::SlotRow {
+        envelope_id: to_doc.clone(),
+        principal: format!("liaison:{CLINIC}"),
+        added_by: Some(doc.id.as_str().into()),
+        added_at: 0,
+    };
+    let len = i64::try_from(body.len()).unwrap();
+    assert!(
+        !n.t.store
+            .add_slot_if_unchanged(len - 1, b"other", &stale)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        n.t.store.envelope(&to_doc).await.unwrap().unwrap().body,
+        body
+    );
+    assert_eq!(n.t.store.envelope_slots(&to_doc).await.unwrap(), slots);
 }
