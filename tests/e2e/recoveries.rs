@@ -140,3 +140,57 @@ async fn a_console_reset_and_a_liaisons_approval_keep_every_item_in_chromium() {
         "{trail}"
     );
 }
+
+/// A clinic with doctors only: items reach its doctor. Its first clerk joins
+/// (the oversight key is made now); once the doctor has signed in again, the
+/// clerk opens the items sent before they joined, signature and place intact.
+#[tokio::test]
+async fn a_facilitys_first_clerk_sees_the_items_sent_before_they_joined() {
+    let net = Network::new().await;
+    net.add_hospital_and_clinic();
+    let (doc, doc_issued) = net.add_user("doctor", CLINIC, "琴平 健");
+    let (rad, rad_issued) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let server = net.serve(&[]);
+    net.ready_client(&server, &doc, &doc_issued).await;
+    let rad_c = net.ready_client(&server, &rad, &rad_issued).await;
+    let item = server
+        .sent_envelope(
+            &rad_c,
+            &json!({
+                "kind": "reading_request",
+                "to": [{ "account": doc.replace('-', "") }],
+                "subject": "胸部CT 読影結果",
+                "patient_id": "P-0042",
+                "patient_name": "香川 太郎",
+                "body": format!("所見：{MARKER}。"),
+                "consent": { "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" },
+                "attachments": [],
+            }),
+            no_files(),
+        )
+        .await;
+    let path = format!("/api/v1/envelopes/{item}");
+
+    let (clerk, clerk_issued) = net.add_user("clerk", CLINIC, "琴平 事務");
+    let clerk_c = net.ready_client(&server, &clerk, &clerk_issued).await;
+    let (s, _) = server.get_answer(&clerk_c, &path).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "sealed before the clinic had a clerk"
+    );
+
+    server
+        .sign_in(&doc, &format!("{doc_issued}-Mine-2026"))
+        .await
+        .expect("the doctor signs in again");
+    let (s, seen) = server.get_answer(&clerk_c, &path).await;
+    assert_eq!(s, StatusCode::OK, "{seen}");
+    assert!(
+        seen["body"].as_str().is_some_and(|b| b.contains(MARKER)),
+        "{seen}"
+    );
+    assert_eq!(seen["signature"]["status"], "valid", "{seen}");
+    assert_eq!(seen["signature"]["place_signed"], true, "{seen}");
+    assert_eq!(seen["opened_as"], format!("oversight:{CLINIC}"), "{seen}");
+}
