@@ -144,10 +144,10 @@ pub(super) async fn accounts_page(
         grants: grants
             .into_iter()
             .map(|g| GrantLine {
-                key: if g.role == "liaison" {
-                    x.liaison_key
-                } else {
-                    x.oversight_key
+                key: match g.role.as_str() {
+                    "liaison" => x.liaison_key,
+                    "custodian" => x.custodian_key,
+                    _ => x.oversight_key,
                 },
                 facility: match names.get(&g.facility_code) {
                     Some(n) => format!("{n}（{}）", g.facility_code),

@@ -89,6 +89,7 @@ pub struct OperatorTexts {
     pub no_grants: &'static str,
     pub liaison_key: &'static str,
     pub oversight_key: &'static str,
+    pub custodian_key: &'static str,
     // issued password
     pub issued_title: &'static str,
     pub reset_title: &'static str,
@@ -193,6 +194,7 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     no_grants: "付与待ちはありません。",
     liaison_key: "地域連携室の受信箱",
     oversight_key: "施設の監督",
+    custodian_key: "鍵の復元（保管）",
     issued_title: "利用者IDを発行しました",
     reset_title: "パスワードを再発行しました",
     issued_password: "初期パスワード",
@@ -295,6 +297,7 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     no_grants: "No pending grants.",
     liaison_key: "liaison inbox",
     oversight_key: "facility oversight",
+    custodian_key: "key custody",
     issued_title: "Account issued",
     reset_title: "Password reset",
     issued_password: "Issued password",
