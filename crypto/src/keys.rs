@@ -178,13 +178,16 @@ impl Eq for Certificate {}
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KeySlotId(pub String);
 
-/// Which of a facility's two keys.
+/// Which of a facility's keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FacilityRole {
     /// Opens what is addressed to the facility's liaisons.
     LiaisonInbox,
     /// Opens everything involving the facility, for its clerks and liaisons.
     Oversight,
+    /// Opens the decryption halves of the facility's people's keys (never a
+    /// signing half), for a liaison to restore them after a password reset.
+    Custodian,
 }
 
 /// A principal's secret key: Ed25519 primary (certify + sign) and an X25519
@@ -248,6 +251,7 @@ impl SecretKey {
         let role = match role {
             FacilityRole::LiaisonInbox => "liaison-inbox",
             FacilityRole::Oversight => "oversight",
+            FacilityRole::Custodian => "custodian",
         };
         Self::generate(&format!("Renkei facility {facility_code} {role}"))
     }
@@ -255,6 +259,55 @@ impl SecretKey {
     /// Makes the network recovery key (its secret half goes to an offline file).
     pub fn generate_recovery() -> Result<Self> {
         Self::generate("Renkei network recovery key")
+    }
+
+    /// The decryption half of this key: its encryption subkey (same secret,
+    /// same key slot ID, so it opens every item sealed to this key), bound to a
+    /// fresh primary key that is nobody's. What a custodian holds: a signature
+    /// made with it verifies as no one, since the owner's signing key is not in it.
+    pub fn decryption_half(&self) -> Result<Self> {
+        let (fresh, _revocation) = CertBuilder::new()
+            .set_profile(Profile::RFC9580)
+            .map_err(CryptoError::pgp)?
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .add_userid("Renkei decryption key")
+            .set_validity_period(None)
+            .generate()
+            .map_err(CryptoError::pgp)?;
+        let enc_fpr = self.public.enc_fpr().clone();
+        let subkey = self
+            .cert
+            .keys()
+            .subkeys()
+            .secret()
+            .find(|ka| ka.key().fingerprint() == enc_fpr)
+            .ok_or_else(|| CryptoError::UnusableKey("no secret encryption key".into()))?
+            .key()
+            .clone();
+        let mut primary = fresh
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .map_err(CryptoError::pgp)?
+            .into_keypair()
+            .map_err(CryptoError::pgp)?;
+        let binding = openpgp::packet::signature::SignatureBuilder::new(
+            openpgp::types::SignatureType::SubkeyBinding,
+        )
+        .set_key_flags(
+            KeyFlags::empty()
+                .set_transport_encryption()
+                .set_storage_encryption(),
+        )
+        .map_err(CryptoError::pgp)?
+        .sign_subkey_binding(&mut primary, None, &subkey)
+        .map_err(CryptoError::pgp)?;
+        let (cert, _) = fresh
+            .insert_packets([Packet::from(subkey), Packet::from(binding)])
+            .map_err(CryptoError::pgp)?;
+        Self::from_cert(cert)
     }
 
     pub(crate) fn from_cert(cert: Cert) -> Result<Self> {

@@ -23,6 +23,8 @@ use renkei_crypto::{BlindIndexKey, CryptoError, LockParams, SealedEnvelope};
 
 #[path = "sealed_story/access.rs"]
 mod access;
+#[path = "sealed_story/custody.rs"]
+mod custody;
 #[path = "sealed_story/integrity.rs"]
 mod integrity;
 #[path = "sealed_story/keys.rs"]

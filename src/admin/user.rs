@@ -160,6 +160,11 @@ async fn reset_password(
         println!(
             "Facility grants are pending again until another member signs in or `admin grants complete` runs."
         );
+        if outcome.restoration_requested {
+            println!(
+                "A liaison of their facility can restore the earlier items on /recoveries once the person has chosen their own password."
+            );
+        }
     } else if with_key {
         println!("The person keeps their key: every earlier item stays readable.");
     }

@@ -31,6 +31,7 @@ mod pages_referral;
 mod place;
 mod reauth;
 mod records;
+mod recoveries;
 mod render_memory;
 mod schemathesis;
 mod sealed;

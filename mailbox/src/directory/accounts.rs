@@ -15,8 +15,12 @@ pub struct ResetOutcome {
     pub password: Password,
     /// False with the recovery key (same key, every old item still opens).
     pub key_replaced: bool,
-    /// Items addressed to the old key that this person can no longer open.
+    /// Items addressed to the old key that this person can no longer open
+    /// (until a liaison approves the restoration, when one waits).
     pub unreadable_items: Vec<String>,
+    /// A liaison of the facility holds the earlier keys and may restore them
+    /// once the person has chosen their own password (`keys::custody`).
+    pub restoration_requested: bool,
 }
 
 impl Directory {
@@ -177,6 +181,7 @@ impl Directory {
             self.store.delete_app_passwords_of(id.as_str()).await?;
             self.store.set_password(id, &digest, true).await?;
             self.keys.regrant(&account, &cert).await?;
+            let restoration_requested = self.keys.request_restoration(&account).await?;
             self.auth
                 .end_sessions_of(id, EndCause::PasswordReset, None)
                 .await?;
@@ -184,6 +189,7 @@ impl Directory {
                 password: issued,
                 key_replaced: true,
                 unreadable_items: lost,
+                restoration_requested,
             });
         };
         self.auth
@@ -193,6 +199,7 @@ impl Directory {
             password: issued,
             key_replaced,
             unreadable_items: Vec::new(),
+            restoration_requested: false,
         })
     }
 

@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use renkei_crypto::SecretKey;
 
-use crate::account::Role;
+use crate::account::{AccountId, Role};
+use crate::auth::CurrentSession;
 use crate::auth::{Auth, AuthPolicy, SecondFactorKey};
 use crate::clock::{self, SharedClock};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::facility::{DEFAULT_HOME_PREFECTURE, FacilityCode};
-use crate::keys::Keys;
+use crate::keys::{Keys, Restoration};
 use crate::records::audit::Audit;
 use crate::store::Store;
 use crate::store::vault::GrantRow;
@@ -148,6 +149,37 @@ impl Directory {
 
     pub async fn pending_grants(&self) -> Result<Vec<GrantRow>> {
         self.keys.pending_grants().await
+    }
+
+    /// The restorations this liaison (a custodian) may approve; see
+    /// [`Keys::restorations`]. Refused to anyone without the custodian key.
+    pub async fn restorations(&self, session: &CurrentSession) -> Result<Vec<Restoration>> {
+        let account = custodian_role(session)?;
+        let keyring = self.auth.keyring(session).ok_or(Error::SessionExpired)?;
+        self.keys.restorations(account, &keyring).await
+    }
+
+    /// Approves restoring `target`'s earlier keys; see [`Keys::approve_restoration`].
+    pub async fn approve_restoration(
+        &self,
+        session: &CurrentSession,
+        target: &AccountId,
+    ) -> Result<usize> {
+        custodian_role(session)?;
+        let keyring = self.auth.keyring(session).ok_or(Error::SessionExpired)?;
+        self.keys
+            .approve_restoration(session, &keyring, target)
+            .await
+    }
+}
+
+/// Only a liaison can hold a facility's custodian key (the operator holds no key).
+fn custodian_role(session: &CurrentSession) -> Result<&crate::account::Account> {
+    let account = session.require_ready()?;
+    if account.role == Role::Liaison {
+        Ok(account)
+    } else {
+        Err(Error::Forbidden)
     }
 }
 

@@ -52,6 +52,7 @@ pub fn role_key(role: FacilityRole) -> &'static str {
     match role {
         FacilityRole::LiaisonInbox => "liaison",
         FacilityRole::Oversight => "oversight",
+        FacilityRole::Custodian => "custodian",
     }
 }
 
@@ -59,6 +60,7 @@ pub fn parse_role(s: &str) -> Option<FacilityRole> {
     match s {
         "liaison" => Some(FacilityRole::LiaisonInbox),
         "oversight" => Some(FacilityRole::Oversight),
+        "custodian" => Some(FacilityRole::Custodian),
         _ => None,
     }
 }
@@ -70,6 +72,12 @@ pub struct Keyring {
     pub user: SecretKey,
     pub liaison_inbox: Option<SecretKey>,
     pub oversight: Option<SecretKey>,
+    /// A liaison's hold on the decryption halves of the facility's people
+    /// (`keys::custody`); never a slot principal.
+    pub custodian: Option<SecretKey>,
+    /// The person's earlier decryption halves, given back by a restoration:
+    /// they open items sealed to the person's earlier keys.
+    pub previous: Vec<SecretKey>,
     /// Envelopes this session opened last, for attachment reads (see
     /// [`RecentlyOpened`]).
     pub recent: RecentlyOpened,
@@ -114,6 +122,8 @@ impl fmt::Debug for Keyring {
             .field("account", &self.account)
             .field("liaison_inbox", &self.liaison_inbox.is_some())
             .field("oversight", &self.oversight.is_some())
+            .field("custodian", &self.custodian.is_some())
+            .field("previous", &self.previous.len())
             .finish()
     }
 }
@@ -131,6 +141,27 @@ impl Keyring {
             }
             _ => None,
         }
+    }
+
+    /// The key that opens `envelope` for `principal`: the person's own key, or
+    /// the earlier key of theirs whose slot the envelope carries.
+    pub fn opener_for(
+        &self,
+        principal: &Principal,
+        envelope: &renkei_crypto::SealedEnvelope,
+    ) -> Option<&SecretKey> {
+        let key = self.key_for(principal)?;
+        if self.previous.is_empty() || !matches!(principal, Principal::Account(_)) {
+            return Some(key);
+        }
+        let slots = renkei_crypto::key_slots(envelope).unwrap_or_default();
+        if slots.contains(&key.cert().key_slot_id()) {
+            return Some(key);
+        }
+        self.previous
+            .iter()
+            .find(|k| slots.contains(&k.cert().key_slot_id()))
+            .or(Some(key))
     }
 
     /// Every principal this session can read as, most specific first.

@@ -6,7 +6,9 @@
 //! Secrets arrive as bytes: this service knows how to lock and unlock keys, not
 //! what a password is or how sign-in checks one.
 
+mod custody;
 mod grants;
+mod history;
 pub mod keyring;
 mod recovery;
 mod unlock;
@@ -22,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::records::audit::Audit;
 use crate::store::Store;
 
+pub use custody::Restoration;
 pub use keyring::{Keyring, Keyrings, Principal, parse_role, role_key};
 
 /// The key service: what is stored about keys and what is unlocked in memory.
@@ -60,7 +63,11 @@ impl Keys {
 pub fn facility_roles(role: Role) -> &'static [FacilityRole] {
     match role {
         Role::Clerk => &[FacilityRole::Oversight],
-        Role::Liaison => &[FacilityRole::Oversight, FacilityRole::LiaisonInbox],
+        Role::Liaison => &[
+            FacilityRole::Oversight,
+            FacilityRole::LiaisonInbox,
+            FacilityRole::Custodian,
+        ],
         Role::Doctor | Role::Operator => &[],
     }
 }

@@ -101,6 +101,8 @@ impl Keys {
             user,
             liaison_inbox: None,
             oversight: None,
+            custodian: None,
+            previous: Vec::new(),
             recent: Default::default(),
         };
         for grant in self.store.grants_of(&account.id).await? {
@@ -120,8 +122,10 @@ impl Keys {
             match role {
                 FacilityRole::LiaisonInbox => keyring.liaison_inbox = Some(key),
                 FacilityRole::Oversight => keyring.oversight = Some(key),
+                FacilityRole::Custodian => keyring.custodian = Some(key),
             }
         }
+        self.after_unlock(account, &mut keyring).await;
         Ok(keyring)
     }
 

@@ -331,6 +331,23 @@ impl Notices {
     /// machine word for the dedup key). Sent at once whatever the notification
     /// mode; the mail names no detail beyond the kind of change.
     pub async fn security_notice(&self, account: &AccountId, what: &str) -> Result<()> {
+        self.account_notice(account, what, NotifyReason::SecurityChange)
+            .await
+    }
+
+    /// Tells the person a liaison restored their earlier keys (`keys::custody`);
+    /// sent at once, naming nothing but that.
+    pub async fn keys_restored(&self, account: &AccountId) -> Result<()> {
+        self.account_notice(account, "keys_restored", NotifyReason::KeysRestored)
+            .await
+    }
+
+    async fn account_notice(
+        &self,
+        account: &AccountId,
+        what: &str,
+        reason: NotifyReason,
+    ) -> Result<()> {
         if !self.policy.enabled {
             return Ok(());
         }
@@ -341,7 +358,7 @@ impl Notices {
         let mut r = row(
             format!("security:{what}:{}:{now}", account.as_str()),
             &target,
-            NotifyReason::SecurityChange,
+            reason,
             &self.policy,
             now,
         );

@@ -34,11 +34,14 @@ pub enum NotifyReason {
     DeliveryFailed,
     /// The operator changed the person's sign-in (a second-factor reset).
     SecurityChange,
+    /// A liaison approved restoring the person's earlier keys after a reset.
+    KeysRestored,
 }
 
 impl NotifyReason {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::SecurityChange,
+        Self::KeysRestored,
         Self::NewItem,
         Self::Report,
         Self::Reply,
@@ -70,6 +73,7 @@ impl NotifyReason {
             Self::ConfirmAddress => "confirm_address",
             Self::DeliveryFailed => "delivery_failed",
             Self::SecurityChange => "security_change",
+            Self::KeysRestored => "keys_restored",
         }
     }
 

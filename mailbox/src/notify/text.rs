@@ -142,6 +142,13 @@ pub fn compose(row: &PendingNotice, facts: &NoticeFacts, base_url: &str) -> Noti
             "The help desk reset your second factor. If you did not ask for this, contact the help desk."
                 .to_string(),
         ),
+        NotifyReason::KeysRestored => (
+            "[Renkei] 以前の項目が開けるようになりました / Earlier items open again".to_string(),
+            "所属施設の地域連携室が、パスワード再発行前の鍵の復元を承認しました。次回のサインインから以前の項目も開けます。心当たりがない場合は、ヘルプデスクにご連絡ください。"
+                .to_string(),
+            "A liaison of your facility approved restoring your keys from before the password reset. Earlier items open from your next sign-in. If you did not ask for this, contact the help desk."
+                .to_string(),
+        ),
         NotifyReason::ConfirmAddress => {
             let token = row.token.as_deref().unwrap_or_default();
             let base = base_url.trim_end_matches('/');

@@ -33,13 +33,15 @@ impl Postroom {
             return Ok(());
         }
         let principal = self.reader_principal(keyring, id).await?;
-        let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
         let row = self
             .store
             .envelope(id)
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
+        let key = keyring
+            .opener_for(&principal, &envelope)
+            .ok_or(Error::NotFound("item"))?;
         let new = renkei_crypto::add_key_slot(&envelope, key, cert).map_err(crypto)?;
         self.store
             .add_slot(
@@ -121,7 +123,6 @@ impl Postroom {
         let principal = self.forwarding_principal(session, id, to).await?;
         let keyring = self.keyring(session)?;
         let account = session.require_ready()?;
-        let key = keyring.key_for(&principal).ok_or(Error::NotFound("item"))?;
         let cert = self.account_cert(to).await?;
         let row = self
             .store
@@ -129,6 +130,9 @@ impl Postroom {
             .await?
             .ok_or(Error::NotFound("item"))?;
         let envelope = SealedEnvelope::from_bytes(row.body);
+        let key = keyring
+            .opener_for(&principal, &envelope)
+            .ok_or(Error::NotFound("item"))?;
         let new = renkei_crypto::add_key_slot(&envelope, key, &cert).map_err(crypto)?;
         let slot = SlotRow {
             envelope_id: id.into(),

@@ -168,7 +168,9 @@ impl Postroom {
         let kr = keyring.clone();
         let p = principal.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            let key = kr.key_for(&p).ok_or(Error::NotFound("item"))?;
+            let key = kr
+                .opener_for(&p, &envelope)
+                .ok_or(Error::NotFound("item"))?;
             renkei_crypto::open(&envelope, key, lookup).map_err(crypto)
         })
         .await
@@ -345,13 +347,11 @@ impl Postroom {
         let kr = keyring.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let open_one = |(p, row): (Principal, EnvelopeRow)| {
+                let envelope = SealedEnvelope::from_bytes(row.body.clone());
                 let r = kr
-                    .key_for(&p)
+                    .opener_for(&p, &envelope)
                     .ok_or(Error::NotFound("item"))
-                    .and_then(|key| {
-                        let envelope = SealedEnvelope::from_bytes(row.body.clone());
-                        renkei_crypto::open(&envelope, key, &lookup).map_err(crypto)
-                    });
+                    .and_then(|key| renkei_crypto::open(&envelope, key, &lookup).map_err(crypto));
                 (p, row, r)
             };
             let mut second = work;

@@ -86,6 +86,12 @@ pub mod action {
     /// The node's clock changed between trusted and not (`crate::timesync`;
     /// item: the node, detail: the state, e.g. `unsynchronised`).
     pub const TIME_SYNC: &str = "time_sync";
+    /// A person's earlier keys: restoration requested by a reset, approved by
+    /// a custodian (item: the person; detail: the step and how many keys).
+    pub const KEY_RESTORE: &str = "key_restore";
+    /// Items sealed before the facility's oversight key gained its slot
+    /// (item: the doctor whose key added them; detail: how many).
+    pub const OVERSIGHT_HISTORY: &str = "oversight_history";
 }
 
 /// Where an action came from: the pages, the JSON API, a mail client, the

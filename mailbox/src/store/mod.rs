@@ -12,6 +12,7 @@
 //! append-only: a migration that has shipped never changes.
 
 mod backend;
+pub mod custody;
 pub mod facility_network;
 pub mod factor;
 mod factor_sql;
@@ -121,6 +122,7 @@ pub trait Store:
     + throttle::ThrottleStore
     + node_clock::NodeClockStore
     + facility_network::FacilityNetworkStore
+    + custody::CustodyStore
     + Send
     + Sync
     + 'static

@@ -30,6 +30,7 @@ pub(crate) mod once;
 pub mod operator;
 pub mod public;
 pub mod reauth;
+pub mod recoveries;
 pub mod settings;
 pub mod thread;
 pub mod viewer;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .merge(viewer::routes())
         .merge(files::routes())
         .merge(liaison::routes())
+        .merge(recoveries::routes())
         .merge(clerk::routes())
         .merge(booking::routes())
         .merge(settings::routes())
@@ -152,6 +154,12 @@ fn nav_for(lang: Lang, role: Role) -> Vec<NavLink> {
             nav.push(l("/compose", "nav-compose", "新規作成", "Compose"));
             nav.push(l("/clerk", "nav-clerk", "施設の進捗", "Facility progress"));
             nav.push(l("/booking", "nav-booking", "機器予約", "Bookings"));
+            nav.push(l(
+                "/recoveries",
+                "nav-recoveries",
+                "鍵の復元",
+                "Key restoration",
+            ));
         }
         Role::Clerk => {
             nav.push(l("/clerk", "nav-clerk", "施設の進捗", "Facility progress"));

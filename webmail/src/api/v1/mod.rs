@@ -6,6 +6,7 @@ pub mod imaging;
 pub mod notify;
 pub mod openapi;
 pub mod records;
+pub mod recoveries;
 pub mod session;
 pub mod study_zip;
 pub mod threads;
@@ -58,6 +59,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/password", post(session::change_password))
         .route("/me", get(session::me))
+        .route("/recoveries", get(recoveries::list))
+        .route("/recoveries/{account}/approve", post(recoveries::approve))
         .route(
             "/envelopes",
             post(envelopes::send)

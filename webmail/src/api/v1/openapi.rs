@@ -11,7 +11,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{envelopes, factors, imaging, notify, records, session as api, study_zip, threads};
+use super::{
+    envelopes, factors, imaging, notify, records, recoveries, session as api, study_zip, threads,
+};
 use crate::api::v1::envelopes::EnvelopeSpec;
 use crate::api::v1::threads::{StepSpec, ThreadSpec};
 use crate::http::error::ErrorBody;
@@ -44,7 +46,7 @@ use crate::http::session::SESSION_COOKIE;
         threads::assign, threads::unassign, threads::forward, threads::facility_overview, threads::reading_stats,
         threads::usage, threads::resources, threads::add_resource, threads::pathways,
         notify::change_email, notify::confirm_email, notify::settings, notify::set_mode,
-        notify::failed_mine, notify::failed_all,
+        notify::failed_mine, notify::failed_all, recoveries::list, recoveries::approve,
         document,
     ),
     components(schemas(ErrorBody)),
@@ -58,6 +60,7 @@ use crate::http::session::SESSION_COOKIE;
         (name = "stats", description = "Reading statistics and per-account usage"),
         (name = "records", description = "The audit trail"),
         (name = "notifications", description = "The notice address (with confirmation) and mode, failed notices"),
+        (name = "recoveries", description = "A liaison, as custodian, restores a person's earlier keys after a password reset"),
         (name = "admin", description = "The operator: factors, failed notices, patient deletion requests"),
         (name = "meta", description = "This document"),
     )
@@ -165,6 +168,7 @@ const MORE_REFUSALS: &[(&str, &str, &[&str])] = &[
     ("post", "/threads/{id}/unassign", &["409"]),
     ("post", "/threads/{id}/forward", &["409", "422"]),
     ("post", "/admin/deletion-requests", &["409"]),
+    ("post", "/recoveries/{account}/approve", &["409"]),
 ];
 
 /// The refusal statuses `method path` lists besides `default`: 401 and 403

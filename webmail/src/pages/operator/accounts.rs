@@ -144,10 +144,10 @@ pub(super) async fn accounts_page(
         grants: grants
             .into_iter()
             .map(|g| GrantLine {
-                key: if g.role == "liaison" {
-                    x.liaison_key
-                } else {
-                    x.oversight_key
+                key: match g.role.as_str() {
+                    "liaison" => x.liaison_key,
+                    "custodian" => x.custodian_key,
+                    _ => x.oversight_key,
                 },
                 facility: match names.get(&g.facility_code) {
                     Some(n) => format!("{n}（{}）", g.facility_code),
@@ -204,6 +204,8 @@ pub(super) struct IssuedPage {
     password: String,
     /// Without the recovery key: how many earlier items the person lost.
     lost_items: Option<usize>,
+    /// A liaison of the facility may restore the earlier keys (`/recoveries`).
+    restoration: bool,
     confirmation_mailed: bool,
 }
 
@@ -258,6 +260,7 @@ pub async fn add_account(
                 facility,
                 password: password.expose().to_string(),
                 lost_items: None,
+                restoration: false,
                 confirmation_mailed: account.email.is_some(),
                 chrome: ctx.chrome,
             };
@@ -413,6 +416,7 @@ pub async fn reset_password(
                 lost_items: outcome
                     .key_replaced
                     .then_some(outcome.unreadable_items.len()),
+                restoration: outcome.restoration_requested,
                 confirmation_mailed: false,
                 chrome: ctx.chrome,
             };

@@ -29,6 +29,7 @@ pub(super) fn reason_label(lang: Lang, reason: &str) -> &'static str {
         Some(NotifyReason::ConfirmAddress) => ("アドレス確認", "address confirmation"),
         Some(NotifyReason::DeliveryFailed) => ("配送失敗", "delivery failed"),
         Some(NotifyReason::SecurityChange) => ("認証設定の変更", "security change"),
+        Some(NotifyReason::KeysRestored) => ("以前の鍵の復元", "keys restored"),
         None => ("不明", "unknown"),
     };
     match lang {
