@@ -14,6 +14,8 @@ pub struct OperatorTexts {
     /// `{skew}` is replaced by the difference in seconds.
     pub clock_disagree: &'static str,
     pub clock_unknown: &'static str,
+    /// While the network has no recovery key.
+    pub recovery_missing: &'static str,
     // facilities
     pub facilities_title: &'static str,
     pub add_facility_title: &'static str,
@@ -119,6 +121,7 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     clock_unsynchronised: "このサーバーの時刻が同期されていません（NTP）。監査ログの時刻が正しくない可能性があります。時刻同期を確認してください。",
     clock_disagree: "サーバー間の時刻が {skew} 秒ずれています。監査ログの時刻が正しくない可能性があります。各サーバーの時刻同期を確認してください。",
     clock_unknown: "このサーバーの時刻が同期されているか確認できません。監査ログの時刻が正しくない可能性があります。",
+    recovery_missing: "ネットワークの復旧鍵がまだありません。パスワードを忘れた利用者はそれまでの文書を読めなくなり、バックアップも取れません。`renkei admin recovery init` で作成し、オフラインで保管してください。",
     facilities_title: "参加医療施設",
     add_facility_title: "医療施設の登録",
     edit_facility_title: "医療施設の情報",
@@ -220,6 +223,7 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     clock_unsynchronised: "This server's clock is not synchronised (NTP): audit times may be wrong. Check the time synchronisation.",
     clock_disagree: "The servers' clocks differ by {skew} s: audit times may be wrong. Check each server's time synchronisation.",
     clock_unknown: "Whether this server's clock is synchronised cannot be checked: audit times may be wrong.",
+    recovery_missing: "The network has no recovery key yet: a person who forgets their password loses their earlier items, and no backup can be taken. Make one with `renkei admin recovery init` and keep it offline.",
     facilities_title: "Participating facilities",
     add_facility_title: "Register a facility",
     edit_facility_title: "Facility details",
