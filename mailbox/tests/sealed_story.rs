@@ -27,6 +27,8 @@ mod access;
 mod integrity;
 #[path = "sealed_story/keys.rs"]
 mod keys;
+#[path = "sealed_story/recovery.rs"]
+mod recovery;
 
 fn consent() -> Consent {
     Consent {

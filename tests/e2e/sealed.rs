@@ -472,6 +472,24 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
     let out = crate::records::custody::run_env(&net, &both, &env);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let letter = out.stdout;
+    // Completing grants with it takes two operators as well.
+    let grants = [
+        "admin",
+        "grants",
+        "complete",
+        "--recovery-key",
+        recovery_file.to_str().unwrap(),
+    ];
+    let alone = crate::records::custody::run_env(&net, &grants, &[passphrase]);
+    assert_eq!(alone.code, Some(77), "{}", alone.stderr);
+    let both_grants: Vec<&str> = both[..4].iter().copied().chain(grants).collect();
+    let out = crate::records::custody::run_env(&net, &both_grants, &env);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("pending grant(s) completed"),
+        "{}",
+        out.stdout
+    );
     let trail = net.audit_export();
     let (s1, s2) = (op1.replace('-', ""), op2.replace('-', ""));
     let used: Vec<&str> = trail
@@ -489,6 +507,13 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
         .filter(|l| l.contains("user reset-password: failed"))
         .count();
     assert_eq!(refused, 2, "{trail}");
+    assert!(
+        trail.lines().any(|l| l.contains("grants complete: failed"))
+            && trail.lines().any(|l| l.contains(&format!(
+                "recovery key used: grants complete (second operator {s2}): ok"
+            ))),
+        "{trail}"
+    );
     assert!(
         letter.contains("every earlier item stays readable"),
         "{letter}"

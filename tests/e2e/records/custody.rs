@@ -303,3 +303,48 @@ async fn backup_holds_no_key_and_a_restore_with_two_shares_brings_back_totp_and_
         "restored folder wider than 0600/0700: {loose:?}"
     );
 }
+
+#[tokio::test]
+async fn serve_and_the_console_warn_while_there_is_no_recovery_key() {
+    let net = Network::new().await;
+    let (op, op_pw) = crate::harness::parse_letter(&net.admin(&[
+        "user",
+        "add",
+        "--role",
+        "operator",
+        "--name",
+        "運営 花子",
+    ]));
+    let server = net.serve(&[]);
+    let op_c = net.ready_client(&server, &op, &op_pw).await;
+    let page = |c: reqwest::Client, path: &'static str| {
+        let url = server.url(path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    for path in ["/operator", "/operator/accounts", "/operator/notifications"] {
+        let html = page(op_c.clone(), path).await;
+        assert!(
+            html.contains("id=\"recovery-warning\"") && html.contains("復旧鍵がまだありません"),
+            "{path}: {html}"
+        );
+    }
+    let log = std::fs::read_to_string(net.data_dir().join("server.log")).unwrap();
+    assert!(log.contains("the network has no recovery key"), "{log}");
+    // Once it exists (while serving), the banner goes.
+    let offline = tempfile::tempdir().unwrap();
+    let out = run_env(
+        &net,
+        &[
+            "admin",
+            "recovery",
+            "init",
+            "--out",
+            offline.path().join("r.txt").to_str().unwrap(),
+        ],
+        &[("RENKEI_RECOVERY_PASSPHRASE", "a long demo passphrase 2026")],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let html = page(op_c.clone(), "/operator").await;
+    assert!(html.contains("tab-accounts"), "{html}");
+    assert!(!html.contains("recovery-warning"), "{html}");
+}
