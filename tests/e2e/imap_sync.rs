@@ -388,6 +388,32 @@ async fn mbsync_syncs_inbox_sent_and_archive_both_ways() {
     };
     let by_subject: Vec<u32> = serde_json::from_value(r["uids"].clone()).unwrap();
     assert_eq!(by_subject.len(), 3, "{r}");
+    let caps = r["capabilities"].to_string();
+    assert!(
+        caps.contains("\"ESEARCH\"") && caps.contains("\"SORT\""),
+        "{r}"
+    );
+    // ESEARCH: one line naming the command's tag, the UIDs as min, max, count and set.
+    let esearch = lines("esearch");
+    let (lo, hi) = (
+        by_subject.iter().min().unwrap(),
+        by_subject.iter().max().unwrap(),
+    );
+    assert!(
+        esearch[0].starts_with("* ESEARCH (TAG \"s")
+            && esearch[0].contains(&format!(" UID MIN {lo} MAX {hi} COUNT 3 ALL ")),
+        "{r}"
+    );
+    assert!(esearch[1].contains(" OK "), "{r}");
+    let none = lines("esearch_none");
+    assert!(
+        none[0].starts_with("* ESEARCH (TAG ") && none[0].ends_with(") COUNT 0"),
+        "nothing found: only COUNT 0: {r}"
+    );
+    assert!(
+        lines("esearch_default")[0].ends_with(") ALL 1:3"),
+        "RETURN () means ALL, message numbers: {r}"
+    );
     assert_eq!(
         numbers(&lines("sort")[0], "* SORT"),
         by_subject,

@@ -43,16 +43,14 @@ impl Auth {
                     channel: Acting::channel(session),
                     device: None,
                 };
-                let id = session.account.id.as_str();
                 // Counted and delayed like a sign-in: a stolen session cannot
                 // guess the password faster than the sign-in page allows.
-                let attempt = self.attempt_of(id, &peer).await?;
-                self.throttle_check(&attempt).await?;
-                let account = self.check_password(id, password, &peer, &attempt).await?;
+                let account = self
+                    .password_proof(session.account.id.as_str(), password, &peer)
+                    .await?;
                 if account.id != session.account.id {
                     return Err(Error::BadCredentials);
                 }
-                self.throttle_succeeded(&attempt).await?;
                 self.factors.reauthenticated(&session.record.token_hash);
                 tracing::info!(
                     account = account.id.as_str(),
@@ -95,13 +93,27 @@ impl Auth {
             channel: crate::records::audit::Channel::Cli,
             device: None,
         };
-        let attempt = self.attempt_of(id, &peer).await?;
-        self.throttle_check(&attempt).await?;
-        let account = self.check_password(id, password, &peer, &attempt).await?;
-        self.throttle_succeeded(&attempt).await?;
+        let account = self.password_proof(id, password, &peer).await?;
         if account.role != crate::Role::Operator {
             return Err(Error::Forbidden);
         }
+        Ok(account)
+    }
+}
+
+impl Auth {
+    /// A password checked as a sign-in checks it: throttled per address and
+    /// account, a failure counted, a success clearing the count.
+    async fn password_proof(
+        &self,
+        id: &str,
+        password: &Password,
+        peer: &Peer,
+    ) -> Result<crate::Account> {
+        let attempt = self.attempt_of(id, peer).await?;
+        self.throttle_check(&attempt).await?;
+        let account = self.check_password(id, password, peer, &attempt).await?;
+        self.throttle_succeeded(&attempt).await?;
         Ok(account)
     }
 }

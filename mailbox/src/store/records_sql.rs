@@ -94,6 +94,28 @@ pub(super) fn delete_threads(n: usize) -> String {
          (SELECT thread_id FROM envelopes WHERE id IN ({l}) AND thread_id IS NOT NULL)"
     )
 }
+/// Folders that hold any of the items step their mod-sequence (so a QRESYNC
+/// client sees HIGHESTMODSEQ move)…
+pub(super) fn bump_imap_modseq(n: usize) -> String {
+    format!(
+        "UPDATE imap_modseq SET highest = highest + 1 WHERE EXISTS (SELECT 1 FROM imap_uids u \
+         WHERE u.principal = imap_modseq.principal AND u.folder = imap_modseq.folder \
+         AND u.envelope_id IN ({}))",
+        super::list(n)
+    )
+}
+/// …and remember the items' UIDs there for VANISHED (EARLIER), before the
+/// numbers go with the items.
+pub(super) fn vanish_imap_uids(n: usize) -> String {
+    format!(
+        "INSERT INTO imap_vanished (principal, folder, uid, modseq) \
+         SELECT u.principal, u.folder, u.uid, COALESCE((SELECT m.highest FROM imap_modseq m \
+         WHERE m.principal = u.principal AND m.folder = u.folder), 1) \
+         FROM imap_uids u WHERE u.envelope_id IN ({}) \
+         ON CONFLICT (principal, folder, uid) DO NOTHING",
+        super::list(n)
+    )
+}
 /// Key slots, attachments, queue rows, mailbox entries and IMAP numbers go by
 /// `ON DELETE CASCADE`.
 pub(super) fn delete_envelopes(n: usize) -> String {
@@ -278,6 +300,8 @@ where
         let mut deleted = 0;
         for chunk in envelope_ids.chunks(CHUNK) {
             for sql in [
+                bump_imap_modseq(chunk.len()),
+                vanish_imap_uids(chunk.len()),
                 delete_notifications(chunk.len()),
                 delete_threads(chunk.len()),
             ] {

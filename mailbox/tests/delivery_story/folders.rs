@@ -125,6 +125,56 @@ async fn mail_client_folders_keep_stable_growing_uids_and_archive_instead_of_del
 }
 
 #[tokio::test]
+async fn an_item_deleted_by_a_records_run_vanishes_for_qresync_clients() {
+    let n = net().await;
+    let gp = n.person(Role::Doctor, CLINIC, "gp").await;
+    let rad = n.person(Role::Doctor, HOSPITAL, "rad").await;
+    let folders = Folders::new(n.post.clone(), n.t.store.clone());
+    let d = deliverer(&n, Duration::from_secs(30));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            n.send(&gp, vec![Recipient::Person(rad.account.id.clone())])
+                .await,
+        );
+        d.deliver_due().await.unwrap();
+    }
+    let before = folders.listing(&rad, Folder::Inbox).await.unwrap();
+    let doomed = before.messages[1].uid;
+    assert_eq!(before.messages[1].envelope_id, ids[1]);
+
+    // Retention and deletion requests delete through the records store.
+    n.t.store
+        .delete_items(std::slice::from_ref(&ids[1]), &[])
+        .await
+        .unwrap();
+    let after = folders.listing(&rad, Folder::Inbox).await.unwrap();
+    assert_eq!(
+        after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![before.messages[0].uid, before.messages[2].uid]
+    );
+    assert!(
+        after.highest_modseq > before.highest_modseq,
+        "HIGHESTMODSEQ moves, so a resyncing client asks"
+    );
+    assert_eq!(
+        folders
+            .vanished_since(&rad, Folder::Inbox, before.highest_modseq)
+            .await
+            .unwrap(),
+        vec![doomed],
+        "VANISHED (EARLIER) names the deleted item's UID"
+    );
+    assert!(
+        folders
+            .vanished_since(&rad, Folder::Inbox, after.highest_modseq)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_search() {
     use mailbox::postroom::listing::{FolderFilter, MailFolder};
     use mailbox::threads::StepInput;

@@ -12,7 +12,7 @@ usage: imap_sync.py PORT CAFILE USER PASSWORD SCENARIO [ARGS...]
                           the first FETCH and says when it came
   extras SUBJECT GONE KEPT
                           LIST with a reference and special uses, CREATE
-                          Trash, SORT, UID EXPUNGE of GONE (KEPT marked
+                          Trash, SORT, ESEARCH, UID EXPUNGE of GONE (KEPT marked
                           deleted too), STORE with UNCHANGEDSINCE, COPY of
                           SUBJECT to Trash
 """
@@ -106,6 +106,10 @@ elif scenario == "extras":
         return re.search(r"^\* SEARCH ?(.*)$", hit[0]).group(1).split()[0]
 
     out["uids"] = [int(uid_of(s)) for s in sorted(args, reverse=True)]
+    # ESEARCH (RFC 4731): the same search with RETURN options, and one that finds nothing.
+    out["esearch"] = command("UID SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+    out["esearch_none"] = command('SEARCH RETURN (COUNT MIN) SUBJECT "no-such-subject"')
+    out["esearch_default"] = command("SEARCH RETURN () ALL")
 
     command(f"UID STORE {uid_of(gone)},{uid_of(kept)} +FLAGS.SILENT (\\Deleted)")
     out["uid_expunge"] = command(f"UID EXPUNGE {uid_of(gone)}")

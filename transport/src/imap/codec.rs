@@ -22,6 +22,8 @@ pub enum Reply {
     Status(Status<'static>),
     /// A FETCH response whose body literal is streamed (`imap::stream`).
     Stream(Box<super::stream::Streamed>),
+    /// A whole untagged response line imap-codec cannot build (ESEARCH).
+    Raw(Vec<u8>),
 }
 
 /// A status response that cannot fail to build: the text is made valid
@@ -71,8 +73,12 @@ pub fn capabilities() -> Vec1<Capability<'static>> {
         Capability::UidPlus,
         Capability::CondStore,
         Capability::QResync,
+        Capability::Sort(None),
     ];
-    caps.extend(Atom::try_from("SPECIAL-USE").ok().map(Capability::from));
+    // Atoms imap-types has no variant for; ESEARCH is answered by `esearch`.
+    for atom in ["SPECIAL-USE", "ESEARCH"] {
+        caps.extend(Atom::try_from(atom).ok().map(Capability::from));
+    }
     if let Ok(plain) = imap_next::imap_types::auth::AuthMechanism::try_from("PLAIN") {
         caps.push(Capability::Auth(plain));
     }

@@ -12,15 +12,18 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Tag;
-use imap_next::imap_types::response::{Code, CommandContinuationRequest, Greeting, Status};
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, Data, Greeting, Status};
 use imap_next::server::{Error as ServerError, Event, Options, ResponseHandle, Server};
 use imap_next::types::CommandAuthenticate;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::esearch;
 use super::session::{Reply, Services, Session, bad, capabilities, no, ok};
 use super::stream::{EMPTY_LITERAL_TAIL, Streamed};
 use super::wire::{Wire, WireError};
@@ -29,6 +32,8 @@ use super::{Admission, ImapSettings};
 /// How long the last answers (BYE, LOGOUT) may take to leave before the
 /// connection is dropped anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How imap-codec writes the empty SEARCH a raw line stands in for.
+const RAW_PLACEHOLDER: &[u8] = b"* SEARCH\r\n";
 /// Bad lines tolerated from a client that has not signed in.
 const MAX_BAD_LINES: u32 = 10;
 
@@ -213,7 +218,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             };
             let flow = match event {
                 Ok(event) => self.on_event(event).await,
-                Err(WireError::State(e)) => self.on_refused(&e),
+                Err(WireError::State(e)) => match self.on_refused_search(&e).await {
+                    Some(flow) => flow,
+                    None => self.on_refused(&e),
+                },
                 Err(WireError::Closed) => Flow::Close,
                 Err(e) => {
                     tracing::warn!(error = %e, "imap connection error");
@@ -286,19 +294,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 }
                 let replies = self.session.command(command).await;
                 let logout = self.session.logged_out();
-                let mut last = None;
-                for reply in replies {
-                    last = Some(match reply {
-                        Reply::Data(d) => self.server.enqueue_data(d),
-                        Reply::Status(s) => self.server.enqueue_status(s),
-                        Reply::Stream(s) => {
-                            if self.stream(*s).await.is_err() {
-                                return Flow::Close;
-                            }
-                            continue;
-                        }
-                    });
-                }
+                let Ok(last) = self.send(replies).await else {
+                    return Flow::Close;
+                };
                 if was_signed_in && !self.session.authenticated() {
                     self.end_session();
                 } else if logout {
@@ -352,6 +350,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Writes a FETCH response with a streamed literal (see `stream`): what
     /// was queued before it first, then the response up to the literal, then
     /// the literal as it is decrypted.
+    /// Queues the replies in order (streaming a FETCH body or writing a raw
+    /// line when one comes); the handle of the last one queued.
+    async fn send(&mut self, replies: Vec<Reply>) -> Result<Option<ResponseHandle>, ()> {
+        let mut last = None;
+        for reply in replies {
+            last = Some(match reply {
+                Reply::Data(d) => self.server.enqueue_data(d),
+                Reply::Status(s) => self.server.enqueue_status(s),
+                Reply::Stream(s) => {
+                    self.stream(*s).await?;
+                    continue;
+                }
+                Reply::Raw(line) => {
+                    self.raw(&line).await?;
+                    continue;
+                }
+            });
+        }
+        Ok(last)
+    }
+
+    /// A line imap-codec cannot build: a placeholder `* SEARCH` is queued so
+    /// that everything before it is written first, then replaced by the line.
+    async fn raw(&mut self, line: &[u8]) -> Result<(), ()> {
+        let handle = self.server.enqueue_data(Data::Search(Vec::new(), None));
+        match self
+            .wire
+            .send_through(&mut self.server, handle, RAW_PLACEHOLDER)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!("imap: a raw line's placeholder was not where expected");
+                return Err(());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "imap: connection lost before a raw line");
+                return Err(());
+            }
+        }
+        self.wire.push_raw(line);
+        Ok(())
+    }
+
+    /// A line the parser refused may be a SEARCH with RETURN options
+    /// (ESEARCH): answered as one when the rest parses as a SEARCH.
+    async fn on_refused_search(&mut self, e: &ServerError) -> Option<Flow> {
+        let ServerError::MalformedMessage { discarded_bytes } = e else {
+            return None;
+        };
+        if !self.session.authenticated() {
+            return None;
+        }
+        let (line, ret) = esearch::split_return(discarded_bytes.declassify())?;
+        let (_, command) = CommandCodec::default().decode_static(&line).ok()?;
+        if !matches!(command.body, CommandBody::Search { .. }) {
+            return None;
+        }
+        self.tally.commands += 1;
+        let replies = self.session.search_returning(command, ret).await;
+        Some(match self.send(replies).await {
+            Ok(_) => Flow::Continue,
+            Err(()) => Flow::Close,
+        })
+    }
+
     async fn stream(&mut self, s: Streamed) -> Result<(), ()> {
         let handle = self.server.enqueue_data(s.data);
         match self
@@ -469,8 +533,8 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
             Reply::Status(s) => {
                 server.enqueue_status(s);
             }
-            // Only FETCH answers stream, and never through here.
-            Reply::Stream(_) => {}
+            // Only FETCH and SEARCH answers stream or go raw, never through here.
+            Reply::Stream(_) | Reply::Raw(_) => {}
         }
     }
 }
@@ -478,7 +542,7 @@ pub(super) fn enqueue(server: &mut Server, replies: Vec<Reply>) {
 pub(super) fn status(reply: Reply) -> Option<Status<'static>> {
     match reply {
         Reply::Status(s) => Some(s),
-        Reply::Data(_) | Reply::Stream(_) => None,
+        Reply::Data(_) | Reply::Stream(_) | Reply::Raw(_) => None,
     }
 }
 

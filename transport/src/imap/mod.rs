@@ -25,6 +25,7 @@
 
 pub mod codec;
 pub mod connection;
+pub mod esearch;
 pub mod layout;
 pub mod names;
 pub mod render;

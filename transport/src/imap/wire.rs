@@ -123,6 +123,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Ok(cut)
     }
 
+    /// Bytes written after everything the flow has handed out so far (after
+    /// [`Wire::send_through`] cut a placeholder; see `connection::raw`).
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+        self.unflushed = true;
+    }
+
     /// The stream, to write to directly once [`Wire::send_through`] has
     /// written everything before.
     pub fn stream_mut(&mut self) -> &mut S {

@@ -32,6 +32,7 @@ use mailbox::{CurrentSession, Directory, Error, Password, SessionToken};
 
 pub use super::codec::{Reply, bad, capabilities, no, ok};
 use super::codec::{in_set, uid_of};
+use super::esearch::{SearchReturn, esearch_line};
 use super::names;
 use cache::Decrypted;
 use store::StoreFlags;
@@ -71,6 +72,8 @@ pub struct Session {
     condstore: bool,
     /// QRESYNC enabled: expunges are told as VANISHED.
     qresync: bool,
+    /// The RETURN options of the SEARCH being answered (ESEARCH, RFC 4731).
+    search_return: Option<SearchReturn>,
 }
 
 fn error_text(e: &Error) -> String {
@@ -88,6 +91,7 @@ impl Session {
             decrypted: Decrypted::default(),
             condstore: false,
             qresync: false,
+            search_return: None,
         }
     }
 
@@ -193,6 +197,19 @@ impl Session {
         if let Some((token, _)) = self.signed_in.take() {
             let _ = self.services.directory.sign_out(&token).await;
         }
+    }
+
+    /// A SEARCH with RETURN options (the options taken out of the line by
+    /// `esearch::split_return`): answered with `* ESEARCH`.
+    pub async fn search_returning(
+        &mut self,
+        command: Command<'static>,
+        ret: SearchReturn,
+    ) -> Vec<Reply> {
+        self.search_return = Some(ret);
+        let out = self.command(command).await;
+        self.search_return = None;
+        out
     }
 
     pub async fn command(&mut self, command: Command<'static>) -> Vec<Reply> {
@@ -486,9 +503,19 @@ impl Session {
                     .await;
             }
             CommandBody::Search { criteria, uid, .. } => {
+                let returning = self.search_return.take();
                 match self.search(session, criteria.as_ref(), uid).await {
                     Ok((hits, modseq)) => {
-                        out.push(Reply::Data(Data::Search(hits, modseq)));
+                        out.push(match returning {
+                            Some(ret) => Reply::Raw(esearch_line(
+                                AsRef::<str>::as_ref(&tag),
+                                uid,
+                                ret,
+                                &hits,
+                                modseq,
+                            )),
+                            None => Reply::Data(Data::Search(hits, modseq)),
+                        });
                         out.push(ok(Some(tag), None, "SEARCH done"));
                     }
                     Err(text) => out.push(no(Some(tag), None, &text)),
