@@ -201,7 +201,7 @@ pub fn open_recovery(files: &[RecoveryFile], passphrase: Option<&[u8]>) -> Resul
                 return Err(invalid("a passphrase file and shares cannot be mixed"));
             };
             if seen.insert(*index) {
-                shares.push(Share::try_from(f.data.as_slice()).map_err(|e| invalid(e))?);
+                shares.push(Share::try_from(f.data.as_slice()).map_err(invalid)?);
             }
         }
         if seen.len() < usize::from(SHARES_NEEDED) {
@@ -212,7 +212,7 @@ pub fn open_recovery(files: &[RecoveryFile], passphrase: Option<&[u8]>) -> Resul
         let tsk = Zeroizing::new(
             Sharks(SHARES_NEEDED)
                 .recover(shares.iter())
-                .map_err(|e| invalid(e))?,
+                .map_err(invalid)?,
         );
         SecretKey::from_tsk_bytes(&tsk).map_err(|_| invalid("these shares do not fit together"))?
     };
