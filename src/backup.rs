@@ -100,11 +100,18 @@ async fn seal_keys(
     Ok((sealed, cert.fingerprint()))
 }
 
-/// Writes one restored key where this node reads it: its file, unless its
-/// environment variable is set (then it must hold the same key).
-fn restore_key(env: &str, file: &Path, hex: &str) -> anyhow::Result<()> {
+/// The keys a restore puts in place: (environment variable, file, hex).
+type RestoredKeys = Vec<(&'static str, PathBuf, Zeroizing<String>)>;
+
+/// Checks (`write` false) or writes one restored key where this node reads
+/// it: its file, unless its environment variable is set (then it must hold
+/// the same key).
+fn place_key(
+    (env, file, hex): &(&'static str, PathBuf, Zeroizing<String>),
+    write: bool,
+) -> anyhow::Result<()> {
     if let Ok(set) = std::env::var(env) {
-        if set.trim() != hex {
+        if set.trim() != hex.as_str() {
             bail!(
                 "{env} holds another key than the backup's; unset it or set it to the backup's key"
             );
@@ -117,29 +124,32 @@ fn restore_key(env: &str, file: &Path, hex: &str) -> anyhow::Result<()> {
             file.display()
         );
     }
+    if !write {
+        return Ok(());
+    }
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)?;
     }
     crate::demo::write_private(file, hex)
 }
 
-/// Opens `keys.sealed` with the recovery key and puts both keys in place.
-fn restore_keys(
+/// Opens `keys.sealed` with the recovery key: the keys to put in place.
+fn open_keys(
     settings: &Settings,
     dir: &Path,
     manifest: &Manifest,
     recovery: &SecretKey,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RestoredKeys> {
+    let blind = (
+        "RENKEI_BLIND_INDEX_KEY",
+        settings.blind_index_key_file.clone(),
+    );
     let sealed = dir.join(SEALED_KEYS);
     if !sealed.exists() {
         let legacy = dir.join(LEGACY_BLIND_KEY);
         if legacy.exists() {
-            let hex = Zeroizing::new(std::fs::read_to_string(&legacy)?);
-            return restore_key(
-                "RENKEI_BLIND_INDEX_KEY",
-                &settings.blind_index_key_file,
-                hex.trim(),
-            );
+            let hex = Zeroizing::new(std::fs::read_to_string(&legacy)?.trim().to_string());
+            return Ok(vec![(blind.0, blind.1, hex)]);
         }
         bail!("{} holds no keys", dir.display());
     }
@@ -150,16 +160,18 @@ fn restore_keys(
         .context("opening the backup's keys with the recovery key")?;
     let text = Zeroizing::new(String::from_utf8(plain.to_vec()).context("the sealed keys")?);
     let keys: SealedKeys = toml::from_str(&text).context("the sealed keys")?;
-    restore_key(
-        "RENKEI_BLIND_INDEX_KEY",
-        &settings.blind_index_key_file,
-        &keys.blind_index_key,
-    )?;
-    restore_key(
-        "RENKEI_SECOND_FACTOR_KEY",
-        &settings.second_factor_key_file,
-        &keys.second_factor_key,
-    )
+    Ok(vec![
+        (
+            blind.0,
+            blind.1,
+            Zeroizing::new(keys.blind_index_key.clone()),
+        ),
+        (
+            "RENKEI_SECOND_FACTOR_KEY",
+            settings.second_factor_key_file.clone(),
+            Zeroizing::new(keys.second_factor_key.clone()),
+        ),
+    ])
 }
 
 fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -256,7 +268,11 @@ pub async fn restore(settings: &Settings, dir: &Path, recovery: &SecretKey) -> a
     {
         bail!("{} exists; restore into a new data folder", path.display());
     }
-    restore_keys(settings, dir, &manifest, recovery)?;
+    // Opened and checked before anything is written; written once the database is back.
+    let keys = open_keys(settings, dir, &manifest, recovery)?;
+    for key in &keys {
+        place_key(key, false)?;
+    }
     match (&settings.store, manifest.backend.as_str()) {
         (StoreTarget::Sqlite(path), "sqlite") => {
             if path.exists() {
@@ -298,6 +314,9 @@ pub async fn restore(settings: &Settings, dir: &Path, recovery: &SecretKey) -> a
                 }
             }
         }
+    }
+    for key in &keys {
+        place_key(key, true)?;
     }
     let keys = dir.join(AUDIT_KEYS);
     if keys.exists() {

@@ -162,7 +162,7 @@ async fn reset_password(
         )
         .await;
         notices
-            .security_notice(&account.id, "recovery_key_reset")
+            .security_notice(&account.id, mailbox::notify::RECOVERY_KEY_RESET)
             .await?;
     }
     let fname = facility_name(directory, &account).await;

@@ -348,3 +348,120 @@ async fn serve_and_the_console_warn_while_there_is_no_recovery_key() {
     assert!(html.contains("tab-accounts"), "{html}");
     assert!(!html.contains("recovery-warning"), "{html}");
 }
+
+#[tokio::test]
+async fn a_reset_with_the_recovery_key_tells_the_person_by_mail() {
+    let mut smtp = crate::smtp::SmtpSink::new();
+    smtp.start();
+    let net = Network::new().await;
+    net.add_hospital();
+    let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
+    let (op1, op1_pw) = crate::harness::parse_letter(&net.admin(&[
+        "user",
+        "add",
+        "--role",
+        "operator",
+        "--name",
+        "運営 一郎",
+    ]));
+    let (op2, op2_pw) = crate::harness::parse_letter(&net.admin(&[
+        "user",
+        "add",
+        "--role",
+        "operator",
+        "--name",
+        "運営 二郎",
+    ]));
+    let config = net.data_dir().join("renkei.toml");
+    std::fs::write(&config, smtp.config()).unwrap();
+    let config = config.display().to_string();
+    let offline = tempfile::tempdir().unwrap();
+    let shares = offline.path().join("shares");
+    net.admin(&[
+        "recovery",
+        "init",
+        "--custodians",
+        "A,B,C",
+        "--out",
+        shares.to_str().unwrap(),
+    ]);
+    let server = net.serve(&["--config", &config]);
+    let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
+    let r = rad_c
+        .put(server.url("/api/v1/me/email"))
+        .json(&json!({ "address": "rad@renkei-test.example" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let link = smtp.wait_for(1, std::time::Duration::from_secs(30)).await;
+    let body = &link[0].body;
+    let at = body.find("token=").unwrap() + "token=".len();
+    let token: String = body[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    let (status, v) = server
+        .post_json(&rad_c, "/api/v1/email/confirm", &json!({ "token": token }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let share = |n: usize| {
+        shares
+            .join(format!("recovery-share-{n}.txt"))
+            .display()
+            .to_string()
+    };
+    let (s1, s3) = (share(1), share(3));
+    let out = run_env(
+        &net,
+        &[
+            "--config",
+            &config,
+            "--operator",
+            &op1,
+            "--second-operator",
+            &op2,
+            "admin",
+            "user",
+            "reset-password",
+            &rad,
+            "--recovery-key",
+            &s1,
+            "--recovery-key",
+            &s3,
+        ],
+        &[
+            ("RENKEI_OPERATOR_PASSWORD", &op1_pw),
+            ("RENKEI_SECOND_OPERATOR_PASSWORD", &op2_pw),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("every earlier item stays readable"),
+        "{}",
+        out.stdout
+    );
+    let mails = smtp.wait_for(2, std::time::Duration::from_secs(60)).await;
+    let notice = mails
+        .iter()
+        .find(|m| m.subject.contains("Your password was reset"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no notice among {:?}",
+                mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        notice.to.contains("rad@renkei-test.example"),
+        "{}",
+        notice.to
+    );
+    assert!(
+        notice.body.contains("recovery key") && notice.body.contains("two operators"),
+        "{}",
+        notice.body
+    );
+    assert!(!notice.body.contains(PATIENT_ID));
+    smtp.stop();
+}
