@@ -198,6 +198,18 @@ impl Application {
         })
     }
 
+    /// `serve` says at start that the network has no recovery key yet (the
+    /// operator console says so too, on every page, until it exists).
+    pub async fn warn_without_recovery_key(&self) {
+        match self.directory.keys().recovery_certificate().await {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::warn!(
+                "the network has no recovery key: a forgotten password loses the person's items and backups cannot be taken; run `renkei admin recovery init` and keep its files offline"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot check the recovery key"),
+        }
+    }
+
     /// Binds the HTTPS listener and the configured IMAP listeners (port 0
     /// picks a free port), loading or making the TLS certificate first.
     pub async fn bind(&self) -> anyhow::Result<Listeners> {

@@ -25,6 +25,10 @@ pub struct GlobalArgs {
     /// comes from RENKEI_OPERATOR_PASSWORD. See `src/admin/operator.rs`.
     #[arg(long, global = true, env = "RENKEI_OPERATOR")]
     pub operator: Option<String>,
+    /// The second operator a use of the network recovery key needs (their
+    /// account ID); their password comes from RENKEI_SECOND_OPERATOR_PASSWORD.
+    #[arg(long, global = true, env = "RENKEI_SECOND_OPERATOR")]
+    pub second_operator: Option<String>,
     /// TOML configuration file.
     #[arg(long, global = true, env = "RENKEI_CONFIG")]
     pub config: Option<PathBuf>,
@@ -160,12 +164,19 @@ pub enum AdminCommand {
         #[arg(long)]
         pdf: Option<PathBuf>,
     },
-    /// A consistent backup of database, blobs and blind-index key into DIR
-    /// (a new folder), while the server runs.
+    /// A consistent backup of database, blobs, and the blind-index and
+    /// second-factor keys sealed to the recovery certificate, into DIR (a new
+    /// folder), while the server runs.
     Backup { dir: PathBuf },
     /// Bring a backup back into a new data folder (and an empty PostgreSQL
     /// database when one is configured).
-    Restore { dir: PathBuf },
+    Restore {
+        dir: PathBuf,
+        /// The recovery file (its passphrase in RENKEI_RECOVERY_PASSPHRASE), or
+        /// two custodians' share files (the flag twice): it opens the backup's keys.
+        #[arg(long = "recovery-key", required = true)]
+        recovery_key: Vec<PathBuf>,
+    },
     /// The hash-chained audit trail.
     Audit {
         #[command(subcommand)]
@@ -260,10 +271,15 @@ pub enum BlobsCommand {
 #[derive(Debug, Subcommand)]
 pub enum RecoveryCommand {
     /// Make the recovery key: its certificate stays on the server, the secret half
-    /// goes to FILE, to be kept offline (never on this server).
+    /// is never written in clear: locked under a passphrase (RENKEI_RECOVERY_PASSPHRASE)
+    /// into FILE, or with --custodians split into three share files in the folder
+    /// OUT, any two of which open it. Keep them offline, never on this server.
     Init {
         #[arg(long)]
         out: PathBuf,
+        /// Three custodians' names, comma-separated: one share each, any two open the key.
+        #[arg(long)]
+        custodians: Option<String>,
     },
 }
 
@@ -271,10 +287,12 @@ pub enum RecoveryCommand {
 pub enum GrantsCommand {
     /// Members still waiting for a facility key.
     List,
-    /// Complete every pending grant with the offline recovery key.
+    /// Complete every pending grant with the offline recovery key (two operators:
+    /// --operator and --second-operator, each with their password).
     Complete {
-        #[arg(long)]
-        recovery_key: PathBuf,
+        /// The recovery file (passphrase in RENKEI_RECOVERY_PASSPHRASE), or two share files.
+        #[arg(long = "recovery-key", required = true)]
+        recovery_key: Vec<PathBuf>,
     },
 }
 
@@ -388,11 +406,13 @@ pub enum UserCommand {
         id: String,
     },
     /// Issue a new password (the person must change it at the next sign-in). With
-    /// the recovery key file the person keeps their key and every old item.
+    /// the recovery key (two operators: --operator and --second-operator) the
+    /// person keeps their key and every old item.
     ResetPassword {
         id: String,
-        #[arg(long)]
-        recovery_key: Option<PathBuf>,
+        /// The recovery file (passphrase in RENKEI_RECOVERY_PASSPHRASE), or two share files.
+        #[arg(long = "recovery-key")]
+        recovery_key: Vec<PathBuf>,
         /// Also write the credential letter as PDF (mode 0600) to print.
         #[arg(long)]
         letter_pdf: Option<PathBuf>,

@@ -9,6 +9,13 @@ use mailbox::auth::password;
 use mailbox::{Directory, Facility, FacilityCode, NewAccount, Role};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.tsv";
+/// The demo's recovery key shares (a real network never keeps them on the server).
+pub const RECOVERY_DIR: &str = "demo-recovery";
+const DEMO_CUSTODIANS: [&str; 3] = [
+    "香川県医師会 事務局長",
+    "さぬき中央病院 院長",
+    "ヘルプデスク 責任者",
+];
 const HEADER: &str = "id\tpassword\trole\tfacility_code\tfacility_name";
 
 struct DemoFacility {
@@ -78,6 +85,16 @@ pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<St
             data_dir.display()
         );
     }
+    // The recovery key first, so every key made below is sealed to it. A real
+    // network keeps these shares offline; the demo keeps them here, and says so.
+    let shares = data_dir.join(RECOVERY_DIR);
+    directory
+        .keys()
+        .init_recovery_with(|key| {
+            let names: Vec<String> = DEMO_CUSTODIANS.iter().map(|n| n.to_string()).collect();
+            crate::admin::recovery::write_shares(key, &names, &shares).map(|_| ())
+        })
+        .await?;
     let mut tsv = String::from(HEADER);
     tsv.push('\n');
     let start = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap_or_default();
@@ -186,4 +203,13 @@ pub fn print_accounts(tsv: &str) {
             );
         }
     }
+    println!(
+        "Network recovery key (demo only): three shares in {RECOVERY_DIR}/ in the data folder, any two of which open it"
+    );
+    println!(
+        "  (--recovery-key {RECOVERY_DIR}/recovery-share-1.txt --recovery-key {RECOVERY_DIR}/recovery-share-2.txt)."
+    );
+    println!(
+        "  WARNING: a real network never keeps them on the server: each custodian keeps one share offline."
+    );
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod evidence;
+pub mod modes;
 
 use mailbox::ErrorKind;
 
@@ -42,7 +43,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve => {
+            modes::tighten_at_start(&settings);
             let app = Application::build(settings).await?;
+            app.warn_without_recovery_key().await;
             let listeners = app.bind().await?;
             println!(
                 "Renkei at {} (store: {})",
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(listeners, app::shutdown_signal()).await
         }
         Command::Demo { no_serve } => {
+            modes::tighten_at_start(&settings);
             let app = Application::build(settings).await?;
             let tsv = demo::ensure(&app.directory, &app.settings.data_dir).await?;
             if no_serve {
@@ -72,10 +76,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run(listeners, app::shutdown_signal()).await
         }
         Command::Admin {
-            command: cli::AdminCommand::Restore { dir },
+            command: cli::AdminCommand::Restore { dir, recovery_key },
         } => {
             // Before the store is opened: opening would create an empty one.
-            backup::restore(&settings, &dir).await?;
+            let recovery = admin::recovery::read_recovery_files(&recovery_key)?;
+            backup::restore(&settings, &dir, &recovery).await?;
             let app = Application::build(settings).await?;
             admin::operator::identify(
                 &app.directory,
@@ -96,6 +101,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 app.settings.admin_operator.as_deref(),
             )
             .await?;
+            admin::operator::identify_second(&app.directory, cli.global.second_operator.as_deref())
+                .await?;
             let services = admin::Services {
                 settings: &app.settings,
                 store: &app.store,

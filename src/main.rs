@@ -13,6 +13,9 @@ use mailbox::Localized;
 use renkei::cli::Cli;
 
 fn main() -> ExitCode {
+    // Nothing this process makes is for other users: files 0600, folders 0700
+    // (database, keys, blobs, backups, exports; pg_dump inherits it).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

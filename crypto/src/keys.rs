@@ -401,8 +401,22 @@ impl SecretKey {
         }
     }
 
+    /// The two 32-byte secrets (Ed25519 seed, X25519 scalar), for tests that
+    /// scan files for them; never compiled into the server.
+    #[cfg(feature = "test-support")]
+    pub fn secret_material_for_tests(&self) -> Vec<Zeroizing<Vec<u8>>> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.fast_signer {
+            out.push(Zeroizing::new(s.to_bytes().to_vec()));
+        }
+        if let Some(s) = &self.fast_decryptor {
+            out.push(Zeroizing::new(s.to_bytes().to_vec()));
+        }
+        out
+    }
+
     /// Transferable secret key bytes; only ever fed into encryption.
-    fn tsk_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn tsk_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
         // `to_vec` sizes the buffer exactly, so no unzeroized reallocation copies are left.
         self.cert
             .as_tsk()
@@ -411,7 +425,7 @@ impl SecretKey {
             .map_err(CryptoError::pgp)
     }
 
-    fn from_tsk_bytes(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn from_tsk_bytes(bytes: &[u8]) -> Result<Self> {
         let cert = Cert::from_bytes(bytes).map_err(|e| CryptoError::Malformed(e.to_string()))?;
         if !cert.is_tsk() {
             return Err(CryptoError::Malformed("no secret key material".into()));
@@ -619,7 +633,16 @@ pub fn seal_secret_key(key: &SecretKey, to: &[&Certificate]) -> Result<SealedKey
         return Err(CryptoError::InvalidInput("no recipient".into()));
     }
     let tsk = key.tsk_bytes()?;
-    let mut out = Vec::with_capacity(tsk.len() + 128 * to.len() + 128);
+    Ok(SealedKey(seal_bytes(&tsk, to)?))
+}
+
+/// Encrypts small secret bytes (a key file's content) so that any holder of
+/// one of `to` can read them: an OpenPGP message like a [`SealedKey`].
+pub fn seal_bytes(plain: &[u8], to: &[&Certificate]) -> Result<Vec<u8>> {
+    if to.is_empty() {
+        return Err(CryptoError::InvalidInput("no recipient".into()));
+    }
+    let mut out = Vec::with_capacity(plain.len() + 128 * to.len() + 128);
     {
         let msg = Message::new(&mut out);
         let msg = Encryptor::for_recipients(msg, pgp::recipients(to))
@@ -628,10 +651,15 @@ pub fn seal_secret_key(key: &SecretKey, to: &[&Certificate]) -> Result<SealedKey
             .build()
             .map_err(CryptoError::pgp)?;
         let mut lw = LiteralWriter::new(msg).build().map_err(CryptoError::pgp)?;
-        lw.write_all(&tsk)?;
+        lw.write_all(plain)?;
         lw.finalize().map_err(CryptoError::pgp)?;
     }
-    Ok(SealedKey(out))
+    Ok(out)
+}
+
+/// Reads what [`seal_bytes`] wrote, with one holder's key.
+pub fn open_bytes(sealed: &[u8], holder: &SecretKey) -> Result<Zeroizing<Vec<u8>>> {
+    Ok(pgp::decrypt_small(sealed, KeySource::Secret(holder), None)?.data)
 }
 
 impl SealedKey {

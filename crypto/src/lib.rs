@@ -22,6 +22,7 @@ mod error;
 mod fast;
 mod keys;
 mod pgp;
+mod recovery_file;
 pub mod staging;
 mod stream;
 
@@ -35,7 +36,11 @@ pub use envelope::{
 pub use error::{CryptoError, Result};
 pub use keys::{
     Certificate, FacilityKey, FacilityRole, KeySlotId, LockParams, LockedKey, RecoveryKey,
-    SealedKey, SecretKey, UserKey, seal_secret_key,
+    SealedKey, SecretKey, UserKey, open_bytes, seal_bytes, seal_secret_key,
+};
+pub use recovery_file::{
+    RecoveryFile, RecoveryFileKind, SHARES_MADE, SHARES_NEEDED, open_recovery, recovery_shares,
+    recovery_with_passphrase,
 };
 /// Fingerprint type handed to signer look-ups.
 pub use sequoia_openpgp::Fingerprint;

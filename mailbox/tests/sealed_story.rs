@@ -29,6 +29,8 @@ mod custody;
 mod integrity;
 #[path = "sealed_story/keys.rs"]
 mod keys;
+#[path = "sealed_story/recovery.rs"]
+mod recovery;
 
 fn consent() -> Consent {
     Consent {

@@ -12,11 +12,12 @@ use mailbox::records::{DeletionReport, Records};
 use mailbox::store::Store;
 
 pub mod operator;
+pub mod recovery;
 mod user;
 
 use crate::cli::{
     AdminCommand, AuditCommand, BlobsCommand, DeletionCommand, FacilityCommand, FacilityFields,
-    GrantsCommand, NotificationsCommand, PatientArgs, RecoveryCommand, RetentionCommand,
+    NotificationsCommand, PatientArgs, RetentionCommand,
 };
 
 async fn notifications(notices: &Notices, command: NotificationsCommand) -> Result<()> {
@@ -85,10 +86,16 @@ async fn dispatch(services: &Services<'_>, command: AdminCommand) -> Result<()> 
             billing(services.records, &month, csv, pdf).await
         }
         AdminCommand::Facility { command } => facility(directory, command).await,
-        AdminCommand::User { command } => user::user(directory, notices, command).await,
+        AdminCommand::User { command } => {
+            user::user(directory, notices, services.audit, command).await
+        }
         AdminCommand::Notifications { command } => notifications(notices, command).await,
-        AdminCommand::Recovery { command } => recovery(directory, command).await,
-        AdminCommand::Grants { command } => grants(directory, command).await,
+        AdminCommand::Recovery { command } => {
+            recovery::recovery(directory, &services.settings.data_dir, command).await
+        }
+        AdminCommand::Grants { command } => {
+            recovery::grants(directory, services.audit, command).await
+        }
         // Dispatched by `run`, which has the postroom.
         AdminCommand::Blobs { .. }
         | AdminCommand::Backup { .. }
@@ -114,23 +121,6 @@ pub async fn blobs(postroom: &mailbox::postroom::Postroom, command: BlobsCommand
         }
     }
     Ok(())
-}
-
-fn read_recovery_key(path: &std::path::Path) -> Result<renkei_crypto::SecretKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid(
-            "recovery_key",
-            format!("cannot read {}: {e}", path.display()),
-            "復旧鍵ファイルを読めません。",
-        )
-    })?;
-    renkei_crypto::SecretKey::from_armored_secret(&text).map_err(|_| {
-        Error::invalid(
-            "recovery_key",
-            format!("{} is not a recovery key file", path.display()),
-            "復旧鍵ファイルの形式が正しくありません。",
-        )
-    })
 }
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
@@ -341,62 +331,6 @@ async fn audit(trail: &Audit, records: &Records, command: AuditCommand) -> Resul
                 }
                 None => print!("{csv}"),
             }
-        }
-    }
-    Ok(())
-}
-
-async fn recovery(directory: &Directory, command: RecoveryCommand) -> Result<()> {
-    match command {
-        RecoveryCommand::Init { out } => {
-            let key = directory
-                .create_recovery_key(operator::actor(), || {
-                    if out.exists() {
-                        return Err(Error::Conflict(format!(
-                            "{} already exists; not overwriting it",
-                            out.display()
-                        )));
-                    }
-                    Ok(())
-                })
-                .await?;
-            let armored = key
-                .to_armored_secret()
-                .map_err(|e| Error::Internal(format!("exporting the recovery key: {e}")))?;
-            crate::demo::write_private(&out, armored.as_str())
-                .map_err(|e| Error::Internal(format!("{e:#}")))?;
-            println!(
-                "recovery certificate stored; fingerprint {}",
-                key.fingerprint()
-            );
-            println!(
-                "the secret half is in {} — move it offline and delete it from this server",
-                out.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn grants(directory: &Directory, command: GrantsCommand) -> Result<()> {
-    match command {
-        GrantsCommand::List => {
-            println!("facility_code\tkey\taccount\twaiting_since");
-            for g in directory.list_pending_grants(operator::actor()).await? {
-                let since = chrono::DateTime::from_timestamp(g.created_at, 0)
-                    .map(|d| d.to_rfc3339())
-                    .unwrap_or_default();
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    g.facility_code, g.role, g.account_id, since
-                );
-            }
-        }
-        GrantsCommand::Complete { recovery_key } => {
-            let n = directory
-                .complete_grants(operator::actor(), || read_recovery_key(&recovery_key))
-                .await?;
-            println!("{n} pending grant(s) completed");
         }
     }
     Ok(())

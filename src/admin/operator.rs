@@ -25,6 +25,10 @@ use mailbox::{AccountId, Directory, Password, Role};
 pub const BOOTSTRAP: &str = "bootstrap";
 
 static OPERATOR: OnceLock<String> = OnceLock::new();
+/// Set when the operator proved themselves with their password (not `[admin] operator`).
+static CONFIRMED: OnceLock<()> = OnceLock::new();
+/// The second operator a use of the recovery key needs, password checked.
+static SECOND: OnceLock<String> = OnceLock::new();
 
 /// The actor of this run's commands: the operator [`identify`] found.
 pub fn actor() -> Actor<'static> {
@@ -50,6 +54,7 @@ pub async fn identify(
         let account = directory
             .confirm_operator(id, &Password::new(password))
             .await?;
+        let _ = CONFIRMED.set(());
         account.id
     } else if let Some(id) = configured {
         let parsed =
@@ -76,4 +81,32 @@ pub async fn identify(
     };
     let _ = OPERATOR.set(id.as_str().to_string());
     Ok(())
+}
+
+/// Checks the second operator named with `--second-operator` (password in
+/// `RENKEI_SECOND_OPERATOR_PASSWORD`, checked like a sign-in), for the
+/// commands that use the network recovery key.
+pub async fn identify_second(directory: &Directory, named: Option<&str>) -> anyhow::Result<()> {
+    let Some(id) = named else {
+        return Ok(());
+    };
+    let Ok(password) = std::env::var("RENKEI_SECOND_OPERATOR_PASSWORD") else {
+        return Err(crate::config::bad(
+            "admin.second_operator",
+            "--second-operator needs that operator's password in RENKEI_SECOND_OPERATOR_PASSWORD",
+        ));
+    };
+    let account = directory
+        .confirm_operator(id, &Password::new(password))
+        .await?;
+    let _ = SECOND.set(account.id.as_str().to_string());
+    Ok(())
+}
+
+/// The second operator of a use of the recovery key, if two different
+/// operators each proved themselves with their password on this command.
+pub fn witness() -> Option<&'static str> {
+    let first = OPERATOR.get()?;
+    CONFIRMED.get()?;
+    SECOND.get().map(String::as_str).filter(|s| *s != first)
 }

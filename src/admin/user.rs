@@ -4,7 +4,9 @@
 use mailbox::notify::Notices;
 use mailbox::{Account, AccountId, Directory, Error, FacilityCode, NewAccount, Password, Result};
 
-use super::read_recovery_key;
+use mailbox::records::audit::Audit;
+
+use super::recovery::{audit_use, witnessed_recovery};
 use crate::cli::UserCommand;
 
 fn print_account(a: &Account) {
@@ -130,19 +132,39 @@ async fn add_user(directory: &Directory, notices: &Notices, new: UserAdd) -> Res
     Ok(())
 }
 
-/// `user reset-password`: a new password, and what the person can no longer read.
+/// `user reset-password`: a new password, and what the person can no longer
+/// read. With the recovery key (two operators) the person keeps their key, is
+/// told by a notice, and the trail names both operators.
 async fn reset_password(
-    directory: &Directory,
+    (directory, notices, audit): (&Directory, &Notices, &Audit),
     id: &str,
-    recovery_key: Option<std::path::PathBuf>,
+    recovery_key: Vec<std::path::PathBuf>,
     letter_pdf: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let with_key = recovery_key.is_some();
+    let with_key = !recovery_key.is_empty();
+    let mut second = None;
     let (account, outcome) = directory
         .reset_account_password(super::operator::actor(), id, || {
-            recovery_key.as_deref().map(read_recovery_key).transpose()
+            if !with_key {
+                return Ok(None);
+            }
+            let (key, witness) = witnessed_recovery(&recovery_key)?;
+            second = Some(witness);
+            Ok(Some(key))
         })
         .await?;
+    if let Some(second) = second {
+        audit_use(
+            audit,
+            "user reset-password",
+            Some(account.id.as_str().to_string()),
+            second,
+        )
+        .await;
+        notices
+            .security_notice(&account.id, mailbox::notify::RECOVERY_KEY_RESET)
+            .await?;
+    }
     let fname = facility_name(directory, &account).await;
     credential_letter(&account, fname.as_deref(), &outcome.password);
     if let Some(path) = letter_pdf {
@@ -174,6 +196,7 @@ async fn reset_password(
 pub(super) async fn user(
     directory: &Directory,
     notices: &Notices,
+    audit: &Audit,
     command: UserCommand,
 ) -> Result<()> {
     match command {
@@ -239,7 +262,7 @@ pub(super) async fn user(
             id,
             recovery_key,
             letter_pdf,
-        } => reset_password(directory, &id, recovery_key, letter_pdf).await?,
+        } => reset_password((directory, notices, audit), &id, recovery_key, letter_pdf).await?,
         UserCommand::Factors => {
             println!("id\ttotp\trecovery_codes_left\tapp_passwords\tsecurity_keys");
             for r in directory.list_factors(super::operator::actor()).await? {

@@ -44,6 +44,22 @@ async fn demo_writes_its_accounts_and_every_one_signs_in() {
         }
     }
     assert_eq!(accounts.iter().filter(|a| a[2] == "operator").count(), 1);
+    // The demo's recovery key: three shares in the data folder, said plainly.
+    for n in 1..=3 {
+        let share = net
+            .data_dir()
+            .join(format!("demo-recovery/recovery-share-{n}.txt"));
+        let text = std::fs::read_to_string(&share).unwrap();
+        assert!(text.contains("kind: share") && !text.contains("PRIVATE KEY"));
+    }
+    assert!(
+        server.stdout_head.contains("demo-recovery/")
+            && server
+                .stdout_head
+                .contains("a real network never keeps them on the server"),
+        "{}",
+        server.stdout_head
+    );
     // The printed list names every account too.
     for a in &accounts {
         assert!(server.stdout_head.contains(a[0]), "{} not printed", a[0]);

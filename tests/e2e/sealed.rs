@@ -358,21 +358,63 @@ async fn sealed_items_over_https_and_a_stolen_store_reveals_nothing() {
 #[tokio::test]
 async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
     let net = Network::new().await;
-    let recovery_file = net.data_dir().join("offline-recovery.asc");
-    let out = net.admin(&["recovery", "init", "--out", recovery_file.to_str().unwrap()]);
-    assert!(out.contains("recovery certificate stored"), "{out}");
-    let armored = std::fs::read_to_string(&recovery_file).unwrap();
-    assert!(armored.contains("BEGIN PGP PRIVATE KEY BLOCK"));
+    let offline = tempfile::tempdir().unwrap();
+    let recovery_file = offline.path().join("offline-recovery.txt");
+    let passphrase = (
+        "RENKEI_RECOVERY_PASSPHRASE",
+        "讃岐の山並み-2026-保管用の合言葉",
+    );
+    let init = |out: &std::path::Path, env: &[(&str, &str)]| {
+        crate::records::custody::run_env(
+            &net,
+            &["admin", "recovery", "init", "--out", out.to_str().unwrap()],
+            env,
+        )
+    };
+    // No passphrase, or one inside the data folder: refused, nothing made.
+    assert_eq!(init(&recovery_file, &[]).code, Some(65));
+    let inside = init(&net.data_dir().join("recovery.txt"), &[passphrase]);
+    assert_eq!(inside.code, Some(65), "{}", inside.stderr);
+    let out = init(&recovery_file, &[passphrase]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("recovery certificate stored"),
+        "{}",
+        out.stdout
+    );
+    // Never in clear: the file holds the key locked under the passphrase.
+    let text = std::fs::read_to_string(&recovery_file).unwrap();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let file = renkei_crypto::RecoveryFile::parse(&text).unwrap();
+    assert!(renkei_crypto::open_recovery(&[file], Some(b"wrong passphrase")).is_err());
+    let file = renkei_crypto::RecoveryFile::parse(&text).unwrap();
+    let key = renkei_crypto::open_recovery(&[file], Some(passphrase.1.as_bytes())).unwrap();
+    for secret in key.secret_material_for_tests() {
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!text.contains(&hex) && !text.contains(&hex.to_uppercase()));
+        assert!(!contains(text.as_bytes(), &secret));
+    }
     // Only the certificate is on the server: a second init is refused.
-    let again = net.run(&[
-        "admin",
-        "recovery",
-        "init",
-        "--out",
-        net.data_dir().join("x.asc").to_str().unwrap(),
-    ]);
+    let again = init(&offline.path().join("x.txt"), &[passphrase]);
     assert_eq!(again.code, Some(73), "{}", again.stderr);
 
+    // Two operators, each with their password.
+    let (op1, op1_pw) = crate::harness::parse_letter(&net.admin(&[
+        "user",
+        "add",
+        "--role",
+        "operator",
+        "--name",
+        "運営 一郎",
+    ]));
+    let (op2, op2_pw) = crate::harness::parse_letter(&net.admin(&[
+        "user",
+        "add",
+        "--role",
+        "operator",
+        "--name",
+        "運営 二郎",
+    ]));
     net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 健");
@@ -389,14 +431,89 @@ async fn password_resets_from_the_cli_with_and_without_the_recovery_file() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    // With the recovery file: same key, the item still opens.
-    let letter = net.admin(&[
+    // With the recovery file: one operator is refused, the same one twice too.
+    let reset = [
+        "admin",
         "user",
         "reset-password",
         &rad,
         "--recovery-key",
         recovery_file.to_str().unwrap(),
-    ]);
+    ];
+    let alone = crate::records::custody::run_env(&net, &reset, &[passphrase]);
+    assert_eq!(alone.code, Some(77), "{}", alone.stderr);
+    assert!(alone.stderr.contains("two operators"), "{}", alone.stderr);
+    let first = ["--operator", op1.as_str()];
+    let twice: Vec<&str> = first
+        .iter()
+        .copied()
+        .chain(["--second-operator", op1.as_str()])
+        .chain(reset)
+        .collect();
+    let env = [
+        passphrase,
+        ("RENKEI_OPERATOR_PASSWORD", op1_pw.as_str()),
+        ("RENKEI_SECOND_OPERATOR_PASSWORD", op1_pw.as_str()),
+    ];
+    let out = crate::records::custody::run_env(&net, &twice, &env);
+    assert_eq!(out.code, Some(77), "{}", out.stderr);
+    // Two operators: same key, the item still opens, and both are on the trail.
+    let both: Vec<&str> = first
+        .iter()
+        .copied()
+        .chain(["--second-operator", op2.as_str()])
+        .chain(reset)
+        .collect();
+    let env = [
+        passphrase,
+        ("RENKEI_OPERATOR_PASSWORD", op1_pw.as_str()),
+        ("RENKEI_SECOND_OPERATOR_PASSWORD", op2_pw.as_str()),
+    ];
+    let out = crate::records::custody::run_env(&net, &both, &env);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let letter = out.stdout;
+    // Completing grants with it takes two operators as well.
+    let grants = [
+        "admin",
+        "grants",
+        "complete",
+        "--recovery-key",
+        recovery_file.to_str().unwrap(),
+    ];
+    let alone = crate::records::custody::run_env(&net, &grants, &[passphrase]);
+    assert_eq!(alone.code, Some(77), "{}", alone.stderr);
+    let both_grants: Vec<&str> = both[..4].iter().copied().chain(grants).collect();
+    let out = crate::records::custody::run_env(&net, &both_grants, &env);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("pending grant(s) completed"),
+        "{}",
+        out.stdout
+    );
+    let trail = net.audit_export();
+    let (s1, s2) = (op1.replace('-', ""), op2.replace('-', ""));
+    let used: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("recovery key used: user reset-password"))
+        .collect();
+    assert_eq!(used.len(), 1, "{trail}");
+    assert!(
+        used[0].contains(&format!(",{s1},")) && used[0].contains(&format!("second operator {s2}")),
+        "{}",
+        used[0]
+    );
+    let refused = trail
+        .lines()
+        .filter(|l| l.contains("user reset-password: failed"))
+        .count();
+    assert_eq!(refused, 2, "{trail}");
+    assert!(
+        trail.lines().any(|l| l.contains("grants complete: failed"))
+            && trail.lines().any(|l| l.contains(&format!(
+                "recovery key used: grants complete (second operator {s2}): ok"
+            ))),
+        "{trail}"
+    );
     assert!(
         letter.contains("every earlier item stays readable"),
         "{letter}"

@@ -234,17 +234,14 @@ impl Directory {
             .await
     }
 
-    /// `recovery init`, once `ready` (the edge's check of where the secret
-    /// half goes) passes.
+    /// `recovery init`: `keep` (the edge) writes the key's offline files,
+    /// never in clear, before its certificate is stored.
     pub async fn create_recovery_key(
         &self,
         by: Actor<'_>,
-        ready: impl FnOnce() -> Result<()>,
+        keep: impl FnOnce(&SecretKey) -> Result<()>,
     ) -> Result<SecretKey> {
-        let work = async {
-            ready()?;
-            self.init_recovery().await
-        };
+        let work = async { self.keys.init_recovery_with(keep).await };
         self.audit.console(by, "recovery init", None, work).await
     }
 

@@ -20,7 +20,10 @@ fn not_this_network() -> Error {
 }
 
 impl Keys {
-    pub(crate) async fn recovery_certificate(&self) -> Result<Option<Certificate>> {
+    /// The network recovery key's certificate, once `recovery init` made it
+    /// (the operator console and `serve` warn while there is none; backups seal
+    /// their keys to it).
+    pub async fn recovery_certificate(&self) -> Result<Option<Certificate>> {
         match self.store.recovery_cert().await? {
             Some(bytes) => Ok(Some(Certificate::from_bytes(&bytes).map_err(crypto)?)),
             None => Ok(None),
@@ -30,12 +33,23 @@ impl Keys {
     /// Makes the network's recovery key: its certificate is stored, the secret half
     /// is returned for the operator to keep offline. Refused if one exists.
     pub async fn init_recovery(&self) -> Result<SecretKey> {
+        self.init_recovery_with(|_| Ok(())).await
+    }
+
+    /// Makes the network's recovery key and hands it to `keep` (which writes
+    /// its offline files, never in clear) before the certificate is stored: if
+    /// `keep` fails, the network has no recovery key rather than a lost one.
+    pub async fn init_recovery_with(
+        &self,
+        keep: impl FnOnce(&SecretKey) -> Result<()>,
+    ) -> Result<SecretKey> {
         if self.store.recovery_cert().await?.is_some() {
             return Err(Error::Conflict(
                 "the recovery key already exists; keep using its file".into(),
             ));
         }
         let key = blocking(|| SecretKey::generate_recovery().map_err(crypto)).await?;
+        keep(&key)?;
         let cert = key.cert().to_bytes().map_err(crypto)?;
         match self.store.insert_recovery_cert(&cert).await {
             Err(StoreError::Conflict(_)) => {

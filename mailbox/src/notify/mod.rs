@@ -24,7 +24,9 @@ mod text;
 
 pub use notice::{FailedNotice, PendingNotice, Preferences};
 pub use reason::NotifyReason;
-pub use text::{NoticeFacts, NoticeText, compose, compose_digest, kind_labels, link};
+pub use text::{
+    NoticeFacts, NoticeText, RECOVERY_KEY_RESET, compose, compose_digest, kind_labels, link,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -364,6 +366,8 @@ impl Notices {
         );
         r.digest = false;
         r.next_attempt_at = now;
+        // Which change, for the mail's words (no content, no patient data).
+        r.kind = Some(what.to_string());
         self.store.queue_notifications(&[r]).await?;
         tracing::info!(account = account.as_str(), "security notice queued");
         Ok(())

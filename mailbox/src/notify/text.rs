@@ -64,6 +64,10 @@ impl NoticeFacts {
     }
 }
 
+/// The security notice of a password reset with the network recovery key
+/// (`Notices::security_notice`'s `what`, kept as the row's kind).
+pub const RECOVERY_KEY_RESET: &str = "recovery_key_reset";
+
 /// What a notice says, with what `facts` tells of the facility and thread.
 pub fn compose(row: &PendingNotice, facts: &NoticeFacts, base_url: &str) -> NoticeText {
     let (kind_ja, kind_en) = kind_labels(row.kind.as_deref());
@@ -134,6 +138,13 @@ pub fn compose(row: &PendingNotice, facts: &NoticeFacts, base_url: &str) -> Noti
                 "送信した{kind_ja}を届けられませんでした。送信済みフォルダで理由をご確認ください。"
             ),
             format!("A {kind_en} you sent could not be delivered. The reason is shown in Sent."),
+        ),
+        NotifyReason::SecurityChange if row.kind.as_deref() == Some(RECOVERY_KEY_RESET) => (
+            "[Renkei] パスワードがリセットされました / Your password was reset".to_string(),
+            "ヘルプデスクが、ネットワーク復旧鍵を使ってあなたのパスワードをリセットしました（運用者2名で実施）。以前の文書はそのまま読めます。心当たりがない場合は、ヘルプデスクにご連絡ください。"
+                .to_string(),
+            "The help desk reset your password with the network recovery key (two operators); your earlier items stay readable. If you did not ask for this, contact the help desk."
+                .to_string(),
         ),
         NotifyReason::SecurityChange => (
             "[Renkei] ログイン設定が変更されました / Sign-in settings changed".to_string(),

@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 use super::{FINDINGS, PATIENT_NAME, dicom};
 use crate::harness::{CLINIC, Db, HOSPITAL, Network, upload_form, wait_until};
 
+/// The recovery file's passphrase, as `recovery init` and `restore` read it.
+const PASSPHRASE: (&str, &str) = ("RENKEI_RECOVERY_PASSPHRASE", "瀬戸内の朝焼け 2026 保管庫");
+
 /// How long the sender may take for the items the backup waits for.
 const WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -16,6 +19,21 @@ async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens()
     net.add_hospital_and_clinic();
     let (rad, rad_pw) = net.add_user("doctor", HOSPITAL, "讃岐 一郎");
     let (gp, gp_pw) = net.add_user("doctor", CLINIC, "琴平 次郎");
+    // A backup seals its keys to the recovery key: made first, kept offline.
+    let backup_dir = tempfile::tempdir().unwrap();
+    let recovery = backup_dir.path().join("recovery.txt");
+    let out = super::custody::run_env(
+        &net,
+        &[
+            "admin",
+            "recovery",
+            "init",
+            "--out",
+            recovery.to_str().unwrap(),
+        ],
+        &[(PASSPHRASE.0, PASSPHRASE.1)],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
     let server = net.serve(&[]);
     let rad_c = net.ready_client(&server, &rad, &rad_pw).await;
     let gp_c = net.ready_client(&server, &gp, &gp_pw).await;
@@ -59,7 +77,6 @@ async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens()
         (acknowledged_now() >= 2).then_some(())
     })
     .await;
-    let backup_dir = tempfile::tempdir().unwrap();
     let target = backup_dir.path().join("b1");
     let out = tokio::task::spawn_blocking({
         let args = net.args();
@@ -96,7 +113,17 @@ async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens()
 
     // A fresh folder (and database) brought back from the backup.
     let restored = Network::new().await;
-    let out = restored.run(&["admin", "restore", target.to_str().unwrap()]);
+    let restore = [
+        "admin",
+        "restore",
+        target.to_str().unwrap(),
+        "--recovery-key",
+        recovery.to_str().unwrap(),
+    ];
+    // The recovery file opens the backup's keys only with its passphrase.
+    let out = super::custody::run_env(&restored, &restore, &[(PASSPHRASE.0, "not the passphrase")]);
+    assert_eq!(out.code, Some(65), "{}", out.stderr);
+    let out = super::custody::run_env(&restored, &restore, &[PASSPHRASE]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let db = Db::open(&restored).await;
     let ids: Vec<String> = db
@@ -113,7 +140,7 @@ async fn backup_under_load_restores_into_a_fresh_folder_where_every_item_opens()
     );
     assert!(ids.iter().all(|id| sent.contains(id)));
     // Restoring over an existing database is refused.
-    let out = restored.run(&["admin", "restore", target.to_str().unwrap()]);
+    let out = super::custody::run_env(&restored, &restore, &[PASSPHRASE]);
     assert_ne!(out.code, Some(0));
 
     let server = restored.serve(&[]);

@@ -17,12 +17,16 @@
 //! PDF; billing for joining on the 31st, leaving on the 1st and inactive
 //! months. A backup (`backup.rs`) taken while items are being sent, restored
 //! into a fresh folder (and database) where every item opens with a valid
-//! signature and its attachment.
+//! signature and its attachment. Key custody (`custody.rs`): the recovery
+//! key's shares, a backup scanned for every key's bytes, a restore with two
+//! shares bringing back TOTP sign-in and the deletion-request search, and
+//! 0600/0700 file modes.
 //!
 //! This file holds the audit chain's test and what the others share: the
 //! patient, [`send_item`] and [`reported_thread`].
 
 mod backup;
+pub mod custody;
 mod evidence;
 mod exports;
 mod retention;

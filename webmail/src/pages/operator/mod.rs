@@ -114,9 +114,24 @@ async fn operator_ctx(
 ) -> Result<PageCtx, Response> {
     let ctx = PageCtx::ready(state, headers, query).await?;
     match ctx.session.require_operator() {
-        Ok(_) => Ok(ctx),
+        Ok(_) => {
+            if let Ok(cert) = state.directory.keys().recovery_certificate().await {
+                RECOVERY_MISSING.store(cert.is_none(), std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(ctx)
+        }
         Err(e) => Err(refusal(ctx.lang, &ctx.session, &e)),
     }
+}
+
+/// Whether the network had no recovery key at the last console request
+/// (looked up by [`operator_ctx`] before each page is built, shown by the
+/// console's banner while it is so).
+static RECOVERY_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For the console template: the recovery-key banner is shown.
+pub(crate) fn recovery_missing() -> bool {
+    RECOVERY_MISSING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A console page: the operator's session, or the refusal any other role gets.

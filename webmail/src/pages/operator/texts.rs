@@ -14,6 +14,8 @@ pub struct OperatorTexts {
     /// `{skew}` is replaced by the difference in seconds.
     pub clock_disagree: &'static str,
     pub clock_unknown: &'static str,
+    /// While the network has no recovery key.
+    pub recovery_missing: &'static str,
     // facilities
     pub facilities_title: &'static str,
     pub add_facility_title: &'static str,
@@ -121,6 +123,7 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     clock_unsynchronised: "このサーバーの時刻が同期されていません（NTP）。監査ログの時刻が正しくない可能性があります。時刻同期を確認してください。",
     clock_disagree: "サーバー間の時刻が {skew} 秒ずれています。監査ログの時刻が正しくない可能性があります。各サーバーの時刻同期を確認してください。",
     clock_unknown: "このサーバーの時刻が同期されているか確認できません。監査ログの時刻が正しくない可能性があります。",
+    recovery_missing: "ネットワークの復旧鍵がまだありません。パスワードを忘れた利用者はそれまでの文書を読めなくなり、バックアップも取れません。renkei admin recovery init で作成し、オフラインで保管してください。",
     facilities_title: "参加医療施設",
     add_facility_title: "医療施設の登録",
     edit_facility_title: "医療施設の情報",
@@ -188,7 +191,7 @@ pub(super) static JA: OperatorTexts = OperatorTexts {
     account_unlocked: "ロックを解除しました。",
     factor_reset: "二要素認証をリセットしました。次回ログイン時に再登録が必要です。",
     grants_title: "施設鍵の付与待ち",
-    grants_lead: "施設の共有受信箱・監督用の鍵を、同じ施設の他の利用者がログインした時点で付与します。急ぐ場合はサーバーで renkei admin grants complete を実行してください。",
+    grants_lead: "施設の共有受信箱・監督用の鍵を、同じ施設の他の利用者がログインした時点で付与します。急ぐ場合はサーバーで renkei admin grants complete を運用者2名で実行してください（復旧鍵が必要です）。",
     grant_key: "鍵",
     grant_since: "待機開始",
     no_grants: "付与待ちはありません。",
@@ -224,6 +227,7 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     clock_unsynchronised: "This server's clock is not synchronised (NTP): audit times may be wrong. Check the time synchronisation.",
     clock_disagree: "The servers' clocks differ by {skew} s: audit times may be wrong. Check each server's time synchronisation.",
     clock_unknown: "Whether this server's clock is synchronised cannot be checked: audit times may be wrong.",
+    recovery_missing: "The network has no recovery key yet: a person who forgets their password loses their earlier items, and no backup can be taken. Make one with renkei admin recovery init and keep it offline.",
     facilities_title: "Participating facilities",
     add_facility_title: "Register a facility",
     edit_facility_title: "Facility details",
@@ -291,7 +295,7 @@ pub(super) static EN: OperatorTexts = OperatorTexts {
     account_unlocked: "The account is unlocked.",
     factor_reset: "The second factor is reset; the person enrols again at the next sign-in.",
     grants_title: "Pending facility-key grants",
-    grants_lead: "Granted when another member of the facility signs in. To hurry, run renkei admin grants complete on the server.",
+    grants_lead: "Granted when another member of the facility signs in. To hurry, two operators run renkei admin grants complete on the server (it needs the recovery key).",
     grant_key: "Key",
     grant_since: "Waiting since",
     no_grants: "No pending grants.",
