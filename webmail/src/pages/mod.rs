@@ -30,6 +30,7 @@ pub(crate) mod once;
 pub mod operator;
 pub mod public;
 pub mod reauth;
+pub mod security;
 pub mod settings;
 pub mod thread;
 pub mod viewer;
@@ -61,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .merge(booking::routes())
         .merge(settings::routes())
         .merge(reauth::routes())
+        .merge(security::routes())
         .merge(operator::routes())
         .merge(public::routes())
 }
