@@ -165,7 +165,8 @@
     });
     xhr.addEventListener('load', () => {
       const url = new URL(xhr.responseURL || form.action, location.href);
-      if (xhr.status < 400 && url.pathname.startsWith('/threads/')) {
+      // A thread, or a plain message's item.
+      if (xhr.status < 400 && /^\/(threads|items)\//.test(url.pathname)) {
         bars.forEach((b) => { b.value = b.max; });
         location.assign(url.pathname + url.search);
         return;

@@ -151,7 +151,7 @@ pub(super) async fn accounts_page(
                     .get(a.id.as_str())
                     .copied()
                     .flatten()
-                    .map(format_jst_minutes)
+                    .map(mailbox::clock::format_jst_minutes_millis)
                     .unwrap_or_else(|| x.never_signed_in.to_string()),
             })
             .collect(),
