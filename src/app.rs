@@ -408,9 +408,10 @@ impl Application {
             .and_then(|u| crate::config::public_url_host(u).ok())
             .or_else(|| self.settings.public_names.first().cloned())
             .or_else(|| {
-                listeners.url().ok().and_then(|u| {
-                    crate::config::public_url_host(u.trim_end_matches('/')).ok()
-                })
+                listeners
+                    .url()
+                    .ok()
+                    .and_then(|u| crate::config::public_url_host(u.trim_end_matches('/')).ok())
             })
             .unwrap_or_else(|| "localhost".into());
         let port = |wanted: transport::imap::TlsMode| {

@@ -104,30 +104,8 @@ impl Demo {
         let gp_c = self.server.sign_in(&gp.id, &gp.password).await.unwrap();
         let rad = self.account("doctor", HOSPITAL_PREFIX).id.clone();
         let hospital = self.account("liaison", HOSPITAL_PREFIX).code.clone();
-        let consent = json!({ "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" });
-        let dir = tempfile::tempdir().unwrap();
-        let study: Vec<(String, Vec<u8>)> = generated_study(dir.path(), 3, 64)
-            .iter()
-            .map(|p| named(p))
-            .collect();
-        let ct = json!({
-            "kind": "reading_request",
-            "to": { "account": rad },
-            "subject": "胸部CT 読影依頼",
-            "patient_id": PATIENT.0,
-            "patient_name": PATIENT.1,
-            "consent": consent,
-            "body": "前回CTとの比較をお願いします。",
-            "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
-            "attachments": study.iter().map(|(n, _)| json!({ "name": n })).collect::<Vec<_>>(),
-        });
-        let (status, made) = self
-            .server
-            .upload(&gp_c, "/api/v1/threads", "thread", &ct, study)
-            .await;
-        assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
-        self.ct_thread = made["thread_id"].as_str().unwrap().to_string();
-        self.ct_item = made["envelope_id"].as_str().unwrap().to_string();
+        let consent =
+            json!({ "obtained_on": "2026-11-20", "method": "written", "obtained_by": "坂出 明美" });
         let to_liaison = json!({
             "kind": "reading_request",
             "to": { "liaison": hospital },
@@ -172,6 +150,31 @@ impl Demo {
             .server
             .sent_envelope(&gp_c, &message, crate::harness::no_files())
             .await;
+        // The CT request last, so it heads the doctor's Inbox and the walk
+        // opens its viewer and files page.
+        let dir = tempfile::tempdir().unwrap();
+        let study: Vec<(String, Vec<u8>)> = generated_study(dir.path(), 3, 64)
+            .iter()
+            .map(|p| named(p))
+            .collect();
+        let ct = json!({
+            "kind": "reading_request",
+            "to": { "account": rad },
+            "subject": "胸部CT 読影依頼",
+            "patient_id": PATIENT.0,
+            "patient_name": PATIENT.1,
+            "consent": consent,
+            "body": "前回CTとの比較をお願いします。",
+            "fields": { "modality": "CT", "body_part": "胸部", "clinical_question": "結節の評価" },
+            "attachments": study.iter().map(|(n, _)| json!({ "name": n })).collect::<Vec<_>>(),
+        });
+        let (status, made) = self
+            .server
+            .upload(&gp_c, "/api/v1/threads", "thread", &ct, study)
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
+        self.ct_thread = made["thread_id"].as_str().unwrap().to_string();
+        self.ct_item = made["envelope_id"].as_str().unwrap().to_string();
         self.server
             .threads_delivered(&gp_c, &[&self.ct_thread, &shared, &referred])
             .await;
@@ -226,24 +229,6 @@ async fn every_page_walked_as_each_role() {
     for (role, pages) in v["pages"].as_object().unwrap() {
         println!("{role}: {} pages: {pages}", pages.as_array().unwrap().len());
     }
-    // Each role reached its menu and the first item of its lists.
-    let pages = |role: &str| -> Vec<String> {
-        v["pages"][role]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .collect()
-    };
-    let doctor = pages("doctor");
-    for must in ["/mail/inbox", "/mail/sent", "/compose", "/booking", "/settings"] {
-        assert!(doctor.iter().any(|p| p.starts_with(must)), "doctor: {must} not reached: {doctor:?}");
-    }
-    assert!(doctor.iter().any(|p| p.starts_with("/threads/")), "{doctor:?}");
-    assert!(doctor.iter().any(|p| p.ends_with("/viewer")), "{doctor:?}");
-    assert!(pages("liaison").iter().any(|p| p.starts_with("/liaison")));
-    assert!(pages("clerk").iter().any(|p| p.starts_with("/clerk")));
-    assert!(pages("operator").iter().any(|p| p.starts_with("/operator/accounts")));
     let failures = v["failures"].as_array().unwrap();
     let listed: Vec<String> = failures
         .iter()
@@ -257,6 +242,50 @@ async fn every_page_walked_as_each_role() {
             )
         })
         .collect();
+    let report = dir.join("failures.txt");
+    std::fs::write(&report, listed.join("\n")).unwrap();
+    println!("{} failures (also in {}):", listed.len(), report.display());
+    for line in &listed {
+        println!("{line}");
+    }
+    // Each role reached its menu and the first item of its lists.
+    let pages = |role: &str| -> Vec<String> {
+        v["pages"][role]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    let doctor = pages("doctor");
+    for must in [
+        "/mail/inbox",
+        "/mail/sent",
+        "/compose?kind=message",
+        "/booking",
+        "/settings",
+        "/security",
+    ] {
+        assert!(
+            doctor.iter().any(|p| p.starts_with(must)),
+            "doctor: {must} not reached: {doctor:?}"
+        );
+    }
+    for must in ["/threads/", "/items/"] {
+        assert!(doctor.iter().any(|p| p.starts_with(must)), "{doctor:?}");
+    }
+    for must in ["/viewer", "/files"] {
+        assert!(doctor.iter().any(|p| p.ends_with(must)), "{doctor:?}");
+    }
+    assert!(pages("liaison").iter().any(|p| p.starts_with("/liaison")));
+    assert!(pages("clerk").iter().any(|p| p.starts_with("/clerk")));
+    let operator = pages("operator");
+    assert!(operator.iter().any(|p| p.starts_with("/operator/accounts")));
+    assert!(
+        operator
+            .iter()
+            .any(|p| p.starts_with("/operator/facilities/"))
+    );
     assert!(
         listed.is_empty(),
         "{} failures:\n{}",
@@ -288,7 +317,10 @@ async fn issue_27_findings_hold_in_chromium() {
     // Sign-in page.
     let login = &v["login"];
     assert!(
-        login["help_desk"].as_str().unwrap().contains("ヘルプデスク"),
+        login["help_desk"]
+            .as_str()
+            .unwrap()
+            .contains("ヘルプデスク"),
         "{login}"
     );
     assert_eq!(login["facilities_href"], "/facilities");
@@ -303,9 +335,15 @@ async fn issue_27_findings_hold_in_chromium() {
         .map(|h| h.as_str().unwrap())
         .collect();
     assert_eq!(heads[1], "氏名", "{heads:?}");
-    assert!(heads.contains(&"最終ログイン") && heads.contains(&"二要素認証"), "{heads:?}");
+    assert!(
+        heads.contains(&"最終ログイン") && heads.contains(&"二要素認証"),
+        "{heads:?}"
+    );
     assert!(!heads.contains(&"施設名"), "{heads:?}");
-    assert!(op["name_label"].as_str().unwrap().starts_with("氏名"), "{op}");
+    assert!(
+        op["name_label"].as_str().unwrap().starts_with("氏名"),
+        "{op}"
+    );
     assert_eq!(op["role_chosen"], "医師");
     assert_eq!(op["facility_chosen"], "施設を選んでください");
     assert!(
@@ -331,23 +369,54 @@ async fn issue_27_findings_hold_in_chromium() {
         .iter()
         .map(|s| s.as_str().unwrap())
         .collect();
-    assert!(signed.iter().filter(|s| s.starts_with("20")).count() >= 9, "{signed:?}");
-    assert!(op["second_factor"].as_array().unwrap().iter().all(|s| s == "未設定" || s == "設定済み"));
-    assert_eq!(op["lock_background"], "rgb(163, 0, 0)", "the lock button is styled");
-    assert!(!op["page_text"].as_str().unwrap().contains("renkei "), "no command on the page");
+    assert!(
+        signed.iter().filter(|s| s.starts_with("20")).count() >= 9,
+        "{signed:?}"
+    );
+    assert!(
+        op["second_factor"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s == "未設定" || s == "設定済み")
+    );
+    assert_eq!(
+        op["lock_background"], "rgb(163, 0, 0)",
+        "the lock button is styled"
+    );
+    assert!(
+        !op["page_text"].as_str().unwrap().contains("renkei "),
+        "no command on the page"
+    );
     assert_eq!(op["facility_added"], true);
 
     // Viewer: the patient as people write names, a banner, a title naming the item.
     let viewer = &v["viewer"];
-    assert_eq!(viewer["banner_patient"], format!("{} {}", PATIENT.0, PATIENT.1));
+    assert_eq!(
+        viewer["banner_patient"],
+        format!("{} {}", PATIENT.0, PATIENT.1)
+    );
     assert_eq!(viewer["banner_subject"], "胸部CT 読影依頼");
     let dicom_patient = viewer["dicom_patient"].as_str().unwrap();
     assert!(dicom_patient.contains("山田 太郎"), "{dicom_patient}");
     assert!(!dicom_patient.contains('^'), "{dicom_patient}");
-    assert!(viewer["title"].as_str().unwrap().starts_with("胸部CT 読影依頼 — 画像ビューア"), "{viewer}");
-    assert!(!viewer["title"].as_str().unwrap().contains("山田"), "no patient in the title");
     assert!(
-        viewer["descriptions"].as_array().unwrap().iter().all(|d| !d.as_str().unwrap().is_empty()),
+        viewer["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("胸部CT 読影依頼 — 画像ビューア"),
+        "{viewer}"
+    );
+    assert!(
+        !viewer["title"].as_str().unwrap().contains("山田"),
+        "no patient in the title"
+    );
+    assert!(
+        viewer["descriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| !d.as_str().unwrap().is_empty()),
         "{viewer}"
     );
     let thread_path = format!("/threads/{}", demo.ct_thread);
@@ -355,16 +424,35 @@ async fn issue_27_findings_hold_in_chromium() {
     assert_eq!(viewer["back_lands"], thread_path.as_str());
     let files_path = format!("/items/{}/files", demo.ct_item);
     assert_eq!(viewer["files_href"], files_path.as_str());
-    assert_eq!(viewer["thread_files_href"], files_path.as_str(), "the thread links the files page");
+    assert_eq!(
+        viewer["thread_files_href"],
+        files_path.as_str(),
+        "the thread links the files page"
+    );
     let files = &v["files"];
     let range = files["range_line"].as_str().unwrap();
-    assert!(range.contains("件目を表示しています。") && !range.contains(". "), "{range}");
+    assert!(
+        range.contains("件目を表示しています。") && !range.contains(". "),
+        "{range}"
+    );
     assert_eq!(files["back_href"], thread_path.as_str());
 
     // Compose.
     let c = &v["compose"];
-    assert!(c["kinds"].as_array().unwrap().iter().any(|k| k == "メッセージ"), "{c}");
-    for f in ["patient_required", "patient_name_required", "consent_on_required", "consent_by_required"] {
+    assert!(
+        c["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "メッセージ"),
+        "{c}"
+    );
+    for f in [
+        "patient_required",
+        "patient_name_required",
+        "consent_on_required",
+        "consent_by_required",
+    ] {
         assert_eq!(c[f], true, "{f}: {c}");
     }
     assert!(c["patient_label"].as_str().unwrap().contains('*'), "{c}");
@@ -375,12 +463,21 @@ async fn issue_27_findings_hold_in_chromium() {
         .map(|l| l.as_str().unwrap())
         .collect();
     for label in ["紹介目的", "傷病名", "既往歴", "処方", "経過"] {
-        assert!(referral.contains(&label), "{label} not offered: {referral:?}");
+        assert!(
+            referral.contains(&label),
+            "{label} not offered: {referral:?}"
+        );
     }
     assert!(!c["pathway_first"].as_array().unwrap().is_empty(), "{c}");
-    assert!(!c["pathway_after_choice"].as_array().unwrap().is_empty(), "{c}");
+    assert!(
+        !c["pathway_after_choice"].as_array().unwrap().is_empty(),
+        "{c}"
+    );
     assert_ne!(c["pathway_first"], c["pathway_after_choice"], "{c}");
-    assert_eq!(c["pathway_navigated"], false, "no reload to show the fields");
+    assert_eq!(
+        c["pathway_navigated"], false,
+        "no reload to show the fields"
+    );
     assert_eq!(c["pathway_show_button_visible"], false);
     assert!(c["booking_default_resources"].as_u64().unwrap() >= 1, "{c}");
     assert_eq!(c["preferred_type"], "datetime-local");
@@ -389,11 +486,17 @@ async fn issue_27_findings_hold_in_chromium() {
     assert_eq!(empty["send_disabled"], true, "{c}");
     assert_eq!(empty["fields_disabled"], true, "{c}");
     assert!(
-        empty["reason"].as_str().unwrap().contains("予約できる機器がありません"),
+        empty["reason"]
+            .as_str()
+            .unwrap()
+            .contains("予約できる機器がありません"),
         "{c}"
     );
     assert_eq!(c["message_patient_required"], false);
-    assert!(c["message_lands"].as_str().unwrap().starts_with("/items/"), "{c}");
+    assert!(
+        c["message_lands"].as_str().unwrap().starts_with("/items/"),
+        "{c}"
+    );
 
     // Security: one key per enrolment, in fours, and what is set up.
     let sec = &v["security"];
@@ -405,14 +508,26 @@ async fn issue_27_findings_hold_in_chromium() {
     assert_eq!(sec["same_on_second_visit"], true);
     assert_eq!(sec["same_after_wrong_code"], true);
     assert_eq!(sec["new_after_new_key"], true);
-    assert!(sec["factors"].as_str().unwrap().contains("セキュリティキー"), "{sec}");
-    assert!(sec["totp_state"].as_str().unwrap().contains("登録手続き中"), "{sec}");
+    assert!(
+        sec["factors"]
+            .as_str()
+            .unwrap()
+            .contains("セキュリティキー"),
+        "{sec}"
+    );
+    assert!(
+        sec["totp_state"].as_str().unwrap().contains("登録手続き中"),
+        "{sec}"
+    );
 
     // Settings: where mail software connects.
     let set = &v["settings"];
     assert_eq!(set["imap_host"], "localhost");
     let ports = set["imap_ports"].as_str().unwrap();
-    assert!(ports.contains("SSL/TLS") && ports.contains("STARTTLS"), "{ports}");
+    assert!(
+        ports.contains("SSL/TLS") && ports.contains("STARTTLS"),
+        "{ports}"
+    );
     assert_eq!(
         set["imap_user"].as_str().unwrap().replace('-', ""),
         doctor.id.replace('-', "")

@@ -207,7 +207,8 @@ fn enrolment(session: &CurrentSession, secret: &[u8]) -> Result<TotpEnrolment> {
         "otpauth://totp/{}?secret={b32}&issuer=Renkei&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
         label.replace(':', "%3A")
     );
-    let svg = renkei_pdf::qr_svg(uri.as_bytes(), 200).map_err(|e| Error::Internal(e.to_string()))?;
+    let svg =
+        renkei_pdf::qr_svg(uri.as_bytes(), 200).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(TotpEnrolment {
         secret_base32: b32,
         otpauth_uri: uri,

@@ -28,7 +28,9 @@ const MAX_DEPTH = 3;
 const ALLOWED = new Set([
   'CT', 'MRI', 'MR', 'CR', 'US', 'MG', 'NM', 'PET', 'DXA', 'DICOM', 'PDF', 'IMAP', 'ID', 'ZIP',
   'JPEG', 'PNG', 'QR', 'TLS', 'SSL', 'STARTTLS', 'SHA', 'WL', 'WW', 'PC', 'URL', 'HTTPS',
-  'Renkei', 'English', 'Yamada', 'Tarou', 'OK', 'NTP', 'CSV',
+  'Renkei', 'English', 'OK', 'NTP', 'CSV', 'CIDR', 'KB', 'MB', 'GB', 'TB',
+  // Clinical scales the care-pathway forms ask for.
+  'NIHSS', 'mRS', 'ADL', 'FIM',
 ]);
 
 /// Paths never followed: they sign out, download, or are the API.
@@ -115,6 +117,43 @@ async function overflow(page) {
   });
 }
 
+/// Japanese broken mid-word: a cell, link or label one character wide
+/// (こ/と/ひ/ら…), or a short label (a menu entry, a button, a column head,
+/// a tab) spread over two lines (新規作 / 成).
+async function brokenWords(page) {
+  return page.evaluate(() => {
+    const ja = /[\u3040-\u30ff\u4e00-\u9fff]/;
+    const out = [];
+    const lineOf = (el) => {
+      const cs = getComputedStyle(el);
+      const fs = parseFloat(cs.fontSize);
+      const lh = cs.lineHeight === 'normal' ? 1.5 * fs : parseFloat(cs.lineHeight);
+      return { fs, lh };
+    };
+    for (const el of document.querySelectorAll('td, th, a, button, label, dd, dt, li, span')) {
+      const t = (el.innerText || '').trim();
+      if (t.length < 2 || !ja.test(t)) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0) continue;
+      const { fs } = lineOf(el);
+      if (r.width < 2.2 * fs && r.height > 2.5 * fs) out.push(`one character per line: ${el.tagName.toLowerCase()} «${t.replace(/\s+/g, '').slice(0, 16)}»`);
+      if (out.length >= 6) return out;
+    }
+    for (const el of document.querySelectorAll('nav a, button, th, .tabs a, .subnav a, .button')) {
+      const t = (el.innerText || '').trim();
+      if (!t || /\s/.test(t) || t.length > 10 || !ja.test(t)) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0) continue;
+      const cs = getComputedStyle(el);
+      const { lh } = lineOf(el);
+      const pad = parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom) + parseFloat(cs.borderTopWidth) + parseFloat(cs.borderBottomWidth);
+      if (r.height - pad > 1.8 * lh) out.push(`label on two lines: ${el.tagName.toLowerCase()} «${t}»`);
+      if (out.length >= 6) return out;
+    }
+    return out;
+  });
+}
+
 /// Finds the role's pages: breadth first from the home page, one link of each kind.
 async function discover(page, failures, role) {
   const seen = new Set();
@@ -188,6 +227,8 @@ run(async (out) => {
               const o = await overflow(b.page);
               if (o) out.failures.push({ role: who.role, check: 'scrolls sideways at 390 px', page: at, detail: `${o.scroll_width}px wide: ${o.widest.join(', ')}` });
             }
+            const broken = await brokenWords(b.page);
+            if (broken.length) out.failures.push({ role: who.role, check: 'Japanese broken mid-word', page: at, detail: broken.join('; ') });
             if (lang === 'ja') {
               const words = await englishWords(b.page);
               if (words.length) out.failures.push({ role: who.role, check: 'English on a Japanese page', page: at, detail: words.slice(0, 8).join('; ') });

@@ -461,4 +461,3 @@ pub async fn second_factor_submit(
         }
     }
 }
-

@@ -261,7 +261,10 @@ mod tests {
 
     #[test]
     fn a_secret_reads_in_groups_of_four() {
-        assert_eq!(in_fours("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), "ABCD EFGH IJKL MNOP QRST UVWX YZ23 4567");
+        assert_eq!(
+            in_fours("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+            "ABCD EFGH IJKL MNOP QRST UVWX YZ23 4567"
+        );
         assert_eq!(in_fours("ABCDEF"), "ABCD EF");
         assert_eq!(in_fours(""), "");
     }

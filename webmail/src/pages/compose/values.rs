@@ -62,9 +62,8 @@ pub(super) fn consent(v: &Values) -> Result<Option<Consent>, Error> {
 
 /// A plain message: to one recipient, the patient and consent only when given.
 pub(super) fn new_message(v: &Values) -> Result<Outgoing, Error> {
-    let to = parse_recipient(&v.to)?.ok_or_else(|| {
-        Error::invalid("to", "choose a recipient", "宛先を選んでください。")
-    })?;
+    let to = parse_recipient(&v.to)?
+        .ok_or_else(|| Error::invalid("to", "choose a recipient", "宛先を選んでください。"))?;
     if v.body.trim().is_empty() {
         return Err(Error::invalid(
             "body",

@@ -188,16 +188,16 @@ async fn last_sign_ins(
     ctx: &PageCtx,
     accounts: &[Account],
 ) -> HashMap<String, Option<i64>> {
-    let mut codes: Vec<&FacilityCode> = accounts.iter().filter_map(|a| a.facility.as_ref()).collect();
+    let mut codes: Vec<&FacilityCode> = accounts
+        .iter()
+        .filter_map(|a| a.facility.as_ref())
+        .collect();
     codes.sort_by_key(|c| c.as_str());
     codes.dedup();
     let mut out = HashMap::new();
     for code in codes {
         match state.threads.usage_of(&ctx.session, Some(code)).await {
-            Ok(rows) => out.extend(
-                rows.into_iter()
-                    .map(|u| (u.account_id, u.last_sign_in_at)),
-            ),
+            Ok(rows) => out.extend(rows.into_iter().map(|u| (u.account_id, u.last_sign_in_at))),
             Err(e) => tracing::warn!(facility = %code, error = %e, "last sign-ins not shown"),
         }
     }
