@@ -282,6 +282,7 @@ impl Application {
             stopped(stop_rx),
         ));
         let notifier = self.notifier(&listeners, &stop_tx)?;
+        let site = self.site_info(&listeners);
         let imap = self.serve_imap(listeners.imap, &stop_tx);
         let app = webmail::router(webmail::AppState {
             directory: self.directory,
@@ -292,6 +293,7 @@ impl Application {
             audit: self.audit,
             time: self.time,
             upload: self.settings.upload,
+            site,
         });
         webmail::serve_https(listeners.https, listeners.tls, app, shutdown).await;
         let _ = stop_tx.send(true);
@@ -405,6 +407,40 @@ impl Application {
             notifier,
             stopped(stop.subscribe()),
         ))))
+    }
+
+    /// The help desk and the IMAP server as the pages show them: the host of
+    /// `[http] public_url` (else the first extra certificate name, else the
+    /// address the pages are served on) and the ports actually bound.
+    fn site_info(&self, listeners: &Listeners) -> webmail::SiteInfo {
+        let host = self
+            .settings
+            .public_url
+            .as_deref()
+            .and_then(|u| crate::config::public_url_host(u).ok())
+            .or_else(|| self.settings.public_names.first().cloned())
+            .or_else(|| {
+                listeners
+                    .url()
+                    .ok()
+                    .and_then(|u| crate::config::public_url_host(u.trim_end_matches('/')).ok())
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = |wanted: transport::imap::TlsMode| {
+            listeners.imap.as_ref().and_then(|imap| {
+                imap.listeners
+                    .iter()
+                    .find(|(_, mode)| *mode == wanted)
+                    .and_then(|(l, _)| l.local_addr().ok())
+                    .map(|a| a.port())
+            })
+        };
+        webmail::SiteInfo {
+            help_desk: self.settings.help_desk.clone(),
+            imap_host: host,
+            imap_tls_port: port(transport::imap::TlsMode::Implicit),
+            imap_starttls_port: port(transport::imap::TlsMode::StartTls),
+        }
     }
 
     fn serve_imap(

@@ -181,6 +181,8 @@ pub struct HttpSection {
     pub public_names: Vec<String>,
     /// The address people use to reach the pages; links in mails start with it.
     pub public_url: Option<String>,
+    /// Whom to call, as the sign-in page says it (e.g. "県医師会 ヘルプデスク 087-000-0000（平日 9–17時）").
+    pub help_desk: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +234,8 @@ pub struct Settings {
     /// How long a sign-in or re-authentication covers exports and forwards.
     pub reauth_window: Duration,
     pub public_url: Option<String>,
+    /// The help desk's contact on the sign-in page (`[http] help_desk`).
+    pub help_desk: Option<String>,
     /// IMAP over TLS, when configured.
     pub imap_listen: Option<SocketAddr>,
     pub imap_starttls_listen: Option<SocketAddr>,
@@ -308,6 +312,13 @@ impl Settings {
             public_url: match file.http.public_url {
                 Some(url) => public_url_host(&url).map(|_| Some(url))?,
                 None => None,
+            },
+            help_desk: match file.http.help_desk.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) if text.chars().count() > 300 => {
+                    return Err(bad("http.help_desk", "must be at most 300 characters"));
+                }
+                Some(text) => Some(text.to_string()),
             },
             blind_index_key_file,
             second_factor_key_file,

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use mailbox::auth::password;
+use mailbox::threads::Threads;
 use mailbox::{Directory, Facility, FacilityCode, NewAccount, Role};
 
 pub const ACCOUNTS_FILE: &str = "demo-accounts.tsv";
@@ -26,6 +27,8 @@ struct DemoFacility {
     phone: &'static str,
     departments: &'static [&'static str],
     people: &'static [(Role, &'static str)],
+    /// What its liaison office lists for booking: name, opening hours.
+    equipment: &'static [(&'static str, &'static str)],
 }
 
 const FACILITIES: &[DemoFacility] = &[
@@ -42,6 +45,13 @@ const FACILITIES: &[DemoFacility] = &[
             (Role::Clerk, "坂出 明美"),
             (Role::Liaison, "地域連携室 丸亀"),
         ],
+        equipment: &[
+            ("CT（64列）", "平日 9:00-12:00、13:00-16:00"),
+            (
+                "MRI（1.5T）",
+                "平日 9:00-16:00 (60分); 土 9:00-12:00 (60分)",
+            ),
+        ],
     },
     DemoFacility {
         first_nine: "371030001",
@@ -55,6 +65,7 @@ const FACILITIES: &[DemoFacility] = &[
             (Role::Clerk, "善通寺 由美"),
             (Role::Liaison, "連携窓口 多度津"),
         ],
+        equipment: &[("骨密度測定（DXA）", "月・水・金 14:00-17:00")],
     },
     DemoFacility {
         first_nine: "373010001",
@@ -68,12 +79,17 @@ const FACILITIES: &[DemoFacility] = &[
             (Role::Clerk, "三豊 直子"),
             (Role::Liaison, "連携窓口 詫間"),
         ],
+        equipment: &[("歯科用CT", "平日 9:00-12:00")],
     },
 ];
 
 /// Creates the demo network unless the folder already has one; returns the
 /// account list (the same text as `demo-accounts.tsv`).
-pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<String> {
+pub async fn ensure(
+    directory: &Directory,
+    threads: &Threads,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
     let file = data_dir.join(ACCOUNTS_FILE);
     if !directory.facilities().await?.is_empty() {
         if file.exists() {
@@ -141,13 +157,24 @@ pub async fn ensure(directory: &Directory, data_dir: &Path) -> anyhow::Result<St
         }
     }
     // Each member signs in once, which completes the facility-key grants that
-    // members created after the first are waiting for.
+    // members created after the first are waiting for; each liaison office
+    // lists its facility's equipment, so bookings have something to book.
     for line in tsv.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        if let [id, pw, ..] = cols.as_slice() {
+        if let [id, pw, role, code, ..] = cols.as_slice() {
             let (token, _) = directory
                 .sign_in(id, &mailbox::Password::new(*pw), None)
                 .await?;
+            if *role == Role::Liaison.as_str() {
+                let session = directory.authenticate(&token).await?;
+                let equipment = FACILITIES
+                    .iter()
+                    .filter(|f| code.starts_with(f.first_nine))
+                    .flat_map(|f| f.equipment);
+                for (name, hours) in equipment {
+                    threads.add_resource(&session, name, hours).await?;
+                }
+            }
             directory.sign_out(&token).await?;
         }
     }

@@ -61,7 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { no_serve } => {
             modes::tighten_at_start(&settings);
             let app = Application::build(settings).await?;
-            let tsv = demo::ensure(&app.directory, &app.settings.data_dir).await?;
+            let tsv = demo::ensure(&app.directory, &app.threads, &app.settings.data_dir).await?;
             if no_serve {
                 demo::print_accounts(&tsv);
                 return Ok(());

@@ -23,7 +23,9 @@ pub use intake::{
     stored_meta,
 };
 pub use meta::{DicomMeta, Window};
-pub use patient::{Comparison, Mismatch, PatientMatch, differing_files, same_patient};
+pub use patient::{
+    Comparison, Mismatch, PatientMatch, differing_files, display_name, same_patient,
+};
 pub use pdf_active::{INFLATE_PER_FILE, INFLATE_PER_STREAM, check_pdf};
 pub use render::{Preset, Rendered, WindowChoice, apply_window, render_png};
 pub use scan::{HEADER_CAP, MAX_DEPTH};

@@ -270,3 +270,47 @@ mod tests {
         assert_eq!(diff[0].file, "b.dcm");
     }
 }
+
+/// A DICOM person name as people write it: `香川^花子` → `香川 花子`. Of the
+/// `Alphabetic=Ideographic=Phonetic` groups the ideographic one comes first,
+/// with the alphabetic one in brackets when both are there
+/// (`Kagawa^Hanako=香川^花子` → `香川 花子（Kagawa Hanako）`); the phonetic
+/// group is left out when another is present.
+pub fn display_name(pn: &str) -> String {
+    let group = |g: &str| {
+        g.split('^')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut groups = pn.split('=').map(group);
+    let alphabetic = groups.next().unwrap_or_default();
+    let ideographic = groups.next().unwrap_or_default();
+    let phonetic = groups.next().unwrap_or_default();
+    match (ideographic.is_empty(), alphabetic.is_empty()) {
+        (false, false) => format!("{ideographic}（{alphabetic}）"),
+        (false, true) => ideographic,
+        (true, false) => alphabetic,
+        (true, true) => phonetic,
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display_name;
+
+    #[test]
+    fn person_names_read_as_people_write_them() {
+        assert_eq!(display_name("香川^花子"), "香川 花子");
+        assert_eq!(display_name("Kagawa^Hanako"), "Kagawa Hanako");
+        assert_eq!(
+            display_name("Kagawa^Hanako=香川^花子=かがわ^はなこ"),
+            "香川 花子（Kagawa Hanako）"
+        );
+        assert_eq!(display_name("=香川^花子"), "香川 花子");
+        assert_eq!(display_name("==かがわ^はなこ"), "かがわ はなこ");
+        assert_eq!(display_name("Doe^John^^Dr^"), "Doe John Dr");
+        assert_eq!(display_name(""), "");
+    }
+}

@@ -75,6 +75,18 @@ async fn demo_writes_its_accounts_and_every_one_signs_in() {
         );
         let (_, me) = server.get_answer(&client, "/api/v1/me").await;
         assert_eq!(me["role"], a[2]);
+        // Every facility lists equipment to book, so 機器予約 is never empty.
+        if a[2] != "operator" {
+            let (status, listed) = server
+                .get_answer(&client, &format!("/api/v1/facilities/{}/resources", a[3]))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{listed}");
+            let names: Vec<&str> = listed
+                .as_array()
+                .map(|r| r.iter().filter_map(|x| x["name"].as_str()).collect())
+                .unwrap_or_default();
+            assert!(!names.is_empty(), "{} lists no equipment: {listed}", a[3]);
+        }
     }
 
     // A second start on the same folder reuses the network and its list.

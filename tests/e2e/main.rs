@@ -28,6 +28,7 @@ mod pages_admin;
 mod pages_doctor;
 mod pages_office;
 mod pages_referral;
+mod pages_walk;
 mod place;
 mod reauth;
 mod records;

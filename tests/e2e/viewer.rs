@@ -144,11 +144,15 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
     );
     assert_eq!(out["errors"], json!([]), "script errors: {out}");
 
-    // The page: IDs in the URL, no patient in the title, the series listed.
+    // The page: IDs in the URL, the item's subject and no patient in the
+    // title, the series listed.
     let url = out["url"].as_str().unwrap();
     assert!(url.ends_with(&format!("/items/{item}/viewer")), "{url}");
     let title = out["title"].as_str().unwrap();
-    assert!(title.starts_with("画像ビューア"), "{title}");
+    assert!(
+        title.starts_with("胸部CT 読影依頼 — 画像ビューア"),
+        "{title}"
+    );
     for patient in ["山田", "Yamada", "12345"] {
         assert!(
             !title.contains(patient) && !url.contains(patient),
@@ -305,7 +309,7 @@ async fn a_doctor_reads_a_ct_series_and_pydicom_files_in_the_browser_viewer() {
         out["en"]["title"]
             .as_str()
             .unwrap()
-            .starts_with("Image viewer")
+            .starts_with("胸部CT 読影依頼 — Image viewer")
     );
     assert_eq!(out["en"]["heading"], "Image viewer");
     assert_eq!(out["en"]["presets"][1], "Lung");

@@ -37,6 +37,23 @@ pub struct AppState {
     /// The trusted-time check; the console shows its state.
     pub time: Arc<mailbox::timesync::TimeSync>,
     pub upload: UploadPolicy,
+    /// Whom to call and where mail software connects, as the pages say it.
+    pub site: SiteInfo,
+}
+
+/// What the pages tell people about this installation: the help desk on the
+/// sign-in page (`[http] help_desk`), and the IMAP server on the settings
+/// page (the public host name and the IMAP listeners).
+#[derive(Debug, Clone, Default)]
+pub struct SiteInfo {
+    /// The help desk's contact as configured; `None` shows the default text.
+    pub help_desk: Option<String>,
+    /// The host name mail software connects to.
+    pub imap_host: String,
+    /// Port of IMAP over TLS (implicit), if served.
+    pub imap_tls_port: Option<u16>,
+    /// Port of IMAP with STARTTLS, if served.
+    pub imap_starttls_port: Option<u16>,
 }
 
 /// How large an item may grow before its sender is warned: a soft warning on

@@ -7,6 +7,25 @@
 // the page's `data-warn-above-bytes`, a warning says so before sending
 // (size_warning.js); the item can still be sent.
 'use strict';
+// Care pathway: choosing a template shows its first-stage fields at once
+// (the others hidden and disabled, so their required fields do not block
+// sending). Booking: choosing a facility shows its equipment.
+(function () {
+  const template = document.getElementById('template');
+  if (template) {
+    const show = () => {
+      for (const group of document.querySelectorAll('.stage-fields')) {
+        const on = group.dataset.template === template.value;
+        group.hidden = !on;
+        for (const input of group.querySelectorAll('input, select, textarea')) input.disabled = !on;
+      }
+    };
+    template.addEventListener('change', show);
+    show();
+  }
+  const facility = document.getElementById('booking-facility');
+  if (facility) facility.addEventListener('change', () => facility.form.submit());
+})();
 (function () {
   const form = document.getElementById('compose-form');
   if (!form || !window.FormData || !window.XMLHttpRequest) return;
@@ -146,7 +165,8 @@
     });
     xhr.addEventListener('load', () => {
       const url = new URL(xhr.responseURL || form.action, location.href);
-      if (xhr.status < 400 && url.pathname.startsWith('/threads/')) {
+      // A thread, or a plain message's item.
+      if (xhr.status < 400 && /^\/(threads|items)\//.test(url.pathname)) {
         bars.forEach((b) => { b.value = b.max; });
         location.assign(url.pathname + url.search);
         return;

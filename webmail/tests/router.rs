@@ -112,6 +112,7 @@ async fn app() -> (Router, TestNet) {
         )),
         audit,
         upload: UploadPolicy::default(),
+        site: webmail::SiteInfo::default(),
     });
 
     let today = mailbox::clock::today_jst();

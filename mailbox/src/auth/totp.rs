@@ -198,6 +198,24 @@ pub struct TotpEnrolment {
     pub qr_svg: String,
 }
 
+/// The secret as an authenticator app takes it: base32, the otpauth URI and
+/// its QR code.
+fn enrolment(session: &CurrentSession, secret: &[u8]) -> Result<TotpEnrolment> {
+    let b32 = base32(secret);
+    let label = format!("Renkei:{}", session.account.id.display_grouped());
+    let uri = format!(
+        "otpauth://totp/{}?secret={b32}&issuer=Renkei&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
+        label.replace(':', "%3A")
+    );
+    let svg =
+        renkei_pdf::qr_svg(uri.as_bytes(), 200).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(TotpEnrolment {
+        secret_base32: b32,
+        otpauth_uri: uri,
+        qr_svg: svg,
+    })
+}
+
 impl Auth {
     pub(super) async fn check_totp(&self, account: &Account, code: &str) -> Result<bool> {
         let Some(row) = self.store.totp(account.id.as_str()).await? else {
@@ -218,7 +236,8 @@ impl Auth {
     }
 
     /// Starts a TOTP enrolment: a new secret, its URI and QR code. A confirmed
-    /// secret stays in force until the new one is confirmed.
+    /// secret stays in force until the new one is confirmed; an enrolment
+    /// already under way is replaced (the page's "new key").
     pub async fn begin_totp(&self, session: &CurrentSession) -> Result<TotpEnrolment> {
         session.require_enrolment_allowed()?;
         self.require_recent_reauth(session)?;
@@ -230,23 +249,32 @@ impl Auth {
         self.store
             .set_totp_pending(session.account.id.as_str(), &sealed, self.now())
             .await?;
-        let b32 = base32(secret.as_ref());
-        let label = format!("Renkei:{}", session.account.id.display_grouped());
-        let uri = format!(
-            "otpauth://totp/{}?secret={b32}&issuer=Renkei&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
-            label.replace(':', "%3A")
-        );
-        let svg =
-            renkei_pdf::qr_svg(uri.as_bytes(), 200).map_err(|e| Error::Internal(e.to_string()))?;
         tracing::info!(
             account = session.account.id.as_str(),
             "TOTP enrolment started"
         );
-        Ok(TotpEnrolment {
-            secret_base32: b32,
-            otpauth_uri: uri,
-            qr_svg: svg,
-        })
+        enrolment(session, secret.as_ref())
+    }
+
+    /// The enrolment under way, shown again with the same secret until it is
+    /// confirmed or replaced, so a second visit does not invalidate what the
+    /// person has already scanned; a new one when none is under way.
+    pub async fn pending_totp(&self, session: &CurrentSession) -> Result<TotpEnrolment> {
+        session.require_enrolment_allowed()?;
+        self.require_recent_reauth(session)?;
+        let id = &session.account.id;
+        let pending = self
+            .store
+            .totp(id.as_str())
+            .await?
+            .and_then(|r| r.pending_secret);
+        match pending {
+            Some(sealed) => {
+                let secret = self.factor_key()?.open(id, &sealed)?;
+                enrolment(session, &secret)
+            }
+            None => self.begin_totp(session).await,
+        }
     }
 
     /// Confirms the enrolment with a first code; returns ten new recovery codes,

@@ -57,7 +57,8 @@ async function main() {
     await signIn();
     await page.goto(base + '/security');
     out.qr_code_shown = await page.isVisible('.qr svg');
-    const secret = (await page.textContent('#totp-secret')).trim();
+    // Shown in groups of four; an app takes it without the spaces.
+    const secret = (await page.textContent('#totp-secret')).replace(/\s+/g, '');
     await page.fill('form[action="/security/totp"] input[name=code]', pyotp(secret));
     await Promise.all([page.waitForNavigation(), page.click('form[action="/security/totp"] button[type=submit]')]);
     const codes = await page.$$eval('#recovery-codes li', (l) => l.map((e) => e.textContent.trim()));

@@ -1,5 +1,5 @@
 //! Account pages: sign-in (both steps), sign-out, home, password, e-mail
-//! confirmation, second-factor enrolment.
+//! confirmation (second-factor enrolment is `security.rs`).
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mailbox::auth::{PendingToken, SecondFactor, SecurityKeyView, SignInStep, TotpEnrolment};
+use mailbox::auth::{PendingToken, SecondFactor, SignInStep};
 use mailbox::{CurrentSession, Error, Password};
 use serde::Deserialize;
 
@@ -23,8 +23,6 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_form).post(login_submit))
         .route("/login/second-factor", post(second_factor_submit))
-        .route("/security", get(security))
-        .route("/security/totp", post(security_confirm))
         .route("/logout", post(logout))
         .route("/password", get(password_form).post(password_submit))
         .route(
@@ -42,9 +40,47 @@ struct LoginPage {
     notice: Option<&'static str>,
     error: Option<String>,
     id: String,
+    /// Whom to call: `[http] help_desk`, else the default text.
+    help_desk: HelpDesk,
 }
 
-pub async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// The sign-in page's help-desk lines.
+pub struct HelpDesk {
+    pub title: &'static str,
+    pub text: String,
+    pub facilities: &'static str,
+}
+
+fn help_desk(state: &AppState, lang: Lang) -> HelpDesk {
+    let (title, default, facilities) = match lang {
+        Lang::Ja => (
+            "ログインできないとき",
+            "パスワードを忘れた・ロックされた・認証アプリを使えなくなった場合は、所属施設の事務担当者を通じて運営者のヘルプデスクにご連絡ください。",
+            "参加医療機関の一覧",
+        ),
+        Lang::En => (
+            "Cannot sign in?",
+            "If you forgot your password, your account is locked or you lost your authenticator, contact the operator's help desk through your facility's clerk.",
+            "Facilities in the network",
+        ),
+    };
+    let text = match (&state.site.help_desk, lang) {
+        (Some(contact), Lang::Ja) => format!("お問い合わせ先：{contact}"),
+        (Some(contact), Lang::En) => format!("Help desk: {contact}"),
+        (None, _) => default.to_string(),
+    };
+    HelpDesk {
+        title,
+        text,
+        facilities,
+    }
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let lang = Lang::from_request(&headers, query.as_deref());
     let t = lang.texts();
     let q = query.as_deref().unwrap_or("");
@@ -62,6 +98,7 @@ pub async fn login_form(headers: HeaderMap, RawQuery(query): RawQuery) -> Respon
         notice,
         error: None,
         id: String::new(),
+        help_desk: help_desk(&state, lang),
     };
     render(StatusCode::OK, lang, query.as_deref(), &page)
 }
@@ -104,6 +141,7 @@ pub async fn login_submit(
                 notice: None,
                 error: Some(message(lang, &e)),
                 id: form.id,
+                help_desk: help_desk(&state, lang),
             };
             render(status_of(e.kind()), lang, None, &page)
         }
@@ -417,101 +455,8 @@ pub async fn second_factor_submit(
                 notice: None,
                 error: Some(message(lang, &e)),
                 id: String::new(),
+                help_desk: help_desk(&state, lang),
             };
-            render(status_of(e.kind()), lang, None, &page)
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "security.html")]
-struct SecurityPage {
-    lang: Lang,
-    t: &'static Texts,
-    chrome: Chrome,
-    required: bool,
-    enrolled: bool,
-    error: Option<String>,
-    enrolment: Option<TotpEnrolment>,
-    recovery_codes: Option<Vec<String>>,
-    keys: Vec<SecurityKeyView>,
-}
-
-/// `GET /security`: enrol an authenticator app (the page a session that must
-/// have a second factor is sent to first).
-pub async fn security(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    AnyPage(ctx): AnyPage,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let s = &ctx.session;
-    if s.account.must_change_password {
-        return Redirect::to("/password").into_response();
-    }
-    let lang = Lang::from_request(&headers, query.as_deref());
-    let mut page = SecurityPage {
-        lang,
-        t: lang.texts(),
-        chrome: ctx.chrome,
-        required: s.enrolment_required,
-        enrolled: s.account.has_second_factor,
-        error: None,
-        enrolment: None,
-        recovery_codes: None,
-        keys: Vec::new(),
-    };
-    if let Ok(f) = state.directory.factors(s).await {
-        page.keys = f.security_keys;
-        page.enrolled = f.totp;
-    }
-    if !s.account.has_second_factor {
-        match state.directory.begin_totp(s).await {
-            Ok(e) => page.enrolment = Some(e),
-            Err(e) => page.error = Some(message(lang, &e)),
-        }
-    }
-    render(StatusCode::OK, lang, query.as_deref(), &page)
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmTotpForm {
-    code: String,
-}
-
-/// `POST /security/totp`: confirms with the first code and shows the recovery
-/// codes once.
-pub async fn security_confirm(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    AnyPage(ctx): AnyPage,
-    Form(form): Form<ConfirmTotpForm>,
-) -> Response {
-    let s = &ctx.session;
-    let lang = Lang::from_request(&headers, None);
-    let mut page = SecurityPage {
-        lang,
-        t: lang.texts(),
-        chrome: ctx.chrome,
-        required: s.enrolment_required,
-        enrolled: false,
-        error: None,
-        enrolment: None,
-        recovery_codes: None,
-        keys: Vec::new(),
-    };
-    match state.directory.confirm_totp(s, &form.code).await {
-        Ok(codes) => {
-            page.recovery_codes = Some(codes);
-            render(StatusCode::OK, lang, None, &page)
-        }
-        Err(e) => {
-            page.error = Some(message(lang, &e));
-            // A new secret: the one shown before is not shown again.
-            match state.directory.begin_totp(s).await {
-                Ok(en) => page.enrolment = Some(en),
-                Err(e2) => page.error = Some(message(lang, &e2)),
-            }
             render(status_of(e.kind()), lang, None, &page)
         }
     }

@@ -1,7 +1,8 @@
 //! Page: every attachment of one item (`/items/{id}/files?page=N`), paged,
 //! each with its size, SHA-256 and a single-file download. A thread step lists
 //! its attachments inline, except the DICOM files of a large study: those are
-//! summarised by count and size with a link here, because a page listing
+//! summarised by count and size with a link here (a small study is listed
+//! and linked too, and the viewer always links here), because a page listing
 //! thousands of slices takes the browser longer to lay out than the viewer
 //! takes to show the first image.
 
@@ -38,8 +39,10 @@ pub struct DicomFiles {
     pub label: &'static str,
 }
 
-/// The attachments a step lists inline and, for a large study, the summary
-/// that stands for its DICOM files.
+/// The attachments a step lists inline and, for a study, the line that
+/// leads to the files page: a large study's DICOM files are summarised there
+/// instead of listed; a small one is listed and linked too, so the files page
+/// is always one click from the thread.
 pub(super) fn step_attachments(
     lang: Lang,
     item: &OpenedItem,
@@ -47,7 +50,7 @@ pub(super) fn step_attachments(
     let is_dicom =
         |a: &mailbox::postroom::AttachmentInfo| imaging::claims_dicom(&a.name, &a.media_type);
     let dicom: Vec<_> = item.attachments.iter().filter(|a| is_dicom(a)).collect();
-    if dicom.len() <= INLINE_DICOM {
+    if dicom.is_empty() {
         return (links(item, item.attachments.iter()), None);
     }
     let bytes: u64 = dicom.iter().map(|a| a.size).sum();
@@ -63,19 +66,20 @@ pub(super) fn step_attachments(
             human_size(bytes)
         ),
     };
+    let files = DicomFiles {
+        summary,
+        href: format!("/items/{}/files", item.id),
+        label: pick(
+            lang,
+            "ファイル一覧（1件ずつダウンロード）",
+            "List of files (download one by one)",
+        ),
+    };
+    if dicom.len() <= INLINE_DICOM {
+        return (links(item, item.attachments.iter()), Some(files));
+    }
     let others = item.attachments.iter().filter(|a| !is_dicom(a));
-    (
-        links(item, others),
-        Some(DicomFiles {
-            summary,
-            href: format!("/items/{}/files", item.id),
-            label: pick(
-                lang,
-                "ファイル一覧（1件ずつダウンロード）",
-                "List of files (download one by one)",
-            ),
-        }),
-    )
+    (links(item, others), Some(files))
 }
 
 fn links<'a>(
@@ -191,6 +195,7 @@ struct FilesTexts {
     previous: &'static str,
     next: &'static str,
     back: &'static str,
+    back_thread: &'static str,
     shown: &'static str,
     zip_hint: &'static str,
 }
@@ -203,7 +208,8 @@ static JA: FilesTexts = FilesTexts {
     previous: "前へ",
     next: "次へ",
     back: "項目へ戻る",
-    shown: "件目を表示",
+    back_thread: "スレッドへ戻る",
+    shown: "件目を表示しています。",
     zip_hint: "検査・シリーズ単位のZIPダウンロードは項目の画面にあります。",
 };
 
@@ -215,7 +221,8 @@ static EN: FilesTexts = FilesTexts {
     previous: "Previous",
     next: "Next",
     back: "Back to the item",
-    shown: "shown",
+    back_thread: "Back to the thread",
+    shown: "shown.",
     zip_hint: "Study and series ZIP downloads are on the item's page.",
 };
 
@@ -228,6 +235,7 @@ struct FilesPage {
     ft: &'static FilesTexts,
     title: &'static str,
     item_href: String,
+    back_label: &'static str,
     rows: Vec<FileRow>,
     /// "201–400 / 2,049".
     range: String,
@@ -266,6 +274,7 @@ async fn view(
         ft,
         title: ft.heading,
         item_href: format!("/items/{id}"),
+        back_label: ft.back,
         rows: Vec::new(),
         range: String::new(),
         previous: None,
@@ -280,6 +289,10 @@ async fn view(
         }
     };
     page.title = kind_label(lang, &item.kind);
+    if let Some(thread) = &item.thread_id {
+        page.item_href = format!("/threads/{thread}");
+        page.back_label = ft.back_thread;
+    }
     // An unreadable or out-of-range page number shows the first page.
     let q: FilesQuery = raw
         .as_deref()

@@ -31,6 +31,7 @@ pub mod operator;
 pub mod public;
 pub mod reauth;
 pub mod recoveries;
+pub mod security;
 pub mod settings;
 pub mod thread;
 pub mod viewer;
@@ -63,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .merge(booking::routes())
         .merge(settings::routes())
         .merge(reauth::routes())
+        .merge(security::routes())
         .merge(operator::routes())
         .merge(public::routes())
 }

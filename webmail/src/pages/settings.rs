@@ -74,6 +74,12 @@ pub struct SettingsTexts {
     pub app_new_lead: &'static str,
     pub revoke_button: &'static str,
     pub app_revoked: &'static str,
+    pub imap_title: &'static str,
+    pub imap_server: &'static str,
+    pub imap_port: &'static str,
+    pub imap_user: &'static str,
+    pub imap_password: &'static str,
+    pub imap_off: &'static str,
     pub reauth_lead: &'static str,
     pub reauth_code: &'static str,
     pub reauth_recovery: &'static str,
@@ -119,6 +125,12 @@ static JA: SettingsTexts = SettingsTexts {
     app_new_lead: "この画面でしか表示されません。メールソフトのパスワード欄に入力してください。",
     revoke_button: "無効にする",
     app_revoked: "アプリパスワードを無効にしました。このパスワードでの接続はできなくなります。",
+    imap_title: "メールソフトの設定",
+    imap_server: "受信サーバー（IMAP）",
+    imap_port: "ポートと接続の保護",
+    imap_user: "ユーザー名",
+    imap_password: "パスワード：下で作成するアプリパスワード",
+    imap_off: "このサーバーでは、メールソフトからの接続は有効になっていません。必要な場合は運営者（ヘルプデスク）にお問い合わせください。",
     reauth_lead: "この操作には本人確認が必要です。認証アプリの確認コード（またはリカバリーコード）を入力してください。",
     reauth_code: "確認コード（6桁）",
     reauth_recovery: "リカバリーコード",
@@ -164,6 +176,12 @@ static EN: SettingsTexts = SettingsTexts {
     app_new_lead: "It is shown only now. Enter it as the password in your mail client.",
     revoke_button: "Revoke",
     app_revoked: "The app password is revoked; it no longer signs in.",
+    imap_title: "Mail software settings",
+    imap_server: "Incoming server (IMAP)",
+    imap_port: "Port and security",
+    imap_user: "User name",
+    imap_password: "Password: an app password made below",
+    imap_off: "Mail software cannot connect to this server. Ask the operator (help desk) if you need it.",
     reauth_lead: "Confirm it is you first: enter the code from your authenticator app (or a recovery code).",
     reauth_code: "Code (6 digits)",
     reauth_recovery: "Recovery code",
@@ -231,6 +249,21 @@ struct SettingsPage {
     error: Option<String>,
     /// What the person typed into a refused address form.
     email_input: String,
+    /// Where mail software connects: host, then `993（SSL/TLS）`-like ports.
+    imap_host: String,
+    imap_ports: Vec<String>,
+    imap_user: String,
+}
+
+/// The IMAP ports as mail software asks for them: number and security.
+fn imap_ports(site: &crate::SiteInfo) -> Vec<String> {
+    [
+        (site.imap_tls_port, "SSL/TLS"),
+        (site.imap_starttls_port, "STARTTLS"),
+    ]
+    .into_iter()
+    .filter_map(|(port, security)| port.map(|p| format!("{p}（{security}）")))
+    .collect()
 }
 
 /// The page as it stands for this session.
@@ -263,6 +296,9 @@ async fn page(state: &AppState, ctx: PageCtx) -> Result<SettingsPage, Error> {
         done: None,
         error: None,
         email_input: String::new(),
+        imap_host: state.site.imap_host.clone(),
+        imap_ports: imap_ports(&state.site),
+        imap_user: s.account.id.display_grouped(),
     })
 }
 

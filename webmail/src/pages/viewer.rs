@@ -5,7 +5,10 @@
 //! for one frame at a time. `viewer.js` scrolls with the wheel and the keys,
 //! prefetches the next slices and applies window presets; without scripts the
 //! page still shows the first slice of each series. Only IDs and indexes go
-//! into URLs; the title names no patient.
+//! into URLs. The tab title names the item (its subject, else its kind),
+//! never the patient; the patient banner beside the image shows the request's
+//! patient and, in the series list, the one the DICOM files name, written as
+//! people write names (`香川 花子`, not DICOM's `香川^花子`).
 //!
 //! `viewer.js` fetches each frame as a blob URL and prefetches six ahead and
 //! two behind, but only once the slice on screen has arrived, so the first
@@ -28,6 +31,7 @@ use imaging::{Preset, Study};
 use mailbox::postroom::intake::IntakeRecord;
 use serde::Deserialize;
 
+use super::labels::kind_label;
 use super::thread::css;
 use super::{Chrome, PageSession, message, render};
 use crate::AppState;
@@ -89,6 +93,10 @@ pub struct ViewerTexts {
     pub no_images: &'static str,
     pub back: &'static str,
     pub no_script: &'static str,
+    pub request_patient: &'static str,
+    pub subject: &'static str,
+    pub files: &'static str,
+    pub no_description: &'static str,
 }
 
 static JA: ViewerTexts = ViewerTexts {
@@ -117,6 +125,10 @@ static JA: ViewerTexts = ViewerTexts {
     help: "マウスホイール・↑↓キー・PageUp/PageDownで画像を送ります。",
     no_images: "この項目には表示できるDICOM画像がありません。",
     back: "スレッドへ戻る",
+    request_patient: "患者",
+    subject: "件名",
+    files: "添付ファイル一覧",
+    no_description: "説明なし",
     no_script: "スクリプトが無効のため、各シリーズの最初の画像のみ表示しています。",
 };
 
@@ -146,6 +158,10 @@ static EN: ViewerTexts = ViewerTexts {
     help: "Scroll through the images with the mouse wheel, the ↑/↓ keys or PageUp/PageDown.",
     no_images: "This item holds no DICOM images to show.",
     back: "Back to the thread",
+    request_patient: "Patient",
+    subject: "Subject",
+    files: "List of attachments",
+    no_description: "no description",
     no_script: "Scripts are off: only the first image of each series is shown.",
 };
 
@@ -215,6 +231,11 @@ struct ViewerPage {
     chrome: Chrome,
     vt: &'static ViewerTexts,
     item_id: String,
+    /// `件名 — 画像ビューア` (the subject, else the kind; never the patient).
+    tab_title: String,
+    banner: Option<Banner>,
+    /// The thread the item belongs to, else the item.
+    back_href: String,
     studies: Vec<StudyView>,
     presets: Vec<PresetOption>,
     /// The window the page opens with, as render-route parameters.
@@ -226,6 +247,12 @@ struct ViewerPage {
     /// The first slice's window when known before rendering (`centre width`).
     first_window: String,
     error: Option<String>,
+}
+
+/// Who and what the images are about, beside the image.
+pub struct Banner {
+    pub subject: String,
+    pub patient: String,
 }
 
 /// What the page's own links and the window form may carry.
@@ -258,7 +285,12 @@ fn opening_window(q: &ViewerQuery) -> (Preset, Option<(f64, f64)>) {
     (preset, custom)
 }
 
-fn series_views(item_id: &str, studies: &[Study], selected: usize) -> Vec<StudyView> {
+fn series_views(
+    vt: &ViewerTexts,
+    item_id: &str,
+    studies: &[Study],
+    selected: usize,
+) -> Vec<StudyView> {
     let mut index = 0;
     studies
         .iter()
@@ -282,7 +314,7 @@ fn series_views(item_id: &str, studies: &[Study], selected: usize) -> Vec<StudyV
                         href: format!("/items/{item_id}/viewer?series={index}"),
                         modality: s.modality.clone(),
                         body_part: s.body_part.clone(),
-                        description: s.description.clone(),
+                        description: series_description(vt, s, index),
                         image_count: s.image_count(),
                         frame_count: slices.len(),
                         slices_json: serde_json::to_string(&slices).unwrap_or_default(),
@@ -296,6 +328,16 @@ fn series_views(item_id: &str, studies: &[Study], selected: usize) -> Vec<StudyV
         .collect()
 }
 
+/// A series' own description, else `シリーズ 3（説明なし）` by its number
+/// (or its place in the list).
+fn series_description(vt: &ViewerTexts, s: &imaging::Series, index: usize) -> String {
+    if !s.description.trim().is_empty() {
+        return s.description.trim().to_string();
+    }
+    let n = s.series_number.unwrap_or(index as i64 + 1);
+    format!("{} {n}（{}）", vt.series, vt.no_description)
+}
+
 /// The patient as the DICOM files of a study name it (the reader compares it
 /// with the request's; never in the title or a URL).
 fn study_patient(record: &IntakeRecord, study: &Study) -> String {
@@ -307,7 +349,8 @@ fn study_patient(record: &IntakeRecord, study: &Study) -> String {
     else {
         return String::new();
     };
-    [first.patient_id.as_str(), first.patient_name.as_str()]
+    let name = imaging::display_name(&first.patient_name);
+    [first.patient_id.as_str(), name.as_str()]
         .iter()
         .filter(|s| !s.trim().is_empty())
         .copied()
@@ -355,6 +398,9 @@ async fn view(
         chrome: ctx.chrome,
         vt: texts(lang),
         item_id: id.clone(),
+        tab_title: texts(lang).title.to_string(),
+        banner: None,
+        back_href: format!("/items/{id}"),
         studies: Vec::new(),
         presets,
         window_query,
@@ -365,6 +411,30 @@ async fn view(
         first_window: String::new(),
         error: None,
     };
+    // Subject, patient and thread from the item itself (not marked seen).
+    if let Ok(item) = state.postroom.peek(&ctx.session, &id).await {
+        let named = if item.subject.trim().is_empty() {
+            kind_label(lang, &item.kind).to_string()
+        } else {
+            item.subject.trim().to_string()
+        };
+        page.tab_title = format!("{named} — {}", texts(lang).title);
+        if let Some(thread) = &item.thread_id {
+            page.back_href = format!("/threads/{thread}");
+        }
+        let patient = [
+            item.patient_id.trim().to_string(),
+            imaging::display_name(&item.patient_name),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+        page.banner = Some(Banner {
+            subject: named,
+            patient,
+        });
+    }
     let record = match state.postroom.intake_record(&ctx.session, &id).await {
         Ok(r) => r.unwrap_or_default(),
         Err(e) => {
@@ -383,7 +453,7 @@ async fn view(
         .and_then(|s| s.trim().parse::<usize>().ok())
         .filter(|s| *s < series_total)
         .unwrap_or(0);
-    let mut studies = series_views(&id, &record.studies, selected);
+    let mut studies = series_views(texts(lang), &id, &record.studies, selected);
     for (view, study) in studies.iter_mut().zip(&record.studies) {
         view.patient = study_patient(&record, study);
     }

@@ -1,5 +1,6 @@
-//! Pages: compose (`/compose?kind=…`) for every kind of thread — reading
-//! request, referral, information share, booking and care pathway — with the
+//! Pages: compose (`/compose?kind=…`) for a plain message (`kind=message`,
+//! no thread) and every kind of thread — reading request, referral,
+//! information share, booking and care pathway — with the
 //! patient, the consent record and any number of attachments (files, a
 //! folder; `static/compose.js` also unpacks a ZIP in the browser and shows a
 //! progress bar per file). When the files picked add up to more than
@@ -23,8 +24,10 @@ use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use mailbox::postroom::{Consent, ConsentGiver, ConsentMethod, PatientConfirmation, Recipient};
-use mailbox::threads::{Created, NewThread, Urgency};
+use mailbox::postroom::{
+    Consent, ConsentGiver, ConsentMethod, Outgoing, PatientConfirmation, Recipient, Submitted,
+};
+use mailbox::threads::{NewThread, Urgency};
 use mailbox::workflow::ThreadKind;
 use mailbox::{AccountId, Error, FacilityCode, Role};
 use serde::Deserialize;
@@ -77,6 +80,48 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// The kind of a plain message (an item outside any thread).
+const MESSAGE: &str = "message";
+
+/// What the form writes: a plain message or a thread of some kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ComposeKind {
+    Message,
+    Thread(ThreadKind),
+}
+
+impl ComposeKind {
+    /// An unknown or missing kind opens a reading request.
+    fn parse(s: &str) -> Self {
+        if s.trim() == MESSAGE {
+            return Self::Message;
+        }
+        Self::Thread(ThreadKind::parse(s).unwrap_or(ThreadKind::ReadingRequest))
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => MESSAGE,
+            Self::Thread(k) => k.as_str(),
+        }
+    }
+
+    fn label(self, lang: Lang) -> &'static str {
+        match self {
+            Self::Message => texts(lang).message_kind,
+            Self::Thread(k) => kind_label(lang, k.as_str()),
+        }
+    }
+
+    /// Every tab of the page, in order.
+    fn all() -> impl Iterator<Item = Self> {
+        ThreadKind::ALL
+            .into_iter()
+            .map(Self::Thread)
+            .chain([Self::Message])
+    }
+}
+
 /// A recipient choice: `account:ID` or `liaison:CODE`.
 pub struct Choice {
     pub value: String,
@@ -103,6 +148,14 @@ pub struct StageField {
     pub value: String,
 }
 
+/// One care-pathway template's first-stage fields; all are on the page, the
+/// chosen one shown (compose.js shows another when the choice changes).
+pub struct TemplateFields {
+    pub id: String,
+    pub selected: bool,
+    pub fields: Vec<StageField>,
+}
+
 #[derive(Template)]
 #[template(path = "compose.html")]
 struct ComposePage {
@@ -117,9 +170,11 @@ struct ComposePage {
     /// Booking: facilities to choose, then their resources.
     facilities: Vec<Choice>,
     resources: Vec<Choice>,
-    /// Pathway: templates, the chosen one's first-stage fields.
+    /// Booking: the chosen facility takes no bookings, so nothing can be sent.
+    blocked: bool,
+    /// Pathway: templates, and each one's first-stage fields.
     templates: Vec<Choice>,
-    stage_fields: Vec<StageField>,
+    template_fields: Vec<TemplateFields>,
     v: Values,
     error: Option<String>,
     /// Above this total of the files picked, compose.js shows `size_warning`.
@@ -165,6 +220,12 @@ pub struct Values {
     pub purpose: String,
     #[serde(default)]
     pub diagnosis: String,
+    #[serde(default)]
+    pub history: String,
+    #[serde(default)]
+    pub medication: String,
+    #[serde(default)]
+    pub course: String,
     #[serde(default)]
     pub preferred_times: String,
     #[serde(default)]
@@ -244,7 +305,7 @@ async fn form(
 ) -> Response {
     let q: FormQuery =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
-    let kind = ThreadKind::parse(&q.kind).unwrap_or(ThreadKind::ReadingRequest);
+    let kind = ComposeKind::parse(&q.kind);
     let values = Values {
         facility: q.facility,
         template: q.template,
@@ -260,7 +321,7 @@ async fn form(
 /// (not the writer; a pathway goes to a liaison office only).
 fn recipient_groups(
     c: &ComposeTexts,
-    kind: ThreadKind,
+    kind: ComposeKind,
     v: &Values,
     me: &mailbox::Account,
     facilities: &[mailbox::Facility],
@@ -275,7 +336,7 @@ fn recipient_groups(
             selected: v.to == format!("liaison:{code}"),
         }];
         // A pathway is handed to a liaison office only.
-        if kind != ThreadKind::Pathway {
+        if kind != ComposeKind::Thread(ThreadKind::Pathway) {
             for a in accounts.iter().filter(|a| {
                 a.role == Role::Doctor
                     && !a.removed
@@ -298,38 +359,97 @@ fn recipient_groups(
     recipients
 }
 
-/// The fields of the chosen pathway template's first stage, as typed so far.
-fn first_stage_fields(
+/// Each pathway template's first-stage fields, the chosen one (else the
+/// first) with what was typed so far.
+fn template_fields(
     lang: Lang,
     templates: &[mailbox::threads::pathway::PathwayTemplate],
     v: &Values,
-) -> Vec<StageField> {
-    templates
+) -> Vec<TemplateFields> {
+    let chosen = templates
         .iter()
         .find(|t| t.id == v.template)
-        .and_then(|t| t.stages.first())
-        .map(|s| {
-            s.fields
-                .iter()
-                .map(|f| StageField {
-                    value: v.extra_value(&f.name),
-                    name: f.name.clone(),
-                    label: match lang {
-                        Lang::Ja => f.label_ja.clone(),
-                        Lang::En => f.label_en.clone(),
-                    },
-                    required: f.required,
+        .or(templates.first())
+        .map(|t| t.id.clone())
+        .unwrap_or_default();
+    templates
+        .iter()
+        .map(|t| {
+            let selected = t.id == chosen;
+            let fields = t
+                .stages
+                .first()
+                .map(|s| {
+                    s.fields
+                        .iter()
+                        .map(|f| StageField {
+                            value: if selected {
+                                v.extra_value(&f.name)
+                            } else {
+                                String::new()
+                            },
+                            name: f.name.clone(),
+                            label: match lang {
+                                Lang::Ja => f.label_ja.clone(),
+                                Lang::En => f.label_en.clone(),
+                            },
+                            required: f.required,
+                        })
+                        .collect()
                 })
-                .collect()
+                .unwrap_or_default();
+            TemplateFields {
+                id: t.id.clone(),
+                selected,
+                fields,
+            }
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+/// The bookable things of the chosen facility; with none chosen, the first
+/// facility that takes bookings is chosen.
+async fn booking_resources(
+    state: &AppState,
+    ctx: &PageCtx,
+    facilities: &[mailbox::Facility],
+    v: &mut Values,
+) -> Vec<Choice> {
+    let threads = &state.threads;
+    let mut found = Vec::new();
+    if let Ok(code) = FacilityCode::parse(&v.facility) {
+        found = threads
+            .resources(&ctx.session, &code)
+            .await
+            .unwrap_or_default();
+    } else {
+        for f in facilities.iter().filter(|f| f.active_until.is_none()) {
+            let here = threads
+                .resources(&ctx.session, &f.code)
+                .await
+                .unwrap_or_default();
+            if !here.is_empty() {
+                v.facility = f.code.to_string();
+                found = here;
+                break;
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|r| Choice {
+            selected: v.resource_id == r.id,
+            label: format!("{}（{}）", r.name, r.opening_hours),
+            value: r.id,
+        })
+        .collect()
 }
 
 async fn page(
     state: &AppState,
     ctx: PageCtx,
-    kind: ThreadKind,
-    v: Values,
+    kind: ComposeKind,
+    mut v: Values,
     error: Option<(StatusCode, String)>,
     query: Option<&str>,
 ) -> Response {
@@ -339,6 +459,11 @@ async fn page(
     let facilities = state.directory.facilities().await.unwrap_or_default();
     let accounts = state.directory.accounts(None).await.unwrap_or_default();
     let recipients = recipient_groups(c, kind, &v, me, &facilities, &accounts);
+    let resources = if kind == ComposeKind::Thread(ThreadKind::Booking) {
+        booking_resources(state, &ctx, &facilities, &mut v).await
+    } else {
+        Vec::new()
+    };
     let facility_choices = facilities
         .iter()
         .filter(|f| f.active_until.is_none())
@@ -348,21 +473,6 @@ async fn page(
             selected: v.facility == f.code.as_str(),
         })
         .collect();
-    let resources = match (kind, FacilityCode::parse(&v.facility)) {
-        (ThreadKind::Booking, Ok(code)) => state
-            .threads
-            .resources(&ctx.session, &code)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| Choice {
-                selected: v.resource_id == r.id,
-                label: format!("{}（{}）", r.name, r.opening_hours),
-                value: r.id,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
     let all_templates = state.threads.templates();
     let templates = all_templates
         .iter()
@@ -375,7 +485,7 @@ async fn page(
             selected: v.template == t.id,
         })
         .collect();
-    let stage_fields = first_stage_fields(lang, &all_templates, &v);
+    let template_fields = template_fields(lang, &all_templates, &v);
     let (status, error) = match error {
         Some((s, m)) => (s, Some(m)),
         None => (StatusCode::OK, None),
@@ -385,20 +495,20 @@ async fn page(
         t: lang.texts(),
         c,
         kind: kind.as_str(),
-        kind_title: kind_label(lang, kind.as_str()),
-        kinds: ThreadKind::ALL
-            .iter()
+        kind_title: kind.label(lang),
+        kinds: ComposeKind::all()
             .map(|k| KindTab {
                 kind: k.as_str(),
-                label: kind_label(lang, k.as_str()),
-                current: *k == kind,
+                label: k.label(lang),
+                current: k == kind,
             })
             .collect(),
+        blocked: kind == ComposeKind::Thread(ThreadKind::Booking) && resources.is_empty(),
         recipients,
         facilities: facility_choices,
         resources,
         templates,
-        stage_fields,
+        template_fields,
         v,
         error,
         warn_above_bytes: state.upload.warn_above_bytes,
@@ -429,9 +539,13 @@ async fn submit(
     let mut kind_name = String::new();
     let outcome = receive(&state, &ctx, multipart, &mut values, &mut kind_name).await;
     Ok(match outcome {
-        Ok(created) => Redirect::to(&format!("/threads/{}", created.thread_id)).into_response(),
+        Ok(made) => Redirect::to(&match made.thread_id {
+            Some(thread) => format!("/threads/{thread}"),
+            None => format!("/items/{}", made.envelope_id),
+        })
+        .into_response(),
         Err(e) => {
-            let kind = ThreadKind::parse(&kind_name).unwrap_or(ThreadKind::ReadingRequest);
+            let kind = ComposeKind::parse(&kind_name);
             let status = status_of(e.kind());
             let text = message(ctx.lang, &e);
             page(&state, ctx, kind, values, Some((status, text)), None).await
@@ -447,7 +561,7 @@ async fn receive(
     mut multipart: Multipart,
     values: &mut Values,
     kind_name: &mut String,
-) -> Result<Created, Error> {
+) -> Result<Submitted, Error> {
     may_compose(ctx.session.account.role)?;
     let mut staged: Vec<staged::Staged> = Vec::new();
     let mut manifest: Option<Vec<ManifestEntry>> = None;
@@ -478,21 +592,19 @@ async fn receive(
         }
         texts.push((name, value));
     }
-    let kind = ThreadKind::parse(kind_name)?;
-    let new = new_thread(kind, values)?;
+    let new = match ComposeKind::parse(kind_name) {
+        ComposeKind::Message => New::Message(new_message(values)?),
+        ComposeKind::Thread(_) => New::Thread(new_thread(ThreadKind::parse(kind_name)?, values)?),
+    };
     let held = match once::begin(&state.postroom, &ctx.session, "POST /compose", &texts).await? {
-        once::Begun::Sent(made) => {
-            return Ok(Created {
-                thread_id: made.thread_id.unwrap_or_default(),
-                envelope_id: made.envelope_id,
-            });
-        }
+        once::Begun::Sent(made) => return Ok(made),
         once::Begun::Send(held) => held,
     };
     let key = held.as_ref().map(once::Once::idempotency);
-    let threads = state.threads.clone();
-    let session = ctx.session.clone();
-    let no = PatientConfirmation::default();
+    let sender = Sender {
+        state: state.clone(),
+        session: ctx.session.clone(),
+    };
     let (created, total) = match manifest {
         Some(entries) => {
             let specs = entries
@@ -504,11 +616,7 @@ async fn receive(
                 .collect();
             let (senders, attachments) = attachment_channels(specs);
             let (attachments, total) = counted(attachments);
-            let task = tokio::spawn(async move {
-                threads
-                    .open_with_key(&session, new, attachments, no, key)
-                    .await
-            });
+            let task = tokio::spawn(async move { sender.send(new, attachments, key).await });
             let created = feed_and_finish(multipart, senders, task)
                 .await
                 .map_err(|e| e.0)?;
@@ -521,9 +629,7 @@ async fn receive(
                     .map(staged::Staged::into_attachment)
                     .collect(),
             );
-            let created = threads
-                .open_with_key(&session, new, attachments, no, key)
-                .await?;
+            let created = sender.send(new, attachments, key).await?;
             (created, total)
         }
     };
@@ -534,4 +640,51 @@ async fn receive(
         total.load(Ordering::Relaxed),
     );
     Ok(created)
+}
+
+/// What the form makes.
+enum New {
+    Message(Outgoing),
+    Thread(NewThread),
+}
+
+/// Sends what the form made, on the session's behalf.
+struct Sender {
+    state: AppState,
+    session: mailbox::CurrentSession,
+}
+
+impl Sender {
+    async fn send(
+        &self,
+        new: New,
+        attachments: Vec<mailbox::postroom::OutgoingAttachment>,
+        key: Option<mailbox::postroom::Idempotency>,
+    ) -> Result<Submitted, Error> {
+        let no = PatientConfirmation::default();
+        match new {
+            New::Message(outgoing) => {
+                let envelope_id = self
+                    .state
+                    .postroom
+                    .send_with_key(&self.session, outgoing, attachments, no, key)
+                    .await?;
+                Ok(Submitted {
+                    envelope_id,
+                    thread_id: None,
+                })
+            }
+            New::Thread(thread) => {
+                let created = self
+                    .state
+                    .threads
+                    .open_with_key(&self.session, thread, attachments, no, key)
+                    .await?;
+                Ok(Submitted {
+                    envelope_id: created.envelope_id,
+                    thread_id: Some(created.thread_id),
+                })
+            }
+        }
+    }
 }

@@ -48,6 +48,14 @@ pub struct ComposeTexts {
     /// configured size: `{limit}` and `{total}` become sizes.
     pub size_warning: &'static str,
     pub send: &'static str,
+    pub message_kind: &'static str,
+    pub history: &'static str,
+    pub medication: &'static str,
+    pub course: &'static str,
+    pub no_resources_help: &'static str,
+    pub required_hint: &'static str,
+    pub message_patient_hint: &'static str,
+    pub preferred_help: &'static str,
 }
 
 pub(super) static JA: ComposeTexts = ComposeTexts {
@@ -86,7 +94,7 @@ pub(super) static JA: ComposeTexts = ComposeTexts {
     no_resources: "この施設には予約できる機器がありません。",
     preferred_times: "希望日時",
     template: "連携パス",
-    show_template: "項目を表示",
+    show_template: "この連携パスの項目を表示",
     next_facility: "引き渡し先の施設（地域連携室）",
     attachments: "添付ファイル",
     files: "ファイル（複数可、ZIPも可）",
@@ -94,6 +102,14 @@ pub(super) static JA: ComposeTexts = ComposeTexts {
     attachment_hint: "DICOM・JPEG・PNG・PDF を送れます。実行ファイルやマクロ付き文書は送れません。",
     size_warning: "添付ファイルの合計が {limit} を超えています（合計 {total}）。送信はできますが、時間がかかり、受信側のダウンロードにも時間がかかります。",
     send: "送信する",
+    message_kind: "メッセージ",
+    history: "既往歴",
+    medication: "処方",
+    course: "経過",
+    no_resources_help: "予約の依頼は送れません。別の施設を選ぶか、その施設の地域連携室に機器の登録を依頼してください。",
+    required_hint: "* の項目は必須です。",
+    message_patient_hint: "患者さんについて書く場合は、患者と同意の記録を入力してください。",
+    preferred_help: "第2希望以降は本文に書いてください。",
 };
 
 pub(super) static EN: ComposeTexts = ComposeTexts {
@@ -140,6 +156,14 @@ pub(super) static EN: ComposeTexts = ComposeTexts {
     attachment_hint: "DICOM, JPEG, PNG and PDF can be sent; programs and documents with macros cannot.",
     size_warning: "The attachments add up to more than {limit} (total {total}). You can still send them, but sending takes a while, and so does the download at the receiving end.",
     send: "Send",
+    message_kind: "Message",
+    history: "Medical history",
+    medication: "Medication",
+    course: "Course",
+    no_resources_help: "No booking request can be sent. Choose another facility, or ask that facility's liaison office to list its equipment.",
+    required_hint: "Fields marked * are required.",
+    message_patient_hint: "If the message is about a patient, enter the patient and the consent record.",
+    preferred_help: "Write any further preferred times in the text.",
 };
 
 /// The large-item warning (`{limit}`, `{total}`), also shown by the thread

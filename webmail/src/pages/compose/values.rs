@@ -60,6 +60,38 @@ pub(super) fn consent(v: &Values) -> Result<Option<Consent>, Error> {
     }))
 }
 
+/// A plain message: to one recipient, the patient and consent only when given.
+pub(super) fn new_message(v: &Values) -> Result<Outgoing, Error> {
+    let to = parse_recipient(&v.to)?
+        .ok_or_else(|| Error::invalid("to", "choose a recipient", "宛先を選んでください。"))?;
+    if v.body.trim().is_empty() {
+        return Err(Error::invalid(
+            "body",
+            "the message has no text",
+            "本文を入力してください。",
+        ));
+    }
+    Ok(Outgoing {
+        kind: MESSAGE.into(),
+        to: vec![to],
+        subject: v.subject.clone(),
+        patient_id: v.patient_id.trim().to_string(),
+        patient_name: v.patient_name.trim().to_string(),
+        body: v.body.clone(),
+        consent: consent(v)?,
+    })
+}
+
+/// A `datetime-local` value (`2026-12-05T10:00`) as people write it
+/// (`2026-12-05 10:00`); other text as typed.
+pub(super) fn preferred_times(text: &str) -> String {
+    let t = text.trim();
+    match chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M") {
+        Ok(at) => at.format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
 pub(super) fn new_thread(kind: ThreadKind, v: &Values) -> Result<NewThread, Error> {
     let mut fields: Vec<(String, String)> = [
         ("modality", &v.modality),
@@ -67,7 +99,10 @@ pub(super) fn new_thread(kind: ThreadKind, v: &Values) -> Result<NewThread, Erro
         ("clinical_question", &v.clinical_question),
         ("purpose", &v.purpose),
         ("diagnosis", &v.diagnosis),
-        ("preferred_times", &v.preferred_times),
+        ("history", &v.history),
+        ("medication", &v.medication),
+        ("course", &v.course),
+        ("preferred_times", &preferred_times(&v.preferred_times)),
     ]
     .into_iter()
     .filter(|(_, val)| !val.trim().is_empty())
@@ -115,6 +150,9 @@ pub(super) fn set_value(v: &mut Values, kind: &mut String, name: &str, value: St
         "clinical_question" => v.clinical_question = value,
         "purpose" => v.purpose = value,
         "diagnosis" => v.diagnosis = value,
+        "history" => v.history = value,
+        "medication" => v.medication = value,
+        "course" => v.course = value,
         "preferred_times" => v.preferred_times = value,
         "facility" => v.facility = value,
         "resource_id" => v.resource_id = value,
