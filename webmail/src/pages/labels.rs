@@ -118,7 +118,7 @@ pub(crate) fn field_label(lang: Lang, name: &str) -> String {
         "diagnosis" => Some(("傷病名", "Diagnosis")),
         "history" => Some(("既往歴", "Medical history")),
         "medication" => Some(("処方", "Medication")),
-        "course" => Some(("経過", "Clinical course")),
+        "course" => Some(("経過", "Course")),
         "preferred_times" => Some(("希望日時", "Preferred times")),
         "slot" => Some(("日時", "Date and time")),
         _ => None,
@@ -153,7 +153,7 @@ mod tests {
         for (name, ja, en) in [
             ("history", "既往歴", "Medical history"),
             ("medication", "処方", "Medication"),
-            ("course", "経過", "Clinical course"),
+            ("course", "経過", "Course"),
         ] {
             assert_eq!(field_label(Lang::Ja, name), ja);
             assert_eq!(field_label(Lang::En, name), en);

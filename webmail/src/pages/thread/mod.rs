@@ -66,9 +66,12 @@ pub fn routes() -> Router<AppState> {
         .route("/items/{id}/forward", post(item::forward_item))
         .route("/items/{id}/attachments/{index}", get(download))
         .route("/static/thread.css", get(|| async { css(THREAD_CSS) }))
+        .route("/static/thread_page.css", get(|| async { css(THREAD_PAGE_CSS) }))
 }
 
 const THREAD_CSS: &str = include_str!("../../../static/thread.css");
+/// The thread and item pages' own rules (heading tags, assign and reply cards).
+const THREAD_PAGE_CSS: &str = include_str!("../../../static/thread_page.css");
 
 pub(super) fn css(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], body).into_response()
