@@ -188,7 +188,8 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
     // and may neither act on it nor forward it; on its shared inbox it may.
     assert_eq!(
         v["liaison_on_doctors_item"],
-        json!({"steps": [], "forward": 0, "colleagues": []}),
+        json!({"steps": [], "forward": 0, "colleagues": [], "first_option": "",
+            "assign": 0, "doctors": []}),
         "{v}"
     );
     assert_eq!(
