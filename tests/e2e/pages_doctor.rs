@@ -111,8 +111,18 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     let t = &v["rad_thread"];
     assert_eq!(t["title"], "<script>alert(1)</script>", "{v}");
     assert_eq!(t["kind"], "読影依頼", "{v}");
-    assert!(t["doctor"].as_str().is_some_and(|d| d.contains("讃岐 放射")), "{v}");
-    assert!(t["target"].as_str().is_some_and(|d| d.contains("讃岐 放射")), "{v}");
+    assert!(
+        t["doctor"]
+            .as_str()
+            .is_some_and(|d| d.contains("讃岐 放射")),
+        "{v}"
+    );
+    assert!(
+        t["target"]
+            .as_str()
+            .is_some_and(|d| d.contains("讃岐 放射")),
+        "{v}"
+    );
     assert_eq!(t["back"], "/mail/inbox", "{v}");
     assert_eq!(
         t["fields"],
@@ -127,10 +137,16 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
         ]),
         "{v}"
     );
-    for (i, digest) in [sha256_hex(&PNG), sha256_hex(PDF.as_bytes())].iter().enumerate() {
+    for (i, digest) in [sha256_hex(&PNG), sha256_hex(PDF.as_bytes())]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(
             t["digests"][i],
-            serde_json::json!([format!("SHA-256 {}…", &digest[..12]), format!("SHA-256: {digest}")]),
+            serde_json::json!([
+                format!("SHA-256 {}…", &digest[..12]),
+                format!("SHA-256: {digest}")
+            ]),
             "{v}"
         );
     }
@@ -203,7 +219,11 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(v["clerk_read_only"], 1, "{v}");
     assert_eq!(v["clerk_forged_with_token"], 403, "{v}");
     assert_eq!(text("clerk_state_after"), "確認済み", "{v}");
-    assert_eq!(text("clerk_back"), "/clerk", "a clerk goes back to the progress page: {v}");
+    assert_eq!(
+        text("clerk_back"),
+        "/clerk",
+        "a clerk goes back to the progress page: {v}"
+    );
 
     // A plain message: reply, forward and archive on its page; the reply
     // reaches the sender; Sent shows the message's facility and state.
@@ -213,15 +233,30 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(m["kind"], "メッセージ", "{v}");
     assert_eq!(
         (&m["reply"], &m["forward"], &m["archive"]),
-        (&serde_json::json!(1), &serde_json::json!(1), &serde_json::json!(1)),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
         "{v}"
     );
-    assert!(m["reply_to"].as_str().is_some_and(|r| r.contains("琴平 一郎")), "{v}");
+    assert!(
+        m["reply_to"]
+            .as_str()
+            .is_some_and(|r| r.contains("琴平 一郎")),
+        "{v}"
+    );
     assert_eq!(m["reply_subject"], "Re: 合同カンファレンスのご案内", "{v}");
     assert_eq!(m["back"], "/mail/inbox", "{v}");
     for at in ["1280-ja", "1280-en", "390-ja", "390-en"] {
-        assert_eq!(v["msg_layout"][at]["side_scroll"], false, "message at {at}: {v}");
-        assert_eq!(v["sent_layout"][at]["side_scroll"], false, "Sent at {at}: {v}");
+        assert_eq!(
+            v["msg_layout"][at]["side_scroll"], false,
+            "message at {at}: {v}"
+        );
+        assert_eq!(
+            v["sent_layout"][at]["side_scroll"], false,
+            "Sent at {at}: {v}"
+        );
     }
     assert_eq!(text("msg_replied"), "返信を送りました。", "{v}");
     assert_eq!(v["msg_in_inbox_after_archive"], 0, "{v}");
@@ -230,7 +265,10 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert!(sent["rows"].as_u64().is_some_and(|n| n >= 2), "{v}");
     assert_eq!(sent["sent_marks"], 0, "no row says (送信) in Sent: {v}");
     assert_eq!(sent["sent_words"], 0, "{v}");
-    assert_eq!(sent["mark_unread"], 0, "one's own items are not unread: {v}");
+    assert_eq!(
+        sent["mark_unread"], 0,
+        "one's own items are not unread: {v}"
+    );
     assert_eq!(sent["mark_read"], 0, "{v}");
     assert_eq!(sent["message"]["counterpart"], "さぬき中央病院", "{v}");
     assert_eq!(sent["message"]["state"], "受信", "delivered: {v}");
@@ -238,7 +276,9 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(r["title"], "Re: 合同カンファレンスのご案内", "{v}");
     assert_eq!(r["reply"], 1, "the sender can answer in turn: {v}");
     assert!(
-        v["reply_body"].as_str().is_some_and(|b| b.contains("参加いたします")),
+        v["reply_body"]
+            .as_str()
+            .is_some_and(|b| b.contains("参加いたします")),
         "{v}"
     );
 

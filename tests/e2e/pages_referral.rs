@@ -118,7 +118,11 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
         v["surgeon_offered"]["first_option"], "医師を選んでください",
         "no blank first choice: {v}"
     );
-    assert_eq!(v["surgeon_heading"], json!(["右鼠径ヘルニア 紹介状", "患者紹介"]), "{v}");
+    assert_eq!(
+        v["surgeon_heading"],
+        json!(["右鼠径ヘルニア 紹介状", "患者紹介"]),
+        "{v}"
+    );
     // History, medication and course have labels in both languages, in the
     // form's order.
     assert_eq!(

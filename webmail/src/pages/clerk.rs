@@ -381,10 +381,7 @@ fn milestones(x: &ClerkTexts, t: &Thread) -> Vec<Milestone> {
             x.step_claimed,
             t.claimed_by.is_some() || t.assignee_id.is_some() || past_accept,
         ));
-        steps.push(Milestone::reached(
-            x.step_assigned,
-            t.assignee_id.is_some(),
-        ));
+        steps.push(Milestone::reached(x.step_assigned, t.assignee_id.is_some()));
     } else {
         steps.push(Milestone::reached(x.step_accepted, past_accept));
     }

@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(names, ["modality", "body_part", "clinical_question"]);
         let mut names = vec!["course", "medication", "history", "diagnosis", "purpose"];
         names.sort_by_key(|n| field_order(n));
-        assert_eq!(names, ["purpose", "diagnosis", "history", "medication", "course"]);
+        assert_eq!(
+            names,
+            ["purpose", "diagnosis", "history", "medication", "course"]
+        );
         for (name, ja, en) in [
             ("history", "既往歴", "Medical history"),
             ("medication", "処方", "Medication"),

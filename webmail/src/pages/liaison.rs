@@ -148,7 +148,11 @@ fn office_state(x: &LiaisonTexts, t: &mailbox::threads::Thread, lang: Lang) -> &
         ThreadState::parse(&t.state),
         Some(ThreadState::Sent | ThreadState::Delivered | ThreadState::Opened)
     );
-    match (early && t.closed_at.is_none(), &t.assignee_id, &t.claimed_by) {
+    match (
+        early && t.closed_at.is_none(),
+        &t.assignee_id,
+        &t.claimed_by,
+    ) {
         (true, Some(_), _) => x.state_assigned,
         (true, None, Some(_)) => x.state_claimed,
         _ => state_label(lang, &t.state),

@@ -49,10 +49,16 @@ pub(super) async fn handling(
             (format!("{facility} — {who}"), who)
         }
         (None, Some(who)) => (
-            format!("{facility} — {who}（{}）", pick(lang, "地域連携室経由", "through the liaison office")),
+            format!(
+                "{facility} — {who}（{}）",
+                pick(lang, "地域連携室経由", "through the liaison office")
+            ),
             who.clone(),
         ),
-        (None, None) => (format!("{facility} — {office}"), tt.not_assigned.to_string()),
+        (None, None) => (
+            format!("{facility} — {office}"),
+            tt.not_assigned.to_string(),
+        ),
     };
     let claimed = match &thread.claimed_by {
         Some(id) => Some(names.person(state, id).await.0),

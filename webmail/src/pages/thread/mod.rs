@@ -66,7 +66,10 @@ pub fn routes() -> Router<AppState> {
         .route("/items/{id}/forward", post(item::forward_item))
         .route("/items/{id}/attachments/{index}", get(download))
         .route("/static/thread.css", get(|| async { css(THREAD_CSS) }))
-        .route("/static/thread_page.css", get(|| async { css(THREAD_PAGE_CSS) }))
+        .route(
+            "/static/thread_page.css",
+            get(|| async { css(THREAD_PAGE_CSS) }),
+        )
 }
 
 const THREAD_CSS: &str = include_str!("../../../static/thread.css");
@@ -486,7 +489,10 @@ async fn thread_page(
         .first()
         .map(|s| s.subject.trim())
         .filter(|s| !s.is_empty())
-        .map_or_else(|| kind_label(lang, &thread.kind).to_string(), str::to_string);
+        .map_or_else(
+            || kind_label(lang, &thread.kind).to_string(),
+            str::to_string,
+        );
     let handling = handling::handling(state, lang, &mut names, thread, &ctx.session.account).await;
     let actions = action_forms(
         state,
@@ -497,13 +503,12 @@ async fn thread_page(
     )
     .await;
     // The liaison office hands its own items to a doctor by assigning them.
-    let forward = if handling.assign.is_none()
-        && state.threads.may_forward(&ctx.session, thread).await
-    {
-        Some(colleagues(state, &ctx.session.account).await)
-    } else {
-        None
-    };
+    let forward =
+        if handling.assign.is_none() && state.threads.may_forward(&ctx.session, thread).await {
+            Some(colleagues(state, &ctx.session.account).await)
+        } else {
+            None
+        };
     let overdue = thread.closed_at.is_none()
         && thread
             .wanted_by
