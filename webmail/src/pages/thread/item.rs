@@ -97,7 +97,8 @@ async fn item_page(
         lang,
         t: lang.texts(),
         tt,
-        title: if opened.subject.trim().is_empty() {
+        // The subject, unless the content is withheld (a place difference).
+        title: if opened.subject.trim().is_empty() || step.broken.is_some() {
             kind.to_string()
         } else {
             opened.subject.clone()
@@ -239,6 +240,17 @@ pub(super) async fn forward_item(
 #[cfg(test)]
 mod tests {
     use super::reply_subject;
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_size(70), "70 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KB");
+        assert_eq!(human_size(12_700), "12.4 KB");
+        assert_eq!(human_size(5 * 1024 * 1024 + 1), "5.0 MB");
+        assert_eq!(human_size(3 * 1024 * 1024 * 1024), "3.0 GB");
+    }
 
     #[test]
     fn a_reply_subject_says_re_once() {

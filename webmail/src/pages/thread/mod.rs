@@ -485,8 +485,10 @@ async fn thread_page(
     } else {
         None
     };
+    // The opening item's subject, unless its content is withheld.
     let title = steps
         .first()
+        .filter(|s| s.broken.is_none())
         .map(|s| s.subject.trim())
         .filter(|s| !s.is_empty())
         .map_or_else(
