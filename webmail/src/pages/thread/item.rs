@@ -239,8 +239,8 @@ pub(super) async fn forward_item(
 
 #[cfg(test)]
 mod tests {
-    use super::reply_subject;
     use super::human_size;
+    use super::reply_subject;
 
     #[test]
     fn sizes_read_as_people_write_them() {
