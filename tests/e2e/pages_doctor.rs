@@ -3,7 +3,7 @@
 //! verified signatures, accept and report, the sender's acknowledgement,
 //! archive, search, XSS, CSRF, and a clerk's read-only view with a forged POST.
 
-use crate::harness::{CLINIC, HOSPITAL, Network, run_browser};
+use crate::harness::{CLINIC, HOSPITAL, Network, no_files, run_browser, sha256_hex};
 
 /// A real 1×1 PNG.
 pub(crate) const PNG: [u8; 70] = [
@@ -30,13 +30,27 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     let server = net.serve(&[]);
     // Issued passwords changed; the clerk's first sign-in makes the hospital's
     // oversight key, so items to the hospital carry a slot for it.
+    let mut clients = Vec::new();
     for (id, issued) in [
         (&gp, &gp_issued),
         (&rad, &rad_issued),
         (&clerk, &clerk_issued),
     ] {
-        let _ = net.ready_client(&server, id, issued).await;
+        clients.push(net.ready_client(&server, id, issued).await);
     }
+    // A plain message from the clinic doctor to the radiologist (no thread).
+    let (status, sent) = server
+        .upload(
+            &clients[0],
+            "/api/v1/envelopes",
+            "envelope",
+            &serde_json::json!({ "kind": "message", "to": [{ "account": rad }],
+                "subject": "合同カンファレンスのご案内", "body": "来週木曜の合同カンファレンスにご参加ください。" }),
+            no_files(),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{sent}");
+    let message = sent["id"].as_str().unwrap().to_string();
     let pw = |issued: &str| format!("{issued}-Mine-2026");
     let files = tempfile::tempdir().unwrap();
     let png = files.path().join("胸部CT 画像.png");
@@ -56,6 +70,7 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
             &pw(&clerk_issued),
             png.to_str().unwrap(),
             pdf.to_str().unwrap(),
+            &message,
         ],
     );
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
@@ -72,9 +87,9 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(v["script_in_dom"], false, "{v}");
 
     // The recipient: unread count, the sending facility, opened and verified.
-    assert_eq!(text("rad_unread"), "1", "{v}");
-    assert_eq!(v["rad_inbox_rows"], 1, "{v}");
-    assert_eq!(v["rad_inbox_row_bold"], 1, "{v}");
+    assert_eq!(text("rad_unread"), "2", "the request and the message: {v}");
+    assert_eq!(v["rad_inbox_rows"], 2, "{v}");
+    assert_eq!(v["rad_inbox_row_bold"], 2, "{v}");
     let row = text("rad_inbox_row");
     assert!(row.contains("読影依頼"), "{row}");
     assert!(row.contains("ことひら内科クリニック"), "{row}");
@@ -88,6 +103,61 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(
         v["rad_actions"],
         serde_json::json!(["accept", "decline"]),
+        "{v}"
+    );
+    // The page is headed by the subject, with the kind beside it; it names
+    // the doctor in charge; fields in the form's order; sizes people read and
+    // short digests with the whole one in the title.
+    let t = &v["rad_thread"];
+    assert_eq!(t["title"], "<script>alert(1)</script>", "{v}");
+    assert_eq!(t["kind"], "読影依頼", "{v}");
+    assert!(
+        t["doctor"]
+            .as_str()
+            .is_some_and(|d| d.contains("讃岐 放射")),
+        "{v}"
+    );
+    assert!(
+        t["target"]
+            .as_str()
+            .is_some_and(|d| d.contains("讃岐 放射")),
+        "{v}"
+    );
+    assert_eq!(t["back"], "/mail/inbox", "{v}");
+    assert_eq!(
+        t["fields"],
+        serde_json::json!(["検査種別", "検査部位", "依頼内容・臨床上の疑問"]),
+        "{v}"
+    );
+    assert_eq!(
+        t["sizes"],
+        serde_json::json!([
+            ["70 B", "70"],
+            [format!("{} B", PDF.len()), PDF.len().to_string()]
+        ]),
+        "{v}"
+    );
+    for (i, digest) in [sha256_hex(&PNG), sha256_hex(PDF.as_bytes())]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            t["digests"][i],
+            serde_json::json!([
+                format!("SHA-256 {}…", &digest[..12]),
+                format!("SHA-256: {digest}")
+            ]),
+            "{v}"
+        );
+    }
+    for at in ["1280-ja", "1280-en", "390-ja", "390-en"] {
+        let l = &v["rad_thread_layout"][at];
+        assert_eq!(l["side_scroll"], false, "thread at {at}: {v}");
+        assert_eq!(l["kind_lines"][0][1], 1, "{at}: {v}");
+    }
+    assert_eq!(
+        v["rad_thread_layout"]["390-en"]["english_labels"],
+        serde_json::json!(["Modality", "Body part", "Clinical question"]),
         "{v}"
     );
     // Both files come back byte for byte, as downloads with RFC 6266 names.
@@ -149,6 +219,68 @@ async fn a_doctor_sends_a_reading_request_and_gets_a_verified_report_in_chromium
     assert_eq!(v["clerk_read_only"], 1, "{v}");
     assert_eq!(v["clerk_forged_with_token"], 403, "{v}");
     assert_eq!(text("clerk_state_after"), "確認済み", "{v}");
+    assert_eq!(
+        text("clerk_back"),
+        "/clerk",
+        "a clerk goes back to the progress page: {v}"
+    );
+
+    // A plain message: reply, forward and archive on its page; the reply
+    // reaches the sender; Sent shows the message's facility and state.
+    assert_eq!(text("msg_href"), format!("/items/{message}"), "{v}");
+    let m = &v["msg"];
+    assert_eq!(m["title"], "合同カンファレンスのご案内", "{v}");
+    assert_eq!(m["kind"], "メッセージ", "{v}");
+    assert_eq!(
+        (&m["reply"], &m["forward"], &m["archive"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{v}"
+    );
+    assert!(
+        m["reply_to"]
+            .as_str()
+            .is_some_and(|r| r.contains("琴平 一郎")),
+        "{v}"
+    );
+    assert_eq!(m["reply_subject"], "Re: 合同カンファレンスのご案内", "{v}");
+    assert_eq!(m["back"], "/mail/inbox", "{v}");
+    for at in ["1280-ja", "1280-en", "390-ja", "390-en"] {
+        assert_eq!(
+            v["msg_layout"][at]["side_scroll"], false,
+            "message at {at}: {v}"
+        );
+        assert_eq!(
+            v["sent_layout"][at]["side_scroll"], false,
+            "Sent at {at}: {v}"
+        );
+    }
+    assert_eq!(text("msg_replied"), "返信を送りました。", "{v}");
+    assert_eq!(v["msg_in_inbox_after_archive"], 0, "{v}");
+    assert_eq!(v["msg_in_archive"], 1, "{v}");
+    let sent = &v["sent"];
+    assert!(sent["rows"].as_u64().is_some_and(|n| n >= 2), "{v}");
+    assert_eq!(sent["sent_marks"], 0, "no row says (送信) in Sent: {v}");
+    assert_eq!(sent["sent_words"], 0, "{v}");
+    assert_eq!(
+        sent["mark_unread"], 0,
+        "one's own items are not unread: {v}"
+    );
+    assert_eq!(sent["mark_read"], 0, "{v}");
+    assert_eq!(sent["message"]["counterpart"], "さぬき中央病院", "{v}");
+    assert_eq!(sent["message"]["state"], "受信", "delivered: {v}");
+    let r = &v["reply_seen"];
+    assert_eq!(r["title"], "Re: 合同カンファレンスのご案内", "{v}");
+    assert_eq!(r["reply"], 1, "the sender can answer in turn: {v}");
+    assert!(
+        v["reply_body"]
+            .as_str()
+            .is_some_and(|b| b.contains("参加いたします")),
+        "{v}"
+    );
 
     assert_eq!(
         v["errors"],

@@ -171,6 +171,7 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
                 "fresh": fresh,
                 "late": late,
                 "rad": rad.id,
+                "hospital": HOSPITAL,
                 "month": today.format("%Y-%m").to_string(),
             })
             .to_string(),
@@ -199,9 +200,21 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
             .is_some_and(|d| d.len() == 2 && d.iter().any(|n| n.as_str() == Some(&rad.id))),
         "the facility's two doctors to choose from: {v}"
     );
+    assert!(
+        l["handing"]
+            .as_str()
+            .is_some_and(|h| h.contains("割り当て") && h.contains("転送")),
+        "the page says how a request is handed to a doctor: {v}"
+    );
     assert_eq!(l["after_claim"]["claimed_by"], "中央 地域連携室", "{v}");
     assert_eq!(l["after_claim"]["assignee"], "未割り当て", "{v}");
+    assert_eq!(l["after_claim"]["state"], "受付済み", "{v}");
+    assert_eq!(l["after_claim"]["claim_offered"], false, "{v}");
     assert_eq!(l["after_assign"]["assignee"], "讃岐 一郎", "{v}");
+    assert_eq!(l["after_assign"]["state"], "割当済み", "{v}");
+    assert_eq!(l["after_assign"]["claimed_by"], "中央 地域連携室", "{v}");
+    assert_eq!(l["after_assign"]["claim_offered"], false, "{v}");
+    assert_eq!(l["after_assign"]["release_offered"], false, "{v}");
     assert!(
         l["after_assign"]["notice"]
             .as_str()
@@ -210,6 +223,72 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     );
     assert_eq!(l["after_unassign"]["assignee"], "未割り当て", "{v}");
     assert_eq!(l["after_reassign"]["assignee"], "讃岐 一郎", "{v}");
+    // The thread page of a shared-inbox item: the office assigns it there
+    // (one way to hand it to a doctor, explained), and goes back to its inbox.
+    let before = &l["thread_before"];
+    assert_eq!(before["assign"], 1, "{v}");
+    assert_eq!(before["forward"], 0, "assigning is the office's way: {v}");
+    assert_eq!(before["doctors"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(before["first_option"], "医師を選んでください", "{v}");
+    assert_eq!(before["back"], "/liaison", "{v}");
+    assert_eq!(before["doctor"], "未割り当て", "{v}");
+    assert_eq!(before["claimed"], Value::Null, "{v}");
+    assert!(
+        before["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("さぬき中央病院") && t.contains("地域連携室")),
+        "{v}"
+    );
+    assert!(
+        before["hint"].as_str().is_some_and(|h| h.contains("転送")),
+        "{v}"
+    );
+    let after = &l["thread_after"];
+    assert!(
+        after["doctor"]
+            .as_str()
+            .is_some_and(|d| d.contains("讃岐 一郎")),
+        "{v}"
+    );
+    assert!(
+        after["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("さぬき中央病院") && t.contains("讃岐 一郎")),
+        "依頼先 names the assigned doctor: {v}"
+    );
+    assert!(
+        after["claimed"]
+            .as_str()
+            .is_some_and(|c| c.contains("中央 地域連携室")),
+        "assigning took it in: {v}"
+    );
+    let late = &l["late_after_assign"];
+    assert_eq!(late["state"], "割当済み", "{v}");
+    assert_eq!(late["claimed_by"], "中央 地域連携室", "{v}");
+    assert_eq!(late["assignee"], "讃岐 一郎", "{v}");
+    assert_eq!(late["claim_offered"], false, "{v}");
+    for (what, layout) in [
+        ("liaison inbox", &l["layout"]),
+        ("liaison thread", &l["thread_layout"]),
+        ("clerk progress", &v["clerk"]["layout"]),
+        ("clerk thread", &v["clerk"]["thread_layout"]),
+        ("hospital clerk", &v["clerk_h"]["layout"]),
+    ] {
+        for at in ["1280-ja", "1280-en", "390-ja", "390-en"] {
+            assert_eq!(
+                layout[at]["side_scroll"], false,
+                "{what} at {at} scrolls sideways: {v}"
+            );
+        }
+    }
+    // At 390 px the shared inbox's words stay whole (no こ/と/ひ/ら…).
+    for at in ["390-ja", "390-en", "1280-ja"] {
+        for key in ["counterpart_lines", "kind_lines"] {
+            for line in l["layout"][at][key].as_array().unwrap() {
+                assert_eq!(line[1], 1, "{key} at {at}: {line}: {v}");
+            }
+        }
+    }
     // The page went through the service: the thread is claimed and assigned,
     // and the radiologist can now open it.
     let t = thread(&server, &liaison, &fresh).await;
@@ -238,7 +317,34 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     assert_eq!(c["fresh"]["direction"], "送信", "{v}");
     assert_eq!(c["fresh"]["counterpart"], "さぬき中央病院", "{v}");
     assert_eq!(c["fresh"]["overdue"], false, "{v}");
-    assert_eq!(c["fresh"]["milestones_done"], 2, "sent, delivered: {v}");
+    assert_eq!(
+        c["fresh"]["milestones"],
+        json!(["送信", "受信", "開封", "受付", "割当", "完了"]),
+        "{v}"
+    );
+    assert_eq!(
+        c["fresh"]["milestones_reached"],
+        json!(["送信", "受信", "受付", "割当"]),
+        "taken in and assigned by the office, not yet opened by a doctor: {v}"
+    );
+    // 開く stays whole at a desk and on a phone.
+    for at in ["1280-ja", "390-ja", "1280-en", "390-en"] {
+        let lines = c["layout"][at]["open_lines"].as_array().unwrap();
+        assert_eq!(lines.len(), 4, "{v}");
+        for line in lines {
+            assert_eq!(line[1], 1, "{at}: {line}: {v}");
+        }
+        for line in c["layout"][at]["counterpart_lines"].as_array().unwrap() {
+            assert_eq!(line[1], 1, "{at}: {line}: {v}");
+        }
+    }
+    assert_eq!(c["thread_back"], "/clerk", "{v}");
+    assert_eq!(c["thread_back_status"], 200, "{v}");
+    // The hospital's shared inbox received what was sent to the office: the
+    // two reading requests and the booking request (the liaison office's own
+    // line shows none of them).
+    assert_eq!(v["clerk_h"]["name"], "地域連携室（共有受信箱）", "{v}");
+    assert_eq!(v["clerk_h"]["received"], "3", "{v}");
     assert!(
         c["fresh"]["holder"]
             .as_str()
@@ -254,16 +360,29 @@ async fn liaison_inbox_clerk_progress_and_bookings_in_chromium() {
     );
     assert_eq!(c["overdue_count"], "期限超過の件数: 1", "{v}");
     assert_eq!(c["reported"]["state"], "レポート済み", "{v}");
-    // Sent, delivered, closed (the radiologist answered through the API
-    // without opening it in a view, so "opened" stays empty).
-    assert_eq!(c["reported"]["milestones_done"], 3, "{v}");
+    // Sent, delivered, accepted, closed (the radiologist answered through
+    // the API without opening it in a view, so "opened" stays empty).
+    assert_eq!(
+        c["reported"]["milestones"],
+        json!(["送信", "受信", "開封", "受付", "完了"]),
+        "{v}"
+    );
+    assert_eq!(
+        c["reported"]["milestones_reached"],
+        json!(["送信", "受信", "受付", "完了"]),
+        "{v}"
+    );
     // Usage as the API counted it at the same moment, and by hand: the doctor
     // sent four requests and has three answers (accept, report, decline).
     let usage = &c["usage_api"];
     let shown = &c["usage"];
     for line in usage.as_array().unwrap() {
         let id = line["account"].as_str().unwrap();
-        let grouped = format!("{}-{}", &id[..4], &id[4..]);
+        let grouped = if id.starts_with("liaison:") {
+            id.to_string()
+        } else {
+            format!("{}-{}", &id[..4], &id[4..])
+        };
         for k in ["sent", "received", "unopened", "overdue"] {
             assert_eq!(
                 shown[&grouped][k].as_str(),

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{CLINIC, HOSPITAL, Network, run_browser, sha256_hex};
+use crate::harness::{CLINIC, HOSPITAL, Network, no_files, run_browser, sha256_hex};
 use crate::pages_doctor::{PDF, PNG};
 
 #[tokio::test]
@@ -21,14 +21,42 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
     let server = net.serve(&[]);
     // Issued passwords changed; the liaison's first sign-in makes the
     // hospital's facility keys, so every item to the hospital carries its slots.
+    let mut clients = Vec::new();
     for (id, issued) in [
         (&liaison, &liaison_issued),
         (&gp, &gp_issued),
         (&surgeon, &surgeon_issued),
         (&colleague, &colleague_issued),
     ] {
-        let _ = net.ready_client(&server, id, issued).await;
+        clients.push(net.ready_client(&server, id, issued).await);
     }
+    // A referral with history, medication and course, as the API takes it.
+    let (status, made) = server
+        .upload(
+            &clients[1],
+            "/api/v1/threads",
+            "thread",
+            &json!({
+                "kind": "referral",
+                "to": { "account": surgeon },
+                "subject": "胆石症 紹介状",
+                "patient_id": "KTH-0900",
+                "patient_name": "琴平 次郎",
+                "consent": { "obtained_on": mailbox::clock::today_jst().to_string(),
+                    "method": "written", "obtained_by": "琴平 看護師" },
+                "fields": {
+                    "course": "3か月前から食後の右季肋部痛",
+                    "medication": "ウルソデオキシコール酸 300mg/日",
+                    "history": "高血圧症",
+                    "diagnosis": "胆石症",
+                    "purpose": "手術適応のご判断",
+                },
+            }),
+            no_files(),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
+    let with_history = made["thread_id"].as_str().unwrap().to_string();
     let pw = |issued: &str| format!("{issued}-Mine-2026");
     let files = tempfile::tempdir().unwrap();
     let letter = files.path().join("紹介状.pdf");
@@ -51,6 +79,7 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
             &pw(&liaison_issued),
             letter.to_str().unwrap(),
             reply_file.to_str().unwrap(),
+            &with_history,
         ],
     );
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
@@ -85,6 +114,45 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
         "{v}"
     );
     assert_eq!(v["surgeon_offered"]["forward"], 1, "{v}");
+    assert_eq!(
+        v["surgeon_offered"]["first_option"], "医師を選んでください",
+        "no blank first choice: {v}"
+    );
+    assert_eq!(
+        v["surgeon_heading"],
+        json!(["右鼠径ヘルニア 紹介状", "患者紹介"]),
+        "{v}"
+    );
+    // History, medication and course have labels in both languages, in the
+    // form's order.
+    assert_eq!(
+        v["history_fields"]["ja"],
+        json!([
+            ["紹介目的", "手術適応のご判断"],
+            ["傷病名", "胆石症"],
+            ["既往歴", "高血圧症"],
+            ["処方", "ウルソデオキシコール酸 300mg/日"],
+            ["経過", "3か月前から食後の右季肋部痛"]
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["history_fields"]["en"],
+        json!([
+            "Purpose of referral",
+            "Diagnosis",
+            "Medical history",
+            "Medication",
+            "Course"
+        ]),
+        "{v}"
+    );
+    for at in ["1280-ja", "1280-en", "390-ja", "390-en"] {
+        assert_eq!(
+            v["history_layout"][at]["side_scroll"], false,
+            "referral at {at}: {v}"
+        );
+    }
     assert_eq!(
         v["surgeon_offered"]["colleagues"],
         json!([colleague]),
@@ -124,7 +192,8 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
     // and may neither act on it nor forward it; on its shared inbox it may.
     assert_eq!(
         v["liaison_on_doctors_item"],
-        json!({"steps": [], "forward": 0, "colleagues": []}),
+        json!({"steps": [], "forward": 0, "colleagues": [], "first_option": "",
+            "assign": 0, "doctors": []}),
         "{v}"
     );
     assert_eq!(
@@ -132,8 +201,10 @@ async fn a_referral_with_a_reply_letter_forwarded_to_a_colleague_in_chromium() {
         json!(["accept", "decline"]),
         "{v}"
     );
-    assert_eq!(v["liaison_on_shared_item"]["forward"], 1, "{v}");
-    let mut hospital_doctors = v["liaison_on_shared_item"]["colleagues"].clone();
+    // The office hands its own item to a doctor one way: by assigning it.
+    assert_eq!(v["liaison_on_shared_item"]["forward"], 0, "{v}");
+    assert_eq!(v["liaison_on_shared_item"]["assign"], 1, "{v}");
+    let mut hospital_doctors = v["liaison_on_shared_item"]["doctors"].clone();
     hospital_doctors
         .as_array_mut()
         .unwrap()

@@ -20,7 +20,10 @@ pub(super) const MAILBOX: &str = "SELECT m.envelope_id, m.principal, m.folder, m
     FROM mailbox_entries m JOIN envelopes e ON e.id = m.envelope_id LEFT JOIN threads t ON t.id = e.thread_id \
     LEFT JOIN delivery_queue q ON q.envelope_id = m.envelope_id \
     WHERE m.principal = $1 AND m.folder = $2 AND m.archived = $3 ORDER BY m.delivered_at DESC, m.envelope_id";
-/// The head of a folder page; [`listing`] adds the conditions asked for.
+/// The head of a folder page; [`listing`] adds the conditions asked for. The
+/// facility on the other side: the sender's for received items, the thread's
+/// other party for sent steps, the first addressee's (by its original key slot)
+/// for a sent item outside any thread.
 const LISTING: &str = "SELECT m.envelope_id, m.folder, m.seen, m.archived, m.delivered_at, e.kind, \
     e.step, e.sender_id, e.thread_id, t.state AS thread_state, t.urgency, t.wanted_by, t.closed_at, \
     c.code AS counterpart_facility, c.name AS counterpart_name, q.state AS delivery_state \
@@ -28,6 +31,11 @@ const LISTING: &str = "SELECT m.envelope_id, m.folder, m.seen, m.archived, m.del
     LEFT JOIN threads t ON t.id = e.thread_id \
     LEFT JOIN delivery_queue q ON q.envelope_id = m.envelope_id \
     LEFT JOIN facilities c ON c.code = CASE WHEN m.folder = 'inbox' THEN e.sender_facility \
+      WHEN t.id IS NULL THEN (SELECT CASE WHEN s.principal LIKE 'liaison:%' THEN substr(s.principal, 9) \
+        ELSE (SELECT a.facility_code FROM accounts a WHERE a.id = substr(s.principal, 9)) END \
+        FROM envelope_slots s WHERE s.envelope_id = e.id AND s.added_by IS NULL \
+        AND s.principal <> 'account:' || e.sender_id AND s.principal NOT LIKE 'oversight:%' \
+        ORDER BY s.principal LIMIT 1) \
       WHEN e.sender_id = t.requester_id THEN t.target_facility ELSE t.requester_facility END \
     WHERE m.principal = $1";
 

@@ -77,5 +77,7 @@ pub trait ThreadStore: Send + Sync {
     /// Reports per reading doctor and facility whose report came in `[from, to)`;
     /// declines are not reports, so they never count.
     async fn reading_counts(&self, from: i64, to: i64) -> StoreResult<Vec<ReadingCountRow>>;
+    /// One line per account of the facility, then one for its shared liaison
+    /// inbox (`account_id` = `liaison:CODE`).
     async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>>;
 }

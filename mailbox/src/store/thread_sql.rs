@@ -91,6 +91,16 @@ pub(super) const USAGE: &str = "SELECT a.id AS account_id, a.last_sign_in_at, \
     (SELECT COUNT(*) FROM threads t WHERE (t.target = 'account:' || a.id OR t.assignee_id = a.id) \
         AND t.closed_at IS NULL AND t.wanted_by IS NOT NULL AND t.wanted_by < $2) AS overdue \
     FROM accounts a WHERE a.facility_code = $1 AND NOT a.removed ORDER BY a.role, a.id";
+/// The facility's shared liaison inbox as one more usage line (`liaison:CODE`):
+/// what it received and has not opened, and its open overdue items nobody was
+/// assigned yet. Nobody sends as the inbox, so `sent` is 0.
+pub(super) const SHARED_USAGE: &str = "SELECT 'liaison:' || $1 AS account_id, \
+    CAST(NULL AS BIGINT) AS last_sign_in_at, CAST(0 AS BIGINT) AS sent, \
+    (SELECT COUNT(*) FROM mailbox_entries m WHERE m.principal = 'liaison:' || $1 AND m.folder = 'inbox') AS received, \
+    (SELECT COUNT(*) FROM mailbox_entries m WHERE m.principal = 'liaison:' || $1 AND m.folder = 'inbox' \
+        AND NOT m.seen) AS unopened, \
+    (SELECT COUNT(*) FROM threads t WHERE t.target = 'liaison:' || $1 AND t.assignee_id IS NULL \
+        AND t.closed_at IS NULL AND t.wanted_by IS NOT NULL AND t.wanted_by < $2) AS overdue";
 
 #[async_trait::async_trait]
 impl<DB: Dialect> ThreadStore for SqlStore<DB>
@@ -268,10 +278,18 @@ where
     }
 
     async fn usage_of_facility(&self, code: &str, today: &str) -> StoreResult<Vec<UsageRow>> {
-        Ok(sqlx::query_as::<_, UsageRow>(USAGE)
+        let mut rows = sqlx::query_as::<_, UsageRow>(USAGE)
             .bind(code)
             .bind(today)
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        rows.extend(
+            sqlx::query_as::<_, UsageRow>(SHARED_USAGE)
+                .bind(code)
+                .bind(today)
+                .fetch_optional(&self.pool)
+                .await?,
+        );
+        Ok(rows)
     }
 }

@@ -1,7 +1,8 @@
 //! The liaison office's shared inbox: claiming, assigning to a doctor and
 //! handing on inside the facility.
 //!
-//! Assigning adds the doctor's key slot to every step of the thread;
+//! Assigning adds the doctor's key slot to every step of the thread (and
+//! claims an unclaimed item for the liaison who assigns it);
 //! unassigning removes those slot rows and inbox entries — what was read cannot
 //! be un-read.
 
@@ -63,7 +64,7 @@ impl Threads {
         id: &str,
         doctor: &AccountId,
     ) -> Result<()> {
-        let (_, thread) = self.shared_inbox_thread(session, id).await?;
+        let (actor, thread) = self.shared_inbox_thread(session, id).await?;
         if thread.assignee_id.as_deref() == Some(doctor.as_str()) {
             return Ok(());
         }
@@ -92,6 +93,17 @@ impl Threads {
             self.postroom
                 .forward(session, &step.envelope_id, doctor)
                 .await?;
+        }
+        if thread.claimed_by.is_none() {
+            // Whoever assigns an unclaimed item has taken it in (受付担当), so
+            // the list shows who did; another liaison's claim first stands.
+            let audit = AuditEvent::by(session, action::CLAIM)
+                .item(id)
+                .row(crate::clock::now_millis());
+            match self.store.claim_thread(id, actor.id.as_str(), &audit).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let audit = AuditEvent::by(session, action::ASSIGN)
             .item(id)

@@ -34,6 +34,8 @@ impl From<ReadingCountRow> for ReadingCount {
 /// milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
+    /// The account, or `liaison:CODE` for the facility's shared liaison inbox
+    /// (the last line).
     pub account_id: String,
     pub last_sign_in_at: Option<i64>,
     /// Items the account sent.

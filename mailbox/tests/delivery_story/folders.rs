@@ -246,6 +246,14 @@ async fn folder_pages_list_in_one_query_with_filters_paging_unread_counts_and_se
             == Some(HOSPITAL)
             && r.thread_state.as_deref() == Some("delivered"))
     );
+    // A plain item names its addressee's facility too (its original key slot).
+    let plain: Vec<_> = sent.rows.iter().filter(|r| r.thread_id.is_none()).collect();
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].counterpart_facility.as_deref(), Some(HOSPITAL));
+    assert_eq!(
+        plain[0].counterpart_name.as_deref(),
+        Some(&*format!("施設 {HOSPITAL}"))
+    );
 
     // Opening one and accepting another: unread count and the state filter follow.
     let view = threads.view_each(&rad, &opened[0].thread_id).await.unwrap();

@@ -3,13 +3,14 @@
 // signatures, accept and report, acknowledge, archive, search, XSS and CSRF,
 // and a clerk's read-only view. Prints what a person would check.
 //
-// usage: node pages_doctor.cjs BASE GP_ID GP_PW RAD_ID RAD_PW CLERK_ID CLERK_PW FILE1 FILE2
+// usage: node pages_doctor.cjs BASE GP_ID GP_PW RAD_ID RAD_PW CLERK_ID CLERK_PW FILE1 FILE2 MESSAGE_ID
 'use strict';
 const path = require('path');
 const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
 const { threadState, signatures, fileSha256 } = require('./thread_page.cjs');
+const { atWidths, lineCounts } = require('./layout.cjs');
 
-const [base, gpId, gpPw, radId, radPw, clerkId, clerkPw, file1, file2] = process.argv.slice(2);
+const [base, gpId, gpPw, radId, radPw, clerkId, clerkPw, file1, file2, messageId] = process.argv.slice(2);
 const XSS = '<script>alert(1)</script>';
 const WORD = 'kagawazeta42';
 
@@ -66,6 +67,25 @@ run(async (out) => {
     out.rad_signatures = await signatures(page);
     out.rad_state_opened = await threadState(page);
     out.rad_actions = await page.$$eval('form.action', (fs) => fs.map((f) => f.dataset.step));
+    // What the thread page says of the request: its subject, the doctor in
+    // charge, the fields in the form's order, files by size and short digest.
+    out.rad_thread = await page.evaluate(() => {
+      const text = (sel) => document.querySelector(sel).textContent.trim();
+      return {
+        title: text('#thread-title'),
+        kind: text('#thread-kind'),
+        doctor: text('#doctor'),
+        target: text('#target'),
+        back: document.querySelector('#back').getAttribute('href'),
+        fields: [...document.querySelectorAll('article.step dl.fields dt')].map((d) => d.textContent.trim()),
+        sizes: [...document.querySelectorAll('.attachments .size')].map((x) => [x.textContent.trim(), x.dataset.bytes]),
+        digests: [...document.querySelectorAll('.attachments .digest')].map((x) => [x.textContent.trim(), x.title]),
+      };
+    });
+    out.rad_thread_layout = await atWidths(page, async () => ({
+      kind_lines: await lineCounts(page, '#thread-kind'),
+      english_labels: await page.$$eval('article.step dl.fields dt', (ds) => ds.map((d) => d.textContent.trim())),
+    }));
     // The attachments download as they were sent, under safe names.
     out.downloads = [];
     for (const href of await page.$$eval('a.attachment-link', (as) => as.map((a) => a.getAttribute('href')))) {
@@ -133,6 +153,64 @@ run(async (out) => {
     out.clerk_forged_with_token = await forgedPost(page, base + threadPath + '/steps', 'step=withdraw', true);
     await page.goto(base + threadPath);
     out.clerk_state_after = await threadState(page);
+    out.clerk_back = await page.getAttribute('#back', 'href');
+    await signOut(page);
+
+    // --- a plain message: the radiologist replies and archives it ------------
+    await signIn(page, base, radId, radPw);
+    await page.goto(base + '/mail/inbox');
+    const msgHref = await page.getAttribute(`table.items tr[data-id="${messageId}"] a.open-item`, 'href');
+    out.msg_href = msgHref;
+    await page.goto(base + msgHref);
+    const itemView = () => page.evaluate(() => {
+      const text = (sel) => (document.querySelector(sel) || { textContent: '' }).textContent.trim();
+      return {
+        title: text('#thread-title'),
+        kind: text('#thread-kind'),
+        reply: document.querySelectorAll('form#reply').length,
+        forward: document.querySelectorAll('form#forward').length,
+        archive: document.querySelectorAll('form#archive').length,
+        reply_to: text('#reply-to'),
+        reply_subject: (document.querySelector('#reply-subject') || { value: '' }).value,
+        back: document.querySelector('#back').getAttribute('href'),
+      };
+    });
+    out.msg = await itemView();
+    out.msg_layout = await atWidths(page);
+    await page.fill('#reply-body', '承知しました。参加いたします。');
+    await Promise.all([page.waitForURL(/done=reply/), page.click('#do-reply')]);
+    out.msg_replied = (await page.textContent('#done')).trim();
+    await Promise.all([page.waitForURL(/\/mail\/inbox/), page.click('#do-archive')]);
+    out.msg_in_inbox_after_archive = await page.locator(`table.items tr[data-id="${messageId}"]`).count();
+    await page.goto(base + '/mail/archive');
+    out.msg_in_archive = await page.locator(`table.items tr[data-id="${messageId}"]`).count();
+    await signOut(page);
+
+    // --- the sender's Sent folder and the reply --------------------------------
+    await signIn(page, base, gpId, gpPw);
+    await page.goto(base + '/mail/sent');
+    out.sent = await page.evaluate((messageId) => {
+      const rows = [...document.querySelectorAll('table.items tr[data-id]')];
+      const msg = rows.find((r) => r.dataset.id === messageId);
+      return {
+        rows: rows.length,
+        sent_marks: document.querySelectorAll('table.items .sent-mark').length,
+        sent_words: rows.filter((r) => r.textContent.includes('(送信)')).length,
+        mark_unread: document.querySelectorAll('table.items .mark-unread').length,
+        mark_read: document.querySelectorAll('table.items .mark-read').length,
+        message: msg ? {
+          counterpart: msg.querySelector('.counterpart').textContent.trim(),
+          state: msg.querySelector('.state').textContent.trim(),
+        } : null,
+      };
+    }, messageId);
+    out.sent_layout = await atWidths(page);
+    await page.goto(base + '/mail/inbox');
+    const replyHref = await page.$$eval('table.items a.open-item', (as) => as
+      .map((x) => x.getAttribute('href')).find((h) => h.startsWith('/items/')));
+    await page.goto(base + replyHref);
+    out.reply_seen = await itemView();
+    out.reply_body = (await page.textContent('article.step')).replace(/\s+/g, ' ');
     out.errors = b.errors;
   } finally {
     await b.close();

@@ -7,6 +7,7 @@
 //           fresh: thread, late: thread, rad: doctor id, month: "YYYY-MM" }
 'use strict';
 const { launch, signIn, signOut, screenshots, run } = require('./browser.cjs');
+const { atWidths, lineCounts } = require('./layout.cjs');
 
 const base = process.argv[2];
 const a = JSON.parse(process.argv[3]);
@@ -29,6 +30,8 @@ async function inboxRow(page, id) {
       urgency: text('.urgency'),
       overdue: tr.classList.contains('overdue'),
       claimed_by: tr.querySelector('.claimed-by') ? text('.claimed-by') : null,
+      claim_offered: tr.querySelector('button.claim') !== null,
+      release_offered: tr.querySelector('button.release') !== null,
       assignee: assignee
         ? assignee.textContent.trim()
         : text('.assigned').split(':').slice(1).join(':').trim(),
@@ -47,6 +50,8 @@ async function clerkRow(page, id) {
       due: text('.due').replace(/\s+/g, ' '),
       overdue: tr.classList.contains('overdue'),
       milestones_done: tr.querySelectorAll('ol.progress li.done').length,
+      milestones: [...tr.querySelectorAll('ol.progress li')].map((li) => li.childNodes[0].textContent.trim()),
+      milestones_reached: [...tr.querySelectorAll('ol.progress li.done')].map((li) => li.childNodes[0].textContent.trim()),
       holder: text('.holder').replace(/\s+/g, ' '),
     };
   });
@@ -89,6 +94,7 @@ run(async (out) => {
     l.link = await page.getAttribute(`#inbox tr[data-thread="${a.fresh}"] a.open-item`, 'href');
     l.doctors = await page.$$eval(`#inbox tr[data-thread="${a.fresh}"] select[name=doctor] option`,
       (o) => o.map((x) => x.value).filter((v) => v));
+    l.handing = (await page.textContent('#handing')).trim();
     await submit(page, `#inbox tr[data-thread="${a.fresh}"] button.claim`);
     l.after_claim = await inboxRow(page, a.fresh);
     await page.selectOption(`#inbox tr[data-thread="${a.fresh}"] select[name=doctor]`, a.rad);
@@ -102,6 +108,31 @@ run(async (out) => {
     await page.selectOption(`#inbox tr[data-thread="${a.fresh}"] select[name=doctor]`, a.rad);
     await submit(page, `#inbox tr[data-thread="${a.fresh}"] button.assign`);
     l.after_reassign = await inboxRow(page, a.fresh);
+    // The late one is assigned from its thread page, without claiming it first.
+    await page.goto(`${base}/threads/${a.late}`);
+    const threadView = async () => page.evaluate(() => ({
+      assign: document.querySelectorAll('form#assign').length,
+      forward: document.querySelectorAll('form#forward').length,
+      doctors: [...document.querySelectorAll('#assign-to option')].map((o) => o.value).filter((v) => v),
+      first_option: (document.querySelector('#assign-to option') || { textContent: '' }).textContent.trim(),
+      back: document.querySelector('#back').getAttribute('href'),
+      doctor: document.querySelector('#doctor').textContent.trim(),
+      target: document.querySelector('#target').textContent.trim(),
+      claimed: document.querySelector('#claimed') ? document.querySelector('#claimed').textContent.trim() : null,
+      hint: (document.querySelector('form#assign .hint') || { textContent: '' }).textContent.trim(),
+    }));
+    l.thread_before = await threadView();
+    l.thread_layout = await atWidths(page, async () => ({}));
+    await page.selectOption('#assign-to', a.rad);
+    await Promise.all([page.waitForURL(/done=1/), page.click('#do-assign')]);
+    l.thread_after = await threadView();
+    await page.click('#back');
+    await page.waitForURL(/\/liaison$/);
+    l.late_after_assign = await inboxRow(page, a.late);
+    l.layout = await atWidths(page, async () => ({
+      counterpart_lines: await lineCounts(page, '#inbox td.counterpart'),
+      kind_lines: await lineCounts(page, '#inbox a.open-item'),
+    }));
     out.liaison = l;
 
     // The liaison office also sees the facility view, with the readings.
@@ -136,6 +167,10 @@ run(async (out) => {
       if (r.state === 'レポート済み') c.reported = r;
     }
     c.overdue_count = (await page.textContent('#overdue-count')).trim();
+    c.layout = await atWidths(page, async () => ({
+      open_lines: await lineCounts(page, '#items a.open-link'),
+      counterpart_lines: await lineCounts(page, '#items td.counterpart'),
+    }));
     c.usage = await page.$$eval('#usage tbody tr', (rows) => Object.fromEntries(rows.map((r) => [
       r.dataset.account, {
         sent: r.querySelector('.sent').textContent.trim(),
@@ -171,6 +206,12 @@ run(async (out) => {
       }, [a.fresh, action, a.rad]);
     }
     c.liaison_page = await page.evaluate(async () => (await fetch('/liaison')).status);
+    // A thread's way back leads where a clerk can go.
+    await page.goto(`${base}/threads/${a.fresh}`);
+    c.thread_back = await page.getAttribute('#back', 'href');
+    c.thread_layout = await atWidths(page);
+    const [back] = await Promise.all([page.waitForNavigation(), page.click('#back')]);
+    c.thread_back_status = back ? back.status() : null;
     out.clerk = c;
     await signOut(page);
 
@@ -203,8 +244,16 @@ run(async (out) => {
     out.tablet.booking = await fitsTablet(page);
     await signOut(page);
 
-    // The hospital's clerk proposes another time.
+    // The hospital's clerk proposes another time; first, the usage of the
+    // liaison office's shared inbox.
     await signIn(page, base, a.clerk_h[0], a.clerk_h[1]);
+    await page.goto(base + '/clerk');
+    out.clerk_h = await page.$eval(`#usage tr[data-account="liaison:${a.hospital}"]`, (r) => ({
+      name: r.querySelector('.name').textContent.trim(),
+      received: r.querySelector('.received').textContent.trim(),
+      unopened: r.querySelector('.unopened').textContent.trim(),
+    }));
+    out.clerk_h.layout = await atWidths(page);
     await page.goto(base + '/booking');
     const offered = await page.$$eval(`#bookings tr[data-thread="${bk.id}"] .propose-form option`,
       (o) => o.map((x) => x.value).filter((v) => v));

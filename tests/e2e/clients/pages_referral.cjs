@@ -8,13 +8,14 @@
 // with a reason. Prints what each person would check.
 //
 // usage: node pages_referral.cjs BASE HOSPITAL GP_ID GP_PW SURGEON_ID SURGEON_PW
-//        COLLEAGUE_ID COLLEAGUE_PW LIAISON_ID LIAISON_PW LETTER_PDF REPLY_PNG
+//        COLLEAGUE_ID COLLEAGUE_PW LIAISON_ID LIAISON_PW LETTER_PDF REPLY_PNG WITH_HISTORY
 'use strict';
 const { launch, signIn, signOut, screenshots, run, download } = require('./browser.cjs');
 const { threadState, signatures, fileSha256 } = require('./thread_page.cjs');
+const { atWidths } = require('./layout.cjs');
 
 const [base, hospital, gpId, gpPw, surgeonId, surgeonPw, colleagueId, colleaguePw,
-  liaisonId, liaisonPw, letterPdf, replyPng] = process.argv.slice(2);
+  liaisonId, liaisonPw, letterPdf, replyPng, withHistory] = process.argv.slice(2);
 
 /// What the thread page offers this reader: step forms and the forward form.
 async function offered(page) {
@@ -22,6 +23,10 @@ async function offered(page) {
     steps: [...document.querySelectorAll('form.action')].map((f) => f.dataset.step),
     forward: document.querySelectorAll('form#forward').length,
     colleagues: [...document.querySelectorAll('#forward-to option')]
+      .map((o) => o.value).filter((v) => v !== ''),
+    first_option: (document.querySelector('#forward-to option') || { textContent: '' }).textContent.trim(),
+    assign: document.querySelectorAll('form#assign').length,
+    doctors: [...document.querySelectorAll('#assign-to option')]
       .map((o) => o.value).filter((v) => v !== ''),
   }));
 }
@@ -92,8 +97,19 @@ run(async (out) => {
     out.surgeon_signatures = await signatures(page);
     out.surgeon_sees = (await page.textContent('#steps')).replace(/\s+/g, ' ');
     out.surgeon_offered = await offered(page);
+    out.surgeon_heading = [(await page.textContent('#thread-title')).trim(),
+      (await page.textContent('#thread-kind')).trim()];
     await submit(page, '#do-accept');
     out.surgeon_accepted = await threadState(page);
+    // The referral sent with history, medication and course.
+    const fieldsNow = () => page.$$eval('article.step dl.fields dt', (ds) => ds.map((d) => [
+      d.textContent.trim(), d.nextElementSibling.textContent.trim()]));
+    await page.goto(base + '/threads/' + withHistory);
+    out.history_fields = { ja: await fieldsNow() };
+    out.history_layout = await atWidths(page);
+    await page.goto(base + '/threads/' + withHistory + '?lang=en');
+    out.history_fields.en = (await fieldsNow()).map((f) => f[0]);
+    await page.goto(base + thread + '?lang=ja');
     await page.selectOption('#forward-to', colleagueId);
     await submit(page, '#do-forward');
     out.forward_notice = await page.locator('#done').count();

@@ -1,6 +1,6 @@
 //! The facility-progress page (`/clerk`) for clerks and liaison offices: every
 //! item the facility sent or received with its progress, overdue items marked,
-//! per-account usage (clerks) and reading statistics by month, with links to
+//! per-account usage with the shared liaison inbox (clerks) and reading statistics by month, with links to
 //! the CSV exports of the API. Read-only: nothing here posts anything.
 //!
 //! Also what the three office pages (liaison, clerk, booking) share: labels of
@@ -196,7 +196,12 @@ pub struct ClerkTexts {
     pub step_sent: &'static str,
     pub step_delivered: &'static str,
     pub step_opened: &'static str,
+    pub step_claimed: &'static str,
+    pub step_assigned: &'static str,
+    pub step_accepted: &'static str,
     pub step_closed: &'static str,
+    pub shared_inbox: &'static str,
+    pub shared_inbox_role: &'static str,
     pub open_item: &'static str,
     pub usage: &'static str,
     pub account: &'static str,
@@ -243,7 +248,12 @@ const JA: ClerkTexts = ClerkTexts {
     step_sent: "送信",
     step_delivered: "受信",
     step_opened: "開封",
+    step_claimed: "受付",
+    step_assigned: "割当",
+    step_accepted: "受付",
     step_closed: "完了",
+    shared_inbox: "地域連携室（共有受信箱）",
+    shared_inbox_role: "共有受信箱",
     open_item: "開く",
     usage: "アカウント別の利用状況",
     account: "アカウント",
@@ -290,7 +300,12 @@ const EN: ClerkTexts = ClerkTexts {
     step_sent: "Sent",
     step_delivered: "Delivered",
     step_opened: "Opened",
+    step_claimed: "Taken in",
+    step_assigned: "Assigned",
+    step_accepted: "Accepted",
     step_closed: "Closed",
+    shared_inbox: "Liaison office (shared inbox)",
+    shared_inbox_role: "Shared inbox",
     open_item: "Open",
     usage: "Usage per account",
     account: "Account",
@@ -323,10 +338,55 @@ pub(super) fn texts(lang: Lang) -> &'static ClerkTexts {
     }
 }
 
-/// One milestone of an item's progress.
+/// One milestone of an item's progress: reached (with its time, when known).
 pub struct Milestone {
     pub label: &'static str,
+    pub done: bool,
     pub at: Option<String>,
+}
+
+impl Milestone {
+    fn at(label: &'static str, at: Option<i64>) -> Self {
+        Self {
+            label,
+            done: at.is_some(),
+            at: at.map(format_jst_minutes_millis),
+        }
+    }
+
+    fn reached(label: &'static str, done: bool) -> Self {
+        Self {
+            label,
+            done,
+            at: None,
+        }
+    }
+}
+
+/// Sent, delivered, opened; for a shared-inbox item taken in (受付) and
+/// assigned (割当), for one addressed to a doctor accepted (受付); closed.
+fn milestones(x: &ClerkTexts, t: &Thread) -> Vec<Milestone> {
+    let state = ThreadState::parse(&t.state);
+    let past_accept = !matches!(
+        state,
+        None | Some(ThreadState::Sent | ThreadState::Delivered | ThreadState::Opened)
+    );
+    let mut steps = vec![
+        Milestone::at(x.step_sent, Some(t.created_at)),
+        Milestone::at(x.step_delivered, t.delivered_at),
+        Milestone::at(x.step_opened, t.opened_at),
+    ];
+    if t.target.starts_with("liaison:") {
+        steps.push(Milestone::reached(
+            x.step_claimed,
+            t.claimed_by.is_some() || t.assignee_id.is_some() || past_accept,
+        ));
+        steps.push(Milestone::reached(x.step_assigned, t.assignee_id.is_some()));
+    } else {
+        steps.push(Milestone::reached(x.step_accepted, past_accept));
+    }
+    steps.push(Milestone::at(x.step_closed, t.closed_at));
+    steps
 }
 
 pub struct ItemLine {
@@ -349,6 +409,8 @@ pub struct UsageLine {
     pub name: String,
     pub role: &'static str,
     pub last_sign_in: Option<String>,
+    /// The facility's shared liaison inbox, not a person.
+    pub shared: bool,
     pub sent: i64,
     pub received: i64,
     pub unopened: i64,
@@ -423,24 +485,7 @@ fn item_line(
         kind: kind_label(lang, &t.kind),
         counterpart,
         state: state_label(lang, &t.state),
-        progress: vec![
-            Milestone {
-                label: x.step_sent,
-                at: Some(format_jst_minutes_millis(t.created_at)),
-            },
-            Milestone {
-                label: x.step_delivered,
-                at: t.delivered_at.map(format_jst_minutes_millis),
-            },
-            Milestone {
-                label: x.step_opened,
-                at: t.opened_at.map(format_jst_minutes_millis),
-            },
-            Milestone {
-                label: x.step_closed,
-                at: t.closed_at.map(format_jst_minutes_millis),
-            },
-        ],
+        progress: milestones(x, t),
         due: t.wanted_by.clone(),
         overdue: is_overdue(t),
         urgent: t.urgency == "urgent",
@@ -452,6 +497,20 @@ fn item_line(
 
 /// One account's use of the system, for the clerk.
 fn usage_line(lang: Lang, people: &HashMap<String, (String, Role)>, u: Usage) -> UsageLine {
+    if let Some(code) = u.account_id.strip_prefix("liaison:") {
+        let x = texts(lang);
+        return UsageLine {
+            account: format!("liaison:{code}"),
+            name: x.shared_inbox.to_string(),
+            role: x.shared_inbox_role,
+            last_sign_in: None,
+            shared: true,
+            sent: u.sent,
+            received: u.received,
+            unopened: u.unopened,
+            overdue: u.overdue,
+        };
+    }
     let (name, role) = people
         .get(&u.account_id)
         .map_or((u.account_id.clone(), None), |(n, r)| (n.clone(), Some(*r)));
@@ -465,6 +524,7 @@ fn usage_line(lang: Lang, people: &HashMap<String, (String, Role)>, u: Usage) ->
             (Lang::En, Some(r)) => r.as_str(),
         },
         last_sign_in: u.last_sign_in_at.map(format_jst_minutes_millis),
+        shared: false,
         sent: u.sent,
         received: u.received,
         unopened: u.unopened,

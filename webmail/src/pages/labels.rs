@@ -74,6 +74,37 @@ pub(crate) fn urgency_label(lang: Lang, urgency: &str) -> &'static str {
     }
 }
 
+/// The fixed fields in the order the forms ask for them.
+const FIELD_ORDER: [&str; 13] = [
+    "modality",
+    "body_part",
+    "clinical_question",
+    "purpose",
+    "diagnosis",
+    "history",
+    "medication",
+    "course",
+    "preferred_times",
+    "slot",
+    "findings",
+    "impression",
+    "reason",
+];
+
+/// Where a field goes when an item's fields are shown: the forms' order, then
+/// care-pathway fields in their template's order, then anything else.
+pub(crate) fn field_order(name: &str) -> usize {
+    if let Some(i) = FIELD_ORDER.iter().position(|f| *f == name) {
+        return i;
+    }
+    mailbox::threads::pathway::templates()
+        .iter()
+        .flat_map(|t| t.stages.iter())
+        .flat_map(|s| s.fields.iter())
+        .position(|f| f.name == name)
+        .map_or(usize::MAX, |i| FIELD_ORDER.len() + i)
+}
+
 /// The label of a structured form field (fixed ones, then care-pathway fields).
 pub(crate) fn field_label(lang: Lang, name: &str) -> String {
     let fixed = match name {
@@ -105,4 +136,30 @@ pub(crate) fn field_label(lang: Lang, name: &str) -> String {
             Lang::En => f.label_en.clone(),
         })
         .unwrap_or_else(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_the_forms_order_and_have_labels_in_both_languages() {
+        let mut names = vec!["clinical_question", "body_part", "modality"];
+        names.sort_by_key(|n| field_order(n));
+        assert_eq!(names, ["modality", "body_part", "clinical_question"]);
+        let mut names = vec!["course", "medication", "history", "diagnosis", "purpose"];
+        names.sort_by_key(|n| field_order(n));
+        assert_eq!(
+            names,
+            ["purpose", "diagnosis", "history", "medication", "course"]
+        );
+        for (name, ja, en) in [
+            ("history", "既往歴", "Medical history"),
+            ("medication", "処方", "Medication"),
+            ("course", "経過", "Course"),
+        ] {
+            assert_eq!(field_label(Lang::Ja, name), ja);
+            assert_eq!(field_label(Lang::En, name), en);
+        }
+    }
 }

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use mailbox::workflow::ThreadState;
 use mailbox::{AccountId, Error, Role};
 use serde::Deserialize;
 
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
 pub struct LiaisonTexts {
     title: &'static str,
     intro: &'static str,
+    handing: &'static str,
     open_only: &'static str,
     all: &'static str,
     kind: &'static str,
@@ -46,6 +48,8 @@ pub struct LiaisonTexts {
     actions: &'static str,
     claimed: &'static str,
     assigned: &'static str,
+    state_claimed: &'static str,
+    state_assigned: &'static str,
     nobody: &'static str,
     overdue: &'static str,
     claim: &'static str,
@@ -68,6 +72,7 @@ pub struct LiaisonTexts {
 const JA: LiaisonTexts = LiaisonTexts {
     title: "連携室受信箱",
     intro: "施設の地域連携室宛てに届いた依頼です。受け付けて、担当医に割り当ててください。",
+    handing: "依頼を医師に任せるには「割り当て」を使います。割り当てた医師が担当医となり、受付・返書などの操作を行います（「転送」は医師が同僚に閲覧してもらうためのもので、担当は変わりません）。",
     open_only: "対応中のみ",
     all: "すべて",
     kind: "種別",
@@ -79,6 +84,8 @@ const JA: LiaisonTexts = LiaisonTexts {
     actions: "操作",
     claimed: "受付担当",
     assigned: "担当医",
+    state_claimed: "受付済み",
+    state_assigned: "割当済み",
     nobody: "未割り当て",
     overdue: "期限超過",
     claim: "受け付ける",
@@ -101,6 +108,7 @@ const JA: LiaisonTexts = LiaisonTexts {
 const EN: LiaisonTexts = LiaisonTexts {
     title: "Liaison inbox",
     intro: "Items addressed to the facility's liaison office. Claim them and assign them to a doctor.",
+    handing: "To hand a request to a doctor, assign it: that doctor is then in charge and takes its steps (accept, reply, …). Forwarding is how a doctor lets a colleague read an item; it hands nothing over.",
     open_only: "Open items",
     all: "All",
     kind: "Kind",
@@ -112,6 +120,8 @@ const EN: LiaisonTexts = LiaisonTexts {
     actions: "Actions",
     claimed: "Claimed by",
     assigned: "Assigned to",
+    state_claimed: "Claimed",
+    state_assigned: "Assigned",
     nobody: "Not assigned",
     overdue: "Overdue",
     claim: "Claim",
@@ -130,6 +140,24 @@ const EN: LiaisonTexts = LiaisonTexts {
     only_liaison: "This page is for the liaison office.",
     pick_doctor: "Choose the doctor to assign.",
 };
+
+/// What the office sees of an open item: assigned, claimed, or the thread's
+/// own state until then (and once the doctor has taken it further).
+fn office_state(x: &LiaisonTexts, t: &mailbox::threads::Thread, lang: Lang) -> &'static str {
+    let early = matches!(
+        ThreadState::parse(&t.state),
+        Some(ThreadState::Sent | ThreadState::Delivered | ThreadState::Opened)
+    );
+    match (
+        early && t.closed_at.is_none(),
+        &t.assignee_id,
+        &t.claimed_by,
+    ) {
+        (true, Some(_), _) => x.state_assigned,
+        (true, None, Some(_)) => x.state_claimed,
+        _ => state_label(lang, &t.state),
+    }
+}
 
 fn texts(lang: Lang) -> &'static LiaisonTexts {
     match lang {
@@ -248,7 +276,7 @@ async fn inbox(
                 .as_deref()
                 .map(|c| facility(&names, c))
                 .unwrap_or_default(),
-            state: state_label(lang, &t.state),
+            state: office_state(x, &t, lang),
             received: mailbox::clock::format_jst_minutes_millis(
                 t.delivered_at.unwrap_or(t.created_at),
             ),
@@ -292,7 +320,15 @@ enum Action {
     Unassign,
 }
 
-async fn act(state: AppState, ctx: PageCtx, id: String, action: Result<Action, Error>) -> Response {
+/// Takes the action; back to the inbox with its notice, or to the thread's
+/// page when the form was there (`back_to_thread`).
+async fn act(
+    state: AppState,
+    ctx: PageCtx,
+    id: String,
+    action: Result<Action, Error>,
+    back_to_thread: bool,
+) -> Response {
     let x = texts(ctx.lang);
     // Only the liaison office acts here; the service refuses everyone else too.
     if ctx.session.account.role != Role::Liaison {
@@ -318,6 +354,7 @@ async fn act(state: AppState, ctx: PageCtx, id: String, action: Result<Action, E
         Err(e) => Err(e),
     };
     match result {
+        Ok(_) if back_to_thread => Redirect::to(&format!("/threads/{id}?done=1")).into_response(),
         Ok(done) => Redirect::to(&format!("/liaison?done={done}")).into_response(),
         Err(e) => inbox(&state, ctx, None, false, None, Some(e)).await,
     }
@@ -329,7 +366,7 @@ pub async fn claim(
     PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    act(state, ctx, id, Ok(Action::Claim)).await
+    act(state, ctx, id, Ok(Action::Claim), false).await
 }
 
 /// `POST /liaison/{id}/release`
@@ -338,13 +375,22 @@ pub async fn release(
     PageSession(ctx): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    act(state, ctx, id, Ok(Action::Release)).await
+    act(state, ctx, id, Ok(Action::Release), false).await
 }
 
 #[derive(Deserialize)]
 pub struct AssignForm {
     #[serde(default)]
     doctor: String,
+    /// `thread` when the form is on the thread's page: back there.
+    #[serde(default)]
+    back: String,
+}
+
+#[derive(Deserialize)]
+pub struct BackForm {
+    #[serde(default)]
+    back: String,
 }
 
 /// `POST /liaison/{id}/assign` (form field `doctor`: an account ID)
@@ -364,7 +410,8 @@ pub async fn assign(
     } else {
         AccountId::parse(&form.doctor)
     };
-    act(state, ctx, id, doctor.map(Action::Assign)).await
+    let back = form.back == "thread";
+    act(state, ctx, id, doctor.map(Action::Assign), back).await
 }
 
 /// `POST /liaison/{id}/unassign`
@@ -372,6 +419,7 @@ pub async fn unassign(
     State(state): State<AppState>,
     PageSession(ctx): PageSession,
     Path(id): Path<String>,
+    Form(form): Form<BackForm>,
 ) -> Response {
-    act(state, ctx, id, Ok(Action::Unassign)).await
+    act(state, ctx, id, Ok(Action::Unassign), form.back == "thread").await
 }

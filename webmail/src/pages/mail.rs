@@ -179,10 +179,7 @@ fn line(lang: Lang, today: &str, r: ListedItem) -> ItemLine {
             (None, Some(code)) => code.clone(),
             (None, None) => String::new(),
         },
-        state: r
-            .thread_state
-            .as_deref()
-            .map_or("", |s| state_label(lang, s)),
+        state: item_state(lang, &r),
         urgency: r.urgency.as_deref().map_or("", |u| urgency_label(lang, u)),
         urgent: r.urgency.as_deref() == Some("urgent"),
         at: format_jst_minutes_millis(r.delivered_at),
@@ -194,6 +191,22 @@ fn line(lang: Lang, today: &str, r: ListedItem) -> ItemLine {
         href,
         id: r.envelope_id,
     }
+}
+
+/// A thread's state; for an item outside any thread, what its entry says:
+/// opened or not (received), delivered, pending or failed (sent).
+fn item_state(lang: Lang, r: &ListedItem) -> &'static str {
+    if let Some(s) = r.thread_state.as_deref() {
+        return state_label(lang, s);
+    }
+    let state = match (r.received, r.delivery_state.as_deref()) {
+        (true, _) if r.seen => "opened",
+        (true, _) => "delivered",
+        (false, Some("failed")) => return texts(lang).failed,
+        (false, Some("done")) => "delivered",
+        (false, _) => "sent",
+    };
+    state_label(lang, state)
 }
 
 /// The unread count as a badge says it.

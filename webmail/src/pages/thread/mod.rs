@@ -32,7 +32,9 @@ use mailbox::workflow::{Step, StepField, ThreadKind};
 use mailbox::{AccountId, Error, FacilityCode, Role};
 
 use super::form_upload::{bad_form, read_text, stage_file};
-use super::labels::{field_label, kind_label, pick, state_label, step_label, urgency_label};
+use super::labels::{
+    field_label, field_order, kind_label, pick, state_label, step_label, urgency_label,
+};
 use super::{Chrome, PageCtx, PageSession, message, render};
 use crate::AppState;
 use crate::http::csrf::CheckedMultipart;
@@ -41,6 +43,8 @@ use crate::http::error::status_of;
 use crate::i18n::{Lang, Texts};
 
 mod forms;
+mod handling;
+mod item;
 mod steps;
 mod texts;
 
@@ -57,12 +61,20 @@ pub fn routes() -> Router<AppState> {
             post(take_step_with_files).layer(DefaultBodyLimit::disable()),
         )
         .route("/threads/{id}/forward", post(forward))
-        .route("/items/{id}", get(item))
+        .route("/items/{id}", get(item::item))
+        .route("/items/{id}/reply", post(item::reply))
+        .route("/items/{id}/forward", post(item::forward_item))
         .route("/items/{id}/attachments/{index}", get(download))
         .route("/static/thread.css", get(|| async { css(THREAD_CSS) }))
+        .route(
+            "/static/thread_page.css",
+            get(|| async { css(THREAD_PAGE_CSS) }),
+        )
 }
 
 const THREAD_CSS: &str = include_str!("../../../static/thread.css");
+/// The thread and item pages' own rules (heading tags, assign and reply cards).
+const THREAD_PAGE_CSS: &str = include_str!("../../../static/thread_page.css");
 
 pub(super) fn css(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], body).into_response()
@@ -79,6 +91,63 @@ pub struct AttachmentLink {
     pub sha256: String,
     /// What is known of the file's integrity, once a read checked it.
     pub integrity: Option<super::files::IntegrityMark>,
+}
+
+impl AttachmentLink {
+    /// The size as people read it (`12.3 KB`).
+    pub fn size_text(&self) -> String {
+        human_size(self.size)
+    }
+
+    /// The first twelve hex digits of the digest; the page gives the whole
+    /// one in a title.
+    pub fn short_sha256(&self) -> &str {
+        self.sha256.get(..12).unwrap_or(&self.sha256)
+    }
+}
+
+/// Bytes as `512 B`, `12.3 KB`, `4.0 MB` or `1.2 GB` (powers of 1024).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KB", "MB", "GB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)] // a size shown to one decimal
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Where a reader goes back to: the menu entry their role has.
+pub struct BackLink {
+    pub href: &'static str,
+    pub label: &'static str,
+}
+
+pub(crate) fn back_link(lang: Lang, role: Role) -> BackLink {
+    let tt = texts(lang);
+    match role {
+        Role::Liaison => BackLink {
+            href: "/liaison",
+            label: tt.back_to_liaison,
+        },
+        Role::Clerk => BackLink {
+            href: "/clerk",
+            label: tt.back_to_progress,
+        },
+        Role::Doctor => BackLink {
+            href: "/mail/inbox",
+            label: tt.back_to_inbox,
+        },
+        Role::Operator => BackLink {
+            href: "/",
+            label: tt.back_home,
+        },
+    }
 }
 
 pub struct FieldLine {
@@ -148,10 +217,19 @@ struct ThreadPage {
     t: &'static Texts,
     chrome: Chrome,
     tt: &'static ThreadTexts,
-    title: &'static str,
+    /// The opening item's subject (the kind when it has none).
+    title: String,
+    kind: &'static str,
     state: &'static str,
     requester: String,
     target: String,
+    /// 担当医: who handles the request.
+    doctor: String,
+    /// 受付担当: the liaison who took a shared-inbox item in.
+    claimed: Option<String>,
+    /// For the liaison office on its own shared-inbox item.
+    assign: Option<handling::AssignControl>,
+    back: BackLink,
     urgency: &'static str,
     urgent: bool,
     wanted_by: String,
@@ -284,14 +362,17 @@ async fn step_view(
             )
         }),
         body: item.body.clone(),
-        fields: item
-            .fields
-            .iter()
-            .map(|(n, v)| FieldLine {
-                label: field_label(lang, n),
-                value: v.clone(),
-            })
-            .collect(),
+        fields: {
+            let mut fields: Vec<&(String, String)> = item.fields.iter().collect();
+            fields.sort_by_key(|(n, _)| field_order(n));
+            fields
+                .into_iter()
+                .map(|(n, v)| FieldLine {
+                    label: field_label(lang, n),
+                    value: v.clone(),
+                })
+                .collect()
+        },
         attachments,
         dicom_files,
         zip: None,
@@ -404,23 +485,17 @@ async fn thread_page(
     } else {
         None
     };
-    let requester = {
-        let (who, _) = names.person(state, &thread.requester_id).await;
-        match &thread.requester_facility {
-            Some(code) => format!("{} — {who}", names.facility(state, code).await),
-            None => who,
-        }
-    };
-    let target = {
-        let facility = names.facility(state, &thread.target_facility).await;
-        match thread.target.strip_prefix("account:") {
-            Some(acc) => format!("{facility} — {}", names.person(state, acc).await.0),
-            None => format!(
-                "{facility} — {}",
-                pick(lang, "地域連携室", "liaison office")
-            ),
-        }
-    };
+    // The opening item's subject, unless its content is withheld.
+    let title = steps
+        .first()
+        .filter(|s| s.broken.is_none())
+        .map(|s| s.subject.trim())
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || kind_label(lang, &thread.kind).to_string(),
+            str::to_string,
+        );
+    let handling = handling::handling(state, lang, &mut names, thread, &ctx.session.account).await;
     let actions = action_forms(
         state,
         lang,
@@ -429,11 +504,13 @@ async fn thread_page(
         ctx.session.account.facility.as_ref(),
     )
     .await;
-    let forward = if state.threads.may_forward(&ctx.session, thread).await {
-        Some(colleagues(state, &ctx.session.account).await)
-    } else {
-        None
-    };
+    // The liaison office hands its own items to a doctor by assigning them.
+    let forward =
+        if handling.assign.is_none() && state.threads.may_forward(&ctx.session, thread).await {
+            Some(colleagues(state, &ctx.session.account).await)
+        } else {
+            None
+        };
     let overdue = thread.closed_at.is_none()
         && thread
             .wanted_by
@@ -448,10 +525,15 @@ async fn thread_page(
         t: lang.texts(),
         chrome: ctx.chrome,
         tt,
-        title: kind_label(lang, &thread.kind),
+        title,
+        kind: kind_label(lang, &thread.kind),
         state: state_label(lang, &thread.state),
-        requester,
-        target,
+        requester: handling.requester,
+        target: handling.target,
+        doctor: handling.doctor,
+        claimed: handling.claimed,
+        assign: handling.assign,
+        back: back_link(lang, ctx.session.account.role),
         urgency: urgency_label(lang, &thread.urgency),
         urgent: thread.urgency == "urgent",
         wanted_by: thread.wanted_by.clone().unwrap_or_default(),
@@ -473,7 +555,7 @@ async fn thread_page(
 
 /// The other doctors of the reader's facility, by name (those a thread can be
 /// forwarded to; the domain checks again when it is).
-async fn colleagues(state: &AppState, me: &mailbox::Account) -> Vec<(String, String)> {
+pub(super) async fn colleagues(state: &AppState, me: &mailbox::Account) -> Vec<(String, String)> {
     let Some(code) = me.facility.as_ref() else {
         return Vec::new();
     };
@@ -523,50 +605,6 @@ async fn view(
 ) -> Response {
     let done = query.as_deref().is_some_and(|q| q.contains("done=1"));
     thread_page(&state, ctx, &id, None, done, query.as_deref()).await
-}
-
-#[derive(Template)]
-#[template(path = "thread_item.html")]
-struct ItemPage {
-    lang: Lang,
-    t: &'static Texts,
-    chrome: Chrome,
-    tt: &'static ThreadTexts,
-    title: &'static str,
-    step: StepView,
-}
-
-/// `GET /items/{id}` — an item outside any thread (a thread's step goes to
-/// its thread).
-async fn item(
-    State(state): State<AppState>,
-    PageSession(ctx): PageSession,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let lang = ctx.lang;
-    let opened = match state.postroom.open(&ctx.session, &id).await {
-        Ok(o) => o,
-        Err(e) => return error_page(ctx, &e, query.as_deref()),
-    };
-    if let Some(thread) = &opened.thread_id {
-        return Redirect::to(&format!("/threads/{thread}")).into_response();
-    }
-    let mut names = Names::default();
-    let mut step = StepView {
-        zip: super::zip_links::page_links(&state, &ctx.session, lang, &opened).await,
-        ..step_view(&state, lang, &mut names, &opened.kind, &opened).await
-    };
-    super::files::show_integrity(&state, &ctx.session, lang, std::slice::from_mut(&mut step)).await;
-    let page = ItemPage {
-        lang,
-        t: lang.texts(),
-        chrome: ctx.chrome,
-        tt: texts(lang),
-        title: kind_label(lang, &opened.kind),
-        step,
-    };
-    render(StatusCode::OK, lang, query.as_deref(), &page)
 }
 
 /// `GET /items/{id}/attachments/{index}` — as the API's download (resumable
