@@ -1,6 +1,7 @@
 //! Keys made before the network recovery key existed are sealed to it the
 //! next time a member signs in: the person's key and the facility keys they
-//! hold, so the recovery key then completes grants and keeps items at a reset.
+//! hold (the custodian key among them), so the recovery key then completes
+//! grants and keeps items at a reset.
 
 use super::*;
 
@@ -10,7 +11,7 @@ async fn keys_made_before_the_recovery_key_are_sealed_to_it_at_the_next_sign_in(
     let liaison = n.person(Role::Liaison, Some(HOSPITAL), "liaison").await;
     let store = &n.t.store;
     let code = FacilityCode::parse(HOSPITAL).unwrap();
-    for role in ["oversight", "liaison"] {
+    for role in ["oversight", "liaison", "custodian"] {
         let fk = store.facility_key(&code, role).await.unwrap();
         assert!(
             fk.unwrap().recovery_sealed.is_none(),
@@ -38,7 +39,7 @@ async fn keys_made_before_the_recovery_key_are_sealed_to_it_at_the_next_sign_in(
             .recovery_sealed
             .is_some()
     );
-    for role in ["oversight", "liaison"] {
+    for role in ["oversight", "liaison", "custodian"] {
         let fk = store.facility_key(&code, role).await.unwrap().unwrap();
         let sealed = renkei_crypto::SealedKey::from_bytes(fk.recovery_sealed.unwrap());
         assert_eq!(
@@ -49,5 +50,5 @@ async fn keys_made_before_the_recovery_key_are_sealed_to_it_at_the_next_sign_in(
     }
     // Their sign-in also completed the second liaison's grants.
     let grants = store.grants_of(&second.id).await.unwrap();
-    assert!(grants.iter().all(|g| g.sealed_key.is_some()) && grants.len() == 2);
+    assert!(grants.iter().all(|g| g.sealed_key.is_some()) && grants.len() == 3);
 }
