@@ -462,8 +462,12 @@ async fn every_api_refusal_is_the_json_error_body_with_a_code() {
             .collect();
         assert_eq!(
             accounts.len(),
-            2,
-            "{who}: the doctor and the clerk of the hospital: {body}"
+            3,
+            "{who}: the doctor and the clerk of the hospital, and its shared inbox: {body}"
+        );
+        assert!(
+            accounts.contains(&format!("liaison:{HOSPITAL}").as_str()),
+            "{who}: the shared inbox's line: {body}"
         );
     }
 
